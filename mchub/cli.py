@@ -1,0 +1,84 @@
+"""The ``mchub`` command line.
+
+Each subcommand belongs to the package that implements it: ``edge`` -> ``edge/cli.py``,
+``cloud`` -> ``cloud/cli.py`` and so on. A package's ``cli`` module exposes
+``register(parser)``, which adds its arguments and sets ``func`` (called with the parsed
+namespace, returning an exit code). Modules import their heavy dependencies inside the
+handlers, so ``mchub --help`` stays fast on a Raspberry Pi.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from mchub import __version__
+
+#: subcommand -> (module providing ``register``, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("mchub.demo", "run the whole system on this machine with simulated devices and peers"),
+    "edge": ("edge.cli", "the clinic hub: run, check-config, status, enroll, export"),
+    "cloud": ("cloud.cli", "the cloud server: serve, migrate, import hand-carried exports"),
+    "provision": ("provisioning.cli", "fleet CA, sites, enrollment tokens, hubs and devices"),
+    "sim": ("firmware_sim.cli", "simulated devices, ID cards, hub fleets and hospital peers"),
+    "decode": ("drivers.cli", "decode one captured device frame (hex) and print the readings as JSON"),
+    "bench": ("mchub.bench", "run the benchmark suite in bench/ and print one table"),
+}
+
+EPILOG = """\
+examples:
+  mchub demo                       whole system on loopback; prints the URLs to open
+  mchub decode --list              which device frame codecs exist
+  mchub decode ble-bp "1E 7800 5000 5A00"
+  mchub edge check-config --config hub.toml
+  mchub cloud serve --config cloud.toml
+
+Run `mchub COMMAND --help` for the options of one command. Docs: docs/README.md
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mchub",
+        description="mchub — clinic measurement gateway (hub, cloud, provisioning, simulators).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"mchub {__version__}")
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="how much to log on stderr (default: INFO)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_) in COMMANDS.items():
+        cmd = sub.add_parser(name, help=help_, description=help_,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+        register: Callable[[argparse.ArgumentParser], None] = importlib.import_module(module).register
+        register(cmd)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is None:
+        # a command group without its subcommand prints its own help
+        parser.parse_args([*(argv or sys.argv[1:]), "--help"])
+        return 2
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

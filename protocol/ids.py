@@ -1,0 +1,39 @@
+"""UUIDv7 (RFC 9562) helpers.
+
+A reading's ``uid`` is *derived*, not random: its 48-bit timestamp is the hub receive
+time and its 74 "random" bits come from SHA-256 of ``hub_id|epoch|seq``. The hub and the
+cloud compute the same value, so it never needs to travel in a batch, yet it stays
+unique, time-ordered and opaque, as a UUIDv7 for humans and logs should be.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+
+
+def _uuid7(unix_ms: int, rand: bytes) -> str:
+    value = (unix_ms & 0xFFFF_FFFF_FFFF) << 80
+    r = int.from_bytes(rand[:10], "big")
+    rand_a = (r >> 68) & 0xFFF
+    rand_b = r & ((1 << 62) - 1)
+    value |= 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
+    return str(uuid.UUID(int=value))
+
+
+def uuid7(unix_ms: int | None = None) -> str:
+    """A fresh random UUIDv7 (for sessions and other hub-made ids)."""
+    return _uuid7(time.time_ns() // 1_000_000 if unix_ms is None else unix_ms, os.urandom(10))
+
+
+def reading_uid(hub_id: str, epoch: int, seq: int, at_ms: int) -> str:
+    """The UUIDv7 of the reading ``(hub_id, epoch, seq)`` received at ``at_ms``."""
+    digest = hashlib.sha256(f"{hub_id}|{epoch}|{seq}".encode()).digest()
+    return _uuid7(at_ms, digest)
+
+
+def now_ms() -> int:
+    """Wall-clock time in milliseconds since 1970-01-01 UTC."""
+    return time.time_ns() // 1_000_000

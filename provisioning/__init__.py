@@ -1,0 +1,1 @@
+"""Fleet CA, enrollment tokens, hub enrollment and the device inventory."""

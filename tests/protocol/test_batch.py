@@ -1,0 +1,46 @@
+"""The compact batch body: never anything but BadBody/BodyTooLarge on bad input."""
+
+from __future__ import annotations
+
+import contextlib
+
+import msgspec
+import pytest
+import zstandard
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocol.batch import decode_records, encode_records
+from protocol.errors import BadBody, BodyTooLarge, EnvelopeError
+from tests.protocol.strategies import record_streams
+
+
+@given(record_streams())
+def test_encode_decode_round_trip(records: list) -> None:
+    body = encode_records(records)
+    assert decode_records(body, hub_id="hub-1", epoch=7, first_seq=records[0].seq) == records
+
+
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_give_typed_errors_only(data: bytes) -> None:
+    with contextlib.suppress(EnvelopeError):
+        decode_records(data, hub_id="h", epoch=1, first_seq=1)
+
+
+@given(st.lists(st.lists(st.integers(-(2**63), 2**63) | st.text(max_size=5) | st.none(), max_size=10), max_size=5))
+def test_well_compressed_garbage_is_bad_body(garbage: list) -> None:
+    body = zstandard.ZstdCompressor().compress(msgspec.msgpack.encode(garbage))
+    with contextlib.suppress(BadBody):
+        decode_records(body, hub_id="h", epoch=1, first_seq=1)
+
+
+def test_decompression_bomb_is_refused_before_inflating() -> None:
+    bomb = zstandard.ZstdCompressor().compress(b"\x00" * (8 << 20))
+    with pytest.raises(BodyTooLarge):
+        decode_records(bomb, hub_id="h", epoch=1, first_seq=1, max_size=1 << 20)
+
+
+def test_frame_without_declared_size_is_refused() -> None:
+    body = zstandard.ZstdCompressor(write_content_size=False).compress(msgspec.msgpack.encode([]))
+    with pytest.raises(BadBody, match="size"):
+        decode_records(body, hub_id="h", epoch=1, first_seq=1)

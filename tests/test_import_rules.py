@@ -12,7 +12,7 @@ OURS = {"protocol", "drivers", "edge", "cloud", "provisioning", "firmware_sim", 
 ALLOWED = {
     "protocol": set(),
     "drivers": {"protocol"},
-    "edge": {"protocol", "drivers", "edge"},
+    "edge": {"protocol", "drivers", "edge", "provisioning"},  # enrollment messages
     "cloud": {"protocol", "cloud", "provisioning"},
     "provisioning": {"protocol", "provisioning"},
     "firmware_sim": {"protocol", "firmware_sim"},  # never a driver's decoder

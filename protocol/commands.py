@@ -95,7 +95,7 @@ def verify_command(data: bytes, key: ed25519.Ed25519PublicKey, hub_id: str, now_
         signed = msgspec.json.decode(data, type=_Signed)
         raw = base64.b64decode(signed.body, validate=True)
         sig = base64.b64decode(signed.sig, validate=True)
-    except (msgspec.DecodeError, binascii.Error) as exc:
+    except (msgspec.DecodeError, binascii.Error, UnicodeDecodeError) as exc:
         raise CommandError(f"command is not a signed JSON document: {exc}") from exc
     try:
         key.verify(sig, raw)
@@ -103,7 +103,7 @@ def verify_command(data: bytes, key: ed25519.Ed25519PublicKey, hub_id: str, now_
         raise CommandError("command signature does not verify with the cloud key") from None
     try:
         body = msgspec.json.decode(raw, type=CommandBody)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise CommandError(f"command body is invalid: {exc}") from exc
     if body.hub_id != hub_id:
         raise CommandError(f"command is addressed to hub {body.hub_id!r}, not this hub")

@@ -86,5 +86,8 @@ def case_to_json(case: Case) -> bytes:
 
 def case_from_json(data: bytes | str) -> Case:
     """Parse the JSON form; raises msgspec.ValidationError/DecodeError on bad input."""
-    case: Case = _decoder.decode(data)
+    try:
+        case: Case = _decoder.decode(data)
+    except UnicodeDecodeError as exc:  # msgspec lets this escape for invalid UTF-8 in a key
+        raise msgspec.DecodeError(f"invalid UTF-8: {exc}") from exc
     return case

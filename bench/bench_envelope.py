@@ -24,7 +24,7 @@ from protocol.batch import encode_records
 from protocol.keys import RecipientPrivate, SuiteId
 
 
-def run(batch: int) -> dict[str, float]:
+def run(batch: int = 1000) -> dict[str, float]:
     """Measure and return the figures (also used by ``mchub bench``)."""
     records = sample_readings(batch)
     hub = ed25519.Ed25519PrivateKey.generate()

@@ -64,9 +64,9 @@ def _env() -> dict[str, str]:
     return env
 
 
-def sync(extras: list[str]) -> None:
-    """Make .venv match uv.lock exactly, with the given extras."""
-    args = [str(_uv()), "sync", "--frozen", "--quiet"]
+def sync(extras: list[str], exact: bool = True) -> None:
+    """Make .venv match uv.lock with the given extras (``exact=False``: remove nothing extra)."""
+    args = [str(_uv()), "sync", "--frozen", "--quiet"] + ([] if exact else ["--inexact"])
     for extra in extras:
         args += ["--extra", extra]
     subprocess.run(args, cwd=ROOT, env=_env(), check=True)
@@ -85,7 +85,7 @@ def main(argv: list[str]) -> int:
     if verb == "lock":
         return subprocess.run([str(_uv()), "lock"], cwd=ROOT, env=_env()).returncode
     if verb in {"demo", "mchub"}:
-        sync(["edge", "cloud"])
+        sync(["edge", "cloud"], exact=False)
         cmd = [str(bin_ / "mchub")] + (["demo"] if verb == "demo" else []) + rest
         os.execv(cmd[0], cmd)
     if verb == "fuzz":

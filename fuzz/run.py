@@ -23,7 +23,7 @@ def main() -> None:
     with atheris.instrument_imports():
         from fuzz.targets import all_targets, run_one
 
-    targets = all_targets()
+        targets = all_targets()  # imports the device codecs: inside, so they are instrumented too
     if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help", "--list"):
         print(__doc__)
         print("targets:", " ".join(sorted(targets)))

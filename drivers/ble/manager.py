@@ -11,10 +11,19 @@ Guarantees:
 * every received frame is decoded and handed to the sink in order: a measurement through
   ``await sink.event`` (returns once durably stored), a bad frame through
   ``sink.frame_error`` with its bytes. Frames received before a drop are still delivered.
-* a time-stamped measurement seen before (the same record sent live, then again from
-  storage after a reconnect) is delivered once: duplicates are recognised by their bytes.
+* a record the device sends again from its memory (it was delivered live, or in an earlier
+  transfer that the link cut short) is delivered once. A time-stamped frame seen before is
+  the same record (a device cannot take two readings in the same second); the last
+  ``SEEN_LIMIT`` are remembered. A frame without a time stamp is matched, byte for byte
+  and as a multiset, against the frames delivered before the transfer started that the
+  device may still hold, so two genuinely equal readings taken while the hub was away both
+  arrive (best effort: a reading without a time stamp that arrives live *during* a
+  transfer cannot be told apart from its stored copy). A successful RACP delete clears it.
 * stored records are deleted on the device (``racp_delete``) only after the device has
   finished sending them *and* every one of them was durably accepted by the sink.
+  Until then nothing is lost if the hub crashes; a restarted hub (whose count starts
+  empty) may then receive records it already stored, so the hub store should treat
+  ``(device, raw frame)`` of a time-stamped reading as unique.
 * after any drop the manager reconnects with exponential backoff and jitter
   (``backoff_initial`` .. ``backoff_max``); a session that got connected resets it.
   With ``max_attempts`` set, that many consecutive failures raise TransportError.
@@ -29,7 +38,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -42,11 +51,15 @@ from drivers.errors import FrameError, TransportError
 
 log = logging.getLogger(__name__)
 
-#: how many time-stamped frames are remembered for duplicate detection
+#: time-stamped frames remembered for duplicate detection
 SEEN_LIMIT = 4096
+#: at most this many distinct frames without a time stamp are remembered as "possibly still on the device"
+ON_DEVICE_LIMIT = 4096
 
-_Item = tuple[str, bytes]  # (source, payload): source is a characteristic UUID or "racp-done"
-_RACP_DONE = "racp-done"
+_Item = tuple[str, bytes]  # (source, payload): a characteristic UUID or one of the markers below
+_REPORT_START = "racp:report-start"  # queued just before "report stored records" is written
+_REPORT_DONE = "racp:report-done"  # payload: the response code (success / no records found)
+_DELETED = "racp:deleted"  # "delete stored records" succeeded
 
 
 class BleDriver:
@@ -70,11 +83,14 @@ class BleDriver:
         self._scanner = scanner
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._decoders = {profile.measurement: profile.decode, **dict(profile.live)}
+        self._seen: OrderedDict[bytes, None] = OrderedDict()  # delivered time-stamped frames
+        self._on_device: Counter[bytes] = Counter()  # delivered frames without time the device may hold
+        self._resendable: Counter[bytes] | None = None  # during a stored-record transfer
+        self._deleting: Counter[bytes] = Counter()
         self._subscribed = False
         self.sessions = 0  #: sessions that reached "subscribed" (for status and tests)
-        self.duplicates = 0  #: time-stamped frames dropped as already delivered
+        self.duplicates = 0  #: stored records dropped because they had already been delivered
 
     async def run(self, sink: Sink) -> None:
         """Connect, deliver, reconnect with backoff; runs until cancelled."""
@@ -85,8 +101,8 @@ class BleDriver:
             try:
                 await self._session(sink)
                 reason = "device disconnected"
-            except (TransportError, OSError) as exc:
-                reason = str(exc) or type(exc).__name__
+            except TransportError as exc:
+                reason = str(exc)
             sink.state(False, reason)
             if self._subscribed:
                 failures, delay = 0, self.config.backoff_initial
@@ -112,6 +128,7 @@ class BleDriver:
             loop.call_soon_threadsafe(lost.set)
 
         client = self._factory(device, on_disconnect)
+        self._resendable = None
         try:
             await client.connect()
             sink.state(True, f"connected to {device}")
@@ -121,12 +138,12 @@ class BleDriver:
             if self.config.racp:
                 await self._request_stored(client, queue, sink)
             await self._deliver(client, queue, lost, sink)
-        except (TransportError, OSError):
-            # frames that arrived before the drop are delivered before we give up the session
+        except TransportError:
+            # frames that arrived before the drop are delivered before the session ends
             await self._drain(client, queue, sink)
             raise
         finally:
-            with contextlib.suppress(TransportError, OSError):
+            with contextlib.suppress(TransportError):
                 await client.disconnect()
 
     async def _subscribe(self, client: GattClient, queue: asyncio.Queue[_Item]) -> None:
@@ -149,12 +166,13 @@ class BleDriver:
             except FrameError as exc:
                 sink.frame_error(exc)
                 return
-            if isinstance(answer, racp.ResponseCode) and answer.request == racp.REPORT_STORED_RECORDS:
-                if answer.code == racp.SUCCESS:
-                    queue.put_nowait((_RACP_DONE, b""))
-                elif not answer.ok:
-                    log.warning("%s: fetching stored records failed: %s", self.device_id, answer.text)
-            elif isinstance(answer, racp.ResponseCode) and not answer.ok:
+            if not isinstance(answer, racp.ResponseCode):
+                return
+            if answer.request == racp.REPORT_STORED_RECORDS and answer.ok:
+                queue.put_nowait((_REPORT_DONE, bytes([answer.code])))
+            elif answer.request == racp.DELETE_STORED_RECORDS and answer.code == racp.SUCCESS:
+                queue.put_nowait((_DELETED, b""))
+            elif not answer.ok:
                 log.warning("%s: RACP op %d failed: %s", self.device_id, answer.request, answer.text)
 
         try:
@@ -164,6 +182,7 @@ class BleDriver:
                 raise
             log.info("%s: device has no Record Access Control Point (%s)", self.device_id, exc)
             return
+        queue.put_nowait((_REPORT_START, b""))
         await client.write_gatt_char(RACP, racp.report_all(), True)
 
     async def _deliver(self, client: GattClient, queue: asyncio.Queue[_Item], lost: asyncio.Event,
@@ -192,14 +211,25 @@ class BleDriver:
 
     async def _handle(self, client: GattClient, item: _Item, sink: Sink, *, connected: bool) -> None:
         source, data = item
-        if source == _RACP_DONE:
-            # every stored record sent before the response has been durably accepted by now
-            if self.config.racp_delete and connected:
+        if source == _REPORT_START:
+            self._resendable = Counter(self._on_device)
+        elif source == _REPORT_DONE:
+            # every record sent before the response has been durably accepted by now
+            self._resendable = None
+            if data[0] == racp.NO_RECORDS_FOUND:
+                self._on_device.clear()
+            elif self.config.racp_delete and connected:
+                self._deleting = Counter(self._on_device)
                 await client.write_gatt_char(RACP, racp.delete_all(), True)
-            return
-        decode = self._decoders[source]
+        elif source == _DELETED:
+            self._on_device -= self._deleting
+            self._deleting = Counter()
+        else:
+            await self._frame(source, data, sink)
+
+    async def _frame(self, source: str, data: bytes, sink: Sink) -> None:
         try:
-            measurement = decode(data)
+            measurement = self._decoders[source](data)
         except FrameError as exc:
             log.warning("%s: rejected frame %s: %s", self.device_id, data.hex(" "), exc)
             sink.frame_error(exc)
@@ -208,14 +238,24 @@ class BleDriver:
             log.exception("%s: decoder failed on %s", self.device_id, data.hex(" "))
             sink.frame_error(FrameError(f"decoder failed: {exc!r}", data))
             return
-        if measurement.device_time is not None and not measurement.live:
-            if data in self._seen:
-                self.duplicates += 1
-                log.debug("%s: duplicate record %s dropped", self.device_id, data.hex(" "))
-                return
+        if measurement.live or source != self.profile.measurement:
             await sink.event(measurement)
+            return
+        stamped = measurement.device_time is not None
+        if stamped:
+            duplicate = data in self._seen
+        else:
+            duplicate = self._resendable is not None and self._resendable[data] > 0
+            if duplicate and self._resendable is not None:
+                self._resendable[data] -= 1
+        if duplicate:
+            self.duplicates += 1
+            log.debug("%s: record %s was already delivered", self.device_id, data.hex(" "))
+            return
+        await sink.event(measurement)
+        if stamped:
             self._seen[data] = None
             if len(self._seen) > SEEN_LIMIT:
                 self._seen.popitem(last=False)
-            return
-        await sink.event(measurement)
+        elif self.config.racp and len(self._on_device) < ON_DEVICE_LIMIT:
+            self._on_device[data] += 1

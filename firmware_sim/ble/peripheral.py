@@ -60,7 +60,21 @@ class Disconnect:
     """Drop the link (the device walks out of range or powers off)."""
 
 
-Step = Indicate | Disconnect
+@dataclass(frozen=True)
+class Store:
+    """Keep ``frame`` in the device's memory without sending it (a reading the hub missed)."""
+
+    frame: bytes
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Let the event loop run ``ticks`` times (lets the hub's requests go first, deterministically)."""
+
+    ticks: int = 50
+
+
+Step = Indicate | Disconnect | Store | Pause
 
 
 @dataclass(frozen=True)
@@ -80,7 +94,7 @@ class Peripheral:
     stored: list[bytes] = field(default_factory=list)
     store_live: bool = True
     racp: bool = True
-    racp_drop_after: int | None = None  #: drop the link after sending this many stored records
+    racp_drop_after: int | None = None  #: once: drop the link after sending this many stored records
     fail_connects: int = 0
     advertising: bool = True
     # observable state
@@ -128,6 +142,13 @@ class Peripheral:
             if isinstance(step, Disconnect):
                 self.drop()
                 return
+            if isinstance(step, Store):
+                self.stored.append(step.frame)
+                continue
+            if isinstance(step, Pause):
+                for _ in range(step.ticks):
+                    await asyncio.sleep(0)
+                continue
             self._indicate(client, step.char or self.measurement, step.frame, store=not step.fault)
 
     def _indicate(self, client: SimClient, char: str, frame: bytes, *, store: bool) -> None:
@@ -149,6 +170,7 @@ class Peripheral:
             records = self.stored if operator == 1 else self.stored[:1] if operator == 5 else self.stored[-1:]
             for n, frame in enumerate(list(records)):
                 if self.racp_drop_after is not None and n >= self.racp_drop_after:
+                    self.racp_drop_after = None  # one-shot fault
                     self.drop()
                     return None
                 await asyncio.sleep(0)

@@ -65,7 +65,7 @@ def _factory(kind: str) -> DriverFactory:
         from drivers.ble.bleak_transport import BleakScannerAdapter, bleak_client_factory
         from drivers.ble.manager import BleDriver
 
-        return BleDriver(device_id, profile, config, client_factory=bleak_client_factory,
+        return BleDriver(device_id, profile, config, client_factory=bleak_client_factory(config.pair),
                          scanner=BleakScannerAdapter())
 
     return build

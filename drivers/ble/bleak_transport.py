@@ -8,7 +8,7 @@ need it installed.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from drivers.ble.transport import DisconnectedCallback, NotifyCallback
@@ -35,11 +35,12 @@ class BleakGattClient:
         self._client = client
 
     @classmethod
-    def create(cls, device: Any, disconnected_callback: DisconnectedCallback, timeout: float = 20.0) -> BleakGattClient:
-        """A client for ``device`` (a ``BLEDevice`` from the scanner, or an address)."""
+    def create(cls, device: Any, disconnected_callback: DisconnectedCallback, *, pair: bool = False,
+               timeout: float = 20.0) -> BleakGattClient:
+        """A client for ``device`` (a ``BLEDevice`` from the scanner, or an address); ``pair`` bonds first."""
         from bleak import BleakClient
 
-        return cls(BleakClient(device, disconnected_callback=disconnected_callback, timeout=timeout))
+        return cls(BleakClient(device, disconnected_callback=disconnected_callback, pair=pair, timeout=timeout))
 
     @property
     def is_connected(self) -> bool:
@@ -64,9 +65,13 @@ class BleakGattClient:
                      self._client.write_gatt_char(char_specifier, data, response=response))
 
 
-def bleak_client_factory(device: Any, disconnected_callback: DisconnectedCallback) -> BleakGattClient:
-    """The production :data:`~drivers.ble.transport.ClientFactory`."""
-    return BleakGattClient.create(device, disconnected_callback)
+def bleak_client_factory(pair: bool = False) -> Callable[[Any, DisconnectedCallback], BleakGattClient]:
+    """The production :data:`~drivers.ble.transport.ClientFactory` (bonding first when ``pair``)."""
+
+    def factory(device: Any, disconnected_callback: DisconnectedCallback) -> BleakGattClient:
+        return BleakGattClient.create(device, disconnected_callback, pair=pair)
+
+    return factory
 
 
 class BleakScannerAdapter:

@@ -6,6 +6,7 @@
     address = "C4:7C:8D:6A:10:2B"  # optional: without it the first device advertising the service is used
     racp = true                    # fetch records stored while the hub was away (default true)
     racp_delete = true             # delete them on the device once durably stored (default true)
+    pair = false                   # bond before use (monitors that only send to a bonded hub)
     scan_timeout = 20              # seconds per scan
     backoff_initial = 1            # seconds before the first reconnect attempt
     backoff_max = 60               # cap of the exponential backoff
@@ -30,6 +31,7 @@ class BleConfig:
     address: str | None = None
     racp: bool = True
     racp_delete: bool = True
+    pair: bool = False
     scan_timeout: float = 20.0
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
@@ -46,7 +48,7 @@ class BleConfig:
         if address is not None and (not isinstance(address, str) or not _ADDRESS.match(address)):
             raise fail("address", 'write the Bluetooth address as "AA:BB:CC:DD:EE:FF" or remove the key')
         flags = {}
-        for key in ("racp", "racp_delete"):
+        for key in ("racp", "racp_delete", "pair"):
             value = table.get(key, getattr(cls, key))
             if not isinstance(value, bool):
                 raise fail(key, "must be true or false")
@@ -60,6 +62,6 @@ class BleConfig:
         attempts = table.get("max_attempts")
         if attempts is not None and (isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1):
             raise fail("max_attempts", "must be a whole number >= 1, or be left out to retry forever")
-        return cls(address=address, racp=flags["racp"], racp_delete=flags["racp_delete"],
+        return cls(address=address, racp=flags["racp"], racp_delete=flags["racp_delete"], pair=flags["pair"],
                    scan_timeout=numbers["scan_timeout"], backoff_initial=numbers["backoff_initial"],
                    backoff_max=numbers["backoff_max"], max_attempts=attempts)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from bleak.exc import BleakCharacteristicNotFoundError, BleakError
 
-from drivers.ble.bleak_transport import BleakGattClient
+from drivers.ble.bleak_transport import BleakGattClient, BleakScannerAdapter
 from drivers.errors import TransportError
 from firmware_sim.ble.peripheral import Air, Peripheral
 
@@ -45,3 +45,21 @@ async def test_os_and_timeout_errors_are_wrapped() -> None:
         await client.connect()
     with pytest.raises(TransportError, match="Input/output"):
         await client.disconnect()
+
+
+async def test_real_bleak_failures_surface_as_transport_errors() -> None:
+    """The real BleakClient: on a host without BlueZ (CI) the D-Bus socket is missing; with
+    BlueZ the made-up address is not found. Either way the manager sees a TransportError."""
+    client = BleakGattClient.create("AA:BB:CC:DD:EE:FF", lambda _c: None, pair=True, timeout=1.0)
+    assert not client.is_connected
+    with pytest.raises(TransportError, match="BLE connect failed"):
+        await client.connect()
+
+
+async def test_real_bleak_scanner_finds_nothing_or_fails_cleanly() -> None:
+    try:
+        found = await BleakScannerAdapter().find("00001810-0000-1000-8000-00805f9b34fb", "AA:BB:CC:DD:EE:FF", 0.5)
+    except TransportError as exc:
+        assert isinstance(exc.__cause__, BleakError | OSError)
+    else:
+        assert found is None

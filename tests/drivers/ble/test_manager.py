@@ -166,7 +166,7 @@ async def test_bad_racp_answer_is_reported() -> None:
     ("table", "key"),
     [({"address": "not-an-address"}, "address"), ({"racp": "yes"}, "racp"), ({"racp_delete": 1}, "racp_delete"),
      ({"scan_timeout": -1}, "scan_timeout"), ({"backoff_max": "10s"}, "backoff_max"),
-     ({"max_attempts": 0}, "max_attempts")],
+     ({"max_attempts": 0}, "max_attempts"), ({"pair": "true"}, "pair")],
 )
 def test_configuration_errors_name_the_key_and_the_fix(table: dict[str, object], key: str) -> None:
     with pytest.raises(ConfigError, match=f"device 'bp-1': key '{key}': .*"):
@@ -177,6 +177,7 @@ def test_driver_kinds_build_drivers() -> None:
     assert sorted(DRIVERS) == ["ble-body-composition", "ble-bp", "ble-thermometer", "ble-weight"]
     driver = DRIVERS["ble-bp"]("bp-1", {"address": "C4:7C:8D:6A:10:2B"})
     assert isinstance(driver, BleDriver) and driver.device_id == "bp-1"
-    assert driver.config.address == "C4:7C:8D:6A:10:2B"
+    assert driver.config.address == "C4:7C:8D:6A:10:2B" and not driver.config.pair
+    assert DRIVERS["ble-thermometer"]("t-1", {"pair": True}).config.pair  # type: ignore[attr-defined]
     with pytest.raises(ConfigError):
         DRIVERS["ble-weight"]("w-1", {"racp": "no"})

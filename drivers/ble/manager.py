@@ -21,9 +21,9 @@ Guarantees:
   transfer cannot be told apart from its stored copy). A successful RACP delete clears it.
 * stored records are deleted on the device (``racp_delete``) only after the device has
   finished sending them *and* every one of them was durably accepted by the sink.
-  Until then nothing is lost if the hub crashes; a restarted hub (whose count starts
-  empty) may then receive records it already stored, so the hub store should treat
-  ``(device, raw frame)`` of a time-stamped reading as unique.
+  Until then nothing is lost if the hub crashes; a restarted hub receives again the records
+  it had not deleted yet, unless the supervisor primes the driver with the raw frames of
+  the device's recent readings (:meth:`BleDriver.remember`).
 * after any drop the manager reconnects with exponential backoff and jitter
   (``backoff_initial`` .. ``backoff_max``); a session that got connected resets it.
   With ``max_attempts`` set, that many consecutive failures raise TransportError.
@@ -39,7 +39,7 @@ import contextlib
 import logging
 import random
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from drivers.base import Sink
@@ -91,6 +91,18 @@ class BleDriver:
         self._subscribed = False
         self.sessions = 0  #: sessions that reached "subscribed" (for status and tests)
         self.duplicates = 0  #: stored records dropped because they had already been delivered
+
+    def remember(self, frames: Iterable[bytes]) -> None:
+        """Prime duplicate detection with frames the hub already stored (call before :meth:`run`).
+
+        After a restart, pass the raw frames of this device's recent readings: the device
+        may still hold them and will send them again with its stored records.
+        """
+        for frame in frames:
+            self._seen[bytes(frame)] = None
+            self._on_device[bytes(frame)] += 1
+        while len(self._seen) > SEEN_LIMIT:
+            self._seen.popitem(last=False)
 
     async def run(self, sink: Sink) -> None:
         """Connect, deliver, reconnect with backoff; runs until cancelled."""

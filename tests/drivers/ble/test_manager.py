@@ -139,8 +139,11 @@ async def test_store_failure_loses_nothing() -> None:
         await asyncio.wait_for(sim_driver(air, "ble-thermometer", max_attempts=1).run(broken), 20)
     assert device.stored == records  # nothing deleted
     sink = RecordingSink()
-    await run_until(sim_driver(air, "ble-thermometer"), sink, lambda: len(sink.measurements) == 3)
-    assert sorted(m.raw for m in sink.measurements) == sorted(records)
+    restarted = sim_driver(air, "ble-thermometer")
+    restarted.remember(m.raw for m in broken.measurements)  # what the hub had stored before failing
+    await run_until(restarted, sink, lambda: len(sink.measurements) == 2)
+    assert sorted(m.raw for m in broken.measurements + sink.measurements) == sorted(records)
+    assert restarted.duplicates == 1 and device.stored == []
 
 
 async def test_link_lost_during_stored_record_transfer() -> None:

@@ -4,6 +4,7 @@
     python3 dev.py demo [ARGS]   create .venv from uv.lock if needed, then run `mchub demo ARGS`
     python3 dev.py test [ARGS]   create .venv, then ruff, mypy --strict (protocol/, drivers/), pytest ARGS
     python3 dev.py mchub ARGS    run any mchub command inside the project environment
+    python3 dev.py fuzz TARGET   coverage-guided fuzzing with atheris (fuzz/README.md)
     python3 dev.py lock          re-resolve uv.lock after editing pyproject.toml dependencies
 
 The environment is built by uv (pinned below, installed from PyPI into .tools/) with
@@ -87,6 +88,9 @@ def main(argv: list[str]) -> int:
         sync(["edge", "cloud"])
         cmd = [str(bin_ / "mchub")] + (["demo"] if verb == "demo" else []) + rest
         os.execv(cmd[0], cmd)
+    if verb == "fuzz":
+        sync(["edge", "cloud", "dev", "fuzz"])
+        return run([str(bin_ / "python"), "fuzz/run.py", *rest])
     if verb == "test":
         sync(["edge", "cloud", "dev"])
         steps = [

@@ -1,90 +1,62 @@
 """Codec throughput: frames decoded per second, for every codec in the registry.
 
-    python bench/bench_codecs.py [--seconds 0.3] [--json]
+    .venv/bin/python bench/bench_codecs.py [--seconds 0.5] [--json]
 
 Each codec is timed on the example frames it registers (``CodecInfo.examples``), so a new
-device family appears here by adding examples, with no edit to this script. The baseline
-column times ``bytes(frame)`` + ``len`` on the same frames in the same process (the cost of
-touching the frame at all); the ratio says how many times more a decode costs.
+device family appears here by adding examples, with no edit to this script. Baseline in
+the same run: the same loop over the same frames doing only ``len(bytes(frame))`` (the
+cost of touching a frame at all); ``x baseline`` says how many times more a decode costs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import machine, rate
 from drivers.registry import codecs
 
 
-def rate(fn: Callable[[bytes], object], frames: tuple[bytes, ...], seconds: float) -> float:
-    """Frames per second of ``fn`` cycling through ``frames`` for about ``seconds``."""
-    n = 0
-    batch = max(1, 2000 // len(frames))
-    start = time.perf_counter()
-    deadline = start + seconds
-    while True:
-        for _ in range(batch):
-            for frame in frames:
-                fn(frame)
-        n += batch * len(frames)
-        now = time.perf_counter()
-        if now >= deadline:
-            return n / (now - start)
-
-
-def _baseline(frame: bytes) -> int:
-    return len(bytes(frame))
+def run(seconds: float = 0.5) -> dict[str, float]:
+    """Measure and return ``{"<codec> frames/s": ..., "<codec> x baseline": ...}`` (for ``mchub bench``)."""
+    results: dict[str, float] = {}
+    for name, info in codecs().items():
+        frames = info.examples
+        if not frames:
+            continue
+        for frame in frames:  # a broken example is a bug, not a benchmark result
+            info.decode(frame)
+        decode = info.decode
+        fps = rate(len(frames), lambda d=decode, f=frames: [d(x) for x in f], seconds)
+        base = rate(len(frames), lambda f=frames: [len(bytes(x)) for x in f], seconds / 4)
+        results[f"{name} frames/s"] = fps
+        results[f"{name} x baseline"] = base / fps
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=0.3, help="time per codec (default 0.3 s)")
+    parser.add_argument("--seconds", type=float, default=0.5, help="time per codec (default 0.5 s)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
-    rows = []
-    for name, info in codecs().items():
-        if not info.examples:
-            rows.append({"codec": name, "frames_per_s": None, "note": "no example frames registered"})
-            continue
-        for frame in info.examples:  # a broken example is a bug, not a benchmark result
-            info.decode(frame)
-        fps = rate(info.decode, info.examples, args.seconds)
-        base = rate(_baseline, info.examples, args.seconds / 3)
-        avg = sum(map(len, info.examples)) / len(info.examples)
-        rows.append({"codec": name, "frames_per_s": round(fps), "us_per_frame": round(1e6 / fps, 2),
-                     "avg_frame_bytes": round(avg, 1), "baseline_ratio": round(base / fps, 1)})
-    machine = f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPU(s), " \
-              f"{_cpu_model()}"
+    results = run(args.seconds)
+    missing = [name for name, info in codecs().items() if not info.examples]
     if args.json:
-        print(json.dumps({"machine": machine, "results": rows}, indent=2))
+        print(json.dumps({"machine": machine(), "results": results, "no_examples": missing}, indent=2))
         return 0
-    print(f"codec throughput ({machine})")
-    print(f"{'codec':<24} {'frames/s':>12} {'us/frame':>9} {'bytes':>6} {'x baseline':>10}")
-    for r in rows:
-        if r["frames_per_s"] is None:
-            print(f"{r['codec']:<24} {'-':>12}  {r['note']}")
-        else:
-            print(f"{r['codec']:<24} {r['frames_per_s']:>12,} {r['us_per_frame']:>9} {r['avg_frame_bytes']:>6} "
-                  f"{r['baseline_ratio']:>10}")
+    print(f"machine: {machine()}")
+    print(f"{'codec':<24} {'frames/s':>12} {'us/frame':>9} {'x baseline':>11}")
+    for name in codecs():
+        if name in missing:
+            print(f"{name:<24} {'-':>12}  (no example frames registered)")
+            continue
+        fps = results[f"{name} frames/s"]
+        print(f"{name:<24} {fps:>12,.0f} {1e6 / fps:>9.2f} {results[f'{name} x baseline']:>11.1f}")
     return 0
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

@@ -94,6 +94,7 @@ class Peripheral:
     stored: list[bytes] = field(default_factory=list)
     store_live: bool = True
     racp: bool = True
+    live: bool = True  #: offers its live characteristic (intermediate cuff pressure)
     racp_drop_after: int | None = None  #: once: drop the link after sending this many stored records
     fail_connects: int = 0
     advertising: bool = True
@@ -116,7 +117,7 @@ class Peripheral:
     def characteristics(self) -> set[str]:
         """Every characteristic a client may subscribe to."""
         _service, measurement, others = PROFILES[self.profile]
-        return {measurement, *others, *([RACP] if self.racp else [])}
+        return {measurement, *(others if self.live else ()), *([RACP] if self.racp else [])}
 
     # -- link ----------------------------------------------------------------
     def _attach(self, client: SimClient) -> None:

@@ -80,6 +80,27 @@ async def test_device_without_racp_still_delivers() -> None:
     assert len(sink.measurements) == 1 and device.racp_requests == []
 
 
+async def test_monitor_without_cuff_pressure_characteristic() -> None:
+    air = Air()
+    bp = encode.BloodPressure(121, 79, 93, time=dt.datetime(2024, 2, 1, 8, 0)).encode()
+    air.add(Peripheral("ble-bp", live=False, sessions=[[Indicate(bp)]]))
+    sink = RecordingSink()
+    await run_until(sim_driver(air, "ble-bp"), sink, lambda: bool(sink.measurements))
+    assert [m.raw for m in sink.measurements] == [bp] and sink.errors == []
+
+
+async def test_keeping_records_on_the_device_still_delivers_each_once() -> None:
+    air = Air()
+    device = air.add(Peripheral("ble-thermometer", stored=[reading(0)]))
+    device.sessions = [[Indicate(reading(1)), Disconnect()], [Indicate(reading(2))]]
+    sink = RecordingSink()
+    driver = sim_driver(air, "ble-thermometer", racp_delete=False)
+    await run_until(driver, sink, lambda: len(sink.measurements) == 3)
+    assert sorted(m.raw for m in sink.measurements) == sorted([reading(0), reading(1), reading(2)])
+    assert bytes([2, 1]) not in device.racp_requests and len(device.stored) == 3
+    assert driver.duplicates >= 2  # the second session's transfer re-sent what had been delivered
+
+
 async def test_racp_disabled_leaves_storage_alone() -> None:
     air = Air()
     device = air.add(Peripheral("ble-thermometer", stored=[reading(0)], sessions=[[Indicate(reading(1))]]))

@@ -15,7 +15,7 @@ from typing import Any
 from drivers.base import Driver, Event
 
 #: device-family modules, in the order ``mchub decode --list`` shows them
-_MODULES: list[str] = []
+_MODULES: list[str] = ["drivers.ble"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,8 @@ class CodecInfo:
     name: str  #: e.g. "ble-bp"
     description: str
     decode: Callable[[bytes], list[Event]]  #: raises FrameError
+    #: sample valid frames (``mchub decode`` examples, ``bench/bench_codecs.py`` input)
+    examples: tuple[bytes, ...] = ()
 
 
 #: builds a driver from its configuration table (``[[station.device]]`` in hub.toml)

@@ -17,7 +17,15 @@ from provisioning.errors import (
     TokenWrongSerial,
     TokenWrongSite,
 )
-from provisioning.tokens import ALPHABET, check_character, check_token, new_record, new_token, parse_duration, parse_token
+from provisioning.tokens import (
+    ALPHABET,
+    check_character,
+    check_token,
+    new_record,
+    new_token,
+    parse_duration,
+    parse_token,
+)
 from tests.provisioning.conftest import DAY, NOW
 
 KEY_A = hashlib.sha256(b"a").hexdigest()

@@ -35,7 +35,8 @@ def signer_key(hub: HubRecord | None, key_id: bytes, now_ms: int) -> ed25519.Ed2
     if hub is None:
         raise UnknownHub("this hub is not enrolled with the cloud")
     if hub.status == "revoked":
-        raise HubRevoked(f"hub {hub.hub_id} was taken out of service; it must not send anything")
+        raise HubRevoked(f"集线器已被吊销 / hub {hub.hub_id} has been revoked (taken out of service): it must stop "
+                         "sending; its stored readings are kept; ask the central admin")
     for k in current_keys(hub, now_ms):
         if k.key_id == key_id.hex():
             return load_ed25519_public(k.public_raw)

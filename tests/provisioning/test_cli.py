@@ -57,9 +57,7 @@ class Cli:
 
     def __call__(self, *argv: str) -> tuple[int, str, str]:
         self.capsys.readouterr()
-        code = main(["provision", *argv[:2], *argv[2:], "--session-file", str(self.session)]
-                    if argv[0] in ("site", "token", "hub", "device") else
-                    ["provision", *argv, "--session-file", str(self.session)])
+        code = main(["provision", *argv, "--session-file", str(self.session)])
         out = self.capsys.readouterr()
         return code, out.out, out.err
 
@@ -160,7 +158,8 @@ def test_refusals_are_one_readable_line(peer: tuple[PeerServer, PeerState], cli:
     assert code == 1 and "not signed in" in err
     pw = tmp_path / "pw"
     pw.write_text("wrong password\n")
-    code, _, err = cli("login", "--cloud", server.url, "--user", "alice", "--password-file", str(pw), "--code", "123456")
+    code, _, err = cli("login", "--cloud", server.url, "--user", "alice", "--password-file", str(pw),
+                       "--code", "123456")
     assert code == 1 and "wrong username, password or code" in err and "Traceback" not in err
     _login(cli, server.url, tmp_path, user="ivan")
     code, _, err = cli("token", "create", "--site", "dongcheng")

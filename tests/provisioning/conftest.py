@@ -5,20 +5,25 @@ Times are fixed (``NOW``) so validity and expiry tests are deterministic.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from protocol.keys import RecipientPrivate, SuiteId
-from provisioning import admin
+from provisioning import admin, auth, totp
 from provisioning.authority import Authority
 from provisioning.bundle import CloudKeys
 from provisioning.ca import FleetCA
 from provisioning.enrollment import EnrollResponse, build_request, process_enrollment
 from provisioning.stores import Stores
 from tests.provisioning.memory import MemoryAudit, memory_stores
+from tests.provisioning.peer import PeerServer, PeerState
 
+PASSWORD = "Correct-Horse-9"  #: of the test peer's admin users
+SECRET = totp.new_secret()  #: their TOTP secret
 NOW = 1_750_000_000_000  # 2025-06-15T15:06:40Z
 HOUR = 3_600_000
 DAY = 24 * HOUR
@@ -71,3 +76,19 @@ async def cloud(fleet_ca: FleetCA, cloud_keys: tuple[dict[SuiteId, RecipientPriv
     await admin.add_site(stores, site_id="dongcheng", name="东城社区卫生服务中心", actor="alice", now_ms=NOW)
     await admin.add_site(stores, site_id="xicheng", name="西城妇幼保健院", actor="alice", now_ms=NOW)
     return Cloud(fleet_ca, recipients, signing, authority, stores)
+
+
+@pytest.fixture
+def peer(fleet_ca: FleetCA, cloud_keys: tuple[dict[SuiteId, RecipientPrivate], ed25519.Ed25519PrivateKey]
+         ) -> Iterator[tuple[PeerServer, PeerState]]:
+    recipients, signing = cloud_keys
+    keys = CloudKeys(tuple(r.public() for r in recipients.values()), signing.public_key())
+    authority = Authority.build(fleet_ca, keys, signing, mqtt_url="mqtt://127.0.0.1:1883",
+                                now_ms=time.time_ns() // 1_000_000)
+    hashed = auth.hash_password(PASSWORD, log_n=10)
+    users = {name: auth.AdminUser(username=name, role=role, password_hash=hashed, totp_secret=SECRET)
+             for name, role in (("alice", "admin"), ("ivan", "integration"))}
+    state = PeerState(memory_stores(), authority, users,
+                      recipients={r.public().key_id: r for r in recipients.values()})
+    with PeerServer(state) as server:
+        yield server, state

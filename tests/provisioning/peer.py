@@ -23,6 +23,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from protocol import envelope
+from protocol.errors import EnvelopeError
+from protocol.keys import RecipientPrivate
+from protocol.model import Record
 from provisioning import admin, auth, hubauth, hubs
 from provisioning.authority import Authority
 from provisioning.enrollment import EnrollRequest, process_enrollment
@@ -47,6 +51,8 @@ class PeerState:
     users: dict[str, auth.AdminUser]
     clock: Callable[[], int] = field(default=lambda: time.time_ns() // 1_000_000)
     sessions: dict[str, Session] = field(default_factory=dict)
+    recipients: dict[bytes, RecipientPrivate] = field(default_factory=dict)  #: key id -> cloud HPKE key
+    received: list[Record] = field(default_factory=list)  #: records of accepted batches
 
 
 def _json(value: Any, status: int = 200) -> Response:
@@ -73,6 +79,9 @@ def build_app(state: PeerState) -> Starlette:
                 return _json({"reason": exc.reason, "message": str(exc), **extra}, exc.status)
             except msgspec.DecodeError as exc:
                 return _json({"reason": "bad_request", "message": str(exc)}, 400)
+            except EnvelopeError as exc:
+                status = 401 if exc.reason in ("bad_signature", "wrong_recipient") else 400
+                return _json({"reason": exc.reason, "message": str(exc)}, status)
 
         return handler
 
@@ -163,6 +172,15 @@ def build_app(state: PeerState) -> Starlette:
         return _json({"config": await state.authority.config_for(state.stores, hub, now_ms=now),
                       "bundle": state.authority.bundle})
 
+    async def batches(request: Request, _: Session | None) -> Response:
+        """Only the provisioning seam of ingest: who signed it, may they, does it open (no ack, no storage)."""
+        data = await request.body()
+        header = envelope.parse_header(data)
+        signer = await hubs.resolve_signer(state.stores, header.hub_id, header.signer_key_id, now_ms=state.clock())
+        _, records = envelope.open_batch(data, signer=signer, recipients=state.recipients)
+        state.received.extend(records)
+        return _json({"stored": len(records)})
+
     a = "/api/v1/admin"
     return Starlette(routes=[
         Route(f"{a}/login", guarded(None, login), methods=["POST"]),
@@ -178,6 +196,7 @@ def build_app(state: PeerState) -> Starlette:
         Route("/api/v1/enroll", guarded(None, enroll), methods=["POST"]),
         Route("/api/v1/rotate", guarded(None, rotate), methods=["POST"]),
         Route("/api/v1/hub/config", guarded(None, hub_config), methods=["GET"]),
+        Route("/api/v1/batches", guarded(None, batches), methods=["POST"]),
     ])
 
 

@@ -9,43 +9,21 @@ from __future__ import annotations
 import json
 import stat
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from mchub.cli import main
-from protocol.keys import RecipientPrivate, SuiteId
-from provisioning import auth, hubside, totp
-from provisioning.authority import Authority
-from provisioning.bundle import CloudKeys
+from provisioning import hubside, totp
 from provisioning.ca import FleetCA
 from provisioning.errors import ClientError
-from tests.provisioning.memory import MemoryAudit, memory_stores
+from tests.provisioning.conftest import PASSWORD, SECRET
+from tests.provisioning.memory import MemoryAudit
 from tests.provisioning.peer import PeerServer, PeerState
-
-PASSWORD = "Correct-Horse-9"
-SECRET = totp.new_secret()
 
 
 def _code(offset_steps: int = 0) -> str:
     return totp.totp(totp.decode_secret(SECRET), time.time() + 30 * offset_steps)
-
-
-@pytest.fixture
-def peer(fleet_ca: FleetCA, cloud_keys: tuple[dict[SuiteId, RecipientPrivate], ed25519.Ed25519PrivateKey]
-         ) -> Iterator[tuple[PeerServer, PeerState]]:
-    recipients, signing = cloud_keys
-    keys = CloudKeys(tuple(r.public() for r in recipients.values()), signing.public_key())
-    authority = Authority.build(fleet_ca, keys, signing, mqtt_url="mqtt://127.0.0.1:1883",
-                                now_ms=time.time_ns() // 1_000_000)
-    hashed = auth.hash_password(PASSWORD, log_n=10)
-    users = {name: auth.AdminUser(username=name, role=role, password_hash=hashed, totp_secret=SECRET)
-             for name, role in (("alice", "admin"), ("ivan", "integration"))}
-    state = PeerState(memory_stores(), authority, users)
-    with PeerServer(state) as server:
-        yield server, state
 
 
 class Cli:

@@ -191,3 +191,33 @@ async def test_hub_checks_pin_key_and_chain(cloud: Cloud, fleet_ca: FleetCA) -> 
         accept_response(response, ed25519.Ed25519PrivateKey.generate(), token, now_ms=NOW)
     with pytest.raises(CertificateExpired):
         accept_response(response, key, token, now_ms=NOW + 31 * DAY)  # the hub clock is far ahead
+
+
+async def test_two_workers_racing_with_one_token_enroll_one_hub(cloud: Cloud) -> None:
+    """Two cloud workers read the unused token at the same time; the conditional mark_used picks one.
+
+    (The loser's partial writes are rolled back by the cloud's transaction; memory stores have none.)
+    """
+    import asyncio
+
+    from tests.provisioning.memory import MemoryTokens
+
+    class SlowTokens(MemoryTokens):
+        async def get(self, token_id: str):  # type: ignore[no-untyped-def]
+            row = await super().get(token_id)
+            await asyncio.sleep(0)  # let the other worker read the same unused row
+            return row
+
+    import dataclasses
+
+    slow = SlowTokens()
+    cloud.stores = dataclasses.replace(cloud.stores, tokens=slow)
+    token = await cloud.token()
+    results = await asyncio.gather(
+        cloud.enroll(ed25519.Ed25519PrivateKey.generate(), token, serial="PI-A"),
+        cloud.enroll(ed25519.Ed25519PrivateKey.generate(), token, serial="PI-B"),
+        return_exceptions=True,
+    )
+    assert sorted(type(r).__name__ for r in results) == ["EnrollResponse", "TokenUsed"]
+    assert (await slow.get(parse_token(token).token_id)).used_by_hub == next(  # type: ignore[union-attr]
+        r.hub_id for r in results if isinstance(r, EnrollResponse))

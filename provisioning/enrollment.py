@@ -159,16 +159,18 @@ def _binding(
 
 
 async def _allocate_hub(stores: Stores, hub: HubRecord) -> HubRecord:
-    """Create the hub as ``<site>-h<NN>``, taking the next free number."""
-    count = sum(1 for h in await stores.hubs.list() if h.site_id == hub.site_id)
-    for n in range(count + 1, count + 100):
-        candidate = msgspec.structs.replace(hub, hub_id=f"{hub.site_id}-h{n:02d}")
-        try:
+    """Create the hub as ``<site>-h<NN>`` with the lowest number never used at the site.
+
+    Ids of revoked hubs are not reused. Two enrollments racing at one site may pick the
+    same id: the loser's ``create`` raises Conflict, and the cloud retries the request.
+    """
+    for n in range(1, 1000):
+        hub_id = f"{hub.site_id}-h{n:02d}"
+        if await stores.hubs.get(hub_id) is None:
+            candidate = msgspec.structs.replace(hub, hub_id=hub_id)
             await stores.hubs.create(candidate)
-        except Conflict:
-            continue
-        return candidate
-    raise Conflict(f"cannot find a free hub id at site {hub.site_id}")
+            return candidate
+    raise Conflict(f"site {hub.site_id} has 999 hubs; no free hub id")
 
 
 async def process_enrollment(

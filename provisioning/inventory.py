@@ -29,6 +29,8 @@ import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from protocol.commands import CommandBody, sign_command
+from protocol.ids import uuid7
 from provisioning.errors import ConfigDocumentError, InventoryError
 from provisioning.stores import DeviceRecord
 
@@ -197,6 +199,23 @@ def verify_config(signed: SignedConfig, cloud_key: ed25519.Ed25519PublicKey, hub
     if config.hub_id != hub_id:
         raise ConfigDocumentError(f"configuration is for hub {config.hub_id!r}, not this hub ({hub_id})")
     return config
+
+
+def config_command(
+    signed: SignedConfig, key: ed25519.Ed25519PrivateKey, *, hub_id: str, now_ms: int, ttl_ms: int = 7 * 86_400_000
+) -> bytes:
+    """The signed ``apply-config`` MQTT command carrying a configuration document (QoS 1 to the hub's topic)."""
+    body = CommandBody(id=uuid7(now_ms), hub_id=hub_id, name="apply-config", issued_ms=now_ms,
+                       expires_ms=now_ms + ttl_ms, args={"config": msgspec.json.encode(signed).decode()})
+    return sign_command(body, key)
+
+
+def config_from_command(command: CommandBody) -> SignedConfig:
+    """Hub side: the document inside a verified ``apply-config`` command (then :func:`verify_config`)."""
+    try:
+        return msgspec.json.decode(command.args["config"], type=SignedConfig)
+    except (KeyError, msgspec.DecodeError) as exc:
+        raise ConfigDocumentError(f"apply-config command {command.id} carries no valid configuration") from exc
 
 
 @dataclass(frozen=True)

@@ -141,3 +141,17 @@ def test_config_signature_addressee_and_format_are_checked() -> None:
     with pytest.raises(ConfigDocumentError):
         verify_config(type(signed)(junk, base64.b64encode(key.sign(b"{not json")).decode()), key.public_key(), "h")
     assert isinstance(msgspec.json.decode(msgspec.json.encode(config), type=HubConfig), HubConfig)
+
+
+def test_config_travels_in_a_signed_apply_config_command() -> None:
+    from protocol.commands import verify_command
+    from provisioning.inventory import config_command, config_from_command
+
+    cloud = ed25519.Ed25519PrivateKey.generate()
+    config = render_config(hub_id="h", site_id="s", site_name="n", version=4, devices=[_device()], now_ms=NOW)
+    wire = config_command(sign_config(config, cloud), cloud, hub_id="h", now_ms=NOW)
+    command = verify_command(wire, cloud.public_key(), "h", NOW + 1000)  # what the hub's command channel does
+    assert command.name == "apply-config"
+    assert verify_config(config_from_command(command), cloud.public_key(), "h") == config
+    with pytest.raises(ConfigDocumentError):
+        config_from_command(msgspec.structs.replace(command, args={}))

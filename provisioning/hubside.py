@@ -33,11 +33,11 @@ from provisioning.bundle import CloudKeys, SignedBundle, verify_bundle
 from provisioning.ca import HubIdentity, load_certificate, verify_hub_certificate
 from provisioning.client import HttpClient
 from provisioning.enrollment import EnrollResponse, MqttCredentials, accept_response, build_request
-from provisioning.errors import ProvisioningError
+from provisioning.errors import CertificateExpired, ProvisioningError
 from provisioning.hubauth import sign_request
 from provisioning.inventory import HubConfig, SignedConfig, verify_config
 from provisioning.keyfiles import check_private_mode, load_private_key, save_private_key, write_private_file
-from provisioning.rotation import RotateResponse, accept_rotation, build_rotation
+from provisioning.rotation import RotateResponse, accept_rotation, build_rotation, should_rotate
 
 HUB_PEM = "hub.pem"
 NEXT_KEY = "hub.next.key.pem"
@@ -62,6 +62,13 @@ class HubState:
     cloud: CloudKeys
     config: HubConfig
     mqtt: MqttCredentials
+    expired: bool = False  #: the certificate has expired: keep collecting readings, re-enroll to sync again
+
+    def rotation_due(self, now_ms: int, *, commanded: bool = False) -> bool:
+        """True when the hub should call :func:`rotate` now (last third of the certificate's life, or told to)."""
+        not_before = int(self.certificate.not_valid_before_utc.timestamp() * 1000)
+        not_after = int(self.certificate.not_valid_after_utc.timestamp() * 1000)
+        return not self.expired and should_rotate(not_before, not_after, now_ms, commanded=commanded)
 
 
 def _write(directory: Path, name: str, data: bytes) -> None:
@@ -124,7 +131,12 @@ def enroll(
 
 
 def load_state(state_dir: Path, *, now_ms: int | None = None) -> HubState:
-    """Read and verify the state directory (the hub daemon calls this at start and on reload)."""
+    """Read and verify the state directory (the hub daemon calls this at start and on reload).
+
+    An expired certificate does not stop the hub: it still collects and stores readings
+    (``expired`` is set; the status page says to re-enroll), and syncs again after a new
+    enrollment. A certificate from another CA, or a bad signature, is an error.
+    """
     now = _now_ms() if now_ms is None else now_ms
     try:
         identity = msgspec.json.decode((state_dir / "identity.json").read_bytes(), type=Identity)
@@ -140,10 +152,15 @@ def load_state(state_dir: Path, *, now_ms: int | None = None) -> HubState:
         ) from exc
     except (OSError, ValueError) as exc:
         raise ProvisioningError(f"hub state in {state_dir} is damaged: {exc}; re-enroll with a new token") from exc
-    verify_hub_certificate(cert, ca_cert, now_ms=now)
+    expired = False
+    try:
+        verify_hub_certificate(cert, ca_cert, now_ms=now)
+    except CertificateExpired:
+        expired = True
+        verify_hub_certificate(cert, ca_cert, now_ms=int(cert.not_valid_after_utc.timestamp() * 1000))
     cloud = verify_bundle(bundle, ca_cert)
     config = verify_config(signed_config, cloud.signing_key, identity.hub_id)
-    return HubState(identity, key, cert, ca_cert, cloud, config, mqtt)
+    return HubState(identity, key, cert, ca_cert, cloud, config, mqtt, expired)
 
 
 def rotate(state_dir: Path, *, cafile: str | None = None, now_ms: int | None = None) -> HubIdentity:

@@ -111,3 +111,17 @@ def test_rotation_interrupted_after_the_cloud_answered(peer: tuple[PeerServer, P
     hubside.rotate(tmp_path)
     record = _run(state.stores.hubs.get(hub.identity.hub_id))
     assert record is not None and len(record.keys) == 3
+
+
+def test_an_expired_hub_still_loads_and_knows_when_to_rotate(peer: tuple[PeerServer, PeerState],
+                                                              tmp_path: Path) -> None:
+    server, state = peer
+    hub = hubside.enroll(server.url, _token(state), tmp_path, hub_serial="PI-0001")
+    issued = int(hub.certificate.not_valid_before_utc.timestamp() * 1000) + 3_600_000
+    day = 86_400_000
+    assert not hub.rotation_due(issued + day)
+    assert hub.rotation_due(issued + day, commanded=True)
+    assert hub.rotation_due(issued + 21 * day)
+    late = hubside.load_state(tmp_path, now_ms=issued + 31 * day)  # offline for a month: still runs
+    assert late.expired and not late.rotation_due(issued + 31 * day)
+    assert not hubside.load_state(tmp_path).expired

@@ -57,6 +57,7 @@ from provisioning.errors import (
     ResponseError,
     TokenUsed,
 )
+from provisioning.hubs import current_keys
 from provisioning.inventory import HubConfig, SignedConfig, verify_config
 from provisioning.stores import AuditEntry, HubKey, HubRecord, Stores
 from provisioning.tokens import ParsedToken, check_token, parse_token
@@ -198,9 +199,10 @@ async def process_enrollment(
     password = mqtt.new_password()
     if repeated:
         hub = await stores.hubs.get(record.used_by_hub or "")
-        hub_key = next((k for k in hub.keys if k.public_raw == raw), None) if hub else None
+        hub_key = next((k for k in current_keys(hub, now_ms) if k.public_raw == raw), None) if hub else None
         if hub is None or hub_key is None:
-            raise TokenUsed(f"token {record.token_id} was used and its hub has since changed key; create a new token")
+            raise TokenUsed(f"token {record.token_id} was used; its hub has since rotated this key or let its "
+                            "certificate expire: create a new token")
         if hub.status == "revoked":
             raise HubRevoked(f"hub {hub.hub_id} has been revoked; enroll it again with a new token")
         hub = msgspec.structs.replace(hub, mqtt_password_hash=mqtt.hash_password(password), last_seen_ms=now_ms)

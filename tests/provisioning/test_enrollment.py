@@ -221,3 +221,16 @@ async def test_two_workers_racing_with_one_token_enroll_one_hub(cloud: Cloud) ->
     assert sorted(type(r).__name__ for r in results) == ["EnrollResponse", "TokenUsed"]
     assert (await slow.get(parse_token(token).token_id)).used_by_hub == next(  # type: ignore[union-attr]
         r.hub_id for r in results if isinstance(r, EnrollResponse))
+
+
+async def test_rerun_after_the_key_was_rotated_away_needs_a_new_token(cloud: Cloud) -> None:
+    from provisioning.rotation import build_rotation, process_rotation
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    token = await cloud.token()
+    first = await cloud.enroll(key, token)
+    await process_rotation(build_rotation(first.hub_id, key, ed25519.Ed25519PrivateKey.generate()), cloud.stores,
+                           cloud.authority, now_ms=NOW + HOUR)
+    assert (await cloud.enroll(key, token, now=NOW + 2 * HOUR)).repeated  # inside the overlap: still its key
+    with pytest.raises(TokenUsed, match="rotated"):
+        await cloud.enroll(key, token, now=NOW + HOUR + cloud.authority.overlap_ms)

@@ -106,6 +106,8 @@ async def process_rotation(
     except InvalidSignature:
         raise RotationError("the rotation is not signed by the hub's current key; refused") from None
     raw = new_public.public_bytes_raw()
+    if new_public == old_public:
+        raise RotationError("a rotation must introduce a new key; generate one on the hub")
     existing = next((k for k in hub.keys if k.public_raw == raw), None)
     if existing is None:
         cert = authority.ca.issue_hub_certificate(

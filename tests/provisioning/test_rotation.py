@@ -105,6 +105,8 @@ async def test_rotation_needs_the_current_key(cloud: Cloud) -> None:
     forged = msgspec.structs.replace(honest, continuity=stranger.sign(message))
     with pytest.raises(RotationError, match="not signed by the hub's current key"):
         await process_rotation(forged, cloud.stores, cloud.authority, now_ms=NOW)
+    with pytest.raises(RotationError, match="new key"):
+        await process_rotation(build_rotation(hub_id, old, old), cloud.stores, cloud.authority, now_ms=NOW)
     with pytest.raises(UnknownHub):
         await process_rotation(build_rotation("nobody-h01", old, stranger), cloud.stores, cloud.authority, now_ms=NOW)
 

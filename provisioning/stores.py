@@ -14,6 +14,7 @@ Contract for implementers:
   = $1 AND used_ms IS NULL``) that returns whether it changed the row: two cloud workers
   racing with one token must not both win.
 * Records are immutable values (msgspec structs); ``save`` replaces the stored row.
+* ``tests/provisioning/store_contract.py`` holds contract tests any implementation can run.
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ class AuditLog(Protocol):
         ...
 
     async def list(self, target: str | None = None, limit: int = 200) -> list[AuditEntry]:
-        """Entries, oldest first, optionally for one target."""
+        """The most recent ``limit`` entries (optionally for one target), listed oldest first."""
         ...
 
 

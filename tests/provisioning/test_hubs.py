@@ -136,3 +136,37 @@ async def test_real_broker_accepts_our_hashes_and_refuses_others(auth_broker: Au
 def test_password_file_refuses_a_username_that_would_break_it() -> None:
     with pytest.raises(ProvisioningError):
         mqtt.password_file([("a:b", "$7$1$x$y")])
+
+
+@pytest.mark.mqtt
+async def test_revocation_reaches_the_broker_on_reload(cloud: Cloud, tmp_path: Path) -> None:
+    """Revoke -> rebuild the password file from the hub table -> SIGHUP: the hub's next connection is refused."""
+    import asyncio
+    import signal
+
+    response = await cloud.enroll(ed25519.Ed25519PrivateKey.generate(), await cloud.token())
+    creds = response.mqtt
+    server = AuthMosquitto(mqtt.password_file(mqtt_password_entries(await cloud.stores.hubs.list())))
+    server.start()
+    try:
+        async with aiomqtt.Client("127.0.0.1", server.port, username=creds.username, password=creds.password,
+                                  timeout=10):
+            pass
+        await revoke_hub(cloud.stores, response.hub_id, actor="alice", reason="stolen", now_ms=NOW + 1)
+        text = mqtt.password_file(mqtt_password_entries(await cloud.stores.hubs.list()))
+        (server.base / "passwords").write_text(text)
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGHUP)
+        refused = False
+        for _ in range(50):  # the reload is asynchronous; poll (bounded) until the broker applied it
+            try:
+                async with aiomqtt.Client("127.0.0.1", server.port, username=creds.username,
+                                          password=creds.password, timeout=10):
+                    pass
+            except aiomqtt.MqttError:
+                refused = True
+                break
+            await asyncio.sleep(0.1)
+        assert refused
+    finally:
+        server.destroy()

@@ -5,9 +5,11 @@ Times are fixed (``NOW``) so validity and expiry tests are deterministic.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -24,9 +26,15 @@ from tests.provisioning.peer import PeerServer, PeerState
 
 PASSWORD = "Correct-Horse-9"  #: of the test peer's admin users
 SECRET = totp.new_secret()  #: their TOTP secret
+T = TypeVar("T")
 NOW = 1_750_000_000_000  # 2025-06-15T15:06:40Z
 HOUR = 3_600_000
 DAY = 24 * HOUR
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run one store call from synchronous test code (the peer's stores are plain in-memory objects)."""
+    return asyncio.run(coro)
 
 
 @dataclass

@@ -17,16 +17,10 @@ from provisioning import admin, hubside
 from provisioning.client import HttpClient
 from provisioning.errors import ClientError
 from provisioning.hubs import revoke_hub
+from tests.provisioning.conftest import run_sync as _run
 from tests.provisioning.peer import PeerServer, PeerState
 
 BATCH = {"Content-Type": "application/vnd.mchub.batch"}
-
-
-def _run(coro):  # type: ignore[no-untyped-def]
-    """Run a store call on a private loop (the peer's stores are plain in-memory objects)."""
-    import asyncio
-
-    return asyncio.run(coro)
 
 
 def _token(state: PeerState, site: str = "dongcheng") -> str:

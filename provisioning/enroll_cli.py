@@ -62,6 +62,15 @@ def add_enroll_commands(sub: Any) -> None:
     p.set_defaults(func=run_rotate)
 
 
+def _software() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"mchub {version('mchub')}"
+    except PackageNotFoundError:
+        return "mchub"
+
+
 def _fail(exc: Exception) -> int:
     print(f"{_t('失败', 'failed')}: {exc}", file=sys.stderr)
     return 1
@@ -69,7 +78,6 @@ def _fail(exc: Exception) -> int:
 
 def run_enroll(args: argparse.Namespace) -> int:
     """Handler of ``mchub edge enroll``."""
-    from mchub import __version__
     from provisioning import hubside
     from provisioning.errors import ProvisioningError
 
@@ -80,7 +88,7 @@ def run_enroll(args: argparse.Namespace) -> int:
         return 2
     try:
         state = hubside.enroll(args.cloud, args.token, args.state_dir, hub_serial=serial, site_id=args.site,
-                               ca_fingerprint=args.ca_fingerprint, cafile=args.cacert, software=f"mchub {__version__}")
+                               ca_fingerprint=args.ca_fingerprint, cafile=args.cacert, software=_software())
     except (ProvisioningError, OSError) as exc:
         return _fail(exc)
     expires = state.certificate.not_valid_after_utc.astimezone().strftime("%Y-%m-%d %H:%M")

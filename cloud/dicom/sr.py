@@ -8,7 +8,8 @@ BI-RADS (ACR, 5th edition) categories are 0-6 with 4 split into 4A/4B/4C. A code
 assessment — a CODE item whose concept name mentions "assessment" or "BI-RADS", valued
 with a SNOMED CT "Mammography assessment (Category n)" code or a meaning such as
 "Category 4B" or "4A - Low suspicion" — wins over text; otherwise the text is searched
-for "BI-RADS 4A", "BI-RADS分类：3类" and the like. When several categories are found the most severe is kept (:data:`SEVERITY`).
+for "BI-RADS 4A", "BI-RADS分类：3类" and the like. When several categories are found
+the most severe is kept (:data:`SEVERITY`).
 
 >>> find_birads_in_text("乳腺超声：BI-RADS分类 4a类，建议活检")
 '4A'

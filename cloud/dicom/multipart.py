@@ -38,7 +38,8 @@ MAX_PART_HEADER_BYTES = 8 * 1024
 MAX_BODY_BYTES = 512 * 1024 * 1024
 
 _TCHARS = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_PARAM_RE = re.compile(rf'\s*;\s*({_TCHARS})\s*=\s*({_TCHARS}|"(?:[^"\\]|\\.)*")', re.ASCII)
+_VALUE_CHARS = r"[!#$%&'*+\-.^_`|~0-9A-Za-z/]+"  # a token, plus '/' that many clients leave unquoted
+_PARAM_RE = re.compile(rf'\s*;\s*({_TCHARS})\s*=\s*({_VALUE_CHARS}|"(?:[^"\\]|\\.)*")', re.ASCII)
 _BCHARS_RE = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]", re.ASCII)
 
 
@@ -59,9 +60,9 @@ def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
     """Split a Content-Type header into its lower-cased media type and parameters."""
     media, sep, rest = value.partition(";")
     params: dict[str, str] = {}
-    rest = sep + rest
+    rest = (sep + rest).rstrip().rstrip(";")  # a trailing ';' is common and harmless
     pos = 0
-    while pos < len(rest.rstrip()):
+    while pos < len(rest):
         m = _PARAM_RE.match(rest, pos)
         if m is None:
             raise MultipartError(f"Content-Type parameters cannot be parsed near {rest[pos : pos + 20]!r}")

@@ -80,10 +80,14 @@ class ObjectStore:
 
     def _write_temp(self, data: bytes) -> Path:
         tmp = self.tmp / f"{uuid.uuid4().hex}.part"
-        with open(tmp, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(tmp, "xb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return tmp
 
     def put(self, study_uid: str, series_uid: str, sop_instance_uid: str, data: bytes) -> StoredObject:

@@ -65,6 +65,8 @@ def split_part10(data: bytes) -> MetaInfo:
             raise NotDicom(f"file meta element (0002,{elem:04X}) has an impossible length {length}")
         values[elem] = data[pos + header : end]
         pos = end
+    if 0 < len(data) - pos < 8:
+        raise NotDicom("file is truncated: fewer bytes than one element header after the meta header")
 
     def uid(elem: int, name: str, required: bool = True) -> str:
         raw = values.get(elem, b"")

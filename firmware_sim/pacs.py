@@ -14,6 +14,7 @@ Synthetic instances with Chinese names, national IDs and BI-RADS reports come fr
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import uuid
 from collections.abc import Sequence
@@ -91,8 +92,11 @@ async def stow(
     try:
         async with session.post(url, data=multipart_body(files, boundary), headers=headers) as resp:
             text = await resp.text()
-            body = await resp.json(content_type=None) if text.strip() else {}
-            return StowAnswer(resp.status, body)
+            try:
+                body = json.loads(text) if text.strip() else {}
+            except ValueError:
+                body = {"text": text}
+            return StowAnswer(resp.status, body if isinstance(body, dict) else {"json": body})
     except aiohttp.ClientError as exc:
         raise PacsSimError(f"STOW-RS to {url} failed: {exc}") from exc
     finally:

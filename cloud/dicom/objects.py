@@ -12,7 +12,8 @@ path, and the final path is verified to lie under the root, so no input can esca
 Writes are atomic: the bytes go to a temporary file in ``tmp/`` (same file system),
 are fsynced, then hard-linked to their final name — ``link`` fails if the name exists,
 so two concurrent writers of one instance cannot overwrite each other — and the
-directory is fsynced. A crash leaves either no file or the complete file.
+directory is fsynced. A crash leaves either no file or the complete file (plus, at
+worst, a stray temporary file that :meth:`ObjectStore.sweep_temp` removes later).
 
 Duplicates (same SOP Instance UID): identical bytes are a success (the sender resent,
 e.g. after a lost response) and report ``created=False``; different bytes are refused
@@ -27,6 +28,7 @@ import datetime as dt
 import hashlib
 import logging
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +67,26 @@ class ObjectStore:
         self.tmp = self.root / "tmp"
         for d in (self.studies, self.rejected, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
+        self.sweep_temp()
+
+    def sweep_temp(self, max_age_s: float = 3600.0) -> int:
+        """Delete temporary files left by a crashed writer; returns how many.
+
+        Only files older than ``max_age_s`` go, because other workers may share the
+        directory and be writing right now.
+        """
+        removed = 0
+        cutoff = time.time() - max_age_s
+        for part in self.tmp.glob("*.part"):
+            try:
+                if part.stat().st_mtime < cutoff:
+                    part.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        if removed:
+            log.warning("removed %d stale temporary file(s) from %s", removed, self.tmp)
+        return removed
 
     def path_for(self, study_uid: str, series_uid: str, sop_instance_uid: str) -> Path:
         """The final path of an instance; raises :class:`InvalidUid` for anything but a UID."""

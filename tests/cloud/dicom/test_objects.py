@@ -89,3 +89,12 @@ def test_crash_before_link_leaves_no_partial_instance(store: ObjectStore, monkey
 def test_store_reopens_existing_directory(tmp_path: Path) -> None:
     ObjectStore(tmp_path).put("1.2", "1.2.3", "1.2.3.4", b"a")
     assert len(ObjectStore(tmp_path).instances()) == 1
+
+
+def test_stale_temp_files_from_a_crash_are_swept(tmp_path: Path) -> None:
+    store = ObjectStore(tmp_path)
+    stale, fresh = store.tmp / "old.part", store.tmp / "new.part"
+    stale.write_bytes(b"torn"), fresh.write_bytes(b"in flight")
+    os.utime(stale, (0, 0))
+    ObjectStore(tmp_path)  # a restart sweeps
+    assert not stale.exists() and fresh.exists()

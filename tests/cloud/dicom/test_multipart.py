@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -28,7 +30,10 @@ def test_parses_what_the_simulator_builds() -> None:
 
 
 def test_preamble_epilogue_headerless_part_and_padding() -> None:
-    body = b"preamble text\r\n--xyz-123  \r\n\r\nA\r\n--xyz-123\r\nContent-Type: text/plain\r\nX-A: b\r\n\r\nB\r\n--xyz-123--\r\nepilogue"
+    body = (
+        b"preamble text\r\n--xyz-123  \r\n\r\nA\r\n"
+        b"--xyz-123\r\nContent-Type: text/plain\r\nX-A: b\r\n\r\nB\r\n--xyz-123--\r\nepilogue"
+    )
     parts = parse_multipart(body, B)
     assert [p.body for p in parts] == [b"A", b"B"]
     assert parts[0].content_type == "application/dicom"  # no header: the request type
@@ -89,7 +94,9 @@ def test_content_type_refused_415(header: str | None) -> None:
     assert info.value.http_status == 415
 
 
-@pytest.mark.parametrize("header", ["multipart/related; type=application/dicom", "multipart/related; boundary=" + "b" * 71])
+@pytest.mark.parametrize(
+    "header", ["multipart/related; type=application/dicom", "multipart/related; boundary=" + "b" * 71]
+)
 def test_bad_boundary_is_400(header: str) -> None:
     with pytest.raises(MultipartError) as info:
         stow_boundary(header)
@@ -118,18 +125,14 @@ def test_fuzz_round_trip_and_truncation(files: list[bytes], data: st.DataObject)
     assert [p.body for p in parse_multipart(body, boundary)] == files
     cut = data.draw(st.integers(0, len(body) - 1))
     mutated = body[:cut] + data.draw(st.binary(max_size=8)) + body[cut + 1 :]
-    try:
+    with contextlib.suppress(MultipartError):
         parse_multipart(mutated, boundary)
-    except MultipartError:
-        pass
 
 
 @given(st.text(max_size=200))
 def test_fuzz_content_type_only_typed_errors(header: str) -> None:
-    try:
+    with contextlib.suppress(MultipartError):
         stow_boundary(header)
-    except MultipartError:
-        pass
 
 
 def test_response_statuses_and_dicom_json() -> None:

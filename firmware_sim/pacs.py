@@ -120,6 +120,16 @@ def _context(item: Path | Dataset) -> tuple[str, str]:
     return str(meta.MediaStorageSOPClassUID), str(meta.TransferSyntaxUID)
 
 
+def _associate(ae: AE, host: str, port: int, called_aet: str) -> Any:
+    assoc = ae.associate(host, port, ae_title=called_aet)
+    if not assoc.is_established:
+        prim = getattr(assoc.acceptor, "primitive", None)
+        if assoc.is_rejected and prim is not None:
+            raise PacsSimError(f"association rejected: {prim.result_str}, {prim.source_str}: {prim.reason_str}")
+        raise PacsSimError(f"no association with {called_aet} at {host}:{port}")
+    return assoc
+
+
 def cstore(
     items: Sequence[Path | Dataset],
     host: str,
@@ -142,12 +152,7 @@ def cstore(
     for sop_class, syntax in contexts:  # one context per pair: the SCP accepts one syntax per context
         ae.add_requested_context(sop_class, [syntax])
     ae.add_requested_context(Verification)
-    assoc = ae.associate(host, port, ae_title=called_aet)
-    if not assoc.is_established:
-        prim = getattr(assoc.acceptor, "primitive", None)
-        if assoc.is_rejected and prim is not None:
-            raise PacsSimError(f"association rejected: {prim.result_str}, {prim.source_str}: {prim.reason_str}")
-        raise PacsSimError(f"no association with {called_aet} at {host}:{port}")
+    assoc = _associate(ae, host, port, called_aet)
     statuses: list[StoreStatus] = []
     try:
         for item in items:
@@ -165,9 +170,7 @@ def echo(host: str, port: int, *, calling_aet: str = "SIMPACS", called_aet: str 
     """C-ECHO; returns the status (0 = success). Raises :class:`PacsSimError` if refused."""
     ae = AE(ae_title=calling_aet)
     ae.add_requested_context(Verification)
-    assoc = ae.associate(host, port, ae_title=called_aet)
-    if not assoc.is_established:
-        raise PacsSimError(f"no association with {called_aet} at {host}:{port}")
+    assoc = _associate(ae, host, port, called_aet)
     try:
         rsp = assoc.send_c_echo()
         return int(rsp.Status) if "Status" in rsp else -1

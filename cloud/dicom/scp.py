@@ -96,6 +96,8 @@ class StoreScp:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
                 loop = None
+        if loop is None and self.intake.on_indexed is not None:
+            raise ScpConfigError("start() needs the asyncio loop that runs on_indexed (call it from that loop)")
         self._loop = loop
         try:
             self._server = self._make_ae().start_server(

@@ -64,6 +64,11 @@ def test_open_scp_is_a_configuration_error(store: ObjectStore) -> None:
         StoreScp(store, None, ["A_VERY_LONG_AE_TITLE_X"])
 
 
+def test_callback_without_a_loop_is_refused_not_skipped(store: ObjectStore, recorder: Recorder) -> None:
+    with pytest.raises(ScpConfigError, match="asyncio loop"):
+        StoreScp(store, recorder, [SCU_AET], host="127.0.0.1", port=0).start()
+
+
 async def test_start_stop_is_clean(store: ObjectStore) -> None:
     async with StoreScp(store, None, [SCU_AET], host="127.0.0.1", port=0) as scp:
         assert scp._server is not None

@@ -104,9 +104,13 @@ async def stow(
             await session.close()
 
 
+#: StoreStatus.status when the SCP refused the SOP class at association time, so nothing was sent
+NOT_SENT = -1
+
+
 @dataclass(frozen=True)
 class StoreStatus:
-    """One C-STORE response: status (0 = success) and the SCP's Error Comment, if any."""
+    """One C-STORE response: status (0 = success, :data:`NOT_SENT`) and the SCP's Error Comment."""
 
     status: int
     comment: str = ""
@@ -157,7 +161,11 @@ def cstore(
     try:
         for item in items:
             target = os.fspath(item) if isinstance(item, Path) else item
-            rsp = assoc.send_c_store(target)
+            try:
+                rsp = assoc.send_c_store(target)
+            except ValueError as exc:  # the SCP accepted no presentation context for this SOP class
+                statuses.append(StoreStatus(NOT_SENT, f"not sent: {exc}"))
+                continue
             if "Status" not in rsp:
                 raise PacsSimError("no C-STORE response (association aborted or timed out)")
             statuses.append(StoreStatus(int(rsp.Status), str(rsp.get("ErrorComment", ""))))

@@ -52,6 +52,16 @@ def test_synthetic_chinese_name_round_trips_through_bytes(charset: str) -> None:
     assert idx.display_name == "欧阳娜娜"
 
 
+def test_gb18030_trail_bytes_equal_to_delimiters_do_not_split_the_name() -> None:
+    """塡 is 0x89 0x5C and 區 is 0x85 0x5E in GB18030: the second bytes are '\\' and '^'."""
+    name = "塡區^奬奮"
+    data = pacs_data.to_part10(pacs_data.ultrasound(pacs_data.Patient(name=name), charset="GB18030"))
+    assert "塡".encode("gb18030")[1:] == b"\\" and "區".encode("gb18030")[1:] == b"^"
+    assert name.encode("gb18030") in data
+    idx = index_dataset(read_dataset(data))
+    assert (idx.patient_name, idx.display_name) == (name, "塡區奬奮")
+
+
 def test_mammogram_fields_and_national_id_from_other_ids() -> None:
     ds = pacs_data.mammogram(laterality="L", view="CC")
     idx = index_dataset(read_dataset(pacs_data.to_part10(ds)))

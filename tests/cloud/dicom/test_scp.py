@@ -34,6 +34,13 @@ async def test_chinese_sr_and_mammogram(scp_port: int, recorder: Recorder, chars
     assert (mg.laterality, mg.view_position, mg.national_id) == ("R", "MLO", pacs_data.national_id())
 
 
+async def test_unsupported_sop_class_is_refused_at_association(scp_port: int, store: ObjectStore) -> None:
+    ok, mr = pacs_data.ultrasound(), TEST_FILES / "MR_small.dcm"
+    statuses = await pacs.cstore_async([mr, ok], "127.0.0.1", scp_port, calling_aet=SCU_AET)
+    assert statuses[0].status == pacs.NOT_SENT and "MR Image Storage" in statuses[0].comment
+    assert statuses[1].status == 0 and len(store.instances()) == 1
+
+
 async def test_failures_carry_status_and_comment(scp_port: int, recorder: Recorder) -> None:
     ds = pacs_data.ultrasound()
     first = await pacs.cstore_async([ds], "127.0.0.1", scp_port, calling_aet=SCU_AET)

@@ -17,6 +17,7 @@ import struct
 from dataclasses import dataclass
 
 from cloud.dicom.errors import NotDicom
+from cloud.dicom.uids import is_uid
 
 #: our Implementation Class UID (a 2.25 UUID-derived root, PS3.5 Annex B.2)
 IMPLEMENTATION_CLASS_UID = "2.25.205848239532151062853497219622513470913"
@@ -69,11 +70,12 @@ def split_part10(data: bytes) -> MetaInfo:
         raise NotDicom("file is truncated: fewer bytes than one element header after the meta header")
 
     def uid(elem: int, name: str, required: bool = True) -> str:
-        raw = values.get(elem, b"")
-        text = raw.rstrip(b"\x00 ").decode("ascii", errors="replace")
-        if required and not text:
-            raise NotDicom(f"file meta header has no {name} (0002,{elem:04X})")
-        return text
+        text = values.get(elem, b"").rstrip(b"\x00 ").decode("ascii", errors="replace")
+        if is_uid(text):
+            return text
+        if required:
+            raise NotDicom(f"file meta header has no valid {name} (0002,{elem:04X})")
+        return ""  # optional here: the data set's own UIDs are authoritative
 
     return MetaInfo(
         sop_class_uid=uid(0x0002, "Media Storage SOP Class UID", required=False),

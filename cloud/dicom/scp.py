@@ -82,6 +82,7 @@ class StoreScp:
     def _make_ae(self) -> AE:
         ae = AE(ae_title=self.ae_title)
         ae.require_calling_aet = self.allowed
+        ae.require_called_aet = True  # the PACS must address us by our AE title
         for sop_class in SOP_CLASSES:
             ae.add_supported_context(sop_class, ALL_TRANSFER_SYNTAXES)
         ae.add_supported_context(Verification)

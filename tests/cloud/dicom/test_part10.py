@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import pydicom
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cloud.dicom.errors import NotDicom
-from cloud.dicom.intake import read_dataset
+from cloud.dicom.errors import DicomError, NotDicom
+from cloud.dicom.intake import Intake, read_dataset
+from cloud.dicom.objects import ObjectStore
 from cloud.dicom.part10 import IMPLEMENTATION_CLASS_UID, build_part10, split_part10
 from tests.cloud.dicom.bundled import TEST_FILES
 
@@ -47,7 +50,7 @@ def test_framing_is_deterministic() -> None:
         (b"\0" * 128 + b"DICM" + b"\x02\x00\x01\x00OB\0\0\xff\xff\xff\xff", "impossible length"),
         (b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00\x04\x00\x00\x00", "not explicit VR"),
         (b"\0" * 128 + b"DICM" + b"\x02\x00\x01\x00OB", "truncated"),
-        (b"\0" * 128 + b"DICM" + b"\x08\x00\x16\x00UI\x02\x001\x00", "no Transfer Syntax UID"),
+        (b"\0" * 128 + b"DICM" + b"\x08\x00\x16\x00UI\x02\x001\x00", "no valid Transfer Syntax UID"),
     ],
 )
 def test_bad_headers_are_typed(data: bytes, message: str) -> None:
@@ -65,13 +68,18 @@ def test_fuzz_meta_walk_only_typed_errors(tail: bytes) -> None:
     assert 132 <= meta.dataset_offset <= len(data)
 
 
+SR_BYTES = (TEST_FILES / "test-SR.dcm").read_bytes()
+
+
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@given(st.integers(0, 400), st.binary(max_size=4))
-def test_fuzz_corrupted_real_file_is_refused_or_read(cut: int, junk: bytes) -> None:
-    data = (TEST_FILES / "reportsi.dcm").read_bytes()
-    mutated = data[:cut] + junk + data[cut + len(junk) :]
-    try:
-        split_part10(mutated)
-        read_dataset(mutated)
-    except NotDicom:
-        pass
+@given(st.integers(0, len(SR_BYTES) - 1), st.binary(min_size=1, max_size=4), st.booleans())
+def test_fuzz_corrupted_sr_goes_through_the_pipeline_with_typed_errors_only(
+    cut: int, junk: bytes, truncate: bool
+) -> None:
+    mutated = SR_BYTES[:cut] if truncate else SR_BYTES[:cut] + junk + SR_BYTES[cut + len(junk) :]
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            index, stored = Intake(ObjectStore(tmp)).store_file(mutated)
+        except DicomError:
+            return
+        assert stored.path.is_file() and index.family == "SR"

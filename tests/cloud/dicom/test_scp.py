@@ -17,6 +17,12 @@ async def test_unknown_calling_ae_is_rejected(scp_port: int, store: ObjectStore)
     assert store.instances() == []
 
 
+async def test_wrong_called_ae_is_rejected(scp_port: int) -> None:
+    with pytest.raises(pacs.PacsSimError, match="Called AE title not recognised"):
+        await pacs.cstore_async([pacs_data.ultrasound()], "127.0.0.1", scp_port, calling_aet=SCU_AET,
+                                called_aet="OTHER")
+
+
 async def test_echo_from_allowed_ae(scp_port: int) -> None:
     import asyncio
 

@@ -98,3 +98,31 @@ def test_stale_temp_files_from_a_crash_are_swept(tmp_path: Path) -> None:
     os.utime(stale, (0, 0))
     ObjectStore(tmp_path)  # a restart sweeps
     assert not stale.exists() and fresh.exists()
+
+
+def test_concurrent_writers_of_one_instance_first_wins(tmp_path: Path) -> None:
+    """Two cloud workers sharing the directory, each with its own ObjectStore, racing."""
+    import threading
+
+    stores = [ObjectStore(tmp_path), ObjectStore(tmp_path)]
+    barrier = threading.Barrier(8)
+    results: list[object] = [None] * 8
+
+    def write(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = stores[i % 2].put("1.2", "1.2.3", "1.2.3.4", b"same" if i < 4 else f"other{i}".encode())
+        except DuplicateConflict as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    created = [r for r in results if not isinstance(r, DuplicateConflict) and r.created]
+    assert len(created) == 1
+    winner = stores[0].instances()[0].read_bytes()
+    for i, r in enumerate(results):
+        same = (b"same" if i < 4 else f"other{i}".encode()) == winner
+        assert isinstance(r, DuplicateConflict) != same  # identical bytes succeed, others conflict

@@ -32,7 +32,7 @@ from pathlib import Path
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from cloud.dicom.errors import CallbackError, DicomError, NotDicom, StudyMismatch
+from cloud.dicom.errors import CallbackError, DicomError, DuplicateConflict, NotDicom, StudyMismatch
 from cloud.dicom.index import NATIONAL_ID_ISSUERS, StudyIndex, index_dataset
 from cloud.dicom.objects import ObjectStore, StoredObject
 from cloud.dicom.part10 import build_part10, split_part10
@@ -101,7 +101,7 @@ class Intake:
 
     def _refused(self, data: bytes, error: DicomError, sop_class: str = "", sop_instance: str = "") -> Outcome:
         log.warning("DICOM instance refused (%s): %s", error.reason, error)
-        if error.reason != "duplicate_conflict":  # that one is already kept by the store
+        if not isinstance(error, DuplicateConflict):  # that one is already kept by the store
             self.store.quarantine(data, f"{error.reason}: {error}")
         return Outcome(sop_class, sop_instance, error=error)
 

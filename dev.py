@@ -2,7 +2,7 @@
 """Bootstrap and developer entry point for mchub. Needs only python3 >= 3.11.
 
     python3 dev.py demo [ARGS]   create .venv from uv.lock if needed, then run `mchub demo ARGS`
-    python3 dev.py test [ARGS]   create .venv, then ruff, mypy --strict (protocol/, drivers/), pytest ARGS
+    python3 dev.py test [ARGS]   create .venv, then ruff, mypy --strict (protocol, drivers, provisioning), pytest
     python3 dev.py mchub ARGS    run any mchub command inside the project environment
     python3 dev.py fuzz TARGET   coverage-guided fuzzing with atheris (fuzz/README.md)
     python3 dev.py lock          re-resolve uv.lock after editing pyproject.toml dependencies
@@ -95,7 +95,7 @@ def main(argv: list[str]) -> int:
         sync(["edge", "cloud", "dev"])
         steps = [
             [str(bin_ / "ruff"), "check", "."],
-            [str(bin_ / "mypy"), "protocol", "drivers"],
+            [str(bin_ / "mypy"), "protocol", "drivers", "provisioning"],
             [str(bin_ / "python"), "-m", "pytest", *rest],
         ]
         for step in steps:

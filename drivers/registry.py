@@ -15,7 +15,7 @@ from typing import Any
 from drivers.base import Driver, Event
 
 #: device-family modules, in the order ``mchub decode --list`` shows them
-_MODULES: list[str] = ["drivers.modbus"]
+_MODULES: list[str] = ["drivers.modbus", "drivers.mqtt"]
 
 
 @dataclass(frozen=True)

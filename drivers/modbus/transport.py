@@ -9,6 +9,7 @@ the link stays up).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Protocol
 
 from drivers.errors import FrameError, TransportError
@@ -81,6 +82,8 @@ class PymodbusLink:
             response = await call
         except (TimeoutError, ModbusException, OSError) as exc:
             raise TransportError(f"{self.description}: {what} failed: {exc}") from exc
+        finally:
+            _reraise_lost_cancel()
         if response.isError():
             code = int(getattr(response, "exception_code", 0))
             fc = int(getattr(response, "function_code", 0))
@@ -108,6 +111,14 @@ class PymodbusLink:
     def close(self) -> None:
         """Close the client."""
         self.client.close()
+
+
+def _reraise_lost_cancel() -> None:
+    """Python 3.11's ``asyncio.wait_for`` (used inside pymodbus) swallows a cancellation that
+    races with the response; the task is then still marked as cancelling. Honour it."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def tcp_link(host: str, port: int, unit_id: int, timeout: float) -> PymodbusLink:

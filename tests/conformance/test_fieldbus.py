@@ -111,12 +111,12 @@ async def modbus_station(transport: str, station: ms.Station, request: pytest.Fi
     if transport == "modbus-tcp":
         port = free_port()
         async with ModbusTcpStation(station, port):
-            yield lambda: driver(lambda: tcp_link("127.0.0.1", port, 1, timeout=0.3))
+            yield lambda: driver(lambda: tcp_link("127.0.0.1", port, 1, timeout=1.0))
     else:
         pair = request.getfixturevalue("pty_pair")
         slave = RtuSlave(station, pair.master).start()
         try:
-            yield lambda: driver(lambda: rtu_link(pair.device, 1, timeout=0.3, baudrate=19200))
+            yield lambda: driver(lambda: rtu_link(pair.device, 1, timeout=1.0, baudrate=19200))
         finally:
             await slave.stop()
 
@@ -124,7 +124,7 @@ async def modbus_station(transport: str, station: ms.Station, request: pytest.Fi
 async def modbus_conformance(transport: str, request: pytest.FixtureRequest) -> None:
     m = MEASURES
     station = ms.Station([m[0], ms.ExceptionReply(6), m[1], ms.Garbage(), m[2], ms.Drop(), m[3],
-                          ms.Slow(0.6), m[4]])
+                          ms.Slow(1.5), m[4]])
     sink = RecordingSink()
     async with modbus_station(transport, station, request) as make_driver, running(make_driver(), sink):
         await until(station.done.is_set, "the station's script to finish")

@@ -29,6 +29,9 @@ EXAMPLE_CONFIG: dict[str, Any] = {
 
 EXAMPLE_MAP = parse_register_map(EXAMPLE_CONFIG, "example")
 
+#: the worked example of docs/fieldbus.md §1 (measurement 7: 165.5 cm, 66.4 kg, BMI 24.4)
+EXAMPLES: tuple[bytes, ...] = (bytes.fromhex("0001 0007 0000 0677 4284CCCD 00F4"),)
+
 #: a register block is never longer than this many bytes (125 registers)
 MAX_BLOCK_BYTES = 250
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from drivers.errors import ConfigError
@@ -95,21 +95,18 @@ class RegisterMap:
     table: Table = "holding"
     kind: ReadingKind = "generic"
 
-    @property
-    def start(self) -> int:
-        """First register address of the block that covers every configured register."""
-        return min(a for a, _ in self._spans())
+    #: first register address of the block that covers every configured register
+    start: int = field(init=False)
+    #: number of registers in that block (computed once: decode runs on every poll)
+    count: int = field(init=False)
 
-    @property
-    def count(self) -> int:
-        """Number of registers in that block."""
-        return max(a + w for a, w in self._spans()) - self.start
-
-    def _spans(self) -> list[tuple[int, int]]:
+    def __post_init__(self) -> None:
         spans = [(f.address, f.width) for f in self.fields] + [(self.ready.address, self.ready.width)]
         if self.sequence is not None:
             spans.append((self.sequence.address, self.sequence.width))
-        return spans
+        start = min(a for a, _ in spans)
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "count", max(a + w for a, w in spans) - start)
 
 
 def _err(where: str, message: str) -> ConfigError:

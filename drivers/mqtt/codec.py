@@ -82,6 +82,13 @@ class Message(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 _decoder = msgspec.json.Decoder(Message)
 
+#: the message of docs/fieldbus.md §2
+EXAMPLES: tuple[bytes, ...] = (
+    b'{"device_id": "bp-3", "seq": 17, "time": "2024-05-01T09:30:00", "kind": "blood_pressure", '
+    b'"measurements": [{"code": "8480-6", "value": 120, "unit": "mm[Hg]"}, '
+    b'{"code": "8462-4", "value": 80, "unit": "mmHg"}], "status": ["irregular_pulse"]}',
+)
+
 
 @dataclass(frozen=True, slots=True)
 class DeviceMessage:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -71,14 +72,15 @@ class RecordingSink:
 
 
 async def until(condition: Callable[[], bool], what: str) -> None:
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.02)
-
-    try:
-        await asyncio.wait_for(poll(), GUARD)
-    except TimeoutError:
-        pytest.fail(f"gave up waiting: {what}")
+    """Wait until ``condition()`` holds (checked every 20 ms); fail after GUARD seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + GUARD
+    for _ in itertools.count():
+        if condition():
+            return
+        if loop.time() > deadline:
+            pytest.fail(f"gave up waiting: {what}")
+        await asyncio.sleep(0.02)
 
 
 @contextlib.asynccontextmanager

@@ -8,6 +8,9 @@ still shows the same sequence after the reconnect: the measurement is acknowledg
 but not emitted again. Without a sequence register that case emits a duplicate, so
 configure one when the station has it.
 
+A run of identical bad responses (a station answering "busy" for minutes) is reported
+once and counted in the log, so the hub does not store one copy per poll.
+
 The driver reconnects by itself with exponential backoff and reports the link state to
 the sink; it raises :class:`~drivers.errors.TransportError` only after ``max_failures``
 consecutive failed connections (default: never).
@@ -68,13 +71,22 @@ class ModbusDriver:
 
     async def _poll(self, link: RegisterLink, sink: Sink) -> None:
         m = self.regmap
+        repeats = 0  # identical bad responses in a row after the reported one
+        last: FrameError | None = None
         while True:
             try:
                 frame = decode(m, await link.read(m.table, m.start, m.count))
             except FrameError as exc:  # exception response, short or long block
-                log.warning("%s: bad response: %s", self.device_id, exc)
-                sink.frame_error(exc)
+                if last is not None and _same(exc, last):
+                    repeats += 1  # a station answering "busy" for minutes is reported once, not per poll
+                else:
+                    log.warning("%s: bad response: %s", self.device_id, exc)
+                    sink.frame_error(exc)
+                    last, repeats = exc, 0
             else:
+                if repeats:
+                    log.warning("%s: the last bad response repeated %d more times", self.device_id, repeats)
+                last, repeats = None, 0
                 await self._handle(link, sink, frame)
             await asyncio.sleep(self.poll_interval)
 
@@ -103,6 +115,10 @@ class ModbusDriver:
             return
         hi, lo = struct.unpack(">HH", struct.pack(">I", frame.sequence))
         await link.write(m.ack_address, [hi, lo] if m.sequence.word_order == "big" else [lo, hi])
+
+
+def _same(a: FrameError, b: FrameError) -> bool:
+    return type(a) is type(b) and a.raw == b.raw and str(a) == str(b)
 
 
 def _common(device_id: str, config: Mapping[str, Any]) -> tuple[RegisterMap, dict[str, Any]]:

@@ -4,7 +4,8 @@ It writes its JSON with the standard library from the document — never with th
 codec. A script is a list of steps: :class:`Publish` sends a valid message (the device
 numbers them 1, 2, 3, ...), the others inject faults: :class:`Duplicate` resends the last
 valid message byte for byte (what a QoS 1 retry looks like), :class:`Malformed`,
-:class:`NotJson`, :class:`WrongSchema`, :class:`UnknownCode`, :class:`Oversize` send bad
+:class:`NotJson`, :class:`WrongSchema`, :class:`UnknownCode`, :class:`WrongDevice`,
+:class:`Oversize` send bad
 messages, :class:`Flood` sends many valid ones back to back.
 """
 
@@ -55,6 +56,11 @@ class UnknownCode:
 
 
 @dataclass(frozen=True)
+class WrongDevice:
+    """A valid message that names another device than the one the topic belongs to."""
+
+
+@dataclass(frozen=True)
 class Oversize:
     """A message over the 4096-byte limit."""
 
@@ -66,7 +72,7 @@ class Flood:
     count: int = 50
 
 
-Step = Publish | Duplicate | Malformed | NotJson | WrongSchema | UnknownCode | Oversize | Flood
+Step = Publish | Duplicate | Malformed | NotJson | WrongSchema | UnknownCode | WrongDevice | Oversize | Flood
 
 
 @dataclass
@@ -113,6 +119,8 @@ class MqttDevice:
             return b"\xff\xfe<measurement/>"
         if isinstance(step, WrongSchema):
             return json.dumps({**good, "patient_name": "x"}).encode()
+        if isinstance(step, WrongDevice):
+            return json.dumps({**good, "device_id": f"not-{self.device_id}"}).encode()
         if isinstance(step, UnknownCode):
             return json.dumps({**good, "measurements": [{"code": "1234-5", "value": 1, "unit": "cm"}]}).encode()
         return json.dumps({**good, "status": ["x" * 60] * 80}).encode()  # Oversize: ~5 kB

@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 
 MODBUS_FAULTS = {"busy": ms.ExceptionReply(6), "drop": ms.Drop(), "slow": ms.Slow(2.0), "garbage": ms.Garbage()}
 MQTT_FAULTS = {"duplicate": md.Duplicate(), "malformed": md.Malformed(), "notjson": md.NotJson(),
-               "schema": md.WrongSchema(), "unknown-code": md.UnknownCode(), "oversize": md.Oversize(),
-               "flood": md.Flood(50)}
+               "schema": md.WrongSchema(), "unknown-code": md.UnknownCode(), "wrong-device": md.WrongDevice(),
+               "oversize": md.Oversize(), "flood": md.Flood(50)}
 
 
 def modbus_script(count: int, faults: list[str]) -> list[ms.Step]:

@@ -76,7 +76,8 @@ class ModbusDriver:
         while True:
             try:
                 frame = decode(m, await link.read(m.table, m.start, m.count))
-            except FrameError as exc:  # exception response, short or long block
+                await self._handle(link, sink, frame)
+            except FrameError as exc:  # exception response (to the read or the ack), short or long block
                 if last is not None and _same(exc, last):
                     repeats += 1  # a station answering "busy" for minutes is reported once, not per poll
                 else:
@@ -87,7 +88,6 @@ class ModbusDriver:
                 if repeats:
                     log.warning("%s: the last bad response repeated %d more times", self.device_id, repeats)
                 last, repeats = None, 0
-                await self._handle(link, sink, frame)
             await asyncio.sleep(self.poll_interval)
 
     async def _handle(self, link: RegisterLink, sink: Sink, frame: Frame) -> None:

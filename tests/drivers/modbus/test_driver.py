@@ -85,3 +85,24 @@ def test_factories_read_hub_toml_tables() -> None:
 def test_factory_errors_name_device_and_key(factory: object, config: dict[str, object], key: str) -> None:
     with pytest.raises(ConfigError, match=rf"^device 'hw-1'\.{key}: .*fix"):
         factory("hw-1", {**EXAMPLE_CONFIG, **config})  # type: ignore[operator]
+
+
+async def test_a_refused_acknowledgement_is_reported_once_and_the_measurement_emitted_once() -> None:
+    config = copy.deepcopy(EXAMPLE_CONFIG)
+    config["ready"] = {"address": 0, "ack": "echo", "ack_address": 40}  # the station has no register 40
+    regmap = parse_register_map(config)
+    station = ms.Station([ms.Measure(160.0, 55.5, 21.7)])
+    sink = RecordingSink()
+    port = free_port()
+    async with ModbusTcpStation(station, port):
+        driver = ModbusDriver("hw", regmap, lambda: tcp_link("127.0.0.1", port, 1, 1.0), poll_interval=0.01)
+        task = asyncio.create_task(driver.run(sink))
+        try:
+            await until(lambda: station.requests > 20, "many polls")
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert len(sink.events) == 1
+    assert [(e.reason, getattr(e, "code", None)) for e in sink.errors] == [("modbus_exception", 2)]
+    assert "write register 40" in str(sink.errors[0])

@@ -74,8 +74,11 @@ class PymodbusLink:
             raise TransportError(f"{self.description}: cannot connect: {exc}") from exc
         if not ok:
             raise TransportError(f"{self.description}: cannot connect")
+        serial_port = getattr(getattr(self.client.ctx, "transport", None), "sync_serial", None)
+        if serial_port is not None:  # RTU: drop answers that arrived late for the previous connection
+            serial_port.reset_input_buffer()
 
-    async def _call(self, what: str, call: Any) -> Any:
+    async def _call(self, what: str, call: Any, function_code: int) -> Any:
         from pymodbus.exceptions import ModbusException
 
         try:
@@ -90,23 +93,28 @@ class PymodbusLink:
             name = EXCEPTION_NAMES.get(code, "unknown exception")
             raise ExceptionResponse(f"{self.description}: {what}: station answered exception {code} ({name})",
                                     code, bytes([fc & 0xFF, code & 0xFF]))
+        if int(getattr(response, "function_code", function_code)) != function_code:
+            # RTU has no transaction id: a late answer to an earlier request means the link is out of step
+            raise TransportError(f"{self.description}: {what}: answer to function "
+                                 f"{response.function_code}, not {function_code}; resynchronising")
         return response
 
     async def read(self, table: str, address: int, count: int) -> list[int]:
         """Read registers (function 03 for ``holding``, 04 for ``input``)."""
         method = self.client.read_input_registers if table == "input" else self.client.read_holding_registers
         response = await self._call(f"read {count} {table} registers at {address}",
-                                    method(address, count=count, device_id=self.unit_id))
+                                    method(address, count=count, device_id=self.unit_id), 4 if table == "input" else 3)
         registers = [int(r) for r in response.registers]
         return registers
 
     async def write(self, address: int, values: list[int]) -> None:
         """Write one register (function 06) or several (function 16)."""
         if len(values) == 1:
-            call = self.client.write_register(address, values[0], device_id=self.unit_id)
+            await self._call(f"write register {address}",
+                             self.client.write_register(address, values[0], device_id=self.unit_id), 6)
         else:
-            call = self.client.write_registers(address, values, device_id=self.unit_id)
-        await self._call(f"write register {address}", call)
+            await self._call(f"write registers {address}..{address + len(values) - 1}",
+                             self.client.write_registers(address, values, device_id=self.unit_id), 16)
 
     def close(self) -> None:
         """Close the client."""

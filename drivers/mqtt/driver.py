@@ -29,7 +29,11 @@ DEFAULT_TOPIC = "clinic/{device_id}/measurement"
 
 
 class MqttDriver:
-    """One MQTT device: every message on ``topic`` must come from ``device`` (its own id)."""
+    """One MQTT device (``device``, its own id, by default the hub's device id) on ``topic``.
+
+    ``{device_id}`` in ``topic`` is replaced by ``device``; the filter may also hold
+    wildcards, e.g. ``clinic/+/measurement`` (see :meth:`_decode` for whose messages count).
+    """
 
     def __init__(self, device_id: str, *, host: str = "127.0.0.1", port: int = 1883,
                  topic: str = DEFAULT_TOPIC, device: str | None = None, client_id: str | None = None,
@@ -86,6 +90,9 @@ class MqttDriver:
             log.warning("%s: message on %s rejected: %s", self.device_id, topic, exc)
             sink.frame_error(exc)
             return
+        if msg is None:
+            log.debug("%s: message on %s is for another device", self.device_id, topic)
+            return
         if msg.key in self._seen:
             log.info("%s: message seq %d redelivered; already stored", self.device_id, msg.seq)
             return
@@ -94,11 +101,23 @@ class MqttDriver:
         while len(self._seen) > self.window:
             self._seen.popitem(last=False)
 
-    def _decode(self, topic: str, payload: bytes) -> DeviceMessage:
-        if match(self.topic, topic) is None:
+    def _decode(self, topic: str, payload: bytes) -> DeviceMessage | None:
+        """The message, or None when a wildcard subscription delivered another device's message.
+
+        With a ``+`` in the filter, its first level names the device (``clinic/+/measurement``);
+        with only ``#``, the payload's ``device_id`` does. A message on this device's own
+        topic that names another device is a schema error.
+        """
+        captured = match(self.topic, topic)
+        if captured is None:
             raise SchemaError(f"topic {topic!r} does not match the subscription {self.topic!r}", payload)
+        levels = self.topic.split("/")
+        if "+" in levels and captured[0] != self.device:
+            return None
         msg = decode_message(payload)
         if msg.device_id != self.device:
+            if "+" not in levels and "#" in levels:
+                return None
             raise SchemaError(f"message on {topic!r} says device_id {msg.device_id!r}, expected {self.device!r}",
                               payload)
         return msg

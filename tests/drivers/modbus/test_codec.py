@@ -125,3 +125,33 @@ def test_fuzz_any_register_values_decode_or_report(words: list[int]) -> None:
         if frame.error is not None:  # only a weight that is not a number is refused
             weight = struct.unpack(">f", struct.pack(">HH", words[4], words[5]))[0]
             assert weight != weight or weight in (float("inf"), float("-inf"))
+
+
+@st.composite
+def register_maps(draw: st.DrawFn) -> Any:
+    """Any valid map: ready, optional sequence, 1-6 fields of any type, word order and scale."""
+    address = draw(st.integers(0, 1000))
+    config: dict[str, Any] = {"ready": {"address": address}, "registers": []}
+    address += 1
+    if draw(st.booleans()):
+        config["sequence"] = {"address": address, "type": draw(st.sampled_from(["u16", "u32"]))}
+        address += 2
+    for _ in range(draw(st.integers(1, 6))):
+        kind = draw(st.sampled_from(["u16", "i16", "u32", "i32", "f32"]))
+        code, unit = draw(st.sampled_from([("8302-2", "cm"), ("8302-2", "mm"), ("29463-7", "g"),
+                                           ("29463-7", "lb"), ("8310-5", "degF"), ("8480-6", "kPa")]))
+        config["registers"].append({"address": address + draw(st.integers(0, 3)), "type": kind, "code": code,
+                                    "unit": unit, "word_order": draw(st.sampled_from(["big", "little"])),
+                                    "scale": draw(st.sampled_from([1, 0.1, 0.01, 10])),
+                                    "offset": draw(st.sampled_from([0, -40.0]))})
+        address = config["registers"][-1]["address"] + 2
+    return parse_register_map(config)
+
+
+@given(register_maps(), st.data())
+def test_fuzz_any_map_and_any_words_decode_or_report(regmap: Any, data: st.DataObject) -> None:
+    words = data.draw(st.lists(st.integers(0, 0xFFFF), min_size=regmap.count, max_size=regmap.count))
+    frame = decode(regmap, words)
+    if frame.measurement is not None:
+        assert len(frame.measurement.observations) == len(regmap.fields)
+        assert all(abs(o.value) < float("inf") for o in frame.measurement.observations)

@@ -15,7 +15,11 @@ from typing import Any
 from drivers.base import Driver, Event
 
 #: device-family modules, in the order ``mchub decode --list`` shows them
-_MODULES: list[str] = ["drivers.ble"]
+_MODULES: list[str] = [
+    "drivers.ble",
+    "drivers.modbus",
+    "drivers.mqtt",
+]
 
 
 @dataclass(frozen=True)

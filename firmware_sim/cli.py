@@ -1,4 +1,4 @@
-"""``mchub sim``: devices, fleet, peers."""
+"""``mchub sim``: simulated devices, ID cards, hub fleets and hospital peers."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ import argparse
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``sim`` subcommands."""
-    sub = parser.add_subparsers(dest="sim_command", metavar="SIMULATOR")
     from firmware_sim import pacs_cli
+    from firmware_sim.sim_fieldbus import register_sims
 
+    sub = parser.add_subparsers(dest="sim", metavar="SIMULATOR")
     pacs_cli.register(sub.add_parser("pacs", help="simulated hospital PACS: make studies, STOW-RS, C-STORE"))
+    register_sims(sub)  # modbus, mqtt
     parser.set_defaults(func=_pending)
 
 
 def _pending(args: argparse.Namespace) -> int:
-    print("mchub sim: choose a simulator, e.g. `mchub sim pacs --help`")
+    print("mchub sim: choose a simulator (mchub sim --help)")
     return 1

@@ -10,12 +10,12 @@
 from __future__ import annotations
 
 from drivers.modbus.driver import modbus_rtu, modbus_tcp
-from drivers.modbus.example import decode_example_block
+from drivers.modbus.example import EXAMPLES, decode_example_block
 from drivers.registry import CodecInfo, DriverFactory
 
 CODECS = [
     CodecInfo("modbus-registers", "Modbus register block 0..6 (hex, high byte first) of the example "
-              "height/weight station layout in docs/fieldbus.md", decode_example_block),
+              "height/weight station layout in docs/fieldbus.md", decode_example_block, examples=EXAMPLES),
 ]
 
 DRIVERS: dict[str, DriverFactory] = {"modbus-tcp": modbus_tcp, "modbus-rtu": modbus_rtu}

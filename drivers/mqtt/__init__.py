@@ -7,13 +7,13 @@
 
 from __future__ import annotations
 
-from drivers.mqtt.codec import decode_measurements
+from drivers.mqtt.codec import EXAMPLES, decode_measurements
 from drivers.mqtt.driver import mqtt_device
 from drivers.registry import CodecInfo, DriverFactory
 
 CODECS = [
     CodecInfo("mqtt-json", "one MQTT JSON measurement message (docs/fieldbus.md §2), as hex of its bytes",
-              decode_measurements),
+              decode_measurements, examples=EXAMPLES),
 ]
 
 DRIVERS: dict[str, DriverFactory] = {"mqtt": mqtt_device}

@@ -105,3 +105,10 @@ class CodeMapError(Hl7Error):
     """The local-code mapping table in the configuration is unusable."""
 
     reason = "code_map"
+
+
+class MessageTooLarge(Hl7Error):
+    """A message longer than the receiver's configured limit (its head is kept for inspection)."""
+
+    reason = "too_large"
+    ack_code: AckCode = "AR"

@@ -1,0 +1,142 @@
+"""PostgreSQL message store (asyncpg) with group commit across connections.
+
+One writer connection commits every batch in ONE statement (``INSERT ... SELECT FROM
+unnest(...)``), so one WAL flush covers every message waiting at that moment. Duplicate
+detection is the unique ``dedup_key`` (sender + MSH-10 of accepted messages): the
+statement bumps ``duplicates`` on the first copy and reports it.
+
+The DDL below is self-contained (``CREATE ... IF NOT EXISTS``) so the listener can run
+before the cloud migrations know about it; fold it into them when merging.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import asyncpg
+
+from cloud.mllp.errors import StoreError
+from cloud.mllp.store import GroupCommitter, InboundMeta, StoredMessage, StoreResult
+from protocol.ids import uuid7
+
+DDL = """
+CREATE TABLE IF NOT EXISTS hl7_inbound (
+    id            uuid PRIMARY KEY,
+    received_at   timestamptz NOT NULL,
+    peer          text NOT NULL,
+    sender        text NOT NULL DEFAULT '',
+    control_id    text NOT NULL DEFAULT '',
+    message_type  text NOT NULL DEFAULT '',
+    status        text NOT NULL CHECK (status IN ('accepted', 'error', 'rejected', 'garbage', 'oversized')),
+    ack_code      text NOT NULL DEFAULT '',
+    reason        text NOT NULL DEFAULT '',
+    dedup_key     text UNIQUE,
+    duplicates    integer NOT NULL DEFAULT 0,
+    raw           bytea NOT NULL,
+    processed_at  timestamptz,
+    process_error text
+);
+CREATE INDEX IF NOT EXISTS hl7_inbound_pending ON hl7_inbound (id)
+    WHERE status = 'accepted' AND processed_at IS NULL;
+"""
+
+_INSERT = """
+INSERT INTO hl7_inbound (id, received_at, peer, sender, control_id, message_type, status, ack_code, reason,
+                         dedup_key, raw)
+SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                     $8::text[], $9::text[], $10::text[], $11::bytea[])
+ON CONFLICT (dedup_key) DO UPDATE SET duplicates = hl7_inbound.duplicates + 1
+RETURNING id::text, dedup_key, ack_code, reason, xmax::text <> '0' AS duplicate
+"""
+
+
+def _ts(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+
+
+class PgMessageStore:
+    """:class:`~cloud.mllp.store.MessageStore` on PostgreSQL; ``await PgMessageStore.open(dsn)``."""
+
+    def __init__(self, dsn: str, max_batch: int = 1000) -> None:
+        self.dsn = dsn
+        self._conn: asyncpg.Connection | None = None
+        self.committer: GroupCommitter[tuple[bytes, InboundMeta], StoreResult] = GroupCommitter(
+            self._commit, max_batch)
+
+    @classmethod
+    async def open(cls, dsn: str, max_batch: int = 1000) -> PgMessageStore:
+        """Connect and create the table if needed."""
+        self = cls(dsn, max_batch)
+        conn = await self._connection()
+        await conn.execute(DDL)
+        return self
+
+    async def _connection(self) -> asyncpg.Connection:
+        if self._conn is None or self._conn.is_closed():
+            try:
+                self._conn = await asyncpg.connect(self.dsn)
+            except (OSError, asyncpg.PostgresError) as exc:
+                raise StoreError(f"cannot connect to PostgreSQL for HL7 storage: {exc}") from exc
+        return self._conn
+
+    async def store(self, raw: bytes, meta: InboundMeta) -> StoreResult:
+        """Durably store one message (batched with concurrent callers)."""
+        return await self.committer.submit((raw, meta))
+
+    async def _commit(self, items: Sequence[tuple[bytes, InboundMeta]]) -> list[StoreResult]:
+        first: dict[str, int] = {}  # dedup_key -> index of its first occurrence in this batch
+        rows: list[tuple[str, bytes, InboundMeta]] = []
+        row_id: dict[int, str] = {}  # item index -> id of the row inserted for it
+        for i, (raw, meta) in enumerate(items):
+            key = meta.dedup_key
+            if key is not None and key in first:
+                continue
+            if key is not None:
+                first[key] = i
+            row_id[i] = uuid7(meta.received_at)
+            rows.append((row_id[i], raw, meta))
+        conn = await self._connection()
+        try:
+            returned = await conn.fetch(
+                _INSERT, [r[0] for r in rows], [_ts(m.received_at) for _, _, m in rows],
+                [m.peer for _, _, m in rows], [m.sender for _, _, m in rows], [m.control_id for _, _, m in rows],
+                [m.message_type for _, _, m in rows], [m.status for _, _, m in rows],
+                [m.ack_code for _, _, m in rows], [m.reason for _, _, m in rows],
+                [m.dedup_key for _, _, m in rows], [raw for _, raw, _ in rows])
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            if self._conn is not None:
+                self._conn.terminate()
+                self._conn = None
+            raise StoreError(f"HL7 message batch not stored: {exc}") from exc
+        by_key = {r["dedup_key"]: r for r in returned if r["dedup_key"] is not None}
+        by_id = {r["id"]: r for r in returned}
+        out = []
+        for i, (_, meta) in enumerate(items):
+            key = meta.dedup_key
+            rec = by_key[key] if key is not None else by_id[row_id[i]]
+            again = key is not None and first[key] != i
+            out.append(StoreResult(rec["id"], bool(rec["duplicate"]) or again, rec["ack_code"], rec["reason"]))
+        return out
+
+    async def fetch_pending(self, limit: int = 100) -> list[StoredMessage]:
+        """Accepted messages not processed yet, oldest first."""
+        conn = await self._connection()
+        rows = await conn.fetch(
+            "SELECT id::text, raw, received_at, control_id, message_type FROM hl7_inbound "
+            "WHERE status = 'accepted' AND processed_at IS NULL ORDER BY id LIMIT $1", limit)
+        return [StoredMessage(r["id"], r["raw"], int(r["received_at"].timestamp() * 1000), r["control_id"],
+                              r["message_type"]) for r in rows]
+
+    async def mark_processed(self, message_id: str, error: str | None = None) -> None:
+        """Record that a message was processed (``error``: why its results could not be used)."""
+        conn = await self._connection()
+        await conn.execute("UPDATE hl7_inbound SET processed_at = now(), process_error = $2 WHERE id = $1::uuid",
+                           message_id, error)
+
+    async def close(self) -> None:
+        """Stop the writer and close the connection."""
+        await self.committer.close()
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None

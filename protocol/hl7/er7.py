@@ -68,8 +68,8 @@ class Segment:
         """Unescaped value at field ``n``, component ``comp``, subcomponent ``sub`` (1-based)."""
         f = self.fields
         value = f[n] if n < len(f) else ""
-        if not value or self._special(value) is None:
-            return value
+        if not value or self._special(value) is None:  # plain value: only its first component exists
+            return value if comp == 1 and sub == 1 and rep == 0 else ""
         if n <= 2 and self.name == "MSH":
             return value  # MSH-1/MSH-2 are the delimiters themselves
         d = self.delims

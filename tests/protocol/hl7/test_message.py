@@ -47,6 +47,9 @@ def test_every_fixture_parses_and_agrees_with_hl7apy(fixture_name: str) -> None:
     ref_ids = [(r.cx_1.value, r.cx_5.value) for r in pid.pid_3]
     assert ours.patient is not None
     assert [(i.id, i.type_code) for i in ours.patient.identifiers] == ref_ids
+    name = [*pid.pid_5.to_er7().split("^"), ""][:2]
+    assert [ours.patient.family_name, ours.patient.given_name] == name
+    assert (ours.patient.birth_date, ours.patient.sex) == (pid.pid_7.to_er7(), pid.pid_8.to_er7())
     ref_obx = list(ref.obx) if hasattr(ref, "obx") else []
     ours_obx = [x for o in ours.orders for x in o.observations]
     assert len(ours_obx) == len(ref_obx)
@@ -189,3 +192,11 @@ def test_mutated_fixtures_only_raise_typed_errors(name: str, data: st.DataObject
         raw[i] = data.draw(st.sampled_from(b"|^~\\&\r\n\x00\xff\xe7aZ9 "))
     with contextlib.suppress(Hl7Error):
         parse(bytes(raw), supported=None)
+
+
+def test_plain_field_has_no_second_component() -> None:
+    m = parse((HEAD + "\rPID|||1^^^^MR||王秀英|x\rOBR|1\r").encode())
+    assert m.patient is not None
+    assert (m.patient.family_name, m.patient.given_name) == ("王秀英", "")
+    seg = m.segments[1]
+    assert (seg.get(5), seg.get(5, 2), seg.get(5, 1, 2), seg.get(5, rep=1)) == ("王秀英", "", "", "")

@@ -1,7 +1,8 @@
 """PostgreSQL message store (asyncpg) with group commit across connections.
 
-One writer connection commits every batch in ONE statement (``INSERT ... SELECT FROM
-unnest(...)``), so one WAL flush covers every message waiting at that moment. Duplicate
+Each batch is committed by ONE statement (``INSERT ... SELECT FROM
+unnest(...)``), so one WAL flush covers every message waiting at that moment; ``writers`` connections
+let the next batch commit while the previous one is still being flushed. Duplicate
 detection is the unique ``dedup_key`` (sender + MSH-10 of accepted messages): the
 statement bumps ``duplicates`` on the first copy and reports it.
 
@@ -58,27 +59,36 @@ def _ts(ms: int) -> dt.datetime:
 class PgMessageStore:
     """:class:`~cloud.mllp.store.MessageStore` on PostgreSQL; ``await PgMessageStore.open(dsn)``."""
 
-    def __init__(self, dsn: str, max_batch: int = 1000) -> None:
+    def __init__(self, dsn: str, max_batch: int = 1000, writers: int = 2) -> None:
         self.dsn = dsn
-        self._conn: asyncpg.Connection | None = None
+        self._idle: list[asyncpg.Connection] = []  #: writer connections not in use right now
         self.committer: GroupCommitter[tuple[bytes, InboundMeta], StoreResult] = GroupCommitter(
-            self._commit, max_batch)
+            self._commit, max_batch, concurrency=writers)
 
     @classmethod
-    async def open(cls, dsn: str, max_batch: int = 1000) -> PgMessageStore:
-        """Connect and create the table if needed."""
-        self = cls(dsn, max_batch)
+    async def open(cls, dsn: str, max_batch: int = 1000, writers: int = 2) -> PgMessageStore:
+        """Connect and create the table if needed; ``writers`` batches may commit at once."""
+        self = cls(dsn, max_batch, writers)
         conn = await self._connection()
-        await conn.execute(DDL)
+        try:
+            await conn.execute(DDL)
+        finally:
+            self._release(conn)
         return self
 
     async def _connection(self) -> asyncpg.Connection:
-        if self._conn is None or self._conn.is_closed():
-            try:
-                self._conn = await asyncpg.connect(self.dsn)
-            except (OSError, asyncpg.PostgresError) as exc:
-                raise StoreError(f"cannot connect to PostgreSQL for HL7 storage: {exc}") from exc
-        return self._conn
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.is_closed():
+                return conn
+        try:
+            return await asyncpg.connect(self.dsn)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise StoreError(f"cannot connect to PostgreSQL for HL7 storage: {exc}") from exc
+
+    def _release(self, conn: asyncpg.Connection) -> None:
+        if not conn.is_closed():
+            self._idle.append(conn)
 
     async def store(self, raw: bytes, meta: InboundMeta) -> StoreResult:
         """Durably store one message (batched with concurrent callers)."""
@@ -105,10 +115,9 @@ class PgMessageStore:
                 [m.ack_code for _, _, m in rows], [m.reason for _, _, m in rows],
                 [m.dedup_key for _, _, m in rows], [raw for _, raw, _ in rows])
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            if self._conn is not None:
-                self._conn.terminate()
-                self._conn = None
+            conn.terminate()
             raise StoreError(f"HL7 message batch not stored: {exc}") from exc
+        self._release(conn)
         by_key = {r["dedup_key"]: r for r in returned if r["dedup_key"] is not None}
         by_id = {r["id"]: r for r in returned}
         out = []
@@ -122,21 +131,26 @@ class PgMessageStore:
     async def fetch_pending(self, limit: int = 100) -> list[StoredMessage]:
         """Accepted messages not processed yet, oldest first."""
         conn = await self._connection()
-        rows = await conn.fetch(
-            "SELECT id::text, raw, received_at, control_id, message_type FROM hl7_inbound "
-            "WHERE status = 'accepted' AND processed_at IS NULL ORDER BY id LIMIT $1", limit)
+        try:
+            rows = await conn.fetch(
+                "SELECT id::text, raw, received_at, control_id, message_type FROM hl7_inbound "
+                "WHERE status = 'accepted' AND processed_at IS NULL ORDER BY id LIMIT $1", limit)
+        finally:
+            self._release(conn)
         return [StoredMessage(r["id"], r["raw"], int(r["received_at"].timestamp() * 1000), r["control_id"],
                               r["message_type"]) for r in rows]
 
     async def mark_processed(self, message_id: str, error: str | None = None) -> None:
         """Record that a message was processed (``error``: why its results could not be used)."""
         conn = await self._connection()
-        await conn.execute("UPDATE hl7_inbound SET processed_at = now(), process_error = $2 WHERE id = $1::uuid",
-                           message_id, error)
+        try:
+            await conn.execute("UPDATE hl7_inbound SET processed_at = now(), process_error = $2 WHERE id = $1::uuid",
+                               message_id, error)
+        finally:
+            self._release(conn)
 
     async def close(self) -> None:
         """Stop the writer and close the connection."""
         await self.committer.close()
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        while self._idle:
+            await self._idle.pop().close()

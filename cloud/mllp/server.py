@@ -2,7 +2,7 @@
 
 For every frame a connection delivers, in order:
 
-1. parse it with :func:`protocol.hl7.message.parse` (fast, tolerant, explicit checks);
+1. check it with :func:`protocol.hl7.message.check` (every check of ``parse``, fast, tolerant);
 2. store the raw bytes with the outcome (accepted / error / rejected) — durably, through
    the group-committing :class:`~cloud.mllp.store.MessageStore`;
 3. answer on the same connection: AA/AE/AR in original mode, CA/CE/CR in enhanced mode
@@ -31,7 +31,7 @@ from protocol.hl7 import mllp
 from protocol.hl7.ack import ack_code, ack_wanted, build_ack
 from protocol.hl7.dtm import format_dtm
 from protocol.hl7.errors import Hl7Error, MessageTooLarge
-from protocol.hl7.message import INBOUND, Header, parse, parse_header
+from protocol.hl7.message import INBOUND, Header, check, parse_header
 from protocol.ids import now_ms
 
 log = logging.getLogger("mchub.cloud.mllp")
@@ -166,7 +166,7 @@ class MllpListener:
         else:
             raw = event
             try:
-                header = parse(raw, self.config.supported).header
+                header = check(raw, self.config.supported)
             except Hl7Error as exc:
                 error = exc
                 with contextlib.suppress(Hl7Error):

@@ -80,52 +80,68 @@ class GroupCommitter(Generic[T, R]):
 
     ``commit(items)`` returns one result per item, in order; if it raises, every caller
     of that batch gets a :class:`StoreError` (and nothing of that batch is acknowledged).
+    Up to ``concurrency`` batches commit at the same time (one database connection each),
+    so the next batch fills while the previous one is being flushed.
     """
 
-    def __init__(self, commit: Callable[[Sequence[T]], Awaitable[Sequence[R]]], max_batch: int = 1000) -> None:
+    def __init__(self, commit: Callable[[Sequence[T]], Awaitable[Sequence[R]]], max_batch: int = 1000,
+                 concurrency: int = 1) -> None:
         self._commit = commit
         self._max_batch = max_batch
+        self._slots = asyncio.Semaphore(concurrency)
         self._queue: asyncio.Queue[tuple[T, asyncio.Future[R]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
         self.batches = 0  #: number of commits (for metrics and the benchmark)
         self.items = 0
 
     async def submit(self, item: T) -> R:
         """Queue ``item`` and wait until its batch is committed."""
+        loop = asyncio.get_running_loop()
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+            self._task = loop.create_task(self._run(), name="group-commit")
+        future: asyncio.Future[R] = loop.create_future()
         self._queue.put_nowait((item, future))
         return await future
 
     async def _run(self) -> None:
         queue = self._queue
         while True:
-            batch = [await queue.get()]
+            first = await queue.get()
+            await self._slots.acquire()  # wait for a free connection; the batch keeps growing meanwhile
+            batch = [first]  # a waiter that went away is still stored: its sender will resend
             while len(batch) < self._max_batch and not queue.empty():
                 batch.append(queue.get_nowait())
-            live = batch  # a waiter that went away is still stored: its sender will resend
-            try:
-                results = await self._commit([i for i, _ in live])
-            except Exception as exc:  # every waiter learns the batch failed; nothing is acked
-                error = exc if isinstance(exc, StoreError) else StoreError(f"commit failed: {exc}")
-                for _, f in live:
-                    if not f.done():
-                        f.set_exception(error)
-                continue
-            self.batches += 1
-            self.items += len(live)
-            for (_, f), r in zip(live, results, strict=True):
+            task = asyncio.get_running_loop().create_task(self._commit_batch(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _commit_batch(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        try:
+            results = await self._commit([i for i, _ in batch])
+        except Exception as exc:  # every waiter learns the batch failed; nothing is acked
+            error = exc if isinstance(exc, StoreError) else StoreError(f"commit failed: {exc}")
+            for _, f in batch:
                 if not f.done():
-                    f.set_result(r)
+                    f.set_exception(error)
+            return
+        finally:
+            self._slots.release()
+        self.batches += 1
+        self.items += len(batch)
+        for (_, f), r in zip(batch, results, strict=True):
+            if not f.done():
+                f.set_result(r)
 
     async def close(self) -> None:
-        """Stop the writer task (pending submissions fail)."""
+        """Stop the writer task, wait for commits in flight (pending submissions fail)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
         while not self._queue.empty():
             _, f = self._queue.get_nowait()
             if not f.done():

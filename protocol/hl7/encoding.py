@@ -15,6 +15,8 @@ dropped; an unknown sequence is kept literally.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from protocol.hl7.errors import CharsetError, NotHl7
@@ -126,10 +128,16 @@ def _expand(seq: str, d: Delimiters, codec: str) -> str:
     return d.escape + seq + d.escape
 
 
+_NEEDS_ESCAPE: dict[Delimiters, Callable[[str], re.Match[str] | None]] = {}
+
+
 def escape(value: str, d: Delimiters = DEFAULT) -> str:
     """Escape delimiters (and CR/LF as ``\\.br\\``) so ``value`` can sit in one component."""
     e = d.escape
-    if not any(c in value for c in (d.field, d.component, d.repetition, e, d.subcomponent, "\r", "\n")):
+    needs = _NEEDS_ESCAPE.get(d)
+    if needs is None:
+        needs = _NEEDS_ESCAPE[d] = re.compile("[" + re.escape(d.field + d.msh2) + "\r\n]").search
+    if needs(value) is None:
         return value
     out = value.replace(e, f"{e}E{e}")
     for ch, code in ((d.field, "F"), (d.component, "S"), (d.subcomponent, "T"), (d.repetition, "R")):

@@ -30,16 +30,18 @@ def _special(d: Delimiters) -> Callable[[str], re.Match[str] | None]:
 class Segment:
     """One segment. ``fields[n]`` is field n (for MSH, ``fields[1]`` is MSH-1, the separator)."""
 
-    __slots__ = ("_special", "codec", "delims", "fields", "index", "name")
+    __slots__ = ("_special", "codec", "delims", "fields", "index", "name", "simple")
 
     def __init__(self, name: str, fields: list[str], delims: Delimiters, codec: str, index: int,
-                 special: Callable[[str], re.Match[str] | None] | None = None) -> None:
+                 special: Callable[[str], re.Match[str] | None] | None = None, simple: bool = False) -> None:
         self.name = name
         self.fields = fields
         self.delims = delims
         self.codec = codec
         self.index = index  #: 0-based position in the message (for error locations)
         self._special = special or _special(delims)
+        #: no repetition, escape or subcomponent character anywhere: fields split by partition alone
+        self.simple = simple
 
     def raw(self, n: int) -> str:
         """Field ``n`` exactly as sent (escaped, with its repetitions); '' when absent."""
@@ -124,6 +126,7 @@ def split_message(raw: bytes) -> list[Segment]:
         raise ParseError(f"more than {MAX_SEGMENTS} segments")
     segments: list[Segment] = []
     special = _special(delims)
+    rep, esc, sub = delims.repetition, delims.escape, delims.subcomponent
     for line in lines:
         if not line or line.isspace():
             continue
@@ -132,7 +135,10 @@ def split_message(raw: bytes) -> list[Segment]:
         if len(name) != 3 or not (name.isascii() and name.isalnum() and name.isupper()):
             raise ParseError(f"segment {len(segments) + 1} has an invalid name {name[:8]!r}",
                              location=f"{name[:3]}^{len(segments) + 1}")
+        simple = False
         if name == "MSH":
             fields.insert(1, fs)
-        segments.append(Segment(name, fields, delims, codec, len(segments), special))
+        else:
+            simple = rep not in line and esc not in line and sub not in line
+        segments.append(Segment(name, fields, delims, codec, len(segments), special, simple))
     return segments

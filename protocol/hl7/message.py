@@ -9,11 +9,6 @@ stays available as :attr:`Message.segments`.
 
 from __future__ import annotations
 
-import math
-
-import msgspec
-
-from protocol.hl7.encoding import Delimiters, unescape
 from protocol.hl7.er7 import Segment, split_message
 from protocol.hl7.errors import (
     BadValue,
@@ -23,139 +18,19 @@ from protocol.hl7.errors import (
     UnsupportedProcessingId,
     UnsupportedVersion,
 )
+from protocol.hl7.obx import RESULT_STATUSES, VALUE_TYPES, check_obx, coded, read_obx
+from protocol.hl7.view import Coded, Header, Message, Obx, Order, Patient, PatientId
+
+__all__ = [
+    "INBOUND", "RESULT_STATUSES", "VALUE_TYPES", "Coded", "Header", "Message", "Obx", "Order", "Patient", "PatientId",
+    "check", "parse", "parse_header", "read_header", "read_obx", "read_patient",
+]
 
 #: message types and trigger events the inbound listener processes
 INBOUND: dict[str, frozenset[str]] = {
     "ORU": frozenset({"R01"}),
     "ADT": frozenset({"A01", "A04", "A08", "A40"}),
 }
-VALUE_TYPES = frozenset({"NM", "ST", "CWE", "CE", "CNE", "TX", "FT", "SN", "DT", "DTM", "TS", "ID", "IS", "TM"})
-RESULT_STATUSES = frozenset("CDFINOPRSUWX")  #: HL7 table 0085
-
-
-class Coded(msgspec.Struct, frozen=True):
-    """A CE/CWE value: identifier, text, coding system, and the alternate triplet."""
-
-    code: str
-    text: str = ""
-    system: str = ""
-    alt_code: str = ""
-    alt_text: str = ""
-    alt_system: str = ""
-
-
-class Header(msgspec.Struct, frozen=True):
-    """The MSH fields a receiver needs to route, deduplicate and acknowledge a message."""
-
-    delimiters: Delimiters
-    sending_app: str
-    sending_facility: str
-    receiving_app: str
-    receiving_facility: str
-    sent_at: str  #: MSH-7, as sent
-    message_type: str  #: MSH-9.1, e.g. ORU
-    trigger_event: str  #: MSH-9.2, e.g. R01
-    structure: str  #: MSH-9.3, e.g. ORU_R01 (often empty)
-    control_id: str  #: MSH-10
-    processing_id: str  #: MSH-11.1
-    version: str  #: MSH-12.1
-    accept_ack: str  #: MSH-15 (AL/NE/ER/SU or empty)
-    app_ack: str  #: MSH-16
-    charset: str  #: MSH-18 first repetition, as sent
-
-    @property
-    def sender(self) -> str:
-        """``app|facility``: with MSH-10 the duplicate-detection key of a message."""
-        return f"{self.sending_app}|{self.sending_facility}"
-
-    @property
-    def enhanced(self) -> bool:
-        """True when MSH-15 or MSH-16 is valued: enhanced acknowledgement mode."""
-        return bool(self.accept_ack or self.app_ack)
-
-
-class PatientId(msgspec.Struct, frozen=True):
-    """One CX identifier: value, assigning authority (HD namespace) and identifier type."""
-
-    id: str
-    authority: str = ""
-    type_code: str = ""  #: HL7 table 0203: MR, NNCHN (Chinese resident ID), PI, VN, ...
-
-
-class Patient(msgspec.Struct, frozen=True):
-    """PID: identifiers (PID-3 repetitions, then PID-2 and PID-4 when present) and demographics."""
-
-    identifiers: tuple[PatientId, ...]
-    family_name: str = ""
-    given_name: str = ""
-    birth_date: str = ""  #: PID-7 as sent
-    sex: str = ""  #: PID-8 (HL7 table 0001: F, M, O, U, ...)
-
-    def first(self, *type_codes: str) -> PatientId | None:
-        """The first identifier whose type is one of ``type_codes``."""
-        return next((i for i in self.identifiers if i.type_code in type_codes), None)
-
-
-class Obx(msgspec.Struct, frozen=True):
-    """One OBX: a coded observation with its value(s), units, range, flags, status and time."""
-
-    set_id: str
-    value_type: str
-    code: Coded
-    sub_id: str
-    values: tuple[str, ...]  #: OBX-5 repetitions, unescaped text (coded values: their ER7 text)
-    coded: tuple[Coded, ...]  #: OBX-5 repetitions read as CWE/CE when the value type is coded
-    numeric: float | None  #: the number, for NM (and SN without a range)
-    units: Coded
-    reference_range: str
-    flags: tuple[str, ...]  #: OBX-8 repetitions (N, L, H, LL, HH, A, ...)
-    status: str  #: OBX-11
-    observed_at: str  #: OBX-14 as sent
-
-
-class Order(msgspec.Struct, frozen=True):
-    """One OBR with the OBX segments that follow it."""
-
-    set_id: str
-    placer: str
-    filler: str
-    service: Coded
-    observed_at: str  #: OBR-7
-    status: str  #: OBR-25
-    observations: tuple[Obx, ...]
-
-
-class Message(msgspec.Struct, frozen=True):
-    """A parsed inbound message: the typed fields mchub uses plus every segment."""
-
-    header: Header
-    patient: Patient | None
-    orders: tuple[Order, ...]
-    merge_prior: tuple[PatientId, ...]  #: MRG-1 (ADT^A40): the identifiers being merged away
-    segments: tuple[Segment, ...]
-
-
-_EMPTY = Coded("")
-
-
-def coded(seg: Segment, n: int, rep: int = 0) -> Coded:
-    """Field ``n`` (repetition ``rep``) read as a CE/CWE."""
-    value = seg.fields[n] if n < len(seg.fields) else ""
-    if not value:
-        return _EMPTY
-    d = seg.delims
-    if rep or d.repetition in value:
-        reps = value.split(d.repetition)
-        value = reps[rep] if rep < len(reps) else ""
-    c = value.split(d.component)
-    if d.escape in value:
-        c = [unescape(x, d, seg.codec) for x in c]
-    if len(c) < 6:
-        c += _PAD[len(c)]
-    return Coded(c[0], c[1], c[2], c[3], c[4], c[5])
-
-
-_PAD = [[""] * (6 - i) for i in range(7)]
 
 
 def patient_ids(seg: Segment, n: int) -> list[PatientId]:
@@ -200,6 +75,15 @@ def parse_header(raw: bytes) -> Header:
 
 def parse(raw: bytes, supported: dict[str, frozenset[str]] | None = INBOUND) -> Message:
     """Parse and check one message; ``supported=None`` accepts any message type."""
+    return _read(raw, supported, build=True)
+
+
+def check(raw: bytes, supported: dict[str, frozenset[str]] | None = INBOUND) -> Header:
+    """Every check :func:`parse` makes, building only the header (the listener's hot path)."""
+    return _read(raw, supported, build=False).header
+
+
+def _read(raw: bytes, supported: dict[str, frozenset[str]] | None, build: bool) -> Message:
     segments = split_message(raw)
     header = read_header(segments[0])
     if supported is not None and header.trigger_event not in supported.get(header.message_type, ()):
@@ -216,7 +100,10 @@ def parse(raw: bytes, supported: dict[str, frozenset[str]] | None = INBOUND) -> 
                 if header.message_type == "ORU":
                     raise ParseError("OBX before any OBR", location=seg.location(1))
                 continue
-            order[1].append(read_obx(seg))
+            if build:
+                order[1].append(read_obx(seg))
+            else:
+                check_obx(seg)
         elif name == "OBR":
             if order is not None:
                 orders.append(_order(*order))
@@ -258,63 +145,3 @@ def _order(seg: Segment, obx: list[Obx]) -> Order:
     return Order(seg.get(1), seg.get(2), seg.get(3), coded(seg, 4), seg.get(7), seg.get(25), tuple(obx))
 
 
-def read_obx(seg: Segment) -> Obx:
-    """OBX view with the checks on value type, code, number and status."""
-    get = seg.get
-    vt = get(2).strip().upper()
-    code = coded(seg, 3)
-    if not code.code and not code.alt_code:
-        raise MissingField("OBX-3 (observation identifier) is empty", location=seg.location(3))
-    reps = seg.repetitions(5)
-    if reps and not vt:
-        raise MissingField("OBX-2 (value type) is empty although OBX-5 holds a value", location=seg.location(2))
-    if vt and vt not in VALUE_TYPES:
-        raise BadValue(f"OBX-2 value type {vt[:8]!r} is not supported", location=seg.location(2))
-    status = get(11).strip().upper()
-    if status not in RESULT_STATUSES:
-        raise (MissingField if not status else BadValue)(
-            f"OBX-11 result status {status[:4]!r} is not in HL7 table 0085", location=seg.location(11))
-    values: tuple[str, ...] = ()
-    codes: tuple[Coded, ...] = ()
-    if len(reps) == 1 and vt in _SIMPLE:
-        values = (get(5),)
-    elif vt in ("CWE", "CE", "CNE"):
-        codes = tuple(coded(seg, 5, i) for i in range(len(reps)))
-        values = tuple(c.code or c.text for c in codes)
-    elif vt in ("TX", "FT", "ST"):  # a stray component separator in free text is kept
-        values = tuple(seg.delims.component.join(seg.components(5, i)) for i in range(len(reps)))
-    elif reps:
-        values = tuple(get(5, 1, rep=i) if vt != "SN" else "".join(seg.components(5, i)) for i in range(len(reps)))
-    numeric = _number(seg, values, vt) if vt in ("NM", "SN") else None
-    if seg.delims.repetition in seg.raw(8):
-        flags = tuple(f for f in (get(8, rep=i).strip() for i in range(len(seg.repetitions(8)))) if f)
-    else:
-        flag = get(8).strip()
-        flags = (flag,) if flag else ()
-    return Obx(get(1), vt, code, get(4), values, codes, numeric, coded(seg, 6),
-               get(7), flags, status, get(14))
-
-
-_SIMPLE = frozenset({"NM", "DT", "DTM", "TS", "ID", "IS", "TM"})
-
-
-def _number(seg: Segment, values: tuple[str, ...], vt: str) -> float | None:
-    if vt == "SN":  # comparator ^ num1 ^ separator/suffix ^ num2: only a plain "=n" is a number
-        parts = [*seg.components(5), "", "", "", ""]
-        if parts[0] not in ("", "=") or parts[2] or parts[3]:
-            return None
-        text = parts[1].strip()
-    elif vt == "NM":
-        text = values[0].strip() if values else ""
-    else:
-        return None
-    if not text:
-        return None
-    try:
-        number = float(text)
-    except ValueError:
-        raise BadValue(f"OBX-5 {text[:20]!r} is not a number although OBX-2 is {vt}",
-                       location=seg.location(5)) from None
-    if not math.isfinite(number):
-        raise BadValue("OBX-5 is not a finite number", location=seg.location(5))
-    return number

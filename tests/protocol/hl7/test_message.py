@@ -21,7 +21,7 @@ from protocol.hl7.errors import (
     UnsupportedProcessingId,
     UnsupportedVersion,
 )
-from protocol.hl7.message import parse, parse_header
+from protocol.hl7.message import Message, check, parse, parse_header, read_obx
 from tests.protocol.hl7.conftest import FILES, load
 
 HEAD = "MSH|^~\\&|LIS|H|MCHUB|C|20260101||ORU^R01|42|P|2.5.1"
@@ -200,3 +200,30 @@ def test_plain_field_has_no_second_component() -> None:
     assert (m.patient.family_name, m.patient.given_name) == ("王秀英", "")
     seg = m.segments[1]
     assert (seg.get(5), seg.get(5, 2), seg.get(5, 1, 2), seg.get(5, rep=1)) == ("王秀英", "", "", "")
+
+
+def _outcome(fn, raw: bytes) -> object:  # type: ignore[no-untyped-def]
+    try:
+        return fn(raw)
+    except Hl7Error as exc:
+        return (type(exc), str(exc), exc.location)
+
+
+@given(st.sampled_from(FILES), st.data())
+def test_check_and_parse_agree_on_every_outcome(name: str, data: st.DataObject) -> None:
+    """The listener's check() accepts and rejects exactly what parse() does, with the same error."""
+    raw = bytearray(load(name))
+    for _ in range(data.draw(st.integers(0, 6))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.sampled_from(b"|^~\\&\rxN5 "))
+    parsed = _outcome(parse, bytes(raw))
+    checked = _outcome(check, bytes(raw))
+    assert checked == (parsed.header if isinstance(parsed, Message) else parsed)
+
+
+def test_fast_and_general_obx_paths_agree(fixture_name: str) -> None:
+    m = parse(load(fixture_name))
+    for seg in m.segments:
+        if seg.name == "OBX" and seg.simple:
+            fast = read_obx(seg)
+            seg.simple = False
+            assert read_obx(seg) == fast

@@ -1,7 +1,7 @@
 """MLLP ingest per worker: parse + durable store (PostgreSQL, group commit) + ACK over real sockets.
 
 One listener (= one cloud worker, this process) with a PostgreSQL store running with
-fsync and synchronous_commit ON; a load generator in a separate process keeps
+fsync and synchronous_commit ON, messages sealed at rest (AES-256-GCM); a load generator in a separate process keeps
 ``--connections`` persistent MLLP connections busy, each sending its next message as soon
 as the previous ACK arrives. Every ACK is checked (AA/CA) and the stored row count
 verified afterwards. Messages: the three fixture files and generated screening
@@ -31,6 +31,7 @@ from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
 from cloud.mllp.pg_store import PgMessageStore
+from cloud.mllp.sealing import AesGcmSealer
 from cloud.mllp.server import ListenerConfig, MllpListener
 from firmware_sim.his import fixture_messages, lab_message
 from protocol.hl7.message import parse
@@ -94,7 +95,7 @@ async def ingest(dsn: str, msgs: list[bytes], connections: int, max_batch: int, 
     conn = await asyncpg.connect(dsn)
     await conn.execute("DROP TABLE IF EXISTS hl7_inbound")
     await conn.close()
-    store = await PgMessageStore.open(dsn, max_batch=max_batch, writers=writers)
+    store = await PgMessageStore.open(dsn, max_batch=max_batch, writers=writers, sealer=AesGcmSealer(os.urandom(32)))
     frames = [b"\x0b" + m + b"\x1c\r" for m in msgs]
     async with MllpListener(store, ListenerConfig(host="127.0.0.1", port=0)) as listener:
         queue: mp.Queue = mp.get_context("fork").Queue()  # type: ignore[type-arg]
@@ -149,7 +150,7 @@ def main() -> int:
     size = sum(len(m) for m in msgs) / len(msgs)
     print(f"machine: {machine()}")
     print(f"messages: {len(msgs)} (fixtures + generated, {size:.0f} bytes avg), {args.connections} connections, "
-          "PostgreSQL fsync on")
+          "PostgreSQL fsync on, messages sealed with AES-256-GCM")
     print(f"MLLP ingest, group commit       {grouped['msgs/s']:10.0f} msgs/s  "
           f"(avg {grouped['avg batch']:.1f} per commit, listener CPU {grouped['cpu us']:.0f} us/msg "
           f"= {1e6 / grouped['cpu us']:.0f} msgs/s per busy core)")

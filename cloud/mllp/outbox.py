@@ -22,6 +22,7 @@ import asyncpg
 
 from cloud.mllp.client import MllpSender
 from cloud.mllp.errors import NegativeAck, SendError
+from cloud.mllp.sealing import Sealer, SealError
 from protocol.hl7.oru import VitalsReport, build_vitals_oru
 
 log = logging.getLogger("mchub.cloud.mllp.outbox")
@@ -33,6 +34,7 @@ CREATE TABLE IF NOT EXISTS hl7_outbound (
     idempotency_key text NOT NULL UNIQUE,
     destination     text NOT NULL DEFAULT 'his',
     payload         bytea NOT NULL,
+    sealed          boolean NOT NULL DEFAULT false,
     state           text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'dead')),
     attempts        integer NOT NULL DEFAULT 0,
     next_attempt_at timestamptz NOT NULL DEFAULT now(),
@@ -52,7 +54,7 @@ WHERE id IN (
     WHERE destination = $3 AND state = 'pending' AND next_attempt_at <= now()
       AND (locked_until IS NULL OR locked_until < now())
     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-RETURNING id, control_id, payload, attempts
+RETURNING id, control_id, payload, sealed, attempts
 """
 
 
@@ -61,19 +63,21 @@ def control_id_for(row_id: int) -> str:
     return f"MCH{row_id:012d}"
 
 
-async def enqueue_vitals(conn: asyncpg.Connection, report: VitalsReport, destination: str = "his") -> str | None:
+async def enqueue_vitals(conn: asyncpg.Connection, report: VitalsReport, destination: str = "his",
+                         sealer: Sealer | None = None) -> str | None:
     """Add the ORU^R01 for ``report`` (``control_id`` is assigned here); None if the session was queued already.
 
     Call it inside the transaction that completes the session. ``report.session_id`` is the
-    idempotency key.
+    idempotency key. With a ``sealer`` the message (national ID, name) is stored encrypted.
     """
     row_id = await conn.fetchval("SELECT nextval(pg_get_serial_sequence('hl7_outbound', 'id'))")
     control_id = control_id_for(int(row_id))
     payload = build_vitals_oru(dataclasses.replace(report, control_id=control_id))
     inserted = await conn.fetchval(
-        "INSERT INTO hl7_outbound (id, control_id, idempotency_key, destination, payload) VALUES ($1, $2, $3, $4, $5) "
-        "ON CONFLICT (idempotency_key) DO NOTHING RETURNING control_id",
-        row_id, control_id, report.session_id, destination, payload)
+        "INSERT INTO hl7_outbound (id, control_id, idempotency_key, destination, payload, sealed) "
+        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (idempotency_key) DO NOTHING RETURNING control_id",
+        row_id, control_id, report.session_id, destination,
+        payload if sealer is None else sealer.seal(payload, "hl7_outbound"), sealer is not None)
     return str(inserted) if inserted is not None else None
 
 
@@ -90,8 +94,9 @@ class OutboxWorker:
 
     def __init__(self, pool: asyncpg.Pool, sender: MllpSender, *, destination: str = "his", batch: int = 20,
                  max_attempts: int = 8, backoff: float = 2.0, max_backoff: float = 600.0, lease: float = 300.0,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, sealer: Sealer | None = None) -> None:
         self.pool = pool
+        self.sealer = sealer
         self.sender = sender
         self.destination = destination
         self.batch = batch
@@ -106,7 +111,12 @@ class OutboxWorker:
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(_CLAIM, self.batch, self.lease, self.destination)
         for row in rows:
-            await self._deliver(row["id"], row["control_id"], row["payload"], row["attempts"])
+            payload = row["payload"]
+            if row["sealed"]:
+                if self.sealer is None:
+                    raise SealError("hl7_outbound holds encrypted messages but no at-rest key is configured")
+                payload = self.sealer.open(payload, "hl7_outbound")
+            await self._deliver(row["id"], row["control_id"], payload, row["attempts"])
         return len(rows)
 
     async def _deliver(self, row_id: int, control_id: str, payload: bytes, attempts: int) -> None:

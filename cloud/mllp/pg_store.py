@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from cloud.mllp.errors import StoreError
+from cloud.mllp.sealing import Sealer, SealError
 from cloud.mllp.store import GroupCommitter, InboundMeta, StoredMessage, StoreResult
 from protocol.ids import uuid7
 
@@ -35,6 +36,7 @@ CREATE TABLE IF NOT EXISTS hl7_inbound (
     dedup_key     text UNIQUE,
     duplicates    integer NOT NULL DEFAULT 0,
     raw           bytea NOT NULL,
+    sealed        boolean NOT NULL DEFAULT false,
     processed_at  timestamptz,
     process_error text
 );
@@ -44,9 +46,9 @@ CREATE INDEX IF NOT EXISTS hl7_inbound_pending ON hl7_inbound (id)
 
 _INSERT = """
 INSERT INTO hl7_inbound (id, received_at, peer, sender, control_id, message_type, status, ack_code, reason,
-                         dedup_key, raw)
-SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                     $8::text[], $9::text[], $10::text[], $11::bytea[])
+                         dedup_key, raw, sealed)
+SELECT *, $12::boolean FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                   $7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[])
 ON CONFLICT (dedup_key) DO UPDATE SET duplicates = hl7_inbound.duplicates + 1
 RETURNING id::text, dedup_key, ack_code, reason, xmax::text <> '0' AS duplicate
 """
@@ -59,16 +61,21 @@ def _ts(ms: int) -> dt.datetime:
 class PgMessageStore:
     """:class:`~cloud.mllp.store.MessageStore` on PostgreSQL; ``await PgMessageStore.open(dsn)``."""
 
-    def __init__(self, dsn: str, max_batch: int = 1000, writers: int = 2) -> None:
+    def __init__(self, dsn: str, max_batch: int = 1000, writers: int = 2, sealer: Sealer | None = None) -> None:
         self.dsn = dsn
+        self.sealer = sealer
         self._idle: list[asyncpg.Connection] = []  #: writer connections not in use right now
         self.committer: GroupCommitter[tuple[bytes, InboundMeta], StoreResult] = GroupCommitter(
             self._commit, max_batch, concurrency=writers)
 
     @classmethod
-    async def open(cls, dsn: str, max_batch: int = 1000, writers: int = 2) -> PgMessageStore:
-        """Connect and create the table if needed; ``writers`` batches may commit at once."""
-        self = cls(dsn, max_batch, writers)
+    async def open(cls, dsn: str, max_batch: int = 1000, writers: int = 2,
+                   sealer: Sealer | None = None) -> PgMessageStore:
+        """Connect and create the table if needed; ``writers`` batches may commit at once.
+
+        With a ``sealer`` every message is stored encrypted (it carries ID numbers and names).
+        """
+        self = cls(dsn, max_batch, writers, sealer)
         conn = await self._connection()
         try:
             await conn.execute(DDL)
@@ -113,7 +120,7 @@ class PgMessageStore:
                 [m.peer for _, _, m in rows], [m.sender for _, _, m in rows], [m.control_id for _, _, m in rows],
                 [m.message_type for _, _, m in rows], [m.status for _, _, m in rows],
                 [m.ack_code for _, _, m in rows], [m.reason for _, _, m in rows],
-                [m.dedup_key for _, _, m in rows], [raw for _, raw, _ in rows])
+                [m.dedup_key for _, _, m in rows], [self._seal(raw) for _, raw, _ in rows], self.sealer is not None)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             conn.terminate()
             raise StoreError(f"HL7 message batch not stored: {exc}") from exc
@@ -128,17 +135,27 @@ class PgMessageStore:
             out.append(StoreResult(rec["id"], bool(rec["duplicate"]) or again, rec["ack_code"], rec["reason"]))
         return out
 
+    def _seal(self, raw: bytes) -> bytes:
+        return raw if self.sealer is None else self.sealer.seal(raw, "hl7_inbound")
+
+    def _open(self, raw: bytes, sealed: bool) -> bytes:
+        if not sealed:
+            return raw
+        if self.sealer is None:
+            raise SealError("hl7_inbound holds encrypted messages but no at-rest key is configured")
+        return self.sealer.open(raw, "hl7_inbound")
+
     async def fetch_pending(self, limit: int = 100) -> list[StoredMessage]:
         """Accepted messages not processed yet, oldest first."""
         conn = await self._connection()
         try:
             rows = await conn.fetch(
-                "SELECT id::text, raw, received_at, control_id, message_type FROM hl7_inbound "
+                "SELECT id::text, raw, sealed, received_at, control_id, message_type FROM hl7_inbound "
                 "WHERE status = 'accepted' AND processed_at IS NULL ORDER BY id LIMIT $1", limit)
         finally:
             self._release(conn)
-        return [StoredMessage(r["id"], r["raw"], int(r["received_at"].timestamp() * 1000), r["control_id"],
-                              r["message_type"]) for r in rows]
+        return [StoredMessage(r["id"], self._open(r["raw"], r["sealed"]), int(r["received_at"].timestamp() * 1000),
+                              r["control_id"], r["message_type"]) for r in rows]
 
     async def mark_processed(self, message_id: str, error: str | None = None) -> None:
         """Record that a message was processed (``error``: why its results could not be used)."""

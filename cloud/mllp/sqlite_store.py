@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cloud.mllp.errors import StoreError
+from cloud.mllp.sealing import Sealer, SealError
 from cloud.mllp.store import GroupCommitter, InboundMeta, StoredMessage, StoreResult
 from protocol.ids import now_ms, uuid7
 
@@ -30,6 +31,7 @@ CREATE TABLE IF NOT EXISTS hl7_inbound (
     dedup_key     TEXT UNIQUE,
     duplicates    INTEGER NOT NULL DEFAULT 0,
     raw           BLOB NOT NULL,
+    sealed        INTEGER NOT NULL DEFAULT 0,
     processed_at  INTEGER,
     process_error TEXT
 );
@@ -40,8 +42,9 @@ CREATE INDEX IF NOT EXISTS hl7_inbound_pending ON hl7_inbound (id) WHERE status 
 class SqliteMessageStore:
     """:class:`~cloud.mllp.store.MessageStore` in one SQLite file."""
 
-    def __init__(self, path: str | Path, max_batch: int = 1000) -> None:
+    def __init__(self, path: str | Path, max_batch: int = 1000, sealer: Sealer | None = None) -> None:
         self.path = str(path)
+        self.sealer = sealer
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -69,12 +72,13 @@ class SqliteMessageStore:
                 for raw, m in items:
                     key = m.dedup_key
                     new_id = uuid7(m.received_at)
+                    stored = raw if self.sealer is None else self.sealer.seal(raw, "hl7_inbound")
                     cur = db.execute(
                         "INSERT INTO hl7_inbound (id, received_at, peer, sender, control_id, message_type, status, "
-                        "ack_code, reason, dedup_key, raw) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                        "ack_code, reason, dedup_key, raw, sealed) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
                         "ON CONFLICT (dedup_key) DO NOTHING",
                         (new_id, m.received_at, m.peer, m.sender, m.control_id, m.message_type, m.status,
-                         m.ack_code, m.reason, key, raw))
+                         m.ack_code, m.reason, key, stored, self.sealer is not None))
                     if cur.rowcount == 1:
                         out.append(StoreResult(new_id, False, m.ack_code, m.reason))
                         continue
@@ -93,10 +97,17 @@ class SqliteMessageStore:
         def fetch() -> list[StoredMessage]:
             with self._lock:
                 rows = self._db.execute(
-                    "SELECT id, raw, received_at, control_id, message_type FROM hl7_inbound "
+                    "SELECT id, raw, received_at, control_id, message_type, sealed FROM hl7_inbound "
                     "WHERE status = 'accepted' AND processed_at IS NULL ORDER BY id LIMIT ?", (limit,)).fetchall()
-            return [StoredMessage(r[0], bytes(r[1]), r[2], r[3], r[4]) for r in rows]
+            return [StoredMessage(r[0], self._open(bytes(r[1]), bool(r[5])), r[2], r[3], r[4]) for r in rows]
         return await asyncio.to_thread(fetch)
+
+    def _open(self, raw: bytes, sealed: bool) -> bytes:
+        if not sealed:
+            return raw
+        if self.sealer is None:
+            raise SealError(f"{self.path} holds encrypted messages but no at-rest key is configured")
+        return self.sealer.open(raw, "hl7_inbound")
 
     async def mark_processed(self, message_id: str, error: str | None = None) -> None:
         """Record that a message was processed (``error``: why its results could not be used)."""

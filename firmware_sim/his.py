@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     messages = list(fixture_messages(args.fixtures).values()) if args.fixtures else []
     messages += [lab_message(i, "GB18030" if i % 2 else "UTF-8") for i in range(args.generated)]
     for a in asyncio.run(send_messages(args.host, args.port, messages)):
-        print(a.decode("utf-8", "replace").replace("\r", " | "))
+        print(a.decode("gb18030" if b"|GB18030" in a else "utf-8", "replace").replace("\r", " | "))
     return 0
 
 

@@ -95,7 +95,7 @@ def build_ack(
     msa_id = header.control_id if header is not None else original_control_id
     if error is not None and not text:
         text = str(error)
-    segments = [fs.join(msh), fs.join(["MSA", code, e(msa_id), e(text[:80])])]
+    segments = [fs.join(msh), fs.join(["MSA", code, e(msa_id), e(text[:80])]).rstrip(fs)]
     if error is not None:
         loc = error.location.split("^")
         location = cs.join(e(p) for p in loc) if error.location else ""

@@ -124,7 +124,8 @@ class MllpListener:
         try:
             while True:
                 try:
-                    data = await asyncio.wait_for(reader.read(65536), self.config.idle_timeout)
+                    async with asyncio.timeout(self.config.idle_timeout):  # cheaper than wait_for: no extra task
+                        data = await reader.read(65536)
                 except TimeoutError:
                     log.info("MLLP %s idle for %.0f s: closing", peer, self.config.idle_timeout)
                     data = b""

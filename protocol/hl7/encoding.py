@@ -15,6 +15,7 @@ dropped; an unknown sequence is kept literally.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +48,14 @@ class Delimiters:
     repetition: str = "~"
     escape: str = "\\"
     subcomponent: str = "&"
+    #: search functions computed once: any of ^~\& in a value / anything that needs escaping
+    special: Callable[[str], re.Match[str] | None] = dataclasses.field(init=False, repr=False, compare=False)
+    needs_escape: Callable[[str], re.Match[str] | None] = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        chars = self.component + self.repetition + self.escape + self.subcomponent
+        object.__setattr__(self, "special", re.compile("[" + re.escape(chars) + "]").search)
+        object.__setattr__(self, "needs_escape", re.compile("[" + re.escape(self.field + chars) + "\r\n]").search)
 
     @property
     def msh2(self) -> str:
@@ -128,16 +137,10 @@ def _expand(seq: str, d: Delimiters, codec: str) -> str:
     return d.escape + seq + d.escape
 
 
-_NEEDS_ESCAPE: dict[Delimiters, Callable[[str], re.Match[str] | None]] = {}
-
-
 def escape(value: str, d: Delimiters = DEFAULT) -> str:
     """Escape delimiters (and CR/LF as ``\\.br\\``) so ``value`` can sit in one component."""
     e = d.escape
-    needs = _NEEDS_ESCAPE.get(d)
-    if needs is None:
-        needs = _NEEDS_ESCAPE[d] = re.compile("[" + re.escape(d.field + d.msh2) + "\r\n]").search
-    if needs(value) is None:
+    if d.needs_escape(value) is None:
         return value
     out = value.replace(e, f"{e}E{e}")
     for ch, code in ((d.field, "F"), (d.component, "S"), (d.subcomponent, "T"), (d.repetition, "R")):

@@ -9,37 +9,23 @@ missing trailing fields read as empty.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-
 from protocol.hl7.encoding import Delimiters, codec_for, decode, delimiters_from, unescape
 from protocol.hl7.errors import ParseError
 
 MAX_SEGMENTS = 10_000
-_SPECIAL: dict[Delimiters, Callable[[str], re.Match[str] | None]] = {}
-
-
-def _special(d: Delimiters) -> Callable[[str], re.Match[str] | None]:
-    """A fast test for "this value holds a component, repetition, escape or subcomponent character"."""
-    found = _SPECIAL.get(d)
-    if found is None:
-        found = _SPECIAL[d] = re.compile("[" + re.escape(d.msh2) + "]").search
-    return found
-
-
 class Segment:
     """One segment. ``fields[n]`` is field n (for MSH, ``fields[1]`` is MSH-1, the separator)."""
 
     __slots__ = ("_special", "codec", "delims", "fields", "index", "name", "simple")
 
     def __init__(self, name: str, fields: list[str], delims: Delimiters, codec: str, index: int,
-                 special: Callable[[str], re.Match[str] | None] | None = None, simple: bool = False) -> None:
+                 simple: bool = False) -> None:
         self.name = name
         self.fields = fields
         self.delims = delims
         self.codec = codec
         self.index = index  #: 0-based position in the message (for error locations)
-        self._special = special or _special(delims)
+        self._special = delims.special
         #: no repetition, escape or subcomponent character anywhere: fields split by partition alone
         self.simple = simple
 
@@ -125,7 +111,6 @@ def split_message(raw: bytes) -> list[Segment]:
     if len(lines) > MAX_SEGMENTS:
         raise ParseError(f"more than {MAX_SEGMENTS} segments")
     segments: list[Segment] = []
-    special = _special(delims)
     rep, esc, sub = delims.repetition, delims.escape, delims.subcomponent
     for line in lines:
         if not line or line.isspace():
@@ -140,5 +125,5 @@ def split_message(raw: bytes) -> list[Segment]:
             fields.insert(1, fs)
         else:
             simple = rep not in line and esc not in line and sub not in line
-        segments.append(Segment(name, fields, delims, codec, len(segments), special, simple))
+        segments.append(Segment(name, fields, delims, codec, len(segments), simple))
     return segments

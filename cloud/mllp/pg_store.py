@@ -25,6 +25,7 @@ from protocol.ids import uuid7
 DDL = """
 CREATE TABLE IF NOT EXISTS hl7_inbound (
     id            uuid PRIMARY KEY,
+    seq           bigint GENERATED ALWAYS AS IDENTITY,  -- arrival order (uuid7 ties within a millisecond)
     received_at   timestamptz NOT NULL,
     peer          text NOT NULL,
     sender        text NOT NULL DEFAULT '',
@@ -40,7 +41,7 @@ CREATE TABLE IF NOT EXISTS hl7_inbound (
     processed_at  timestamptz,
     process_error text
 );
-CREATE INDEX IF NOT EXISTS hl7_inbound_pending ON hl7_inbound (id)
+CREATE INDEX IF NOT EXISTS hl7_inbound_pending ON hl7_inbound (seq)
     WHERE status = 'accepted' AND processed_at IS NULL;
 """
 
@@ -151,7 +152,7 @@ class PgMessageStore:
         try:
             rows = await conn.fetch(
                 "SELECT id::text, raw, sealed, received_at, control_id, message_type FROM hl7_inbound "
-                "WHERE status = 'accepted' AND processed_at IS NULL ORDER BY id LIMIT $1", limit)
+                "WHERE status = 'accepted' AND processed_at IS NULL ORDER BY seq LIMIT $1", limit)
         finally:
             self._release(conn)
         return [StoredMessage(r["id"], self._open(r["raw"], r["sealed"]), int(r["received_at"].timestamp() * 1000),

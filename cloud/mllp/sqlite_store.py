@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS hl7_inbound (
     processed_at  INTEGER,
     process_error TEXT
 );
-CREATE INDEX IF NOT EXISTS hl7_inbound_pending ON hl7_inbound (id) WHERE status = 'accepted' AND processed_at IS NULL;
+CREATE INDEX IF NOT EXISTS hl7_inbound_pending ON hl7_inbound (status) WHERE processed_at IS NULL;
 """
 
 
@@ -98,7 +98,7 @@ class SqliteMessageStore:
             with self._lock:
                 rows = self._db.execute(
                     "SELECT id, raw, received_at, control_id, message_type, sealed FROM hl7_inbound "
-                    "WHERE status = 'accepted' AND processed_at IS NULL ORDER BY id LIMIT ?", (limit,)).fetchall()
+                    "WHERE status = 'accepted' AND processed_at IS NULL ORDER BY rowid LIMIT ?", (limit,)).fetchall()
             return [StoredMessage(r[0], self._open(bytes(r[1]), bool(r[5])), r[2], r[3], r[4]) for r in rows]
         return await asyncio.to_thread(fetch)
 

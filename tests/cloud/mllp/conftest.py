@@ -42,10 +42,10 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteMessageStore]:
 
 
 async def rows(dsn: str, where: str = "TRUE") -> list[asyncpg.Record]:
-    """Rows of hl7_inbound, oldest first."""
+    """Rows of hl7_inbound in arrival order."""
     conn = await asyncpg.connect(dsn)
     try:
-        return list(await conn.fetch(f"SELECT * FROM hl7_inbound WHERE {where} ORDER BY id"))
+        return list(await conn.fetch(f"SELECT * FROM hl7_inbound WHERE {where} ORDER BY seq"))
     finally:
         await conn.close()
 

@@ -35,7 +35,7 @@ def frame(message: bytes) -> bytes:
 
 def unframe(buffer: bytearray) -> list[bytes]:
     """Remove and return every complete frame at the start of ``buffer`` (bytes before VT dropped)."""
-    out = []
+    out: list[bytes] = []
     while True:
         start = buffer.find(VT)
         end = buffer.find(FS_CR, start + 1)
@@ -57,7 +57,10 @@ def fields(message: bytes, segment: str, encoding: str = "utf-8") -> list[str]:
 def ack(message: bytes, code: str, text: str = "") -> bytes:
     """An original-mode ACK for ``message``."""
     msh = fields(message, "MSH")
-    get = lambda n: msh[n] if n < len(msh) else ""  # noqa: E731
+
+    def get(n: int) -> str:
+        return msh[n] if n < len(msh) else ""
+
     trigger = get(9).split("^")[1] if "^" in get(9) else ""
     return (f"MSH|^~\\&|HIS|HOSPITAL|{get(3)}|{get(4)}|20260101120000||ACK^{trigger}^ACK|H{get(10)}|P|2.5.1\r"
             f"MSA|{code}|{get(10)}|{text}\r").encode()

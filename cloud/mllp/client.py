@@ -53,13 +53,14 @@ class MllpSender:
         if self._reader is not None and self._writer is not None and not self._writer.is_closing():
             return self._reader, self._writer
         try:
-            self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port, ssl=self.ssl), self.connect_timeout)
+            async with asyncio.timeout(self.connect_timeout):
+                reader, writer = await asyncio.open_connection(self.host, self.port, ssl=self.ssl)
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             raise PeerUnavailable(f"cannot connect to {self.host}:{self.port}: {exc or 'timeout'}") from exc
+        self._reader, self._writer = reader, writer
         self._decoder = mllp.StreamDecoder(self.max_size)
         self._pending = []
-        return self._reader, self._writer
+        return reader, writer
 
     async def close(self) -> None:
         """Close the connection (the next send reconnects)."""
@@ -82,7 +83,8 @@ class MllpSender:
                 writer.write(frame)
                 self.sent_frames += 1
                 await writer.drain()
-                ack = await asyncio.wait_for(self._read_ack(reader, control_id), self.ack_timeout)
+                async with asyncio.timeout(self.ack_timeout):
+                    ack = await self._read_ack(reader, control_id)
             except (OSError, TimeoutError, ssl.SSLError, asyncio.IncompleteReadError, PeerUnavailable) as exc:
                 last = exc
                 log.info("MLLP %s:%d control id %s attempt %d/%d: %s", self.host, self.port, control_id,

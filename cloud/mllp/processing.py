@@ -19,11 +19,13 @@ import msgspec
 
 from protocol import idnum
 from protocol.errors import IdNumberError
+from protocol.hl7.ack import Code, application_ack_wanted, build_ack
 from protocol.hl7.codemap import CodeMap
-from protocol.hl7.dtm import parse_dtm
+from protocol.hl7.dtm import format_dtm, parse_dtm
 from protocol.hl7.errors import Hl7Error
-from protocol.hl7.message import Coded, Message, Obx, Patient, PatientId, parse
+from protocol.hl7.message import Coded, Message, Obx, Patient, PatientId, parse, parse_header
 from protocol.hl7.oru import NATIONAL_ID_TYPE
+from protocol.ids import now_ms
 
 log = logging.getLogger("mchub.cloud.mllp.processing")
 Category = Literal["hpv", "cytology", "pathology", "lab"]
@@ -183,24 +185,48 @@ class StoredMessageLike(Protocol):
     def raw(self) -> bytes: ...
 
 
+def application_ack(raw: bytes, error: Hl7Error | None, *, control_id: str, timestamp: str,
+                    sending_app: str = "MCHUB") -> bytes | None:
+    """The application ACK (AA/AE/AR) that MSH-16 asks for once a message is processed, or None.
+
+    Only enhanced-mode messages ask for one; it travels back to the sender as a message of
+    its own (the caller sends it with an :class:`~cloud.mllp.client.MllpSender`).
+    """
+    try:
+        header = parse_header(raw)
+    except Hl7Error:
+        return None
+    if not header.enhanced or not application_ack_wanted(header, ok=error is None):
+        return None
+    code: Code = "AA" if error is None else error.ack_code
+    return build_ack(header, code, control_id=control_id, timestamp=timestamp, error=error, sending_app=sending_app)
+
+
 async def process_pending(queue: PendingQueue, handler: Callable[[str, Processed], Awaitable[None]],
-                          codes: CodeMap | None = None, limit: int = 100) -> int:
+                          codes: CodeMap | None = None, limit: int = 100,
+                          app_acks: Callable[[bytes], Awaitable[None]] | None = None) -> int:
     """Process up to ``limit`` stored messages through ``handler(message_id, processed)``; returns how many.
 
     A message that fails to process is marked with the reason (visible on the dashboard,
     replayable) instead of blocking the queue; a handler exception stops the run so the
-    message is retried next time.
+    message is retried next time. With ``app_acks``, the application ACKs that MSH-16
+    asks for are passed to it (AA when processed, AE/AR with the reason when not).
     """
     done = 0
     for stored in await queue.fetch_pending(limit):
+        error: Hl7Error | None = None
         try:
             processed = process_message(stored.raw, codes)
         except Hl7Error as exc:
             log.warning("HL7 message %s cannot be processed: %s", stored.id, exc)
-            await queue.mark_processed(stored.id, f"{exc.reason}: {exc}")
-            done += 1
-            continue
-        await handler(stored.id, processed)
-        await queue.mark_processed(stored.id, None)
+            error = exc
+        if error is None:
+            await handler(stored.id, processed)
+        await queue.mark_processed(stored.id, None if error is None else f"{error.reason}: {error}")
         done += 1
+        if app_acks is not None:
+            ack = application_ack(stored.raw, error, control_id=f"P{stored.id.replace('-', '')[-19:]}",
+                                  timestamp=format_dtm(now_ms()))
+            if ack is not None:
+                await app_acks(ack)
     return done

@@ -96,3 +96,28 @@ async def test_process_pending_marks_each_message(tmp_path: Path) -> None:
     with pytest.raises(Hl7Error):
         process_message(b"not hl7")
     await store.close()
+
+
+async def test_application_acks_follow_msh16(tmp_path: Path) -> None:
+    from protocol.hl7.ack import parse_ack
+
+    store = SqliteMessageStore(tmp_path / "hl7.db")
+    nist = fixture_messages(FIXTURES)["LRI_2.0-NG_CBC_Typ_Message.hl7"]  # MSH-15 AL, MSH-16 NE: none wanted
+    wants = lab_message(1).replace(b"||||||UNICODE", b"|||AL|AL||UNICODE")
+    broken = b"MSH|^~\\&|LIS|H|MCHUB|C|2026||ORU^R01|9|P|2.5.1|||AL|ER\rPID|||1\r"  # no OBR: AE wanted
+    for i, raw in enumerate((nist, wants, broken)):
+        await store.store(raw, InboundMeta(received_at=i, peer="t", status="accepted", ack_code="CA",
+                                           sender="LIS|H", control_id=str(i)))
+    sent: list[bytes] = []
+
+    async def handler(message_id: str, processed: Processed) -> None:
+        pass
+
+    async def app_ack(ack: bytes) -> None:
+        sent.append(ack)
+
+    assert await process_pending(store, handler, app_acks=app_ack) == 3
+    answers = [parse_ack(a) for a in sent]
+    assert [(a.code, a.control_id) for a in answers] == [("AA", "LIS00000001"), ("AE", "9")]
+    assert "OBR" in answers[1].reason
+    await store.close()

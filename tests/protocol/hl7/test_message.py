@@ -1,4 +1,9 @@
-"""The ER7 reader and typed view, checked against hl7apy on the third-party fixtures."""
+"""The ER7 reader and typed view, checked against hl7apy on the third-party fixtures.
+
+Fixtures (../shared/fixtures/hl7, see its README): NIST LRI test message
+``NIST-LRI-NG-002.00`` and two samples, all from microsoft/FHIR-Converter
+data/SampleData/Hl7v2 (MIT).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from hl7apy.parser import parse_message
 from hypothesis import given
 from hypothesis import strategies as st
 
+from protocol.hl7.encoding import DEFAULT, escape, unescape
 from protocol.hl7.errors import (
     BadValue,
     CharsetError,
@@ -164,6 +170,14 @@ def test_header_is_readable_when_the_body_is_not() -> None:
     with pytest.raises(BadValue):
         parse(raw)
     assert parse_header(raw).control_id == "77"
+
+
+@given(st.text(st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\r"), max_size=40))
+def test_escape_round_trip(text: str) -> None:
+    d = DEFAULT
+    escaped = escape(text, d)
+    assert not any(c in escaped for c in "|^~&\r\n")
+    assert unescape(escaped, d) == text
 
 
 def test_adt_a40_merge() -> None:

@@ -252,17 +252,18 @@ async def send_messages(host: str, port: int, messages: list[bytes], *, seed: in
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m firmware_sim.his {receive,send}``."""
-    p = argparse.ArgumentParser(prog="python -m firmware_sim.his", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m firmware_sim.his", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("receive", help="run a HIS that receives vitals (with faults) until Ctrl-C")
-    r.add_argument("--port", type=int, default=2576)
+    r.add_argument("--port", type=int, default=2576, help="TCP port to listen on (default 2576)")
     r.add_argument("--drop", type=float, default=0.1, help="probability of dropping a connection")
     r.add_argument("--delay", type=float, default=0.1, help="probability of a late ACK")
     r.add_argument("--error", type=float, default=0.05, help="probability of answering AE")
-    r.add_argument("--seed", type=int, default=7)
+    r.add_argument("--seed", type=int, default=7, help="random seed: the same seed repeats the same faults")
     s = sub.add_parser("send", help="send fixture files and generated messages to an mchub listener")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=2575)
+    s.add_argument("--host", default="127.0.0.1", help="mchub listener address (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=2575, help="mchub listener port (default 2575)")
     s.add_argument("--fixtures", type=Path, help="folder of *.hl7 files to replay")
     s.add_argument("--generated", type=int, default=10, help="how many generated lab messages")
     args = p.parse_args(argv)

@@ -119,6 +119,8 @@ class GroupCommitter(Generic[T, R]):
     async def _commit_batch(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:
             results = await self._commit([i for i, _ in batch])
+            if len(results) != len(batch):
+                raise StoreError(f"commit returned {len(results)} results for {len(batch)} messages")
         except Exception as exc:  # every waiter learns the batch failed; nothing is acked
             error = exc if isinstance(exc, StoreError) else StoreError(f"commit failed: {exc}")
             for _, f in batch:

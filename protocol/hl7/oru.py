@@ -9,13 +9,15 @@ observation time OBX-14 (the reading's hub time). The message is UTF-8 (MSH-18
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from protocol import codes
 from protocol.hl7.dtm import format_dtm
 from protocol.hl7.encoding import DEFAULT, escape
 from protocol.hl7.errors import BuildError
-from protocol.model import Reading, Subject
+from protocol.model import Reading, SessionOpened, Subject
 
 PANEL = ("85353-1", "Vital signs, weight, height, head circumference, oxygen saturation and BMI panel")
 NATIONAL_ID_TYPE = "NNCHN"
@@ -49,6 +51,19 @@ class VitalsReport:
     processing_id: str = "P"
     tz_minutes: int = 480
     reference_ranges: dict[str, str] = field(default_factory=lambda: dict(REFERENCE_RANGES))
+
+
+def report_for_session(opened: SessionOpened, readings: Iterable[Reading], *, created_at: int,
+                       control_id: str = "", **settings: Any) -> VitalsReport:
+    """The report of one station session: its subject and its readings in time order.
+
+    Readings of other sessions and live cuff pressure are left out; ``settings`` are the
+    other :class:`VitalsReport` fields (facility names, MRN authority, time zone).
+    """
+    own = sorted((r for r in readings if r.session_id == opened.session_id and r.kind != "cuff_pressure"),
+                 key=lambda r: (r.at, r.seq))
+    return VitalsReport(control_id=control_id, session_id=opened.session_id, subject=opened.subject,
+                        readings=tuple(own), created_at=created_at, **settings)
 
 
 def _value(code: str, value: float) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import msgspec
 import pytest
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
@@ -11,8 +12,8 @@ from hl7apy.parser import parse_message
 from protocol import codes
 from protocol.hl7.errors import BuildError
 from protocol.hl7.message import parse
-from protocol.hl7.oru import VitalsReport, build_vitals_oru
-from protocol.model import Observation, Reading, Subject
+from protocol.hl7.oru import VitalsReport, build_vitals_oru, report_for_session
+from protocol.model import Observation, Reading, SessionOpened, Subject
 
 T0 = 1_790_000_000_000  # 2026-09-21 ... UTC
 
@@ -78,3 +79,16 @@ def test_values_with_delimiters_are_escaped() -> None:
 def test_unbuildable_reports_raise_build_error(changes: dict[str, object], message: str) -> None:
     with pytest.raises(BuildError, match=message):
         build_vitals_oru(report(**changes))
+
+
+def test_report_for_session_takes_its_own_readings_in_time_order() -> None:
+    opened = SessionOpened(session_id="sess-9", station_id="s1", subject=Subject(mrn="M9", name="李娜"))
+    r = report()
+    mine = [msgspec.structs.replace(x, session_id="sess-9") for x in r.readings]
+    other = msgspec.structs.replace(r.readings[1], session_id="sess-8")
+    rep = report_for_session(opened, [mine[2], other, mine[1], mine[0]], created_at=T0, control_id="MCH1",
+                             sending_facility="妇幼保健院")
+    assert [x.kind for x in rep.readings] == ["blood_pressure", "temperature"]  # cuff pressure left out
+    assert rep.subject.mrn == "M9" and rep.sending_facility == "妇幼保健院"
+    m = parse(build_vitals_oru(rep))
+    assert m.orders[0].placer == "sess-9" and len(m.orders[0].observations) == 4

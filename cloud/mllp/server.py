@@ -142,6 +142,8 @@ class MllpListener:
                       peer, exc)
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError) as exc:
             log.info("MLLP %s: connection lost (%s)", peer, exc.__class__.__name__)
+        except Exception:  # a bug must not take the listener down; the unacked message will be resent
+            log.exception("MLLP %s: unexpected error, connection closed without acknowledging", peer)
         finally:
             self._writers.discard(writer)
             writer.close()

@@ -39,7 +39,10 @@ def parse_dtm(value: str, default_tz_minutes: int | None = None, location: str =
     y, mo, d, h, mi, s, frac, off = m.groups()
     tz: dt.tzinfo | None = None
     if off:
-        minutes = int(off[1:3]) * 60 + int(off[3:5])
+        hours, minutes = int(off[1:3]), int(off[3:5])
+        if hours > 14 or minutes > 59:
+            raise BadValue(f"{value[:24]!r} has a time zone offset outside -14:00..+14:00", location=location)
+        minutes += hours * 60
         tz = dt.timezone(dt.timedelta(minutes=-minutes if off[0] == "-" else minutes))
     elif default_tz_minutes is not None:
         tz = dt.timezone(dt.timedelta(minutes=default_tz_minutes))

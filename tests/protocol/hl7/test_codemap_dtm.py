@@ -49,7 +49,8 @@ def test_format_and_parse_dtm() -> None:
     assert parse_dtm("") is None
 
 
-@pytest.mark.parametrize("bad", ["yesterday", "20141306", "2014-10-06"])
+@pytest.mark.parametrize("bad", ["yesterday", "20141306", "2014-10-06",
+                                 "20141006+9999", "20141006-2400"])  # found by fuzzing: offsets out of range
 def test_bad_timestamps(bad: str) -> None:
     with pytest.raises(BadValue):
         parse_dtm(bad, location="OBX^1^14")

@@ -12,6 +12,7 @@ before the cloud migrations know about it; fold it into them when merging.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Sequence
 
@@ -101,6 +102,10 @@ class PgMessageStore:
     async def store(self, raw: bytes, meta: InboundMeta) -> StoreResult:
         """Durably store one message (batched with concurrent callers)."""
         return await self.committer.submit((raw, meta))
+
+    def submit(self, raw: bytes, meta: InboundMeta) -> asyncio.Future[StoreResult]:
+        """Like :meth:`store`, as a future (the listener writes the ACK from its callback)."""
+        return self.committer.submit_future((raw, meta))
 
     async def _commit(self, items: Sequence[tuple[bytes, InboundMeta]]) -> list[StoreResult]:
         first: dict[str, int] = {}  # dedup_key -> index of its first occurrence in this batch

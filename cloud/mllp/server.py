@@ -25,8 +25,8 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
-from cloud.mllp.errors import StoreError
-from cloud.mllp.store import InboundMeta, MessageStore, Status
+from cloud.mllp.connection import MllpConnection
+from cloud.mllp.store import InboundMeta, MessageStore, Status, StoreResult
 from protocol.hl7 import mllp
 from protocol.hl7.ack import ack_code, ack_wanted, build_ack
 from protocol.hl7.dtm import format_dtm
@@ -67,6 +67,16 @@ class ListenerStats:
     oversized: int = 0
 
 
+@dataclass(slots=True)
+class Prepared:
+    """A checked frame on its way to the store: what to store and how to answer it."""
+
+    raw: bytes
+    meta: InboundMeta
+    header: Header | None
+    error: Hl7Error | None
+
+
 class MllpListener:
     """asyncio MLLP server; ``async with MllpListener(store, config) as listener: ...``."""
 
@@ -78,7 +88,9 @@ class MllpListener:
         self._ids = itertools.count(1)
         self._prefix = os.urandom(3).hex().upper()
         self._stamp = (0, "")
-        self._writers: set[asyncio.StreamWriter] = set()
+        self._connections: set[MllpConnection] = set()
+        submit = getattr(store, "submit", None)  # stores with a group committer take frames without a task
+        self._submit = submit if callable(submit) else None
 
     @property
     def port(self) -> int:
@@ -89,17 +101,17 @@ class MllpListener:
     async def start(self) -> MllpListener:
         """Bind and start accepting connections."""
         c = self.config
-        self._server = await asyncio.start_server(self._connection, c.host, c.port, ssl=c.ssl,
-                                                  limit=min(c.max_size, 1 << 20))
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: MllpConnection(self), c.host, c.port, ssl=c.ssl)
         log.info("MLLP listener on %s:%d%s", c.host, self.port, " (TLS)" if c.ssl else "")
         return self
 
     async def close(self) -> None:
-        """Stop accepting, close open connections and wait for their handlers."""
+        """Stop accepting and close open connections."""
         if self._server is not None:
             self._server.close()
-            for w in list(self._writers):
-                w.close()
+            for connection in list(self._connections):
+                connection.close()
             await self._server.wait_closed()
             self._server = None
 
@@ -109,55 +121,36 @@ class MllpListener:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def opened(self, connection: MllpConnection) -> None:
+        """A connection was accepted."""
+        self.stats.connections += 1
+        self._connections.add(connection)
+
+    def closed(self, connection: MllpConnection) -> None:
+        """A connection ended."""
+        self._connections.discard(connection)
+
     def _timestamp(self) -> str:
         second = int(time.time())
         if self._stamp[0] != second:
             self._stamp = (second, format_dtm(second * 1000))
         return self._stamp[1]
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peername = writer.get_extra_info("peername")
-        peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
-        self.stats.connections += 1
-        self._writers.add(writer)
-        decoder = mllp.StreamDecoder(self.config.max_size)
-        try:
-            while True:
-                try:
-                    async with asyncio.timeout(self.config.idle_timeout):  # cheaper than wait_for: no extra task
-                        data = await reader.read(65536)
-                except TimeoutError:
-                    log.info("MLLP %s idle for %.0f s: closing", peer, self.config.idle_timeout)
-                    data = b""
-                events = decoder.feed(data) if data else decoder.close()
-                for event in events:
-                    answer = await self._handle(event, peer)
-                    if answer is not None:
-                        writer.write(mllp.encode(answer))
-                if not data:
-                    break
-                await writer.drain()
-        except StoreError as exc:
-            log.error("MLLP %s: storage failed, message NOT acknowledged, closing so the sender resends: %s",
-                      peer, exc)
-        except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError) as exc:
-            log.info("MLLP %s: connection lost (%s)", peer, exc.__class__.__name__)
-        except Exception:  # a bug must not take the listener down; the unacked message will be resent
-            log.exception("MLLP %s: unexpected error, connection closed without acknowledging", peer)
-        finally:
-            self._writers.discard(writer)
-            writer.close()
-            with contextlib.suppress(ConnectionError, ssl.SSLError):
-                await writer.wait_closed()
+    def submit(self, p: Prepared) -> asyncio.Future[StoreResult]:
+        """Hand a prepared frame to the store; the future resolves once it is durably stored."""
+        if self._submit is not None:
+            future: asyncio.Future[StoreResult] = self._submit(p.raw, p.meta)
+            return future
+        return asyncio.ensure_future(self.store.store(p.raw, p.meta))
 
-    async def _handle(self, event: mllp.Event, peer: str) -> bytes | None:
+    def prepare(self, event: mllp.Event, peer: str) -> Prepared:
+        """Check one frame (or skipped bytes) and decide what to store."""
         now = now_ms()
         if isinstance(event, mllp.Garbage):
             self.stats.garbage += 1
             log.warning("MLLP %s: %d bytes skipped (%s), stored for inspection", peer, len(event.data), event.reason)
-            await self.store.store(event.data, InboundMeta(received_at=now, peer=peer, status="garbage",
-                                                           reason=event.reason))
-            return None
+            return Prepared(event.data, InboundMeta(received_at=now, peer=peer, status="garbage",
+                                                    reason=event.reason), None, None)
         header: Header | None = None
         error: Hl7Error | None = None
         if isinstance(event, mllp.Oversized):
@@ -176,18 +169,23 @@ class MllpListener:
                     header = parse_header(raw)
         code = ack_code(header, error)
         status: Status = "oversized" if isinstance(error, MessageTooLarge) else _STATUS[code]
-        reason = "" if error is None else f"{error.reason}: {error}"
         meta = InboundMeta(
-            received_at=now, peer=peer, status=status, ack_code=code, reason=reason,
+            received_at=now, peer=peer, status=status, ack_code=code,
+            reason="" if error is None else f"{error.reason}: {error}",
             sender=header.sender if header else "", control_id=header.control_id if header else "",
             message_type=f"{header.message_type}^{header.trigger_event}" if header else "")
-        result = await self.store.store(raw, meta)
+        return Prepared(raw, meta, header, error)
+
+    def finish(self, p: Prepared, result: StoreResult) -> bytes | None:
+        """After the durable store: count, log, and build the ACK (None when none is due)."""
+        meta, header, error = p.meta, p.header, p.error
+        if meta.status == "garbage":
+            return None
         self.stats.messages += 1
+        code = ack_code(header, error)
         if result.duplicate:
             self.stats.duplicates += 1
-            log.info("MLLP %s: duplicate of control id %s, answered %s again", peer, meta.control_id,
-                     result.ack_code)
-            code = ack_code(header, None)  # only accepted messages are deduplicated
+            log.info("MLLP %s: duplicate of control id %s, answered %s again", meta.peer, meta.control_id, code)
         elif error is None:
             self.stats.accepted += 1
         else:
@@ -195,11 +193,11 @@ class MllpListener:
                 self.stats.errors += 1
             else:
                 self.stats.rejected += 1
-            log.warning("MLLP %s: control id %r answered %s (%s at %s), stored as %s", peer,
+            log.warning("MLLP %s: control id %r answered %s (%s at %s), stored as %s", meta.peer,
                         meta.control_id, code, error, error.location or "-", result.id)
         if not ack_wanted(header, ok=error is None):
             return None
         return build_ack(header, code, control_id=f"{self._prefix}{next(self._ids)}", timestamp=self._timestamp(),
-                         error=error if not result.duplicate else None, sending_app=self.config.application,
+                         error=None if result.duplicate else error, sending_app=self.config.application,
                          sending_facility=self.config.facility,
                          text="duplicate: already received" if result.duplicate else "")

@@ -57,6 +57,10 @@ class SqliteMessageStore:
         """Durably store one message (batched with concurrent callers)."""
         return await self.committer.submit((raw, meta))
 
+    def submit(self, raw: bytes, meta: InboundMeta) -> asyncio.Future[StoreResult]:
+        """Like :meth:`store`, as a future (the listener writes the ACK from its callback)."""
+        return self.committer.submit_future((raw, meta))
+
     async def _commit(self, items: Sequence[tuple[bytes, InboundMeta]]) -> list[StoreResult]:
         try:
             return await asyncio.to_thread(self._commit_sync, items)

@@ -97,12 +97,16 @@ class GroupCommitter(Generic[T, R]):
 
     async def submit(self, item: T) -> R:
         """Queue ``item`` and wait until its batch is committed."""
+        return await self.submit_future(item)
+
+    def submit_future(self, item: T) -> asyncio.Future[R]:
+        """Queue ``item``; the future resolves when its batch is committed (for callback-style callers)."""
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._run(), name="group-commit")
         future: asyncio.Future[R] = loop.create_future()
         self._queue.put_nowait((item, future))
-        return await future
+        return future
 
     async def _run(self) -> None:
         queue = self._queue

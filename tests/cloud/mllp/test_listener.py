@@ -112,3 +112,17 @@ async def test_enhanced_mode_never_ack_is_honoured(pg_listener: MllpListener, pg
     writer.close()
     assert [a.control_id for a in acks(got)] == ["LIS00000002"]
     assert len(await rows(pg_dsn, "status = 'accepted'")) == 2
+
+
+async def test_a_sender_far_ahead_is_paused_and_every_message_still_answered_in_order(
+        pg_listener: MllpListener, pg_dsn: str) -> None:
+    messages = [lab_message(i) for i in range(150)]  # more than the listener lets wait for a commit
+    reader, writer = await asyncio.open_connection("127.0.0.1", pg_listener.port)
+    writer.write(b"".join(frame(m) for m in messages))
+    writer.write_eof()  # half-close: the listener still answers everything it received
+    buffer = bytearray()
+    while data := await reader.read(65536):
+        buffer += data
+    writer.close()
+    assert [a.control_id for a in acks(unframe(buffer))] == [f"LIS{i:08d}" for i in range(150)]
+    assert len(await rows(pg_dsn)) == 150

@@ -47,6 +47,26 @@ def _ack(data: bytes) -> None:
     ack.verify_ack(data, _CLOUD_SIGNER.public_key())
 
 
+def _hl7_message(data: bytes) -> None:
+    from protocol.hl7 import message
+
+    message.parse(data)
+
+
+def _hl7_ack(data: bytes) -> None:
+    from protocol.hl7 import ack as hl7_ack
+
+    hl7_ack.parse_ack(data)
+
+
+def _mllp_stream(data: bytes) -> None:
+    from protocol.hl7 import mllp
+
+    decoder = mllp.StreamDecoder()
+    for i in range(0, len(data), 7):  # split reads, as TCP delivers them
+        decoder.feed(data[i:i + 7])
+
+
 def _mch_case(data: bytes) -> None:
     try:
         case = case_from_json(data)
@@ -65,6 +85,9 @@ TARGETS: dict[str, Target] = {
     "command": (_command, (ProtocolError,)),
     "ack": (_ack, (ProtocolError,)),
     "mch-case": (_mch_case, ()),
+    "hl7-message": (_hl7_message, (ProtocolError,)),
+    "hl7-ack": (_hl7_ack, (ProtocolError,)),
+    "mllp-stream": (_mllp_stream, (ProtocolError,)),
 }
 
 

@@ -5,7 +5,7 @@ its station hangs off ``/dev/ttyUSB0`` or a serial-to-Ethernet converter::
 
     link = open_link("/dev/ttyUSB0", baudrate=9600)   # or "tcp://10.0.0.7:4001"
     await link.write(b"...")
-    data = await link.read(timeout=0.2)   # b"" when nothing arrived in time
+    data = await link.read(0.2)   # b"" when nothing arrived in time
 
 The serial port is opened non-blocking and watched with ``loop.add_reader``, so no
 thread is needed. Any failure of the link (port vanished, EIO after a USB adapter was
@@ -27,8 +27,8 @@ class Link(Protocol):
 
     description: str
 
-    async def read(self, timeout: float) -> bytes:
-        """Bytes that arrived, waiting at most ``timeout`` s; ``b""`` when none did."""
+    async def read(self, wait: float) -> bytes:
+        """Bytes that arrived, waiting at most ``wait`` s; ``b""`` when none did."""
         ...
 
     async def write(self, data: bytes) -> None:
@@ -54,8 +54,8 @@ class SerialLink:
         self._fd: int = self._port.fileno()
         self._closed = False
 
-    async def read(self, timeout: float) -> bytes:
-        """Wait until the port is readable (or ``timeout``), then read what is there."""
+    async def read(self, wait: float) -> bytes:
+        """Wait until the port is readable (or ``wait`` s), then read what is there."""
         if self._closed:
             raise TransportError(f"{self.description}: link closed")
         loop = asyncio.get_running_loop()
@@ -67,7 +67,7 @@ class SerialLink:
 
         loop.add_reader(self._fd, wake)
         try:
-            await asyncio.wait_for(ready, timeout)
+            await asyncio.wait_for(ready, wait)
         except TimeoutError:
             return b""
         finally:
@@ -120,10 +120,10 @@ class TcpLink:
             raise TransportError(f"cannot connect to tcp://{host}:{port}: {exc}") from exc
         return cls(reader, writer, f"tcp://{host}:{port}")
 
-    async def read(self, timeout: float) -> bytes:
-        """Bytes received within ``timeout``."""
+    async def read(self, wait: float) -> bytes:
+        """Bytes received within ``wait`` s."""
         try:
-            data = await asyncio.wait_for(self._reader.read(4096), timeout)
+            data = await asyncio.wait_for(self._reader.read(4096), wait)
         except TimeoutError:
             return b""
         except OSError as exc:

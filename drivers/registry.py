@@ -15,7 +15,10 @@ from typing import Any
 from drivers.base import Driver, Event
 
 #: device-family modules, in the order ``mchub decode --list`` shows them
-_MODULES: list[str] = []
+_MODULES: list[str] = [
+    "drivers.idcard",
+    "drivers.stations",
+]
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from drivers.errors import BadChecksum, FrameError, OverlongFrame, TruncatedFrame
+from drivers.framing import sync_point, xor
 
 PREAMBLE = b"\xaa\xaa\xaa\x96\x69"
 HEADER_LEN = len(PREAMBLE) + 2
@@ -40,14 +41,6 @@ SELECT_CARD = (0x20, 0x02)
 READ_TEXT_PHOTO = (0x30, 0x01)
 READ_NEW_ADDRESS = (0x30, 0x03)
 READ_ALL = (0x30, 0x10)  #: text + photo + fingerprint
-
-
-def xor(data: bytes) -> int:
-    """XOR of all bytes."""
-    value = 0
-    for b in data:
-        value ^= b
-    return value
 
 
 def command(cmd: tuple[int, int], data: bytes = b"") -> bytes:
@@ -96,22 +89,6 @@ def parse(frame: bytes) -> Response:
     return Response(frame[7], frame[8], frame[9], frame[10:-1], frame)
 
 
-def sync_point(buf: bytes | bytearray, start: int = 0, preamble: bytes = PREAMBLE) -> int:
-    """Index (>= ``start``) of the first byte that could begin a frame; ``len(buf)`` if none.
-
-    A full preamble wins; otherwise a preamble prefix at the very end of ``buf`` (the
-    rest of it may still arrive).
-    """
-    i = buf.find(preamble, start)
-    if i >= 0:
-        return i
-    n = len(buf)
-    for k in range(len(preamble) - 1, 0, -1):
-        if n - k >= start and buf.endswith(preamble[:k]):
-            return n - k
-    return n
-
-
 class ResponseDecoder:
     """Incremental decoder of reader responses with resynchronisation on the preamble.
 
@@ -157,7 +134,7 @@ class ResponseDecoder:
 
     def _drop(self, start: int) -> bytes:
         """Remove the bytes before the next possible frame start at or after ``start`` (at least one)."""
-        cut = sync_point(self._buf, start)
+        cut = sync_point(self._buf, PREAMBLE, start)
         if cut == 0:  # only an incomplete preamble is left and the caller gave up on it
             cut = len(self._buf)
         dropped = bytes(self._buf[:cut])
@@ -165,7 +142,7 @@ class ResponseDecoder:
         return dropped
 
     def _next(self) -> Response | FrameError | None:
-        sync = sync_point(self._buf)
+        sync = sync_point(self._buf, PREAMBLE)
         if sync > 0:
             garbage = bytes(self._buf[:sync])
             del self._buf[:sync]

@@ -149,11 +149,11 @@ class IdCardReader:
             log.info("%s: reader answered: %s", self.device_id, error)
 
     async def _transact(self, link: Link, sink: Sink, cmd: tuple[int, int],
-                        timeout: float | None = None) -> frame.Response | None:
+                        limit: float | None = None) -> frame.Response | None:
         """Send ``cmd`` and wait for a fitting answer; None after a timeout (frame errors reported)."""
         success, size_ok = _EXPECT[cmd]
         await link.write(frame.command(cmd))
-        deadline = self._clock() + (timeout or self.timeout)
+        deadline = self._clock() + (limit or self.timeout)
         while True:
             while self._pending:
                 item = self._pending.popleft()

@@ -99,8 +99,7 @@ async def _serve(args: argparse.Namespace, kind: str) -> int:
     stop = asyncio.Event()
     task = asyncio.create_task(serve(device, endpoint, device.plan, stop, avoid=avoid))
     try:
-        while not device.finished:
-            await asyncio.sleep(0.2)
+        await wait_finished(device)
         await asyncio.sleep(1.0)
     finally:
         stop.set()
@@ -109,6 +108,14 @@ async def _serve(args: argparse.Namespace, kind: str) -> int:
     print(f"done: {len(device.delivered)} readings delivered, {device.bad_frames} frames broken on purpose",
           file=sys.stderr)
     return 0
+
+
+async def wait_finished(device: IdCardReaderSim | StationSim, step: float = 0.05) -> None:
+    """Return once the device has run through its patients."""
+    while True:
+        if device.finished:
+            return
+        await asyncio.sleep(step)
 
 
 def _run(args: argparse.Namespace, kind: str) -> int:

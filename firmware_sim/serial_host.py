@@ -201,6 +201,7 @@ async def send(endpoint: Endpoint, frame: SimFrame, plan: FaultPlan, pause: floa
         if frame.fault == "disconnect":
             await asyncio.sleep(0.05)
             await endpoint.reconnect()
+            await asyncio.sleep(pause)  # like a replugged adapter: the hub needs a moment to re-open
             return False
         await asyncio.sleep(pause)
         return True

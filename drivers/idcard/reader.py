@@ -143,6 +143,8 @@ class IdCardReader:
         await sink.event(card)
 
     def _note_status(self, sw3: int) -> None:
+        if sw3 in (status.SUCCESS, status.CARD_FOUND):
+            return
         error = status.error_for(sw3)
         self.last_status = error
         if not isinstance(error, status.FindCardFailed):
@@ -160,7 +162,8 @@ class IdCardReader:
                 if isinstance(item, FrameError):
                     log.warning("%s: bad frame from reader: %s", self.device_id, item)
                     sink.frame_error(item)
-                elif item.sw3 == success and not size_ok(len(item.data)):
+                elif (item.sw3 in (status.SUCCESS, status.CARD_FOUND)
+                      and (item.sw3 != success or not size_ok(len(item.data)))):
                     unexpected = FrameError(f"answer {item!r} does not fit command {cmd[0]:02X} {cmd[1]:02X}",
                                             item.raw[: frame.REDACT_AFTER])
                     sink.frame_error(unexpected)

@@ -105,7 +105,7 @@ async def _serve(args: argparse.Namespace, kind: str) -> int:
         stop.set()
         await task
         endpoint.close()
-    print(f"done: {len(device.delivered)} readings delivered, {device.bad_frames} frames broken on purpose",
+    print(f"done: {len(device.delivered)} readings sent, {device.bad_frames} frames broken on purpose",
           file=sys.stderr)
     return 0
 

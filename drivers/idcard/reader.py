@@ -90,12 +90,24 @@ class IdCardReader:
         sink.state(True, link.description)
         log.info("%s: ID-card reader on %s", self.device_id, link.description)
         try:
+            await self.check_sam(link, sink)
             while True:
                 await self.poll_once(link, sink)
                 await asyncio.sleep(self.poll_interval)
         finally:
             link.close()
             sink.state(False, "ID-card reader link closed")
+
+    async def check_sam(self, link: Link, sink: Sink) -> None:
+        """Ask the SAM module for its status once after connecting; show a fault on the status page."""
+        answer = await self._transact(link, sink, frame.SAM_STATUS)
+        if answer is None:
+            sink.state(True, f"{link.description}: the SAM status query went unanswered")
+        elif answer.sw3 != status.SUCCESS:
+            error = status.error_for(answer.sw3)
+            self.last_status = error
+            log.warning("%s: SAM module reports: %s", self.device_id, error)
+            sink.state(True, f"{link.description}: {error}")
 
     async def poll_once(self, link: Link, sink: Sink) -> None:
         """One find (and, for a new card, select + read) cycle."""

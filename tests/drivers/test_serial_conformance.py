@@ -14,10 +14,10 @@ a final sentinel patient; timeouts only guard against a hang.
 from __future__ import annotations
 
 import asyncio
-import os
 import contextlib
 import datetime as dt
 import itertools
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass

@@ -77,7 +77,7 @@ def test_bad_frames_are_typed(raw: bytes, error: type[FrameError]) -> None:
 def test_stream_resync_and_hidden_frame() -> None:
     d = A5Decoder()
     out = d.feed_items(b"\x13\x37" + BOTH[:5] + BOTH + b"\xa5")
-    assert [type(x).__name__ for x in out][0] == "FrameError"
+    assert isinstance(out[0], FrameError)
     assert [x.raw for x in out if isinstance(x, Measurement)] == [BOTH]
     out = d.flush()
     assert out and all(isinstance(x, FrameError) for x in out)

@@ -7,8 +7,9 @@ its station hangs off ``/dev/ttyUSB0`` or a serial-to-Ethernet converter::
     await link.write(b"...")
     data = await link.read(0.2)   # b"" when nothing arrived in time
 
-The serial port is opened non-blocking and watched with ``loop.add_reader``, so no
-thread is needed. Any failure of the link (port vanished, EIO after a USB adapter was
+The serial port is opened non-blocking and exclusively (a second program opening the
+same adapter gets a clear error instead of stealing half the bytes) and watched with
+``loop.add_reader``, so no thread is needed. Any failure of the link (port vanished, EIO after a USB adapter was
 pulled, TCP reset) is raised as :class:`~drivers.errors.TransportError`.
 """
 
@@ -48,7 +49,7 @@ class SerialLink:
 
         self.description = f"{path} @ {baudrate} 8N1"
         try:
-            self._port = serial.Serial(path, baudrate=baudrate, timeout=0, write_timeout=0)
+            self._port = serial.Serial(path, baudrate=baudrate, timeout=0, write_timeout=0, exclusive=True)
         except (serial.SerialException, OSError, ValueError) as exc:
             raise TransportError(f"cannot open serial port {path}: {exc}") from exc
         self._fd: int = self._port.fileno()

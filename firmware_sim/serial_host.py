@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import pty
 import time
@@ -20,6 +21,8 @@ import tty
 from typing import Protocol
 
 from firmware_sim.faults import FaultPlan, SimFrame, noise
+
+log = logging.getLogger("mchub.sim")
 
 
 class SerialDevice(Protocol):
@@ -112,6 +115,8 @@ class PtyEndpoint:
         self.close()
         await asyncio.sleep(0.05)
         self._open()
+        if not self.link:
+            log.warning("simulated disconnect: the device is now %s (use --link for a stable path)", self.pts)
 
     def close(self) -> None:
         """Close both ends."""

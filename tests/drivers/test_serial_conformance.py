@@ -93,7 +93,7 @@ def station_case(dialect: str, mode: str) -> Case:
 
 CASES = [
     Case("idcard", lambda ps, plan: IdCardReaderSim(iter([CardVisit(p, gap=2, stay=2) for p in ps]), plan),
-         {"poll_interval": 0.02, "timeout": 0.3, "dedupe_seconds": 60}),
+         {"poll_interval": 0.02, "timeout": 0.5, "dedupe_seconds": 60}),
     station_case("a5", "push"), station_case("a5", "poll"),
     station_case("tanita-csv", "push"), station_case("tanita-csv", "poll"),
     station_case("detecto", "push"), station_case("detecto", "poll"),

@@ -102,13 +102,20 @@ class PtyEndpoint:
             return b""
 
     async def write(self, data: bytes) -> None:
-        """Write everything (waits while the pty buffer is full)."""
+        """Write everything; like a UART nobody listens to, drop bytes the pty cannot take within 1 s."""
         view = memoryview(data)
+        waited = 0.0
         while view:
             try:
                 view = view[os.write(self.master, view):]
             except BlockingIOError:
+                if waited >= 1.0:
+                    log.debug("pty buffer full: %d bytes dropped", len(view))
+                    return
                 await asyncio.sleep(0.005)
+                waited += 0.005
+            except OSError:
+                return  # closed by a reconnect meanwhile
 
     async def reconnect(self) -> None:
         """Hang up: close this pty (the hub's reads fail) and open a new one."""

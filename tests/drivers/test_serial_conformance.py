@@ -151,6 +151,7 @@ async def test_driver_against_simulator_over_pty(case: Case, tmp_path: Path) -> 
     finally:
         runner.cancel()
         stop.set()
+        server.cancel()
         await asyncio.gather(runner, server, return_exceptions=True)
         endpoint.close()
 

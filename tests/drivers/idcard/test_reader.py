@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -37,13 +38,16 @@ async def run_until(driver: IdCardReader, sim: Any, link: PtyEndpoint, done: Cal
     finally:
         runner.cancel()
         stop.set()
+        server.cancel()
         await asyncio.gather(runner, server, return_exceptions=True)
         link.close()
     return sink
 
 
 @pytest.mark.parametrize(("window", "events"), [(60.0, 1), (0.0, 2)])
-async def test_same_card_twice_within_the_window_is_one_event(tmp_path: Path, window: float, events: int) -> None:
+async def test_same_card_twice_within_the_window_is_one_event(tmp_path: Path, window: float, events: int,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     p = make_patient(random.Random(4), "adult", today=dt.date(2025, 3, 1))
     sim = IdCardReaderSim(iter([CardVisit(p, gap=1, stay=1), CardVisit(p, gap=2, stay=1)]), FaultPlan())
     link = PtyEndpoint(str(tmp_path / "tty"))
@@ -53,6 +57,8 @@ async def test_same_card_twice_within_the_window_is_one_event(tmp_path: Path, wi
     assert len(sim.delivered) == 2  # the reader read it twice...
     assert len(sink.events) == events  # ...the hub sees one event inside the window
     assert sink.states[0] is True and sink.states[-1] is False
+    assert p.national_id not in caplog.text and p.name not in caplog.text  # masked in logs
+    assert "card read: " + p.national_id[:4] in caplog.text
 
 
 class AngryReader:

@@ -87,6 +87,7 @@ async def test_station_behind_a_tcp_serial_server() -> None:
     finally:
         runner.cancel()
         stop.set()
+        server.cancel()
         await asyncio.gather(runner, server, return_exceptions=True)
         endpoint.close()
     assert [m.observations[-1].value for m in sink.events] == [p.weight_kg for p in people]  # type: ignore[union-attr]

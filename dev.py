@@ -2,8 +2,9 @@
 """Bootstrap and developer entry point for mchub. Needs only python3 >= 3.11.
 
     python3 dev.py demo [ARGS]   create .venv from uv.lock if needed, then run `mchub demo ARGS`
-    python3 dev.py test [ARGS]   create .venv, then ruff, mypy --strict (protocol/, drivers/), pytest ARGS
+    python3 dev.py test [ARGS]   create .venv, then ruff, mypy --strict (protocol, drivers, provisioning), pytest
     python3 dev.py mchub ARGS    run any mchub command inside the project environment
+    python3 dev.py fuzz TARGET   coverage-guided fuzzing with atheris (fuzz/README.md)
     python3 dev.py lock          re-resolve uv.lock after editing pyproject.toml dependencies
 
 The environment is built by uv (pinned below, installed from PyPI into .tools/) with
@@ -63,9 +64,9 @@ def _env() -> dict[str, str]:
     return env
 
 
-def sync(extras: list[str]) -> None:
-    """Make .venv match uv.lock exactly, with the given extras."""
-    args = [str(_uv()), "sync", "--frozen", "--quiet"]
+def sync(extras: list[str], exact: bool = True) -> None:
+    """Make .venv match uv.lock with the given extras (``exact=False``: remove nothing extra)."""
+    args = [str(_uv()), "sync", "--frozen", "--quiet"] + ([] if exact else ["--inexact"])
     for extra in extras:
         args += ["--extra", extra]
     subprocess.run(args, cwd=ROOT, env=_env(), check=True)
@@ -84,14 +85,17 @@ def main(argv: list[str]) -> int:
     if verb == "lock":
         return subprocess.run([str(_uv()), "lock"], cwd=ROOT, env=_env()).returncode
     if verb in {"demo", "mchub"}:
-        sync(["edge", "cloud"])
+        sync(["edge", "cloud"], exact=False)
         cmd = [str(bin_ / "mchub")] + (["demo"] if verb == "demo" else []) + rest
         os.execv(cmd[0], cmd)
+    if verb == "fuzz":
+        sync(["edge", "cloud", "dev", "fuzz"])
+        return run([str(bin_ / "python"), "fuzz/run.py", *rest])
     if verb == "test":
         sync(["edge", "cloud", "dev"])
         steps = [
             [str(bin_ / "ruff"), "check", "."],
-            [str(bin_ / "mypy"), "protocol", "drivers"],
+            [str(bin_ / "mypy"), "protocol", "drivers", "provisioning"],
             [str(bin_ / "python"), "-m", "pytest", *rest],
         ]
         for step in steps:

@@ -16,6 +16,9 @@ from drivers.base import Driver, Event
 
 #: device-family modules, in the order ``mchub decode --list`` shows them
 _MODULES: list[str] = [
+    "drivers.ble",
+    "drivers.modbus",
+    "drivers.mqtt",
     "drivers.idcard",
     "drivers.stations",
 ]
@@ -28,6 +31,8 @@ class CodecInfo:
     name: str  #: e.g. "ble-bp"
     description: str
     decode: Callable[[bytes], list[Event]]  #: raises FrameError
+    #: sample valid frames (``mchub decode`` examples, ``bench/bench_codecs.py`` input)
+    examples: tuple[bytes, ...] = ()
 
 
 #: builds a driver from its configuration table (``[[station.device]]`` in hub.toml)

@@ -1,4 +1,4 @@
-"""``mchub sim``: simulated devices, fleet and peers.
+"""``mchub sim``: simulated devices, ID cards, hub fleets and hospital peers.
 
 Each simulator is one entry of :data:`SIMS`: ``kind -> ("module:function", help)``.
 The function gets its own sub-parser, adds its options and sets ``func`` (called with
@@ -12,8 +12,6 @@ import argparse
 import importlib
 from collections.abc import Callable
 
-from firmware_sim.serial_cli import EPILOG as SERIAL_EPILOG
-
 #: simulator kind -> ("module:register function", one-line help)
 SIMS: dict[str, tuple[str, str]] = {
     "idcard": ("firmware_sim.serial_cli:register_idcard",
@@ -21,16 +19,25 @@ SIMS: dict[str, tuple[str, str]] = {
     "station": ("firmware_sim.serial_cli:register_station",
                 "serial height/weight station: a5, tanita-csv or detecto dialect, push or poll"),
     "bp": ("firmware_sim.serial_cli:register_bp", "serial blood-pressure monitor (Accutorr-style P: lines)"),
+    "pacs": ("firmware_sim.pacs_cli:register", "simulated hospital PACS: make studies, STOW-RS, C-STORE"),
 }
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``sim`` subcommands."""
-    parser.epilog = SERIAL_EPILOG
-    sub = parser.add_subparsers(dest="sim_kind", metavar="KIND")
+    from firmware_sim.sim_fieldbus import register_sims
+
+    sub = parser.add_subparsers(dest="sim", metavar="SIMULATOR")
     for kind, (target, help_) in SIMS.items():
         module, _, func = target.partition(":")
-        cmd = sub.add_parser(kind, help=help_, description=help_, epilog=SERIAL_EPILOG,
+        cmd = sub.add_parser(kind, help=help_, description=help_,
                              formatter_class=argparse.RawDescriptionHelpFormatter)
         add: Callable[[argparse.ArgumentParser], None] = getattr(importlib.import_module(module), func)
         add(cmd)
+    register_sims(sub)  # modbus, mqtt (several kinds from one module)
+    parser.set_defaults(func=_pending)
+
+
+def _pending(args: argparse.Namespace) -> int:
+    print("mchub sim: choose a simulator (mchub sim --help)")
+    return 1

@@ -31,6 +31,8 @@ Faults: garbage, bad_checksum, truncate, disconnect, out_of_range, nan, slow
 
 
 def _common(p: argparse.ArgumentParser) -> None:
+    p.epilog = EPILOG
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
     where = p.add_mutually_exclusive_group()
     where.add_argument("--pty", action="store_true", help="serve on a new pseudo-terminal (default)")
     where.add_argument("--tcp", type=int, metavar="PORT", help="serve as a TCP serial server on PORT (0: any)")

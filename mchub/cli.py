@@ -32,7 +32,7 @@ EPILOG = """\
 examples:
   mchub demo                       whole system on loopback; prints the URLs to open
   mchub decode --list              which device frame codecs exist
-  mchub decode ble-bp "1E 7800 5000 5A00"
+  mchub decode ble-bp "00 7800 5000 5A00"
   mchub edge check-config --config hub.toml
   mchub cloud serve --config cloud.toml
 

@@ -125,7 +125,8 @@ def decode_records(
         raise BodyTooLarge(f"decompressed body of {size} bytes exceeds the limit of {max_size}")
     try:
         wire = _decoder.decode(_decompressor.decompress(body))
-    except (zstandard.ZstdError, msgspec.DecodeError) as exc:
+    except (zstandard.ZstdError, msgspec.DecodeError, UnicodeDecodeError) as exc:
+        # msgspec's msgpack decoder raises UnicodeDecodeError for invalid UTF-8 in a string
         raise BadBody(f"body does not decode: {exc}") from exc
     out: list[Record] = []
     at = 0

@@ -1,7 +1,8 @@
 """UUIDv7 (RFC 9562) helpers.
 
 A reading's ``uid`` is *derived*, not random: its 48-bit timestamp is the hub receive
-time and its 74 "random" bits come from SHA-256 of ``hub_id|epoch|seq``. The hub and the
+time and its 74 "random" bits come from SHA-256 of ``hub_id|epoch|seq`` (UUID bytes 6-15
+are the first 10 digest bytes, then the version and variant bits are set). The hub and the
 cloud compute the same value, so it never needs to travel in a batch, yet it stays
 unique, time-ordered and opaque, as a UUIDv7 for humans and logs should be.
 """
@@ -11,16 +12,15 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-import uuid
 
 
 def _uuid7(unix_ms: int, rand: bytes) -> str:
-    value = (unix_ms & 0xFFFF_FFFF_FFFF) << 80
-    r = int.from_bytes(rand[:10], "big")
-    rand_a = (r >> 68) & 0xFFF
-    rand_b = r & ((1 << 62) - 1)
-    value |= 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
-    return str(uuid.UUID(int=value))
+    """UUIDv7 bytes: 48-bit big-endian ms timestamp, then ``rand[:10]`` with version/variant bits set."""
+    b = bytearray((unix_ms & 0xFFFF_FFFF_FFFF).to_bytes(6, "big") + rand[:10])
+    b[6] = 0x70 | (b[6] & 0x0F)
+    b[8] = 0x80 | (b[8] & 0x3F)
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def uuid7(unix_ms: int | None = None) -> str:

@@ -128,5 +128,8 @@ def to_json(record: Record) -> bytes:
 
 def from_json(data: bytes | str) -> Record:
     """Parse the JSON form; raises ``msgspec.ValidationError``/``DecodeError`` on bad input."""
-    record: Record = _json_decoder.decode(data)
+    try:
+        record: Record = _json_decoder.decode(data)
+    except UnicodeDecodeError as exc:  # msgspec lets this escape for invalid UTF-8 in a key
+        raise msgspec.DecodeError(f"invalid UTF-8: {exc}") from exc
     return record

@@ -8,14 +8,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-OURS = {"protocol", "drivers", "edge", "cloud", "provisioning", "firmware_sim", "mchub", "tests", "bench"}
+OURS = {"protocol", "drivers", "edge", "cloud", "provisioning", "firmware_sim", "webui", "mchub", "tests", "bench"}
 ALLOWED = {
     "protocol": set(),
     "drivers": {"protocol"},
-    "edge": {"protocol", "drivers", "edge"},
-    "cloud": {"protocol", "cloud", "provisioning"},
+    "edge": {"protocol", "drivers", "edge", "provisioning", "webui"},  # provisioning: enrollment messages
+    "cloud": {"protocol", "cloud", "provisioning", "webui"},
     "provisioning": {"protocol", "provisioning"},
     "firmware_sim": {"protocol", "firmware_sim"},  # never a driver's decoder
+    "webui": {"protocol", "webui"},
 }
 
 

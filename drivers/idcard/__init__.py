@@ -32,16 +32,28 @@ def decode_response(data: bytes) -> list[Event]:
     return []
 
 
-CODECS = [
-    CodecInfo("idcard", "resident ID-card reader answer (SAM frame AA AA AA 96 69 ...)", decode_response),
-]
-
 DRIVERS: dict[str, DriverFactory] = {"idcard": make_reader}
 
-#: sample frames per codec (find-card and select-card answers from qiwenming/IDCardDemo)
+def _example_read_answer() -> bytes:
+    """A read answer for the GB 11643 worked-example number (synthetic person, blank photo)."""
+    fields = [("张丽", 30), ("2", 2), ("01", 4), ("19491231", 16), ("北京市朝阳区建国路1号", 70),
+              ("11010519491231002X", 36), ("北京市公安局朝阳分局", 30), ("20100101", 16), ("长期", 16), ("", 36)]
+    text = b"".join(value.ljust(size // 2).encode("utf-16-le") for value, size in fields)
+    payload = bytes([0, 0, status.SUCCESS]) + b"\x01\x00\x04\x00" + text + bytes(1024)
+    length = (len(payload) + 1).to_bytes(2, "big")
+    return frame.PREAMBLE + length + payload + bytes([frame.xor(length + payload)])
+
+
+#: sample frames per codec: find-card and select-card answers from qiwenming/IDCardDemo, a read answer
 EXAMPLES: dict[str, list[bytes]] = {
     "idcard": [
         bytes.fromhex("AAAAAA9669 0008 00009F 00000000 97"),
         bytes.fromhex("AAAAAA9669 000C 000090 0000000000000000 9C"),
+        _example_read_answer(),
     ],
 }
+
+CODECS = [
+    CodecInfo("idcard", "resident ID-card reader answer (SAM frame AA AA AA 96 69 ...)", decode_response,
+              examples=tuple(EXAMPLES["idcard"])),
+]

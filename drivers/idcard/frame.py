@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from drivers.errors import BadChecksum, FrameError, OverlongFrame, TruncatedFrame
 from drivers.framing import sync_point, xor
 
+__all__ = ["PREAMBLE", "Response", "ResponseDecoder", "command", "parse", "sync_point", "xor"]
+
 PREAMBLE = b"\xaa\xaa\xaa\x96\x69"
 HEADER_LEN = len(PREAMBLE) + 2
 #: shortest payload: SW1 SW2 SW3 + checksum

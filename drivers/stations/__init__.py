@@ -42,13 +42,6 @@ def decode_accutorr(data: bytes) -> list[Event]:
     return [parsed[0]] if isinstance(parsed, tuple) else []
 
 
-CODECS = [
-    CodecInfo("a5-station", "A5 5A binary height/weight module frame", decode_a5),
-    CodecInfo("tanita-csv", "Tanita-style key/value CSV line", decode_tanita),
-    CodecInfo("detecto", "Detecto-style Time,Date,BMI,Height,Weight line (ft'in\", lb)", decode_detecto),
-    CodecInfo("accutorr-bp", "Accutorr-style blood-pressure P: line", decode_accutorr),
-]
-
 DRIVERS: dict[str, DriverFactory] = {"serial-station": make_station, "serial-bp": make_bp}
 
 #: sample frames per codec (for benchmarks and `mchub decode` examples)
@@ -61,3 +54,13 @@ EXAMPLES: dict[str, list[bytes]] = {
     "detecto": [b"12:00,08/07/15,21.5,5'03.0\",132.3lb\r"],
     "accutorr-bp": [b"P:--,85,120, 45, 80,000,010,000, 5\r\n"],
 }
+
+CODECS = [
+    CodecInfo(name, description, decode, examples=tuple(EXAMPLES[name]))
+    for name, description, decode in (
+        ("a5-station", "A5 5A binary height/weight module frame", decode_a5),
+        ("tanita-csv", "Tanita-style key/value CSV line", decode_tanita),
+        ("detecto", "Detecto-style Time,Date,BMI,Height,Weight line (ft'in\", lb)", decode_detecto),
+        ("accutorr-bp", "Accutorr-style blood-pressure P: line", decode_accutorr),
+    )
+]

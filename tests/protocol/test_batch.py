@@ -34,6 +34,19 @@ def test_well_compressed_garbage_is_bad_body(garbage: list) -> None:
         decode_records(body, hub_id="h", epoch=1, first_seq=1)
 
 
+@given(st.binary(max_size=200))
+def test_compressed_arbitrary_bytes_are_bad_body(payload: bytes) -> None:
+    body = zstandard.ZstdCompressor().compress(payload)
+    with contextlib.suppress(BadBody):
+        decode_records(body, hub_id="h", epoch=1, first_seq=1)
+
+
+def test_invalid_utf8_inside_a_record_is_bad_body() -> None:
+    body = zstandard.ZstdCompressor().compress(b"\x91\x9a\x00\xa2\xda\x01")  # [[0, <bad UTF-8>]]
+    with pytest.raises(BadBody):
+        decode_records(body, hub_id="h", epoch=1, first_seq=1)
+
+
 def test_decompression_bomb_is_refused_before_inflating() -> None:
     bomb = zstandard.ZstdCompressor().compress(b"\x00" * (8 << 20))
     with pytest.raises(BodyTooLarge):

@@ -1,0 +1,164 @@
+"""The object directory: where received DICOM files live, durably and exactly once.
+
+Layout under the configured root::
+
+    <root>/studies/<StudyUID>/<SeriesUID>/<SOPInstanceUID>.dcm   stored instances
+    <root>/rejected/<time>-<sha256[:16]>.bin (+ .txt reason)     refused input, kept for inspection
+    <root>/tmp/                                                  files being written
+
+UIDs are checked against the UID grammar (:mod:`cloud.dicom.uids`) before they touch a
+path, and the final path is verified to lie under the root, so no input can escape it.
+
+Writes are atomic: the bytes go to a temporary file in ``tmp/`` (same file system),
+are fsynced, then hard-linked to their final name — ``link`` fails if the name exists,
+so two concurrent writers of one instance cannot overwrite each other — and the
+directory is fsynced. A crash leaves either no file or the complete file (plus, at
+worst, a stray temporary file that :meth:`ObjectStore.sweep_temp` removes later).
+
+Duplicates (same SOP Instance UID): identical bytes are a success (the sender resent,
+e.g. after a lost response) and report ``created=False``; different bytes are refused
+with :class:`~cloud.dicom.errors.DuplicateConflict` and the new bytes are kept under
+``rejected/``. The stored original is never replaced: correcting an instance needs a
+new SOP Instance UID, as PS3.3 requires for changed content.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from cloud.dicom.errors import DuplicateConflict, InvalidUid, StoreError
+from cloud.dicom.uids import check_uid
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """Where an instance lives, its SHA-256, and whether this call created it."""
+
+    path: Path
+    sha256: str
+    size: int
+    created: bool
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ObjectStore:
+    """A directory of DICOM Part 10 files addressed by Study/Series/SOP Instance UID."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).resolve()
+        self.studies = self.root / "studies"
+        self.rejected = self.root / "rejected"
+        self.tmp = self.root / "tmp"
+        for d in (self.studies, self.rejected, self.tmp):
+            d.mkdir(parents=True, exist_ok=True)
+        self.sweep_temp()
+
+    def sweep_temp(self, max_age_s: float = 3600.0) -> int:
+        """Delete temporary files left by a crashed writer; returns how many.
+
+        Only files older than ``max_age_s`` go, because other workers may share the
+        directory and be writing right now.
+        """
+        removed = 0
+        cutoff = time.time() - max_age_s
+        for part in self.tmp.glob("*.part"):
+            try:
+                if part.stat().st_mtime < cutoff:
+                    part.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        if removed:
+            log.warning("removed %d stale temporary file(s) from %s", removed, self.tmp)
+        return removed
+
+    def path_for(self, study_uid: str, series_uid: str, sop_instance_uid: str) -> Path:
+        """The final path of an instance; raises :class:`InvalidUid` for anything but a UID."""
+        parts = (
+            check_uid(study_uid, "StudyInstanceUID"),
+            check_uid(series_uid, "SeriesInstanceUID"),
+            check_uid(sop_instance_uid, "SOPInstanceUID") + ".dcm",
+        )
+        path = self.studies.joinpath(*parts)
+        if not path.resolve().is_relative_to(self.studies):
+            raise InvalidUid("the instance path would leave the object directory")
+        return path
+
+    def _write_temp(self, data: bytes) -> Path:
+        tmp = self.tmp / f"{uuid.uuid4().hex}.part"
+        try:
+            with open(tmp, "xb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp
+
+    def put(self, study_uid: str, series_uid: str, sop_instance_uid: str, data: bytes) -> StoredObject:
+        """Store ``data`` durably under the instance's path (see the module docstring for duplicates)."""
+        final = self.path_for(study_uid, series_uid, sop_instance_uid)
+        digest = hashlib.sha256(data).hexdigest()
+        tmp: Path | None = None
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._write_temp(data)
+            try:
+                os.link(tmp, final)
+            except FileExistsError:
+                return self._existing(final, data, digest)
+            _fsync_dir(final.parent)
+        except OSError as exc:
+            raise StoreError(f"could not store the instance in {self.studies}: {exc.strerror or exc}") from exc
+        finally:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+        return StoredObject(final, digest, len(data), created=True)
+
+    def _existing(self, final: Path, data: bytes, digest: str) -> StoredObject:
+        old = final.read_bytes()
+        if old == data:
+            return StoredObject(final, digest, len(data), created=False)
+        kept = self.quarantine(data, f"duplicate SOP instance with different content; stored original: {final}")
+        raise DuplicateConflict(
+            f"SOP instance {final.stem} is already stored with different content "
+            f"(sha256 {hashlib.sha256(old).hexdigest()[:16]}, received {digest[:16]}); "
+            f"received bytes kept as {kept.name}"
+        )
+
+    def quarantine(self, data: bytes, reason: str) -> Path:
+        """Keep refused input for inspection under ``rejected/`` with a ``.txt`` reason beside it.
+
+        Never raises: a failure to keep the evidence is logged, not allowed to mask the
+        original refusal.
+        """
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        path = self.rejected / f"{stamp}-{hashlib.sha256(data).hexdigest()[:16]}.bin"
+        try:
+            tmp = self._write_temp(data)
+            os.replace(tmp, path)
+            path.with_suffix(".txt").write_text(reason + "\n", encoding="utf-8")
+        except OSError as exc:
+            log.error("could not keep refused DICOM input in %s: %s", self.rejected, exc)
+        return path
+
+    def instances(self) -> list[Path]:
+        """Every stored instance file, sorted (for tests and re-indexing tools)."""
+        return sorted(self.studies.rglob("*.dcm"))

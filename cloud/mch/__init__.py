@@ -1,0 +1,1 @@
+"""Maternal-and-child-health records: screening cases, child growth checks, prenatal visits."""

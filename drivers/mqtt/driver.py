@@ -1,0 +1,162 @@
+"""The MQTT device driver: subscribe (QoS 1) on a local broker, decode, emit each message once.
+
+Delivery is at-least-once end to end: the session is persistent (``clean_session=False``,
+a fixed client id), so the broker keeps QoS 1 messages while the hub is away, and a
+message is acknowledged (PUBACK) only after the hub has stored its measurement durably.
+A redelivered message is recognised by ``(device_id, seq, time)`` in a window of recent
+keys and not emitted twice. A bad message is reported to the sink and acknowledged, so it
+is reported once and does not block the messages after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+from drivers.backoff import Backoff
+from drivers.base import Sink
+from drivers.errors import ConfigError, FrameError, TransportError
+from drivers.mqtt.codec import DeviceMessage, SchemaError, decode_message
+from drivers.mqtt.topic import check_filter, match
+
+log = logging.getLogger(__name__)
+
+#: default topic; ``{device_id}`` is replaced by the device's own id
+DEFAULT_TOPIC = "clinic/{device_id}/measurement"
+
+
+class MqttDriver:
+    """One MQTT device (``device``, its own id, by default the hub's device id) on ``topic``.
+
+    ``{device_id}`` in ``topic`` is replaced by ``device``; the filter may also hold
+    wildcards, e.g. ``clinic/+/measurement`` (see :meth:`_decode` for whose messages count).
+    """
+
+    def __init__(self, device_id: str, *, host: str = "127.0.0.1", port: int = 1883,
+                 topic: str = DEFAULT_TOPIC, device: str | None = None, client_id: str | None = None,
+                 keepalive: int = 30, backoff: Backoff | None = None, max_failures: int | None = None,
+                 window: int = 4096) -> None:
+        self.device_id = device_id
+        self.device = device or device_id
+        self.topic = topic.replace("{device_id}", self.device)
+        check_filter(self.topic)
+        self.host = host
+        self.port = port
+        self.client_id = client_id or f"mchub-{device_id}"
+        self.keepalive = keepalive
+        self.backoff = backoff or Backoff()
+        self.max_failures = max_failures
+        self.window = window
+        self._seen: OrderedDict[tuple[str, int, str], None] = OrderedDict()
+
+    async def run(self, sink: Sink) -> None:
+        """Connect, subscribe, handle messages; reconnect with backoff when the broker link drops."""
+        import aiomqtt
+
+        failures = 0
+        while True:
+            client = aiomqtt.Client(self.host, self.port, identifier=self.client_id, clean_session=False,
+                                    keepalive=self.keepalive, timeout=10)
+            # aiomqtt has no manual-ack switch; the paho client it wraps does (PUBACK after storing)
+            client._client.manual_ack_set(True)
+            try:
+                async with client:
+                    await client.subscribe(self.topic, qos=1)
+                    where = f"mqtt {self.host}:{self.port} {self.topic}"
+                    log.info("%s: subscribed (%s)", self.device_id, where)
+                    sink.state(True, where)
+                    self.backoff.reset()
+                    failures = 0
+                    async for message in client.messages:
+                        await self._handle(sink, str(message.topic), _payload(message.payload))
+                        if message.qos > 0:
+                            client._client.ack(message.mid, message.qos)
+            except aiomqtt.MqttError as exc:
+                failures += 1
+                error = TransportError(f"mqtt {self.host}:{self.port}: {exc}")
+                log.warning("%s: broker link lost: %s", self.device_id, exc)
+                sink.state(False, str(error))
+                if self.max_failures is not None and failures >= self.max_failures:
+                    raise error from exc
+            await asyncio.sleep(self.backoff.next())
+
+    async def _handle(self, sink: Sink, topic: str, payload: bytes) -> None:
+        try:
+            msg = self._decode(topic, payload)
+        except FrameError as exc:
+            log.warning("%s: message on %s rejected: %s", self.device_id, topic, exc)
+            sink.frame_error(exc)
+            return
+        if msg is None:
+            log.debug("%s: message on %s is for another device", self.device_id, topic)
+            return
+        if msg.key in self._seen:
+            log.info("%s: message seq %d redelivered; already stored", self.device_id, msg.seq)
+            return
+        await sink.event(msg.measurement)
+        self._seen[msg.key] = None
+        while len(self._seen) > self.window:
+            self._seen.popitem(last=False)
+
+    def _decode(self, topic: str, payload: bytes) -> DeviceMessage | None:
+        """The message, or None when a wildcard subscription delivered another device's message.
+
+        With a ``+`` in the filter, its first level names the device (``clinic/+/measurement``);
+        with only ``#``, the payload's ``device_id`` does. A message on this device's own
+        topic that names another device is a schema error.
+        """
+        captured = match(self.topic, topic)
+        if captured is None:
+            raise SchemaError(f"topic {topic!r} does not match the subscription {self.topic!r}", payload)
+        levels = self.topic.split("/")
+        if "+" in levels and captured[0] != self.device:
+            return None
+        msg = decode_message(payload)
+        if msg.device_id != self.device:
+            if "+" not in levels and "#" in levels:
+                return None
+            raise SchemaError(f"message on {topic!r} says device_id {msg.device_id!r}, expected {self.device!r}",
+                              payload)
+        return msg
+
+
+def _payload(payload: Any) -> bytes:
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    if isinstance(payload, str):
+        return payload.encode()
+    return b"" if payload is None else str(payload).encode()
+
+
+def mqtt_device(device_id: str, config: Mapping[str, Any]) -> MqttDriver:
+    """``kind = "mqtt"``: keys ``host`` (127.0.0.1), ``port`` (1883), ``topic``
+    (``clinic/{device_id}/measurement``), ``device`` (the id the device uses; default the
+    hub's device id), ``client_id``, ``keepalive`` (seconds), ``reconnect_max`` (seconds)."""
+    where = f"device {device_id!r}"
+
+    def text(key: str, default: str | None) -> str | None:
+        value = config.get(key, default)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ConfigError(f"{where}.{key}: {value!r} is not a text; fix: write {key} = \"...\"")
+        return value
+
+    def integer(key: str, default: int, low: int, high: int) -> int:
+        value = config.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(f"{where}.{key}: {value!r} is not an integer in {low}..{high}; fix: write {key} = <n>")
+        return value
+
+    reconnect_max = config.get("reconnect_max", 30)
+    if isinstance(reconnect_max, bool) or not isinstance(reconnect_max, int | float) or reconnect_max <= 0:
+        raise ConfigError(f"{where}.reconnect_max: {reconnect_max!r} is not a positive number of seconds")
+    try:
+        return MqttDriver(device_id, host=text("host", "127.0.0.1") or "127.0.0.1",
+                          port=integer("port", 1883, 1, 65535), topic=text("topic", DEFAULT_TOPIC) or DEFAULT_TOPIC,
+                          device=text("device", None), client_id=text("client_id", None),
+                          keepalive=integer("keepalive", 30, 5, 3600), backoff=Backoff(maximum=float(reconnect_max)))
+    except ValueError as exc:
+        raise ConfigError(f"{where}.topic: {exc}; fix: use a topic filter like \"clinic/{{device_id}}/measurement\"") \
+            from None

@@ -1,0 +1,1 @@
+"""Fuzz targets for every parser of outside input (see fuzz/README.md)."""

@@ -1,0 +1,75 @@
+"""Registers and statistics: the right cases, counted right, readable in CSV and XLSX."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+from openpyxl import load_workbook
+
+from cloud.mch.registers import (
+    CaseView,
+    breast_followup_register,
+    cervical_result_statistics,
+    mammography_register,
+    to_csv,
+    to_xlsx,
+    ultrasound_register,
+    workload_statistics,
+)
+from protocol.mch.records import BreastCase, CervicalCase
+
+START, END = dt.date(2026, 1, 1), dt.date(2026, 12, 31)
+
+
+def view(case: object, site: str = "城关卫生院") -> CaseView:
+    return CaseView(case=case, site_name=site, subject_label="王*")  # type: ignore[arg-type]
+
+
+def base(n: int, day: str = "2026-03-01") -> dict[str, str]:
+    return {"case_id": f"c{n}", "site_id": "s1", "subject_id": f"p{n}", "screened_on": day}
+
+
+VIEWS = [
+    view(BreastCase(**base(1), palpation="normal", ultrasound_birads="1")),
+    view(BreastCase(**base(2), palpation="lump", ultrasound_birads="4A")),
+    view(BreastCase(**base(3), ultrasound_birads="0", mammography_birads="2")),
+    view(BreastCase(**base(4, "2025-06-01"), palpation="lump", ultrasound_birads="5")),  # outside the period
+    view(CervicalCase(**base(5), hpv="negative", sampling="liquid_based", tbs="NILM")),
+    view(CervicalCase(**base(6), hpv="positive_16", sampling="liquid_based", tbs="HSIL", colposcopy="abnormal",
+                      histology="CIN3")),
+    view(CervicalCase(**base(7), hpv="positive_other", sampling="pap", tbs="ASC-US", colposcopy="normal"), "东关社区"),
+]
+
+
+def test_breast_registers_select_the_right_cases() -> None:
+    assert [r["case_id"] for r in breast_followup_register(VIEWS, START, END).rows] == ["c2", "c3"]
+    assert [r["case_id"] for r in mammography_register(VIEWS, START, END).rows] == ["c3"]
+    assert [r["case_id"] for r in ultrasound_register(VIEWS, START, END).rows] == ["c1", "c2", "c3"]
+    row = breast_followup_register(VIEWS, START, END).rows[0]
+    assert row["subject"] == "王*" and row["palpation"] == "肿块" and "病理" in str(row["follow_up"])
+
+
+def test_statistics_count_per_site() -> None:
+    work = {r["site"]: r for r in workload_statistics(VIEWS, START, END).rows}
+    assert work["城关卫生院"]["cervical"] == 2 and work["城关卫生院"]["breast"] == 3
+    assert work["城关卫生院"]["mammography"] == 1 and work["东关社区"]["colposcopy"] == 1
+    results = {r["site"]: r for r in cervical_result_statistics(VIEWS, START, END).rows}
+    assert (results["城关卫生院"]["hpv_16_18"], results["城关卫生院"]["cin2_plus"]) == (1, 1)
+    assert results["城关卫生院"]["cin2_rate"] == 50_000.0
+    assert results["东关社区"]["cyto_abnormal"] == 1
+
+
+def test_csv_opens_in_excel_and_xlsx_reads_back() -> None:
+    table = cervical_result_statistics(VIEWS, START, END)
+    data = to_csv(table)
+    assert data.startswith("\ufeff".encode())
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    assert rows[0][0] == "机构" and len(rows) == 3
+    english = list(csv.reader(io.StringIO(to_csv(table, "en").decode("utf-8-sig"))))
+    assert english[0][0] == "site"
+    book = load_workbook(io.BytesIO(to_xlsx([table, workload_statistics(VIEWS, START, END)])))
+    assert book.sheetnames == ["cervical_results", "workload"]
+    sheet = book["cervical_results"]
+    assert sheet["A1"].value == "宫颈癌筛查结果统计表" and sheet["A2"].value == "机构"

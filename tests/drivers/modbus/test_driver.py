@@ -1,0 +1,108 @@
+"""The Modbus driver's choices against the TCP simulator: acknowledgement modes, repeated
+errors, giving up, and configuration from hub.toml tables."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+
+import pytest
+
+from drivers.backoff import Backoff
+from drivers.errors import ConfigError, TransportError
+from drivers.modbus.driver import ModbusDriver, modbus_rtu, modbus_tcp
+from drivers.modbus.example import EXAMPLE_CONFIG, EXAMPLE_MAP
+from drivers.modbus.regmap import parse_register_map
+from drivers.modbus.transport import tcp_link
+from drivers.registry import codecs, driver_kinds
+from firmware_sim import modbus_station as ms
+from firmware_sim.modbus import ModbusTcpStation
+from tests.support.fieldbus import RecordingSink, until
+from tests.support.services import free_port
+
+
+async def run_until_done(station: ms.Station, driver_for: object) -> RecordingSink:
+    sink = RecordingSink()
+    port = free_port()
+    async with ModbusTcpStation(station, port):
+        driver = driver_for(port)  # type: ignore[operator]
+        task = asyncio.create_task(driver.run(sink))
+        try:
+            await until(station.done.is_set, "the script to finish")
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    return sink
+
+
+async def test_clear_acknowledgement_without_a_sequence_register() -> None:
+    config = copy.deepcopy(EXAMPLE_CONFIG)
+    config.update(ready={"address": 0, "ack": "clear"}, sequence=None)
+    regmap = parse_register_map(config)
+    station = ms.Station([ms.Measure(160.0, 55.5, 21.7), ms.Measure(161.0, 56.5, 21.8)])
+    sink = await run_until_done(station, lambda port: ModbusDriver(
+        "hw", regmap, lambda: tcp_link("127.0.0.1", port, 1, 1.0), poll_interval=0.02))
+    assert [e.observations[0].value for e in sink.events] == [160.0, 161.0]
+    assert station.acknowledged == [1, 2]
+
+
+async def test_a_station_busy_for_many_polls_is_reported_once() -> None:
+    station = ms.Station([ms.ExceptionReply(code=6, count=8), ms.Measure(160.0, 55.5, 21.7)])
+    sink = await run_until_done(station, lambda port: ModbusDriver(
+        "hw", EXAMPLE_MAP, lambda: tcp_link("127.0.0.1", port, 1, 1.0), poll_interval=0.01))
+    assert [(e.reason, getattr(e, "code", None)) for e in sink.errors] == [("modbus_exception", 6)]
+    assert len(sink.events) == 1 and station.requests >= 8
+
+
+async def test_the_driver_gives_up_after_max_failures_when_configured() -> None:
+    port = free_port()  # nothing listens here
+    driver = ModbusDriver("hw", EXAMPLE_MAP, lambda: tcp_link("127.0.0.1", port, 1, 0.5),
+                          backoff=Backoff(initial=0.01, maximum=0.01), max_failures=3)
+    sink = RecordingSink()
+    with pytest.raises(TransportError, match="cannot connect"):
+        await asyncio.wait_for(driver.run(sink), 30)
+    assert sink.states == [False, False, False]
+
+
+def test_factories_read_hub_toml_tables() -> None:
+    tcp = modbus_tcp("hw-1", {**EXAMPLE_CONFIG, "host": "10.0.0.5", "poll_interval": 1.5})
+    assert tcp.device_id == "hw-1" and tcp.poll_interval == 1.5 and tcp.regmap == EXAMPLE_MAP
+    rtu = modbus_rtu("hw-2", {**EXAMPLE_CONFIG, "port": "/dev/ttyUSB0", "baudrate": 19200, "parity": "E"})
+    assert rtu.device_id == "hw-2"
+    assert {"modbus-tcp", "modbus-rtu", "mqtt"} <= set(driver_kinds())
+    assert {"modbus-registers", "mqtt-json"} <= set(codecs())
+
+
+@pytest.mark.parametrize(("factory", "config", "key"), [
+    (modbus_tcp, {}, "host"),
+    (modbus_tcp, {"host": "10.0.0.5", "port": 70000}, "port"),
+    (modbus_tcp, {"host": "10.0.0.5", "unit_id": 300}, "unit_id"),
+    (modbus_rtu, {}, "port"),
+    (modbus_rtu, {"port": "/dev/ttyUSB0", "parity": "X"}, "parity"),
+])
+def test_factory_errors_name_device_and_key(factory: object, config: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^device 'hw-1'\.{key}: .*fix"):
+        factory("hw-1", {**EXAMPLE_CONFIG, **config})  # type: ignore[operator]
+
+
+async def test_a_refused_acknowledgement_is_reported_once_and_the_measurement_emitted_once() -> None:
+    config = copy.deepcopy(EXAMPLE_CONFIG)
+    config["ready"] = {"address": 0, "ack": "echo", "ack_address": 40}  # the station has no register 40
+    regmap = parse_register_map(config)
+    station = ms.Station([ms.Measure(160.0, 55.5, 21.7)])
+    sink = RecordingSink()
+    port = free_port()
+    async with ModbusTcpStation(station, port):
+        driver = ModbusDriver("hw", regmap, lambda: tcp_link("127.0.0.1", port, 1, 1.0), poll_interval=0.01)
+        task = asyncio.create_task(driver.run(sink))
+        try:
+            await until(lambda: station.requests > 20, "many polls")
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert len(sink.events) == 1
+    assert [(e.reason, getattr(e, "code", None)) for e in sink.errors] == [("modbus_exception", 2)]
+    assert "write register 40" in str(sink.errors[0])

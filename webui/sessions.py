@@ -1,0 +1,74 @@
+"""Server-side sessions: the browser holds only an opaque random id.
+
+A session records the user, role, CSRF token and last activity. It ends on logout, on
+idle timeout, or when the store forgets it (a restart of the hub logs staff out, which
+is the safe default). The cloud, running several workers, supplies a database-backed
+store implementing :class:`SessionStore`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+COOKIE = "mchub_session"
+
+
+@dataclass
+class Session:
+    """One signed-in user."""
+
+    id: str
+    user: str
+    role: str
+    csrf: str
+    created: float
+    last_seen: float
+    data: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def new(cls, user: str, role: str, now: float | None = None) -> Session:
+        """A fresh session with random id and CSRF token."""
+        t = time.time() if now is None else now
+        return cls(secrets.token_urlsafe(32), user, role, secrets.token_urlsafe(32), t, t)
+
+
+class SessionStore(Protocol):
+    """Where sessions live."""
+
+    async def get(self, session_id: str) -> Session | None:
+        """The session, or None."""
+        ...
+
+    async def put(self, session: Session) -> None:
+        """Create or update."""
+        ...
+
+    async def delete(self, session_id: str) -> None:
+        """Forget (logout)."""
+        ...
+
+
+class MemorySessionStore:
+    """Sessions in memory: right for the hub's single process."""
+
+    def __init__(self, limit: int = 1000) -> None:
+        self.sessions: dict[str, Session] = {}
+        self.limit = limit
+
+    async def get(self, session_id: str) -> Session | None:
+        """The session, or None."""
+        return self.sessions.get(session_id)
+
+    async def put(self, session: Session) -> None:
+        """Create or update; the least recently seen are dropped past ``limit``."""
+        self.sessions[session.id] = session
+        if len(self.sessions) > self.limit:
+            oldest = min(self.sessions.values(), key=lambda s: s.last_seen)
+            del self.sessions[oldest.id]
+
+    async def delete(self, session_id: str) -> None:
+        """Forget (logout)."""
+        self.sessions.pop(session_id, None)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from drivers.errors import ConfigError, TransportError
 
@@ -144,6 +145,33 @@ class TcpLink:
     def close(self) -> None:
         """Close the socket."""
         self._writer.close()
+
+
+def link_spec(device_id: str, config: Mapping[str, Any]) -> str:
+    """Where a device is, from its configuration table, as a path or ``tcp://host:port``.
+
+    Accepted forms (the first is the hub.toml convention)::
+
+        address = "/dev/serial/by-id/usb-FTDI_..."              # transport = "serial" (default)
+        transport = "tcp", address = "10.0.0.7", port = 4001   # a TCP serial server
+        port = "/dev/ttyUSB0"   or   port = "tcp://10.0.0.7:4001"
+    """
+    transport = config.get("transport") or "serial"
+    address, port = config.get("address"), config.get("port")
+    if transport not in ("serial", "tcp"):
+        raise ConfigError(f"device {device_id!r}: transport must be \"serial\" or \"tcp\" (got {transport!r})")
+    if transport == "tcp":
+        if isinstance(port, str) and port.startswith("tcp://"):
+            return port
+        if not isinstance(address, str) or not address or isinstance(port, bool) or not isinstance(port, int):
+            raise ConfigError(f"device {device_id!r}: a TCP serial server needs address = \"10.0.0.7\" and "
+                              "port = 4001")
+        return f"tcp://{address}:{port}"
+    for value in (address, port):
+        if isinstance(value, str) and value:
+            return value
+    raise ConfigError(f"device {device_id!r}: set address to the serial port, "
+                      "e.g. address = \"/dev/ttyUSB0\" (or transport = \"tcp\" with address and port)")
 
 
 async def open_link(port: str, baudrate: int) -> Link:

@@ -82,11 +82,11 @@ def build(args: argparse.Namespace, kind: str) -> tuple[IdCardReaderSim | Statio
     if kind == "idcard":
         gap = max(1, round(seconds / 0.3))
         visits = (CardVisit(p, gap=gap, stay=10) for p in _people(args))
-        return IdCardReaderSim(visits, plan, args.fingerprint), 'kind = "idcard"', b"\xaa"
+        return IdCardReaderSim(visits, plan, args.fingerprint), 'driver = "idcard"', b"\xaa"
     stay, gap = 3, max(1, round(seconds) - 3)
     device = StationSim(args.dialect, args.mode, (Visit(p, stay, gap) for p in _people(args)), plan, seconds)
-    kind_line = "serial-bp" if kind == "bp" else "serial-station"
-    return device, f'kind = "{kind_line}", dialect = "{args.dialect}", mode = "{args.mode}"', b"\xa5"
+    driver = "serial-bp" if kind == "bp" else "serial-station"
+    return device, f'driver = "{driver}", dialect = "{args.dialect}", mode = "{args.mode}"', b"\xa5"
 
 
 async def _serve(args: argparse.Namespace, kind: str) -> int:
@@ -97,7 +97,9 @@ async def _serve(args: argparse.Namespace, kind: str) -> int:
     else:
         endpoint = PtyEndpoint(args.link)
     print(f"simulated {kind} on {endpoint.device}", flush=True)
-    print(f'hub.toml: [[station.device]] {snippet}, port = "{endpoint.device}"', flush=True)
+    where = (f'transport = "tcp", address = "{args.host}", port = {endpoint.device.rpartition(":")[2]}'
+             if endpoint.device.startswith("tcp://") else f'address = "{endpoint.device}"')
+    print(f"hub.toml, under [[stations.devices]]: {snippet}, {where}", flush=True)
     stop = asyncio.Event()
     task = asyncio.create_task(serve(device, endpoint, device.plan, stop, avoid=avoid))
     try:

@@ -4,7 +4,7 @@
 * :mod:`drivers.idcard.status` — SW3 codes as typed errors
 * :mod:`drivers.idcard.card` — text block -> :class:`~protocol.model.Subject`
 * :mod:`drivers.idcard.ethnic` — GB 3304 ethnic names (zh, en)
-* :mod:`drivers.idcard.reader` — the async driver (``kind = "idcard"``)
+* :mod:`drivers.idcard.reader` — the async driver (``driver = "idcard"``)
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """The ID-card reader driver: find -> select -> read polling over a serial link.
 
-Configuration (``[[station.device]]`` in hub.toml, ``kind = "idcard"``):
+Configuration (``[[stations.devices]]`` in hub.toml, ``driver = "idcard"``):
 
 | key | default | meaning |
 |---|---|---|
-| ``port`` | required | ``/dev/ttyUSB0``, a by-id path, or ``tcp://host:port`` |
+| ``address`` | required | serial port (``/dev/ttyUSB0``, a by-id path); TCP server host if ``transport = "tcp"`` |
+| ``transport``, ``port`` | ``"serial"`` | ``"tcp"`` and the TCP port for a serial-to-Ethernet server |
 | ``baudrate`` | 115200 | |
 | ``poll_interval`` | 0.3 | seconds between find-card polls |
 | ``timeout`` | 1.0 | seconds to wait for an answer (a read answer gets 3x) |
@@ -14,7 +15,8 @@ Configuration (``[[station.device]]`` in hub.toml, ``kind = "idcard"``):
 
 A card that stays on the reader is read once: after a successful read the driver only
 polls "find" until the card has been absent ``removal_misses`` times. The de-duplication
-state lives on the driver object, so a supervisor that re-runs :meth:`IdCardReader.run`
+state lives on the driver object, and the factory hands the same object back for an
+unchanged device (:mod:`drivers.instances`), so a supervisor that restarts the driver
 after a link failure does not report the same card twice.
 
 Logs never contain the ID number or the name unmasked, nor the photo.
@@ -33,7 +35,8 @@ from drivers.base import Sink
 from drivers.errors import ConfigError, FrameError
 from drivers.idcard import frame, status
 from drivers.idcard.card import decode_read_data
-from drivers.links import Link, open_link
+from drivers.instances import reuse
+from drivers.links import Link, link_spec, open_link
 from protocol.idnum import mask
 
 log = logging.getLogger("mchub.drivers.idcard")
@@ -62,10 +65,7 @@ class IdCardReader:
                  clock: Callable[[], float] = time.monotonic,
                  link_factory: Callable[[str, int], Any] = open_link) -> None:
         self.device_id = device_id
-        port = config.get("port")
-        if not isinstance(port, str) or not port:
-            raise ConfigError(f"device {device_id!r}: set port, e.g. port = \"/dev/ttyUSB0\"")
-        self.port = port
+        self.port = link_spec(device_id, config)
         self.baudrate = int(_number(config, "baudrate", 115200, device_id))
         self.poll_interval = _number(config, "poll_interval", 0.3, device_id)
         self.timeout = _number(config, "timeout", 1.0, device_id)
@@ -194,5 +194,5 @@ class IdCardReader:
 
 
 def make_reader(device_id: str, config: Mapping[str, Any]) -> IdCardReader:
-    """Driver factory for ``kind = "idcard"``."""
-    return IdCardReader(device_id, config)
+    """Driver factory for ``driver = "idcard"`` (the same object again for an unchanged device)."""
+    return reuse("idcard", device_id, config, lambda: IdCardReader(device_id, config))

@@ -1,10 +1,11 @@
 """Serial station driver: one dialect, push or poll, over a serial port or TCP serial server.
 
-Configuration (``[[station.device]]``; ``kind = "serial-station"`` or ``"serial-bp"``):
+Configuration (``[[stations.devices]]``; ``driver = "serial-station"`` or ``"serial-bp"``):
 
 | key | default | meaning |
 |---|---|---|
-| ``port`` | required | ``/dev/ttyUSB0``, a by-id path, or ``tcp://host:port`` |
+| ``address`` | required | serial port (``/dev/ttyUSB0``, a by-id path); TCP server host if ``transport = "tcp"`` |
+| ``transport``, ``port`` | ``"serial"`` | ``"tcp"`` and the TCP port for a serial-to-Ethernet server |
 | ``dialect`` | required (``accutorr`` for serial-bp) | see :mod:`drivers.stations.dialects` |
 | ``mode`` | dialect's default | ``push``: the device sends when a measurement completes; ``poll``: the hub asks |
 | ``poll_interval`` | 1.0 | seconds between requests in poll mode |
@@ -14,8 +15,9 @@ Configuration (``[[station.device]]``; ``kind = "serial-station"`` or ``"serial-
 
 In poll mode a station keeps answering with the measurement of the person standing on it;
 the driver reports it once and again only after the values change or the platform was
-empty in between. The state lives on the driver object, so a supervisor that re-runs
-:meth:`SerialStation.run` after a link failure does not repeat a measurement.
+empty in between. The state lives on the driver object, and the factory hands the same
+object back for an unchanged device (:mod:`drivers.instances`), so a supervisor that
+restarts the driver after a link failure does not repeat a measurement.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from typing import Any
 
 from drivers.base import Measurement, Sink
 from drivers.errors import ConfigError, FrameError
-from drivers.links import Link, open_link
+from drivers.instances import reuse
+from drivers.links import Link, link_spec, open_link
 from drivers.stations.common import Item, Signal
 from drivers.stations.dialects import dialect
 
@@ -48,10 +51,7 @@ class SerialStation:
                  clock: Callable[[], float] = time.monotonic,
                  link_factory: Callable[[str, int], Any] = open_link) -> None:
         self.device_id = device_id
-        port = config.get("port")
-        if not isinstance(port, str) or not port:
-            raise ConfigError(f"device {device_id!r}: set port, e.g. port = \"/dev/ttyUSB0\"")
-        self.port = port
+        self.port = link_spec(device_id, config)
         self.dialect = dialect(config.get("dialect", default_dialect), device_id)
         self.mode = str(config.get("mode", self.dialect.default_mode))
         if self.mode not in self.dialect.modes:
@@ -115,10 +115,11 @@ class SerialStation:
 
 
 def make_station(device_id: str, config: Mapping[str, Any]) -> SerialStation:
-    """Driver factory for ``kind = "serial-station"``."""
-    return SerialStation(device_id, config)
+    """Driver factory for ``driver = "serial-station"`` (the same object again for an unchanged device)."""
+    return reuse("serial-station", device_id, config, lambda: SerialStation(device_id, config))
 
 
 def make_bp(device_id: str, config: Mapping[str, Any]) -> SerialStation:
-    """Driver factory for ``kind = "serial-bp"`` (dialect defaults to ``accutorr``)."""
-    return SerialStation(device_id, config, default_dialect="accutorr")
+    """Driver factory for ``driver = "serial-bp"`` (dialect defaults to ``accutorr``)."""
+    return reuse("serial-bp", device_id, config,
+                 lambda: SerialStation(device_id, config, default_dialect="accutorr"))

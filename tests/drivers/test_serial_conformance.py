@@ -1,8 +1,9 @@
 """Every serial driver against its simulator over a real pseudo-terminal, with faults.
 
 The simulator (firmware_sim, which never imports drivers) runs a scripted queue of
-patients and a fixed fault script; the driver runs under a tiny supervisor that re-runs
-it after a TransportError, as the hub's supervisor does. Checks: every valid measurement
+patients and a fixed fault script; the driver comes from the registry factory and runs
+under a tiny supervisor that builds it again after a TransportError, as the hub's
+supervisor does. Checks: every valid measurement
 arrives exactly once and in order, every frame broken on purpose is reported, and the
 driver recovers after the simulated disconnect (the pty is replaced and its stable
 symlink moved, like a replugged USB adapter).
@@ -26,10 +27,9 @@ from typing import Any
 
 import pytest
 
+from drivers import registry
 from drivers.base import CardRead, Event, Measurement
 from drivers.errors import FrameError, TransportError
-from drivers.idcard.reader import IdCardReader
-from drivers.stations.driver import SerialStation
 from firmware_sim.faults import FaultPlan
 from firmware_sim.idcard_sim import CardVisit, IdCardReaderSim
 from firmware_sim.patients import Patient, make_patient
@@ -61,11 +61,11 @@ class RecordingSink:
         self.states.append(connected)
 
 
-async def supervise(driver: Any, sink: RecordingSink, restarts: list[str]) -> None:
-    """Re-run the same driver object after a link failure (state such as dedupe survives)."""
+async def supervise(factory: Callable[[], Any], sink: RecordingSink, restarts: list[str]) -> None:
+    """Like the hub's supervisor: build the driver from its factory and build it again after a failure."""
     while True:
         try:
-            await driver.run(sink)
+            await factory().run(sink)
         except TransportError as exc:
             restarts.append(str(exc))
             await asyncio.sleep(0.05)
@@ -130,10 +130,11 @@ async def test_driver_against_simulator_over_pty(case: Case, tmp_path: Path) -> 
     endpoint = PtyEndpoint(link)
     stop = asyncio.Event()
     server = asyncio.create_task(serve(sim, endpoint, plan, stop, pause=0.4, avoid=b"\xaa\xa5"))
-    config = {"port": link, **case.config}
-    driver = IdCardReader("reader-1", config) if case.name == "idcard" else SerialStation("station-1", config)
+    config = {"address": link, **case.config}
+    kind = "idcard" if case.name == "idcard" else "serial-station"
+    factory = registry.driver_kinds()[kind]
     sink, restarts = RecordingSink(), []
-    runner = asyncio.create_task(supervise(driver, sink, restarts))
+    runner = asyncio.create_task(supervise(lambda: factory(f"{case.name}-1", config), sink, restarts))
 
     async def sentinel_arrived() -> None:
         want = sentinel.national_id if case.name == "idcard" else None

@@ -64,7 +64,8 @@ def test_sim_help_explains_the_options(kind: str, capsys: pytest.CaptureFixture[
 def test_sim_station_runs_a_count_of_patients_on_tcp(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sim", "station", "--tcp", "0", "--count", "2", "--rate", "1200"]) == 0
     captured = capsys.readouterr()
-    assert "tcp://127.0.0.1:" in captured.out and 'kind = "serial-station"' in captured.out
+    assert "tcp://127.0.0.1:" in captured.out and 'driver = "serial-station"' in captured.out
+    assert 'transport = "tcp", address = "127.0.0.1", port = ' in captured.out
     assert "2 readings sent" in captured.err
 
 

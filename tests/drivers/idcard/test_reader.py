@@ -89,8 +89,9 @@ async def test_error_status_is_typed_and_nothing_is_reported(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize(("config", "key"), [
-    ({}, "port"), ({"port": "/dev/x", "poll_interval": -1}, "poll_interval"),
-    ({"port": "/dev/x", "timeout": "fast"}, "timeout"), ({"port": "/dev/x", "dedupe_seconds": True}, "dedupe"),
+    ({}, "address"), ({"address": "/dev/x", "poll_interval": -1}, "poll_interval"),
+    ({"port": "/dev/x", "timeout": "fast"}, "timeout"), ({"address": "/dev/x", "dedupe_seconds": True}, "dedupe"),
+    ({"address": "h", "transport": "tcp"}, "port = 4001"), ({"address": "/dev/x", "transport": "usb"}, "transport"),
 ])
 def test_configuration_errors_name_the_key(config: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError, match=key):
@@ -98,6 +99,6 @@ def test_configuration_errors_name_the_key(config: dict[str, Any], key: str) -> 
 
 
 async def test_missing_port_is_a_transport_error(tmp_path: Path) -> None:
-    driver = IdCardReader("r", {"port": str(tmp_path / "no-such-tty")})
+    driver = IdCardReader("r", {"address": str(tmp_path / "no-such-tty")})
     with pytest.raises(TransportError, match="cannot open"):
         await driver.run(RecordingSink())

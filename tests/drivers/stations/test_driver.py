@@ -13,7 +13,7 @@ import pytest
 from drivers import registry
 from drivers.base import Measurement
 from drivers.errors import ConfigError, FrameError
-from drivers.links import open_link
+from drivers.links import link_spec, open_link
 from drivers.stations.common import Signal, observation
 from drivers.stations.driver import SerialStation
 from firmware_sim.faults import FaultPlan
@@ -28,7 +28,7 @@ def reading(weight: float) -> Measurement:
 
 
 @pytest.mark.parametrize(("config", "message"), [
-    ({"dialect": "a5"}, "port"),
+    ({"dialect": "a5"}, "address"),
     ({"port": "/dev/x", "dialect": "qr"}, "a5, tanita-csv, detecto, accutorr"),
     ({"port": "/dev/x"}, "dialect"),
     ({"port": "/dev/x", "dialect": "accutorr", "mode": "push"}, "poll"),
@@ -96,3 +96,22 @@ async def test_station_behind_a_tcp_serial_server() -> None:
 async def test_bad_tcp_port_setting_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="tcp://HOST:PORT"):
         await open_link("tcp://nowhere", 9600)
+
+
+@pytest.mark.parametrize(("config", "spec"), [
+    ({"address": "/dev/serial/by-id/usb-FTDI"}, "/dev/serial/by-id/usb-FTDI"),
+    ({"transport": "tcp", "address": "10.0.0.7", "port": 4001}, "tcp://10.0.0.7:4001"),
+    ({"port": "tcp://10.0.0.7:4001"}, "tcp://10.0.0.7:4001"),
+    ({"port": "/dev/ttyUSB0"}, "/dev/ttyUSB0"),
+])
+def test_where_the_device_is(config: dict[str, Any], spec: str) -> None:
+    assert link_spec("st-1", config) == spec
+
+
+def test_factory_returns_the_same_object_for_an_unchanged_device() -> None:
+    make = registry.driver_kinds()["serial-station"]
+    config = {"address": "/dev/ttyS9", "dialect": "a5", "mode": "poll"}
+    first = make("st-9", config)
+    assert make("st-9", dict(config)) is first  # a restart keeps the repeat filter
+    assert make("st-9", {**config, "poll_interval": 2}) is not first  # new configuration, new object
+    assert make("st-8", config) is not first

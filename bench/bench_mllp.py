@@ -1,0 +1,176 @@
+"""MLLP ingest per worker: parse + durable store (PostgreSQL, group commit) + ACK over real sockets.
+
+One listener (= one cloud worker, this process) with a PostgreSQL store running with
+fsync and synchronous_commit ON, messages sealed at rest (AES-256-GCM); a load generator in a separate process keeps
+``--connections`` persistent MLLP connections busy, each sending its next message as soon
+as the previous ACK arrives. Every ACK is checked (AA/CA) and the stored row count
+verified afterwards. Messages: the three fixture files and generated screening
+results, each with a unique MSH-10.
+
+Baselines in the same run: hl7apy's parser on the same messages, our parser alone, and
+the same ingest without group commit (one commit per message).
+
+    .venv/bin/python bench/bench_mllp.py [--messages 20000] [--connections 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import asyncpg
+from hl7apy.consts import VALIDATION_LEVEL
+from hl7apy.parser import parse_message
+
+from cloud.mllp.pg_store import PgMessageStore
+from cloud.mllp.sealing import AesGcmSealer
+from cloud.mllp.server import ListenerConfig, MllpListener
+from firmware_sim.his import fixture_messages, lab_message
+from protocol.hl7.message import parse
+from tests.support.services import PostgresServer
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "hl7"
+if not FIXTURES.is_dir():
+    FIXTURES = Path("/work/shared/fixtures/hl7")
+
+
+def machine() -> str:
+    """CPU model, cores, Python."""
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def messages(n: int) -> list[bytes]:
+    """``n`` messages cycling through the fixtures and generated results, each with a unique MSH-10."""
+    templates = [*fixture_messages(FIXTURES).values(), lab_message(0), lab_message(0, "GB18030")]
+    out = []
+    for i in range(n):
+        t = templates[i % len(templates)]
+        cid = parse(t).header.control_id.encode()
+        out.append(t.replace(b"|" + cid + b"|", b"|B%09d|" % i, 1))
+    return out
+
+
+def _client(port: int, frames: list[bytes], connections: int, result: mp.Queue) -> None:  # type: ignore[type-arg]
+    async def one(share: list[bytes]) -> int:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        bad = 0
+        buf = b""
+        for f in share:
+            writer.write(f)
+            while b"\x1c\r" not in buf:
+                buf += await reader.read(65536)
+            ack, _, buf = buf.partition(b"\x1c\r")
+            if b"\rMSA|AA|" not in ack and b"\rMSA|CA|" not in ack:
+                bad += 1
+        writer.close()
+        return bad
+
+    async def run() -> tuple[float, int]:
+        shares = [frames[i::connections] for i in range(connections)]
+        start = time.perf_counter()
+        bad = sum(await asyncio.gather(*(one(s) for s in shares)))
+        return time.perf_counter() - start, bad
+
+    result.put(asyncio.run(run()))
+
+
+async def ingest(dsn: str, msgs: list[bytes], connections: int, max_batch: int, writers: int = 2) -> dict[str, float]:
+    """Run the listener here and the load generator in a child process; returns the figures."""
+    conn = await asyncpg.connect(dsn)
+    await conn.execute("DROP TABLE IF EXISTS hl7_inbound")
+    await conn.close()
+    store = await PgMessageStore.open(dsn, max_batch=max_batch, writers=writers, sealer=AesGcmSealer(os.urandom(32)))
+    frames = [b"\x0b" + m + b"\x1c\r" for m in msgs]
+    async with MllpListener(store, ListenerConfig(host="127.0.0.1", port=0)) as listener:
+        queue: mp.Queue = mp.get_context("fork").Queue()  # type: ignore[type-arg]
+        proc = mp.get_context("fork").Process(target=_client, args=(listener.port, frames, connections, queue))
+        cpu0 = time.process_time()
+        proc.start()
+        seconds, bad = await asyncio.get_running_loop().run_in_executor(None, queue.get)
+        cpu = time.process_time() - cpu0
+        proc.join()
+    conn = await asyncpg.connect(dsn)
+    stored = await conn.fetchval("SELECT count(*) FROM hl7_inbound WHERE status = 'accepted'")
+    await conn.close()
+    batches, items = store.committer.batches, store.committer.items
+    await store.close()
+    if bad or stored != len(msgs):
+        raise SystemExit(f"FAILED: {bad} negative ACKs, {stored} of {len(msgs)} stored")
+    return {"msgs/s": len(msgs) / seconds, "avg batch": items / max(1, batches), "cpu us": cpu / len(msgs) * 1e6}
+
+
+def parse_rate(msgs: list[bytes], fn, min_seconds: float = 1.0) -> float:  # type: ignore[no-untyped-def]
+    """Messages per second through ``fn``, cycling over ``msgs`` for ``min_seconds``."""
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < min_seconds:
+        fn(msgs[count % len(msgs)])
+        count += 1
+    return count / (time.perf_counter() - start)
+
+
+def hl7apy_parse(raw: bytes) -> object:
+    """hl7apy's parser as the reference uses it (TOLERANT, groups resolved)."""
+    text = raw.decode(errors="replace").replace("\n", "\r")
+    return parse_message(text, validation_level=VALIDATION_LEVEL.TOLERANT, find_groups=True)
+
+
+def run(messages_n: int = 20000, connections: int = 64) -> dict[str, float]:
+    """Measure and return the figures (also used by ``mchub bench``)."""
+    msgs = messages(messages_n)
+    pg = PostgresServer(durable=True).start()
+    try:
+        dsn = pg.create_database("bench_mllp")
+        grouped = asyncio.run(ingest(dsn, msgs, connections, max_batch=1000))
+        single = asyncio.run(ingest(dsn, msgs[: max(500, messages_n // 10)], connections, max_batch=1, writers=1))
+    finally:
+        pg.destroy()
+    sample = msgs[:25]
+    ours = parse_rate(sample, parse)
+    ref = parse_rate(sample, hl7apy_parse, 3.0)
+    return {
+        "mllp ingest msgs/s (group commit)": grouped["msgs/s"],
+        "mllp ingest msgs/s per busy listener core": 1e6 / grouped["cpu us"],
+        "mllp ingest listener CPU us/msg": grouped["cpu us"],
+        "mllp messages per commit": grouped["avg batch"],
+        "mllp ingest msgs/s (commit per message)": single["msgs/s"],
+        "hl7 parse msgs/s (protocol.hl7)": ours,
+        "hl7 parse msgs/s (hl7apy baseline)": ref,
+        "ratio ingest / hl7apy parse": grouped["msgs/s"] / ref,
+        "ratio parse / hl7apy parse": ours / ref,
+        "avg message bytes": sum(len(m) for m in msgs) / len(msgs),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--messages", type=int, default=20000, help="messages to ingest (default 20000)")
+    ap.add_argument("--connections", type=int, default=64, help="concurrent MLLP connections (default 64)")
+    args = ap.parse_args()
+    res = run(args.messages, args.connections)
+    print(f"machine: {machine()}")
+    print(f"{args.messages} messages (three fixtures + generated screening results, "
+          f"{res['avg message bytes']:.0f} bytes avg), {args.connections} connections, "
+          "PostgreSQL fsync on, messages sealed with AES-256-GCM")
+    for name, value in res.items():
+        print(f"  {name:<45} {value:>12,.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,203 @@
+"""The MLLP listener: persistent connections, one ACK per message, stored before acked.
+
+For every frame a connection delivers, in order:
+
+1. check it with :func:`protocol.hl7.message.check` (every check of ``parse``, fast, tolerant);
+2. store the raw bytes with the outcome (accepted / error / rejected) — durably, through
+   the group-committing :class:`~cloud.mllp.store.MessageStore`;
+3. answer on the same connection: AA/AE/AR in original mode, CA/CE/CR in enhanced mode
+   when MSH-15 asks for it. A resend of an accepted MSH-10 (same sender) is a duplicate:
+   it is counted, not stored twice, and gets the first copy's answer.
+
+Bytes between frames are stored as ``garbage`` and logged; an oversized message is
+stored (its first ``max_size`` bytes) and answered AR. If the store fails, the message
+is NOT acknowledged and the connection is closed: the sender keeps it and resends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import ssl
+import time
+from dataclasses import dataclass, field
+
+from cloud.mllp.connection import MllpConnection
+from cloud.mllp.store import InboundMeta, MessageStore, Status, StoreResult
+from protocol.hl7 import mllp
+from protocol.hl7.ack import ack_code, ack_wanted, build_ack
+from protocol.hl7.dtm import format_dtm
+from protocol.hl7.errors import Hl7Error, MessageTooLarge
+from protocol.hl7.message import INBOUND, Header, check, parse_header
+from protocol.ids import now_ms
+
+log = logging.getLogger("mchub.cloud.mllp")
+_STATUS: dict[str, Status] = {"AA": "accepted", "CA": "accepted", "AE": "error", "CE": "error",
+                              "AR": "rejected", "CR": "rejected"}
+
+
+@dataclass
+class ListenerConfig:
+    """Listener settings (``[hl7.listener]`` in cloud.toml)."""
+
+    host: str = "0.0.0.0"
+    port: int = 2575
+    max_size: int = mllp.DEFAULT_MAX_SIZE  #: bytes per message; larger ones are answered AR
+    ssl: ssl.SSLContext | None = None  #: TLS when set
+    idle_timeout: float = 900.0  #: close a connection silent for this long (seconds)
+    application: str = "MCHUB"  #: MSH-3 of our ACKs
+    facility: str = ""  #: MSH-4 of our ACKs
+    supported: dict[str, frozenset[str]] = field(default_factory=lambda: dict(INBOUND))
+
+
+@dataclass
+class ListenerStats:
+    """Counters for the dashboard."""
+
+    connections: int = 0
+    messages: int = 0
+    accepted: int = 0
+    errors: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    garbage: int = 0
+    oversized: int = 0
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A checked frame on its way to the store: what to store and how to answer it."""
+
+    raw: bytes
+    meta: InboundMeta
+    header: Header | None
+    error: Hl7Error | None
+
+
+class MllpListener:
+    """asyncio MLLP server; ``async with MllpListener(store, config) as listener: ...``."""
+
+    def __init__(self, store: MessageStore, config: ListenerConfig | None = None) -> None:
+        self.store = store
+        self.config = config or ListenerConfig()
+        self.stats = ListenerStats()
+        self._server: asyncio.Server | None = None
+        self._ids = itertools.count(1)
+        self._prefix = os.urandom(3).hex().upper()
+        self._stamp = (0, "")
+        self._connections: set[MllpConnection] = set()
+        submit = getattr(store, "submit", None)  # stores with a group committer take frames without a task
+        self._submit = submit if callable(submit) else None
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with ``port=0``)."""
+        assert self._server is not None, "listener not started"
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> MllpListener:
+        """Bind and start accepting connections."""
+        c = self.config
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: MllpConnection(self), c.host, c.port, ssl=c.ssl)
+        log.info("MLLP listener on %s:%d%s", c.host, self.port, " (TLS)" if c.ssl else "")
+        return self
+
+    async def close(self) -> None:
+        """Stop accepting and close open connections."""
+        if self._server is not None:
+            self._server.close()
+            for connection in list(self._connections):
+                connection.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> MllpListener:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def opened(self, connection: MllpConnection) -> None:
+        """A connection was accepted."""
+        self.stats.connections += 1
+        self._connections.add(connection)
+
+    def closed(self, connection: MllpConnection) -> None:
+        """A connection ended."""
+        self._connections.discard(connection)
+
+    def _timestamp(self) -> str:
+        second = int(time.time())
+        if self._stamp[0] != second:
+            self._stamp = (second, format_dtm(second * 1000))
+        return self._stamp[1]
+
+    def submit(self, p: Prepared) -> asyncio.Future[StoreResult]:
+        """Hand a prepared frame to the store; the future resolves once it is durably stored."""
+        if self._submit is not None:
+            future: asyncio.Future[StoreResult] = self._submit(p.raw, p.meta)
+            return future
+        return asyncio.ensure_future(self.store.store(p.raw, p.meta))
+
+    def prepare(self, event: mllp.Event, peer: str) -> Prepared:
+        """Check one frame (or skipped bytes) and decide what to store."""
+        now = now_ms()
+        if isinstance(event, mllp.Garbage):
+            self.stats.garbage += 1
+            log.warning("MLLP %s: %d bytes skipped (%s), stored for inspection", peer, len(event.data), event.reason)
+            return Prepared(event.data, InboundMeta(received_at=now, peer=peer, status="garbage",
+                                                    reason=event.reason), None, None)
+        header: Header | None = None
+        error: Hl7Error | None = None
+        if isinstance(event, mllp.Oversized):
+            self.stats.oversized += 1
+            raw = event.head
+            error = MessageTooLarge(f"message of {event.size} bytes exceeds the limit of {self.config.max_size}")
+            with contextlib.suppress(Hl7Error):
+                header = parse_header(raw)
+        else:
+            raw = event
+            try:
+                header = check(raw, self.config.supported)
+            except Hl7Error as exc:
+                error = exc
+                with contextlib.suppress(Hl7Error):
+                    header = parse_header(raw)
+        code = ack_code(header, error)
+        status: Status = "oversized" if isinstance(error, MessageTooLarge) else _STATUS[code]
+        meta = InboundMeta(
+            received_at=now, peer=peer, status=status, ack_code=code,
+            reason="" if error is None else f"{error.reason}: {error}",
+            sender=header.sender if header else "", control_id=header.control_id if header else "",
+            message_type=f"{header.message_type}^{header.trigger_event}" if header else "")
+        return Prepared(raw, meta, header, error)
+
+    def finish(self, p: Prepared, result: StoreResult) -> bytes | None:
+        """After the durable store: count, log, and build the ACK (None when none is due)."""
+        meta, header, error = p.meta, p.header, p.error
+        if meta.status == "garbage":
+            return None
+        self.stats.messages += 1
+        code = ack_code(header, error)
+        if result.duplicate:
+            self.stats.duplicates += 1
+            log.info("MLLP %s: duplicate of control id %s, answered %s again", meta.peer, meta.control_id, code)
+        elif error is None:
+            self.stats.accepted += 1
+        else:
+            if code in ("AE", "CE"):
+                self.stats.errors += 1
+            else:
+                self.stats.rejected += 1
+            log.warning("MLLP %s: control id %r answered %s (%s at %s), stored as %s", meta.peer,
+                        meta.control_id, code, error, error.location or "-", result.id)
+        if not ack_wanted(header, ok=error is None):
+            return None
+        return build_ack(header, code, control_id=f"{self._prefix}{next(self._ids)}", timestamp=self._timestamp(),
+                         error=None if result.duplicate else error, sending_app=self.config.application,
+                         sending_facility=self.config.facility,
+                         text="duplicate: already received" if result.duplicate else "")

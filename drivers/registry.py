@@ -19,6 +19,8 @@ _MODULES: list[str] = [
     "drivers.ble",
     "drivers.modbus",
     "drivers.mqtt",
+    "drivers.idcard",
+    "drivers.stations",
 ]
 
 

@@ -1,0 +1,125 @@
+"""Serial station driver: one dialect, push or poll, over a serial port or TCP serial server.
+
+Configuration (``[[stations.devices]]``; ``driver = "serial-station"`` or ``"serial-bp"``):
+
+| key | default | meaning |
+|---|---|---|
+| ``address`` | required | serial port (``/dev/ttyUSB0``, a by-id path); TCP server host if ``transport = "tcp"`` |
+| ``transport``, ``port`` | ``"serial"`` | ``"tcp"`` and the TCP port for a serial-to-Ethernet server |
+| ``dialect`` | required (``accutorr`` for serial-bp) | see :mod:`drivers.stations.dialects` |
+| ``mode`` | dialect's default | ``push``: the device sends when a measurement completes; ``poll``: the hub asks |
+| ``poll_interval`` | 1.0 | seconds between requests in poll mode |
+| ``baudrate`` | dialect's default (9600) | |
+| ``idle_flush`` | 0.3 | seconds of silence after which a partial frame is reported as truncated |
+| dialect keys | | e.g. ``checksum``, ``date_order``, ``fn_both``, ``poll_request`` |
+
+In poll mode a station keeps answering with the measurement of the person standing on it;
+the driver reports it once and again only after the values change or the platform was
+empty in between. The state lives on the driver object, and the factory hands the same
+object back for an unchanged device (:mod:`drivers.instances`), so a supervisor that
+restarts the driver after a link failure does not repeat a measurement.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from drivers.base import Measurement, Sink
+from drivers.errors import ConfigError, FrameError
+from drivers.instances import reuse
+from drivers.links import Link, link_spec, open_link
+from drivers.stations.common import Item, Signal
+from drivers.stations.dialects import dialect
+
+log = logging.getLogger("mchub.drivers.stations")
+
+
+def _seconds(config: Mapping[str, Any], key: str, default: float, device_id: str) -> float:
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"device {device_id!r}: {key} must be a positive number of seconds (got {value!r})")
+    return float(value)
+
+
+class SerialStation:
+    """Driver for a serial height/weight station or BP monitor."""
+
+    def __init__(self, device_id: str, config: Mapping[str, Any], default_dialect: str | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 link_factory: Callable[[str, int], Any] = open_link) -> None:
+        self.device_id = device_id
+        self.port = link_spec(device_id, config)
+        self.dialect = dialect(config.get("dialect", default_dialect), device_id)
+        self.mode = str(config.get("mode", self.dialect.default_mode))
+        if self.mode not in self.dialect.modes:
+            raise ConfigError(f"device {device_id!r}: dialect {self.dialect.name} supports mode "
+                              f"{' or '.join(self.dialect.modes)}, not {self.mode!r}")
+        self.baudrate = int(config.get("baudrate", self.dialect.baudrate))
+        self.poll_interval = _seconds(config, "poll_interval", 1.0, device_id)
+        self.idle_flush = _seconds(config, "idle_flush", 0.3, device_id)
+        self.request = self.dialect.poll_request(config)
+        self.decoder = self.dialect.decoder(config)
+        self._clock = clock
+        self._link_factory = link_factory
+        self._last_key: tuple[tuple[str, float], ...] | None = None
+
+    async def run(self, sink: Sink) -> None:
+        """Read (and in poll mode, ask) until cancelled; TransportError when the link fails."""
+        link: Link = await self._link_factory(self.port, self.baudrate)
+        self.decoder.reset()
+        sink.state(True, f"{self.dialect.name} ({self.mode}) on {link.description}")
+        log.info("%s: %s station, %s mode, on %s", self.device_id, self.dialect.name, self.mode, link.description)
+        try:
+            await self._loop(link, sink)
+        finally:
+            link.close()
+            sink.state(False, "station link closed")
+
+    async def _loop(self, link: Link, sink: Sink) -> None:
+        next_poll = self._clock()
+        last_rx = self._clock()
+        while True:
+            wait = self.idle_flush
+            if self.mode == "poll":
+                now = self._clock()
+                if now >= next_poll:
+                    await link.write(self.request)
+                    next_poll = now + self.poll_interval
+                wait = max(0.001, min(wait, next_poll - now))
+            data = await link.read(wait)
+            if data:
+                last_rx = self._clock()
+                await self.handle(self.decoder.feed_items(data), sink)
+            elif self._clock() - last_rx >= self.idle_flush:
+                await self.handle(self.decoder.flush(), sink)
+                last_rx = self._clock()
+
+    async def handle(self, items: list[Item], sink: Sink) -> None:
+        """Report decoded items: measurements once, frame errors always, signals to the repeat filter."""
+        for item in items:
+            if isinstance(item, FrameError):
+                log.warning("%s: bad frame (%s): %s", self.device_id, item.reason, item)
+                sink.frame_error(item)
+            elif isinstance(item, Signal):
+                if item.kind == "empty":
+                    self._last_key = None
+            elif isinstance(item, Measurement):
+                key = tuple((o.code, o.value) for o in item.observations)
+                if self.mode == "poll" and not self.dialect.self_deduplicating and key == self._last_key:
+                    continue  # the same person still on the platform
+                self._last_key = key
+                await sink.event(item)
+
+
+def make_station(device_id: str, config: Mapping[str, Any]) -> SerialStation:
+    """Driver factory for ``driver = "serial-station"`` (the same object again for an unchanged device)."""
+    return reuse("serial-station", device_id, config, lambda: SerialStation(device_id, config))
+
+
+def make_bp(device_id: str, config: Mapping[str, Any]) -> SerialStation:
+    """Driver factory for ``driver = "serial-bp"`` (dialect defaults to ``accutorr``)."""
+    return reuse("serial-bp", device_id, config,
+                 lambda: SerialStation(device_id, config, default_dialect="accutorr"))

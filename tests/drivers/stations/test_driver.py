@@ -1,0 +1,117 @@
+"""Serial station driver: configuration, the poll repeat filter, TCP serial servers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import random
+from typing import Any
+
+import pytest
+
+from drivers import registry
+from drivers.base import Measurement
+from drivers.errors import ConfigError, FrameError
+from drivers.links import link_spec, open_link
+from drivers.stations.common import Signal, observation
+from drivers.stations.driver import SerialStation
+from firmware_sim.faults import FaultPlan
+from firmware_sim.patients import make_patient
+from firmware_sim.serial_host import TcpEndpoint, serve
+from firmware_sim.station_sim import StationSim, Visit
+from tests.drivers.test_serial_conformance import RecordingSink
+
+
+def reading(weight: float) -> Measurement:
+    return Measurement(kind="weight", observations=(observation("29463-7", weight, "kg"),))
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ({"dialect": "a5"}, "address"),
+    ({"port": "/dev/x", "dialect": "qr"}, "a5, tanita-csv, detecto, accutorr"),
+    ({"port": "/dev/x"}, "dialect"),
+    ({"port": "/dev/x", "dialect": "accutorr", "mode": "push"}, "poll"),
+    ({"port": "/dev/x", "dialect": "a5", "poll_interval": 0}, "poll_interval"),
+    ({"port": "/dev/x", "dialect": "a5", "fn_both": "zz"}, "fn_both"),
+    ({"port": "/dev/x", "dialect": "a5", "device_id": 300}, "device_id"),
+    ({"port": "/dev/x", "dialect": "tanita-csv", "checksum": "crc"}, "checksum"),
+])
+def test_configuration_errors_say_what_to_fix(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        registry.driver_kinds()["serial-station"]("st-1", config)
+
+
+def test_factories_and_defaults() -> None:
+    bp = registry.driver_kinds()["serial-bp"]("bp-1", {"port": "/dev/ttyUSB1"})
+    assert isinstance(bp, SerialStation) and (bp.dialect.name, bp.mode, bp.request) == ("accutorr", "poll", b"P")
+    a5 = SerialStation("st", {"port": "/dev/x", "dialect": "a5", "mode": "poll", "fn_both": "0x40", "device_id": 1})
+    assert a5.request == bytes.fromhex("A55A030140") + bytes([(sum(bytes.fromhex("A55A030140")) + 1) & 0xFF])
+    line = SerialStation("st", {"port": "/dev/x", "dialect": "detecto", "poll_request": "W\\r"})
+    assert line.request == b"W\r"
+
+
+async def test_poll_mode_reports_a_standing_person_once() -> None:
+    station = SerialStation("st", {"port": "/dev/x", "dialect": "a5", "mode": "poll"})
+    sink = RecordingSink()
+    bad = FrameError("x")
+    await station.handle([reading(60.0), reading(60.0), bad, reading(60.0), Signal("empty"), reading(60.0),
+                          reading(61.0), Signal("link")], sink)
+    assert [m.observations[0].value for m in sink.events] == [60.0, 60.0, 61.0]  # type: ignore[union-attr]
+    assert sink.errors == [bad]
+
+
+async def test_push_mode_reports_every_frame() -> None:
+    station = SerialStation("st", {"port": "/dev/x", "dialect": "a5"})
+    sink = RecordingSink()
+    await station.handle([reading(60.0), reading(60.0)], sink)
+    assert len(sink.events) == 2
+
+
+async def test_station_behind_a_tcp_serial_server() -> None:
+    endpoint = await TcpEndpoint().start()
+    people = [make_patient(random.Random(i), "child", today=dt.date(2025, 3, 1)) for i in range(3)]
+    sim = StationSim("tanita-csv", "poll", iter([Visit(p, 2, 1) for p in people]), FaultPlan())
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve(sim, endpoint, sim.plan, stop))
+    station = SerialStation("st", {"port": endpoint.device, "dialect": "tanita-csv", "mode": "poll",
+                                   "poll_interval": 0.03})
+    sink = RecordingSink()
+    runner = asyncio.create_task(station.run(sink))
+    try:
+        async with asyncio.timeout(30):
+            while len(sink.events) < 3:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(sink.changed.wait(), 0.05)
+                sink.changed.clear()
+    finally:
+        runner.cancel()
+        stop.set()
+        server.cancel()
+        await asyncio.gather(runner, server, return_exceptions=True)
+        endpoint.close()
+    assert [m.observations[-1].value for m in sink.events] == [p.weight_kg for p in people]  # type: ignore[union-attr]
+
+
+async def test_bad_tcp_port_setting_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="tcp://HOST:PORT"):
+        await open_link("tcp://nowhere", 9600)
+
+
+@pytest.mark.parametrize(("config", "spec"), [
+    ({"address": "/dev/serial/by-id/usb-FTDI"}, "/dev/serial/by-id/usb-FTDI"),
+    ({"transport": "tcp", "address": "10.0.0.7", "port": 4001}, "tcp://10.0.0.7:4001"),
+    ({"port": "tcp://10.0.0.7:4001"}, "tcp://10.0.0.7:4001"),
+    ({"port": "/dev/ttyUSB0"}, "/dev/ttyUSB0"),
+])
+def test_where_the_device_is(config: dict[str, Any], spec: str) -> None:
+    assert link_spec("st-1", config) == spec
+
+
+def test_factory_returns_the_same_object_for_an_unchanged_device() -> None:
+    make = registry.driver_kinds()["serial-station"]
+    config = {"address": "/dev/ttyS9", "dialect": "a5", "mode": "poll"}
+    first = make("st-9", config)
+    assert make("st-9", dict(config)) is first  # a restart keeps the repeat filter
+    assert make("st-9", {**config, "poll_interval": 2}) is not first  # new configuration, new object
+    assert make("st-8", config) is not first

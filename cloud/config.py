@@ -41,7 +41,7 @@ pool_size = 10
 dir = "keys"             # created by `mchub cloud init`
 
 [admin]
-token_file = ""          # bearer token for /admin/v1 (fleet simulator, provisioning); empty = disabled
+token_file = "admin.token"  # bearer token for /admin/v1 (fleet simulator, provisioning); "" = disabled
 
 [mqtt]
 enabled = false

@@ -1,0 +1,158 @@
+"""POST /api/v1/batches on the embedded default (SQLite), over real HTTP: docs/protocol.md §2."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import aiohttp
+import pytest
+
+from cloud import registry
+from cloud.db.engine import Database
+from cloud.importer import import_file
+from cloud.ingest import Ingestor, Limits
+from protocol.ack import AckStatus, verify_ack
+from protocol.export import write_export
+from tests.cloud.support import hub, serving
+
+BATCH = {"Content-Type": "application/vnd.mchub.batch"}
+
+
+async def post(http: aiohttp.ClientSession, url: str, batch: bytes) -> tuple[int, bytes, aiohttp.typedefs.LooseHeaders]:
+    async with http.post(f"{url}/api/v1/batches", data=batch, headers=BATCH) as r:
+        return r.status, await r.read(), r.headers
+
+
+def rows(cfg, sql: str) -> list[tuple]:  # type: ignore[no-untyped-def]
+    with sqlite3.connect(cfg.database.url.removeprefix("sqlite:///")) as con:
+        return con.execute(sql).fetchall()
+
+
+async def test_a_visit_is_stored_once_and_a_replay_is_a_counted_audited_no_op(sqlite_cloud) -> None:
+    cfg, keys = sqlite_cloud
+    h = hub(keys, "H001")
+    async with serving(cfg) as url, aiohttp.ClientSession() as http:
+        await registry.create_site("S1")
+        await registry.register_hub("H001", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        h.add_visit()
+        batch = h.seal_from(1)
+        status, body, _ = await post(http, url, batch)
+        assert status == 200
+        ack = verify_ack(body, keys.signing.public_key(), batch)
+        assert (ack.status, ack.acked_through_seq) == (AckStatus.STORED, 6)
+        status, body, _ = await post(http, url, batch)  # the same bytes again: a replay
+        assert status == 200
+        assert verify_ack(body, keys.signing.public_key(), batch).status is AckStatus.DUPLICATE
+    assert rows(cfg, "SELECT COUNT(*) FROM readings") == [(4,)]
+    assert rows(cfg, "SELECT COUNT(*), COUNT(closed_ms) FROM sessions") == [(1, 1)]
+    assert rows(cfg, "SELECT COUNT(*) FROM readings WHERE session_id IS NULL") == [(1,)]  # the unbound one
+    assert rows(cfg, "SELECT acked_through, duplicates FROM sync_state") == [(6, 1)]
+    assert rows(cfg, "SELECT topic FROM outbox") == [("visit.closed",)]
+    assert rows(cfg, "SELECT action, hub_id FROM audit_log WHERE action LIKE 'batch.%'") == [
+        ("batch.duplicate", "H001")]
+
+
+async def test_a_gap_is_answered_409_with_the_expected_seq_and_the_hub_catches_up(sqlite_cloud) -> None:
+    cfg, keys = sqlite_cloud
+    h = hub(keys, "H002")
+    async with serving(cfg) as url, aiohttp.ClientSession() as http:
+        await registry.create_site("S1")
+        await registry.register_hub("H002", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        for _ in range(3):
+            h.add_visit()
+        later = h.seal_from(7)  # records 7..18 before 1..6
+        status, body, _ = await post(http, url, later)
+        assert status == 409
+        ack = verify_ack(body, keys.signing.public_key(), later)
+        assert (ack.status, ack.expected_seq) == (AckStatus.GAP, 1)
+        first = h.seal_from(1, limit=9)  # 1..9, then an overlapping 4..18 stores only 10..18
+        assert (await post(http, url, first))[0] == 200
+        status, body, _ = await post(http, url, h.seal_from(4))
+        assert status == 200 and verify_ack(body, keys.signing.public_key()).acked_through_seq == 18
+    assert rows(cfg, "SELECT COUNT(*), COUNT(DISTINCT seq) FROM readings") == [(12, 12)]
+    assert rows(cfg, "SELECT acked_through FROM sync_state") == [(18,)]
+
+
+async def test_oversize_is_413_and_garbage_is_400_malformed_with_an_audit_entry(tmp_path) -> None:
+    from tests.cloud.support import make_cloud
+
+    cfg, keys = make_cloud(tmp_path, f"sqlite:///{tmp_path / 'c.db'}", max_batch_bytes=3000)
+    h = hub(keys, "H003")
+    async with serving(cfg) as url, aiohttp.ClientSession() as http:
+        await registry.create_site("S1")
+        await registry.register_hub("H003", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        for _ in range(20):
+            h.add_visit()
+        status, body, _ = await post(http, url, h.seal_from(1))
+        assert status == 413 and b'"too_large"' in body
+        status, body, _ = await post(http, url, b"MCHB" + b"\x00" * 100)
+        assert status == 400 and b'"unsupported_version"' in body
+        status, body, _ = await post(http, url, b"hello")
+        assert status == 400 and b'"malformed"' in body
+        async with http.get(f"{url}/metrics") as r:
+            text = await r.text()
+        assert 'mchub_rejects_total{reason="malformed"} 1.0' in text
+    assert ("batch.refused", "malformed") in rows(cfg, "SELECT action, reason FROM audit_log")
+
+
+async def test_overload_is_503_with_retry_after(sqlite_cloud) -> None:
+    cfg, keys = sqlite_cloud
+    h = hub(keys, "H004")
+    db = await Database.connect(cfg.database.url)
+    from cloud.db.migrations import migrate
+    from cloud.db.orm import orm
+
+    await migrate(db)
+    async with orm(cfg.database.url):
+        await registry.create_site("S1")
+        await registry.register_hub("H004", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+    ing = Ingestor(db, keys, Limits(max_inflight=1, max_queue=1, retry_after_s=7))
+    h.add_visit()
+    batch = h.seal_from(1)
+    blocker = sqlite3.connect(cfg.database.url.removeprefix("sqlite:///"), isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # the database is busy: the first batch waits inside its slot
+    first = asyncio.create_task(ing.handle(batch))
+    while not ing._slots.locked():
+        await asyncio.sleep(0.01)
+    second = asyncio.create_task(ing.handle(batch))
+    while ing._waiting < 1:
+        await asyncio.sleep(0.01)
+    third = await ing.handle(batch)
+    assert third.status == 503 and third.headers == {"Retry-After": "7"}
+    blocker.execute("ROLLBACK")
+    assert [(await first).status, (await second).status] == [200, 200]
+    await db.close()
+
+
+async def test_a_hand_carried_export_imports_through_the_same_path(sqlite_cloud, tmp_path) -> None:
+    cfg, keys = sqlite_cloud
+    h = hub(keys, "H005")
+    db = await Database.connect(cfg.database.url)
+    from cloud.db.migrations import migrate
+    from cloud.db.orm import orm
+
+    await migrate(db)
+    async with orm(cfg.database.url):
+        await registry.create_site("S1")
+        await registry.register_hub("H005", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+    h.add_visit()
+    h.add_visit()
+    path = tmp_path / "H005.mchx"
+    path.write_bytes(write_export([h.seal_from(1, limit=6), h.seal_from(7)]))
+    ing = Ingestor(db, keys)
+    report = await import_file(ing, path)
+    assert (report.batches, report.readings, dict(report.outcomes)) == (2, 8, {"200": 2})
+    again = await import_file(ing, path)  # importing twice is harmless
+    assert (again.readings, dict(again.outcomes)) == (0, {"200": 2})
+    await db.close()
+    assert rows(cfg, "SELECT COUNT(*) FROM readings") == [(8,)]
+    assert rows(cfg, "SELECT actor FROM audit_log WHERE action = 'batch.duplicate' LIMIT 1") == [("import:H005",)]
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/openapi.json", "/api/v1/keys"])
+async def test_service_endpoints_answer(sqlite_cloud, path: str) -> None:
+    cfg, _ = sqlite_cloud
+    async with serving(cfg) as url, aiohttp.ClientSession() as http, http.get(url + path) as r:
+        assert r.status == 200
+        assert await r.json()

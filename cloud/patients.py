@@ -122,6 +122,13 @@ async def visits(subject_id: int) -> list[Visit]:
     return [Visit(**r) for r in rows]
 
 
+async def visits_of_session(hub_id: str, session_id: str) -> list[Visit]:
+    """The visit recorded for one hub session (empty when unknown)."""
+    rows = await Session.filter(hub_id=hub_id, session_id=session_id).values(
+        "hub_id", "session_id", "subject_id", "station_id", "opened_ms", "closed_ms")
+    return [Visit(**r) for r in rows]
+
+
 async def reveal(at_rest: AtRest, subject_id: int, *, actor: str, purpose: str) -> tuple[str | None, str]:
     """Decrypt a subject's ID number and name for an authorised screen (audited; mask before display)."""
     s = await Subject.get_or_none(id=subject_id)

@@ -81,6 +81,7 @@ class Ingestor:
         self._slots = asyncio.Semaphore(self.limits.max_inflight)
         self._waiting = 0
         self._partitions = PartitionCache()
+        self._seen: set[tuple[str, str, str]] = set()  #: stations and devices known to be stored
 
     def refusal(self, reason: str, message: str) -> Answer:
         """A JSON refusal answer for ``reason``."""
@@ -124,7 +125,7 @@ class Ingestor:
             await self._partitions.ensure(self.db, [r.at for r in records if isinstance(r, Reading)])
             actor = f"hub:{header.hub_id}" if source == "http" else f"{source}:{header.hub_id}"
             async with self.db.transaction() as tx:
-                result = await store_batch(tx, header, records, self.at_rest, now_ms(), actor)
+                result = await store_batch(tx, header, records, self.at_rest, now_ms(), actor, self._seen)
                 if result.outcome is Outcome.GAP:
                     await audit.write(tx, actor=actor, action="batch.gap", outcome="refused", hub_id=header.hub_id,
                                       reason="gap", detail={"first_seq": header.first_seq,
@@ -143,6 +144,7 @@ class Ingestor:
             log.error("database error while storing a batch from %s: %s", header and header.hub_id, exc)
             metrics.REJECTS.labels("internal").inc()
             return self.refusal("internal", "the server could not store the batch; it will be retried")
+        self._seen |= result.first_seen  # only after COMMIT: a rolled-back insert is retried next time
         metrics.BATCHES.labels(result.outcome.value).inc()
         if result.outcome is Outcome.GAP:
             return Answer(409, self._ack(AckStatus.GAP, header, data, result.acked_through), ACK_TYPE)
@@ -153,8 +155,7 @@ class Ingestor:
                       new_readings=result.new_readings)
 
     async def _open(self, data: bytes, header: BatchHeader) -> list[Record]:
-        async with self.db.transaction() as tx:
-            signer = await lookup_signer(tx, header.hub_id, header.signer_key_id, now_ms())
+        signer = await lookup_signer(self.db, header.hub_id, header.signer_key_id, now_ms())
         if signer.hub_status is None:
             raise _Refused("unknown_hub", f"hub {header.hub_id!r} is not enrolled")
         if signer.hub_status != "active":

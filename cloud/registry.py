@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from cloud.db.engine import Tx
+from cloud.db.engine import Database, Tx
 from cloud.db.models import AuditEntry, Hub, HubKey, Site, SyncState
 from cloud.errors import RegistryError
 from protocol.ids import now_ms
@@ -149,9 +149,9 @@ class Signer:
     public_key: ed25519.Ed25519PublicKey | None  #: None: no valid key with that id
 
 
-async def lookup_signer(tx: Tx, hub_id: str, signer_key_id: bytes, at_ms: int) -> Signer:
+async def lookup_signer(db: Database | Tx, hub_id: str, signer_key_id: bytes, at_ms: int) -> Signer:
     """Find the hub and its key named by a batch header (valid at ``at_ms``, not revoked)."""
-    row = await tx.fetchrow(
+    row = await db.fetchrow(
         "SELECT h.status, k.public_key, k.valid_from_ms, k.valid_to_ms, k.revoked_ms FROM hubs h "
         "LEFT JOIN hub_keys k ON k.hub_id = h.hub_id AND k.key_id = $1 WHERE h.hub_id = $2",
         signer_key_id.hex(), hub_id)

@@ -48,6 +48,7 @@ class StoreResult:
     acked_through: int
     new_records: int = 0
     new_readings: int = 0
+    first_seen: frozenset[tuple[str, str, str]] = frozenset()  #: ("station"|"device", hub, id) inserted
 
 
 _PG_READINGS = """
@@ -78,9 +79,15 @@ async def _lock_mark(tx: Tx, hub_id: str, epoch: int) -> int:
 
 
 async def _first_seen(tx: Tx, hub_id: str, readings: list[Reading], opened: list[SessionOpened],
-                      now: int) -> None:
-    stations = sorted({r.station_id for r in readings} | {s.station_id for s in opened})
-    devices = sorted({(r.device_id, r.station_id) for r in readings})
+                      now: int, known: set[tuple[str, str, str]]) -> frozenset[tuple[str, str, str]]:
+    """Insert stations and devices not in ``known`` (this worker's cache of committed ones)."""
+    stations = sorted(s for s in {r.station_id for r in readings} | {s.station_id for s in opened}
+                      if ("station", hub_id, s) not in known)
+    devices = sorted({(r.device_id, r.station_id) for r in readings
+                      if ("device", hub_id, r.device_id) not in known})
+    seen = frozenset({("station", hub_id, s) for s in stations} | {("device", hub_id, d) for d, _ in devices})
+    if not seen:
+        return seen
     if tx.dialect == "postgres":
         await tx.execute("INSERT INTO stations (hub_id, station_id, first_seen_ms) SELECT $1, s, $2 "
                          "FROM unnest($3::text[]) AS s ON CONFLICT DO NOTHING", hub_id, now, stations)
@@ -93,24 +100,41 @@ async def _first_seen(tx: Tx, hub_id: str, readings: list[Reading], opened: list
         await tx.executemany("INSERT INTO devices (hub_id, device_id, station_id, first_seen_ms) "
                              "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                              [(hub_id, d, s, now) for d, s in devices])
+    return seen
+
+
+_UPSERT_BY_INDEX = (
+    "INSERT INTO subjects (blind_index, national_id_enc, name_enc, sex, birth_date, mrn, created_ms, updated_ms) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (blind_index) DO UPDATE SET "
+    "name_enc = COALESCE(excluded.name_enc, subjects.name_enc), "
+    "birth_date = COALESCE(excluded.birth_date, subjects.birth_date), "
+    "mrn = COALESCE(excluded.mrn, subjects.mrn), updated_ms = excluded.updated_ms RETURNING id")
+_INSERT_ANONYMOUS = ("INSERT INTO subjects (name_enc, sex, birth_date, mrn, created_ms, updated_ms) "
+                     "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id")
+_INSERT_SESSION = (
+    "INSERT INTO sessions (hub_id, session_id, epoch, seq, station_id, subject_id, source, pregnant_weeks, "
+    "opened_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING")
+#: PostgreSQL: subject upsert and session insert in one round trip
+_PG_SUBJECT_AND_SESSION = (
+    "WITH s AS (" + _UPSERT_BY_INDEX + ") INSERT INTO sessions"  # noqa: S608 - constants only
+    " (hub_id, session_id, epoch, seq, station_id, "
+    "subject_id, source, pregnant_weeks, opened_ms) SELECT $9, $10, $11, $12, $13, s.id, $14, $15, $16 FROM s "
+    "ON CONFLICT DO NOTHING")
+
+
+def _subject_values(s: Any, at_rest: AtRest, now: int) -> tuple[Any, ...]:
+    name = at_rest.seal(s.name, "subjects.name") if s.name else None
+    if s.national_id is None:
+        return (name, s.sex, s.birth_date, s.mrn, now, now)
+    nid = idnum.normalise(s.national_id)
+    return (at_rest.blind_index(nid), at_rest.seal(nid, "subjects.national_id"), name, s.sex, s.birth_date, s.mrn,
+            now, now)
 
 
 async def upsert_subject(tx: Tx, s: Any, at_rest: AtRest, now: int) -> int:
     """The subject id of a protocol Subject: matched by blind index, else a new row."""
-    name = at_rest.seal(s.name, "subjects.name") if s.name else None
-    if s.national_id is None:
-        return int(await tx.fetchval(
-            "INSERT INTO subjects (name_enc, sex, birth_date, mrn, created_ms, updated_ms) "
-            "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id", name, s.sex, s.birth_date, s.mrn, now, now))
-    nid = idnum.normalise(s.national_id)
-    return int(await tx.fetchval(
-        "INSERT INTO subjects (blind_index, national_id_enc, name_enc, sex, birth_date, mrn, created_ms, updated_ms) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (blind_index) DO UPDATE SET "
-        "name_enc = COALESCE(excluded.name_enc, subjects.name_enc), "
-        "birth_date = COALESCE(excluded.birth_date, subjects.birth_date), "
-        "mrn = COALESCE(excluded.mrn, subjects.mrn), updated_ms = excluded.updated_ms RETURNING id",
-        at_rest.blind_index(nid), at_rest.seal(nid, "subjects.national_id"), name, s.sex, s.birth_date, s.mrn,
-        now, now))
+    sql = _INSERT_ANONYMOUS if s.national_id is None else _UPSERT_BY_INDEX
+    return int(await tx.fetchval(sql, *_subject_values(s, at_rest, now)))
 
 
 async def _insert_readings(tx: Tx, hub_id: str, epoch: int, readings: list[Reading], now: int) -> None:
@@ -131,16 +155,15 @@ async def _insert_readings(tx: Tx, hub_id: str, epoch: int, readings: list[Readi
 
 
 async def _sessions(tx: Tx, hub_id: str, epoch: int, opened: list[SessionOpened], at_rest: AtRest,
-                    now: int) -> dict[str, int]:
-    subjects: dict[str, int] = {}
+                    now: int) -> None:
     for s in opened:
-        sid = await upsert_subject(tx, s.subject, at_rest, now)
-        subjects[s.session_id] = sid
-        await tx.execute(
-            "INSERT INTO sessions (hub_id, session_id, epoch, seq, station_id, subject_id, source, pregnant_weeks, "
-            "opened_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
-            hub_id, s.session_id, epoch, s.seq, s.station_id, sid, s.subject.source, s.pregnant_weeks, s.at)
-    return subjects
+        session = (hub_id, s.session_id, epoch, s.seq, s.station_id)
+        tail = (s.subject.source, s.pregnant_weeks, s.at)
+        if tx.dialect == "postgres" and s.subject.national_id is not None:
+            await tx.execute(_PG_SUBJECT_AND_SESSION, *_subject_values(s.subject, at_rest, now), *session, *tail)
+        else:
+            sid = await upsert_subject(tx, s.subject, at_rest, now)
+            await tx.execute(_INSERT_SESSION, *session, sid, *tail)
 
 
 async def _after(tx: Tx, hub_id: str, epoch: int, records: list[Record]) -> None:
@@ -172,7 +195,7 @@ async def _after(tx: Tx, hub_id: str, epoch: int, records: list[Record]) -> None
 
 
 async def store_batch(tx: Tx, header: BatchHeader, records: list[Record], at_rest: AtRest, now: int,
-                      actor: str) -> StoreResult:
+                      actor: str, known: set[tuple[str, str, str]] | None = None) -> StoreResult:
     """Store one opened, validated batch (see the module docstring for the order)."""
     hub_id, epoch = header.hub_id, epoch_to_db(header.epoch)
     mark = await _lock_mark(tx, hub_id, epoch)
@@ -188,11 +211,11 @@ async def store_batch(tx: Tx, header: BatchHeader, records: list[Record], at_res
     new = records[max(0, mark + 1 - header.first_seq):]
     readings = [r for r in new if isinstance(r, Reading)]
     opened = [r for r in new if isinstance(r, SessionOpened)]
-    await _first_seen(tx, hub_id, readings, opened, now)
+    seen = await _first_seen(tx, hub_id, readings, opened, now, known or set())
     await _sessions(tx, hub_id, epoch, opened, at_rest, now)
     await _insert_readings(tx, hub_id, epoch, readings, now)
     await _after(tx, hub_id, epoch, new)
     await tx.execute("UPDATE sync_state SET acked_through = $1, batches = batches + 1, records = records + $2, "
                      "last_batch_ms = $3 WHERE hub_id = $4 AND epoch = $5",
                      header.last_seq, len(new), now, hub_id, epoch)
-    return StoreResult(Outcome.STORED, header.last_seq, len(new), len(readings))
+    return StoreResult(Outcome.STORED, header.last_seq, len(new), len(readings), seen)

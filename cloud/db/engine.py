@@ -141,6 +141,11 @@ class Database:
         """``async with db.transaction() as tx``: commit on success, roll back on error."""
         raise DatabaseError("abstract")
 
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        """One read-only statement outside any transaction (one round trip on PostgreSQL)."""
+        async with self.transaction() as tx:
+            return await tx.fetchrow(sql, *args)
+
     async def close(self) -> None:
         """Close every connection."""
 
@@ -168,6 +173,14 @@ class _PgDatabase(Database):
         try:
             async with self._pool.acquire(timeout=10) as con, con.transaction():
                 yield _PgTx(con)
+        except _UNAVAILABLE as exc:
+            raise DatabaseUnavailable(f"database unavailable: {exc}") from exc
+        except asyncpg.PostgresError as exc:
+            raise DatabaseError(f"database error: {exc}") from exc
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        try:
+            return await self._pool.fetchrow(sql, *args, timeout=30)
         except _UNAVAILABLE as exc:
             raise DatabaseUnavailable(f"database unavailable: {exc}") from exc
         except asyncpg.PostgresError as exc:

@@ -59,7 +59,7 @@ async def test_status_telemetry_and_last_will_update_the_registry(sqlite_cloud, 
     hub_client._client._sock.close()  # the hub loses power: the broker publishes its last will
     await _until(db, (0, 42, "0.1.0"))
     with contextlib.suppress(Exception):
-        await hub_client.__aexit__(None, None, None)
+        await asyncio.wait_for(hub_client.__aexit__(None, None, None), 0.5)
     stop.set()
     listener.cancel()
     await asyncio.gather(listener, return_exceptions=True)

@@ -122,7 +122,7 @@ class Ingestor:
                                             f"{self.limits.max_batch_bytes}; split it")
             header = parse_header(data, self.limits.max_batch_bytes)
             records = await self._open(data, header)
-            await self._partitions.ensure(self.db, [r.at for r in records if isinstance(r, Reading)])
+            await self._partitions.ensure(self.db, [r.at for r in records if type(r) is Reading])
             actor = f"hub:{header.hub_id}" if source == "http" else f"{source}:{header.hub_id}"
             async with self.db.transaction() as tx:
                 result = await store_batch(tx, header, records, self.at_rest, now_ms(), actor, self._seen)

@@ -166,8 +166,9 @@ async def _sessions(tx: Tx, hub_id: str, epoch: int, opened: list[SessionOpened]
             await tx.execute(_INSERT_SESSION, *session, sid, *tail)
 
 
-async def _after(tx: Tx, hub_id: str, epoch: int, records: list[Record]) -> None:
+async def _after(tx: Tx, hub_id: str, epoch: int, new: list[Record]) -> None:
     """Bindings and closings, then the outbound work they cause."""
+    records = [r for r in new if type(r) is ReadingBound or type(r) is SessionClosed]
     for r in records:
         if isinstance(r, ReadingBound):
             await tx.execute(
@@ -209,8 +210,8 @@ async def store_batch(tx: Tx, header: BatchHeader, records: list[Record], at_res
                                                       "last_seq": header.last_seq, "acked_through": mark})
         return StoreResult(Outcome.DUPLICATE, mark)
     new = records[max(0, mark + 1 - header.first_seq):]
-    readings = [r for r in new if isinstance(r, Reading)]
-    opened = [r for r in new if isinstance(r, SessionOpened)]
+    readings = [r for r in new if type(r) is Reading]
+    opened = [r for r in new if type(r) is SessionOpened]
     seen = await _first_seen(tx, hub_id, readings, opened, now, known or set())
     await _sessions(tx, hub_id, epoch, opened, at_rest, now)
     await _insert_readings(tx, hub_id, epoch, readings, now)

@@ -170,7 +170,10 @@ class PartitionCache:
 
     async def ensure(self, db: Database, at_values: list[int]) -> None:
         """Create missing month partitions for these reading times (outside the ingest transaction)."""
-        if db.dialect != "postgres":
+        if db.dialect != "postgres" or not at_values:
+            return
+        lo, hi = month_start(min(at_values)), month_start(max(at_values))
+        if lo == hi and lo in self._known:  # the usual case: one batch, one known month
             return
         months = {month_start(a) for a in at_values} - self._known
         for month in sorted(months):

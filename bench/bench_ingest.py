@@ -26,7 +26,8 @@ import aiohttp
 import asyncpg
 import msgspec
 
-from cloud.keystore import init_keys
+from cloud.db.engine import epoch_to_db
+from cloud.keystore import init_keys, load_keys
 from firmware_sim.fleet import CloudKeys, VirtualHub, enroll, run_fleet
 from protocol.ids import now_ms, reading_uid
 from protocol.model import Observation, Reading
@@ -86,8 +87,9 @@ async def throughput(url: str, dsn: str, keys: CloudKeys, hubs: int, per_hub: in
         await asyncio.gather(*(send(h.hub_id) for h in fleet))
         ingest_s = time.perf_counter() - t0
     enc = msgspec.json.Encoder()
-    tuples = [("COPY" + r.hub_id, r.epoch - (1 << 64) if r.epoch >= 1 << 63 else r.epoch, now_ms(), r.seq, r.at,
-               reading_uid(r.hub_id, r.epoch, r.seq, r.at), r.device_id, r.station_id, r.kind, r.session_id, enc.encode(r.observations).decode(),
+    tuples = [("COPY" + r.hub_id, epoch_to_db(r.epoch), now_ms(), r.seq, r.at,
+               reading_uid(r.hub_id, r.epoch, r.seq, r.at), r.device_id, r.station_id, r.kind, r.session_id,
+               enc.encode(r.observations).decode(),
                r.device_time, enc.encode(r.status).decode(), r.raw) for r in rows]
     con = await asyncpg.connect(dsn)
     try:
@@ -103,16 +105,18 @@ async def throughput(url: str, dsn: str, keys: CloudKeys, hubs: int, per_hub: in
     return {"readings": len(rows), "ingest_per_s": len(rows) / ingest_s, "copy_per_s": len(rows) / copy_s}
 
 
-async def main(args: argparse.Namespace) -> None:
+def _start_postgres(durable: bool) -> tuple[Path, PostgresServer]:
     base = Path(tempfile.mkdtemp(prefix="mchub-bench-"))
     base.chmod(0o755)  # the PostgreSQL service user must reach its data directory
-    pg = PostgresServer(base / "pg", durable=not args.no_fsync).start()
+    return base, PostgresServer(base / "pg", durable=durable).start()
+
+
+async def main(args: argparse.Namespace) -> None:
+    base, pg = _start_postgres(not args.no_fsync)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         dsn = pg.create_database("bench")
         config = _config(base, dsn, 1)
-        from cloud.keystore import load_keys
-
         ck = load_keys(base / "keys")
         keys = CloudKeys(next(iter(ck.published.values())), ck.signing.public_key())
         port = free_port()
@@ -138,9 +142,11 @@ async def main(args: argparse.Namespace) -> None:
             print(json.dumps(out))
         else:
             print(f"cloud ingest benchmark ({out['cpu']}, PostgreSQL fsync {'on' if out['fsync'] else 'off'})")
-            print(f"  ingest, 1 worker, HTTP+verify+HPKE+decode+store: {out['ingest_readings_per_s_1_worker']:>9,} "
-                  f"readings/s  ({tp['readings']:,} readings, batches of {args.batch})")
-            print(f"  raw asyncpg COPY of the same rows:                {out['raw_copy_readings_per_s']:>9,} readings/s")
+            rate = out["ingest_readings_per_s_1_worker"]
+            print(f"  ingest, 1 worker, HTTP+verify+HPKE+decode+store: {rate:>9,} readings/s  "
+                  f"({tp['readings']:,} readings, batches of {args.batch})")
+            copy_rate = out["raw_copy_readings_per_s"]
+            print(f"  raw asyncpg COPY of the same rows:                {copy_rate:>9,} readings/s")
             print(f"  ratio ingest / COPY:                              {out['ratio_ingest_to_copy']:>9.3f}")
             f = out["fleet"]
             print(f"  fleet: {f['hubs']} hubs every {f['interval_s']:g} s on {f['workers']} workers for "

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from importlib import metadata
 from typing import Any
 
-from mchub import __version__
+
+def _version() -> str:
+    try:
+        return metadata.version("mchub")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
 
 _REFUSAL = {"description": "refused; JSON {reason, message}",
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Refusal"}}}}
@@ -16,7 +23,7 @@ def document() -> dict[str, Any]:
     """The OpenAPI document."""
     return {
         "openapi": "3.1.0",
-        "info": {"title": "mchub cloud API", "version": __version__,
+        "info": {"title": "mchub cloud API", "version": _version(),
                  "description": "Sync ingest for hubs (docs/protocol.md) and the admin API for provisioning."},
         "paths": {
             "/api/v1/batches": {"post": {

@@ -96,6 +96,14 @@ async def test_oversize_is_413_and_garbage_is_400_malformed_with_an_audit_entry(
     assert ("batch.refused", "malformed") in rows(cfg, "SELECT action, reason FROM audit_log")
 
 
+async def _until(condition) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition never became true")
+
+
 async def test_overload_is_503_with_retry_after(sqlite_cloud) -> None:
     cfg, keys = sqlite_cloud
     h = hub(keys, "H004")
@@ -113,11 +121,9 @@ async def test_overload_is_503_with_retry_after(sqlite_cloud) -> None:
     blocker = sqlite3.connect(cfg.database.url.removeprefix("sqlite:///"), isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")  # the database is busy: the first batch waits inside its slot
     first = asyncio.create_task(ing.handle(batch))
-    while not ing._slots.locked():
-        await asyncio.sleep(0.01)
+    await _until(ing._slots.locked)
     second = asyncio.create_task(ing.handle(batch))
-    while ing._waiting < 1:
-        await asyncio.sleep(0.01)
+    await _until(lambda: ing._waiting >= 1)
     third = await ing.handle(batch)
     assert third.status == 503 and third.headers == {"Retry-After": "7"}
     blocker.execute("ROLLBACK")

@@ -81,16 +81,18 @@ async def test_permanent_refusal_dead_letters_at_once_and_the_dispatcher_deliver
         for i in range(3):
             await outbox.enqueue(tx, "his", f"v{i}", {"i": i})
     delivered: list[str] = []
+    two_delivered = asyncio.Event()
 
     async def deliver(m: outbox.Message) -> None:
         if m.payload["i"] == 1:
             raise outbox.DeliveryError("AR: PID-3 unknown", permanent=True)
         delivered.append(m.idempotency_key)
+        if len(delivered) == 2:
+            two_delivered.set()
 
     stop = asyncio.Event()
     task = asyncio.create_task(outbox.run_dispatcher(db, "his", deliver, cfg, stop, idle_s=0.01))
-    while len(delivered) < 2:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(two_delivered.wait(), 30)
     stop.set()
     await task
     async with db.transaction() as tx:

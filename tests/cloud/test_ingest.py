@@ -162,3 +162,38 @@ async def test_service_endpoints_answer(sqlite_cloud, path: str) -> None:
     async with serving(cfg) as url, aiohttp.ClientSession() as http, http.get(url + path) as r:
         assert r.status == 200
         assert await r.json()
+
+
+async def test_invalid_records_are_refused_400_and_nothing_is_stored(sqlite_cloud) -> None:
+    from protocol.model import Observation, Reading
+
+    cfg, keys = sqlite_cloud
+    h = hub(keys, "H006")
+    async with serving(cfg) as url, aiohttp.ClientSession() as http:
+        await registry.create_site("S1")
+        await registry.register_hub("H006", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        h.add_visit()
+        h.pending.append(Reading(hub_id="H006", epoch=h.epoch, seq=7, at=h.pending[-1].at, device_id="bp",
+                                 station_id="ST1", kind="blood_pressure",
+                                 observations=(Observation(code="8480-6", value=120, unit="mmHg"),)))
+        status, body, _ = await post(http, url, h.seal_from(1))
+        assert status == 400 and b'"invalid_record"' in body and b"seq 7" in body and b"mm[Hg]" in body
+    assert rows(cfg, "SELECT COUNT(*) FROM readings") == [(0,)]
+    assert rows(cfg, "SELECT COUNT(*) FROM sync_state WHERE acked_through > 0") == [(0,)]
+
+
+async def test_no_national_id_in_plaintext_in_the_sqlite_files(sqlite_cloud) -> None:
+    from pathlib import Path
+
+    cfg, keys = sqlite_cloud
+    h = hub(keys, "H007")
+    async with serving(cfg) as url, aiohttp.ClientSession() as http:
+        await registry.create_site("S1")
+        await registry.register_hub("H007", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        ids = [next(r.subject.national_id for r in h.add_visit() if hasattr(r, "subject")) for _ in range(3)]
+        assert (await post(http, url, h.seal_from(1)))[0] == 200
+    files = list(Path(cfg.database.url.removeprefix("sqlite:///")).parent.glob("cloud.db*"))
+    assert files
+    for f in files:
+        data = f.read_bytes()
+        assert not [n for n in ids if n.encode() in data], f

@@ -28,7 +28,7 @@ import msgspec
 
 from cloud.db.engine import epoch_to_db
 from cloud.keystore import init_keys, load_keys
-from firmware_sim.fleet import CloudKeys, VirtualHub, enroll, run_fleet
+from firmware_sim.fleet import CloudKeys, VirtualHub, drive, enroll, make_fleet, session
 from protocol.ids import now_ms, reading_uid
 from protocol.model import Observation, Reading
 from tests.support.services import PostgresServer, free_port, wait_for_port
@@ -105,6 +105,26 @@ async def throughput(url: str, dsn: str, keys: CloudKeys, hubs: int, per_hub: in
     return {"readings": len(rows), "ingest_per_s": len(rows) / ingest_s, "copy_per_s": len(rows) / copy_s}
 
 
+def _tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user+system) used so far by a process and its live descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def _postmaster_pid(pg: PostgresServer) -> int:
+    return int((pg.data / "postmaster.pid").read_text().split()[0])
+
+
 def _start_postgres(durable: bool) -> tuple[Path, PostgresServer]:
     base = Path(tempfile.mkdtemp(prefix="mchub-bench-"))
     base.chmod(0o755)  # the PostgreSQL service user must reach its data directory
@@ -125,8 +145,14 @@ async def main(args: argparse.Namespace) -> None:
         procs.pop().terminate()
         port2 = free_port()
         procs.append(_serve(config, port2, args.workers, base / "w2.log"))
-        fleet = await run_fleet(f"http://127.0.0.1:{port2}", TOKEN, hubs=args.hubs, interval_s=args.interval,
-                                duration_s=args.duration, prefix="FL", seed=1)
+        url2 = f"http://127.0.0.1:{port2}"
+        async with session() as http:
+            hubs = make_fleet(keys, args.hubs, "FL", 1)
+            await enroll(http, url2, TOKEN, hubs)
+            cpu0 = (_tree_cpu_s(procs[-1].pid), _tree_cpu_s(_postmaster_pid(pg)))
+            fleet = await drive(http, [url2], hubs, interval_s=args.interval, duration_s=args.duration)
+            cpu1 = (_tree_cpu_s(procs[-1].pid), _tree_cpu_s(_postmaster_pid(pg)))
+        per_batch = [(b - a) * 1000 / max(1, fleet.batches) for a, b in zip(cpu0, cpu1, strict=True)]
         out = {
             "cpu": f"{os.cpu_count()} x {_cpu()}", "fsync": not args.no_fsync,
             "readings": tp["readings"], "batch": args.batch,
@@ -136,7 +162,10 @@ async def main(args: argparse.Namespace) -> None:
             "fleet": {"hubs": fleet.hubs, "workers": args.workers, "interval_s": args.interval,
                       "seconds": round(fleet.seconds), "batches": fleet.batches, "records": fleet.records,
                       "statuses": fleet.statuses, "ack_p50_ms": round(fleet.p50_ms, 1),
-                      "ack_p99_ms": round(fleet.p99_ms, 1)},
+                      "ack_p99_ms": round(fleet.p99_ms, 1),
+                      "cpu_ms_per_batch_cloud": round(per_batch[0], 2),
+                      "cpu_ms_per_batch_postgres": round(per_batch[1], 2),
+                      "load_average": os.getloadavg()[0]},
         }
         if args.json:
             print(json.dumps(out))
@@ -152,6 +181,9 @@ async def main(args: argparse.Namespace) -> None:
             print(f"  fleet: {f['hubs']} hubs every {f['interval_s']:g} s on {f['workers']} workers for "
                   f"{f['seconds']} s: {f['batches']} batches, HTTP {f['statuses']}, "
                   f"ack p50 {f['ack_p50_ms']} ms, p99 {f['ack_p99_ms']} ms")
+            print(f"  server CPU per batch: cloud workers {f['cpu_ms_per_batch_cloud']} ms, PostgreSQL "
+                  f"{f['cpu_ms_per_batch_postgres']} ms ; machine load average "
+                  f"{f['load_average']:.1f} on {os.cpu_count()} CPUs")
     finally:
         for p in procs:
             p.terminate()

@@ -11,7 +11,7 @@ import asyncio
 import os
 import secrets
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ def _cfg(args: argparse.Namespace) -> Any:
     return load(args.config)
 
 
-def _run(coro: Callable[[Any, argparse.Namespace], Awaitable[int]]) -> Callable[[argparse.Namespace], int]:
+def _run(coro: Callable[[Any, argparse.Namespace], Coroutine[Any, Any, int]]) -> Callable[[argparse.Namespace], int]:
     """Wrap an async handler: load config, report CloudError as one clear line, exit 2."""
 
     def handler(args: argparse.Namespace) -> int:

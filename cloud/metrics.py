@@ -40,7 +40,7 @@ def render(db_gauges: dict[str, tuple[str, dict[tuple[str, ...], float], tuple[s
     """
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         text = generate_latest(registry)
     else:
         from prometheus_client import REGISTRY

@@ -16,7 +16,7 @@ def _version() -> str:
 _REFUSAL = {"description": "refused; JSON {reason, message}",
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Refusal"}}}}
 _ACK = {"content": {"application/vnd.mchub.ack": {"schema": {"type": "string", "format": "binary"}}}}
-_ADMIN = [{"bearer": []}]
+_ADMIN: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 def document() -> dict[str, Any]:

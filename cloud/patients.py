@@ -14,6 +14,7 @@ Needs tortoise initialised (:func:`cloud.db.orm.orm`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 from tortoise.transactions import in_transaction
@@ -59,8 +60,8 @@ async def members(subject_id: int) -> list[int]:
     """The subject and every subject merged into it (transitively)."""
     out, frontier = [subject_id], [subject_id]
     while frontier:
-        children = await Subject.filter(merged_into__in=frontier).values_list("id", flat=True)
-        frontier = [int(c) for c in children if c not in out]
+        children: list[Any] = list(await Subject.filter(merged_into__in=frontier).values_list("id", flat=True))
+        frontier = [int(c) for c in children if int(c) not in out]
         out.extend(frontier)
     return out
 

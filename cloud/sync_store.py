@@ -122,13 +122,18 @@ _PG_SUBJECT_AND_SESSION = (
     "ON CONFLICT DO NOTHING")
 
 
-def _subject_values(s: Any, at_rest: AtRest, now: int) -> tuple[Any, ...]:
+def seal_subject(s: Any, at_rest: AtRest) -> tuple[Any, ...]:
+    """(blind index, sealed ID, sealed name, sex, birth date, MRN) of a protocol Subject; no ID -> two Nones."""
     name = at_rest.seal(s.name, "subjects.name") if s.name else None
     if s.national_id is None:
-        return (name, s.sex, s.birth_date, s.mrn, now, now)
+        return (None, None, name, s.sex, s.birth_date, s.mrn)
     nid = idnum.normalise(s.national_id)
-    return (at_rest.blind_index(nid), at_rest.seal(nid, "subjects.national_id"), name, s.sex, s.birth_date, s.mrn,
-            now, now)
+    return (at_rest.blind_index(nid), at_rest.seal(nid, "subjects.national_id"), name, s.sex, s.birth_date, s.mrn)
+
+
+def _subject_values(s: Any, at_rest: AtRest, now: int) -> tuple[Any, ...]:
+    sealed = seal_subject(s, at_rest)
+    return (*(sealed[2:] if s.national_id is None else sealed), now, now)
 
 
 async def upsert_subject(tx: Tx, s: Any, at_rest: AtRest, now: int) -> int:
@@ -201,6 +206,8 @@ async def store_batch(tx: Tx, header: BatchHeader, records: list[Record], at_res
     hub_id, epoch = header.hub_id, epoch_to_db(header.epoch)
     mark = await _lock_mark(tx, hub_id, epoch)
     if header.first_seq > mark + 1:
+        await audit.write(tx, actor=actor, action="batch.gap", outcome="refused", hub_id=hub_id, reason="gap",
+                          detail={"epoch": header.epoch, "first_seq": header.first_seq, "expected_seq": mark + 1})
         return StoreResult(Outcome.GAP, mark)
     if header.last_seq <= mark:
         await tx.execute("UPDATE sync_state SET duplicates = duplicates + 1 WHERE hub_id = $1 AND epoch = $2",

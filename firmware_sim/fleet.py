@@ -197,32 +197,47 @@ def percentile(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
+def make_fleet(cloud: CloudKeys, hubs: int, prefix: str = "SIM", seed: int | None = None) -> list[VirtualHub]:
+    """``hubs`` virtual hubs named ``{prefix}00000``..., each with its own key and epoch."""
+    rng = random.Random(seed)
+    return [VirtualHub(f"{prefix}{i:05d}", cloud, random.Random(rng.getrandbits(32))) for i in range(hubs)]
+
+
+async def drive(http: aiohttp.ClientSession, urls: list[str], fleet: list[VirtualHub], *, interval_s: float,
+                duration_s: float, visits: int = 1) -> FleetReport:
+    """Every hub adds ``visits`` visits and syncs every ``interval_s`` (spread over the interval)."""
+    started = time.monotonic()
+
+    async def one(i: int, hub: VirtualHub) -> None:
+        await asyncio.sleep(interval_s * i / max(1, len(fleet)))
+        while time.monotonic() - started < duration_s:
+            tick = time.monotonic()
+            for _ in range(visits):
+                hub.add_visit()
+            await hub.sync(http, urls[i % len(urls)])
+            rest = min(interval_s - (time.monotonic() - tick), duration_s - (time.monotonic() - started))
+            await asyncio.sleep(max(0.0, rest))
+
+    await asyncio.gather(*(one(i, h) for i, h in enumerate(fleet)))
+    lat = [x for h in fleet for x in h.stats.latencies_ms]
+    statuses: dict[int, int] = {}
+    for h in fleet:
+        for k, v in h.stats.statuses.items():
+            statuses[k] = statuses.get(k, 0) + v
+    return FleetReport(len(fleet), sum(h.stats.batches for h in fleet), sum(h.stats.records for h in fleet),
+                       statuses, percentile(lat, 0.5), percentile(lat, 0.99), time.monotonic() - started)
+
+
+def session() -> aiohttp.ClientSession:
+    """An HTTP client session sized for a large fleet."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=60))
+
+
 async def run_fleet(url: str | list[str], token: str, *, hubs: int, interval_s: float, duration_s: float,
                     visits: int = 1, prefix: str = "SIM", seed: int | None = None) -> FleetReport:
     """Enroll ``hubs`` virtual hubs and sync every ``interval_s`` for ``duration_s`` (several URLs: round robin)."""
     urls = [url] if isinstance(url, str) else url
-    rng = random.Random(seed)
-    conn = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=60)) as http:
-        cloud = await fetch_keys(http, urls[0])
-        fleet = [VirtualHub(f"{prefix}{i:05d}", cloud, random.Random(rng.getrandbits(32))) for i in range(hubs)]
+    async with session() as http:
+        fleet = make_fleet(await fetch_keys(http, urls[0]), hubs, prefix, seed)
         await enroll(http, urls[0], token, fleet)
-        started = time.monotonic()
-
-        async def one(i: int, hub: VirtualHub) -> None:
-            await asyncio.sleep(interval_s * i / max(1, hubs))  # spread the fleet over the interval
-            while time.monotonic() - started < duration_s:
-                tick = time.monotonic()
-                for _ in range(visits):
-                    hub.add_visit()
-                await hub.sync(http, urls[i % len(urls)])
-                await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - tick)))
-
-        await asyncio.gather(*(one(i, h) for i, h in enumerate(fleet)))
-        lat = [x for h in fleet for x in h.stats.latencies_ms]
-        statuses: dict[int, int] = {}
-        for h in fleet:
-            for k, v in h.stats.statuses.items():
-                statuses[k] = statuses.get(k, 0) + v
-        return FleetReport(hubs, sum(h.stats.batches for h in fleet), sum(h.stats.records for h in fleet),
-                           statuses, percentile(lat, 0.5), percentile(lat, 0.99), time.monotonic() - started)
+        return await drive(http, urls, fleet, interval_s=interval_s, duration_s=duration_s, visits=visits)

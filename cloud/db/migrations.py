@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from cloud.db import pg_ingest
 from cloud.db.engine import Database, Tx
 from protocol.ids import now_ms
 
@@ -109,7 +110,10 @@ END $$ LANGUAGE plpgsql;
 """
 
 #: (version, name, SQL for both dialects, PostgreSQL-only SQL)
-MIGRATIONS: list[tuple[int, str, str, str]] = [(1, "initial schema", _V1, _V1_PG_ONLY)]
+MIGRATIONS: list[tuple[int, str, str, str]] = [
+    (1, "initial schema", _V1, _V1_PG_ONLY),
+    (2, "ingest function", "", pg_ingest.FUNCTION),
+]
 
 _SQLITE_SUBS = [
     (r"BIGSERIAL PRIMARY KEY", "INTEGER PRIMARY KEY AUTOINCREMENT"),

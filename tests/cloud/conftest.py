@@ -21,3 +21,11 @@ def sqlite_cloud(tmp_path: Path) -> tuple[CloudConfig, CloudKeys]:
 def pg_cloud(tmp_path: Path, pg_dsn: str) -> tuple[CloudConfig, CloudKeys]:
     """A configured cloud on a fresh PostgreSQL database."""
     return make_cloud(tmp_path / "cloud", pg_dsn)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_cloud(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[CloudConfig, CloudKeys]:
+    """The same test on the embedded default and on PostgreSQL (where ingest is one function call)."""
+    if request.param == "sqlite":
+        return make_cloud(tmp_path / "cloud", f"sqlite:///{tmp_path / 'cloud' / 'cloud.db'}")
+    return make_cloud(tmp_path / "cloud", str(request.getfixturevalue("pg_dsn")))

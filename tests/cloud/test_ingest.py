@@ -29,13 +29,24 @@ def rows(cfg, sql: str) -> list[tuple]:  # type: ignore[no-untyped-def]
         return con.execute(sql).fetchall()
 
 
-async def test_a_visit_is_stored_once_and_a_replay_is_a_counted_audited_no_op(sqlite_cloud) -> None:
-    cfg, keys = sqlite_cloud
+async def q(cfg, sql: str) -> list[tuple]:  # type: ignore[no-untyped-def]
+    db = await Database.connect(cfg.database.url)
+    try:
+        async with db.transaction() as tx:
+            return [tuple(r) for r in await tx.fetch(sql)]
+    finally:
+        await db.close()
+
+
+async def test_a_visit_is_stored_once_and_a_replay_is_a_counted_audited_no_op(any_cloud) -> None:
+    from protocol.model import Reading, ReadingBound, SessionOpened
+
+    cfg, keys = any_cloud
     h = hub(keys, "H001")
     async with serving(cfg) as url, aiohttp.ClientSession() as http:
         await registry.create_site("S1")
         await registry.register_hub("H001", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
-        h.add_visit()
+        visit = h.add_visit()
         batch = h.seal_from(1)
         status, body, _ = await post(http, url, batch)
         assert status == 200
@@ -44,17 +55,29 @@ async def test_a_visit_is_stored_once_and_a_replay_is_a_counted_audited_no_op(sq
         status, body, _ = await post(http, url, batch)  # the same bytes again: a replay
         assert status == 200
         assert verify_ack(body, keys.signing.public_key(), batch).status is AckStatus.DUPLICATE
-    assert rows(cfg, "SELECT COUNT(*) FROM readings") == [(4,)]
-    assert rows(cfg, "SELECT COUNT(*), COUNT(closed_ms) FROM sessions") == [(1, 1)]
-    assert rows(cfg, "SELECT COUNT(*) FROM readings WHERE session_id IS NULL") == [(1,)]  # the unbound one
-    assert rows(cfg, "SELECT acked_through, duplicates FROM sync_state") == [(6, 1)]
-    assert rows(cfg, "SELECT topic FROM outbox") == [("visit.closed",)]
-    assert rows(cfg, "SELECT action, hub_id FROM audit_log WHERE action LIKE 'batch.%'") == [
+        # staff bind the unbound reading (a child's weight) to the session later on the hub
+        unbound = next(r for r in visit if isinstance(r, Reading) and r.session_id is None)
+        session = next(r.session_id for r in visit if isinstance(r, SessionOpened))
+        from protocol.ids import reading_uid
+
+        h.pending.append(ReadingBound(hub_id="H001", epoch=h.epoch, seq=7, at=unbound.at + 1,
+                                      reading_uid=reading_uid("H001", h.epoch, unbound.seq, unbound.at),
+                                      session_id=session, by="nurse.li"))
+        h.next_seq = 8
+        assert (await post(http, url, h.seal_from(7)))[0] == 200
+    assert await q(cfg, "SELECT COUNT(*) FROM readings") == [(4,)]
+    assert await q(cfg, "SELECT COUNT(*), COUNT(closed_ms) FROM sessions") == [(1, 1)]
+    assert await q(cfg, "SELECT COUNT(*) FROM readings WHERE session_id IS NULL") == [(0,)]
+    assert await q(cfg, "SELECT bound_by FROM reading_bindings") == [("nurse.li",)]
+    assert await q(cfg, "SELECT acked_through, duplicates, records FROM sync_state") == [(7, 1, 7)]
+    assert await q(cfg, "SELECT topic FROM outbox ORDER BY id") == [("visit.closed",), ("visit.updated",)]
+    assert await q(cfg, "SELECT action, hub_id FROM audit_log WHERE action LIKE 'batch.%'") == [
         ("batch.duplicate", "H001")]
+    assert await q(cfg, "SELECT COUNT(*) FROM stations") == [(1,)]
 
 
-async def test_a_gap_is_answered_409_with_the_expected_seq_and_the_hub_catches_up(sqlite_cloud) -> None:
-    cfg, keys = sqlite_cloud
+async def test_a_gap_is_answered_409_with_the_expected_seq_and_the_hub_catches_up(any_cloud) -> None:
+    cfg, keys = any_cloud
     h = hub(keys, "H002")
     async with serving(cfg) as url, aiohttp.ClientSession() as http:
         await registry.create_site("S1")
@@ -70,8 +93,9 @@ async def test_a_gap_is_answered_409_with_the_expected_seq_and_the_hub_catches_u
         assert (await post(http, url, first))[0] == 200
         status, body, _ = await post(http, url, h.seal_from(4))
         assert status == 200 and verify_ack(body, keys.signing.public_key()).acked_through_seq == 18
-    assert rows(cfg, "SELECT COUNT(*), COUNT(DISTINCT seq) FROM readings") == [(12, 12)]
-    assert rows(cfg, "SELECT acked_through FROM sync_state") == [(18,)]
+    assert await q(cfg, "SELECT COUNT(*), COUNT(DISTINCT seq) FROM readings") == [(12, 12)]
+    assert await q(cfg, "SELECT acked_through, records FROM sync_state") == [(18, 18)]
+    assert await q(cfg, "SELECT action, reason FROM audit_log WHERE action = 'batch.gap'") == [("batch.gap", "gap")]
 
 
 async def test_oversize_is_413_and_garbage_is_400_malformed_with_an_audit_entry(tmp_path) -> None:

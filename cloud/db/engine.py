@@ -30,6 +30,8 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError, asyncpg.InterfaceError, asyncpg.AdminShutdownError,
     asyncpg.ConnectionDoesNotExistError,
+    # transient conflicts: the client retries the same request (503 with Retry-After)
+    asyncpg.DeadlockDetectedError, asyncpg.SerializationError,
 )
 
 Row = Any  #: asyncpg.Record or sqlite3.Row: both index by column name

@@ -30,7 +30,8 @@ CREATE FUNCTION mchub_ingest(
     o_seq BIGINT[], o_at BIGINT[], o_session TEXT[], o_station TEXT[], o_source TEXT[], o_weeks INTEGER[],
     o_bi TEXT[], o_nid BYTEA[], o_name BYTEA[], o_sex TEXT[], o_birth TEXT[], o_mrn TEXT[],
     c_seq BIGINT[], c_at BIGINT[], c_session TEXT[], c_reason TEXT[],
-    b_seq BIGINT[], b_at BIGINT[], b_uid UUID[], b_uat BIGINT[], b_session TEXT[], b_by TEXT[])
+    b_seq BIGINT[], b_at BIGINT[], b_uid UUID[], b_uat BIGINT[], b_session TEXT[], b_by TEXT[],
+    d_device TEXT[], d_station TEXT[], p_staged BOOLEAN)
 RETURNS TABLE (res_outcome TEXT, res_mark BIGINT, res_records BIGINT, res_readings BIGINT) AS $$
 DECLARE
     v_mark BIGINT;
@@ -60,9 +61,9 @@ BEGIN
         RETURN;
     END IF;
     INSERT INTO stations (hub_id, station_id, first_seen_ms)
-        SELECT DISTINCT p_hub, st, p_now FROM unnest(r_station || o_station) AS st ON CONFLICT DO NOTHING;
+        SELECT DISTINCT p_hub, st, p_now FROM unnest(d_station || o_station) AS st ON CONFLICT DO NOTHING;
     INSERT INTO devices (hub_id, device_id, station_id, first_seen_ms)
-        SELECT DISTINCT ON (d) p_hub, d, st, p_now FROM unnest(r_device, r_station) AS t(d, st)
+        SELECT DISTINCT ON (d) p_hub, d, st, p_now FROM unnest(d_device, d_station) AS t(d, st)
         ON CONFLICT DO NOTHING;
     FOR i IN 1 .. coalesce(array_length(o_seq, 1), 0) LOOP
         CONTINUE WHEN o_seq[i] <= v_mark;
@@ -84,13 +85,20 @@ BEGIN
             VALUES (p_hub, o_session[i], p_epoch, o_seq[i], o_station[i], v_subject, o_source[i], o_weeks[i],
                     o_at[i]) ON CONFLICT DO NOTHING;
     END LOOP;
-    INSERT INTO readings (hub_id, epoch, received_ms, seq, at_ms, uid, device_id, station_id, kind, session_id,
-                          observations, device_time, status, raw)
-        SELECT p_hub, p_epoch, p_now, t.* FROM unnest(r_seq, r_at, r_uid, r_device, r_station, r_kind, r_session,
-                                                      r_obs, r_dtime, r_status, r_raw)
-            AS t(seq, at_ms, uid, device_id, station_id, kind, session_id, observations, device_time, status, raw)
-        WHERE t.seq > v_mark
-        ON CONFLICT DO NOTHING;
+    IF p_staged THEN  -- a large batch was COPYed into the session's staging table
+        EXECUTE 'INSERT INTO readings (hub_id, epoch, received_ms, seq, at_ms, uid, device_id, station_id, kind, '
+                'session_id, observations, device_time, status, raw) SELECT $1, $2, $3, t.* FROM mchub_incoming t '
+                'WHERE t.seq > $4 ON CONFLICT DO NOTHING' USING p_hub, p_epoch, p_now, v_mark;
+    ELSE
+        INSERT INTO readings (hub_id, epoch, received_ms, seq, at_ms, uid, device_id, station_id, kind, session_id,
+                              observations, device_time, status, raw)
+            SELECT p_hub, p_epoch, p_now, t.* FROM unnest(r_seq, r_at, r_uid, r_device, r_station, r_kind,
+                                                          r_session, r_obs, r_dtime, r_status, r_raw)
+                AS t(seq, at_ms, uid, device_id, station_id, kind, session_id, observations, device_time, status,
+                     raw)
+            WHERE t.seq > v_mark
+            ON CONFLICT DO NOTHING;
+    END IF;
     GET DIAGNOSTICS v_n = ROW_COUNT;
     FOR i IN 1 .. coalesce(array_length(b_seq, 1), 0) LOOP
         CONTINUE WHEN b_seq[i] <= v_mark;
@@ -126,21 +134,35 @@ END $$ LANGUAGE plpgsql;
 
 _CALL = """SELECT * FROM mchub_ingest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
     $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38,
-    $39, $40)"""
+    $39, $40, $41, $42, $43)"""
+#: readings per batch from which the rows travel by COPY instead of as arrays
+STAGE_FROM = 200
+_STAGE = ("CREATE TEMP TABLE IF NOT EXISTS mchub_incoming (seq BIGINT, at_ms BIGINT, uid UUID, device_id TEXT, "
+          "station_id TEXT, kind TEXT, session_id TEXT, observations TEXT, device_time TEXT, status TEXT, "
+          "raw BYTEA) ON COMMIT DELETE ROWS")
+_STAGE_COLUMNS = ["seq", "at_ms", "uid", "device_id", "station_id", "kind", "session_id", "observations",
+                  "device_time", "status", "raw"]
 _json = msgspec.json.Encoder()
 
 
-def _arrays(records: list[Record], at_rest: AtRest) -> list[list[Any]]:
+def _reading_rows(readings: list[Reading]) -> list[tuple[Any, ...]]:
+    return [(r.seq, r.at, r.uid, r.device_id, r.station_id, r.kind, r.session_id, _json.encode(r.observations).decode(),
+             r.device_time, _json.encode(r.status).decode(), r.raw) for r in readings]
+
+
+def _arrays(records: list[Record], at_rest: AtRest, staged: bool) -> list[Any]:
     rd = [r for r in records if type(r) is Reading]
     op = [r for r in records if type(r) is SessionOpened]
     cl = [r for r in records if type(r) is SessionClosed]
     bd = [r for r in records if type(r) is ReadingBound]
-    subjects = [seal_subject(o.subject, at_rest) for o in op]
+    sealed = [(seal_subject(o.subject, at_rest), o) for o in op]
+    # upsert subjects in blind-index order, so two batches naming the same people never deadlock
+    sealed.sort(key=lambda so: (so[0][0] is None, so[0][0] or ""))
+    subjects, op = [so[0] for so in sealed], [so[1] for so in sealed]
+    columns = [list(c) for c in zip(*_reading_rows(rd), strict=True)] if rd and not staged else [[]] * 11
+    devices = sorted({(r.device_id, r.station_id) for r in rd})
     return [
-        [r.seq for r in rd], [r.at for r in rd], [r.uid for r in rd], [r.device_id for r in rd],
-        [r.station_id for r in rd], [r.kind for r in rd], [r.session_id for r in rd],
-        [_json.encode(r.observations).decode() for r in rd], [r.device_time for r in rd],
-        [_json.encode(r.status).decode() for r in rd], [r.raw for r in rd],
+        *columns,
         [o.seq for o in op], [o.at for o in op], [o.session_id for o in op], [o.station_id for o in op],
         [o.subject.source for o in op], [o.pregnant_weeks for o in op],
         *([s[i] for s in subjects] for i in range(6)),  # blind index, ID, name, sex, birth date, MRN
@@ -148,13 +170,28 @@ def _arrays(records: list[Record], at_rest: AtRest) -> list[list[Any]]:
         [b.seq for b in bd], [b.at for b in bd], [b.reading_uid for b in bd],
         [int(b.reading_uid.replace("-", "")[:12], 16) for b in bd],  # UUIDv7 time = the reading's time
         [b.session_id for b in bd], [b.by for b in bd],
+        [d for d, _ in devices], [st for _, st in devices], staged,
     ]
 
 
 async def store_batch_pg(db: Database, header: BatchHeader, records: list[Record], at_rest: AtRest, now: int,
                          actor: str) -> StoreResult:
-    """Store one opened, validated batch with a single call of ``mchub_ingest``."""
-    row = await db.fetchrow(_CALL, header.hub_id, epoch_to_db(header.epoch), header.first_seq, header.last_seq,
-                            now, actor, str(header.epoch), *_arrays(records, at_rest))
+    """Store one opened, validated batch with a single call of ``mchub_ingest``.
+
+    Small batches (the usual sync every few seconds) are one statement, one round trip. From
+    :data:`STAGE_FROM` readings on, the rows go by COPY into a per-session staging table in the
+    same transaction first: COPY encodes rows much faster than asyncpg encodes arrays.
+    """
+    head = (header.hub_id, epoch_to_db(header.epoch), header.first_seq, header.last_seq, now, actor,
+            str(header.epoch))
+    readings = [r for r in records if type(r) is Reading]
+    if len(readings) < STAGE_FROM:
+        row = await db.fetchrow(_CALL, *head, *_arrays(records, at_rest, staged=False))
+    else:
+        async with db.transaction() as tx:
+            await tx.execute(_STAGE)
+            await tx.raw.copy_records_to_table("mchub_incoming", records=_reading_rows(readings),
+                                               columns=_STAGE_COLUMNS)
+            row = await tx.fetchrow(_CALL, *head, *_arrays(records, at_rest, staged=True))
     return StoreResult(Outcome(row["res_outcome"]), int(row["res_mark"]), int(row["res_records"]),
                        int(row["res_readings"]))

@@ -221,3 +221,25 @@ async def test_no_national_id_in_plaintext_in_the_sqlite_files(sqlite_cloud) -> 
     for f in files:
         data = f.read_bytes()
         assert not [n for n in ids if n.encode() in data], f
+
+
+@pytest.mark.postgres
+async def test_large_batches_take_the_copy_path_and_still_skip_what_is_stored(pg_cloud) -> None:
+    from cloud.db.pg_ingest import STAGE_FROM
+
+    cfg, keys = pg_cloud
+    h = hub(keys, "H008")
+    async with serving(cfg) as url, aiohttp.ClientSession() as http:
+        await registry.create_site("S1")
+        await registry.register_hub("H008", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        for _ in range(70):
+            h.add_visit()  # 420 records, 280 readings
+        assert (await post(http, url, h.seal_from(1, limit=180)))[0] == 200  # 120 readings: arrays
+        big = h.seal_from(100)  # 321 records overlapping the mark, >= STAGE_FROM readings: COPY
+        assert sum(1 for r in h.pending[99:] if hasattr(r, "observations")) >= STAGE_FROM
+        status, body, _ = await post(http, url, big)
+        assert status == 200 and verify_ack(body, keys.signing.public_key()).acked_through_seq == 420
+        assert (await post(http, url, big))[0] == 200  # and once more: a duplicate
+    assert await q(cfg, "SELECT COUNT(*), COUNT(DISTINCT seq), MAX(seq) FROM readings") == [(280, 280, 419)]
+    assert await q(cfg, "SELECT COUNT(*) FROM outbox") == [(70,)]
+    assert await q(cfg, "SELECT records, duplicates FROM sync_state") == [(420, 1)]

@@ -1,6 +1,6 @@
 """``mchub cloud``: 云端同步服务 / the cloud sync server.
 
-Subcommands: init, migrate, serve, site add, hub add|add-key|revoke|list, import, command.
+Subcommands: init, migrate, serve, site add, hub add|add-key|revoke|list, import, outbox, command.
 Heavy imports happen inside the handlers so ``mchub --help`` stays fast.
 """
 
@@ -23,6 +23,8 @@ examples / 示例:
   mchub cloud hub list
   mchub cloud serve --config cloud.toml --workers 2   (2+ workers need PostgreSQL)
   mchub cloud import /media/usb/H001-2025-03-01.mchx  (a hand-carried export file)
+  mchub cloud outbox list                        queue depths and dead letters with the receiver's reason
+  mchub cloud outbox replay 42                   queue dead letter 42 again (audited)
 """
 
 
@@ -208,6 +210,31 @@ async def _command(cfg: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _outbox(cfg: Any, args: argparse.Namespace) -> int:
+    from cloud import outbox
+    from cloud.db.engine import Database
+
+    db = await Database.connect(cfg.database.url, 2)
+    try:
+        if args.action == "replay":
+            for message_id in args.ids:
+                await outbox.replay(db, message_id, actor=f"cli:{os.environ.get('USER', '?')}")
+                print(f"message {message_id} is queued again")
+            return 0
+        async with db.transaction() as tx:
+            depth = await outbox.depths(tx)
+            dead = await tx.fetch("SELECT id, topic, idempotency_key, attempts, last_error FROM outbox "
+                                  "WHERE status = 'dead' ORDER BY id LIMIT 50")
+        for (topic, status), n in sorted(depth.items()):
+            print(f"{topic:<20} {status:<8} {n:>8}")
+        for r in dead:
+            print(f"dead #{r['id']} {r['topic']} {r['idempotency_key']} after {r['attempts']} attempt(s): "
+                  f"{r['last_error']}")
+        return 0
+    finally:
+        await db.close()
+
+
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``cloud`` subcommands."""
     parser.epilog = EPILOG
@@ -247,6 +274,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--site", default=None)
     p = add("import", "导入离线导出文件 / import hand-carried export files (docs/protocol.md §7)", _run(_import))
     p.add_argument("files", nargs="+", metavar="FILE")
+    p = add("outbox", "出站队列 / outbound queues: list depths and dead letters, or replay dead letters",
+            _run(_outbox))
+    p.add_argument("action", choices=["list", "replay"])
+    p.add_argument("ids", nargs="*", type=int, metavar="ID", help="dead-letter ids to replay")
     p = add("command", "send a signed command to a hub over MQTT", _run(_command))
     p.add_argument("--hub", required=True)
     p.add_argument("name", choices=["sync-now", "reload-config", "rotate-key", "ping", "apply-config"])

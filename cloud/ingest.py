@@ -169,7 +169,9 @@ class Ingestor:
         metrics.REJECTS.labels(reason).inc()
         metrics.BATCHES.labels("refused").inc()
         hub = header.hub_id if header else None
-        log.warning("batch refused: %s (%s) hub=%s source=%s peer=%s", reason, message, hub, source, peer)
+        log.warning("batch refused: %s (%s) hub=%s source=%s peer=%s", reason, message, hub, source, peer,
+                    extra={"fields": {"event": "batch.refused", "reason": reason, "hub_id": hub, "source": source,
+                                      "peer": peer}})
         detail: dict[str, object] = {"source": source, "peer": peer, "message": message[:300]}
         if header is not None:
             detail.update(epoch=header.epoch, first_seq=header.first_seq, last_seq=header.last_seq,

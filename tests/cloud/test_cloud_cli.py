@@ -40,3 +40,31 @@ def test_register_a_hub_without_provisioning_and_import_its_export(tmp_path: Pat
     assert r.returncode == 1 and "403 revoked" in r.stdout
     r = mchub("serve", "--config", "missing.toml", cwd=tmp_path)
     assert r.returncode == 2 and "file not found" in r.stderr
+
+
+def test_outbox_list_and_replay_a_dead_letter(tmp_path: Path) -> None:
+    import asyncio
+
+    from cloud import outbox
+    from cloud.config import OutboxConfig, load
+    from cloud.db.engine import Database
+    from cloud.db.migrations import migrate
+
+    assert mchub("init", cwd=tmp_path).returncode == 0
+
+    async def dead_letter() -> int:
+        db = await Database.connect(load(tmp_path / "cloud.toml").database.url)
+        await migrate(db)
+        async with db.transaction() as tx:
+            await outbox.enqueue(tx, "his.vitals", "v1", {})
+        (m,) = await outbox.claim(db, "his.vitals")
+        await outbox.fail(db, m.id, "AE: unknown patient", OutboxConfig(max_attempts=1))
+        await db.close()
+        return m.id
+
+    message_id = asyncio.run(dead_letter())
+    r = mchub("outbox", "list", cwd=tmp_path)
+    assert "his.vitals" in r.stdout and "AE: unknown patient" in r.stdout, r.stderr
+    assert mchub("outbox", "replay", str(message_id), cwd=tmp_path).returncode == 0
+    r = mchub("outbox", "replay", str(message_id), cwd=tmp_path)
+    assert r.returncode == 2 and "not a dead letter" in r.stderr

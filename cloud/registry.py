@@ -125,20 +125,22 @@ async def revoke_hub(hub_id: str, *, reason: str, actor: str = "cli") -> None:
 
 
 async def list_hubs(site_id: str | None = None) -> list[HubInfo]:
-    """All hubs (of one site), with currently valid key ids and marks."""
+    """All hubs (of one site), with currently valid key ids and marks (three queries in all)."""
     now = now_ms()
     query = Hub.all().order_by("hub_id")
     if site_id is not None:
         query = query.filter(site_id=site_id)
-    out = []
-    for hub in await query:
-        keys = [k.key_id for k in await HubKey.filter(hub_id=hub.hub_id, revoked_ms=None)
-                if k.valid_from_ms <= now and (k.valid_to_ms is None or k.valid_to_ms > now)]
-        marks = {s["epoch"]: s["acked_through"]
-                 for s in await SyncState.filter(hub_id=hub.hub_id).values("epoch", "acked_through")}
-        out.append(HubInfo(hub.hub_id, hub.site_id, hub.status, hub.online, hub.last_seen_ms, hub.queue_depth,
-                           keys, marks))
-    return out
+    hubs = await query
+    ids = [h.hub_id for h in hubs]
+    keys: dict[str, list[str]] = {}
+    for k in await HubKey.filter(hub_id__in=ids, revoked_ms=None).order_by("id"):
+        if k.valid_from_ms <= now and (k.valid_to_ms is None or k.valid_to_ms > now):
+            keys.setdefault(k.hub_id, []).append(k.key_id)
+    marks: dict[str, dict[int, int]] = {}
+    for s in await SyncState.filter(hub_id__in=ids).values("hub_id", "epoch", "acked_through"):
+        marks.setdefault(s["hub_id"], {})[s["epoch"]] = s["acked_through"]
+    return [HubInfo(h.hub_id, h.site_id, h.status, h.online, h.last_seen_ms, h.queue_depth,
+                    keys.get(h.hub_id, []), marks.get(h.hub_id, {})) for h in hubs]
 
 
 @dataclass(frozen=True)

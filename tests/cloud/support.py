@@ -23,13 +23,13 @@ from tests.support.services import free_port, wait_for_port
 TOKEN = "test-admin-token"
 
 
-def make_cloud(tmp: Path, db_url: str, **server: object) -> tuple[CloudConfig, CloudKeys]:
+def make_cloud(tmp: Path, db_url: str, extra_toml: str = "", **server: object) -> tuple[CloudConfig, CloudKeys]:
     """Write cloud.toml + keys + admin token under ``tmp``; returns the loaded config and keys."""
     tmp.mkdir(parents=True, exist_ok=True)
     extra = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in server.items())
     (tmp / "cloud.toml").write_text(
         f'[server]\nport = {free_port()}\nretry_after_s = 1\n{extra}\n[database]\nurl = "{db_url}"\n'
-        '[keys]\ndir = "keys"\n[admin]\ntoken_file = "admin.token"\n[logging]\nlevel = "INFO"\n')
+        '[keys]\ndir = "keys"\n[admin]\ntoken_file = "admin.token"\n[logging]\nlevel = "INFO"\n' + extra_toml)
     (tmp / "admin.token").write_text(TOKEN)
     keys = init_keys(tmp / "keys")
     return load(tmp / "cloud.toml"), keys

@@ -74,3 +74,23 @@ async def test_commands_are_signed_by_the_cloud_and_verify_on_the_hub(sqlite_clo
         message = await asyncio.wait_for(anext(aiter(client.messages)), 10)
     body = verify_command(message.payload, keys.signing.public_key(), "HC", now_ms())  # type: ignore[arg-type]
     assert body == sent and body.name == "sync-now"
+
+
+async def test_a_served_worker_runs_the_presence_listener(tmp_path, mosquitto) -> None:
+    from tests.cloud.support import make_cloud, serving
+
+    cfg, keys = make_cloud(tmp_path / "c", f"sqlite:///{tmp_path / 'c' / 'c.db'}",
+                           f"[mqtt]\nenabled = true\nport = {mosquitto.port}\n")
+    h = hub(keys, "HS")
+    async with serving(cfg):
+        await registry.create_site("S1")
+        await registry.register_hub("HS", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="hub-HS") as client:
+            await client.publish(topic("HS", "status"), msgspec.json.encode(HubStatus(online=True, version="9")),
+                                 qos=1, retain=True)
+        for _ in range(300):
+            (info,) = await registry.list_hubs()
+            if info.online:
+                break
+            await asyncio.sleep(0.02)
+        assert info.online

@@ -80,13 +80,16 @@ async def register_hub(hub_id: str, *, site_id: str, public_key: bytes, name: st
     kid = _check_key(public_key)
     if not await Site.exists(site_id=site_id):
         raise RegistryError(f"site {site_id!r} does not exist; create it first (mchub cloud site add)")
-    async with in_transaction():
-        if await Hub.exists(hub_id=hub_id):
-            raise RegistryError(f"hub {hub_id!r} is already registered; use add_key to rotate its key")
-        await Hub.create(hub_id=hub_id, site_id=site_id, name=name, created_ms=now_ms())
-        await HubKey.create(hub_id=hub_id, key_id=kid, public_key=public_key,
-                            valid_from_ms=valid_from_ms or 0, valid_to_ms=valid_to_ms, created_ms=now_ms())
-        await _audit("hub.register", actor, hub_id, {"site_id": site_id, "key_id": kid})
+    try:
+        async with in_transaction():
+            if await Hub.exists(hub_id=hub_id):
+                raise RegistryError(f"hub {hub_id!r} is already registered; use add_key to rotate its key")
+            await Hub.create(hub_id=hub_id, site_id=site_id, name=name, created_ms=now_ms())
+            await HubKey.create(hub_id=hub_id, key_id=kid, public_key=public_key,
+                                valid_from_ms=valid_from_ms or 0, valid_to_ms=valid_to_ms, created_ms=now_ms())
+            await _audit("hub.register", actor, hub_id, {"site_id": site_id, "key_id": kid})
+    except IntegrityError as exc:  # registered concurrently by another caller
+        raise RegistryError(f"hub {hub_id!r} is already registered; use add_key to rotate its key") from exc
     return kid
 
 

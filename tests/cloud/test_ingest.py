@@ -243,3 +243,14 @@ async def test_large_batches_take_the_copy_path_and_still_skip_what_is_stored(pg
     assert await q(cfg, "SELECT COUNT(*), COUNT(DISTINCT seq), MAX(seq) FROM readings") == [(280, 280, 419)]
     assert await q(cfg, "SELECT COUNT(*) FROM outbox") == [(70,)]
     assert await q(cfg, "SELECT records, duplicates FROM sync_state") == [(420, 1)]
+
+
+def test_the_openapi_document_describes_every_route(sqlite_cloud) -> None:
+    from cloud.app import build_app
+    from cloud.openapi import document
+
+    cfg, _ = sqlite_cloud
+    doc = document()
+    routes = {(r.path, m.lower()) for r in build_app(cfg).routes for m in (r.methods or []) if m != "HEAD"}
+    described = {(path, method) for path, ops in doc["paths"].items() for method in ops}
+    assert routes - {("/openapi.json", "get")} == described

@@ -1,15 +1,284 @@
-"""``mchub cloud``: serve, migrate, import."""
+"""``mchub cloud``: 云端同步服务 / the cloud sync server.
+
+Subcommands: init, migrate, serve, site add, hub add|add-key|revoke|list, import, outbox, command.
+Heavy imports happen inside the handlers so ``mchub --help`` stays fast.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
+import secrets
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+EPILOG = """\
+examples / 示例:
+  mchub cloud init --config cloud.toml          create cloud.toml (SQLite) and the key directory
+  mchub cloud site add --id S001 --name 城关镇卫生院
+  mchub cloud hub add --id H001 --site S001 --public-key 3b6a27bc...   (hub's Ed25519 key, hex)
+  mchub cloud hub list
+  mchub cloud serve --config cloud.toml --workers 2   (2+ workers need PostgreSQL)
+  mchub cloud import /media/usb/H001-2025-03-01.mchx  (a hand-carried export file)
+  mchub cloud outbox list                        queue depths and dead letters with the receiver's reason
+  mchub cloud outbox replay 42                   queue dead letter 42 again (audited)
+"""
+
+
+def _cfg(args: argparse.Namespace) -> Any:
+    from cloud.config import load
+
+    return load(args.config)
+
+
+def _run(coro: Callable[[Any, argparse.Namespace], Coroutine[Any, Any, int]]) -> Callable[[argparse.Namespace], int]:
+    """Wrap an async handler: load config, report CloudError as one clear line, exit 2."""
+
+    def handler(args: argparse.Namespace) -> int:
+        from cloud.errors import CloudError
+
+        try:
+            return asyncio.run(coro(_cfg(args), args))
+        except CloudError as exc:
+            print(f"mchub cloud: {exc}", file=sys.stderr)
+            return 2
+
+    return handler
+
+
+async def _with_orm(cfg: Any, fn: Callable[[], Awaitable[int]]) -> int:
+    from cloud.db.orm import orm
+    from cloud.serve import migrate_database
+
+    await migrate_database(cfg)
+    async with orm(cfg.database.url):
+        return await fn()
+
+
+def _init(args: argparse.Namespace) -> int:
+    from cloud.config import EXAMPLE, load
+    from cloud.errors import CloudError
+    from cloud.keystore import init_keys
+
+    path = Path(args.config)
+    try:
+        if not path.exists():
+            path.write_text(EXAMPLE, encoding="utf-8")
+            print(f"wrote {path} (SQLite, one worker; edit [database] url for PostgreSQL)")
+        cfg = load(path)
+        if cfg.admin_token_file is not None and not cfg.admin_token_file.exists():
+            fd = os.open(cfg.admin_token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32) + "\n")
+            print(f"wrote admin token {cfg.admin_token_file} (mode 0600)")
+        keys = init_keys(cfg.keys_dir)
+    except CloudError as exc:
+        print(f"mchub cloud: {exc}", file=sys.stderr)
+        return 2
+    print(f"created keys in {cfg.keys_dir} (mode 0600). Public keys for hubs / 公钥:")
+    doc = keys.public_document()
+    for label, key in doc["recipients"].items():  # type: ignore[attr-defined]
+        print(f"  recipient {label}: key id {key['key_id']}\n    {key['public_key'][:96]}...")
+    print(f"  signing (acks, commands): {doc['signing_public_key']}")
+    return 0
+
+
+async def _migrate(cfg: Any, args: argparse.Namespace) -> int:
+    from cloud.serve import migrate_database
+
+    done = await migrate_database(cfg)
+    print("\n".join(f"applied {m}" for m in done) or "database is up to date")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from cloud.errors import CloudError
+    from cloud.serve import serve
+
+    try:
+        return serve(_cfg(args), args.workers, args.host, args.port)
+    except CloudError as exc:
+        print(f"mchub cloud: {exc}", file=sys.stderr)
+        return 2
+
+
+async def _site_add(cfg: Any, args: argparse.Namespace) -> int:
+    from cloud import registry
+
+    async def go() -> int:
+        await registry.create_site(args.id, args.name)
+        print(f"site {args.id} ready")
+        return 0
+
+    return await _with_orm(cfg, go)
+
+
+async def _hub_add(cfg: Any, args: argparse.Namespace) -> int:
+    from cloud import registry
+    from cloud.errors import RegistryError
+
+    try:
+        key = bytes.fromhex(args.public_key)
+    except ValueError as exc:
+        raise RegistryError(f"--public-key is not hex: {exc}") from exc
+
+    async def go() -> int:
+        await registry.create_site(args.site)
+        kid = await registry.register_hub(args.id, site_id=args.site, public_key=key)
+        print(f"hub {args.id} registered with key id {kid}")
+        return 0
+
+    return await _with_orm(cfg, go)
+
+
+async def _hub_add_key(cfg: Any, args: argparse.Namespace) -> int:
+    from cloud import registry
+    from cloud.errors import RegistryError
+
+    try:
+        key = bytes.fromhex(args.public_key)
+    except ValueError as exc:
+        raise RegistryError(f"--public-key is not hex: {exc}") from exc
+
+    async def go() -> int:
+        kid = await registry.add_key(args.id, key)
+        print(f"hub {args.id}: added key {kid}; expire the old one with its id when the hub has switched")
+        return 0
+
+    return await _with_orm(cfg, go)
+
+
+async def _hub_revoke(cfg: Any, args: argparse.Namespace) -> int:
+    from cloud import registry
+
+    async def go() -> int:
+        await registry.revoke_hub(args.id, reason=args.reason)
+        print(f"hub {args.id} revoked; its batches are now refused (403)")
+        return 0
+
+    return await _with_orm(cfg, go)
+
+
+async def _hub_list(cfg: Any, args: argparse.Namespace) -> int:
+    from cloud import registry
+
+    async def go() -> int:
+        hubs = await registry.list_hubs(args.site)
+        print(f"{'hub':<20} {'site':<12} {'status':<8} {'online':<6} {'queue':>6}  marks (epoch:seq)")
+        for h in hubs:
+            marks = " ".join(f"{e & 0xFFFF_FFFF_FFFF_FFFF:x}:{s}" for e, s in h.acked_through.items())
+            print(f"{h.hub_id:<20} {h.site_id:<12} {h.status:<8} {'yes' if h.online else 'no':<6} "
+                  f"{h.queue_depth if h.queue_depth is not None else '-':>6}  {marks}")
+        print(f"{len(hubs)} hub(s)")
+        return 0
+
+    return await _with_orm(cfg, go)
+
+
+async def _import(cfg: Any, args: argparse.Namespace) -> int:
+    from cloud.db.engine import Database
+    from cloud.importer import import_file
+    from cloud.ingest import Ingestor
+    from cloud.keystore import load_keys
+    from cloud.serve import migrate_database
+
+    await migrate_database(cfg)
+    db = await Database.connect(cfg.database.url, 2)
+    try:
+        ingestor = Ingestor(db, load_keys(cfg.keys_dir))
+        worst = 0
+        for name in args.files:
+            report = await import_file(ingestor, Path(name))
+            summary = ", ".join(f"{k}: {v}" for k, v in sorted(report.outcomes.items()))
+            print(f"{name}: {report.batches} batch(es), {report.readings} new reading(s) [{summary}]")
+            worst = max(worst, 0 if set(report.outcomes) <= {"200"} else 1)
+        return worst
+    finally:
+        await db.close()
+
+
+async def _command(cfg: Any, args: argparse.Namespace) -> int:
+    from cloud.keystore import load_keys
+    from cloud.mqtt import publish_command
+
+    body = await publish_command(cfg.mqtt.host, cfg.mqtt.port, load_keys(cfg.keys_dir).signing, args.hub,
+                                 args.name, dict(a.split("=", 1) for a in args.arg))
+    print(f"sent {body.name} to {body.hub_id} (command id {body.id})")
+    return 0
+
+
+async def _outbox(cfg: Any, args: argparse.Namespace) -> int:
+    from cloud import outbox
+    from cloud.db.engine import Database
+
+    db = await Database.connect(cfg.database.url, 2)
+    try:
+        if args.action == "replay":
+            for message_id in args.ids:
+                await outbox.replay(db, message_id, actor=f"cli:{os.environ.get('USER', '?')}")
+                print(f"message {message_id} is queued again")
+            return 0
+        async with db.transaction() as tx:
+            depth = await outbox.depths(tx)
+            dead = await tx.fetch("SELECT id, topic, idempotency_key, attempts, last_error FROM outbox "
+                                  "WHERE status = 'dead' ORDER BY id LIMIT 50")
+        for (topic, status), n in sorted(depth.items()):
+            print(f"{topic:<20} {status:<8} {n:>8}")
+        for r in dead:
+            print(f"dead #{r['id']} {r['topic']} {r['idempotency_key']} after {r['attempts']} attempt(s): "
+                  f"{r['last_error']}")
+        return 0
+    finally:
+        await db.close()
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``cloud`` subcommands."""
-    parser.set_defaults(func=_pending)
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default="cloud.toml", help="configuration file (default: cloud.toml)")
+    sub = parser.add_subparsers(dest="cloud_command", metavar="SUBCOMMAND")
 
+    def add(name: str, help_: str, func: Callable[[argparse.Namespace], int], parent: Any = sub) -> Any:
+        p = parent.add_parser(name, help=help_, description=help_, parents=[common])
+        p.set_defaults(func=func)
+        return p
 
-def _pending(args: argparse.Namespace) -> int:
-    print("mchub cloud: this build has no cloud commands yet")
-    return 1
+    add("init", "创建配置与密钥 / create cloud.toml (if missing) and the key directory; print public keys", _init)
+    add("migrate", "升级数据库结构 / apply pending database migrations", _run(_migrate))
+    p = add("serve", "启动云服务 / run the HTTPS API workers", _serve)
+    p.add_argument("--workers", type=int, help="worker processes (default: [server] workers)")
+    p.add_argument("--host", help="listen address (default: [server] host)")
+    p.add_argument("--port", type=int, help="listen port (default: [server] port)")
+    site = sub.add_parser("site", help="机构 / sites").add_subparsers(dest="site_command", metavar="ACTION")
+    p = add("add", "create a site", _run(_site_add), site)
+    p.add_argument("--id", required=True)
+    p.add_argument("--name", default="")
+    hub = sub.add_parser("hub", help="网关 / hubs: add, add-key, revoke, list").add_subparsers(
+        dest="hub_command", metavar="ACTION")
+    p = add("add", "register a hub with its Ed25519 public key (without provisioning)", _run(_hub_add), hub)
+    p.add_argument("--id", required=True, help="hub id (A-Z a-z 0-9 . _ -)")
+    p.add_argument("--public-key", required=True, help="the hub's raw Ed25519 public key, 64 hex digits")
+    p.add_argument("--site", default="default", help="site id (created if missing; default: 'default')")
+    p = add("add-key", "add a second key to a hub (rotation overlap)", _run(_hub_add_key), hub)
+    p.add_argument("--id", required=True)
+    p.add_argument("--public-key", required=True)
+    p = add("revoke", "revoke a hub: its batches are refused from now on", _run(_hub_revoke), hub)
+    p.add_argument("--id", required=True)
+    p.add_argument("--reason", required=True, help="why (kept in the audit log)")
+    p = add("list", "list hubs with status, presence and sync marks", _run(_hub_list), hub)
+    p.add_argument("--site", default=None)
+    p = add("import", "导入离线导出文件 / import hand-carried export files (docs/protocol.md §7)", _run(_import))
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p = add("outbox", "出站队列 / outbound queues: list depths and dead letters, or replay dead letters",
+            _run(_outbox))
+    p.add_argument("action", choices=["list", "replay"])
+    p.add_argument("ids", nargs="*", type=int, metavar="ID", help="dead-letter ids to replay")
+    p = add("command", "send a signed command to a hub over MQTT", _run(_command))
+    p.add_argument("--hub", required=True)
+    p.add_argument("name", choices=["sync-now", "reload-config", "rotate-key", "ping", "apply-config"])
+    p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE")

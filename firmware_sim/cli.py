@@ -20,6 +20,7 @@ SIMS: dict[str, tuple[str, str]] = {
                 "serial height/weight station: a5, tanita-csv or detecto dialect, push or poll"),
     "bp": ("firmware_sim.serial_cli:register_bp", "serial blood-pressure monitor (Accutorr-style P: lines)"),
     "pacs": ("firmware_sim.pacs_cli:register", "simulated hospital PACS: make studies, STOW-RS, C-STORE"),
+    "fleet": ("firmware_sim.fleet_cli:register", "many virtual hubs syncing realistic traffic to a cloud (load)"),
 }
 
 

@@ -1,0 +1,212 @@
+"""Cloud ingest benchmark: readings/s per worker into PostgreSQL vs a raw asyncpg COPY of the
+same rows (same run, same server), then ack latency p50/p99 under the fleet simulator.
+
+    .venv/bin/python -m bench.bench_ingest                       # defaults below
+    .venv/bin/python -m bench.bench_ingest --hubs 1000 --interval 10 --duration 60 --workers 2
+
+Targets (docs/cloud.md): >= 50,000 readings/s per worker, >= 1/4 of the raw COPY rate;
+p99 ack <= 200 ms at 1,000 hubs syncing every 10 s on two workers. Everything (PostgreSQL,
+the workers, the simulated hubs) runs on this machine, so the client competes for CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import msgspec
+
+from cloud.db.engine import epoch_to_db
+from cloud.keystore import init_keys, load_keys
+from firmware_sim.fleet import CloudKeys, VirtualHub, drive, enroll, make_fleet, session
+from protocol.ids import now_ms, reading_uid
+from protocol.model import Observation, Reading
+from tests.support.services import PostgresServer, free_port, wait_for_port
+
+TOKEN = "bench-token"
+COLUMNS = ["hub_id", "epoch", "received_ms", "seq", "at_ms", "uid", "device_id", "station_id", "kind", "session_id",
+           "observations", "device_time", "status", "raw"]
+
+
+def _config(base: Path, dsn: str, workers: int) -> Path:
+    (base / "admin.token").write_text(TOKEN)
+    init_keys(base / "keys")
+    path = base / "cloud.toml"
+    path.write_text(f'[server]\nworkers = {workers}\nmax_inflight = 16\nmax_queue = 4096\n[database]\nurl = "{dsn}"\n'
+                    'pool_size = 20\n[admin]\ntoken_file = "admin.token"\n[logging]\nlevel = "WARNING"\n')
+    return path
+
+
+def _serve(config: Path, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([sys.executable, "-m", "mchub", "cloud", "serve", "--config", str(config), "--port",
+                             str(port), "--workers", str(workers)], stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    wait_for_port(port, 60, proc)
+    return proc
+
+
+def _readings(h: VirtualHub, n: int) -> list[Reading]:
+    r, at, out = h.rng, now_ms() - n * 1000, []
+    for i in range(n):
+        seq = h._seq()
+        out.append(Reading(hub_id=h.hub_id, epoch=h.epoch, seq=seq, at=at + i * 1000, device_id="ST1-bp",
+                           station_id="ST1", kind="blood_pressure", session_id=None, raw=r.randbytes(16),
+                           observations=(Observation(code="8480-6", value=r.randint(100, 150), unit="mm[Hg]"),
+                                         Observation(code="8462-4", value=r.randint(60, 95), unit="mm[Hg]"),
+                                         Observation(code="8867-4", value=r.randint(55, 100), unit="/min"))))
+    h.pending.extend(out)
+    return out
+
+
+async def throughput(url: str, dsn: str, keys: CloudKeys, hubs: int, per_hub: int, batch: int) -> dict[str, float]:
+    """Readings/s through HTTP ingest (one worker) and through raw COPY of the same rows."""
+    fleet = [VirtualHub(f"TP{i:03d}", keys, random.Random(i)) for i in range(hubs)]
+    rows = []
+    for h in fleet:
+        rows += _readings(h, per_hub)
+    sealed = {h.hub_id: [h.seal_from(s, batch) for s in range(1, per_hub + 1, batch)] for h in fleet}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        await enroll(http, url, TOKEN, fleet)
+
+        async def send(hub_id: str) -> None:
+            for b in sealed[hub_id]:
+                async with http.post(f"{url}/api/v1/batches", data=b,
+                                     headers={"Content-Type": "application/vnd.mchub.batch"}) as resp:
+                    assert resp.status == 200, (resp.status, await resp.text())
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(send(h.hub_id) for h in fleet))
+        ingest_s = time.perf_counter() - t0
+    enc = msgspec.json.Encoder()
+    tuples = [("COPY" + r.hub_id, epoch_to_db(r.epoch), now_ms(), r.seq, r.at,
+               reading_uid(r.hub_id, r.epoch, r.seq, r.at), r.device_id, r.station_id, r.kind, r.session_id,
+               enc.encode(r.observations).decode(),
+               r.device_time, enc.encode(r.status).decode(), r.raw) for r in rows]
+    con = await asyncpg.connect(dsn)
+    try:
+        t0 = time.perf_counter()
+        for i in range(0, len(tuples), batch):
+            async with con.transaction():
+                await con.copy_records_to_table("readings", records=tuples[i:i + batch], columns=COLUMNS)
+        copy_s = time.perf_counter() - t0
+        stored = await con.fetchval("SELECT COUNT(*) FROM readings WHERE hub_id LIKE 'TP%'")
+    finally:
+        await con.close()
+    assert stored == len(rows)
+    return {"readings": len(rows), "ingest_per_s": len(rows) / ingest_s, "copy_per_s": len(rows) / copy_s}
+
+
+def _tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user+system) used so far by a process and its live descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def _postmaster_pid(pg: PostgresServer) -> int:
+    return int((pg.data / "postmaster.pid").read_text().split()[0])
+
+
+def _start_postgres(durable: bool) -> tuple[Path, PostgresServer]:
+    base = Path(tempfile.mkdtemp(prefix="mchub-bench-"))
+    base.chmod(0o755)  # the PostgreSQL service user must reach its data directory
+    return base, PostgresServer(base / "pg", durable=durable).start()
+
+
+async def main(args: argparse.Namespace) -> None:
+    base, pg = _start_postgres(not args.no_fsync)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        dsn = pg.create_database("bench")
+        config = _config(base, dsn, 1)
+        ck = load_keys(base / "keys")
+        keys = CloudKeys(next(iter(ck.published.values())), ck.signing.public_key())
+        port = free_port()
+        procs.append(_serve(config, port, 1, base / "w1.log"))
+        tp = await throughput(f"http://127.0.0.1:{port}", dsn, keys, args.tp_hubs, args.tp_readings, args.batch)
+        procs.pop().terminate()
+        port2 = free_port()
+        procs.append(_serve(config, port2, args.workers, base / "w2.log"))
+        url2 = f"http://127.0.0.1:{port2}"
+        async with session() as http:
+            hubs = make_fleet(keys, args.hubs, "FL", 1)
+            await enroll(http, url2, TOKEN, hubs)
+            cpu0 = (_tree_cpu_s(procs[-1].pid), _tree_cpu_s(_postmaster_pid(pg)))
+            fleet = await drive(http, [url2], hubs, interval_s=args.interval, duration_s=args.duration)
+            cpu1 = (_tree_cpu_s(procs[-1].pid), _tree_cpu_s(_postmaster_pid(pg)))
+        per_batch = [(b - a) * 1000 / max(1, fleet.batches) for a, b in zip(cpu0, cpu1, strict=True)]
+        out = {
+            "cpu": f"{os.cpu_count()} x {_cpu()}", "fsync": not args.no_fsync,
+            "readings": tp["readings"], "batch": args.batch,
+            "ingest_readings_per_s_1_worker": round(tp["ingest_per_s"]),
+            "raw_copy_readings_per_s": round(tp["copy_per_s"]),
+            "ratio_ingest_to_copy": round(tp["ingest_per_s"] / tp["copy_per_s"], 3),
+            "fleet": {"hubs": fleet.hubs, "workers": args.workers, "interval_s": args.interval,
+                      "seconds": round(fleet.seconds), "batches": fleet.batches, "records": fleet.records,
+                      "statuses": fleet.statuses, "ack_p50_ms": round(fleet.p50_ms, 1),
+                      "ack_p99_ms": round(fleet.p99_ms, 1),
+                      "cpu_ms_per_batch_cloud": round(per_batch[0], 2),
+                      "cpu_ms_per_batch_postgres": round(per_batch[1], 2),
+                      "load_average": os.getloadavg()[0]},
+        }
+        if args.json:
+            print(json.dumps(out))
+        else:
+            print(f"cloud ingest benchmark ({out['cpu']}, PostgreSQL fsync {'on' if out['fsync'] else 'off'})")
+            rate = out["ingest_readings_per_s_1_worker"]
+            print(f"  ingest, 1 worker, HTTP+verify+HPKE+decode+store: {rate:>9,} readings/s  "
+                  f"({tp['readings']:,} readings, batches of {args.batch})")
+            copy_rate = out["raw_copy_readings_per_s"]
+            print(f"  raw asyncpg COPY of the same rows:                {copy_rate:>9,} readings/s")
+            print(f"  ratio ingest / COPY:                              {out['ratio_ingest_to_copy']:>9.3f}")
+            f = out["fleet"]
+            print(f"  fleet: {f['hubs']} hubs every {f['interval_s']:g} s on {f['workers']} workers for "
+                  f"{f['seconds']} s: {f['batches']} batches, HTTP {f['statuses']}, "
+                  f"ack p50 {f['ack_p50_ms']} ms, p99 {f['ack_p99_ms']} ms")
+            print(f"  server CPU per batch: cloud workers {f['cpu_ms_per_batch_cloud']} ms, PostgreSQL "
+                  f"{f['cpu_ms_per_batch_postgres']} ms ; machine load average "
+                  f"{f['load_average']:.1f} on {os.cpu_count()} CPUs")
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(20)
+        pg.destroy()
+
+
+def _cpu() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tp-hubs", type=int, default=8, help="hubs in the throughput phase (default 8)")
+    ap.add_argument("--tp-readings", type=int, default=20000, help="readings per hub in the throughput phase")
+    ap.add_argument("--batch", type=int, default=2000, help="readings per batch (default 2000)")
+    ap.add_argument("--hubs", type=int, default=1000, help="fleet size for the latency phase (default 1000)")
+    ap.add_argument("--interval", type=float, default=10.0, help="seconds between syncs of a hub (default 10)")
+    ap.add_argument("--duration", type=float, default=30.0, help="seconds of fleet traffic (default 30)")
+    ap.add_argument("--workers", type=int, default=2, help="cloud workers in the latency phase (default 2)")
+    ap.add_argument("--no-fsync", action="store_true", help="run PostgreSQL with fsync off")
+    ap.add_argument("--json", action="store_true")
+    asyncio.run(main(ap.parse_args()))

@@ -1,0 +1,238 @@
+"""cloud.toml: the cloud server's configuration, checked completely before anything starts.
+
+Every error names the file, the ``[section] key`` and how to fix it, e.g.::
+
+    cloud.toml: [database] url: 'mysql://x' is not supported.
+      Fix: use postgresql://USER@HOST:PORT/DB or sqlite:///path/to/cloud.db
+
+Relative paths are relative to the directory of the configuration file. A minimal
+file for the embedded default (SQLite, one worker) is just::
+
+    [database]
+    url = "sqlite:///cloud.db"
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cloud.errors import ConfigError
+
+EXAMPLE = """\
+# mchub cloud configuration (see `mchub cloud serve --help`)
+[server]
+host = "127.0.0.1"
+port = 8443
+workers = 1              # >1 needs PostgreSQL
+max_batch_bytes = 33554432
+max_inflight = 32        # concurrent ingests per worker; beyond max_queue waiting -> 503
+max_queue = 256
+retry_after_s = 5
+
+[database]
+url = "sqlite:///cloud.db"   # or postgresql://mchub@db:5432/mchub
+pool_size = 10
+
+[keys]
+dir = "keys"             # created by `mchub cloud init`
+
+[admin]
+token_file = "admin.token"  # bearer token for /admin/v1 (fleet simulator, provisioning); "" = disabled
+
+[mqtt]
+enabled = false
+host = "127.0.0.1"
+port = 1883
+
+[outbox]
+max_attempts = 10
+base_delay_s = 5.0
+max_delay_s = 3600.0
+
+[logging]
+level = "INFO"
+json = true
+"""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """[server]"""
+
+    host: str = "127.0.0.1"
+    port: int = 8443
+    workers: int = 1
+    max_batch_bytes: int = 32 << 20
+    max_inflight: int = 32
+    max_queue: int = 256
+    retry_after_s: int = 5
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    """[database]"""
+
+    url: str = "sqlite:///cloud.db"
+    pool_size: int = 10
+
+    @property
+    def is_postgres(self) -> bool:
+        """True for a PostgreSQL URL."""
+        return self.url.startswith(("postgresql://", "postgres://"))
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    """[mqtt]"""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 1883
+
+
+@dataclass(frozen=True)
+class OutboxConfig:
+    """[outbox]"""
+
+    max_attempts: int = 10
+    base_delay_s: float = 5.0
+    max_delay_s: float = 3600.0
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """[logging]"""
+
+    level: str = "INFO"
+    json: bool = True
+
+
+@dataclass(frozen=True)
+class CloudConfig:
+    """The whole file, with paths resolved."""
+
+    path: Path
+    server: ServerConfig = field(default_factory=ServerConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    keys_dir: Path = Path("keys")
+    admin_token_file: Path | None = None
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    outbox: OutboxConfig = field(default_factory=OutboxConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def admin_token(self) -> str | None:
+        """The admin bearer token, or None when the admin API is disabled."""
+        if self.admin_token_file is None:
+            return None
+        try:
+            token = self.admin_token_file.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{self.path}: [admin] token_file: cannot read {self.admin_token_file}: "
+                              f"{exc.strerror}.\n  Fix: create it (any long random string) or set "
+                              "token_file = \"\"") from exc
+        return token or None
+
+
+_SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "server": {"host": str, "port": int, "workers": int, "max_batch_bytes": int, "max_inflight": int,
+               "max_queue": int, "retry_after_s": int},
+    "database": {"url": str, "pool_size": int},
+    "keys": {"dir": str},
+    "admin": {"token_file": str},
+    "mqtt": {"enabled": bool, "host": str, "port": int},
+    "outbox": {"max_attempts": int, "base_delay_s": (int, float), "max_delay_s": (int, float)},
+    "logging": {"level": str, "json": bool},
+}
+
+
+def _err(path: Path, where: str, problem: str, fix: str) -> ConfigError:
+    return ConfigError(f"{path}: {where}: {problem}.\n  Fix: {fix}")
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def _check_types(path: Path, doc: dict[str, Any]) -> None:
+    for section, values in doc.items():
+        if section not in _SECTIONS:
+            raise _err(path, f"[{section}]", "unknown section",
+                       f"{_suggest(section, list(_SECTIONS))}known sections: {', '.join(_SECTIONS)}")
+        if not isinstance(values, dict):
+            raise _err(path, section, "must be a [section] table", f"write [{section}] on its own line")
+        for key, value in values.items():
+            spec = _SECTIONS[section]
+            if key not in spec:
+                raise _err(path, f"[{section}] {key}", "unknown key",
+                           f"{_suggest(key, list(spec))}known keys: {', '.join(spec)}")
+            want = spec[key]
+            types = want if isinstance(want, tuple) else (want,)
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                names = " or ".join(t.__name__ for t in types)
+                raise _err(path, f"[{section}] {key}", f"{value!r} is a {type(value).__name__}, expected {names}",
+                           f"write e.g. {key} = {EXAMPLE.split(key + ' = ')[1].split()[0]}")
+
+
+def _positive(path: Path, where: str, value: float, hi: float | None = None) -> None:
+    if value <= 0 or (hi is not None and value > hi):
+        bound = f" and at most {hi:g}" if hi is not None else ""
+        raise _err(path, where, f"{value} is out of range", f"use a number above 0{bound}")
+
+
+def parse(text: str, path: Path) -> CloudConfig:
+    """Parse configuration text; ``path`` is used for messages and relative paths."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _err(path, "syntax", str(exc), "check quotes and brackets on that line (TOML syntax)") from exc
+    _check_types(path, doc)
+    base = path.parent
+    s = ServerConfig(**doc.get("server", {}))
+    _positive(path, "[server] port", s.port, 65535)
+    _positive(path, "[server] workers", s.workers, 64)
+    for key in ("max_batch_bytes", "max_inflight", "max_queue", "retry_after_s"):
+        _positive(path, f"[server] {key}", getattr(s, key))
+    db = DatabaseConfig(**doc.get("database", {}))
+    if db.url.startswith("sqlite:///"):
+        db_path = Path(db.url.removeprefix("sqlite:///"))
+        db = DatabaseConfig(url="sqlite:///" + str(db_path if db_path.is_absolute() else base / db_path),
+                            pool_size=db.pool_size)
+        if s.workers > 1:
+            raise _err(path, "[server] workers", f"{s.workers} workers cannot share an SQLite database",
+                       "set workers = 1, or use PostgreSQL: [database] url = \"postgresql://...\"")
+    elif not db.is_postgres:
+        raise _err(path, "[database] url", f"{db.url.split(':')[0]!r} databases are not supported",
+                   "use postgresql://USER@HOST:PORT/DB or sqlite:///path/to/cloud.db")
+    _positive(path, "[database] pool_size", db.pool_size, 500)
+    keys_dir = Path(doc.get("keys", {}).get("dir", "keys"))
+    token = doc.get("admin", {}).get("token_file", "")
+    o = OutboxConfig(**doc.get("outbox", {}))
+    _positive(path, "[outbox] max_attempts", o.max_attempts)
+    lg = LoggingConfig(**doc.get("logging", {}))
+    if lg.level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise _err(path, "[logging] level", f"{lg.level!r} is not a level", "use DEBUG, INFO, WARNING or ERROR")
+    return CloudConfig(
+        path=path, server=s, database=db,
+        keys_dir=keys_dir if keys_dir.is_absolute() else base / keys_dir,
+        admin_token_file=(Path(token) if Path(token).is_absolute() else base / token) if token else None,
+        mqtt=MqttConfig(**doc.get("mqtt", {})), outbox=o,
+        logging=LoggingConfig(level=lg.level.upper(), json=lg.json),
+    )
+
+
+def load(path: str | Path) -> CloudConfig:
+    """Read and check cloud.toml; raises ConfigError naming the file, key and fix."""
+    p = Path(path).resolve()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{p}: file not found.\n  Fix: create it; `mchub cloud init --config {path}` "
+                          "writes a commented example") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read: {exc}.\n  Fix: check permissions and that it is UTF-8 text") from exc
+    return parse(text, p)

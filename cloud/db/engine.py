@@ -1,0 +1,234 @@
+"""A small async connection layer over asyncpg (PostgreSQL) and aiosqlite (SQLite).
+
+SQL is written once in PostgreSQL style with ``$1, $2, ...`` placeholders used in order;
+on SQLite they become ``?``. Rows are mappings (``row["column"]``) on both.
+
+    db = await Database.connect("sqlite:///cloud.db")
+    async with db.transaction() as tx:
+        row = await tx.fetchrow("SELECT acked_through FROM sync_state WHERE hub_id = $1", hub)
+
+Connection failures are raised as :class:`cloud.errors.DatabaseUnavailable` (the HTTP
+layer answers 503 with Retry-After); other database errors as ``DatabaseError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiosqlite
+import asyncpg
+
+from cloud.errors import DatabaseError, DatabaseUnavailable
+
+_PLACEHOLDER = re.compile(r"\$\d+")
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError, asyncpg.InterfaceError, asyncpg.AdminShutdownError,
+    asyncpg.ConnectionDoesNotExistError,
+    # transient conflicts: the client retries the same request (503 with Retry-After)
+    asyncpg.DeadlockDetectedError, asyncpg.SerializationError,
+)
+
+Row = Any  #: asyncpg.Record or sqlite3.Row: both index by column name
+
+
+def epoch_to_db(epoch: int) -> int:
+    """Store the unsigned 64-bit epoch in a signed BIGINT (two's complement)."""
+    return epoch - (1 << 64) if epoch >= 1 << 63 else epoch
+
+
+def epoch_from_db(value: int) -> int:
+    """Inverse of :func:`epoch_to_db`."""
+    return value + (1 << 64) if value < 0 else value
+
+
+class Tx:
+    """One open transaction. ``dialect`` is ``"postgres"`` or ``"sqlite"``."""
+
+    dialect: str
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        """All rows of a query."""
+        raise DatabaseError("abstract")
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        """The first row, or None."""
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        """The first column of the first row, or None."""
+        row = await self.fetchrow(sql, *args)
+        return None if row is None else row[0]
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        """Run a statement; returns the number of rows it touched."""
+        raise DatabaseError("abstract")
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run a statement once per parameter row."""
+        raise DatabaseError("abstract")
+
+    @property
+    def raw(self) -> Any:
+        """The driver connection (asyncpg.Connection on PostgreSQL) for bulk paths."""
+        raise DatabaseError("abstract")
+
+
+class _PgTx(Tx):
+    dialect = "postgres"
+
+    def __init__(self, con: asyncpg.Connection) -> None:
+        self._con = con
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        return list(await self._con.fetch(sql, *args))
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        status = await self._con.execute(sql, *args)
+        tail = status.rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        await self._con.executemany(sql, list(rows))
+
+    @property
+    def raw(self) -> asyncpg.Connection:
+        return self._con
+
+
+class _SqliteTx(Tx):
+    dialect = "sqlite"
+
+    def __init__(self, con: aiosqlite.Connection) -> None:
+        self._con = con
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        async with self._con.execute(_PLACEHOLDER.sub("?", sql), args) as cur:
+            return list(await cur.fetchall())
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        async with self._con.execute(_PLACEHOLDER.sub("?", sql), args) as cur:
+            return int(cur.rowcount)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        await self._con.executemany(_PLACEHOLDER.sub("?", sql), [tuple(r) for r in rows])
+
+    @property
+    def raw(self) -> aiosqlite.Connection:
+        return self._con
+
+
+class Database:
+    """A pool of connections to one database; use :meth:`connect`."""
+
+    dialect: str
+    url: str
+
+    @staticmethod
+    async def connect(url: str, pool_size: int = 10) -> Database:
+        """Open a PostgreSQL pool or an SQLite file (WAL mode)."""
+        if url.startswith("sqlite:///"):
+            return await _SqliteDatabase.open(url.removeprefix("sqlite:///"), url)
+        if url.startswith(("postgresql://", "postgres://")):
+            return await _PgDatabase.open(url, pool_size)
+        raise DatabaseError(f"unsupported database URL scheme in {url.split(':')[0]!r}")
+
+    def transaction(self) -> Any:
+        """``async with db.transaction() as tx``: commit on success, roll back on error."""
+        raise DatabaseError("abstract")
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        """One read-only statement outside any transaction (one round trip on PostgreSQL)."""
+        async with self.transaction() as tx:
+            return await tx.fetchrow(sql, *args)
+
+    async def close(self) -> None:
+        """Close every connection."""
+
+
+class _PgDatabase(Database):
+    dialect = "postgres"
+
+    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+        self._pool = pool
+        self.url = url
+
+    @classmethod
+    async def open(cls, url: str, pool_size: int) -> _PgDatabase:
+        try:
+            pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size, timeout=10,
+                                             server_settings={"application_name": "mchub-cloud"})
+        except _UNAVAILABLE as exc:
+            raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+        except asyncpg.PostgresError as exc:
+            raise DatabaseError(f"PostgreSQL refused the connection: {exc}") from exc
+        return cls(pool, url)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        try:
+            async with self._pool.acquire(timeout=10) as con, con.transaction():
+                yield _PgTx(con)
+        except _UNAVAILABLE as exc:
+            raise DatabaseUnavailable(f"database unavailable: {exc}") from exc
+        except asyncpg.PostgresError as exc:
+            raise DatabaseError(f"database error: {exc}") from exc
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        try:
+            return await self._pool.fetchrow(sql, *args, timeout=30)
+        except _UNAVAILABLE as exc:
+            raise DatabaseUnavailable(f"database unavailable: {exc}") from exc
+        except asyncpg.PostgresError as exc:
+            raise DatabaseError(f"database error: {exc}") from exc
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+class _SqliteDatabase(Database):
+    """One connection; transactions are serialised (BEGIN IMMEDIATE) by an asyncio lock."""
+
+    dialect = "sqlite"
+
+    def __init__(self, con: aiosqlite.Connection, url: str) -> None:
+        self._con = con
+        self._lock = asyncio.Lock()
+        self.url = url
+
+    @classmethod
+    async def open(cls, path: str, url: str) -> _SqliteDatabase:
+        try:
+            con = await aiosqlite.connect(path, isolation_level=None, timeout=30)
+        except sqlite3.Error as exc:
+            raise DatabaseUnavailable(f"cannot open SQLite database {path}: {exc}") from exc
+        con.row_factory = sqlite3.Row
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=30000"):
+            await con.execute(f"PRAGMA {pragma}")
+        return cls(con, url)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        async with self._lock:
+            try:
+                await self._con.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise DatabaseUnavailable(f"SQLite database is busy: {exc}") from exc
+            try:
+                yield _SqliteTx(self._con)
+            except BaseException:
+                await self._con.execute("ROLLBACK")
+                raise
+            try:
+                await self._con.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise DatabaseError(f"SQLite commit failed: {exc}") from exc
+
+    async def close(self) -> None:
+        await self._con.close()

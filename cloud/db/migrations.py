@@ -1,0 +1,186 @@
+"""Versioned schema migrations, written once in PostgreSQL SQL and translated for SQLite.
+
+``mchub cloud migrate`` (and ``serve`` on start) applies every migration not yet recorded in
+``schema_migrations``, each in its own transaction; on PostgreSQL an advisory lock makes
+several workers starting at once apply each migration exactly once. A migration is
+append-only: never edit one that has shipped, add the next number.
+
+PostgreSQL only: ``readings`` is partitioned by month of ``at_ms`` (hub receive time);
+``mchub_ensure_readings_partition(date)`` creates a month on first use.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from cloud.db import pg_ingest
+from cloud.db.engine import Database, Tx
+from protocol.ids import now_ms
+
+_V1 = """
+CREATE TABLE sites (
+    site_id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', created_ms BIGINT NOT NULL);
+CREATE TABLE hubs (
+    hub_id TEXT PRIMARY KEY, site_id TEXT NOT NULL REFERENCES sites(site_id),
+    name TEXT NOT NULL DEFAULT '', status TEXT NOT NULL DEFAULT 'active',
+    created_ms BIGINT NOT NULL, revoked_ms BIGINT, revoked_reason TEXT,
+    online BOOLEAN NOT NULL DEFAULT FALSE, last_seen_ms BIGINT, queue_depth INTEGER,
+    version TEXT NOT NULL DEFAULT '', telemetry TEXT);
+CREATE TABLE hub_keys (
+    id BIGSERIAL PRIMARY KEY, hub_id TEXT NOT NULL REFERENCES hubs(hub_id), key_id TEXT NOT NULL,
+    public_key BYTEA NOT NULL, valid_from_ms BIGINT NOT NULL, valid_to_ms BIGINT, revoked_ms BIGINT,
+    created_ms BIGINT NOT NULL, UNIQUE (hub_id, key_id));
+CREATE TABLE stations (
+    hub_id TEXT NOT NULL REFERENCES hubs(hub_id), station_id TEXT NOT NULL, name TEXT NOT NULL DEFAULT '',
+    first_seen_ms BIGINT NOT NULL, PRIMARY KEY (hub_id, station_id));
+CREATE TABLE devices (
+    hub_id TEXT NOT NULL REFERENCES hubs(hub_id), device_id TEXT NOT NULL, station_id TEXT NOT NULL,
+    first_seen_ms BIGINT NOT NULL, PRIMARY KEY (hub_id, device_id));
+CREATE TABLE sync_state (
+    hub_id TEXT NOT NULL REFERENCES hubs(hub_id), epoch BIGINT NOT NULL,
+    acked_through BIGINT NOT NULL DEFAULT 0, batches BIGINT NOT NULL DEFAULT 0,
+    records BIGINT NOT NULL DEFAULT 0, duplicates BIGINT NOT NULL DEFAULT 0, last_batch_ms BIGINT,
+    PRIMARY KEY (hub_id, epoch));
+CREATE TABLE subjects (
+    id BIGSERIAL PRIMARY KEY, blind_index TEXT UNIQUE, national_id_enc BYTEA, name_enc BYTEA,
+    sex TEXT NOT NULL DEFAULT '0', birth_date TEXT, mrn TEXT, merged_into BIGINT REFERENCES subjects(id),
+    created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL);
+CREATE TABLE subject_merges (
+    id BIGSERIAL PRIMARY KEY, survivor_id BIGINT NOT NULL REFERENCES subjects(id),
+    merged_id BIGINT NOT NULL REFERENCES subjects(id), actor TEXT NOT NULL, reason TEXT NOT NULL,
+    merged_ms BIGINT NOT NULL, undone_ms BIGINT, undone_by TEXT);
+CREATE TABLE sessions (
+    hub_id TEXT NOT NULL REFERENCES hubs(hub_id), session_id TEXT NOT NULL, epoch BIGINT NOT NULL,
+    seq BIGINT NOT NULL, station_id TEXT NOT NULL, subject_id BIGINT REFERENCES subjects(id),
+    source TEXT NOT NULL DEFAULT 'idcard', pregnant_weeks INTEGER, opened_ms BIGINT NOT NULL,
+    closed_ms BIGINT, close_reason TEXT, PRIMARY KEY (hub_id, session_id));
+CREATE INDEX sessions_subject ON sessions (subject_id);
+CREATE TABLE readings (
+    hub_id TEXT NOT NULL, epoch BIGINT NOT NULL, seq BIGINT NOT NULL, at_ms BIGINT NOT NULL,
+    uid UUID NOT NULL, device_id TEXT NOT NULL, station_id TEXT NOT NULL, kind TEXT NOT NULL,
+    session_id TEXT, observations TEXT NOT NULL, device_time TEXT, status TEXT NOT NULL,
+    raw BYTEA NOT NULL, received_ms BIGINT NOT NULL,
+    PRIMARY KEY (hub_id, epoch, seq, at_ms)) PARTITION BY RANGE (at_ms);
+CREATE INDEX readings_session ON readings (hub_id, session_id);
+CREATE TABLE reading_bindings (
+    hub_id TEXT NOT NULL, epoch BIGINT NOT NULL, seq BIGINT NOT NULL, reading_uid UUID NOT NULL,
+    session_id TEXT NOT NULL, bound_by TEXT NOT NULL, at_ms BIGINT NOT NULL,
+    PRIMARY KEY (hub_id, epoch, seq));
+CREATE INDEX reading_bindings_uid ON reading_bindings (reading_uid);
+CREATE TABLE results (
+    id BIGSERIAL PRIMARY KEY, subject_id BIGINT REFERENCES subjects(id), source TEXT NOT NULL,
+    source_key TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, code TEXT NOT NULL, value TEXT NOT NULL,
+    unit TEXT NOT NULL DEFAULT '', observed_ms BIGINT, payload TEXT NOT NULL DEFAULT '{}',
+    created_ms BIGINT NOT NULL);
+CREATE TABLE outbox (
+    id BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, idempotency_key TEXT NOT NULL UNIQUE,
+    payload TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms BIGINT NOT NULL, last_error TEXT, created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL);
+CREATE INDEX outbox_due ON outbox (topic, next_attempt_ms) WHERE status = 'pending';
+CREATE TABLE audit_log (
+    id BIGSERIAL PRIMARY KEY, at_ms BIGINT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+    outcome TEXT NOT NULL, hub_id TEXT, subject_id BIGINT, reason TEXT, detail TEXT NOT NULL DEFAULT '{}');
+CREATE INDEX audit_log_hub ON audit_log (hub_id, at_ms);
+CREATE TABLE roles (name TEXT PRIMARY KEY, description TEXT NOT NULL DEFAULT '');
+CREATE TABLE users (
+    id BIGSERIAL PRIMARY KEY, username TEXT NOT NULL UNIQUE, display_name TEXT NOT NULL DEFAULT '',
+    password_hash TEXT NOT NULL DEFAULT '', totp_secret_enc BYTEA, active BOOLEAN NOT NULL DEFAULT TRUE,
+    created_ms BIGINT NOT NULL);
+CREATE TABLE user_roles (
+    user_id BIGINT NOT NULL REFERENCES users(id), role TEXT NOT NULL REFERENCES roles(name),
+    PRIMARY KEY (user_id, role));
+INSERT INTO roles (name, description) VALUES
+    ('admin', 'sites, hubs, keys, users'), ('integration', 'queues, dead letters, replay'),
+    ('clinic_staff', 'own site sessions and readings'), ('auditor', 'read the audit log');
+"""
+
+_V1_PG_ONLY = """
+CREATE FUNCTION mchub_ensure_readings_partition(month_start DATE) RETURNS void AS $$
+DECLARE
+    part TEXT := 'readings_' || to_char(month_start, 'YYYY_MM');
+    lo BIGINT := (extract(epoch FROM month_start::timestamp) * 1000)::bigint;
+    hi BIGINT := (extract(epoch FROM (month_start + interval '1 month')::timestamp) * 1000)::bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock(7311);
+    IF to_regclass(part) IS NULL THEN
+        EXECUTE format('CREATE TABLE %I PARTITION OF readings FOR VALUES FROM (%s) TO (%s)', part, lo, hi);
+    END IF;
+END $$ LANGUAGE plpgsql;
+"""
+
+#: (version, name, SQL for both dialects, PostgreSQL-only SQL)
+MIGRATIONS: list[tuple[int, str, str, str]] = [
+    (1, "initial schema", _V1, _V1_PG_ONLY),
+    (2, "ingest function", "", pg_ingest.FUNCTION),
+]
+
+_SQLITE_SUBS = [
+    (r"BIGSERIAL PRIMARY KEY", "INTEGER PRIMARY KEY AUTOINCREMENT"),
+    (r"\bBYTEA\b", "BLOB"), (r"\bUUID\b", "TEXT"), (r"\bBOOLEAN\b", "INTEGER"),
+    (r"DEFAULT FALSE", "DEFAULT 0"), (r"DEFAULT TRUE", "DEFAULT 1"),
+    (r"\) PARTITION BY RANGE \(at_ms\);", ");"),
+]
+
+
+def sqlite_sql(sql: str) -> str:
+    """Translate this module's PostgreSQL DDL to SQLite."""
+    for pattern, repl in _SQLITE_SUBS:
+        sql = re.sub(pattern, repl, sql)
+    return sql
+
+
+def _statements(sql: str) -> list[str]:
+    return [s.strip() for s in sql.split(";\n") if s.strip()]
+
+
+async def _applied(tx: Tx) -> set[int]:
+    await tx.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+                     "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms BIGINT NOT NULL)")
+    return {r["version"] for r in await tx.fetch("SELECT version FROM schema_migrations")}
+
+
+async def migrate(db: Database) -> list[str]:
+    """Apply pending migrations; returns the names applied (empty when up to date)."""
+    done: list[str] = []
+    for version, name, common, pg_only in MIGRATIONS:
+        async with db.transaction() as tx:
+            if tx.dialect == "postgres":
+                await tx.execute("SELECT pg_advisory_xact_lock(7310)")
+            if version in await _applied(tx):
+                continue
+            if tx.dialect == "postgres":
+                await tx.execute(common + pg_only)
+            else:
+                for stmt in _statements(sqlite_sql(common)):
+                    await tx.execute(stmt)
+            await tx.execute("INSERT INTO schema_migrations (version, name, applied_ms) VALUES ($1, $2, $3)",
+                             version, name, now_ms())
+            done.append(f"{version:04d} {name}")
+    return done
+
+
+def month_start(at_ms: int) -> dt.date:
+    """First day (UTC) of the month holding ``at_ms``."""
+    d = dt.datetime.fromtimestamp(at_ms / 1000, tz=dt.UTC)
+    return dt.date(d.year, d.month, 1)
+
+
+class PartitionCache:
+    """Remembers which monthly partitions of ``readings`` exist (PostgreSQL)."""
+
+    def __init__(self) -> None:
+        self._known: set[dt.date] = set()
+
+    async def ensure(self, db: Database, at_values: list[int]) -> None:
+        """Create missing month partitions for these reading times (outside the ingest transaction)."""
+        if db.dialect != "postgres" or not at_values:
+            return
+        lo, hi = month_start(min(at_values)), month_start(max(at_values))
+        if lo == hi and lo in self._known:  # the usual case: one batch, one known month
+            return
+        months = {month_start(a) for a in at_values} - self._known
+        for month in sorted(months):
+            async with db.transaction() as tx:
+                await tx.execute("SELECT mchub_ensure_readings_partition($1)", month)
+            self._known.add(month)

@@ -1,0 +1,186 @@
+"""Receiving one sealed batch: the checks of docs/protocol.md §3 in order, then the store.
+
+:class:`Ingestor` is transport-free: the HTTP endpoint and ``mchub cloud import`` both
+call :meth:`Ingestor.handle` with the batch bytes and send back the :class:`Answer`.
+
+Every refusal is counted (``mchub_rejects_total{reason}``) and written to the audit log
+with the hub id from the header (if it could be read). Duplicates and replays are answered
+200 with ack status 1, counted and audited inside the store transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+import msgspec
+
+from cloud import audit, metrics
+from cloud.crypto_at_rest import AtRest
+from cloud.db.engine import Database
+from cloud.db.migrations import PartitionCache
+from cloud.db.pg_ingest import store_batch_pg
+from cloud.errors import DatabaseError, DatabaseUnavailable
+from cloud.keystore import CloudKeys
+from cloud.registry import lookup_signer
+from cloud.sync_store import Outcome, store_batch
+from cloud.validate import InvalidRecord, validate
+from protocol.ack import Ack, AckStatus, batch_digest, sign_ack
+from protocol.envelope import BatchHeader, open_batch, parse_header
+from protocol.errors import EnvelopeError
+from protocol.ids import now_ms
+from protocol.model import Reading, Record
+
+log = logging.getLogger("mchub.cloud.ingest")
+ACK_TYPE = "application/vnd.mchub.ack"
+BATCH_TYPE = "application/vnd.mchub.batch"
+
+_STATUS = {"malformed": 400, "unsupported_version": 400, "unknown_suite": 400, "bad_body": 400,
+           "tampered_ciphertext": 400, "invalid_record": 400, "bad_signature": 401, "unknown_key": 401,
+           "wrong_recipient": 401, "revoked": 403, "unknown_hub": 403, "too_large": 413, "overloaded": 503,
+           "unavailable": 503, "internal": 500}
+
+
+@dataclass
+class Answer:
+    """What to send back: HTTP status, body, content type and extra headers."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    reason: str | None = None  #: reason code for refusals; None for 200 and 409
+    headers: dict[str, str] = field(default_factory=dict)
+    new_readings: int = 0
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class Limits:
+    """Per-worker limits (from [server])."""
+
+    max_batch_bytes: int = 32 << 20
+    max_inflight: int = 32
+    max_queue: int = 256
+    retry_after_s: int = 5
+
+
+class Ingestor:
+    """Checks, opens and stores batches for one worker process."""
+
+    def __init__(self, db: Database, keys: CloudKeys, limits: Limits | None = None) -> None:
+        self.db = db
+        self.keys = keys
+        self.limits = limits or Limits()
+        self.at_rest = AtRest(keys.at_rest, keys.blind_index)
+        self._slots = asyncio.Semaphore(self.limits.max_inflight)
+        self._waiting = 0
+        self._partitions = PartitionCache()
+        self._seen: set[tuple[str, str, str]] = set()  #: stations and devices known to be stored
+
+    def refusal(self, reason: str, message: str) -> Answer:
+        """A JSON refusal answer for ``reason``."""
+        body = msgspec.json.encode({"reason": reason, "message": message})
+        headers = {"Retry-After": str(self.limits.retry_after_s)} if reason in {"overloaded", "unavailable"} else {}
+        return Answer(_STATUS[reason], body, reason=reason, headers=headers)
+
+    def _ack(self, status: AckStatus, header: BatchHeader, data: bytes, through: int) -> bytes:
+        return sign_ack(Ack(status, header.hub_id, header.epoch, through, header.first_seq, header.last_seq,
+                            batch_digest(data), now_ms()), self.keys.signing)
+
+    async def handle(self, data: bytes, *, source: str = "http", peer: str = "") -> Answer:
+        """Answer one batch (never raises for bad input)."""
+        started = time.perf_counter()
+        if self._waiting >= self.limits.max_queue:
+            metrics.REJECTS.labels("overloaded").inc()
+            return self.refusal("overloaded", "the server is busy; retry after the given seconds")
+        self._waiting += 1
+        metrics.WAITING.inc()
+        try:
+            await self._slots.acquire()
+        finally:
+            self._waiting -= 1
+            metrics.WAITING.dec()
+        try:
+            with metrics.INFLIGHT.track_inprogress():
+                answer = await self._handle(data, source, peer)
+        finally:
+            self._slots.release()
+        metrics.LATENCY.observe(time.perf_counter() - started)
+        return answer
+
+    async def _handle(self, data: bytes, source: str, peer: str) -> Answer:
+        header: BatchHeader | None = None
+        try:
+            if len(data) > self.limits.max_batch_bytes:
+                raise _Refused("too_large", f"batch of {len(data)} bytes exceeds the limit of "
+                                            f"{self.limits.max_batch_bytes}; split it")
+            header = parse_header(data, self.limits.max_batch_bytes)
+            records = await self._open(data, header)
+            await self._partitions.ensure(self.db, [r.at for r in records if type(r) is Reading])
+            actor = f"hub:{header.hub_id}" if source == "http" else f"{source}:{header.hub_id}"
+            if self.db.dialect == "postgres":  # one round trip: the transaction runs inside the server
+                result = await store_batch_pg(self.db, header, records, self.at_rest, now_ms(), actor)
+            else:
+                async with self.db.transaction() as tx:
+                    result = await store_batch(tx, header, records, self.at_rest, now_ms(), actor, self._seen)
+        except (_Refused, EnvelopeError, InvalidRecord) as exc:
+            return await self._refuse(exc.reason, str(exc), header, source, peer)
+        except DatabaseUnavailable as exc:
+            log.warning("database unavailable while storing a batch: %s", exc)
+            metrics.REJECTS.labels("unavailable").inc()
+            return self.refusal("unavailable", "the database is unavailable; retry later")
+        except DatabaseError as exc:
+            log.error("database error while storing a batch from %s: %s", header and header.hub_id, exc)
+            metrics.REJECTS.labels("internal").inc()
+            return self.refusal("internal", "the server could not store the batch; it will be retried")
+        self._seen |= result.first_seen  # only after COMMIT: a rolled-back insert is retried next time
+        metrics.BATCHES.labels(result.outcome.value).inc()
+        if result.outcome is Outcome.GAP:
+            return Answer(409, self._ack(AckStatus.GAP, header, data, result.acked_through), ACK_TYPE)
+        metrics.RECORDS.inc(result.new_records)
+        metrics.READINGS.inc(result.new_readings)
+        status = AckStatus.STORED if result.outcome is Outcome.STORED else AckStatus.DUPLICATE
+        return Answer(200, self._ack(status, header, data, result.acked_through), ACK_TYPE,
+                      new_readings=result.new_readings)
+
+    async def _open(self, data: bytes, header: BatchHeader) -> list[Record]:
+        signer = await lookup_signer(self.db, header.hub_id, header.signer_key_id, now_ms())
+        if signer.hub_status is None:
+            raise _Refused("unknown_hub", f"hub {header.hub_id!r} is not enrolled")
+        if signer.hub_status != "active":
+            raise _Refused("revoked", f"hub {header.hub_id!r} is revoked; stop syncing and call the administrator")
+        if signer.public_key is None:
+            raise _Refused("unknown_key", f"key {header.signer_key_id.hex()} is not a valid key of hub "
+                                          f"{header.hub_id!r}; re-enroll or rotate the key")
+        _, records = open_batch(data, signer=signer.public_key, recipients=self.keys.recipients,
+                                max_body=self.limits.max_batch_bytes, max_plain=4 * self.limits.max_batch_bytes)
+        validate(records)
+        return records
+
+    async def _refuse(self, reason: str, message: str, header: BatchHeader | None, source: str,
+                      peer: str) -> Answer:
+        metrics.REJECTS.labels(reason).inc()
+        metrics.BATCHES.labels("refused").inc()
+        hub = header.hub_id if header else None
+        log.warning("batch refused: %s (%s) hub=%s source=%s peer=%s", reason, message, hub, source, peer,
+                    extra={"fields": {"event": "batch.refused", "reason": reason, "hub_id": hub, "source": source,
+                                      "peer": peer}})
+        detail: dict[str, object] = {"source": source, "peer": peer, "message": message[:300]}
+        if header is not None:
+            detail.update(epoch=header.epoch, first_seq=header.first_seq, last_seq=header.last_seq,
+                          signer_key_id=header.signer_key_id.hex())
+        try:
+            async with self.db.transaction() as tx:
+                await audit.write(tx, actor=f"{source}:{peer or hub or '?'}", action="batch.refused",
+                                  outcome="refused", hub_id=hub, reason=reason, detail=detail)
+        except DatabaseError as exc:
+            log.error("could not write the audit entry for a refused batch: %s", exc)
+        return self.refusal(reason, message)
+

@@ -1,0 +1,102 @@
+"""MQTT: hub presence and telemetry into the hub registry; signed commands to hubs.
+
+Topics and messages are defined in :mod:`protocol.commands` (no patient data on MQTT):
+
+* ``mchub/hubs/+/status`` (retained; the hub's last-will publishes ``{"online": false}``)
+  -> ``hubs.online``, ``last_seen_ms``, ``version``;
+* ``mchub/hubs/+/telemetry`` -> ``hubs.queue_depth``, ``last_seen_ms``, ``telemetry`` (JSON);
+* :func:`publish_command` signs a command with the cloud key and publishes it (QoS 1).
+
+Every worker may run the listener: the updates are idempotent. Messages from unknown hubs
+are ignored; malformed ones are logged with the hub id and dropped (they carry no data
+that could be lost: the next status or telemetry message replaces them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+import aiomqtt
+import msgspec
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from cloud import metrics
+from cloud.db.engine import Database
+from cloud.errors import CloudError
+from protocol.commands import CommandBody, CommandName, HubStatus, Telemetry, sign_command, topic
+from protocol.ids import now_ms, uuid7
+
+log = logging.getLogger("mchub.cloud.mqtt")
+
+
+class MqttError(CloudError):
+    """The broker could not be reached or refused a publish."""
+
+
+async def apply_message(db: Database, topic_name: str, payload: bytes) -> str | None:
+    """Apply one status/telemetry message to the registry; returns the hub id updated (or None)."""
+    parts = topic_name.split("/")
+    if len(parts) != 4 or parts[0] != "mchub" or parts[1] != "hubs":
+        return None
+    hub_id, leaf = parts[2], parts[3]
+    now = now_ms()
+    try:
+        async with db.transaction() as tx:
+            if leaf == "status":
+                st = msgspec.json.decode(payload, type=HubStatus)
+                n = await tx.execute("UPDATE hubs SET online = $1, last_seen_ms = $2, "
+                                     "version = CASE WHEN $3 = '' THEN version ELSE $4 END WHERE hub_id = $5",
+                                     st.online, now, st.version, st.version, hub_id)
+            elif leaf == "telemetry":
+                tm = msgspec.json.decode(payload, type=Telemetry)
+                n = await tx.execute("UPDATE hubs SET online = $1, last_seen_ms = $2, queue_depth = $3, "
+                                     "telemetry = $4 WHERE hub_id = $5",
+                                     True, now, tm.queue_depth, payload.decode(), hub_id)
+            else:
+                return None
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+        log.warning("hub %s sent a malformed %s message: %s", hub_id, leaf, exc)
+        return None
+    metrics.MQTT_MESSAGES.labels(leaf).inc()
+    return hub_id if n else None
+
+
+async def run_listener(db: Database, host: str, port: int, stop: asyncio.Event) -> None:
+    """Subscribe to hub status and telemetry until ``stop``; reconnects with backoff."""
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            async with aiomqtt.Client(host, port, identifier=f"mchub-cloud-{os.getpid()}") as client:
+                await client.subscribe("mchub/hubs/+/status", qos=1)
+                await client.subscribe("mchub/hubs/+/telemetry", qos=0)
+                log.info("listening for hub status on mqtt://%s:%d", host, port)
+                delay = 1.0
+                async for message in client.messages:
+                    payload = message.payload if isinstance(message.payload, bytes) else b""
+                    try:
+                        await apply_message(db, message.topic.value, payload)
+                    except CloudError as exc:
+                        log.warning("could not record hub status from %s: %s", message.topic.value, exc)
+        except aiomqtt.MqttError as exc:
+            log.warning("MQTT broker %s:%d unavailable (%s); retrying in %.0f s", host, port, exc, delay)
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except TimeoutError:
+                delay = min(delay * 2, 60.0)
+
+
+async def publish_command(host: str, port: int, key: ed25519.Ed25519PrivateKey, hub_id: str,
+                          name: CommandName, args: dict[str, str] | None = None,
+                          ttl_s: int = 3600) -> CommandBody:
+    """Sign and publish a command to one hub (QoS 1); returns what was sent."""
+    issued = now_ms()
+    body = CommandBody(id=uuid7(issued), hub_id=hub_id, name=name, issued_ms=issued,
+                       expires_ms=issued + ttl_s * 1000, args=args or {})
+    try:
+        async with aiomqtt.Client(host, port, identifier=f"mchub-cloud-cmd-{os.getpid()}") as client:
+            await client.publish(topic(hub_id, "commands"), sign_command(body, key), qos=1)
+    except aiomqtt.MqttError as exc:
+        raise MqttError(f"could not publish the command to {host}:{port}: {exc}") from exc
+    return body

@@ -1,0 +1,57 @@
+"""Hand-carried export files: sealed batches written to a USB stick when a hub has no network.
+
+Layout (docs/protocol.md §7), all integers big-endian::
+
+    off  len  field
+      0    4  magic "MCHX"
+      4    1  version (1)
+      5    3  reserved (0)
+      8    …  entries: u32 length, then that many bytes of one sealed batch (§3), repeated
+
+The batches are exactly what the hub would have POSTed, so the cloud imports them through
+the same checks and the same transaction; importing a file twice is harmless.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator
+
+from protocol.errors import ProtocolError
+
+MAGIC = b"MCHX"
+VERSION = 1
+_HEAD = MAGIC + bytes([VERSION, 0, 0, 0])
+MAX_ENTRY = 64 << 20
+
+
+class ExportFormatError(ProtocolError):
+    """An export file is not in the format above."""
+
+
+def write_export(batches: Iterable[bytes]) -> bytes:
+    """The bytes of an export file holding ``batches`` in order."""
+    parts = [_HEAD]
+    for b in batches:
+        parts.append(struct.pack(">I", len(b)))
+        parts.append(b)
+    return b"".join(parts)
+
+
+def read_export(data: bytes, max_entry: int = MAX_ENTRY) -> Iterator[bytes]:
+    """Yield the sealed batches of an export file; raises ExportFormatError on damage."""
+    if data[:4] != MAGIC:
+        raise ExportFormatError("not an mchub export file (bad magic)")
+    if len(data) < 8 or data[4] != VERSION:
+        raise ExportFormatError(f"export file version {data[4] if len(data) > 4 else '?'} is not supported")
+    pos = 8
+    while pos < len(data):
+        if pos + 4 > len(data):
+            raise ExportFormatError(f"export file truncated at byte {pos} (inside a length field)")
+        (n,) = struct.unpack_from(">I", data, pos)
+        if n > max_entry:
+            raise ExportFormatError(f"entry at byte {pos} claims {n} bytes, more than the limit {max_entry}")
+        if pos + 4 + n > len(data):
+            raise ExportFormatError(f"export file truncated at byte {pos}: entry of {n} bytes is incomplete")
+        yield data[pos + 4:pos + 4 + n]
+        pos += 4 + n

@@ -1,0 +1,43 @@
+"""The fleet simulator: valid synthetic ID numbers, realistic visits, `mchub sim fleet` end to end."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from firmware_sim.fleet import percentile, random_national_id
+from protocol import idnum
+from protocol.model import Reading, SessionClosed, SessionOpened
+from tests.cloud.support import hub, make_cloud, worker_process
+from tests.support.services import free_port
+
+
+def test_synthetic_ids_are_valid_and_visits_are_consecutive_records() -> None:
+    from cloud.keystore import init_keys  # only to have real cloud keys to seal to
+
+    rng = random.Random(1)
+    assert all(idnum.is_valid(random_national_id(rng)) for _ in range(200))
+    import tempfile
+
+    h = hub(init_keys(Path(tempfile.mkdtemp()) / "k"), "F1")
+    visit = h.add_visit()
+    assert [r.seq for r in visit] == list(range(1, 7))
+    assert isinstance(visit[0], SessionOpened) and isinstance(visit[-1], SessionClosed)
+    assert {r.kind for r in visit if isinstance(r, Reading)} >= {"blood_pressure", "height_weight", "temperature"}
+    assert percentile([5, 1, 3, 2, 4], 0.5) == 3 and percentile([], 0.99) == 0.0
+
+
+@pytest.mark.postgres
+def test_mchub_sim_fleet_against_a_cloud_worker(pg_dsn: str, tmp_path: Path) -> None:
+    cfg, _ = make_cloud(tmp_path / "cloud", pg_dsn)
+    port = free_port()
+    with worker_process(cfg, port, tmp_path / "serve.log"):
+        r = subprocess.run([sys.executable, "-m", "mchub", "sim", "fleet", "--url", f"http://127.0.0.1:{port}",
+                            "--admin-token-file", str(cfg.admin_token_file), "--hubs", "5", "--interval", "0.5",
+                            "--duration", "1"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "5 hubs" in r.stdout and "HTTP {200:" in r.stdout and "p99" in r.stdout

@@ -20,7 +20,7 @@ from firmware_sim.faults import FaultPlan, SimFrame
 from firmware_sim.idcard_sim import CardVisit, IdCardReaderSim, answer
 from firmware_sim.patients import make_patient
 from firmware_sim.serial_host import PtyEndpoint, serve
-from tests.drivers.test_serial_conformance import RecordingSink
+from tests.conformance.serial_scenarios import RecordingSink
 
 
 async def run_until(driver: IdCardReader, sim: Any, link: PtyEndpoint, done: Callable[[RecordingSink], bool]

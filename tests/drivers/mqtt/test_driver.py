@@ -1,4 +1,4 @@
-"""The MQTT driver's link handling (the message flow is in tests/conformance/test_fieldbus.py)."""
+"""The MQTT driver's link handling (the message flow is in tests/conformance/fieldbus_scenarios.py)."""
 
 from __future__ import annotations
 

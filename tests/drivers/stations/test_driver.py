@@ -20,7 +20,7 @@ from firmware_sim.faults import FaultPlan
 from firmware_sim.patients import make_patient
 from firmware_sim.serial_host import TcpEndpoint, serve
 from firmware_sim.station_sim import StationSim, Visit
-from tests.drivers.test_serial_conformance import RecordingSink
+from tests.conformance.serial_scenarios import RecordingSink
 
 
 def reading(weight: float) -> Measurement:

@@ -1,0 +1,233 @@
+"""The ledger: turns incoming events into seq-numbered records inside one SQLite transaction.
+
+Synchronous code, run only by the writer thread (:mod:`edge.store.writer`), which owns
+the single write connection. :meth:`Ledger.commit` takes a group of inputs, assigns
+consecutive seqs, writes records, session and subject rows and the next seq, and commits
+once (one fsync for the whole group).
+
+A reading whose device gave its own clock and raw frame is stored at most once: a device
+that resends after a lost acknowledgement (crash between commit and ack) gets the seq of
+the stored copy back instead of a second record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from drivers.base import Measurement
+from edge.crashpoints import crashpoint
+from edge.sessions import OpenSession, SessionManager
+from protocol import idnum
+from protocol.ids import reading_uid
+from protocol.model import Reading, ReadingBound, Record, SessionClosed, SessionOpened, Subject
+
+TYPE = {Reading: 0, SessionOpened: 1, SessionClosed: 2, ReadingBound: 3}
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(Record).decode
+
+
+@dataclass(slots=True)
+class ReadingIn:
+    """A measurement from a device of a station."""
+
+    station_id: str
+    device_id: str
+    m: Measurement
+
+
+@dataclass(slots=True)
+class IdentifyIn:
+    """An ID card, QR code or staff entry at a station (opens a session)."""
+
+    station_id: str
+    subject: Subject
+    pregnant_weeks: int | None = None
+    actor: str = "device"
+
+
+@dataclass(slots=True)
+class CloseIn:
+    """Close the station's open session (finished, staff)."""
+
+    station_id: str
+    reason: str = "finished"
+
+
+@dataclass(slots=True)
+class BindIn:
+    """Staff binds an unbound reading to a session."""
+
+    reading_uid: str
+    session_id: str
+    by: str
+
+
+@dataclass(slots=True)
+class TickIn:
+    """Close sessions whose window has passed."""
+
+
+@dataclass(slots=True)
+class CallIn:
+    """Any other write (store an ack, prune, audit, frame error), in its own transaction."""
+
+    fn: Callable[[sqlite3.Connection], Any]
+
+
+Item = ReadingIn | IdentifyIn | CloseIn | BindIn | TickIn | CallIn
+
+
+class InputRejected(ValueError):
+    """One input of a group could not be applied (the rest of the group is unaffected)."""
+
+
+def dedup_key(device_id: str, m: Measurement) -> str | None:
+    """Key that identifies a resent copy of the same device record, when the device gives enough."""
+    if not m.device_time or not m.raw:
+        return None
+    return f"{device_id}|{m.device_time}|{hashlib.blake2b(m.raw, digest_size=8).hexdigest()}"
+
+
+def encode_body(record: Record) -> bytes:
+    """Stored form of a record (msgpack)."""
+    return _encode(record)
+
+
+def decode_body(body: bytes) -> Record:
+    """Inverse of :func:`encode_body`."""
+    return _decode(body)
+
+
+def subject_aad(seq: int) -> bytes:
+    """Associated data binding an encrypted body to its seq (a body moved to another row fails)."""
+    return b"mchub/record/%d" % seq
+
+
+class Ledger:
+    """Seq assignment and record storage on the write connection."""
+
+    def __init__(self, conn: sqlite3.Connection, sessions: SessionManager,
+                 encrypt: Callable[[bytes, bytes], bytes], clock: Callable[[], int] | None = None) -> None:
+        self.conn = conn
+        self.sessions = sessions
+        self.encrypt = encrypt
+        self.clock = clock or (lambda: time.time_ns() // 1_000_000)
+        self._load()
+
+    def _load(self) -> None:
+        self.hub_id, self.epoch, self.next_seq = self.conn.execute(
+            "SELECT hub_id, epoch, next_seq FROM sync_state WHERE id = 1").fetchone()
+        self.sessions.open.clear()
+        for row in self.conn.execute("SELECT session_id, station_id, opened_at, last_at, pregnant_weeks, height_cm, "
+                                     "weight_kg FROM sessions WHERE closed_at IS NULL"):
+            self.sessions.open[row[1]] = OpenSession(*row)
+
+    def commit(self, items: list[Item]) -> list[Any]:
+        """Apply a group in one transaction; returns one result (or InputRejected) per input."""
+        now = self.clock()
+        rows: list[tuple[Any, ...]] = []
+        results: list[Any] = []
+        batch_keys: dict[str, int] = {}
+        touched: dict[str, OpenSession] = {}
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            for item in items:
+                if isinstance(item, ReadingIn):
+                    key = dedup_key(item.device_id, item.m)
+                    if key is not None:
+                        old = batch_keys.get(key)
+                        if old is None:
+                            hit = c.execute("SELECT seq FROM records WHERE dedup = ?", (key,)).fetchone()
+                            old = hit[0] if hit else None
+                        if old is not None:
+                            results.append(old)
+                            continue
+                    recs = self.sessions.reading(item.station_id, item.device_id, item.m, now)
+                    seq = self._add(recs, rows, key)
+                    if key is not None:
+                        batch_keys[key] = seq
+                    s = self.sessions.open.get(item.station_id)
+                    if s is not None:
+                        touched[s.session_id] = s
+                    results.append(seq)
+                elif isinstance(item, IdentifyIn):
+                    recs = self.sessions.identify(item.station_id, item.subject, now, item.pregnant_weeks)
+                    self._add(recs, rows)
+                    results.append(recs[-1].session_id)  # type: ignore[union-attr]
+                elif isinstance(item, CloseIn):
+                    recs = self.sessions.close_station(item.station_id, item.reason, now)
+                    self._add(recs, rows)
+                    results.append(len(recs))
+                elif isinstance(item, BindIn):
+                    results.append(self._bind(item, rows, now))
+                elif isinstance(item, TickIn):
+                    self._add(self.sessions.expire(now), rows)
+                    results.append(None)
+            if rows:
+                c.executemany("INSERT INTO records (seq, type, at, station_id, device_id, session_id, uid, dedup, "
+                              "enc, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                c.execute("UPDATE sync_state SET next_seq = ? WHERE id = 1", (self.next_seq,))
+            if touched:
+                c.executemany("UPDATE sessions SET last_at = ?, height_cm = ?, weight_kg = ? WHERE session_id = ?",
+                              [(s.last_at, s.height_cm, s.weight_kg, s.session_id) for s in touched.values()])
+            crashpoint("inside_commit")
+            c.execute("COMMIT")
+        except BaseException:
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            self._load()
+            raise
+        return results
+
+    def _add(self, recs: list[Record], rows: list[tuple[Any, ...]], key: str | None = None) -> int:
+        seq = 0
+        for r in recs:
+            seq = self.next_seq
+            self.next_seq += 1
+            if isinstance(r, Reading):
+                rows.append((seq, 0, r.at, r.station_id, r.device_id, r.session_id,
+                             reading_uid(self.hub_id, self.epoch, seq, r.at), key, 0, encode_body(r)))
+            elif isinstance(r, SessionOpened):
+                rows.append((seq, 1, r.at, r.station_id, None, r.session_id, None, None, 1,
+                             self.encrypt(encode_body(r), subject_aad(seq))))
+                self._open_session_rows(r)
+            elif isinstance(r, SessionClosed):
+                rows.append((seq, 2, r.at, None, None, r.session_id, None, None, 0, encode_body(r)))
+                self.conn.execute("UPDATE sessions SET closed_at = ?, close_reason = ? WHERE session_id = ?",
+                                  (r.at, r.reason, r.session_id))
+            else:
+                rows.append((seq, 3, r.at, None, None, r.session_id, None, None, 0, encode_body(r)))
+        return seq
+
+    def _open_session_rows(self, r: SessionOpened) -> None:
+        subj = r.subject
+        cur = self.conn.execute(
+            "INSERT INTO subjects (id_masked, name_masked, sex, sealed) VALUES (?, ?, ?, ?)",
+            (idnum.mask(subj.national_id) if subj.national_id else None, idnum.mask_name(subj.name), subj.sex,
+             self.encrypt(encode_body(r), b"mchub/subject/" + r.session_id.encode())))
+        self.conn.execute("INSERT INTO sessions (session_id, station_id, opened_at, last_at, source, pregnant_weeks, "
+                          "subject_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          (r.session_id, r.station_id, r.at, r.at, subj.source, r.pregnant_weeks, cur.lastrowid))
+
+    def _bind(self, item: BindIn, rows: list[tuple[Any, ...]], now: int) -> Any:
+        c = self.conn
+        hit = c.execute("SELECT session_id FROM records WHERE uid = ? AND type = 0", (item.reading_uid,)).fetchone()
+        if hit is None:
+            return InputRejected(f"no reading with uid {item.reading_uid} is kept on this hub")
+        if hit[0] is not None:
+            return InputRejected(f"reading {item.reading_uid} is already bound to session {hit[0]}")
+        if c.execute("SELECT 1 FROM sessions WHERE session_id = ?", (item.session_id,)).fetchone() is None:
+            return InputRejected(f"no session {item.session_id} on this hub")
+        seq = self._add([self.sessions.bind(item.reading_uid, item.session_id, item.by, now)], rows)
+        c.execute("UPDATE records SET session_id = ? WHERE uid = ? AND type = 0", (item.session_id, item.reading_uid))
+        c.execute("INSERT INTO audit (at, kind, actor, detail) VALUES (?, 'bind', ?, ?)",
+                  (now, item.by, f"reading {item.reading_uid} bound to session {item.session_id} (seq {seq})"))
+        return seq

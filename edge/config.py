@@ -81,6 +81,7 @@ class SyncConfig:
     timeout_s: float = 30.0
     retention_days: float = 30.0
     max_backoff_s: float = 300.0
+    prune_interval_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,7 @@ def load(path: str | Path, driver_kinds: Callable[[tuple[str, ...]], Mapping[str
         timeout_s=float(s.number("timeout_s", 30.0, 1, 600)),
         retention_days=float(s.number("retention_days", 30.0, 0, 3650)),
         max_backoff_s=float(s.number("max_backoff_s", 300.0, 0.1, 86_400)),
+        prune_interval_s=float(s.number("prune_interval_s", 60.0, 0, 86_400)),
     )
     s.check_unknown()
 

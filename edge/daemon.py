@@ -41,11 +41,9 @@ log = logging.getLogger("edge.hub")
 class Hub:
     """One running hub. ``await start()`` ... ``await stop()``, or ``await run()`` until a signal."""
 
-    def __init__(self, cfg: HubConfig, clock: Callable[[], int] | None = None,
-                 prune_interval_s: float = 60.0, tick_s: float = 5.0) -> None:
+    def __init__(self, cfg: HubConfig, clock: Callable[[], int] | None = None, tick_s: float = 5.0) -> None:
         self.cfg = cfg
         self.clock = clock
-        self.prune_interval_s = prune_interval_s
         self.tick_s = tick_s
         self.version = __version__
         self.quarantine: Quarantine | None = None
@@ -74,7 +72,7 @@ class Hub:
                  st["hub_id"], st["epoch"], st["next_seq"], st["acked_through"], len(cfg.devices()))
         if cfg.sync.url:
             self.sync = SyncClient(cfg.sync, self.identity, self.reader, self.writer,
-                                   lambda: identity_mod.load(cfg.identity_dir), self.prune_interval_s)
+                                   lambda: identity_mod.load(cfg.identity_dir), cfg.sync.prune_interval_s)
             self.writer.listeners.append(self.sync.wake)
             self._spawn(self.sync.run(), "sync")
         else:

@@ -37,6 +37,7 @@ from protocol.ids import now_ms
 
 log = logging.getLogger("edge.sync")
 BATCH_TYPE = "application/vnd.mchub.batch"
+DEDUP_WINDOW_MS = 7 * 86_400_000  #: how long a device's resend is recognised, at least
 
 
 class SyncClient:
@@ -217,6 +218,7 @@ class SyncClient:
             crashpoint("during_prune")
             if n < 2000:
                 break
+        await self.writer.call(q.prune_seen(now_ms() - max(DEDUP_WINDOW_MS, int(self.cfg.retention_days * 86_400_000))))
         if total:
             log.info("pruned %d synced records older than the retention period", total)
 

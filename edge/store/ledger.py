@@ -135,6 +135,7 @@ class Ledger:
         rows: list[tuple[Any, ...]] = []
         results: list[Any] = []
         batch_keys: dict[str, int] = {}
+        seen: list[tuple[str, int, int]] = []
         touched: dict[str, OpenSession] = {}
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
@@ -145,15 +146,16 @@ class Ledger:
                     if key is not None:
                         old = batch_keys.get(key)
                         if old is None:
-                            hit = c.execute("SELECT seq FROM records WHERE dedup = ?", (key,)).fetchone()
+                            hit = c.execute("SELECT seq FROM seen WHERE key = ?", (key,)).fetchone()
                             old = hit[0] if hit else None
                         if old is not None:
                             results.append(old)
                             continue
                     recs = self.sessions.reading(item.station_id, item.device_id, item.m, now)
-                    seq = self._add(recs, rows, key)
+                    seq = self._add(recs, rows)
                     if key is not None:
                         batch_keys[key] = seq
+                        seen.append((key, seq, now))
                     s = self.sessions.open.get(item.station_id)
                     if s is not None:
                         touched[s.session_id] = s
@@ -172,8 +174,10 @@ class Ledger:
                     self._add(self.sessions.expire(now), rows)
                     results.append(None)
             if rows:
-                c.executemany("INSERT INTO records (seq, type, at, station_id, device_id, session_id, uid, dedup, "
-                              "enc, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                c.executemany("INSERT INTO records (seq, type, at, station_id, device_id, session_id, uid, enc, "
+                              "body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                if seen:
+                    c.executemany("INSERT INTO seen (key, seq, at) VALUES (?, ?, ?)", seen)
                 c.execute("UPDATE sync_state SET next_seq = ? WHERE id = 1", (self.next_seq,))
             if touched:
                 c.executemany("UPDATE sessions SET last_at = ?, height_cm = ?, weight_kg = ? WHERE session_id = ?",
@@ -187,24 +191,24 @@ class Ledger:
             raise
         return results
 
-    def _add(self, recs: list[Record], rows: list[tuple[Any, ...]], key: str | None = None) -> int:
+    def _add(self, recs: list[Record], rows: list[tuple[Any, ...]]) -> int:
         seq = 0
         for r in recs:
             seq = self.next_seq
             self.next_seq += 1
             if isinstance(r, Reading):
                 rows.append((seq, 0, r.at, r.station_id, r.device_id, r.session_id,
-                             reading_uid(self.hub_id, self.epoch, seq, r.at), key, 0, encode_body(r)))
+                             reading_uid(self.hub_id, self.epoch, seq, r.at), 0, encode_body(r)))
             elif isinstance(r, SessionOpened):
-                rows.append((seq, 1, r.at, r.station_id, None, r.session_id, None, None, 1,
+                rows.append((seq, 1, r.at, r.station_id, None, r.session_id, None, 1,
                              self.encrypt(encode_body(r), subject_aad(seq))))
                 self._open_session_rows(r)
             elif isinstance(r, SessionClosed):
-                rows.append((seq, 2, r.at, None, None, r.session_id, None, None, 0, encode_body(r)))
+                rows.append((seq, 2, r.at, None, None, r.session_id, None, 0, encode_body(r)))
                 self.conn.execute("UPDATE sessions SET closed_at = ?, close_reason = ? WHERE session_id = ?",
                                   (r.at, r.reason, r.session_id))
             else:
-                rows.append((seq, 3, r.at, None, None, r.session_id, None, None, 0, encode_body(r)))
+                rows.append((seq, 3, r.at, None, None, r.session_id, None, 0, encode_body(r)))
         return seq
 
     def _open_session_rows(self, r: SessionOpened) -> None:

@@ -141,6 +141,13 @@ def prune_chunk(before_ms: int, limit: int) -> Callable[[sqlite3.Connection], in
     return run
 
 
+def prune_seen(before_ms: int) -> Callable[[sqlite3.Connection], int]:
+    """Forget device-resend keys older than ``before_ms``."""
+    def run(c: sqlite3.Connection) -> int:
+        return c.execute("DELETE FROM seen WHERE at < ?", (before_ms,)).rowcount
+    return run
+
+
 def audit(kind: str, actor: str, detail: str, at_ms: int) -> Callable[[sqlite3.Connection], None]:
     """Append an audit event."""
     def run(c: sqlite3.Connection) -> None:

@@ -11,6 +11,9 @@ Tables (one stream, a few side tables):
 * ``sync_state`` one row: hub id, epoch, next seq, acked-through, the last signed ack.
 * ``audit``      what happened that a person may ask about later (binds, commands,
                  quarantine, disk alarms).
+* ``seen``       device records already stored (device id, device time, frame digest), so
+                 a device that resends after a lost acknowledgement is not stored twice;
+                 kept longer than the records themselves.
 * ``commands``   ids of executed cloud commands (idempotence).
 * ``frame_errors`` rejected device frames, kept for inspection.
 
@@ -25,22 +28,22 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import sqlite_utils
+from typing import Any
 
 from edge.errors import StoreError
 
 log = logging.getLogger("edge.store")
 
 
-def _v1(db: sqlite_utils.Database) -> None:
+def _v1(db: Any) -> None:
     db["sync_state"].create({"id": int, "hub_id": str, "epoch": int, "next_seq": int, "acked_through": int,
                              "last_ack": bytes, "last_ack_ms": int, "last_error": str, "last_error_ms": int,
                              "created_ms": int}, pk="id", not_null={"epoch", "next_seq", "acked_through"})
     db["records"].create({"seq": int, "type": int, "at": int, "station_id": str, "device_id": str,
-                          "session_id": str, "uid": str, "dedup": str, "enc": int, "body": bytes},
+                          "session_id": str, "uid": str, "enc": int, "body": bytes},
                          pk="seq", not_null={"type", "at", "body"}, defaults={"enc": 0})
-    db["records"].create_index(["dedup"], unique=True)
+    db.execute("CREATE TABLE seen (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID")
+    db["seen"].create_index(["at"])
     db["records"].create_index(["uid"])
     db["records"].create_index(["at"])
     db["sessions"].create({"session_id": str, "station_id": str, "opened_at": int, "last_at": int,
@@ -60,6 +63,10 @@ MIGRATIONS = [_v1]
 def migrate(conn: sqlite3.Connection) -> int:
     """Apply the migrations this database has not seen; returns the schema version."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version >= len(MIGRATIONS):
+        return version
+    import sqlite_utils  # only when there is something to migrate: it takes a while to import on a Pi
+
     db = sqlite_utils.Database(conn)
     for number, step in enumerate(MIGRATIONS, start=1):
         if number > version:

@@ -18,8 +18,8 @@ def device_config(port: int) -> str:
             f'address = "127.0.0.1"\nport = {port}\n')
 
 
-async def wait_until(pred, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(timeout / 0.02)):
+async def wait_until(pred, seconds: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(int(seconds / 0.02)):
         if pred():
             return
         await asyncio.sleep(0.02)

@@ -27,7 +27,8 @@ async def test_a_week_offline_then_everything_arrives_once_in_order(hub_dir: Pat
             for _patient in range(20):  # 20 patients a day, 10 readings each (one burst)
                 await hub.writer.submit(IdentifyIn("room-1", Subject(national_id="11010519491231002X", name="王芳")))
                 now[0] += 60_000
-                await asyncio.gather(*(hub.writer.submit(ReadingIn("room-1", "dev-1", bp(n + i))) for i in range(1, 11)))
+                burst = [ReadingIn("room-1", "dev-1", bp(n + i)) for i in range(1, 11)]
+                await asyncio.gather(*(hub.writer.submit(r) for r in burst))
                 n += 10
                 now[0] += 30 * 60_000
                 await hub.writer.submit(TickIn())  # the idle session times out

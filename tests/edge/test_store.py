@@ -66,7 +66,7 @@ async def test_id_numbers_are_encrypted_at_rest_and_masked_for_screens(tmp_path:
         await writer.submit(BindIn(unbound["uid"], session, "nurse-wang"))  # already bound
     await writer.stop()
     assert uid == [] and reader.unbound() == []
-    raw = b"".join(p.read_bytes() for p in tmp_path.glob("hub.db*"))
+    raw = b"".join(p.read_bytes() for p in sorted(tmp_path.glob("hub.db*")))  # noqa: ASYNC240
     assert NID.encode() not in raw and "张三丰".encode() not in raw
     [s] = reader.sessions_since(0)
     assert s["id_masked"] == "1101**********002X" and s["name_masked"] == "张**" and s["readings"] == 1
@@ -77,7 +77,7 @@ async def test_id_numbers_are_encrypted_at_rest_and_masked_for_screens(tmp_path:
 
 async def test_disk_nearly_full_holds_readings_until_space_returns(tmp_path: Path) -> None:
     free = [10]  # bytes: below the 100-byte minimum
-    writer, reader, _ = make(tmp_path, usage=lambda _p: free[0])
+    writer, _reader, _ = make(tmp_path, usage=lambda _p: free[0])
     writer.guard.check(force=True)
     writer.start()
     pending = asyncio.ensure_future(writer.submit(ReadingIn("room-1", "d", bp(1))))

@@ -105,6 +105,14 @@ def decode_body(body: bytes) -> Record:
     return _decode(body)
 
 
+def uid_time_ms(uid: str) -> int | None:
+    """The unix-ms timestamp of a UUIDv7 string (None when it is not one)."""
+    try:
+        return int(uid.replace("-", "")[:12], 16)
+    except ValueError:
+        return None
+
+
 def subject_aad(seq: int) -> bytes:
     """Associated data binding an encrypted body to its seq (a body moved to another row fails)."""
     return b"mchub/record/%d" % seq
@@ -140,14 +148,12 @@ class Ledger:
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
-            for item in items:
+            keys = [dedup_key(i.device_id, i.m) if isinstance(i, ReadingIn) else None for i in items]
+            known = self._known_keys(keys)
+            for item, key in zip(items, keys, strict=True):
                 if isinstance(item, ReadingIn):
-                    key = dedup_key(item.device_id, item.m)
                     if key is not None:
-                        old = batch_keys.get(key)
-                        if old is None:
-                            hit = c.execute("SELECT seq FROM seen WHERE key = ?", (key,)).fetchone()
-                            old = hit[0] if hit else None
+                        old = batch_keys.get(key) or known.get(key)
                         if old is not None:
                             results.append(old)
                             continue
@@ -174,8 +180,8 @@ class Ledger:
                     self._add(self.sessions.expire(now), rows)
                     results.append(None)
             if rows:
-                c.executemany("INSERT INTO records (seq, type, at, station_id, device_id, session_id, uid, enc, "
-                              "body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                c.executemany("INSERT INTO records (seq, type, at, station_id, device_id, session_id, enc, body) "
+                              "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
                 if seen:
                     c.executemany("INSERT INTO seen (key, seq, at) VALUES (?, ?, ?)", seen)
                 c.execute("UPDATE sync_state SET next_seq = ? WHERE id = 1", (self.next_seq,))
@@ -191,24 +197,33 @@ class Ledger:
             raise
         return results
 
+    def _known_keys(self, keys: list[str | None]) -> dict[str, int]:
+        """Which of these resend keys are already stored (one query per 500 keys)."""
+        wanted = [k for k in keys if k is not None]
+        found: dict[str, int] = {}
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(self.conn.execute(f"SELECT key, seq FROM seen WHERE key IN ({marks})", chunk))  # noqa: S608
+        return found
+
     def _add(self, recs: list[Record], rows: list[tuple[Any, ...]]) -> int:
         seq = 0
         for r in recs:
             seq = self.next_seq
             self.next_seq += 1
             if isinstance(r, Reading):
-                rows.append((seq, 0, r.at, r.station_id, r.device_id, r.session_id,
-                             reading_uid(self.hub_id, self.epoch, seq, r.at), 0, encode_body(r)))
+                rows.append((seq, 0, r.at, r.station_id, r.device_id, r.session_id, 0, encode_body(r)))
             elif isinstance(r, SessionOpened):
-                rows.append((seq, 1, r.at, r.station_id, None, r.session_id, None, 1,
+                rows.append((seq, 1, r.at, r.station_id, None, r.session_id, 1,
                              self.encrypt(encode_body(r), subject_aad(seq))))
                 self._open_session_rows(r)
             elif isinstance(r, SessionClosed):
-                rows.append((seq, 2, r.at, None, None, r.session_id, None, 0, encode_body(r)))
+                rows.append((seq, 2, r.at, None, None, r.session_id, 0, encode_body(r)))
                 self.conn.execute("UPDATE sessions SET closed_at = ?, close_reason = ? WHERE session_id = ?",
                                   (r.at, r.reason, r.session_id))
             else:
-                rows.append((seq, 3, r.at, None, None, r.session_id, None, 0, encode_body(r)))
+                rows.append((seq, 3, r.at, None, None, r.session_id, 0, encode_body(r)))
         return seq
 
     def _open_session_rows(self, r: SessionOpened) -> None:
@@ -221,17 +236,29 @@ class Ledger:
                           "subject_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
                           (r.session_id, r.station_id, r.at, r.at, subj.source, r.pregnant_weeks, cur.lastrowid))
 
+    def find_reading(self, uid: str) -> tuple[int, str | None] | None:
+        """(seq, session id) of the reading with this uid. The uid's timestamp is the reading's
+        time, so only readings of that millisecond are candidates (uids are not stored)."""
+        at = uid_time_ms(uid)
+        if at is None:
+            return None
+        for seq, session in self.conn.execute("SELECT seq, session_id FROM records WHERE at = ? AND type = 0", (at,)):
+            if reading_uid(self.hub_id, self.epoch, seq, at) == uid:
+                return seq, session
+        return None
+
     def _bind(self, item: BindIn, rows: list[tuple[Any, ...]], now: int) -> Any:
         c = self.conn
-        hit = c.execute("SELECT session_id FROM records WHERE uid = ? AND type = 0", (item.reading_uid,)).fetchone()
-        if hit is None:
+        found = self.find_reading(item.reading_uid)
+        if found is None:
             return InputRejected(f"no reading with uid {item.reading_uid} is kept on this hub")
-        if hit[0] is not None:
-            return InputRejected(f"reading {item.reading_uid} is already bound to session {hit[0]}")
+        reading_seq, bound_to = found
+        if bound_to is not None:
+            return InputRejected(f"reading {item.reading_uid} is already bound to session {bound_to}")
         if c.execute("SELECT 1 FROM sessions WHERE session_id = ?", (item.session_id,)).fetchone() is None:
             return InputRejected(f"no session {item.session_id} on this hub")
         seq = self._add([self.sessions.bind(item.reading_uid, item.session_id, item.by, now)], rows)
-        c.execute("UPDATE records SET session_id = ? WHERE uid = ? AND type = 0", (item.session_id, item.reading_uid))
+        c.execute("UPDATE records SET session_id = ? WHERE seq = ?", (item.session_id, reading_seq))
         c.execute("INSERT INTO audit (at, kind, actor, detail) VALUES (?, 'bind', ?, ?)",
                   (now, item.by, f"reading {item.reading_uid} bound to session {item.session_id} (seq {seq})"))
         return seq

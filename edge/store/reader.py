@@ -84,10 +84,12 @@ class Reader:
 
     def unbound(self, limit: int = 200) -> list[dict[str, Any]]:
         """Readings not bound to any session, newest first (what staff may bind by hand)."""
-        rows = self._all("SELECT seq, uid, at, station_id, device_id, body FROM records "
+        rows = self._all("SELECT seq, at, station_id, device_id, body FROM records "
                          "WHERE type = 0 AND session_id IS NULL ORDER BY seq DESC LIMIT ?", (limit,))
+        st = self.state()
         out = []
-        for seq, uid, at, station, device, body in rows:
+        for seq, at, station, device, body in rows:
+            uid = reading_uid(st["hub_id"], st["epoch"], seq, at)
             rec = decode_body(body)
             obs = [{"code": o.code, "value": o.value, "unit": o.unit, "flag": o.flag}
                    for o in getattr(rec, "observations", ())]

@@ -40,11 +40,9 @@ def _v1(db: Any) -> None:
                              "last_ack": bytes, "last_ack_ms": int, "last_error": str, "last_error_ms": int,
                              "created_ms": int}, pk="id", not_null={"epoch", "next_seq", "acked_through"})
     db["records"].create({"seq": int, "type": int, "at": int, "station_id": str, "device_id": str,
-                          "session_id": str, "uid": str, "enc": int, "body": bytes},
+                          "session_id": str, "enc": int, "body": bytes},
                          pk="seq", not_null={"type", "at", "body"}, defaults={"enc": 0})
     db.execute("CREATE TABLE seen (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID")
-    db["seen"].create_index(["at"])
-    db["records"].create_index(["uid"])
     db["records"].create_index(["at"])
     db["sessions"].create({"session_id": str, "station_id": str, "opened_at": int, "last_at": int,
                            "closed_at": int, "close_reason": str, "source": str, "pregnant_weeks": int,

@@ -68,7 +68,9 @@ class GroupWriter:
         self.ledger = ledger
         self.guard = guard
         self.max_group = max_group
-        self._pending = asyncio.Semaphore(max_pending)
+        self.max_pending = max_pending
+        self._inflight = 0
+        self._room: asyncio.Event | None = None
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -93,10 +95,20 @@ class GroupWriter:
     async def submit(self, item: Item) -> Any:
         """Queue one input and wait until it is committed; returns its result (seq, session id, ...)."""
         assert self._loop is not None, "GroupWriter.start() first"
-        async with self._pending:
-            fut = self._loop.create_future()
-            self._q.put((item, fut))
+        while self._inflight >= self.max_pending:  # back-pressure: producers wait here
+            if self._room is None:
+                self._room = asyncio.Event()
+            await self._room.wait()
+        self._inflight += 1
+        fut = self._loop.create_future()
+        self._q.put((item, fut))
+        try:
             result = await fut
+        finally:
+            self._inflight -= 1
+            if self._room is not None and self._inflight < self.max_pending:
+                self._room.set()
+                self._room = None
         if isinstance(result, InputRejected):
             raise result
         return result

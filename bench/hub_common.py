@@ -59,3 +59,35 @@ def measurements(n: int, seed: int = 7) -> list[Measurement]:
             raw = bytes([0x08]) + i.to_bytes(4, "big")
         out.append(Measurement(kind=kind, observations=obs, device_time=t, raw=raw))  # type: ignore[arg-type]
     return out
+
+
+REFCLOUD_MAIN = """
+import sys, time
+sys.path.insert(0, {root!r})
+from pathlib import Path
+from protocol.keys import load_ed25519_public
+from tests.support.refcloud import RefCloud
+cloud = RefCloud(Path({db!r})).start()
+cloud.write_key_file(Path({keyfile!r}))
+print(cloud.port, flush=True)
+for line in sys.stdin:
+    hub_id, key = line.split()
+    cloud.hubs[hub_id] = load_ed25519_public(bytes.fromhex(key))
+    print("ok", cloud.body_bytes, cloud.requests, flush=True)
+"""
+
+
+def refcloud_process(d: Path) -> tuple[object, str, Path]:
+    """The reference receiver in its own process (so it does not share the hub's GIL).
+
+    Returns (process, url, cloud key file); write ``"hub_id pubhex\\n"`` to its stdin to
+    register a hub (each line is answered ``ok <body bytes> <requests>``).
+    """
+    import subprocess
+
+    keyfile = d / "cloud.json"
+    code = REFCLOUD_MAIN.format(root=str(ROOT), db=str(d / "cloud.db"), keyfile=str(keyfile))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline())
+    return proc, f"http://127.0.0.1:{port}", keyfile

@@ -101,7 +101,11 @@ class SyncClient:
                     await asyncio.sleep(self.cfg.linger_ms / 1000)
                     lingered = True
                     continue
-                delay = await self._send_one(http, st)
+                try:
+                    delay = await self._send_one(http, st)
+                except (OSError, ValueError, RuntimeError) as exc:  # a local fault: never give up on the data
+                    log.exception("sync step failed")
+                    delay = self._fail(f"sync failed on this hub: {type(exc).__name__}: {exc}")
                 if delay is None:
                     continue
                 lingered = True

@@ -40,7 +40,8 @@ def run(seconds: float = 10.0, devices: int = 16) -> dict[str, float]:
         cloud.stdin.write(f"rss-hub {ident.public_hex}\n")  # type: ignore[attr-defined]
         cloud.stdin.flush()  # type: ignore[attr-defined]
         cloud.stdout.readline()  # type: ignore[attr-defined]
-        devs = "".join(f'[[stations.devices]]\nid = "syn-{i}"\ndriver = "synthetic"\nrate = 20\n' for i in range(devices))
+        devs = "".join(f'[[stations.devices]]\nid = "syn-{i}"\ndriver = "synthetic"\nrate = 20\n'
+                       for i in range(devices))
         (d / "hub.toml").write_text(
             f'[hub]\nidentity_dir = "identity"\n[sync]\nurl = "{url}"\n[mqtt]\nhost = "127.0.0.1"\n'
             f'port = {broker.port}\ntelemetry_interval_s = 1\n[web]\nbind = "127.0.0.1"\nport = {free_port()}\n'

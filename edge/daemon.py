@@ -30,12 +30,20 @@ from edge.store.schema import Quarantine, open_db
 from edge.store.writer import DiskGuard, GroupWriter
 from edge.supervisor import Supervisor
 from edge.sync import SyncClient
-from mchub import __version__
 from protocol.commands import CommandBody, Telemetry
 from protocol.ids import now_ms
 from protocol.model import Subject
 
 log = logging.getLogger("edge.hub")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mchub")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 class Hub:
@@ -45,7 +53,7 @@ class Hub:
         self.cfg = cfg
         self.clock = clock
         self.tick_s = tick_s
-        self.version = __version__
+        self.version = _version()
         self.quarantine: Quarantine | None = None
         self.sync: SyncClient | None = None
         self.web_port: int | None = None
@@ -113,13 +121,16 @@ class Hub:
                 yield
 
         server = _Server(uvicorn.Config(build_app(self), host=self.cfg.web_bind, port=self.cfg.web_port,
-                                        log_level="warning", access_log=False, lifespan="off"))
+                                        log_level="warning", access_log=False, lifespan="off",
+                                        timeout_graceful_shutdown=3))
         self._web = server
         self._spawn(server.serve(), "web")
+        web_task = self._tasks[-1]
         while not server.started:
             await asyncio.sleep(0.02)
-            if self._stopping.is_set():
-                return
+            if self._stopping.is_set() or web_task.done():
+                raise EdgeError(f"the status API could not listen on {self.cfg.web_bind}:{self.cfg.web_port}; "
+                                "is another hub running? change [web] port")
         self.web_port = server.servers[0].sockets[0].getsockname()[1]
         log.info("status API on http://%s:%d/api/status", self.cfg.web_bind, self.web_port)
 
@@ -227,7 +238,12 @@ class Hub:
         for t in self._tasks:
             if t.get_name() != "web":
                 t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=10)
+            for t in pending:
+                log.error("hub task %s did not stop in 10 s; cancelling it: %s", t.get_name(), t.get_stack(limit=5))
+                t.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.writer.stop()
         self.reader.close()
         self.writer.ledger.conn.close()

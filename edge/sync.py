@@ -75,8 +75,11 @@ class SyncClient:
 
     async def _idle(self, seconds: float) -> bool:
         """Wait for a wake-up or the timeout; True when woken."""
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+        # that arrives as the wait ends, and the hub would then never stop
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
         woken = self._wake.is_set()
         self._wake.clear()
         return woken

@@ -60,7 +60,7 @@ async def _grouped(total: int, producers: int) -> tuple[float, int]:
     return per * producers / elapsed, w.commits
 
 
-def run(total: int = 100_000, producers: int = 500) -> dict[str, float]:
+def run(total: int = 100_000, producers: int = 1000) -> dict[str, float]:
     """Measure and return the figures (also used by ``mchub bench``)."""
     base, _ = asyncio.run(_per_reading(3.0))
     grouped, commits = asyncio.run(_grouped(total, producers))

@@ -15,6 +15,7 @@ over HTTPS regardless.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import sqlite3
@@ -70,15 +71,21 @@ class CommandChannel:
                 delay = min(delay * 2, 60.0)
 
     async def _session(self, client: aiomqtt.Client) -> None:
+        await client.subscribe(topic(self.hub_id, "commands"), qos=1)  # first: "online" means commands are heard
         status = HubStatus(online=True, version=self.version, since_ms=self.since_ms)
         await client.publish(topic(self.hub_id, "status"), msgspec.json.encode(status), qos=1, retain=True)
-        await client.subscribe(topic(self.hub_id, "commands"), qos=1)
         beat = asyncio.create_task(self._heartbeat(client))
         try:
             async for message in client.messages:
                 reply = await self.handle(bytes(message.payload))  # type: ignore[arg-type]
                 if reply is not None:
                     await client.publish(topic(self.hub_id, "replies"), msgspec.json.encode(reply), qos=1)
+        except asyncio.CancelledError:  # a clean stop: say so (the will covers only a lost connection)
+            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+                async with asyncio.timeout(2):
+                    await client.publish(topic(self.hub_id, "status"),
+                                         msgspec.json.encode(HubStatus(online=False)), qos=1, retain=True)
+            raise
         finally:
             beat.cancel()
 

@@ -15,6 +15,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "disk": ("磁盘剩余", "disk free"),
     "devices": ("设备", "devices"),
     "not_running": ("（集线器未运行，无设备状态）", "(hub not running: no device state)"),
+    "none": ("（未配置）", "(none configured)"),
     "connected": ("已连接", "connected"),
     "disconnected": ("未连接", "disconnected"),
     "last_reading": ("最近读数", "last reading"),

@@ -184,7 +184,7 @@ def render(snap: dict[str, Any], language: str = "zh-CN") -> str:
     if "disk_free_bytes" in snap:
         lines.append(f"{t('disk')}: {snap['disk_free_bytes'] >> 20} MB")
     devices = snap.get("devices")
-    lines.append(f"{t('devices')}:" + ("" if devices else f" {t('not_running')}"))
+    lines.append(f"{t('devices')}:" + ("" if devices else f" {t('not_running' if devices is None else 'none')}"))
     for d in devices or []:
         state = t("connected") if d["connected"] else t("disconnected")
         lines.append(f"  {d['device_id']:<16} {d['station_id']:<12} {d['driver']:<12} {state}  "

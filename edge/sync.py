@@ -117,13 +117,19 @@ class SyncClient:
     async def _send_one(self, http: aiohttp.ClientSession, st: dict[str, Any]) -> float | None:
         """Send the next batch; returns a delay to wait before the next attempt, or None to go on."""
         first = st["acked_through"] + 1
-        records = await asyncio.to_thread(self.reader.records, first, self.batch_max)
-        if not records or records[0].seq != first:
+        signer = self.identity.previous if self._use_previous_key and self.identity.previous else self.identity.signer
+
+        def read_and_seal() -> tuple[int, bytes]:  # off the event loop: a full batch takes tens of ms
+            records = self.reader.records(first, self.batch_max)
+            if not records or records[0].seq != first:
+                return 0, b""
+            return len(records), seal(records, hub_id=st["hub_id"], epoch=st["epoch"], signer=signer,
+                                      recipient=self.identity.recipient)
+
+        count, sealed = await asyncio.to_thread(read_and_seal)
+        if not count:
             return self._fail(f"record {first} is no longer stored on this hub; run `mchub edge status` "
                               "and contact support (the cloud is missing records this hub pruned)", block=True)
-        signer = self.identity.previous if self._use_previous_key and self.identity.previous else self.identity.signer
-        sealed = seal(records, hub_id=st["hub_id"], epoch=st["epoch"], signer=signer,
-                      recipient=self.identity.recipient)
         crashpoint("after_seal")
         self.state = "sending"
         try:
@@ -133,11 +139,11 @@ class SyncClient:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return self._fail(f"cloud unreachable: {type(exc).__name__}: {exc}")
         if status == 200:
-            return await self._accepted(body, sealed, st, len(records))
+            return await self._accepted(body, sealed, st, count)
         if status == 409:
             return await self._gap(body, sealed, st)
         if status == 413:
-            self.batch_max = max(1, len(records) // 2)
+            self.batch_max = max(1, count // 2)
             log.warning("cloud says the batch is too large; sending %d records per batch", self.batch_max)
             return None
         reason = _reason(body)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from edge.status import render
+from mchub.cli import main
 from tests.edge.hubkit import add_readings, started, synced, wait_until
 from tests.support.refcloud import RefCloud
 
 
-async def test_status_staff_entry_and_bind(hub_dir: Path, refcloud: RefCloud) -> None:
+async def test_status_staff_entry_and_bind(hub_dir: Path, refcloud: RefCloud,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
     hub = await started(hub_dir, web=True)
     base = f"http://127.0.0.1:{hub.web_port}/api"
     try:
@@ -41,8 +45,13 @@ async def test_status_staff_entry_and_bind(hub_dir: Path, refcloud: RefCloud) ->
             async with http.get(f"{base}/status") as r:
                 snap = await r.json()
         await wait_until(lambda: synced(hub))
+        text = hub_dir.read_text().replace("port = 0", f"port = {hub.web_port}")  # noqa: ASYNC240
+        hub_dir.write_text(text)  # noqa: ASYNC240 - so `mchub edge status` finds the running hub
+        assert await asyncio.to_thread(main, ["edge", "status", "--config", str(hub_dir)]) == 0
     finally:
         await hub.stop()
+    console = capsys.readouterr().out
+    assert "records waiting to sync: 0" in console and "hub not running" not in console  # live, from the API
     text = render(snap, "zh-CN")
     assert "待同步记录" in text and "今日就诊: 1" in text and "11010519491231002X" not in text
     types = [r[2] for r in refcloud.records("clinic-1")]

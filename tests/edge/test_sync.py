@@ -16,8 +16,8 @@ def cloud_numbers(cloud: RefCloud) -> list[int]:
     return [int(json.loads(r[3])["device_time"][1:]) for r in rows if r[2] == "Reading"]
 
 
-async def test_faults_503_413_drop_and_lost_ack_deliver_everything_once(hub_dir: Path, refcloud: RefCloud) -> None:
-    refcloud.faults.extend(["503", "413", "drop", "ack_lost", "503", "ack_lost"])
+async def test_faults_400_503_413_drop_and_lost_ack_deliver_everything_once(hub_dir: Path, refcloud: RefCloud) -> None:
+    refcloud.faults.extend(["503", "413", "drop", "ack_lost", "400", "503", "ack_lost"])
     hub = await started(hub_dir)
     try:
         for start in range(0, 600, 100):

@@ -6,6 +6,7 @@ NOT the product cloud (that is ``cloud/``): a test peer built straight from the 
 aiohttp server on a free loopback port in its own thread, so it outlives hub processes
 that a crash test kills, and it can inject faults into the next requests:
 
+    "400"      malformed batch (the hub must keep it and retry)
     "413"      batch too large
     "503"      busy, Retry-After: 0
     "drop"     close the connection without answering (nothing stored)
@@ -103,6 +104,8 @@ class RefCloud:
         if fault == "503":
             return web.json_response({"reason": "overloaded", "message": "test"}, status=503,
                                      headers={"Retry-After": "0"})
+        if fault == "400":
+            return web.json_response({"reason": "bad_body", "message": "test"}, status=400)
         if fault == "413":
             return web.json_response({"reason": "too_large", "message": "test"}, status=413)
         status, body = self.ingest(data)

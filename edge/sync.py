@@ -26,6 +26,7 @@ import aiohttp
 
 from edge.config import SyncConfig
 from edge.crashpoints import crashpoint
+from edge.errors import EdgeError
 from edge.identity import Identity
 from edge.store import reader as q
 from edge.store.reader import Reader
@@ -106,7 +107,7 @@ class SyncClient:
                     continue
                 try:
                     delay = await self._send_one(http, st)
-                except (OSError, ValueError, RuntimeError) as exc:  # a local fault: never give up on the data
+                except (OSError, ValueError, RuntimeError, EdgeError) as exc:  # a local fault: keep the data, retry
                     log.exception("sync step failed")
                     delay = self._fail(f"sync failed on this hub: {type(exc).__name__}: {exc}")
                 if delay is None:

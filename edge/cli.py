@@ -56,7 +56,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="file to write, e.g. on a USB stick")
     p.add_argument("--since", help="start at this seq or date (default: first record the cloud has not acked)")
     p.set_defaults(func=_export)
-    parser.set_defaults(func=lambda _args: parser.print_help() or 2)
+    def _help(_args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+
+    parser.set_defaults(func=_help)
 
 
 def _load(args: argparse.Namespace) -> Any:

@@ -77,7 +77,7 @@ class CommandChannel:
         beat = asyncio.create_task(self._heartbeat(client))
         try:
             async for message in client.messages:
-                reply = await self.handle(bytes(message.payload))  # type: ignore[arg-type]
+                reply = await self.handle(bytes(message.payload))
                 if reply is not None:
                     await client.publish(topic(self.hub_id, "replies"), msgspec.json.encode(reply), qos=1)
         except asyncio.CancelledError:  # a clean stop: say so (the will covers only a lost connection)

@@ -217,7 +217,7 @@ class SyncClient:
             asyncio.get_running_loop().create_task(self.writer.call(q.record_error(message, now_ms())))
         if block:
             return 3600.0
-        return min(self.cfg.max_backoff_s, 0.5 * 2 ** min(self._failures, 20)) * random.uniform(0.5, 1.0)
+        return float(min(self.cfg.max_backoff_s, 0.5 * 2 ** min(self._failures, 20)) * random.uniform(0.5, 1.0))
 
     async def _maybe_prune(self) -> None:
         disk_low = self.writer.guard.low

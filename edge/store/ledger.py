@@ -102,7 +102,8 @@ def encode_body(record: Record) -> bytes:
 
 def decode_body(body: bytes) -> Record:
     """Inverse of :func:`encode_body`."""
-    return _decode(body)
+    record: Record = _decode(body)
+    return record
 
 
 def uid_time_ms(uid: str) -> int | None:
@@ -169,7 +170,7 @@ class Ledger:
                 elif isinstance(item, IdentifyIn):
                     recs = self.sessions.identify(item.station_id, item.subject, now, item.pregnant_weeks)
                     self._add(recs, rows)
-                    results.append(recs[-1].session_id)  # type: ignore[union-attr]
+                    results.append(recs[-1].session_id)
                 elif isinstance(item, CloseIn):
                     recs = self.sessions.close_station(item.station_id, item.reason, now)
                     self._add(recs, rows)

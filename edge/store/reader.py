@@ -63,7 +63,8 @@ class Reader:
 
     def first_kept_seq(self) -> int | None:
         """Lowest seq still stored (None when the table is empty)."""
-        return self._all("SELECT min(seq) FROM records")[0][0]
+        kept = self._all("SELECT min(seq) FROM records")[0][0]
+        return int(kept) if kept is not None else None
 
     def oldest_unsynced_at(self) -> int | None:
         """Hub time (ms) of the oldest record the cloud has not acknowledged."""

@@ -62,7 +62,7 @@ def migrate(conn: sqlite3.Connection) -> int:
     """Apply the migrations this database has not seen; returns the schema version."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version >= len(MIGRATIONS):
-        return version
+        return int(version)
     import sqlite_utils  # only when there is something to migrate: it takes a while to import on a Pi
 
     db = sqlite_utils.Database(conn)

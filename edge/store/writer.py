@@ -138,8 +138,8 @@ class GroupWriter:
                 return
 
     def _commit(self, group: list[tuple[Item, asyncio.Future[Any]]]) -> None:
-        calls = [(i, f) for i, f in group if isinstance(i, CallIn)]
-        inputs = [(i, f) for i, f in group if not isinstance(i, CallIn)]
+        calls: list[tuple[Item, asyncio.Future[Any]]] = [(i, f) for i, f in group if isinstance(i, CallIn)]
+        inputs: list[tuple[Item, asyncio.Future[Any]]] = [(i, f) for i, f in group if not isinstance(i, CallIn)]
         self._run_calls(calls)
         if not inputs:
             return

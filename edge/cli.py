@@ -55,6 +55,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p = add("export", "write unsynced records to a file for hand carry (sealed like a sync batch)")
     p.add_argument("--out", required=True, type=Path, help="file to write, e.g. on a USB stick")
     p.add_argument("--since", help="start at this seq or date (default: first record the cloud has not acked)")
+    p.add_argument("--from-db", type=Path, help="export from this database instead, e.g. a quarantined hub.db")
     p.set_defaults(func=_export)
     def _help(_args: argparse.Namespace) -> int:
         parser.print_help()
@@ -151,6 +152,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    import sqlite3
+
     from edge import identity
     from edge.errors import EdgeError
     from edge.export import export, seq_since
@@ -159,14 +162,17 @@ def _export(args: argparse.Namespace) -> int:
     try:
         cfg = _load(args)
         ident = identity.load(cfg.identity_dir)
-        reader = Reader(cfg.db_path, ident.decrypt)
+        reader = Reader(args.from_db or cfg.db_path, ident.decrypt, readonly=bool(args.from_db))
         since = seq_since(reader, args.since) if args.since else None
-        first, last, batches = export(reader, ident, args.out, since)
+        done = export(reader, ident, args.out, since)
         reader.close()
-    except (EdgeError, ValueError) as exc:
+    except (EdgeError, ValueError, sqlite3.DatabaseError) as exc:
         return _fail(exc)
-    if not batches:
+    if done.problem:
+        print(f"warning: the database is damaged; {done.problem}", file=sys.stderr)
+    if not done.batches:
         print("nothing to export: the cloud has acknowledged every record")
         return 0
-    print(f"wrote records {first}..{last} ({last - first + 1}) in {batches} sealed batch(es) to {args.out}")
+    print(f"wrote records {done.first}..{done.last} ({done.last - done.first + 1}) in {done.batches} "
+          f"sealed batch(es) to {args.out}")
     return 0

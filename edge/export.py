@@ -11,6 +11,8 @@ the hub keeps syncing normally when it gets a network again.
 from __future__ import annotations
 
 import os
+import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
 from edge.identity import Identity
@@ -18,22 +20,38 @@ from edge.store.reader import Reader
 from protocol.envelope import seal
 
 
+@dataclass(frozen=True)
+class Exported:
+    """What an export wrote."""
+
+    first: int
+    last: int
+    batches: int
+    problem: str | None = None  #: set when a damaged database stopped the export early
+
+
 def export(reader: Reader, identity: Identity, out: Path, since_seq: int | None = None,
-           batch: int = 5000) -> tuple[int, int, int]:
+           batch: int = 5000) -> Exported:
     """Write records from ``since_seq`` (default: first unacknowledged) to the end.
 
-    Returns ``(first_seq, last_seq, batches)``; ``(0, 0, 0)`` when there is nothing to export.
+    Also works on a quarantined (damaged) database opened read-only: it exports the
+    readable records up to the first damaged one, under their original epoch and seqs,
+    so the cloud can take them without duplicates.
     """
     st = reader.state()
     first = since_seq if since_seq is not None else st["acked_through"] + 1
     kept = reader.first_kept_seq()
     if kept is not None and first < kept:
         first = kept
-    seq, batches = first, 0
+    seq, batches, problem = first, 0, None
     tmp = out.with_suffix(out.suffix + ".part")
     with open(tmp, "wb") as f:
         while True:
-            records = reader.records(seq, batch)
+            try:
+                records = reader.records(seq, batch)
+            except sqlite3.DatabaseError as exc:
+                problem = f"stopped at seq {seq}: {exc}"
+                break
             if not records:
                 break
             f.write(seal(records, hub_id=st["hub_id"], epoch=st["epoch"], signer=identity.signer,
@@ -44,9 +62,9 @@ def export(reader: Reader, identity: Identity, out: Path, since_seq: int | None 
         os.fsync(f.fileno())
     if not batches:
         tmp.unlink()
-        return 0, 0, 0
+        return Exported(0, 0, 0, problem)
     os.replace(tmp, out)
-    return first, seq - 1, batches
+    return Exported(first, seq - 1, batches, problem)
 
 
 def seq_since(reader: Reader, since: str) -> int:

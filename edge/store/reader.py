@@ -22,8 +22,9 @@ from protocol.model import Reading, Record
 class Reader:
     """Thread-safe read connection."""
 
-    def __init__(self, path: Path, decrypt: Callable[[bytes, bytes], bytes] | None = None) -> None:
-        self.conn = connect(path, readonly=False)
+    def __init__(self, path: Path, decrypt: Callable[[bytes, bytes], bytes] | None = None,
+                 readonly: bool = False) -> None:
+        self.conn = connect(path, readonly=readonly)
         self.decrypt = decrypt
         self._lock = threading.Lock()
 

@@ -109,7 +109,8 @@ class Quarantine:
                 if self.lost_from is not None and self.lost_to is not None and self.lost_from <= self.lost_to
                 else "the range of unsynced records could not be read")
         return (f"hub.db was damaged ({self.problem}); it was moved to {self.moved_to} and a new epoch started; "
-                f"{lost}. Keep the quarantined file for recovery.")
+                f"{lost}. Recover what is readable with `mchub edge export --from-db {self.moved_to} --out FILE` "
+                "and import FILE in the cloud.")
 
 
 def _check(path: Path) -> str | None:

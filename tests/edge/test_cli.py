@@ -52,3 +52,37 @@ def test_status_and_export_then_cloud_import(hub_dir: Path, refcloud: RefCloud,
     assert refcloud.import_export(usb.read_bytes()) == [200]
     assert refcloud.import_export(usb.read_bytes()) == [200]  # importing twice stores nothing twice
     assert [r[1] for r in refcloud.records("clinic-1")] == list(range(1, 8))
+
+
+def test_damaged_database_recovery_path(hub_dir: Path, refcloud: RefCloud, capsys: pytest.CaptureFixture[str]) -> None:
+    """Damage hub.db: the hub quarantines it, starts a new epoch, and the old unsynced records are
+    exported from the quarantined file under their original identity and imported once."""
+    import sqlite3
+
+    refcloud.down = True
+
+    async def record(first: int) -> tuple[int, str | None]:
+        hub = await started(hub_dir)
+        await add_readings(hub, range(first, first + 5))
+        epoch, q = hub.reader.state()["epoch"], hub.quarantine
+        await hub.stop()
+        return epoch, q.describe() if q else None
+
+    old_epoch, _ = asyncio.run(record(1))
+    db = hub_dir.parent / "data" / "hub.db"
+    conn = sqlite3.connect(db)
+    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'sessions'").fetchone()[0]
+    size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    with open(db, "r+b") as f:  # scribble over the sessions table; readings stay readable
+        f.seek((root - 1) * size)
+        f.write(b"\x0d" + b"\xff" * 7)
+    new_epoch, report = asyncio.run(record(6))
+    assert new_epoch != old_epoch and report is not None and "seqs 1..5" in report and "--from-db" in report
+    [quarantined] = (hub_dir.parent / "data" / "quarantine").glob("*.db")
+    usb = hub_dir.parent / "old.mchub"
+    assert main(["edge", "export", "--config", str(hub_dir), "--from-db", str(quarantined), "--out", str(usb)]) == 0
+    assert "records 1..5" in capsys.readouterr().out
+    assert refcloud.import_export(usb.read_bytes()) == [200]
+    rows = refcloud.records("clinic-1")
+    assert [(e, s) for e, s, _, _ in rows] == [(old_epoch, s) for s in range(1, 6)]

@@ -83,8 +83,11 @@ class SessionManager:
 
     def reading(self, station_id: str, device_id: str, m: Measurement, now: int) -> list[Record]:
         """The records for one measurement: maybe a timeout close, then the flagged, bound reading."""
-        out = self.expire(now)
-        s = self.open.get(station_id)
+        out: list[Record] = []
+        s = self.open.get(station_id)  # only this station's session matters; ticks expire the others
+        if s is not None and now - s.last_at > self.window(station_id):
+            out.append(self._close(station_id, "timeout", now))
+            s = None
         obs = m.observations
         by_code = {o.code: o.value for o in obs}
         if s is not None:

@@ -26,6 +26,7 @@ import aiomqtt
 import msgspec
 
 from edge.config import MqttConfig
+from edge.store import reader as q
 from protocol.commands import CommandBody, CommandError, CommandReply, HubStatus, Telemetry, topic, verify_command
 from protocol.ids import now_ms
 
@@ -107,7 +108,7 @@ class CommandChannel:
         except CommandError as exc:
             log.warning("refused a command: %s", exc)
             return None
-        claimed = await self.call(_claim(cmd))
+        claimed = await self.call(q.claim_command(cmd.id, cmd.name, str(dict(cmd.args)), now_ms()))
         if not claimed:
             log.info("command %s (%s) was executed before; not again", cmd.id, cmd.name)
             return CommandReply(id=cmd.id, ok=True, duplicate=True, detail="already executed")
@@ -120,23 +121,5 @@ class CommandChannel:
             except Exception as exc:
                 ok, detail = False, f"{type(exc).__name__}: {exc}"
         log.info("command %s %s: %s", cmd.name, "done" if ok else "failed", detail)
-        await self.call(_finish(cmd.id, ok, detail))
+        await self.call(q.finish_command(cmd.id, ok, detail))
         return CommandReply(id=cmd.id, ok=ok, detail=detail)
-
-
-def _claim(cmd: CommandBody) -> Callable[[sqlite3.Connection], bool]:
-    """Record the id before executing (at most once, even across a crash)."""
-    def run(c: sqlite3.Connection) -> bool:
-        cur = c.execute("INSERT INTO commands (id, name, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                        (cmd.id, cmd.name, now_ms()))
-        if cur.rowcount:
-            c.execute("INSERT INTO audit (at, kind, actor, detail) VALUES (?, 'command', 'cloud', ?)",
-                      (now_ms(), f"{cmd.name} {cmd.id} {dict(cmd.args)}"))
-        return cur.rowcount == 1
-    return run
-
-
-def _finish(command_id: str, ok: bool, detail: str) -> Callable[[sqlite3.Connection], None]:
-    def run(c: sqlite3.Connection) -> None:
-        c.execute("UPDATE commands SET ok = ?, detail = ? WHERE id = ?", (int(ok), detail, command_id))
-    return run

@@ -140,10 +140,8 @@ class Hub:
             await self.writer.submit(TickIn())
 
     def _frame_error(self, device_id: str, error: FrameError) -> None:
-        at, reason, msg, raw = now_ms(), error.reason, str(error)[:500], bytes(error.raw[:8192])
-        task = asyncio.create_task(self.writer.call(lambda c: c.execute(
-            "INSERT INTO frame_errors (at, device_id, reason, message, raw) VALUES (?, ?, ?, ?, ?)",
-            (at, device_id, reason, msg, raw))))
+        task = asyncio.create_task(self.writer.call(q.frame_error(device_id, error.reason, str(error),
+                                                                  bytes(error.raw), now_ms())))
         self._small.add(task)
         task.add_done_callback(self._small.discard)
 

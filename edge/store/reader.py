@@ -152,6 +152,34 @@ def prune_seen(before_ms: int) -> Callable[[sqlite3.Connection], int]:
     return run
 
 
+def frame_error(device_id: str, reason: str, message: str, raw: bytes,
+                at_ms: int) -> Callable[[sqlite3.Connection], None]:
+    """Keep a rejected device frame for inspection."""
+    def run(c: sqlite3.Connection) -> None:
+        c.execute("INSERT INTO frame_errors (at, device_id, reason, message, raw) VALUES (?, ?, ?, ?, ?)",
+                  (at_ms, device_id, reason, message[:500], raw[:8192]))
+    return run
+
+
+def claim_command(command_id: str, name: str, detail: str, at_ms: int) -> Callable[[sqlite3.Connection], bool]:
+    """Record a cloud command id before executing it; False when it was executed before."""
+    def run(c: sqlite3.Connection) -> bool:
+        cur = c.execute("INSERT INTO commands (id, name, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                        (command_id, name, at_ms))
+        if cur.rowcount:
+            c.execute("INSERT INTO audit (at, kind, actor, detail) VALUES (?, 'command', 'cloud', ?)",
+                      (at_ms, f"{name} {command_id} {detail}"))
+        return cur.rowcount == 1
+    return run
+
+
+def finish_command(command_id: str, ok: bool, detail: str) -> Callable[[sqlite3.Connection], None]:
+    """Store a command's outcome."""
+    def run(c: sqlite3.Connection) -> None:
+        c.execute("UPDATE commands SET ok = ?, detail = ? WHERE id = ?", (int(ok), detail, command_id))
+    return run
+
+
 def audit(kind: str, actor: str, detail: str, at_ms: int) -> Callable[[sqlite3.Connection], None]:
     """Append an audit event."""
     def run(c: sqlite3.Connection) -> None:

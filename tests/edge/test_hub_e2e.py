@@ -6,6 +6,7 @@ import asyncio
 import json
 from pathlib import Path
 
+from drivers.errors import FrameError
 from edge import config
 from edge.daemon import Hub
 from tests.edge.conftest import make_hub_dir
@@ -35,6 +36,10 @@ async def test_readings_and_sessions_reach_the_cloud_once(tmp_path: Path, refclo
     try:
         await wait_until(device.done.is_set)
         await wait_until(lambda: hub.reader.state()["acked_through"] == hub.reader.state()["next_seq"] - 1)
+        hub._frame_error("dev-1", FrameError("bad checksum", b"\x02garbage"))
+        await wait_until(lambda: bool(hub.reader._all("SELECT raw FROM frame_errors")))
+        assert hub.reader._all("SELECT device_id, reason, raw FROM frame_errors") == [("dev-1", "bad_frame",
+                                                                                      b"\x02garbage")]
     finally:
         await hub.stop()
         device.stop()

@@ -9,7 +9,7 @@ record ends up in the cloud exactly once.
 Batching: when records are waiting the client sends at once up to ``batch_max_records``
 per batch; after an idle spell it lingers ``linger_ms`` so a burst shares a batch (a new
 reading reaches the cloud well within a second). A backlog drains batch after batch with
-no pause. Failures back off exponentially with jitter; 503 obeys ``Retry-After``.
+no pause: while one batch is in flight the next is read and sealed in a thread. Failures back off exponentially with jitter; 503 obeys ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ class SyncClient:
         self.last_error: str | None = None
         self.sent_records = 0
         self.sent_bytes = 0
+        #: the next batch, sealed while the current one is in flight: (first seq, task)
+        self._ahead: tuple[int, asyncio.Future[tuple[int, bytes]]] | None = None
 
     def wake(self) -> None:
         """New records were committed, or someone asked to sync now."""
@@ -118,20 +120,22 @@ class SyncClient:
     async def _send_one(self, http: aiohttp.ClientSession, st: dict[str, Any]) -> float | None:
         """Send the next batch; returns a delay to wait before the next attempt, or None to go on."""
         first = st["acked_through"] + 1
-        signer = self.identity.previous if self._use_previous_key and self.identity.previous else self.identity.signer
-
-        def read_and_seal() -> tuple[int, bytes]:  # off the event loop: a full batch takes tens of ms
-            records = self.reader.records(first, self.batch_max)
-            if not records or records[0].seq != first:
-                return 0, b""
-            return len(records), seal(records, hub_id=st["hub_id"], epoch=st["epoch"], signer=signer,
-                                      recipient=self.identity.recipient)
-
-        count, sealed = await asyncio.to_thread(read_and_seal)
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == first:
+            count, sealed = await ahead[1]
+        else:
+            if ahead is not None:
+                ahead[1].cancel()
+            count, sealed = await asyncio.to_thread(self._read_and_seal, st, first, self.batch_max)
         if not count:
             return self._fail(f"record {first} is no longer stored on this hub; run `mchub edge status` "
                               "and contact support (the cloud is missing records this hub pruned)", block=True)
         crashpoint("after_seal")
+        if count == self.batch_max and st["next_seq"] - first > count:  # a backlog: seal the next batch meanwhile
+            nxt = first + count
+            task = asyncio.ensure_future(asyncio.to_thread(self._read_and_seal, st, nxt, count))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # a discarded one may fail quietly
+            self._ahead = (nxt, task)
         self.state = "sending"
         try:
             async with http.post(self.url, data=sealed, headers={"Content-Type": BATCH_TYPE}) as resp:
@@ -163,6 +167,15 @@ class SyncClient:
             self.state = "backoff"
             return wait
         return self._fail(f"cloud answered {status} {reason}; the batch is kept and retried")
+
+    def _read_and_seal(self, st: dict[str, Any], first: int, limit: int) -> tuple[int, bytes]:
+        """Read up to ``limit`` records from ``first`` and seal them (runs in a thread: tens of ms)."""
+        records = self.reader.records(first, limit)
+        if not records or records[0].seq != first:
+            return 0, b""
+        signer = self.identity.previous if self._use_previous_key and self.identity.previous else self.identity.signer
+        return len(records), seal(records, hub_id=st["hub_id"], epoch=st["epoch"], signer=signer,
+                                  recipient=self.identity.recipient)
 
     async def _accepted(self, body: bytes, sealed: bytes, st: dict[str, Any], count: int) -> float | None:
         try:

@@ -80,3 +80,25 @@ async def test_a_new_reading_is_sent_promptly_in_one_small_batch(hub_dir: Path, 
     finally:
         await hub.stop()
     assert refcloud.requests == 1
+
+
+async def test_backlog_drains_in_many_batches_while_the_next_is_sealed_ahead(tmp_path: Path,
+                                                                           refcloud: RefCloud) -> None:
+    from tests.edge.conftest import make_hub_dir
+
+    cfg = make_hub_dir(tmp_path / "hub", refcloud, stations='[[stations]]\nid = "room-1"\n',
+                       sync="batch_max_records = 50\n")
+    refcloud.down = True
+    hub = await started(cfg)
+    try:
+        for start in range(0, 1000, 250):
+            await add_readings(hub, range(start + 1, start + 251))
+        refcloud.faults.extend(["413", "ack_lost", "drop", "503", "ack_lost"])
+        refcloud.down = False
+        assert hub.sync is not None
+        hub.sync.sync_now()
+        await wait_until(lambda: synced(hub), seconds=60)
+    finally:
+        await hub.stop()
+    assert cloud_numbers(refcloud) == list(range(1, 1001))
+    assert refcloud.requests >= 20

@@ -9,7 +9,8 @@ record ends up in the cloud exactly once.
 Batching: when records are waiting the client sends at once up to ``batch_max_records``
 per batch; after an idle spell it lingers ``linger_ms`` so a burst shares a batch (a new
 reading reaches the cloud well within a second). A backlog drains batch after batch with
-no pause: while one batch is in flight the next is read and sealed in a thread. Failures back off exponentially with jitter; 503 obeys ``Retry-After``.
+no pause: while one batch is in flight the next is read and sealed in a thread.
+Failures back off exponentially with jitter; 503 obeys ``Retry-After``.
 """
 
 from __future__ import annotations

@@ -40,6 +40,8 @@ class DiskGuard:
         self.path = path
         self.min_free = min_free_bytes
         self.usage = usage or (lambda p: shutil.disk_usage(p).free)
+        #: bytes free inside the database file (pages freed by pruning, reused before the file grows)
+        self.reclaimable: Callable[[], int] = lambda: 0
         self.free = self.usage(path)
         self.low = False
         self._checked = time.monotonic()
@@ -49,7 +51,7 @@ class DiskGuard:
         now = time.monotonic()
         if force or now - self._checked >= 1.0:
             self._checked = now
-            self.free = self.usage(self.path)
+            self.free = self.usage(self.path) + self.reclaimable()
             low = self.free < self.min_free
             if low and not self.low:
                 log.error("DISK NEARLY FULL: %d MB free on %s (minimum %d MB). New readings are held until space "
@@ -67,6 +69,7 @@ class GroupWriter:
     def __init__(self, ledger: Ledger, guard: DiskGuard, max_group: int = 4000, max_pending: int = 20000) -> None:
         self.ledger = ledger
         self.guard = guard
+        guard.reclaimable = self._reclaimable  # called on the writer thread only
         self.max_group = max_group
         self.max_pending = max_pending
         self._inflight = 0
@@ -78,6 +81,11 @@ class GroupWriter:
         self.last_error: str | None = None
         self.commits = 0
         self.held = False  #: records are being held for lack of disk space
+
+    def _reclaimable(self) -> int:
+        free_pages, page_size = (self.ledger.conn.execute(f"PRAGMA {p}").fetchone()[0]
+                                 for p in ("freelist_count", "page_size"))
+        return int(free_pages) * int(page_size)
 
     def start(self) -> None:
         """Start the writer thread (call from the event loop)."""

@@ -11,7 +11,7 @@ import pytest
 from edge import identity
 from edge.sessions import SessionManager
 from edge.store.ledger import BindIn, IdentifyIn, InputRejected, Ledger, ReadingIn
-from edge.store.reader import Reader
+from edge.store.reader import Reader, prune_chunk
 from edge.store.schema import open_db
 from edge.store.writer import DiskGuard, GroupWriter
 from protocol.model import Reading, SessionOpened, Subject
@@ -116,3 +116,16 @@ def test_database_of_another_hub_is_refused(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="belongs to hub 'hub-1'"):
         open_db(tmp_path / "hub.db", "hub-2")
     assert sqlite3.connect(tmp_path / "hub.db").execute("PRAGMA user_version").fetchone()[0] >= 1
+
+
+async def test_pages_freed_by_pruning_count_as_free_space(tmp_path: Path) -> None:
+    writer, _reader, _ = make(tmp_path, usage=lambda _p: 10)  # the file system itself is full
+    writer.guard.min_free = 0
+    writer.start()
+    await asyncio.gather(*(writer.submit(ReadingIn("room-1", "d", bp(n))) for n in range(1, 2001)))
+    writer.guard.min_free = 8192
+    assert not writer.guard.check(force=True)
+    await writer.call(lambda c: c.execute("UPDATE sync_state SET acked_through = 2000"))
+    await writer.call(prune_chunk(before_ms=2**62, limit=5000))
+    assert writer.guard.check(force=True)  # SQLite reuses the freed pages before growing the file
+    await writer.stop()

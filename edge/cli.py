@@ -94,9 +94,11 @@ def _init(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from edge import identity
     from edge.errors import EdgeError
+    from edge.plugins import validate_devices
 
     try:
         cfg = _load(args)
+        validate_devices(cfg)
         ident = identity.load(cfg.identity_dir)
     except EdgeError as exc:
         return _fail(exc)

@@ -21,7 +21,7 @@ from edge import config as config_mod
 from edge import identity as identity_mod
 from edge.config import HubConfig
 from edge.errors import EdgeError
-from edge.plugins import known_drivers
+from edge.plugins import known_drivers, validate_devices
 from edge.sessions import SessionManager, thresholds
 from edge.store import reader as q
 from edge.store.ledger import BindIn, CloseIn, IdentifyIn, Ledger, TickIn
@@ -66,6 +66,7 @@ class Hub:
     async def start(self, web: bool = True) -> None:
         """Open the store and start every part."""
         cfg = self.cfg
+        validate_devices(cfg)
         self.identity = identity_mod.load(cfg.identity_dir)
         conn, self.quarantine = await asyncio.to_thread(open_db, cfg.db_path, self.identity.hub_id)
         self.sessions = SessionManager(self._windows(cfg), 300_000, thresholds(cfg.bp_guideline))
@@ -176,6 +177,7 @@ class Hub:
     async def reload_config(self) -> str:
         """Re-read hub.toml; restart the drivers with the new device list."""
         cfg = await asyncio.to_thread(config_mod.load, self.cfg.path)
+        validate_devices(cfg)
         await self.supervisor.stop()
         self.cfg = cfg
         self.sessions.windows_ms = self._windows(cfg)

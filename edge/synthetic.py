@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from drivers.base import Measurement, Sink
+from drivers.errors import ConfigError as DriverConfigError
 from protocol import codes
 from protocol.model import Observation
 
@@ -40,6 +41,8 @@ class SyntheticDriver:
         self.device_id = device_id
         self.rate = float(options.get("rate", 1.0))
         self.count = int(options.get("count", 0))
+        if self.rate < 0 or self.count < 0:
+            raise DriverConfigError("rate and count must not be negative")
         self._n = 0
         self._rng = random.Random(device_id)
 

@@ -86,3 +86,11 @@ def test_damaged_database_recovery_path(hub_dir: Path, refcloud: RefCloud, capsy
     assert refcloud.import_export(usb.read_bytes()) == [200]
     rows = refcloud.records("clinic-1")
     assert [(e, s) for e, s, _, _ in rows] == [(old_epoch, s) for s in range(1, 6)]
+
+
+def test_check_config_builds_each_driver_and_names_the_bad_device(hub_dir: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    hub_dir.write_text(hub_dir.read_text() + '[[stations.devices]]\nid = "syn"\ndriver = "synthetic"\nrate = -1\n')
+    assert main(["edge", "check-config", "--config", str(hub_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "stations[0].devices[0]" in err and "rate and count must not be negative" in err and "fix:" in err

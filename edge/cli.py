@@ -1,15 +1,180 @@
-"""``mchub edge``: run, check-config, status, enroll, export."""
+"""``mchub edge``: the clinic hub's commands.
+
+    mchub edge init --hub-id H --cloud-key cloud.json [--config hub.toml]   create the identity
+    mchub edge check-config --config hub.toml                               validate, print a summary
+    mchub edge run --config hub.toml                                        the daemon
+    mchub edge status --config hub.toml [--json]                            what the hub is doing
+    mchub edge export --config hub.toml --out FILE [--since SEQ|DATE]       hand-carry unsynced records
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+EPILOG = """\
+examples:
+  mchub edge init --hub-id clinic-042 --cloud-key cloud.json --config /etc/mchub/hub.toml
+  mchub edge check-config --config /etc/mchub/hub.toml
+  mchub edge run --config /etc/mchub/hub.toml
+  mchub edge status --config /etc/mchub/hub.toml
+  mchub edge export --config /etc/mchub/hub.toml --out /media/usb/clinic-042.mchub
+
+The hub keeps every reading in data_dir/hub.db until the cloud has acknowledged it and the
+retention period has passed. If the network is down for weeks nothing is lost; `status`
+shows how many records wait and since when.
+"""
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``edge`` subcommands."""
-    parser.set_defaults(func=_pending)
+    parser.epilog = EPILOG
+    sub = parser.add_subparsers(dest="edge_command", metavar="SUBCOMMAND")
+
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("--config", default="/etc/mchub/hub.toml", type=Path,
+                       help="hub configuration file (default: /etc/mchub/hub.toml)")
+        return p
+
+    p = add("init", "create the hub identity (signing key, data key, cloud keys) and print the public key")
+    p.add_argument("--hub-id", required=True, help="this hub's id, as the cloud administrator assigned it")
+    p.add_argument("--cloud-key", required=True, type=Path, help="the cloud key file from the administrator")
+    p.set_defaults(func=_init)
+    add("check-config", "validate hub.toml and the identity; print what the hub would run").set_defaults(
+        func=_check)
+    add("run", "run the hub daemon (stop with Ctrl-C or SIGTERM; SIGHUP reloads the config)").set_defaults(
+        func=_run)
+    p = add("status", "show devices, sync queue, today's sessions and unbound readings")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=_status)
+    p = add("export", "write unsynced records to a file for hand carry (sealed like a sync batch)")
+    p.add_argument("--out", required=True, type=Path, help="file to write, e.g. on a USB stick")
+    p.add_argument("--since", help="start at this seq or date (default: first record the cloud has not acked)")
+    p.add_argument("--from-db", type=Path, help="export from this database instead, e.g. a quarantined hub.db")
+    p.set_defaults(func=_export)
+    def _help(_args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+
+    parser.set_defaults(func=_help)
 
 
-def _pending(args: argparse.Namespace) -> int:
-    print("mchub edge: this build has no edge commands yet")
-    return 1
+def _load(args: argparse.Namespace) -> Any:
+    from edge import config
+
+    return config.load(args.config)
+
+
+def _fail(exc: Exception) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    return 2
+
+
+def _init(args: argparse.Namespace) -> int:
+    from edge import identity
+    from edge.errors import EdgeError
+
+    try:
+        directory = _load(args).identity_dir if args.config.exists() else Path("identity").resolve()
+        ident = identity.init(directory, args.hub_id, args.cloud_key)
+    except EdgeError as exc:
+        return _fail(exc)
+    print(f"identity created in {directory}")
+    print(f"hub id:     {ident.hub_id}")
+    print(f"public key: ed25519:{ident.public_hex}")
+    print(f"register it in the cloud: mchub cloud hub add {ident.hub_id} ed25519:{ident.public_hex}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from edge import identity
+    from edge.errors import EdgeError
+    from edge.plugins import validate_devices
+
+    try:
+        cfg = _load(args)
+        validate_devices(cfg)
+        ident = identity.load(cfg.identity_dir)
+    except EdgeError as exc:
+        return _fail(exc)
+    print(f"{cfg.path}: OK")
+    print(f"  hub {ident.hub_id}, key ed25519:{ident.public_hex}, data in {cfg.data_dir}")
+    print(f"  sync: {cfg.sync.url or 'disabled (export by hand)'}; retention {cfg.sync.retention_days:g} days")
+    print(f"  mqtt: {f'{cfg.mqtt.host}:{cfg.mqtt.port}' if cfg.mqtt else 'disabled'}; "
+          f"status API {cfg.web_bind}:{cfg.web_port}; language {cfg.language}")
+    for s in cfg.stations:
+        print(f"  station {s.id} ({s.name}), session window {s.session_window_s:g} s")
+        for d in s.devices:
+            where = d.address or (f"port {d.port}" if d.port else "")
+            print(f"    device {d.id}: {d.driver} {d.transport or ''} {where} {d.dialect or ''}".rstrip())
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from edge.daemon import Hub
+    from edge.errors import EdgeError
+
+    try:
+        cfg = _load(args)
+        asyncio.run(Hub(cfg).run())
+    except EdgeError as exc:
+        return _fail(exc)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    import urllib.request
+
+    from edge import identity
+    from edge.errors import EdgeError
+    from edge.status import render, store_snapshot
+    from edge.store.reader import Reader
+
+    try:
+        cfg = _load(args)
+        if not cfg.db_path.exists():
+            return _fail(Exception(f"{cfg.db_path} does not exist yet: the hub has never run"))
+        host = "127.0.0.1" if cfg.web_bind in ("0.0.0.0", "::") else cfg.web_bind
+        try:
+            with urllib.request.urlopen(f"http://{host}:{cfg.web_port}/api/status", timeout=3) as resp:
+                snap = json.loads(resp.read())
+        except OSError:
+            reader = Reader(cfg.db_path, identity.load(cfg.identity_dir).decrypt)
+            snap = store_snapshot(reader, cfg.data_dir)
+            reader.close()
+    except EdgeError as exc:
+        return _fail(exc)
+    print(json.dumps(snap, indent=2, ensure_ascii=False) if args.json else render(snap, cfg.language))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    import sqlite3
+
+    from edge import identity
+    from edge.errors import EdgeError
+    from edge.export import export, seq_since
+    from edge.store.reader import Reader
+
+    try:
+        cfg = _load(args)
+        ident = identity.load(cfg.identity_dir)
+        reader = Reader(args.from_db or cfg.db_path, ident.decrypt, readonly=bool(args.from_db))
+        since = seq_since(reader, args.since) if args.since else None
+        done = export(reader, ident, args.out, since)
+        reader.close()
+    except (EdgeError, ValueError, sqlite3.DatabaseError) as exc:
+        return _fail(exc)
+    if done.problem:
+        print(f"warning: the database is damaged; {done.problem}", file=sys.stderr)
+    if not done.batches:
+        print("nothing to export: the cloud has acknowledged every record")
+        return 0
+    print(f"wrote records {done.first}..{done.last} ({done.last - done.first + 1}) in {done.batches} "
+          f"sealed batch(es) to {args.out}")
+    return 0

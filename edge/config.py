@@ -1,0 +1,296 @@
+"""hub.toml: the hub's configuration, validated at start.
+
+Every error names the file, the key (``stations[0].devices[1].driver``) and the fix.
+Relative paths are relative to the directory of the configuration file. Example::
+
+    [hub]
+    identity_dir = "identity"        # made by `mchub edge init`
+    data_dir = "data"                # hub.db lives here
+    language = "zh-CN"               # or "en"
+
+    [sync]
+    url = "https://cloud.example.cn"
+    retention_days = 30
+
+    [mqtt]                           # optional: command channel and telemetry
+    host = "mqtt.example.cn"
+
+    [web]
+    bind = "0.0.0.0"
+    port = 8080
+
+    [[stations]]
+    id = "room-1"
+    session_window_s = 300
+
+    [[stations.devices]]
+    id = "bp-1"
+    driver = "ble-bp"
+    address = "AA:BB:CC:DD:EE:FF"
+
+A device table is handed whole to its driver factory (:mod:`drivers.registry`), so a
+driver may read keys beyond ``transport``, ``address``, ``port`` and ``dialect``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge.errors import ConfigError
+
+LANGUAGES = ("zh-CN", "en")
+GUIDELINES = ("2018", "2022")
+_REQUIRED: Any = object()
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """One ``[[stations.devices]]`` table."""
+
+    id: str
+    driver: str
+    station_id: str
+    transport: str | None = None
+    address: str | None = None
+    port: int | None = None
+    dialect: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)  #: the whole table, for the driver
+
+
+@dataclass(frozen=True)
+class StationConfig:
+    """One ``[[stations]]`` table: a place where a patient is measured."""
+
+    id: str
+    name: str
+    session_window_s: float
+    devices: tuple[DeviceConfig, ...]
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    """``[sync]``: where and how batches go."""
+
+    url: str | None = None  #: None: keep everything locally (hand-carry with `mchub edge export`)
+    batch_max_records: int = 5000
+    linger_ms: int = 200
+    timeout_s: float = 30.0
+    retention_days: float = 30.0
+    max_backoff_s: float = 300.0
+    prune_interval_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    """``[mqtt]``: command channel and telemetry."""
+
+    host: str
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    telemetry_interval_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    """The whole validated configuration."""
+
+    path: Path
+    identity_dir: Path
+    data_dir: Path
+    language: str = "zh-CN"
+    plugins: tuple[str, ...] = ()  #: extra modules with a ``DRIVERS`` dict (site-specific drivers)
+    stations: tuple[StationConfig, ...] = ()
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    mqtt: MqttConfig | None = None
+    web_bind: str = "0.0.0.0"
+    web_port: int = 8080
+    min_free_mb: int = 200
+    bp_guideline: str = "2018"
+    group_max: int = 4000
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite database file."""
+        return self.data_dir / "hub.db"
+
+    def devices(self) -> list[DeviceConfig]:
+        """Every device of every station."""
+        return [d for s in self.stations for d in s.devices]
+
+
+class _Table:
+    """Typed access to one TOML table that reports errors by file and key."""
+
+    def __init__(self, file: str, prefix: str, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(file, prefix or "(top level)", "must be a table", f"write [{prefix}] as a table")
+        self.file, self.prefix, self.data = file, prefix, data
+        self.used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def fail(self, name: str, problem: str, fix: str) -> ConfigError:
+        return ConfigError(self.file, self.key(name), problem, fix)
+
+    def get(self, name: str, kind: type | tuple[type, ...], default: Any, example: str) -> Any:
+        self.used.add(name)
+        if name not in self.data:
+            if default is _REQUIRED:
+                raise self.fail(name, "is missing", f"add `{name} = {example}`")
+            return default
+        value = self.data[name]
+        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            raise self.fail(name, f"has the wrong type ({value!r})", f"write it like `{name} = {example}`")
+        if not isinstance(value, kind):
+            raise self.fail(name, f"has the wrong type ({type(value).__name__})", f"write it like `{name} = {example}`")
+        return value
+
+    def text(self, name: str, default: Any = _REQUIRED, example: str = '"..."',
+             choices: tuple[str, ...] | None = None) -> Any:
+        value = self.get(name, str, default, example)
+        if choices and value is not None and value not in choices:
+            raise self.fail(name, f"is {value!r}", "use one of: " + ", ".join(choices))
+        return value
+
+    def number(self, name: str, default: Any, low: float, high: float, integer: bool = False) -> Any:
+        value = self.get(name, int if integer else (int, float), default, str(int(low) if integer else low))
+        if value is not None and not low <= value <= high:
+            raise self.fail(name, f"is {value}, outside {low:g}..{high:g}",
+                            f"choose a value between {low:g} and {high:g}")
+        return value
+
+    def check_unknown(self, allowed_extra: bool = False) -> None:
+        if allowed_extra:
+            return
+        for name in self.data:
+            if name not in self.used:
+                known = ", ".join(sorted(self.used)) or "none"
+                raise self.fail(name, "is not a known setting", f"remove it or check the spelling (known: {known})")
+
+
+def _path(base: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def load(path: str | Path, driver_kinds: Callable[[tuple[str, ...]], Mapping[str, Any]] | None = None) -> HubConfig:
+    """Read and validate hub.toml; raises :class:`ConfigError`.
+
+    ``driver_kinds(plugins)`` lists the known driver names; by default
+    :func:`edge.plugins.known_drivers` (the registry, edge's built-ins and plugins).
+    """
+    path = Path(path)
+    file = str(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(file, "(file)", "does not exist", "create it; see docs/edge.md for an example") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(file, "(file)", f"cannot be read: {exc}", "check the path and permissions") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, "(syntax)", str(exc), "fix the TOML syntax at that line") from exc
+    base = path.resolve().parent
+    top = _Table(file, "", raw)
+    hub = _Table(file, "hub", top.get("hub", dict, {}, "{}"))
+    identity_dir = _path(base, hub.text("identity_dir", "identity"))
+    data_dir = _path(base, hub.text("data_dir", "data"))
+    language = hub.text("language", "zh-CN", choices=LANGUAGES)
+    plugins = tuple(hub.get("plugins", list, [], '["my_site.drivers"]'))
+    hub.check_unknown()
+
+    s = _Table(file, "sync", top.get("sync", dict, {}, "{}"))
+    url = s.text("url", None, '"https://cloud.example.cn"')
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise s.fail("url", f"is {url!r}", 'give the cloud address, e.g. "https://cloud.example.cn"')
+    sync = SyncConfig(
+        url=url.rstrip("/") if url else None,
+        batch_max_records=s.number("batch_max_records", 5000, 1, 100_000, integer=True),
+        linger_ms=s.number("linger_ms", 200, 0, 60_000, integer=True),
+        timeout_s=float(s.number("timeout_s", 30.0, 1, 600)),
+        retention_days=float(s.number("retention_days", 30.0, 0, 3650)),
+        max_backoff_s=float(s.number("max_backoff_s", 300.0, 0.1, 86_400)),
+        prune_interval_s=float(s.number("prune_interval_s", 60.0, 0, 86_400)),
+    )
+    s.check_unknown()
+
+    mqtt = None
+    if "mqtt" in raw:
+        m = _Table(file, "mqtt", top.get("mqtt", dict, {}, "{}"))
+        mqtt = MqttConfig(
+            host=m.text("host", example='"mqtt.example.cn"'),
+            port=m.number("port", 1883, 1, 65535, integer=True),
+            username=m.text("username", None), password=m.text("password", None),
+            telemetry_interval_s=float(m.number("telemetry_interval_s", 30.0, 0.1, 3600)),
+        )
+        m.check_unknown()
+
+    w = _Table(file, "web", top.get("web", dict, {}, "{}"))
+    web_bind = w.text("bind", "0.0.0.0", '"127.0.0.1"')
+    web_port = w.number("port", 8080, 0, 65535, integer=True)
+    w.check_unknown()
+
+    st = _Table(file, "storage", top.get("storage", dict, {}, "{}"))
+    min_free_mb = st.number("min_free_mb", 200, 0, 1_000_000, integer=True)
+    group_max = st.number("group_max", 4000, 1, 100_000, integer=True)
+    st.check_unknown()
+
+    th = _Table(file, "thresholds", top.get("thresholds", dict, {}, "{}"))
+    guideline = th.text("bp_guideline", "2018", '"2018"', choices=GUIDELINES)
+    default_window = float(th.number("session_window_s", 300.0, 5, 86_400))
+    th.check_unknown()
+
+    if driver_kinds is None:
+        from edge.plugins import known_drivers
+
+        driver_kinds = known_drivers
+    try:
+        kinds = driver_kinds(plugins)
+    except ImportError as exc:
+        raise hub.fail("plugins", f"a plugin cannot be imported ({exc})",
+                       "install it or remove it from the list") from exc
+    stations = _stations(file, top.get("stations", list, [], '[{id = "room-1"}]'), default_window, kinds)
+    top.check_unknown()
+    return HubConfig(path=path, identity_dir=identity_dir, data_dir=data_dir, language=language, plugins=plugins,
+                     stations=stations, sync=sync, mqtt=mqtt, web_bind=web_bind, web_port=web_port,
+                     min_free_mb=min_free_mb, bp_guideline=guideline, group_max=group_max)
+
+
+def _stations(file: str, raw: list[Any], window: float, kinds: Mapping[str, Any]) -> tuple[StationConfig, ...]:
+    stations: list[StationConfig] = []
+    station_ids: set[str] = set()
+    device_ids: set[str] = set()
+    for i, item in enumerate(raw):
+        t = _Table(file, f"stations[{i}]", item)
+        sid = t.text("id", example='"room-1"')
+        if sid in station_ids:
+            raise t.fail("id", f"{sid!r} is used by two stations", "give every station its own id")
+        station_ids.add(sid)
+        devices: list[DeviceConfig] = []
+        for j, dev in enumerate(t.get("devices", list, [], "[]")):
+            d = _Table(file, f"stations[{i}].devices[{j}]", dev)
+            did = d.text("id", example='"bp-1"')
+            if did in device_ids:
+                raise d.fail("id", f"{did!r} is used by two devices", "give every device its own id")
+            device_ids.add(did)
+            driver = d.text("driver", example='"ble-bp"')
+            if driver not in kinds:
+                known = ", ".join(sorted(kinds)) or "none are installed in this build"
+                raise d.fail("driver", f"unknown driver {driver!r}", f"use one of: {known}")
+            devices.append(DeviceConfig(
+                id=did, driver=driver, station_id=sid, transport=d.text("transport", None),
+                address=d.text("address", None), port=d.number("port", None, 0, 65535, integer=True),
+                dialect=d.text("dialect", None), options=dict(dev),
+            ))
+        stations.append(StationConfig(
+            id=sid, name=t.text("name", sid),
+            session_window_s=float(t.number("session_window_s", window, 5, 86_400)),
+            devices=tuple(devices),
+        ))
+        t.check_unknown()
+    return tuple(stations)

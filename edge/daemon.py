@@ -1,0 +1,261 @@
+"""The hub process: wires store, supervisor, sessions, sync, command channel and status API.
+
+``Hub(cfg).run()`` is what ``mchub edge run`` executes. SIGTERM/SIGINT stop it cleanly
+(queued inputs are committed first); SIGHUP reloads the configuration (devices and
+session windows; identity and store stay).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from drivers.base import Measurement
+from drivers.errors import FrameError
+from edge import config as config_mod
+from edge import identity as identity_mod
+from edge.config import HubConfig
+from edge.errors import EdgeError
+from edge.plugins import known_drivers, validate_devices
+from edge.sessions import SessionManager, thresholds
+from edge.store import reader as q
+from edge.store.ledger import BindIn, CloseIn, IdentifyIn, Ledger, TickIn
+from edge.store.reader import Reader
+from edge.store.schema import Quarantine, open_db
+from edge.store.writer import DiskGuard, GroupWriter
+from edge.supervisor import Supervisor
+from edge.sync import SyncClient
+from protocol.commands import CommandBody, Telemetry
+from protocol.ids import now_ms
+from protocol.model import Subject
+
+log = logging.getLogger("edge.hub")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mchub")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class Hub:
+    """One running hub. ``await start()`` ... ``await stop()``, or ``await run()`` until a signal."""
+
+    def __init__(self, cfg: HubConfig, clock: Callable[[], int] | None = None, tick_s: float = 5.0) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.tick_s = tick_s
+        self.version = _version()
+        self.quarantine: Quarantine | None = None
+        self.sync: SyncClient | None = None
+        self.web_port: int | None = None
+        self.live: dict[str, Measurement] = {}  #: latest live value per station (kiosk)
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stopping = asyncio.Event()
+        self._web: Any = None
+        self._small: set[asyncio.Task[Any]] = set()
+
+    async def start(self, web: bool = True) -> None:
+        """Open the store and start every part."""
+        cfg = self.cfg
+        validate_devices(cfg)
+        self.identity = identity_mod.load(cfg.identity_dir)
+        conn, self.quarantine = await asyncio.to_thread(open_db, cfg.db_path, self.identity.hub_id)
+        self.sessions = SessionManager(self._windows(cfg), 300_000, thresholds(cfg.bp_guideline))
+        ledger = Ledger(conn, self.sessions, self.identity.encrypt, self.clock)
+        self.writer = GroupWriter(ledger, DiskGuard(cfg.data_dir, cfg.min_free_mb << 20), cfg.group_max)
+        self.writer.start()
+        self.reader = Reader(cfg.db_path, self.identity.decrypt)
+        self.supervisor = Supervisor(cfg.devices(), known_drivers(cfg.plugins), self.writer.submit,
+                                     self._frame_error, self._live)
+        st = self.reader.state()
+        log.info("hub %s started: epoch %d, next seq %d, cloud acked through %d, %d device(s)",
+                 st["hub_id"], st["epoch"], st["next_seq"], st["acked_through"], len(cfg.devices()))
+        if cfg.sync.url:
+            self.sync = SyncClient(cfg.sync, self.identity, self.reader, self.writer,
+                                   lambda: identity_mod.load(cfg.identity_dir), cfg.sync.prune_interval_s)
+            self.writer.listeners.append(self.sync.wake)
+            self._spawn(self.sync.run(), "sync")
+        else:
+            log.warning("no [sync] url: readings stay on this hub (use `mchub edge export` to hand-carry them)")
+        self.supervisor.start()
+        self._spawn(self._ticker(), "sessions")
+        if cfg.mqtt is not None:
+            from edge.commands import CommandChannel
+
+            self.channel = CommandChannel(cfg.mqtt, self.identity.hub_id, self.version, self.identity.cloud_signing,
+                                          self.telemetry, self._handlers(), self.writer.call)
+            self._spawn(self.channel.run(), "mqtt")
+        if web:
+            await self._start_web()
+
+    def _windows(self, cfg: HubConfig) -> dict[str, int]:
+        return {s.id: int(s.session_window_s * 1000) for s in cfg.stations}
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._task_done)
+        self._tasks.append(task)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("hub task %s failed: %r; stopping the hub (the service manager restarts it)",
+                      task.get_name(), task.exception())
+            self._stopping.set()
+
+    async def _start_web(self) -> None:
+        import uvicorn
+
+        from edge.status import build_app
+
+        class _Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Any:  # the hub handles signals itself
+                yield
+
+        server = _Server(uvicorn.Config(build_app(self), host=self.cfg.web_bind, port=self.cfg.web_port,
+                                        log_level="warning", access_log=False, lifespan="off",
+                                        timeout_graceful_shutdown=3))
+        self._web = server
+        self._spawn(server.serve(), "web")
+        web_task = self._tasks[-1]
+        while not server.started:
+            await asyncio.sleep(0.02)
+            if self._stopping.is_set() or web_task.done():
+                raise EdgeError(f"the status API could not listen on {self.cfg.web_bind}:{self.cfg.web_port}; "
+                                "is another hub running? change [web] port")
+        self.web_port = server.servers[0].sockets[0].getsockname()[1]
+        log.info("status API on http://%s:%d/api/status", self.cfg.web_bind, self.web_port)
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            await self.writer.submit(TickIn())
+
+    def _frame_error(self, device_id: str, error: FrameError) -> None:
+        task = asyncio.create_task(self.writer.call(q.frame_error(device_id, error.reason, str(error),
+                                                                  bytes(error.raw), now_ms())))
+        self._small.add(task)
+        task.add_done_callback(self._small.discard)
+
+    def _live(self, station_id: str, m: Measurement) -> None:
+        self.live[station_id] = m
+
+    # --- actions used by the status API and commands -----------------------------------
+
+    async def identify(self, station_id: str, subject: Subject, pregnant_weeks: int | None = None) -> str:
+        """Open a session (staff entry, QR); returns its id."""
+        return str(await self.writer.submit(IdentifyIn(station_id, subject, pregnant_weeks, "staff")))
+
+    async def close_session(self, station_id: str, reason: str) -> int:
+        """Close the station's session; returns 1 when one was open."""
+        return int(await self.writer.submit(CloseIn(station_id, reason)))
+
+    async def bind(self, reading_uid: str, session_id: str, by: str) -> int:
+        """Bind an unbound reading to a session; returns the seq of the ReadingBound record."""
+        return int(await self.writer.submit(BindIn(reading_uid, session_id, by)))
+
+    async def telemetry(self) -> Telemetry:
+        """Counts and ages for the cloud dashboard."""
+        st = await asyncio.to_thread(self.reader.state)
+        oldest = await asyncio.to_thread(self.reader.oldest_unsynced_at)
+        return Telemetry(
+            at_ms=now_ms(), queue_depth=st["next_seq"] - 1 - st["acked_through"],
+            oldest_unsynced_age_s=(now_ms() - oldest) / 1000 if oldest else None,
+            last_sync_ms=self.sync.last_success_ms if self.sync else None,
+            devices={k: h.summary() for k, h in self.supervisor.health.items()},
+            disk_free_bytes=self.writer.guard.free, version=self.version)
+
+    async def reload_config(self) -> str:
+        """Re-read hub.toml; restart the drivers with the new device list."""
+        cfg = await asyncio.to_thread(config_mod.load, self.cfg.path)
+        validate_devices(cfg)
+        await self.supervisor.stop()
+        self.cfg = cfg
+        self.sessions.windows_ms = self._windows(cfg)
+        self.supervisor = Supervisor(cfg.devices(), known_drivers(cfg.plugins), self.writer.submit,
+                                     self._frame_error, self._live)
+        self.supervisor.start()
+        await self.writer.call(q.audit("reload_config", "hub", f"{len(cfg.devices())} device(s)", now_ms()))
+        return f"configuration reloaded: {len(cfg.devices())} device(s)"
+
+    async def rotate_key(self) -> str:
+        """New signing key; the reply gives its public key for the cloud to register."""
+        self.identity = await asyncio.to_thread(identity_mod.rotate, self.cfg.identity_dir)
+        if self.sync is not None:
+            self.sync.identity = self.identity
+        await self.writer.call(q.audit("rotate_key", "cloud", self.identity.public_hex, now_ms()))
+        return f"ed25519:{self.identity.public_hex}"
+
+    def _handlers(self) -> dict[str, Any]:
+        async def sync_now(_: CommandBody) -> str:
+            if self.sync is None:
+                return "sync is disabled on this hub"
+            self.sync.sync_now()
+            return "sync started"
+
+        async def ping(_: CommandBody) -> str:
+            return "pong"
+
+        async def reload(_: CommandBody) -> str:
+            return await self.reload_config()
+
+        async def rotate(_: CommandBody) -> str:
+            return await self.rotate_key()
+
+        return {"sync-now": sync_now, "ping": ping, "reload-config": reload, "rotate-key": rotate}
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to stop."""
+        self._stopping.set()
+
+    def _reload_on_signal(self) -> None:
+        async def reload() -> None:
+            try:
+                log.info("%s", await self.reload_config())
+            except EdgeError as exc:
+                log.error("configuration NOT reloaded, the hub keeps the old one: %s", exc)
+
+        task = asyncio.create_task(reload())
+        self._small.add(task)
+        task.add_done_callback(self._small.discard)
+
+    async def stop(self) -> None:
+        """Stop drivers, commit what is queued, stop everything else."""
+        await self.supervisor.stop()
+        if self._web is not None:
+            self._web.should_exit = True
+        for t in self._tasks:
+            if t.get_name() != "web":
+                t.cancel()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=10)
+            for t in pending:
+                log.error("hub task %s did not stop in 10 s; cancelling it: %s", t.get_name(), t.get_stack(limit=5))
+                t.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.writer.stop()
+        self.reader.close()
+        self.writer.ledger.conn.close()
+
+    async def run(self) -> None:
+        """Start, serve until SIGTERM/SIGINT (SIGHUP reloads), stop."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_on_signal)
+        await self.start()
+        started = time.monotonic()
+        await self._stopping.wait()
+        log.info("hub stopping after %.0f s", time.monotonic() - started)
+        await self.stop()

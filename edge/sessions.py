@@ -1,0 +1,112 @@
+"""Station sessions (DESIGN.md §3): who is being measured at each station right now.
+
+Pure logic, no I/O: the store's writer calls it inside the transaction that stores the
+records it returns, so the session a reading binds to is decided in seq order.
+
+* An ID card, a patient QR code or a staff entry opens a session at a station; an open
+  session at that station is closed first (reason ``next_card``).
+* A session closes after ``session_window_s`` without activity (``timeout``).
+* A reading from a station's device binds to its open session, else stays unbound
+  (staff can bind it later: :meth:`SessionManager.bind` makes a ``ReadingBound`` record).
+* Flags are computed on every reading (BP class with the session's pregnancy weeks,
+  BMI class, fever); BMI is derived when the session has both a height and a weight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from drivers.base import Measurement
+from protocol import codes
+from protocol.flags import GUIDELINE_2018, GUIDELINE_2022, BpThresholds, bmi, flag_observations
+from protocol.ids import uuid7
+from protocol.model import Observation, Reading, ReadingBound, Record, SessionClosed, SessionOpened, Subject
+
+
+@dataclass
+class OpenSession:
+    """An open session as the hub remembers it (also mirrored in the ``sessions`` table)."""
+
+    session_id: str
+    station_id: str
+    opened_at: int
+    last_at: int
+    pregnant_weeks: int | None = None
+    height_cm: float | None = None
+    weight_kg: float | None = None
+
+
+def thresholds(guideline: str) -> BpThresholds:
+    """BP thresholds of a configured guideline name ("2018" or "2022")."""
+    return GUIDELINE_2022 if guideline == "2022" else GUIDELINE_2018
+
+
+class SessionManager:
+    """Open sessions per station and the rules that make session records."""
+
+    def __init__(self, windows_ms: dict[str, int], default_window_ms: int = 300_000,
+                 bp: BpThresholds = GUIDELINE_2018) -> None:
+        self.windows_ms = windows_ms
+        self.default_window_ms = default_window_ms
+        self.bp = bp
+        self.open: dict[str, OpenSession] = {}  #: station id -> session
+
+    def window(self, station_id: str) -> int:
+        """Idle time (ms) after which a session of this station closes."""
+        return self.windows_ms.get(station_id, self.default_window_ms)
+
+    def expire(self, now: int) -> list[Record]:
+        """Close every session idle for longer than its window."""
+        out: list[Record] = []
+        for station_id, s in list(self.open.items()):
+            if now - s.last_at > self.window(station_id):
+                out.append(self._close(station_id, "timeout", now))
+        return out
+
+    def _close(self, station_id: str, reason: str, now: int) -> SessionClosed:
+        s = self.open.pop(station_id)
+        return SessionClosed(at=now, session_id=s.session_id, reason=reason)  # type: ignore[arg-type]
+
+    def close_station(self, station_id: str, reason: str, now: int) -> list[Record]:
+        """Close the station's session (patient finished, staff, shutdown); nothing when none is open."""
+        return [self._close(station_id, reason, now)] if station_id in self.open else []
+
+    def identify(self, station_id: str, subject: Subject, now: int, pregnant_weeks: int | None = None) -> list[Record]:
+        """A card, QR code or staff entry at a station: close the previous session, open a new one."""
+        out = self.expire(now)
+        out += self.close_station(station_id, "next_card", now)
+        s = OpenSession(uuid7(now), station_id, now, now, pregnant_weeks)
+        self.open[station_id] = s
+        out.append(SessionOpened(at=now, session_id=s.session_id, station_id=station_id, subject=subject,
+                                 pregnant_weeks=pregnant_weeks))
+        return out
+
+    def reading(self, station_id: str, device_id: str, m: Measurement, now: int) -> list[Record]:
+        """The records for one measurement: maybe a timeout close, then the flagged, bound reading."""
+        out: list[Record] = []
+        s = self.open.get(station_id)  # only this station's session matters; ticks expire the others
+        if s is not None and now - s.last_at > self.window(station_id):
+            out.append(self._close(station_id, "timeout", now))
+            s = None
+        obs = m.observations
+        by_code = {o.code: o.value for o in obs}
+        if s is not None:
+            s.last_at = now
+            s.height_cm = by_code.get(codes.HEIGHT, s.height_cm)
+            s.weight_kg = by_code.get(codes.WEIGHT, s.weight_kg)
+            height, weight = s.height_cm, s.weight_kg
+        else:
+            height, weight = by_code.get(codes.HEIGHT), by_code.get(codes.WEIGHT)
+        if (codes.BMI not in by_code and height and weight and 20.0 <= height <= 250.0
+                and (codes.HEIGHT in by_code or codes.WEIGHT in by_code)):
+            obs = (*obs, Observation(code=codes.BMI, value=bmi(weight, height), unit="kg/m2"))
+        obs = flag_observations(obs, self.bp, s.pregnant_weeks if s else None)
+        out.append(Reading(at=now, device_id=device_id, station_id=station_id, kind=m.kind, observations=obs,
+                           device_time=m.device_time, session_id=s.session_id if s else None,
+                           status=m.status, raw=m.raw))
+        return out
+
+    @staticmethod
+    def bind(reading_uid: str, session_id: str, by: str, now: int) -> ReadingBound:
+        """Staff attaches an unbound reading to a session."""
+        return ReadingBound(at=now, reading_uid=reading_uid, session_id=session_id, by=by)

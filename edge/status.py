@@ -1,0 +1,198 @@
+"""The hub's status: one snapshot for the JSON API, the console and telemetry.
+
+JSON API (Starlette, served by uvicorn inside the hub on ``[web] bind:port``)::
+
+    GET  /api/status                        everything below in one document
+    GET  /api/devices                       device health
+    GET  /api/sessions/today                today's sessions (subjects masked)
+    GET  /api/readings/unbound              readings waiting for a patient
+    POST /api/sessions                      staff entry: {"station_id", "name", "national_id"?, "pregnant_weeks"?}
+    POST /api/sessions/close                {"station_id", "reason"?: "finished" | "staff"}
+    POST /api/readings/{uid}/bind           {"session_id", "by"}
+
+ID numbers and names are only ever shown masked. Bind the API to the clinic LAN (or
+127.0.0.1); logins come with the status page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import time
+from typing import TYPE_CHECKING, Any
+
+from edge.errors import EdgeError
+from protocol import idnum
+from protocol.model import Subject
+
+if TYPE_CHECKING:
+    from edge.daemon import Hub
+    from edge.store.reader import Reader
+
+
+def start_of_today_ms() -> int:
+    """Local midnight, ms since the epoch."""
+    today = dt.datetime.combine(dt.date.today(), dt.time())
+    return int(today.timestamp() * 1000)
+
+
+def store_snapshot(reader: Reader, data_dir: Any = None) -> dict[str, Any]:
+    """The part of the status that comes from hub.db alone (also used when the hub is not running)."""
+    st = reader.state()
+    oldest = reader.oldest_unsynced_at()
+    now = time.time_ns() // 1_000_000
+    snap: dict[str, Any] = {
+        "hub_id": st["hub_id"],
+        "epoch": st["epoch"],
+        "next_seq": st["next_seq"],
+        "acked_through": st["acked_through"],
+        "queue_depth": st["next_seq"] - 1 - st["acked_through"],
+        "oldest_unsynced_ms": oldest,
+        "oldest_unsynced_age_s": round((now - oldest) / 1000, 1) if oldest is not None else None,
+        "last_ack_ms": st["last_ack_ms"],
+        "last_error": st["last_error"],
+        "last_error_ms": st["last_error_ms"],
+        "sessions_today": reader.sessions_since(start_of_today_ms()),
+        "unbound_count": reader.count_unbound(),
+        "unbound": reader.unbound(50),
+        "audit": reader.audit(10),
+    }
+    if data_dir is not None:
+        snap["disk_free_bytes"] = shutil.disk_usage(data_dir).free
+    return snap
+
+
+def snapshot(hub: Hub) -> dict[str, Any]:
+    """Full status of a running hub."""
+    snap = store_snapshot(hub.reader, hub.cfg.data_dir)
+    snap["devices"] = [h.to_dict() for h in hub.supervisor.health.values()]
+    sync = hub.sync
+    snap["sync"] = ({"state": sync.state, "url": sync.cfg.url, "last_success_ms": sync.last_success_ms,
+                     "last_error": sync.last_error, "batch_max": sync.batch_max}
+                    if sync is not None else {"state": "disabled (no [sync] url)"})
+    snap["store"] = {"held_for_disk": hub.writer.held, "disk_low": hub.writer.guard.low,
+                     "last_error": hub.writer.last_error, "commits": hub.writer.commits}
+    snap["quarantine"] = hub.quarantine.describe() if hub.quarantine else None
+    snap["version"] = hub.version
+    return snap
+
+
+def build_app(hub: Hub) -> Any:
+    """The Starlette application of the status API."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    def ok(data: Any, status: int = 200) -> JSONResponse:
+        return JSONResponse(data, status_code=status)
+
+    def bad(message: str, status: int = 400) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    async def status(_: Request) -> JSONResponse:
+        return ok(await _in_thread(snapshot, hub))
+
+    async def devices(_: Request) -> JSONResponse:
+        return ok([h.to_dict() for h in hub.supervisor.health.values()])
+
+    async def sessions_today(_: Request) -> JSONResponse:
+        return ok(await _in_thread(hub.reader.sessions_since, start_of_today_ms()))
+
+    async def unbound(_: Request) -> JSONResponse:
+        return ok(await _in_thread(hub.reader.unbound, 200))
+
+    async def open_session(request: Request) -> JSONResponse:
+        doc = await _json(request)
+        station = str(doc.get("station_id", ""))
+        if station not in {s.id for s in hub.cfg.stations}:
+            return bad(f"unknown station {station!r}")
+        nid = doc.get("national_id")
+        try:
+            nid = idnum.normalise(str(nid)) if nid else None
+            weeks = int(doc["pregnant_weeks"]) if doc.get("pregnant_weeks") is not None else None
+        except (EdgeError, ValueError) as exc:
+            return bad(str(exc))
+        subject = Subject(national_id=nid, name=str(doc.get("name", ""))[:64], source="staff")
+        session_id = await hub.identify(station, subject, weeks)
+        return ok({"session_id": session_id}, 201)
+
+    async def close_session(request: Request) -> JSONResponse:
+        doc = await _json(request)
+        reason = doc.get("reason", "finished")
+        if reason not in ("finished", "staff"):
+            return bad("reason must be finished or staff")
+        return ok({"closed": await hub.close_session(str(doc.get("station_id", "")), reason)})
+
+    async def bind(request: Request) -> JSONResponse:
+        doc = await _json(request)
+        try:
+            seq = await hub.bind(request.path_params["uid"], str(doc.get("session_id", "")),
+                                 str(doc.get("by", "staff"))[:64])
+        except ValueError as exc:
+            return bad(str(exc), 409)
+        return ok({"seq": seq})
+
+    return Starlette(routes=[
+        Route("/api/status", status), Route("/api/devices", devices),
+        Route("/api/sessions/today", sessions_today), Route("/api/readings/unbound", unbound),
+        Route("/api/sessions", open_session, methods=["POST"]),
+        Route("/api/sessions/close", close_session, methods=["POST"]),
+        Route("/api/readings/{uid}/bind", bind, methods=["POST"]),
+    ])
+
+
+async def _in_thread(fn: Any, *args: Any) -> Any:
+    import asyncio
+
+    return await asyncio.to_thread(fn, *args)
+
+
+async def _json(request: Any) -> dict[str, Any]:
+    try:
+        doc = await request.json()
+    except ValueError:
+        doc = {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def render(snap: dict[str, Any], language: str = "zh-CN") -> str:
+    """The status as text for a technician at the console."""
+    from edge.i18n import text
+
+    def t(key: str) -> str:
+        return text(key, language)
+
+    def when(ms: int | None) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000)) if ms else "-"
+
+    lines = [f"{t('hub')}: {snap['hub_id']}  epoch {snap['epoch']}  {snap.get('version', '')}".rstrip()]
+    lines.append(f"{t('queue')}: {snap['queue_depth']}  ({t('acked_through')} {snap['acked_through']}, "
+                 f"{t('next_seq')} {snap['next_seq']})")
+    age = snap["oldest_unsynced_age_s"]
+    lines.append(f"{t('oldest')}: {when(snap['oldest_unsynced_ms'])}" + (f" ({age:.0f} s)" if age is not None else ""))
+    sync = snap.get("sync", {})
+    last_ok = when(sync.get("last_success_ms") or snap["last_ack_ms"])
+    lines.append(f"{t('sync')}: {sync.get('state', '-')}  {t('last_ok')} {last_ok}")
+    err = sync.get("last_error") or snap["last_error"]
+    if err:
+        lines.append(f"{t('last_error')}: {err}")
+    if snap.get("quarantine"):
+        lines.append(f"!! {snap['quarantine']}")
+    if snap.get("store", {}).get("disk_low"):
+        lines.append(f"!! {t('disk_low')}")
+    if "disk_free_bytes" in snap:
+        lines.append(f"{t('disk')}: {snap['disk_free_bytes'] >> 20} MB")
+    devices = snap.get("devices")
+    lines.append(f"{t('devices')}:" + ("" if devices else f" {t('not_running' if devices is None else 'none')}"))
+    for d in devices or []:
+        state = t("connected") if d["connected"] else t("disconnected")
+        lines.append(f"  {d['device_id']:<16} {d['station_id']:<12} {d['driver']:<12} {state}  "
+                     f"{t('last_reading')} {when(d['last_reading_ms'])}  {t('errors')} {d['frame_errors']}"
+                     + (f"  ({d['last_error']})" if d["last_error"] else ""))
+    lines.append(f"{t('sessions_today')}: {len(snap['sessions_today'])}")
+    for s in snap["sessions_today"][:10]:
+        lines.append(f"  {when(s['opened_at'])} {s['station_id']:<12} {s['name_masked'] or '-'} "
+                     f"{s['id_masked'] or ''}  {s['readings']} {t('readings')}  {s['close_reason'] or t('open')}")
+    lines.append(f"{t('unbound')}: {snap['unbound_count']}")
+    return "\n".join(lines)

@@ -1,0 +1,265 @@
+"""The ledger: turns incoming events into seq-numbered records inside one SQLite transaction.
+
+Synchronous code, run only by the writer thread (:mod:`edge.store.writer`), which owns
+the single write connection. :meth:`Ledger.commit` takes a group of inputs, assigns
+consecutive seqs, writes records, session and subject rows and the next seq, and commits
+once (one fsync for the whole group).
+
+A reading whose device gave its own clock and raw frame is stored at most once: a device
+that resends after a lost acknowledgement (crash between commit and ack) gets the seq of
+the stored copy back instead of a second record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from drivers.base import Measurement
+from edge.crashpoints import crashpoint
+from edge.sessions import OpenSession, SessionManager
+from protocol import idnum
+from protocol.ids import reading_uid
+from protocol.model import Reading, ReadingBound, Record, SessionClosed, SessionOpened, Subject
+
+TYPE = {Reading: 0, SessionOpened: 1, SessionClosed: 2, ReadingBound: 3}
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(Record).decode
+
+
+@dataclass(slots=True)
+class ReadingIn:
+    """A measurement from a device of a station."""
+
+    station_id: str
+    device_id: str
+    m: Measurement
+
+
+@dataclass(slots=True)
+class IdentifyIn:
+    """An ID card, QR code or staff entry at a station (opens a session)."""
+
+    station_id: str
+    subject: Subject
+    pregnant_weeks: int | None = None
+    actor: str = "device"
+
+
+@dataclass(slots=True)
+class CloseIn:
+    """Close the station's open session (finished, staff)."""
+
+    station_id: str
+    reason: str = "finished"
+
+
+@dataclass(slots=True)
+class BindIn:
+    """Staff binds an unbound reading to a session."""
+
+    reading_uid: str
+    session_id: str
+    by: str
+
+
+@dataclass(slots=True)
+class TickIn:
+    """Close sessions whose window has passed."""
+
+
+@dataclass(slots=True)
+class CallIn:
+    """Any other write (store an ack, prune, audit, frame error), in its own transaction."""
+
+    fn: Callable[[sqlite3.Connection], Any]
+
+
+Item = ReadingIn | IdentifyIn | CloseIn | BindIn | TickIn | CallIn
+
+
+class InputRejected(ValueError):
+    """One input of a group could not be applied (the rest of the group is unaffected)."""
+
+
+def dedup_key(device_id: str, m: Measurement) -> str | None:
+    """Key that identifies a resent copy of the same device record, when the device gives enough."""
+    if not m.device_time or not m.raw:
+        return None
+    return f"{device_id}|{m.device_time}|{hashlib.blake2b(m.raw, digest_size=8).hexdigest()}"
+
+
+def encode_body(record: Record) -> bytes:
+    """Stored form of a record (msgpack)."""
+    return _encode(record)
+
+
+def decode_body(body: bytes) -> Record:
+    """Inverse of :func:`encode_body`."""
+    record: Record = _decode(body)
+    return record
+
+
+def uid_time_ms(uid: str) -> int | None:
+    """The unix-ms timestamp of a UUIDv7 string (None when it is not one)."""
+    try:
+        return int(uid.replace("-", "")[:12], 16)
+    except ValueError:
+        return None
+
+
+def subject_aad(seq: int) -> bytes:
+    """Associated data binding an encrypted body to its seq (a body moved to another row fails)."""
+    return b"mchub/record/%d" % seq
+
+
+class Ledger:
+    """Seq assignment and record storage on the write connection."""
+
+    def __init__(self, conn: sqlite3.Connection, sessions: SessionManager,
+                 encrypt: Callable[[bytes, bytes], bytes], clock: Callable[[], int] | None = None) -> None:
+        self.conn = conn
+        self.sessions = sessions
+        self.encrypt = encrypt
+        self.clock = clock or (lambda: time.time_ns() // 1_000_000)
+        self._load()
+
+    def _load(self) -> None:
+        self.hub_id, self.epoch, self.next_seq = self.conn.execute(
+            "SELECT hub_id, epoch, next_seq FROM sync_state WHERE id = 1").fetchone()
+        self.sessions.open.clear()
+        for row in self.conn.execute("SELECT session_id, station_id, opened_at, last_at, pregnant_weeks, height_cm, "
+                                     "weight_kg FROM sessions WHERE closed_at IS NULL"):
+            self.sessions.open[row[1]] = OpenSession(*row)
+
+    def commit(self, items: list[Item]) -> list[Any]:
+        """Apply a group in one transaction; returns one result (or InputRejected) per input."""
+        now = self.clock()
+        rows: list[tuple[Any, ...]] = []
+        results: list[Any] = []
+        batch_keys: dict[str, int] = {}
+        seen: list[tuple[str, int, int]] = []
+        touched: dict[str, OpenSession] = {}
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            keys = [dedup_key(i.device_id, i.m) if isinstance(i, ReadingIn) else None for i in items]
+            known = self._known_keys(keys)
+            for item, key in zip(items, keys, strict=True):
+                if isinstance(item, ReadingIn):
+                    if key is not None:
+                        old = batch_keys.get(key) or known.get(key)
+                        if old is not None:
+                            results.append(old)
+                            continue
+                    recs = self.sessions.reading(item.station_id, item.device_id, item.m, now)
+                    seq = self._add(recs, rows)
+                    if key is not None:
+                        batch_keys[key] = seq
+                        seen.append((key, seq, now))
+                    s = self.sessions.open.get(item.station_id)
+                    if s is not None:
+                        touched[s.session_id] = s
+                    results.append(seq)
+                elif isinstance(item, IdentifyIn):
+                    recs = self.sessions.identify(item.station_id, item.subject, now, item.pregnant_weeks)
+                    self._add(recs, rows)
+                    results.append(recs[-1].session_id)
+                elif isinstance(item, CloseIn):
+                    recs = self.sessions.close_station(item.station_id, item.reason, now)
+                    self._add(recs, rows)
+                    results.append(len(recs))
+                elif isinstance(item, BindIn):
+                    results.append(self._bind(item, rows, now))
+                elif isinstance(item, TickIn):
+                    self._add(self.sessions.expire(now), rows)
+                    results.append(None)
+            if rows:
+                c.executemany("INSERT INTO records (seq, type, at, station_id, device_id, session_id, enc, body) "
+                              "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                if seen:
+                    c.executemany("INSERT INTO seen (key, seq, at) VALUES (?, ?, ?)", seen)
+                c.execute("UPDATE sync_state SET next_seq = ? WHERE id = 1", (self.next_seq,))
+            if touched:
+                c.executemany("UPDATE sessions SET last_at = ?, height_cm = ?, weight_kg = ? WHERE session_id = ?",
+                              [(s.last_at, s.height_cm, s.weight_kg, s.session_id) for s in touched.values()])
+            crashpoint("inside_commit")
+            c.execute("COMMIT")
+        except BaseException:
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            self._load()
+            raise
+        return results
+
+    def _known_keys(self, keys: list[str | None]) -> dict[str, int]:
+        """Which of these resend keys are already stored (one query per 500 keys)."""
+        wanted = [k for k in keys if k is not None]
+        found: dict[str, int] = {}
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(self.conn.execute(f"SELECT key, seq FROM seen WHERE key IN ({marks})", chunk))  # noqa: S608
+        return found
+
+    def _add(self, recs: list[Record], rows: list[tuple[Any, ...]]) -> int:
+        seq = 0
+        for r in recs:
+            seq = self.next_seq
+            self.next_seq += 1
+            if isinstance(r, Reading):
+                rows.append((seq, 0, r.at, r.station_id, r.device_id, r.session_id, 0, encode_body(r)))
+            elif isinstance(r, SessionOpened):
+                rows.append((seq, 1, r.at, r.station_id, None, r.session_id, 1,
+                             self.encrypt(encode_body(r), subject_aad(seq))))
+                self._open_session_rows(r)
+            elif isinstance(r, SessionClosed):
+                rows.append((seq, 2, r.at, None, None, r.session_id, 0, encode_body(r)))
+                self.conn.execute("UPDATE sessions SET closed_at = ?, close_reason = ? WHERE session_id = ?",
+                                  (r.at, r.reason, r.session_id))
+            else:
+                rows.append((seq, 3, r.at, None, None, r.session_id, 0, encode_body(r)))
+        return seq
+
+    def _open_session_rows(self, r: SessionOpened) -> None:
+        subj = r.subject
+        cur = self.conn.execute(
+            "INSERT INTO subjects (id_masked, name_masked, sex, sealed) VALUES (?, ?, ?, ?)",
+            (idnum.mask(subj.national_id) if subj.national_id else None, idnum.mask_name(subj.name), subj.sex,
+             self.encrypt(encode_body(r), b"mchub/subject/" + r.session_id.encode())))
+        self.conn.execute("INSERT INTO sessions (session_id, station_id, opened_at, last_at, source, pregnant_weeks, "
+                          "subject_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          (r.session_id, r.station_id, r.at, r.at, subj.source, r.pregnant_weeks, cur.lastrowid))
+
+    def find_reading(self, uid: str) -> tuple[int, str | None] | None:
+        """(seq, session id) of the reading with this uid. The uid's timestamp is the reading's
+        time, so only readings of that millisecond are candidates (uids are not stored)."""
+        at = uid_time_ms(uid)
+        if at is None:
+            return None
+        for seq, session in self.conn.execute("SELECT seq, session_id FROM records WHERE at = ? AND type = 0", (at,)):
+            if reading_uid(self.hub_id, self.epoch, seq, at) == uid:
+                return seq, session
+        return None
+
+    def _bind(self, item: BindIn, rows: list[tuple[Any, ...]], now: int) -> Any:
+        c = self.conn
+        found = self.find_reading(item.reading_uid)
+        if found is None:
+            return InputRejected(f"no reading with uid {item.reading_uid} is kept on this hub")
+        reading_seq, bound_to = found
+        if bound_to is not None:
+            return InputRejected(f"reading {item.reading_uid} is already bound to session {bound_to}")
+        if c.execute("SELECT 1 FROM sessions WHERE session_id = ?", (item.session_id,)).fetchone() is None:
+            return InputRejected(f"no session {item.session_id} on this hub")
+        seq = self._add([self.sessions.bind(item.reading_uid, item.session_id, item.by, now)], rows)
+        c.execute("UPDATE records SET session_id = ? WHERE seq = ?", (item.session_id, reading_seq))
+        c.execute("INSERT INTO audit (at, kind, actor, detail) VALUES (?, 'bind', ?, ?)",
+                  (now, item.by, f"reading {item.reading_uid} bound to session {item.session_id} (seq {seq})"))
+        return seq

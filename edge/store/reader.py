@@ -1,0 +1,187 @@
+"""Read-side queries of hub.db (own connection; WAL lets them run beside the writer).
+
+Used by the sync client (records after a seq), the status API and ``mchub edge status``.
+Also the write helpers that run on the writer thread through :meth:`GroupWriter.call`
+(store an ack, prune a chunk), so every SQL statement of the hub lives in edge/store/.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edge.store.ledger import decode_body, subject_aad
+from edge.store.schema import connect
+from protocol.ids import reading_uid
+from protocol.model import Reading, Record
+
+
+class Reader:
+    """Thread-safe read connection."""
+
+    def __init__(self, path: Path, decrypt: Callable[[bytes, bytes], bytes] | None = None,
+                 readonly: bool = False) -> None:
+        self.conn = connect(path, readonly=readonly)
+        self.decrypt = decrypt
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self.conn.execute(sql, args).fetchall()
+
+    def state(self) -> dict[str, Any]:
+        """The sync_state row as a dict."""
+        with self._lock:
+            cur = self.conn.execute("SELECT * FROM sync_state WHERE id = 1")
+            return dict(zip([d[0] for d in cur.description], cur.fetchone(), strict=True))
+
+    def records(self, first_seq: int, limit: int) -> list[Record]:
+        """Up to ``limit`` records from ``first_seq`` on, consecutive, with identity fields filled in."""
+        st = self.state()
+        hub_id, epoch = st["hub_id"], st["epoch"]
+        rows = self._all("SELECT seq, enc, body FROM records WHERE seq >= ? ORDER BY seq LIMIT ?", (first_seq, limit))
+        out: list[Record] = []
+        for seq, enc, body in rows:
+            if out and seq != out[-1].seq + 1:
+                break
+            if enc:
+                if self.decrypt is None:
+                    raise ValueError("this reader has no data key for encrypted records")
+                body = self.decrypt(body, subject_aad(seq))
+            rec = decode_body(body)
+            rec.hub_id, rec.epoch, rec.seq = hub_id, epoch, seq
+            if isinstance(rec, Reading):
+                rec.uid = reading_uid(hub_id, epoch, seq, rec.at)
+            out.append(rec)
+        return out
+
+    def first_kept_seq(self) -> int | None:
+        """Lowest seq still stored (None when the table is empty)."""
+        kept = self._all("SELECT min(seq) FROM records")[0][0]
+        return int(kept) if kept is not None else None
+
+    def oldest_unsynced_at(self) -> int | None:
+        """Hub time (ms) of the oldest record the cloud has not acknowledged."""
+        rows = self._all("SELECT at FROM records WHERE seq = (SELECT acked_through + 1 FROM sync_state)")
+        return rows[0][0] if rows else None
+
+    def sessions_since(self, since_ms: int, limit: int = 200) -> list[dict[str, Any]]:
+        """Sessions opened since ``since_ms`` (masked subject only), newest first."""
+        rows = self._all(
+            "SELECT s.session_id, s.station_id, s.opened_at, s.closed_at, s.close_reason, s.source, "
+            "s.pregnant_weeks, j.id_masked, j.name_masked, "
+            "(SELECT count(*) FROM records r WHERE r.type = 0 AND r.session_id = s.session_id) "
+            "FROM sessions s LEFT JOIN subjects j ON j.id = s.subject_id WHERE s.opened_at >= ? "
+            "ORDER BY s.opened_at DESC LIMIT ?", (since_ms, limit))
+        keys = ("session_id", "station_id", "opened_at", "closed_at", "close_reason", "source", "pregnant_weeks",
+                "id_masked", "name_masked", "readings")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def unbound(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Readings not bound to any session, newest first (what staff may bind by hand)."""
+        rows = self._all("SELECT seq, at, station_id, device_id, body FROM records "
+                         "WHERE type = 0 AND session_id IS NULL ORDER BY seq DESC LIMIT ?", (limit,))
+        st = self.state()
+        out = []
+        for seq, at, station, device, body in rows:
+            uid = reading_uid(st["hub_id"], st["epoch"], seq, at)
+            rec = decode_body(body)
+            obs = [{"code": o.code, "value": o.value, "unit": o.unit, "flag": o.flag}
+                   for o in getattr(rec, "observations", ())]
+            out.append({"seq": seq, "uid": uid, "at": at, "station_id": station, "device_id": device,
+                        "kind": getattr(rec, "kind", ""), "observations": obs})
+        return out
+
+    def count_unbound(self) -> int:
+        """How many readings are unbound."""
+        return int(self._all("SELECT count(*) FROM records WHERE type = 0 AND session_id IS NULL")[0][0])
+
+    def audit(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Latest audit events."""
+        rows = self._all("SELECT at, kind, actor, detail FROM audit ORDER BY id DESC LIMIT ?", (limit,))
+        return [dict(zip(("at", "kind", "actor", "detail"), r, strict=True)) for r in rows]
+
+
+# --- writes, run on the writer thread via GroupWriter.call -------------------------------
+
+def store_ack(acked_through: int, ack: bytes, at_ms: int) -> Callable[[sqlite3.Connection], int]:
+    """Record a verified ack; the mark only moves forward. Returns the stored mark."""
+    def run(c: sqlite3.Connection) -> int:
+        c.execute("UPDATE sync_state SET acked_through = max(acked_through, ?), last_ack = ?, last_ack_ms = ?, "
+                  "last_error = NULL WHERE id = 1", (acked_through, ack, at_ms))
+        return int(c.execute("SELECT acked_through FROM sync_state WHERE id = 1").fetchone()[0])
+    return run
+
+
+def lower_mark(acked_through: int, detail: str, at_ms: int) -> Callable[[sqlite3.Connection], None]:
+    """The cloud holds less than we believed (restored from backup): resend from its mark."""
+    def run(c: sqlite3.Connection) -> None:
+        c.execute("UPDATE sync_state SET acked_through = ? WHERE id = 1", (acked_through,))
+        c.execute("INSERT INTO audit (at, kind, actor, detail) VALUES (?, 'cloud_behind', 'cloud', ?)", (at_ms, detail))
+    return run
+
+
+def record_error(message: str, at_ms: int) -> Callable[[sqlite3.Connection], None]:
+    """Remember the last sync error (shown on the status page)."""
+    def run(c: sqlite3.Connection) -> None:
+        c.execute("UPDATE sync_state SET last_error = ?, last_error_ms = ? WHERE id = 1", (message, at_ms))
+    return run
+
+
+def prune_chunk(before_ms: int, limit: int) -> Callable[[sqlite3.Connection], int]:
+    """Delete up to ``limit`` acknowledged records older than ``before_ms``; returns how many."""
+    def run(c: sqlite3.Connection) -> int:
+        cur = c.execute("DELETE FROM records WHERE seq IN (SELECT seq FROM records WHERE "
+                        "seq <= (SELECT acked_through FROM sync_state) AND at < ? ORDER BY seq LIMIT ?)",
+                        (before_ms, limit))
+        return cur.rowcount
+    return run
+
+
+def prune_seen(before_ms: int) -> Callable[[sqlite3.Connection], int]:
+    """Forget device-resend keys older than ``before_ms``."""
+    def run(c: sqlite3.Connection) -> int:
+        return c.execute("DELETE FROM seen WHERE at < ?", (before_ms,)).rowcount
+    return run
+
+
+def frame_error(device_id: str, reason: str, message: str, raw: bytes,
+                at_ms: int) -> Callable[[sqlite3.Connection], None]:
+    """Keep a rejected device frame for inspection."""
+    def run(c: sqlite3.Connection) -> None:
+        c.execute("INSERT INTO frame_errors (at, device_id, reason, message, raw) VALUES (?, ?, ?, ?, ?)",
+                  (at_ms, device_id, reason, message[:500], raw[:8192]))
+    return run
+
+
+def claim_command(command_id: str, name: str, detail: str, at_ms: int) -> Callable[[sqlite3.Connection], bool]:
+    """Record a cloud command id before executing it; False when it was executed before."""
+    def run(c: sqlite3.Connection) -> bool:
+        cur = c.execute("INSERT INTO commands (id, name, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                        (command_id, name, at_ms))
+        if cur.rowcount:
+            c.execute("INSERT INTO audit (at, kind, actor, detail) VALUES (?, 'command', 'cloud', ?)",
+                      (at_ms, f"{name} {command_id} {detail}"))
+        return cur.rowcount == 1
+    return run
+
+
+def finish_command(command_id: str, ok: bool, detail: str) -> Callable[[sqlite3.Connection], None]:
+    """Store a command's outcome."""
+    def run(c: sqlite3.Connection) -> None:
+        c.execute("UPDATE commands SET ok = ?, detail = ? WHERE id = ?", (int(ok), detail, command_id))
+    return run
+
+
+def audit(kind: str, actor: str, detail: str, at_ms: int) -> Callable[[sqlite3.Connection], None]:
+    """Append an audit event."""
+    def run(c: sqlite3.Connection) -> None:
+        c.execute("INSERT INTO audit (at, kind, actor, detail) VALUES (?, ?, ?, ?)", (at_ms, kind, actor, detail))
+    return run

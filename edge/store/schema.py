@@ -1,0 +1,175 @@
+"""hub.db: opening, integrity check, quarantine, schema migrations.
+
+Tables (one stream, a few side tables):
+
+* ``records``    the seq stream: every reading, session opened/closed, reading bound.
+                 ``body`` is the msgpack form of the record; subject-bearing bodies are
+                 AES-256-GCM encrypted with the hub data key (``enc = 1``).
+* ``sessions``   one row per station session (open while ``closed_at`` is NULL).
+* ``subjects``   the identified person of a session: masked forms for screens, the whole
+                 subject (with the ID number) only encrypted.
+* ``sync_state`` one row: hub id, epoch, next seq, acked-through, the last signed ack.
+* ``audit``      what happened that a person may ask about later (binds, commands,
+                 quarantine, disk alarms).
+* ``seen``       device records already stored (device id, device time, frame digest), so
+                 a device that resends after a lost acknowledgement is not stored twice;
+                 kept longer than the records themselves.
+* ``commands``   ids of executed cloud commands (idempotence).
+* ``frame_errors`` rejected device frames, kept for inspection.
+
+Migrations are numbered; ``PRAGMA user_version`` holds the number applied last.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge.errors import StoreError
+
+log = logging.getLogger("edge.store")
+
+
+def _v1(db: Any) -> None:
+    db["sync_state"].create({"id": int, "hub_id": str, "epoch": int, "next_seq": int, "acked_through": int,
+                             "last_ack": bytes, "last_ack_ms": int, "last_error": str, "last_error_ms": int,
+                             "created_ms": int}, pk="id", not_null={"epoch", "next_seq", "acked_through"})
+    db["records"].create({"seq": int, "type": int, "at": int, "station_id": str, "device_id": str,
+                          "session_id": str, "enc": int, "body": bytes},
+                         pk="seq", not_null={"type", "at", "body"}, defaults={"enc": 0})
+    db.execute("CREATE TABLE seen (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID")
+    db["records"].create_index(["at"])
+    db["sessions"].create({"session_id": str, "station_id": str, "opened_at": int, "last_at": int,
+                           "closed_at": int, "close_reason": str, "source": str, "pregnant_weeks": int,
+                           "height_cm": float, "weight_kg": float, "subject_id": int}, pk="session_id")
+    db["sessions"].create_index(["opened_at"])
+    db["subjects"].create({"id": int, "id_masked": str, "name_masked": str, "sex": str, "sealed": bytes}, pk="id")
+    db["audit"].create({"id": int, "at": int, "kind": str, "actor": str, "detail": str}, pk="id")
+    db["commands"].create({"id": str, "name": str, "at": int, "ok": int, "detail": str}, pk="id")
+    db["frame_errors"].create({"id": int, "at": int, "device_id": str, "reason": str, "message": str,
+                               "raw": bytes}, pk="id")
+
+
+MIGRATIONS = [_v1]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the migrations this database has not seen; returns the schema version."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version >= len(MIGRATIONS):
+        return int(version)
+    import sqlite_utils  # only when there is something to migrate: it takes a while to import on a Pi
+
+    db = sqlite_utils.Database(conn)
+    for number, step in enumerate(MIGRATIONS, start=1):
+        if number > version:
+            with conn:
+                step(db)
+                conn.execute(f"PRAGMA user_version = {number}")
+            log.info("hub.db schema migrated to version %d", number)
+    return len(MIGRATIONS)
+
+
+def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    """A connection with the hub's pragmas: WAL, synchronous=FULL, foreign keys, busy timeout."""
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+    else:
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    if not readonly:
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+def mint_epoch() -> int:
+    """A random non-zero epoch (63 bits, so it fits SQLite's signed INTEGER)."""
+    return int.from_bytes(os.urandom(8), "big") >> 1 or 1
+
+
+@dataclass(frozen=True)
+class Quarantine:
+    """What happened when a damaged database was set aside."""
+
+    moved_to: Path
+    old_epoch: int | None
+    lost_from: int | None  #: first seq that may never have reached the cloud
+    lost_to: int | None
+    problem: str
+
+    def describe(self) -> str:
+        """One technician-readable line."""
+        lost = (f"seqs {self.lost_from}..{self.lost_to} of epoch {self.old_epoch} were not acknowledged by the cloud"
+                if self.lost_from is not None and self.lost_to is not None and self.lost_from <= self.lost_to
+                else "the range of unsynced records could not be read")
+        return (f"hub.db was damaged ({self.problem}); it was moved to {self.moved_to} and a new epoch started; "
+                f"{lost}. Recover what is readable with `mchub edge export --from-db {self.moved_to} --out FILE` "
+                "and import FILE in the cloud.")
+
+
+def _check(path: Path) -> str | None:
+    """None when the database passes PRAGMA quick_check, else the problem."""
+    try:
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            rows = conn.execute("PRAGMA quick_check").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    if rows != [("ok",)]:
+        return "; ".join(str(r[0]) for r in rows[:3])
+    return None
+
+
+def _salvage_range(path: Path) -> tuple[int | None, int | None, int | None]:
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            epoch, nxt, acked = conn.execute("SELECT epoch, next_seq, acked_through FROM sync_state").fetchone()
+        finally:
+            conn.close()
+        return int(epoch), int(acked) + 1, int(nxt) - 1
+    except Exception:
+        return None, None, None
+
+
+def open_db(path: Path, hub_id: str, now_ms: int | None = None) -> tuple[sqlite3.Connection, Quarantine | None]:
+    """Open (creating if needed) hub.db; a damaged file is quarantined and a new epoch minted."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    quarantine = None
+    if path.exists():
+        problem = _check(path)
+        if problem is not None:
+            epoch, first, last = _salvage_range(path)
+            target_dir = path.parent / "quarantine"
+            target_dir.mkdir(exist_ok=True)
+            target = target_dir / f"hub-{time.strftime('%Y%m%d-%H%M%S')}.db"
+            for suffix in ("", "-wal", "-shm"):
+                src = Path(str(path) + suffix)
+                if src.exists():
+                    os.replace(src, Path(str(target) + suffix))
+            quarantine = Quarantine(target, epoch, first, last, problem)
+            log.error("%s", quarantine.describe())
+    try:
+        conn = connect(path)
+        migrate(conn)
+        row = conn.execute("SELECT hub_id FROM sync_state WHERE id = 1").fetchone()
+        now = now_ms if now_ms is not None else int(time.time() * 1000)
+        if row is None:
+            conn.execute("INSERT INTO sync_state (id, hub_id, epoch, next_seq, acked_through, created_ms) "
+                         "VALUES (1, ?, ?, 1, 0, ?)", (hub_id, mint_epoch(), now))
+        elif row[0] != hub_id:
+            raise StoreError(f"{path} belongs to hub {row[0]!r}, not {hub_id!r}: point data_dir at this hub's data")
+        if quarantine is not None:
+            conn.execute("INSERT INTO audit (at, kind, actor, detail) VALUES (?, 'quarantine', 'hub', ?)",
+                         (now, quarantine.describe()))
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open {path}: {exc}") from exc
+    return conn, quarantine

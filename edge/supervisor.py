@@ -1,0 +1,156 @@
+"""Driver supervisor: one asyncio task per configured device, restarted with backoff.
+
+Each device gets a :class:`DeviceSink` (the ``drivers.base.Sink`` the driver reports to)
+and a :class:`DeviceHealth` the status page and telemetry show. A driver that raises —
+``TransportError`` or any bug — is logged and restarted after 1 s, 2 s, 4 s ... up to
+60 s (with jitter); the delay resets after it has run for a minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from drivers.base import CardRead, Driver, Event, Measurement
+from drivers.errors import FrameError
+from edge.config import DeviceConfig
+from edge.crashpoints import crashpoint
+from edge.store.ledger import IdentifyIn, Item, ReadingIn
+from protocol import idnum
+
+log = logging.getLogger("edge.supervisor")
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class DeviceHealth:
+    """What the hub knows about one device right now."""
+
+    device_id: str
+    station_id: str
+    driver: str
+    connected: bool = False
+    detail: str = ""
+    last_reading_ms: int | None = None
+    last_error: str | None = None
+    last_error_ms: int | None = None
+    frame_errors: int = 0
+    failures: int = 0  #: driver crashes / link failures since start
+    readings: int = 0
+
+    def summary(self) -> str:
+        """One word for telemetry: connected, disconnected or error: ..."""
+        if self.connected:
+            return "connected"
+        return f"error: {self.last_error}" if self.last_error else "disconnected"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+class DeviceSink:
+    """The :class:`drivers.base.Sink` of one device: stores events through the writer."""
+
+    def __init__(self, device: DeviceConfig, health: DeviceHealth, submit: Callable[[Item], Awaitable[Any]],
+                 store_frame_error: Callable[[str, FrameError], None],
+                 live: Callable[[str, Measurement], None] | None = None) -> None:
+        self.device = device
+        self.health = health
+        self._submit = submit
+        self._frame_error = store_frame_error
+        self._live = live
+
+    async def event(self, event: Event) -> None:
+        """Store a measurement or card read; returns once it is durably committed."""
+        crashpoint("after_decode")
+        if isinstance(event, Measurement):
+            if event.live:
+                if self._live is not None:
+                    self._live(self.device.station_id, event)
+                return
+            await self._submit(ReadingIn(self.device.station_id, self.device.id, event))
+            self.health.readings += 1
+            self.health.last_reading_ms = _now_ms()
+        elif isinstance(event, CardRead):
+            await self._submit(IdentifyIn(self.device.station_id, event.subject))
+            who = idnum.mask(event.subject.national_id) if event.subject.national_id else event.subject.source
+            log.info("station %s: patient identified (%s)", self.device.station_id, who)
+
+    def frame_error(self, error: FrameError) -> None:
+        """Keep the rejected frame for inspection and count it."""
+        self.health.frame_errors += 1
+        self.health.last_error = f"{error.reason}: {error}"
+        self.health.last_error_ms = _now_ms()
+        log.warning("device %s rejected a frame: %s", self.device.id, error)
+        self._frame_error(self.device.id, error)
+
+    def state(self, connected: bool, detail: str = "") -> None:
+        """Link state from the driver."""
+        if connected != self.health.connected:
+            log.info("device %s %s %s", self.device.id, "connected" if connected else "disconnected", detail)
+        self.health.connected, self.health.detail = connected, detail
+
+
+class Supervisor:
+    """Runs every configured device's driver and keeps its health."""
+
+    def __init__(self, devices: list[DeviceConfig], kinds: Mapping[str, Callable[..., Driver]],
+                 submit: Callable[[Item], Awaitable[Any]], store_frame_error: Callable[[str, FrameError], None],
+                 live: Callable[[str, Measurement], None] | None = None,
+                 base_delay: float = 1.0, max_delay: float = 60.0) -> None:
+        self.devices = devices
+        self.kinds = kinds
+        self.submit = submit
+        self.store_frame_error = store_frame_error
+        self.live = live
+        self.base_delay, self.max_delay = base_delay, max_delay
+        self.health: dict[str, DeviceHealth] = {
+            d.id: DeviceHealth(d.id, d.station_id, d.driver) for d in devices
+        }
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def start(self) -> None:
+        """Start one task per device."""
+        for d in self.devices:
+            self._tasks[d.id] = asyncio.create_task(self._keep_running(d), name=f"device-{d.id}")
+
+    async def stop(self) -> None:
+        """Cancel every driver task and wait for them."""
+        for t in self._tasks.values():
+            t.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self._tasks.clear()
+
+    async def _keep_running(self, d: DeviceConfig) -> None:
+        health = self.health[d.id]
+        sink = DeviceSink(d, health, self.submit, self.store_frame_error, self.live)
+        delay = self.base_delay
+        while True:
+            started = time.monotonic()
+            try:
+                driver = self.kinds[d.driver](d.id, d.options)
+                await driver.run(sink)
+                problem = "driver returned"
+            except asyncio.CancelledError:
+                health.connected = False
+                raise
+            except Exception as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            health.connected = False
+            health.failures += 1
+            health.last_error, health.last_error_ms = problem, _now_ms()
+            if time.monotonic() - started > 60:
+                delay = self.base_delay
+            wait = delay * random.uniform(0.8, 1.2)
+            log.warning("device %s (%s) stopped: %s; restarting in %.1f s", d.id, d.driver, problem, wait)
+            await asyncio.sleep(wait)
+            delay = min(delay * 2, self.max_delay)

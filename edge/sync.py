@@ -1,0 +1,272 @@
+"""Sync client: ships the record stream to the cloud, strictly in seq order (docs/protocol.md §2).
+
+Crash safety comes from one rule: the only sync state is ``acked_through`` in hub.db,
+written *after* a verified, signed ack and never moved by anything else. Whatever step
+the hub dies at, on restart it resends from ``acked_through + 1``; the cloud ignores
+what it already holds (``ON CONFLICT DO NOTHING``) and answers with its mark, so every
+record ends up in the cloud exactly once.
+
+Batching: when records are waiting the client sends at once up to ``batch_max_records``
+per batch; after an idle spell it lingers ``linger_ms`` so a burst shares a batch (a new
+reading reaches the cloud well within a second). A backlog drains batch after batch with
+no pause: while one batch is in flight the next is read and sealed in a thread.
+Failures back off exponentially with jitter; 503 obeys ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from edge.config import SyncConfig
+from edge.crashpoints import crashpoint
+from edge.errors import EdgeError
+from edge.identity import Identity
+from edge.store import reader as q
+from edge.store.reader import Reader
+from edge.store.writer import GroupWriter
+from protocol.ack import AckStatus, verify_ack
+from protocol.envelope import seal
+from protocol.errors import AckError
+from protocol.ids import now_ms
+
+log = logging.getLogger("edge.sync")
+BATCH_TYPE = "application/vnd.mchub.batch"
+DEDUP_WINDOW_MS = 7 * 86_400_000  #: how long a device's resend is recognised, at least
+
+
+class SyncClient:
+    """One hub's uploader. ``run()`` until cancelled; ``wake()`` to send now."""
+
+    def __init__(self, cfg: SyncConfig, identity: Identity, reader: Reader, writer: GroupWriter,
+                 reload_identity: Callable[[], Identity] | None = None, prune_interval_s: float = 60.0) -> None:
+        assert cfg.url is not None
+        self.cfg = cfg
+        self.url = cfg.url + "/api/v1/batches"
+        self.identity = identity
+        self.reader = reader
+        self.writer = writer
+        self.reload_identity = reload_identity
+        self.prune_interval_s = prune_interval_s
+        self.batch_max = cfg.batch_max_records
+        self._wake = asyncio.Event()
+        self._failures = 0
+        self._last_prune = 0.0
+        self._use_previous_key = False
+        self.state = "starting"
+        self.last_success_ms: int | None = None
+        self.last_error: str | None = None
+        self.sent_records = 0
+        self.sent_bytes = 0
+        #: the next batch, sealed while the current one is in flight: (first seq, task)
+        self._ahead: tuple[int, asyncio.Future[tuple[int, bytes]]] | None = None
+
+    def wake(self) -> None:
+        """New records were committed, or someone asked to sync now."""
+        self._wake.set()
+
+    def sync_now(self) -> None:
+        """Skip any backoff and send at once (command ``sync-now``)."""
+        self._failures = 0
+        self.wake()
+
+    async def _idle(self, seconds: float) -> bool:
+        """Wait for a wake-up or the timeout; True when woken."""
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+        # that arrives as the wait ends, and the hub would then never stop
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+        woken = self._wake.is_set()
+        self._wake.clear()
+        return woken
+
+    async def run(self) -> None:
+        """Send until cancelled."""
+        trace = aiohttp.TraceConfig()
+        trace.on_request_chunk_sent.append(_upload_crashpoint)
+        timeout = aiohttp.ClientTimeout(total=self.cfg.timeout_s)
+        async with aiohttp.ClientSession(timeout=timeout, trace_configs=[trace]) as http:
+            lingered = True
+            while True:
+                st = await asyncio.to_thread(self.reader.state)
+                pending = st["next_seq"] - 1 - st["acked_through"]
+                if pending <= 0:
+                    self.state = "idle"
+                    await self._maybe_prune()
+                    await self._idle(self.prune_interval_s)
+                    lingered = False
+                    continue
+                if not lingered and pending < self.batch_max and self.cfg.linger_ms:
+                    await asyncio.sleep(self.cfg.linger_ms / 1000)
+                    lingered = True
+                    continue
+                try:
+                    delay = await self._send_one(http, st)
+                except (OSError, ValueError, RuntimeError, EdgeError) as exc:  # a local fault: keep the data, retry
+                    log.exception("sync step failed")
+                    delay = self._fail(f"sync failed on this hub: {type(exc).__name__}: {exc}")
+                if delay is None:
+                    continue
+                lingered = True
+                await self._idle(delay)
+
+    async def _send_one(self, http: aiohttp.ClientSession, st: dict[str, Any]) -> float | None:
+        """Send the next batch; returns a delay to wait before the next attempt, or None to go on."""
+        first = st["acked_through"] + 1
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == first:
+            count, sealed = await ahead[1]
+        else:
+            if ahead is not None:
+                ahead[1].cancel()
+            count, sealed = await asyncio.to_thread(self._read_and_seal, st, first, self.batch_max)
+        if not count:
+            return self._fail(f"record {first} is no longer stored on this hub; run `mchub edge status` "
+                              "and contact support (the cloud is missing records this hub pruned)", block=True)
+        crashpoint("after_seal")
+        if count == self.batch_max and st["next_seq"] - first > count:  # a backlog: seal the next batch meanwhile
+            nxt = first + count
+            task = asyncio.ensure_future(asyncio.to_thread(self._read_and_seal, st, nxt, count))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # a discarded one may fail quietly
+            self._ahead = (nxt, task)
+        self.state = "sending"
+        try:
+            async with http.post(self.url, data=sealed, headers={"Content-Type": BATCH_TYPE}) as resp:
+                body = await resp.read()
+                status, retry_after = resp.status, resp.headers.get("Retry-After")
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return self._fail(f"cloud unreachable: {type(exc).__name__}: {exc}")
+        if status == 200:
+            return await self._accepted(body, sealed, st, count)
+        if status == 409:
+            return await self._gap(body, sealed, st)
+        if status == 413:
+            self.batch_max = max(1, count // 2)
+            log.warning("cloud says the batch is too large; sending %d records per batch", self.batch_max)
+            return None
+        reason = _reason(body)
+        if status == 401:
+            if self.reload_identity is not None:
+                self.identity = self.reload_identity()
+            self._use_previous_key = not self._use_previous_key and self.identity.previous is not None
+            return self._fail(f"cloud refused the hub's key (401 {reason}); check the hub is registered with "
+                              "this key (`mchub edge status` prints it)")
+        if status == 403:
+            return self._fail(f"cloud refused this hub (403 {reason}): it is revoked or unknown. Readings are kept; "
+                              "ask the administrator to enroll the hub again", block=True)
+        if status == 503:
+            wait = _retry_after(retry_after) * random.uniform(1.0, 1.5)
+            self.last_error = f"cloud busy (503 {reason}); retrying in {wait:.0f} s"
+            self.state = "backoff"
+            return wait
+        return self._fail(f"cloud answered {status} {reason}; the batch is kept and retried")
+
+    def _read_and_seal(self, st: dict[str, Any], first: int, limit: int) -> tuple[int, bytes]:
+        """Read up to ``limit`` records from ``first`` and seal them (runs in a thread: tens of ms)."""
+        records = self.reader.records(first, limit)
+        if not records or records[0].seq != first:
+            return 0, b""
+        signer = self.identity.previous if self._use_previous_key and self.identity.previous else self.identity.signer
+        return len(records), seal(records, hub_id=st["hub_id"], epoch=st["epoch"], signer=signer,
+                                  recipient=self.identity.recipient)
+
+    async def _accepted(self, body: bytes, sealed: bytes, st: dict[str, Any], count: int) -> float | None:
+        try:
+            ack = verify_ack(body, self.identity.cloud_signing, sealed)
+        except AckError as exc:
+            return self._fail(f"cloud answer is not a valid ack: {exc}")
+        if ack.hub_id != st["hub_id"] or ack.epoch != st["epoch"] or ack.status is AckStatus.GAP:
+            return self._fail("cloud ack names another hub, epoch or status")
+        crashpoint("after_response")
+        mark = await self.writer.call(q.store_ack(ack.acked_through_seq, body, now_ms()))
+        crashpoint("after_ack_stored")
+        self._success(count, len(sealed))
+        if self.batch_max < self.cfg.batch_max_records:
+            self.batch_max = min(self.cfg.batch_max_records, self.batch_max * 2)
+        log.debug("ack through %d", mark)
+        await self._maybe_prune()
+        return None
+
+    async def _gap(self, body: bytes, sealed: bytes, st: dict[str, Any]) -> float | None:
+        try:
+            ack = verify_ack(body, self.identity.cloud_signing, sealed)
+        except AckError as exc:
+            return self._fail(f"cloud 409 answer is not a valid ack: {exc}")
+        expected = ack.acked_through_seq
+        if expected >= st["acked_through"]:
+            await self.writer.call(q.store_ack(expected, body, now_ms()))
+            return None
+        kept = await asyncio.to_thread(self.reader.first_kept_seq)
+        if kept is None or kept > expected + 1:
+            return self._fail(f"the cloud holds records only through {expected} but this hub already pruned "
+                              f"from {expected + 1}; restore the cloud or import an export", block=True)
+        detail = f"cloud holds records only through {expected} (hub had ack through {st['acked_through']}); resending"
+        log.warning("%s", detail)
+        await self.writer.call(q.lower_mark(expected, detail, now_ms()))
+        return None
+
+    def _success(self, count: int, size: int) -> None:
+        self._failures = 0
+        self.state = "ok"
+        self.last_success_ms = now_ms()
+        self.last_error = None
+        self.sent_records += count
+        self.sent_bytes += size
+
+    def _fail(self, message: str, block: bool = False) -> float:
+        self._failures += 1
+        if message != self.last_error:
+            log.error("sync: %s", message)
+        self.last_error = message
+        self.state = "blocked" if block else "backoff"
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop().create_task(self.writer.call(q.record_error(message, now_ms())))
+        if block:
+            return 3600.0
+        return float(min(self.cfg.max_backoff_s, 0.5 * 2 ** min(self._failures, 20)) * random.uniform(0.5, 1.0))
+
+    async def _maybe_prune(self) -> None:
+        disk_low = self.writer.guard.low
+        if not disk_low and time.monotonic() - self._last_prune < self.prune_interval_s:
+            return
+        self._last_prune = time.monotonic()
+        before = now_ms() - (0 if disk_low else int(self.cfg.retention_days * 86_400_000))
+        total = 0
+        while True:
+            n = await self.writer.call(q.prune_chunk(before, 2000))
+            total += n
+            crashpoint("during_prune")
+            if n < 2000:
+                break
+        await self.writer.call(q.prune_seen(now_ms() - max(DEDUP_WINDOW_MS, int(self.cfg.retention_days * 86_400_000))))
+        if total:
+            log.info("pruned %d synced records older than the retention period", total)
+
+
+async def _upload_crashpoint(*_: Any) -> None:
+    crashpoint("during_upload")
+
+
+def _reason(body: bytes) -> str:
+    import json
+
+    try:
+        doc = json.loads(body)
+        return f"{doc.get('reason', '')}: {doc.get('message', '')}"
+    except (ValueError, AttributeError):
+        return body[:80].decode("utf-8", "replace")
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return max(0.1, min(float(value or 5), 3600.0))
+    except ValueError:
+        return 5.0

@@ -1,0 +1,131 @@
+"""The durable store: group commit, resend dedup, encryption at rest, quarantine, disk guard."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from edge import identity
+from edge.sessions import SessionManager
+from edge.store.ledger import BindIn, IdentifyIn, InputRejected, Ledger, ReadingIn
+from edge.store.reader import Reader, prune_chunk
+from edge.store.schema import open_db
+from edge.store.writer import DiskGuard, GroupWriter
+from protocol.model import Reading, SessionOpened, Subject
+from tests.edge.hubkit import bp
+from tests.support.refcloud import RefCloud
+
+NID = "11010519491231002X"
+
+
+def make(tmp_path: Path, usage=None) -> tuple[GroupWriter, Reader, identity.Identity]:  # type: ignore[no-untyped-def]
+    cloud = RefCloud(tmp_path / "c.db")
+    ident = identity.init(tmp_path / "id", "hub-1", cloud.write_key_file(tmp_path / "cloud.json"))
+    conn, _ = open_db(tmp_path / "hub.db", "hub-1")
+    guard = DiskGuard(tmp_path, 0, usage) if usage is None else DiskGuard(tmp_path, 100, usage)
+    writer = GroupWriter(Ledger(conn, SessionManager({}), ident.encrypt), guard)
+    return writer, Reader(tmp_path / "hub.db", ident.decrypt), ident
+
+
+async def test_group_commit_gives_consecutive_seqs_and_one_commit(tmp_path: Path) -> None:
+    writer, reader, _ = make(tmp_path)
+    writer.start()
+    await writer.submit(ReadingIn("room-1", "d", bp(0)))  # first commit
+    seqs = await asyncio.gather(*(writer.submit(ReadingIn("room-1", "d", bp(n))) for n in range(1, 501)))
+    await writer.stop()
+    assert list(seqs) == list(range(2, 502))
+    assert writer.commits < 100  # 500 readings shared far fewer fsyncs
+    records = reader.records(1, 1000)
+    assert [r.seq for r in records] == list(range(1, 502)) and all(isinstance(r, Reading) for r in records)
+    assert reader.state()["next_seq"] == 502
+
+
+async def test_a_resent_device_record_is_stored_once(tmp_path: Path) -> None:
+    writer, reader, _ = make(tmp_path)
+    writer.start()
+    first = await writer.submit(ReadingIn("room-1", "d", bp(7)))
+    again = await asyncio.gather(*(writer.submit(ReadingIn("room-1", "d", bp(7))) for _ in range(3)))
+    clockless = await writer.submit(ReadingIn("room-1", "d", bp(7, device_time=False)))
+    await writer.stop()
+    assert list(again) == [first] * 3 and clockless == first + 1  # no device clock: never deduplicated
+    assert len(reader.records(1, 10)) == 2
+
+
+async def test_id_numbers_are_encrypted_at_rest_and_masked_for_screens(tmp_path: Path) -> None:
+    writer, reader, _ = make(tmp_path)
+    writer.start()
+    session = await writer.submit(IdentifyIn("room-1", Subject(national_id=NID, name="张三丰")))
+    uid = reader.unbound()  # nothing yet
+    await writer.submit(ReadingIn("room-2", "d", bp(1)))
+    [unbound] = reader.unbound()
+    await writer.submit(BindIn(unbound["uid"], session, "nurse-wang"))
+    with pytest.raises(InputRejected):
+        await writer.submit(BindIn(unbound["uid"], session, "nurse-wang"))  # already bound
+    await writer.stop()
+    assert uid == [] and reader.unbound() == []
+    raw = b"".join(p.read_bytes() for p in sorted(tmp_path.glob("hub.db*")))  # noqa: ASYNC240
+    assert NID.encode() not in raw and "张三丰".encode() not in raw
+    [s] = reader.sessions_since(0)
+    assert s["id_masked"] == "1101**********002X" and s["name_masked"] == "张**" and s["readings"] == 1
+    opened = reader.records(1, 1)[0]
+    assert isinstance(opened, SessionOpened) and opened.subject.national_id == NID  # decrypted for the batch
+    assert any(a["kind"] == "bind" and a["actor"] == "nurse-wang" for a in reader.audit())
+
+
+async def test_disk_nearly_full_holds_readings_until_space_returns(tmp_path: Path) -> None:
+    free = [10]  # bytes: below the 100-byte minimum
+    writer, _reader, _ = make(tmp_path, usage=lambda _p: free[0])
+    writer.guard.check(force=True)
+    writer.start()
+    pending = asyncio.ensure_future(writer.submit(ReadingIn("room-1", "d", bp(1))))
+    await asyncio.sleep(0.3)
+    assert not pending.done() and writer.held  # back-pressure, not a drop
+    assert await writer.call(lambda c: 42) == 42  # acks and pruning still run
+    free[0] = 10_000
+    assert await asyncio.wait_for(pending, 5) == 1
+    await writer.stop()
+
+
+def test_damaged_database_is_quarantined_with_a_new_epoch_and_the_lost_range_reported(tmp_path: Path) -> None:
+    conn, q = open_db(tmp_path / "hub.db", "hub-1")
+    assert q is None
+    conn.execute("UPDATE sync_state SET next_seq = 11, acked_through = 4")
+    old_epoch = conn.execute("SELECT epoch FROM sync_state").fetchone()[0]
+    keep = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'sync_state'").fetchone()[0]
+    size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    data = bytearray((tmp_path / "hub.db").read_bytes())
+    for page in range(2, len(data) // size + 1):  # scribble over every b-tree page header but one
+        if page != keep:
+            data[(page - 1) * size:(page - 1) * size + 8] = b"\x0d\xff\xff\xff\xff\xff\xff\xff"
+    (tmp_path / "hub.db").write_bytes(bytes(data))
+    conn, q = open_db(tmp_path / "hub.db", "hub-1")
+    assert q is not None and q.moved_to.exists()
+    assert "seqs 5..10" in q.describe() and str(old_epoch) in q.describe()
+    new_epoch, nxt = conn.execute("SELECT epoch, next_seq FROM sync_state").fetchone()
+    assert new_epoch != old_epoch and nxt == 1
+    assert conn.execute("SELECT kind FROM audit").fetchone()[0] == "quarantine"
+
+
+def test_database_of_another_hub_is_refused(tmp_path: Path) -> None:
+    open_db(tmp_path / "hub.db", "hub-1")[0].close()
+    with pytest.raises(Exception, match="belongs to hub 'hub-1'"):
+        open_db(tmp_path / "hub.db", "hub-2")
+    assert sqlite3.connect(tmp_path / "hub.db").execute("PRAGMA user_version").fetchone()[0] >= 1
+
+
+async def test_pages_freed_by_pruning_count_as_free_space(tmp_path: Path) -> None:
+    writer, _reader, _ = make(tmp_path, usage=lambda _p: 10)  # the file system itself is full
+    writer.guard.min_free = 0
+    writer.start()
+    await asyncio.gather(*(writer.submit(ReadingIn("room-1", "d", bp(n))) for n in range(1, 2001)))
+    writer.guard.min_free = 8192
+    assert not writer.guard.check(force=True)
+    await writer.call(lambda c: c.execute("UPDATE sync_state SET acked_through = 2000"))
+    await writer.call(prune_chunk(before_ms=2**62, limit=5000))
+    assert writer.guard.check(force=True)  # SQLite reuses the freed pages before growing the file
+    await writer.stop()

@@ -77,11 +77,21 @@ def write_cloud_keys(path: Path, recipient: RecipientPublic, signing: ed25519.Ed
 
 
 def _read_cloud_keys(path: Path) -> tuple[RecipientPublic, ed25519.Ed25519PublicKey]:
+    """Read a cloud key file: ours, or the cloud's own published document (``GET /api/v1/keys``).
+
+    From the cloud's document the hub takes the ``x25519-aes256gcm`` key unless the
+    document names another ``suite``.
+    """
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        recipient = RecipientPublic(SuiteId.from_label(doc["suite"]), bytes.fromhex(doc["recipient"]))
+        if "recipients" in doc:
+            label = doc.get("suite", SuiteId.X25519_AES256GCM.label)
+            raw, signing = doc["recipients"][label]["public_key"], doc["signing_public_key"]
+        else:
+            label, raw, signing = doc["suite"], doc["recipient"], doc["signing"]
+        recipient = RecipientPublic(SuiteId.from_label(label), bytes.fromhex(raw))
         recipient.key()
-        return recipient, load_ed25519_public(bytes.fromhex(doc["signing"]))
+        return recipient, load_ed25519_public(bytes.fromhex(signing))
     except FileNotFoundError:
         raise IdentityError(f"{path} does not exist: ask the cloud operator for the cloud key file") from None
     except Exception as exc:

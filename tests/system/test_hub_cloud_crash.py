@@ -12,7 +12,6 @@ reading exactly once, in one gap-free stream, with the cloud's mark equal to the
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import signal
@@ -83,7 +82,7 @@ class Cloud:
 def enroll_by_hand(cloud: Cloud, hub_dir: Path) -> None:
     """What an installer does without provisioning: fetch the cloud's keys, init, register."""
     keys_doc = hub_dir / "cloud-keys.json"
-    with urllib.request.urlopen(cloud.url + "/api/v1/keys", timeout=10) as response:  # noqa: S310
+    with urllib.request.urlopen(cloud.url + "/api/v1/keys", timeout=10) as response:
         keys_doc.write_bytes(response.read())
     ident = identity.init(hub_dir / "identity", HUB, keys_doc)
     mchub("cloud", "hub", "add", "--id", HUB, "--site", "S1", "--config", "cloud.toml",

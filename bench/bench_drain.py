@@ -12,11 +12,15 @@ bytes per batch of 5,000, i.e. 0.03 bytes per reading).
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import subprocess
 import sys
 import time
+import urllib.request
+from pathlib import Path
 
-from bench.hub_common import disk_dir, machine, measurements, refcloud_process
+from bench.hub_common import ROOT, disk_dir, machine, measurements, refcloud_process
 from edge import config, identity
 from edge.daemon import Hub
 from edge.sessions import SessionManager
@@ -57,6 +61,52 @@ async def _drain(cfg: config.HubConfig, n: int) -> tuple[float, float]:
     return n / elapsed, sent
 
 
+def _mchub(*args: str, cwd: Path) -> None:
+    subprocess.run([sys.executable, "-m", "mchub", *args], cwd=cwd, check=True, capture_output=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def drain_to_real_cloud(n: int) -> float:
+    """Drain ``n`` readings into ``mchub cloud serve`` on a durable (fsync on) PostgreSQL."""
+    from tests.support.services import PostgresServer, free_port, wait_for_port
+
+    d = disk_dir("mchub-bench-drain-pg-")
+    d.chmod(0o755)  # PostgreSQL runs as its own user when we are root
+    pg = PostgresServer(d / "pg", durable=True).start()
+    cloud_dir, port = d / "cloud", free_port()
+    cloud_dir.mkdir()
+    (cloud_dir / "cloud.toml").write_text(
+        f'[server]\nport = {port}\n[database]\nurl = "{pg.create_database("mchub")}"\n[keys]\ndir = "keys"\n'
+        '[admin]\ntoken_file = ""\n[logging]\njson = false\nlevel = "WARNING"\n', encoding="utf-8")
+    _mchub("cloud", "init", "--config", "cloud.toml", cwd=cloud_dir)
+    _mchub("cloud", "migrate", "--config", "cloud.toml", cwd=cloud_dir)
+    log = open(d / "cloud.log", "wb")  # noqa: SIM115 - closed in finally
+    proc = subprocess.Popen([sys.executable, "-m", "mchub", "cloud", "serve", "--config", "cloud.toml"],
+                            cwd=cloud_dir, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        wait_for_port(port, 60, proc)
+        url = f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(url + "/api/v1/keys", timeout=10) as response:
+            (d / "cloud-keys.json").write_bytes(response.read())
+        ident = identity.init(d / "identity", "bench-hub", d / "cloud-keys.json")
+        _mchub("cloud", "hub", "add", "--id", "bench-hub", "--site", "S1", "--config", "cloud.toml",
+               "--public-key", ident.public_hex, cwd=cloud_dir)
+        (d / "hub.toml").write_text(f'[hub]\nidentity_dir = "identity"\n[sync]\nurl = "{url}"\n'
+                                    'retention_days = 30\nbatch_max_records = 5000\n[storage]\nmin_free_mb = 0\n',
+                                    encoding="utf-8")
+        cfg = config.load(d / "hub.toml")
+        _fill(cfg, ident, n)
+        rate, _ = asyncio.run(_drain(cfg, n))
+        return rate
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+        pg.destroy()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def run(n: int = 100_000) -> dict[str, float]:
     """Measure and return the figures (also used by ``mchub bench``)."""
     d = disk_dir("mchub-bench-drain-")
@@ -78,6 +128,7 @@ def run(n: int = 100_000) -> dict[str, float]:
         proc.wait()  # type: ignore[attr-defined]
         shutil.rmtree(d)
     return {"drain to reference receiver readings/s": round(rate),
+            "drain to mchub cloud on PostgreSQL (fsync on) readings/s": round(drain_to_real_cloud(n)),
             "drain bytes on the wire per reading": round(per_reading, 1),
             "backlog fill (ledger only) readings/s": round(fill_rate)}
 

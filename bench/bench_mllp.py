@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ import asyncpg
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
+from bench.common import machine
 from cloud.mllp.pg_store import PgMessageStore
 from cloud.mllp.sealing import AesGcmSealer
 from cloud.mllp.server import ListenerConfig, MllpListener
@@ -40,19 +40,6 @@ from tests.support.services import PostgresServer
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "hl7"
 if not FIXTURES.is_dir():
     FIXTURES = Path("/work/shared/fixtures/hl7")
-
-
-def machine() -> str:
-    """CPU model, cores, Python."""
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def messages(n: int) -> list[bytes]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 import random
 import sys
 import tempfile
@@ -13,22 +12,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.common import machine  # noqa: E402, F401 - re-exported for the hub benchmarks
 from drivers.base import Measurement  # noqa: E402
 from protocol import codes  # noqa: E402
 from protocol.model import Observation  # noqa: E402
-
-
-def machine() -> str:
-    """CPU model, cores, Python."""
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def disk_dir(prefix: str) -> Path:

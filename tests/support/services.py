@@ -17,16 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from mchub.procs import free_port
+
+__all__ = ["MosquittoServer", "PostgresServer", "ServiceError", "free_port", "wait_for_port"]
+
 
 class ServiceError(RuntimeError):
     """A throwaway server could not be started; the message says what to install or check."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for_port(port: int, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> None:

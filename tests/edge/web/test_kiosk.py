@@ -14,6 +14,7 @@ from edge.web.results import rows
 from protocol import codes
 from protocol.flags import GUIDELINE_2018
 from protocol.model import Observation, Subject
+from tests.edge.hubkit import wait_until
 from tests.edge.web.conftest import csrf_from
 from tests.support.asgi import serve
 
@@ -80,10 +81,7 @@ async def test_summary_closes_the_session_by_itself(web_hub: tuple[Any, Any]) ->
     try:
         await hub.writer.submit(IdentifyIn("room-1", PATIENT))
         await hub.writer.submit(ReadingIn("room-1", "bp-1", bp(118, 76)))
-        for _ in range(500):
-            if hub.reader.current_session("room-1") is None:
-                break
-            await asyncio.sleep(0.02)
+        await wait_until(lambda: hub.reader.current_session("room-1") is None)
         [s] = hub.reader.sessions_since(0)
         assert s["close_reason"] == "finished" and s["readings"] == 1
     finally:
@@ -112,14 +110,11 @@ async def test_page_source_and_event_stream_hold_nothing_after_close(web_hub: tu
             # the stream ended by itself once the session closed
 
         reader = asyncio.create_task(read_stream())
-        while not events:
-            await asyncio.sleep(0.02)
+        await wait_until(lambda: bool(events))
         await hub.writer.submit(IdentifyIn("room-1", PATIENT))
-        while events[-1]["phase"] != "identified":
-            await asyncio.sleep(0.02)
+        await wait_until(lambda: events[-1]["phase"] == "identified")
         await hub.writer.submit(ReadingIn("room-1", "bp-1", bp(118, 76)))
-        while events[-1]["phase"] != "summary":
-            await asyncio.sleep(0.02)
+        await wait_until(lambda: events[-1]["phase"] == "summary")
         token = csrf_from(events[-1]["html"])
         async with http.post(f"{url}/kiosk/room-1/finish", allow_redirects=False) as r:
             assert r.status == 403  # the finish button carries the CSRF token

@@ -104,7 +104,7 @@ class StatusPage:
             return self.renderer.catalog.t(key, lang)
 
         def mark(ok: bool | None, yes: str, no: str) -> str:
-            return "-" if ok is None else f"✔ {t(yes)}" if ok else f"✘ {t(no)}"
+            return t("status.not_configured") if ok is None else f"✔ {t(yes)}" if ok else f"✘ {t(no)}"
 
         st = await asyncio.to_thread(hub.reader.state)
         oldest = await asyncio.to_thread(hub.reader.oldest_unsynced_at)
@@ -114,7 +114,7 @@ class StatusPage:
             "oldest_age": age((now_ms() - oldest) / 1000 if oldest else None),
             "last_sync": when(sync.last_success_ms if sync and sync.last_success_ms else st["last_ack_ms"]),
             "last_error": (sync.last_error if sync else None) or st["last_error"] or "-",
-            "sync_state": sync.state if sync else "disabled",
+            "sync_state": t(f"status.sync.{sync.state if sync else 'disabled'}"),
             "disk": f"{hub.writer.guard.free >> 20} MB",
             "cloud": mark(await self.reach.probe(hub.cfg.sync.url), "status.reachable", "status.unreachable"),
             "broker": mark(self.broker(), "console.connected", "console.disconnected"),

@@ -70,7 +70,7 @@ def running_hub(base: Path) -> Iterator[RunningHub]:
             if proc.poll() is not None:
                 raise AssertionError(f"hub exited {proc.returncode}: {log.read_text()[-3000:]}")
             with contextlib.suppress(OSError):
-                urllib.request.urlopen(f"{url}/login", timeout=2).close()  # noqa: S310 - http to our hub
+                urllib.request.urlopen(f"{url}/login", timeout=2).close()
                 break
             if time.monotonic() > deadline:
                 raise AssertionError(f"hub did not answer in 60 s: {log.read_text()[-3000:]}")

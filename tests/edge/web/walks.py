@@ -67,7 +67,7 @@ def kiosk_walk(page: Any, hub: RunningHub, p: Patient, lang: str = "zh-CN", shoo
 
 
 def _get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as r:  # noqa: S310 - http to our test hub
+    with urllib.request.urlopen(url, timeout=10) as r:
         return str(r.read().decode())
 
 

@@ -42,7 +42,7 @@ PUBLIC = ("/kiosk/", "/login", "/logout", "/static/")
 def routes(hub: Hub, renderer: Renderer) -> tuple[list[BaseRoute], Kiosk]:
     """Every route of the hub (and the kiosk, which the hub feeds)."""
     kiosk = Kiosk(hub, renderer)
-    status = StatusPage(hub, renderer)
+    status = StatusPage(hub, renderer, kiosk.stopping)
     login = StaffLogin(hub, renderer)
     staff = require(STAFF)
     table: list[BaseRoute] = [

@@ -27,7 +27,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from edge.store import reader as q
 from protocol.ids import now_ms
-from provisioning.auth import AuthError, verify_password
+from provisioning.auth import verify_password
+from provisioning.errors import AuthError
 from webui.security import ANONYMOUS, LoginThrottle, session_of, sign_in, sign_out
 from webui.sessions import Session
 

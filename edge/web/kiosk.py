@@ -142,7 +142,7 @@ class Kiosk:
         return True
 
     def stop(self) -> None:
-        """End every stream and timer (hub shutdown)."""
+        """End every stream (kiosk and status page share ``stopping``) and timer (hub shutdown)."""
         self.stopping.set()
         self._dirty.set()
         self._notify()

@@ -87,9 +87,10 @@ class Reachability:
 class StatusPage:
     """The page, its live stream and its two forms."""
 
-    def __init__(self, hub: Hub, renderer: Renderer) -> None:
+    def __init__(self, hub: Hub, renderer: Renderer, stopping: asyncio.Event | None = None) -> None:
         self.hub, self.renderer = hub, renderer
         self.reach = Reachability()
+        self.stopping = stopping or asyncio.Event()  #: set when the hub stops: streams end
 
     def broker(self) -> bool | None:
         """MQTT broker connected (None: no [mqtt])."""
@@ -157,7 +158,7 @@ class StatusPage:
         changed = asyncio.Event()
         self.hub.writer.listeners.append(changed.set)
         try:
-            while True:
+            while not self.stopping.is_set():
                 values = await self.live_values(lang)
                 for name, value in values.items():
                     if sent.get(name) != value:

@@ -6,7 +6,7 @@ from typing import Any
 
 from edge.store.ledger import IdentifyIn
 from protocol.model import Subject
-from tests.edge.hubkit import add_readings
+from tests.edge.hubkit import add_readings, wait_until
 from tests.edge.web.conftest import PIN, client, csrf_from, sign_in
 
 NID = "11010519491231002X"
@@ -70,3 +70,33 @@ async def test_cookies_are_httponly_samesite_and_secure_by_default(web_hub: tupl
 
     async with client(build_app(hub)) as c:
         assert "Secure" in (await c.get("/login")).headers["set-cookie"]
+
+
+async def test_live_stream_sends_values_and_a_reload_when_lists_change(web_hub: tuple[Any, Any]) -> None:
+    import asyncio
+
+    import aiohttp
+
+    from tests.support.asgi import serve
+
+    hub, app = web_hub
+    async with serve(app) as url, aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(f"{url}/login") as r:
+            token = csrf_from(await r.text())
+        async with http.post(f"{url}/login", data={"user": "nurse", "password": PIN, "csrf_token": token}) as r:
+            assert r.status == 200  # followed the redirect to the status page
+        seen: list[str] = []
+        async with http.get(f"{url}/events?lang=en") as stream:
+            async def read() -> None:
+                async for raw in stream.content:
+                    seen.append(raw.decode().rstrip("\n"))
+                    if seen[-1] == "data: reload":
+                        return
+
+            reader = asyncio.create_task(read())
+            await wait_until(lambda: "event: queue_depth" in seen)
+            await add_readings(hub, range(1, 3))  # a new unbound reading changes the lists
+            await asyncio.wait_for(reader, 20)
+    text = "\n".join(seen)
+    assert "event: dev-bp-1-state" in text and "disconnected" in text and "event: cloud" in text
+    assert "王" not in text and NID not in text

@@ -122,8 +122,13 @@ class StationRig:
 
     # --- what the patient does -----------------------------------------------------------
     def place_card(self, patient: Patient) -> None:
-        """Put the patient's ID card on the reader (read once, then taken away)."""
-        self.card.queue.append(CardVisit(patient, gap=1, stay=3))
+        """Put the patient's ID card on the reader (read once, then taken away).
+
+        ``gap=4``: the reader answers "no card" at least twice before it, even when the
+        previous card is still lying there, as when a person takes hers and the next one
+        puts his down (the driver needs two misses to see a card go).
+        """
+        self.card.queue.append(CardVisit(patient, gap=4, stay=3))
 
     def step_on(self, patient: Patient) -> None:
         """The patient steps on the height/weight station: one measurement is pushed."""

@@ -195,15 +195,17 @@ class Maintainer:
         self.check_every_s = check_every_s
         self.version = state(directory).config.version
         self._busy = False
+        self._lock = asyncio.Lock()  #: one configuration change at a time (command and sync may race)
 
     async def apply(self, command: CommandBody | None = None) -> str:
         """Take a newer configuration (from the command, else from the cloud) and restart the drivers."""
-        incoming = await asyncio.to_thread(accept_config, self.directory, command)
-        if incoming is None:
-            return f"configuration version {self.version} is current; nothing to do"
-        self.version = incoming.version
-        done: str = await self.reload()
-        return f"configuration version {incoming.version} applied: {done}"
+        async with self._lock:
+            incoming = await asyncio.to_thread(accept_config, self.directory, command)
+            if incoming is None:
+                return f"configuration version {self.version} is current; nothing to do"
+            self.version = incoming.version
+            done: str = await self.reload()
+            return f"configuration version {incoming.version} applied: {done}"
 
     def on_config_version(self, version: int) -> None:
         """A batch answer named the cloud's configuration version: fetch it when newer (in the background)."""

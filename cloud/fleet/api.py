@@ -13,6 +13,9 @@ Every refusal is ``{"reason", "message"}`` with the status of the error raised
 from __future__ import annotations
 
 import logging
+import time
+import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,6 +36,42 @@ log = logging.getLogger("mchub.cloud.fleet.api")
 Handler = Callable[[Request], Awaitable[Response]]
 _DEVICE_FIELDS = {"station", "kind", "address", "transport", "port", "dialect", "options", "label", "device_id"}
 MAX_BODY = 64 * 1024
+
+
+class RateLimited(ProvisioningError):
+    """Too many enrollment or login attempts from one address (per worker, sliding minute)."""
+
+    reason = "rate_limited"
+    status = 429
+
+
+class _Limiter:
+    """At most ``per_minute`` calls per source address within any 60 s (one worker's view)."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self.seen: dict[str, deque[float]] = {}
+
+    def check(self, request: Request) -> None:
+        now = time.monotonic()
+        if len(self.seen) > 10_000:  # forget idle addresses
+            self.seen = {k: v for k, v in self.seen.items() if v and now - v[-1] < 60}
+        recent = self.seen.setdefault(request.client.host if request.client else "", deque())
+        while recent and now - recent[0] >= 60:
+            recent.popleft()
+        if len(recent) >= self.per_minute:
+            raise RateLimited(f"请稍后再试 / more than {self.per_minute} attempts a minute from this address; "
+                              "wait a minute")
+        recent.append(now)
+
+
+_LIMITS: weakref.WeakKeyDictionary[Fleet, dict[str, _Limiter]] = weakref.WeakKeyDictionary()
+LIMITS_PER_MINUTE = {"enroll": 10, "login": 20}
+
+
+def _limit(request: Request, what: str) -> None:
+    limiters = _LIMITS.setdefault(fleet_of(request), {k: _Limiter(n) for k, n in LIMITS_PER_MINUTE.items()})
+    limiters[what].check(request)
 
 
 def _json(value: Any, status: int = 200) -> Response:
@@ -110,6 +149,7 @@ def _actor(user: users.User | None) -> str:
 
 async def login(request: Request, _: users.User | None) -> Response:
     """POST /api/v1/admin/login {"username", "password", "code"}."""
+    _limit(request, "login")
     doc = await _doc(request)
     fleet = fleet_of(request)
     state = request.app.state.cloud
@@ -208,6 +248,7 @@ async def audit(request: Request, _: users.User | None) -> Response:
 
 
 async def enroll(request: Request, _: users.User | None) -> Response:
+    _limit(request, "enroll")
     req = msgspec.json.decode(await _body(request), type=EnrollRequest)
     return _json(await fleet_of(request).enroll(req))
 

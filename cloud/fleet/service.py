@@ -72,7 +72,7 @@ def load_authority(cfg: CloudConfig, keys: CloudKeys, *, at_ms: int | None = Non
                            overlap_ms=p.rotation_overlap_hours * 3_600_000)
 
 
-@dataclass
+@dataclass(eq=False)
 class Fleet:
     """The database, the authority (None when provisioning is off) and where to push commands."""
 

@@ -120,7 +120,8 @@ def accept_config(directory: Path, command: CommandBody | None = None) -> Invent
     return incoming
 
 
-def _devices(cfg: HubConfig, inventory: Inventory) -> tuple[StationConfig, ...]:
+def merge_devices(cfg: HubConfig, inventory: Inventory) -> tuple[StationConfig, ...]:
+    """hub.toml's stations plus the cloud's devices (cloud station N = station id "N"; hub.toml wins an id clash)."""
     stations = {s.id: s for s in cfg.stations}
     taken = {d.id for d in cfg.devices()}
     for st in inventory.stations:
@@ -151,7 +152,7 @@ def with_enrollment(cfg: HubConfig) -> HubConfig:
         u = urllib.parse.urlsplit(st.mqtt.url)
         mqtt = MqttConfig(host=u.hostname or "127.0.0.1", port=u.port or (8883 if u.scheme == "mqtts" else 1883),
                           username=st.mqtt.username, password=st.mqtt.password)
-    return dataclasses.replace(cfg, sync=sync, mqtt=mqtt, stations=_devices(cfg, st.config))
+    return dataclasses.replace(cfg, sync=sync, mqtt=mqtt, stations=merge_devices(cfg, st.config))
 
 
 def register(sub: Any) -> None:

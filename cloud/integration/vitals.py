@@ -127,7 +127,7 @@ class VitalsSender:
         try:
             ack = await self.sender.send(payload)
         except NegativeAck as exc:
-            raise DeliveryError(f"{exc.code}: {exc.reason}", permanent=True) from exc
+            raise DeliveryError(exc.reason, permanent=True) from exc  # "AE: the HIS's text"
         except SendError as exc:
             raise DeliveryError(str(exc)) from exc
         self.sent += 1

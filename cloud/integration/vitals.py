@@ -109,7 +109,7 @@ class VitalsSender:
     def lease_ms(self) -> int:
         """Longest one delivery can take (every attempt times out), with a margin: the outbox lease."""
         per_attempt = self.sender.connect_timeout + self.sender.ack_timeout + self.sender.retry_delay
-        return int((per_attempt * self.sender.attempts + 30) * 1000)
+        return int(per_attempt * self.sender.attempts * 1500) + 5000
 
     async def deliver(self, message: Message) -> None:
         """Send one session's ORU^R01; raises DeliveryError (permanent for AE/AR and unbuildable sessions)."""

@@ -127,3 +127,18 @@ async def test_sigkill_between_claim_and_complete_delivers_exactly_once(
         await his.close()
     assert list(his.accepted) == [row.control_id]
     assert his.receipts == [row.control_id, row.control_id]  # resent with the same control id
+
+
+async def test_serve_with_two_workers_runs_one_integration_owner(tmp_path: Path, pg_dsn: str) -> None:
+    from tests.cloud.support import worker_process
+
+    cfg, _ = cloud_with(tmp_path, pg_dsn, integration_toml(free_port(), free_port()).replace(
+        "[his]\nenabled = true", "[his]\nenabled = false"))
+    with worker_process(cfg, free_port(), tmp_path / "serve.log", workers=2):
+        wait_for_port(cfg.mllp.port, timeout=60)  # the owner process bound it (the workers could not all)
+        s = MllpSender("127.0.0.1", cfg.mllp.port, ack_timeout=10)
+        assert (await s.send(lab_message(1))).code == "AA"
+        await s.close()
+        await until(lambda: processed(cfg))
+    owners = (tmp_path / "serve.log").read_text().count("integration owner ready")
+    assert owners == 1

@@ -1,10 +1,11 @@
-"""Stored HL7 messages -> ``results`` rows and patient identifiers, one transaction per message.
+"""Stored HL7 messages -> ``results`` rows and patient identifiers, transactionally.
 
 :class:`Hl7Processor` takes accepted, unprocessed rows of ``hl7_inbound`` in arrival order
-and, for each, in ONE transaction: matches the patient (:mod:`cloud.integration.matching`),
-writes what the message means and marks the row processed. A crash anywhere before COMMIT
-leaves the row unprocessed and it is done again; result rows are keyed
-``hl7:<message uid>:<n>`` (unique), so nothing is written twice.
+and, for each, in the SAME transaction: matches the patient (:mod:`cloud.integration.matching`),
+writes what the message means and marks the row processed (up to 100 messages share one
+transaction and its commit). A crash anywhere before COMMIT leaves the rows unprocessed and
+they are done again; result rows are keyed ``hl7:<message uid>:<n>`` (unique), so nothing is
+written twice.
 
 * ORU^R01: one ``results`` row per OBX (``kind`` = hpv / cytology / pathology / lab,
   ``code`` = LOINC, directly or through ``[mllp] code_map``, else ``system:local``), the
@@ -75,12 +76,65 @@ class Hl7Processor:
         self.codes = codes or CodeMap()
         self.processed = 0
 
-    async def run_once(self, limit: int = 50) -> int:
-        """Process up to ``limit`` pending messages; returns how many."""
+    async def run_once(self, limit: int = 200, batch: int = 100) -> int:
+        """Process up to ``limit`` pending messages; returns how many.
+
+        Messages are applied ``batch`` at a time in ONE transaction (one commit, one fsync, for
+        many messages); an A40 goes alone (its merge runs first, in the patient index's own
+        transaction). If anything but a database outage fails inside a batch, the batch rolls
+        back and its messages are processed one by one, so only the bad one is marked failed.
+        """
         pending = await self.store.fetch_pending(limit)
+        group: list[tuple[StoredMessage, Processed | Hl7Error]] = []
         for m in pending:
-            await self.process(m)
+            try:
+                item: Processed | Hl7Error = process_message(m.raw, self.codes)
+            except Hl7Error as exc:
+                item = exc
+            if isinstance(item, Processed) and item.message_type == "ADT^A40":
+                await self._apply_group(group)
+                group = []
+                await self.process(m)
+                continue
+            group.append((m, item))
+            if len(group) >= batch:
+                await self._apply_group(group)
+                group = []
+        await self._apply_group(group)
         return len(pending)
+
+    async def _apply_group(self, group: list[tuple[StoredMessage, Processed | Hl7Error]]) -> None:
+        if not group:
+            return
+        try:
+            async with self.db.transaction() as tx:
+                for m, item in group:
+                    if not await self._claim(tx, m.id):
+                        continue
+                    if isinstance(item, Hl7Error):
+                        log.warning("HL7 message %s cannot be processed: %s", m.id, item)
+                        await tx.execute("UPDATE hl7_inbound SET processed_ms = $1, process_error = $2 WHERE uid = $3",
+                                         now_ms(), f"{item.reason}: {item}", m.id)
+                        continue
+                    await self._apply(tx, m, item)
+        except DatabaseError:
+            raise
+        except Exception:  # one bad message must not take the others down: again, one by one
+            log.warning("HL7 batch of %d failed; processing its messages one by one", len(group), exc_info=True)
+            for m, _ in group:
+                await self.process(m)
+            return
+        self.processed += sum(1 for _, item in group if isinstance(item, Processed))
+
+    async def _apply(self, tx: Tx, m: StoredMessage, p: Processed) -> None:
+        if p.message_type.startswith("ORU"):
+            await self._results(tx, m, p)
+        else:
+            await self._adt(tx, p)
+        await tx.execute("UPDATE hl7_inbound SET processed_ms = $1, process_error = NULL WHERE uid = $2",
+                         now_ms(), m.id)
+        for w in p.warnings:
+            log.info("HL7 message %s (%s): %s", m.id, p.control_id, w)
 
     async def run(self, stop: asyncio.Event, idle_s: float = 0.5) -> None:
         """Process until ``stop`` is set; a database outage is waited out."""
@@ -95,7 +149,7 @@ class Hl7Processor:
                     await asyncio.wait_for(stop.wait(), idle_s)
 
     async def process(self, m: StoredMessage) -> None:
-        """Process one stored message (see the module docstring)."""
+        """Process one stored message in its own transaction (see the module docstring)."""
         try:
             p = process_message(m.raw, self.codes)
         except Hl7Error as exc:
@@ -108,12 +162,7 @@ class Hl7Processor:
             async with self.db.transaction() as tx:
                 if not await self._claim(tx, m.id):
                     return
-                if p.message_type.startswith("ORU"):
-                    await self._results(tx, m, p)
-                else:
-                    await self._adt(tx, p)
-                await tx.execute("UPDATE hl7_inbound SET processed_ms = $1, process_error = NULL WHERE uid = $2",
-                                 now_ms(), m.id)
+                await self._apply(tx, m, p)
         except DatabaseError:
             raise
         except Exception as exc:  # a bug must not block the queue: keep the message, say why
@@ -121,8 +170,6 @@ class Hl7Processor:
             await self._mark(m.id, f"internal: {type(exc).__name__}: {exc}"[:500])
             return
         self.processed += 1
-        for w in p.warnings:
-            log.info("HL7 message %s (%s): %s", m.id, p.control_id, w)
 
     async def _claim(self, tx: Tx, uid: str) -> bool:
         sql = "SELECT processed_ms FROM hl7_inbound WHERE uid = $1"

@@ -87,9 +87,9 @@ async def by_national_id(tx: Tx, at_rest: AtRest, who: Who, *, create: bool) -> 
     """The subject of a valid national ID; created (sealed) when ``create`` and unknown."""
     if who.national_id is None:
         return None
-    if create:
-        return await survivor(tx, await upsert_subject(tx, who.subject(), at_rest, now_ms()))
     sid = await tx.fetchval("SELECT id FROM subjects WHERE blind_index = $1", at_rest.blind_index(who.national_id))
+    if sid is None and create:  # known to the hospital before any hub: create her as ingest would
+        sid = await upsert_subject(tx, who.subject(), at_rest, now_ms())
     return None if sid is None else await survivor(tx, int(sid))
 
 

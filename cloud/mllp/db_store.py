@@ -85,10 +85,10 @@ class Hl7Store:
                 first[key] = i
             uid_of[i] = uuid7(meta.received_at)
             rows.append((uid_of[i], self.seal(raw), meta))
-        async with self.db.transaction() as tx:
-            if tx.dialect == "postgres":
-                found = await self._insert_pg(tx, rows)
-            else:
+        if self.db.dialect == "postgres":  # one statement = one transaction = one round trip
+            found = await self._insert_pg(rows)
+        else:
+            async with self.db.transaction() as tx:
                 found = await self._insert_sqlite(tx, rows)
         out = []
         for i, (_, meta) in enumerate(items):
@@ -98,9 +98,9 @@ class Hl7Store:
             out.append(StoreResult(uid, dup or again, code, reason))
         return out
 
-    async def _insert_pg(self, tx: Tx, rows: list[tuple[str, bytes, InboundMeta]]) -> dict[str, Any]:
+    async def _insert_pg(self, rows: list[tuple[str, bytes, InboundMeta]]) -> dict[str, Any]:
         metas = [m for _, _, m in rows]
-        returned = await tx.fetch(
+        returned = await self.db.fetch(
             _INSERT_PG, [u for u, _, _ in rows], [m.received_at for m in metas], [m.peer for m in metas],
             [m.sender for m in metas], [m.control_id for m in metas], [m.message_type for m in metas],
             [m.status for m in metas], [m.ack_code for m in metas], [m.reason for m in metas],

@@ -1,10 +1,12 @@
 """Read (and the few write) functions behind the integration pages of the dashboard.
 
 Every function takes the cloud :class:`~cloud.db.engine.Database` and returns plain frozen
-dataclasses; nothing here returns a national ID or a raw message (those are sealed).
+dataclasses; nothing here returns a national ID, and a raw message (sealed at rest) only
+through :func:`inbound_raw`, which is audited.
 Writes (resolve, replay, reprocess) are audited with the given ``actor``.
 
     rows = await inbound_log(db, limit=50)                 # HL7 messages with ACK codes
+    raw = await inbound_raw(db, at_rest, rows[0].uid, actor="web:alice")   # audited: holds patient data
     counts = await inbound_counts(db)                      # {(status, ack_code): n}
     items = await unmatched(db)                            # the work list
     await resolve_unmatched(db, at_rest, item_id, actor="web:alice", subject_id=12)
@@ -26,6 +28,7 @@ from cloud.integration import matching
 from cloud.integration.matching import Who
 from cloud.integration.vitals import TOPIC as VITALS_TOPIC
 from cloud.integration.vitals import control_id
+from cloud.mllp.db_store import COLUMN
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,17 @@ async def inbound_counts(db: Database, since_ms: int = 0) -> dict[tuple[str, str
     return out
 
 
+async def inbound_raw(db: Database, at_rest: AtRest, uid: str, *, actor: str) -> bytes:
+    """The bytes of one received frame, opened (it holds patient data: the read is audited)."""
+    async with db.transaction() as tx:
+        row = await tx.fetchrow("SELECT raw, sealed FROM hl7_inbound WHERE uid = $1", uid)
+        if row is None:
+            raise PatientIndexError(f"no HL7 message {uid}")
+        await audit.write(tx, actor=actor, action="hl7.view", outcome="ok", detail={"uid": uid})
+    raw = bytes(row["raw"])
+    return at_rest.open_bytes(raw, COLUMN) if row["sealed"] else raw
+
+
 async def reprocess_inbound(db: Database, uid: str, *, actor: str) -> None:
     """Process a message again (after fixing the code map, say); audited."""
     async with db.transaction() as tx:
@@ -186,8 +200,12 @@ async def results_of(db: Database, subject_id: int) -> list[ResultRow]:
     """Every result of a person (including subjects merged into her), newest observation first."""
     async with db.transaction() as tx:
         target = await matching.survivor(tx, subject_id)
-        ids = [target, *[int(r["id"]) for r in await tx.fetch("SELECT id FROM subjects WHERE merged_into = $1",
-                                                               target)]]
+        ids, frontier = [target], [target]
+        while frontier:  # every subject merged into her, transitively
+            merged = [int(r["id"]) for f in frontier
+                      for r in await tx.fetch("SELECT id FROM subjects WHERE merged_into = $1", f)]
+            frontier = [m for m in merged if m not in ids]
+            ids += frontier
         rows = []
         for sid in ids:
             rows += await tx.fetch("SELECT id, subject_id, source, kind, code, value, unit, observed_ms, created_ms "

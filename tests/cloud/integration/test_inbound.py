@@ -82,6 +82,8 @@ async def test_manual_resolution_by_national_id_is_audited(env: Env) -> None:
 async def test_processing_is_idempotent_and_failures_are_kept_with_the_reason(env: Env) -> None:
     await env.receive(lab_message(7))
     uid = (await queries.inbound_log(env.db))[0].uid
+    assert await queries.inbound_raw(env.db, env.at_rest, uid, actor="web:bob") == lab_message(7)
+    assert (await env.q("SELECT actor FROM audit_log WHERE action = 'hl7.view'"))[0]["actor"] == "web:bob"
     await queries.reprocess_inbound(env.db, uid, actor="test")
     while await env.processor.run_once():
         pass

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import msgspec
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from cloud.config import CloudConfig
@@ -129,9 +130,15 @@ class Fleet:
     # --- hubs ------------------------------------------------------------------------------
 
     async def hubs(self) -> list[hub_ops.HubRow]:
-        """Every hub: site, status, certificate expiry, last seen."""
+        """Every hub: site, status, certificate expiry, last seen (MQTT presence, request or last batch)."""
         now = self.clock()
-        return [hub_ops.hub_row(h, now) for h in await sql_stores(self.db).hubs.list()]
+        async with self.db.transaction() as tx:
+            hubs = await sql_stores(tx).hubs.list()
+            batches = {r["hub_id"]: r["at"] for r in await tx.fetch(
+                "SELECT hub_id, MAX(last_batch_ms) AS at FROM sync_state GROUP BY hub_id")}
+        rows = [hub_ops.hub_row(h, now) for h in hubs]
+        return [msgspec.structs.replace(r, last_seen_ms=max(r.last_seen_ms or 0, batches.get(r.hub_id) or 0) or None)
+                for r in rows]
 
     async def hub(self, hub_id: str) -> hub_ops.HubRow:
         """One hub."""

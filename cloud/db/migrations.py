@@ -16,6 +16,7 @@ import re
 
 from cloud.db import pg_ingest
 from cloud.db.engine import Database, Tx
+from cloud.mch import schema as mch_schema
 from protocol.ids import now_ms
 
 _V1 = """
@@ -113,6 +114,7 @@ END $$ LANGUAGE plpgsql;
 MIGRATIONS: list[tuple[int, str, str, str]] = [
     (1, "initial schema", _V1, _V1_PG_ONLY),
     (2, "ingest function", "", pg_ingest.FUNCTION),
+    (5, "mch cases and upload records", mch_schema.V5, ""),
 ]
 
 _SQLITE_SUBS = [

@@ -10,7 +10,9 @@ names, required fields and code dictionaries — ``cloud/mch/profiles/reference.
   409 an older version than one already accepted, 422 field errors
   ``{"errors": [{"field", "message"}]}``, 429 rate limited (``Retry-After``), and — with
   the configured probabilities — 503 or a response slower than the client's timeout.
-* ``GET /api/v1/_accepted``: what it accepted (for tests and the demo's reconciliation).
+* ``GET /api/v1/_accepted``: what it accepted (for tests and the demo's reconciliation);
+  ``GET /api/v1/_log``: every accepted (type, caseNo, version) in order, and how many
+  resends it answered "duplicate" (an exactly-once check from outside the process).
 
 Idempotence: ``(type, caseNo, recordVersion)`` is accepted once; a resend is a duplicate.
 """
@@ -53,6 +55,8 @@ class PlatformState:
     """Everything the simulator remembers."""
 
     accepted: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  #: (type, caseNo) -> record
+    log: list[tuple[str, str, int]] = field(default_factory=list)  #: every (type, caseNo, version) accepted, in order
+    duplicates: int = 0
     nonces: set[str] = field(default_factory=set)
     requests: int = 0
     rejected: int = 0
@@ -87,6 +91,7 @@ class Platform:
         self.app = Starlette(routes=[
             Route("/api/v1/cases/{kind}", self.receive, methods=["POST"]),
             Route("/api/v1/_accepted", self.accepted, methods=["GET"]),
+            Route("/api/v1/_log", self.accepted_log, methods=["GET"]),
         ])
 
     def _rate_limited(self) -> bool:
@@ -161,11 +166,17 @@ class Platform:
         if previous is not None:
             old = int(previous.get("recordVersion", 1))
             if version == old:
+                self.state.duplicates += 1
                 return JSONResponse({"status": "duplicate"})
             if version < old:
                 return JSONResponse({"code": "STALE_VERSION", "message": f"version {old} already accepted"}, 409)
         self.state.accepted[key] = record
+        self.state.log.append((kind, key[1], version))
         return JSONResponse({"status": "accepted"})
+
+    async def accepted_log(self, request: Request) -> JSONResponse:
+        """GET /api/v1/_log: every accepted (type, caseNo, version) in order, and the duplicate count."""
+        return JSONResponse({"accepted": [list(e) for e in self.state.log], "duplicates": self.state.duplicates})
 
     async def accepted(self, request: Request) -> JSONResponse:
         """GET /api/v1/_accepted: every accepted record (latest version per case)."""

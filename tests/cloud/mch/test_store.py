@@ -88,3 +88,28 @@ async def test_follow_ups_open_notify_and_close(db: Database) -> None:
     await _save(db, msgspec.structs.replace(base, ultrasound_birads="4B", pathology="fibroadenoma"))
     assert await _rows(db, "SELECT kind, status FROM mch_followups") == [{"kind": "breast_biopsy",
                                                                          "status": "closed"}]
+
+
+async def test_follow_up_notices_go_through_the_notifier(db: Database, caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+
+    from cloud import outbox
+    from cloud.config import OutboxConfig
+    from cloud.mch import followups
+
+    sid = await add_subject(db)
+    await _save(db, BreastCase(case_id="BR-3", site_id="S1", subject_id=str(sid), screened_on="2026-11-01",
+                               ultrasound_birads="5"))
+    notifier, stop = followups.LoggingNotifier(), asyncio.Event()
+    task = asyncio.create_task(outbox.run_dispatcher(db, followups.FOLLOWUP_TOPIC, followups.deliverer(notifier),
+                                                     OutboxConfig(), stop, idle_s=0.05))
+    caplog.set_level("INFO", "mchub.cloud.mch.followup")
+    for _ in range(100):
+        if notifier.sent:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await task
+    assert [(n["case_id"], n["kind"], n["due"]) for n in notifier.sent] == [("BR-3", "breast_biopsy", "2026-12-01")]
+    assert "follow-up breast_biopsy for case BR-3" in caplog.text
+    assert (await _rows(db, "SELECT status FROM outbox WHERE topic = 'mch.followup'")) == [{"status": "done"}]

@@ -33,7 +33,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
@@ -145,7 +145,10 @@ class Platform:
             return JSONResponse({"code": "UNAVAILABLE", "message": "try later"}, 503)
         if self._rate_limited():
             return JSONResponse({"code": "RATE_LIMITED"}, 429, headers={"Retry-After": "1"})
-        body = await request.body()
+        try:
+            body = await request.body()
+        except ClientDisconnect:  # the client went away (killed, timed out): nothing was received
+            return JSONResponse({"code": "CLIENT_GONE"}, 400)
         problem = self._check_signature(request, body)
         if problem:
             self.state.rejected += 1

@@ -23,7 +23,7 @@ def test_disabled_by_default_and_paths_resolved() -> None:
     ('platform_url = "ftp://x"', r"\[mch\] platform_url: .* is not an HTTP\(S\) URL"),
     ('platform_url = "https://x"', r"\[mch\] app_key: is empty but platform_url is set"),
     ("rate_per_s = 0", r"\[mch\] rate_per_s: 0 is out of range"),
-    ("rate = 5", r"\[mch\] rate: unknown key.*did you mean 'rate_per_s'"),
+    ("rate = 5", r"\[mch\] rate: unknown key.*known keys: .*rate_per_s"),
     ('enabled = "yes"', r"\[mch\] enabled: 'yes' is a str, expected bool"),
 ])
 def test_errors_name_key_and_fix(toml: str, message: str) -> None:

@@ -210,6 +210,9 @@ class DicomSection:
 
     enabled: bool = False
     table: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class MchConfig:
     """[mch] (docs/mch.md)"""
 

@@ -113,6 +113,7 @@ END $$ LANGUAGE plpgsql;
 MIGRATIONS: list[tuple[int, str, str, str]] = [
     (1, "initial schema", _V1, _V1_PG_ONLY),
     (2, "ingest function", "", pg_ingest.FUNCTION),
+    (8, "ingest checks hub and key in the transaction", "", pg_ingest.CHECKED_FUNCTION),
 ]
 
 _SQLITE_SUBS = [

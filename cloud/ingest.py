@@ -42,6 +42,8 @@ _STATUS = {"malformed": 400, "unsupported_version": 400, "unknown_suite": 400, "
            "tampered_ciphertext": 400, "invalid_record": 400, "bad_signature": 401, "unknown_key": 401,
            "wrong_recipient": 401, "revoked": 403, "unknown_hub": 403, "too_large": 413, "overloaded": 503,
            "unavailable": 503, "internal": 500}
+for _reason in _STATUS:  # every reason on /metrics from the start, at 0, so dashboards and alerts see it
+    metrics.REJECTS.labels(_reason)
 
 
 @dataclass

@@ -34,6 +34,14 @@ async def _metrics(http: aiohttp.ClientSession, url: str) -> str:
         return await r.text()
 
 
+async def _until_shown(http: aiohttp.ClientSession, url: str, line: str) -> None:
+    for _ in range(1000):
+        if line in await _metrics(http, url):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"/metrics never showed {line!r}")
+
+
 async def test_overload_is_503_with_retry_after_and_hubs_catch_up_exactly_once(tmp_path, pg_dsn: str) -> None:
     cfg, keys = make_cloud(tmp_path / "cloud", pg_dsn, max_inflight=1, max_queue=1)  # Retry-After 1 s
     hubs = [hub(keys, f"OV{i}", i) for i in range(4)]
@@ -48,11 +56,9 @@ async def test_overload_is_503_with_retry_after_and_hubs_catch_up_exactly_once(t
         await tx.start()
         await blocker.execute("LOCK TABLE sync_state IN EXCLUSIVE MODE")  # PostgreSQL is "slow"
         first = asyncio.create_task(http.post(f"{url}/api/v1/batches", data=hubs[0].seal_from(1), headers=BATCH))
-        while "mchub_ingest_inflight 1.0" not in await _metrics(http, url):
-            await asyncio.sleep(0.02)
+        await _until_shown(http, url, "mchub_ingest_inflight 1.0")
         second = asyncio.create_task(http.post(f"{url}/api/v1/batches", data=hubs[1].seal_from(1), headers=BATCH))
-        while "mchub_ingest_waiting 1.0" not in await _metrics(http, url):
-            await asyncio.sleep(0.02)
+        await _until_shown(http, url, "mchub_ingest_waiting 1.0")
         async with http.post(f"{url}/api/v1/batches", data=hubs[2].seal_from(1), headers=BATCH) as r:
             assert (r.status, r.headers.get("Retry-After"), (await r.json())["reason"]) == (503, "1", "overloaded")
         await tx.rollback()

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.profile_ingest                       # timing per stage only
     .venv/bin/python -m bench.profile_ingest --pyinstrument        # call tree (pip install pyinstrument)
+    .venv/bin/python -m bench.profile_ingest --visits --batches 2000   # small fleet-like batches
     py-spy record -o ingest.svg -- .venv/bin/python -m bench.profile_ingest --batches 400
 
 It starts a throwaway PostgreSQL, registers a few hubs, seals batches of blood-pressure
@@ -53,10 +54,14 @@ async def run(args: argparse.Namespace, pg: PostgresServer, base: Path) -> None:
     await _register(db, hubs)
     per_hub = args.batches // args.hubs * args.batch
     batches: list[bytes] = []
-    for h in hubs:
-        _readings(h, per_hub)
-    for start in range(1, per_hub + 1, args.batch):
-        batches += [h.seal_from(start, args.batch) for h in hubs]  # type: ignore[misc]
+    if args.visits:  # what the fleet sends: one visit (ID card, 4 readings, close) per batch
+        for _ in range(args.batches // args.hubs):
+            batches += [h.seal_from(h.add_visit()[0].seq) for h in hubs]  # type: ignore[misc]
+    else:
+        for h in hubs:
+            _readings(h, per_hub)
+        for start in range(1, per_hub + 1, args.batch):
+            batches += [h.seal_from(start, args.batch) for h in hubs]  # type: ignore[misc]
     ing = Ingestor(db, keys)
     await ing.handle(batches[0])  # warm up: partitions, prepared statements
     profiler = None
@@ -74,9 +79,10 @@ async def run(args: argparse.Namespace, pg: PostgresServer, base: Path) -> None:
     if profiler is not None:
         profiler.stop()
         print(profiler.output_text(unicode=True, color=False, show_all=False))
-    n = (len(batches) - 1) * args.batch
+    n = (len(batches) - 1) * (4 if args.visits else args.batch)
     print(f"in-process ingest ({machine()}; load average {os.getloadavg()[0]:.1f})")
-    print(f"  {n:,} readings in batches of {args.batch}: {n / wall:,.0f} readings/s wall, "
+    what = "one visit (6 records)" if args.visits else args.batch
+    print(f"  {n:,} readings in batches of {what}: {n / wall:,.0f} readings/s wall, "
           f"{n / cpu:,.0f} readings per CPU-second of the worker")
     print(f"  per batch: worker CPU {cpu * 1000 / (len(batches) - 1):.1f} ms, "
           f"PostgreSQL CPU {pg_cpu * 1000 / (len(batches) - 1):.1f} ms")
@@ -88,6 +94,7 @@ def main() -> None:
     ap.add_argument("--hubs", type=int, default=4)
     ap.add_argument("--batches", type=int, default=80, help="batches in all (default 80)")
     ap.add_argument("--batch", type=int, default=2000, help="readings per batch (default 2000)")
+    ap.add_argument("--visits", action="store_true", help="fleet-like batches: one visit each (6 records)")
     ap.add_argument("--pyinstrument", action="store_true", help="print a pyinstrument call tree")
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="mchub-profile-"))

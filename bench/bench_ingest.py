@@ -198,7 +198,8 @@ def _print(args: argparse.Namespace, tp: dict[str, object], fleet: dict[str, obj
               f"{f['cpu_ms_per_batch_postgres']} ms ; machine load average {f['load_average']:.1f}")
 
 
-async def main(args: argparse.Namespace) -> None:
+async def measure(args: argparse.Namespace) -> tuple[dict[str, object], dict[str, object] | None]:
+    """The throughput rounds (summary) and the fleet phase (None with ``--hubs 0``)."""
     base, pg = _start_postgres(not args.no_fsync)
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -217,11 +218,7 @@ async def main(args: argparse.Namespace) -> None:
         procs.pop().terminate()
         tp = _summary(rounds)
         fleet = await _fleet(args, config, keys, pg, procs) if args.hubs else None
-        if args.json:
-            print(json.dumps({"machine": machine(), "fsync": not args.no_fsync, "batch": args.batch,
-                              "throughput": tp, "fleet": fleet}))
-        else:
-            _print(args, tp, fleet)
+        return tp, fleet
     finally:
         for p in procs:
             p.terminate()
@@ -229,7 +226,29 @@ async def main(args: argparse.Namespace) -> None:
         pg.destroy()
 
 
-if __name__ == "__main__":
+async def main(args: argparse.Namespace) -> None:
+    tp, fleet = await measure(args)
+    if args.json:
+        print(json.dumps({"machine": machine(), "fsync": not args.no_fsync, "batch": args.batch,
+                          "throughput": tp, "fleet": fleet}))
+    else:
+        _print(args, tp, fleet)
+
+
+def run() -> dict[str, float]:
+    """For ``mchub bench``: 3 throughput rounds, then 1,000 hubs every 10 s for 20 s on 2 workers."""
+    args = _parser().parse_args(["--duration", "20"])
+    tp, fleet = asyncio.run(measure(args))
+    assert fleet is not None
+    return {"ingest 1 worker best readings/s": float(tp["ingest_best"]),  # type: ignore[arg-type]
+            "ingest 1 worker median readings/s": float(tp["ingest_median"]),  # type: ignore[arg-type]
+            "ratio to raw COPY, median": float(tp["ratio_median"]),  # type: ignore[arg-type]
+            "worker CPU-bound readings/s (one free core)": float(tp["worker_cpu_bound_per_s"]),  # type: ignore[arg-type]
+            "fleet 1000 hubs/10 s ack p50 ms": float(fleet["ack_p50_ms"]),  # type: ignore[arg-type]
+            "fleet 1000 hubs/10 s ack p99 ms": float(fleet["ack_p99_ms"])}  # type: ignore[arg-type]
+
+
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tp-hubs", type=int, default=8, help="hubs in the throughput phase (default 8)")
     ap.add_argument("--tp-readings", type=int, default=20000, help="readings per hub in the throughput phase")
@@ -241,4 +260,8 @@ if __name__ == "__main__":
     ap.add_argument("--workers", type=int, default=2, help="cloud workers in the latency phase (default 2)")
     ap.add_argument("--no-fsync", action="store_true", help="run PostgreSQL with fsync off")
     ap.add_argument("--json", action="store_true")
-    asyncio.run(main(ap.parse_args()))
+    return ap
+
+
+if __name__ == "__main__":
+    asyncio.run(main(_parser().parse_args()))

@@ -120,9 +120,11 @@ async def test_killed_between_claim_and_complete_every_version_is_accepted_once(
     accepted = [(c, v) for _, c, v in platform.state.log]
     assert kills == 5 and dead == 0 and not left, (kills, dead, left)
     assert len(accepted) == len(set(accepted)), "a case version was accepted twice"
-    latest = {k for k, s in finals.items() if s == "accepted"}
-    assert set(accepted) == latest  # everything the cloud calls accepted, the platform holds, once
-    superseded = {k for k, s in finals.items() if s == "superseded"}
-    assert latest | superseded == set(finals) and len(latest) >= CASES
+    recorded = {k for k, status in finals.items() if status == "accepted"}
+    assert recorded <= set(accepted) <= set(finals)  # what the cloud calls accepted, the platform holds
+    newest = {(c, max(v for c2, v in finals if c2 == c)) for c, _ in finals}
+    assert newest <= set(accepted) and len(newest) == CASES  # every case's final content arrived, once
+    # an older version may also have arrived (sent just before its correction superseded it)
+    assert all(status in ("accepted", "superseded") for status in finals.values())
     print(f"{kills} kills, {len(accepted)} accepted, {platform.state.duplicates} resends answered duplicate, "
           f"{platform.state.requests} requests")

@@ -56,6 +56,11 @@ max_delay_s = 3600.0
 [logging]
 level = "INFO"
 json = true
+
+[audit]
+retention_days = 400     # at least 183 (six months, Cybersecurity Law art. 21); older entries are pruned
+seal_interval_s = 1.0    # how soon a new entry is linked into the hash chain
+prune_interval_s = 3600.0
 """
 
 
@@ -112,6 +117,15 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    """[audit]: hash-chained audit log (cloud/audit_chain.py)"""
+
+    retention_days: int = 400
+    seal_interval_s: float = 1.0
+    prune_interval_s: float = 3600.0
+
+
+@dataclass(frozen=True)
 class CloudConfig:
     """The whole file, with paths resolved."""
 
@@ -123,6 +137,7 @@ class CloudConfig:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
 
     def admin_token(self) -> str | None:
         """The admin bearer token, or None when the admin API is disabled."""
@@ -146,6 +161,7 @@ _SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "mqtt": {"enabled": bool, "host": str, "port": int},
     "outbox": {"max_attempts": int, "base_delay_s": (int, float), "max_delay_s": (int, float)},
     "logging": {"level": str, "json": bool},
+    "audit": {"retention_days": int, "seal_interval_s": (int, float), "prune_interval_s": (int, float)},
 }
 
 
@@ -216,12 +232,18 @@ def parse(text: str, path: Path) -> CloudConfig:
     lg = LoggingConfig(**doc.get("logging", {}))
     if lg.level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise _err(path, "[logging] level", f"{lg.level!r} is not a level", "use DEBUG, INFO, WARNING or ERROR")
+    au = AuditConfig(**doc.get("audit", {}))
+    if au.retention_days < 183:
+        raise _err(path, "[audit] retention_days", f"{au.retention_days} days is less than six months",
+                   "use 183 or more (audit logs must be kept at least six months)")
+    _positive(path, "[audit] seal_interval_s", au.seal_interval_s, 3600)
+    _positive(path, "[audit] prune_interval_s", au.prune_interval_s)
     return CloudConfig(
         path=path, server=s, database=db,
         keys_dir=keys_dir if keys_dir.is_absolute() else base / keys_dir,
         admin_token_file=(Path(token) if Path(token).is_absolute() else base / token) if token else None,
         mqtt=MqttConfig(**doc.get("mqtt", {})), outbox=o,
-        logging=LoggingConfig(level=lg.level.upper(), json=lg.json),
+        logging=LoggingConfig(level=lg.level.upper(), json=lg.json), audit=au,
     )
 
 

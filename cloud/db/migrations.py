@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from cloud.db import pg_ingest
+from cloud.db import audit_schema, pg_ingest
 from cloud.db.engine import Database, Tx
 from protocol.ids import now_ms
 
@@ -113,7 +113,10 @@ END $$ LANGUAGE plpgsql;
 MIGRATIONS: list[tuple[int, str, str, str]] = [
     (1, "initial schema", _V1, _V1_PG_ONLY),
     (2, "ingest function", "", pg_ingest.FUNCTION),
+    (7, "audit hash chain, append-only", audit_schema.V7, audit_schema.V7_PG_ONLY),
 ]
+#: SQLite-only SQL of a migration (after its common SQL), by version
+SQLITE_ONLY: dict[int, str] = {7: audit_schema.V7_SQLITE_ONLY}
 
 _SQLITE_SUBS = [
     (r"BIGSERIAL PRIMARY KEY", "INTEGER PRIMARY KEY AUTOINCREMENT"),
@@ -152,7 +155,7 @@ async def migrate(db: Database) -> list[str]:
             if tx.dialect == "postgres":
                 await tx.execute(common + pg_only)
             else:
-                for stmt in _statements(sqlite_sql(common)):
+                for stmt in _statements(sqlite_sql(common) + SQLITE_ONLY.get(version, "")):
                     await tx.execute(stmt)
             await tx.execute("INSERT INTO schema_migrations (version, name, applied_ms) VALUES ($1, $2, $3)",
                              version, name, now_ms())

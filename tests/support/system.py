@@ -152,13 +152,18 @@ class HubRig:
                                     cwd=ROOT, env=full, stdout=out, stderr=subprocess.STDOUT)
 
     def state(self) -> tuple[int, int]:
-        """(next_seq, acked_through) from hub.db."""
-        conn = sqlite3.connect(self.db)
+        """(next_seq, acked_through) from hub.db; (1, -1) while there is no readable database yet."""
+        if not self.db.exists():
+            return 1, -1
         try:
-            row = conn.execute("SELECT next_seq, acked_through FROM sync_state").fetchone()
-            return int(row[0]), int(row[1])
-        finally:
-            conn.close()
+            conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
+            try:
+                row = conn.execute("SELECT next_seq, acked_through FROM sync_state").fetchone()
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            return 1, -1
+        return (int(row[0]), int(row[1])) if row else (1, -1)
 
     def wait_synced(self, timeout: float = 90) -> int:
         """Wait until the device got every ack and the cloud acknowledged every record; returns the last seq."""

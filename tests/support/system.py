@@ -114,6 +114,17 @@ def _kill_tree(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+def enroll_by_hand(cloud: CloudProc, base: Path, hub_id: str) -> None:
+    """What an installer does without provisioning: fetch the cloud's keys, init the identity, register it."""
+    base.mkdir(parents=True, exist_ok=True)
+    keys_doc = base / "cloud-keys.json"
+    with urllib.request.urlopen(cloud.url + "/api/v1/keys", timeout=10) as response:
+        keys_doc.write_bytes(response.read())
+    ident = identity.init(base / "identity", hub_id, keys_doc)
+    mchub("cloud", "hub", "add", "--id", hub_id, "--site", "S1", "--config", "cloud.toml",
+          "--public-key", ed25519_raw(ident.signer.public_key()).hex(), cwd=cloud.base)
+
+
 class HubRig:
     """A hub directory enrolled by hand with ``cloud``, fed by ``device``; starts ``mchub edge run``."""
 
@@ -121,13 +132,7 @@ class HubRig:
                  sync_url: str | None = None, sync: dict[str, object] | None = None, extra: str = "",
                  hub_extra: str = "") -> None:
         self.base, self.hub_id, self.cloud, self.device = base, hub_id, cloud, device
-        base.mkdir(parents=True, exist_ok=True)
-        keys_doc = base / "cloud-keys.json"
-        with urllib.request.urlopen(cloud.url + "/api/v1/keys", timeout=10) as response:
-            keys_doc.write_bytes(response.read())
-        ident = identity.init(base / "identity", hub_id, keys_doc)
-        mchub("cloud", "hub", "add", "--id", hub_id, "--site", "S1", "--config", "cloud.toml",
-              "--public-key", ed25519_raw(ident.signer.public_key()).hex(), cwd=cloud.base)
+        enroll_by_hand(cloud, base, hub_id)
         settings: dict[str, object] = {"url": sync_url or cloud.url, "linger_ms": 20, "max_backoff_s": 0.3,
                                        "retention_days": 0, "prune_interval_s": 0, "batch_max_records": 150,
                                        **(sync or {})}

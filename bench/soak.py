@@ -37,6 +37,9 @@ from tests.support.services import PostgresServer  # noqa: E402
 from tests.support.system import ENV, CloudProc, cloud_sql, enroll_by_hand  # noqa: E402
 
 HUB = "soak-hub"
+#: the long variants of the system tests (each test documents its variable)
+LONG_ENV = {"MCHUB_KILL_ITERATIONS": "60", "MCHUB_CRASH_ROUNDS": "5", "MCHUB_BROKER_DOWN_S": "180",
+            "MCHUB_CRASH_SEED": str(int(time.time()))}
 
 
 def rss_mb(pid: int) -> float:
@@ -196,10 +199,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hubs", type=int, default=300, help="virtual hubs (default 300; thousands for a real soak)")
     p.add_argument("--interval", type=float, default=10.0, help="seconds between syncs of one virtual hub")
     p.add_argument("--sample", type=float, default=2.0, help="seconds between samples")
+    p.add_argument("--system", action="store_true",
+                   help="then run the system fault tests with long settings: " + " ".join(LONG_ENV))
     args = p.parse_args(argv)
     print(machine())
     figures = run(args.minutes * 60 if args.minutes else args.seconds, args.hubs, args.interval, args.sample)
-    return 0 if figures["reconciled"] and figures["memory flat"] and figures["queues drained"] else 1
+    ok = bool(figures["reconciled"] and figures["memory flat"] and figures["queues drained"])
+    if args.system:
+        import os
+
+        print("\nsystem fault tests, long settings: " + " ".join(f"{k}={v}" for k, v in LONG_ENV.items()), flush=True)
+        code = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
+                               "tests/system", "tests/edge/test_crash.py", "--timeout", "3600"], cwd=ROOT,
+                              env={**os.environ, **ENV, **LONG_ENV}).returncode
+        ok = ok and code == 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -138,14 +138,12 @@ def run(seconds: float = 30.0, hubs: int = 300, interval: float = 10.0, sample_s
                     f"{s.name}={s.values[-1]:.0f}" for s in series.values()))
         fleet_out = fleet.stdout.read() if fleet.stdout else ""
         say("  fleet: " + fleet_out.strip().replace("\n", "\n  fleet: "))
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and (hub_queue(base / "hub" / "data" / "hub.db") > 0
-                                               or len(cloud_sql(dsn, "SELECT 1 FROM readings WHERE hub_id = $1 "
-                                                                     "LIMIT 1", HUB)) == 0):
+        produced = devices * count  # the synthetic devices stop after `count` readings each
+        deadline = time.monotonic() + max(0.0, seconds - (time.monotonic() - started)) + 120
+        while time.monotonic() < deadline and (hub_queue(base / "hub" / "data" / "hub.db") > 0 or cloud_sql(
+                dsn, "SELECT count(*) FROM readings WHERE hub_id = $1", HUB)[0][0] < produced):
             time.sleep(0.5)
-        time.sleep(1.0)
         # reconciliation: the real hub's readings and the fleet's records, each exactly once
-        produced = devices * count
         hub_rows = cloud_sql(dsn, "SELECT count(*), count(DISTINCT seq) FROM readings "
                                   "WHERE hub_id = $1", HUB)[0]
         fleet_acked, fleet_records = cloud_sql(

@@ -28,7 +28,8 @@ from protocol.ids import now_ms
 log = logging.getLogger("mchub.cloud.audit")
 DAY_MS = 86_400_000
 _PAGE = 2000
-_SELECT = "SELECT id, at_ms, actor, action, outcome, hub_id, subject_id, reason, detail, chain_seq, prev_hash, hash "
+_SELECT = ("SELECT id, at_ms, actor, action, outcome, hub_id, subject_id, reason, detail, target, chain_seq, "
+           "prev_hash, hash ")
 _UNSEALED = _SELECT + "FROM audit_log WHERE hash IS NULL ORDER BY id LIMIT $1"
 _CHAIN_PAGE = _SELECT + "FROM audit_log WHERE chain_seq > $1 ORDER BY chain_seq LIMIT $2"
 _HEAD = "SELECT head_seq, head_hash, anchor_seq, anchor_hash, pruned_ms FROM audit_chain WHERE id = 1"
@@ -38,8 +39,9 @@ def entry_of(row: Any, seq: int | None = None, prev: str | None = None) -> Audit
     """The :class:`AuditEntry` a stored row stands for (every column is covered by the hash)."""
     return AuditEntry(
         seq=int(seq if seq is not None else row["chain_seq"]), at_ms=int(row["at_ms"]), actor=row["actor"],
-        action=row["action"], target=row["hub_id"] or "",
+        action=row["action"], target=row["target"] or "",
         detail={"id": str(row["id"]), "outcome": row["outcome"], "reason": row["reason"] or "",
+                "hub_id": row["hub_id"] or "",
                 "subject_id": "" if row["subject_id"] is None else str(row["subject_id"]),
                 "detail": row["detail"]},
         prev=prev if prev is not None else (row["prev_hash"] or ""), hash=(row["hash"] or "") if seq is None else "")

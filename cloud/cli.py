@@ -1,6 +1,6 @@
 """``mchub cloud``: 云端同步服务 / the cloud sync server.
 
-Subcommands: init, migrate, serve, site add, hub add|add-key|revoke|list, import, outbox, command.
+Subcommands: init, migrate, serve, site add, hub add|add-key|revoke|list, import, outbox, user, command.
 Heavy imports happen inside the handlers so ``mchub --help`` stays fast.
 """
 
@@ -26,6 +26,7 @@ examples / 示例:
   mchub cloud outbox list                        queue depths and dead letters with the receiver's reason
   mchub cloud outbox replay 42                   queue dead letter 42 again (audited)
   mchub cloud audit verify                       check the hash-chained audit log (exit 1 if altered)
+  mchub cloud user add alice --role admin        first admin: asks for a password, prints the TOTP secret
 """
 
 
@@ -308,6 +309,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     p = add("audit", "审计日志 / audit log: verify the hash chain (exit 1 if altered), seal, prune", _run(_audit))
     p.add_argument("action", choices=["verify", "seal", "prune"])
     p.add_argument("--days", type=int, help="prune: retention in days (default: [audit] retention_days)")
+    from cloud import user_cli
+
+    user_cli.register(sub, add, _run)
     p = add("command", "send a signed command to a hub over MQTT", _run(_command))
     p.add_argument("--hub", required=True)
     p.add_argument("name", choices=["sync-now", "reload-config", "rotate-key", "ping", "apply-config"])

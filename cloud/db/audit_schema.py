@@ -1,4 +1,5 @@
-"""Migration 7: the cloud audit log becomes hash-chained and append-only.
+"""Migration 7: the cloud audit log becomes hash-chained and append-only (after migration 3,
+which added ``audit_log.target``).
 
 * ``audit_log`` gains ``chain_seq``, ``prev_hash`` and ``hash``. Writers keep inserting plain
   rows (no lock, no extra round trip); the sealer (:mod:`cloud.audit_chain`) links every
@@ -45,9 +46,10 @@ BEGIN
             'checkpoint are pruned, by mchub cloud audit prune)', OLD.id USING ERRCODE = '42501';
     END IF;
     IF OLD.hash IS NULL AND OLD.chain_seq IS NULL
-       AND (NEW.id, NEW.at_ms, NEW.actor, NEW.action, NEW.outcome, NEW.hub_id, NEW.subject_id, NEW.reason, NEW.detail)
+       AND (NEW.id, NEW.at_ms, NEW.actor, NEW.action, NEW.outcome, NEW.hub_id, NEW.subject_id, NEW.reason, NEW.detail,
+            NEW.target)
            IS NOT DISTINCT FROM (OLD.id, OLD.at_ms, OLD.actor, OLD.action, OLD.outcome, OLD.hub_id,
-                                 OLD.subject_id, OLD.reason, OLD.detail) THEN
+                                 OLD.subject_id, OLD.reason, OLD.detail, OLD.target) THEN
         RETURN NEW;
     END IF;
     RAISE EXCEPTION 'audit_log is append-only: UPDATE of entry % refused', OLD.id USING ERRCODE = '42501';
@@ -75,7 +77,8 @@ V7_SQLITE_ONLY = (
     "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log WHEN NOT (OLD.hash IS NULL AND "
     "OLD.chain_seq IS NULL AND NEW.id IS OLD.id AND NEW.at_ms IS OLD.at_ms AND NEW.actor IS OLD.actor AND "
     "NEW.action IS OLD.action AND NEW.outcome IS OLD.outcome AND NEW.hub_id IS OLD.hub_id AND "
-    "NEW.subject_id IS OLD.subject_id AND NEW.reason IS OLD.reason AND NEW.detail IS OLD.detail) "
+    "NEW.subject_id IS OLD.subject_id AND NEW.reason IS OLD.reason AND NEW.detail IS OLD.detail AND "
+    "NEW.target IS OLD.target) "
     "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: UPDATE refused'); END;\n"
     "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log WHEN OLD.chain_seq IS NULL OR OLD.chain_seq >= "
     "(SELECT anchor_seq FROM audit_chain WHERE id = 1) BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: "

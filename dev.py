@@ -5,7 +5,7 @@
     python3 dev.py test [ARGS]   create .venv, then ruff, mypy --strict (protocol, drivers, provisioning), pytest
     python3 dev.py mchub ARGS    run any mchub command inside the project environment
     python3 dev.py fuzz TARGET   coverage-guided fuzzing with atheris (fuzz/README.md; --all --minutes N: every target)
-    python3 dev.py soak [ARGS]   fleet soak + long system fault tests (bench/soak.py; e.g. --minutes 30 --hubs 3000)
+    python3 dev.py soak [ARGS]   fleet soak + long system fault tests (bench/soak.py: --minutes 30 --hubs 3000)
     python3 dev.py lock          re-resolve uv.lock after editing pyproject.toml dependencies
 
 The environment is built by uv (pinned below, installed from PyPI into .tools/) with

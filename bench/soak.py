@@ -1,7 +1,7 @@
 """Soak: a fleet of thousands of virtual hubs and one real hub against two cloud workers on
 one PostgreSQL, sampling memory and queues, then reconciling what was sent with what is stored.
 
-    python3 dev.py soak --minutes 30 --hubs 3000      # the long run (also runs the long system tests)
+    python3 dev.py soak --minutes 30 --hubs 3000 --interval 120   # the long run (+ the long system tests)
     .venv/bin/python -m bench.soak --seconds 30 --hubs 300
 
 Parts (all real processes on loopback): a throwaway PostgreSQL; ``mchub cloud serve

@@ -1,8 +1,8 @@
 """Clock jumps on the hub: a hub that booted without a battery clock (1970), NTP fixing it,
 then the wall clock going hours back and forward while a device keeps measuring.
 
-The hub runs in this process with an injected wall clock (``Hub(clock=..., monotonic=...)``, the
-monotonic one real) and syncs to
+The hub runs in this process with injected wall and monotonic clocks (``Hub(clock=...,
+monotonic=...)``) and syncs to
 a real ``mchub cloud serve``. Records are ordered by seq, not time: the cloud gets one
 gap-free stream with every reading exactly once although the times in it jump around.
 Sessions measure idle time on the monotonic clock: a jump forward does not cut a patient's
@@ -45,6 +45,20 @@ class WallClock:
         self.offset += ms
 
 
+class SteadyClock:
+    """The hub's monotonic clock (ms): a tenth of real speed, so a busy machine never idles a session
+    past its window by accident; ``advance`` moves it on."""
+
+    def __init__(self) -> None:
+        self.extra = 0
+
+    def __call__(self) -> int:
+        return time.monotonic_ns() // 10_000_000 + self.extra
+
+    def advance(self, ms: int) -> None:
+        self.extra += ms
+
+
 async def until(pred, seconds: float = 60) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + seconds
     while not pred():
@@ -61,7 +75,8 @@ async def test_clock_jumps_keep_order_sessions_sync_and_dedup(tmp_path: Path) ->
     rig = await asyncio.to_thread(HubRig, tmp_path / "hub", cloud, device)
     rig.cfg.write_text(rig.cfg.read_text().replace('id = "room-1"\n', 'id = "room-1"\nsession_window_s = 5\n'))
     wall = WallClock(86_400_000)  # booted without a battery clock: 1970-01-02
-    hub = Hub(config.load(rig.cfg), clock=wall, tick_s=0.2, monotonic=lambda: time.monotonic_ns() // 1_000_000)
+    steady = SteadyClock()
+    hub = Hub(config.load(rig.cfg), clock=wall, tick_s=0.2, monotonic=steady)
     await hub.start(web=False)
     try:
         for jump in ("ntp", -5 * HOUR, +5 * HOUR, +3 * HOUR, -8 * HOUR):
@@ -73,8 +88,11 @@ async def test_clock_jumps_keep_order_sessions_sync_and_dedup(tmp_path: Path) ->
         first_seq = cloud_sql(cloud.db_url, "SELECT min(seq) FROM readings WHERE device_time = 'n3'")[0][0]
         _, m = parse(reading_line(3).strip())
         assert await hub.writer.submit(ReadingIn("room-1", "dev-1", m)) == first_seq  # type: ignore[arg-type]
-        # the clock goes back 5 hours: the last session still times out after 5 s of real idleness
+        # the clock goes back 5 hours: the last session still times out once it has been idle for its window
         wall.shift(-5 * HOUR)
+        await asyncio.sleep(0.5)
+        assert hub.sessions.open  # the jump alone closes nothing
+        steady.advance(6_000)
         await until(lambda: not hub.sessions.open, seconds=15)
         await until(lambda: hub.reader.state()["acked_through"] == hub.reader.state()["next_seq"] - 1)
     finally:

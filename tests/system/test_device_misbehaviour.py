@@ -86,7 +86,7 @@ class RogueDevice:
 @pytest.mark.slow
 def test_flood_garbage_and_disconnect_storm_on_one_device_do_not_affect_another(tmp_path: Path) -> None:
     cloud = CloudProc(tmp_path / "cloud", f"sqlite:///{tmp_path / 'cloud' / 'cloud.db'}").start()
-    good = LineDevice(total=1200, window=16, card_every=97, rate=100).start()
+    good = LineDevice(total=700, window=16, card_every=97, rate=100).start()
     rogue = RogueDevice().start()
     rig = HubRig(tmp_path / "hub", cloud, good)
     rig.cfg.write_text(rig.cfg.read_text() + (

@@ -5,7 +5,7 @@ the hub acknowledges, and syncs to ``mchub cloud serve`` backed by the throwaway
 PostgreSQL. The hub is SIGKILLed at every named step of ingest and sync (after decode,
 inside commit, after commit, after seal, during upload, after the cloud's commit before
 the ack is stored, after the ack is stored, during prune), then at random moments over
-many iterations (seeded: ``MCHUB_CRASH_SEED``; ``MCHUB_KILL_ITERATIONS``, default 8 —
+many iterations (seeded: ``MCHUB_CRASH_SEED``; ``MCHUB_KILL_ITERATIONS``, default 4 —
 ``python3 dev.py soak`` runs more); the cloud is SIGKILLed and restarted in between. At
 the end PostgreSQL must hold every reading exactly once, in one gap-free stream, with the
 cloud's mark equal to the hub's.
@@ -28,7 +28,7 @@ from tests.support.services import PostgresServer
 from tests.support.system import CloudProc, HubRig, cloud_numbers, cloud_sql, expected_readings, reconcile
 
 TOTAL = 1500
-ITERATIONS = int(os.environ.get("MCHUB_KILL_ITERATIONS", "8"))
+ITERATIONS = int(os.environ.get("MCHUB_KILL_ITERATIONS", "4"))
 SEED = os.environ.get("MCHUB_CRASH_SEED", "11")
 
 

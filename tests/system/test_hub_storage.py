@@ -106,6 +106,7 @@ def test_full_disk_holds_input_loudly_survives_a_power_cut_and_recovers(tmp_path
             procs[-1].kill()
             procs[-1].wait()
             rig.cfg.write_text(rig.cfg.read_text().replace("min_free_mb = 1", "min_free_mb = 0"))
+            (disk / "ballast2").write_bytes(b"\0" * max(0, shutil.disk_usage(disk).free - (64 << 10)))
             procs.append(rig.start())
             wait_for("SQLite to hit the full disk", lambda: "database write failed" in rig.log_tail(100_000))
             assert procs[-1].poll() is None, "the hub died on a full disk"
@@ -114,6 +115,7 @@ def test_full_disk_holds_input_loudly_survives_a_power_cut_and_recovers(tmp_path
             procs[-1].wait()
             # 3. space returns; the cloud is reachable again
             ballast.unlink()
+            (disk / "ballast2").unlink()
             assert integrity(rig.db) == "ok"
             proxy.set(Mode())
             procs.append(rig.start())
@@ -139,7 +141,7 @@ def test_full_disk_holds_input_loudly_survives_a_power_cut_and_recovers(tmp_path
 def test_damaged_database_is_quarantined_exported_and_imported_without_loss_or_duplicates(tmp_path: Path) -> None:
     cloud = CloudProc(tmp_path / "cloud", f"sqlite:///{tmp_path / 'cloud' / 'cloud.db'}").start()
     proxy = ThreadedProxy(cloud.port).start()
-    device = LineDevice(total=1500, window=64, card_every=97, rate=400).start()
+    device = LineDevice(total=1000, window=64, card_every=97, rate=400).start()
     rig = HubRig(tmp_path / "hub", cloud, device, sync_url=proxy.url)
     try:
         proc = rig.start()

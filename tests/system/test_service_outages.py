@@ -66,7 +66,7 @@ def test_cloud_kill_postgres_crash_and_broker_outage_lose_and_duplicate_nothing(
             wait_for("ingest after the cloud restart", lambda: rig.state()[1] > acked)
             pg.stop("immediate")  # 2. the database crashes under the cloud
             time.sleep(3)
-            assert "unavailable" in cloud.log_tail(20000)  # the cloud answered 503, it did not fall over
+            assert "unavailable" in cloud.log_tail(1 << 30)  # the cloud answered 503, it did not fall over
             pg.start()
             acked = rig.state()[1]
             wait_for("ingest after PostgreSQL came back", lambda: rig.state()[1] > acked)

@@ -72,20 +72,20 @@ CREATE TRIGGER audit_chain_no_truncate BEFORE TRUNCATE ON audit_chain
     FOR EACH STATEMENT EXECUTE FUNCTION mchub_audit_chain_guard();
 """
 
-# one line per trigger: migrations split statements on ";\n"
+#: SQLite: one statement per trigger
 V7_SQLITE_ONLY = (
     "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log WHEN NOT (OLD.hash IS NULL AND "
     "OLD.chain_seq IS NULL AND NEW.id IS OLD.id AND NEW.at_ms IS OLD.at_ms AND NEW.actor IS OLD.actor AND "
     "NEW.action IS OLD.action AND NEW.outcome IS OLD.outcome AND NEW.hub_id IS OLD.hub_id AND "
     "NEW.subject_id IS OLD.subject_id AND NEW.reason IS OLD.reason AND NEW.detail IS OLD.detail AND "
     "NEW.target IS OLD.target) "
-    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: UPDATE refused'); END;\n"
+    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: UPDATE refused'); END",
     "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log WHEN OLD.chain_seq IS NULL OR OLD.chain_seq >= "
     "(SELECT anchor_seq FROM audit_chain WHERE id = 1) BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: "
-    "DELETE refused (only entries before the retention checkpoint are pruned)'); END;\n"
+    "DELETE refused (only entries before the retention checkpoint are pruned)'); END",
     "CREATE TRIGGER audit_chain_forward BEFORE UPDATE ON audit_chain WHEN NEW.head_seq < OLD.head_seq OR "
     "NEW.anchor_seq < OLD.anchor_seq OR NEW.anchor_seq > NEW.head_seq + 1 BEGIN SELECT RAISE(ABORT, "
-    "'audit_chain only moves forward'); END;\n"
+    "'audit_chain only moves forward'); END",
     "CREATE TRIGGER audit_chain_no_delete BEFORE DELETE ON audit_chain BEGIN SELECT RAISE(ABORT, "
-    "'audit_chain only moves forward'); END;\n"
+    "'audit_chain only moves forward'); END",
 )

@@ -16,6 +16,8 @@ import re
 
 from cloud.db import audit_schema, pg_ingest
 from cloud.db.engine import Database, Tx
+from cloud.integration import schema as integration_schema
+from cloud.mch import schema as mch_schema
 from protocol.ids import now_ms
 
 _V1 = """
@@ -146,10 +148,12 @@ MIGRATIONS: list[tuple[int, str, str, str]] = [
     (1, "initial schema", _V1, _V1_PG_ONLY),
     (2, "ingest function", "", pg_ingest.FUNCTION),
     (3, "admin users, sessions and provisioning", _V3, ""),
+    (4, "hospital integration", integration_schema.COMMON, integration_schema.PG_ONLY),
+    (5, "mch cases and upload records", mch_schema.V5, ""),
     (7, "audit hash chain, append-only", audit_schema.V7, audit_schema.V7_PG_ONLY),
 ]
-#: SQLite-only SQL of a migration (after its common SQL), by version
-SQLITE_ONLY: dict[int, str] = {7: audit_schema.V7_SQLITE_ONLY}
+#: SQLite-only SQL of a migration, run after its common SQL: one statement (e.g. a trigger) or a tuple of them
+SQLITE_ONLY: dict[int, str | tuple[str, ...]] = {4: integration_schema.SQLITE_ONLY, 7: audit_schema.V7_SQLITE_ONLY}
 
 _SQLITE_SUBS = [
     (r"BIGSERIAL PRIMARY KEY", "INTEGER PRIMARY KEY AUTOINCREMENT"),
@@ -188,7 +192,10 @@ async def migrate(db: Database) -> list[str]:
             if tx.dialect == "postgres":
                 await tx.execute(common + pg_only)
             else:
-                for stmt in _statements(sqlite_sql(common) + SQLITE_ONLY.get(version, "")):
+                for stmt in _statements(sqlite_sql(common)):
+                    await tx.execute(stmt)
+                extra = SQLITE_ONLY.get(version, ())
+                for stmt in (extra,) if isinstance(extra, str) else extra:
                     await tx.execute(stmt)
             await tx.execute("INSERT INTO schema_migrations (version, name, applied_ms) VALUES ($1, $2, $3)",
                              version, name, now_ms())

@@ -4,7 +4,8 @@
     python3 dev.py demo [ARGS]   create .venv from uv.lock if needed, then run `mchub demo ARGS`
     python3 dev.py test [ARGS]   create .venv, then ruff, mypy --strict (protocol, drivers, provisioning), pytest
     python3 dev.py mchub ARGS    run any mchub command inside the project environment
-    python3 dev.py fuzz TARGET   coverage-guided fuzzing with atheris (fuzz/README.md)
+    python3 dev.py fuzz TARGET   coverage-guided fuzzing with atheris (fuzz/README.md; --all --minutes N: every target)
+    python3 dev.py soak [ARGS]   fleet soak + long system fault tests (bench/soak.py: --minutes 30 --hubs 3000)
     python3 dev.py lock          re-resolve uv.lock after editing pyproject.toml dependencies
 
 The environment is built by uv (pinned below, installed from PyPI into .tools/) with
@@ -91,6 +92,9 @@ def main(argv: list[str]) -> int:
     if verb == "fuzz":
         sync(["edge", "cloud", "dev", "fuzz"])
         return run([str(bin_ / "python"), "fuzz/run.py", *rest])
+    if verb == "soak":
+        sync(["edge", "cloud", "dev"])
+        return run([str(bin_ / "python"), "-m", "bench.soak", "--system", *rest])
     if verb == "test":
         sync(["edge", "cloud", "dev"])
         steps = [

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cloud import admin_api, logs, metrics, outbox
+from cloud import admin_api, audit_chain, logs, metrics, outbox
 from cloud import config as config_mod
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
@@ -153,6 +153,9 @@ def build_app(cfg: config_mod.CloudConfig) -> Starlette:
             from cloud.mch import service as mch_service
 
             tasks += mch_service.start(state.db, cfg, stop)
+        a = cfg.audit
+        tasks.append(asyncio.create_task(audit_chain.run(state.db, a.seal_interval_s, a.retention_days,
+                                                         a.prune_interval_s, stop)))
         log.info("cloud worker ready (database %s, pid %d)", state.db.dialect, os.getpid())
         try:
             yield

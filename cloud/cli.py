@@ -28,6 +28,7 @@ examples / 示例:
   mchub cloud import /media/usb/H001-2025-03-01.mchx  (a hand-carried export file)
   mchub cloud outbox list                        queue depths and dead letters with the receiver's reason
   mchub cloud outbox replay 42                   queue dead letter 42 again (audited)
+  mchub cloud audit verify                       check the hash-chained audit log (exit 1 if altered)
   mchub cloud user add alice --role admin        first admin: asks for a password, prints the TOTP secret
 """
 
@@ -249,6 +250,32 @@ async def _outbox(cfg: Any, args: argparse.Namespace) -> int:
         await db.close()
 
 
+async def _audit(cfg: Any, args: argparse.Namespace) -> int:
+    from cloud import audit_chain
+    from cloud.db.engine import Database
+    from cloud.serve import migrate_database
+
+    await migrate_database(cfg)
+    db = await Database.connect(cfg.database.url, 2)
+    try:
+        if args.action in ("seal", "verify"):
+            sealed = await audit_chain.seal_all(db)
+            if args.action == "seal":
+                print(f"sealed {sealed} entr{'y' if sealed == 1 else 'ies'}")
+                return 0
+        if args.action == "prune":
+            days = args.days or cfg.audit.retention_days
+            if days < 183:
+                print("mchub cloud audit: --days must be at least 183 (six months)", file=sys.stderr)
+                return 2
+            print(f"pruned {await audit_chain.prune(db, days)} entries older than {days} days")
+        verdict = await audit_chain.verify(db)
+        print(verdict.describe())
+        return 0 if verdict.ok else 1
+    finally:
+        await db.close()
+
+
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``cloud`` subcommands."""
     parser.epilog = EPILOG
@@ -296,6 +323,9 @@ def register(parser: argparse.ArgumentParser) -> None:
             _run(_outbox))
     p.add_argument("action", choices=["list", "replay"])
     p.add_argument("ids", nargs="*", type=int, metavar="ID", help="dead-letter ids to replay")
+    p = add("audit", "审计日志 / audit log: verify the hash chain (exit 1 if altered), seal, prune", _run(_audit))
+    p.add_argument("action", choices=["verify", "seal", "prune"])
+    p.add_argument("--days", type=int, help="prune: retention in days (default: [audit] retention_days)")
     from cloud import user_cli
 
     user_cli.register(sub, add, _run)

@@ -114,6 +114,11 @@ timeout_s = 10.0
 lease_s = 60.0           # a claimed upload is retried after this if its worker died
 assemble_interval_s = 10.0
 default_site = "default" # site of a case with no visit at a known hub
+
+[audit]
+retention_days = 400     # at least 183 (six months, Cybersecurity Law art. 21); older entries are pruned
+seal_interval_s = 1.0    # how soon a new entry is linked into the hash chain
+prune_interval_s = 3600.0
 """
 
 
@@ -238,6 +243,15 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    """[audit]: hash-chained audit log (cloud/audit_chain.py)"""
+
+    retention_days: int = 400
+    seal_interval_s: float = 1.0
+    prune_interval_s: float = 3600.0
+
+
+@dataclass(frozen=True)
 class CloudConfig:
     """The whole file, with paths resolved."""
 
@@ -254,6 +268,7 @@ class CloudConfig:
     his: HisConfig = field(default_factory=HisConfig)
     dicom: DicomSection = field(default_factory=DicomSection)
     mch: MchConfig = field(default_factory=MchConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
 
     def admin_token(self) -> str | None:
         """The admin bearer token, or None when the admin API is disabled."""
@@ -289,6 +304,7 @@ _SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "mch": {"enabled": bool, "platform_url": str, "app_key": str, "secret_file": str, "algorithm": str,
             "profile": str, "rate_per_s": (int, float), "timeout_s": (int, float), "lease_s": (int, float),
             "assemble_interval_s": (int, float), "default_site": str},
+    "audit": {"retention_days": int, "seal_interval_s": (int, float), "prune_interval_s": (int, float)},
 }
 
 
@@ -359,6 +375,12 @@ def parse(text: str, path: Path) -> CloudConfig:
     lg = LoggingConfig(**doc.get("logging", {}))
     if lg.level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise _err(path, "[logging] level", f"{lg.level!r} is not a level", "use DEBUG, INFO, WARNING or ERROR")
+    au = AuditConfig(**doc.get("audit", {}))
+    if au.retention_days < 183:
+        raise _err(path, "[audit] retention_days", f"{au.retention_days} days is less than six months",
+                   "use 183 or more (audit logs must be kept at least six months)")
+    _positive(path, "[audit] seal_interval_s", au.seal_interval_s, 3600)
+    _positive(path, "[audit] prune_interval_s", au.prune_interval_s)
     prov = _provisioning(path, doc.get("provisioning", {}))
     mllp, his, dicom = _integration(path, doc)
     return CloudConfig(
@@ -367,6 +389,7 @@ def parse(text: str, path: Path) -> CloudConfig:
         admin_token_file=(Path(token) if Path(token).is_absolute() else base / token) if token else None,
         mqtt=MqttConfig(**doc.get("mqtt", {})), outbox=o,
         logging=LoggingConfig(level=lg.level.upper(), json=lg.json), mch=_mch(path, doc.get("mch", {})),
+        audit=au,
     )
 
 

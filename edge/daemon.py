@@ -50,9 +50,13 @@ def _version() -> str:
 class Hub:
     """One running hub. ``await start()`` ... ``await stop()``, or ``await run()`` until a signal."""
 
-    def __init__(self, cfg: HubConfig, clock: Callable[[], int] | None = None, tick_s: float = 5.0) -> None:
+    def __init__(self, cfg: HubConfig, clock: Callable[[], int] | None = None, tick_s: float = 5.0,
+                 monotonic: Callable[[], int] | None = None) -> None:
         self.cfg = cfg
-        self.clock = clock
+        self.clock = clock  #: wall clock (ms) stamping records; None: the system clock
+        #: clock measuring session idleness (ms, never jumps); default: the system's monotonic clock, or the
+        #: injected wall clock when only that is given (tests fast-forwarding a simulated week)
+        self.monotonic = monotonic or clock or (lambda: time.monotonic_ns() // 1_000_000)
         self.tick_s = tick_s
         self.version = _version()
         self.quarantine: Quarantine | None = None
@@ -75,7 +79,8 @@ class Hub:
         self.enrollment = (enrolled.Maintainer(cfg.identity_dir, self.reload_config, self._set_identity)
                            if enrolled.is_enrolled(cfg.identity_dir) else None)
         conn, self.quarantine = await asyncio.to_thread(open_db, cfg.db_path, self.identity.hub_id)
-        self.sessions = SessionManager(self._windows(cfg), 300_000, thresholds(cfg.bp_guideline))
+        self.sessions = SessionManager(self._windows(cfg), 300_000, thresholds(cfg.bp_guideline),
+                                       monotonic=self.monotonic)
         ledger = Ledger(conn, self.sessions, self.identity.encrypt, self.clock)
         self.writer = GroupWriter(ledger, DiskGuard(cfg.data_dir, cfg.min_free_mb << 20), cfg.group_max)
         self.writer.start()
@@ -87,7 +92,8 @@ class Hub:
                  st["hub_id"], st["epoch"], st["next_seq"], st["acked_through"], len(cfg.devices()))
         if cfg.sync.url:
             self.sync = SyncClient(cfg.sync, self.identity, self.reader, self.writer,
-                                   lambda: identity_mod.load(cfg.identity_dir), cfg.sync.prune_interval_s)
+                                   lambda: identity_mod.load(cfg.identity_dir), cfg.sync.prune_interval_s,
+                                   clock=self.clock or now_ms)
             self.writer.listeners.append(self.sync.wake)
             self.sync.on_config_version = self.enrollment.on_config_version if self.enrollment else None
             self._spawn(self.sync.run(), "sync")

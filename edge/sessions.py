@@ -5,7 +5,10 @@ records it returns, so the session a reading binds to is decided in seq order.
 
 * An ID card, a patient QR code or a staff entry opens a session at a station; an open
   session at that station is closed first (reason ``next_card``).
-* A session closes after ``session_window_s`` without activity (``timeout``).
+* A session closes after ``session_window_s`` without activity (``timeout``). Idle time is
+  measured on a monotonic clock when one is given (the hub does), so a wall-clock jump (NTP
+  fixing a hub that booted without a battery clock, hours back or forward) neither keeps a
+  session open for hours nor closes it early; record times stay wall-clock times.
 * A reading from a station's device binds to its open session, else stays unbound
   (staff can bind it later: :meth:`SessionManager.bind` makes a ``ReadingBound`` record).
 * Flags are computed on every reading (BP class with the session's pregnancy weeks,
@@ -14,6 +17,7 @@ records it returns, so the session a reading binds to is decided in seq order.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from drivers.base import Measurement
@@ -34,6 +38,7 @@ class OpenSession:
     pregnant_weeks: int | None = None
     height_cm: float | None = None
     weight_kg: float | None = None
+    last_mono: int | None = None  #: monotonic ms of the last activity (None: not yet known, e.g. after a restart)
 
 
 def thresholds(guideline: str) -> BpThresholds:
@@ -45,11 +50,24 @@ class SessionManager:
     """Open sessions per station and the rules that make session records."""
 
     def __init__(self, windows_ms: dict[str, int], default_window_ms: int = 300_000,
-                 bp: BpThresholds = GUIDELINE_2018) -> None:
+                 bp: BpThresholds = GUIDELINE_2018, monotonic: Callable[[], int] | None = None) -> None:
         self.windows_ms = windows_ms
         self.default_window_ms = default_window_ms
         self.bp = bp
+        self.monotonic = monotonic  #: ms on a clock that never jumps; None: measure idle time with ``now``
         self.open: dict[str, OpenSession] = {}  #: station id -> session
+
+    def _touch(self, s: OpenSession, now: int) -> None:
+        s.last_at = now
+        s.last_mono = self.monotonic() if self.monotonic else None
+
+    def idle_ms(self, s: OpenSession, now: int) -> int:
+        """How long a session has been idle (monotonic when available, never negative)."""
+        if self.monotonic is None:
+            return now - s.last_at
+        if s.last_mono is None:  # remembered from before a restart: trust the wall clock once, never backwards
+            s.last_mono = self.monotonic() - max(0, now - s.last_at)
+        return self.monotonic() - s.last_mono
 
     def window(self, station_id: str) -> int:
         """Idle time (ms) after which a session of this station closes."""
@@ -59,7 +77,7 @@ class SessionManager:
         """Close every session idle for longer than its window."""
         out: list[Record] = []
         for station_id, s in list(self.open.items()):
-            if now - s.last_at > self.window(station_id):
+            if self.idle_ms(s, now) > self.window(station_id):
                 out.append(self._close(station_id, "timeout", now))
         return out
 
@@ -76,6 +94,7 @@ class SessionManager:
         out = self.expire(now)
         out += self.close_station(station_id, "next_card", now)
         s = OpenSession(uuid7(now), station_id, now, now, pregnant_weeks)
+        self._touch(s, now)
         self.open[station_id] = s
         out.append(SessionOpened(at=now, session_id=s.session_id, station_id=station_id, subject=subject,
                                  pregnant_weeks=pregnant_weeks))
@@ -85,13 +104,13 @@ class SessionManager:
         """The records for one measurement: maybe a timeout close, then the flagged, bound reading."""
         out: list[Record] = []
         s = self.open.get(station_id)  # only this station's session matters; ticks expire the others
-        if s is not None and now - s.last_at > self.window(station_id):
+        if s is not None and self.idle_ms(s, now) > self.window(station_id):
             out.append(self._close(station_id, "timeout", now))
             s = None
         obs = m.observations
         by_code = {o.code: o.value for o in obs}
         if s is not None:
-            s.last_at = now
+            self._touch(s, now)
             s.height_cm = by_code.get(codes.HEIGHT, s.height_cm)
             s.weight_kg = by_code.get(codes.WEIGHT, s.weight_kg)
             height, weight = s.height_cm, s.weight_kg

@@ -40,14 +40,18 @@ from protocol.ids import now_ms
 log = logging.getLogger("edge.sync")
 BATCH_TYPE = "application/vnd.mchub.batch"
 DEDUP_WINDOW_MS = 7 * 86_400_000  #: how long a device's resend is recognised, at least
+#: ... and for at least this many records, whatever the clock says (a jump forward must not forget them)
+DEDUP_MIN_SEQS = 50_000
 
 
 class SyncClient:
     """One hub's uploader. ``run()`` until cancelled; ``wake()`` to send now."""
 
     def __init__(self, cfg: SyncConfig, identity: Identity, reader: Reader, writer: GroupWriter,
-                 reload_identity: Callable[[], Identity] | None = None, prune_interval_s: float = 60.0) -> None:
+                 reload_identity: Callable[[], Identity] | None = None, prune_interval_s: float = 60.0,
+                 clock: Callable[[], int] = now_ms) -> None:
         assert cfg.url is not None
+        self.clock = clock  #: the hub's wall clock (ms), the one that stamps records
         self.cfg = cfg
         self.url = cfg.url + "/api/v1/batches"
         self.identity = identity
@@ -248,7 +252,7 @@ class SyncClient:
         if not disk_low and time.monotonic() - self._last_prune < self.prune_interval_s:
             return
         self._last_prune = time.monotonic()
-        before = now_ms() - (0 if disk_low else int(self.cfg.retention_days * 86_400_000))
+        before = self.clock() - (0 if disk_low else int(self.cfg.retention_days * 86_400_000))
         total = 0
         while True:
             n = await self.writer.call(q.prune_chunk(before, 2000))
@@ -256,7 +260,8 @@ class SyncClient:
             crashpoint("during_prune")
             if n < 2000:
                 break
-        await self.writer.call(q.prune_seen(now_ms() - max(DEDUP_WINDOW_MS, int(self.cfg.retention_days * 86_400_000))))
+        window = max(DEDUP_WINDOW_MS, int(self.cfg.retention_days * 86_400_000))
+        await self.writer.call(q.prune_seen(self.clock() - window, DEDUP_MIN_SEQS))
         if total:
             log.info("pruned %d synced records older than the retention period", total)
 

@@ -21,6 +21,7 @@ SIMS: dict[str, tuple[str, str]] = {
     "bp": ("firmware_sim.serial_cli:register_bp", "serial blood-pressure monitor (Accutorr-style P: lines)"),
     "pacs": ("firmware_sim.pacs_cli:register", "simulated hospital PACS: make studies, STOW-RS, C-STORE"),
     "fleet": ("firmware_sim.fleet_cli:register", "many virtual hubs syncing realistic traffic to a cloud (load)"),
+    "netfault": ("firmware_sim.netfaults:register", "TCP relay with latency, bandwidth cap, resets, black hole"),
 }
 
 

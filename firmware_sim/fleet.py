@@ -134,10 +134,15 @@ class VirtualHub:
         status = 200
         while (batch := self.seal_from(self.acked + 1, limit)) is not None:
             started = time.perf_counter()
-            async with http.post(f"{url}/api/v1/batches", data=batch,
-                                 headers={"Content-Type": BATCH_TYPE}) as resp:
-                body, status = await resp.read(), resp.status
-                retry = float(resp.headers.get("Retry-After", "1"))
+            try:
+                async with http.post(f"{url}/api/v1/batches", data=batch,
+                                     headers={"Content-Type": BATCH_TYPE}) as resp:
+                    body, status = await resp.read(), resp.status
+                    retry = float(resp.headers.get("Retry-After", "1"))
+            except (aiohttp.ClientError, TimeoutError):  # e.g. a pooled connection the server just closed:
+                self.stats.statuses[0] = self.stats.statuses.get(0, 0) + 1  # a real hub retries, so do we
+                await asyncio.sleep(self.rng.uniform(0.2, 1.0))
+                continue
             self.stats.latencies_ms.append((time.perf_counter() - started) * 1000)
             self.stats.statuses[status] = self.stats.statuses.get(status, 0) + 1
             if status in (200, 409):

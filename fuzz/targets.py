@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -76,6 +77,63 @@ def _mch_case(data: bytes) -> None:
     missing(case)
 
 
+def _stow_multipart(data: bytes) -> None:
+    """A STOW-RS request: the first line is the Content-Type header, the rest the body."""
+    from cloud.dicom.multipart import parse_multipart, stow_boundary
+
+    head, _, body = data.partition(b"\n")
+    try:
+        boundary = stow_boundary(head.decode("latin-1"))
+    except Exception as exc:  # only MultipartError may escape; re-raise anything else
+        from cloud.dicom.errors import MultipartError
+
+        if isinstance(exc, MultipartError):
+            boundary = b"b0undary"
+        else:
+            raise
+    parse_multipart(body, boundary, max_parts=50, max_part_bytes=1 << 16)
+
+
+def _dicom_part10(data: bytes) -> None:
+    from cloud.dicom.part10 import split_part10
+
+    split_part10(data)
+
+
+def _mch_response(data: bytes) -> None:
+    """An MCH platform answer: 2 bytes of HTTP status, then the body (Retry-After from the body's tail)."""
+    from cloud.mch.client import _classify
+
+    status = 100 + int.from_bytes(data[:2], "big") % 500
+    text = data[2:].decode("utf-8", "replace")
+    _classify(status, text, text[-6:] or None)
+
+
+def _toml_file(data: bytes, suffix: str) -> Path:
+    import tempfile
+
+    fd, name = tempfile.mkstemp(suffix=suffix)
+    with open(fd, "wb") as f:
+        f.write(data)
+    return Path(name)
+
+
+def _hub_config(data: bytes) -> None:
+    from edge.config import load
+
+    path = _toml_file(data, "-hub.toml")
+    try:
+        load(path)
+    finally:
+        path.unlink()
+
+
+def _cloud_config(data: bytes) -> None:
+    from cloud.config import parse
+
+    parse(data.decode("utf-8", "replace"), Path("/nonexistent/cloud.toml"))
+
+
 Target = tuple[Callable[[bytes], None], tuple[type[BaseException], ...]]
 
 TARGETS: dict[str, Target] = {
@@ -92,9 +150,28 @@ TARGETS: dict[str, Target] = {
 
 
 @cache
+def _cloud_targets() -> dict[str, Target]:
+    """Targets of the cloud's and hub's own parsers (need the cloud/edge extras installed)."""
+    from cloud.dicom.errors import DicomError
+    from cloud.errors import ConfigError as CloudConfigError
+    from cloud.mch.client import UploadError
+    from edge.errors import ConfigError as HubConfigError
+
+    return {
+        "stow-multipart": (_stow_multipart, (DicomError,)),
+        "dicom-part10": (_dicom_part10, (DicomError,)),
+        "mch-response": (_mch_response, (UploadError,)),
+        "hub-config": (_hub_config, (HubConfigError,)),
+        "cloud-config": (_cloud_config, (CloudConfigError,)),
+    }
+
+
+@cache
 def all_targets() -> dict[str, Target]:
-    """The static targets plus one per registered device codec (``codec:<name>``)."""
+    """The static targets, the cloud's and hub's parsers, and one per registered device codec (``codec:<name>``)."""
     targets = dict(TARGETS)
+    with contextlib.suppress(ImportError):  # a hub-only install has no cloud parts
+        targets.update(_cloud_targets())
     try:
         from drivers.errors import DriverError
         from drivers.registry import codecs

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from cloud.db import pg_ingest
+from cloud.db import audit_schema, pg_ingest
 from cloud.db.engine import Database, Tx
 from cloud.integration import schema as integration_schema
 from cloud.mch import schema as mch_schema
@@ -150,10 +150,11 @@ MIGRATIONS: list[tuple[int, str, str, str]] = [
     (3, "admin users, sessions and provisioning", _V3, ""),
     (4, "hospital integration", integration_schema.COMMON, integration_schema.PG_ONLY),
     (5, "mch cases and upload records", mch_schema.V5, ""),
+    (7, "audit hash chain, append-only", audit_schema.V7, audit_schema.V7_PG_ONLY),
     (8, "ingest checks hub and key in the transaction", "", pg_ingest.CHECKED_FUNCTION),
 ]
-#: SQLite-only SQL of a migration, run as ONE statement after its common SQL (e.g. a trigger)
-SQLITE_ONLY: dict[int, str] = {4: integration_schema.SQLITE_ONLY}
+#: SQLite-only SQL of a migration, run after its common SQL: one statement (e.g. a trigger) or a tuple of them
+SQLITE_ONLY: dict[int, str | tuple[str, ...]] = {4: integration_schema.SQLITE_ONLY, 7: audit_schema.V7_SQLITE_ONLY}
 
 _SQLITE_SUBS = [
     (r"BIGSERIAL PRIMARY KEY", "INTEGER PRIMARY KEY AUTOINCREMENT"),
@@ -194,8 +195,9 @@ async def migrate(db: Database) -> list[str]:
             else:
                 for stmt in _statements(sqlite_sql(common)):
                     await tx.execute(stmt)
-                if version in SQLITE_ONLY:
-                    await tx.execute(SQLITE_ONLY[version])
+                extra = SQLITE_ONLY.get(version, ())
+                for stmt in (extra,) if isinstance(extra, str) else extra:
+                    await tx.execute(stmt)
             await tx.execute("INSERT INTO schema_migrations (version, name, applied_ms) VALUES ($1, $2, $3)",
                              version, name, now_ms())
             done.append(f"{version:04d} {name}")

@@ -181,10 +181,12 @@ def prune_chunk(before_ms: int, limit: int) -> Callable[[sqlite3.Connection], in
     return run
 
 
-def prune_seen(before_ms: int) -> Callable[[sqlite3.Connection], int]:
-    """Forget device-resend keys older than ``before_ms``."""
+def prune_seen(before_ms: int, keep_seqs: int = 0) -> Callable[[sqlite3.Connection], int]:
+    """Forget device-resend keys older than ``before_ms``, except those of the last ``keep_seqs`` records
+    (so a wall-clock jump forward, e.g. NTP at boot on a hub without a battery clock, forgets nothing recent)."""
     def run(c: sqlite3.Connection) -> int:
-        return c.execute("DELETE FROM seen WHERE at < ?", (before_ms,)).rowcount
+        return c.execute("DELETE FROM seen WHERE at < ? AND seq < (SELECT next_seq FROM sync_state) - ?",
+                         (before_ms, keep_seqs)).rowcount
     return run
 
 

@@ -140,6 +140,29 @@ def _salvage_range(path: Path) -> tuple[int | None, int | None, int | None]:
         return None, None, None
 
 
+def _salvage_seen(damaged: Path, conn: sqlite3.Connection) -> int:
+    """Carry the device-resend keys over from a quarantined database (as much as is readable).
+
+    Without them, a device resending a reading whose acknowledgement was lost when the old
+    database died would have it stored again in the new epoch — a duplicate in the cloud.
+    Carried keys point at seq 0: "stored in an earlier epoch".
+    """
+    kept = 0
+    try:
+        old = sqlite3.connect(f"file:{damaged}?mode=ro", uri=True)
+        try:
+            cur = old.execute("SELECT key, at FROM seen")
+            while rows := cur.fetchmany(5000):
+                with conn:
+                    conn.executemany("INSERT OR IGNORE INTO seen (key, seq, at) VALUES (?, 0, ?)", rows)
+                kept += len(rows)
+        finally:
+            old.close()
+    except sqlite3.DatabaseError as exc:
+        log.warning("device-resend keys only partly recovered from %s (%d kept): %s", damaged, kept, exc)
+    return kept
+
+
 def open_db(path: Path, hub_id: str, now_ms: int | None = None) -> tuple[sqlite3.Connection, Quarantine | None]:
     """Open (creating if needed) hub.db; a damaged file is quarantined and a new epoch minted."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -168,8 +191,9 @@ def open_db(path: Path, hub_id: str, now_ms: int | None = None) -> tuple[sqlite3
         elif row[0] != hub_id:
             raise StoreError(f"{path} belongs to hub {row[0]!r}, not {hub_id!r}: point data_dir at this hub's data")
         if quarantine is not None:
+            kept = _salvage_seen(quarantine.moved_to, conn)
             conn.execute("INSERT INTO audit (at, kind, actor, detail) VALUES (?, 'quarantine', 'hub', ?)",
-                         (now, quarantine.describe()))
+                         (now, f"{quarantine.describe()} {kept} device-resend keys were carried over."))
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open {path}: {exc}") from exc
     return conn, quarantine

@@ -27,9 +27,9 @@ from drivers.modbus.transport import rtu_link, tcp_link
 from drivers.mqtt.driver import MqttDriver
 from firmware_sim import modbus_station as ms
 from firmware_sim import mqtt_device as md
-from firmware_sim.flaky_link import FlakyLink
 from firmware_sim.modbus import ModbusTcpStation
 from firmware_sim.modbus_rtu import RtuSlave
+from firmware_sim.netfaults import FaultProxy
 from tests.support.fieldbus import GUARD, HubCrash, RecordingSink, until
 from tests.support.services import free_port
 
@@ -114,7 +114,7 @@ async def mqtt_conformance(transport: str, request: pytest.FixtureRequest) -> No
              md.UnknownCode(), md.WrongDevice(), md.Oversize(), md.Flood(20), md.Publish()]
     second = [md.Publish(), md.Duplicate(), md.Malformed(), md.Publish()]
     sink = RecordingSink()
-    async with FlakyLink("127.0.0.1", port) as link:
+    async with FaultProxy(port) as link:
         driver = MqttDriver(device_id, port=link.port, topic=topic, client_id=f"hub-{device_id}")
         async with running(driver, sink):
             await until(lambda: sink.states == [True], "the driver to subscribe")

@@ -111,6 +111,34 @@ def test_damaged_database_is_quarantined_with_a_new_epoch_and_the_lost_range_rep
     assert conn.execute("SELECT kind FROM audit").fetchone()[0] == "quarantine"
 
 
+async def test_a_resend_after_a_quarantine_is_not_stored_again_in_the_new_epoch(tmp_path: Path) -> None:
+    """The device never got the ack for reading 7 when the old database died; it resends it."""
+    writer, _, ident = make(tmp_path)
+    writer.start()
+    for n in range(1, 8):
+        await writer.submit(ReadingIn("room-1", "d", bp(n)))
+    await writer.stop()
+    conn = writer.ledger.conn
+    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'sessions'").fetchone()[0]
+    size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    data = bytearray((tmp_path / "hub.db").read_bytes())  # damage the sessions table; `seen` stays readable
+    data[(root - 1) * size:(root - 1) * size + 8] = b"\x0d" + b"\xff" * 7
+    (tmp_path / "hub.db").write_bytes(bytes(data))
+    conn, quarantine = open_db(tmp_path / "hub.db", "hub-1")
+    assert quarantine is not None
+    writer = GroupWriter(Ledger(conn, SessionManager({}), ident.encrypt), DiskGuard(tmp_path, 0))
+    writer.start()
+    try:
+        assert await writer.submit(ReadingIn("room-1", "d", bp(7))) == 0  # known: stored in an earlier epoch
+        assert await writer.submit(ReadingIn("room-1", "d", bp(8))) == 1  # new readings start the new epoch
+    finally:
+        await writer.stop()
+    detail = writer.ledger.conn.execute("SELECT detail FROM audit").fetchone()[0]
+    assert "device-resend keys were carried over" in detail
+
+
 def test_database_of_another_hub_is_refused(tmp_path: Path) -> None:
     open_db(tmp_path / "hub.db", "hub-1")[0].close()
     with pytest.raises(Exception, match="belongs to hub 'hub-1'"):

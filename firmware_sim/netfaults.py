@@ -1,4 +1,5 @@
-"""A TCP proxy that misbehaves on command, for network-fault tests between hub and cloud.
+"""A TCP proxy that misbehaves on command: the network between hub and cloud, or a
+device's link (the one fault relay of the project; ``mchub sim netfault`` runs it alone).
 
     proxy = FaultProxy(target_port=cloud_port)
     await proxy.start()                    # listen on 127.0.0.1:proxy.port
@@ -9,7 +10,11 @@
     proxy.mode = Mode(half_open=True)      # forward upstream, silently drop the answers
     proxy.mode = Mode(refuse=True)         # close new connections at once
     proxy.mode = Mode()                    # healthy again
+    await proxy.cut()                      # a cable pulled and plugged back: reset every connection
     await proxy.stop()
+
+    async with FaultProxy(broker_port) as link:   # start/stop as a context manager
+        ...
 
 Only loopback addresses are ever used. Changing ``mode`` affects new chunks at once and
 new connections; ``reset_all()`` kills every live connection.
@@ -17,11 +22,13 @@ new connections; ``reset_all()`` kills every live connection.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import socket
 import struct
 from dataclasses import dataclass, field
+from types import TracebackType
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,7 @@ class Stats:
     upstream_bytes: int = 0
     downstream_bytes: int = 0
     resets: int = 0
+    cuts: int = 0
 
 
 @dataclass
@@ -59,8 +67,8 @@ class FaultProxy:
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
 
     async def start(self) -> FaultProxy:
-        """Listen on a free loopback port."""
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        """Listen on loopback port ``port`` (0: a free one, then stored in ``port``)."""
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -76,6 +84,24 @@ class FaultProxy:
         for writer in list(self._writers):
             _reset(writer)
         self._writers.clear()
+
+    async def cut(self) -> None:
+        """Reset every open connection; the proxy keeps listening, so clients can reconnect."""
+        self.stats.cuts += 1
+        self.reset_all()
+        await asyncio.sleep(0)
+
+    @property
+    def connections(self) -> int:
+        """Connections accepted so far."""
+        return self.stats.connections
+
+    async def __aenter__(self) -> FaultProxy:
+        return await self.start()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.stop()
 
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         self.stats.connections += 1
@@ -144,3 +170,34 @@ def _reset(writer: asyncio.StreamWriter) -> None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     with contextlib.suppress(Exception):
         writer.transport.abort()
+
+
+def register(cmd: argparse.ArgumentParser) -> None:
+    """``mchub sim netfault``: run the proxy in front of a server, with a fixed fault mode."""
+    cmd.description = ("Relay 127.0.0.1:LISTEN to TARGET and misbehave: e.g. put it between a hub and the cloud "
+                       "to watch the hub ride out latency, a bandwidth cap, resets, a black hole or a half-open path.\n"
+                       "  mchub sim netfault --target 127.0.0.1:8443 --listen 9443 --latency 0.3 --bandwidth 20000")
+    cmd.add_argument("--target", required=True, help="HOST:PORT to relay to")
+    cmd.add_argument("--listen", type=int, default=0, help="loopback port to listen on (default: any free port)")
+    cmd.add_argument("--latency", type=float, default=0.0, help="seconds added to every chunk")
+    cmd.add_argument("--bandwidth", type=float, help="bytes per second, each direction")
+    cmd.add_argument("--reset-after", type=int, help="reset each connection after this many bytes upstream")
+    cmd.add_argument("--black-hole", action="store_true", help="accept and read, never forward or answer")
+    cmd.add_argument("--half-open", action="store_true", help="forward requests, silently drop the answers")
+    cmd.set_defaults(func=_main)
+
+
+def _main(args: argparse.Namespace) -> int:
+    host, _, port = args.target.rpartition(":")
+    mode = Mode(latency=args.latency, bandwidth=args.bandwidth, reset_after=args.reset_after,
+                black_hole=args.black_hole, half_open=args.half_open)
+
+    async def run() -> None:
+        proxy = FaultProxy(int(port), host or "127.0.0.1", mode=mode, port=args.listen)
+        await proxy.start()
+        print(f"netfault: 127.0.0.1:{proxy.port} -> {args.target} {mode}", flush=True)
+        await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+    return 0

@@ -1,0 +1,178 @@
+"""The hub's own storage fails: a full disk, a power cut while it is full, a damaged database.
+
+Disk full runs on a real, small tmpfs (when root may mount one; otherwise the DiskGuard
+unit test tests/edge/test_store.py covers the logic without a real full disk):
+
+1. the guard (``min_free_mb``) trips: the hub holds new readings and says so loudly
+   (devices keep theirs, unacknowledged), and nothing is corrupted;
+2. without the guard the disk really fills (SQLITE_FULL): the writer retries and alerts,
+   and a power cut (SIGKILL) in that state loses nothing;
+3. space returns: the same database, the same epoch, everything reaches the cloud once.
+
+A damaged hub.db (garbage written over its pages) is detected at start, moved to
+``data/quarantine/`` with the unsynced range reported, a new epoch starts, and the
+readings the device still holds arrive in the cloud in the new epoch — none lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from firmware_sim.netfaults import Mode
+from tests.support.linedevice import LineDevice
+from tests.support.system import (
+    CloudProc,
+    HubRig,
+    ThreadedProxy,
+    cloud_numbers,
+    cloud_sql,
+    expected_readings,
+    mchub,
+    reconcile,
+)
+
+
+def wait_for(what: str, pred: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def settled(device: LineDevice, seconds: float = 1.5) -> bool:
+    """True when the device got no new acknowledgement for ``seconds``."""
+    before = len(device.acked)
+    time.sleep(seconds)
+    return len(device.acked) == before
+
+
+@contextlib.contextmanager
+def small_tmpfs(path: Path, size_mb: int) -> Iterator[Path]:
+    path.mkdir(parents=True)
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root; tests/edge/test_store.py covers the DiskGuard logic")
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(path)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({result.stderr.strip()}); tests/edge/test_store.py covers the "
+                    "DiskGuard logic")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def integrity(db: Path) -> str:
+    conn = sqlite3.connect(db)
+    try:
+        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+    finally:
+        conn.close()
+
+
+@pytest.mark.slow
+def test_full_disk_holds_input_loudly_survives_a_power_cut_and_recovers(tmp_path: Path) -> None:
+    cloud = CloudProc(tmp_path / "cloud", f"sqlite:///{tmp_path / 'cloud' / 'cloud.db'}").start()
+    proxy = ThreadedProxy(cloud.port).start()
+    device = LineDevice(total=4000, window=64, card_every=97).start()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        with small_tmpfs(tmp_path / "disk", 16) as disk:
+            rig = HubRig(tmp_path / "hub", cloud, device, sync_url=proxy.url)
+            (rig.base / "data").symlink_to(disk)
+            proxy.set(Mode(refuse=True))  # the cloud is out of reach: nothing is pruned, the disk fills
+            ballast = disk / "ballast"
+            ballast.write_bytes(b"\0" * (shutil.disk_usage(disk).free - (1536 << 10)))  # ~1.5 MB left
+            rig.cfg.write_text(rig.cfg.read_text().replace("min_free_mb = 0", "min_free_mb = 1"))
+            # 1. the guard trips: readings are held, loudly, while the hub stays up
+            procs.append(rig.start())
+            wait_for("the disk alarm", lambda: "DISK NEARLY FULL" in rig.log_tail(100_000))
+            wait_for("the device to be held", lambda: settled(device))
+            held_at = len(device.acked)
+            assert 0 < held_at < device.total and procs[-1].poll() is None
+            assert integrity(rig.db) == "ok"
+            # 2. no guard: the disk really fills; then the power goes
+            procs[-1].kill()
+            procs[-1].wait()
+            rig.cfg.write_text(rig.cfg.read_text().replace("min_free_mb = 1", "min_free_mb = 0"))
+            (disk / "ballast2").write_bytes(b"\0" * max(0, shutil.disk_usage(disk).free - (64 << 10)))
+            procs.append(rig.start())
+            wait_for("SQLite to hit the full disk", lambda: "database write failed" in rig.log_tail(100_000))
+            assert procs[-1].poll() is None, "the hub died on a full disk"
+            full_at = len(device.acked)
+            procs[-1].kill()  # power cut while the disk is full
+            procs[-1].wait()
+            # 3. space returns; the cloud is reachable again
+            ballast.unlink()
+            (disk / "ballast2").unlink()
+            assert integrity(rig.db) == "ok"
+            proxy.set(Mode())
+            procs.append(rig.start())
+            last = rig.wait_synced()
+            assert rig.stop(procs[-1]) == 0
+            assert not (disk / "quarantine").exists()
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        proxy.stop()
+        device.stop()
+        cloud.stop()
+    print(f"disk full: guard held the device at {held_at} readings, SQLITE_FULL at {full_at}")
+    report = reconcile(expected_readings(device), cloud_numbers(cloud.db_url, rig.hub_id))
+    assert report.ok, report
+    assert len(cloud_sql(cloud.db_url, "SELECT DISTINCT epoch FROM readings")) == 1  # never quarantined
+    assert last >= report.produced
+
+
+@pytest.mark.slow
+def test_damaged_database_is_quarantined_exported_and_imported_without_loss_or_duplicates(tmp_path: Path) -> None:
+    cloud = CloudProc(tmp_path / "cloud", f"sqlite:///{tmp_path / 'cloud' / 'cloud.db'}").start()
+    proxy = ThreadedProxy(cloud.port).start()
+    device = LineDevice(total=1000, window=64, card_every=97, rate=400).start()
+    rig = HubRig(tmp_path / "hub", cloud, device, sync_url=proxy.url)
+    try:
+        proc = rig.start()
+        wait_for("some readings to reach the cloud", lambda: rig.state()[1] > 200)
+        proxy.set(Mode(refuse=True), cut=True)  # what follows stays on the hub only
+        wait_for("readings stored but not synced", lambda: rig.state()[0] - rig.state()[1] > 100)
+        assert rig.stop(proc) == 0
+        conn = sqlite3.connect(rig.db)
+        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'sessions'").fetchone()[0]
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+        conn.close()
+        with open(rig.db, "r+b") as f:  # the SD card returns garbage for the sessions table's root page
+            f.seek((root - 1) * size)
+            f.write(b"\x0d" + b"\xff" * 7)
+        proxy.set(Mode())
+        proc = rig.start()
+        wait_for("the quarantine", lambda: (rig.base / "data" / "quarantine").exists())
+        last = rig.wait_synced()
+        assert rig.stop(proc) == 0
+        # the technician's recovery (the hub's log says how): export the readable rest, import it in the cloud
+        [damaged] = (rig.base / "data" / "quarantine").glob("*.db")
+        usb = tmp_path / "usb.mchx"
+        mchub("edge", "export", "--config", str(rig.cfg), "--from-db", str(damaged), "--out", str(usb), cwd=rig.base)
+        mchub("cloud", "import", "--config", "cloud.toml", str(usb), cwd=cloud.base)
+    finally:
+        proxy.stop()
+        device.stop()
+        cloud.stop()
+    log = rig.log_tail(200_000)
+    assert "hub.db was damaged" in log and "a new epoch started" in log and "--from-db" in log
+    assert len(cloud_sql(cloud.db_url, "SELECT DISTINCT epoch FROM readings")) == 2  # seqs never reused
+    report = reconcile(expected_readings(device), cloud_numbers(cloud.db_url, rig.hub_id))
+    assert report.ok, report
+    assert last > 0

@@ -53,6 +53,12 @@ max_attempts = 10
 base_delay_s = 5.0
 max_delay_s = 3600.0
 
+[web]
+idle_timeout_s = 900     # dashboard/admin sessions end after this long without a request
+secure_cookie = true     # false only for plain-HTTP testing; production runs behind HTTPS
+max_failures = 5         # wrong logins before a user name (or client address) is locked
+lock_s = 900
+
 [logging]
 level = "INFO"
 json = true
@@ -104,6 +110,16 @@ class OutboxConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """[web]: the dashboard and admin console (cloud/web)."""
+
+    idle_timeout_s: int = 900
+    secure_cookie: bool = True
+    max_failures: int = 5
+    lock_s: int = 900
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     """[logging]"""
 
@@ -123,6 +139,7 @@ class CloudConfig:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    web: WebConfig = field(default_factory=WebConfig)
 
     def admin_token(self) -> str | None:
         """The admin bearer token, or None when the admin API is disabled."""
@@ -146,6 +163,7 @@ _SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "mqtt": {"enabled": bool, "host": str, "port": int},
     "outbox": {"max_attempts": int, "base_delay_s": (int, float), "max_delay_s": (int, float)},
     "logging": {"level": str, "json": bool},
+    "web": {"idle_timeout_s": int, "secure_cookie": bool, "max_failures": int, "lock_s": int},
 }
 
 
@@ -213,6 +231,9 @@ def parse(text: str, path: Path) -> CloudConfig:
     token = doc.get("admin", {}).get("token_file", "")
     o = OutboxConfig(**doc.get("outbox", {}))
     _positive(path, "[outbox] max_attempts", o.max_attempts)
+    web = WebConfig(**doc.get("web", {}))
+    for key in ("idle_timeout_s", "max_failures", "lock_s"):
+        _positive(path, f"[web] {key}", getattr(web, key))
     lg = LoggingConfig(**doc.get("logging", {}))
     if lg.level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise _err(path, "[logging] level", f"{lg.level!r} is not a level", "use DEBUG, INFO, WARNING or ERROR")
@@ -221,7 +242,7 @@ def parse(text: str, path: Path) -> CloudConfig:
         keys_dir=keys_dir if keys_dir.is_absolute() else base / keys_dir,
         admin_token_file=(Path(token) if Path(token).is_absolute() else base / token) if token else None,
         mqtt=MqttConfig(**doc.get("mqtt", {})), outbox=o,
-        logging=LoggingConfig(level=lg.level.upper(), json=lg.json),
+        logging=LoggingConfig(level=lg.level.upper(), json=lg.json), web=web,
     )
 
 

@@ -109,10 +109,24 @@ BEGIN
 END $$ LANGUAGE plpgsql;
 """
 
+_V6_WEB = """
+CREATE TABLE web_sessions (
+    id_hash TEXT PRIMARY KEY, user_name TEXT NOT NULL, role TEXT NOT NULL, csrf TEXT NOT NULL,
+    created_ms BIGINT NOT NULL, last_seen_ms BIGINT NOT NULL, data TEXT NOT NULL DEFAULT '{}');
+CREATE INDEX web_sessions_seen ON web_sessions (last_seen_ms);
+CREATE TABLE web_login_failures (key TEXT NOT NULL, at_ms BIGINT NOT NULL);
+CREATE INDEX web_login_failures_key ON web_login_failures (key, at_ms);
+CREATE TABLE web_login_locks (key TEXT PRIMARY KEY, until_ms BIGINT NOT NULL);
+CREATE TABLE dashboard_samples (
+    minute BIGINT NOT NULL, metric TEXT NOT NULL, value BIGINT NOT NULL, PRIMARY KEY (minute, metric));
+CREATE INDEX outbox_created ON outbox (created_ms);
+"""
+
 #: (version, name, SQL for both dialects, PostgreSQL-only SQL)
 MIGRATIONS: list[tuple[int, str, str, str]] = [
     (1, "initial schema", _V1, _V1_PG_ONLY),
     (2, "ingest function", "", pg_ingest.FUNCTION),
+    (6, "web sessions, login throttle, dashboard samples", _V6_WEB, ""),
 ]
 
 _SQLITE_SUBS = [

@@ -1,0 +1,152 @@
+"""What the integration dashboard shows, read from the cloud database (parameterised SQL only).
+
+* :func:`hubs` — every hub with presence, last seen, sync lag and the queue depth it reports;
+* :func:`sync_queue` — inbound sync: records waiting on hubs, stored, duplicates, refused
+  batches (with the reason ingest recorded), records per hour from the dashboard samples;
+* :func:`outbox_queue` — an outbound queue over the transactional outbox (HIS pushes: topics
+  ``his*``/``hl7*``; MCH uploads: ``mch*``): counts by state, enqueued per hour, the oldest
+  pending messages and the dead letters with the receiver's reason;
+* :func:`topics` — every outbox topic by state (internal events such as ``visit.closed``).
+
+A queue that lives in a table of its own (HL7 outbound, MCH uploads) plugs in by
+returning a :class:`Queue` from its module (see :mod:`cloud.web.hl7`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from cloud.db.engine import Tx
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+#: outbox topic patterns (SQL LIKE) of the outbound queues
+OUTBOX_QUEUES: dict[str, tuple[str, ...]] = {"his": ("his%", "hl7%"), "mch": ("mch%",)}
+
+
+@dataclass
+class Queue:
+    """One queue as the dashboard shows it."""
+
+    key: str  #: sync | his | mch
+    counts: dict[str, int]  #: state -> messages
+    rates: list[tuple[str, float]]  #: (hour label, messages in that hour), oldest first
+    oldest: list[dict[str, Any]] = field(default_factory=list)  #: id, label, age_s, attempts
+    dead: list[dict[str, Any]] = field(default_factory=list)  #: id, label, reason, attempts, at_ms
+    replayable: bool = False  #: dead letters can be put back in the queue
+    source: str = "outbox"  #: where the rows live (outbox, hl7_outbound, audit_log)
+
+
+def hour_label(hour: int) -> str:
+    """``HH:00`` (local time) of an hour number since the epoch."""
+    return dt.datetime.fromtimestamp(hour * 3600).strftime("%H:00")
+
+
+def hourly(rows: list[Any], now: int, hours: int = 24) -> list[tuple[str, float]]:
+    """Fill ``(hour, n)`` rows into one point per hour of the last ``hours`` (zeros where none)."""
+    last = now // HOUR_MS
+    got = {int(r["h"]): float(r["n"]) for r in rows}
+    return [(hour_label(h), got.get(h, 0.0)) for h in range(last - hours + 1, last + 1)]
+
+
+async def table_exists(tx: Tx, name: str) -> bool:
+    """True when table ``name`` exists (a queue of another module may not be installed yet)."""
+    if tx.dialect == "postgres":
+        return bool(await tx.fetchval("SELECT to_regclass($1) IS NOT NULL", name))
+    return bool(await tx.fetchval("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1", name))
+
+
+async def hubs(tx: Tx, now: int) -> list[dict[str, Any]]:
+    """Every hub, offline first: presence, last seen, last batch, sync lag (s) and queue depth."""
+    rows = await tx.fetch(
+        "SELECT h.hub_id, h.site_id, h.status, h.online, h.last_seen_ms, h.queue_depth, h.version, "
+        "MAX(s.last_batch_ms) AS last_batch_ms, COALESCE(SUM(s.records), 0) AS records "
+        "FROM hubs h LEFT JOIN sync_state s ON s.hub_id = h.hub_id "
+        "GROUP BY h.hub_id, h.site_id, h.status, h.online, h.last_seen_ms, h.queue_depth, h.version "
+        "ORDER BY h.online, h.hub_id")
+    out = []
+    for r in rows:
+        d = dict(r)
+        d["online"] = bool(d["online"])
+        waiting = d["queue_depth"] or 0
+        since = d["last_batch_ms"] or d["last_seen_ms"]
+        d["lag_s"] = max(0, (now - since) // 1000) if waiting and since else 0
+        d["seen_s"] = (now - d["last_seen_ms"]) // 1000 if d["last_seen_ms"] else None
+        out.append(d)
+    return out
+
+
+async def _samples_hourly(tx: Tx, metric: str, now: int) -> list[tuple[str, float]]:
+    """Increase per hour of a sampled running total (dashboard_samples)."""
+    rows = await tx.fetch("SELECT minute / 60 AS h, MAX(value) AS v FROM dashboard_samples "
+                          "WHERE metric = $1 AND minute >= $2 GROUP BY minute / 60 ORDER BY h",
+                          metric, (now - DAY_MS - HOUR_MS) // 60_000)
+    diffs, prev = [], None
+    for r in rows:
+        if prev is not None:
+            diffs.append({"h": r["h"], "n": max(0, r["v"] - prev)})
+        prev = r["v"]
+    return hourly(diffs, now)
+
+
+async def sync_queue(tx: Tx, now: int) -> Queue:
+    """Inbound sync: waiting on hubs, stored, duplicate and refused batches."""
+    totals = await tx.fetchrow("SELECT COALESCE(SUM(records), 0) AS records, COALESCE(SUM(duplicates), 0) AS dup "
+                               "FROM sync_state")
+    waiting = await tx.fetchval("SELECT COALESCE(SUM(queue_depth), 0) FROM hubs WHERE status = 'active'")
+    refused = await tx.fetch(
+        "SELECT id, at_ms, hub_id, action, reason, detail FROM audit_log "
+        "WHERE action IN ('batch.refused', 'batch.gap') AND at_ms >= $1 ORDER BY id DESC LIMIT 20", now - DAY_MS)
+    oldest = await tx.fetch(
+        "SELECT h.hub_id, h.queue_depth, MAX(s.last_batch_ms) AS last_batch_ms FROM hubs h "
+        "LEFT JOIN sync_state s ON s.hub_id = h.hub_id WHERE h.queue_depth > 0 AND h.status = 'active' "
+        "GROUP BY h.hub_id, h.queue_depth ORDER BY MAX(s.last_batch_ms) LIMIT 10")
+    counts = {"waiting": int(waiting or 0), "stored": int(totals["records"]), "duplicate": int(totals["dup"]),
+              "refused_24h": len(refused)}
+    return Queue(
+        "sync", counts, await _samples_hourly(tx, "sync.records", now),
+        oldest=[{"id": r["hub_id"], "label": f"{r['hub_id']} · {r['queue_depth']}", "attempts": None,
+                 "age_s": (now - r["last_batch_ms"]) // 1000 if r["last_batch_ms"] else None} for r in oldest],
+        dead=[{"id": r["id"], "label": f"{r['hub_id'] or '?'} {r['action']}", "reason": r["reason"] or "",
+               "attempts": None, "at_ms": r["at_ms"], "detail": r["detail"]} for r in refused],
+        source="audit_log")
+
+
+def _topic_filter(key: str, first: int) -> tuple[str, list[str]]:
+    patterns = list(OUTBOX_QUEUES[key])
+    sql = " OR ".join(f"topic LIKE ${first + i}" for i in range(len(patterns)))
+    return f"({sql})", patterns
+
+
+async def outbox_queue(tx: Tx, key: str, now: int) -> Queue:
+    """An outbound queue over the outbox (``key`` in :data:`OUTBOX_QUEUES`)."""
+    where, pats = _topic_filter(key, 2)  # $1 comes first in each statement (SQLite binds by position)
+    first, _ = _topic_filter(key, 1)
+    n = len(pats)
+    counts = {"pending": 0, "dead": 0, "done_24h": 0}
+    for r in await tx.fetch(f"SELECT status, COUNT(*) AS n FROM outbox WHERE (status <> 'done' OR updated_ms >= $1) "
+                            f"AND {where} GROUP BY status", now - DAY_MS, *pats):
+        counts["done_24h" if r["status"] == "done" else r["status"]] = int(r["n"])
+    rates = await tx.fetch(f"SELECT created_ms / {HOUR_MS} AS h, COUNT(*) AS n FROM outbox "
+                           f"WHERE created_ms >= $1 AND {where} GROUP BY created_ms / {HOUR_MS}",
+                           now - DAY_MS, *pats)
+    oldest = await tx.fetch(f"SELECT id, topic, idempotency_key, attempts, created_ms, last_error FROM outbox "
+                            f"WHERE status = 'pending' AND {first} ORDER BY created_ms, id LIMIT ${n + 1}", *pats, 10)
+    dead = await tx.fetch(f"SELECT id, topic, idempotency_key, attempts, updated_ms, last_error FROM outbox "
+                          f"WHERE status = 'dead' AND {first} ORDER BY updated_ms DESC LIMIT ${n + 1}", *pats, 50)
+    return Queue(
+        key, counts, hourly(rates, now),
+        oldest=[{"id": r["id"], "label": r["idempotency_key"], "attempts": r["attempts"],
+                 "age_s": (now - r["created_ms"]) // 1000, "reason": r["last_error"] or ""} for r in oldest],
+        dead=[{"id": r["id"], "label": r["idempotency_key"], "reason": r["last_error"] or "",
+               "attempts": r["attempts"], "at_ms": r["updated_ms"]} for r in dead],
+        replayable=True)
+
+
+async def topics(tx: Tx) -> list[dict[str, Any]]:
+    """Every outbox topic with its messages by state (done excluded)."""
+    rows = await tx.fetch("SELECT topic, status, COUNT(*) AS n, MIN(created_ms) AS oldest FROM outbox "
+                          "WHERE status <> 'done' GROUP BY topic, status ORDER BY topic, status")
+    return [dict(r) for r in rows]

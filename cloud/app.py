@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cloud import admin_api, logs, metrics, outbox
+from cloud import admin_api, logs, metrics, outbox, web
 from cloud import config as config_mod
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
@@ -142,6 +142,7 @@ def build_app(cfg: config_mod.CloudConfig) -> Starlette:
             from cloud.mqtt import run_listener
 
             tasks.append(asyncio.create_task(run_listener(state.db, cfg.mqtt.host, cfg.mqtt.port, stop)))
+        tasks.append(asyncio.create_task(web.sampler(state.db, stop)))
         log.info("cloud worker ready (database %s, pid %d)", state.db.dialect, os.getpid())
         try:
             yield
@@ -161,6 +162,7 @@ def build_app(cfg: config_mod.CloudConfig) -> Starlette:
         Route("/metrics", get_metrics),
         Route("/openapi.json", openapi),
         *admin_api.routes(),
+        *web.routes(cfg),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 

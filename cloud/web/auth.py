@@ -4,7 +4,7 @@ The password and the one-time code are checked by :func:`cloud.users.attempt_log
 (scrypt, RFC 6238, per-user lockout across workers). On top of that a client address is
 throttled here (:class:`cloud.web.store.DbLoginThrottle`), so one machine cannot walk
 through many user names. The form never says which factor was wrong; every attempt is
-audited (``web.login``). A successful login gets a new session id (no fixation) carrying
+audited by :mod:`cloud.users` (``admin.login`` / ``admin.login_failed``). A successful login gets a new session id (no fixation) carrying
 the user's most powerful role (admin > integration > clinic_staff > auditor).
 """
 
@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from cloud import audit, users
+from cloud import users
 from cloud.web.shell import ADMIN, AUDITOR, INTEGRATION, LOGIN, PREFIX, RENDER, db_of, guard, page
 from cloud.web.store import DbLoginThrottle
 from protocol.ids import now_ms
@@ -56,9 +56,6 @@ async def login(request: Request) -> Response:
                                         code, source=_client(request))
     if outcome.user is None:
         await throttle.failure(ip_key)
-        async with db_of(request).transaction() as tx:
-            await audit.write(tx, actor=f"web:{name[:64]}", action="web.login", outcome="refused",
-                              reason=outcome.reason, detail={"client": _client(request)})
         locked = outcome.reason == "locked" and outcome.locked_until_ms
         ctx["error"] = (RENDER.catalog.t("login.locked", lang, minutes=math.ceil(
             max(0, (outcome.locked_until_ms or 0) - now_ms()) / 60000) or 1) if locked
@@ -66,9 +63,6 @@ async def login(request: Request) -> Response:
         return page(request, "login.html", ctx, status_code=429 if locked else 401)
     await throttle.success(ip_key)
     await sign_in(request, outcome.user.username, outcome.user.role)
-    async with db_of(request).transaction() as tx:
-        await audit.write(tx, actor=f"web:{outcome.user.username}", action="web.login", outcome="ok",
-                          detail={"client": _client(request), "role": outcome.user.role})
     return RedirectResponse(_next(form.get("next")), 303)
 
 

@@ -21,6 +21,7 @@ import msgspec
 from cloud.db.engine import Database
 from cloud.errors import CloudError
 from protocol.ids import now_ms
+from webui.security import ANONYMOUS
 from webui.sessions import Session
 
 
@@ -42,17 +43,21 @@ class _Bound:
 
 
 class DbSessionStore(_Bound):
-    """Sessions in ``web_sessions``; sessions idle past ``forget_after_s`` are purged on creation."""
+    """Sessions in ``web_sessions``; sessions idle past ``forget_after_s`` are purged on creation.
+
+    A signed-in session stops working as soon as its account is disabled (checked on every read).
+    """
 
     def __init__(self, forget_after_s: float = 86_400.0) -> None:
         self.forget_after_ms = int(forget_after_s * 1000)
 
     async def get(self, session_id: str) -> Session | None:
         """The session, or None."""
-        row = await self._db().fetchrow("SELECT user_name, role, csrf, created_ms, last_seen_ms, data "
-                                        "FROM web_sessions WHERE id_hash = $1", _hash(session_id))
-        if row is None:
-            return None
+        row = await self._db().fetchrow(
+            "SELECT w.user_name, w.role, w.csrf, w.created_ms, w.last_seen_ms, w.data, u.active FROM web_sessions w "
+            "LEFT JOIN users u ON u.username = w.user_name WHERE w.id_hash = $1", _hash(session_id))
+        if row is None or (row["role"] != ANONYMOUS and not row["active"]):
+            return None  # unknown, or the account was disabled or removed since sign-in
         return Session(session_id, row["user_name"], row["role"], row["csrf"], row["created_ms"] / 1000,
                        row["last_seen_ms"] / 1000, msgspec.json.decode(row["data"], type=dict[str, str]))
 
@@ -75,11 +80,6 @@ class DbSessionStore(_Bound):
         """Forget (logout)."""
         async with self._db().transaction() as tx:
             await tx.execute("DELETE FROM web_sessions WHERE id_hash = $1", _hash(session_id))
-
-    async def end_user(self, user: str) -> int:
-        """End every session of ``user`` (disabled account, changed roles); returns how many."""
-        async with self._db().transaction() as tx:
-            return await tx.execute("DELETE FROM web_sessions WHERE user_name = $1", user)
 
 
 class DbLoginThrottle(_Bound):

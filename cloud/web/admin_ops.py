@@ -1,0 +1,104 @@
+"""What the admin console reads and changes, in one place (each change validated and audited).
+
+Reads are parameterised SQL over the registry tables. Changes go through the services
+that own them: :mod:`cloud.registry` (sites, revocation), :mod:`cloud.users` (accounts,
+roles, second factor). Enrollment tokens, key rotation and the device inventory belong to
+the provisioning service; until it is installed in this cloud those actions answer
+:class:`NotInstalled` and the page says so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cloud import registry
+from cloud.db.engine import Tx
+from cloud.errors import CloudError
+from cloud.web.queues import table_exists
+
+
+class NotInstalled(CloudError):
+    """The provisioning service this action needs is not part of this cloud yet."""
+
+
+async def sites(tx: Tx) -> list[dict[str, Any]]:
+    """Sites with how many hubs each has."""
+    rows = await tx.fetch("SELECT s.site_id, s.name, s.created_ms, COUNT(h.hub_id) AS hubs FROM sites s "
+                          "LEFT JOIN hubs h ON h.site_id = s.site_id GROUP BY s.site_id, s.name, s.created_ms "
+                          "ORDER BY s.site_id")
+    return [dict(r) for r in rows]
+
+
+async def hubs(tx: Tx, now: int) -> list[dict[str, Any]]:
+    """Hubs with presence, valid keys and the earliest certificate expiry among them."""
+    has_cert = await _has_column(tx, "hub_keys", "not_after_ms")
+    expiry = "MIN(k.not_after_ms)" if has_cert else "NULL"
+    rows = await tx.fetch(
+        f"SELECT h.hub_id, h.site_id, h.status, h.online, h.last_seen_ms, h.version, h.revoked_reason, "
+        f"COUNT(k.key_id) AS keys, {expiry} AS cert_expiry_ms FROM hubs h LEFT JOIN hub_keys k "
+        "ON k.hub_id = h.hub_id AND k.revoked_ms IS NULL AND (k.valid_to_ms IS NULL OR k.valid_to_ms > $1) "
+        "GROUP BY h.hub_id, h.site_id, h.status, h.online, h.last_seen_ms, h.version, h.revoked_reason "
+        "ORDER BY h.site_id, h.hub_id", now)
+    return [{**dict(r), "online": bool(r["online"])} for r in rows]
+
+
+async def _has_column(tx: Tx, table: str, column: str) -> bool:
+    if tx.dialect == "postgres":
+        return bool(await tx.fetchval("SELECT COUNT(*) FROM information_schema.columns WHERE table_name = $1 "
+                                      "AND column_name = $2", table, column))
+    return any(r["name"] == column for r in await tx.fetch(f"PRAGMA table_info({table})"))
+
+
+async def tokens(tx: Tx) -> list[dict[str, Any]] | None:
+    """Enrollment tokens (never their secret), newest first; None when the table is absent."""
+    if not await table_exists(tx, "enroll_tokens"):
+        return None
+    rows = await tx.fetch("SELECT token_id, site_id, hub_serial, created_ms, expires_ms, created_by, used_ms, "
+                          "used_by_hub FROM enroll_tokens ORDER BY created_ms DESC LIMIT 100")
+    return [dict(r) for r in rows]
+
+
+async def devices(tx: Tx) -> list[dict[str, Any]]:
+    """Devices per hub and station: the configured inventory, else the devices seen in readings."""
+    if await table_exists(tx, "device_inventory"):
+        rows = await tx.fetch("SELECT hub_id, station, device_id, kind, transport, address, label "
+                              "FROM device_inventory ORDER BY hub_id, station, device_id")
+        if rows:
+            return [{**dict(r), "seen": False} for r in rows]
+    rows = await tx.fetch("SELECT hub_id, station_id AS station, device_id, first_seen_ms FROM devices "
+                          "ORDER BY hub_id, station_id, device_id")
+    return [{**dict(r), "seen": True} for r in rows]
+
+
+async def audit_log(tx: Tx, *, actor: str = "", action: str = "", hub_id: str = "", before_id: int | None = None,
+                    limit: int = 100) -> list[dict[str, Any]]:
+    """Audit entries, newest first, filtered by actor / action prefix / hub (all optional)."""
+    rows = await tx.fetch(
+        "SELECT id, at_ms, actor, action, outcome, hub_id, subject_id, reason, detail FROM audit_log "
+        "WHERE ($1 = '' OR actor = $2) AND ($3 = '' OR action LIKE $4) AND ($5 = '' OR hub_id = $6) "
+        "AND id < $7 ORDER BY id DESC LIMIT $8",
+        actor, actor, action, action.replace("%", "") + "%", hub_id, hub_id,
+        before_id if before_id is not None else 1 << 62, limit)
+    return [dict(r) for r in rows]
+
+
+async def add_site(site_id: str, name: str, *, actor: str) -> None:
+    """Create a site (audited by the registry)."""
+    await registry.create_site(site_id, name, actor=actor)
+
+
+async def revoke_hub(hub_id: str, reason: str, *, actor: str) -> None:
+    """Revoke a hub: its batches are refused from now on (audited by the registry)."""
+    if not reason.strip():
+        raise CloudError("a revocation needs a reason (kept in the audit log)")
+    await registry.revoke_hub(hub_id, reason=reason.strip(), actor=actor)
+
+
+async def create_token(site_id: str, *, actor: str) -> str:
+    """Mint a one-time enrollment token for a site; returns its text (shown once)."""
+    raise NotInstalled("enrollment tokens need the provisioning service (mchub provision token create)")
+
+
+async def rotate_hub(hub_id: str, *, actor: str) -> None:
+    """Ask a hub to rotate its key now."""
+    raise NotInstalled("key rotation needs the provisioning service (mchub provision hub rotate)")

@@ -38,7 +38,9 @@ async def _root(request: Request) -> Response:
 def routes(cfg: CloudConfig) -> list[BaseRoute]:
     """Routes to add to the cloud app."""
     w = cfg.web
-    store, throttle = DbSessionStore(), DbLoginThrottle(w.max_failures, lock_s=w.lock_s)
+    store = DbSessionStore()
+    # per client address: several people may share one address (a clinic's NAT), so allow more
+    throttle = DbLoginThrottle(w.max_failures * 4, lock_s=w.lock_s)
     middleware = [Middleware(BindDatabase, store=store, throttle=throttle),
                   Middleware(WebSecurity, store=store, idle_timeout=float(w.idle_timeout_s),
                              secure_cookie=w.secure_cookie)]

@@ -169,7 +169,8 @@ async def audit_viewer(request: Request) -> Response:
     before = p.get("before", "")
     filters = {"actor": p.get("actor", "")[:64], "action": p.get("action", "")[:64], "hub_id": p.get("hub", "")[:64]}
     async with db_of(request).transaction() as tx:
-        rows = await admin_ops.audit_log(tx, before_id=int(before) if before.isdigit() else None, **filters)
+        rows = await admin_ops.audit_log(tx, actor=filters["actor"], action=filters["action"],
+                                         hub_id=filters["hub_id"], before_id=int(before) if before.isdigit() else None)
     return page(request, "audit.html", {"rows": rows, "filters": filters}, nav="audit")
 
 

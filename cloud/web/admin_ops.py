@@ -30,23 +30,14 @@ async def sites(tx: Tx) -> list[dict[str, Any]]:
 
 
 async def hubs(tx: Tx, now: int) -> list[dict[str, Any]]:
-    """Hubs with presence, valid keys and the earliest certificate expiry among them."""
-    has_cert = await _has_column(tx, "hub_keys", "not_after_ms")
-    expiry = "MIN(k.not_after_ms)" if has_cert else "NULL"
+    """Hubs with presence, valid keys and the earliest certificate expiry among them (migration 3)."""
     rows = await tx.fetch(
-        f"SELECT h.hub_id, h.site_id, h.status, h.online, h.last_seen_ms, h.version, h.revoked_reason, "
-        f"COUNT(k.key_id) AS keys, {expiry} AS cert_expiry_ms FROM hubs h LEFT JOIN hub_keys k "
+        "SELECT h.hub_id, h.site_id, h.status, h.online, h.last_seen_ms, h.version, h.revoked_reason, "
+        "COUNT(k.key_id) AS keys, MIN(k.not_after_ms) AS cert_expiry_ms FROM hubs h LEFT JOIN hub_keys k "
         "ON k.hub_id = h.hub_id AND k.revoked_ms IS NULL AND (k.valid_to_ms IS NULL OR k.valid_to_ms > $1) "
         "GROUP BY h.hub_id, h.site_id, h.status, h.online, h.last_seen_ms, h.version, h.revoked_reason "
         "ORDER BY h.site_id, h.hub_id", now)
     return [{**dict(r), "online": bool(r["online"])} for r in rows]
-
-
-async def _has_column(tx: Tx, table: str, column: str) -> bool:
-    if tx.dialect == "postgres":
-        return bool(await tx.fetchval("SELECT COUNT(*) FROM information_schema.columns WHERE table_name = $1 "
-                                      "AND column_name = $2", table, column))
-    return any(r["name"] == column for r in await tx.fetch(f"PRAGMA table_info({table})"))
 
 
 async def tokens(tx: Tx) -> list[dict[str, Any]] | None:

@@ -4,8 +4,9 @@ The password and the one-time code are checked by :func:`cloud.users.attempt_log
 (scrypt, RFC 6238, per-user lockout across workers). On top of that a client address is
 throttled here (:class:`cloud.web.store.DbLoginThrottle`), so one machine cannot walk
 through many user names. The form never says which factor was wrong; every attempt is
-audited by :mod:`cloud.users` (``admin.login`` / ``admin.login_failed``). A successful login gets a new session id (no fixation) carrying
-the user's most powerful role (admin > integration > clinic_staff > auditor).
+audited by :mod:`cloud.users` (``admin.login`` / ``admin.login_failed``). A successful
+login gets a new session id (no fixation) carrying the user's most powerful role
+(admin > integration > clinic_staff > auditor).
 """
 
 from __future__ import annotations

@@ -50,7 +50,8 @@ async def headline(tx: Tx) -> dict[str, str]:
     depth = await outbox.depths(tx)
     pending = sum(n for (_, status), n in depth.items() if status == "pending")
     dead = sum(n for (_, status), n in depth.items() if status == "dead")
-    return {"hubs-online": f"{h['online']}/{h['n']}", "sync-waiting": str(h["waiting"]),
+    online, n, waiting = (h["online"], h["n"], h["waiting"]) if h is not None else (0, 0, 0)
+    return {"hubs-online": f"{online}/{n}", "sync-waiting": str(waiting),
             "outbox-pending": str(pending), "outbox-dead": str(dead)}
 
 

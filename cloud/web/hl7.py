@@ -14,7 +14,7 @@ from typing import Any
 from cloud import audit
 from cloud.db.engine import Tx
 from cloud.mllp import outbox as hl7_outbox
-from cloud.web.queues import DAY_MS, HOUR_MS, Queue, hourly, table_exists
+from cloud.web.queues import DAY_MS, Queue, hourly, table_exists
 
 
 def _ms(value: Any) -> int | None:
@@ -30,12 +30,9 @@ async def mllp_log(tx: Tx, *, control_id: str | None = None, limit: int = 50) ->
     """The latest inbound HL7 messages with their ACK codes (None: no HL7 listener installed)."""
     if not await table_exists(tx, "hl7_inbound"):
         return None
-    cols = "received_at, peer, sender, control_id, message_type, status, ack_code, reason, duplicates"
-    if control_id is None:
-        rows = await tx.fetch(f"SELECT {cols} FROM hl7_inbound ORDER BY received_at DESC LIMIT $1", limit)
-    else:
-        rows = await tx.fetch(f"SELECT {cols} FROM hl7_inbound WHERE control_id = $1 ORDER BY received_at DESC "
-                              "LIMIT $2", control_id, limit)
+    rows = await tx.fetch("SELECT received_at, peer, sender, control_id, message_type, status, ack_code, reason, "
+                          "duplicates FROM hl7_inbound WHERE ($1 = '' OR control_id = $2) ORDER BY received_at DESC "
+                          "LIMIT $3", control_id or "", control_id or "", limit)
     return [{**dict(r), "at_ms": _ms(r["received_at"])} for r in rows]
 
 
@@ -58,7 +55,7 @@ async def his_queue(tx: Tx, now: int) -> Queue | None:
     for r in await tx.fetch("SELECT state, COUNT(*) AS n FROM hl7_outbound WHERE state <> 'sent' "
                             "OR sent_at >= now() - interval '1 day' GROUP BY state"):
         counts["done_24h" if r["state"] == "sent" else r["state"]] = int(r["n"])
-    rates = await tx.fetch(f"SELECT (extract(epoch FROM created_at) * 1000)::bigint / {HOUR_MS} AS h, "
+    rates = await tx.fetch("SELECT (extract(epoch FROM created_at) * 1000)::bigint / 3600000 AS h, "
                            "COUNT(*) AS n FROM hl7_outbound WHERE created_at >= now() - interval '1 day' GROUP BY 1")
     oldest = await tx.fetch("SELECT control_id, attempts, created_at, last_error FROM hl7_outbound "
                             "WHERE state = 'pending' ORDER BY id LIMIT 10")

@@ -22,8 +22,8 @@ from cloud.db.engine import Tx
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
-#: outbox topic patterns (SQL LIKE) of the outbound queues
-OUTBOX_QUEUES: dict[str, tuple[str, ...]] = {"his": ("his%", "hl7%"), "mch": ("mch%",)}
+#: outbox topic patterns (two SQL LIKE patterns each) of the outbound queues
+OUTBOX_QUEUES: dict[str, tuple[str, str]] = {"his": ("his%", "hl7%"), "mch": ("mch%", "mch%")}
 
 
 @dataclass
@@ -103,7 +103,8 @@ async def sync_queue(tx: Tx, now: int) -> Queue:
         "SELECT h.hub_id, h.queue_depth, MAX(s.last_batch_ms) AS last_batch_ms FROM hubs h "
         "LEFT JOIN sync_state s ON s.hub_id = h.hub_id WHERE h.queue_depth > 0 AND h.status = 'active' "
         "GROUP BY h.hub_id, h.queue_depth ORDER BY MAX(s.last_batch_ms) LIMIT 10")
-    counts = {"waiting": int(waiting or 0), "stored": int(totals["records"]), "duplicate": int(totals["dup"]),
+    records, dup = (int(totals["records"]), int(totals["dup"])) if totals is not None else (0, 0)
+    counts = {"waiting": int(waiting or 0), "stored": records, "duplicate": dup,
               "refused_24h": len(refused)}
     return Queue(
         "sync", counts, await _samples_hourly(tx, "sync.records", now),
@@ -114,28 +115,25 @@ async def sync_queue(tx: Tx, now: int) -> Queue:
         source="audit_log")
 
 
-def _topic_filter(key: str, first: int) -> tuple[str, list[str]]:
-    patterns = list(OUTBOX_QUEUES[key])
-    sql = " OR ".join(f"topic LIKE ${first + i}" for i in range(len(patterns)))
-    return f"({sql})", patterns
+_COUNTS = ("SELECT status, COUNT(*) AS n FROM outbox WHERE (status <> 'done' OR updated_ms >= $1) "
+           "AND (topic LIKE $2 OR topic LIKE $3) GROUP BY status")
+_RATES = ("SELECT created_ms / 3600000 AS h, COUNT(*) AS n FROM outbox WHERE created_ms >= $1 "
+          "AND (topic LIKE $2 OR topic LIKE $3) GROUP BY created_ms / 3600000")
+_OLDEST = ("SELECT id, topic, idempotency_key, attempts, created_ms, last_error FROM outbox WHERE status = 'pending' "
+           "AND (topic LIKE $1 OR topic LIKE $2) ORDER BY created_ms, id LIMIT 10")
+_DEAD = ("SELECT id, topic, idempotency_key, attempts, updated_ms, last_error FROM outbox WHERE status = 'dead' "
+         "AND (topic LIKE $1 OR topic LIKE $2) ORDER BY updated_ms DESC LIMIT 50")
 
 
 async def outbox_queue(tx: Tx, key: str, now: int) -> Queue:
     """An outbound queue over the outbox (``key`` in :data:`OUTBOX_QUEUES`)."""
-    where, pats = _topic_filter(key, 2)  # $1 comes first in each statement (SQLite binds by position)
-    first, _ = _topic_filter(key, 1)
-    n = len(pats)
+    pats = OUTBOX_QUEUES[key]
     counts = {"pending": 0, "dead": 0, "done_24h": 0}
-    for r in await tx.fetch(f"SELECT status, COUNT(*) AS n FROM outbox WHERE (status <> 'done' OR updated_ms >= $1) "
-                            f"AND {where} GROUP BY status", now - DAY_MS, *pats):
+    for r in await tx.fetch(_COUNTS, now - DAY_MS, *pats):
         counts["done_24h" if r["status"] == "done" else r["status"]] = int(r["n"])
-    rates = await tx.fetch(f"SELECT created_ms / {HOUR_MS} AS h, COUNT(*) AS n FROM outbox "
-                           f"WHERE created_ms >= $1 AND {where} GROUP BY created_ms / {HOUR_MS}",
-                           now - DAY_MS, *pats)
-    oldest = await tx.fetch(f"SELECT id, topic, idempotency_key, attempts, created_ms, last_error FROM outbox "
-                            f"WHERE status = 'pending' AND {first} ORDER BY created_ms, id LIMIT ${n + 1}", *pats, 10)
-    dead = await tx.fetch(f"SELECT id, topic, idempotency_key, attempts, updated_ms, last_error FROM outbox "
-                          f"WHERE status = 'dead' AND {first} ORDER BY updated_ms DESC LIMIT ${n + 1}", *pats, 50)
+    rates = await tx.fetch(_RATES, now - DAY_MS, *pats)
+    oldest = await tx.fetch(_OLDEST, *pats)
+    dead = await tx.fetch(_DEAD, *pats)
     return Queue(
         key, counts, hourly(rates, now),
         oldest=[{"id": r["id"], "label": r["idempotency_key"], "attempts": r["attempts"],

@@ -9,6 +9,7 @@ route-table security test reads them) and wraps :func:`webui.security.require`.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,24 @@ ADMIN, INTEGRATION, AUDITOR, STAFF = "admin", "integration", "auditor", "clinic_
 ROLES = (ADMIN, INTEGRATION, AUDITOR, STAFF)
 
 RENDER = Renderer([HERE / "templates"], [HERE / "locales"])
+
+
+def when(ms: int | None) -> str:
+    """Local date and time of a millisecond timestamp ("-" for none)."""
+    return dt.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S") if ms else "-"
+
+
+def age(seconds: int | None, t: Callable[..., str]) -> str:
+    """A duration for people: 42 s, 5 min, 3 h, 2 d (translated units)."""
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size:
+            return t(f"age.{unit}", n=seconds // size)
+    return t("age.s", n=seconds)
+
+
+RENDER.env.filters.update(when=when, age=age)
 
 
 def guard(*roles: str) -> Callable[[Endpoint], Endpoint]:

@@ -1,7 +1,9 @@
-// Live updates over Server-Sent Events: elements with data-live="<event name>" get the
-// event's text; a page may also listen for "mchub:<event>" DOM events. No framework.
+// Live updates over Server-Sent Events: the first element (or <body>) with data-events="<url>"
+// names the stream; elements with data-live="<event name>" get the event's text; a page may
+// also listen for "mchub:<event>" DOM events. No framework.
 (function () {
-  var src = document.body.getAttribute("data-events");
+  var holder = document.querySelector("[data-events]");
+  var src = holder && holder.getAttribute("data-events");
   if (!src || !window.EventSource) { return; }
   var es = new EventSource(src);
   es.onmessage = function (e) { handle("message", e.data); };

@@ -142,7 +142,7 @@ def build_app(cfg: config_mod.CloudConfig) -> Starlette:
             from cloud.mqtt import run_listener
 
             tasks.append(asyncio.create_task(run_listener(state.db, cfg.mqtt.host, cfg.mqtt.port, stop)))
-        tasks.append(asyncio.create_task(web.sampler(state.db, stop)))
+        tasks.append(asyncio.create_task(web.run_sampler(state.db, stop)))
         log.info("cloud worker ready (database %s, pid %d)", state.db.dialect, os.getpid())
         try:
             yield

@@ -3,7 +3,7 @@
 ``routes(cfg)`` returns what :func:`cloud.app.build_app` adds to its route list: the
 shared static files and a ``/ui`` mount with its own security middleware (database
 sessions shared by every worker, CSRF, idle timeout, security headers); ``/`` redirects
-there. ``sampler`` is the background task that records the queue totals the rate charts
+there. ``run_sampler`` is the background task that records the queue totals the rate charts
 are drawn from. See docs/dashboard.md.
 """
 
@@ -17,13 +17,13 @@ from starlette.staticfiles import StaticFiles
 
 from cloud.config import CloudConfig
 from cloud.web import admin, auth, dashboard, registers
-from cloud.web.sampler import run as sampler
+from cloud.web.sampler import run as run_sampler
 from cloud.web.shell import HERE, PREFIX, BindDatabase
 from cloud.web.store import DbLoginThrottle, DbSessionStore
 from webui.render import static_mount
 from webui.security import WebSecurity
 
-__all__ = ["page_routes", "routes", "sampler"]
+__all__ = ["page_routes", "routes", "run_sampler"]
 
 
 def page_routes() -> list[Route]:

@@ -77,3 +77,56 @@ async def sign_in(c: httpx.AsyncClient, name: str, secret: str, *, password: str
 async def csrf(c: httpx.AsyncClient) -> str:
     """The CSRF token of the client's current session."""
     return csrf_from((await c.get("/ui/login")).text)
+
+
+NID = "11010519491231002X"  #: a valid GB 11643 number (check digit X)
+
+
+async def seed(cloud: Cloud, keys: Any) -> dict[str, Any]:
+    """A small, realistic fleet state: two hubs (one synced visit, one offline with a backlog),
+    outbound messages pending and dead, an unmatched lab result and an HL7 inbound log."""
+    from cloud import outbox, registry
+    from cloud.config import OutboxConfig
+    from cloud.mllp import sqlite_store
+    from protocol.ids import now_ms
+    from tests.cloud.support import hub
+
+    await registry.create_site("S1", "城关镇卫生院")
+    h1, h2 = hub(keys, "H1", 1), hub(keys, "H2", 2)
+    for h in (h1, h2):
+        await registry.register_hub(h.hub_id, site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+    h1.add_visit(national_id=NID)
+    batch = h1.seal_from(1)
+    assert batch is not None
+    answer = await cloud.state.ingestor.handle(batch, peer="127.0.0.1")
+    assert answer.status == 200
+    now = now_ms()
+    async with cloud.state.db.transaction() as tx:
+        await tx.execute("UPDATE hubs SET online = $1, last_seen_ms = $2, queue_depth = 0 WHERE hub_id = 'H1'",
+                         True, now)
+        await tx.execute("UPDATE hubs SET online = $1, last_seen_ms = $2, queue_depth = 240 WHERE hub_id = 'H2'",
+                         False, now - 3_600_000)
+        await outbox.enqueue(tx, "his.vitals", "his.vitals/H1/s1", {"hub_id": "H1"})
+        await outbox.enqueue(tx, "mch.upload", "mch.upload/case-7", {"case": 7})
+        await outbox.enqueue(tx, "mch.upload", "mch.upload/case-8", {"case": 8})
+        await tx.execute("INSERT INTO results (subject_id, source, source_key, kind, code, value, unit, observed_ms, "
+                         "created_ms) VALUES (NULL, 'his', 'LAB0001/1', 'lab', '2345-7', '5.4', 'mmol/L', $1, $2)",
+                         now - 7_200_000, now)
+        await _mllp_log(tx, sqlite_store.DDL, now)
+    dead = (await cloud.sql("SELECT id FROM outbox WHERE idempotency_key = 'mch.upload/case-7'"))[0]["id"]
+    await outbox.fail(cloud.state.db, dead, "HTTP 422: 筛查日期晚于上报日期 (screening date after report date)",
+                      OutboxConfig(), permanent=True)
+    return {"dead_id": dead, "hubs": (h1, h2)}
+
+
+async def _mllp_log(tx: Any, ddl: str, now: int) -> None:
+    """The HL7 listener's inbound log (its own table, as the listener creates it)."""
+    for stmt in ddl.split(";\n"):
+        if stmt.strip():
+            await tx.execute(stmt)
+    rows = [("MSG0001", "ORU^R01", "accepted", "AA", ""), ("MSG0002", "ADT^A01", "accepted", "AA", ""),
+            ("MSG0003", "ORU^R01", "error", "AE", "PID-3 missing"), ("", "", "garbage", "AR", "no MSH segment")]
+    for i, (cid, mtype, status, ack, reason) in enumerate(rows):
+        await tx.execute("INSERT INTO hl7_inbound (id, received_at, peer, sender, control_id, message_type, status, "
+                         "ack_code, reason, raw) VALUES ($1, $2, '10.0.0.5', 'HIS^LAB', $3, $4, $5, $6, $7, $8)",
+                         f"m{i}", now - i * 60_000, cid, mtype, status, ack, reason, b"MSH|...")

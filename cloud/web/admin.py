@@ -6,6 +6,8 @@
     POST /ui/admin/hubs/{hub_id}/revoke    revoke a hub (reason required)
     POST /ui/admin/hubs/{hub_id}/rotate    ask a hub to rotate its key
     GET  /ui/admin/devices                 devices per hub and station
+    POST /ui/admin/devices                 register a device (hub, station, kind, address)
+    POST /ui/admin/devices/{hub}/{dev}/remove  unregister it
     GET  /ui/admin/users                   accounts and roles
     POST /ui/admin/users                   add an account (its TOTP secret is shown once)
     POST /ui/admin/users/{name}/roles      replace roles
@@ -25,9 +27,14 @@ from starlette.routing import Route
 
 from cloud import users
 from cloud.errors import CloudError
+from cloud.fleet.api import fleet_of
 from cloud.web import admin_ops
 from cloud.web.shell import ADMIN, AUDITOR, PREFIX, actor, db_of, guard, page
 from protocol.ids import now_ms
+from provisioning.errors import ProvisioningError
+
+#: what a refused change raises: the message is shown to the admin as it is
+Refused = (CloudError, ProvisioningError)
 
 HOME = f"{PREFIX}/admin"
 
@@ -60,8 +67,8 @@ async def add_site(request: Request) -> Response:
     form = await request.form()
     site_id = str(form.get("site_id", "")).strip()
     try:
-        await admin_ops.add_site(site_id, str(form.get("name", "")).strip(), actor=actor(request))
-    except CloudError as exc:
+        await admin_ops.add_site(fleet_of(request), site_id, str(form.get("name", "")).strip(), actor=actor(request))
+    except Refused as exc:
         return _back(HOME, error=str(exc))
     return _back(HOME, ok=site_id)
 
@@ -71,8 +78,9 @@ async def create_token(request: Request) -> Response:
     """POST /ui/admin/tokens: site_id. The token text is in this response only (no redirect, no-store)."""
     form = await request.form()
     try:
-        token = await admin_ops.create_token(str(form.get("site_id", "")).strip(), actor=actor(request))
-    except CloudError as exc:
+        token = await admin_ops.create_token(fleet_of(request), str(form.get("site_id", "")).strip(),
+                                             actor=actor(request))
+    except Refused as exc:
         return _back(HOME, error=str(exc))
     return await _overview(request, {"new_token": token})
 
@@ -83,8 +91,8 @@ async def revoke(request: Request) -> Response:
     form = await request.form()
     hub_id = request.path_params["hub_id"]
     try:
-        await admin_ops.revoke_hub(hub_id, str(form.get("reason", "")), actor=actor(request))
-    except CloudError as exc:
+        await admin_ops.revoke_hub(fleet_of(request), hub_id, str(form.get("reason", "")), actor=actor(request))
+    except Refused as exc:
         return _back(HOME, error=str(exc))
     return _back(HOME, ok=hub_id)
 
@@ -94,10 +102,10 @@ async def rotate(request: Request) -> Response:
     """POST /ui/admin/hubs/{hub_id}/rotate."""
     hub_id = request.path_params["hub_id"]
     try:
-        await admin_ops.rotate_hub(hub_id, actor=actor(request))
-    except CloudError as exc:
+        sent = await admin_ops.rotate_hub(fleet_of(request), hub_id, actor=actor(request))
+    except Refused as exc:
         return _back(HOME, error=str(exc))
-    return _back(HOME, ok=hub_id)
+    return _back(HOME, ok=f"{hub_id} {'→ MQTT' if sent else '(at its next check-in)'}")
 
 
 @guard(ADMIN)
@@ -105,7 +113,37 @@ async def devices(request: Request) -> Response:
     """GET /ui/admin/devices."""
     async with db_of(request).transaction() as tx:
         rows = await admin_ops.devices(tx)
-    return page(request, "devices.html", {"devices": rows, **_flash(request)}, nav="admin")
+        hubs = [h["hub_id"] for h in await admin_ops.hubs(tx, now_ms()) if h["status"] == "active"]
+    return page(request, "devices.html", {"devices": rows, "hubs": hubs, **_flash(request)}, nav="admin")
+
+
+@guard(ADMIN)
+async def add_device(request: Request) -> Response:
+    """POST /ui/admin/devices: hub_id, station, kind, address, label."""
+    form = await request.form()
+    back = f"{HOME}/devices"
+    try:
+        station = str(form.get("station", ""))
+        if not station.isdigit():
+            raise CloudError(f"station {station!r} must be a number (1, 2, ...)")
+        device_id = await admin_ops.add_device(
+            fleet_of(request), str(form.get("hub_id", "")), station=int(station), kind=str(form.get("kind", "")),
+            address=str(form.get("address", "")).strip(), label=str(form.get("label", "")).strip(),
+            actor=actor(request))
+    except Refused as exc:
+        return _back(back, error=str(exc))
+    return _back(back, ok=device_id)
+
+
+@guard(ADMIN)
+async def remove_device(request: Request) -> Response:
+    """POST /ui/admin/devices/{hub_id}/{device_id}/remove."""
+    p = request.path_params
+    try:
+        await admin_ops.remove_device(fleet_of(request), p["hub_id"], p["device_id"], actor=actor(request))
+    except Refused as exc:
+        return _back(f"{HOME}/devices", error=str(exc))
+    return _back(f"{HOME}/devices", ok=p["device_id"])
 
 
 async def _users_page(request: Request, extra: dict[str, object] | None = None) -> Response:
@@ -131,7 +169,7 @@ async def add_user(request: Request) -> Response:
                                 display_name=str(form.get("display_name", "")).strip())
         secret, uri = await users.enable_totp(db_of(request), request.app.state.cloud.ingestor.at_rest, name,
                                               actor=actor(request))
-    except CloudError as exc:
+    except Refused as exc:
         return _back(f"{HOME}/users", error=str(exc))
     return await _users_page(request, {"new_user": name, "totp_secret": secret, "totp_uri": uri})
 
@@ -143,7 +181,7 @@ async def set_roles(request: Request) -> Response:
     name = request.path_params["name"]
     try:
         await users.set_roles(db_of(request), name, [str(r) for r in form.getlist("roles")], actor=actor(request))
-    except CloudError as exc:
+    except Refused as exc:
         return _back(f"{HOME}/users", error=str(exc))
     return _back(f"{HOME}/users", ok=name)
 
@@ -157,7 +195,7 @@ async def set_active(request: Request) -> Response:
         if name == request.scope["state"]["session"].user:
             raise CloudError("you cannot disable your own account")
         await users.set_active(db_of(request), name, str(form.get("active")) == "1", actor=actor(request))
-    except CloudError as exc:
+    except Refused as exc:
         return _back(f"{HOME}/users", error=str(exc))
     return _back(f"{HOME}/users", ok=name)
 
@@ -183,6 +221,8 @@ def routes() -> list[Route]:
         Route("/admin/hubs/{hub_id}/revoke", revoke, methods=["POST"]),
         Route("/admin/hubs/{hub_id}/rotate", rotate, methods=["POST"]),
         Route("/admin/devices", devices),
+        Route("/admin/devices", add_device, methods=["POST"]),
+        Route("/admin/devices/{hub_id}/{device_id}/remove", remove_device, methods=["POST"]),
         Route("/admin/users", user_list),
         Route("/admin/users", add_user, methods=["POST"]),
         Route("/admin/users/{name}/roles", set_roles, methods=["POST"]),

@@ -1,24 +1,18 @@
 """What the admin console reads and changes, in one place (each change validated and audited).
 
-Reads are parameterised SQL over the registry tables. Changes go through the services
-that own them: :mod:`cloud.registry` (sites, revocation), :mod:`cloud.users` (accounts,
-roles, second factor). Enrollment tokens, key rotation and the device inventory belong to
-the provisioning service; until it is installed in this cloud those actions answer
-:class:`NotInstalled` and the page says so.
+Reads are parameterised SQL over the registry tables (one query per listing). Changes go
+through the services that own them: :class:`cloud.fleet.service.Fleet` (sites, enrollment
+tokens, revocation, key rotation, the device inventory) and :mod:`cloud.users` (accounts,
+roles, second factor), which validate and audit them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from cloud import registry
 from cloud.db.engine import Tx
-from cloud.errors import CloudError
+from cloud.fleet.service import Fleet
 from cloud.web.queues import table_exists
-
-
-class NotInstalled(CloudError):
-    """The provisioning service this action needs is not part of this cloud yet."""
 
 
 async def sites(tx: Tx) -> list[dict[str, Any]]:
@@ -73,23 +67,33 @@ async def audit_log(tx: Tx, *, actor: str = "", action: str = "", hub_id: str = 
     return [dict(r) for r in rows]
 
 
-async def add_site(site_id: str, name: str, *, actor: str) -> None:
-    """Create a site (audited by the registry)."""
-    await registry.create_site(site_id, name, actor=actor)
+async def add_site(fleet: Fleet, site_id: str, name: str, *, actor: str) -> None:
+    """Register a site (validated and audited by the fleet service)."""
+    await fleet.add_site(actor, site_id, name)
 
 
-async def revoke_hub(hub_id: str, reason: str, *, actor: str) -> None:
-    """Revoke a hub: its batches are refused from now on (audited by the registry)."""
-    if not reason.strip():
-        raise CloudError("a revocation needs a reason (kept in the audit log)")
-    await registry.revoke_hub(hub_id, reason=reason.strip(), actor=actor)
+async def revoke_hub(fleet: Fleet, hub_id: str, reason: str, *, actor: str) -> None:
+    """Revoke a hub: its batches, config fetches and rotations are refused from now on (audited)."""
+    await fleet.revoke(actor, hub_id, reason.strip())
 
 
-async def create_token(site_id: str, *, actor: str) -> str:
-    """Mint a one-time enrollment token for a site; returns its text (shown once)."""
-    raise NotInstalled("enrollment tokens need the provisioning service (mchub provision token create)")
+async def create_token(fleet: Fleet, site_id: str, *, actor: str) -> str:
+    """Mint a one-time enrollment token for a site; returns its text (shown once, never stored)."""
+    return (await fleet.create_token(actor, site_id)).text
 
 
-async def rotate_hub(hub_id: str, *, actor: str) -> None:
-    """Ask a hub to rotate its key now."""
-    raise NotInstalled("key rotation needs the provisioning service (mchub provision hub rotate)")
+async def rotate_hub(fleet: Fleet, hub_id: str, *, actor: str) -> bool:
+    """Ask a hub to rotate its key now; False when no broker carried the command (it rotates on schedule)."""
+    return await fleet.request_rotation(actor, hub_id)
+
+
+async def add_device(fleet: Fleet, hub_id: str, *, station: int, kind: str, address: str, label: str,
+                     actor: str) -> str:
+    """Register a device on a hub's station; returns its id (the hub gets its new configuration)."""
+    device, _, _ = await fleet.add_device(actor, hub_id, station=station, kind=kind, address=address, label=label)
+    return device.device_id
+
+
+async def remove_device(fleet: Fleet, hub_id: str, device_id: str, *, actor: str) -> None:
+    """Unregister a device."""
+    await fleet.remove_device(actor, hub_id, device_id)

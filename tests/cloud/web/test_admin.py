@@ -27,12 +27,12 @@ async def test_overview_lists_sites_hubs_and_adds_a_site(admin: Any) -> None:
     r = await c.get("/ui/admin")
     assert r.status_code == 200 and "城关镇卫生院" in r.text and 'id="hub-H1"' in r.text
     token = csrf_from(r.text)
-    r = await c.post("/ui/admin/sites", data={"site_id": "S2", "name": "东城社区", "csrf_token": token})
-    assert r.status_code == 303 and "ok=S2" in r.headers["location"]
+    r = await c.post("/ui/admin/sites", data={"site_id": "s2", "name": "东城社区", "csrf_token": token})
+    assert r.status_code == 303 and "ok=s2" in r.headers["location"]
     assert "东城社区" in (await c.get("/ui/admin")).text
     bad = await c.post("/ui/admin/sites", data={"site_id": "no spaces!", "name": "x", "csrf_token": token})
     assert "error=" in bad.headers["location"]
-    assert await cloud.sql("SELECT 1 FROM audit_log WHERE action = 'site.create' AND actor = 'web:root'")
+    assert await cloud.sql("SELECT 1 FROM audit_log WHERE action = 'site.add' AND actor = 'web:root'")
 
 
 async def test_revoking_a_hub_needs_a_reason_and_is_audited(admin: Any) -> None:
@@ -76,13 +76,38 @@ async def test_users_are_added_with_a_second_factor_shown_once_and_can_sign_in(a
     assert "error=" in me.headers["location"]
 
 
-async def test_tokens_and_rotation_say_when_provisioning_is_missing(admin: Any) -> None:
-    _, c = admin
+async def test_an_enrollment_token_is_shown_once_and_rotation_is_requested(admin: Any) -> None:
+    cloud, c = admin
     token = csrf_from((await c.get("/ui/admin")).text)
     r = await c.post("/ui/admin/tokens", data={"site_id": "S1", "csrf_token": token})
-    assert r.status_code in (200, 303)
+    assert r.status_code == 200 and 'id="new-token"' in r.text and r.headers["cache-control"] == "no-store"
+    text = r.text.split('id="new-token">')[1].split("<")[0]
+    again = (await c.get("/ui/admin")).text
+    assert text not in again and "S1" in again  # listed, without its secret
+    stored = await cloud.sql("SELECT token_id, created_by FROM enroll_tokens")
+    assert len(stored) == 1 and stored[0]["created_by"] == "web:root"
     r = await c.post("/ui/admin/hubs/H1/rotate", data={"csrf_token": token})
-    assert r.status_code == 303
+    assert r.status_code == 303 and "ok=H1" in r.headers["location"]
+    assert await cloud.sql("SELECT 1 FROM audit_log WHERE action = 'hub.rotate.request' AND actor = 'web:root'")
+    r = await c.post("/ui/admin/hubs/nope/rotate", data={"csrf_token": token})
+    assert "error=" in r.headers["location"]
+
+
+async def test_devices_are_added_to_a_station_and_removed(admin: Any) -> None:
+    cloud, c = admin
+    token = csrf_from((await c.get("/ui/admin/devices")).text)
+    form = {"hub_id": "H1", "station": "2", "kind": "ble-bp", "address": "AA:BB:CC:DD:EE:01", "label": "BP",
+            "csrf_token": token}
+    r = await c.post("/ui/admin/devices", data=form)
+    assert "ok=" in r.headers["location"], r.headers["location"]
+    page = (await c.get("/ui/admin/devices")).text
+    assert "AA:BB:CC:DD:EE:01" in page
+    bad = await c.post("/ui/admin/devices", data={**form, "address": "not-a-mac"})
+    assert "error=" in bad.headers["location"]
+    device_id = (await cloud.sql("SELECT device_id FROM device_inventory"))[0]["device_id"]
+    r = await c.post(f"/ui/admin/devices/H1/{device_id}/remove", data={"csrf_token": token})
+    assert "ok=" in r.headers["location"]
+    assert not await cloud.sql("SELECT 1 FROM device_inventory")
 
 
 async def test_audit_log_viewer_filters(admin: Any) -> None:

@@ -78,13 +78,13 @@ async def test_a_form_post_without_csrf_token_is_refused(cloud: Cloud) -> None:
     secret = await cloud.user("root", "admin")
     async with cloud.client() as c:
         await sign_in(c, "root", secret)
-        r = await c.post("/ui/admin/sites", data={"site_id": "S9", "name": "x"})
+        r = await c.post("/ui/admin/sites", data={"site_id": "s9", "name": "x"})
         assert r.status_code == 403
-        r = await c.post("/ui/admin/sites", data={"site_id": "S9", "name": "x", "csrf_token": "forged"})
+        r = await c.post("/ui/admin/sites", data={"site_id": "s9", "name": "x", "csrf_token": "forged"})
         assert r.status_code == 403
-        assert not await cloud.sql("SELECT 1 FROM sites WHERE site_id = 'S9'")
-        r = await c.post("/ui/admin/sites", data={"site_id": "S9", "name": "x", "csrf_token": await csrf(c)})
-        assert r.status_code == 303 and await cloud.sql("SELECT 1 FROM sites WHERE site_id = 'S9'")
+        assert not await cloud.sql("SELECT 1 FROM sites WHERE site_id = 's9'")
+        r = await c.post("/ui/admin/sites", data={"site_id": "s9", "name": "x", "csrf_token": await csrf(c)})
+        assert r.status_code == 303 and await cloud.sql("SELECT 1 FROM sites WHERE site_id = 's9'")
         # the login form itself needs the token
         async with cloud.client() as anon:
             await anon.get("/ui/login")

@@ -27,7 +27,7 @@ async def hubs(tx: Tx, now: int) -> list[dict[str, Any]]:
     """Hubs with presence, valid keys and the earliest certificate expiry among them (migration 3)."""
     rows = await tx.fetch(
         "SELECT h.hub_id, h.site_id, h.status, h.online, h.last_seen_ms, h.version, h.revoked_reason, "
-        "COUNT(k.key_id) AS keys, MIN(k.not_after_ms) AS cert_expiry_ms FROM hubs h LEFT JOIN hub_keys k "
+        "COUNT(k.key_id) AS valid_keys, MIN(k.not_after_ms) AS cert_expiry_ms FROM hubs h LEFT JOIN hub_keys k "
         "ON k.hub_id = h.hub_id AND k.revoked_ms IS NULL AND (k.valid_to_ms IS NULL OR k.valid_to_ms > $1) "
         "GROUP BY h.hub_id, h.site_id, h.status, h.online, h.last_seen_ms, h.version, h.revoked_reason "
         "ORDER BY h.site_id, h.hub_id", now)

@@ -26,6 +26,7 @@ async def test_overview_lists_sites_hubs_and_adds_a_site(admin: Any) -> None:
     cloud, c = admin
     r = await c.get("/ui/admin")
     assert r.status_code == 200 and "城关镇卫生院" in r.text and 'id="hub-H1"' in r.text
+    assert "built-in method" not in r.text and "None" not in r.text
     token = csrf_from(r.text)
     r = await c.post("/ui/admin/sites", data={"site_id": "s2", "name": "东城社区", "csrf_token": token})
     assert r.status_code == 303 and "ok=s2" in r.headers["location"]

@@ -45,7 +45,7 @@ def routes(cfg: CloudConfig) -> list[BaseRoute]:
                   Middleware(WebSecurity, store=store, idle_timeout=float(w.idle_timeout_s),
                              secure_cookie=w.secure_cookie)]
     return [
-        Route("/", _root),
+        Route("/", _root, include_in_schema=False),
         static_mount(),
         Mount(f"{PREFIX}/static", app=StaticFiles(directory=str(HERE / "static")), name="cloud-web-static"),
         Mount(PREFIX, routes=page_routes(), middleware=middleware),

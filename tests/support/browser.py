@@ -35,9 +35,14 @@ needs_chromium = pytest.mark.skipif(
                                   "(apt-get install chromium) to run the browser tests")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the whole test session."""
+    """One headless Chromium per test module.
+
+    Not per session: Playwright's sync API keeps an event loop running in the main thread
+    while it is open, so every async test after it would fail with "Runner.run() cannot be
+    called from a running event loop". Closing it at the end of the module ends that loop.
+    """
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
     from playwright.sync_api import sync_playwright

@@ -54,6 +54,8 @@ passphrase_file = ""     # first line: the CA passphrase (mode 0600)
 mqtt_url = "mqtt://127.0.0.1:1883"   # the broker enrolled hubs are told to use
 hub_cert_days = 30       # hub certificate lifetime; hubs rotate in the last third
 rotation_overlap_hours = 24          # the old key keeps verifying this long after a rotation
+mqtt_password_file = ""  # rewrite this Mosquitto password_file after enrollments and revocations
+mqtt_reload_command = [] # then run this, e.g. ["systemctl", "reload", "mosquitto"]
 
 [outbox]
 max_attempts = 10
@@ -116,6 +118,8 @@ class ProvisioningConfig:
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     hub_cert_days: int = 30
     rotation_overlap_hours: int = 24
+    mqtt_password_file: Path | None = None
+    mqtt_reload_command: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -181,7 +185,7 @@ _SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "admin": {"token_file": str},
     "mqtt": {"enabled": bool, "host": str, "port": int},
     "provisioning": {"ca_dir": str, "passphrase_file": str, "mqtt_url": str, "hub_cert_days": int,
-                     "rotation_overlap_hours": int},
+                     "rotation_overlap_hours": int, "mqtt_password_file": str, "mqtt_reload_command": list},
     "outbox": {"max_attempts": int, "base_delay_s": (int, float), "max_delay_s": (int, float)},
     "logging": {"level": str, "json": bool},
     "web": {"idle_timeout_s": int, "secure_cookie": bool, "max_failures": int, "lock_s": int},
@@ -276,7 +280,9 @@ def _provisioning(path: Path, doc: dict[str, Any]) -> ProvisioningConfig:
     p = ProvisioningConfig(ca_dir=resolved("ca_dir"), passphrase_file=resolved("passphrase_file"),
                            mqtt_url=doc.get("mqtt_url", "mqtt://127.0.0.1:1883"),
                            hub_cert_days=doc.get("hub_cert_days", 30),
-                           rotation_overlap_hours=doc.get("rotation_overlap_hours", 24))
+                           rotation_overlap_hours=doc.get("rotation_overlap_hours", 24),
+                           mqtt_password_file=resolved("mqtt_password_file"),
+                           mqtt_reload_command=tuple(str(a) for a in doc.get("mqtt_reload_command", [])))
     if p.ca_dir is not None and p.passphrase_file is None:
         raise _err(path, "[provisioning] passphrase_file", "missing while ca_dir is set",
                    "point it at a file (mode 0600) whose first line is the CA passphrase")

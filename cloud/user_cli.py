@@ -15,9 +15,11 @@ import getpass
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cloud.crypto_at_rest import AtRest
+if TYPE_CHECKING:
+    from cloud.crypto_at_rest import AtRest
+
 
 ROLE_HELP = ("admin: everything; integration: queues, dead letters, read fleet; clinic_staff: read sites, hubs, "
              "devices; auditor: read the audit log and the fleet")
@@ -42,6 +44,7 @@ def _password(args: argparse.Namespace) -> str:
 
 
 def _at_rest(cfg: Any) -> AtRest:
+    from cloud.crypto_at_rest import AtRest
     from cloud.keystore import load_keys
 
     keys = load_keys(cfg.keys_dir)
@@ -156,15 +159,16 @@ async def _active(cfg: Any, args: argparse.Namespace) -> int:
 
 def register(sub: Any, add: Callable[..., Any], run: Callable[..., Any]) -> None:
     """Add ``user`` to the ``mchub cloud`` subparsers (``add``/``run`` are cloud/cli.py's helpers)."""
-    from cloud.users import ROLES
+    from provisioning.auth import ROLE_PERMISSIONS  # light: `mchub --help` works on a hub-only install
 
+    roles = tuple(ROLE_PERMISSIONS)
     user = sub.add_parser("user", help="管理员账户 / admin accounts: add, list, passwd, totp, roles, disable, enable",
                           description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = user.add_subparsers(dest="user_command", metavar="ACTION")
     pw_help = "read the password from this file (first line) instead of asking"
     p = add("add", "create an account and print its one-time-code secret", run(_add), actions)
     p.add_argument("username", help="2-64 of a-z 0-9 . _ -")
-    p.add_argument("--role", action="append", required=True, choices=ROLES, help=ROLE_HELP)
+    p.add_argument("--role", action="append", required=True, choices=roles, help=ROLE_HELP)
     p.add_argument("--display-name", default="")
     p.add_argument("--password-file", help=pw_help)
     p.add_argument("--no-totp", action="store_true", help="do not enrol a one-time-code app now (cannot log in yet)")
@@ -176,7 +180,7 @@ def register(sub: Any, add: Callable[..., Any], run: Callable[..., Any]) -> None
     p.add_argument("username")
     p = add("roles", "replace the user's roles", run(_roles), actions)
     p.add_argument("username")
-    p.add_argument("--role", action="append", required=True, choices=ROLES, help=ROLE_HELP)
+    p.add_argument("--role", action="append", required=True, choices=roles, help=ROLE_HELP)
     for name, text in (("disable", "disable the account (its sessions end at once)"), ("enable", "re-enable it")):
         p = add(name, text, run(_active), actions)
         p.add_argument("username")

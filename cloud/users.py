@@ -49,7 +49,7 @@ from protocol.ids import now_ms as _now_ms
 from provisioning import auth, totp
 from provisioning.errors import AuthError
 
-ROLES = ("admin", "integration", "clinic_staff", "auditor")
+ROLES = tuple(auth.ROLE_PERMISSIONS)  #: admin, integration, clinic_staff, auditor (the ``roles`` table)
 TOTP_COLUMN = "users.totp_secret"
 _USERNAME = re.compile(r"[a-z][a-z0-9._-]{1,63}")
 _ROLE_ORDER = {r: i for i, r in enumerate(ROLES)}

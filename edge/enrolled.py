@@ -120,7 +120,8 @@ def accept_config(directory: Path, command: CommandBody | None = None) -> Invent
     return incoming
 
 
-def _devices(cfg: HubConfig, inventory: Inventory) -> tuple[StationConfig, ...]:
+def merge_devices(cfg: HubConfig, inventory: Inventory) -> tuple[StationConfig, ...]:
+    """hub.toml's stations plus the cloud's devices (cloud station N = station id "N"; hub.toml wins an id clash)."""
     stations = {s.id: s for s in cfg.stations}
     taken = {d.id for d in cfg.devices()}
     for st in inventory.stations:
@@ -151,7 +152,7 @@ def with_enrollment(cfg: HubConfig) -> HubConfig:
         u = urllib.parse.urlsplit(st.mqtt.url)
         mqtt = MqttConfig(host=u.hostname or "127.0.0.1", port=u.port or (8883 if u.scheme == "mqtts" else 1883),
                           username=st.mqtt.username, password=st.mqtt.password)
-    return dataclasses.replace(cfg, sync=sync, mqtt=mqtt, stations=_devices(cfg, st.config))
+    return dataclasses.replace(cfg, sync=sync, mqtt=mqtt, stations=merge_devices(cfg, st.config))
 
 
 def register(sub: Any) -> None:
@@ -195,15 +196,17 @@ class Maintainer:
         self.check_every_s = check_every_s
         self.version = state(directory).config.version
         self._busy = False
+        self._lock = asyncio.Lock()  #: one configuration change at a time (command and sync may race)
 
     async def apply(self, command: CommandBody | None = None) -> str:
         """Take a newer configuration (from the command, else from the cloud) and restart the drivers."""
-        incoming = await asyncio.to_thread(accept_config, self.directory, command)
-        if incoming is None:
-            return f"configuration version {self.version} is current; nothing to do"
-        self.version = incoming.version
-        done: str = await self.reload()
-        return f"configuration version {incoming.version} applied: {done}"
+        async with self._lock:
+            incoming = await asyncio.to_thread(accept_config, self.directory, command)
+            if incoming is None:
+                return f"configuration version {self.version} is current; nothing to do"
+            self.version = incoming.version
+            done: str = await self.reload()
+            return f"configuration version {incoming.version} applied: {done}"
 
     def on_config_version(self, version: int) -> None:
         """A batch answer named the cloud's configuration version: fetch it when newer (in the background)."""

@@ -71,13 +71,14 @@ class SyncClient:
         self.on_config_version: Callable[[int], None] | None = None
 
     def wake(self) -> None:
-        """New records were committed, or someone asked to sync now."""
-        self._wake.set()
+        """New records were committed: send soon (not while blocked, e.g. revoked: only sync-now retries)."""
+        if self.state != "blocked":
+            self._wake.set()
 
     def sync_now(self) -> None:
         """Skip any backoff and send at once (command ``sync-now``)."""
         self._failures = 0
-        self.wake()
+        self._wake.set()
 
     async def _idle(self, seconds: float) -> bool:
         """Wait for a wake-up or the timeout; True when woken."""

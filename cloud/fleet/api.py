@@ -12,7 +12,11 @@ Every refusal is ``{"reason", "message"}`` with the status of the error raised
 
 from __future__ import annotations
 
+import functools
 import logging
+import time
+import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,6 +37,42 @@ log = logging.getLogger("mchub.cloud.fleet.api")
 Handler = Callable[[Request], Awaitable[Response]]
 _DEVICE_FIELDS = {"station", "kind", "address", "transport", "port", "dialect", "options", "label", "device_id"}
 MAX_BODY = 64 * 1024
+
+
+class RateLimited(ProvisioningError):
+    """Too many enrollment or login attempts from one address (per worker, sliding minute)."""
+
+    reason = "rate_limited"
+    status = 429
+
+
+class _Limiter:
+    """At most ``per_minute`` calls per source address within any 60 s (one worker's view)."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self.seen: dict[str, deque[float]] = {}
+
+    def check(self, request: Request) -> None:
+        now = time.monotonic()
+        if len(self.seen) > 10_000:  # forget idle addresses
+            self.seen = {k: v for k, v in self.seen.items() if v and now - v[-1] < 60}
+        recent = self.seen.setdefault(request.client.host if request.client else "", deque())
+        while recent and now - recent[0] >= 60:
+            recent.popleft()
+        if len(recent) >= self.per_minute:
+            raise RateLimited(f"请稍后再试 / more than {self.per_minute} attempts a minute from this address; "
+                              "wait a minute")
+        recent.append(now)
+
+
+_LIMITS: weakref.WeakKeyDictionary[Fleet, dict[str, _Limiter]] = weakref.WeakKeyDictionary()
+LIMITS_PER_MINUTE = {"enroll": 10, "login": 20}
+
+
+def _limit(request: Request, what: str) -> None:
+    limiters = _LIMITS.setdefault(fleet_of(request), {k: _Limiter(n) for k, n in LIMITS_PER_MINUTE.items()})
+    limiters[what].check(request)
 
 
 def _json(value: Any, status: int = 200) -> Response:
@@ -70,6 +110,7 @@ async def _doc(request: Request) -> dict[str, Any]:
 
 
 def _guard(permission: str | None, fn: Callable[[Request, users.User | None], Awaitable[Response]]) -> Handler:
+    @functools.wraps(fn)
     async def handler(request: Request) -> Response:
         try:
             user = None
@@ -110,6 +151,7 @@ def _actor(user: users.User | None) -> str:
 
 async def login(request: Request, _: users.User | None) -> Response:
     """POST /api/v1/admin/login {"username", "password", "code"}."""
+    _limit(request, "login")
     doc = await _doc(request)
     fleet = fleet_of(request)
     state = request.app.state.cloud
@@ -136,20 +178,24 @@ async def logout(request: Request, _: users.User | None) -> Response:
 
 
 async def list_sites(request: Request, _: users.User | None) -> Response:
+    """GET /api/v1/admin/sites: every site (site:read)."""
     return _json({"sites": await fleet_of(request).sites()})
 
 
 async def add_site(request: Request, user: users.User | None) -> Response:
+    """POST /api/v1/admin/sites {"site_id", "name"} (site:write)."""
     doc = await _doc(request)
     return _json(await fleet_of(request).add_site(_actor(user), str(doc["site_id"]), str(doc["name"])), 201)
 
 
 async def list_tokens(request: Request, _: users.User | None) -> Response:
+    """GET /api/v1/admin/tokens?site=S: enrollment tokens without digests (token:create)."""
     tokens = await fleet_of(request).tokens(request.query_params.get("site"))
     return _json({"tokens": [token_info(t) for t in tokens]})
 
 
 async def create_token(request: Request, user: users.User | None) -> Response:
+    """POST /api/v1/admin/tokens {"site_id", "expires_in_s", "hub_serial"}: the token, shown once."""
     doc = await _doc(request)
     serial = doc.get("hub_serial")
     created = await fleet_of(request).create_token(_actor(user), str(doc["site_id"]),
@@ -161,29 +207,35 @@ async def create_token(request: Request, user: users.User | None) -> Response:
 
 
 async def list_hubs(request: Request, _: users.User | None) -> Response:
+    """GET /api/v1/admin/hubs: site, status, certificate expiry, last seen (hub:read)."""
     return _json({"hubs": await fleet_of(request).hubs()})
 
 
 async def get_hub(request: Request, _: users.User | None) -> Response:
+    """GET /api/v1/admin/hubs/{hub}: one hub (hub:read)."""
     return _json(await fleet_of(request).hub(request.path_params["hub"]))
 
 
 async def revoke(request: Request, user: users.User | None) -> Response:
+    """POST /api/v1/admin/hubs/{hub}/revoke {"reason"}: refused from its next request on (hub:revoke)."""
     doc = await _doc(request)
     return _json(await fleet_of(request).revoke(_actor(user), request.path_params["hub"], str(doc.get("reason", ""))))
 
 
 async def rotate_key(request: Request, user: users.User | None) -> Response:
+    """POST /api/v1/admin/hubs/{hub}/rotate: push rotate-key over MQTT (hub:revoke)."""
     pushed = await fleet_of(request).request_rotation(_actor(user), request.path_params["hub"])
     return _json({"pushed": pushed}, 202)
 
 
 async def list_devices(request: Request, _: users.User | None) -> Response:
+    """GET /api/v1/admin/hubs/{hub}/devices: devices and configuration version (device:read)."""
     devices, version = await fleet_of(request).devices(request.path_params["hub"])
     return _json({"devices": devices, "version": version})
 
 
 async def add_device(request: Request, user: users.User | None) -> Response:
+    """POST /api/v1/admin/hubs/{hub}/devices: register a device, push the configuration (device:write)."""
     doc = await _doc(request)
     unknown = set(doc) - _DEVICE_FIELDS
     if unknown:
@@ -193,12 +245,14 @@ async def add_device(request: Request, user: users.User | None) -> Response:
 
 
 async def remove_device(request: Request, user: users.User | None) -> Response:
+    """DELETE /api/v1/admin/hubs/{hub}/devices/{dev}: unregister, push (device:write)."""
     version, pushed = await fleet_of(request).remove_device(_actor(user), request.path_params["hub"],
                                                             request.path_params["dev"])
     return _json({"version": version, "pushed": pushed})
 
 
 async def audit(request: Request, _: users.User | None) -> Response:
+    """GET /api/v1/admin/audit?target=T&limit=N: audit entries, oldest first (audit:read)."""
     entries = await fleet_of(request).audit(request.query_params.get("target"),
                                             int(request.query_params.get("limit", 200)))
     return _json({"entries": entries})
@@ -208,16 +262,20 @@ async def audit(request: Request, _: users.User | None) -> Response:
 
 
 async def enroll(request: Request, _: users.User | None) -> Response:
+    """POST /api/v1/enroll: token + CSR -> certificate, cloud keys, configuration, MQTT login."""
+    _limit(request, "enroll")
     req = msgspec.json.decode(await _body(request), type=EnrollRequest)
     return _json(await fleet_of(request).enroll(req))
 
 
 async def rotate(request: Request, _: users.User | None) -> Response:
+    """POST /api/v1/rotate: new key signed by the current one -> new certificate (overlap)."""
     req = msgspec.json.decode(await _body(request), type=RotateRequest)
     return _json(await fleet_of(request).rotate(req))
 
 
 async def hub_config(request: Request, _: users.User | None) -> Response:
+    """GET /api/v1/hub/config (signed hub request): current configuration and CA bundle."""
     config, bundle = await fleet_of(request).hub_config(request.headers, method=request.method,
                                                         path=request.url.path, body=await _body(request))
     return _json({"config": config, "bundle": bundle})
@@ -260,3 +318,18 @@ async def batch_headers(request: Request, batch: bytes, status: int) -> dict[str
     except (ProtocolError, CloudError):
         return {}
     return {"X-Mchub-Config-Version": str(row["version"] if row else 0)}
+
+
+def openapi_paths() -> dict[str, dict[str, Any]]:
+    """The OpenAPI ``paths`` entries of :func:`routes` (summaries from the handlers' docstrings)."""
+    refusal = {"description": "refused; JSON {reason, message}"}
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes():
+        summary = (route.endpoint.__doc__ or "").strip().splitlines()[0]
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            op: dict[str, Any] = {"summary": summary, "responses": {"200": {"description": "ok"}, "400": refusal,
+                                                                       "401": refusal, "403": refusal}}
+            if route.path.startswith("/api/v1/admin/") and not route.path.endswith("/login"):
+                op["security"] = [{"bearer": []}]
+            paths.setdefault(route.path, {})[method.lower()] = op
+    return paths

@@ -13,13 +13,17 @@ MQTT after the commit; a hub that is offline picks the configuration up at its n
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import msgspec
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from cloud.config import CloudConfig
@@ -31,6 +35,7 @@ from protocol.commands import CommandBody, sign_command, topic
 from protocol.ids import now_ms, uuid7
 from provisioning import admin, hubauth
 from provisioning import hubs as hub_ops
+from provisioning import mqtt as mqtt_passwords
 from provisioning.authority import Authority
 from provisioning.bundle import CloudKeys as BundleKeys
 from provisioning.bundle import SignedBundle
@@ -72,7 +77,7 @@ def load_authority(cfg: CloudConfig, keys: CloudKeys, *, at_ms: int | None = Non
                            overlap_ms=p.rotation_overlap_hours * 3_600_000)
 
 
-@dataclass
+@dataclass(eq=False)
 class Fleet:
     """The database, the authority (None when provisioning is off) and where to push commands."""
 
@@ -81,12 +86,16 @@ class Fleet:
     signing_key: ed25519.Ed25519PrivateKey
     mqtt: tuple[str, int] | None = None  #: broker for pushes; None: hubs pick changes up at their next sync
     clock: Callable[[], int] = now_ms
+    broker_passwords: Path | None = None  #: Mosquitto password_file to rewrite after enrollment and revocation
+    broker_reload: tuple[str, ...] = ()  #: command that makes the broker re-read it
 
     @classmethod
     def from_config(cls, cfg: CloudConfig, db: Database, keys: CloudKeys) -> Fleet:
         """Build from cloud.toml ([provisioning] and [mqtt])."""
         broker = (cfg.mqtt.host, cfg.mqtt.port) if cfg.mqtt.enabled else None
-        return cls(db, load_authority(cfg, keys), keys.signing, broker)
+        p = cfg.provisioning
+        return cls(db, load_authority(cfg, keys), keys.signing, broker, broker_passwords=p.mqtt_password_file,
+                   broker_reload=p.mqtt_reload_command)
 
     def _authority(self) -> Authority:
         if self.authority is None:
@@ -121,9 +130,15 @@ class Fleet:
     # --- hubs ------------------------------------------------------------------------------
 
     async def hubs(self) -> list[hub_ops.HubRow]:
-        """Every hub: site, status, certificate expiry, last seen."""
+        """Every hub: site, status, certificate expiry, last seen (MQTT presence, request or last batch)."""
         now = self.clock()
-        return [hub_ops.hub_row(h, now) for h in await sql_stores(self.db).hubs.list()]
+        async with self.db.transaction() as tx:
+            hubs = await sql_stores(tx).hubs.list()
+            batches = {r["hub_id"]: r["at"] for r in await tx.fetch(
+                "SELECT hub_id, MAX(last_batch_ms) AS at FROM sync_state GROUP BY hub_id")}
+        rows = [hub_ops.hub_row(h, now) for h in hubs]
+        return [msgspec.structs.replace(r, last_seen_ms=max(r.last_seen_ms or 0, batches.get(r.hub_id) or 0) or None)
+                for r in rows]
 
     async def hub(self, hub_id: str) -> hub_ops.HubRow:
         """One hub."""
@@ -139,6 +154,7 @@ class Fleet:
         now = self.clock()
         async with self.db.transaction() as tx:
             hub = await hub_ops.revoke_hub(sql_stores(tx), hub_id, actor=actor, reason=reason, now_ms=now)
+        await self.write_broker_passwords()  # its MQTT login goes at the broker's reload
         return hub_ops.hub_row(hub, now)
 
     async def request_rotation(self, actor: str, hub_id: str) -> bool:
@@ -212,11 +228,24 @@ class Fleet:
         for attempt in (1, 2):
             try:
                 async with self.db.transaction() as tx:
-                    return await process_enrollment(request, sql_stores(tx), authority, now_ms=self.clock())
+                    answer = await process_enrollment(request, sql_stores(tx), authority, now_ms=self.clock())
+                await self.write_broker_passwords()  # the hub's (new) MQTT password
+                return answer
             except Conflict:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    async def write_broker_passwords(self) -> bool:
+        """Rewrite the broker's password_file from the hub table (active hubs only), then reload the broker.
+
+        Atomic (temporary file + rename, keeping the old file's owner and mode); False when
+        not configured or the reload failed (logged; the next enrollment or revocation retries).
+        """
+        if self.broker_passwords is None:
+            return False
+        text = mqtt_passwords.password_file(hub_ops.mqtt_password_entries(await sql_stores(self.db).hubs.list()))
+        return await asyncio.to_thread(_replace_and_reload, self.broker_passwords, text, self.broker_reload)
 
     async def rotate(self, request: RotateRequest) -> RotateResponse:
         """``POST /api/v1/rotate``."""
@@ -236,6 +265,29 @@ class Fleet:
                                          body=body, now_ms=now)
             hub = await hub_ops.touch(stores, hub, now_ms=now)
             return await authority.config_for(stores, hub, now_ms=now), authority.bundle
+
+
+def _replace_and_reload(path: Path, text: str, reload: tuple[str, ...]) -> bool:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        old = path.stat() if path.exists() else None
+        tmp.write_text(text, encoding="utf-8")
+        os.chmod(tmp, old.st_mode & 0o777 if old else 0o644)
+        if old is not None and (old.st_uid, old.st_gid) != (os.getuid(), os.getgid()):
+            os.chown(tmp, old.st_uid, old.st_gid)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.error("cannot write the MQTT password file %s: %s", path, exc)
+        return False
+    if not reload:
+        return True
+    try:
+        subprocess.run(list(reload), check=True, timeout=30, capture_output=True)
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.error("MQTT broker reload %s failed: %s; revoked hubs keep their MQTT login until it works",
+                  " ".join(reload), exc)
+        return False
+    return True
 
 
 def token_info(record: TokenRecord) -> dict[str, Any]:

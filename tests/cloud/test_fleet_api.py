@@ -139,3 +139,6 @@ async def test_enrollment_is_refused_clearly_when_provisioning_is_off(tmp_path: 
     async with serving(cfg) as url:
         request = build_request(ed25519.Ed25519PrivateKey.generate(), new_token().text, "PI-1")
         assert await refused(HttpClient(url), "POST", "/api/v1/enroll", request) == (404, "provisioning_disabled")
+        for _ in range(9):  # 10 attempts a minute from one address, then a clear refusal
+            await refused(HttpClient(url), "POST", "/api/v1/enroll", request)
+        assert await refused(HttpClient(url), "POST", "/api/v1/enroll", request) == (429, "rate_limited")

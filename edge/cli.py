@@ -6,6 +6,7 @@
     mchub edge run --config hub.toml                                        the daemon
     mchub edge status --config hub.toml [--json]                            what the hub is doing
     mchub edge export --config hub.toml --out FILE [--since SEQ|DATE]       hand-carry unsynced records
+    mchub edge hash-password                                                hash a staff PIN/password for hub.toml
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--since", help="start at this seq or date (default: first record the cloud has not acked)")
     p.add_argument("--from-db", type=Path, help="export from this database instead, e.g. a quarantined hub.db")
     p.set_defaults(func=_export)
+    sub.add_parser("hash-password", help="hash a staff PIN or password for [[web.users]] secret_hash in hub.toml",
+                   description="Reads the PIN or password twice (not echoed; or one line from a pipe) and "
+                               "prints the scrypt hash to paste as secret_hash.").set_defaults(func=_hash)
+
     def _help(_args: argparse.Namespace) -> int:
         parser.print_help()
         return 2
@@ -145,16 +150,40 @@ def _status(args: argparse.Namespace) -> int:
         if not cfg.db_path.exists():
             return _fail(Exception(f"{cfg.db_path} does not exist yet: the hub has never run"))
         host = "127.0.0.1" if cfg.web_bind in ("0.0.0.0", "::") else cfg.web_bind
+        from edge.web.auth import read_console_token
+
+        token = read_console_token(cfg.data_dir)
+        request = urllib.request.Request(f"http://{host}:{cfg.web_port}/api/status",
+                                         headers={"Authorization": f"Bearer {token}"})
         try:
-            with urllib.request.urlopen(f"http://{host}:{cfg.web_port}/api/status", timeout=3) as resp:
+            if token is None:
+                raise OSError("no console token: the hub is not running or this user may not read it")
+            with urllib.request.urlopen(request, timeout=3) as resp:  # noqa: S310 - http:// built above
                 snap = json.loads(resp.read())
-        except OSError:
+        except (OSError, ValueError):
             reader = Reader(cfg.db_path, identity.load(cfg.identity_dir).decrypt)
             snap = store_snapshot(reader, cfg.data_dir)
             reader.close()
     except EdgeError as exc:
         return _fail(exc)
     print(json.dumps(snap, indent=2, ensure_ascii=False) if args.json else render(snap, cfg.language))
+    return 0
+
+
+def _hash(_args: argparse.Namespace) -> int:
+    import getpass
+
+    from provisioning.auth import hash_password
+
+    if sys.stdin.isatty():
+        secret = getpass.getpass("PIN or password: ")
+        if getpass.getpass("again: ") != secret:
+            return _fail(Exception("the two entries differ"))
+    else:
+        secret = sys.stdin.readline().rstrip("\n")
+    if len(secret) < 4:
+        return _fail(Exception("use at least 4 characters (a 6-digit PIN or a password)"))
+    print(hash_password(secret))
     return 0
 
 

@@ -13,7 +13,9 @@ reason only when that file is missing.
         screenshot(page, "status-en")                # docs/screenshots/status-en.png
 
 Playwright's sync API runs its own event loop, so browser tests are plain ``def`` tests
-and the server under test runs in another process (or thread).
+and the server under test runs in another process (or thread). While Playwright runs,
+no asyncio test can run in the same thread: the fixture is module-scoped, so it stops
+at the end of the browser test module — keep browser tests in modules of their own.
 """
 
 from __future__ import annotations
@@ -37,12 +39,7 @@ needs_chromium = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium per test module.
-
-    Not per session: Playwright's sync API keeps an event loop running in the main thread
-    while it is open, so every async test after it would fail with "Runner.run() cannot be
-    called from a running event loop". Closing it at the end of the module ends that loop.
-    """
+    """One headless Chromium for the tests of one module (see the module docstring)."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
     from playwright.sync_api import sync_playwright

@@ -112,7 +112,10 @@ async def seed(cloud: Cloud, keys: Any) -> dict[str, Any]:
         await tx.execute("INSERT INTO results (subject_id, source, source_key, kind, code, value, unit, observed_ms, "
                          "created_ms) VALUES (NULL, 'his', 'LAB0001/1', 'lab', '2345-7', '5.4', 'mmol/L', $1, $2)",
                          now - 7_200_000, now)
-        await _mllp_log(tx, sqlite_store.DDL, now)
+        if tx.dialect == "postgres":
+            await _pg_hl7(tx, now)
+        else:
+            await _mllp_log(tx, sqlite_store.DDL, now)
     dead = (await cloud.sql("SELECT id FROM outbox WHERE idempotency_key = 'mch.upload/case-7'"))[0]["id"]
     await outbox.fail(cloud.state.db, dead, "HTTP 422: 筛查日期晚于上报日期 (screening date after report date)",
                       OutboxConfig(), permanent=True)
@@ -130,3 +133,24 @@ async def _mllp_log(tx: Any, ddl: str, now: int) -> None:
         await tx.execute("INSERT INTO hl7_inbound (id, received_at, peer, sender, control_id, message_type, status, "
                          "ack_code, reason, raw) VALUES ($1, $2, '10.0.0.5', 'HIS^LAB', $3, $4, $5, $6, $7, $8)",
                          f"m{i}", now - i * 60_000, cid, mtype, status, ack, reason, b"MSH|...")
+
+
+async def _pg_hl7(tx: Any, now: int) -> None:
+    """On PostgreSQL: the HL7 listener's and sender's own tables, with an inbound log and an HL7 dead letter."""
+    import datetime as dt
+    import uuid
+
+    from cloud.mllp import outbox as hl7_outbox
+    from cloud.mllp import pg_store
+
+    await tx.execute(pg_store.DDL)
+    await tx.execute(hl7_outbox.DDL)
+    at = dt.datetime.fromtimestamp(now / 1000, dt.UTC)
+    for i, (cid, ack, reason) in enumerate([("MSG0001", "AA", ""), ("MSG0003", "AE", "PID-3 missing")]):
+        await tx.execute("INSERT INTO hl7_inbound (id, received_at, peer, sender, control_id, message_type, status, "
+                         "ack_code, reason, raw) VALUES ($1, $2, '10.0.0.5', 'HIS^LAB', $3, 'ORU^R01', $4, $5, $6, $7)",
+                         uuid.uuid4(), at - dt.timedelta(minutes=i), cid, "accepted" if ack == "AA" else "error",
+                         ack, reason, b"MSH|...")
+    await tx.execute("INSERT INTO hl7_outbound (control_id, idempotency_key, payload, state, attempts, ack_code, "
+                     "last_error) VALUES ('MCH000000000001', 'session-1', $1, 'dead', 8, 'AR', 'unknown patient')",
+                     b"MSH|...")

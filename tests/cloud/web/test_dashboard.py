@@ -21,6 +21,11 @@ from tests.cloud.web.support import NID, PASSWORD, WEB, code, csrf_from, running
 @pytest.fixture
 async def seeded(tmp_path: Path):  # type: ignore[no-untyped-def]
     cfg, keys = make_cloud(tmp_path / "cloud", f"sqlite:///{tmp_path / 'cloud' / 'cloud.db'}", extra_toml=WEB)
+    async for x in _seeded(cfg, keys):
+        yield x
+
+
+async def _seeded(cfg: Any, keys: Any):  # type: ignore[no-untyped-def]
     async with running(cfg) as cloud:
         facts = await seed(cloud, keys)
         secret = await cloud.user("ops", "integration")
@@ -141,3 +146,33 @@ async def test_live_events_stream_over_real_http(tmp_path: Path, monkeypatch: py
                 if len(seen) == 4:
                     break
     assert seen == {"hubs-online": "0/0", "sync-waiting": "0", "outbox-pending": "0", "outbox-dead": "0"}
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_with_the_hl7_tables(tmp_path: Path, pg_dsn: str) -> None:
+    """The same pages on PostgreSQL, where the HIS queue is the HL7 sender's own table."""
+    cfg, keys = make_cloud(tmp_path / "cloud", pg_dsn, extra_toml=WEB)
+    async for cloud, c, facts in _seeded(cfg, keys):
+        html = (await c.get("/ui/dashboard")).text
+        assert "MCH000000000001" in html and "AR unknown patient" in html and "PID-3 missing" in html
+        assert "筛查日期晚于上报日期" in html and "H2" in html
+        token = csrf_from(html)
+        r = await c.post("/ui/dashboard/replay", data={"queue": "his", "id": "MCH000000000001", "csrf_token": token})
+        assert "replayed=MCH000000000001" in r.headers["location"]
+        assert (await cloud.sql("SELECT state FROM hl7_outbound"))[0]["state"] == "pending"
+        assert await cloud.sql("SELECT 1 FROM audit_log WHERE action = 'hl7.replay' AND actor = 'web:ops'")
+        r = await c.post("/ui/dashboard/replay", data={"queue": "mch", "id": str(facts["dead_id"]),
+                                                       "csrf_token": token})
+        assert "replayed=" in r.headers["location"]
+        for q in ("MSG0003", "MCH000000000001", "H1:2", NID, "mch.upload/"):
+            assert (await c.get("/ui/dashboard/search", params={"q": q})).status_code == 200
+        assert "1101**********002X" in (await c.get("/ui/dashboard/search", params={"q": NID})).text
+        assert "LAB0001/1" in (await c.get("/ui/dashboard/unmatched")).text
+        await sampler.sample(cloud.state.db)
+        admin_secret = await cloud.user("root", "admin")
+        async with cloud.client() as a:
+            await sign_in(a, "root", admin_secret)
+            for path in ("/ui/admin", "/ui/admin/devices", "/ui/admin/users", "/ui/admin/audit?action=hl7.",
+                         "/ui/registers"):
+                page = await a.get(path)
+                assert page.status_code == 200 and "built-in method" not in page.text, path

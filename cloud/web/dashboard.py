@@ -28,6 +28,7 @@ from webui import svg
 
 ROLES = (INTEGRATION, ADMIN)
 EVENT_PERIOD_S = 5.0
+HUB_ROWS = 100  #: hubs listed before "show all" (a city has ~1,100; problems sort first)
 
 
 async def load_queues(tx: Tx, now: int) -> list[queues.Queue]:
@@ -61,8 +62,10 @@ async def overview(request: Request) -> Response:
     now = now_ms()
     t = RENDER.catalog.t
     lang = RENDER.language(request)
+    show_all = request.query_params.get("hubs") == "all"
     async with db_of(request).transaction() as tx:
-        hubs = await queues.hubs(tx, now)
+        hubs = await queues.hubs(tx, now, limit=1_000_000 if show_all else HUB_ROWS)
+        hub_total = await tx.fetchval("SELECT COUNT(*) FROM hubs")
         qs = await load_queues(tx, now)
         topics = await queues.topics(tx)
         mllp = await hl7.mllp_log(tx, limit=30)
@@ -74,7 +77,8 @@ async def overview(request: Request) -> Response:
         return t(key, lang)
 
     return page(request, "dashboard.html", {
-        "now": now, "hubs": hubs, "queues": qs, "charts": {q.key: charts(q, tr) for q in qs}, "topics": topics,
+        "now": now, "hubs": hubs, "hub_total": hub_total, "queues": qs,
+        "charts": {q.key: charts(q, tr) for q in qs}, "topics": topics,
         "mllp": mllp, "ack_chart": svg.bar_chart(acks, title="ACK", height=150) if acks else "",
         "numbers": numbers, "unmatched": unmatched, "replayed": request.query_params.get("replayed"),
         "error": request.query_params.get("error")}, nav="dashboard")

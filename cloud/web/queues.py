@@ -58,14 +58,14 @@ async def table_exists(tx: Tx, name: str) -> bool:
     return bool(await tx.fetchval("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1", name))
 
 
-async def hubs(tx: Tx, now: int) -> list[dict[str, Any]]:
-    """Every hub, offline first: presence, last seen, last batch, sync lag (s) and queue depth."""
+async def hubs(tx: Tx, now: int, limit: int = 100_000) -> list[dict[str, Any]]:
+    """Hubs, offline and most backlogged first: presence, last seen, last batch, sync lag (s), queue depth."""
     rows = await tx.fetch(
         "SELECT h.hub_id, h.site_id, h.status, h.online, h.last_seen_ms, h.queue_depth, h.version, "
         "MAX(s.last_batch_ms) AS last_batch_ms, COALESCE(SUM(s.records), 0) AS records "
         "FROM hubs h LEFT JOIN sync_state s ON s.hub_id = h.hub_id "
         "GROUP BY h.hub_id, h.site_id, h.status, h.online, h.last_seen_ms, h.queue_depth, h.version "
-        "ORDER BY h.online, h.hub_id")
+        "ORDER BY h.online, COALESCE(h.queue_depth, 0) DESC, h.hub_id LIMIT $1", limit)
     out = []
     for r in rows:
         d = dict(r)

@@ -52,6 +52,15 @@ async def test_overview_shows_hubs_queues_charts_dead_letters_and_the_mllp_log(s
     assert "Inbound sync" in en and "Dead letters" in en and "Replay" in en
 
 
+async def test_a_large_fleet_lists_problem_hubs_first(seeded: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, c, _ = seeded
+    monkeypatch.setattr(dashboard, "HUB_ROWS", 1)
+    html = (await c.get("/ui/dashboard")).text
+    assert "显示 1 / 2 个网关" in html and "<td>H2</td>" in html and "<td>H1</td>" not in html  # offline first
+    html = (await c.get("/ui/dashboard?hubs=all")).text
+    assert "<td>H1</td>" in html and "显示 1 / 2" not in html
+
+
 async def test_replay_a_dead_letter_is_audited_and_needs_csrf(seeded: Any) -> None:
     cloud, c, facts = seeded
     page = await c.get("/ui/dashboard")

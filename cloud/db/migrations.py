@@ -152,6 +152,8 @@ CREATE TABLE web_login_locks (key TEXT PRIMARY KEY, until_ms BIGINT NOT NULL);
 CREATE TABLE dashboard_samples (
     minute BIGINT NOT NULL, metric TEXT NOT NULL, value BIGINT NOT NULL, PRIMARY KEY (minute, metric));
 CREATE INDEX outbox_created ON outbox (created_ms);
+CREATE INDEX outbox_open ON outbox (topic, status) WHERE status <> 'done';
+CREATE INDEX audit_log_action ON audit_log (action, at_ms);
 """
 
 #: (version, name, SQL for both dialects, PostgreSQL-only SQL)

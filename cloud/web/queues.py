@@ -39,6 +39,14 @@ class Queue:
     source: str = "outbox"  #: where the rows live (outbox, hl7_outbound, audit_log)
 
 
+def queue_of(topic: str) -> str:
+    """The outbound queue an outbox topic belongs to (``other`` for internal events)."""
+    for key, patterns in OUTBOX_QUEUES.items():
+        if any(topic.startswith(p.rstrip("%")) for p in patterns):
+            return key
+    return "other"
+
+
 def hour_label(hour: int) -> str:
     """``HH:00`` (local time) of an hour number since the epoch."""
     return dt.datetime.fromtimestamp(hour * 3600).strftime("%H:00")
@@ -115,27 +123,37 @@ async def sync_queue(tx: Tx, now: int) -> Queue:
         source="audit_log")
 
 
-_COUNTS = ("SELECT status, COUNT(*) AS n FROM outbox WHERE (status <> 'done' OR updated_ms >= $1) "
-           "AND (topic LIKE $2 OR topic LIKE $3) GROUP BY status")
-_RATES = ("SELECT created_ms / 3600000 AS h, COUNT(*) AS n FROM outbox WHERE created_ms >= $1 "
-          "AND (topic LIKE $2 OR topic LIKE $3) GROUP BY created_ms / 3600000")
+_COUNTS = ("SELECT status, COUNT(*) AS n FROM outbox WHERE status <> 'done' "
+           "AND (topic LIKE $1 OR topic LIKE $2) GROUP BY status")  # the partial index outbox_open
 _OLDEST = ("SELECT id, topic, idempotency_key, attempts, created_ms, last_error FROM outbox WHERE status = 'pending' "
            "AND (topic LIKE $1 OR topic LIKE $2) ORDER BY created_ms, id LIMIT 10")
 _DEAD = ("SELECT id, topic, idempotency_key, attempts, updated_ms, last_error FROM outbox WHERE status = 'dead' "
          "AND (topic LIKE $1 OR topic LIKE $2) ORDER BY updated_ms DESC LIMIT 50")
 
 
+async def _created_hourly(tx: Tx, key: str, now: int) -> list[tuple[str, float]]:
+    """Messages enqueued per hour (from the per-minute samples)."""
+    rows = await tx.fetch("SELECT minute / 60 AS h, SUM(value) AS n FROM dashboard_samples WHERE metric = $1 "
+                          "AND minute >= $2 GROUP BY minute / 60", f"outbox.created.{key}", (now - DAY_MS) // 60_000)
+    return hourly(rows, now)
+
+
 async def outbox_queue(tx: Tx, key: str, now: int) -> Queue:
-    """An outbound queue over the outbox (``key`` in :data:`OUTBOX_QUEUES`)."""
+    """An outbound queue over the outbox (``key`` in :data:`OUTBOX_QUEUES`).
+
+    Reads only open messages (pending, dead: a partial index) and the samples, never the
+    day's delivered messages, so the page costs the same with 200,000 messages a day.
+    """
     pats = OUTBOX_QUEUES[key]
-    counts = {"pending": 0, "dead": 0, "done_24h": 0}
-    for r in await tx.fetch(_COUNTS, now - DAY_MS, *pats):
-        counts["done_24h" if r["status"] == "done" else r["status"]] = int(r["n"])
-    rates = await tx.fetch(_RATES, now - DAY_MS, *pats)
+    counts = {"pending": 0, "dead": 0}
+    for r in await tx.fetch(_COUNTS, *pats):
+        counts[r["status"]] = int(r["n"])
+    rates = await _created_hourly(tx, key, now)
+    counts["in_24h"] = int(sum(v for _, v in rates))
     oldest = await tx.fetch(_OLDEST, *pats)
     dead = await tx.fetch(_DEAD, *pats)
     return Queue(
-        key, counts, hourly(rates, now),
+        key, counts, rates,
         oldest=[{"id": r["id"], "label": r["idempotency_key"], "attempts": r["attempts"],
                  "age_s": (now - r["created_ms"]) // 1000, "reason": r["last_error"] or ""} for r in oldest],
         dead=[{"id": r["id"], "label": r["idempotency_key"], "reason": r["last_error"] or "",

@@ -11,7 +11,7 @@ import pytest
 from cloud import users
 from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database
-from cloud.web import dashboard, sampler
+from cloud.web import dashboard, queues, sampler
 from cloud.web.dashboard import headline
 from protocol.ids import now_ms
 from tests.cloud.support import make_cloud, serving
@@ -124,6 +124,13 @@ async def test_headline_numbers_and_samples(seeded: Any) -> None:
     await sampler.sample(cloud.state.db, now)
     rows = await cloud.sql("SELECT metric, value FROM dashboard_samples WHERE metric = 'sync.records'")
     assert len(rows) == 2
+    # the messages seeded a moment ago count as enqueued in the minute they were created
+    await sampler.sample(cloud.state.db, now + 60_000)
+    created = await cloud.sql("SELECT metric, SUM(value) AS n FROM dashboard_samples WHERE metric LIKE $1 "
+                              "GROUP BY metric ORDER BY metric", "outbox.created.%")
+    totals = {r["metric"]: r["n"] for r in created}
+    assert totals["outbox.created.mch"] >= 2 and totals["outbox.created.his"] >= 1
+    assert queues.queue_of("his.vitals") == "his" and queues.queue_of("visit.closed") == "other"
 
 
 async def test_live_events_stream_over_real_http(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

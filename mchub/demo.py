@@ -18,7 +18,7 @@ mchub {version} — what runs today / 当前可用的部分:
   cloud / 云端        mchub cloud init && mchub cloud serve                      (docs/cloud.md)
                       mchub sim fleet --url http://127.0.0.1:8443 --admin-token-file admin.token
   provisioning / 配置 mchub provision ca init | site | token | hub | device      (docs/provisioning.md)
-  hospital / 医院     python -m cloud.mllp --db hl7.db ; python -m firmware_sim.his send ...
+  hospital / 医院     [mllp]/[his]/[dicom] enabled in cloud.toml ; python -m firmware_sim.his send ...  (docs/hl7.md)
   speed / 性能        mchub bench                                                 (bench/)
 
 The one-command demo of the whole system is still to come (issue: "The main job").

@@ -176,6 +176,9 @@ class WebConfig:
     secure_cookie: bool = True
     max_failures: int = 5
     lock_s: int = 900
+
+
+@dataclass(frozen=True)
 class MllpConfig:
     """[mllp]: the HL7 listener (one process owns the port; see cloud/integration/service.py)."""
 
@@ -345,11 +348,9 @@ def parse(text: str, path: Path) -> CloudConfig:
     if lg.level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise _err(path, "[logging] level", f"{lg.level!r} is not a level", "use DEBUG, INFO, WARNING or ERROR")
     prov = _provisioning(path, doc.get("provisioning", {}))
-    return CloudConfig(
-        path=path, server=s, database=db, provisioning=prov,
     mllp, his, dicom = _integration(path, doc)
     return CloudConfig(
-        path=path, server=s, database=db, mllp=mllp, his=his, dicom=dicom,
+        path=path, server=s, database=db, provisioning=prov, mllp=mllp, his=his, dicom=dicom,
         keys_dir=keys_dir if keys_dir.is_absolute() else base / keys_dir,
         admin_token_file=(Path(token) if Path(token).is_absolute() else base / token) if token else None,
         mqtt=MqttConfig(**doc.get("mqtt", {})), outbox=o,
@@ -377,6 +378,8 @@ def _provisioning(path: Path, doc: dict[str, Any]) -> ProvisioningConfig:
     _positive(path, "[provisioning] hub_cert_days", p.hub_cert_days, 397)
     _positive(path, "[provisioning] rotation_overlap_hours", p.rotation_overlap_hours, 24 * 30)
     return p
+
+
 def _file(base: Path, value: str) -> Path | None:
     return (Path(value) if Path(value).is_absolute() else base / value) if value else None
 

@@ -155,6 +155,7 @@ CREATE TABLE dashboard_samples (
 CREATE INDEX outbox_created ON outbox (created_ms);
 CREATE INDEX outbox_open ON outbox (topic, status) WHERE status <> 'done';
 CREATE INDEX audit_log_action ON audit_log (action, at_ms);
+CREATE INDEX hl7_inbound_control ON hl7_inbound (control_id);
 """
 
 #: (version, name, SQL for both dialects, PostgreSQL-only SQL)

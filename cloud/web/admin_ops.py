@@ -12,7 +12,6 @@ from typing import Any
 
 from cloud.db.engine import Tx
 from cloud.fleet.service import Fleet
-from cloud.web.queues import table_exists
 
 
 async def sites(tx: Tx) -> list[dict[str, Any]]:
@@ -34,10 +33,8 @@ async def hubs(tx: Tx, now: int) -> list[dict[str, Any]]:
     return [{**dict(r), "online": bool(r["online"])} for r in rows]
 
 
-async def tokens(tx: Tx) -> list[dict[str, Any]] | None:
-    """Enrollment tokens (never their secret), newest first; None when the table is absent."""
-    if not await table_exists(tx, "enroll_tokens"):
-        return None
+async def tokens(tx: Tx) -> list[dict[str, Any]]:
+    """Enrollment tokens (never their secret), newest first."""
     rows = await tx.fetch("SELECT token_id, site_id, hub_serial, created_ms, expires_ms, created_by, used_ms, "
                           "used_by_hub FROM enroll_tokens ORDER BY created_ms DESC LIMIT 100")
     return [dict(r) for r in rows]
@@ -45,11 +42,10 @@ async def tokens(tx: Tx) -> list[dict[str, Any]] | None:
 
 async def devices(tx: Tx) -> list[dict[str, Any]]:
     """Devices per hub and station: the configured inventory, else the devices seen in readings."""
-    if await table_exists(tx, "device_inventory"):
-        rows = await tx.fetch("SELECT hub_id, station, device_id, kind, transport, address, label "
-                              "FROM device_inventory ORDER BY hub_id, station, device_id")
-        if rows:
-            return [{**dict(r), "seen": False} for r in rows]
+    rows = await tx.fetch("SELECT hub_id, station, device_id, kind, transport, address, label "
+                          "FROM device_inventory ORDER BY hub_id, station, device_id")
+    if rows:
+        return [{**dict(r), "seen": False} for r in rows]
     rows = await tx.fetch("SELECT hub_id, station_id AS station, device_id, first_seen_ms FROM devices "
                           "ORDER BY hub_id, station_id, device_id")
     return [{**dict(r), "seen": True} for r in rows]

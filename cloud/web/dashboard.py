@@ -4,6 +4,7 @@
     POST /ui/dashboard/replay      put a dead letter back in its queue (CSRF, audited)
     GET  /ui/dashboard/search?q=   control id, outbox key, HUB:SEQ batch, hub, patient (masked)
     GET  /ui/dashboard/unmatched   results no patient matched yet (patient data: audited)
+    POST /ui/dashboard/unmatched/{item_id}/resolve   attach one to a patient by ID number (audited)
     GET  /ui/dashboard/events      Server-Sent Events: the headline numbers every few seconds
 """
 
@@ -32,8 +33,8 @@ HUB_ROWS = 100  #: hubs listed before "show all" (a city has ~1,100; problems so
 
 
 async def load_queues(tx: Tx, now: int) -> list[queues.Queue]:
-    """Inbound sync, HIS outbound, MCH uploads (a dedicated table wins over the outbox topics)."""
-    his = await hl7.his_queue(tx, now) or await queues.outbox_queue(tx, "his", now)
+    """Inbound sync, HIS outbound (shown by control id), MCH uploads."""
+    his = hl7.label_vitals(await queues.outbox_queue(tx, "his", now))
     return [await queues.sync_queue(tx, now), his, await queues.outbox_queue(tx, "mch", now)]
 
 
@@ -68,10 +69,10 @@ async def overview(request: Request) -> Response:
         hub_total = await tx.fetchval("SELECT COUNT(*) FROM hubs")
         qs = await load_queues(tx, now)
         topics = await queues.topics(tx)
-        mllp = await hl7.mllp_log(tx, limit=30)
-        acks = await hl7.ack_counts(tx, now)
         numbers = await headline(tx)
-        unmatched = await tx.fetchval("SELECT COUNT(*) FROM results WHERE subject_id IS NULL")
+        unmatched = await hl7.unmatched_count(tx)
+    mllp = await hl7.mllp_log(db_of(request), limit=30)
+    acks = await hl7.ack_counts(db_of(request), now - queues.DAY_MS)
 
     def tr(key: str) -> str:
         return t(key, lang)
@@ -88,16 +89,11 @@ async def overview(request: Request) -> Response:
 async def replay(request: Request) -> Response:
     """POST /ui/dashboard/replay: queue, id."""
     form = await request.form()
-    queue, ident = str(form.get("queue", "")), str(form.get("id", ""))
+    ident = str(form.get("id", ""))
     try:
-        if queue == "his" and not ident.isdigit():  # hl7_outbound: control id
-            async with db_of(request).transaction() as tx:
-                if not await hl7.replay_his(tx, ident, actor=actor(request)):
-                    raise CloudError(f"{ident} is not a dead letter")
-        elif ident.isdigit():
-            await outbox.replay(db_of(request), int(ident), actor=actor(request))
-        else:
+        if not ident.isdigit():
             raise CloudError(f"{ident!r} is not a message id")
+        await outbox.replay(db_of(request), int(ident), actor=actor(request))
     except CloudError as exc:
         return RedirectResponse(f"{PREFIX}/dashboard?error={_q(str(exc))}#dead", 303)
     return RedirectResponse(f"{PREFIX}/dashboard?replayed={_q(ident)}#dead", 303)
@@ -122,11 +118,28 @@ async def find(request: Request) -> Response:
 
 @guard(*ROLES)
 async def unmatched(request: Request) -> Response:
-    """GET /ui/dashboard/unmatched: the work list of results without a patient."""
-    async with db_of(request).transaction() as tx:
-        rows = await hl7.unmatched(tx)
+    """GET /ui/dashboard/unmatched: the work list of results and studies without a patient."""
+    rows = await hl7.unmatched(db_of(request))
     await audit_view(request, "unmatched", detail={"rows": len(rows)})
-    return page(request, "unmatched.html", {"rows": rows}, nav="dashboard", patient_data=True)
+    return page(request, "unmatched.html", {"rows": rows, "ok": request.query_params.get("ok", ""),
+                                            "error": request.query_params.get("error", "")},
+                nav="dashboard", patient_data=True)
+
+
+@guard(*ROLES)
+async def resolve(request: Request) -> Response:
+    """POST /ui/dashboard/unmatched/{item_id}/resolve: national_id."""
+    form = await request.form()
+    back = f"{PREFIX}/dashboard/unmatched"
+    item = request.path_params["item_id"]
+    try:
+        if not item.isdigit():
+            raise CloudError(f"{item!r} is not a work-list item")
+        await hl7.resolve(db_of(request), request.app.state.cloud.ingestor.at_rest, int(item),
+                          str(form.get("national_id", "")), actor=actor(request))
+    except CloudError as exc:
+        return RedirectResponse(f"{back}?error={_q(str(exc))}", 303)
+    return RedirectResponse(f"{back}?ok={_q(item)}", 303)
 
 
 @guard(*ROLES)
@@ -158,5 +171,6 @@ def routes() -> list[Route]:
         Route("/dashboard/replay", replay, methods=["POST"]),
         Route("/dashboard/search", find),
         Route("/dashboard/unmatched", unmatched),
+        Route("/dashboard/unmatched/{item_id}/resolve", resolve, methods=["POST"]),
         Route("/dashboard/events", events),
     ]

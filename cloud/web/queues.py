@@ -8,8 +8,7 @@
   pending messages and the dead letters with the receiver's reason;
 * :func:`topics` — every outbox topic by state (internal events such as ``visit.closed``).
 
-A queue that lives in a table of its own (HL7 outbound, MCH uploads) plugs in by
-returning a :class:`Queue` from its module (see :mod:`cloud.web.hl7`).
+A queue kept in a table of its own would plug in by returning a :class:`Queue`.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ class Queue:
     oldest: list[dict[str, Any]] = field(default_factory=list)  #: id, label, age_s, attempts
     dead: list[dict[str, Any]] = field(default_factory=list)  #: id, label, reason, attempts, at_ms
     replayable: bool = False  #: dead letters can be put back in the queue
-    source: str = "outbox"  #: where the rows live (outbox, hl7_outbound, audit_log)
+    source: str = "outbox"  #: where the rows live (outbox, audit_log)
 
 
 def queue_of(topic: str) -> str:
@@ -57,13 +56,6 @@ def hourly(rows: list[Any], now: int, hours: int = 24) -> list[tuple[str, float]
     last = now // HOUR_MS
     got = {int(r["h"]): float(r["n"]) for r in rows}
     return [(hour_label(h), got.get(h, 0.0)) for h in range(last - hours + 1, last + 1)]
-
-
-async def table_exists(tx: Tx, name: str) -> bool:
-    """True when table ``name`` exists (a queue of another module may not be installed yet)."""
-    if tx.dialect == "postgres":
-        return bool(await tx.fetchval("SELECT to_regclass($1) IS NOT NULL", name))
-    return bool(await tx.fetchval("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1", name))
 
 
 async def hubs(tx: Tx, now: int, limit: int = 100_000) -> list[dict[str, Any]]:

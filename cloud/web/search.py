@@ -6,8 +6,8 @@ What the text looks like decides where to look (all parameterised SQL):
   visits and results — a view of patient data, audited by the caller;
 * ``HUB:SEQ`` or ``HUB/SEQ`` -> the batch/record with that sequence number on that hub:
   whether it was acknowledged, the reading, and the hub's batch events;
-* anything else -> hubs and sites with that id, outbox messages by key (exact or prefix) or
-  id, inbound and outbound HL7 messages by control id (MSH-10).
+* anything else -> hubs and sites with that id, outbox messages by key (exact or prefix),
+  id or HIS control id (``MCHV...``), inbound HL7 messages by control id (MSH-10).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from typing import Any
 from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Tx
 from cloud.web import hl7
-from cloud.web.queues import table_exists
 from protocol import idnum
 
 _BATCH = re.compile(r"([A-Za-z0-9._-]{1,64})[:/](\d{1,19})")
@@ -34,7 +33,6 @@ class Found:
     hubs: list[dict[str, Any]] = field(default_factory=list)
     outbox: list[dict[str, Any]] = field(default_factory=list)
     hl7_in: list[dict[str, Any]] = field(default_factory=list)
-    hl7_out: list[dict[str, Any]] = field(default_factory=list)
     batch: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     patient: dict[str, Any] | None = None
@@ -44,7 +42,7 @@ class Found:
     @property
     def empty(self) -> bool:
         """Nothing matched."""
-        return not (self.hubs or self.outbox or self.hl7_in or self.hl7_out or self.batch or self.events
+        return not (self.hubs or self.outbox or self.hl7_in or self.batch or self.events
                     or self.patient)
 
 
@@ -97,13 +95,9 @@ async def search(tx: Tx, at_rest: AtRest, query: str) -> Found:
     found.hubs = [dict(r) for r in await tx.fetch(
         "SELECT hub_id, site_id, status, online, last_seen_ms, queue_depth FROM hubs "
         "WHERE hub_id = $1 OR site_id = $2 ORDER BY hub_id LIMIT 50", q, q)]
-    msg_id = int(q) if q.isdigit() and len(q) < 19 else -1
+    msg_id = int(q) if q.isdigit() and len(q) < 19 else hl7.vitals_message_id(q) or -1
     found.outbox = [dict(r) for r in await tx.fetch(
         "SELECT id, topic, idempotency_key, status, attempts, created_ms, updated_ms, last_error FROM outbox "
         "WHERE id = $1 OR idempotency_key LIKE $2 ESCAPE '\\' ORDER BY id DESC LIMIT 50", msg_id, _like_prefix(q))]
-    found.hl7_in = await hl7.mllp_log(tx, control_id=q) or []
-    if tx.dialect == "postgres" and await table_exists(tx, "hl7_outbound"):
-        found.hl7_out = [dict(r) for r in await tx.fetch(
-            "SELECT control_id, destination, state, attempts, ack_code, last_error, created_at FROM hl7_outbound "
-            "WHERE control_id = $1", q)]
+    found.hl7_in = await hl7.by_control_id(tx, q)
     return found

@@ -87,7 +87,6 @@ async def seed(cloud: Cloud, keys: Any) -> dict[str, Any]:
     outbound messages pending and dead, an unmatched lab result and an HL7 inbound log."""
     from cloud import outbox, registry
     from cloud.config import OutboxConfig
-    from cloud.mllp import sqlite_store
     from protocol.ids import now_ms
     from tests.cloud.support import hub
 
@@ -109,48 +108,22 @@ async def seed(cloud: Cloud, keys: Any) -> dict[str, Any]:
         await outbox.enqueue(tx, "his.vitals", "his.vitals/H1/s1", {"hub_id": "H1"})
         await outbox.enqueue(tx, "mch.upload", "mch.upload/case-7", {"case": 7})
         await outbox.enqueue(tx, "mch.upload", "mch.upload/case-8", {"case": 8})
-        await tx.execute("INSERT INTO results (subject_id, source, source_key, kind, code, value, unit, observed_ms, "
-                         "created_ms) VALUES (NULL, 'his', 'LAB0001/1', 'lab', '2345-7', '5.4', 'mmol/L', $1, $2)",
-                         now - 7_200_000, now)
-        if tx.dialect == "postgres":
-            await _pg_hl7(tx, now)
-        else:
-            await _mllp_log(tx, sqlite_store.DDL, now)
+        await _hl7(tx, now)
     dead = (await cloud.sql("SELECT id FROM outbox WHERE idempotency_key = 'mch.upload/case-7'"))[0]["id"]
     await outbox.fail(cloud.state.db, dead, "HTTP 422: 筛查日期晚于上报日期 (screening date after report date)",
                       OutboxConfig(), permanent=True)
-    return {"dead_id": dead, "hubs": (h1, h2)}
+    his = (await cloud.sql("SELECT id FROM outbox WHERE idempotency_key = 'his.vitals/H1/s1'"))[0]["id"]
+    await outbox.fail(cloud.state.db, his, "AR: PID-3 unknown patient", OutboxConfig(), permanent=True)
+    return {"dead_id": dead, "his_id": his, "hubs": (h1, h2)}
 
 
-async def _mllp_log(tx: Any, ddl: str, now: int) -> None:
-    """The HL7 listener's inbound log (its own table, as the listener creates it)."""
-    for stmt in ddl.split(";\n"):
-        if stmt.strip():
-            await tx.execute(stmt)
+async def _hl7(tx: Any, now: int) -> None:
+    """The HL7 listener's log (frames with their ACK codes) and one result waiting for its patient."""
     rows = [("MSG0001", "ORU^R01", "accepted", "AA", ""), ("MSG0002", "ADT^A01", "accepted", "AA", ""),
-            ("MSG0003", "ORU^R01", "error", "AE", "PID-3 missing"), ("", "", "garbage", "AR", "no MSH segment")]
+            ("MSG0003", "ORU^R01", "error", "AE", "PID-3 missing"), ("", "", "garbage", "", "no MSH segment")]
     for i, (cid, mtype, status, ack, reason) in enumerate(rows):
-        await tx.execute("INSERT INTO hl7_inbound (id, received_at, peer, sender, control_id, message_type, status, "
-                         "ack_code, reason, raw) VALUES ($1, $2, '10.0.0.5', 'HIS^LAB', $3, $4, $5, $6, $7, $8)",
-                         f"m{i}", now - i * 60_000, cid, mtype, status, ack, reason, b"MSH|...")
-
-
-async def _pg_hl7(tx: Any, now: int) -> None:
-    """On PostgreSQL: the HL7 listener's and sender's own tables, with an inbound log and an HL7 dead letter."""
-    import datetime as dt
-    import uuid
-
-    from cloud.mllp import outbox as hl7_outbox
-    from cloud.mllp import pg_store
-
-    await tx.execute(pg_store.DDL)
-    await tx.execute(hl7_outbox.DDL)
-    at = dt.datetime.fromtimestamp(now / 1000, dt.UTC)
-    for i, (cid, ack, reason) in enumerate([("MSG0001", "AA", ""), ("MSG0003", "AE", "PID-3 missing")]):
-        await tx.execute("INSERT INTO hl7_inbound (id, received_at, peer, sender, control_id, message_type, status, "
-                         "ack_code, reason, raw) VALUES ($1, $2, '10.0.0.5', 'HIS^LAB', $3, 'ORU^R01', $4, $5, $6, $7)",
-                         uuid.uuid4(), at - dt.timedelta(minutes=i), cid, "accepted" if ack == "AA" else "error",
-                         ack, reason, b"MSH|...")
-    await tx.execute("INSERT INTO hl7_outbound (control_id, idempotency_key, payload, state, attempts, ack_code, "
-                     "last_error) VALUES ('MCH000000000001', 'session-1', $1, 'dead', 8, 'AR', 'unknown patient')",
-                     b"MSH|...")
+        await tx.execute("INSERT INTO hl7_inbound (uid, received_ms, peer, sender, control_id, message_type, status, "
+                         "ack_code, reason, raw, processed_ms) VALUES ($1, $2, '10.0.0.5', 'HIS^LAB', $3, $4, $5, $6, "
+                         "$7, $8, $9)", f"u{i}", now - i * 60_000, cid, mtype, status, ack, reason, b"MSH|...", now)
+    await tx.execute("INSERT INTO unmatched (kind, ref, mrn_authority, mrn, summary, created_ms) "
+                     "VALUES ('hl7', 'u0', 'HIS', 'MRN0042', 'LAB0001/1 2345-7 glucose 5.4 mmol/L', $1)", now)

@@ -74,7 +74,7 @@ def test_integration_engineer_watches_replays_and_searches(browser: Any, live: A
     page.goto(f"{url}/ui/login?lang=zh-CN")
     sign_in(page, url, "ops", secrets["ops"])
     assert page.url.endswith("/ui/dashboard")
-    assert page.text_content("[data-live=outbox-dead]") == "1"
+    assert page.text_content("[data-live=outbox-dead]") == "2"
 
     # a second message dies while the page is open: the number changes without a reload (SSE)
     db = sqlite3.connect(prov.cfg.database.url.removeprefix("sqlite:///"))
@@ -83,7 +83,7 @@ def test_integration_engineer_watches_replays_and_searches(browser: Any, live: A
                    ("mch.upload/case-8",))
     db.close()
     # (a locator assertion, not wait_for_function: the page CSP forbids eval)
-    expect(page.locator("[data-live=outbox-dead]")).to_have_text("2", timeout=20_000)
+    expect(page.locator("[data-live=outbox-dead]")).to_have_text("3", timeout=20_000)
 
     row = page.locator("tr.dead-letter", has_text="mch.upload/case-7")
     assert "筛查日期晚于上报日期" in row.inner_text()

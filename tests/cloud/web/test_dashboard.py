@@ -46,6 +46,7 @@ async def test_overview_shows_hubs_queues_charts_dead_letters_and_the_mllp_log(s
     assert html.count("<svg") >= 7  # two charts per queue + the ACK chart
     assert "筛查日期晚于上报日期" in html  # the receiver's reason of the dead letter
     assert "mch.upload/case-7" in html and "PID-3 missing" in html and ">AE<" in html
+    assert "MCHV0000000000" in html and "AR: PID-3 unknown patient" in html  # HIS dead letter by control id
     assert "1 条结果尚未匹配到患者" in html
     assert 'data-events="/ui/dashboard/events"' in html and 'data-live="outbox-dead"' in html
     en = (await c.get("/ui/dashboard?lang=en")).text
@@ -65,21 +66,21 @@ async def test_replay_a_dead_letter_is_audited_and_needs_csrf(seeded: Any) -> No
     cloud, c, facts = seeded
     page = await c.get("/ui/dashboard")
     token = csrf_from(page.text)
-    assert (await c.post("/ui/dashboard/replay", data={"queue": "mch", "id": str(facts["dead_id"])})).status_code == 403
-    r = await c.post("/ui/dashboard/replay", data={"queue": "mch", "id": str(facts["dead_id"]), "csrf_token": token})
+    assert (await c.post("/ui/dashboard/replay", data={"id": str(facts["dead_id"])})).status_code == 403
+    r = await c.post("/ui/dashboard/replay", data={"id": str(facts["dead_id"]), "csrf_token": token})
     assert r.status_code == 303 and "replayed=" in r.headers["location"]
     row = (await cloud.sql("SELECT status, attempts FROM outbox WHERE id = $1", facts["dead_id"]))[0]
     assert (row["status"], row["attempts"]) == ("pending", 0)
     audit = await cloud.sql("SELECT actor FROM audit_log WHERE action = 'outbox.replay'")
     assert [a["actor"] for a in audit] == ["web:ops"]
-    form = {"queue": "mch", "id": str(facts["dead_id"]), "csrf_token": token}
+    form = {"id": str(facts["dead_id"]), "csrf_token": token}
     again = await c.post("/ui/dashboard/replay", data=form)
     assert "error=" in again.headers["location"]  # no longer a dead letter
     assert "已重新排队" in (await c.get(r.headers["location"])).text
 
 
 async def test_search_by_key_hub_batch_and_control_id(seeded: Any) -> None:
-    _, c, _ = seeded
+    _, c, facts = seeded
     assert "mch.upload/case-8" in (await c.get("/ui/dashboard/search", params={"q": "mch.upload/"})).text
     assert "城关" not in (await c.get("/ui/dashboard/search", params={"q": "H2"})).text
     by_hub = (await c.get("/ui/dashboard/search", params={"q": "H2"})).text
@@ -87,6 +88,8 @@ async def test_search_by_key_hub_batch_and_control_id(seeded: Any) -> None:
     batch = (await c.get("/ui/dashboard/search", params={"q": "H1:2"})).text
     assert "ST" in batch and "blood_pressure" in batch and "是" in batch
     assert "PID-3 missing" in (await c.get("/ui/dashboard/search", params={"q": "MSG0003"})).text
+    his = (await c.get("/ui/dashboard/search", params={"q": f"MCHV{facts['his_id']:012d}"})).text
+    assert "his.vitals/H1/s1" in his and "AR: PID-3 unknown patient" in his
     injection = await c.get("/ui/dashboard/search", params={"q": "' OR 1=1 --"})
     assert injection.status_code == 200 and "没有找到" in injection.text
     assert "没有找到" in (await c.get("/ui/dashboard/search", params={"q": "%"})).text  # LIKE wildcards escaped
@@ -105,11 +108,21 @@ async def test_patient_search_is_masked_watermarked_and_audited(seeded: Any) -> 
     assert len(rows) == 1 and rows[0]["actor"] == "web:ops" and rows[0]["subject_id"] is not None
 
 
-async def test_unmatched_work_list_is_audited(seeded: Any) -> None:
+async def test_unmatched_work_list_is_audited_and_an_item_is_matched_by_id_number(seeded: Any) -> None:
     cloud, c, _ = seeded
     r = await c.get("/ui/dashboard/unmatched")
-    assert "LAB0001/1" in r.text and "5.4" in r.text and 'class="watermark"' in r.text
+    assert "LAB0001/1" in r.text and "MRN0042" in r.text and 'class="watermark"' in r.text
     assert await cloud.sql("SELECT 1 FROM audit_log WHERE action = 'view.unmatched' AND actor = 'web:ops'")
+    item = (await cloud.sql("SELECT id FROM unmatched"))[0]["id"]
+    token = csrf_from(r.text)
+    bad = await c.post(f"/ui/dashboard/unmatched/{item}/resolve", data={"national_id": "123", "csrf_token": token})
+    assert "error=" in bad.headers["location"]
+    ok = await c.post(f"/ui/dashboard/unmatched/{item}/resolve", data={"national_id": NID, "csrf_token": token})
+    assert ok.headers["location"].endswith(f"ok={item}")
+    row = (await cloud.sql("SELECT status, subject_id, resolved_by FROM unmatched"))[0]
+    assert row["status"] == "resolved" and row["subject_id"] is not None and row["resolved_by"] == "web:ops"
+    assert await cloud.sql("SELECT 1 FROM audit_log WHERE action = 'unmatched.resolve' AND actor = 'web:ops'")
+    assert "MRN0042" not in (await c.get("/ui/dashboard/unmatched")).text
 
 
 async def test_headline_numbers_and_samples(seeded: Any) -> None:
@@ -117,7 +130,7 @@ async def test_headline_numbers_and_samples(seeded: Any) -> None:
     async with cloud.state.db.transaction() as tx:
         numbers = await headline(tx)
     assert numbers == {"hubs-online": "1/2", "sync-waiting": "240", "outbox-pending": str(
-        numbers["outbox-pending"]), "outbox-dead": "1"}
+        numbers["outbox-pending"]), "outbox-dead": "2"}
     now = now_ms()
     await sampler.sample(cloud.state.db, now - 3_600_000)
     await sampler.sample(cloud.state.db, now - 3_600_000)  # idempotent within a minute
@@ -165,30 +178,28 @@ async def test_live_events_stream_over_real_http(tmp_path: Path, monkeypatch: py
 
 
 @pytest.mark.postgres
-async def test_on_postgresql_with_the_hl7_tables(tmp_path: Path, pg_dsn: str) -> None:
-    """The same pages on PostgreSQL, where the HIS queue is the HL7 sender's own table."""
+async def test_on_postgresql(tmp_path: Path, pg_dsn: str) -> None:
+    """The same pages on PostgreSQL (every query of the dashboard and the admin console)."""
     cfg, keys = make_cloud(tmp_path / "cloud", pg_dsn, extra_toml=WEB)
     async for cloud, c, facts in _seeded(cfg, keys):
         html = (await c.get("/ui/dashboard")).text
-        assert "MCH000000000001" in html and "AR unknown patient" in html and "PID-3 missing" in html
+        assert f"MCHV{facts['his_id']:012d}" in html and "PID-3 missing" in html and ">AE<" in html
         assert "筛查日期晚于上报日期" in html and "H2" in html
         token = csrf_from(html)
-        r = await c.post("/ui/dashboard/replay", data={"queue": "his", "id": "MCH000000000001", "csrf_token": token})
-        assert "replayed=MCH000000000001" in r.headers["location"]
-        assert (await cloud.sql("SELECT state FROM hl7_outbound"))[0]["state"] == "pending"
-        assert await cloud.sql("SELECT 1 FROM audit_log WHERE action = 'hl7.replay' AND actor = 'web:ops'")
-        r = await c.post("/ui/dashboard/replay", data={"queue": "mch", "id": str(facts["dead_id"]),
-                                                       "csrf_token": token})
-        assert "replayed=" in r.headers["location"]
-        for q in ("MSG0003", "MCH000000000001", "H1:2", NID, "mch.upload/"):
+        for ident in (facts["his_id"], facts["dead_id"]):
+            r = await c.post("/ui/dashboard/replay", data={"id": str(ident), "csrf_token": token})
+            assert f"replayed={ident}" in r.headers["location"]
+        assert {r["status"] for r in await cloud.sql("SELECT status FROM outbox WHERE id = ANY($1::bigint[])",
+                                                     [facts["his_id"], facts["dead_id"]])} == {"pending"}
+        for q in ("MSG0003", f"MCHV{facts['his_id']:012d}", "H1:2", NID, "mch.upload/", "H2"):
             assert (await c.get("/ui/dashboard/search", params={"q": q})).status_code == 200
         assert "1101**********002X" in (await c.get("/ui/dashboard/search", params={"q": NID})).text
-        assert "LAB0001/1" in (await c.get("/ui/dashboard/unmatched")).text
+        assert "MRN0042" in (await c.get("/ui/dashboard/unmatched")).text
         await sampler.sample(cloud.state.db)
         admin_secret = await cloud.user("root", "admin")
         async with cloud.client() as a:
             await sign_in(a, "root", admin_secret)
-            for path in ("/ui/admin", "/ui/admin/devices", "/ui/admin/users", "/ui/admin/audit?action=hl7.",
+            for path in ("/ui/admin", "/ui/admin/devices", "/ui/admin/users", "/ui/admin/audit?action=outbox.",
                          "/ui/registers"):
                 page = await a.get(path)
                 assert page.status_code == 200 and "built-in method" not in page.text, path

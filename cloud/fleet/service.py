@@ -155,6 +155,9 @@ class Fleet:
         async with self.db.transaction() as tx:
             hub = await hub_ops.revoke_hub(sql_stores(tx), hub_id, actor=actor, reason=reason, now_ms=now)
         await self.write_broker_passwords()  # its MQTT login goes at the broker's reload
+        body = CommandBody(id=uuid7(now), hub_id=hub_id, name="revoke", issued_ms=now, expires_ms=now + 86_400_000,
+                           args={"reason": reason[:200]})
+        await self._publish(hub_id, sign_command(body, self.signing_key))  # best effort: the hub stops at once
         return hub_ops.hub_row(hub, now)
 
     async def request_rotation(self, actor: str, hub_id: str) -> bool:

@@ -20,7 +20,7 @@ import datetime as dt
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -91,6 +91,7 @@ class StatusPage:
         self.hub, self.renderer = hub, renderer
         self.reach = Reachability()
         self.stopping = stopping or asyncio.Event()  #: set when the hub stops: streams end
+        self._figures: tuple[float, dict[str, Any], int | None, list[int]] | None = None
 
     def broker(self) -> bool | None:
         """MQTT broker connected (None: no [mqtt])."""
@@ -107,8 +108,7 @@ class StatusPage:
         def mark(ok: bool | None, yes: str, no: str) -> str:
             return t("status.not_configured") if ok is None else f"✔ {t(yes)}" if ok else f"✘ {t(no)}"
 
-        st = await asyncio.to_thread(hub.reader.state)
-        oldest = await asyncio.to_thread(hub.reader.oldest_unsynced_at)
+        st, oldest, counts = await self._store_figures()
         sync = hub.sync
         out = {
             "queue_depth": str(st["next_seq"] - 1 - st["acked_through"]),
@@ -119,19 +119,32 @@ class StatusPage:
             "disk": f"{hub.writer.guard.free >> 20} MB",
             "cloud": mark(await self.reach.probe(hub.cfg.sync.url), "status.reachable", "status.unreachable"),
             "broker": mark(self.broker(), "console.connected", "console.disconnected"),
-            "counts": json.dumps([await asyncio.to_thread(hub.reader.count_unbound),
-                                  len(await asyncio.to_thread(hub.reader.sessions_since, start_of_today_ms()))]),
+            "counts": json.dumps(counts),
         }
         for h in hub.supervisor.health.values():
             out[f"dev-{h.device_id}-state"] = mark(h.connected, "console.connected", "console.disconnected")
             out[f"dev-{h.device_id}-last"] = when(h.last_reading_ms)
         return out
 
+    async def _store_figures(self) -> tuple[dict[str, Any], int | None, list[int]]:
+        """Sync state, oldest unsynced time and (unbound, sessions today) counts from hub.db,
+        read at most once per ``LIVE_EVERY_S`` for all open pages (the counts scan the records)."""
+        if self._figures is None or time.monotonic() - self._figures[0] >= LIVE_EVERY_S:
+            reader = self.hub.reader
+
+            def read() -> tuple[dict[str, Any], int | None, list[int]]:
+                return (reader.state(), reader.oldest_unsynced_at(),
+                        [reader.count_unbound(), len(reader.sessions_since(start_of_today_ms()))])
+
+            self._figures = (time.monotonic(), *await asyncio.to_thread(read))
+        return self._figures[1], self._figures[2], self._figures[3]
+
     async def page(self, request: Request) -> Response:
         """``GET /``."""
         hub = self.hub
         snap = await asyncio.to_thread(snapshot, hub)
         last = await asyncio.to_thread(hub.reader.last_readings)
+        self._figures = None  # a page shows fresh figures (and its stream starts from them)
         live = await self.live_values(self.renderer.language(request))
         user = session_of(request).user
         await hub.writer.call(q.audit("view", user, f"status page: {len(snap['sessions_today'])} sessions today, "

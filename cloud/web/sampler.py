@@ -49,11 +49,14 @@ async def sample(db: Database, at_ms: int | None = None, keep_days: int = 8) -> 
 
 
 async def run(db: Database, stop: asyncio.Event, every_s: float = 60.0) -> None:
-    """Sample until ``stop`` is set; a database outage is logged and retried next time."""
+    """Sample every ``every_s`` until ``stop`` is set (the first after one period, not while the worker
+    starts); a database outage is logged and retried next time."""
     while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+        if stop.is_set():
+            return
         try:
             await sample(db)
         except CloudError as exc:
             log.warning("dashboard sample skipped: %s", exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every_s)

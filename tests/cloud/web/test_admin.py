@@ -127,14 +127,6 @@ async def test_devices_per_station(admin: Any) -> None:
     assert r.status_code == 200 and "H1" in r.text and "-bp" in r.text
 
 
-async def test_register_pages_are_watermarked_and_say_when_no_case_store(admin: Any) -> None:
-    _, c = admin
-    r = await c.get("/ui/registers", params={"name": "workload", "start": "2026-01-01", "end": "2026-12-31"})
-    assert r.status_code == 200 and 'id="registers-absent"' in r.text and 'class="watermark"' in r.text
-    d = await c.get("/ui/registers/download", params={"name": "workload", "fmt": "xlsx"})
-    assert d.status_code == 404
-
-
 async def test_auditor_reads_the_audit_log_only(admin: Any) -> None:
     cloud, _ = admin
     secret = await cloud.user("aud", "auditor")

@@ -9,6 +9,7 @@ page is saved in zh-CN and English under docs/screenshots/cloud-*.png (1280x800)
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import sqlite3
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,9 +19,12 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from cloud.mch import assembler
+from cloud.mch.profiles import reference_profile
 from provisioning import hubside
 from provisioning.errors import ProvisioningError
 from tests.cloud.fleet_support import ProvCloud, make_prov_cloud
+from tests.cloud.mch.conftest import add_result, add_subject, add_visit
 from tests.cloud.support import worker_process
 from tests.cloud.web.support import NID, PASSWORD, WEB, code, running, seed
 from tests.support.browser import browser, needs_chromium, new_page, screenshot  # noqa: F401
@@ -32,6 +36,14 @@ LANGS = ("zh-CN", "en")
 async def _prepare(prov: ProvCloud) -> dict[str, str]:
     async with running(prov.cfg) as cloud:
         await seed(cloud, prov.keys)
+        db, day = cloud.state.db, 86_400_000
+        t0 = int(dt.datetime(dt.date.today().year, dt.date.today().month, 1, 10).timestamp() * 1000)
+        for i, birads in enumerate(("4A", "2", "3")):  # MCH screening cases for the registers
+            who = await add_subject(db)
+            await add_visit(db, who, f"mch-{i}", t0, [], site_id="S1")
+            await add_result(db, who, "hl7", "hpv", "30167-1", "阴性", t0 + i * 1000)
+            await add_result(db, who, "dicom", "birads", "BIRADS-US", birads, t0 + day + i * 1000)
+        await assembler.sweep(db, assembler.Context(reference_profile()))
         return {"ops": await cloud.user("ops", "integration"), "root": await cloud.user("root", "admin")}
 
 
@@ -102,7 +114,8 @@ def test_integration_engineer_watches_replays_and_searches(browser: Any, live: A
     shots(page, url, f"/ui/dashboard/search?q={NID}", "search-patient")
     shots(page, url, "/ui/dashboard/search?q=MSG0003", "search-message")
     shots(page, url, "/ui/dashboard/unmatched", "unmatched")
-    shots(page, url, "/ui/registers", "registers")
+    shots(page, url, "/ui/registers?name=workload", "registers")
+    assert "S1" in page.locator("main").inner_text() or "城关" in page.locator("main").inner_text()
     page.context.close()
 
 

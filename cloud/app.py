@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cloud import admin_api, audit_chain, logs, metrics, outbox
+from cloud import admin_api, audit_chain, logs, metrics, outbox, web
 from cloud import config as config_mod
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
@@ -147,6 +147,7 @@ def build_app(cfg: config_mod.CloudConfig) -> Starlette:
             from cloud.mqtt import run_listener
 
             tasks.append(asyncio.create_task(run_listener(state.db, cfg.mqtt.host, cfg.mqtt.port, stop)))
+        tasks.append(asyncio.create_task(web.run_sampler(state.db, stop)))
         await hospital.start(state.db, state.keys)
         app.state.integration = hospital
         if cfg.mch.enabled:
@@ -177,6 +178,7 @@ def build_app(cfg: config_mod.CloudConfig) -> Starlette:
         Route("/openapi.json", openapi),
         *admin_api.routes(),
         *fleet_api.routes(),
+        *web.routes(cfg),
         *hospital.routes(),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -64,6 +64,12 @@ max_attempts = 10
 base_delay_s = 5.0
 max_delay_s = 3600.0
 
+[web]
+idle_timeout_s = 900     # dashboard/admin sessions end after this long without a request
+secure_cookie = true     # false only for plain-HTTP testing; production runs behind HTTPS
+max_failures = 5         # wrong logins before a user name (or client address) is locked
+lock_s = 900
+
 [logging]
 level = "INFO"
 json = true
@@ -180,6 +186,16 @@ class OutboxConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """[web]: the dashboard and admin console (cloud/web)."""
+
+    idle_timeout_s: int = 900
+    secure_cookie: bool = True
+    max_failures: int = 5
+    lock_s: int = 900
+
+
+@dataclass(frozen=True)
 class MllpConfig:
     """[mllp]: the HL7 listener (one process owns the port; see cloud/integration/service.py)."""
 
@@ -264,6 +280,7 @@ class CloudConfig:
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     provisioning: ProvisioningConfig = field(default_factory=ProvisioningConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     mllp: MllpConfig = field(default_factory=MllpConfig)
     his: HisConfig = field(default_factory=HisConfig)
     dicom: DicomSection = field(default_factory=DicomSection)
@@ -294,6 +311,7 @@ _SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
                      "rotation_overlap_hours": int, "mqtt_password_file": str, "mqtt_reload_command": list},
     "outbox": {"max_attempts": int, "base_delay_s": (int, float), "max_delay_s": (int, float)},
     "logging": {"level": str, "json": bool},
+    "web": {"idle_timeout_s": int, "secure_cookie": bool, "max_failures": int, "lock_s": int},
     "mllp": {"enabled": bool, "host": str, "port": int, "tls_cert": str, "tls_key": str, "max_message_bytes": int,
              "idle_timeout_s": (int, float), "code_map": dict},
     "his": {"enabled": bool, "host": str, "port": int, "tls_ca": str, "ack_timeout_s": (int, float),
@@ -372,6 +390,9 @@ def parse(text: str, path: Path) -> CloudConfig:
     token = doc.get("admin", {}).get("token_file", "")
     o = OutboxConfig(**doc.get("outbox", {}))
     _positive(path, "[outbox] max_attempts", o.max_attempts)
+    web = WebConfig(**doc.get("web", {}))
+    for key in ("idle_timeout_s", "max_failures", "lock_s"):
+        _positive(path, f"[web] {key}", getattr(web, key))
     lg = LoggingConfig(**doc.get("logging", {}))
     if lg.level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise _err(path, "[logging] level", f"{lg.level!r} is not a level", "use DEBUG, INFO, WARNING or ERROR")
@@ -388,7 +409,7 @@ def parse(text: str, path: Path) -> CloudConfig:
         keys_dir=keys_dir if keys_dir.is_absolute() else base / keys_dir,
         admin_token_file=(Path(token) if Path(token).is_absolute() else base / token) if token else None,
         mqtt=MqttConfig(**doc.get("mqtt", {})), outbox=o,
-        logging=LoggingConfig(level=lg.level.upper(), json=lg.json), mch=_mch(path, doc.get("mch", {})),
+        logging=LoggingConfig(level=lg.level.upper(), json=lg.json), web=web, mch=_mch(path, doc.get("mch", {})),
         audit=au,
     )
 

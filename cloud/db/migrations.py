@@ -143,6 +143,22 @@ CREATE TABLE device_inventory (
 CREATE TABLE hub_config_versions (hub_id TEXT PRIMARY KEY, version BIGINT NOT NULL)
 """
 
+_V6_WEB = """
+CREATE TABLE web_sessions (
+    id_hash TEXT PRIMARY KEY, user_name TEXT NOT NULL, role TEXT NOT NULL, csrf TEXT NOT NULL,
+    created_ms BIGINT NOT NULL, last_seen_ms BIGINT NOT NULL, data TEXT NOT NULL DEFAULT '{}');
+CREATE INDEX web_sessions_seen ON web_sessions (last_seen_ms);
+CREATE TABLE web_login_failures (key TEXT NOT NULL, at_ms BIGINT NOT NULL);
+CREATE INDEX web_login_failures_key ON web_login_failures (key, at_ms);
+CREATE TABLE web_login_locks (key TEXT PRIMARY KEY, until_ms BIGINT NOT NULL);
+CREATE TABLE dashboard_samples (
+    minute BIGINT NOT NULL, metric TEXT NOT NULL, value BIGINT NOT NULL, PRIMARY KEY (minute, metric));
+CREATE INDEX outbox_created ON outbox (created_ms);
+CREATE INDEX outbox_open ON outbox (topic, status) WHERE status <> 'done';
+CREATE INDEX audit_log_action ON audit_log (action, at_ms);
+CREATE INDEX hl7_inbound_control ON hl7_inbound (control_id);
+"""
+
 #: (version, name, SQL for both dialects, PostgreSQL-only SQL)
 MIGRATIONS: list[tuple[int, str, str, str]] = [
     (1, "initial schema", _V1, _V1_PG_ONLY),
@@ -150,6 +166,7 @@ MIGRATIONS: list[tuple[int, str, str, str]] = [
     (3, "admin users, sessions and provisioning", _V3, ""),
     (4, "hospital integration", integration_schema.COMMON, integration_schema.PG_ONLY),
     (5, "mch cases and upload records", mch_schema.V5, ""),
+    (6, "web sessions, login throttle, dashboard samples", _V6_WEB, ""),
     (7, "audit hash chain, append-only", audit_schema.V7, audit_schema.V7_PG_ONLY),
     (8, "ingest checks hub and key in the transaction", "", pg_ingest.CHECKED_FUNCTION),
 ]

@@ -1,0 +1,93 @@
+"""Sign in (password + TOTP), sign out, and the landing page of each role.
+
+The password and the one-time code are checked by :func:`cloud.users.attempt_login`
+(scrypt, RFC 6238, per-user lockout across workers). On top of that a client address is
+throttled here (:class:`cloud.web.store.DbLoginThrottle`), so one machine cannot walk
+through many user names. The form never says which factor was wrong; every attempt is
+audited by :mod:`cloud.users` (``admin.login`` / ``admin.login_failed``). A successful
+login gets a new session id (no fixation) carrying the user's most powerful role
+(admin > integration > clinic_staff > auditor).
+"""
+
+from __future__ import annotations
+
+import math
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from cloud import users
+from cloud.web.shell import ADMIN, AUDITOR, INTEGRATION, LOGIN, PREFIX, RENDER, db_of, guard, page
+from cloud.web.store import DbLoginThrottle
+from protocol.ids import now_ms
+from webui.security import sign_in, sign_out
+
+HOME = {ADMIN: f"{PREFIX}/admin", INTEGRATION: f"{PREFIX}/dashboard", AUDITOR: f"{PREFIX}/admin/audit"}
+
+
+def _next(value: object) -> str:
+    """Only a path inside the pages (no open redirect)."""
+    text = str(value or "")
+    return text if text.startswith(f"{PREFIX}/") and "//" not in text and "\\" not in text else f"{PREFIX}/"
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+async def login_form(request: Request) -> Response:
+    """GET /ui/login."""
+    return page(request, "login.html", {"totp": True, "action": LOGIN, "next": _next(request.query_params.get("next"))})
+
+
+async def login(request: Request) -> Response:
+    """POST /ui/login: user, password, totp, next."""
+    form = await request.form()
+    name, password, code = (str(form.get(k, "")).strip() for k in ("user", "password", "totp"))
+    lang = RENDER.language(request)
+    throttle: DbLoginThrottle = request.scope["state"]["login_throttle"]
+    ip_key = f"ip:{_client(request)}"
+    ctx = {"totp": True, "action": LOGIN, "next": _next(form.get("next"))}
+    wait = await throttle.locked(ip_key)
+    if wait > 0:
+        ctx["error"] = RENDER.catalog.t("login.locked", lang, minutes=math.ceil(wait / 60))
+        return page(request, "login.html", ctx, status_code=429)
+    outcome = await users.attempt_login(db_of(request), request.app.state.cloud.ingestor.at_rest, name, password,
+                                        code, source=_client(request))
+    if outcome.user is None:
+        await throttle.failure(ip_key)
+        locked = outcome.reason == "locked" and outcome.locked_until_ms
+        ctx["error"] = (RENDER.catalog.t("login.locked", lang, minutes=math.ceil(
+            max(0, (outcome.locked_until_ms or 0) - now_ms()) / 60000) or 1) if locked
+            else RENDER.catalog.t("login.failed", lang))
+        return page(request, "login.html", ctx, status_code=429 if locked else 401)
+    await throttle.success(ip_key)
+    await sign_in(request, outcome.user.username, outcome.user.role)
+    return RedirectResponse(_next(form.get("next")), 303)
+
+
+async def logout(request: Request) -> Response:
+    """POST /ui/logout (CSRF-checked like every form)."""
+    await sign_out(request)
+    return RedirectResponse(LOGIN, 303)
+
+
+@guard(ADMIN, INTEGRATION, AUDITOR, "clinic_staff")
+async def home(request: Request) -> Response:
+    """GET /ui/: the signed-in user's main screen."""
+    role = request.scope["state"]["session"].role
+    target = HOME.get(role)
+    if target:
+        return RedirectResponse(target, 303)
+    return page(request, "home.html")
+
+
+def routes() -> list[Route]:
+    """Sign-in routes and the landing page."""
+    return [
+        Route("/login", login_form, methods=["GET"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/", home),
+    ]

@@ -1,0 +1,176 @@
+"""The integration dashboard (role ``integration``; ``admin`` may look too).
+
+    GET  /ui/dashboard             hubs, the three queues with charts, dead letters, MLLP log
+    POST /ui/dashboard/replay      put a dead letter back in its queue (CSRF, audited)
+    GET  /ui/dashboard/search?q=   control id, outbox key, HUB:SEQ batch, hub, patient (masked)
+    GET  /ui/dashboard/unmatched   results no patient matched yet (patient data: audited)
+    POST /ui/dashboard/unmatched/{item_id}/resolve   attach one to a patient by ID number (audited)
+    GET  /ui/dashboard/events      Server-Sent Events: the headline numbers every few seconds
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from cloud import outbox
+from cloud.db.engine import Tx
+from cloud.errors import CloudError
+from cloud.web import hl7, queues, search
+from cloud.web.shell import ADMIN, INTEGRATION, PREFIX, RENDER, actor, audit_view, db_of, guard, page
+from protocol.ids import now_ms
+from webui import svg
+
+ROLES = (INTEGRATION, ADMIN)
+EVENT_PERIOD_S = 5.0
+HUB_ROWS = 100  #: hubs listed before "show all" (a city has ~1,100; problems sort first)
+
+
+async def load_queues(tx: Tx, now: int) -> list[queues.Queue]:
+    """Inbound sync, HIS outbound (shown by control id), MCH uploads."""
+    his = hl7.label_vitals(await queues.outbox_queue(tx, "his", now))
+    return [await queues.sync_queue(tx, now), his, await queues.outbox_queue(tx, "mch", now)]
+
+
+def charts(q: queues.Queue, t: Any) -> dict[str, str]:
+    """The queue's two SVG charts: counts by state, messages per hour."""
+    return {"states": svg.bar_chart([(t(f"state.{k}"), float(v)) for k, v in q.counts.items()],
+                                    title=t(f"queue.{q.key}") + " · " + t("chart.states"), height=150),
+            "rates": svg.line_chart(q.rates, title=t(f"queue.{q.key}") + " · " + t("chart.rate"), height=150)}
+
+
+async def headline(tx: Tx) -> dict[str, str]:
+    """The numbers the live events update (element id -> text)."""
+    h = await tx.fetchrow("SELECT COALESCE(SUM(CASE WHEN online THEN 1 ELSE 0 END), 0) AS online, COUNT(*) AS n, "
+                          "COALESCE(SUM(queue_depth), 0) AS waiting FROM hubs WHERE status = 'active'")
+    depth = await outbox.depths(tx)
+    pending = sum(n for (_, status), n in depth.items() if status == "pending")
+    dead = sum(n for (_, status), n in depth.items() if status == "dead")
+    online, n, waiting = (h["online"], h["n"], h["waiting"]) if h is not None else (0, 0, 0)
+    return {"hubs-online": f"{online}/{n}", "sync-waiting": str(waiting),
+            "outbox-pending": str(pending), "outbox-dead": str(dead)}
+
+
+@guard(*ROLES)
+async def overview(request: Request) -> Response:
+    """GET /ui/dashboard."""
+    now = now_ms()
+    t = RENDER.catalog.t
+    lang = RENDER.language(request)
+    show_all = request.query_params.get("hubs") == "all"
+    async with db_of(request).transaction() as tx:
+        hubs = await queues.hubs(tx, now, limit=1_000_000 if show_all else HUB_ROWS)
+        hub_total = await tx.fetchval("SELECT COUNT(*) FROM hubs")
+        qs = await load_queues(tx, now)
+        topics = await queues.topics(tx)
+        numbers = await headline(tx)
+        unmatched = await hl7.unmatched_count(tx)
+    mllp = await hl7.mllp_log(db_of(request), limit=30)
+    acks = await hl7.ack_counts(db_of(request), now - queues.DAY_MS)
+
+    def tr(key: str) -> str:
+        return t(key, lang)
+
+    return page(request, "dashboard.html", {
+        "now": now, "hubs": hubs, "hub_total": hub_total, "queues": qs,
+        "charts": {q.key: charts(q, tr) for q in qs}, "topics": topics,
+        "mllp": mllp, "ack_chart": svg.bar_chart(acks, title="ACK", height=150) if acks else "",
+        "numbers": numbers, "unmatched": unmatched, "replayed": request.query_params.get("replayed"),
+        "error": request.query_params.get("error")}, nav="dashboard")
+
+
+@guard(*ROLES)
+async def replay(request: Request) -> Response:
+    """POST /ui/dashboard/replay: queue, id."""
+    form = await request.form()
+    ident = str(form.get("id", ""))
+    try:
+        if not ident.isdigit():
+            raise CloudError(f"{ident!r} is not a message id")
+        await outbox.replay(db_of(request), int(ident), actor=actor(request))
+    except CloudError as exc:
+        return RedirectResponse(f"{PREFIX}/dashboard?error={_q(str(exc))}#dead", 303)
+    return RedirectResponse(f"{PREFIX}/dashboard?replayed={_q(ident)}#dead", 303)
+
+
+def _q(text: str) -> str:
+    return quote(text[:200], safe="")
+
+
+@guard(*ROLES)
+async def find(request: Request) -> Response:
+    """GET /ui/dashboard/search?q=."""
+    q = request.query_params.get("q", "")
+    async with db_of(request).transaction() as tx:
+        found = await search.search(tx, request.app.state.cloud.ingestor.at_rest, q)
+    if found.kind == "patient":
+        await audit_view(request, "search.patient", subject_id=found.patient["id"] if found.patient else None,
+                         detail={"found": found.patient is not None})
+    return page(request, "search.html", {"found": found, "q": found.query}, nav="dashboard",
+                patient_data=found.kind == "patient")
+
+
+@guard(*ROLES)
+async def unmatched(request: Request) -> Response:
+    """GET /ui/dashboard/unmatched: the work list of results and studies without a patient."""
+    rows = await hl7.unmatched(db_of(request))
+    await audit_view(request, "unmatched", detail={"rows": len(rows)})
+    return page(request, "unmatched.html", {"rows": rows, "ok": request.query_params.get("ok", ""),
+                                            "error": request.query_params.get("error", "")},
+                nav="dashboard", patient_data=True)
+
+
+@guard(*ROLES)
+async def resolve(request: Request) -> Response:
+    """POST /ui/dashboard/unmatched/{item_id}/resolve: national_id."""
+    form = await request.form()
+    back = f"{PREFIX}/dashboard/unmatched"
+    item = request.path_params["item_id"]
+    try:
+        if not item.isdigit():
+            raise CloudError(f"{item!r} is not a work-list item")
+        await hl7.resolve(db_of(request), request.app.state.cloud.ingestor.at_rest, int(item),
+                          str(form.get("national_id", "")), actor=actor(request))
+    except CloudError as exc:
+        return RedirectResponse(f"{back}?error={_q(str(exc))}", 303)
+    return RedirectResponse(f"{back}?ok={_q(item)}", 303)
+
+
+@guard(*ROLES)
+async def events(request: Request) -> Response:
+    """GET /ui/dashboard/events: ``event: <id>`` / ``data: <text>`` for each headline number."""
+
+    async def stream() -> AsyncIterator[str]:
+        last: dict[str, str] = {}
+        while not await request.is_disconnected():
+            try:
+                async with db_of(request).transaction() as tx:
+                    numbers = await headline(tx)
+            except CloudError:
+                numbers = {}
+            for k, v in numbers.items():
+                if last.get(k) != v:
+                    yield f"event: {k}\ndata: {v}\n\n"
+            last = numbers or last
+            yield ": keep-alive\n\n"
+            await asyncio.sleep(EVENT_PERIOD_S)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"X-Accel-Buffering": "no"})
+
+
+def routes() -> list[Route]:
+    """The dashboard routes (inside the /ui mount)."""
+    return [
+        Route("/dashboard", overview),
+        Route("/dashboard/replay", replay, methods=["POST"]),
+        Route("/dashboard/search", find),
+        Route("/dashboard/unmatched", unmatched),
+        Route("/dashboard/unmatched/{item_id}/resolve", resolve, methods=["POST"]),
+        Route("/dashboard/events", events),
+    ]

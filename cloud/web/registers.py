@@ -1,0 +1,82 @@
+"""MCH register pages: pick a period and a site, see a register, download it as CSV or XLSX.
+
+    GET /ui/registers                              the form and the chosen register on screen
+    GET /ui/registers/download?name=&fmt=csv|xlsx  the file (same query parameters)
+
+The tables come from the MCH case store (:func:`cloud.mch.queries.case_views`: the latest
+version of every case screened in the period, names masked, never an ID number) built by
+:mod:`cloud.mch.registers`. Registers show patient data, so every view and download is
+audited and the page carries the viewer's watermark.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from cloud.mch import registers as reg
+from cloud.mch.queries import REGISTERS, case_views
+from cloud.web.shell import ADMIN, INTEGRATION, RENDER, audit_view, db_of, guard, page
+
+ROLES = (ADMIN, INTEGRATION)
+FIRST = next(iter(REGISTERS))
+
+
+def _period(request: Request) -> tuple[dt.date, dt.date]:
+    today = dt.date.today()
+    try:
+        start = dt.date.fromisoformat(request.query_params.get("start", ""))
+    except ValueError:
+        start = today.replace(day=1)
+    try:
+        end = dt.date.fromisoformat(request.query_params.get("end", ""))
+    except ValueError:
+        end = today
+    return start, max(start, end)
+
+
+async def _table(request: Request) -> tuple[str, str, dt.date, dt.date, reg.Table]:
+    name = request.query_params.get("name", FIRST)
+    name = name if name in REGISTERS else FIRST
+    site = request.query_params.get("site", "")[:64]
+    start, end = _period(request)
+    views = await case_views(db_of(request), start, end, site=site, at_rest=request.app.state.cloud.ingestor.at_rest)
+    return name, site, start, end, REGISTERS[name](views, start, end)
+
+
+@guard(*ROLES)
+async def register_page(request: Request) -> Response:
+    """GET /ui/registers?name=&site=&start=&end=."""
+    name, site, start, end, table = await _table(request)
+    async with db_of(request).transaction() as tx:
+        sites = [dict(r) for r in await tx.fetch("SELECT site_id, name FROM sites ORDER BY site_id")]
+    await audit_view(request, "register", detail={"name": name, "site": site, "rows": len(table.rows)})
+    return page(request, "registers.html", {
+        "names": list(REGISTERS), "name": name, "site": site, "sites": sites, "start": start.isoformat(),
+        "end": end.isoformat(), "table": table,
+        "zh": RENDER.language(request) == "zh-CN"}, nav="registers", patient_data=True)
+
+
+@guard(*ROLES)
+async def download(request: Request) -> Response:
+    """GET /ui/registers/download?name=&fmt=csv|xlsx&site=&start=&end=."""
+    name, site, start, end, table = await _table(request)
+    fmt = "xlsx" if request.query_params.get("fmt") == "xlsx" else "csv"
+    lang = "zh" if RENDER.language(request) == "zh-CN" else "en"
+    await audit_view(request, "register.download", detail={"name": name, "site": site, "fmt": fmt,
+                                                           "rows": len(table.rows)})
+    body = reg.to_xlsx([table], lang) if fmt == "xlsx" else reg.to_csv(table, lang)
+    media = ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" if fmt == "xlsx"
+             else "text/csv; charset=utf-8")
+    safe_site = re.sub(r"[^A-Za-z0-9._-]", "_", site) or "all"
+    filename = f"{name}_{safe_site}_{start:%Y%m%d}-{end:%Y%m%d}.{fmt}"
+    return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def routes() -> list[Route]:
+    """The register routes (inside the /ui mount)."""
+    return [Route("/registers", register_page), Route("/registers/download", download)]

@@ -1,0 +1,62 @@
+"""Once a minute, record the running totals the dashboard's rate charts are drawn from.
+
+Each worker runs :func:`run`; a sample's key is ``(minute, metric)`` with ``ON CONFLICT DO
+NOTHING``, and a worker that finds this minute sampled already does nothing, so several
+workers write each minute once. Samples older than ``keep_days`` are deleted. Metrics:
+
+* running totals: ``sync.records`` (readings and events stored), ``sync.waiting``
+  (records waiting on hubs), ``outbox.pending``, ``outbox.dead``;
+* per minute: ``outbox.created.<queue>`` — messages enqueued in the previous minute for
+  each outbound queue (his, mch, other), counted on the ``created_ms`` index, so the
+  rate charts never scan a day of messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from cloud.db.engine import Database
+from cloud.errors import CloudError
+from cloud.web.queues import OUTBOX_QUEUES, queue_of
+from protocol.ids import now_ms
+
+log = logging.getLogger("mchub.cloud.web.sampler")
+
+
+async def sample(db: Database, at_ms: int | None = None, keep_days: int = 8) -> None:
+    """Write this minute's samples (idempotent within a minute)."""
+    now = now_ms() if at_ms is None else at_ms
+    minute = now // 60_000
+    async with db.transaction() as tx:
+        if await tx.fetchval("SELECT COUNT(*) FROM dashboard_samples WHERE minute = $1 AND metric = 'sync.records'",
+                             minute):
+            return
+        records = await tx.fetchval("SELECT COALESCE(SUM(records), 0) FROM sync_state")
+        waiting = await tx.fetchval("SELECT COALESCE(SUM(queue_depth), 0) FROM hubs WHERE status = 'active'")
+        out = {r["status"]: r["n"] for r in await tx.fetch(
+            "SELECT status, COUNT(*) AS n FROM outbox WHERE status <> 'done' GROUP BY status")}
+        values = {"sync.records": records, "sync.waiting": waiting, "outbox.pending": out.get("pending", 0),
+                  "outbox.dead": out.get("dead", 0), **{f"outbox.created.{q}": 0 for q in (*OUTBOX_QUEUES, "other")}}
+        for r in await tx.fetch("SELECT topic, COUNT(*) AS n FROM outbox WHERE created_ms >= $1 AND created_ms < $2 "
+                                "GROUP BY topic", (minute - 1) * 60_000, minute * 60_000):
+            values[f"outbox.created.{queue_of(r['topic'])}"] += r["n"]
+        for metric, value in values.items():
+            await tx.execute("INSERT INTO dashboard_samples (minute, metric, value) VALUES ($1, $2, $3) "
+                             "ON CONFLICT (minute, metric) DO NOTHING", minute, metric, int(value or 0))
+        await tx.execute("DELETE FROM dashboard_samples WHERE minute < $1", minute - keep_days * 1440)
+
+
+async def run(db: Database, stop: asyncio.Event, every_s: float = 60.0) -> None:
+    """Sample every ``every_s`` until ``stop`` is set (the first after one period, not while the worker
+    starts); a database outage is logged and retried next time."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+        if stop.is_set():
+            return
+        try:
+            await sample(db)
+        except CloudError as exc:
+            log.warning("dashboard sample skipped: %s", exc)

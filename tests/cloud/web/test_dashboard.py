@@ -1,0 +1,205 @@
+"""The integration dashboard over a seeded fleet: hubs, queues, dead-letter replay, search, work list, events."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from cloud import users
+from cloud.crypto_at_rest import AtRest
+from cloud.db.engine import Database
+from cloud.web import dashboard, queues, sampler
+from cloud.web.dashboard import headline
+from protocol.ids import now_ms
+from tests.cloud.support import make_cloud, serving
+from tests.cloud.web.support import NID, PASSWORD, WEB, code, csrf_from, running, seed, sign_in
+
+
+@pytest.fixture
+async def seeded(tmp_path: Path):  # type: ignore[no-untyped-def]
+    cfg, keys = make_cloud(tmp_path / "cloud", f"sqlite:///{tmp_path / 'cloud' / 'cloud.db'}", extra_toml=WEB)
+    async for x in _seeded(cfg, keys):
+        yield x
+
+
+async def _seeded(cfg: Any, keys: Any):  # type: ignore[no-untyped-def]
+    async with running(cfg) as cloud:
+        facts = await seed(cloud, keys)
+        secret = await cloud.user("ops", "integration")
+        async with cloud.client() as c:
+            await sign_in(c, "ops", secret)
+            yield cloud, c, facts
+
+
+async def test_overview_shows_hubs_queues_charts_dead_letters_and_the_mllp_log(seeded: Any) -> None:
+    _, c, _ = seeded
+    r = await c.get("/ui/dashboard")
+    assert r.status_code == 200
+    html = r.text
+    assert "H1" in html and "H2" in html and "离线" in html and "在线" in html
+    assert "240" in html  # H2's backlog
+    for title in ("入站同步", "HIS 出站", "妇幼平台上传"):
+        assert title in html
+    assert html.count("<svg") >= 7  # two charts per queue + the ACK chart
+    assert "筛查日期晚于上报日期" in html  # the receiver's reason of the dead letter
+    assert "mch.upload/case-7" in html and "PID-3 missing" in html and ">AE<" in html
+    assert "MCHV0000000000" in html and "AR: PID-3 unknown patient" in html  # HIS dead letter by control id
+    assert "1 条结果尚未匹配到患者" in html
+    assert 'data-events="/ui/dashboard/events"' in html and 'data-live="outbox-dead"' in html
+    en = (await c.get("/ui/dashboard?lang=en")).text
+    assert "Inbound sync" in en and "Dead letters" in en and "Replay" in en
+
+
+async def test_a_large_fleet_lists_problem_hubs_first(seeded: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, c, _ = seeded
+    monkeypatch.setattr(dashboard, "HUB_ROWS", 1)
+    html = (await c.get("/ui/dashboard")).text
+    assert "显示 1 / 2 个网关" in html and "<td>H2</td>" in html and "<td>H1</td>" not in html  # offline first
+    html = (await c.get("/ui/dashboard?hubs=all")).text
+    assert "<td>H1</td>" in html and "显示 1 / 2" not in html
+
+
+async def test_replay_a_dead_letter_is_audited_and_needs_csrf(seeded: Any) -> None:
+    cloud, c, facts = seeded
+    page = await c.get("/ui/dashboard")
+    token = csrf_from(page.text)
+    assert (await c.post("/ui/dashboard/replay", data={"id": str(facts["dead_id"])})).status_code == 403
+    r = await c.post("/ui/dashboard/replay", data={"id": str(facts["dead_id"]), "csrf_token": token})
+    assert r.status_code == 303 and "replayed=" in r.headers["location"]
+    row = (await cloud.sql("SELECT status, attempts FROM outbox WHERE id = $1", facts["dead_id"]))[0]
+    assert (row["status"], row["attempts"]) == ("pending", 0)
+    audit = await cloud.sql("SELECT actor FROM audit_log WHERE action = 'outbox.replay'")
+    assert [a["actor"] for a in audit] == ["web:ops"]
+    form = {"id": str(facts["dead_id"]), "csrf_token": token}
+    again = await c.post("/ui/dashboard/replay", data=form)
+    assert "error=" in again.headers["location"]  # no longer a dead letter
+    assert "已重新排队" in (await c.get(r.headers["location"])).text
+
+
+async def test_search_by_key_hub_batch_and_control_id(seeded: Any) -> None:
+    _, c, facts = seeded
+    assert "mch.upload/case-8" in (await c.get("/ui/dashboard/search", params={"q": "mch.upload/"})).text
+    assert "城关" not in (await c.get("/ui/dashboard/search", params={"q": "H2"})).text
+    by_hub = (await c.get("/ui/dashboard/search", params={"q": "H2"})).text
+    assert "S1" in by_hub and "240" in by_hub
+    batch = (await c.get("/ui/dashboard/search", params={"q": "H1:2"})).text
+    assert "ST" in batch and "blood_pressure" in batch and "是" in batch
+    assert "PID-3 missing" in (await c.get("/ui/dashboard/search", params={"q": "MSG0003"})).text
+    his = (await c.get("/ui/dashboard/search", params={"q": f"MCHV{facts['his_id']:012d}"})).text
+    assert "his.vitals/H1/s1" in his and "AR: PID-3 unknown patient" in his
+    injection = await c.get("/ui/dashboard/search", params={"q": "' OR 1=1 --"})
+    assert injection.status_code == 200 and "没有找到" in injection.text
+    assert "没有找到" in (await c.get("/ui/dashboard/search", params={"q": "%"})).text  # LIKE wildcards escaped
+
+
+async def test_patient_search_is_masked_watermarked_and_audited(seeded: Any) -> None:
+    cloud, c, _ = seeded
+    r = await c.get("/ui/dashboard/search", params={"q": NID})
+    assert r.status_code == 200
+    assert "1101**********002X" in r.text
+    body_without_query = r.text.replace(f'value="{NID}"', "")
+    assert NID not in body_without_query  # never in clear, except in the box the user typed it into
+    assert 'class="watermark"' in r.text and "ops" in r.text
+    assert "H1" in r.text  # her visit
+    rows = await cloud.sql("SELECT actor, subject_id FROM audit_log WHERE action = 'view.search.patient'")
+    assert len(rows) == 1 and rows[0]["actor"] == "web:ops" and rows[0]["subject_id"] is not None
+
+
+async def test_unmatched_work_list_is_audited_and_an_item_is_matched_by_id_number(seeded: Any) -> None:
+    cloud, c, _ = seeded
+    r = await c.get("/ui/dashboard/unmatched")
+    assert "LAB0001/1" in r.text and "MRN0042" in r.text and 'class="watermark"' in r.text
+    assert await cloud.sql("SELECT 1 FROM audit_log WHERE action = 'view.unmatched' AND actor = 'web:ops'")
+    item = (await cloud.sql("SELECT id FROM unmatched"))[0]["id"]
+    token = csrf_from(r.text)
+    bad = await c.post(f"/ui/dashboard/unmatched/{item}/resolve", data={"national_id": "123", "csrf_token": token})
+    assert "error=" in bad.headers["location"]
+    ok = await c.post(f"/ui/dashboard/unmatched/{item}/resolve", data={"national_id": NID, "csrf_token": token})
+    assert ok.headers["location"].endswith(f"ok={item}")
+    row = (await cloud.sql("SELECT status, subject_id, resolved_by FROM unmatched"))[0]
+    assert row["status"] == "resolved" and row["subject_id"] is not None and row["resolved_by"] == "web:ops"
+    assert await cloud.sql("SELECT 1 FROM audit_log WHERE action = 'unmatched.resolve' AND actor = 'web:ops'")
+    assert "MRN0042" not in (await c.get("/ui/dashboard/unmatched")).text
+
+
+async def test_headline_numbers_and_samples(seeded: Any) -> None:
+    cloud, _, _ = seeded
+    async with cloud.state.db.transaction() as tx:
+        numbers = await headline(tx)
+    assert numbers == {"hubs-online": "1/2", "sync-waiting": "240", "outbox-pending": str(
+        numbers["outbox-pending"]), "outbox-dead": "2"}
+    now = now_ms()
+    await sampler.sample(cloud.state.db, now - 3_600_000)
+    await sampler.sample(cloud.state.db, now - 3_600_000)  # idempotent within a minute
+    await sampler.sample(cloud.state.db, now)
+    rows = await cloud.sql("SELECT metric, value FROM dashboard_samples WHERE metric = 'sync.records'")
+    assert len(rows) == 2
+    # the messages seeded a moment ago count as enqueued in the minute they were created
+    await sampler.sample(cloud.state.db, now + 60_000)
+    created = await cloud.sql("SELECT metric, SUM(value) AS n FROM dashboard_samples WHERE metric LIKE $1 "
+                              "GROUP BY metric ORDER BY metric", "outbox.created.%")
+    totals = {r["metric"]: r["n"] for r in created}
+    assert totals["outbox.created.mch"] >= 2 and totals["outbox.created.his"] >= 1
+    assert queues.queue_of("his.vitals") == "his" and queues.queue_of("visit.closed") == "other"
+
+
+async def test_live_events_stream_over_real_http(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg, keys = make_cloud(tmp_path / "cloud", f"sqlite:///{tmp_path / 'cloud' / 'cloud.db'}", extra_toml=WEB)
+    monkeypatch.setattr(dashboard, "EVENT_PERIOD_S", 0.1)
+    jar = aiohttp.CookieJar(unsafe=True)  # cookies for an IP address (127.0.0.1)
+    async with serving(cfg) as url, aiohttp.ClientSession(cookie_jar=jar) as http:
+        db = await Database.connect(cfg.database.url)
+        try:
+            await users.create_user(db, "ops", PASSWORD, roles=["integration"], actor="test")
+            secret, _ = await users.enable_totp(db, AtRest(keys.at_rest, keys.blind_index), "ops", actor="test")
+        finally:
+            await db.close()
+        async with http.get(f"{url}/ui/login") as r:
+            token = csrf_from(await r.text())
+        form = {"user": "ops", "password": PASSWORD, "totp": code(secret), "csrf_token": token, "next": "/ui/"}
+        async with http.post(f"{url}/ui/login", data=form, allow_redirects=False) as r:
+            assert r.status == 303
+        async with http.get(f"{url}/ui/dashboard/events") as r:
+            assert r.headers["content-type"].startswith("text/event-stream")
+            seen: dict[str, str] = {}
+            event = ""
+            async for raw in r.content:
+                line = raw.decode().strip()
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    seen[event] = line[6:]
+                if len(seen) == 4:
+                    break
+    assert seen == {"hubs-online": "0/0", "sync-waiting": "0", "outbox-pending": "0", "outbox-dead": "0"}
+
+
+@pytest.mark.postgres
+async def test_on_postgresql(tmp_path: Path, pg_dsn: str) -> None:
+    """The same pages on PostgreSQL (every query of the dashboard and the admin console)."""
+    cfg, keys = make_cloud(tmp_path / "cloud", pg_dsn, extra_toml=WEB)
+    async for cloud, c, facts in _seeded(cfg, keys):
+        html = (await c.get("/ui/dashboard")).text
+        assert f"MCHV{facts['his_id']:012d}" in html and "PID-3 missing" in html and ">AE<" in html
+        assert "筛查日期晚于上报日期" in html and "H2" in html
+        token = csrf_from(html)
+        for ident in (facts["his_id"], facts["dead_id"]):
+            r = await c.post("/ui/dashboard/replay", data={"id": str(ident), "csrf_token": token})
+            assert f"replayed={ident}" in r.headers["location"]
+        assert {r["status"] for r in await cloud.sql("SELECT status FROM outbox WHERE id = ANY($1::bigint[])",
+                                                     [facts["his_id"], facts["dead_id"]])} == {"pending"}
+        for q in ("MSG0003", f"MCHV{facts['his_id']:012d}", "H1:2", NID, "mch.upload/", "H2"):
+            assert (await c.get("/ui/dashboard/search", params={"q": q})).status_code == 200
+        assert "1101**********002X" in (await c.get("/ui/dashboard/search", params={"q": NID})).text
+        assert "MRN0042" in (await c.get("/ui/dashboard/unmatched")).text
+        await sampler.sample(cloud.state.db)
+        admin_secret = await cloud.user("root", "admin")
+        async with cloud.client() as a:
+            await sign_in(a, "root", admin_secret)
+            for path in ("/ui/admin", "/ui/admin/devices", "/ui/admin/users", "/ui/admin/audit?action=outbox.",
+                         "/ui/registers"):
+                page = await a.get(path)
+                assert page.status_code == 200 and "built-in method" not in page.text, path

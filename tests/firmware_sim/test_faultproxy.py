@@ -7,7 +7,7 @@ import contextlib
 
 import pytest
 
-from tests.support.faultproxy import FaultProxy, Mode
+from firmware_sim.faultproxy import FaultProxy, Mode
 
 
 @contextlib.asynccontextmanager

@@ -72,6 +72,8 @@ def register(parser: argparse.ArgumentParser) -> None:
                                             "(default DSN: postgresql://127.0.0.1:5432/mchub_demo)")
     parser.add_argument("--mqtt", nargs="?", const="127.0.0.1:1883", default=None, metavar="HOST:PORT",
                         help="use this MQTT broker for hub presence and commands (default: no broker)")
+    parser.add_argument("--summary-json", type=Path, default=None, metavar="FILE",
+                        help="also write the final summary as JSON to FILE (for scripts and CI)")
     parser.add_argument("--plain", action="store_true",
                         help="print progress lines instead of redrawing a block (automatic when not a terminal)")
     parser.set_defaults(func=_run)
@@ -90,5 +92,6 @@ def _run(args: argparse.Namespace) -> int:
     logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
     opts = Options(duration=args.duration, workdir=args.workdir, keep=args.keep, seed=args.seed, pace=args.pace,
                    offline_at=args.offline_at, offline_for=args.offline_for, postgres=args.postgres,
-                   mqtt=args.mqtt, plain=args.plain, faults=args.faults)
+                   mqtt=args.mqtt, plain=args.plain, faults=args.faults,
+                   summary_json=args.summary_json)
     return asyncio.run(run(opts))

@@ -92,16 +92,16 @@ class DemoCloud:
             return await resp.read()
 
 
-async def run_command(argv: list[str], cwd: Path, what: str, timeout: float = 120) -> str:
+async def run_command(argv: list[str], cwd: Path, what: str, limit_s: float = 120) -> str:
     """Run a short command; DemoError quoting its output when it fails."""
     proc = await asyncio.create_subprocess_exec(*argv, cwd=cwd, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.STDOUT)
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+        out, _ = await asyncio.wait_for(proc.communicate(), limit_s)
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        raise DemoError(f"{what} did not finish within {timeout:.0f} s") from None
+        raise DemoError(f"{what} did not finish within {limit_s:.0f} s") from None
     text = out.decode("utf-8", "replace")
     if proc.returncode != 0:
         raise DemoError(f"{what} failed (exit {proc.returncode}):\n{text.strip()}")

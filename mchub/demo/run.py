@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 import random
 import shutil
@@ -32,6 +34,7 @@ from typing import Any
 import aiohttp
 
 from firmware_sim.faultproxy import FaultProxy
+from firmware_sim.station_sim import Values
 from mchub.demo import progress
 from mchub.demo.cloudside import DemoCloud, DemoError
 from mchub.demo.cloudstats import CloudCounts, CloudReader
@@ -66,6 +69,7 @@ class Options:
     mqtt: str | None = None
     plain: bool = False
     faults: str = ""
+    summary_json: Path | None = None
 
 
 @dataclass
@@ -261,17 +265,32 @@ async def wind_down(demo: Demo, http: aiohttp.ClientSession) -> list[str]:
 async def reconcile(demo: Demo) -> Reconciliation:
     """Phase 4: compare what the devices delivered with what the cloud holds."""
     assert demo.reader is not None
-    expected = {}
+    expected: dict[tuple[str, str], list[Values]] = {}
     cards = 0
     for hub, rig in demo.rigs:
         for dev in rig.devices.values():
             if dev.kind == "idcard":
                 cards += len(dev.delivered)
             else:
-                expected[(hub.hub_id, dev.device_id)] = list(dev.delivered)
+                expected[(hub.hub_id, dev.device_id)] = [v for v in dev.delivered if isinstance(v, Values)]
     rows = await demo.reader.readings()
     sessions = await demo.reader.sessions_by_source()
     return compare(expected, rows, cards + demo.tally.staff_entries, sum(sessions.values()))
+
+
+def write_summary(path: Path, demo: Demo, rec: Reconciliation, undrained: list[str], code: int) -> None:
+    """The summary as JSON, for scripts and the test suite."""
+    doc = {
+        "exit_code": code, "ok": code == 0,
+        "patients": dict(demo.tally.patients), "abnormal": demo.tally.abnormal, "stuck": demo.tally.stuck,
+        "readings_delivered": rec.delivered, "readings_in_cloud": rec.in_cloud,
+        "visits_opened": rec.sessions_expected, "visits_in_cloud": rec.sessions_in_cloud,
+        "lost": rec.lost, "duplicated": rec.duplicated, "unexpected": rec.unexpected,
+        "offline_spells": sum(h.offline_spells for h in demo.hubs), "undrained": undrained,
+        "peers": {p.label: {"available": p.available, "delivered": p.delivered(), **p.counts} for p in demo.peers},
+        "devices": [dataclasses.asdict(d) for d in rec.devices],
+    }
+    path.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
 async def run(opts: Options) -> int:
@@ -308,6 +327,8 @@ async def run(opts: Options) -> int:
             display.text("\n".join(progress.summary(rec, demo.tally, peer_lines, [h.hub_id for h in demo.hubs],
                                                     sum(h.offline_spells for h in demo.hubs), undrained)))
             code = 0 if rec.ok and not undrained else 1
+            if opts.summary_json is not None:
+                write_summary(opts.summary_json, demo, rec, undrained, code)
             return code
     except DemoError as exc:
         display.text(f"\nmchub demo: {exc}\n  logs: {workdir / 'logs'}")

@@ -10,10 +10,11 @@ hub ("finished", as the kiosk does when the patient taps 完成 / Done).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -21,7 +22,7 @@ import aiohttp
 from firmware_sim.idcard_sim import CardVisit
 from firmware_sim.station_sim import Visit
 from mchub.demo.cloudside import DemoError
-from mchub.demo.devices import POLL_S, StationRig, wait_for
+from mchub.demo.devices import POLL_S, SimDevice, StationRig, wait_for
 from mchub.demo.hubside import DemoHub
 from mchub.demo.script import Scripted
 
@@ -45,6 +46,10 @@ class Tally:
         return sum(self.patients.values())
 
 
+def _grown(dev: SimDevice, before: int) -> Callable[[], bool]:
+    return lambda: len(dev.delivered) > before
+
+
 async def visit(http: aiohttp.ClientSession, hub: DemoHub, rig: StationRig, who: Scripted, tally: Tally) -> None:
     """One patient through one station."""
     p = who.patient
@@ -64,7 +69,7 @@ async def visit(http: aiohttp.ClientSession, hub: DemoHub, rig: StationRig, who:
     for dev in (hw, bp):
         before = len(dev.delivered)
         dev.feed.push(Visit(p, stay=3, gap=2))  # type: ignore[arg-type]
-        if not await wait_for(lambda dev=dev, before=before: len(dev.delivered) > before, DEVICE_WAIT_S):
+        if not await wait_for(_grown(dev, before), DEVICE_WAIT_S):
             tally.stuck.append(f"{where}: {dev.device_id} did not deliver")
             return
     await asyncio.sleep(2 * POLL_S + 0.5)  # the hub has read the last frame and stored it
@@ -86,7 +91,5 @@ async def run_station(http: aiohttp.ClientSession, hub: DemoHub, rig: StationRig
             log.warning("visit at %s/%s failed: %s", hub.hub_id, rig.station_id, exc)
         finally:
             tally.in_progress -= 1
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), pace_s * rng.uniform(0.5, 1.5))
-        except TimeoutError:
-            pass

@@ -7,8 +7,10 @@ or with ``--plain``, a one-line progress report is printed every ``plain_every``
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -17,6 +19,16 @@ def clock(seconds: float) -> str:
     """``m:ss``."""
     s = max(0, int(seconds))
     return f"{s // 60}:{s % 60:02d}"
+
+
+def fit(line: str, width: int) -> str:
+    """``line`` cut to ``width`` terminal columns (Chinese characters take two)."""
+    used = 0
+    for i, ch in enumerate(line):
+        used += 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        if used > width:
+            return line[:i]
+    return line
 
 
 @dataclass
@@ -49,7 +61,8 @@ class Display:
                 self.out.flush()
             return
         self._erase()
-        self.out.write("".join(f"{line}\x1b[K\n" for line in lines))
+        width = shutil.get_terminal_size((120, 24)).columns - 1
+        self.out.write("".join(f"{fit(line, width)}\x1b[K\n" for line in lines))
         self.out.flush()
         self._drawn = len(lines)
 

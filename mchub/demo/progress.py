@@ -22,7 +22,7 @@ class PeerLine:
     text: str
 
 
-def hub_line(hub: DemoHub, status: dict[str, Any] | None, stored: int, offline_for: float | None) -> str:
+def hub_line(hub: DemoHub, status: dict[str, Any] | None, offline_for: float | None) -> str:
     """One hub: link, records, buffered, synced, devices."""
     if status is None:
         return f" 网关 {hub.hub_id:<7} 无响应 not answering (log: logs/{hub.hub_id}.log)"
@@ -32,8 +32,7 @@ def hub_line(hub: DemoHub, status: dict[str, Any] | None, stored: int, offline_f
     up = sum(1 for d in devices if d.get("connected") or d.get("up") or d.get("state") == "up")
     since = f"  (断网 offline {clock(offline_for)})" if offline_for is not None else ""
     return (f" 网关 {hub.hub_id:<7} {link}  记录 records {records:>4} · 缓存 buffered {status.get('queue_depth', 0):>3}"
-            f" · 已同步 synced {status.get('acked_through', 0):>4} · 云端读数 cloud readings {stored:>4}"
-            f" · 设备 devices {up}/{len(devices)}{since}")
+            f" · 已同步 synced {status.get('acked_through', 0):>4} · 设备 devices {up}/{len(devices)}{since}")
 
 
 def patients_line(tally: Tally) -> str:
@@ -47,11 +46,15 @@ def block(elapsed: float, duration: float | None, tally: Tally, hubs: list[tuple
           float | None]], cloud: CloudCounts, peers: list[PeerLine]) -> list[str]:
     """The whole progress block."""
     until = f" / {clock(duration)}" if duration else "  (Ctrl-C 结束 to stop)"
+    if duration and elapsed > duration:
+        until = f" / {clock(duration)} · 收尾 winding down"
     lines = [f"mchub demo · 运行 running {clock(elapsed)}{until}", patients_line(tally)]
-    lines += [hub_line(h, st, cloud.readings.get(h.hub_id, 0), off) for h, st, off in hubs]
-    lines.append(f" 云端 cloud    读数 readings {sum(cloud.readings.values())} · 就诊 visits "
-                 f"{sum(cloud.sessions.values())} · 出站待发 outbound pending {cloud.pending()}"
-                 f" · 死信 dead letters {cloud.by_status('dead')}" + (f"  [{cloud.error}]" if cloud.error else ""))
+    lines += [hub_line(h, st, off) for h, st, off in hubs]
+    per_hub = " · ".join(f"{h.hub_id} {cloud.readings.get(h.hub_id, 0)}" for h, _, _ in hubs)
+    lines.append(f" 云端 cloud    读数 readings {sum(cloud.readings.values())} ({per_hub}) · 就诊 visits "
+                 f"{sum(cloud.sessions.values())}" + (f"  [{cloud.error}]" if cloud.error else ""))
+    lines.append(f" 出站 outbound 待发 pending {cloud.pending()} · 已送达 delivered {cloud.by_status('done')}"
+                 f" · 死信 dead letters {cloud.by_status('dead')}")
     lines += [f" {p.label:<12} {p.text}" for p in peers]
     return lines
 

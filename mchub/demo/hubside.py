@@ -17,7 +17,7 @@ import aiohttp
 from firmware_sim.faultproxy import FaultProxy, Mode
 from mchub.demo.cloudside import DemoError
 from mchub.demo.devices import StationRig
-from mchub.procs import ProcessError, ProcessGroup, free_port, http_ready
+from mchub.procs import ProcessError, ProcessGroup, free_port, tcp_ready
 
 
 @dataclass
@@ -66,7 +66,7 @@ class DemoHub:
         try:
             await group.start(self.hub_id, [sys.executable, "-m", "mchub", "edge", "run", "--config",
                                             str(self.config)],
-                              ready=http_ready(f"{self.url}/api/status"), ready_within=90)
+                              ready=tcp_ready(self.web_port), ready_within=90)
         except ProcessError as exc:
             raise DemoError(f"hub {self.hub_id} did not start: {exc}") from exc
 
@@ -82,10 +82,18 @@ class DemoHub:
         self.proxy.mode = Mode()
         self.offline = False
 
+    def headers(self) -> dict[str, str]:
+        """The console token (``data/console.token``) when the hub's API is behind a login."""
+        token = self.directory / "data" / "console.token"
+        if token.exists():
+            return {"Authorization": f"Bearer {token.read_text(encoding='utf-8').strip()}"}
+        return {}
+
     async def status(self, http: aiohttp.ClientSession) -> dict[str, Any] | None:
         """GET /api/status, or None when the hub does not answer."""
         try:
-            async with http.get(f"{self.url}/api/status", timeout=aiohttp.ClientTimeout(total=3)) as resp:
+            async with http.get(f"{self.url}/api/status", headers=self.headers(),
+                                timeout=aiohttp.ClientTimeout(total=3)) as resp:
                 if resp.status != 200:
                     return None
                 doc: dict[str, Any] = await resp.json()
@@ -95,7 +103,8 @@ class DemoHub:
 
     async def post(self, http: aiohttp.ClientSession, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST to the hub's API (staff entry, closing a session); DemoError on refusal."""
-        async with http.post(f"{self.url}{path}", json=body, timeout=aiohttp.ClientTimeout(total=10)) as resp:
+        async with http.post(f"{self.url}{path}", json=body, headers=self.headers(),
+                             timeout=aiohttp.ClientTimeout(total=10)) as resp:
             doc: dict[str, Any] = await resp.json(content_type=None)
             if resp.status >= 300:
                 raise DemoError(f"hub {self.hub_id}: POST {path}: HTTP {resp.status}: {doc}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -51,3 +52,26 @@ def test_help_explains_the_demo() -> None:
     assert result.returncode == 0
     for words in ("--duration", "--workdir", "--postgres", "exit codes", "Ctrl-C"):
         assert words in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_ctrl_c_winds_down_with_a_summary_and_stops_every_child(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mchub", "demo", "--workdir", str(work), "--pace", "1", "--plain"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout is not None
+    lines: list[str] = []
+    for line in proc.stdout:  # run until the first progress line after the URLs
+        lines.append(line)
+        if "patients" in line and lines and any("打开 open" in x for x in lines):
+            break
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=180)
+    text = "".join(lines) + out
+    assert proc.returncode == 0, text
+    assert "Ctrl-C" in text and "汇总 summary" in text
+    leftovers = subprocess.run(["pgrep", "-f", str(work)], capture_output=True, text=True).stdout.split()
+    assert leftovers == [], f"processes left behind: {leftovers}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import aiohttp
 
 from edge import identity
-from mchub.demo.cloudside import DemoCloud
+from mchub.demo.cloudside import DemoCloud, DemoError
 from mchub.demo.hubside import DemoHub
 
 SITE_ID = "demo-site"
@@ -19,6 +19,11 @@ SITE_NAME = "演示卫生院 Demo clinic"
 
 async def enroll_hubs(http: aiohttp.ClientSession, cloud: DemoCloud, hubs: list[DemoHub]) -> str:
     """Create the site and register every hub; returns how it was done (for the display)."""
+    existing = (await cloud.admin(http, "GET", "/admin/v1/hubs")).get("hubs", [])
+    if existing:
+        raise DemoError(f"the cloud database {cloud.database_url} already holds {len(existing)} hub(s), e.g. "
+                        f"{existing[0].get('hub_id')!r}; the demo needs an empty one (e.g. `createdb mchub_demo2` "
+                        "and --postgres postgresql://.../mchub_demo2)")
     await cloud.admin(http, "POST", "/admin/v1/sites", {"site_id": SITE_ID, "name": SITE_NAME})
     keys = await cloud.keys_document(http)
     entries = []

@@ -78,7 +78,8 @@ def summary(rec: Reconciliation, tally: Tally, peers: list[PeerLine], hub_ids: l
     lines = ["", "=" * 72, f"汇总 summary — {verdict}", "=" * 72,
              patients_line(tally),
              f" 网关 hubs       {len(hub_ids)} ({', '.join(hub_ids)}); 断网 offline spells {offline_spells}",
-             f" 设备读数 device readings delivered {rec.delivered} · 云端 in the cloud {rec.in_cloud}",
+             f" 设备读数 device readings delivered {rec.delivered} · 云端 in the cloud {rec.in_cloud}"
+             f" · 异常标记 flagged {rec.flagged}",
              f" 就诊 visits     opened {rec.sessions_expected} · 云端 in the cloud {rec.sessions_in_cloud}",
              f" 丢失 lost       {rec.lost}",
              f" 重复 duplicated {rec.duplicated}"]

@@ -60,6 +60,7 @@ class Reconciliation:
     sessions_in_cloud: int = 0
     duplicate_ids: int = 0  #: reading uids or (hub, epoch, seq) stored more than once
     unexpected: int = 0  #: readings in the cloud from devices the demo did not run
+    flagged: int = 0  #: readings with at least one value flagged outside the normal range (H, HH, L, LL, A)
 
     @property
     def delivered(self) -> int:
@@ -102,6 +103,8 @@ def compare(expected: dict[tuple[str, str], list[Values]], rows: list[dict[str, 
     for r in rows:
         by_device.setdefault((r["hub_id"], r["device_id"]), []).append(r)
     result.unexpected = sum(len(v) for k, v in by_device.items() if k not in expected)
+    result.flagged = sum(1 for r in rows
+                         if any(o.get("flag") not in (None, "N") for o in json.loads(r["observations"])))
     for (hub_id, device_id), values in sorted(expected.items()):
         want = Counter(key_of_values(v) for v in values)
         wanted_codes = {code for key in want for code, _ in key}

@@ -285,7 +285,7 @@ def write_summary(path: Path, demo: Demo, rec: Reconciliation, undrained: list[s
         "patients": dict(demo.tally.patients), "abnormal": demo.tally.abnormal, "stuck": demo.tally.stuck,
         "readings_delivered": rec.delivered, "readings_in_cloud": rec.in_cloud,
         "visits_opened": rec.sessions_expected, "visits_in_cloud": rec.sessions_in_cloud,
-        "lost": rec.lost, "duplicated": rec.duplicated, "unexpected": rec.unexpected,
+        "lost": rec.lost, "duplicated": rec.duplicated, "unexpected": rec.unexpected, "flagged": rec.flagged,
         "offline_spells": sum(h.offline_spells for h in demo.hubs), "undrained": undrained,
         "peers": {p.label: {"available": p.available, "delivered": p.delivered(), **p.counts} for p in demo.peers},
         "devices": [dataclasses.asdict(d) for d in rec.devices],

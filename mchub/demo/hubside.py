@@ -24,7 +24,7 @@ from mchub.procs import ProcessError, ProcessGroup, free_port, tcp_ready
 class DemoHub:
     """One clinic hub with its stations."""
 
-    hub_id: str
+    label: str  #: hub-A, hub-B: the demo's name (directory, log file); the cloud's id is ``hub_id``
     directory: Path
     rigs: list[StationRig]
     proxy: FaultProxy
@@ -32,6 +32,15 @@ class DemoHub:
     web_port: int = field(default_factory=free_port)
     offline: bool = False
     offline_spells: int = 0
+    hub_id: str = ""  #: the id the cloud knows (the label, or what enrollment assigned)
+
+    def __post_init__(self) -> None:
+        self.hub_id = self.hub_id or self.label
+
+    @property
+    def name(self) -> str:
+        """How the display names the hub: ``hub-A`` or ``hub-A (S1-h01)``."""
+        return self.label if self.hub_id == self.label else f"{self.label} ({self.hub_id})"
 
     @property
     def config(self) -> Path:
@@ -64,11 +73,11 @@ class DemoHub:
     async def start(self, group: ProcessGroup) -> None:
         """``mchub edge run`` until its status API answers."""
         try:
-            await group.start(self.hub_id, [sys.executable, "-m", "mchub", "edge", "run", "--config",
+            await group.start(self.label, [sys.executable, "-m", "mchub", "edge", "run", "--config",
                                             str(self.config)],
                               ready=tcp_ready(self.web_port), ready_within=90)
         except ProcessError as exc:
-            raise DemoError(f"hub {self.hub_id} did not start: {exc}") from exc
+            raise DemoError(f"hub {self.name} did not start: {exc}") from exc
 
     def go_offline(self) -> None:
         """Pull the cable: refuse new connections to the cloud and reset the open ones."""
@@ -107,5 +116,5 @@ class DemoHub:
                              timeout=aiohttp.ClientTimeout(total=10)) as resp:
             doc: dict[str, Any] = await resp.json(content_type=None)
             if resp.status >= 300:
-                raise DemoError(f"hub {self.hub_id}: POST {path}: HTTP {resp.status}: {doc}")
+                raise DemoError(f"hub {self.name}: POST {path}: HTTP {resp.status}: {doc}")
             return doc

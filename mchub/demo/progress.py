@@ -25,13 +25,13 @@ class PeerLine:
 def hub_line(hub: DemoHub, status: dict[str, Any] | None, offline_for: float | None) -> str:
     """One hub: link, records, buffered, synced, devices."""
     if status is None:
-        return f" 网关 {hub.hub_id:<7} 无响应 not answering (log: logs/{hub.hub_id}.log)"
+        return f" 网关 {hub.label:<7} 无响应 not answering (log: logs/{hub.label}.log)"
     link = "离线 OFFLINE" if hub.offline else "在线 online "
     records = int(status.get("next_seq", 1)) - 1
     devices = status.get("devices") or []
     up = sum(1 for d in devices if d.get("connected") or d.get("up") or d.get("state") == "up")
     since = f"  (断网 offline {clock(offline_for)})" if offline_for is not None else ""
-    return (f" 网关 {hub.hub_id:<7} {link}  记录 records {records:>4} · 缓存 buffered {status.get('queue_depth', 0):>3}"
+    return (f" 网关 {hub.label:<7} {link}  记录 records {records:>4} · 缓存 buffered {status.get('queue_depth', 0):>3}"
             f" · 已同步 synced {status.get('acked_through', 0):>4} · 设备 devices {up}/{len(devices)}{since}")
 
 
@@ -50,7 +50,7 @@ def block(elapsed: float, duration: float | None, tally: Tally, hubs: list[tuple
         until = f" / {clock(duration)} · 收尾 winding down"
     lines = [f"mchub demo · 运行 running {clock(elapsed)}{until}", patients_line(tally)]
     lines += [hub_line(h, st, off) for h, st, off in hubs]
-    per_hub = " · ".join(f"{h.hub_id} {cloud.readings.get(h.hub_id, 0)}" for h, _, _ in hubs)
+    per_hub = " · ".join(f"{h.label} {cloud.readings.get(h.hub_id, 0)}" for h, _, _ in hubs)
     lines.append(f" 云端 cloud    读数 readings {sum(cloud.readings.values())} ({per_hub}) · 就诊 visits "
                  f"{sum(cloud.sessions.values())}" + (f"  [{cloud.error}]" if cloud.error else ""))
     lines.append(f" 出站 outbound 待发 pending {cloud.pending()} · 已送达 delivered {cloud.by_status('done')}"
@@ -66,7 +66,7 @@ def one_line(elapsed: float, tally: Tally, hubs: list[tuple[DemoHub, dict[str, A
     for h, st, _ in hubs:
         state = "offline" if h.offline else "online"
         q = st.get("queue_depth", "?") if st else "?"
-        parts.append(f"{h.hub_id} {state} buffered {q} cloud {cloud.readings.get(h.hub_id, 0)}")
+        parts.append(f"{h.label} {state} buffered {q} cloud {cloud.readings.get(h.hub_id, 0)}")
     parts.append(f"cloud readings {sum(cloud.readings.values())} outbound pending {cloud.pending()}")
     return " | ".join(parts)
 

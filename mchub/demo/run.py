@@ -142,22 +142,22 @@ async def setup(demo: Demo, http: aiohttp.ClientSession) -> None:
     say(f"云端 cloud: ready at {cloud.url}")
     demo.reader = CloudReader(cloud.database_url)
     mqtt = _mqtt(opts)
-    for i, (hub_id, stations) in enumerate(HUBS.items()):
-        hub_dir = demo.workdir / hub_id
+    for i, (label, stations) in enumerate(HUBS.items()):
+        hub_dir = demo.workdir / label
         rigs = [build_rig(s, hub_dir / "tty", seed=opts.seed * 100 + 10 * i + j, faults=opts.faults)
                 for j, s in enumerate(stations)]
         proxy = await FaultProxy(target_port=cloud.port).start()
-        hub = DemoHub(hub_id, hub_dir, rigs, proxy, mqtt)
+        hub = DemoHub(label, hub_dir, rigs, proxy, mqtt)
         demo.hubs.append(hub)
         for rig in rigs:
             await rig.start()
     how = await enroll_hubs(http, cloud, demo.hubs)
-    say(f"机构 site demo-site; 网关 hubs {', '.join(h.hub_id for h in demo.hubs)} {how}")
+    say(f"机构 site demo-site; 网关 hubs {', '.join(h.name for h in demo.hubs)} {how}")
     for hub in demo.hubs:
         hub.write_config()
         await hub.start(demo.group)
         n = sum(len(r.devices) for r in hub.rigs)
-        say(f"网关 {hub.hub_id}: running, {len(hub.rigs)} stations, {n} serial devices on ptys; "
+        say(f"网关 {hub.name}: running, {len(hub.rigs)} stations, {n} serial devices on ptys; "
             f"status {hub.url}/api/status")
 
 
@@ -166,7 +166,7 @@ def urls(demo: Demo) -> str:
     assert demo.cloud is not None
     lines = ["", "打开 open (loopback only):"]
     for hub in demo.hubs:
-        lines.append(f"  网关状态 hub status   {hub.hub_id}: {hub.url}/api/status")
+        lines.append(f"  网关状态 hub status   {hub.name}: {hub.url}/api/status")
     lines.append(f"  云端 cloud API       {demo.cloud.url}/openapi.json  (metrics: {demo.cloud.url}/metrics)")
     lines.append(f"  管理 admin API       {demo.cloud.url}/admin/v1/hubs  (Authorization: Bearer "
                  f"$(cat {demo.cloud.directory / 'admin.token'}))")
@@ -205,7 +205,7 @@ def offline_window(opts: Options) -> tuple[float, float, float | None]:
 
 def network(demo: Demo) -> None:
     """Pull or plug the flaky hub's cable according to the schedule."""
-    flaky = next(h for h in demo.hubs if h.hub_id == FLAKY_HUB)
+    flaky = next(h for h in demo.hubs if h.label == FLAKY_HUB)
     at, length, period = offline_window(demo.opts)
     t = demo.elapsed()
     phase = (t - at) % period if period and t >= at else t - at
@@ -213,11 +213,11 @@ def network(demo: Demo) -> None:
     if should_be_off and not flaky.offline:
         flaky.go_offline()
         demo.offline_since = t
-        demo.display.event(f"断网 {flaky.hub_id} loses its network for {length:.0f} s: it keeps measuring "
+        demo.display.event(f"断网 {flaky.name} loses its network for {length:.0f} s: it keeps measuring "
                            "and buffers every reading / 网关继续测量并缓存")
     elif not should_be_off and flaky.offline:
         flaky.go_online()
-        demo.display.event(f"恢复 {flaky.hub_id} is back online after {clock(t - (demo.offline_since or t))}: "
+        demo.display.event(f"恢复 {flaky.name} is back online after {clock(t - (demo.offline_since or t))}: "
                            "it syncs its backlog / 网关补传缓存")
 
 
@@ -229,7 +229,7 @@ async def live(demo: Demo, http: aiohttp.ClientSession) -> None:
     for hub, rig in demo.rigs:
         demo.tasks.append(asyncio.create_task(
             run_station(http, hub, rig, people, demo.tally, demo.stop, demo.opts.pace, random.Random(rng.random())),
-            name=f"station {hub.hub_id}/{rig.station_id}"))
+            name=f"station {hub.label}/{rig.station_id}"))
     while not demo.stop.is_set():
         if demo.opts.duration and demo.elapsed() >= demo.opts.duration:
             break
@@ -250,10 +250,10 @@ async def wind_down(demo: Demo, http: aiohttp.ClientSession) -> list[str]:
     await asyncio.wait(station_tasks, timeout=60)
     await asyncio.sleep(1.0)  # the hubs commit the last frames
     deadline = time.monotonic() + DRAIN_S
-    undrained = [h.hub_id for h in demo.hubs]
+    undrained = [h.name for h in demo.hubs]
     while time.monotonic() < deadline:
         statuses, counts = await refresh(demo, http)
-        undrained = [h.hub_id for h, st in zip(demo.hubs, statuses, strict=True)
+        undrained = [h.name for h, st in zip(demo.hubs, statuses, strict=True)
                      if st is None or st.get("queue_depth", 1) != 0]
         waiting = sum(counts.pending(t) for p in demo.peers if p.available for t in p.topics)
         if not undrained and waiting == 0:
@@ -324,7 +324,7 @@ async def run(opts: Options) -> int:
             rec = await reconcile(demo)
             counts = await demo.reader.counts() if demo.reader else CloudCounts()
             peer_lines = [p.line(counts) for p in demo.peers]
-            display.text("\n".join(progress.summary(rec, demo.tally, peer_lines, [h.hub_id for h in demo.hubs],
+            display.text("\n".join(progress.summary(rec, demo.tally, peer_lines, [h.name for h in demo.hubs],
                                                     sum(h.offline_spells for h in demo.hubs), undrained)))
             code = 0 if rec.ok and not undrained else 1
             if opts.summary_json is not None:

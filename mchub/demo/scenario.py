@@ -54,7 +54,7 @@ async def visit(http: aiohttp.ClientSession, hub: DemoHub, rig: StationRig, who:
     """One patient through one station."""
     p = who.patient
     card, hw, bp = (rig.devices[k] for k in ("idcard", "station", "bp"))
-    where = f"{hub.hub_id}/{rig.station_id}"
+    where = f"{hub.label}/{rig.station_id}"
     if p.group == "pregnant":
         await hub.post(http, "/api/sessions", {"station_id": rig.station_id, "name": p.name,
                                                "national_id": p.national_id, "pregnant_weeks": p.pregnant_weeks})
@@ -87,8 +87,8 @@ async def run_station(http: aiohttp.ClientSession, hub: DemoHub, rig: StationRig
         try:
             await visit(http, hub, rig, who, tally)
         except (DemoError, aiohttp.ClientError, TimeoutError) as exc:
-            tally.stuck.append(f"{hub.hub_id}/{rig.station_id}: {exc}")
-            log.warning("visit at %s/%s failed: %s", hub.hub_id, rig.station_id, exc)
+            tally.stuck.append(f"{hub.label}/{rig.station_id}: {exc}")
+            log.warning("visit at %s/%s failed: %s", hub.label, rig.station_id, exc)
         finally:
             tally.in_progress -= 1
         with contextlib.suppress(TimeoutError):

@@ -35,7 +35,7 @@ import aiohttp
 
 from firmware_sim.faultproxy import FaultProxy
 from firmware_sim.station_sim import Values
-from mchub.demo import progress
+from mchub.demo import enroll, progress
 from mchub.demo.cloudside import DemoCloud, DemoError
 from mchub.demo.cloudstats import CloudCounts, CloudReader
 from mchub.demo.devices import StationRig, build_rig
@@ -45,7 +45,7 @@ from mchub.demo.peers import Peer, build_peers
 from mchub.demo.reconcile import Reconciliation, compare
 from mchub.demo.scenario import Tally, run_station
 from mchub.demo.script import scripted_patients
-from mchub.demo.setup import enroll_hubs
+from mchub.demo.setup import SITE_ID, SITE_NAME, enroll_hubs, ensure_empty
 from mchub.procs import ProcessGroup
 
 log = logging.getLogger("mchub.demo")
@@ -89,6 +89,7 @@ class Demo:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     offline_since: float | None = None
+    admin: enroll.AdminLogin | None = None  #: the demo admin (when this build enrolls with tokens)
 
     @property
     def rigs(self) -> list[tuple[DemoHub, StationRig]]:
@@ -134,8 +135,13 @@ async def setup(demo: Demo, http: aiohttp.ClientSession) -> None:
     cloud = DemoCloud(demo.workdir / "cloud", _database_url(opts, demo.workdir), _mqtt(opts))
     cloud.extra_toml += [p.cloud_toml for p in demo.peers if p.available and p.cloud_toml]
     demo.cloud = cloud
+    tokens = enroll.available()
+    if tokens:
+        await enroll.prepare_cloud(cloud)
     cloud.write_config()
     await cloud.init()
+    if tokens:
+        demo.admin = await enroll.create_admin(cloud)
     where = "PostgreSQL" if opts.postgres else f"SQLite ({cloud.directory / 'cloud.db'})"
     say(f"云端 cloud: starting `mchub cloud serve` on {where} ...")
     await cloud.start(demo.group)
@@ -151,10 +157,16 @@ async def setup(demo: Demo, http: aiohttp.ClientSession) -> None:
         demo.hubs.append(hub)
         for rig in rigs:
             await rig.start()
-    how = await enroll_hubs(http, cloud, demo.hubs)
-    say(f"机构 site demo-site; 网关 hubs {', '.join(h.name for h in demo.hubs)} {how}")
+    await ensure_empty(http, cloud)
     for hub in demo.hubs:
+        hub.directory.mkdir(parents=True, exist_ok=True)
         hub.write_config()
+    if demo.admin is not None:
+        how = await enroll.enroll_with_tokens(http, cloud, demo.admin, demo.hubs, SITE_ID, SITE_NAME)
+    else:
+        how = await enroll_hubs(http, cloud, demo.hubs)
+    say(f"机构 site {SITE_ID}; 网关 hubs {', '.join(h.name for h in demo.hubs)} {how}")
+    for hub in demo.hubs:
         await hub.start(demo.group)
         n = sum(len(r.devices) for r in hub.rigs)
         say(f"网关 {hub.name}: running, {len(hub.rigs)} stations, {n} serial devices on ptys; "
@@ -172,6 +184,10 @@ def urls(demo: Demo) -> str:
                  f"$(cat {demo.cloud.directory / 'admin.token'}))")
     lines.append("  自助机 kiosk, 状态页 status pages, 仪表盘 dashboard, 管理台 admin console: "
                  "尚未提供 not yet available in this build")
+    if demo.admin is not None:
+        lines.append(f"  管理员 admin          {demo.admin.username} / {demo.admin.password} + 6-digit code "
+                     f"(shown live below; TOTP secret in `mchub cloud user` output, password in "
+                     f"{demo.cloud.directory / 'admin.password'})")
     lines.append(f"  文件与日志 files and logs: {demo.workdir} (logs/*.log)")
     return "\n".join(lines) + "\n"
 
@@ -187,8 +203,11 @@ async def refresh(demo: Demo, http: aiohttp.ClientSession) -> tuple[list[Any], C
     for hub, st in zip(demo.hubs, statuses, strict=True):
         off = demo.elapsed() - demo.offline_since if hub.offline and demo.offline_since is not None else None
         rows.append((hub, st, off))
-    lines = progress.block(demo.elapsed(), demo.opts.duration, demo.tally, rows, counts,
-                           [p.line(counts) for p in demo.peers])
+    extra = [p.line(counts) for p in demo.peers]
+    if demo.admin is not None:
+        extra.append(progress.PeerLine("登录 login", f"{demo.admin.username} · 密码 password {demo.admin.password} · "
+                                                   f"动态码 code {demo.admin.code()} (30 s)"))
+    lines = progress.block(demo.elapsed(), demo.opts.duration, demo.tally, rows, counts, extra)
     demo.display.block(lines, progress.one_line(demo.elapsed(), demo.tally, rows, counts))
     return statuses, counts
 

@@ -17,13 +17,17 @@ SITE_ID = "demo-site"
 SITE_NAME = "演示卫生院 Demo clinic"
 
 
-async def enroll_hubs(http: aiohttp.ClientSession, cloud: DemoCloud, hubs: list[DemoHub]) -> str:
-    """Create the site and register every hub; returns how it was done (for the display)."""
+async def ensure_empty(http: aiohttp.ClientSession, cloud: DemoCloud) -> None:
+    """Refuse a cloud database that already holds hubs (e.g. a second run on the same PostgreSQL)."""
     existing = (await cloud.admin(http, "GET", "/admin/v1/hubs")).get("hubs", [])
     if existing:
         raise DemoError(f"the cloud database {cloud.database_url} already holds {len(existing)} hub(s), e.g. "
                         f"{existing[0].get('hub_id')!r}; the demo needs an empty one (e.g. `createdb mchub_demo2` "
                         "and --postgres postgresql://.../mchub_demo2)")
+
+
+async def enroll_hubs(http: aiohttp.ClientSession, cloud: DemoCloud, hubs: list[DemoHub]) -> str:
+    """Create the site and register every hub; returns how it was done (for the display)."""
     await cloud.admin(http, "POST", "/admin/v1/sites", {"site_id": SITE_ID, "name": SITE_NAME})
     keys = await cloud.keys_document(http)
     entries = []

@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 
 from firmware_sim.faultproxy import FaultProxy, Mode
+from mchub.demo import parts
 from mchub.demo.cloudside import DemoError
 from mchub.demo.devices import StationRig
 from mchub.procs import ProcessError, ProcessGroup, free_port, tcp_ready
@@ -66,7 +67,7 @@ class DemoHub:
             '[hub]\nidentity_dir = "identity"\ndata_dir = "data"\nlanguage = "zh-CN"\n\n'
             f'[sync]\nurl = "{self.cloud_url}"\nlinger_ms = 200\ntimeout_s = 5\nmax_backoff_s = 2\n'
             f'retention_days = 30\n{mqtt}\n'
-            f'[web]\nbind = "127.0.0.1"\nport = {self.web_port}\n\n[storage]\nmin_free_mb = 50\n'
+            f'[web]\nbind = "127.0.0.1"\nport = {self.web_port}\n{parts.hub_web_toml()}\n[storage]\nmin_free_mb = 50\n'
             + "".join(rig.hub_toml() for rig in self.rigs),
             encoding="utf-8")
 

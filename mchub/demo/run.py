@@ -35,7 +35,7 @@ import aiohttp
 
 from firmware_sim.faultproxy import FaultProxy
 from firmware_sim.station_sim import Values
-from mchub.demo import enroll, progress
+from mchub.demo import enroll, parts, progress
 from mchub.demo.cloudside import DemoCloud, DemoError
 from mchub.demo.cloudstats import CloudCounts, CloudReader
 from mchub.demo.devices import StationRig, build_rig
@@ -134,6 +134,7 @@ async def setup(demo: Demo, http: aiohttp.ClientSession) -> None:
         await peer.start()
     cloud = DemoCloud(demo.workdir / "cloud", _database_url(opts, demo.workdir), _mqtt(opts))
     cloud.extra_toml += [p.cloud_toml for p in demo.peers if p.available and p.cloud_toml]
+    cloud.extra_toml.append(parts.cloud_web_toml())
     demo.cloud = cloud
     tokens = enroll.available()
     if tokens:
@@ -178,12 +179,23 @@ def urls(demo: Demo) -> str:
     assert demo.cloud is not None
     lines = ["", "打开 open (loopback only):"]
     for hub in demo.hubs:
-        lines.append(f"  网关状态 hub status   {hub.name}: {hub.url}/api/status")
+        if parts.hub_pages():
+            kiosks = "  ".join(f"{hub.url}/kiosk/{r.station_id}" for r in hub.rigs)
+            lines.append(f"  自助机 kiosk          {hub.name}: {kiosks}")
+            lines.append(f"  网关状态页 status page {hub.name}: {hub.url}/  (护士 staff {parts.STAFF_USER} / "
+                         f"PIN {parts.STAFF_PIN})")
+        else:
+            lines.append(f"  网关状态 hub status   {hub.name}: {hub.url}/api/status")
     lines.append(f"  云端 cloud API       {demo.cloud.url}/openapi.json  (metrics: {demo.cloud.url}/metrics)")
     lines.append(f"  管理 admin API       {demo.cloud.url}/admin/v1/hubs  (Authorization: Bearer "
                  f"$(cat {demo.cloud.directory / 'admin.token'}))")
-    lines.append("  自助机 kiosk, 状态页 status pages, 仪表盘 dashboard, 管理台 admin console: "
-                 "尚未提供 not yet available in this build")
+    missing = ([] if parts.hub_pages() else ["自助机 kiosk", "状态页 status pages"]) + \
+        ([] if parts.cloud_pages() and demo.admin else ["仪表盘 dashboard", "管理台 admin console"])
+    if parts.cloud_pages() and demo.admin is not None:
+        lines.append(f"  仪表盘 dashboard      {demo.cloud.url}/ui/dashboard")
+        lines.append(f"  管理台 admin console  {demo.cloud.url}/ui/admin")
+    if missing:
+        lines.append(f"  {', '.join(missing)}: 尚未提供 not yet available in this build")
     if demo.admin is not None:
         lines.append(f"  管理员 admin          {demo.admin.username} / {demo.admin.password} + 6-digit code "
                      f"(shown live below; TOTP secret in `mchub cloud user` output, password in "

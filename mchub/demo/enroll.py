@@ -38,19 +38,28 @@ def available() -> bool:
             and importlib.util.find_spec("provisioning.enroll_cli") is not None)
 
 
-@dataclass(frozen=True)
+@dataclass
 class AdminLogin:
     """The demo admin's credentials."""
 
     username: str
     password: str
     totp_key: bytes
+    used_step: int = -1  #: the time step the demo's own sign-in used (a code works once)
 
     def code(self) -> str:
-        """The current 6-digit one-time code."""
-        from provisioning.totp import totp
+        """A 6-digit one-time code nobody has used yet (the next step's if the demo used this one)."""
+        from provisioning.totp import hotp, step_at
 
-        return totp(self.totp_key, time.time())
+        return hotp(self.totp_key, max(step_at(time.time()), self.used_step + 1))
+
+    def use(self) -> str:
+        """A code for the demo's own sign-in, remembered so the display shows a fresh one."""
+        from provisioning.totp import step_at
+
+        code = self.code()
+        self.used_step = max(step_at(time.time()), self.used_step + 1)
+        return code
 
 
 def _secret_file(path: Path, text: str) -> Path:
@@ -100,7 +109,7 @@ async def enroll_with_tokens(http: aiohttp.ClientSession, cloud: DemoCloud, admi
     from edge import identity
 
     session = await _api(http, cloud, "/login", {"username": admin.username, "password": admin.password,
-                                                 "code": admin.code()})
+                                                 "code": admin.use()})
     token = str(session["token"])
     await _api(http, cloud, "/sites", {"site_id": site_id, "name": site_name}, token)
     for hub in hubs:

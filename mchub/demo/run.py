@@ -130,9 +130,10 @@ def _mqtt(opts: Options) -> tuple[str, int] | None:
 async def setup(demo: Demo, http: aiohttp.ClientSession) -> None:
     """Phase 1: cloud, site, hubs, devices, peers."""
     opts, say = demo.opts, demo.display.event
-    for peer in demo.peers:
-        await peer.start()
     cloud = DemoCloud(demo.workdir / "cloud", _database_url(opts, demo.workdir), _mqtt(opts))
+    for peer in demo.peers:
+        if peer.available:
+            await peer.start(cloud)
     cloud.extra_toml += [p.cloud_toml for p in demo.peers if p.available and p.cloud_toml]
     cloud.extra_toml.append(parts.cloud_web_toml())
     demo.cloud = cloud
@@ -210,7 +211,8 @@ async def refresh(demo: Demo, http: aiohttp.ClientSession) -> tuple[list[Any], C
     statuses = await asyncio.gather(*(h.status(http) for h in demo.hubs))
     counts = await demo.reader.counts()
     for peer in demo.peers:
-        await peer.tick(demo.elapsed())
+        if peer.available:
+            await peer.tick(demo.elapsed(), demo.tally.measured_people)
     rows = []
     for hub, st in zip(demo.hubs, statuses, strict=True):
         off = demo.elapsed() - demo.offline_since if hub.offline and demo.offline_since is not None else None
@@ -357,7 +359,10 @@ async def run(opts: Options) -> int:
             peer_lines = [p.line(counts) for p in demo.peers]
             display.text("\n".join(progress.summary(rec, demo.tally, peer_lines, [h.name for h in demo.hubs],
                                                     sum(h.offline_spells for h in demo.hubs), undrained)))
-            code = 0 if rec.ok and not undrained else 1
+            silent = [p.label for p in demo.peers if p.available and p.required and p.delivered() == 0]
+            for label in silent:
+                display.text(f" 失败 FAIL: {label} — nothing was delivered (see logs/cloud.log)")
+            code = 0 if rec.ok and not undrained and not silent else 1
             if opts.summary_json is not None:
                 write_summary(opts.summary_json, demo, rec, undrained, code)
             return code

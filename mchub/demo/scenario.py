@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from firmware_sim.idcard_sim import CardVisit
+from firmware_sim.patients import Patient
 from firmware_sim.station_sim import Visit
 from mchub.demo.cloudside import DemoError
 from mchub.demo.devices import POLL_S, SimDevice, StationRig, wait_for
@@ -39,6 +40,7 @@ class Tally:
     staff_entries: int = 0  #: visits the nurse opened on the hub (pregnant women)
     in_progress: int = 0
     stuck: list[str] = field(default_factory=list)  #: visits a device did not complete
+    measured_people: list[Patient] = field(default_factory=list)  #: who finished (for the HIS and PACS)
 
     @property
     def measured(self) -> int:
@@ -75,6 +77,7 @@ async def visit(http: aiohttp.ClientSession, hub: DemoHub, rig: StationRig, who:
     await asyncio.sleep(2 * POLL_S + 0.5)  # the hub has read the last frame and stored it
     await hub.post(http, "/api/sessions/close", {"station_id": rig.station_id, "reason": "finished"})
     tally.patients[p.group] += 1
+    tally.measured_people.append(p)
     tally.abnormal += bool(who.abnormal)
 
 

@@ -53,8 +53,10 @@ def block(elapsed: float, duration: float | None, tally: Tally, hubs: list[tuple
     per_hub = " · ".join(f"{h.label} {cloud.readings.get(h.hub_id, 0)}" for h, _, _ in hubs)
     lines.append(f" 云端 cloud    读数 readings {sum(cloud.readings.values())} ({per_hub}) · 就诊 visits "
                  f"{sum(cloud.sessions.values())}" + (f"  [{cloud.error}]" if cloud.error else ""))
-    lines.append(f" 出站 outbound 待发 pending {cloud.pending()} · 已送达 delivered {cloud.by_status('done')}"
-                 f" · 死信 dead letters {cloud.by_status('dead')}")
+    topics = sorted({t for t, _ in cloud.outbox})
+    queues = " · ".join(f"{t} 送达 done {cloud.by_status('done', t)} 待发 pending {cloud.pending(t)}"
+                        f" 死信 dead {cloud.by_status('dead', t)}" for t in topics)
+    lines.append(f" 出站 outbound {queues or '—'}")
     lines += [f" {p.label:<12} {p.text}" for p in peers]
     return lines
 

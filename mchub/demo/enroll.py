@@ -45,6 +45,7 @@ class AdminLogin:
     username: str
     password: str
     totp_key: bytes
+    secret: str = ""  #: the same key in base32, for an authenticator app
     used_step: int = -1  #: the time step the demo's own sign-in used (a code works once)
 
     def code(self) -> str:
@@ -90,7 +91,7 @@ async def create_admin(cloud: DemoCloud) -> AdminLogin:
     if found is None:
         raise DemoError(f"mchub cloud user add printed no TOTP secret:\n{out}")
     secret = found.group(1)
-    return AdminLogin(ADMIN, password, base64.b32decode(secret + "=" * (-len(secret) % 8)))
+    return AdminLogin(ADMIN, password, base64.b32decode(secret + "=" * (-len(secret) % 8)), secret)
 
 
 async def _api(http: aiohttp.ClientSession, cloud: DemoCloud, path: str, body: object,

@@ -23,6 +23,7 @@ import dataclasses
 import json
 import logging
 import random
+import re
 import shutil
 import signal
 import tempfile
@@ -199,10 +200,22 @@ def urls(demo: Demo) -> str:
         lines.append(f"  {', '.join(missing)}: 尚未提供 not yet available in this build")
     if demo.admin is not None:
         lines.append(f"  管理员 admin          {demo.admin.username} / {demo.admin.password} + 6-digit code "
-                     f"(shown live below; TOTP secret in `mchub cloud user` output, password in "
-                     f"{demo.cloud.directory / 'admin.password'})")
+                     f"(shown live below; TOTP secret {demo.admin.secret} for an authenticator app)")
     lines.append(f"  文件与日志 files and logs: {demo.workdir} (logs/*.log)")
     return "\n".join(lines) + "\n"
+
+
+async def check_urls(http: aiohttp.ClientSession, text: str, say: Any) -> None:
+    """Every URL printed answers (a login page or a redirect is fine; 404 or 5xx is not)."""
+    for url in sorted(set(re.findall(r"http://127\.0\.0\.1:\d+/\S*", text))):
+        try:
+            async with http.get(url, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            say(f"注意 note: {url} does not answer ({exc})")
+            continue
+        if status == 404 or status >= 500:
+            say(f"注意 note: {url} answers HTTP {status}")
 
 
 async def refresh(demo: Demo, http: aiohttp.ClientSession) -> tuple[list[Any], CloudCounts]:
@@ -351,7 +364,9 @@ async def run(opts: Options) -> int:
     try:
         async with aiohttp.ClientSession() as http:
             await setup(demo, http)
-            display.text(urls(demo))
+            where = urls(demo)
+            display.text(where)
+            await check_urls(http, where, display.event)
             await live(demo, http)
             undrained = await wind_down(demo, http)
             rec = await reconcile(demo)

@@ -207,7 +207,7 @@ def urls(demo: Demo) -> str:
 
 async def check_urls(http: aiohttp.ClientSession, text: str, say: Any) -> None:
     """Every URL printed answers (a login page or a redirect is fine; 404 or 5xx is not)."""
-    for url in sorted(set(re.findall(r"http://127\.0\.0\.1:\d+/\S*", text))):
+    for url in sorted(set(re.findall(r"http://127\.0\.0\.1:\d+/[^\s)]*", text))):
         try:
             async with http.get(url, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=5)) as resp:
                 status = resp.status

@@ -175,6 +175,68 @@ class PacsPeer(Peer):
         return self.counts.get("instances", 0)
 
 
+@dataclass
+class MchPeer(Peer):
+    """The city MCH platform (:class:`firmware_sim.mch_platform.Platform`) served on a free port."""
+
+    platform: Any = None
+    server: Any = None
+    task: Any = None
+    port: int = 0
+
+    async def start(self, cloud: DemoCloud) -> None:
+        """Serve the platform in this process; ``[mch]`` for the cloud."""
+        import asyncio
+        import contextlib
+
+        import uvicorn
+
+        from firmware_sim.mch_platform import Platform
+
+        class _Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Any:  # the demo handles Ctrl-C itself
+                yield
+
+        self.platform = Platform(app_key="mchub-demo", secret=b"demo-platform-secret")
+        self.port = free_port()
+        self.server = _Server(uvicorn.Config(self.platform.app, host="127.0.0.1", port=self.port,
+                                             log_level="warning", access_log=False, lifespan="off"))
+        self.task = asyncio.create_task(self.server.serve())
+        self.cloud_toml = mch_toml(f"http://127.0.0.1:{self.port}", "mchub-demo", "demo-platform-secret")
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        if self.server is not None:
+            self.server.should_exit = True
+            if self.task is not None:
+                await self.task
+
+    def line(self, cloud: CloudCounts) -> PeerLine:
+        """Cases the platform accepted."""
+        st = self.platform.state if self.platform is not None else None
+        accepted = len(st.accepted) if st is not None else 0
+        rejected = st.rejected if st is not None else 0
+        return PeerLine(self.label, f"上报 uploads accepted by the platform {accepted} · 待传 pending "
+                                    f"{cloud.pending('mch')} · 拒收 refused {rejected} · 死信 dead "
+                                    f"{cloud.by_status('dead', 'mch')}")
+
+    def delivered(self) -> int:
+        """Cases accepted."""
+        return len(self.platform.state.accepted) if self.platform is not None else 0
+
+
+def mch_toml(url: str, app_key: str, secret: str) -> str:
+    """The cloud's ``[mch]`` section for the demo platform (keys as this build's cloud.config names them)."""
+    keys = set(_cloud_sections().get("mch", {}))
+    lines = ["", "[mch]"]
+    for key, value in (("enabled", "true"), ("url", f'"{url}"'), ("base_url", f'"{url}"'),
+                       ("app_key", f'"{app_key}"'), ("secret", f'"{secret}"')):
+        if key in keys:
+            lines.append(f"{key} = {value}")
+    return "\n".join(lines) + "\n"
+
+
 def build_peers() -> list[Peer]:
     """The peers of this build: a working simulator where the cloud has the part, else a placeholder."""
     sections = _cloud_sections()
@@ -182,4 +244,7 @@ def build_peers() -> list[Peer]:
     if {"mllp", "his"} <= set(sections):
         his = HisPeer("HIS (HL7)", available=True, topics=("his",), required=True)
     pacs: Peer = PacsPeer("PACS", available=True) if "dicom" in sections else Peer("PACS")
-    return [his, pacs, Peer("妇幼 MCH")]
+    mch: Peer = Peer("妇幼 MCH")
+    if "mch" in sections:
+        mch = MchPeer("妇幼 MCH", available=True, topics=("mch",), required=True)
+    return [his, pacs, mch]

@@ -225,7 +225,10 @@ async def refresh(demo: Demo, http: aiohttp.ClientSession) -> tuple[list[Any], C
     counts = await demo.reader.counts()
     for peer in demo.peers:
         if peer.available:
-            await peer.tick(demo.elapsed(), demo.tally.measured_people)
+            try:
+                await peer.tick(demo.elapsed(), demo.tally.measured_people)
+            except Exception as exc:  # a simulator's bug must not stop the demo; say it and go on
+                demo.display.event(f"注意 note: the {peer.label} simulator failed: {type(exc).__name__}: {exc}")
     rows = []
     for hub, st in zip(demo.hubs, statuses, strict=True):
         off = demo.elapsed() - demo.offline_since if hub.offline and demo.offline_since is not None else None

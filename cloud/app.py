@@ -27,6 +27,7 @@ from cloud.db.engine import Database
 from cloud.db.migrations import migrate
 from cloud.db.orm import start_orm, stop_orm
 from cloud.errors import CloudError
+from cloud.fleet import api as fleet_api
 from cloud.ingest import Ingestor, Limits
 from cloud.keystore import CloudKeys, load_keys
 from cloud.openapi import document
@@ -70,6 +71,7 @@ async def post_batch(request: Request) -> Response:
         answer = ing.refusal("too_large", f"batch exceeds the limit of {ing.limits.max_batch_bytes} bytes; split it")
     else:
         answer = await ing.handle(body, peer=request.client.host if request.client else "")
+        answer.headers.update(await fleet_api.batch_headers(request, body, answer.status))
     return Response(answer.body, answer.status, headers=answer.headers, media_type=answer.content_type)
 
 
@@ -136,6 +138,7 @@ def build_app(cfg: config_mod.CloudConfig) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state = await start_state(cfg)
         app.state.cloud = state
+        app.state.fleet = fleet_api.start(state)
         tasks: list[asyncio.Task[None]] = []
         stop = asyncio.Event()
         if cfg.mqtt.enabled:
@@ -161,6 +164,7 @@ def build_app(cfg: config_mod.CloudConfig) -> Starlette:
         Route("/metrics", get_metrics),
         Route("/openapi.json", openapi),
         *admin_api.routes(),
+        *fleet_api.routes(),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 

@@ -1,6 +1,6 @@
 """``mchub cloud``: 云端同步服务 / the cloud sync server.
 
-Subcommands: init, migrate, serve, site add, hub add|add-key|revoke|list, import, outbox, command.
+Subcommands: init, migrate, serve, site add, hub add|add-key|revoke|list, import, outbox, user, command.
 Heavy imports happen inside the handlers so ``mchub --help`` stays fast.
 """
 
@@ -25,6 +25,7 @@ examples / 示例:
   mchub cloud import /media/usb/H001-2025-03-01.mchx  (a hand-carried export file)
   mchub cloud outbox list                        queue depths and dead letters with the receiver's reason
   mchub cloud outbox replay 42                   queue dead letter 42 again (audited)
+  mchub cloud user add alice --role admin        first admin: asks for a password, prints the TOTP secret
 """
 
 
@@ -278,6 +279,9 @@ def register(parser: argparse.ArgumentParser) -> None:
             _run(_outbox))
     p.add_argument("action", choices=["list", "replay"])
     p.add_argument("ids", nargs="*", type=int, metavar="ID", help="dead-letter ids to replay")
+    from cloud import user_cli
+
+    user_cli.register(sub, add, _run)
     p = add("command", "send a signed command to a hub over MQTT", _run(_command))
     p.add_argument("--hub", required=True)
     p.add_argument("name", choices=["sync-now", "reload-config", "rotate-key", "ping", "apply-config"])

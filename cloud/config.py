@@ -48,6 +48,15 @@ enabled = false
 host = "127.0.0.1"
 port = 1883
 
+[provisioning]
+ca_dir = ""              # fleet CA from `mchub provision ca init`; "" = hub enrollment disabled
+passphrase_file = ""     # first line: the CA passphrase (mode 0600)
+mqtt_url = "mqtt://127.0.0.1:1883"   # the broker enrolled hubs are told to use
+hub_cert_days = 30       # hub certificate lifetime; hubs rotate in the last third
+rotation_overlap_hours = 24          # the old key keeps verifying this long after a rotation
+mqtt_password_file = ""  # rewrite this Mosquitto password_file after enrollments and revocations
+mqtt_reload_command = [] # then run this, e.g. ["systemctl", "reload", "mosquitto"]
+
 [outbox]
 max_attempts = 10
 base_delay_s = 5.0
@@ -95,6 +104,19 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class ProvisioningConfig:
+    """[provisioning] (paths resolved; ``ca_dir`` None = enrollment disabled)."""
+
+    ca_dir: Path | None = None
+    passphrase_file: Path | None = None
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    hub_cert_days: int = 30
+    rotation_overlap_hours: int = 24
+    mqtt_password_file: Path | None = None
+    mqtt_reload_command: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class OutboxConfig:
     """[outbox]"""
 
@@ -122,6 +144,7 @@ class CloudConfig:
     admin_token_file: Path | None = None
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
+    provisioning: ProvisioningConfig = field(default_factory=ProvisioningConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def admin_token(self) -> str | None:
@@ -144,6 +167,8 @@ _SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "keys": {"dir": str},
     "admin": {"token_file": str},
     "mqtt": {"enabled": bool, "host": str, "port": int},
+    "provisioning": {"ca_dir": str, "passphrase_file": str, "mqtt_url": str, "hub_cert_days": int,
+                     "rotation_overlap_hours": int, "mqtt_password_file": str, "mqtt_reload_command": list},
     "outbox": {"max_attempts": int, "base_delay_s": (int, float), "max_delay_s": (int, float)},
     "logging": {"level": str, "json": bool},
 }
@@ -216,13 +241,36 @@ def parse(text: str, path: Path) -> CloudConfig:
     lg = LoggingConfig(**doc.get("logging", {}))
     if lg.level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise _err(path, "[logging] level", f"{lg.level!r} is not a level", "use DEBUG, INFO, WARNING or ERROR")
+    prov = _provisioning(path, doc.get("provisioning", {}))
     return CloudConfig(
-        path=path, server=s, database=db,
+        path=path, server=s, database=db, provisioning=prov,
         keys_dir=keys_dir if keys_dir.is_absolute() else base / keys_dir,
         admin_token_file=(Path(token) if Path(token).is_absolute() else base / token) if token else None,
         mqtt=MqttConfig(**doc.get("mqtt", {})), outbox=o,
         logging=LoggingConfig(level=lg.level.upper(), json=lg.json),
     )
+
+
+def _provisioning(path: Path, doc: dict[str, Any]) -> ProvisioningConfig:
+    def resolved(key: str) -> Path | None:
+        value = doc.get(key, "")
+        return None if not value else Path(value) if Path(value).is_absolute() else path.parent / value
+
+    p = ProvisioningConfig(ca_dir=resolved("ca_dir"), passphrase_file=resolved("passphrase_file"),
+                           mqtt_url=doc.get("mqtt_url", "mqtt://127.0.0.1:1883"),
+                           hub_cert_days=doc.get("hub_cert_days", 30),
+                           rotation_overlap_hours=doc.get("rotation_overlap_hours", 24),
+                           mqtt_password_file=resolved("mqtt_password_file"),
+                           mqtt_reload_command=tuple(str(a) for a in doc.get("mqtt_reload_command", [])))
+    if p.ca_dir is not None and p.passphrase_file is None:
+        raise _err(path, "[provisioning] passphrase_file", "missing while ca_dir is set",
+                   "point it at a file (mode 0600) whose first line is the CA passphrase")
+    if not p.mqtt_url.startswith(("mqtt://", "mqtts://")):
+        raise _err(path, "[provisioning] mqtt_url", f"{p.mqtt_url!r} is not an MQTT URL",
+                   "write e.g. mqtt_url = \"mqtts://mqtt.example.org:8883\"")
+    _positive(path, "[provisioning] hub_cert_days", p.hub_cert_days, 397)
+    _positive(path, "[provisioning] rotation_overlap_hours", p.rotation_overlap_hours, 24 * 30)
+    return p
 
 
 def load(path: str | Path) -> CloudConfig:

@@ -36,7 +36,10 @@ class MqttError(CloudError):
 
 
 async def apply_message(db: Database, topic_name: str, payload: bytes) -> str | None:
-    """Apply one status/telemetry message to the registry; returns the hub id updated (or None)."""
+    """Apply one status/telemetry message to the registry; returns the hub id updated (or None).
+
+    A revoked hub's messages change nothing (its connection may outlive the revocation).
+    """
     parts = topic_name.split("/")
     if len(parts) != 4 or parts[0] != "mchub" or parts[1] != "hubs":
         return None
@@ -47,12 +50,13 @@ async def apply_message(db: Database, topic_name: str, payload: bytes) -> str | 
             if leaf == "status":
                 st = msgspec.json.decode(payload, type=HubStatus)
                 n = await tx.execute("UPDATE hubs SET online = $1, last_seen_ms = $2, "
-                                     "version = CASE WHEN $3 = '' THEN version ELSE $4 END WHERE hub_id = $5",
+                                     "version = CASE WHEN $3 = '' THEN version ELSE $4 END "
+                                     "WHERE hub_id = $5 AND status = 'active'",
                                      st.online, now, st.version, st.version, hub_id)
             elif leaf == "telemetry":
                 tm = msgspec.json.decode(payload, type=Telemetry)
                 n = await tx.execute("UPDATE hubs SET online = $1, last_seen_ms = $2, queue_depth = $3, "
-                                     "telemetry = $4 WHERE hub_id = $5",
+                                     "telemetry = $4 WHERE hub_id = $5 AND status = 'active'",
                                      True, now, tm.queue_depth, payload.decode(), hub_id)
             else:
                 return None

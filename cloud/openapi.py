@@ -5,6 +5,8 @@ from __future__ import annotations
 from importlib import metadata
 from typing import Any
 
+from cloud.fleet import api as fleet_api
+
 
 def _version() -> str:
     try:
@@ -59,6 +61,7 @@ def document() -> dict[str, Any]:
                 "summary": "Revoke a hub", "security": _ADMIN,
                 "parameters": [{"name": "hub_id", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "revoked"}, "400": _REFUSAL, "401": _REFUSAL}}},
+            **fleet_api.openapi_paths(),  # docs/admin-api.md
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

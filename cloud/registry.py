@@ -155,14 +155,15 @@ class Signer:
 
 
 async def lookup_signer(db: Database | Tx, hub_id: str, signer_key_id: bytes, at_ms: int) -> Signer:
-    """Find the hub and its key named by a batch header (valid at ``at_ms``, not revoked)."""
+    """Find the hub and its key named by a batch header (valid at ``at_ms``, not revoked, certificate current)."""
     row = await db.fetchrow(
-        "SELECT h.status, k.public_key, k.valid_from_ms, k.valid_to_ms, k.revoked_ms FROM hubs h "
+        "SELECT h.status, k.public_key, k.valid_from_ms, k.valid_to_ms, k.revoked_ms, k.not_after_ms FROM hubs h "
         "LEFT JOIN hub_keys k ON k.hub_id = h.hub_id AND k.key_id = $1 WHERE h.hub_id = $2",
         signer_key_id.hex(), hub_id)
     if row is None:
         return Signer(None, None)
     valid = (row["public_key"] is not None and row["revoked_ms"] is None and row["valid_from_ms"] <= at_ms
-             and (row["valid_to_ms"] is None or row["valid_to_ms"] > at_ms))
+             and (row["valid_to_ms"] is None or row["valid_to_ms"] > at_ms)
+             and (row["not_after_ms"] is None or row["not_after_ms"] >= at_ms))  # certificate (provisioning)
     key = ed25519.Ed25519PublicKey.from_public_bytes(bytes(row["public_key"])) if valid else None
     return Signer(row["status"], key)

@@ -1,6 +1,7 @@
 """``mchub edge``: the clinic hub's commands.
 
-    mchub edge init --hub-id H --cloud-key cloud.json [--config hub.toml]   create the identity
+    mchub edge init --hub-id H --cloud-key cloud.json [--config hub.toml]   create the identity (by hand)
+    mchub edge enroll --cloud URL --token T [--config hub.toml]            or: enroll with a one-time token
     mchub edge check-config --config hub.toml                               validate, print a summary
     mchub edge run --config hub.toml                                        the daemon
     mchub edge status --config hub.toml [--json]                            what the hub is doing
@@ -20,6 +21,7 @@ from typing import Any
 
 EPILOG = """\
 examples:
+  mchub edge enroll --cloud https://cloud.example.org --token XXXXX-XXXXX-XXXXX-XXXXX-XXXXX
   mchub edge init --hub-id clinic-042 --cloud-key cloud.json --config /etc/mchub/hub.toml
   mchub edge check-config --config /etc/mchub/hub.toml
   mchub edge run --config /etc/mchub/hub.toml
@@ -56,6 +58,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     p = add("status", "show devices, sync queue, today's sessions and unbound readings")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=_status)
+    from edge import enrolled
+
+    enrolled.register(sub)  # enroll, rotate-key (provisioning)
     p = add("export", "write unsynced records to a file for hand carry (sealed like a sync batch)")
     p.add_argument("--out", required=True, type=Path, help="file to write, e.g. on a USB stick")
     p.add_argument("--since", help="start at this seq or date (default: first record the cloud has not acked)")

@@ -18,6 +18,7 @@ from typing import Any
 from drivers.base import Measurement
 from drivers.errors import FrameError
 from edge import config as config_mod
+from edge import enrolled
 from edge import identity as identity_mod
 from edge.config import HubConfig
 from edge.errors import EdgeError
@@ -56,6 +57,7 @@ class Hub:
         self.version = _version()
         self.quarantine: Quarantine | None = None
         self.sync: SyncClient | None = None
+        self.enrollment: enrolled.Maintainer | None = None
         self.web_port: int | None = None
         self.live: dict[str, Measurement] = {}  #: latest live value per station (kiosk)
         self._tasks: list[asyncio.Task[Any]] = []
@@ -65,9 +67,11 @@ class Hub:
 
     async def start(self, web: bool = True) -> None:
         """Open the store and start every part."""
-        cfg = self.cfg
+        cfg = self.cfg = await asyncio.to_thread(enrolled.with_enrollment, self.cfg)
         validate_devices(cfg)
         self.identity = identity_mod.load(cfg.identity_dir)
+        self.enrollment = (enrolled.Maintainer(cfg.identity_dir, self.reload_config, self._set_identity)
+                           if enrolled.is_enrolled(cfg.identity_dir) else None)
         conn, self.quarantine = await asyncio.to_thread(open_db, cfg.db_path, self.identity.hub_id)
         self.sessions = SessionManager(self._windows(cfg), 300_000, thresholds(cfg.bp_guideline))
         ledger = Ledger(conn, self.sessions, self.identity.encrypt, self.clock)
@@ -83,11 +87,14 @@ class Hub:
             self.sync = SyncClient(cfg.sync, self.identity, self.reader, self.writer,
                                    lambda: identity_mod.load(cfg.identity_dir), cfg.sync.prune_interval_s)
             self.writer.listeners.append(self.sync.wake)
+            self.sync.on_config_version = self.enrollment.on_config_version if self.enrollment else None
             self._spawn(self.sync.run(), "sync")
         else:
             log.warning("no [sync] url: readings stay on this hub (use `mchub edge export` to hand-carry them)")
         self.supervisor.start()
         self._spawn(self._ticker(), "sessions")
+        if self.enrollment is not None:
+            self._spawn(self.enrollment.run(), "rotation")
         if cfg.mqtt is not None:
             from edge.commands import CommandChannel
 
@@ -176,7 +183,7 @@ class Hub:
 
     async def reload_config(self) -> str:
         """Re-read hub.toml; restart the drivers with the new device list."""
-        cfg = await asyncio.to_thread(config_mod.load, self.cfg.path)
+        cfg = await asyncio.to_thread(lambda: enrolled.with_enrollment(config_mod.load(self.cfg.path)))
         validate_devices(cfg)
         await self.supervisor.stop()
         self.cfg = cfg
@@ -187,8 +194,17 @@ class Hub:
         await self.writer.call(q.audit("reload_config", "hub", f"{len(cfg.devices())} device(s)", now_ms()))
         return f"configuration reloaded: {len(cfg.devices())} device(s)"
 
+    def _set_identity(self, identity: identity_mod.Identity) -> None:
+        self.identity = identity
+        if self.sync is not None:
+            self.sync.identity = identity
+
     async def rotate_key(self) -> str:
         """New signing key; the reply gives its public key for the cloud to register."""
+        if self.enrollment is not None:  # enrolled: the cloud certifies the new key itself
+            reply = await self.enrollment.rotate()
+            await self.writer.call(q.audit("rotate_key", "cloud", reply, now_ms()))
+            return reply
         self.identity = await asyncio.to_thread(identity_mod.rotate, self.cfg.identity_dir)
         if self.sync is not None:
             self.sync.identity = self.identity
@@ -211,7 +227,13 @@ class Hub:
         async def rotate(_: CommandBody) -> str:
             return await self.rotate_key()
 
-        return {"sync-now": sync_now, "ping": ping, "reload-config": reload, "rotate-key": rotate}
+        async def apply_config(cmd: CommandBody) -> str:
+            if self.enrollment is None:
+                return "this hub is not enrolled; its devices come from hub.toml"
+            return await self.enrollment.apply(cmd)
+
+        return {"sync-now": sync_now, "ping": ping, "reload-config": reload, "rotate-key": rotate,
+                "apply-config": apply_config}
 
     # --- lifecycle ----------------------------------------------------------------------
 

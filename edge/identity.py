@@ -129,6 +129,10 @@ def _read_secret(path: Path, size: int) -> bytes:
 
 def load(directory: Path) -> Identity:
     """Read the identity directory; raises IdentityError naming the file and the fix."""
+    from edge import enrolled
+
+    if enrolled.is_enrolled(directory):  # made by `mchub edge enroll` (provisioning), not `mchub edge init`
+        return enrolled.load(directory)
     try:
         hub_id = json.loads((directory / "hub.json").read_text(encoding="utf-8"))["hub_id"]
     except (OSError, ValueError, KeyError) as exc:

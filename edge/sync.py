@@ -67,15 +67,18 @@ class SyncClient:
         self.sent_bytes = 0
         #: the next batch, sealed while the current one is in flight: (first seq, task)
         self._ahead: tuple[int, asyncio.Future[tuple[int, bytes]]] | None = None
+        #: called with the cloud's configuration version for this hub (enrolled hubs fetch a newer one)
+        self.on_config_version: Callable[[int], None] | None = None
 
     def wake(self) -> None:
-        """New records were committed, or someone asked to sync now."""
-        self._wake.set()
+        """New records were committed: send soon (not while blocked, e.g. revoked: only sync-now retries)."""
+        if self.state != "blocked":
+            self._wake.set()
 
     def sync_now(self) -> None:
         """Skip any backoff and send at once (command ``sync-now``)."""
         self._failures = 0
-        self.wake()
+        self._wake.set()
 
     async def _idle(self, seconds: float) -> bool:
         """Wait for a wake-up or the timeout; True when woken."""
@@ -142,8 +145,11 @@ class SyncClient:
             async with http.post(self.url, data=sealed, headers={"Content-Type": BATCH_TYPE}) as resp:
                 body = await resp.read()
                 status, retry_after = resp.status, resp.headers.get("Retry-After")
+                version = resp.headers.get("X-Mchub-Config-Version", "")
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return self._fail(f"cloud unreachable: {type(exc).__name__}: {exc}")
+        if status == 200 and version.isdigit() and self.on_config_version is not None:
+            self.on_config_version(int(version))
         if status == 200:
             return await self._accepted(body, sealed, st, count)
         if status == 409:

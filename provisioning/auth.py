@@ -16,9 +16,10 @@ Failures count whichever factor was wrong, and a locked account is refused befor
 password is even checked (no guessing while locked). Messages never say which factor
 failed.
 
-**Roles** (:data:`ROLE_PERMISSIONS`): ``admin`` does everything; ``integration`` watches
-hubs, queues and the audit log and may replay dead letters, but cannot change the fleet;
-``staff`` only reads hubs and devices.
+**Roles** (:data:`ROLE_PERMISSIONS`, the same names as the cloud's ``roles`` table):
+``admin`` does everything; ``integration`` watches hubs, queues and the audit log and may
+replay dead letters, but cannot change the fleet; ``clinic_staff`` only reads sites, hubs
+and devices; ``auditor`` reads the audit log and the fleet, and changes nothing.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from provisioning import totp
 from provisioning.errors import AccountLocked, AuthError, Forbidden
 
-Role = Literal["admin", "integration", "staff"]
+Role = Literal["admin", "integration", "clinic_staff", "auditor"]
 PERMISSIONS = (
     "site:read", "site:write", "token:create", "hub:read", "hub:revoke", "device:read", "device:write",
     "audit:read", "queue:replay", "user:write",
@@ -46,7 +47,8 @@ PERMISSIONS = (
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(PERMISSIONS),
     "integration": frozenset({"site:read", "hub:read", "device:read", "audit:read", "queue:replay"}),
-    "staff": frozenset({"site:read", "hub:read", "device:read"}),
+    "clinic_staff": frozenset({"site:read", "hub:read", "device:read"}),
+    "auditor": frozenset({"site:read", "hub:read", "device:read", "audit:read"}),
 }
 SCRYPT_LOG_N = 15
 SCRYPT_R = 8

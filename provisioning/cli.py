@@ -29,6 +29,7 @@ examples / 示例:
   mchub provision token create --site dongcheng --expires 24h
   mchub provision hub list
   mchub provision device add --hub dongcheng-h01 --station 1 --kind ble-bp --address AA:BB:CC:DD:EE:FF
+  mchub provision hub rotate dongcheng-h01                  new key now (old one valid for the overlap)
   mchub provision hub revoke dongcheng-h01 --reason "设备丢失"
 
 On the hub:  mchub edge enroll --cloud https://cloud.example.org --token XXXXX-XXXXX-XXXXX-XXXXX-XXXXX
@@ -114,6 +115,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("hub_id")
     p.add_argument("--reason", required=True, help="recorded in the audit log")
     p.set_defaults(func=_guarded(_hub_revoke))
+    p = leaf(hub, "rotate", "ask a hub to rotate its key now (rotate-key command over MQTT; the old key stays "
+                            "valid for the overlap)")
+    p.add_argument("hub_id")
+    p.set_defaults(func=_guarded(_hub_rotate))
 
     dev = groups.add_parser("device", help="devices on hub stations").add_subparsers(dest="action")
     p = leaf(dev, "add", "register a device; the hub applies it without restarting")
@@ -312,6 +317,15 @@ def _hub_revoke(args: argparse.Namespace) -> int:
     row = _client(args).request("POST", path, {"reason": args.reason})
     done = _t("已吊销，该集线器的后续请求将被拒绝", "revoked: every further request from this hub is refused")
     _print(args, row, f"{done}: {row['hub_id']}")
+    return 0
+
+
+def _hub_rotate(args: argparse.Namespace) -> int:
+    got = _client(args).request("POST", f"/api/v1/admin/hubs/{urllib.parse.quote(args.hub_id)}/rotate")
+    how = _t("已通知集线器", "the hub was told") if got["pushed"] else _t(
+        "无法推送（MQTT 未连接），集线器将在证书到期前自行更换", "could not push (no MQTT); the hub rotates on its own "
+        "before its certificate expires, or run `mchub edge rotate-key` on it")
+    _print(args, got, f"{_t('已请求更换密钥', 'key rotation requested')}: {args.hub_id} ({how})")
     return 0
 
 

@@ -49,7 +49,9 @@ def add_enroll_commands(sub: Any) -> None:
                                    "Safe to run again with the same token.")
     p.add_argument("--cloud", required=True, help="cloud base URL, e.g. https://cloud.example.org")
     p.add_argument("--token", required=True, help="the token from `mchub provision token create`")
-    p.add_argument("--state-dir", type=Path, default=Path(DEFAULT_STATE_DIR), help=f"default {DEFAULT_STATE_DIR}")
+    p.add_argument("--state-dir", type=Path, default=Path(DEFAULT_STATE_DIR),
+                   help=f"where the hub's key and certificate go (`mchub edge`: hub.toml's identity_dir; "
+                        f"else {DEFAULT_STATE_DIR})")
     p.add_argument("--serial", help="hardware serial (default: read from the board)")
     p.add_argument("--site", help="the site this hub is installed at; refused if the token is for another")
     p.add_argument("--ca-fingerprint", help="SHA-256 of the fleet CA (from `mchub provision ca show`) to pin")

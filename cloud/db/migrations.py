@@ -109,10 +109,43 @@ BEGIN
 END $$ LANGUAGE plpgsql;
 """
 
+_V3 = """
+ALTER TABLE users ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN locks INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN locked_until_ms BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN last_totp_step BIGINT;
+ALTER TABLE users ADD COLUMN password_changed_ms BIGINT;
+ALTER TABLE users ADD COLUMN last_login_ms BIGINT;
+CREATE TABLE admin_sessions (
+    token_digest TEXT PRIMARY KEY, user_id BIGINT NOT NULL REFERENCES users(id),
+    created_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL, source TEXT NOT NULL DEFAULT '', ended_ms BIGINT);
+CREATE INDEX admin_sessions_user ON admin_sessions (user_id);
+ALTER TABLE audit_log ADD COLUMN target TEXT;
+CREATE INDEX audit_log_target ON audit_log (target, id);
+ALTER TABLE hubs ADD COLUMN serial TEXT NOT NULL DEFAULT '';
+ALTER TABLE hubs ADD COLUMN mqtt_password_hash TEXT;
+ALTER TABLE hubs ADD COLUMN revoked_by TEXT;
+ALTER TABLE hubs ADD COLUMN enroll_token TEXT;
+ALTER TABLE hub_keys ADD COLUMN cert_pem TEXT NOT NULL DEFAULT '';
+ALTER TABLE hub_keys ADD COLUMN cert_serial TEXT NOT NULL DEFAULT '';
+ALTER TABLE hub_keys ADD COLUMN not_after_ms BIGINT;
+CREATE TABLE enroll_tokens (
+    token_id TEXT PRIMARY KEY, digest BYTEA NOT NULL, site_id TEXT NOT NULL REFERENCES sites(site_id),
+    hub_serial TEXT, created_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL, created_by TEXT NOT NULL DEFAULT '',
+    used_ms BIGINT, used_by_hub TEXT, used_key TEXT);
+CREATE INDEX enroll_tokens_site ON enroll_tokens (site_id, created_ms);
+CREATE TABLE device_inventory (
+    hub_id TEXT NOT NULL, device_id TEXT NOT NULL, station INTEGER NOT NULL, kind TEXT NOT NULL,
+    transport TEXT NOT NULL, address TEXT NOT NULL, port INTEGER, dialect TEXT,
+    options TEXT NOT NULL DEFAULT '{}', label TEXT NOT NULL DEFAULT '', PRIMARY KEY (hub_id, device_id));
+CREATE TABLE hub_config_versions (hub_id TEXT PRIMARY KEY, version BIGINT NOT NULL)
+"""
+
 #: (version, name, SQL for both dialects, PostgreSQL-only SQL)
 MIGRATIONS: list[tuple[int, str, str, str]] = [
     (1, "initial schema", _V1, _V1_PG_ONLY),
     (2, "ingest function", "", pg_ingest.FUNCTION),
+    (3, "admin users, sessions and provisioning", _V3, ""),
 ]
 
 _SQLITE_SUBS = [

@@ -40,6 +40,12 @@ def _device(device_id: str, hub_id: str = "s1-h01", station: int = 1) -> DeviceR
                         address="AA:BB:CC:DD:EE:FF", options={"interval_s": 5, "fast": True})
 
 
+async def _sites(stores: Stores, *site_ids: str) -> None:
+    """Sites the rows below refer to (a database store may enforce the reference)."""
+    for site_id in site_ids:
+        await stores.sites.add(SiteRecord(site_id=site_id, name=site_id, created_ms=NOW))
+
+
 class StoreContract:
     """Every test needs a fixture ``stores`` returning an empty :class:`Stores`."""
 
@@ -54,6 +60,7 @@ class StoreContract:
         assert [s.site_id for s in await stores.sites.list()] == ["a0", "s1"]
 
     async def test_tokens_mark_used_once_even_when_racing(self, stores: Stores) -> None:
+        await _sites(stores, "s1")
         await stores.tokens.add(_token())
         with pytest.raises(Conflict):
             await stores.tokens.add(_token())
@@ -65,6 +72,7 @@ class StoreContract:
         assert await stores.tokens.mark_used("ZZZZ", "h", "k", NOW) is False
 
     async def test_tokens_list_newest_first_by_site(self, stores: Stores) -> None:
+        await _sites(stores, "s1", "s2")
         await stores.tokens.add(_token("AAAA", created=NOW))
         await stores.tokens.add(_token("BBBB", created=NOW + 5))
         await stores.tokens.add(_token("CCCC", site="s2"))
@@ -72,6 +80,7 @@ class StoreContract:
         assert len(await stores.tokens.list()) == 3
 
     async def test_hubs_create_save_list(self, stores: Stores) -> None:
+        await _sites(stores, "s1")
         hub = _hub()
         await stores.hubs.create(hub)
         with pytest.raises(Conflict):

@@ -166,8 +166,10 @@ def test_disabled_user_is_refused() -> None:
 def test_roles() -> None:
     require("admin", "hub:revoke")
     require("integration", "queue:replay")
-    require("staff", "hub:read")
-    for role, permission in (("integration", "hub:revoke"), ("staff", "token:create"), ("nobody", "hub:read")):
+    require("clinic_staff", "hub:read")
+    refused = (("integration", "hub:revoke"), ("clinic_staff", "token:create"), ("auditor", "hub:revoke"),
+               ("nobody", "hub:read"))
+    for role, permission in refused:
         with pytest.raises(Forbidden):
             require(role, permission)
 

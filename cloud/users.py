@@ -1,0 +1,376 @@
+"""Admin users of the cloud: accounts, roles, two-factor login, lockout and sessions.
+
+The admin API, the admin console pages and ``mchub cloud user`` all go through this
+module; it stores everything in the cloud database (``users``, ``user_roles``,
+``admin_sessions``; migration 3) and audits every change in ``audit_log``.
+
+* **Passwords**: scrypt (:mod:`provisioning.auth`), policy of 12+ characters from three
+  classes; the parameters travel with the hash and are raised on the next login.
+* **Second factor**: RFC 6238 TOTP (:mod:`provisioning.totp`). The secret is sealed at
+  rest with the cloud's at-rest key (:class:`cloud.crypto_at_rest.AtRest`, column
+  ``users.totp_secret``); a used code cannot be replayed. A user without TOTP cannot log
+  in at all (``mchub cloud user totp NAME`` enrols one).
+* **Lockout**: :class:`provisioning.auth.LockoutPolicy` (5 failures lock 15 min,
+  doubling up to 24 h). :func:`attempt_login` says why a login failed
+  (:class:`LoginOutcome` ``reason``) so a page can show "locked until 14:05", while
+  the *message* never says which factor was wrong.
+* **Roles**: ``admin``, ``integration``, ``clinic_staff``, ``auditor`` (the ``roles``
+  table); permissions per role in :data:`provisioning.auth.ROLE_PERMISSIONS`, checked
+  with :meth:`User.can` / :func:`require`.
+* **Sessions**: :func:`create_session` returns a bearer token once; the database keeps
+  only its SHA-256 (:func:`provisioning.auth.session_digest`); 8 hours.
+
+Typical use from a page::
+
+    outcome = await users.attempt_login(db, at_rest, form["username"], form["password"], form["code"],
+                                        source=request.client.host)
+    if outcome.user is None:
+        show(outcome.message)             # zh-CN / English, never which factor
+    token, expires_ms = await users.create_session(db, outcome.user, source=...)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+import msgspec
+
+from cloud import audit
+from cloud.crypto_at_rest import AtRest, AtRestError
+from cloud.db.engine import Database, Row, Tx
+from cloud.errors import CloudError
+from protocol.ids import now_ms as _now_ms
+from provisioning import auth, totp
+from provisioning.errors import AuthError
+
+ROLES = tuple(auth.ROLE_PERMISSIONS)  #: admin, integration, clinic_staff, auditor (the ``roles`` table)
+TOTP_COLUMN = "users.totp_secret"
+_USERNAME = re.compile(r"[a-z][a-z0-9._-]{1,63}")
+_ROLE_ORDER = {r: i for i, r in enumerate(ROLES)}
+
+Reason = Literal["ok", "bad_credentials", "locked", "disabled", "no_second_factor"]
+
+
+class UserError(CloudError):
+    """A user operation was refused (unknown user, weak password, bad role, duplicate name)."""
+
+
+@dataclass(frozen=True)
+class User:
+    """An admin account as pages and handlers see it (no hash, no secret)."""
+
+    id: int
+    username: str
+    display_name: str
+    roles: frozenset[str]
+    active: bool
+    totp_enabled: bool
+    created_ms: int
+    locked_until_ms: int = 0
+    last_login_ms: int | None = None
+
+    @property
+    def role(self) -> str:
+        """The most powerful role (for display and for single-role checks)."""
+        return min(self.roles, key=lambda r: _ROLE_ORDER.get(r, 99)) if self.roles else ""
+
+    def can(self, permission: str) -> bool:
+        """True when any of the user's roles grants ``permission`` (provisioning.auth.PERMISSIONS)."""
+        return any(permission in auth.ROLE_PERMISSIONS.get(r, frozenset()) for r in self.roles)
+
+
+def require(user: User, permission: str) -> None:
+    """Raise :class:`provisioning.errors.Forbidden` unless ``user`` may do ``permission``."""
+    if not user.can(permission):
+        auth.require(user.role or "nobody", permission)
+
+
+@dataclass(frozen=True)
+class LoginOutcome:
+    """The result of :func:`attempt_login`: ``user`` is set only when both factors were right."""
+
+    user: User | None
+    reason: Reason
+    message: str  #: for the person at the login form (zh-CN / English), never which factor failed
+    locked_until_ms: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True for a successful login."""
+        return self.user is not None
+
+
+_SELECT = ("SELECT id, username, display_name, password_hash, totp_secret_enc, active, created_ms, failures, locks, "
+           "locked_until_ms, last_totp_step, last_login_ms FROM users")
+
+
+def _check_username(username: str) -> None:
+    if not _USERNAME.fullmatch(username):
+        raise UserError(f"user name {username!r}: 2-64 of a-z 0-9 . _ -, starting with a letter")
+
+
+def _check_roles(roles: Iterable[str]) -> frozenset[str]:
+    chosen = frozenset(roles)
+    unknown = chosen - set(ROLES)
+    if not chosen or unknown:
+        raise UserError(f"roles must be some of {', '.join(ROLES)} (got {', '.join(sorted(chosen)) or 'none'})")
+    return chosen
+
+
+async def _roles(tx: Tx, user_id: int) -> frozenset[str]:
+    return frozenset(r["role"] for r in await tx.fetch("SELECT role FROM user_roles WHERE user_id = $1", user_id))
+
+
+def _user(r: Row, roles: frozenset[str]) -> User:
+    return User(id=int(r["id"]), username=r["username"], display_name=r["display_name"], roles=roles,
+                active=bool(r["active"]), totp_enabled=r["totp_secret_enc"] is not None,
+                created_ms=int(r["created_ms"]), locked_until_ms=int(r["locked_until_ms"]),
+                last_login_ms=r["last_login_ms"])
+
+
+async def _row(tx: Tx, username: str, *, lock: bool = False) -> Row | None:
+    suffix = " FOR UPDATE" if lock and tx.dialect == "postgres" else ""
+    return await tx.fetchrow(_SELECT + " WHERE username = $1" + suffix, username)
+
+
+async def _need(tx: Tx, username: str, *, lock: bool = False) -> Row:
+    row = await _row(tx, username, lock=lock)
+    if row is None:
+        raise UserError(f"no user {username!r}; `mchub cloud user list` shows them")
+    return row
+
+
+async def create_user(db: Database, username: str, password: str, *, roles: Iterable[str], actor: str,
+                      display_name: str = "", now_ms: int | None = None) -> User:
+    """Create an account (no second factor yet: call :func:`enable_totp` before it can log in)."""
+    _check_username(username)
+    chosen = _check_roles(roles)
+    try:
+        auth.check_password_policy(password, username)
+    except AuthError as exc:
+        raise UserError(str(exc)) from exc
+    hashed = await asyncio.to_thread(auth.hash_password, password)
+    now = _now_ms() if now_ms is None else now_ms
+    async with db.transaction() as tx:
+        if await _row(tx, username) is not None:
+            raise UserError(f"user {username!r} already exists")
+        await tx.execute("INSERT INTO users (username, display_name, password_hash, active, created_ms, "
+                         "password_changed_ms) VALUES ($1, $2, $3, TRUE, $4, $5)",
+                         username, display_name, hashed, now, now)
+        row = await _need(tx, username)
+        user_id = int(row["id"])
+        await tx.executemany("INSERT INTO user_roles (user_id, role) VALUES ($1, $2)",
+                             [(user_id, r) for r in sorted(chosen)])
+        await audit.write(tx, actor=actor, action="user.add", outcome="ok", target=username, at_ms=now,
+                          detail={"roles": ",".join(sorted(chosen))})
+        return _user(row, chosen)
+
+
+async def get_user(db: Database, username: str) -> User | None:
+    """The account, or None."""
+    async with db.transaction() as tx:
+        row = await _row(tx, username)
+        return None if row is None else _user(row, await _roles(tx, int(row["id"])))
+
+
+async def list_users(db: Database) -> list[User]:
+    """Every account, by name."""
+    async with db.transaction() as tx:
+        rows = await tx.fetch(_SELECT + " ORDER BY username")
+        granted: dict[int, set[str]] = {}
+        for r in await tx.fetch("SELECT user_id, role FROM user_roles"):
+            granted.setdefault(int(r["user_id"]), set()).add(r["role"])
+        return [_user(r, frozenset(granted.get(int(r["id"]), ()))) for r in rows]
+
+
+async def set_password(db: Database, username: str, password: str, *, actor: str,
+                       now_ms: int | None = None) -> None:
+    """Replace the password (policy checked), clear a lock and end the user's sessions."""
+    try:
+        auth.check_password_policy(password, username)
+    except AuthError as exc:
+        raise UserError(str(exc)) from exc
+    hashed = await asyncio.to_thread(auth.hash_password, password)
+    now = _now_ms() if now_ms is None else now_ms
+    async with db.transaction() as tx:
+        row = await _need(tx, username, lock=True)
+        await tx.execute("UPDATE users SET password_hash = $1, password_changed_ms = $2, failures = 0, "
+                         "locked_until_ms = 0 WHERE id = $3", hashed, now, int(row["id"]))
+        await _end_all_sessions(tx, int(row["id"]), now)
+        await audit.write(tx, actor=actor, action="user.password", outcome="ok", target=username, at_ms=now)
+
+
+async def enable_totp(db: Database, at_rest: AtRest, username: str, *, actor: str,
+                      now_ms: int | None = None) -> tuple[str, str]:
+    """Give the user a new TOTP secret (replacing any old one); returns ``(secret, otpauth URI)``.
+
+    Show both once (the URI as a QR code); only the sealed secret is stored.
+    """
+    secret = totp.new_secret()
+    now = _now_ms() if now_ms is None else now_ms
+    async with db.transaction() as tx:
+        row = await _need(tx, username, lock=True)
+        await tx.execute("UPDATE users SET totp_secret_enc = $1, last_totp_step = NULL WHERE id = $2",
+                         at_rest.seal(secret, TOTP_COLUMN), int(row["id"]))
+        await audit.write(tx, actor=actor, action="user.totp", outcome="ok", target=username, at_ms=now)
+    return secret, totp.provisioning_uri(secret, username)
+
+
+async def set_roles(db: Database, username: str, roles: Iterable[str], *, actor: str) -> None:
+    """Replace the user's roles."""
+    chosen = _check_roles(roles)
+    async with db.transaction() as tx:
+        user_id = int((await _need(tx, username, lock=True))["id"])
+        await tx.execute("DELETE FROM user_roles WHERE user_id = $1", user_id)
+        await tx.executemany("INSERT INTO user_roles (user_id, role) VALUES ($1, $2)",
+                             [(user_id, r) for r in sorted(chosen)])
+        await audit.write(tx, actor=actor, action="user.roles", outcome="ok", target=username,
+                          detail={"roles": ",".join(sorted(chosen))})
+
+
+async def set_active(db: Database, username: str, active: bool, *, actor: str, now_ms: int | None = None) -> None:
+    """Disable (ends every session at once) or re-enable an account."""
+    now = _now_ms() if now_ms is None else now_ms
+    async with db.transaction() as tx:
+        user_id = int((await _need(tx, username, lock=True))["id"])
+        await tx.execute("UPDATE users SET active = $1 WHERE id = $2", active, user_id)
+        if not active:
+            await _end_all_sessions(tx, user_id, now)
+        await audit.write(tx, actor=actor, action="user.enable" if active else "user.disable", outcome="ok",
+                          target=username, at_ms=now)
+
+
+def _refused(reason: Reason, locked_until_ms: int | None = None) -> LoginOutcome:
+    if reason == "locked":
+        return LoginOutcome(None, reason, "账户已锁定，请稍后再试或联系其他管理员 / account locked after repeated "
+                            "failures; try later or ask another admin", locked_until_ms)
+    if reason == "no_second_factor":
+        return LoginOutcome(None, reason, "此账户尚未设置动态码，请管理员运行 mchub cloud user totp / this account "
+                            "has no one-time-code app yet; an admin runs `mchub cloud user totp NAME`")
+    return LoginOutcome(None, reason, "用户名、密码或动态码错误 / wrong username, password or code")
+
+
+_POLICY = auth.LockoutPolicy()
+
+
+async def attempt_login(db: Database, at_rest: AtRest, username: str, password: str, code: str, *,
+                        source: str = "", now_ms: int | None = None,
+                        policy: auth.LockoutPolicy = _POLICY) -> LoginOutcome:
+    """Check both factors, update failure counts and lock, audit; never raises for a wrong login."""
+    now = _now_ms() if now_ms is None else now_ms
+    async with db.transaction() as tx:
+        row = await _row(tx, username, lock=True)
+        detail: dict[str, object] = {"source": source}
+        if row is None:  # same answer and same work as a wrong password
+            await asyncio.to_thread(auth.verify_password, password, _dummy_hash())
+            await audit.write(tx, actor=username[:64], action="admin.login_failed", outcome="refused",
+                              target=username[:64], reason="unknown_user", detail=detail, at_ms=now)
+            return _refused("bad_credentials")
+        r = row
+        roles = await _roles(tx, int(r["id"]))
+        if (r["totp_secret_enc"] is None and r["active"] and r["password_hash"]
+                and await asyncio.to_thread(auth.verify_password, password, r["password_hash"])):
+            await audit.write(tx, actor=username, action="admin.login_failed", outcome="refused",
+                              target=username, reason="no_second_factor", detail=detail, at_ms=now)
+            return _refused("no_second_factor")
+        try:
+            secret = at_rest.open(bytes(r["totp_secret_enc"]), TOTP_COLUMN) if r["totp_secret_enc"] else ""
+        except AtRestError as exc:
+            raise UserError(f"the one-time-code secret of {username!r} does not open (wrong at-rest key?); "
+                            "re-enrol it with `mchub cloud user totp`") from exc
+        state = auth.AdminUser(
+            username=username, role="admin", password_hash=r["password_hash"] or "scrypt$0$0$0$$",
+            totp_secret=secret or totp.new_secret(),  # no secret yet: no code can match
+            failures=int(r["failures"]), locks=int(r["locks"]),
+            locked_until_ms=int(r["locked_until_ms"]), last_totp_step=r["last_totp_step"],
+            disabled=not r["active"],
+        )
+        try:
+            result = await asyncio.to_thread(auth.login, state, password, code, now_ms=now, policy=policy)
+        except AuthError:  # a damaged hash: count it as a failure, tell the admins in the audit log
+            result = auth.LoginResult(msgspec.structs.replace(state, failures=state.failures + 1),
+                                      AuthError("damaged password hash"))
+        assert result is not None
+        u = result.user
+        await tx.execute("UPDATE users SET failures = $1, locks = $2, locked_until_ms = $3, last_totp_step = $4, "
+                         "last_login_ms = $5 WHERE id = $6", u.failures, u.locks, u.locked_until_ms,
+                         u.last_totp_step, now if result.ok else r["last_login_ms"], int(r["id"]))
+        if result.ok and auth.needs_rehash(state.password_hash):
+            rehashed = await asyncio.to_thread(auth.hash_password, password)
+            await tx.execute("UPDATE users SET password_hash = $1 WHERE id = $2", rehashed, int(r["id"]))
+        if result.ok:
+            await audit.write(tx, actor=username, action="admin.login", outcome="ok", target=username,
+                              detail=detail, at_ms=now)
+            user = _user(row, roles)
+            return LoginOutcome(dataclasses.replace(user, locked_until_ms=0, last_login_ms=now), "ok", "")
+        if state.disabled:
+            why: Reason = "disabled"
+        elif u.locked_until_ms > now:
+            why = "locked"
+        else:
+            why = "bad_credentials"
+        await audit.write(tx, actor=username, action="admin.login_failed", outcome="refused", target=username,
+                          reason=why, detail={**detail, "failures": str(u.failures)}, at_ms=now)
+        return _refused("bad_credentials" if why == "disabled" else why, u.locked_until_ms if why == "locked" else None)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return auth.hash_password("not a password, only makes the timing equal")
+
+
+async def verify_login(db: Database, username: str, password: str, totp_code: str, *, at_rest: AtRest,
+                       source: str = "") -> User | None:
+    """The user when password and one-time code are right, else None (see :func:`attempt_login` for why)."""
+    return (await attempt_login(db, at_rest, username, password, totp_code, source=source)).user
+
+
+async def create_session(db: Database, user: User, *, source: str = "", now_ms: int | None = None,
+                         lifetime_ms: int = auth.SESSION_MS) -> tuple[str, int]:
+    """A new bearer token for ``user`` (shown once) and its expiry; the database keeps its digest."""
+    now = _now_ms() if now_ms is None else now_ms
+    token = auth.new_session_token()
+    async with db.transaction() as tx:
+        await tx.execute("INSERT INTO admin_sessions (token_digest, user_id, created_ms, expires_ms, source) "
+                         "VALUES ($1, $2, $3, $4, $5)", auth.session_digest(token), user.id, now, now + lifetime_ms,
+                         source[:128])
+    return token, now + lifetime_ms
+
+
+async def session_user(db: Database, token: str, *, now_ms: int | None = None) -> User | None:
+    """The active user holding this session token, or None (unknown, expired, ended, user disabled)."""
+    if not token.startswith("mchs_"):
+        return None
+    now = _now_ms() if now_ms is None else now_ms
+    async with db.transaction() as tx:
+        row = await tx.fetchrow(
+            "SELECT u.id, u.username, u.display_name, u.totp_secret_enc, u.active, u.created_ms, u.locked_until_ms, "
+            "u.last_login_ms FROM admin_sessions s JOIN users u ON u.id = s.user_id "
+            "WHERE s.token_digest = $1 AND s.ended_ms IS NULL AND s.expires_ms > $2", auth.session_digest(token), now)
+        if row is None or not row["active"]:
+            return None
+        return _user(row, await _roles(tx, int(row["id"])))
+
+
+async def end_session(db: Database, token: str, *, now_ms: int | None = None) -> None:
+    """Log out: the token stops working at once (audited)."""
+    now = _now_ms() if now_ms is None else now_ms
+    async with db.transaction() as tx:
+        row = await tx.fetchrow("SELECT u.username FROM admin_sessions s JOIN users u ON u.id = s.user_id "
+                                "WHERE s.token_digest = $1 AND s.ended_ms IS NULL", auth.session_digest(token))
+        if row is None:
+            return
+        await tx.execute("UPDATE admin_sessions SET ended_ms = $1 WHERE token_digest = $2", now,
+                         auth.session_digest(token))
+        await audit.write(tx, actor=row["username"], action="admin.logout", outcome="ok", target=row["username"],
+                          at_ms=now)
+
+
+async def _end_all_sessions(tx: Tx, user_id: int, now: int) -> None:
+    await tx.execute("UPDATE admin_sessions SET ended_ms = $1 WHERE user_id = $2 AND ended_ms IS NULL", now, user_id)

@@ -169,8 +169,8 @@ async def setup(demo: Demo, http: aiohttp.ClientSession) -> None:
     else:
         how = await enroll_hubs(http, cloud, demo.hubs)
     say(f"机构 site {SITE_ID}; 网关 hubs {', '.join(h.name for h in demo.hubs)} {how}")
+    await asyncio.gather(*(hub.start(demo.group) for hub in demo.hubs))
     for hub in demo.hubs:
-        await hub.start(demo.group)
         n = sum(len(r.devices) for r in hub.rigs)
         say(f"网关 {hub.name}: running, {len(hub.rigs)} stations, {n} serial devices on ptys; "
             f"status {hub.url}/api/status")

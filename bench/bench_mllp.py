@@ -1,7 +1,11 @@
 """MLLP ingest per worker: parse + durable store (PostgreSQL, group commit) + ACK over real sockets.
 
-One listener (= one cloud worker, this process) with a PostgreSQL store running with
-fsync and synchronous_commit ON, messages sealed at rest (AES-256-GCM); a load generator in a separate process keeps
+One listener (= the cloud's integration owner, this process) storing through the cloud's
+own path — ``cloud.mllp.db_store.Hl7Store`` on the cloud ``Database`` (asyncpg pool), the
+migrated schema (``hl7_inbound`` of migration 4) — into PostgreSQL running with fsync and
+synchronous_commit ON, messages sealed with the cloud's at-rest key (AES-256-GCM). Optionally
+(``--process``) the HL7 processor turns them into ``results`` rows afterwards and its rate
+is printed too. A load generator in a separate process keeps
 ``--connections`` persistent MLLP connections busy, each sending its next message as soon
 as the previous ACK arrives. Every ACK is checked (AA/CA) and the stored row count
 verified afterwards. Messages: the three fixture files and generated screening
@@ -25,13 +29,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import asyncpg
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
 from bench.common import machine
-from cloud.mllp.pg_store import PgMessageStore
-from cloud.mllp.sealing import AesGcmSealer
+from cloud.crypto_at_rest import AtRest
+from cloud.db.engine import Database
+from cloud.db.migrations import migrate
+from cloud.integration.inbound import Hl7Processor
+from cloud.mllp.db_store import Hl7Store
 from cloud.mllp.server import ListenerConfig, MllpListener
 from firmware_sim.his import fixture_messages, lab_message
 from protocol.hl7.message import parse
@@ -77,12 +83,15 @@ def _client(port: int, frames: list[bytes], connections: int, result: mp.Queue) 
     result.put(asyncio.run(run()))
 
 
-async def ingest(dsn: str, msgs: list[bytes], connections: int, max_batch: int, writers: int = 2) -> dict[str, float]:
+async def ingest(dsn: str, msgs: list[bytes], connections: int, max_batch: int, writers: int = 2,
+                 process: bool = False) -> dict[str, float]:
     """Run the listener here and the load generator in a child process; returns the figures."""
-    conn = await asyncpg.connect(dsn)
-    await conn.execute("DROP TABLE IF EXISTS hl7_inbound")
-    await conn.close()
-    store = await PgMessageStore.open(dsn, max_batch=max_batch, writers=writers, sealer=AesGcmSealer(os.urandom(32)))
+    db = await Database.connect(dsn, writers + 2)
+    await migrate(db)
+    async with db.transaction() as tx:
+        await tx.execute("TRUNCATE hl7_inbound, results, unmatched, subject_identifiers")
+    keys = AtRest(os.urandom(32), os.urandom(32))
+    store = Hl7Store(db, keys, max_batch=max_batch, writers=writers)
     frames = [b"\x0b" + m + b"\x1c\r" for m in msgs]
     async with MllpListener(store, ListenerConfig(host="127.0.0.1", port=0)) as listener:
         queue: mp.Queue = mp.get_context("fork").Queue()  # type: ignore[type-arg]
@@ -92,14 +101,21 @@ async def ingest(dsn: str, msgs: list[bytes], connections: int, max_batch: int, 
         seconds, bad = await asyncio.get_running_loop().run_in_executor(None, queue.get)
         cpu = time.process_time() - cpu0
         proc.join()
-    conn = await asyncpg.connect(dsn)
-    stored = await conn.fetchval("SELECT count(*) FROM hl7_inbound WHERE status = 'accepted'")
-    await conn.close()
+    async with db.transaction() as tx:
+        stored = await tx.fetchval("SELECT count(*) FROM hl7_inbound WHERE status = 'accepted'")
     batches, items = store.committer.batches, store.committer.items
+    out = {"msgs/s": len(msgs) / seconds, "avg batch": items / max(1, batches), "cpu us": cpu / len(msgs) * 1e6}
+    if process:  # ORU -> results rows (subjects by national ID / MRN), ADT A04 -> identifiers
+        processor = Hl7Processor(db, store, keys)
+        start = time.perf_counter()
+        while await processor.run_once(500):
+            pass
+        out["processed/s"] = processor.processed / (time.perf_counter() - start)
     await store.close()
+    await db.close()
     if bad or stored != len(msgs):
         raise SystemExit(f"FAILED: {bad} negative ACKs, {stored} of {len(msgs)} stored")
-    return {"msgs/s": len(msgs) / seconds, "avg batch": items / max(1, batches), "cpu us": cpu / len(msgs) * 1e6}
+    return out
 
 
 def parse_rate(msgs: list[bytes], fn, min_seconds: float = 1.0) -> float:  # type: ignore[no-untyped-def]
@@ -123,7 +139,7 @@ def run(messages_n: int = 20000, connections: int = 64) -> dict[str, float]:
     pg = PostgresServer(durable=True).start()
     try:
         dsn = pg.create_database("bench_mllp")
-        grouped = asyncio.run(ingest(dsn, msgs, connections, max_batch=1000))
+        grouped = asyncio.run(ingest(dsn, msgs, connections, max_batch=1000, process=True))
         single = asyncio.run(ingest(dsn, msgs[: max(500, messages_n // 10)], connections, max_batch=1, writers=1))
     finally:
         pg.destroy()
@@ -136,6 +152,7 @@ def run(messages_n: int = 20000, connections: int = 64) -> dict[str, float]:
         "mllp ingest listener CPU us/msg": grouped["cpu us"],
         "mllp messages per commit": grouped["avg batch"],
         "mllp ingest msgs/s (commit per message)": single["msgs/s"],
+        "hl7 processing into results msgs/s": grouped["processed/s"],
         "hl7 parse msgs/s (protocol.hl7)": ours,
         "hl7 parse msgs/s (hl7apy baseline)": ref,
         "ratio ingest / hl7apy parse": grouped["msgs/s"] / ref,

@@ -29,6 +29,7 @@ from cloud.db.orm import start_orm, stop_orm
 from cloud.errors import CloudError
 from cloud.fleet import api as fleet_api
 from cloud.ingest import Ingestor, Limits
+from cloud.integration.service import Integration
 from cloud.keystore import CloudKeys, load_keys
 from cloud.openapi import document
 
@@ -133,6 +134,7 @@ async def start_state(cfg: config_mod.CloudConfig) -> CloudState:
 
 def build_app(cfg: config_mod.CloudConfig) -> Starlette:
     """The ASGI app for ``cfg``."""
+    hospital = Integration(cfg)  # STOW-RS + /integration/v1 here; MLLP/SCP/dispatchers in the owner process
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -145,6 +147,8 @@ def build_app(cfg: config_mod.CloudConfig) -> Starlette:
             from cloud.mqtt import run_listener
 
             tasks.append(asyncio.create_task(run_listener(state.db, cfg.mqtt.host, cfg.mqtt.port, stop)))
+        await hospital.start(state.db, state.keys)
+        app.state.integration = hospital
         log.info("cloud worker ready (database %s, pid %d)", state.db.dialect, os.getpid())
         try:
             yield
@@ -153,6 +157,7 @@ def build_app(cfg: config_mod.CloudConfig) -> Starlette:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await hospital.stop()
             await stop_orm()
             await state.db.close()
 
@@ -165,6 +170,7 @@ def build_app(cfg: config_mod.CloudConfig) -> Starlette:
         Route("/openapi.json", openapi),
         *admin_api.routes(),
         *fleet_api.routes(),
+        *hospital.routes(),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 

@@ -22,6 +22,7 @@ examples / 示例:
   mchub cloud hub add --id H001 --site S001 --public-key 3b6a27bc...   (hub's Ed25519 key, hex)
   mchub cloud hub list
   mchub cloud serve --config cloud.toml --workers 2   (2+ workers need PostgreSQL)
+  mchub cloud integrate --config cloud.toml      MLLP/DICOM/HIS owner alone (with serve --no-integrate)
   mchub cloud import /media/usb/H001-2025-03-01.mchx  (a hand-carried export file)
   mchub cloud outbox list                        queue depths and dead letters with the receiver's reason
   mchub cloud outbox replay 42                   queue dead letter 42 again (audited)
@@ -100,10 +101,18 @@ def _serve(args: argparse.Namespace) -> int:
     from cloud.serve import serve
 
     try:
-        return serve(_cfg(args), args.workers, args.host, args.port)
+        return serve(_cfg(args), args.workers, args.host, args.port, integrate=not args.no_integrate)
     except CloudError as exc:
         print(f"mchub cloud: {exc}", file=sys.stderr)
         return 2
+
+
+async def _integrate(cfg: Any, args: argparse.Namespace) -> int:
+    from cloud import logs
+    from cloud.integration.service import run_owner
+
+    logs.setup(cfg.logging.level, cfg.logging.json)
+    return await run_owner(cfg)
 
 
 async def _site_add(cfg: Any, args: argparse.Namespace) -> int:
@@ -255,6 +264,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="worker processes (default: [server] workers)")
     p.add_argument("--host", help="listen address (default: [server] host)")
     p.add_argument("--port", type=int, help="listen port (default: [server] port)")
+    p.add_argument("--no-integrate", action="store_true",
+                   help="do not run the MLLP listener, DICOM SCP and HIS sender here (run `integrate` elsewhere)")
+    add("integrate", "医院接口 / run the hospital integration alone: MLLP listener, DICOM C-STORE SCP, HL7 "
+        "processing, vitals to the HIS ([mllp], [dicom], [his]); one such process per deployment", _run(_integrate))
     site = sub.add_parser("site", help="机构 / sites").add_subparsers(dest="site_command", metavar="ACTION")
     p = add("add", "create a site", _run(_site_add), site)
     p.add_argument("--id", required=True)

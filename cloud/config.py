@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from cloud.errors import ConfigError
+from protocol.errors import ProtocolError
+from protocol.hl7.codemap import CodeMap
 
 EXAMPLE = """\
 # mchub cloud configuration (see `mchub cloud serve --help`)
@@ -65,6 +67,41 @@ max_delay_s = 3600.0
 [logging]
 level = "INFO"
 json = true
+
+[mllp]                   # HL7 v2 from the HIS/LIS (docs/hl7.md)
+enabled = false
+host = "0.0.0.0"
+port = 2575
+tls_cert = ""            # PEM certificate + key for MLLP over TLS; "" = plain TCP
+tls_key = ""
+max_message_bytes = 1048576
+idle_timeout_s = 900
+# local lab codes -> LOINC, one table per coding system (OBX-3.3):
+#   [mllp.code_map.L]
+#   HPV16 = "59263-4"    (inline form: code_map = { L = { HPV16 = "59263-4" } })
+
+[his]                    # vitals ORU^R01 to the HIS over MLLP (docs/hl7.md)
+enabled = false
+host = "127.0.0.1"
+port = 2576
+tls_ca = ""              # PEM CA of the HIS for MLLP over TLS; "" = plain TCP
+ack_timeout_s = 30
+attempts = 3             # sends per delivery try (same MSH-10), then the outbox backs off
+sending_facility = ""
+receiving_app = "HIS"
+receiving_facility = ""
+mrn_authority = ""       # PID-3.4 of HIS MRNs (learned from ADT); "" = any
+
+[dicom]                  # DICOM intake: STOW-RS on the HTTP port, C-STORE SCP (docs/dicom.md)
+enabled = false
+object_dir = "dicom"
+scp_enabled = true
+scp_host = "0.0.0.0"
+scp_port = 11112
+ae_title = "MCHUB"
+allowed_calling_aets = []   # PACS AE titles allowed to C-STORE (required when scp_enabled)
+max_body_mb = 512
+# national_id_issuers = ["NNCHN", "身份证"]
 """
 
 
@@ -126,6 +163,44 @@ class OutboxConfig:
 
 
 @dataclass(frozen=True)
+class MllpConfig:
+    """[mllp]: the HL7 listener (one process owns the port; see cloud/integration/service.py)."""
+
+    enabled: bool = False
+    host: str = "0.0.0.0"
+    port: int = 2575
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_message_bytes: int = 1 << 20
+    idle_timeout_s: float = 900.0
+    code_map: dict[str, Any] = field(default_factory=dict)  #: validated with protocol.hl7.codemap
+
+
+@dataclass(frozen=True)
+class HisConfig:
+    """[his]: where vitals ORU^R01 messages go."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 2576
+    tls_ca: Path | None = None
+    ack_timeout_s: float = 30.0
+    attempts: int = 3
+    sending_facility: str = ""
+    receiving_app: str = "HIS"
+    receiving_facility: str = ""
+    mrn_authority: str = ""
+
+
+@dataclass(frozen=True)
+class DicomSection:
+    """[dicom]: ``table`` is checked by cloud.dicom.service.DicomConfig when enabled (paths resolved)."""
+
+    enabled: bool = False
+    table: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     """[logging]"""
 
@@ -146,6 +221,9 @@ class CloudConfig:
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     provisioning: ProvisioningConfig = field(default_factory=ProvisioningConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    mllp: MllpConfig = field(default_factory=MllpConfig)
+    his: HisConfig = field(default_factory=HisConfig)
+    dicom: DicomSection = field(default_factory=DicomSection)
 
     def admin_token(self) -> str | None:
         """The admin bearer token, or None when the admin API is disabled."""
@@ -171,6 +249,13 @@ _SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
                      "rotation_overlap_hours": int, "mqtt_password_file": str, "mqtt_reload_command": list},
     "outbox": {"max_attempts": int, "base_delay_s": (int, float), "max_delay_s": (int, float)},
     "logging": {"level": str, "json": bool},
+    "mllp": {"enabled": bool, "host": str, "port": int, "tls_cert": str, "tls_key": str, "max_message_bytes": int,
+             "idle_timeout_s": (int, float), "code_map": dict},
+    "his": {"enabled": bool, "host": str, "port": int, "tls_ca": str, "ack_timeout_s": (int, float),
+            "attempts": int, "sending_facility": str, "receiving_app": str, "receiving_facility": str,
+            "mrn_authority": str},
+    "dicom": {"enabled": bool, "object_dir": str, "scp_enabled": bool, "scp_host": str, "scp_port": int,
+              "ae_title": str, "allowed_calling_aets": list, "max_body_mb": int, "national_id_issuers": list},
 }
 
 
@@ -242,8 +327,9 @@ def parse(text: str, path: Path) -> CloudConfig:
     if lg.level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise _err(path, "[logging] level", f"{lg.level!r} is not a level", "use DEBUG, INFO, WARNING or ERROR")
     prov = _provisioning(path, doc.get("provisioning", {}))
+    mllp, his, dicom = _integration(path, doc)
     return CloudConfig(
-        path=path, server=s, database=db, provisioning=prov,
+        path=path, server=s, database=db, provisioning=prov, mllp=mllp, his=his, dicom=dicom,
         keys_dir=keys_dir if keys_dir.is_absolute() else base / keys_dir,
         admin_token_file=(Path(token) if Path(token).is_absolute() else base / token) if token else None,
         mqtt=MqttConfig(**doc.get("mqtt", {})), outbox=o,
@@ -271,6 +357,53 @@ def _provisioning(path: Path, doc: dict[str, Any]) -> ProvisioningConfig:
     _positive(path, "[provisioning] hub_cert_days", p.hub_cert_days, 397)
     _positive(path, "[provisioning] rotation_overlap_hours", p.rotation_overlap_hours, 24 * 30)
     return p
+
+
+def _file(base: Path, value: str) -> Path | None:
+    return (Path(value) if Path(value).is_absolute() else base / value) if value else None
+
+
+def _integration(path: Path, doc: dict[str, Any]) -> tuple[MllpConfig, HisConfig, DicomSection]:
+    """[mllp], [his] and [dicom], checked; the code map and [dicom] through their own validators."""
+    base = path.parent
+    raw = dict(doc.get("mllp", {}))
+    for key in ("tls_cert", "tls_key"):
+        raw[key] = _file(base, raw.get(key, ""))
+    m = MllpConfig(**raw)
+    _positive(path, "[mllp] port", m.port, 65535)
+    _positive(path, "[mllp] max_message_bytes", m.max_message_bytes, 256 << 20)
+    _positive(path, "[mllp] idle_timeout_s", m.idle_timeout_s)
+    if (m.tls_cert is None) != (m.tls_key is None):
+        raise _err(path, "[mllp] tls_cert / tls_key", "only one of the two is set",
+                   "set both (PEM certificate chain and its private key) or neither")
+    for key in ("tls_cert", "tls_key"):
+        file = getattr(m, key)
+        if m.enabled and file is not None and not file.is_file():
+            raise _err(path, f"[mllp] {key}", f"{file} does not exist", "give the path of a PEM file")
+    try:
+        CodeMap.from_config(m.code_map, str(path), "[mllp] code_map")
+    except ProtocolError as exc:
+        raise ConfigError(f"{exc}") from exc
+    hraw = dict(doc.get("his", {}))
+    hraw["tls_ca"] = _file(base, hraw.get("tls_ca", ""))
+    h = HisConfig(**hraw)
+    _positive(path, "[his] port", h.port, 65535)
+    _positive(path, "[his] ack_timeout_s", h.ack_timeout_s, 3600)
+    _positive(path, "[his] attempts", h.attempts, 20)
+    if h.enabled and h.tls_ca is not None and not h.tls_ca.is_file():
+        raise _err(path, "[his] tls_ca", f"{h.tls_ca} does not exist", "give the path of the HIS's PEM CA file")
+    table = dict(doc.get("dicom", {}))
+    enabled = bool(table.pop("enabled", False))
+    if "object_dir" in table:
+        table["object_dir"] = str(_file(base, table["object_dir"]))
+    if enabled:
+        from cloud.dicom.service import DicomConfig, DicomConfigError  # pydicom: only when DICOM is on
+
+        try:
+            DicomConfig.from_mapping(table, str(path))
+        except DicomConfigError as exc:  # already names file, key and fix
+            raise ConfigError(str(exc).replace(". Fix:", ".\n  Fix:")) from exc
+    return m, h, DicomSection(enabled, table)
 
 
 def load(path: str | Path) -> CloudConfig:

@@ -6,6 +6,7 @@ from importlib import metadata
 from typing import Any
 
 from cloud.fleet import api as fleet_api
+from cloud.integration import api as integration_api
 
 
 def _version() -> str:
@@ -62,6 +63,7 @@ def document() -> dict[str, Any]:
                 "parameters": [{"name": "hub_id", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "revoked"}, "400": _REFUSAL, "401": _REFUSAL}}},
             **fleet_api.openapi_paths(),  # docs/admin-api.md
+            **integration_api.openapi_paths(_ADMIN, _REFUSAL),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

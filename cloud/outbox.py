@@ -144,10 +144,14 @@ Deliver = Callable[[Message], Awaitable[None]]
 
 
 async def run_dispatcher(db: Database, topic: str, deliver: Deliver, config: OutboxConfig,
-                         stop: asyncio.Event, *, idle_s: float = 1.0, batch: int = 10) -> None:
-    """Deliver ``topic`` messages until ``stop`` is set; ``deliver`` raises DeliveryError to refuse."""
+                         stop: asyncio.Event, *, idle_s: float = 1.0, batch: int = 10,
+                         lease_ms: int = 60_000) -> None:
+    """Deliver ``topic`` messages until ``stop`` is set; ``deliver`` raises DeliveryError to refuse.
+
+    ``lease_ms`` must cover delivering a whole batch, or a slow batch's tail is claimed again.
+    """
     while not stop.is_set():
-        messages = await claim(db, topic, limit=batch)
+        messages = await claim(db, topic, limit=batch, lease_ms=lease_ms)
         for m in messages:
             try:
                 await deliver(m)

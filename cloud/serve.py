@@ -3,6 +3,11 @@
 Workers share nothing but the database (and the MQTT broker): each opens its own pool.
 ``PROMETHEUS_MULTIPROC_DIR`` is set for them so /metrics on any worker adds up every
 worker's counters. With one worker uvicorn runs in this process.
+
+Hospital integration (MLLP listener, DICOM C-STORE SCP, HL7 processing, HIS dispatcher)
+binds ports, so exactly one process owns it (cloud/integration/service.py): the worker
+itself when there is one; with several, one extra ``mchub cloud integrate`` process
+started here; with ``integrate=False`` none (run ``mchub cloud integrate`` elsewhere).
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 
 import uvicorn
@@ -18,6 +25,7 @@ from cloud import logs
 from cloud.config import CloudConfig
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
+from cloud.integration.service import ROLE_ENV
 from cloud.keystore import load_keys
 
 
@@ -30,7 +38,8 @@ async def migrate_database(cfg: CloudConfig) -> list[str]:
         await db.close()
 
 
-def serve(cfg: CloudConfig, workers: int | None = None, host: str | None = None, port: int | None = None) -> int:
+def serve(cfg: CloudConfig, workers: int | None = None, host: str | None = None, port: int | None = None,
+          integrate: bool = True) -> int:
     """Run the server until interrupted; returns an exit code."""
     logs.setup(cfg.logging.level, cfg.logging.json)
     load_keys(cfg.keys_dir)  # fail here, once, with a clear message, not in every worker
@@ -39,10 +48,20 @@ def serve(cfg: CloudConfig, workers: int | None = None, host: str | None = None,
     prom_dir = tempfile.mkdtemp(prefix="mchub-cloud-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = prom_dir
     os.environ["MCHUB_CLOUD_CONFIG"] = str(cfg.path)
+    os.environ[ROLE_ENV] = "worker" if n == 1 and integrate else "external"
+    owner = None
+    if n > 1 and integrate:
+        owner = subprocess.Popen([sys.executable, "-m", "mchub", "cloud", "integrate", "--config", str(cfg.path)])
     try:
         uvicorn.run("cloud.app:app_from_env", factory=True, host=host or cfg.server.host,
                     port=port or cfg.server.port, workers=n, log_config=None, access_log=False,
                     timeout_graceful_shutdown=10)
     finally:
+        if owner is not None:
+            owner.terminate()
+            try:
+                owner.wait(15)
+            except subprocess.TimeoutExpired:
+                owner.kill()
         shutil.rmtree(prom_dir, ignore_errors=True)
     return 0

@@ -8,6 +8,7 @@
     mchub edge export --config hub.toml --out FILE [--since SEQ|DATE]       hand-carry unsynced records
     mchub edge backup --config hub.toml --out FILE                          consistent copy of hub.db
     mchub edge restore --config hub.toml --from FILE                        restore a backup (new epoch)
+    mchub edge hash-password                                                hash a staff PIN/password for hub.toml
 """
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     p = add("restore", "make a backup this hub's database under a new epoch (stop the hub first)")
     p.add_argument("--from", dest="source", required=True, type=Path, help="the backup file")
     p.set_defaults(func=_restore)
+    sub.add_parser("hash-password", help="hash a staff PIN or password for [[web.users]] secret_hash in hub.toml",
+                   description="Reads the PIN or password twice (not echoed; or one line from a pipe) and "
+                               "prints the scrypt hash to paste as secret_hash.").set_defaults(func=_hash)
 
     def _help(_args: argparse.Namespace) -> int:
         parser.print_help()
@@ -156,16 +160,40 @@ def _status(args: argparse.Namespace) -> int:
         if not cfg.db_path.exists():
             return _fail(Exception(f"{cfg.db_path} does not exist yet: the hub has never run"))
         host = "127.0.0.1" if cfg.web_bind in ("0.0.0.0", "::") else cfg.web_bind
+        from edge.web.auth import read_console_token
+
+        token = read_console_token(cfg.data_dir)
+        request = urllib.request.Request(f"http://{host}:{cfg.web_port}/api/status",
+                                         headers={"Authorization": f"Bearer {token}"})
         try:
-            with urllib.request.urlopen(f"http://{host}:{cfg.web_port}/api/status", timeout=3) as resp:
+            if token is None:
+                raise OSError("no console token: the hub is not running or this user may not read it")
+            with urllib.request.urlopen(request, timeout=3) as resp:  # noqa: S310 - http:// built above
                 snap = json.loads(resp.read())
-        except OSError:
+        except (OSError, ValueError):
             reader = Reader(cfg.db_path, identity.load(cfg.identity_dir).decrypt)
             snap = store_snapshot(reader, cfg.data_dir)
             reader.close()
     except EdgeError as exc:
         return _fail(exc)
     print(json.dumps(snap, indent=2, ensure_ascii=False) if args.json else render(snap, cfg.language))
+    return 0
+
+
+def _hash(_args: argparse.Namespace) -> int:
+    import getpass
+
+    from provisioning.auth import hash_password
+
+    if sys.stdin.isatty():
+        secret = getpass.getpass("PIN or password: ")
+        if getpass.getpass("again: ") != secret:
+            return _fail(Exception("the two entries differ"))
+    else:
+        secret = sys.stdin.readline().rstrip("\n")
+    if len(secret) < 4:
+        return _fail(Exception("use at least 4 characters (a 6-digit PIN or a password)"))
+    print(hash_password(secret))
     return 0
 
 
@@ -211,6 +239,7 @@ def _backup(args: argparse.Namespace) -> int:
 
 
 def _restore(args: argparse.Namespace) -> int:
+    import urllib.error
     import urllib.request
 
     from edge import identity
@@ -220,11 +249,16 @@ def _restore(args: argparse.Namespace) -> int:
     try:
         cfg = _load(args)
         host = "127.0.0.1" if cfg.web_bind in ("0.0.0.0", "::") else cfg.web_bind
+        running = True
         try:
-            with urllib.request.urlopen(f"http://{host}:{cfg.web_port}/api/status", timeout=2):
-                return _fail(Exception("the hub is running: stop it first (sudo systemctl stop mchub-edge)"))
+            with urllib.request.urlopen(f"http://{host}:{cfg.web_port}/api/status", timeout=2):  # noqa: S310
+                pass
+        except urllib.error.HTTPError:
+            pass  # it answers (e.g. 401 without the console token): it runs
         except OSError:
-            pass
+            running = False
+        if running:
+            return _fail(Exception("the hub is running: stop it first (sudo systemctl stop mchub-edge)"))
         done = restore(cfg.data_dir, identity.load(cfg.identity_dir), args.source, cfg.sync.url)
     except EdgeError as exc:
         return _fail(exc)

@@ -18,6 +18,12 @@ Relative paths are relative to the directory of the configuration file. Example:
     [web]
     bind = "0.0.0.0"
     port = 8080
+    secure_cookie = false            # plain-http clinic LAN only; keep true behind HTTPS
+    idle_timeout_s = 900             # staff are signed out after this long without a request
+
+    [[web.users]]                    # staff who may sign in to the status page
+    name = "nurse"
+    secret_hash = "scrypt$15$8$1$..." # `mchub edge hash-password`: a PIN or a password, hashed
 
     [[stations]]
     id = "room-1"
@@ -96,6 +102,27 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class StaffUser:
+    """One ``[[web.users]]`` table: who may sign in to the status page."""
+
+    name: str
+    secret_hash: str  #: scrypt hash of a PIN or password (``mchub edge hash-password``)
+    role: str = "staff"
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """``[web]``: the status page and kiosk server."""
+
+    bind: str = "0.0.0.0"
+    port: int = 8080
+    secure_cookie: bool = True  #: False only on a plain-http clinic LAN (cookies are then sent in clear)
+    idle_timeout_s: float = 900.0
+    kiosk_summary_s: float = 30.0  #: how long the kiosk shows the summary before it closes the session
+    users: tuple[StaffUser, ...] = ()
+
+
+@dataclass(frozen=True)
 class HubConfig:
     """The whole validated configuration."""
 
@@ -107,11 +134,20 @@ class HubConfig:
     stations: tuple[StationConfig, ...] = ()
     sync: SyncConfig = field(default_factory=SyncConfig)
     mqtt: MqttConfig | None = None
-    web_bind: str = "0.0.0.0"
-    web_port: int = 8080
+    web: WebConfig = field(default_factory=WebConfig)
     min_free_mb: int = 200
     bp_guideline: str = "2018"
     group_max: int = 4000
+
+    @property
+    def web_bind(self) -> str:
+        """Address the status page and kiosk listen on."""
+        return self.web.bind
+
+    @property
+    def web_port(self) -> int:
+        """Port of the status page and kiosk (0: any free port)."""
+        return self.web.port
 
     @property
     def db_path(self) -> Path:
@@ -230,10 +266,7 @@ def load(path: str | Path, driver_kinds: Callable[[tuple[str, ...]], Mapping[str
         )
         m.check_unknown()
 
-    w = _Table(file, "web", top.get("web", dict, {}, "{}"))
-    web_bind = w.text("bind", "0.0.0.0", '"127.0.0.1"')
-    web_port = w.number("port", 8080, 0, 65535, integer=True)
-    w.check_unknown()
+    web = _web(_Table(file, "web", top.get("web", dict, {}, "{}")))
 
     st = _Table(file, "storage", top.get("storage", dict, {}, "{}"))
     min_free_mb = st.number("min_free_mb", 200, 0, 1_000_000, integer=True)
@@ -257,8 +290,33 @@ def load(path: str | Path, driver_kinds: Callable[[tuple[str, ...]], Mapping[str
     stations = _stations(file, top.get("stations", list, [], '[{id = "room-1"}]'), default_window, kinds)
     top.check_unknown()
     return HubConfig(path=path, identity_dir=identity_dir, data_dir=data_dir, language=language, plugins=plugins,
-                     stations=stations, sync=sync, mqtt=mqtt, web_bind=web_bind, web_port=web_port,
+                     stations=stations, sync=sync, mqtt=mqtt, web=web,
                      min_free_mb=min_free_mb, bp_guideline=guideline, group_max=group_max)
+
+
+def _web(w: _Table) -> WebConfig:
+    users: list[StaffUser] = []
+    for i, item in enumerate(w.get("users", list, [], '[{name = "nurse", secret_hash = "scrypt$..."}]')):
+        u = _Table(w.file, f"web.users[{i}]", item)
+        name = u.text("name", example='"nurse"')
+        secret = u.text("secret_hash", example='"scrypt$15$8$1$..."')
+        if not secret.startswith("scrypt$") or secret.count("$") != 5:
+            raise u.fail("secret_hash", "is not a scrypt hash",
+                         "run `mchub edge hash-password` and paste its output (never the PIN itself)")
+        if name in {x.name for x in users}:
+            raise u.fail("name", f"{name!r} is listed twice", "give every user one entry")
+        users.append(StaffUser(name, secret, u.text("role", "staff", choices=("staff",))))
+        u.check_unknown()
+    web = WebConfig(
+        bind=w.text("bind", "0.0.0.0", '"127.0.0.1"'),
+        port=w.number("port", 8080, 0, 65535, integer=True),
+        secure_cookie=w.get("secure_cookie", bool, True, "false"),
+        idle_timeout_s=float(w.number("idle_timeout_s", 900.0, 30, 86_400)),
+        kiosk_summary_s=float(w.number("kiosk_summary_s", 30.0, 1, 3600)),
+        users=tuple(users),
+    )
+    w.check_unknown()
+    return web
 
 
 def _stations(file: str, raw: list[Any], window: float, kinds: Mapping[str, Any]) -> tuple[StationConfig, ...]:

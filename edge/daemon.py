@@ -60,6 +60,8 @@ class Hub:
         self.enrollment: enrolled.Maintainer | None = None
         self.web_port: int | None = None
         self.live: dict[str, Measurement] = {}  #: latest live value per station (kiosk)
+        self.live_listeners: list[Callable[[str, Measurement], None]] = []  #: told of every live value
+        self.kiosk: Any = None  #: edge.web.kiosk.Kiosk once the web server runs
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = asyncio.Event()
         self._web: Any = None
@@ -121,7 +123,7 @@ class Hub:
     async def _start_web(self) -> None:
         import uvicorn
 
-        from edge.status import build_app
+        from edge.web.app import build_app
 
         class _Server(uvicorn.Server):
             @contextlib.contextmanager
@@ -132,6 +134,7 @@ class Hub:
                                         log_level="warning", access_log=False, lifespan="off",
                                         timeout_graceful_shutdown=3))
         self._web = server
+        self._spawn(self.kiosk.run(), "kiosk")
         self._spawn(server.serve(), "web")
         web_task = self._tasks[-1]
         while not server.started:
@@ -140,7 +143,7 @@ class Hub:
                 raise EdgeError(f"the status API could not listen on {self.cfg.web_bind}:{self.cfg.web_port}; "
                                 "is another hub running? change [web] port")
         self.web_port = server.servers[0].sockets[0].getsockname()[1]
-        log.info("status API on http://%s:%d/api/status", self.cfg.web_bind, self.web_port)
+        log.info("status page on http://%s:%d/ (kiosk: /kiosk/<station>)", self.cfg.web_bind, self.web_port)
 
     async def _ticker(self) -> None:
         while True:
@@ -155,6 +158,8 @@ class Hub:
 
     def _live(self, station_id: str, m: Measurement) -> None:
         self.live[station_id] = m
+        for listener in self.live_listeners:
+            listener(station_id, m)
 
     # --- actions used by the status API and commands -----------------------------------
 
@@ -255,6 +260,8 @@ class Hub:
     async def stop(self) -> None:
         """Stop drivers, commit what is queued, stop everything else."""
         await self.supervisor.stop()
+        if self.kiosk is not None:
+            self.kiosk.stop()
         if self._web is not None:
             self._web.should_exit = True
         for t in self._tasks:

@@ -10,8 +10,10 @@ JSON API (Starlette, served by uvicorn inside the hub on ``[web] bind:port``)::
     POST /api/sessions/close                {"station_id", "reason"?: "finished" | "staff"}
     POST /api/readings/{uid}/bind           {"session_id", "by"}
 
-ID numbers and names are only ever shown masked. Bind the API to the clinic LAN (or
-127.0.0.1); logins come with the status page.
+Every call needs a signed-in staff session (cookie from ``/login``; unsafe methods also
+the ``X-CSRF-Token`` header) or the hub's console token (``Authorization: Bearer``, what
+``mchub edge status`` uses); views of patient data are audited. ID numbers and names are
+only ever shown masked. The pages are in :mod:`edge.web`.
 """
 
 from __future__ import annotations
@@ -77,12 +79,18 @@ def snapshot(hub: Hub) -> dict[str, Any]:
     return snap
 
 
-def build_app(hub: Hub) -> Any:
-    """The Starlette application of the status API."""
-    from starlette.applications import Starlette
+def api_routes(hub: Hub) -> list[Any]:
+    """The JSON API's routes; every one needs a signed-in staff member or the console token."""
     from starlette.requests import Request
     from starlette.responses import JSONResponse
     from starlette.routing import Route
+
+    from edge.store import reader as q
+    from edge.web.auth import CONSOLE, STAFF
+    from protocol.ids import now_ms
+    from webui.security import require, session_of
+
+    guard = require(STAFF, CONSOLE)
 
     def ok(data: Any, status: int = 200) -> JSONResponse:
         return JSONResponse(data, status_code=status)
@@ -90,18 +98,28 @@ def build_app(hub: Hub) -> Any:
     def bad(message: str, status: int = 400) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
 
-    async def status(_: Request) -> JSONResponse:
+    async def viewed(request: Request, what: str) -> None:
+        await hub.writer.call(q.audit("view", session_of(request).user, f"api: {what}", now_ms()))
+
+    @guard
+    async def status(request: Request) -> JSONResponse:
+        await viewed(request, "status (sessions today, unbound readings)")
         return ok(await _in_thread(snapshot, hub))
 
+    @guard
     async def devices(_: Request) -> JSONResponse:
         return ok([h.to_dict() for h in hub.supervisor.health.values()])
 
-    async def sessions_today(_: Request) -> JSONResponse:
+    @guard
+    async def sessions_today(request: Request) -> JSONResponse:
+        await viewed(request, "sessions today")
         return ok(await _in_thread(hub.reader.sessions_since, start_of_today_ms()))
 
+    @guard
     async def unbound(_: Request) -> JSONResponse:
         return ok(await _in_thread(hub.reader.unbound, 200))
 
+    @guard
     async def open_session(request: Request) -> JSONResponse:
         doc = await _json(request)
         station = str(doc.get("station_id", ""))
@@ -115,8 +133,11 @@ def build_app(hub: Hub) -> Any:
             return bad(str(exc))
         subject = Subject(national_id=nid, name=str(doc.get("name", ""))[:64], source="staff")
         session_id = await hub.identify(station, subject, weeks)
+        await hub.writer.call(q.audit("staff_entry", session_of(request).user, f"session opened at {station} "
+                                      f"for {idnum.mask(nid) if nid else '-'}", now_ms()))
         return ok({"session_id": session_id}, 201)
 
+    @guard
     async def close_session(request: Request) -> JSONResponse:
         doc = await _json(request)
         reason = doc.get("reason", "finished")
@@ -124,22 +145,24 @@ def build_app(hub: Hub) -> Any:
             return bad("reason must be finished or staff")
         return ok({"closed": await hub.close_session(str(doc.get("station_id", "")), reason)})
 
+    @guard
     async def bind(request: Request) -> JSONResponse:
         doc = await _json(request)
+        session = session_of(request)
+        by = session.user if session.role == STAFF else str(doc.get("by", session.user))[:64]
         try:
-            seq = await hub.bind(request.path_params["uid"], str(doc.get("session_id", "")),
-                                 str(doc.get("by", "staff"))[:64])
+            seq = await hub.bind(request.path_params["uid"], str(doc.get("session_id", "")), by)
         except ValueError as exc:
             return bad(str(exc), 409)
         return ok({"seq": seq})
 
-    return Starlette(routes=[
+    return [
         Route("/api/status", status), Route("/api/devices", devices),
         Route("/api/sessions/today", sessions_today), Route("/api/readings/unbound", unbound),
         Route("/api/sessions", open_session, methods=["POST"]),
         Route("/api/sessions/close", close_session, methods=["POST"]),
         Route("/api/readings/{uid}/bind", bind, methods=["POST"]),
-    ])
+    ]
 
 
 async def _in_thread(fn: Any, *args: Any) -> Any:
@@ -158,10 +181,11 @@ async def _json(request: Any) -> dict[str, Any]:
 
 def render(snap: dict[str, Any], language: str = "zh-CN") -> str:
     """The status as text for a technician at the console."""
-    from edge.i18n import text
+    from edge.web import LOCALES
+    from webui.i18n import catalog
 
     def t(key: str) -> str:
-        return text(key, language)
+        return catalog(LOCALES).t(f"console.{key}", language)
 
     def when(ms: int | None) -> str:
         return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000)) if ms else "-"

@@ -8,6 +8,7 @@ itself, so a page never breaks — and ``missing()`` lets a test insist on compl
 from __future__ import annotations
 
 import tomllib
+from functools import lru_cache
 from pathlib import Path
 
 LANGUAGES = ("zh-CN", "en")
@@ -39,6 +40,21 @@ class Catalog:
         keys = [set(m) for m in self.messages.values()]
         every = set().union(*keys)
         return {lang: every - set(m) for lang, m in self.messages.items() if every - set(m)}
+
+
+@lru_cache(maxsize=8)
+def catalog(*directories: Path) -> Catalog:
+    """The shared catalog plus the catalogs of ``directories`` (cached: load once per process).
+
+    What a package uses outside a web page, e.g. the hub's console texts::
+
+        t = catalog(EDGE_LOCALES).t
+        t("console.queue", "en")
+    """
+    c = Catalog()
+    for d in directories:
+        c.load_dir(d)
+    return c
 
 
 def choose_language(query: str | None, cookie: str | None, accept_language: str | None) -> str:

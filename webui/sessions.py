@@ -63,10 +63,12 @@ class MemorySessionStore:
         return self.sessions.get(session_id)
 
     async def put(self, session: Session) -> None:
-        """Create or update; the least recently seen are dropped past ``limit``."""
+        """Create or update; past ``limit`` the least recently seen anonymous session goes first
+        (so a flood of anonymous visits, e.g. to a kiosk, cannot sign staff out)."""
         self.sessions[session.id] = session
         if len(self.sessions) > self.limit:
-            oldest = min(self.sessions.values(), key=lambda s: s.last_seen)
+            anonymous = [s for s in self.sessions.values() if not s.user]
+            oldest = min(anonymous or self.sessions.values(), key=lambda s: s.last_seen)
             del self.sessions[oldest.id]
 
     async def delete(self, session_id: str) -> None:

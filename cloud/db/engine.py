@@ -148,6 +148,11 @@ class Database:
         async with self.transaction() as tx:
             return await tx.fetchrow(sql, *args)
 
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        """One statement outside any explicit transaction: it commits by itself (one round trip on PostgreSQL)."""
+        async with self.transaction() as tx:
+            return await tx.fetch(sql, *args)
+
     async def close(self) -> None:
         """Close every connection."""
 
@@ -183,6 +188,14 @@ class _PgDatabase(Database):
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         try:
             return await self._pool.fetchrow(sql, *args, timeout=30)
+        except _UNAVAILABLE as exc:
+            raise DatabaseUnavailable(f"database unavailable: {exc}") from exc
+        except asyncpg.PostgresError as exc:
+            raise DatabaseError(f"database error: {exc}") from exc
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        try:
+            return list(await self._pool.fetch(sql, *args, timeout=30))
         except _UNAVAILABLE as exc:
             raise DatabaseUnavailable(f"database unavailable: {exc}") from exc
         except asyncpg.PostgresError as exc:

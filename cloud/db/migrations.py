@@ -16,6 +16,7 @@ import re
 
 from cloud.db import pg_ingest
 from cloud.db.engine import Database, Tx
+from cloud.integration import schema as integration_schema
 from protocol.ids import now_ms
 
 _V1 = """
@@ -146,7 +147,10 @@ MIGRATIONS: list[tuple[int, str, str, str]] = [
     (1, "initial schema", _V1, _V1_PG_ONLY),
     (2, "ingest function", "", pg_ingest.FUNCTION),
     (3, "admin users, sessions and provisioning", _V3, ""),
+    (4, "hospital integration", integration_schema.COMMON, integration_schema.PG_ONLY),
 ]
+#: SQLite-only SQL of a migration, run as ONE statement after its common SQL (e.g. a trigger)
+SQLITE_ONLY: dict[int, str] = {4: integration_schema.SQLITE_ONLY}
 
 _SQLITE_SUBS = [
     (r"BIGSERIAL PRIMARY KEY", "INTEGER PRIMARY KEY AUTOINCREMENT"),
@@ -187,6 +191,8 @@ async def migrate(db: Database) -> list[str]:
             else:
                 for stmt in _statements(sqlite_sql(common)):
                     await tx.execute(stmt)
+                if version in SQLITE_ONLY:
+                    await tx.execute(SQLITE_ONLY[version])
             await tx.execute("INSERT INTO schema_migrations (version, name, applied_ms) VALUES ($1, $2, $3)",
                              version, name, now_ms())
             done.append(f"{version:04d} {name}")

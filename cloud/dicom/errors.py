@@ -14,6 +14,8 @@ identifiers only masked.
 
 from __future__ import annotations
 
+from cloud.errors import CloudError
+
 #: PS3.18 Table 10.5.3-1 / PS3.4 Annex B: failure reasons used by this package
 PROCESSING_FAILURE = 0x0110
 DUPLICATE_SOP_INSTANCE = 0x0111
@@ -24,7 +26,7 @@ CANNOT_UNDERSTAND = 0xC000
 TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122
 
 
-class DicomError(Exception):
+class DicomError(CloudError):
     """Root of every error raised by ``cloud.dicom``."""
 
     reason = "dicom"

@@ -12,9 +12,11 @@ The ``[dicom]`` table of ``cloud.toml``::
     max_body_mb = 512                       # STOW-RS request limit
     national_id_issuers = ["NNCHN", "身份证"] # replaces the default list
 
-Wiring (the lead's cloud app)::
+Wiring: :class:`cloud.integration.service.Integration` builds it from ``[dicom]`` (with
+``enabled = true``) and :class:`cloud.integration.dicom_link.DicomLink` as ``on_indexed``;
+every HTTP worker mounts the STOW-RS routes, only the integration owner starts the SCP::
 
-    dicom = DicomService(DicomConfig.from_mapping(toml["dicom"], "cloud.toml"), on_indexed)
+    dicom = DicomService(DicomConfig.from_mapping(cfg.dicom.table, "cloud.toml"), on_indexed)
     app = Starlette(routes=[*other_routes, *dicom.routes()], lifespan=...)
     # in the lifespan: await dicom.start() ... await dicom.stop()
 

@@ -1,13 +1,14 @@
 """Errors raised by ``cloud.mllp``. Every one derives from :class:`MllpError`.
 
-``MllpError`` derives from ``Exception`` for now; when the cloud package gets its own
-root error, re-parent it there (one line) and nothing else changes.
+``MllpError`` derives from :class:`cloud.errors.CloudError`, the root of the cloud package.
 """
 
 from __future__ import annotations
 
+from cloud.errors import CloudError
 
-class MllpError(Exception):
+
+class MllpError(CloudError):
     """Root of every error raised by the MLLP listener, stores, sender and outbox."""
 
 

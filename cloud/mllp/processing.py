@@ -5,15 +5,13 @@ returns what it means for mchub: lab results with their LOINC code (mapped from 
 codes through the configured :class:`~protocol.hl7.codemap.CodeMap`), a screening
 category (HPV, cytology/TBS, pathology) when recognisable, and the patient's
 identifiers (MRN, validated national ID). ADT^A40 carries the identifiers merged away.
-Persisting them is the caller's job (``handler`` of :func:`process_pending`).
+:class:`cloud.integration.inbound.Hl7Processor` persists them.
 """
 
 from __future__ import annotations
 
-import logging
 import re
-from collections.abc import Awaitable, Callable
-from typing import Literal, Protocol
+from typing import Literal
 
 import msgspec
 
@@ -21,13 +19,11 @@ from protocol import idnum
 from protocol.errors import IdNumberError
 from protocol.hl7.ack import Code, application_ack_wanted, build_ack
 from protocol.hl7.codemap import CodeMap
-from protocol.hl7.dtm import format_dtm, parse_dtm
+from protocol.hl7.dtm import parse_dtm
 from protocol.hl7.errors import Hl7Error
 from protocol.hl7.message import Coded, Message, Obx, Patient, PatientId, parse, parse_header
 from protocol.hl7.oru import NATIONAL_ID_TYPE
-from protocol.ids import now_ms
 
-log = logging.getLogger("mchub.cloud.mllp.processing")
 Category = Literal["hpv", "cytology", "pathology", "lab"]
 NATIONAL_ID_TYPES = (NATIONAL_ID_TYPE, "NI")  #: PID-3 identifier types read as the resident ID number
 
@@ -167,24 +163,6 @@ def process_message(raw: bytes, codes: CodeMap | None = None) -> Processed:
                      warnings=tuple(warnings))
 
 
-class PendingQueue(Protocol):
-    """The part of a message store the processor uses (both stores implement it)."""
-
-    async def fetch_pending(self, limit: int = 100) -> list[StoredMessageLike]: ...
-
-    async def mark_processed(self, message_id: str, error: str | None = None) -> None: ...
-
-
-class StoredMessageLike(Protocol):
-    """A stored message as :func:`process_pending` needs it."""
-
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def raw(self) -> bytes: ...
-
-
 def application_ack(raw: bytes, error: Hl7Error | None, *, control_id: str, timestamp: str,
                     sending_app: str = "MCHUB") -> bytes | None:
     """The application ACK (AA/AE/AR) that MSH-16 asks for once a message is processed, or None.
@@ -200,33 +178,3 @@ def application_ack(raw: bytes, error: Hl7Error | None, *, control_id: str, time
         return None
     code: Code = "AA" if error is None else error.ack_code
     return build_ack(header, code, control_id=control_id, timestamp=timestamp, error=error, sending_app=sending_app)
-
-
-async def process_pending(queue: PendingQueue, handler: Callable[[str, Processed], Awaitable[None]],
-                          codes: CodeMap | None = None, limit: int = 100,
-                          app_acks: Callable[[bytes], Awaitable[None]] | None = None) -> int:
-    """Process up to ``limit`` stored messages through ``handler(message_id, processed)``; returns how many.
-
-    A message that fails to process is marked with the reason (visible on the dashboard,
-    replayable) instead of blocking the queue; a handler exception stops the run so the
-    message is retried next time. With ``app_acks``, the application ACKs that MSH-16
-    asks for are passed to it (AA when processed, AE/AR with the reason when not).
-    """
-    done = 0
-    for stored in await queue.fetch_pending(limit):
-        error: Hl7Error | None = None
-        try:
-            processed = process_message(stored.raw, codes)
-        except Hl7Error as exc:
-            log.warning("HL7 message %s cannot be processed: %s", stored.id, exc)
-            error = exc
-        if error is None:
-            await handler(stored.id, processed)
-        await queue.mark_processed(stored.id, None if error is None else f"{error.reason}: {error}")
-        done += 1
-        if app_acks is not None:
-            ack = application_ack(stored.raw, error, control_id=f"P{stored.id.replace('-', '')[-19:]}",
-                                  timestamp=format_dtm(now_ms()))
-            if ack is not None:
-                await app_acks(ack)
-    return done

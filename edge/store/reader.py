@@ -99,6 +99,42 @@ class Reader:
                         "kind": getattr(rec, "kind", ""), "observations": obs})
         return out
 
+    def current_session(self, station_id: str) -> dict[str, Any] | None:
+        """The station's open session with its masked subject (the kiosk's view), or None."""
+        rows = self._all(
+            "SELECT s.session_id, s.opened_at, s.pregnant_weeks, j.name_masked FROM sessions s "
+            "LEFT JOIN subjects j ON j.id = s.subject_id WHERE s.station_id = ? AND s.closed_at IS NULL "
+            "ORDER BY s.opened_at DESC LIMIT 1", (station_id,))
+        if not rows:
+            return None
+        return dict(zip(("session_id", "opened_at", "pregnant_weeks", "name_masked"), rows[0], strict=True))
+
+    def session_readings(self, session_id: str, opened_at: int) -> list[dict[str, Any]]:
+        """The readings of an open session in seq order: device, time, observations (with flags).
+
+        Only readings taken since ``opened_at`` (the time index keeps this cheap on a full store).
+        """
+        rows = self._all("SELECT at, device_id, body FROM records WHERE at >= ? AND type = 0 AND session_id = ? "
+                         "ORDER BY seq", (opened_at, session_id))
+        out = []
+        for at, device, body in rows:
+            rec = decode_body(body)
+            obs = [{"code": o.code, "value": o.value, "unit": o.unit, "flag": o.flag}
+                   for o in getattr(rec, "observations", ())]
+            out.append({"at": at, "device_id": device, "observations": obs})
+        return out
+
+    def last_readings(self) -> dict[str, dict[str, Any]]:
+        """The latest stored reading of every device: time and observations (no subject)."""
+        rows = self._all("SELECT device_id, at, body FROM records WHERE seq IN "
+                         "(SELECT max(seq) FROM records WHERE type = 0 GROUP BY device_id)")
+        out = {}
+        for device, at, body in rows:
+            obs = [{"code": o.code, "value": o.value, "unit": o.unit, "flag": o.flag}
+                   for o in getattr(decode_body(body), "observations", ())]
+            out[device] = {"at": at, "observations": obs}
+        return out
+
     def count_unbound(self) -> int:
         """How many readings are unbound."""
         return int(self._all("SELECT count(*) FROM records WHERE type = 0 AND session_id IS NULL")[0][0])

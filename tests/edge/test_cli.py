@@ -94,3 +94,17 @@ def test_check_config_builds_each_driver_and_names_the_bad_device(hub_dir: Path,
     assert main(["edge", "check-config", "--config", str(hub_dir)]) == 2
     err = capsys.readouterr().err
     assert "stations[0].devices[0]" in err and "rate and count must not be negative" in err and "fix:" in err
+
+
+def test_hash_password_prints_a_hash_for_hub_toml(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    from provisioning.auth import verify_password
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("246810\n"))
+    assert main(["edge", "hash-password"]) == 0
+    stored = capsys.readouterr().out.strip()
+    assert stored.startswith("scrypt$") and verify_password("246810", stored) and "246810" not in stored
+    monkeypatch.setattr("sys.stdin", io.StringIO("12\n"))
+    assert main(["edge", "hash-password"]) == 2 and "at least 4" in capsys.readouterr().err

@@ -62,6 +62,8 @@ pairing_pin = "000000"
     ('[[stations]]\nname = "no id"\n', "stations[0].id", "add `id = "),
     ('[[stations]]\nid = "a"\n[[stations]]\nid = "a"\n', "stations[1].id", "its own id"),
     ("[hub\n", "(syntax)", "TOML syntax"),
+    ('[[web.users]]\nname = "nurse"\nsecret_hash = "246810"\n', "web.users[0].secret_hash", "hash-password"),
+    ('[web]\nsecure_cookie = "no"\n', "web.secure_cookie", "secure_cookie = false"),
 ])
 def test_errors_name_file_key_and_fix(tmp_path: Path, text: str, key: str, fix: str) -> None:
     with pytest.raises(ConfigError) as err:

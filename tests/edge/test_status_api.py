@@ -1,4 +1,4 @@
-"""Status API (JSON) over real HTTP: status, staff entry, binding an unbound reading."""
+"""Status API (JSON) over real HTTP with the console token: status, staff entry, binding an unbound reading."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from edge.status import render
+from edge.web.auth import read_console_token
 from mchub.cli import main
 from tests.edge.hubkit import add_readings, started, synced, wait_until
 from tests.support.refcloud import RefCloud
@@ -21,7 +22,10 @@ async def test_status_staff_entry_and_bind(hub_dir: Path, refcloud: RefCloud,
     try:
         await add_readings(hub, range(1, 4))  # no session yet: unbound
         await wait_until(lambda: synced(hub))
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession() as anonymous, anonymous.get(f"{base}/status") as r:
+            assert r.status == 401
+        token = read_console_token(hub.cfg.data_dir)
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
             async with http.get(f"{base}/status") as r:
                 snap = await r.json()
             assert snap["queue_depth"] == 0 and snap["unbound_count"] == 3 and snap["sync"]["last_success_ms"]

@@ -162,3 +162,14 @@ async def test_language_switch_is_remembered() -> None:
         assert "登录" in (await c.get("/login")).text
         assert "Sign in" in (await c.get("/login?lang=en")).text
         assert "Sign in" in (await c.get("/login")).text  # cookie remembers
+
+
+async def test_a_flood_of_anonymous_visits_does_not_sign_staff_out() -> None:
+    from webui.sessions import Session
+
+    store = MemorySessionStore(limit=10)
+    nurse = Session.new("nurse", "staff", now=1.0)  # seen long before the flood
+    await store.put(nurse)
+    for i in range(50):
+        await store.put(Session.new("", "anonymous", now=2.0 + i))
+    assert await store.get(nurse.id) is nurse and len(store.sessions) == 10

@@ -1,7 +1,9 @@
-// Live updates over Server-Sent Events: elements with data-live="<event name>" get the
-// event's text; a page may also listen for "mchub:<event>" DOM events. No framework.
+// Live updates over Server-Sent Events from the URL in the first data-events attribute
+// (on <body> or any element): elements with data-live="<event name>" get the event's
+// text; unnamed messages become "mchub:message" DOM events. No framework.
 (function () {
-  var src = document.body.getAttribute("data-events");
+  var host = document.querySelector("[data-events]");
+  var src = host && host.getAttribute("data-events");
   if (!src || !window.EventSource) { return; }
   var es = new EventSource(src);
   es.onmessage = function (e) { handle("message", e.data); };

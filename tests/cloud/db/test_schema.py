@@ -27,7 +27,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-
 
 async def test_migrations_apply_once_and_models_match_the_schema(db_url: str) -> None:
     db = await Database.connect(db_url)
-    assert (await migrate(db))[:2] == ["0001 initial schema", "0002 ingest function"]  # 2 is empty on SQLite
+    applied = await migrate(db)
+    assert applied[:2] == ["0001 initial schema", "0002 ingest function"]  # 2 is empty on SQLite
+    assert "0004 hospital integration" in applied
     assert await migrate(db) == []
     async with orm(db_url):
         models = list(Tortoise.apps["models"].values())

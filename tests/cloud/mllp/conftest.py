@@ -1,16 +1,19 @@
-"""Listener fixtures over real sockets: PostgreSQL store (``pg_dsn``) or SQLite in tmp_path."""
+"""Listener fixtures over real sockets: the HL7 store on the cloud database (PostgreSQL or SQLite)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
-import asyncpg
 import pytest
 
-from cloud.mllp.pg_store import PgMessageStore
+from cloud.crypto_at_rest import AtRest
+from cloud.db.engine import Database
+from cloud.db.migrations import migrate
+from cloud.mllp.db_store import Hl7Store
 from cloud.mllp.server import ListenerConfig, MllpListener
-from cloud.mllp.sqlite_store import SqliteMessageStore
 from protocol.hl7.ack import Ack, parse_ack
 
 FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "hl7"
@@ -18,36 +21,61 @@ if not FIXTURES.is_dir():
     FIXTURES = Path("/work/shared/fixtures/hl7")
 
 
+def at_rest() -> AtRest:
+    """Fresh at-rest keys."""
+    return AtRest(os.urandom(32), os.urandom(32))
+
+
+async def open_db(url: str) -> Database:
+    """A migrated cloud database."""
+    db = await Database.connect(url, 4)
+    await migrate(db)
+    return db
+
+
 @pytest.fixture
-async def pg_store(pg_dsn: str) -> AsyncIterator[PgMessageStore]:
-    """A PostgreSQL message store on a fresh database."""
-    store = await PgMessageStore.open(pg_dsn)
+async def pg_db(pg_dsn: str) -> AsyncIterator[Database]:
+    """The cloud database on a fresh PostgreSQL database."""
+    db = await open_db(pg_dsn)
+    yield db
+    await db.close()
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
+    """The cloud database in a temporary SQLite file."""
+    db = await open_db(f"sqlite:///{tmp_path / 'cloud.db'}")
+    yield db
+    await db.close()
+
+
+@pytest.fixture
+async def pg_store(pg_db: Database) -> AsyncIterator[Hl7Store]:
+    """The HL7 store on PostgreSQL (messages in the clear, so tests can compare bytes)."""
+    store = Hl7Store(pg_db)
     yield store
     await store.close()
 
 
 @pytest.fixture
-async def pg_listener(pg_store: PgMessageStore) -> AsyncIterator[MllpListener]:
+async def sqlite_store(sqlite_db: Database) -> AsyncIterator[Hl7Store]:
+    """The HL7 store on SQLite."""
+    store = Hl7Store(sqlite_db)
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def pg_listener(pg_store: Hl7Store) -> AsyncIterator[MllpListener]:
     """A listener on a free loopback port storing into PostgreSQL."""
     async with MllpListener(pg_store, ListenerConfig(host="127.0.0.1", port=0)) as listener:
         yield listener
 
 
-@pytest.fixture
-async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteMessageStore]:
-    """A SQLite message store in a temporary file."""
-    store = SqliteMessageStore(tmp_path / "hl7.db")
-    yield store
-    await store.close()
-
-
-async def rows(dsn: str, where: str = "TRUE") -> list[asyncpg.Record]:
+async def rows(db: Database, where: str = "TRUE") -> list[Any]:
     """Rows of hl7_inbound in arrival order."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        return list(await conn.fetch(f"SELECT * FROM hl7_inbound WHERE {where} ORDER BY seq"))
-    finally:
-        await conn.close()
+    async with db.transaction() as tx:
+        return await tx.fetch(f"SELECT * FROM hl7_inbound WHERE {where} ORDER BY id")
 
 
 def acks(frames: list[bytes]) -> list[Ack]:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from cloud.mllp.processing import Processed, interpret, process_message, process_pending
-from cloud.mllp.sqlite_store import SqliteMessageStore
-from cloud.mllp.store import InboundMeta
+from cloud.mllp.processing import application_ack, interpret, process_message
 from firmware_sim.his import adt_message, fixture_messages, lab_message
+from protocol.hl7.ack import parse_ack
 from protocol.hl7.codemap import CodeMap
 from protocol.hl7.errors import Hl7Error
 from tests.cloud.mllp.conftest import FIXTURES
@@ -76,48 +73,26 @@ def test_interpretation(cat: str, text: str, expected: str | None) -> None:
     assert interpret(cat, text) == expected  # type: ignore[arg-type]
 
 
-async def test_process_pending_marks_each_message(tmp_path: Path) -> None:
-    store = SqliteMessageStore(tmp_path / "hl7.db")
-    good = InboundMeta(received_at=1, peer="t", status="accepted", ack_code="AA", sender="LIS|H", control_id="1")
-    await store.store(lab_message(1), good)
-    # accepted by an older version of the listener, no longer parseable: marked, not blocking
-    await store.store(b"MSH|^~\\&|A|B|C|D|2026||ORU^R01|2|P|2.5\r", InboundMeta(
-        received_at=2, peer="t", status="accepted", ack_code="AA", sender="LIS|H", control_id="2"))
-    handled: list[Processed] = []
-
-    async def handler(message_id: str, processed: Processed) -> None:
-        handled.append(processed)
-
-    assert await process_pending(store, handler, CODES) == 2
-    assert [p.control_id for p in handled] == ["LIS00000001"]
-    assert await store.fetch_pending() == []
-    row = store._db.execute("SELECT process_error FROM hl7_inbound WHERE control_id = '2'").fetchone()
-    assert row[0].startswith("required_field_missing")
+def test_a_message_that_no_longer_parses_raises_a_typed_error() -> None:
+    with pytest.raises(Hl7Error):
+        process_message(b"MSH|^~\\&|A|B|C|D|2026||ORU^R01|2|P|2.5\r")  # no PID
     with pytest.raises(Hl7Error):
         process_message(b"not hl7")
-    await store.close()
 
 
-async def test_application_acks_follow_msh16(tmp_path: Path) -> None:
-    from protocol.hl7.ack import parse_ack
-
-    store = SqliteMessageStore(tmp_path / "hl7.db")
+def test_application_acks_follow_msh16() -> None:
     nist = fixture_messages(FIXTURES)["LRI_2.0-NG_CBC_Typ_Message.hl7"]  # MSH-15 AL, MSH-16 NE: none wanted
     wants = lab_message(1).replace(b"||||||UNICODE", b"|||AL|AL||UNICODE")
     broken = b"MSH|^~\\&|LIS|H|MCHUB|C|2026||ORU^R01|9|P|2.5.1|||AL|ER\rPID|||1\r"  # no OBR: AE wanted
-    for i, raw in enumerate((nist, wants, broken)):
-        await store.store(raw, InboundMeta(received_at=i, peer="t", status="accepted", ack_code="CA",
-                                           sender="LIS|H", control_id=str(i)))
-    sent: list[bytes] = []
-
-    async def handler(message_id: str, processed: Processed) -> None:
-        pass
-
-    async def app_ack(ack: bytes) -> None:
-        sent.append(ack)
-
-    assert await process_pending(store, handler, app_acks=app_ack) == 3
-    answers = [parse_ack(a) for a in sent]
-    assert [(a.code, a.control_id) for a in answers] == [("AA", "LIS00000001"), ("AE", "9")]
-    assert "OBR" in answers[1].reason
-    await store.close()
+    sent = []
+    for raw in (nist, wants, broken):
+        error = None
+        try:
+            process_message(raw)
+        except Hl7Error as exc:
+            error = exc
+        ack = application_ack(raw, error, control_id="P1", timestamp="20260301120000")
+        if ack is not None:
+            sent.append(parse_ack(ack))
+    assert [(a.code, a.control_id) for a in sent] == [("AA", "LIS00000001"), ("AE", "9")]
+    assert "OBR" in sent[1].reason

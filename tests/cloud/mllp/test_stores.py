@@ -9,14 +9,14 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from cloud.db.engine import Database
 from cloud.mllp.client import MllpSender
+from cloud.mllp.db_store import Hl7Store
 from cloud.mllp.errors import StoreError
-from cloud.mllp.pg_store import PgMessageStore
 from cloud.mllp.server import ListenerConfig, MllpListener
-from cloud.mllp.sqlite_store import SqliteMessageStore
 from cloud.mllp.store import GroupCommitter, InboundMeta, StoreResult
 from firmware_sim.his import lab_message, send_messages
-from tests.cloud.mllp.conftest import acks, rows
+from tests.cloud.mllp.conftest import acks, open_db, rows
 
 
 async def test_group_committer_puts_concurrent_submissions_in_one_commit() -> None:
@@ -52,7 +52,7 @@ async def test_a_failed_commit_fails_every_waiter_of_that_batch_and_the_next_one
 class FailingFirst:
     """Wraps a real store; its first ``n`` stores fail as if the database were down."""
 
-    def __init__(self, inner: SqliteMessageStore, n: int) -> None:
+    def __init__(self, inner: Hl7Store, n: int) -> None:
         self.inner, self.n = inner, n
 
     async def store(self, raw: bytes, meta: InboundMeta) -> StoreResult:
@@ -62,8 +62,7 @@ class FailingFirst:
         return await self.inner.store(raw, meta)
 
 
-async def test_no_ack_when_the_store_fails_and_the_senders_resend_is_stored_once(
-        sqlite_store: SqliteMessageStore) -> None:
+async def test_no_ack_when_the_store_fails_and_the_senders_resend_is_stored_once(sqlite_store: Hl7Store) -> None:
     flaky = FailingFirst(sqlite_store, 1)
     listener = await MllpListener(flaky, ListenerConfig(host="127.0.0.1", port=0)).start()
     async with MllpSender("127.0.0.1", listener.port, ack_timeout=5, attempts=3, retry_delay=0) as sender:
@@ -75,7 +74,8 @@ async def test_no_ack_when_the_store_fails_and_the_senders_resend_is_stored_once
 
 
 @pytest.mark.postgres
-async def test_postgres_connection_killed_between_messages(pg_store: PgMessageStore, pg_dsn: str) -> None:
+async def test_postgres_connection_killed_between_messages(pg_store: Hl7Store, pg_db: Database,
+                                                            pg_dsn: str) -> None:
     listener = await MllpListener(pg_store, ListenerConfig(host="127.0.0.1", port=0)).start()
     async with MllpSender("127.0.0.1", listener.port, ack_timeout=5, attempts=3, retry_delay=0) as sender:
         assert (await sender.send(lab_message(1))).code == "AA"
@@ -84,24 +84,27 @@ async def test_postgres_connection_killed_between_messages(pg_store: PgMessageSt
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()")
         await admin.close()
-        assert killed == 1
+        assert killed >= 1
         assert (await sender.send(lab_message(2))).code == "AA"
         # either the store noticed the dead connection and reconnected at once (2 frames), or the
         # commit failed, nothing was acknowledged and the sender resent (3 frames): stored once either way
         assert sender.sent_frames in (2, 3)
     await listener.close()
-    stored = await rows(pg_dsn)
+    stored = await rows(pg_db)
     assert [r["control_id"] for r in stored] == ["LIS00000001", "LIS00000002"]
 
 
 async def test_sqlite_store_survives_reopen_and_detects_duplicates(tmp_path: Path) -> None:
-    path = tmp_path / "hl7.db"
-    store = SqliteMessageStore(path)
+    url = f"sqlite:///{tmp_path / 'cloud.db'}"
+    db = await open_db(url)
+    store = Hl7Store(db)
     async with MllpListener(store, ListenerConfig(host="127.0.0.1", port=0)) as listener:
         answers = acks(await send_messages("127.0.0.1", listener.port, [lab_message(1), lab_message(2)]))
     assert [a.code for a in answers] == ["AA", "AA"]
     await store.close()
-    reopened = SqliteMessageStore(path)
+    await db.close()
+    db = await open_db(url)
+    reopened = Hl7Store(db)
     async with MllpListener(reopened, ListenerConfig(host="127.0.0.1", port=0)) as listener:
         again = acks(await send_messages("127.0.0.1", listener.port, [lab_message(2)]))
     assert again[0].text == "duplicate: already received"
@@ -110,3 +113,4 @@ async def test_sqlite_store_survives_reopen_and_detects_duplicates(tmp_path: Pat
     await reopened.mark_processed(pending[0].id)
     assert len(await reopened.fetch_pending()) == 1
     await reopened.close()
+    await db.close()

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from cloud.mllp.client import MllpSender
+from cloud.mllp.db_store import Hl7Store
 from cloud.mllp.server import ListenerConfig, MllpListener
-from cloud.mllp.sqlite_store import SqliteMessageStore
 from firmware_sim.his import lab_message
 
 
@@ -34,7 +34,7 @@ def self_signed(tmp_path: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-async def test_messages_over_tls(tmp_path: Path, sqlite_store: SqliteMessageStore) -> None:
+async def test_messages_over_tls(tmp_path: Path, sqlite_store: Hl7Store) -> None:
     cert, key = self_signed(tmp_path)
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(cert, key)

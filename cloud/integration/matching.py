@@ -1,0 +1,163 @@
+"""Which subject a hospital message or study belongs to — inside the caller's transaction.
+
+Order (DESIGN.md "Patient identity"): the national ID (validated, GB 11643) through the
+blind index of ``subjects``; else the HIS MRN learned from ADT (``subject_identifiers``,
+per assigning authority); else nothing, and the caller puts the item on the unmatched
+work list. A person known by a valid national ID always has a subject: one is created
+(sealed ID and name) when the hospital knows her before any hub does, exactly as ingest
+would create it, so her later visits land on the same subject.
+
+Merged subjects (:mod:`cloud.patients`) are followed to the survivor.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from cloud import audit
+from cloud.crypto_at_rest import AtRest
+from cloud.db.engine import Tx
+from cloud.errors import PatientIndexError
+from cloud.sync_store import upsert_subject
+from protocol import idnum
+from protocol.errors import IdNumberError
+from protocol.ids import now_ms
+from protocol.model import Subject
+
+log = logging.getLogger("mchub.cloud.integration")
+_MAX_CHAIN = 32
+_SEX = {"F": "2", "M": "1", "O": "9", "U": "0", "A": "9", "N": "0"}  # HL7 0001 / DICOM -> GB/T 2261.1
+
+
+@dataclass(frozen=True)
+class Who:
+    """How an inbound item names its patient (national ID already validated, or None)."""
+
+    national_id: str | None = None
+    mrn: str = ""
+    mrn_authority: str = ""
+    name: str = ""
+    sex: str = ""  #: HL7/DICOM code (F, M, O, U)
+    birth_date: str = ""  #: YYYYMMDD or YYYY-MM-DD
+
+    def subject(self) -> Subject:
+        """The protocol Subject for creating/upserting by national ID."""
+        birth = self.birth_date.replace("-", "")[:8]
+        iso = f"{birth[:4]}-{birth[4:6]}-{birth[6:8]}" if len(birth) == 8 and birth.isdigit() else None
+        return Subject(national_id=self.national_id, name=self.name, sex=_SEX.get(self.sex.upper(), "0"),  # type: ignore[arg-type]
+                       birth_date=iso, mrn=self.mrn or None, source="staff")
+
+
+def valid_national_id(value: str | None) -> str | None:
+    """The normalised number, or None when absent or invalid."""
+    if not value:
+        return None
+    try:
+        return idnum.normalise(value)
+    except IdNumberError:
+        return None
+
+
+async def survivor(tx: Tx, subject_id: int) -> int:
+    """Follow ``merged_into`` to the surviving subject."""
+    current = subject_id
+    for _ in range(_MAX_CHAIN):
+        nxt = await tx.fetchval("SELECT merged_into FROM subjects WHERE id = $1", current)
+        if nxt is None:
+            return current
+        current = int(nxt)
+    raise PatientIndexError(f"subject {subject_id}: merge chain longer than {_MAX_CHAIN}")
+
+
+async def by_mrn(tx: Tx, authority: str, value: str) -> int | None:
+    """The subject of an MRN: exact authority first, else the value under any authority if unambiguous."""
+    if not value:
+        return None
+    sid = await tx.fetchval("SELECT subject_id FROM subject_identifiers WHERE authority = $1 AND value = $2",
+                            authority, value)
+    if sid is None:
+        rows = await tx.fetch("SELECT DISTINCT subject_id FROM subject_identifiers WHERE value = $1", value)
+        survivors = {await survivor(tx, int(r["subject_id"])) for r in rows}
+        return survivors.pop() if len(survivors) == 1 else None
+    return await survivor(tx, int(sid))
+
+
+async def by_national_id(tx: Tx, at_rest: AtRest, who: Who, *, create: bool) -> int | None:
+    """The subject of a valid national ID; created (sealed) when ``create`` and unknown."""
+    if who.national_id is None:
+        return None
+    sid = await tx.fetchval("SELECT id FROM subjects WHERE blind_index = $1", at_rest.blind_index(who.national_id))
+    if sid is None and create:  # known to the hospital before any hub: create her as ingest would
+        sid = await upsert_subject(tx, who.subject(), at_rest, now_ms())
+    return None if sid is None else await survivor(tx, int(sid))
+
+
+async def find(tx: Tx, at_rest: AtRest, who: Who, *, create: bool = True) -> int | None:
+    """National ID first (creating the subject), else the MRN; None when neither matches."""
+    sid = await by_national_id(tx, at_rest, who, create=create)
+    return sid if sid is not None else await by_mrn(tx, who.mrn_authority, who.mrn)
+
+
+async def learn_mrn(tx: Tx, subject_id: int, authority: str, value: str, source: str) -> None:
+    """Remember that the HIS calls ``subject_id`` by this MRN (a conflicting earlier mapping is kept, logged)."""
+    if not value:
+        return
+    have = await tx.fetchval("SELECT subject_id FROM subject_identifiers WHERE authority = $1 AND value = $2",
+                             authority, value)
+    if have is None:
+        await tx.execute("INSERT INTO subject_identifiers (authority, value, subject_id, source, created_ms) "
+                         "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                         authority, value, subject_id, source, now_ms())
+    elif await survivor(tx, int(have)) != subject_id:
+        log.warning("MRN of authority %r already belongs to subject %s, not %s; kept (merge them if the same person)",
+                    authority, have, subject_id)
+
+
+async def anonymous_subject(tx: Tx, at_rest: AtRest, who: Who) -> int:
+    """A subject for a patient the HIS knows only by MRN (staff merge it later if needed)."""
+    return await upsert_subject(tx, Subject(name=who.name, sex=who.subject().sex, birth_date=who.subject().birth_date,
+                                            mrn=who.mrn or None, source="staff"), at_rest, now_ms())
+
+
+async def add_unmatched(tx: Tx, kind: str, ref: str, who: Who, at_rest: AtRest, summary: str) -> None:
+    """Put an item on the work list (idempotent on ``(kind, ref)``)."""
+    bi = at_rest.blind_index(who.national_id) if who.national_id else None
+    await tx.execute("INSERT INTO unmatched (kind, ref, mrn_authority, mrn, blind_index, summary, created_ms) "
+                     "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (kind, ref) DO NOTHING",
+                     kind, ref, who.mrn_authority, who.mrn, bi, summary[:300], now_ms())
+
+
+async def resolve_item(tx: Tx, item_id: int, subject_id: int, *, actor: str) -> bool:
+    """Attach a waiting item's results/study to ``subject_id`` (audited); False if it was not waiting."""
+    row = await tx.fetchrow("SELECT kind, ref FROM unmatched WHERE id = $1 AND status = 'waiting'", item_id)
+    if row is None:
+        return False
+    if await tx.fetchval("SELECT id FROM subjects WHERE id = $1", subject_id) is None:
+        raise PatientIndexError(f"subject {subject_id} does not exist")
+    target = await survivor(tx, subject_id)
+    kind, ref = row["kind"], row["ref"]
+    await tx.execute("UPDATE results SET subject_id = $1 WHERE origin = $2", target, f"{kind}:{ref}")
+    if kind == "dicom":
+        await tx.execute("UPDATE dicom_instances SET subject_id = $1 WHERE sop_instance_uid = $2", target, ref)
+    await tx.execute("UPDATE unmatched SET status = 'resolved', subject_id = $1, resolved_by = $2, resolved_ms = $3 "
+                     "WHERE id = $4", target, actor, now_ms(), item_id)
+    await audit.write(tx, actor=actor, action="unmatched.resolve", outcome="ok", subject_id=target,
+                      detail={"item": item_id, "kind": kind})
+    return True
+
+
+async def resolve_waiting(tx: Tx, subject_id: int, at_rest: AtRest, who: Who, *, actor: str) -> int:
+    """Resolve every waiting item naming this MRN or national ID (a late ADT); returns how many."""
+    bi = at_rest.blind_index(who.national_id) if who.national_id else None
+    rows = await tx.fetch(
+        "SELECT id, mrn, mrn_authority, blind_index FROM unmatched WHERE status = 'waiting' AND "
+        "((mrn = $1 AND mrn <> '') OR (blind_index IS NOT NULL AND blind_index = $2)) ORDER BY id",
+        who.mrn, bi or "")
+    done = 0
+    for r in rows:
+        by_mrn_only = bi is None or r["blind_index"] != bi
+        if by_mrn_only and who.mrn_authority and r["mrn_authority"] and r["mrn_authority"] != who.mrn_authority:
+            continue
+        done += await resolve_item(tx, int(r["id"]), subject_id, actor=actor)
+    return done

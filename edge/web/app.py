@@ -1,0 +1,77 @@
+"""The hub's Starlette application and its route table.
+
+Who may reach what (checked by ``tests/edge/web/test_routes.py`` over :func:`routes`):
+
+| path | who |
+|---|---|
+| ``/kiosk/<station>``, ``.../events``, ``POST .../finish`` | anyone on the LAN (the kiosk; finish is CSRF-checked) |
+| ``/login``, ``POST /logout``, ``/static/...`` | anyone |
+| ``/``, ``/events``, ``POST /readings/bind``, ``POST /sessions/open`` | signed-in staff |
+| ``/api/...`` | signed-in staff, or the console token of ``mchub edge status`` |
+
+Every request outside ``/static`` passes :class:`webui.security.WebSecurity`: a
+server-side session (cookie ``HttpOnly; SameSite=Strict``, ``Secure`` unless
+``[web] secure_cookie = false``), idle timeout ``[web] idle_timeout_s``, a CSRF token
+on every POST, and the security headers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from edge.status import api_routes
+from edge.web import LOCALES, STATIC, TEMPLATES
+from edge.web.auth import STAFF, ConsoleToken, StaffLogin, write_console_token
+from edge.web.kiosk import Kiosk
+from edge.web.statuspage import StatusPage
+from webui.render import Renderer, static_mount
+from webui.security import WebSecurity, require
+from webui.sessions import MemorySessionStore
+
+if TYPE_CHECKING:
+    from edge.daemon import Hub
+
+#: path prefixes reachable without signing in
+PUBLIC = ("/kiosk/", "/login", "/logout", "/static/")
+
+
+def routes(hub: Hub, renderer: Renderer) -> tuple[list[BaseRoute], Kiosk]:
+    """Every route of the hub (and the kiosk, which the hub feeds)."""
+    kiosk = Kiosk(hub, renderer)
+    status = StatusPage(hub, renderer, kiosk.stopping)
+    login = StaffLogin(hub, renderer)
+    staff = require(STAFF)
+    table: list[BaseRoute] = [
+        Route("/", staff(status.page)),
+        Route("/events", staff(status.events)),
+        Route("/readings/bind", staff(status.bind), methods=["POST"]),
+        Route("/sessions/open", staff(status.open_session), methods=["POST"]),
+        Route("/login", login.form, methods=["GET"]),
+        Route("/login", login.login, methods=["POST"]),
+        Route("/logout", login.logout, methods=["POST"]),
+        Route("/kiosk/{station}", kiosk.page),
+        Route("/kiosk/{station}/events", kiosk.events),
+        Route("/kiosk/{station}/finish", kiosk.finish_post, methods=["POST"]),
+        *api_routes(hub),
+        static_mount(),
+        Mount("/static/hub", app=StaticFiles(directory=str(STATIC)), name="hub-static"),
+    ]
+    return table, kiosk
+
+
+def build_app(hub: Hub) -> Any:
+    """The ASGI application served by the hub; also starts the kiosk's feed from the hub."""
+    renderer = Renderer(template_dirs=[TEMPLATES], locale_dirs=[LOCALES])
+    table, kiosk = routes(hub, renderer)
+    inner = Starlette(routes=table)
+    web = hub.cfg.web
+    secured = WebSecurity(inner, MemorySessionStore(), idle_timeout=web.idle_timeout_s,
+                          secure_cookie=web.secure_cookie, exempt=("/static/",))
+    hub.kiosk = kiosk
+    hub.writer.listeners.append(kiosk.on_commit)
+    hub.live_listeners.append(kiosk.on_live)
+    return ConsoleToken(secured, inner, write_console_token(hub.cfg.data_dir))

@@ -1,0 +1,97 @@
+"""HL7 inbound into the cloud tables: results matched by national ID or MRN, the unmatched work
+list, a late ADT resolving it, A40 merges, manual resolution — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloud import integration_queries as queries
+from cloud import patients
+from cloud.errors import PatientIndexError
+from firmware_sim.his import adt_message, lab_message
+from tests.cloud.integration.conftest import NID, Env, with_national_id, without_national_id
+
+
+async def test_a_result_with_a_national_id_lands_on_that_subject(env: Env) -> None:
+    await env.receive(lab_message(1, "GB18030"))
+    rows = await env.q("SELECT subject_id, kind, code, value, unit FROM results ORDER BY source_key")
+    assert [(r["kind"], r["code"]) for r in rows] == [("hpv", "59263-4"), ("cytology", "10524-7"),
+                                                      ("lab", "718-7"), ("pathology", "22637-3")]
+    subject = await patients.find_by_national_id(env.at_rest, NID)
+    assert subject is not None and {r["subject_id"] for r in rows} == {subject}
+    assert rows[2]["value"] == "128" and rows[2]["unit"] == "g/L"
+    ids = await env.q("SELECT authority, value, subject_id FROM subject_identifiers")
+    assert [(r["authority"], r["value"], r["subject_id"]) for r in ids] == [("HOSP", "M000001", subject)]
+    assert await queries.unmatched(env.db) == []
+    _, name = await patients.reveal(env.at_rest, subject, actor="test", purpose="check")
+    assert name == "王秀英"
+
+
+async def test_an_unknown_mrn_waits_and_a_late_adt_resolves_it(env: Env) -> None:
+    await env.receive(without_national_id(lab_message(2)))
+    waiting = await queries.unmatched(env.db)
+    assert [(i.kind, i.mrn, i.mrn_authority, i.has_national_id) for i in waiting] == [("hl7", "M000002", "HOSP",
+                                                                                       False)]
+    assert {r["subject_id"] for r in await env.q("SELECT subject_id FROM results")} == {None}
+    await env.receive(with_national_id(adt_message(2, "A04")))  # the HIS registers her: MRN + national ID
+    assert await queries.unmatched(env.db) == []
+    resolved = await queries.unmatched(env.db, status="resolved")
+    subject = await patients.find_by_national_id(env.at_rest, NID)
+    assert resolved[0].subject_id == subject and resolved[0].resolved_by == "hl7:ADT^A04"
+    assert {r["subject_id"] for r in await env.q("SELECT subject_id FROM results")} == {subject}
+    assert len(await queries.results_of(env.db, subject)) == 4
+
+
+async def test_an_adt_without_national_id_makes_the_mrn_known(env: Env) -> None:
+    await env.receive(adt_message(3, "A01"), without_national_id(lab_message(3)))
+    subject = (await env.q("SELECT subject_id FROM subject_identifiers WHERE value = 'M000003'"))[0]["subject_id"]
+    assert {r["subject_id"] for r in await env.q("SELECT subject_id FROM results")} == {subject}
+    assert await queries.unmatched(env.db) == []
+
+
+async def test_a40_merges_through_the_patient_index_and_both_mrns_match(env: Env) -> None:
+    await env.receive(adt_message(4, "A01"), adt_message(5, "A04"))
+    before = {r["value"]: r["subject_id"] for r in await env.q("SELECT value, subject_id FROM subject_identifiers")}
+    a40 = adt_message(5, "A40").replace(b"ADT00000005", b"ADT00000050")
+    await env.receive(a40)  # M000004 merged into M000005
+    merged = await env.q("SELECT merged_into FROM subjects WHERE id = $1", before["M000004"])
+    assert merged[0]["merged_into"] == before["M000005"]
+    audit = await env.q("SELECT actor FROM audit_log WHERE action = 'subject.merge'")
+    assert [r["actor"] for r in audit] == ["hl7:ADT^A40"]
+    await env.receive(without_national_id(lab_message(4)))  # a result still sent under the old MRN
+    assert {r["subject_id"] for r in await env.q("SELECT subject_id FROM results")} == {before["M000005"]}
+    assert len(await queries.results_of(env.db, before["M000005"])) == 4  # reads follow the merge
+    await env.receive(a40.replace(b"ADT00000050", b"ADT00000099"))  # a repeat: no second merge
+    assert len(await env.q("SELECT id FROM subject_merges")) == 1
+
+
+async def test_manual_resolution_by_national_id_is_audited(env: Env) -> None:
+    await env.receive(without_national_id(lab_message(6)))
+    item = (await queries.unmatched(env.db))[0]
+    with pytest.raises(PatientIndexError):
+        await queries.resolve_unmatched(env.db, env.at_rest, item.id, actor="web:alice", national_id="123")
+    sid = await queries.resolve_unmatched(env.db, env.at_rest, item.id, actor="web:alice", national_id=NID)
+    assert sid == await patients.find_by_national_id(env.at_rest, NID)
+    assert {r["subject_id"] for r in await env.q("SELECT subject_id FROM results")} == {sid}
+    with pytest.raises(PatientIndexError, match="not waiting"):
+        await queries.resolve_unmatched(env.db, env.at_rest, item.id, actor="web:alice", subject_id=sid)
+    audit = await env.q("SELECT actor FROM audit_log WHERE action = 'unmatched.resolve'")
+    assert [r["actor"] for r in audit] == ["web:alice"]
+
+
+async def test_processing_is_idempotent_and_failures_are_kept_with_the_reason(env: Env) -> None:
+    await env.receive(lab_message(7))
+    uid = (await queries.inbound_log(env.db))[0].uid
+    assert await queries.inbound_raw(env.db, env.at_rest, uid, actor="web:bob") == lab_message(7)
+    assert (await env.q("SELECT actor FROM audit_log WHERE action = 'hl7.view'"))[0]["actor"] == "web:bob"
+    await queries.reprocess_inbound(env.db, uid, actor="test")
+    while await env.processor.run_once():
+        pass
+    assert len(await env.q("SELECT id FROM results")) == 4  # processed twice, stored once
+    # accepted by an older listener, no longer parseable: marked with the reason, not blocking
+    await env.receive(b"MSH|^~\\&|LIS|H|MCHUB|C|2026||ORU^R01|OLD1|P|2.5.1\r", lab_message(8))
+    log = {r.control_id: r for r in await queries.inbound_log(env.db)}
+    assert log["OLD1"].process_error is not None and log["OLD1"].process_error.startswith("required_field_missing")
+    assert log["LIS00000008"].processed_ms is not None and log["LIS00000008"].process_error is None
+    counts = await queries.inbound_counts(env.db)
+    assert counts[("accepted", "AA")] == 3 and counts[("failed", "")] == 1 and counts[("unprocessed", "")] == 0

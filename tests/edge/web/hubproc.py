@@ -1,0 +1,94 @@
+"""A real hub process (``python -m mchub edge run``) with a simulated station, for browser tests.
+
+No cloud: the hub has no ``[sync] url`` (the kiosk and status page must work offline).
+Staff user ``nurse`` with PIN ``246810``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge import identity
+from firmware_sim.patients import Patient, patients
+from mchub.procs import free_port
+from provisioning.auth import hash_password
+from tests.support.kioskrig import StationRig
+from tests.support.refcloud import RefCloud
+
+ROOT = Path(__file__).resolve().parents[3]
+PIN = "246810"
+
+
+@dataclass
+class RunningHub:
+    """The hub's base URL, its data directory and its log."""
+
+    url: str
+    data_dir: Path
+    log: Path
+    rig: StationRig
+
+
+def write_hub(base: Path, rig: StationRig, port: int) -> Path:
+    """Identity and hub.toml (no sync) for a hub with the rig's station."""
+    base.mkdir(parents=True, exist_ok=True)
+    keys = RefCloud(base / "keys.db").write_key_file(base / "cloud.json")  # only its key file; never started
+    identity.init(base / "identity", "clinic-kiosk", keys)
+    cfg = base / "hub.toml"
+    cfg.write_text(
+        '[hub]\nidentity_dir = "identity"\ndata_dir = "data"\nplugins = ["tests.support.blebridge"]\n'
+        f'[web]\nbind = "127.0.0.1"\nport = {port}\nsecure_cookie = false\nkiosk_summary_s = 60\n'
+        f'[[web.users]]\nname = "nurse"\nsecret_hash = "{hash_password(PIN, log_n=12)}"\n'
+        '[storage]\nmin_free_mb = 0\n' + rig.hub_toml_station("room-1", "血压身高体重 1"),
+        encoding="utf-8")
+    return cfg
+
+
+@contextlib.contextmanager
+def running_hub(base: Path) -> Iterator[RunningHub]:
+    """Start the station simulators and the hub; stop both afterwards (SIGTERM, then wait)."""
+    rig = StationRig().start()
+    port = free_port()
+    cfg = write_hub(base, rig, port)
+    log = base / "hub.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "mchub", "edge", "run", "--config", str(cfg)],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"hub exited {proc.returncode}: {log.read_text()[-3000:]}")
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(f"{url}/login", timeout=2).close()
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"hub did not answer in 60 s: {log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        yield RunningHub(url, base / "data", log, rig)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        rig.stop()
+
+
+def patient(n: int = 0) -> Patient:
+    """A reproducible adult patient (synthetic name and ID number)."""
+    stream = patients(seed=11, mix="adult=1")
+    for _ in range(n):
+        next(stream)
+    return next(stream)

@@ -1,0 +1,102 @@
+"""Status page: PIN sign-in with lockout, masked and watermarked patient data, audited views, binding."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edge.store.ledger import IdentifyIn
+from protocol.model import Subject
+from tests.edge.hubkit import add_readings, wait_until
+from tests.edge.web.conftest import PIN, client, csrf_from, sign_in
+
+NID = "11010519491231002X"
+
+
+async def test_pin_sign_in_and_lockout(web_hub: tuple[Any, Any]) -> None:
+    hub, app = web_hub
+    async with client(app) as c:
+        page = await c.get("/login")
+        assert "密码或 PIN 码" in page.text
+        token = csrf_from(page.text)
+        codes = [(await c.post("/login", data={"user": "nurse", "password": "000000", "csrf_token": token}))
+                 .status_code for _ in range(5)]
+        assert codes == [401] * 5
+        r = await c.post("/login", data={"user": "nurse", "password": PIN, "csrf_token": token})
+        assert r.status_code == 429 and "尝试次数过多" in r.text  # locked: even the right PIN waits
+    kinds = [a["kind"] for a in hub.reader.audit(20)]
+    assert kinds.count("login_failed") == 5 and "login_locked" in kinds
+
+
+async def test_status_page_shows_masked_sessions_and_binds_a_reading(web_hub: tuple[Any, Any]) -> None:
+    hub, app = web_hub
+    await add_readings(hub, range(1, 3))  # no session: unbound
+    session_id = await hub.writer.submit(IdentifyIn("room-1", Subject(national_id=NID, name="王芳", source="idcard")))
+    async with client(app) as c:
+        token = await sign_in(c)
+        r = await c.get("/?lang=en")
+        html = r.text
+        assert r.status_code == 200 and "王*" in html and "1101**********002X" in html
+        assert NID not in html and "王芳" not in html
+        assert 'class="watermark"' in html and "nurse ·" in html
+        assert "Readings not bound to a patient (2)" in html
+        assert r.headers["set-cookie"].startswith("lang=") or "mchub_session" in c.cookies
+        uid = html.split('name="uid" value="')[1].split('"')[0]
+        r = await c.post("/readings/bind", data={"uid": uid, "session_id": session_id, "csrf_token": token})
+        assert r.status_code == 303
+        html = (await c.get("/?lang=en")).text
+        assert "Bound: the reading syncs" in html and "Readings not bound to a patient (1)" in html
+        r = await c.post("/readings/bind", data={"uid": uid, "session_id": session_id, "csrf_token": token})
+        html = (await c.get("/?lang=en")).text
+        assert "already bound" in html  # a one-time message from the session, not from the URL
+        r = await c.post("/sessions/open", data={"station_id": "room-2", "name": "李四", "national_id": "123",
+                                                 "csrf_token": token})
+        assert "18 characters" in (await c.get("/")).text
+        r = await c.post("/logout", data={"csrf_token": token})
+        assert (await c.get("/")).status_code == 303
+    audit = hub.reader.audit(50)
+    assert any(a["kind"] == "bind" and a["actor"] == "nurse" for a in audit)
+    assert sum(a["kind"] == "view" and a["actor"] == "nurse" for a in audit) >= 3
+    bound = hub.reader.records(1, 100)
+    assert [type(r).__name__ for r in bound][-1] == "ReadingBound"
+
+
+async def test_cookies_are_httponly_samesite_and_secure_by_default(web_hub: tuple[Any, Any]) -> None:
+    hub, app = web_hub
+    async with client(app) as c:
+        cookie = (await c.get("/login")).headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" not in cookie  # secure_cookie = false
+    object.__setattr__(hub.cfg.web, "secure_cookie", True)
+    from edge.web.app import build_app
+
+    async with client(build_app(hub)) as c:
+        assert "Secure" in (await c.get("/login")).headers["set-cookie"]
+
+
+async def test_live_stream_sends_values_and_a_reload_when_lists_change(web_hub: tuple[Any, Any]) -> None:
+    import asyncio
+
+    import aiohttp
+
+    from tests.support.asgi import serve
+
+    hub, app = web_hub
+    async with serve(app) as url, aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(f"{url}/login") as r:
+            token = csrf_from(await r.text())
+        async with http.post(f"{url}/login", data={"user": "nurse", "password": PIN, "csrf_token": token}) as r:
+            assert r.status == 200  # followed the redirect to the status page
+        seen: list[str] = []
+        async with http.get(f"{url}/events?lang=en") as stream:
+            async def read() -> None:
+                async for raw in stream.content:
+                    seen.append(raw.decode().rstrip("\n"))
+                    if seen[-1] == "data: reload":
+                        return
+
+            reader = asyncio.create_task(read())
+            await wait_until(lambda: "event: queue_depth" in seen)
+            await add_readings(hub, range(1, 3))  # a new unbound reading changes the lists
+            await asyncio.wait_for(reader, 20)
+    text = "\n".join(seen)
+    assert "event: dev-bp-1-state" in text and "disconnected" in text and "event: cloud" in text
+    assert "王" not in text and NID not in text

@@ -1,0 +1,100 @@
+"""Browser walks through the hub's pages (Playwright, sync API); used by the browser tests and
+``python -m tests.edge.web.screenshots``. Each step checks the page; ``shoot(page, name)``
+may save a screenshot of it."""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from firmware_sim.patients import Patient
+from protocol import idnum
+from tests.edge.web.hubproc import PIN, RunningHub
+
+Shoot = Callable[[Any, str], None]
+
+
+def _none(_page: Any, _name: str) -> None:
+    pass
+
+
+def traces_of(p: Patient) -> list[str]:
+    """Strings that must not be on the kiosk once the patient's session closed."""
+    return [p.national_id, p.name, idnum.mask_name(p.name), idnum.mask(p.national_id), f"{p.systolic}/{p.diastolic}"]
+
+
+def kiosk_walk(page: Any, hub: RunningHub, p: Patient, lang: str = "zh-CN", shoot: Shoot = _none) -> None:
+    """One patient through the kiosk: card, cuff, BP, height/weight, summary, finish, idle."""
+    en = lang == "en"
+    url = f"{hub.url}/kiosk/room-1?lang={lang}"
+    page.goto(url)
+    page.wait_for_selector('#kiosk [data-phase="idle"]')
+    assert ("Please place your ID card" if en else "请将身份证放在读卡器上") in page.inner_text("#kiosk")
+    shoot(page, "idle")
+
+    hub.rig.place_card(p)
+    page.wait_for_selector('#kiosk [data-phase="identified"]')
+    text = page.inner_text("#kiosk")
+    assert idnum.mask_name(p.name) in text and p.name not in text
+    assert p.national_id not in page.content() and idnum.mask(p.national_id) not in page.content()
+    shoot(page, "identified")
+
+    hub.rig.inflate([40, 80, 120, 150, 172])
+    page.wait_for_selector('#kiosk [data-phase="measuring"] .kiosk-cuff-value')
+    page.wait_for_function("document.querySelector('.kiosk-cuff-value').textContent.trim() === '172'")
+    shoot(page, "measuring")
+
+    hub.rig.bp(p.systolic, p.diastolic, p.pulse)
+    page.wait_for_selector('#kiosk [data-phase="results"]')
+    bp_row = page.inner_text('[data-result="obs.bp"]')
+    assert f"{p.systolic}/{p.diastolic}" in bp_row
+    shoot(page, "results")
+
+    hub.rig.step_on(p)
+    page.wait_for_selector('#kiosk [data-phase="summary"]')
+    for label in ("obs.bp", "obs.8867-4", "obs.8302-2", "obs.29463-7", "obs.39156-5"):
+        assert page.locator(f'[data-result="{label}"]').count() == 1, label
+    assert page.locator(".kiosk-overall").count() == 1
+    shoot(page, "summary")
+
+    page.click("button.kiosk-button")  # "完成 / Finish": closes the session, then the page reloads clean
+    page.wait_for_selector('#kiosk [data-phase="idle"]')
+    page.wait_for_load_state("load")
+    rendered, source = page.content(), _get(url)
+    for trace in traces_of(p):
+        assert trace not in rendered and trace not in source, trace
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return str(r.read().decode())
+
+
+def status_walk(page: Any, hub: RunningHub, lang: str = "zh-CN", shoot: Shoot = _none) -> None:
+    """Sign in (a wrong PIN first), see devices and today's sessions, bind an unbound reading."""
+    en = lang == "en"
+    hub.rig.bp(128, 82, 70)  # nobody identified: stored unbound
+    page.goto(f"{hub.url}/?lang={lang}")
+    page.wait_for_selector('input[name="user"]')
+    assert "/login" in page.url
+    page.fill('input[name="user"]', "nurse")
+    page.fill('input[name="password"]', "000000")
+    page.click("button[type=submit]")
+    assert ("Wrong user name or password" if en else "用户名或密码错误") in page.inner_text("main")
+    page.fill('input[name="user"]', "nurse")
+    page.fill('input[name="password"]', PIN)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#status")
+    for device in ("card-1", "scale-1", "bp-1"):
+        assert page.locator(f'tr[data-device="{device}"]').count() == 1
+    page.wait_for_selector('tr[data-device="bp-1"] td.devstate.state-ok')
+    page.wait_for_selector("tr[data-unbound]")
+    assert page.locator(".watermark").count() == 1 and "nurse" in page.inner_text(".watermark")
+    assert "**********" in page.inner_text("table.sessions")  # the ID number only masked
+    shoot(page, "status")
+    before = page.locator("tr[data-unbound]").count()
+    page.locator("tr[data-unbound] form.bind button").first.click()
+    page.wait_for_selector(".flash")
+    assert page.locator("tr[data-unbound]").count() == before - 1
+    shoot(page, "status-bound")

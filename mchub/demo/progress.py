@@ -62,7 +62,7 @@ def block(elapsed: float, duration: float | None, tally: Tally, hubs: list[tuple
 
 
 def one_line(elapsed: float, tally: Tally, hubs: list[tuple[DemoHub, dict[str, Any] | None, float | None]],
-             cloud: CloudCounts) -> str:
+             cloud: CloudCounts, delivered: dict[str, int] | None = None) -> str:
     """The plain-output progress line."""
     parts = [f"{clock(elapsed)} patients {tally.measured}"]
     for h, st, _ in hubs:
@@ -70,6 +70,7 @@ def one_line(elapsed: float, tally: Tally, hubs: list[tuple[DemoHub, dict[str, A
         q = st.get("queue_depth", "?") if st else "?"
         parts.append(f"{h.label} {state} buffered {q} cloud {cloud.readings.get(h.hub_id, 0)}")
     parts.append(f"cloud readings {sum(cloud.readings.values())} outbound pending {cloud.pending()}")
+    parts += [f"{label} delivered {n}" for label, n in (delivered or {}).items()]
     return " | ".join(parts)
 
 

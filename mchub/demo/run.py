@@ -238,7 +238,8 @@ async def refresh(demo: Demo, http: aiohttp.ClientSession) -> tuple[list[Any], C
         extra.append(progress.PeerLine("登录 login", f"{demo.admin.username} · 密码 password {demo.admin.password} · "
                                                    f"动态码 code {demo.admin.code()} (30 s)"))
     lines = progress.block(demo.elapsed(), demo.opts.duration, demo.tally, rows, counts, extra)
-    demo.display.block(lines, progress.one_line(demo.elapsed(), demo.tally, rows, counts))
+    delivered = {p.label: p.delivered() for p in demo.peers if p.available}
+    demo.display.block(lines, progress.one_line(demo.elapsed(), demo.tally, rows, counts, delivered))
     return statuses, counts
 
 

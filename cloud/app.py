@@ -149,6 +149,10 @@ def build_app(cfg: config_mod.CloudConfig) -> Starlette:
             tasks.append(asyncio.create_task(run_listener(state.db, cfg.mqtt.host, cfg.mqtt.port, stop)))
         await hospital.start(state.db, state.keys)
         app.state.integration = hospital
+        if cfg.mch.enabled:
+            from cloud.mch import service as mch_service
+
+            tasks += mch_service.start(state.db, cfg, stop)
         log.info("cloud worker ready (database %s, pid %d)", state.db.dialect, os.getpid())
         try:
             yield

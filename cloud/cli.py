@@ -1,6 +1,6 @@
 """``mchub cloud``: 云端同步服务 / the cloud sync server.
 
-Subcommands: init, migrate, serve, site add, hub add|add-key|revoke|list, import, outbox, user, command.
+Subcommands: init, migrate, serve, site add, hub add|add-key|revoke|list, import, outbox, user, mch, command.
 Heavy imports happen inside the handlers so ``mchub --help`` stays fast.
 """
 
@@ -14,6 +14,8 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
+
+from cloud.mch import cli as mch_cli
 
 EPILOG = """\
 examples / 示例:
@@ -295,6 +297,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     from cloud import user_cli
 
     user_cli.register(sub, add, _run)
+    mch_cli.register(sub, add, _run)
     p = add("command", "send a signed command to a hub over MQTT", _run(_command))
     p.add_argument("--hub", required=True)
     p.add_argument("name", choices=["sync-now", "reload-config", "rotate-key", "ping", "apply-config"])

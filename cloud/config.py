@@ -102,6 +102,18 @@ ae_title = "MCHUB"
 allowed_calling_aets = []   # PACS AE titles allowed to C-STORE (required when scp_enabled)
 max_body_mb = 512
 # national_id_issuers = ["NNCHN", "身份证"]
+[mch]                    # maternal-and-child-health cases and uploads (docs/mch.md)
+enabled = false          # assemble cases, follow-ups and uploads inside the cloud
+platform_url = ""        # e.g. "https://mch.example.gov.cn"; "" = keep records queued, upload nothing
+app_key = ""
+secret_file = "mch.secret"   # the platform's app secret (one line), mode 0600
+algorithm = "HMAC-SHA256"    # or "HMAC-SM3"
+profile = ""             # platform field mapping; "" = cloud/mch/profiles/reference.toml
+rate_per_s = 5.0         # uploads per second at most
+timeout_s = 10.0
+lease_s = 60.0           # a claimed upload is retried after this if its worker died
+assemble_interval_s = 10.0
+default_site = "default" # site of a case with no visit at a known hub
 """
 
 
@@ -201,6 +213,23 @@ class DicomSection:
 
 
 @dataclass(frozen=True)
+class MchConfig:
+    """[mch] (docs/mch.md)"""
+
+    enabled: bool = False
+    platform_url: str = ""
+    app_key: str = ""
+    secret_file: str = "mch.secret"  # noqa: S105 - a file name, not a secret
+    algorithm: str = "HMAC-SHA256"
+    profile: str = ""
+    rate_per_s: float = 5.0
+    timeout_s: float = 10.0
+    lease_s: float = 60.0
+    assemble_interval_s: float = 10.0
+    default_site: str = "default"
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     """[logging]"""
 
@@ -224,6 +253,7 @@ class CloudConfig:
     mllp: MllpConfig = field(default_factory=MllpConfig)
     his: HisConfig = field(default_factory=HisConfig)
     dicom: DicomSection = field(default_factory=DicomSection)
+    mch: MchConfig = field(default_factory=MchConfig)
 
     def admin_token(self) -> str | None:
         """The admin bearer token, or None when the admin API is disabled."""
@@ -256,6 +286,9 @@ _SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
             "mrn_authority": str},
     "dicom": {"enabled": bool, "object_dir": str, "scp_enabled": bool, "scp_host": str, "scp_port": int,
               "ae_title": str, "allowed_calling_aets": list, "max_body_mb": int, "national_id_issuers": list},
+    "mch": {"enabled": bool, "platform_url": str, "app_key": str, "secret_file": str, "algorithm": str,
+            "profile": str, "rate_per_s": (int, float), "timeout_s": (int, float), "lease_s": (int, float),
+            "assemble_interval_s": (int, float), "default_site": str},
 }
 
 
@@ -333,7 +366,7 @@ def parse(text: str, path: Path) -> CloudConfig:
         keys_dir=keys_dir if keys_dir.is_absolute() else base / keys_dir,
         admin_token_file=(Path(token) if Path(token).is_absolute() else base / token) if token else None,
         mqtt=MqttConfig(**doc.get("mqtt", {})), outbox=o,
-        logging=LoggingConfig(level=lg.level.upper(), json=lg.json),
+        logging=LoggingConfig(level=lg.level.upper(), json=lg.json), mch=_mch(path, doc.get("mch", {})),
     )
 
 
@@ -404,6 +437,23 @@ def _integration(path: Path, doc: dict[str, Any]) -> tuple[MllpConfig, HisConfig
         except DicomConfigError as exc:  # already names file, key and fix
             raise ConfigError(str(exc).replace(". Fix:", ".\n  Fix:")) from exc
     return m, h, DicomSection(enabled, table)
+def _mch(path: Path, table: dict[str, Any]) -> MchConfig:
+    """[mch]: paths resolved, numbers and the algorithm checked (files are read when uploads start)."""
+    m = MchConfig(**table)
+    for key in ("rate_per_s", "timeout_s", "lease_s", "assemble_interval_s"):
+        _positive(path, f"[mch] {key}", getattr(m, key))
+    if m.algorithm not in ("HMAC-SHA256", "HMAC-SM3"):
+        raise _err(path, "[mch] algorithm", f"{m.algorithm!r} is not supported", 'use "HMAC-SHA256" or "HMAC-SM3"')
+    if m.platform_url and not m.platform_url.startswith(("https://", "http://")):
+        raise _err(path, "[mch] platform_url", f"{m.platform_url!r} is not an HTTP(S) URL",
+                   'write e.g. platform_url = "https://mch.example.gov.cn"')
+    if m.platform_url and not m.app_key:
+        raise _err(path, "[mch] app_key", "is empty but platform_url is set", "set the app key the platform issued")
+
+    def resolve(p: str) -> str:
+        return p if not p or Path(p).is_absolute() else str(path.parent / p)
+
+    return MchConfig(**{**table, "secret_file": resolve(m.secret_file), "profile": resolve(m.profile)})
 
 
 def load(path: str | Path) -> CloudConfig:

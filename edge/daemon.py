@@ -237,8 +237,16 @@ class Hub:
                 return "this hub is not enrolled; its devices come from hub.toml"
             return await self.enrollment.apply(cmd)
 
+        async def revoked(cmd: CommandBody) -> str:
+            reason = cmd.args.get("reason", "")
+            if self.sync is not None:
+                self.sync.block(f"集线器已被吊销 / the cloud revoked this hub ({reason}); readings are kept here; "
+                                "ask the central admin to enroll it again")
+            await self.writer.call(q.audit("revoked", "cloud", reason[:200], now_ms()))
+            return "sync stopped; readings are kept"
+
         return {"sync-now": sync_now, "ping": ping, "reload-config": reload, "rotate-key": rotate,
-                "apply-config": apply_config}
+                "apply-config": apply_config, "revoke": revoked}
 
     # --- lifecycle ----------------------------------------------------------------------
 

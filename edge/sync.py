@@ -75,6 +75,10 @@ class SyncClient:
         if self.state != "blocked":
             self._wake.set()
 
+    def block(self, message: str) -> None:
+        """Stop sending until ``sync-now`` (e.g. the cloud said this hub is revoked); readings are kept."""
+        self._fail(message, block=True)
+
     def sync_now(self) -> None:
         """Skip any backoff and send at once (command ``sync-now``)."""
         self._failures = 0

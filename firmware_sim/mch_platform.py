@@ -10,7 +10,9 @@ names, required fields and code dictionaries — ``cloud/mch/profiles/reference.
   409 an older version than one already accepted, 422 field errors
   ``{"errors": [{"field", "message"}]}``, 429 rate limited (``Retry-After``), and — with
   the configured probabilities — 503 or a response slower than the client's timeout.
-* ``GET /api/v1/_accepted``: what it accepted (for tests and the demo's reconciliation).
+* ``GET /api/v1/_accepted``: what it accepted (for tests and the demo's reconciliation);
+  ``GET /api/v1/_log``: every accepted (type, caseNo, version) in order, and how many
+  resends it answered "duplicate" (an exactly-once check from outside the process).
 
 Idempotence: ``(type, caseNo, recordVersion)`` is accepted once; a resend is a duplicate.
 """
@@ -31,7 +33,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
@@ -53,6 +55,8 @@ class PlatformState:
     """Everything the simulator remembers."""
 
     accepted: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  #: (type, caseNo) -> record
+    log: list[tuple[str, str, int]] = field(default_factory=list)  #: every (type, caseNo, version) accepted, in order
+    duplicates: int = 0
     nonces: set[str] = field(default_factory=set)
     requests: int = 0
     rejected: int = 0
@@ -87,6 +91,7 @@ class Platform:
         self.app = Starlette(routes=[
             Route("/api/v1/cases/{kind}", self.receive, methods=["POST"]),
             Route("/api/v1/_accepted", self.accepted, methods=["GET"]),
+            Route("/api/v1/_log", self.accepted_log, methods=["GET"]),
         ])
 
     def _rate_limited(self) -> bool:
@@ -140,7 +145,10 @@ class Platform:
             return JSONResponse({"code": "UNAVAILABLE", "message": "try later"}, 503)
         if self._rate_limited():
             return JSONResponse({"code": "RATE_LIMITED"}, 429, headers={"Retry-After": "1"})
-        body = await request.body()
+        try:
+            body = await request.body()
+        except ClientDisconnect:  # the client went away (killed, timed out): nothing was received
+            return JSONResponse({"code": "CLIENT_GONE"}, 400)
         problem = self._check_signature(request, body)
         if problem:
             self.state.rejected += 1
@@ -161,11 +169,17 @@ class Platform:
         if previous is not None:
             old = int(previous.get("recordVersion", 1))
             if version == old:
+                self.state.duplicates += 1
                 return JSONResponse({"status": "duplicate"})
             if version < old:
                 return JSONResponse({"code": "STALE_VERSION", "message": f"version {old} already accepted"}, 409)
         self.state.accepted[key] = record
+        self.state.log.append((kind, key[1], version))
         return JSONResponse({"status": "accepted"})
+
+    async def accepted_log(self, request: Request) -> JSONResponse:
+        """GET /api/v1/_log: every accepted (type, caseNo, version) in order, and the duplicate count."""
+        return JSONResponse({"accepted": [list(e) for e in self.state.log], "duplicates": self.state.duplicates})
 
     async def accepted(self, request: Request) -> JSONResponse:
         """GET /api/v1/_accepted: every accepted record (latest version per case)."""

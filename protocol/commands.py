@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from protocol.errors import ProtocolError
 
-CommandName = Literal["sync-now", "reload-config", "rotate-key", "ping", "apply-config"]
+CommandName = Literal["sync-now", "reload-config", "rotate-key", "ping", "apply-config", "revoke"]
 PREFIX = "mchub/hubs"
 
 

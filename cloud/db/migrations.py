@@ -17,6 +17,7 @@ import re
 from cloud.db import pg_ingest
 from cloud.db.engine import Database, Tx
 from cloud.integration import schema as integration_schema
+from cloud.mch import schema as mch_schema
 from protocol.ids import now_ms
 
 _V1 = """
@@ -148,6 +149,7 @@ MIGRATIONS: list[tuple[int, str, str, str]] = [
     (2, "ingest function", "", pg_ingest.FUNCTION),
     (3, "admin users, sessions and provisioning", _V3, ""),
     (4, "hospital integration", integration_schema.COMMON, integration_schema.PG_ONLY),
+    (5, "mch cases and upload records", mch_schema.V5, ""),
 ]
 #: SQLite-only SQL of a migration, run as ONE statement after its common SQL (e.g. a trigger)
 SQLITE_ONLY: dict[int, str] = {4: integration_schema.SQLITE_ONLY}

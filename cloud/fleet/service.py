@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import msgspec
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from cloud.config import CloudConfig
@@ -129,9 +130,15 @@ class Fleet:
     # --- hubs ------------------------------------------------------------------------------
 
     async def hubs(self) -> list[hub_ops.HubRow]:
-        """Every hub: site, status, certificate expiry, last seen."""
+        """Every hub: site, status, certificate expiry, last seen (MQTT presence, request or last batch)."""
         now = self.clock()
-        return [hub_ops.hub_row(h, now) for h in await sql_stores(self.db).hubs.list()]
+        async with self.db.transaction() as tx:
+            hubs = await sql_stores(tx).hubs.list()
+            batches = {r["hub_id"]: r["at"] for r in await tx.fetch(
+                "SELECT hub_id, MAX(last_batch_ms) AS at FROM sync_state GROUP BY hub_id")}
+        rows = [hub_ops.hub_row(h, now) for h in hubs]
+        return [msgspec.structs.replace(r, last_seen_ms=max(r.last_seen_ms or 0, batches.get(r.hub_id) or 0) or None)
+                for r in rows]
 
     async def hub(self, hub_id: str) -> hub_ops.HubRow:
         """One hub."""
@@ -148,6 +155,9 @@ class Fleet:
         async with self.db.transaction() as tx:
             hub = await hub_ops.revoke_hub(sql_stores(tx), hub_id, actor=actor, reason=reason, now_ms=now)
         await self.write_broker_passwords()  # its MQTT login goes at the broker's reload
+        body = CommandBody(id=uuid7(now), hub_id=hub_id, name="revoke", issued_ms=now, expires_ms=now + 86_400_000,
+                           args={"reason": reason[:200]})
+        await self._publish(hub_id, sign_command(body, self.signing_key))  # best effort: the hub stops at once
         return hub_ops.hub_row(hub, now)
 
     async def request_rotation(self, actor: str, hub_id: str) -> bool:

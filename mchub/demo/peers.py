@@ -203,7 +203,7 @@ class MchPeer(Peer):
         self.server = _Server(uvicorn.Config(self.platform.app, host="127.0.0.1", port=self.port,
                                              log_level="warning", access_log=False, lifespan="off"))
         self.task = asyncio.create_task(self.server.serve())
-        self.cloud_toml = mch_toml(f"http://127.0.0.1:{self.port}", "mchub-demo", "demo-platform-secret")
+        self.cloud_toml = mch_toml(cloud, f"http://127.0.0.1:{self.port}", "mchub-demo", "demo-platform-secret")
 
     async def stop(self) -> None:
         """Stop serving."""
@@ -218,23 +218,25 @@ class MchPeer(Peer):
         accepted = len(st.accepted) if st is not None else 0
         rejected = st.rejected if st is not None else 0
         return PeerLine(self.label, f"上报 uploads accepted by the platform {accepted} · 待传 pending "
-                                    f"{cloud.pending('mch')} · 拒收 refused {rejected} · 死信 dead "
-                                    f"{cloud.by_status('dead', 'mch')}")
+                                    f"{cloud.pending('mch.upload')} · 拒收 refused {rejected} · 死信 dead "
+                                    f"{cloud.by_status('dead', 'mch.upload')}")
 
     def delivered(self) -> int:
         """Cases accepted."""
         return len(self.platform.state.accepted) if self.platform is not None else 0
 
 
-def mch_toml(url: str, app_key: str, secret: str) -> str:
-    """The cloud's ``[mch]`` section for the demo platform (keys as this build's cloud.config names them)."""
-    keys = set(_cloud_sections().get("mch", {}))
-    lines = ["", "[mch]"]
-    for key, value in (("enabled", "true"), ("url", f'"{url}"'), ("base_url", f'"{url}"'),
-                       ("app_key", f'"{app_key}"'), ("secret", f'"{secret}"')):
-        if key in keys:
-            lines.append(f"{key} = {value}")
-    return "\n".join(lines) + "\n"
+def mch_toml(cloud: DemoCloud, url: str, app_key: str, secret: str) -> str:
+    """The cloud's ``[mch]`` section for the demo platform; the app secret goes to ``mch.secret`` (0600)."""
+    import os
+
+    cloud.directory.mkdir(parents=True, exist_ok=True)
+    path = cloud.directory / "mch.secret"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(secret + "\n")
+    return (f'\n[mch]\nenabled = true\nplatform_url = "{url}"\napp_key = "{app_key}"\nsecret_file = "{path}"\n'
+            f'assemble_interval_s = 2\ndefault_site = "demo-site"\n')
 
 
 def build_peers() -> list[Peer]:
@@ -246,5 +248,5 @@ def build_peers() -> list[Peer]:
     pacs: Peer = PacsPeer("PACS", available=True) if "dicom" in sections else Peer("PACS")
     mch: Peer = Peer("妇幼 MCH")
     if "mch" in sections:
-        mch = MchPeer("妇幼 MCH", available=True, topics=("mch",), required=True)
+        mch = MchPeer("妇幼 MCH", available=True, topics=("mch.upload",), required=True)
     return [his, pacs, mch]

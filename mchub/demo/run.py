@@ -337,7 +337,8 @@ def write_summary(path: Path, demo: Demo, rec: Reconciliation, undrained: list[s
         "visits_opened": rec.sessions_expected, "visits_in_cloud": rec.sessions_in_cloud,
         "lost": rec.lost, "duplicated": rec.duplicated, "unexpected": rec.unexpected, "flagged": rec.flagged,
         "offline_spells": sum(h.offline_spells for h in demo.hubs), "undrained": undrained,
-        "peers": {p.label: {"available": p.available, "delivered": p.delivered(), **p.counts} for p in demo.peers},
+        "peers": {p.label: {"available": p.available, "required": p.required, "delivered": p.delivered(), **p.counts}
+                  for p in demo.peers},
         "devices": [dataclasses.asdict(d) for d in rec.devices],
     }
     path.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

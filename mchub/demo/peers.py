@@ -114,10 +114,10 @@ class HisPeer(Peer):
     def line(self, cloud: CloudCounts) -> PeerLine:
         """HL7 out (vitals) and in (results)."""
         accepted = len(self.receiver.accepted) if self.receiver is not None else 0
-        return PeerLine(self.label, f"出 out: 生命体征 vitals ORU 已接收 accepted by HIS {accepted} · 待发 pending "
+        return PeerLine(self.label, f"出 out 体征 vitals ORU 已收 accepted {accepted} · 待发 pending "
                                     f"{cloud.pending('his')} · 死信 dead {cloud.by_status('dead', 'his')} | "
-                                    f"入 in: 检验结果 lab results {self.counts.get('results_acked', 0)}/"
-                                    f"{self.counts.get('results_sent', 0)} ACK AA")
+                                    f"入 in 检验 lab results {self.counts.get('results_acked', 0)}/"
+                                    f"{self.counts.get('results_sent', 0)} AA")
 
     def delivered(self) -> int:
         """Vitals messages the HIS accepted."""
@@ -166,9 +166,9 @@ class PacsPeer(Peer):
 
     def line(self, cloud: CloudCounts) -> PeerLine:
         """Studies sent."""
-        return PeerLine(self.label, f"影像 studies sent by STOW-RS {self.counts.get('studies', 0)} · 已存 stored "
-                                    f"instances {self.counts.get('instances', 0)} · 拒收 refused "
-                                    f"{self.counts.get('refused', 0)} · 结果 results in the cloud {cloud.results}")
+        return PeerLine(self.label, f"影像 studies STOW-RS {self.counts.get('studies', 0)} · 已存 stored "
+                                    f"{self.counts.get('instances', 0)} · 拒收 refused {self.counts.get('refused', 0)}"
+                                    f" · 云端结果 cloud results {cloud.results}")
 
     def delivered(self) -> int:
         """Instances the cloud stored."""
@@ -217,7 +217,7 @@ class MchPeer(Peer):
         st = self.platform.state if self.platform is not None else None
         accepted = len(st.accepted) if st is not None else 0
         rejected = st.rejected if st is not None else 0
-        return PeerLine(self.label, f"上报 uploads accepted by the platform {accepted} · 待传 pending "
+        return PeerLine(self.label, f"上报 uploads 已收 accepted {accepted} · 待传 pending "
                                     f"{cloud.pending('mch.upload')} · 拒收 refused {rejected} · 死信 dead "
                                     f"{cloud.by_status('dead', 'mch.upload')}")
 

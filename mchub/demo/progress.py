@@ -54,9 +54,9 @@ def block(elapsed: float, duration: float | None, tally: Tally, hubs: list[tuple
     lines.append(f" 云端 cloud    读数 readings {sum(cloud.readings.values())} ({per_hub}) · 就诊 visits "
                  f"{sum(cloud.sessions.values())}" + (f"  [{cloud.error}]" if cloud.error else ""))
     topics = sorted({t for t, _ in cloud.outbox})
-    queues = " · ".join(f"{t} 送达 done {cloud.by_status('done', t)} 待发 pending {cloud.pending(t)}"
-                        f" 死信 dead {cloud.by_status('dead', t)}" for t in topics)
-    lines.append(f" 出站 outbound {queues or '—'}")
+    queues = " · ".join(f"{t} {cloud.by_status('done', t)}/{cloud.pending(t)}/{cloud.by_status('dead', t)}"
+                        for t in topics)
+    lines.append(f" 出站 outbound (送达 done/待发 pending/死信 dead) {queues or '—'}")
     lines += [f" {p.label:<12} {p.text}" for p in peers]
     return lines
 

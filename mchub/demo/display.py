@@ -21,6 +21,16 @@ def clock(seconds: float) -> str:
     return f"{s // 60}:{s % 60:02d}"
 
 
+def width_of(text: str) -> int:
+    """Terminal columns of ``text`` (Chinese characters take two)."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def pad(text: str, width: int) -> str:
+    """``text`` padded with spaces to ``width`` terminal columns."""
+    return text + " " * max(0, width - width_of(text))
+
+
 def fit(line: str, width: int) -> str:
     """``line`` cut to ``width`` terminal columns (Chinese characters take two)."""
     used = 0

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mchub.demo.cloudstats import CloudCounts
-from mchub.demo.display import clock
+from mchub.demo.display import clock, pad
 from mchub.demo.hubside import DemoHub
 from mchub.demo.reconcile import Reconciliation
 from mchub.demo.scenario import Tally
@@ -57,7 +57,7 @@ def block(elapsed: float, duration: float | None, tally: Tally, hubs: list[tuple
     queues = " · ".join(f"{t} {cloud.by_status('done', t)}/{cloud.pending(t)}/{cloud.by_status('dead', t)}"
                         for t in topics)
     lines.append(f" 出站 outbound (送达 done/待发 pending/死信 dead) {queues or '—'}")
-    lines += [f" {p.label:<12} {p.text}" for p in peers]
+    lines += [f" {pad(p.label, 12)} {p.text}" for p in peers]
     return lines
 
 
@@ -95,7 +95,7 @@ def summary(rec: Reconciliation, tally: Tally, peers: list[PeerLine], hub_ids: l
     for hub in undrained:
         lines.append(f"   {hub}: still had records waiting to sync when the demo ended")
     for p in peers:
-        lines.append(f" {p.label:<12} {p.text}")
+        lines.append(f" {pad(p.label, 12)} {p.text}")
     for s in tally.stuck[:5]:
         lines.append(f" 注意 note: {s}")
     lines.append("=" * 72)

@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,7 @@ import aiohttp
 import asyncpg
 import msgspec
 
+from bench.common import machine
 from cloud.db.engine import epoch_to_db
 from cloud.keystore import init_keys, load_keys
 from firmware_sim.fleet import CloudKeys, VirtualHub, drive, enroll, make_fleet, session
@@ -67,9 +69,14 @@ def _readings(h: VirtualHub, n: int) -> list[Reading]:
     return out
 
 
-async def throughput(url: str, dsn: str, keys: CloudKeys, hubs: int, per_hub: int, batch: int) -> dict[str, float]:
-    """Readings/s through HTTP ingest (one worker) and through raw COPY of the same rows."""
-    fleet = [VirtualHub(f"TP{i:03d}", keys, random.Random(i)) for i in range(hubs)]
+async def throughput(url: str, dsn: str, keys: CloudKeys, hubs: int, per_hub: int, batch: int,
+                     worker: int, postgres: int, prefix: str = "TP") -> dict[str, float]:
+    """Readings/s through HTTP ingest (one worker) and through raw COPY of the same rows.
+
+    Also the CPU seconds the worker process and PostgreSQL used in each phase: on a busy
+    machine the wall-clock rates move with the load, readings per CPU-second much less.
+    """
+    fleet = [VirtualHub(f"{prefix}{i:03d}", keys, random.Random(i)) for i in range(hubs)]
     rows = []
     for h in fleet:
         rows += _readings(h, per_hub)
@@ -83,9 +90,10 @@ async def throughput(url: str, dsn: str, keys: CloudKeys, hubs: int, per_hub: in
                                      headers={"Content-Type": "application/vnd.mchub.batch"}) as resp:
                     assert resp.status == 200, (resp.status, await resp.text())
 
-        t0 = time.perf_counter()
+        cpu0, pg0, t0 = _tree_cpu_s(worker), _tree_cpu_s(postgres), time.perf_counter()
         await asyncio.gather(*(send(h.hub_id) for h in fleet))
         ingest_s = time.perf_counter() - t0
+        worker_cpu, pg_ingest_cpu = _tree_cpu_s(worker) - cpu0, _tree_cpu_s(postgres) - pg0
     enc = msgspec.json.Encoder()
     tuples = [("COPY" + r.hub_id, epoch_to_db(r.epoch), now_ms(), r.seq, r.at,
                reading_uid(r.hub_id, r.epoch, r.seq, r.at), r.device_id, r.station_id, r.kind, r.session_id,
@@ -93,16 +101,20 @@ async def throughput(url: str, dsn: str, keys: CloudKeys, hubs: int, per_hub: in
                r.device_time, enc.encode(r.status).decode(), r.raw) for r in rows]
     con = await asyncpg.connect(dsn)
     try:
-        t0 = time.perf_counter()
+        pg0, t0 = _tree_cpu_s(postgres), time.perf_counter()
         for i in range(0, len(tuples), batch):
             async with con.transaction():
                 await con.copy_records_to_table("readings", records=tuples[i:i + batch], columns=COLUMNS)
         copy_s = time.perf_counter() - t0
-        stored = await con.fetchval("SELECT COUNT(*) FROM readings WHERE hub_id LIKE 'TP%'")
+        pg_copy_cpu = _tree_cpu_s(postgres) - pg0
+        stored = await con.fetchval("SELECT COUNT(*) FROM readings WHERE hub_id LIKE $1", prefix + "%")
     finally:
         await con.close()
     assert stored == len(rows)
-    return {"readings": len(rows), "ingest_per_s": len(rows) / ingest_s, "copy_per_s": len(rows) / copy_s}
+    n = len(rows)
+    return {"readings": n, "ingest_per_s": n / ingest_s, "copy_per_s": n / copy_s,
+            "worker_cpu_us": worker_cpu * 1e6 / n, "pg_ingest_cpu_us": pg_ingest_cpu * 1e6 / n,
+            "pg_copy_cpu_us": pg_copy_cpu * 1e6 / n}
 
 
 def _tree_cpu_s(pid: int) -> float:
@@ -131,7 +143,63 @@ def _start_postgres(durable: bool) -> tuple[Path, PostgresServer]:
     return base, PostgresServer(base / "pg", durable=durable).start()
 
 
-async def main(args: argparse.Namespace) -> None:
+async def _fleet(args: argparse.Namespace, config: Path, keys: CloudKeys, pg: PostgresServer,
+                 procs: list[subprocess.Popen[bytes]]) -> dict[str, object]:
+    port = free_port()
+    procs.append(_serve(config, port, args.workers, config.parent / "w2.log"))
+    url = f"http://127.0.0.1:{port}"
+    async with session() as http:
+        hubs = make_fleet(keys, args.hubs, "FL", 1)
+        await enroll(http, url, TOKEN, hubs)
+        cpu0 = (_tree_cpu_s(procs[-1].pid), _tree_cpu_s(_postmaster_pid(pg)))
+        fleet = await drive(http, [url], hubs, interval_s=args.interval, duration_s=args.duration)
+        cpu1 = (_tree_cpu_s(procs[-1].pid), _tree_cpu_s(_postmaster_pid(pg)))
+    per_batch = [(b - a) * 1000 / max(1, fleet.batches) for a, b in zip(cpu0, cpu1, strict=True)]
+    return {"hubs": fleet.hubs, "workers": args.workers, "interval_s": args.interval,
+            "seconds": round(fleet.seconds), "batches": fleet.batches, "records": fleet.records,
+            "statuses": fleet.statuses, "ack_p50_ms": round(fleet.p50_ms, 1), "ack_p99_ms": round(fleet.p99_ms, 1),
+            "cpu_ms_per_batch_cloud": round(per_batch[0], 2), "cpu_ms_per_batch_postgres": round(per_batch[1], 2),
+            "load_average": os.getloadavg()[0]}
+
+
+def _summary(rounds: list[dict[str, float]]) -> dict[str, object]:
+    rates = [r["ingest_per_s"] for r in rounds]
+    ratios = [r["ingest_per_s"] / r["copy_per_s"] for r in rounds]
+    return {"readings_per_round": int(rounds[0]["readings"]), "rounds": [
+        {"ingest_per_s": round(r["ingest_per_s"]), "copy_per_s": round(r["copy_per_s"]),
+         "ratio": round(r["ingest_per_s"] / r["copy_per_s"], 3),
+         "worker_cpu_us_per_reading": round(r["worker_cpu_us"], 2),
+         "postgres_cpu_us_per_reading": round(r["pg_ingest_cpu_us"], 2),
+         "copy_postgres_cpu_us_per_reading": round(r["pg_copy_cpu_us"], 2)} for r in rounds],
+        "ingest_best": round(max(rates)), "ingest_median": round(statistics.median(rates)),
+        "ratio_best": round(max(ratios), 3), "ratio_median": round(statistics.median(ratios), 3),
+        "worker_cpu_bound_per_s": round(1e6 / min(r["worker_cpu_us"] for r in rounds)),
+        "load_average_before": rounds[0]["load"]}
+
+
+def _print(args: argparse.Namespace, tp: dict[str, object], fleet: dict[str, object] | None) -> None:
+    print(f"cloud ingest benchmark ({machine()}; PostgreSQL fsync {'off' if args.no_fsync else 'on'})")
+    print(f"  1 worker, HTTP + verify + HPKE + decode + validate + store, {tp['readings_per_round']:,} readings "
+          f"per round in batches of {args.batch}; raw asyncpg COPY of the same rows right after, same server:")
+    for i, r in enumerate(tp["rounds"], 1):  # type: ignore[attr-defined]
+        print(f"  round {i}: ingest {r['ingest_per_s']:>7,} readings/s   raw COPY {r['copy_per_s']:>7,}/s   "
+              f"ratio {r['ratio']:.3f}   CPU per reading: worker {r['worker_cpu_us_per_reading']} us, PostgreSQL "
+              f"{r['postgres_cpu_us_per_reading']} us (raw COPY {r['copy_postgres_cpu_us_per_reading']} us)")
+    print(f"  ingest per worker: best {tp['ingest_best']:,} readings/s, median {tp['ingest_median']:,}; "
+          f"ratio to raw COPY: best {tp['ratio_best']}, median {tp['ratio_median']}")
+    print(f"  worker CPU alone would allow {tp['worker_cpu_bound_per_s']:,} readings/s on one free core; "
+          f"machine load average {tp['load_average_before']:.1f} on {os.cpu_count()} CPUs when it started")
+    if fleet:
+        f = fleet
+        print(f"  fleet: {f['hubs']} hubs every {f['interval_s']:g} s on {f['workers']} workers for "
+              f"{f['seconds']} s: {f['batches']} batches, HTTP {f['statuses']}, "
+              f"ack p50 {f['ack_p50_ms']} ms, p99 {f['ack_p99_ms']} ms")
+        print(f"  server CPU per batch: cloud workers {f['cpu_ms_per_batch_cloud']} ms, PostgreSQL "
+              f"{f['cpu_ms_per_batch_postgres']} ms ; machine load average {f['load_average']:.1f}")
+
+
+async def measure(args: argparse.Namespace) -> tuple[dict[str, object], dict[str, object] | None]:
+    """The throughput rounds (summary) and the fleet phase (None with ``--hubs 0``)."""
     base, pg = _start_postgres(not args.no_fsync)
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -141,49 +209,16 @@ async def main(args: argparse.Namespace) -> None:
         keys = CloudKeys(next(iter(ck.published.values())), ck.signing.public_key())
         port = free_port()
         procs.append(_serve(config, port, 1, base / "w1.log"))
-        tp = await throughput(f"http://127.0.0.1:{port}", dsn, keys, args.tp_hubs, args.tp_readings, args.batch)
+        rounds = []
+        for i in range(args.repeat):
+            load = os.getloadavg()[0]
+            rounds.append(await throughput(f"http://127.0.0.1:{port}", dsn, keys, args.tp_hubs, args.tp_readings,
+                                           args.batch, procs[-1].pid, _postmaster_pid(pg), f"R{i}"))
+            rounds[-1]["load"] = load
         procs.pop().terminate()
-        port2 = free_port()
-        procs.append(_serve(config, port2, args.workers, base / "w2.log"))
-        url2 = f"http://127.0.0.1:{port2}"
-        async with session() as http:
-            hubs = make_fleet(keys, args.hubs, "FL", 1)
-            await enroll(http, url2, TOKEN, hubs)
-            cpu0 = (_tree_cpu_s(procs[-1].pid), _tree_cpu_s(_postmaster_pid(pg)))
-            fleet = await drive(http, [url2], hubs, interval_s=args.interval, duration_s=args.duration)
-            cpu1 = (_tree_cpu_s(procs[-1].pid), _tree_cpu_s(_postmaster_pid(pg)))
-        per_batch = [(b - a) * 1000 / max(1, fleet.batches) for a, b in zip(cpu0, cpu1, strict=True)]
-        out = {
-            "cpu": f"{os.cpu_count()} x {_cpu()}", "fsync": not args.no_fsync,
-            "readings": tp["readings"], "batch": args.batch,
-            "ingest_readings_per_s_1_worker": round(tp["ingest_per_s"]),
-            "raw_copy_readings_per_s": round(tp["copy_per_s"]),
-            "ratio_ingest_to_copy": round(tp["ingest_per_s"] / tp["copy_per_s"], 3),
-            "fleet": {"hubs": fleet.hubs, "workers": args.workers, "interval_s": args.interval,
-                      "seconds": round(fleet.seconds), "batches": fleet.batches, "records": fleet.records,
-                      "statuses": fleet.statuses, "ack_p50_ms": round(fleet.p50_ms, 1),
-                      "ack_p99_ms": round(fleet.p99_ms, 1),
-                      "cpu_ms_per_batch_cloud": round(per_batch[0], 2),
-                      "cpu_ms_per_batch_postgres": round(per_batch[1], 2),
-                      "load_average": os.getloadavg()[0]},
-        }
-        if args.json:
-            print(json.dumps(out))
-        else:
-            print(f"cloud ingest benchmark ({out['cpu']}, PostgreSQL fsync {'on' if out['fsync'] else 'off'})")
-            rate = out["ingest_readings_per_s_1_worker"]
-            print(f"  ingest, 1 worker, HTTP+verify+HPKE+decode+store: {rate:>9,} readings/s  "
-                  f"({tp['readings']:,} readings, batches of {args.batch})")
-            copy_rate = out["raw_copy_readings_per_s"]
-            print(f"  raw asyncpg COPY of the same rows:                {copy_rate:>9,} readings/s")
-            print(f"  ratio ingest / COPY:                              {out['ratio_ingest_to_copy']:>9.3f}")
-            f = out["fleet"]
-            print(f"  fleet: {f['hubs']} hubs every {f['interval_s']:g} s on {f['workers']} workers for "
-                  f"{f['seconds']} s: {f['batches']} batches, HTTP {f['statuses']}, "
-                  f"ack p50 {f['ack_p50_ms']} ms, p99 {f['ack_p99_ms']} ms")
-            print(f"  server CPU per batch: cloud workers {f['cpu_ms_per_batch_cloud']} ms, PostgreSQL "
-                  f"{f['cpu_ms_per_batch_postgres']} ms ; machine load average "
-                  f"{f['load_average']:.1f} on {os.cpu_count()} CPUs")
+        tp = _summary(rounds)
+        fleet = await _fleet(args, config, keys, pg, procs) if args.hubs else None
+        return tp, fleet
     finally:
         for p in procs:
             p.terminate()
@@ -191,22 +226,42 @@ async def main(args: argparse.Namespace) -> None:
         pg.destroy()
 
 
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
+async def main(args: argparse.Namespace) -> None:
+    tp, fleet = await measure(args)
+    if args.json:
+        print(json.dumps({"machine": machine(), "fsync": not args.no_fsync, "batch": args.batch,
+                          "throughput": tp, "fleet": fleet}))
+    else:
+        _print(args, tp, fleet)
 
 
-if __name__ == "__main__":
+def run() -> dict[str, float]:
+    """For ``mchub bench``: 3 throughput rounds, then 1,000 hubs every 10 s for 20 s on 2 workers."""
+    args = _parser().parse_args(["--duration", "20"])
+    tp, fleet = asyncio.run(measure(args))
+    assert fleet is not None
+    return {"ingest 1 worker best readings/s": float(tp["ingest_best"]),  # type: ignore[arg-type]
+            "ingest 1 worker median readings/s": float(tp["ingest_median"]),  # type: ignore[arg-type]
+            "ratio to raw COPY, median": float(tp["ratio_median"]),  # type: ignore[arg-type]
+            "worker CPU-bound readings/s (one free core)": float(tp["worker_cpu_bound_per_s"]),  # type: ignore[arg-type]
+            "fleet 1000 hubs/10 s ack p50 ms": float(fleet["ack_p50_ms"]),  # type: ignore[arg-type]
+            "fleet 1000 hubs/10 s ack p99 ms": float(fleet["ack_p99_ms"])}  # type: ignore[arg-type]
+
+
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tp-hubs", type=int, default=8, help="hubs in the throughput phase (default 8)")
     ap.add_argument("--tp-readings", type=int, default=20000, help="readings per hub in the throughput phase")
     ap.add_argument("--batch", type=int, default=2000, help="readings per batch (default 2000)")
-    ap.add_argument("--hubs", type=int, default=1000, help="fleet size for the latency phase (default 1000)")
+    ap.add_argument("--repeat", type=int, default=3, help="throughput rounds; best and median are printed (default 3)")
+    ap.add_argument("--hubs", type=int, default=1000, help="fleet size for the latency phase (default 1000; 0: skip)")
     ap.add_argument("--interval", type=float, default=10.0, help="seconds between syncs of a hub (default 10)")
     ap.add_argument("--duration", type=float, default=30.0, help="seconds of fleet traffic (default 30)")
     ap.add_argument("--workers", type=int, default=2, help="cloud workers in the latency phase (default 2)")
     ap.add_argument("--no-fsync", action="store_true", help="run PostgreSQL with fsync off")
     ap.add_argument("--json", action="store_true")
-    asyncio.run(main(ap.parse_args()))
+    return ap
+
+
+if __name__ == "__main__":
+    asyncio.run(main(_parser().parse_args()))

@@ -206,7 +206,9 @@ async def _import(cfg: Any, args: argparse.Namespace) -> int:
             report = await import_file(ingestor, Path(name))
             summary = ", ".join(f"{k}: {v}" for k, v in sorted(report.outcomes.items()))
             print(f"{name}: {report.batches} batch(es), {report.readings} new reading(s) [{summary}]")
-            worst = max(worst, 0 if set(report.outcomes) <= {"200"} else 1)
+            if report.problem:
+                print(f"error: {report.problem}", file=sys.stderr)
+            worst = max(worst, 0 if set(report.outcomes) <= {"200"} and not report.problem else 1)
         return worst
     finally:
         await db.close()

@@ -16,22 +16,23 @@ import time
 from dataclasses import dataclass, field
 
 import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from cloud import audit, metrics
 from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database
 from cloud.db.migrations import PartitionCache
-from cloud.db.pg_ingest import store_batch_pg
+from cloud.db.pg_ingest import SignerRefused, store_batch_pg
 from cloud.errors import DatabaseError, DatabaseUnavailable
 from cloud.keystore import CloudKeys
 from cloud.registry import lookup_signer
-from cloud.sync_store import Outcome, store_batch
-from cloud.validate import InvalidRecord, validate
+from cloud.sync_store import Outcome, StoreResult, store_batch
+from cloud.validate import InvalidRecord, validate_columns
 from protocol.ack import Ack, AckStatus, batch_digest, sign_ack
-from protocol.envelope import BatchHeader, open_batch, parse_header
+from protocol.batch import Columns
+from protocol.envelope import BatchHeader, open_columns, parse_header
 from protocol.errors import EnvelopeError
 from protocol.ids import now_ms
-from protocol.model import Reading, Record
 
 log = logging.getLogger("mchub.cloud.ingest")
 ACK_TYPE = "application/vnd.mchub.ack"
@@ -41,6 +42,8 @@ _STATUS = {"malformed": 400, "unsupported_version": 400, "unknown_suite": 400, "
            "tampered_ciphertext": 400, "invalid_record": 400, "bad_signature": 401, "unknown_key": 401,
            "wrong_recipient": 401, "revoked": 403, "unknown_hub": 403, "too_large": 413, "overloaded": 503,
            "unavailable": 503, "internal": 500}
+for _reason in _STATUS:  # every reason on /metrics from the start, at 0, so dashboards and alerts see it
+    metrics.REJECTS.labels(_reason)
 
 
 @dataclass
@@ -59,6 +62,20 @@ class _Refused(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+def _signer_refused(reason: str, header: BatchHeader) -> _Refused:
+    if reason == "unknown_hub":
+        return _Refused(reason, f"hub {header.hub_id!r} is not enrolled")
+    if reason == "revoked":
+        return _Refused(reason, f"hub {header.hub_id!r} is revoked; stop syncing and call the administrator")
+    return _Refused(reason, f"key {header.signer_key_id.hex()} is not a valid key of hub {header.hub_id!r}; "
+                            "re-enroll or rotate the key")
+
+
+#: verified hub keys a worker remembers (PostgreSQL; each batch's transaction re-checks the
+#: hub and the key, so a revocation takes effect at once); ~200 bytes each
+KEY_CACHE_SIZE = 100_000
 
 
 @dataclass
@@ -83,6 +100,7 @@ class Ingestor:
         self._waiting = 0
         self._partitions = PartitionCache()
         self._seen: set[tuple[str, str, str]] = set()  #: stations and devices known to be stored
+        self._keys: dict[tuple[str, bytes], Ed25519PublicKey] = {}  #: (hub, key id) -> verified key
 
     def refusal(self, reason: str, message: str) -> Answer:
         """A JSON refusal answer for ``reason``."""
@@ -122,14 +140,15 @@ class Ingestor:
                 raise _Refused("too_large", f"batch of {len(data)} bytes exceeds the limit of "
                                             f"{self.limits.max_batch_bytes}; split it")
             header = parse_header(data, self.limits.max_batch_bytes)
-            records = await self._open(data, header)
-            await self._partitions.ensure(self.db, [r.at for r in records if type(r) is Reading])
+            cols = await self._open(data, header)
+            await self._partitions.ensure(self.db, cols.at)
             actor = f"hub:{header.hub_id}" if source == "http" else f"{source}:{header.hub_id}"
             if self.db.dialect == "postgres":  # one round trip: the transaction runs inside the server
-                result = await store_batch_pg(self.db, header, records, self.at_rest, now_ms(), actor)
+                result = await self._store_pg(header, cols, actor)
             else:
                 async with self.db.transaction() as tx:
-                    result = await store_batch(tx, header, records, self.at_rest, now_ms(), actor, self._seen)
+                    result = await store_batch(tx, header, cols.records(), self.at_rest, now_ms(), actor,
+                                               self._seen)
         except (_Refused, EnvelopeError, InvalidRecord) as exc:
             return await self._refuse(exc.reason, str(exc), header, source, peer)
         except DatabaseUnavailable as exc:
@@ -150,19 +169,36 @@ class Ingestor:
         return Answer(200, self._ack(status, header, data, result.acked_through), ACK_TYPE,
                       new_readings=result.new_readings)
 
-    async def _open(self, data: bytes, header: BatchHeader) -> list[Record]:
+    async def _open(self, data: bytes, header: BatchHeader) -> Columns:
+        _, cols = open_columns(data, signer=await self._signer(header), recipients=self.keys.recipients,
+                               max_body=self.limits.max_batch_bytes, max_plain=4 * self.limits.max_batch_bytes)
+        validate_columns(cols)
+        return cols
+
+    async def _signer(self, header: BatchHeader) -> Ed25519PublicKey:
+        """The hub's public key named by the header; PostgreSQL: cached (the store re-checks it)."""
+        cached = (header.hub_id, header.signer_key_id)
+        if self.db.dialect == "postgres" and (key := self._keys.get(cached)) is not None:
+            return key
         signer = await lookup_signer(self.db, header.hub_id, header.signer_key_id, now_ms())
         if signer.hub_status is None:
-            raise _Refused("unknown_hub", f"hub {header.hub_id!r} is not enrolled")
+            raise _signer_refused("unknown_hub", header)
         if signer.hub_status != "active":
-            raise _Refused("revoked", f"hub {header.hub_id!r} is revoked; stop syncing and call the administrator")
+            raise _signer_refused("revoked", header)
         if signer.public_key is None:
-            raise _Refused("unknown_key", f"key {header.signer_key_id.hex()} is not a valid key of hub "
-                                          f"{header.hub_id!r}; re-enroll or rotate the key")
-        _, records = open_batch(data, signer=signer.public_key, recipients=self.keys.recipients,
-                                max_body=self.limits.max_batch_bytes, max_plain=4 * self.limits.max_batch_bytes)
-        validate(records)
-        return records
+            raise _signer_refused("unknown_key", header)
+        if self.db.dialect == "postgres":
+            if len(self._keys) >= KEY_CACHE_SIZE:
+                self._keys.clear()
+            self._keys[cached] = signer.public_key
+        return signer.public_key
+
+    async def _store_pg(self, header: BatchHeader, cols: Columns, actor: str) -> StoreResult:
+        try:
+            return await store_batch_pg(self.db, header, cols, self.at_rest, now_ms(), actor)
+        except SignerRefused as exc:  # revoked or expired since the key was cached
+            self._keys.pop((header.hub_id, header.signer_key_id), None)
+            raise _signer_refused(exc.reason, header) from None
 
     async def _refuse(self, reason: str, message: str, header: BatchHeader | None, source: str,
                       peer: str) -> Answer:

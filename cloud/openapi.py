@@ -37,8 +37,9 @@ def document() -> dict[str, Any]:
                     "200": {"description": "stored (ack status 0) or duplicate (ack status 1)", **_ACK},
                     "400": _REFUSAL, "401": _REFUSAL, "403": _REFUSAL,
                     "409": {"description": "gap: signed ack with status 2; resend from acked_through_seq+1", **_ACK},
-                    "413": _REFUSAL,
-                    "503": {**_REFUSAL, "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
+                    "413": _REFUSAL, "500": _REFUSAL,
+                    "503": {**_REFUSAL, "description": "overloaded or database unavailable; retry after the "
+                            "given seconds", "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
                 }}},
             "/api/v1/keys": {"get": {"summary": "The cloud's public keys (HPKE recipients, signing key)",
                                      "responses": {"200": {"description": "keys, hex encoded"}}}},

@@ -6,7 +6,8 @@
   staff :func:`merge` it into the right one later. A merge rewrites nothing: it sets
   ``merged_into`` on the merged subject and records a ``subject_merges`` row, so
   :func:`unmerge` restores the exact previous state. Both are audited.
-* Reads go through :func:`resolve`, which follows ``merged_into`` to the survivor.
+* Reads go through :func:`resolve`, which follows ``merged_into`` to the survivor;
+  :func:`history` lists every merge of a person, undone ones included.
 
 Needs tortoise initialised (:func:`cloud.db.orm.orm`).
 """
@@ -101,6 +102,31 @@ async def unmerge(merge_id: int, *, actor: str) -> None:
         m.undone_ms, m.undone_by = now_ms(), actor
         await m.save(update_fields=["undone_ms", "undone_by"])
         await _audit("subject.unmerge", actor, m.survivor_id, {"merge_id": merge_id, "merged_id": m.merged_id})
+
+
+@dataclass(frozen=True)
+class MergeRecord:
+    """One merge, as the audit screen shows it: who merged what, why, and whether it was undone."""
+
+    merge_id: int
+    survivor_id: int
+    merged_id: int
+    actor: str
+    reason: str
+    merged_ms: int
+    undone_ms: int | None
+    undone_by: str | None
+
+
+async def history(subject_id: int) -> list[MergeRecord]:
+    """Every merge (also undone ones) that involved this subject or anyone merged into it, oldest first."""
+    ids = await members(await resolve(subject_id))
+    ids.append(subject_id)
+    rows = await SubjectMerge.filter(survivor_id__in=ids).order_by("id").values() + \
+        await SubjectMerge.filter(merged_id__in=ids).order_by("id").values()
+    seen = {r["id"]: r for r in rows}
+    return [MergeRecord(r["id"], r["survivor_id"], r["merged_id"], r["actor"], r["reason"], r["merged_ms"],
+                        r["undone_ms"], r["undone_by"]) for _, r in sorted(seen.items())]
 
 
 @dataclass(frozen=True)

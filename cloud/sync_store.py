@@ -68,7 +68,8 @@ _MARK = "SELECT acked_through FROM sync_state WHERE hub_id = $1 AND epoch = $2"
 _MARK_FOR_UPDATE = "SELECT acked_through FROM sync_state WHERE hub_id = $1 AND epoch = $2 FOR UPDATE"
 
 
-async def _lock_mark(tx: Tx, hub_id: str, epoch: int) -> int:
+async def lock_mark(tx: Tx, hub_id: str, epoch: int) -> int:
+    """The mark of ``(hub_id, epoch)``, its row locked until the transaction ends (created at 0)."""
     sql = _MARK_FOR_UPDATE if tx.dialect == "postgres" else _MARK
     mark = await tx.fetchval(sql, hub_id, epoch)
     if mark is None:
@@ -204,7 +205,7 @@ async def store_batch(tx: Tx, header: BatchHeader, records: list[Record], at_res
                       actor: str, known: set[tuple[str, str, str]] | None = None) -> StoreResult:
     """Store one opened, validated batch (see the module docstring for the order)."""
     hub_id, epoch = header.hub_id, epoch_to_db(header.epoch)
-    mark = await _lock_mark(tx, hub_id, epoch)
+    mark = await lock_mark(tx, hub_id, epoch)
     if header.first_seq > mark + 1:
         await audit.write(tx, actor=actor, action="batch.gap", outcome="refused", hub_id=hub_id, reason="gap",
                           detail={"epoch": header.epoch, "first_seq": header.first_seq, "expected_seq": mark + 1})

@@ -9,7 +9,7 @@ the backup was taken. So:
 
 1. the backup is checked (``PRAGMA quick_check``) and must belong to this hub;
 2. its unacknowledged records (``acked_through + 1 .. next_seq - 1``) are exported under
-   their ORIGINAL epoch and seqs to ``data/restored-<epoch>-<time>.mchub`` and, when
+   their ORIGINAL epoch and seqs to ``data/restored-<epoch>-<time>.mchx`` and, when
    ``[sync] url`` is set, uploaded right away (the cloud ignores what it already holds);
    otherwise ``mchub cloud import FILE`` takes them;
 3. the current hub.db (if any) is moved to ``data/replaced/`` (export it with
@@ -34,8 +34,9 @@ from edge.export import export
 from edge.identity import Identity
 from edge.store.reader import Reader
 from edge.store.schema import connect, mint_epoch
+from protocol.export import ExportFormatError, read_export
 
-BATCH_TYPE = "application/vnd.mchub.batch"
+BATCH_TYPE = "application/vnd.mchx.batch"
 
 
 @dataclass(frozen=True)
@@ -103,29 +104,11 @@ def backup(db_path: Path, out: Path) -> BackedUp:
     return BackedUp(hub_id, epoch, nxt, acked, out.stat().st_size)
 
 
-def split_batches(data: bytes) -> list[bytes]:
-    """The sealed batches of an ``edge export`` file (each one's length follows from its header)."""
-    out, off = [], 0
-    while off + 65 <= len(data):
-        n = data[off + 60]
-        if off + 65 + n > len(data):
-            break
-        m = int.from_bytes(data[off + 61 + n:off + 65 + n], "big")
-        end = off + 65 + n + m + 64
-        if end > len(data):
-            break
-        out.append(data[off:end])
-        off = end
-    if off != len(data):
-        raise StoreError(f"export file is cut off or damaged at byte {off} of {len(data)}")
-    return out
-
-
 def upload(url: str, file: Path, timeout: float = 30.0) -> str:
     """POST every batch of an export file to the cloud; a one-line outcome (statuses counted)."""
     try:
-        batches = split_batches(file.read_bytes())
-    except (OSError, StoreError) as exc:
+        batches = list(read_export(file.read_bytes()))
+    except (OSError, ExportFormatError) as exc:
         return f"not uploaded ({exc})"
     outcomes: dict[str, int] = {}
     for batch in batches:
@@ -150,7 +133,7 @@ def restore(data_dir: Path, identity: Identity, source: Path, sync_url: str | No
                          "restore this hub's own backup")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     data_dir.mkdir(parents=True, exist_ok=True)
-    out = data_dir / f"restored-{old_epoch:x}-{stamp}.mchub"
+    out = data_dir / f"restored-{old_epoch:x}-{stamp}.mchx"
     reader = Reader(source, identity.decrypt, readonly=True)
     try:
         done = export(reader, identity, out)

@@ -27,7 +27,7 @@ examples:
   mchub edge check-config --config /etc/mchub/hub.toml
   mchub edge run --config /etc/mchub/hub.toml
   mchub edge status --config /etc/mchub/hub.toml
-  mchub edge export --config /etc/mchub/hub.toml --out /media/usb/clinic-042.mchub
+  mchub edge export --config /etc/mchub/hub.toml --out /media/usb/clinic-042.mchx
   mchub edge backup --config /etc/mchub/hub.toml --out /media/usb/hub-backup.db
   mchub edge restore --config /etc/mchub/hub.toml --from /media/usb/hub-backup.db   (hub stopped)
 
@@ -62,8 +62,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     from edge import enrolled
 
     enrolled.register(sub)  # enroll, rotate-key (provisioning)
-    p = add("export", "write unsynced records to a file for hand carry (sealed like a sync batch)")
-    p.add_argument("--out", required=True, type=Path, help="file to write, e.g. on a USB stick")
+    p = add("export", "write unsynced records to an export file (.mchx) for hand carry; the cloud "
+                      "imports it with `mchub cloud import FILE`")
+    p.add_argument("--out", required=True, type=Path, help="file to write, e.g. /media/usb/clinic-042.mchx")
     p.add_argument("--since", help="start at this seq or date (default: first record the cloud has not acked)")
     p.add_argument("--from-db", type=Path, help="export from this database instead, e.g. a quarantined hub.db")
     p.set_defaults(func=_export)

@@ -1,11 +1,10 @@
 """Hand-carry export: unsynced records sealed exactly like sync batches, for a USB stick.
 
-The file is a sequence of sealed batches back to back (docs/protocol.md §3); each batch's
-length follows from its own header (``65 + n + m + 64`` bytes, with ``n`` the hub-id
-length at offset 60 and ``m`` the body length at offset ``61 + n``). The cloud imports it
-through the same checks as an upload (``mchub cloud import FILE``), so records it already
-holds are ignored and nothing is stored twice. Exporting does not mark anything synced:
-the hub keeps syncing normally when it gets a network again.
+The file is an export file of docs/protocol.md §7 (:mod:`protocol.export`, ``.mchx``):
+a magic and version, then each sealed batch with its length. The cloud imports it through
+the same checks and the same transaction as an upload (``mchub cloud import FILE``), so
+records it already holds are ignored and nothing is stored twice. Exporting does not mark
+anything synced: the hub keeps syncing normally when it gets a network again.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from edge.identity import Identity
 from edge.store.reader import Reader
+from protocol import export as export_format
 from protocol.envelope import seal
 
 
@@ -46,6 +46,7 @@ def export(reader: Reader, identity: Identity, out: Path, since_seq: int | None 
     seq, batches, problem = first, 0, None
     tmp = out.with_suffix(out.suffix + ".part")
     with open(tmp, "wb") as f:
+        f.write(export_format.HEADER)
         while True:
             try:
                 records = reader.records(seq, batch)
@@ -54,8 +55,8 @@ def export(reader: Reader, identity: Identity, out: Path, since_seq: int | None 
                 break
             if not records:
                 break
-            f.write(seal(records, hub_id=st["hub_id"], epoch=st["epoch"], signer=identity.signer,
-                         recipient=identity.recipient))
+            f.write(export_format.entry(seal(records, hub_id=st["hub_id"], epoch=st["epoch"],
+                                             signer=identity.signer, recipient=identity.recipient)))
             batches += 1
             seq = records[-1].seq + 1
         f.flush()

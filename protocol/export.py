@@ -1,4 +1,7 @@
-"""Hand-carried export files: sealed batches written to a USB stick when a hub has no network.
+"""Hand-carried export files (``.mchx``): sealed batches for a USB stick when a hub has no network.
+
+The one export format of mchub: ``mchub edge export`` writes it (edge/export.py, streaming
+with :data:`HEADER` and :func:`entry`), ``mchub cloud import`` reads it (cloud/importer.py).
 
 Layout (docs/protocol.md §7), all integers big-endian::
 
@@ -21,7 +24,7 @@ from protocol.errors import ProtocolError
 
 MAGIC = b"MCHX"
 VERSION = 1
-_HEAD = MAGIC + bytes([VERSION, 0, 0, 0])
+HEADER = MAGIC + bytes([VERSION, 0, 0, 0])  #: the first 8 bytes of every export file
 MAX_ENTRY = 64 << 20
 
 
@@ -29,13 +32,16 @@ class ExportFormatError(ProtocolError):
     """An export file is not in the format above."""
 
 
+def entry(batch: bytes) -> bytes:
+    """One entry of an export file: the length, then the sealed batch (after :data:`HEADER`)."""
+    if len(batch) > MAX_ENTRY:
+        raise ValueError(f"a batch of {len(batch)} bytes is larger than an export entry may be ({MAX_ENTRY})")
+    return struct.pack(">I", len(batch)) + batch
+
+
 def write_export(batches: Iterable[bytes]) -> bytes:
     """The bytes of an export file holding ``batches`` in order."""
-    parts = [_HEAD]
-    for b in batches:
-        parts.append(struct.pack(">I", len(b)))
-        parts.append(b)
-    return b"".join(parts)
+    return HEADER + b"".join(entry(b) for b in batches)
 
 
 def read_export(data: bytes, max_entry: int = MAX_ENTRY) -> Iterator[bytes]:

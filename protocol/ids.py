@@ -34,6 +34,35 @@ def reading_uid(hub_id: str, epoch: int, seq: int, at_ms: int) -> str:
     return _uuid7(at_ms, digest)
 
 
+_KEEP = ~((0xF << 76) | (0x3 << 62))  #: clears the version and variant bits of a 128-bit UUID
+_V7 = (0x7 << 76) | (0x2 << 62)  #: version 7, variant RFC 9562
+
+
+def reading_uid_ints(hub_id: str, epoch: int, seqs: list[int], ats: list[int]) -> list[int]:
+    """:func:`reading_uid` of many readings of one ``(hub_id, epoch)`` as 128-bit integers.
+
+    About twice as fast as one call per reading: the hash of the common ``hub_id|epoch|``
+    prefix is computed once and copied, and each UUID is assembled as one integer (the
+    cloud's ingest hot path turns these into database UUIDs without any text).
+    """
+    prefix = hashlib.sha256(f"{hub_id}|{epoch}|".encode())
+    out = []
+    for seq, at in zip(seqs, ats, strict=True):
+        h = prefix.copy()
+        h.update(b"%d" % seq)
+        out.append((((at & 0xFFFF_FFFF_FFFF) << 80 | int.from_bytes(h.digest()[:10], "big")) & _KEEP) | _V7)
+    return out
+
+
+def reading_uids(hub_id: str, epoch: int, seqs: list[int], ats: list[int]) -> list[str]:
+    """:func:`reading_uid` of many readings of one ``(hub_id, epoch)``."""
+    out = []
+    for x in reading_uid_ints(hub_id, epoch, seqs, ats):
+        s = f"{x:032x}"
+        out.append(f"{s[:8]}-{s[8:12]}-{s[12:16]}-{s[16:20]}-{s[20:]}")
+    return out
+
+
 def now_ms() -> int:
     """Wall-clock time in milliseconds since 1970-01-01 UTC."""
     return time.time_ns() // 1_000_000

@@ -10,6 +10,7 @@ batch headers so a receiver can pick the key (and tell "wrong recipient" from ta
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from enum import IntEnum
@@ -79,6 +80,22 @@ RecipientPublicKey = x25519.X25519PublicKey | MLKEM768X25519PublicKey
 RecipientPrivateKey = x25519.X25519PrivateKey | MLKEM768X25519PrivateKey
 
 
+@functools.lru_cache(maxsize=32)
+def _public_key(suite: SuiteId, raw: bytes) -> RecipientPublicKey:
+    if suite is SuiteId.X25519_AES256GCM:
+        return x25519.X25519PublicKey.from_public_bytes(raw)
+    return MLKEM768X25519PublicKey(mlkem.MLKEM768PublicKey.from_public_bytes(raw[:1184]),
+                                   x25519.X25519PublicKey.from_public_bytes(raw[1184:]))
+
+
+@functools.lru_cache(maxsize=32)
+def _private_key(suite: SuiteId, secret: bytes) -> RecipientPrivateKey:
+    if suite is SuiteId.X25519_AES256GCM:
+        return x25519.X25519PrivateKey.from_private_bytes(secret)
+    return MLKEM768X25519PrivateKey(mlkem.MLKEM768PrivateKey.from_seed_bytes(secret[:64]),
+                                    x25519.X25519PrivateKey.from_private_bytes(secret[64:]))
+
+
 @dataclass(frozen=True)
 class RecipientPublic:
     """The cloud's public HPKE key for one suite, in a form that can be published."""
@@ -92,13 +109,8 @@ class RecipientPublic:
         return key_id(self.raw)
 
     def key(self) -> RecipientPublicKey:
-        """The ``cryptography`` key object for HPKE."""
-        if self.suite is SuiteId.X25519_AES256GCM:
-            return x25519.X25519PublicKey.from_public_bytes(self.raw)
-        return MLKEM768X25519PublicKey(
-            mlkem.MLKEM768PublicKey.from_public_bytes(self.raw[:1184]),
-            x25519.X25519PublicKey.from_public_bytes(self.raw[1184:]),
-        )
+        """The ``cryptography`` key object for HPKE (built once per key and process)."""
+        return _public_key(self.suite, self.raw)
 
 
 @dataclass(frozen=True)
@@ -117,13 +129,9 @@ class RecipientPrivate:
         return cls(suite, mlkem.MLKEM768PrivateKey.generate().private_bytes_raw() + x)
 
     def key(self) -> RecipientPrivateKey:
-        """The ``cryptography`` key object for HPKE."""
-        if self.suite is SuiteId.X25519_AES256GCM:
-            return x25519.X25519PrivateKey.from_private_bytes(self.secret)
-        return MLKEM768X25519PrivateKey(
-            mlkem.MLKEM768PrivateKey.from_seed_bytes(self.secret[:64]),
-            x25519.X25519PrivateKey.from_private_bytes(self.secret[64:]),
-        )
+        """The ``cryptography`` key object for HPKE (built once per key and process: expanding
+        an ML-KEM seed costs more than opening a small batch)."""
+        return _private_key(self.suite, self.secret)
 
     def public(self) -> RecipientPublic:
         """The matching public key."""

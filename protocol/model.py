@@ -6,7 +6,10 @@ closings, and late bindings of a reading to a session all travel in that one ord
 are therefore delivered exactly once by the same mechanism.
 
 The JSON form (``to_json``/``from_json``) is stable and human-readable; the compact
-binary form used inside batches is in :mod:`protocol.batch`.
+binary form used inside batches is in :mod:`protocol.batch`. Every struct here is
+``gc=False``: records hold only strings, numbers, bytes, observations and a subject, so
+they can never form a reference cycle, and the cyclic garbage collector need not track
+the millions of them a cloud worker decodes.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ ReadingKind = Literal[
 ]
 
 
-class Observation(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class Observation(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """One coded value: LOINC ``code``, ``value`` in the canonical UCUM ``unit``.
 
     When the device reported another unit, ``original_value``/``original_unit`` keep
@@ -45,7 +48,7 @@ class Observation(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     flag: Flag | None = None
 
 
-class Subject(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class Subject(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """A person as identified at a station (ID card, QR code or staff entry).
 
     ``national_id`` is the 18-character resident ID number, validated and upper-case.
@@ -68,7 +71,7 @@ class Subject(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 CloseReason = Literal["timeout", "next_card", "finished", "staff", "shutdown"]
 
 
-class _Record(msgspec.Struct, kw_only=True, tag_field="type"):
+class _Record(msgspec.Struct, kw_only=True, tag_field="type", gc=False):
     """Fields every record of the stream has; ``seq`` is unique within ``(hub_id, epoch)``."""
 
     hub_id: str = ""

@@ -150,6 +150,7 @@ MIGRATIONS: list[tuple[int, str, str, str]] = [
     (3, "admin users, sessions and provisioning", _V3, ""),
     (4, "hospital integration", integration_schema.COMMON, integration_schema.PG_ONLY),
     (5, "mch cases and upload records", mch_schema.V5, ""),
+    (8, "ingest checks hub and key in the transaction", "", pg_ingest.CHECKED_FUNCTION),
 ]
 #: SQLite-only SQL of a migration, run as ONE statement after its common SQL (e.g. a trigger)
 SQLITE_ONLY: dict[int, str] = {4: integration_schema.SQLITE_ONLY}

@@ -1,8 +1,11 @@
 """The PostgreSQL ingest hot path: the whole store transaction as ONE server-side function call.
 
+(Large batches add a COPY of their readings to the same transaction: :func:`store_batch_pg`.)
+
 Every round trip to the database costs far more than the SQL it carries (a context switch
 to the backend and back), so on PostgreSQL :func:`store_batch_pg` sends the opened batch as
-column arrays to ``mchub_ingest(...)`` (created by migration 2) and gets back the outcome in
+column arrays to ``mchub_ingest_checked(...)`` (migration 8: checks that the hub is active and
+the signing key valid, then calls ``mchub_ingest(...)`` of migration 2) and gets back the outcome in
 a single statement, which PostgreSQL runs as one transaction. The function does exactly what
 :func:`cloud.sync_store.store_batch` does on SQLite, in the same order: lock the mark row,
 gap / duplicate (audited), stations and devices, subjects by blind index and sessions,
@@ -12,15 +15,21 @@ Records at or below the mark are skipped inside the function, under the row lock
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
+import asyncpg
 import msgspec
+from asyncpg.pgproto.pgproto import UUID
 
 from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database, epoch_to_db
-from cloud.sync_store import Outcome, StoreResult, seal_subject
+from cloud.errors import CloudError, DatabaseError
+from cloud.sync_store import Outcome, StoreResult, lock_mark, seal_subject
+from protocol.batch import Columns
 from protocol.envelope import BatchHeader
-from protocol.model import Reading, ReadingBound, Record, SessionClosed, SessionOpened
+from protocol.ids import reading_uid_ints
+from protocol.model import ReadingBound, SessionClosed, SessionOpened
 
 FUNCTION = r"""
 CREATE FUNCTION mchub_ingest(
@@ -132,9 +141,33 @@ BEGIN
 END $$ LANGUAGE plpgsql;
 """
 
-_CALL = """SELECT * FROM mchub_ingest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-    $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38,
-    $39, $40, $41, $42, $43)"""
+_SIGNATURE = FUNCTION[FUNCTION.index("mchub_ingest(") + 13:FUNCTION.index(")\nRETURNS")]
+_RESULT = "TABLE (res_outcome TEXT, res_mark BIGINT, res_records BIGINT, res_readings BIGINT)"
+#: migration 8: the same call, but first the hub and the signing key are checked inside the
+#: transaction, so a worker may cache verified public keys and still never store a batch of
+#: a hub revoked (or a key expired) before the transaction started
+CHECKED_FUNCTION = f"""
+CREATE FUNCTION mchub_ingest_checked(p_key TEXT, {_SIGNATURE}) RETURNS {_RESULT} AS $$
+DECLARE
+    v_status TEXT;
+    v_key_ok BOOLEAN;
+BEGIN
+    SELECT h.status, k.revoked_ms IS NULL AND k.valid_from_ms <= p_now
+                     AND (k.valid_to_ms IS NULL OR k.valid_to_ms > p_now)
+        INTO v_status, v_key_ok
+        FROM hubs h LEFT JOIN hub_keys k ON k.hub_id = h.hub_id AND k.key_id = p_key WHERE h.hub_id = p_hub;
+    IF v_status IS NULL THEN
+        RETURN QUERY SELECT 'unknown_hub'::text, 0::bigint, 0::bigint, 0::bigint;
+    ELSIF v_status <> 'active' THEN
+        RETURN QUERY SELECT 'revoked'::text, 0::bigint, 0::bigint, 0::bigint;
+    ELSIF v_key_ok IS NOT TRUE THEN
+        RETURN QUERY SELECT 'unknown_key'::text, 0::bigint, 0::bigint, 0::bigint;
+    ELSE
+        RETURN QUERY SELECT * FROM mchub_ingest({", ".join(p.split()[0] for p in _SIGNATURE.split(","))});
+    END IF;
+END $$ LANGUAGE plpgsql;
+"""  # noqa: S608 - built from the constant FUNCTION above
+_CALL = "SELECT * FROM mchub_ingest_checked(" + ", ".join(f"${i}" for i in range(1, 45)) + ")"  # noqa: S608
 #: readings per batch from which the rows travel by COPY instead of as arrays
 STAGE_FROM = 200
 _STAGE = ("CREATE TEMP TABLE IF NOT EXISTS mchub_incoming (seq BIGINT, at_ms BIGINT, uid UUID, device_id TEXT, "
@@ -142,25 +175,74 @@ _STAGE = ("CREATE TEMP TABLE IF NOT EXISTS mchub_incoming (seq BIGINT, at_ms BIG
           "raw BYTEA) ON COMMIT DELETE ROWS")
 _STAGE_COLUMNS = ["seq", "at_ms", "uid", "device_id", "station_id", "kind", "session_id", "observations",
                   "device_time", "status", "raw"]
+_READINGS_COLUMNS = ["hub_id", "epoch", "received_ms", *_STAGE_COLUMNS]
 _json = msgspec.json.Encoder()
 
 
-def _reading_rows(readings: list[Reading]) -> list[tuple[Any, ...]]:
-    return [(r.seq, r.at, r.uid, r.device_id, r.station_id, r.kind, r.session_id, _json.encode(r.observations).decode(),
-             r.device_time, _json.encode(r.status).decode(), r.raw) for r in readings]
+class SignerRefused(CloudError):
+    """The transaction found the hub unknown or revoked, or the signing key no longer valid."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason  #: unknown_hub, revoked or unknown_key
 
 
-def _arrays(records: list[Record], at_rest: AtRest, staged: bool) -> list[Any]:
-    rd = [r for r in records if type(r) is Reading]
-    op = [r for r in records if type(r) is SessionOpened]
-    cl = [r for r in records if type(r) is SessionClosed]
-    bd = [r for r in records if type(r) is ReadingBound]
+class _Status:
+    """JSON of a reading's status tuple, remembered (a hub uses a handful of distinct ones)."""
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, ...], str] = {}
+
+    def __call__(self, status: tuple[str, ...]) -> str:
+        text = self._known.get(status)
+        if text is None:
+            text = _json.encode(status).decode()
+            if len(self._known) < 4096:
+                self._known[status] = text
+        return text
+
+
+_status = _Status()
+
+
+class _ObsJson(msgspec.Struct, omit_defaults=True, gc=False):
+    """The JSON form of :class:`protocol.model.Observation` (same fields, order and defaults),
+    built positionally from a wire observation: half the cost of an Observation per value."""
+
+    code: str
+    value: float
+    unit: str
+    original_value: float | None = None
+    original_unit: str | None = None
+    flag: str | None = None
+
+
+def reading_rows(cols: Columns, after: int = 0, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """``prefix`` + one row of :data:`_STAGE_COLUMNS` per reading with ``seq > after``.
+
+    Built straight from the decoded columns: observations as the JSON of
+    :class:`protocol.model.Observation` (what ``to_json`` of a reading holds), the status as
+    a JSON list, the uid as asyncpg's own UUID type (encoded without parsing text).
+    """
+    skip = bisect.bisect_right(cols.seq, after)  # seqs increase, with other records between readings
+    seqs, ats = cols.seq[skip:], cols.at[skip:]
+    uids = [UUID(x.to_bytes(16, "big")) for x in reading_uid_ints(cols.hub_id, cols.epoch, seqs, ats)]
+    enc, status, obs, fields = _json.encode, _status, _ObsJson, msgspec.structs.astuple
+    return [(*prefix, seq, at, uid, w.device_id, w.station_id, w.kind, w.session_id,
+             enc([obs(*fields(o)) for o in w.observations]).decode(), w.device_time, status(w.status), w.raw)
+            for seq, at, uid, w in zip(seqs, ats, uids, cols.readings[skip:], strict=True)]
+
+
+def _arrays(cols: Columns, rows: list[tuple[Any, ...]], at_rest: AtRest, staged: bool) -> list[Any]:
+    op = [r for r in cols.others if type(r) is SessionOpened]
+    cl = [r for r in cols.others if type(r) is SessionClosed]
+    bd = [r for r in cols.others if type(r) is ReadingBound]
     sealed = [(seal_subject(o.subject, at_rest), o) for o in op]
     # upsert subjects in blind-index order, so two batches naming the same people never deadlock
     sealed.sort(key=lambda so: (so[0][0] is None, so[0][0] or ""))
     subjects, op = [so[0] for so in sealed], [so[1] for so in sealed]
-    columns = [list(c) for c in zip(*_reading_rows(rd), strict=True)] if rd and not staged else [[]] * 11
-    devices = sorted({(r.device_id, r.station_id) for r in rd})
+    columns = [list(c) for c in zip(*rows, strict=True)] if rows and not staged else [[]] * 11
+    devices = sorted({(r.device_id, r.station_id) for r in cols.readings})
     return [
         *columns,
         [o.seq for o in op], [o.at for o in op], [o.session_id for o in op], [o.station_id for o in op],
@@ -174,24 +256,53 @@ def _arrays(records: list[Record], at_rest: AtRest, staged: bool) -> list[Any]:
     ]
 
 
-async def store_batch_pg(db: Database, header: BatchHeader, records: list[Record], at_rest: AtRest, now: int,
-                         actor: str) -> StoreResult:
-    """Store one opened, validated batch with a single call of ``mchub_ingest``.
-
-    Small batches (the usual sync every few seconds) are one statement, one round trip. From
-    :data:`STAGE_FROM` readings on, the rows go by COPY into a per-session staging table in the
-    same transaction first: COPY encodes rows much faster than asyncpg encodes arrays.
-    """
-    head = (header.hub_id, epoch_to_db(header.epoch), header.first_seq, header.last_seq, now, actor,
-            str(header.epoch))
-    readings = [r for r in records if type(r) is Reading]
-    if len(readings) < STAGE_FROM:
-        row = await db.fetchrow(_CALL, *head, *_arrays(records, at_rest, staged=False))
-    else:
-        async with db.transaction() as tx:
-            await tx.execute(_STAGE)
-            await tx.raw.copy_records_to_table("mchub_incoming", records=_reading_rows(readings),
-                                               columns=_STAGE_COLUMNS)
-            row = await tx.fetchrow(_CALL, *head, *_arrays(records, at_rest, staged=True))
+def _result(row: Any) -> StoreResult:
+    if row["res_outcome"] in {"unknown_hub", "revoked", "unknown_key"}:
+        raise SignerRefused(row["res_outcome"])
     return StoreResult(Outcome(row["res_outcome"]), int(row["res_mark"]), int(row["res_records"]),
                        int(row["res_readings"]))
+
+
+async def store_batch_pg(db: Database, header: BatchHeader, cols: Columns, at_rest: AtRest, now: int,
+                         actor: str) -> StoreResult:
+    """Store one opened, validated batch in one transaction; raises SignerRefused.
+
+    Small batches (the usual sync every few seconds) are one statement, one round trip:
+    ``mchub_ingest_checked`` with the readings as arrays. From :data:`STAGE_FROM` readings on,
+    the transaction first locks the hub's mark row, then COPYs the readings past the mark
+    straight into ``readings`` (COPY is several times cheaper than INSERT for the server, and
+    asyncpg encodes COPY rows faster than arrays), then calls the function for the rest.
+    Under the mark's row lock a reading past the mark cannot exist yet, because readings and
+    the mark are only ever written together; should one exist anyway (written by something
+    else), the COPY fails on the primary key, and the batch is stored again through a
+    staging table with ``INSERT ... ON CONFLICT DO NOTHING``.
+    """
+    key = header.signer_key_id.hex()
+    head = (key, header.hub_id, epoch_to_db(header.epoch), header.first_seq, header.last_seq, now, actor,
+            str(header.epoch))
+    if len(cols.readings) < STAGE_FROM:
+        return _result(await db.fetchrow(_CALL, *head, *_arrays(cols, reading_rows(cols), at_rest, staged=False)))
+    try:
+        return await _copy_direct(db, header, cols, at_rest, now, head)
+    except DatabaseError as exc:
+        if not isinstance(exc.__cause__, asyncpg.UniqueViolationError):
+            raise
+    async with db.transaction() as tx:
+        await tx.execute(_STAGE)
+        await tx.raw.copy_records_to_table("mchub_incoming", records=reading_rows(cols), columns=_STAGE_COLUMNS)
+        return _result(await tx.fetchrow(_CALL, *head, *_arrays(cols, [], at_rest, staged=True)))
+
+
+async def _copy_direct(db: Database, header: BatchHeader, cols: Columns, at_rest: AtRest, now: int,
+                       head: tuple[Any, ...]) -> StoreResult:
+    async with db.transaction() as tx:
+        hub, epoch = header.hub_id, epoch_to_db(header.epoch)
+        mark = await lock_mark(tx, hub, epoch)
+        copied = 0
+        if header.first_seq <= mark + 1 and header.last_seq > mark:  # neither a gap nor a duplicate
+            rows = reading_rows(cols, after=mark, prefix=(hub, epoch, now))
+            if rows:
+                await tx.raw.copy_records_to_table("readings", records=rows, columns=_READINGS_COLUMNS)
+            copied = len(rows)
+        result = _result(await tx.fetchrow(_CALL, *head, *_arrays(cols, [], at_rest, staged=False)))
+        return StoreResult(result.outcome, result.acked_through, result.new_records, result.new_readings + copied)

@@ -144,3 +144,45 @@ async def test_two_workers_exactly_once_under_chaos_and_a_kill(pg_cloud, pg_dsn,
         assert await con.fetchval("SELECT COUNT(*) FROM sessions") == 12 * 3 + 1
     finally:
         await con.close()
+
+
+async def test_large_batches_copy_path_under_a_kill_and_parallel_overlapping_deliveries(pg_cloud, pg_dsn,
+                                                                                        tmp_path) -> None:
+    """Batches of 200+ readings take the COPY path (pg_ingest._copy_direct): a worker killed after
+    its COPY, inside the transaction, leaves nothing; overlapping large batches sent to both
+    workers at once are stored exactly once."""
+    from cloud.db.pg_ingest import STAGE_FROM
+
+    cfg, keys = pg_cloud
+    victim, racer = hub(keys, "BIGV", 5), hub(keys, "BIGR", 6)
+    for h in (victim, racer):
+        for _ in range(80):
+            h.add_visit()  # 480 records, 320 readings
+    assert sum(isinstance(r, Reading) for r in victim.pending) >= STAGE_FROM
+    ports = [free_port(), free_port()]
+    urls = [f"http://127.0.0.1:{p}" for p in ports]
+    with worker_process(cfg, ports[0], tmp_path / "w0.log") as w0, \
+            worker_process(cfg, ports[1], tmp_path / "w1.log"):
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+            await _enroll(http, urls[1], [victim, racer])
+            await _kill_mid_transaction(http, urls[0], w0, pg_dsn, victim)  # blocked after the COPY
+            status, body = await _post(http, urls[1], victim.seal_from(1))
+            assert status == 200 and verify_ack(body, keys.signing.public_key()).acked_through_seq == 480
+            with worker_process(cfg, ports[0], tmp_path / "w0b.log"):
+                for first in (1, 100, 1, 250, 400, 1):  # overlapping, each to both workers at once
+                    batch = racer.seal_from(first)
+                    results = await asyncio.gather(*(_post(http, u, batch) for u in urls))
+                    assert {s for s, _ in results} <= {200, 409}, results
+                status, _ = await _post(http, urls[0], racer.seal_from(1))
+                assert status == 200
+    con = await asyncpg.connect(pg_dsn)
+    try:
+        for h in (victim, racer):
+            expected = sorted(r.seq for r in h.pending if isinstance(r, Reading))
+            got = [r["seq"] for r in await con.fetch("SELECT seq FROM readings WHERE hub_id = $1 ORDER BY seq",
+                                                     h.hub_id)]
+            assert got == expected, h.hub_id
+            assert await con.fetchval("SELECT acked_through FROM sync_state WHERE hub_id = $1", h.hub_id) == 480
+        assert await con.fetchval("SELECT COUNT(*) FROM outbox WHERE topic = 'visit.closed'") == 160
+    finally:
+        await con.close()

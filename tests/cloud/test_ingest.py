@@ -254,3 +254,13 @@ def test_the_openapi_document_describes_every_route(sqlite_cloud) -> None:
     routes = {(r.path, m.lower()) for r in build_app(cfg).routes for m in (r.methods or []) if m != "HEAD"}
     described = {(path, method) for path, ops in doc["paths"].items() for method in ops}
     assert routes - {("/openapi.json", "get")} == described
+
+
+def test_the_openapi_document_lists_every_refusal_reason_and_status() -> None:
+    from cloud.ingest import _STATUS
+    from cloud.openapi import document
+
+    batches = document()["paths"]["/api/v1/batches"]["post"]["responses"]
+    assert set(document()["components"]["schemas"]["Refusal"]["properties"]["reason"]["enum"]) == set(_STATUS)
+    assert {str(s) for s in _STATUS.values()} <= set(batches)
+    assert "Retry-After" in batches["503"]["headers"]

@@ -61,10 +61,10 @@ async def test_restored_hub_gets_a_new_epoch_and_loses_or_duplicates_nothing(hub
     assert done.replaced is not None
     old = Reader(done.replaced, ident.decrypt, readonly=True)
     try:
-        export(old, ident, hub_dir.parent / "late.mchub")
+        export(old, ident, hub_dir.parent / "late.mchx")
     finally:
         old.close()
-    assert refcloud.import_export((hub_dir.parent / "late.mchub").read_bytes()) == [200]
+    assert refcloud.import_export((hub_dir.parent / "late.mchx").read_bytes()) == [200]
     hub = await started(hub_dir)
     try:
         st = hub.reader.state()

@@ -46,7 +46,7 @@ def test_status_and_export_then_cloud_import(hub_dir: Path, refcloud: RefCloud,
     assert main(["edge", "status", "--config", str(hub_dir)]) == 0
     out = capsys.readouterr().out
     assert "records waiting to sync: 7" in out and "hub not running" in out
-    usb = hub_dir.parent / "export.mchub"
+    usb = hub_dir.parent / "export.mchx"
     assert main(["edge", "export", "--config", str(hub_dir), "--out", str(usb)]) == 0
     assert "records 1..7" in capsys.readouterr().out
     assert refcloud.import_export(usb.read_bytes()) == [200]
@@ -80,7 +80,7 @@ def test_damaged_database_recovery_path(hub_dir: Path, refcloud: RefCloud, capsy
     new_epoch, report = asyncio.run(record(6))
     assert new_epoch != old_epoch and report is not None and "seqs 1..5" in report and "--from-db" in report
     [quarantined] = (hub_dir.parent / "data" / "quarantine").glob("*.db")
-    usb = hub_dir.parent / "old.mchub"
+    usb = hub_dir.parent / "old.mchx"
     assert main(["edge", "export", "--config", str(hub_dir), "--from-db", str(quarantined), "--out", str(usb)]) == 0
     assert "records 1..5" in capsys.readouterr().out
     assert refcloud.import_export(usb.read_bytes()) == [200]

@@ -57,3 +57,17 @@ def test_frame_without_declared_size_is_refused() -> None:
     body = zstandard.ZstdCompressor(write_content_size=False).compress(msgspec.msgpack.encode([]))
     with pytest.raises(BadBody, match="size"):
         decode_records(body, hub_id="h", epoch=1, first_seq=1)
+
+
+@given(record_streams())
+def test_columns_hold_the_same_records(records: list) -> None:
+    from protocol.batch import decode_columns
+    from protocol.model import Reading
+
+    cols = decode_columns(encode_records(records), hub_id="hub-1", epoch=7, first_seq=records[0].seq)
+    assert cols.count == len(records)
+    assert cols.records() == records
+    assert cols.seq == [r.seq for r in records if isinstance(r, Reading)]
+    assert cols.uids() == [r.uid for r in records if isinstance(r, Reading)]
+    assert cols.uid_ints() == [int(r.uid.replace("-", ""), 16) for r in records if isinstance(r, Reading)]
+    assert [r.seq for r in cols.others] == [r.seq for r in records if not isinstance(r, Reading)]

@@ -34,3 +34,11 @@ def test_reading_uid_is_a_deterministic_uuid7() -> None:
     assert u.version == 7 and u.variant == uuid.RFC_4122
     assert u.int >> 80 == 1_700_000_000_000
     assert uuid.UUID(uuid7()).version == 7
+
+
+def test_reading_uids_match_reading_uid_one_by_one() -> None:
+    from protocol.ids import reading_uids
+
+    seqs, ats = [1, 2, 10**12, 2**63 - 1], [0, 1_700_000_000_000, -5, 2**50]
+    assert reading_uids("hub-1", 2**64 - 1, seqs, ats) == [reading_uid("hub-1", 2**64 - 1, s, a)
+                                                           for s, a in zip(seqs, ats, strict=True)]

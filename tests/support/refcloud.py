@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import sqlite3
-import struct
 import threading
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from edge.identity import write_cloud_keys
 from protocol.ack import Ack, AckStatus, batch_digest, sign_ack
 from protocol.envelope import open_batch, parse_header
 from protocol.errors import EnvelopeError
+from protocol.export import read_export
 from protocol.keys import RecipientPrivate
 from protocol.model import to_json
 
@@ -150,15 +150,8 @@ class RefCloud:
         return sign_ack(Ack(st, hub, epoch, mark, first, last, batch_digest(data), 0), self.signing)
 
     def import_export(self, data: bytes) -> list[int]:
-        """Import a hand-carried export file (sealed batches back to back); returns each status."""
-        out, off = [], 0
-        while off < len(data):
-            n = data[off + 60]
-            (m,) = struct.unpack_from(">I", data, off + 61 + n)
-            end = off + 65 + n + m + 64
-            out.append(self.ingest(data[off:end])[0])
-            off = end
-        return out
+        """Import a hand-carried export file (docs/protocol.md §7); returns each batch's status."""
+        return [self.ingest(batch)[0] for batch in read_export(data)]
 
     def records(self, hub_id: str) -> list[tuple[int, int, str, str]]:
         """(epoch, seq, type, json) of every stored record of a hub, in order."""

@@ -12,8 +12,9 @@ with data committed since its watermark — ``results.created_ms`` and the ``vis
 / ``visit.updated`` rows that ingest writes to the outbox in the batch's own transaction —
 re-assembles them, then advances the watermark. The window re-reads the last
 :data:`OVERLAP_MS` so a transaction that committed late (rows are stamped before commit)
-is not missed. So the intake paths need no change, and a result stored by any part is
-seen. :func:`backfill` walks history since a date the same way, resumably.
+is not missed. Results that waited on the unmatched list are seen when they are
+resolved (``unmatched.resolved_ms``). So the intake paths need no change, and a result
+stored by any part is seen. :func:`backfill` walks history since a date the same way, resumably.
 
 Screening cases group a subject's results by type: a result more than ``window_days``
 after the first one of the current case opens a new case (the next screening round).
@@ -112,6 +113,26 @@ def screening_cases(subject_id: int, evidence: list[Evidence], visits: list[vita
     return out
 
 
+async def _with_study_modality(tx: Tx, row: Any) -> Any:
+    """A DICOM BI-RADS row (from an SR, modality "SR") with the modality of its study's images.
+
+    The DICOM intake indexes every instance in ``dicom_instances``; an ultrasound or
+    mammography study holds US or MG images beside its report. One family in the study
+    names the report; none or both leave the row as it is (read from its own words).
+    """
+    if row["source"] != "dicom":
+        return row
+    payload = msgspec.json.decode(row["payload"] or "{}")
+    if not isinstance(payload, dict) or not payload.get("study_uid") or payload.get("modality") in ("US", "MG"):
+        return row
+    families = {r["family"] for r in await tx.fetch(
+        "SELECT DISTINCT family FROM dicom_instances WHERE study_uid = $1 AND family IN ('US', 'MG')",
+        str(payload["study_uid"]))}
+    if len(families) != 1:
+        return row
+    return {**dict(row), "payload": {**payload, "report_modality": families.pop()}}
+
+
 async def assemble_subject(db: Database, subject_id: int, ctx: Context) -> list[Saved]:
     """Rebuild and store every case of one subject (its survivor when it was merged away)."""
     async with db.transaction() as tx:
@@ -132,7 +153,7 @@ async def assemble_subject(db: Database, subject_id: int, ctx: Context) -> list[
         for i in ids:
             for r in await tx.fetch("SELECT id, source, kind, code, value, observed_ms, created_ms, payload "
                                     "FROM results WHERE subject_id = $1 ORDER BY id", i):
-                evidence += evidence_of(r, ctx.result_map)
+                evidence += evidence_of(await _with_study_modality(tx, r), ctx.result_map)
         assembled = screening_cases(sid, evidence, visits, row["birth_date"], ctx)
         firsts = vitals.first_weights(visits)
         for v in visits:
@@ -148,6 +169,8 @@ async def changed_subjects(db: Database, since_ms: int) -> list[int]:
     async with db.transaction() as tx:
         subjects = {int(r["subject_id"]) for r in await tx.fetch(
             "SELECT DISTINCT subject_id FROM results WHERE created_ms >= $1 AND subject_id IS NOT NULL", since_ms)}
+        subjects |= {int(r["subject_id"]) for r in await tx.fetch(  # results matched to a patient later
+            "SELECT subject_id FROM unmatched WHERE resolved_ms >= $1 AND subject_id IS NOT NULL", since_ms)}
         for r in await tx.fetch("SELECT payload FROM outbox WHERE created_ms >= $1 AND topic IN "
                                 "('visit.closed', 'visit.updated')", since_ms):
             p = msgspec.json.decode(r["payload"])

@@ -8,11 +8,15 @@ source     kind                                     what is read
 =========  =======================================  ==========================================
 ``hl7``    ``hpv``, ``cytology``, ``pathology``,     ``code`` (LOINC or local), ``value`` (the
            ``colposcopy``, ``via`` (others:          OBX-5 text), ``payload`` = the LabResult
-           only when ``code`` is in the result map)  JSON: ``loinc``, ``name``, ``interpretation``
+           only when ``code`` is in the result map)  JSON (top level or under ``result``):
+                                                     ``loinc``, ``name``, ``interpretation``
 ``dicom``  ``birads`` (or any row whose payload      ``value`` or ``payload.birads`` = the
            has ``birads``)                           category; ``code`` BIRADS-US / BIRADS-MG, or
-                                                     ``payload.modality`` / ``report_modality``,
-                                                     or words in ``study_description``/``sr_text``
+                                                     ``payload.modality`` / ``report_modality``
+                                                     (the assembler sets it from the other
+                                                     instances of ``payload.study_uid`` in
+                                                     ``dicom_instances``), or words in
+                                                     ``study_description``/``sr_text``
 =========  =======================================  ==========================================
 
 The date of a finding is ``observed_ms`` (else ``created_ms``) in China time. First the
@@ -74,11 +78,15 @@ def finding_date(observed_ms: int | None, created_ms: int) -> str:
 
 
 def _payload(raw: Any) -> dict[str, Any]:
+    """The payload JSON; the HL7 intake nests the LabResult under ``result`` (flattened here)."""
     try:
         value = msgspec.json.decode(raw) if isinstance(raw, (str, bytes)) else raw
     except msgspec.DecodeError:
         return {}
-    return value if isinstance(value, dict) else {}
+    if not isinstance(value, dict):
+        return {}
+    nested = value.get("result")
+    return {**nested, **{k: v for k, v in value.items() if k != "result"}} if isinstance(nested, dict) else value
 
 
 def _hpv(text: str, interpretation: str | None) -> str | None:
@@ -124,6 +132,8 @@ def _dicom(code: str, value: str, p: Mapping[str, Any], on: str, source: str) ->
         return []
     words = " ".join(str(p.get(k) or "") for k in ("modality", "report_modality", "study_description", "sr_text"))
     named = code.upper()[7:] if code.upper().startswith("BIRADS-") else str(p.get("report_modality", "")).upper()
+    if named not in ("US", "MG") and str(p.get("modality", "")).upper() in ("US", "MG"):
+        named = str(p["modality"]).upper()
     if named not in ("US", "MG"):
         named = "MG" if _MG.search(words) else "US" if _US.search(words) else ""
     if not named:

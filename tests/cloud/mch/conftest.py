@@ -60,8 +60,8 @@ async def add_visit(db: Database, subject_id: int, session_id: str, opened_ms: i
                              {"hub_id": hub_id, "session_id": session_id})
 
 
-async def add_result(db: Database, subject_id: int, source: str, kind: str, code: str, value: str, observed_ms: int,
-                     payload: dict[str, object] | None = None) -> int:
+async def add_result(db: Database, subject_id: int | None, source: str, kind: str, code: str, value: str,
+                     observed_ms: int, payload: dict[str, object] | None = None) -> int:
     """A ``results`` row in the shape the HL7 and DICOM intakes store (docs/mch.md)."""
     async with db.transaction() as tx:
         return int(await tx.fetchval(

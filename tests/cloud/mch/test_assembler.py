@@ -10,6 +10,7 @@ from typing import Any
 from cloud.db.engine import Database
 from cloud.mch import assembler
 from cloud.mch.profiles import reference_profile
+from protocol.ids import now_ms
 from tests.cloud.mch.conftest import add_result, add_subject, add_visit
 
 DAY = 86_400_000
@@ -91,3 +92,22 @@ async def test_backfill_is_resumable(db: Database) -> None:
     redo = await assembler.backfill(db, ctx(), dt.date(2025, 1, 1), restart=True)
     assert (redo.total, redo.versions) == (3, 0)  # nothing changed: no new versions
     assert (await assembler.backfill(db, ctx(), dt.date(2026, 1, 1), restart=True)).total == 0
+
+
+async def test_an_sr_takes_the_modality_of_its_study_and_late_matches_are_seen(db: Database) -> None:
+    sid = await add_subject(db)
+    async with db.transaction() as tx:
+        for uid, family in (("1.2.3.1", "US"), ("1.2.3.2", "SR")):
+            await tx.execute("INSERT INTO dicom_instances (sop_instance_uid, study_uid, series_uid, sop_class_uid, "
+                             "family, path, subject_id, received_ms) VALUES ($1, '1.2.3', '1.2.3.9', '1.2', $2, 'p', "
+                             "$3, 0)", uid, family, sid)
+    await add_result(db, sid, "dicom", "birads", "BI-RADS", "2", T0, {"modality": "SR", "study_uid": "1.2.3"})
+    saved = await assembler.sweep(db, ctx())
+    assert [(s.case_id, s.state) for s in saved] == [(f"BR-{sid}-20251101", "ready")]
+    # a result that waited on the unmatched list is attached later: its created_ms is old
+    rid = await add_result(db, None, "hl7", "hpv", "30167-1", "阴性", T0)
+    async with db.transaction() as tx:
+        await tx.execute("UPDATE results SET created_ms = 0, subject_id = $1 WHERE id = $2", sid, rid)
+        await tx.execute("INSERT INTO unmatched (kind, ref, status, subject_id, resolved_ms, created_ms) "
+                         "VALUES ('hl7', 'm1', 'resolved', $1, $2, 0)", sid, now_ms())
+    assert {s.case_id for s in await assembler.sweep(db, ctx()) if s.outcome == "queued"} == {f"CX-{sid}-20251101"}

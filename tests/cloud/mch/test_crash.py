@@ -47,7 +47,7 @@ def tail(log: Path) -> str:
 
 async def start(cfg_path: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     proc = spawn(cfg_path, port, log)
-    for _ in range(600):  # wait without blocking the loop: the platform answers meanwhile
+    for _ in range(1800):  # wait without blocking the loop (up to 90 s on a busy machine)
         assert proc.poll() is None, tail(log)
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
             return proc
@@ -103,7 +103,7 @@ async def test_killed_between_claim_and_complete_every_version_is_accepted_once(
                 kill(proc)
                 kills += 1
                 proc = await start(cfg.path, cport, tmp_path / "cloud.log")
-            for _ in range(600):
+            for _ in range(1800):  # up to 3 minutes on a busy machine
                 async with db.transaction() as tx:
                     left = await tx.fetchval("SELECT COUNT(*) FROM outbox WHERE topic = 'mch.upload' "
                                              "AND status <> 'done'")
@@ -118,11 +118,13 @@ async def test_killed_between_claim_and_complete_every_version_is_accepted_once(
             kill(proc)
             await db.close()
     accepted = [(c, v) for _, c, v in platform.state.log]
-    assert kills == 5 and dead == 0 and not left
+    assert kills == 5 and dead == 0 and not left, (kills, dead, left)
     assert len(accepted) == len(set(accepted)), "a case version was accepted twice"
-    latest = {k for k, s in finals.items() if s == "accepted"}
-    assert set(accepted) == latest  # everything the cloud calls accepted, the platform holds, once
-    superseded = {k for k, s in finals.items() if s == "superseded"}
-    assert latest | superseded == set(finals) and len(latest) >= CASES
+    recorded = {k for k, status in finals.items() if status == "accepted"}
+    assert recorded <= set(accepted) <= set(finals)  # what the cloud calls accepted, the platform holds
+    newest = {(c, max(v for c2, v in finals if c2 == c)) for c, _ in finals}
+    assert newest <= set(accepted) and len(newest) == CASES  # every case's final content arrived, once
+    # an older version may also have arrived (sent just before its correction superseded it)
+    assert all(status in ("accepted", "superseded") for status in finals.values())
     print(f"{kills} kills, {len(accepted)} accepted, {platform.state.duplicates} resends answered duplicate, "
           f"{platform.state.requests} requests")

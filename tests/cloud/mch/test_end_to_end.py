@@ -1,9 +1,11 @@
 """End to end on a real cloud (SQLite and PostgreSQL) and the platform simulator over HTTP.
 
-Hub vitals arrive as sealed batches; HL7 and DICOM results are stored in ``results`` in
-the shape the intakes write (docs/mch.md); the cloud's own background jobs assemble,
-validate and upload. The platform fails 30 % of requests with 503 and rate-limits, yet
-receives exactly one record per case version; an invalid case is held with field errors.
+Hub vitals arrive as sealed batches. In the first test HL7 and DICOM results are written
+to ``results`` in the intakes' shape while the platform fails 30 % of requests with 503
+and rate-limits, yet receives exactly one record per case version. The second sends them
+through the real intakes: HPV and TBS from the HIS over MLLP, an ultrasound and its SR
+report over STOW-RS. In both an invalid case (HSIL without a colposcopy decision) is held
+with its field errors, not uploaded.
 """
 
 from __future__ import annotations
@@ -136,3 +138,56 @@ def _day(ms: int) -> str:
     from cloud.mch.sources import finding_date
 
     return finding_date(ms, ms).replace("-", "")
+
+
+async def test_through_the_real_intakes_mllp_and_stow_rs(db_url: str, tmp_path: Path) -> None:
+    """HPV + TBS from the HIS over MLLP, an ultrasound with its SR report over STOW-RS, vitals from a hub."""
+    from firmware_sim import pacs, pacs_data
+    from firmware_sim.his import lab_message, send_messages
+    from protocol.hl7.ack import parse_ack
+
+    woman_id, other_id = "11010519491231002X", pacs_data.national_id("330102", "19760307", "024")
+    platform, port, mllp, scp = Platform(), free_port(), free_port(), free_port()
+    cfg, keys = make_cloud(tmp_path / "cloud", db_url, MCH.format(url=f"http://127.0.0.1:{port}") + (
+        f'[mllp]\nenabled = true\nhost = "127.0.0.1"\nport = {mllp}\n[mllp.code_map.L]\nHPV16 = "59263-4"\n'
+        f'TCT = "10524-7"\n[dicom]\nenabled = true\nobject_dir = "dicom"\nscp_host = "127.0.0.1"\nscp_port = {scp}\n'
+        'allowed_calling_aets = ["SIMPACS"]\n'))
+    (tmp_path / "cloud" / "mch.secret").write_text("platform-secret\n")
+    h = hub(keys, "H002")
+    visit(h, now_ms() - 2 * DAY, Subject(national_id=woman_id, name="王秀英", sex="2", birth_date="1949-12-31"),
+          [("8480-6", 120, "mm[Hg]"), ("8462-4", 78, "mm[Hg]")])
+    abnormal = lab_message(2).replace(b"NILM^", b"HSIL^").replace(woman_id.encode(), other_id.encode())
+    study = "1.2.826.0.1.3680043.8.498.777"
+    patient = pacs_data.Patient(national_id=woman_id)
+    async with serve(platform.app, port=port), serving(cfg) as url, aiohttp.ClientSession() as http:
+        await registry.create_site("S2", "妇幼保健院")
+        await registry.register_hub("H002", site_id="S2", public_key=bytes.fromhex(h.public_key_hex))
+        assert await h.sync(http, url) == 200
+        acks = [parse_ack(a) for a in await send_messages("127.0.0.1", mllp, [lab_message(1), abnormal])]
+        assert [a.code for a in acks] == ["AA", "AA"]
+        answer = await pacs.stow(f"{url}/dicomweb", [
+            pacs_data.to_part10(pacs_data.ultrasound(patient, study_uid=study)),
+            pacs_data.to_part10(pacs_data.basic_text_sr(patient, birads="2", study_uid=study))])
+        assert answer.status == 200
+
+        async def both_uploaded() -> bool:
+            return {k for k, _, _ in platform.state.log} >= {"cervical", "breast"}
+
+        await until(both_uploaded)
+        await asyncio.sleep(1.0)
+        db = await Database.connect(cfg.database.url)
+        try:
+            async with db.transaction() as tx:
+                cases = sorted((r["type"], r["state"]) for r in await tx.fetch("SELECT type, state FROM mch_cases"))
+                held = await tx.fetchval("SELECT errors FROM mch_records r JOIN mch_cases c ON c.case_id = r.case_id "
+                                         "WHERE c.state = 'invalid'")
+        finally:
+            await db.close()
+    log = sorted(platform.state.log)
+    assert [(k, v) for k, _, v in log] == [("breast", 1), ("cervical", 1)]  # one record per case version
+    cx = next(r for (k, _), r in platform.state.accepted.items() if k == "cervical")
+    br = next(r for (k, _), r in platform.state.accepted.items() if k == "breast")
+    assert (cx["hpvResult"], cx["tbsResult"], cx["samplingMethod"], cx["orgCode"]) == ("1", "1", "2", "S2")
+    assert cx["cervixPathology"] == "1" and br["usBirads"] == "2" and br["personId"] == cx["personId"]
+    assert cases == [("breast", "uploaded"), ("cervical", "invalid"), ("cervical", "uploaded")]
+    assert "colposcopy" in held  # the HSIL woman's case is held with its field error, not uploaded

@@ -52,3 +52,12 @@ def test_dicom_rows_by_code_modality_or_words() -> None:
 def test_birads_texts() -> None:
     assert [birads_of(t) for t in ("4a", "BI-RADS 3", "4B类", "5", "7", "x", "")] == ["4A", "3", "4B", "5", None,
                                                                                    None, None]
+
+
+def test_rows_as_the_intakes_store_them() -> None:
+    hl7 = {"result": {"loinc": "10524-7", "name": "宫颈液基细胞学(TBS)", "interpretation": "NILM", "value": "NILM"},
+           "control_id": "LIS1", "message_type": "ORU^R01"}
+    assert ev("hl7", "cytology", "10524-7", "NILM", **hl7) == [("tbs", "NILM"), ("sampling", "liquid_based")]
+    assert ev("dicom", "birads", "BI-RADS", "4A", modality="US", study_uid="1.2") == [("ultrasound_birads", "4A")]
+    assert ev("dicom", "birads", "BI-RADS", "2", modality="SR", study_uid="1.2") == []  # the assembler asks the study
+    assert ev("dicom", "birads", "BI-RADS", "2", modality="SR", report_modality="MG") == [("mammography_birads", "2")]

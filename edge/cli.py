@@ -6,6 +6,8 @@
     mchub edge run --config hub.toml                                        the daemon
     mchub edge status --config hub.toml [--json]                            what the hub is doing
     mchub edge export --config hub.toml --out FILE [--since SEQ|DATE]       hand-carry unsynced records
+    mchub edge backup --config hub.toml --out FILE                          consistent copy of hub.db
+    mchub edge restore --config hub.toml --from FILE                        restore a backup (new epoch)
     mchub edge hash-password                                                hash a staff PIN/password for hub.toml
 """
 
@@ -26,6 +28,8 @@ examples:
   mchub edge run --config /etc/mchub/hub.toml
   mchub edge status --config /etc/mchub/hub.toml
   mchub edge export --config /etc/mchub/hub.toml --out /media/usb/clinic-042.mchx
+  mchub edge backup --config /etc/mchub/hub.toml --out /media/usb/hub-backup.db
+  mchub edge restore --config /etc/mchub/hub.toml --from /media/usb/hub-backup.db   (hub stopped)
 
 The hub keeps every reading in data_dir/hub.db until the cloud has acknowledged it and the
 retention period has passed. If the network is down for weeks nothing is lost; `status`
@@ -64,6 +68,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--since", help="start at this seq or date (default: first record the cloud has not acked)")
     p.add_argument("--from-db", type=Path, help="export from this database instead, e.g. a quarantined hub.db")
     p.set_defaults(func=_export)
+    p = add("backup", "write a consistent copy of hub.db (safe while the hub runs)")
+    p.add_argument("--out", required=True, type=Path, help="backup file to write, e.g. on a USB stick")
+    p.set_defaults(func=_backup)
+    p = add("restore", "make a backup this hub's database under a new epoch (stop the hub first)")
+    p.add_argument("--from", dest="source", required=True, type=Path, help="the backup file")
+    p.set_defaults(func=_restore)
     sub.add_parser("hash-password", help="hash a staff PIN or password for [[web.users]] secret_hash in hub.toml",
                    description="Reads the PIN or password twice (not echoed; or one line from a pipe) and "
                                "prints the scrypt hash to paste as secret_hash.").set_defaults(func=_hash)
@@ -212,4 +222,55 @@ def _export(args: argparse.Namespace) -> int:
         return 0
     print(f"wrote records {done.first}..{done.last} ({done.last - done.first + 1}) in {done.batches} "
           f"sealed batch(es) to {args.out}")
+    return 0
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from edge.backup import backup
+    from edge.errors import EdgeError
+
+    try:
+        done = backup(_load(args).db_path, args.out)
+    except EdgeError as exc:
+        return _fail(exc)
+    print(f"wrote {args.out} ({done.size} bytes): hub {done.hub_id}, epoch {done.epoch:x}, "
+          f"records up to seq {done.next_seq - 1}, cloud acknowledged through {done.acked_through}")
+    print("keep the identity directory backed up too (once; it changes only on rotate-key)")
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.request
+
+    from edge import identity
+    from edge.backup import restore
+    from edge.errors import EdgeError
+
+    try:
+        cfg = _load(args)
+        host = "127.0.0.1" if cfg.web_bind in ("0.0.0.0", "::") else cfg.web_bind
+        running = True
+        try:
+            with urllib.request.urlopen(f"http://{host}:{cfg.web_port}/api/status", timeout=2):
+                pass
+        except urllib.error.HTTPError:
+            pass  # it answers (e.g. 401 without the console token): it runs
+        except OSError:
+            running = False
+        if running:
+            return _fail(Exception("the hub is running: stop it first (sudo systemctl stop mchub-edge)"))
+        done = restore(cfg.data_dir, identity.load(cfg.identity_dir), args.source, cfg.sync.url)
+    except EdgeError as exc:
+        return _fail(exc)
+    print(f"restored {args.source} as {cfg.db_path}: new epoch {done.new_epoch:x} (was {done.old_epoch:x})")
+    if done.replaced:
+        print(f"the previous hub.db is in {done.replaced}; if it holds records taken after the backup, "
+              f"run: mchub edge export --config {args.config} --from-db {done.replaced} --out FILE")
+    if done.exported:
+        print(f"records {done.first}..{done.last} of the backup were not acknowledged by the cloud when it was "
+              f"taken; they are in {done.exported} under their original epoch")
+        print(f"  upload: {done.uploaded}" if done.uploaded else
+              f"  bring them to the cloud: mchub cloud import {done.exported.name}")
+    print("start the hub again: sudo systemctl start mchub-edge")
     return 0

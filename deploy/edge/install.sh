@@ -53,8 +53,11 @@ for g in dialout bluetooth; do getent group "$g" >/dev/null && usermod -aG "$g" 
 chown -R mchub:mchub "$STATE"
 chown root:mchub "$ETC/hub.toml" && chmod 0640 "$ETC/hub.toml"
 install -m 0644 "$SRC/deploy/edge/mchub-edge.service" /etc/systemd/system/mchub-edge.service
+install -m 0644 "$SRC/deploy/edge/mchub-edge-backup.service" /etc/systemd/system/mchub-edge-backup.service
+install -m 0644 "$SRC/deploy/edge/mchub-edge-backup.timer" /etc/systemd/system/mchub-edge-backup.timer
 ln -sf "$VENV/bin/mchub" /usr/local/bin/mchub
 systemctl daemon-reload
 systemctl enable mchub-edge.service
+systemctl enable --now mchub-edge-backup.timer
 systemctl restart mchub-edge.service
 say "done: 'systemctl status mchub-edge', 'mchub edge status --config /etc/mchub/hub.toml'"

@@ -1,0 +1,78 @@
+"""``mchub demo --duration``: the README's first command, end to end, as a user runs it.
+
+One bounded run (cloud on SQLite, two hubs, four stations of serial devices on ptys, one
+hub offline for a while): the summary must show readings synced, none lost and none
+duplicated, vitals accepted by the HIS simulator and cases by the MCH platform simulator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(360)
+def test_bounded_demo_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    summary = tmp_path / "summary.json"
+    work = tmp_path / "work"
+    result = subprocess.run(
+        [sys.executable, "-m", "mchub", "demo", "--duration", "24", "--offline-at", "5", "--offline-for", "8",
+         "--pace", "1", "--workdir", str(work), "--summary-json", str(summary), "--plain"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    out = result.stdout + result.stderr
+    assert summary.exists(), out
+    doc = json.loads(summary.read_text(encoding="utf-8"))
+    assert result.returncode == 0, out
+    assert doc["lost"] == 0 and doc["duplicated"] == 0 and doc["unexpected"] == 0, out
+    assert doc["readings_in_cloud"] == doc["readings_delivered"] > 0, out
+    assert doc["visits_in_cloud"] == doc["visits_opened"] > 0, out
+    assert doc["offline_spells"] == 1 and doc["undrained"] == []
+    assert set(doc["patients"]) == {"adult", "pregnant", "child"}, doc["patients"]
+    his, mch = doc["peers"]["HIS (HL7)"], doc["peers"]["妇幼 MCH"]
+    assert his["available"] and his["delivered"] >= 1, out  # vitals ORU^R01 accepted by the HIS
+    assert his["results_acked"] >= 1, out  # lab results the HIS sent were ACKed by the cloud
+    assert mch["available"] and mch["delivered"] >= 1, out  # cases accepted by the MCH platform
+    assert "汇总 summary" in out and "lost" in out
+    # every child process is gone: no hub or cloud still listens in the work directory's logs' names
+    leftovers = subprocess.run(["pgrep", "-f", str(work)], capture_output=True, text=True).stdout.split()
+    assert leftovers == [], f"processes left behind: {leftovers}"
+
+
+def test_help_explains_the_demo() -> None:
+    result = subprocess.run([sys.executable, "-m", "mchub", "demo", "--help"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0
+    for words in ("--duration", "--workdir", "--postgres", "exit codes", "Ctrl-C"):
+        assert words in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_ctrl_c_winds_down_with_a_summary_and_stops_every_child(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mchub", "demo", "--workdir", str(work), "--pace", "1", "--plain"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout is not None
+    lines: list[str] = []
+    for line in proc.stdout:  # run until the first progress line after the URLs
+        lines.append(line)
+        if "patients" in line and lines and any("打开 open" in x for x in lines):
+            break
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=180)
+    text = "".join(lines) + out
+    assert proc.returncode == 0, text
+    assert "Ctrl-C" in text and "汇总 summary" in text
+    leftovers = subprocess.run(["pgrep", "-f", str(work)], capture_output=True, text=True).stdout.split()
+    assert leftovers == [], f"processes left behind: {leftovers}"

@@ -7,11 +7,7 @@ import contextlib
 
 import pytest
 
-<<<<<<<< HEAD:tests/firmware_sim/test_netfaults.py
 from firmware_sim.netfaults import FaultProxy, Mode
-========
-from firmware_sim.faultproxy import FaultProxy, Mode
->>>>>>>> demo:tests/firmware_sim/test_faultproxy.py
 
 
 @contextlib.asynccontextmanager

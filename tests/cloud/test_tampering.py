@@ -25,7 +25,8 @@ TABLES = ("readings", "sessions", "subjects", "stations", "devices", "reading_bi
           "hubs", "hub_keys", "sites")
 #: routes anyone may call (the batch endpoint authenticates each batch by its signature)
 PUBLIC = {"/api/v1/batches", "/api/v1/keys", "/healthz", "/readyz", "/metrics", "/openapi.json",
-          "/api/v1/admin/logout"}  # signing out without a session is a harmless no-op (204)
+          "/api/v1/admin/logout",  # signing out without a session is a harmless no-op (204)
+          "/"}  # redirects to /ui/, whose pages ask for a sign-in (tests/cloud/web/test_security.py)
 #: pages every visitor must reach to sign in (added by the web pages; they answer GET with a form)
 PUBLIC_PREFIXES = ("/login", "/logout", "/lang", "/static")
 

@@ -1,0 +1,104 @@
+"""The commented example cloud.toml that `mchub cloud init` writes (every section, every key)."""
+
+EXAMPLE = """\
+# mchub cloud configuration (see `mchub cloud serve --help`)
+[server]
+host = "127.0.0.1"
+port = 8443
+workers = 1              # >1 needs PostgreSQL
+max_batch_bytes = 33554432
+max_inflight = 32        # concurrent ingests per worker; beyond max_queue waiting -> 503
+max_queue = 256
+retry_after_s = 5
+
+[database]
+url = "sqlite:///cloud.db"   # or postgresql://mchub@db:5432/mchub
+pool_size = 10
+
+[keys]
+dir = "keys"             # created by `mchub cloud init`
+
+[admin]
+token_file = "admin.token"  # bearer token for /admin/v1 (fleet simulator, provisioning); "" = disabled
+
+[mqtt]
+enabled = false
+host = "127.0.0.1"
+port = 1883
+
+[provisioning]
+ca_dir = ""              # fleet CA from `mchub provision ca init`; "" = hub enrollment disabled
+passphrase_file = ""     # first line: the CA passphrase (mode 0600)
+mqtt_url = "mqtt://127.0.0.1:1883"   # the broker enrolled hubs are told to use
+hub_cert_days = 30       # hub certificate lifetime; hubs rotate in the last third
+rotation_overlap_hours = 24          # the old key keeps verifying this long after a rotation
+mqtt_password_file = ""  # rewrite this Mosquitto password_file after enrollments and revocations
+mqtt_reload_command = [] # then run this, e.g. ["systemctl", "reload", "mosquitto"]
+
+[outbox]
+max_attempts = 10
+base_delay_s = 5.0
+max_delay_s = 3600.0
+
+[web]
+idle_timeout_s = 900     # dashboard/admin sessions end after this long without a request
+secure_cookie = true     # false only for plain-HTTP testing; production runs behind HTTPS
+max_failures = 5         # wrong logins before a user name (or client address) is locked
+lock_s = 900
+
+[logging]
+level = "INFO"
+json = true
+
+[mllp]                   # HL7 v2 from the HIS/LIS (docs/hl7.md)
+enabled = false
+host = "0.0.0.0"
+port = 2575
+tls_cert = ""            # PEM certificate + key for MLLP over TLS; "" = plain TCP
+tls_key = ""
+max_message_bytes = 1048576
+idle_timeout_s = 900
+# local lab codes -> LOINC, one table per coding system (OBX-3.3):
+#   [mllp.code_map.L]
+#   HPV16 = "59263-4"    (inline form: code_map = { L = { HPV16 = "59263-4" } })
+
+[his]                    # vitals ORU^R01 to the HIS over MLLP (docs/hl7.md)
+enabled = false
+host = "127.0.0.1"
+port = 2576
+tls_ca = ""              # PEM CA of the HIS for MLLP over TLS; "" = plain TCP
+ack_timeout_s = 30
+attempts = 3             # sends per delivery try (same MSH-10), then the outbox backs off
+sending_facility = ""
+receiving_app = "HIS"
+receiving_facility = ""
+mrn_authority = ""       # PID-3.4 of HIS MRNs (learned from ADT); "" = any
+
+[dicom]                  # DICOM intake: STOW-RS on the HTTP port, C-STORE SCP (docs/dicom.md)
+enabled = false
+object_dir = "dicom"
+scp_enabled = true
+scp_host = "0.0.0.0"
+scp_port = 11112
+ae_title = "MCHUB"
+allowed_calling_aets = []   # PACS AE titles allowed to C-STORE (required when scp_enabled)
+max_body_mb = 512
+# national_id_issuers = ["NNCHN", "身份证"]
+[mch]                    # maternal-and-child-health cases and uploads (docs/mch.md)
+enabled = false          # assemble cases, follow-ups and uploads inside the cloud
+platform_url = ""        # e.g. "https://mch.example.gov.cn"; "" = keep records queued, upload nothing
+app_key = ""
+secret_file = "mch.secret"   # the platform's app secret (one line), mode 0600
+algorithm = "HMAC-SHA256"    # or "HMAC-SM3"
+profile = ""             # platform field mapping; "" = cloud/mch/profiles/reference.toml
+rate_per_s = 5.0         # uploads per second at most
+timeout_s = 10.0
+lease_s = 60.0           # a claimed upload is retried after this if its worker died
+assemble_interval_s = 10.0
+default_site = "default" # site of a case with no visit at a known hub
+
+[audit]
+retention_days = 400     # at least 183 (six months, Cybersecurity Law art. 21); older entries are pruned
+seal_interval_s = 1.0    # how soon a new entry is linked into the hash chain
+prune_interval_s = 3600.0
+"""

@@ -26,7 +26,6 @@ from protocol.errors import ProtocolError
 from protocol.hl7.codemap import CodeMap
 
 
-
 @dataclass(frozen=True)
 class ServerConfig:
     """[server]"""

@@ -11,6 +11,10 @@
   jitter; after ``max_attempts`` (or a permanent refusal) the message is dead-lettered
   with the receiver's reason. :func:`replay` puts a dead letter back in the queue (audited).
 * :func:`run_dispatcher` is the loop a sender (HL7, MCH) runs with its delivery function.
+* :func:`record_event` writes a change-feed row (:data:`EVENT_TOPICS`, e.g. ``visit.closed``):
+  nobody delivers it, so it is stored as ``done`` and never counts as a waiting message.
+  Readers of the feed (the MCH assembler) select such rows by ``created_ms``; a trigger
+  (``outbox_his_vitals``) turns a ``visit.closed`` row into a pending ``his.vitals`` message.
 
 Delivery is at-least-once; the idempotency key turns it into exactly-once at the receiver.
 """
@@ -60,15 +64,26 @@ class Message:
     attempts: int
 
 
+#: change-feed topics: rows that record what happened, read by ``created_ms``, never delivered
+EVENT_TOPICS = ("visit.closed", "visit.updated")
+
+
 async def enqueue(tx: Tx, topic: str, idempotency_key: str, payload: dict[str, Any], *,
-                  delay_ms: int = 0) -> bool:
+                  delay_ms: int = 0, status: str = "pending") -> bool:
     """Add a message in the caller's transaction; False when the key was already queued."""
     now = now_ms()
     n = await tx.execute(
-        "INSERT INTO outbox (topic, idempotency_key, payload, next_attempt_ms, created_ms, updated_ms) "
-        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (idempotency_key) DO NOTHING",
-        topic, idempotency_key, msgspec.json.encode(payload).decode(), now + delay_ms, now, now)
+        "INSERT INTO outbox (topic, idempotency_key, payload, status, next_attempt_ms, created_ms, updated_ms) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (idempotency_key) DO NOTHING",
+        topic, idempotency_key, msgspec.json.encode(payload).decode(), status, now + delay_ms, now, now)
     return n > 0
+
+
+async def record_event(tx: Tx, topic: str, idempotency_key: str, payload: dict[str, Any]) -> bool:
+    """Write a change-feed row (one of :data:`EVENT_TOPICS`) in the caller's transaction, as ``done``."""
+    if topic not in EVENT_TOPICS:
+        raise OutboxError(f"{topic!r} is not a change-feed topic (one of {', '.join(EVENT_TOPICS)})")
+    return await enqueue(tx, topic, idempotency_key, payload, status="done")
 
 
 _CLAIM_PG = """

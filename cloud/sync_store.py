@@ -194,10 +194,10 @@ async def _after(tx: Tx, hub_id: str, epoch: int, new: list[Record]) -> None:
                     hub_id, r.session_id, epoch, r.seq, r.at, r.at, r.reason)
     for r in records:
         if isinstance(r, SessionClosed):
-            await outbox.enqueue(tx, "visit.closed", f"visit.closed/{hub_id}/{r.session_id}",
+            await outbox.record_event(tx, "visit.closed", f"visit.closed/{hub_id}/{r.session_id}",
                                  {"hub_id": hub_id, "session_id": r.session_id})
         elif isinstance(r, ReadingBound):
-            await outbox.enqueue(tx, "visit.updated", f"visit.updated/{hub_id}/{epoch}/{r.seq}",
+            await outbox.record_event(tx, "visit.updated", f"visit.updated/{hub_id}/{epoch}/{r.seq}",
                                  {"hub_id": hub_id, "session_id": r.session_id, "reading_uid": r.reading_uid})
 
 

@@ -159,6 +159,12 @@ CREATE INDEX audit_log_action ON audit_log (action, at_ms);
 CREATE INDEX hl7_inbound_control ON hl7_inbound (control_id);
 """
 
+#: migration 9: change-feed rows (``visit.closed``, ``visit.updated``) are events, not waiting
+#: work: they are stored as ``done`` (cloud.outbox.record_event), and those already queued retire
+_V9_EVENTS = """
+UPDATE outbox SET status = 'done' WHERE topic IN ('visit.closed', 'visit.updated') AND status = 'pending';
+"""
+
 #: (version, name, SQL for both dialects, PostgreSQL-only SQL)
 MIGRATIONS: list[tuple[int, str, str, str]] = [
     (1, "initial schema", _V1, _V1_PG_ONLY),
@@ -169,6 +175,8 @@ MIGRATIONS: list[tuple[int, str, str, str]] = [
     (6, "web sessions, login throttle, dashboard samples", _V6_WEB, ""),
     (7, "audit hash chain, append-only", audit_schema.V7, audit_schema.V7_PG_ONLY),
     (8, "ingest checks hub and key in the transaction", "", pg_ingest.CHECKED_FUNCTION),
+    (9, "change-feed outbox rows are done on arrival", _V9_EVENTS,
+     pg_ingest.FUNCTION.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)),
 ]
 #: SQLite-only SQL of a migration, run after its common SQL: one statement (e.g. a trigger) or a tuple of them
 SQLITE_ONLY: dict[int, str | tuple[str, ...]] = {4: integration_schema.SQLITE_ONLY, 7: audit_schema.V7_SQLITE_ONLY}

@@ -9,7 +9,8 @@ the signing key valid, then calls ``mchub_ingest(...)`` of migration 2) and gets
 a single statement, which PostgreSQL runs as one transaction. The function does exactly what
 :func:`cloud.sync_store.store_batch` does on SQLite, in the same order: lock the mark row,
 gap / duplicate (audited), stations and devices, subjects by blind index and sessions,
-readings (``ON CONFLICT DO NOTHING``), bindings, closings with their outbox rows, the mark.
+readings (``ON CONFLICT DO NOTHING``), bindings, closings with their change-feed rows (outbox,
+``done``: see :func:`cloud.outbox.record_event`), the mark.
 Records at or below the mark are skipped inside the function, under the row lock.
 """
 
@@ -125,13 +126,14 @@ BEGIN
                 ON CONFLICT DO NOTHING;
         END IF;
     END LOOP;
-    INSERT INTO outbox (topic, idempotency_key, payload, next_attempt_ms, created_ms, updated_ms)
+    INSERT INTO outbox (topic, idempotency_key, payload, status, next_attempt_ms, created_ms, updated_ms)
         SELECT 'visit.closed', 'visit.closed/' || p_hub || '/' || c.s,
-               json_build_object('hub_id', p_hub, 'session_id', c.s)::text, p_now, p_now, p_now
+               json_build_object('hub_id', p_hub, 'session_id', c.s)::text, 'done', p_now, p_now, p_now
         FROM unnest(c_seq, c_session) AS c(q, s) WHERE c.q > v_mark
         UNION ALL
         SELECT 'visit.updated', 'visit.updated/' || p_hub || '/' || p_epoch || '/' || b.q,
-               json_build_object('hub_id', p_hub, 'session_id', b.s, 'reading_uid', b.u)::text, p_now, p_now, p_now
+               json_build_object('hub_id', p_hub, 'session_id', b.s, 'reading_uid', b.u)::text, 'done',
+               p_now, p_now, p_now
         FROM unnest(b_seq, b_session, b_uid) AS b(q, s, u) WHERE b.q > v_mark
         ON CONFLICT (idempotency_key) DO NOTHING;
     UPDATE sync_state SET acked_through = p_last, batches = batches + 1,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloud.db.engine import Database
+from cloud.outbox import EVENT_TOPICS
 from cloud.errors import CloudError
 
 
@@ -15,7 +16,7 @@ class CloudCounts:
 
     readings: dict[str, int] = field(default_factory=dict)  #: hub -> readings stored
     sessions: dict[str, int] = field(default_factory=dict)  #: hub -> visits stored
-    outbox: dict[tuple[str, str], int] = field(default_factory=dict)  #: (topic, status) -> messages
+    outbox: dict[tuple[str, str], int] = field(default_factory=dict)  #: (topic, status) -> outbound messages
     results: int = 0  #: HIS/LIS/PACS results stored
     error: str = ""
 
@@ -51,7 +52,8 @@ class CloudReader:
                 for r in await tx.fetch("SELECT hub_id, COUNT(*) AS n FROM sessions GROUP BY hub_id"):
                     out.sessions[r["hub_id"]] = int(r["n"])
                 for r in await tx.fetch("SELECT topic, status, COUNT(*) AS n FROM outbox GROUP BY topic, status"):
-                    out.outbox[(r["topic"], r["status"])] = int(r["n"])
+                    if r["topic"] not in EVENT_TOPICS:  # the change feed is not outbound work
+                        out.outbox[(r["topic"], r["status"])] = int(r["n"])
                 out.results = int(await tx.fetchval("SELECT COUNT(*) FROM results") or 0)
         except (CloudError, OSError) as exc:
             out.error = str(exc)

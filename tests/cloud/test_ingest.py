@@ -70,7 +70,9 @@ async def test_a_visit_is_stored_once_and_a_replay_is_a_counted_audited_no_op(an
     assert await q(cfg, "SELECT COUNT(*) FROM readings WHERE session_id IS NULL") == [(0,)]
     assert await q(cfg, "SELECT bound_by FROM reading_bindings") == [("nurse.li",)]
     assert await q(cfg, "SELECT acked_through, duplicates, records FROM sync_state") == [(7, 1, 7)]
-    assert await q(cfg, "SELECT topic FROM outbox ORDER BY id") == [("visit.closed",), ("visit.updated",)]
+    # change-feed rows: read by the MCH assembler, never delivered, so never waiting in a queue
+    assert await q(cfg, "SELECT topic, status FROM outbox ORDER BY id") == [
+        ("visit.closed", "done"), ("visit.updated", "done")]
     assert await q(cfg, "SELECT action, hub_id FROM audit_log WHERE action LIKE 'batch.%'") == [
         ("batch.duplicate", "H001")]
     assert await q(cfg, "SELECT COUNT(*) FROM stations") == [(1,)]

@@ -105,3 +105,25 @@ def test_backoff_is_exponential_capped_and_jittered() -> None:
     for attempts, ceiling in [(1, 2000), (2, 4000), (3, 8000), (5, 30000), (9, 30000)]:
         delays = {outbox.backoff_ms(attempts, cfg, rng) for _ in range(50)}
         assert all(ceiling / 2 <= d <= ceiling for d in delays) and len(delays) > 10
+
+
+async def test_a_change_feed_event_is_done_on_arrival_and_never_counts_as_waiting(db: Database) -> None:
+    async with db.transaction() as tx:
+        assert await outbox.record_event(tx, "visit.closed", "visit.closed/H1/S1", {"hub_id": "H1"})
+        assert not await outbox.record_event(tx, "visit.closed", "visit.closed/H1/S1", {"hub_id": "H1"})
+        with pytest.raises(OutboxError, match="not a change-feed topic"):
+            await outbox.record_event(tx, "his.vitals", "his.vitals/H1/S1", {})
+    async with db.transaction() as tx:
+        assert await outbox.depths(tx) == {}
+    assert await outbox.claim(db, "visit.closed") == []
+
+
+async def test_migration_9_retires_change_feed_rows_an_older_cloud_left_pending(db: Database) -> None:
+    async with db.transaction() as tx:  # as migrations 1-8 wrote them
+        await outbox.enqueue(tx, "visit.closed", "visit.closed/H1/S1", {"hub_id": "H1"})
+        await outbox.enqueue(tx, "visit.updated", "visit.updated/H1/1/7", {"hub_id": "H1"})
+        await outbox.enqueue(tx, "his.vitals", "his.vitals/H1/S1", {"hub_id": "H1"})
+        await tx.execute("DELETE FROM schema_migrations WHERE version = 9")
+    assert await migrate(db) == ["0009 change-feed outbox rows are done on arrival"]
+    async with db.transaction() as tx:
+        assert await outbox.depths(tx) == {("his.vitals", "pending"): 1}

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloud.db.engine import Database
-from cloud.outbox import EVENT_TOPICS
 from cloud.errors import CloudError
+from cloud.outbox import EVENT_TOPICS
 
 
 @dataclass

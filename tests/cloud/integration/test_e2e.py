@@ -192,7 +192,7 @@ async def test_studies_by_stow_rs_and_c_store_are_indexed_against_subjects(tmp_p
         assert len(known) == 1 and sum(r["subject_id"] is None for r in rows) == 1
         assert [r["birads"] for r in rows if r["family"] == "SR"] == ["4A"]
         sealed = [bytes(r["sr_text_enc"]) for r in rows if r["sr_text_enc"]]
-        assert sealed and not any("BI-RADS 4A".encode() in s or "建议活检".encode() in s for s in sealed)
+        assert sealed and not any(b"BI-RADS 4A" in s or "建议活检".encode() in s for s in sealed)
         [item] = await query(cfg, queries.unmatched)
         assert (item.kind, item.mrn, item.mrn_authority) == ("dicom", "MRN0777", "HOSP")
         birads = await sql(cfg, "SELECT kind, value, subject_id FROM results WHERE source = 'dicom'")

@@ -104,8 +104,10 @@ async def get_metrics(request: Request) -> Response:
             depth = await outbox.depths(tx)
             hubs = await tx.fetch("SELECT status, online, COUNT(*) AS n, SUM(COALESCE(queue_depth, 0)) AS q "
                                   "FROM hubs GROUP BY status, online")
+        waiting = {(t, s): 0.0 for t in outbox.OUTBOUND_TOPICS for s in ("pending", "dead")}  # 0, not absent
+        waiting.update({k: float(v) for k, v in depth.items()})
         gauges["mchub_outbox_messages"] = ("Outbound messages not yet delivered, by topic and status",
-                                           {k: float(v) for k, v in depth.items()}, ("topic", "status"))
+                                           waiting, ("topic", "status"))
         gauges["mchub_hubs"] = ("Registered hubs by status and presence",
                                 {(r["status"], "true" if r["online"] else "false"): float(r["n"]) for r in hubs},
                                 ("status", "online"))

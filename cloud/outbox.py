@@ -66,6 +66,8 @@ class Message:
 
 #: change-feed topics: rows that record what happened, read by ``created_ms``, never delivered
 EVENT_TOPICS = ("visit.closed", "visit.updated")
+#: topics a sender delivers (HIS vitals, MCH uploads and follow-ups): /metrics reports each, 0 when empty
+OUTBOUND_TOPICS = ("his.vitals", "mch.upload", "mch.followup")
 
 
 async def enqueue(tx: Tx, topic: str, idempotency_key: str, payload: dict[str, Any], *,

@@ -127,3 +127,12 @@ async def test_migration_9_retires_change_feed_rows_an_older_cloud_left_pending(
     assert await migrate(db) == ["0009 change-feed outbox rows are done on arrival"]
     async with db.transaction() as tx:
         assert await outbox.depths(tx) == {("his.vitals", "pending"): 1}
+
+
+def test_the_outbound_topics_metrics_report_are_the_senders_topics() -> None:
+    from cloud.integration.vitals import TOPIC
+    from cloud.mch.followups import FOLLOWUP_TOPIC
+    from cloud.mch.store import UPLOAD_TOPIC
+
+    assert outbox.OUTBOUND_TOPICS == (TOPIC, UPLOAD_TOPIC, FOLLOWUP_TOPIC)
+    assert not set(outbox.OUTBOUND_TOPICS) & set(outbox.EVENT_TOPICS)

@@ -195,10 +195,10 @@ async def _after(tx: Tx, hub_id: str, epoch: int, new: list[Record]) -> None:
     for r in records:
         if isinstance(r, SessionClosed):
             await outbox.record_event(tx, "visit.closed", f"visit.closed/{hub_id}/{r.session_id}",
-                                 {"hub_id": hub_id, "session_id": r.session_id})
+                                      {"hub_id": hub_id, "session_id": r.session_id})
         elif isinstance(r, ReadingBound):
             await outbox.record_event(tx, "visit.updated", f"visit.updated/{hub_id}/{epoch}/{r.seq}",
-                                 {"hub_id": hub_id, "session_id": r.session_id, "reading_uid": r.reading_uid})
+                                      {"hub_id": hub_id, "session_id": r.session_id, "reading_uid": r.reading_uid})
 
 
 async def store_batch(tx: Tx, header: BatchHeader, records: list[Record], at_rest: AtRest, now: int,

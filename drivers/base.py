@@ -30,6 +30,17 @@ class Measurement(msgspec.Struct, frozen=True, kw_only=True):
     raw: bytes = b""
     user_id: int | None = None  #: the device's own user slot, when it reports one
     live: bool = False  #: intermediate value (cuff pressure while inflating): shown, never stored
+    #: the device shows this reading again until a new one replaces it (a poll answer, a register
+    #: still on show, a stored record) and the driver cannot tell whether the hub already stored it
+    #: (the first answer after the driver started, or one stored but not yet acknowledged): the hub
+    #: stores it only when it differs from the last reading it stored from this device
+    repeats: bool = False
+    #: how long before this report the device says it took the measurement (seconds, rounded down),
+    #: e.g. the Accutorr's "minutes since the last NIBP measurement"
+    age_s: int | None = None
+    #: what the device's own frame numbers this reading with (a sequence register, a record
+    #: number); part of the hub's repeat fingerprint, so two equal values with different numbers differ
+    identity: str = ""
 
 
 class CardRead(msgspec.Struct, frozen=True, kw_only=True):

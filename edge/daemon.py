@@ -81,7 +81,7 @@ class Hub:
         conn, self.quarantine = await asyncio.to_thread(open_db, cfg.db_path, self.identity.hub_id)
         self.sessions = SessionManager(self._windows(cfg), 300_000, thresholds(cfg.bp_guideline),
                                        monotonic=self.monotonic)
-        ledger = Ledger(conn, self.sessions, self.identity.encrypt, self.clock)
+        ledger = Ledger(conn, self.sessions, self.identity.encrypt, self.clock, self.identity.subject_tag)
         self.writer = GroupWriter(ledger, DiskGuard(cfg.data_dir, cfg.min_free_mb << 20), cfg.group_max)
         self.writer.start()
         self.reader = Reader(cfg.db_path, self.identity.decrypt)

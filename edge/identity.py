@@ -14,6 +14,8 @@ the hub's public key for ``mchub cloud hub add``.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -25,6 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from edge.errors import IdentityError
 from protocol.keys import RecipientPublic, SuiteId, ed25519_raw, load_ed25519_public
+from protocol.model import Subject
 
 _NONCE = 12
 
@@ -50,6 +53,17 @@ class Identity:
         """AES-256-GCM with the data key: ``nonce || ciphertext``."""
         nonce = os.urandom(_NONCE)
         return nonce + AESGCM(self.data_key).encrypt(nonce, plaintext, aad)
+
+    def subject_tag(self, subject: Subject) -> str | None:
+        """Keyed hash (HMAC-SHA256 with the data key) of the ID number, None without one.
+
+        Stored with a session so the same card read again continues it; without the data
+        key it says nothing about the number.
+        """
+        if not subject.national_id:
+            return None
+        mac = hmac.new(self.data_key, b"mchub/subject-tag/" + subject.national_id.encode(), hashlib.sha256)
+        return mac.hexdigest()[:32]
 
     def decrypt(self, sealed: bytes, aad: bytes) -> bytes:
         """Inverse of :meth:`encrypt`; raises IdentityError when the data key does not fit."""

@@ -39,6 +39,7 @@ class OpenSession:
     height_cm: float | None = None
     weight_kg: float | None = None
     last_mono: int | None = None  #: monotonic ms of the last activity (None: not yet known, e.g. after a restart)
+    subject_tag: str | None = None  #: keyed hash of the card holder's ID number (a re-read card continues the session)
 
 
 def thresholds(guideline: str) -> BpThresholds:
@@ -89,23 +90,41 @@ class SessionManager:
         """Close the station's session (patient finished, staff, shutdown); nothing when none is open."""
         return [self._close(station_id, reason, now)] if station_id in self.open else []
 
-    def identify(self, station_id: str, subject: Subject, now: int, pregnant_weeks: int | None = None) -> list[Record]:
-        """A card, QR code or staff entry at a station: close the previous session, open a new one."""
+    def identify(self, station_id: str, subject: Subject, now: int, pregnant_weeks: int | None = None,
+                 subject_tag: str | None = None) -> list[Record]:
+        """A card, QR code or staff entry at a station: close the previous session, open a new one.
+
+        The same person again at a station whose session is still open (``subject_tag``
+        equal: the card still on the reader after a hub restart, or tapped again) continues
+        that session: no records, :meth:`current` names it.
+        """
         out = self.expire(now)
+        current = self.open.get(station_id)
+        if current is not None and subject_tag is not None and current.subject_tag == subject_tag:
+            self._touch(current, now)
+            return out
         out += self.close_station(station_id, "next_card", now)
-        s = OpenSession(uuid7(now), station_id, now, now, pregnant_weeks)
+        s = OpenSession(uuid7(now), station_id, now, now, pregnant_weeks, subject_tag=subject_tag)
         self._touch(s, now)
         self.open[station_id] = s
         out.append(SessionOpened(at=now, session_id=s.session_id, station_id=station_id, subject=subject,
                                  pregnant_weeks=pregnant_weeks))
         return out
 
-    def reading(self, station_id: str, device_id: str, m: Measurement, now: int) -> list[Record]:
-        """The records for one measurement: maybe a timeout close, then the flagged, bound reading."""
+    def reading(self, station_id: str, device_id: str, m: Measurement, now: int,
+                taken_by: int | None = None) -> list[Record]:
+        """The records for one measurement: maybe a timeout close, then the flagged, bound reading.
+
+        ``taken_by`` is the latest time the measurement can have been taken (None: now). A
+        session opened after it never gets the reading (it was someone else's, shown again
+        after a restart): the reading stays unbound and the session untouched.
+        """
         out: list[Record] = []
         s = self.open.get(station_id)  # only this station's session matters; ticks expire the others
         if s is not None and self.idle_ms(s, now) > self.window(station_id):
             out.append(self._close(station_id, "timeout", now))
+            s = None
+        if s is not None and taken_by is not None and taken_by < s.opened_at:
             s = None
         obs = m.observations
         by_code = {o.code: o.value for o in obs}

@@ -23,7 +23,11 @@ Guarantees:
   finished sending them *and* every one of them was durably accepted by the sink.
   Until then nothing is lost if the hub crashes; a restarted hub receives again the records
   it had not deleted yet, unless the supervisor primes the driver with the raw frames of
-  the device's recent readings (:meth:`BleDriver.remember`).
+  the device's recent readings (:meth:`BleDriver.remember`). A record without a time
+  stamp in the first stored-record transfer of a new driver object (the hub restarted:
+  the driver remembers nothing yet) is marked ``repeats``, so the hub compares it with the
+  last reading it stored from this device (``edge.store.repeats``; time-stamped records
+  are recognised by the hub's ``seen`` keys).
 * after any drop the manager reconnects with exponential backoff and jitter
   (``backoff_initial`` .. ``backoff_max``); a session that got connected resets it.
   With ``max_attempts`` set, that many consecutive failures raise TransportError.
@@ -41,6 +45,8 @@ import random
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
+
+import msgspec
 
 from drivers.base import Sink
 from drivers.ble import racp
@@ -89,6 +95,7 @@ class BleDriver:
         self._resendable: Counter[bytes] | None = None  # during a stored-record transfer
         self._deleting: Counter[bytes] = Counter()
         self._subscribed = False
+        self._remembers = False  #: a stored-record transfer completed since this object was made
         self.sessions = 0  #: sessions that reached "subscribed" (for status and tests)
         self.duplicates = 0  #: stored records dropped because they had already been delivered
 
@@ -228,6 +235,7 @@ class BleDriver:
         elif source == _REPORT_DONE:
             # every record sent before the response has been durably accepted by now
             self._resendable = None
+            self._remembers = True
             if data[0] == racp.NO_RECORDS_FOUND:
                 self._on_device.clear()
             elif self.config.racp_delete and connected:
@@ -264,6 +272,8 @@ class BleDriver:
             self.duplicates += 1
             log.debug("%s: record %s was already delivered", self.device_id, data.hex(" "))
             return
+        if not stamped and self._resendable is not None and not self._remembers:
+            measurement = msgspec.structs.replace(measurement, repeats=True)  # maybe stored before a restart
         await sink.event(measurement)
         if stamped:
             self._seen[data] = None

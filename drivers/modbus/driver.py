@@ -8,6 +8,13 @@ still shows the same sequence after the reconnect: the measurement is acknowledg
 but not emitted again. Without a sequence register that case emits a duplicate, so
 configure one when the station has it.
 
+Across hub restarts and config reloads (a new driver object, an empty memory) the
+driver marks a measurement it cannot place as ``repeats`` — one seen before the station
+showed "not ready" since this object was made, or one stored but not yet acknowledged —
+with the sequence value as its ``identity``; the hub then compares it with the last
+reading it stored from this station (``edge.store.repeats``), so a register still on
+show, or a crash between storing and acknowledging, never stores it twice.
+
 A run of identical bad responses (a station answering "busy" for minutes) is reported
 once and counted in the log, so the hub does not store one copy per poll.
 
@@ -23,6 +30,8 @@ import logging
 import struct
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import msgspec
 
 from drivers.backoff import Backoff
 from drivers.base import Sink
@@ -46,6 +55,9 @@ class ModbusDriver:
         self.backoff = backoff or Backoff()
         self.max_failures = max_failures
         self.dedup = Deduplicator()  #: survives reconnects and restarts of run()
+        #: a ready measurement may be one the hub already stored: nothing seen since this object was
+        #: made, or the last one was stored but its acknowledgement not yet confirmed
+        self.uncertain = True
 
     async def run(self, sink: Sink) -> None:
         """Connect, poll until the link fails, reconnect with backoff; forever (until cancelled)."""
@@ -92,15 +104,21 @@ class ModbusDriver:
 
     async def _handle(self, link: RegisterLink, sink: Sink, frame: Frame) -> None:
         if not frame.ready:
+            self.uncertain = False  # nothing on show: whatever shows next is new
             return
         if self.dedup.is_new(frame):
             if frame.error is not None:
                 log.warning("%s: measurement %s rejected: %s", self.device_id, frame.sequence, frame.error)
                 sink.frame_error(frame.error)
             elif frame.measurement is not None:
-                await sink.event(frame.measurement)
+                identity = "" if frame.sequence is None else f"seq={frame.sequence}"
+                await sink.event(msgspec.structs.replace(frame.measurement, repeats=self.uncertain,
+                                                         identity=identity))
+                self.uncertain = True  # stored; until acknowledged, showing it again is the same reading
             self.dedup.done(frame)
         await self._ack(link, frame)
+        if self.regmap.ack != "none":
+            self.uncertain = False  # acknowledged: the station shows the next measurement only
 
     async def _ack(self, link: RegisterLink, frame: Frame) -> None:
         m = self.regmap

@@ -16,13 +16,18 @@ meanings are on a page no public source reproduces). All of systolic, mean and d
 The monitor answers every poll with the same last measurement, so this decoder keeps
 state: it reports a measurement when the values change or the elapsed minutes go back
 (a new measurement with identical values). :meth:`AccutorrDecoder.reset` forgets only
-the line buffer, so a reconnect does not repeat the last measurement.
+the line buffer, so a reconnect does not repeat the last measurement. Each measurement
+carries ``age_s`` (elapsed minutes x 60), so after a hub restart the hub can tell the
+measurement still on show from a new one with equal values, and never binds it to a
+session opened after it was taken.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+import msgspec
 
 from drivers.base import Measurement
 from drivers.errors import FrameError, InvalidValue, OverlongFrame, TruncatedFrame
@@ -32,6 +37,7 @@ from protocol import codes
 POLL = b"P"
 BANNER = "ACCUTORR PC Interface is ready"
 FIELDS = 9
+MAX_MINUTES = 527_040  #: a year: an elapsed count beyond it is taken as "a year or more"
 
 
 def _opt(text: str, name: str) -> float | None:
@@ -70,7 +76,10 @@ def parse_line(line: bytes) -> tuple[Measurement, int] | Signal | None:
         obs.append(observation(codes.PULSE, p, "/min"))
     st = tuple(b.strip() for b in status_bytes)
     status = () if all(b.strip("0") == "" for b in st) else ("status_bytes=" + ",".join(st),)
-    return measurement("blood_pressure", obs, line, status=status), int(minutes or 0)
+    found = measurement("blood_pressure", obs, line, status=status)
+    if minutes is None:
+        return found, 0
+    return msgspec.structs.replace(found, age_s=min(max(0, int(minutes)), MAX_MINUTES) * 60), int(minutes)
 
 
 class AccutorrDecoder(LineDecoder):

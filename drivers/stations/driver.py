@@ -17,7 +17,10 @@ In poll mode a station keeps answering with the measurement of the person standi
 the driver reports it once and again only after the values change or the platform was
 empty in between. The state lives on the driver object, and the factory hands the same
 object back for an unchanged device (:mod:`drivers.instances`), so a supervisor that
-restarts the driver after a link failure does not repeat a measurement.
+restarts the driver after a link failure does not repeat a measurement. A new object (the
+hub restarted) has no such memory: its first poll-mode measurement before the station
+answered "empty" is marked ``repeats`` and the hub compares it with the last reading it
+stored from this device (``edge.store.repeats``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import msgspec
 
 from drivers.base import Measurement, Sink
 from drivers.errors import ConfigError, FrameError
@@ -65,6 +70,7 @@ class SerialStation:
         self._clock = clock
         self._link_factory = link_factory
         self._last_key: tuple[tuple[str, float], ...] | None = None
+        self._fresh = True  #: nothing reported and no "empty" seen since this object was made
 
     async def run(self, sink: Sink) -> None:
         """Read (and in poll mode, ask) until cancelled; TransportError when the link fails."""
@@ -106,12 +112,16 @@ class SerialStation:
             elif isinstance(item, Signal):
                 if item.kind == "empty":
                     self._last_key = None
+                    self._fresh = False
             elif isinstance(item, Measurement):
                 key = tuple((o.code, o.value) for o in item.observations)
                 if self.mode == "poll" and not self.dialect.self_deduplicating and key == self._last_key:
                     continue  # the same person still on the platform
                 self._last_key = key
+                if self.mode == "poll" and self._fresh:
+                    item = msgspec.structs.replace(item, repeats=True)  # maybe shown since before a restart
                 await sink.event(item)
+                self._fresh = False
 
 
 def make_station(device_id: str, config: Mapping[str, Any]) -> SerialStation:

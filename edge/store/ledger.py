@@ -7,7 +7,9 @@ once (one fsync for the whole group).
 
 A reading whose device gave its own clock and raw frame is stored at most once: a device
 that resends after a lost acknowledgement (crash between commit and ack) gets the seq of
-the stored copy back instead of a second record.
+the stored copy back instead of a second record. A reading the device shows again after
+a restart (``Measurement.repeats``) is checked against the last reading stored from that
+device (:mod:`edge.store.repeats`), in the same transaction that stores readings.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import msgspec
 from drivers.base import Measurement
 from edge.crashpoints import crashpoint
 from edge.sessions import OpenSession, SessionManager
+from edge.store import repeats
 from protocol import idnum
 from protocol.ids import reading_uid
 from protocol.model import Reading, ReadingBound, Record, SessionClosed, SessionOpened, Subject
@@ -123,10 +126,13 @@ class Ledger:
     """Seq assignment and record storage on the write connection."""
 
     def __init__(self, conn: sqlite3.Connection, sessions: SessionManager,
-                 encrypt: Callable[[bytes, bytes], bytes], clock: Callable[[], int] | None = None) -> None:
+                 encrypt: Callable[[bytes, bytes], bytes], clock: Callable[[], int] | None = None,
+                 subject_tag: Callable[[Subject], str | None] | None = None) -> None:
         self.conn = conn
         self.sessions = sessions
         self.encrypt = encrypt
+        #: keyed hash of a subject (None: none); the same card again continues the station's open session
+        self.subject_tag = subject_tag or (lambda _subject: None)
         self.clock = clock or (lambda: time.time_ns() // 1_000_000)
         self._load()
 
@@ -135,8 +141,10 @@ class Ledger:
             "SELECT hub_id, epoch, next_seq FROM sync_state WHERE id = 1").fetchone()
         self.sessions.open.clear()
         for row in self.conn.execute("SELECT session_id, station_id, opened_at, last_at, pregnant_weeks, height_cm, "
-                                     "weight_kg FROM sessions WHERE closed_at IS NULL"):
-            self.sessions.open[row[1]] = OpenSession(*row)
+                                     "weight_kg, subject_tag FROM sessions WHERE closed_at IS NULL"):
+            sid, station, opened, last_at, weeks, height, weight, tag = row
+            self.sessions.open[station] = OpenSession(sid, station, opened, last_at, weeks, height, weight,
+                                                      subject_tag=tag)
 
     def commit(self, items: list[Item]) -> list[Any]:
         """Apply a group in one transaction; returns one result (or InputRejected) per input."""
@@ -151,6 +159,8 @@ class Ledger:
         try:
             keys = [dedup_key(i.device_id, i.m) if isinstance(i, ReadingIn) else None for i in items]
             known = self._known_keys(keys)
+            last = repeats.load(c, {i.device_id for i in items if isinstance(i, ReadingIn)})
+            last_changed: dict[str, repeats.Last] = {}
             for item, key in zip(items, keys, strict=True):
                 if isinstance(item, ReadingIn):
                     if key is not None:
@@ -158,8 +168,19 @@ class Ledger:
                         if old is not None:
                             results.append(old)
                             continue
-                    recs = self.sessions.reading(item.station_id, item.device_id, item.m, now)
+                    fp = repeats.fingerprint(item.m)
+                    when = repeats.taken_by(item.m, now)
+                    prev = last.get(item.device_id)
+                    bind_by = when
+                    if item.m.repeats:
+                        if prev is not None and repeats.same(prev, fp, when):
+                            results.append(prev.seq)  # shown again after a restart: stored already
+                            continue
+                        if prev is None and when is None:
+                            bind_by = repeats.UNKNOWN_TIME  # no memory of this device: taken who knows when
+                    recs = self.sessions.reading(item.station_id, item.device_id, item.m, now, bind_by)
                     seq = self._add(recs, rows)
+                    last[item.device_id] = last_changed[item.device_id] = repeats.Last(fp, when, seq)
                     if key is not None:
                         batch_keys[key] = seq
                         seen.append((key, seq, now))
@@ -168,9 +189,15 @@ class Ledger:
                         touched[s.session_id] = s
                     results.append(seq)
                 elif isinstance(item, IdentifyIn):
-                    recs = self.sessions.identify(item.station_id, item.subject, now, item.pregnant_weeks)
+                    recs = self.sessions.identify(item.station_id, item.subject, now, item.pregnant_weeks,
+                                                  self.subject_tag(item.subject))
                     self._add(recs, rows)
-                    results.append(recs[-1].session_id)
+                    if recs and isinstance(recs[-1], SessionOpened):
+                        results.append(recs[-1].session_id)
+                    else:  # the same person again: the open session continues
+                        s = self.sessions.open[item.station_id]
+                        touched[s.session_id] = s
+                        results.append(s.session_id)
                 elif isinstance(item, CloseIn):
                     recs = self.sessions.close_station(item.station_id, item.reason, now)
                     self._add(recs, rows)
@@ -185,6 +212,8 @@ class Ledger:
                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
                 if seen:
                     c.executemany("INSERT INTO seen (key, seq, at) VALUES (?, ?, ?)", seen)
+                if last_changed:
+                    repeats.save(c, last_changed, now)
                 c.execute("UPDATE sync_state SET next_seq = ? WHERE id = 1", (self.next_seq,))
             if touched:
                 c.executemany("UPDATE sessions SET last_at = ?, height_cm = ?, weight_kg = ? WHERE session_id = ?",
@@ -233,9 +262,11 @@ class Ledger:
             "INSERT INTO subjects (id_masked, name_masked, sex, sealed) VALUES (?, ?, ?, ?)",
             (idnum.mask(subj.national_id) if subj.national_id else None, idnum.mask_name(subj.name), subj.sex,
              self.encrypt(encode_body(r), b"mchub/subject/" + r.session_id.encode())))
+        s = self.sessions.open.get(r.station_id)
+        tag = s.subject_tag if s is not None and s.session_id == r.session_id else None
         self.conn.execute("INSERT INTO sessions (session_id, station_id, opened_at, last_at, source, pregnant_weeks, "
-                          "subject_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                          (r.session_id, r.station_id, r.at, r.at, subj.source, r.pregnant_weeks, cur.lastrowid))
+                          "subject_id, subject_tag) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                          (r.session_id, r.station_id, r.at, r.at, subj.source, r.pregnant_weeks, cur.lastrowid, tag))
 
     def find_reading(self, uid: str) -> tuple[int, str | None] | None:
         """(seq, session id) of the reading with this uid. The uid's timestamp is the reading's

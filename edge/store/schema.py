@@ -16,6 +16,10 @@ Tables (one stream, a few side tables):
                  kept longer than the records themselves.
 * ``commands``   ids of executed cloud commands (idempotence).
 * ``frame_errors`` rejected device frames, kept for inspection.
+* ``last_reading`` (v2) per device, the fingerprint of the last reading stored, so a device
+                 repeating it after a restart is not stored again (:mod:`edge.store.repeats`);
+                 ``sessions.subject_tag`` (v2): a keyed hash of the card holder's ID number,
+                 so a card still on the reader after a restart continues its open session.
 
 Migrations are numbered; ``PRAGMA user_version`` holds the number applied last.
 """
@@ -31,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import StoreError
+from edge.store import repeats
 
 log = logging.getLogger("edge.store")
 
@@ -55,7 +60,14 @@ def _v1(db: Any) -> None:
                                "raw": bytes}, pk="id")
 
 
-MIGRATIONS = [_v1]
+def _v2(db: Any) -> None:
+    """The repeat filter (:mod:`edge.store.repeats`) and the card tag that lets a re-read card continue its visit."""
+    db.execute("CREATE TABLE last_reading (device_id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, taken_by INTEGER, "
+               "seq INTEGER NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID")
+    db.execute("ALTER TABLE sessions ADD COLUMN subject_tag TEXT")
+
+
+MIGRATIONS = [_v1, _v2]
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -192,8 +204,10 @@ def open_db(path: Path, hub_id: str, now_ms: int | None = None) -> tuple[sqlite3
             raise StoreError(f"{path} belongs to hub {row[0]!r}, not {hub_id!r}: point data_dir at this hub's data")
         if quarantine is not None:
             kept = _salvage_seen(quarantine.moved_to, conn)
+            last = repeats.salvage(quarantine.moved_to, conn)
             conn.execute("INSERT INTO audit (at, kind, actor, detail) VALUES (?, 'quarantine', 'hub', ?)",
-                         (now, f"{quarantine.describe()} {kept} device-resend keys were carried over."))
+                         (now, f"{quarantine.describe()} {kept} device-resend keys were carried over, "
+                               f"and {last} last-reading fingerprints."))
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open {path}: {exc}") from exc
     return conn, quarantine

@@ -106,3 +106,21 @@ async def test_a_refused_acknowledgement_is_reported_once_and_the_measurement_em
     assert len(sink.events) == 1
     assert [(e.reason, getattr(e, "code", None)) for e in sink.errors] == [("modbus_exception", 2)]
     assert "write register 40" in str(sink.errors[0])
+
+
+async def test_a_new_driver_marks_a_measurement_still_on_show_as_a_repeat_with_its_sequence() -> None:
+    """What a restarted hub sees: the measurement it may have stored, not yet acknowledged."""
+    station = ms.Station([ms.Measure(160.0, 55.5, 21.7), ms.Measure(161.0, 56.5, 21.8)])
+    sink = await run_until_done(station, lambda port: ModbusDriver(
+        "hw", EXAMPLE_MAP, lambda: tcp_link("127.0.0.1", port, 1, 1.0), poll_interval=0.02))
+    assert [(e.repeats, e.identity) for e in sink.events] == [(True, "seq=1"), (False, "seq=2")]
+
+
+async def test_without_a_sequence_only_an_unacknowledged_measurement_is_uncertain() -> None:
+    config = copy.deepcopy(EXAMPLE_CONFIG)
+    config.update(ready={"address": 0, "ack": "clear"}, sequence=None)
+    regmap = parse_register_map(config)
+    station = ms.Station([ms.Measure(160.0, 55.5, 21.7), ms.Measure(160.0, 55.5, 21.7)])
+    sink = await run_until_done(station, lambda port: ModbusDriver(
+        "hw", regmap, lambda: tcp_link("127.0.0.1", port, 1, 1.0), poll_interval=0.02))
+    assert [(e.repeats, e.identity) for e in sink.events] == [(True, ""), (False, "")]

@@ -115,3 +115,25 @@ def test_factory_returns_the_same_object_for_an_unchanged_device() -> None:
     assert make("st-9", dict(config)) is first  # a restart keeps the repeat filter
     assert make("st-9", {**config, "poll_interval": 2}) is not first  # new configuration, new object
     assert make("st-8", config) is not first
+
+
+async def test_poll_mode_marks_what_a_new_driver_cannot_place_as_a_repeat() -> None:
+    """After a hub restart the first answer may be the last person's: the hub decides (edge.store.repeats)."""
+    station = SerialStation("st", {"port": "/dev/x", "dialect": "a5", "mode": "poll"})
+    sink = RecordingSink()
+    await station.handle([reading(60.0), reading(60.0), reading(61.0), Signal("empty"), reading(61.0)], sink)
+    assert [m.repeats for m in sink.events] == [True, False, False]  # type: ignore[union-attr]
+    fresh = SerialStation("st2", {"port": "/dev/x", "dialect": "a5", "mode": "poll"})
+    await fresh.handle([Signal("empty"), reading(62.0)], sink)  # empty first: whatever follows is new
+    pushed = SerialStation("st3", {"port": "/dev/x", "dialect": "a5"})
+    await pushed.handle([reading(63.0)], sink)  # push mode: the device sends each measurement once
+    assert [m.repeats for m in sink.events[3:]] == [False, False]  # type: ignore[union-attr]
+
+
+def test_the_accutorr_reports_how_old_its_measurement_is() -> None:
+    from drivers.stations.accutorr import AccutorrDecoder
+
+    [m] = AccutorrDecoder().feed(b"P:--,85,120, 45, 80,000,000,000, 7\r\n")
+    assert isinstance(m, Measurement) and m.age_s == 7 * 60
+    [m] = AccutorrDecoder().feed(b"P:--,85,120, 45, 80,000,000,000,99999999\r\n")
+    assert isinstance(m, Measurement) and m.age_s is not None and m.age_s <= 366 * 86_400

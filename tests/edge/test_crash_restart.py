@@ -265,8 +265,8 @@ async def test_restarts_mid_visit_store_each_reading_once_on_the_right_patient(t
                 await until(at_least(db, "scale-1", i), "the scale reading after the restart", proc, log)
         rig.card1.hold(people[ROUNDS])  # one more visit, so the last restart's repeats had time to show up
         rig.scale.on = None
-        await until(lambda: query(db, "SELECT count(*) FROM sessions WHERE station_id = 'room-1'")[0][0] == ROUNDS + 1,
-                    "the last card", proc, log)
+        last = ident.subject_tag(subject(people[ROUNDS]))
+        await until(has_session(db, "room-1", last), "the last card", proc, log)
         await stop_hub(proc, signal.SIGTERM)
     finally:
         if proc.poll() is None:

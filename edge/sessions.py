@@ -40,6 +40,7 @@ class OpenSession:
     weight_kg: float | None = None
     last_mono: int | None = None  #: monotonic ms of the last activity (None: not yet known, e.g. after a restart)
     subject_tag: str | None = None  #: keyed hash of the card holder's ID number (a re-read card continues the session)
+    restored: bool = False  #: loaded from the store at start: opened before this hub process
 
 
 def thresholds(guideline: str) -> BpThresholds:
@@ -94,14 +95,19 @@ class SessionManager:
                  subject_tag: str | None = None) -> list[Record]:
         """A card, QR code or staff entry at a station: close the previous session, open a new one.
 
-        The same person again at a station whose session is still open (``subject_tag``
-        equal: the card still on the reader after a hub restart, or tapped again) continues
-        that session: no records, :meth:`current` names it.
+        The same card read again at a station whose session was opened before the hub
+        (re)started and is still open (``subject_tag`` equal) continues that session: the
+        card still on the reader after a restart is read once more, and that is not a new
+        visit. No records then; ``self.open[station_id]`` is the session. (While the hub
+        runs, the reader driver reports a card lying on it once; a card tapped again is a
+        new visit, as before.)
         """
         out = self.expire(now)
         current = self.open.get(station_id)
-        if current is not None and subject_tag is not None and current.subject_tag == subject_tag:
+        if (current is not None and current.restored and subject_tag is not None
+                and current.subject_tag == subject_tag):
             self._touch(current, now)
+            current.restored = False  # re-attached once; a later tap is a new visit again
             return out
         out += self.close_station(station_id, "next_card", now)
         s = OpenSession(uuid7(now), station_id, now, now, pregnant_weeks, subject_tag=subject_tag)

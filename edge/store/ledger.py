@@ -144,7 +144,7 @@ class Ledger:
                                      "weight_kg, subject_tag FROM sessions WHERE closed_at IS NULL"):
             sid, station, opened, last_at, weeks, height, weight, tag = row
             self.sessions.open[station] = OpenSession(sid, station, opened, last_at, weeks, height, weight,
-                                                      subject_tag=tag)
+                                                      subject_tag=tag, restored=True)
 
     def commit(self, items: list[Item]) -> list[Any]:
         """Apply a group in one transaction; returns one result (or InputRejected) per input."""

@@ -199,8 +199,9 @@ async def test_a_card_still_on_the_reader_after_a_restart_continues_the_visit(tm
     assert await w.submit(IdentifyIn("room-1", ANNA)) == anna  # the reader reads the card again
     await w.submit(ReadingIn("room-1", "bp-1", bp(122, 81)))
     bo = await w.submit(IdentifyIn("room-1", BO))  # the next patient still opens a new session
+    bo2 = await w.submit(IdentifyIn("room-1", BO))  # a card tapped again while the hub runs: a new visit
     await store.stop()
-    assert store.sessions() == [anna, bo]
+    assert store.sessions() == [anna, bo, bo2] and bo2 != bo
     assert [s for _, s in store.readings()] == [anna, anna]
     conn = sqlite3.connect(store.path)
     tags = [t for (t,) in conn.execute("SELECT subject_tag FROM sessions")]

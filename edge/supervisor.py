@@ -68,6 +68,8 @@ class DeviceSink:
         self._submit = submit
         self._frame_error = store_frame_error
         self._live = live
+        #: monotonic time the current driver object was made (what a repeat was on show by)
+        self.driver_started: float | None = None
 
     async def event(self, event: Event) -> None:
         """Store a measurement or card read; returns once it is durably committed."""
@@ -77,7 +79,9 @@ class DeviceSink:
                 if self._live is not None:
                     self._live(self.device.station_id, event)
                 return
-            await self._submit(ReadingIn(self.device.station_id, self.device.id, event))
+            on_show = (int((time.monotonic() - self.driver_started) * 1000)
+                       if event.repeats and self.driver_started is not None else None)
+            await self._submit(ReadingIn(self.device.station_id, self.device.id, event, on_show))
             self.health.readings += 1
             self.health.last_reading_ms = _now_ms()
         elif isinstance(event, CardRead):
@@ -134,10 +138,13 @@ class Supervisor:
         health = self.health[d.id]
         sink = DeviceSink(d, health, self.submit, self.store_frame_error, self.live)
         delay = self.base_delay
+        current: Driver | None = None
         while True:
             started = time.monotonic()
             try:
                 driver = self.kinds[d.driver](d.id, d.options)
+                if driver is not current:  # a new object, no memory (factories reuse an unchanged device's)
+                    current, sink.driver_started = driver, started
                 await driver.run(sink)
                 problem = "driver returned"
             except asyncio.CancelledError:

@@ -43,6 +43,9 @@ class ReadingIn:
     station_id: str
     device_id: str
     m: Measurement
+    #: for a ``repeats`` measurement: ms since its driver started; it was on show by then, so a
+    #: session opened later never gets it (None: unknown)
+    on_show_ms: int | None = None
 
 
 @dataclass(slots=True)
@@ -172,6 +175,8 @@ class Ledger:
                     when = repeats.taken_by(item.m, now)
                     prev = last.get(item.device_id)
                     bind_by = when
+                    if item.m.repeats and when is None and item.on_show_ms is not None:
+                        bind_by = now - max(0, item.on_show_ms)  # on show since before its driver started
                     if item.m.repeats:
                         if prev is not None and repeats.same(prev, fp, when):
                             results.append(prev.seq)  # shown again after a restart: stored already

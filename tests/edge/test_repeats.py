@@ -216,3 +216,19 @@ async def test_a_repeat_in_the_same_group_as_its_first_report_is_the_same_readin
                                 w.submit(ReadingIn("room-1", "bp-1", bp(120, 80, repeats=True))))
     await store.stop()
     assert seqs[0] == seqs[1] and len(store.readings()) == 1  # the repeat in the same group is the same one
+
+
+async def test_a_repeat_on_show_before_its_driver_started_never_binds_to_a_later_session(tmp_path: Path) -> None:
+    """Anna was weighed while the hub was down; Bo's card is read before the scale's first poll."""
+    store = Store(tmp_path)
+    w = await store.start()
+    await w.submit(ReadingIn("room-1", "scale-1", bp(120, 80)))  # an earlier patient's, so the device is known
+    w = await store.restart()  # the drivers start now
+    store.clock.now += 500
+    bo = await w.submit(IdentifyIn("room-1", BO))  # read 500 ms after the drivers started
+    store.clock.now += 300
+    await w.submit(ReadingIn("room-1", "scale-1", bp(121, 81, repeats=True), on_show_ms=800))  # Anna's
+    store.clock.now += 5_000
+    await w.submit(ReadingIn("room-1", "scale-1", bp(122, 82)))  # Bo's own, the driver saw it appear
+    await store.stop()
+    assert [s for _, s in store.readings()][1:] == [None, bo]

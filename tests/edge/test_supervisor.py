@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,7 +11,7 @@ from drivers.base import Measurement, Sink
 from drivers.errors import FrameError, TransportError
 from edge.config import DeviceConfig
 from edge.store.ledger import Item, ReadingIn
-from edge.supervisor import Supervisor
+from edge.supervisor import DeviceHealth, DeviceSink, Supervisor
 from tests.edge.hubkit import bp, wait_until
 
 
@@ -53,3 +54,19 @@ async def test_crashing_driver_is_restarted_and_its_health_tracked() -> None:
     assert errors[0][0] == "bp-1" and errors[0][1].raw == b"\x01\x02" and live[0] == "room-1"
     assert h.summary().startswith("error: TransportError")
     await asyncio.sleep(0)
+
+
+async def test_a_repeat_tells_the_store_how_long_its_driver_has_been_running() -> None:
+    """The store keeps a reading on show since before the driver started off later sessions."""
+    got: list[ReadingIn] = []
+
+    async def submit(item: object) -> None:
+        assert isinstance(item, ReadingIn)
+        got.append(item)
+
+    device = DeviceConfig(id="scale-1", driver="x", station_id="room-1")
+    sink = DeviceSink(device, DeviceHealth("scale-1", "room-1", "x"), submit, lambda _d, _e: None)
+    sink.driver_started = time.monotonic() - 2.0
+    await sink.event(Measurement(kind="weight", observations=(), repeats=True))
+    await sink.event(Measurement(kind="weight", observations=()))
+    assert got[0].on_show_ms is not None and got[0].on_show_ms >= 2000 and got[1].on_show_ms is None

@@ -205,3 +205,17 @@ def test_driver_kinds_build_drivers() -> None:
     assert DRIVERS["ble-thermometer"]("t-1", {"pair": True}).config.pair  # type: ignore[attr-defined]
     with pytest.raises(ConfigError):
         DRIVERS["ble-weight"]("w-1", {"racp": "no"})
+
+
+async def test_untimed_records_of_a_new_drivers_first_transfer_are_marked_as_repeats() -> None:
+    """After a hub restart the driver remembers nothing: the hub compares such a record with the
+    last reading it stored from the device (edge.store.repeats); time-stamped ones it knows by key."""
+    x = encode.Weight(61.5).encode()
+    scale, thermometer = Air(), Air()
+    scale.add(Peripheral("ble-weight", stored=[x]))
+    thermometer.add(Peripheral("ble-thermometer", stored=[reading(3)]))
+    untimed, stamped = RecordingSink(), RecordingSink()
+    await run_until(sim_driver(scale, "ble-weight"), untimed, lambda: bool(untimed.measurements))
+    await run_until(sim_driver(thermometer, "ble-thermometer"), stamped, lambda: bool(stamped.measurements))
+    assert [m.repeats for m in untimed.measurements] == [True]
+    assert [m.repeats for m in stamped.measurements] == [False]

@@ -5,8 +5,9 @@ station flags a measurement that is new (by its sequence register), hand it to t
 and wait until the hub has stored it durably; only then acknowledge it to the station
 (``ack`` in the map). If the link drops between storing and acknowledging, the station
 still shows the same sequence after the reconnect: the measurement is acknowledged again
-but not emitted again. Without a sequence register that case emits a duplicate, so
-configure one when the station has it.
+but not emitted again. Without a sequence register the driver emits it again, marked
+``repeats``, and the hub recognises it by its values (below); a new measurement with the
+very same values would be taken for it, so configure a sequence when the station has one.
 
 Across hub restarts and config reloads (a new driver object, an empty memory) the
 driver marks a measurement it cannot place as ``repeats`` — one seen before the station

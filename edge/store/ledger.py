@@ -142,12 +142,13 @@ class Ledger:
     def _load(self) -> None:
         self.hub_id, self.epoch, self.next_seq = self.conn.execute(
             "SELECT hub_id, epoch, next_seq FROM sync_state WHERE id = 1").fetchone()
+        ours = {s.session_id for s in self.sessions.open.values() if not s.restored}  # reloaded after a rollback
         self.sessions.open.clear()
         for row in self.conn.execute("SELECT session_id, station_id, opened_at, last_at, pregnant_weeks, height_cm, "
                                      "weight_kg, subject_tag FROM sessions WHERE closed_at IS NULL"):
             sid, station, opened, last_at, weeks, height, weight, tag = row
             self.sessions.open[station] = OpenSession(sid, station, opened, last_at, weeks, height, weight,
-                                                      subject_tag=tag, restored=True)
+                                                      subject_tag=tag, restored=sid not in ours)
 
     def commit(self, items: list[Item]) -> list[Any]:
         """Apply a group in one transaction; returns one result (or InputRejected) per input."""

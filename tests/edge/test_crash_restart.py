@@ -23,6 +23,7 @@ import collections
 import copy
 import dataclasses
 import datetime as dt
+import json
 import random
 import signal
 import sqlite3
@@ -210,6 +211,11 @@ def obs_value(r: Reading, code: str) -> float | None:
     return next((o.value for o in r.observations if o.code == code), None)
 
 
+def synced(db: Path) -> bool:
+    rows = query(db, "SELECT next_seq, acked_through FROM sync_state")
+    return bool(rows) and rows[0][1] == int(rows[0][0]) - 1  # type: ignore[call-overload]
+
+
 def open_session(db: Path, station: str, tag: str | None) -> bool:
     return bool(query(db, "SELECT 1 FROM sessions WHERE station_id = ? AND subject_tag = ? AND closed_at IS NULL",
                       (station, tag)))
@@ -267,6 +273,7 @@ async def test_restarts_mid_visit_store_each_reading_once_on_the_right_patient(t
         rig.scale.on = None
         last = ident.subject_tag(subject(people[ROUNDS]))
         await until(has_session(db, "room-1", last), "the last card", proc, log)
+        await until(lambda: synced(db), "the cloud to acknowledge everything", proc, log)
         await stop_hub(proc, signal.SIGTERM)
     finally:
         if proc.poll() is None:
@@ -293,6 +300,9 @@ async def test_restarts_mid_visit_store_each_reading_once_on_the_right_patient(t
     for value, (station, nid) in [(v, s) for v, s in hw if s is not None]:
         assert station == "room-2" and value == by_id[nid].weight_kg, f"weight {value} bound to the wrong patient"
     assert all(s is not None for _, s in bp + hw), "every reading here was taken during its patient's visit"
+    cloud = [json.loads(r[3]) for r in refcloud.records("clinic-1") if r[2] == "Reading"]
+    assert sorted((c["device_id"], c["session_id"]) for c in cloud) == sorted(
+        (r.device_id, r.session_id) for r in records if isinstance(r, Reading))  # the cloud got the same, once
     assert restarts.count("SIGKILL") + restarts.count("SIGKILL mid-measurement") == ROUNDS // 2
 
 

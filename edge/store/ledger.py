@@ -15,6 +15,7 @@ device (:mod:`edge.store.repeats`), in the same transaction that stores readings
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from protocol import idnum
 from protocol.ids import reading_uid
 from protocol.model import Reading, ReadingBound, Record, SessionClosed, SessionOpened, Subject
 
+log = logging.getLogger("edge.store")
 TYPE = {Reading: 0, SessionOpened: 1, SessionClosed: 2, ReadingBound: 3}
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(Record).decode
@@ -180,11 +182,17 @@ class Ledger:
                         bind_by = now - max(0, item.on_show_ms)  # on show since before its driver started
                     if item.m.repeats:
                         if prev is not None and repeats.same(prev, fp, when):
+                            log.info("device %s shows its last reading (seq %d) again: stored once", item.device_id,
+                                     prev.seq)
                             results.append(prev.seq)  # shown again after a restart: stored already
                             continue
                         if prev is None and when is None:
                             bind_by = repeats.UNKNOWN_TIME  # no memory of this device: taken who knows when
                     recs = self.sessions.reading(item.station_id, item.device_id, item.m, now, bind_by)
+                    if (bind_by is not None and item.station_id in self.sessions.open
+                            and isinstance(recs[-1], Reading) and recs[-1].session_id is None):
+                        log.warning("device %s: a reading taken before station %s's open session was opened is "
+                                    "kept unbound (staff can bind it)", item.device_id, item.station_id)
                     seq = self._add(recs, rows)
                     last[item.device_id] = last_changed[item.device_id] = repeats.Last(fp, when, seq)
                     if key is not None:

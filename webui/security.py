@@ -7,6 +7,10 @@
   ``HttpOnly; SameSite=Strict; Path=/`` and ``Secure`` unless configured off for a
   plain-HTTP clinic LAN;
 * a session idle longer than ``idle_timeout`` ends;
+* a signed-in session whose user's version has moved on ends at its next request:
+  ``user_version(name)`` (given by the app) answers the user's current session version, or
+  None when the account is gone or disabled. The cloud bumps it on a role change, password
+  reset, disable and logout; the hub derives it from the staff entry in hub.toml;
 * every unsafe request (POST, PUT, PATCH, DELETE) must carry the session's CSRF token in
   the ``X-CSRF-Token`` header or a ``csrf_token`` form field, else 403;
 * every response gets CSP, no-sniff, no-referrer, frame-deny and no-store headers.
@@ -42,14 +46,17 @@ SECURITY_HEADERS = [
     (b"cache-control", b"no-store"),
 ]
 ANONYMOUS = "anonymous"
+#: the current session version of a user name, or None when the account is gone or disabled
+UserVersion = Callable[[str], Awaitable[int | None]]
 
 
 class WebSecurity:
     """ASGI middleware; see the module docstring."""
 
     def __init__(self, app: ASGIApp, store: SessionStore, *, idle_timeout: float = 900.0,
-                 secure_cookie: bool = True, exempt: Sequence[str] = (), max_form_bytes: int = 1 << 20) -> None:
-        self.app, self.store, self.idle = app, store, idle_timeout
+                 secure_cookie: bool = True, exempt: Sequence[str] = (), max_form_bytes: int = 1 << 20,
+                 user_version: UserVersion | None = None) -> None:
+        self.app, self.store, self.idle, self.user_version = app, store, idle_timeout, user_version
         self.secure, self.exempt, self.max_form = secure_cookie, tuple(exempt), max_form_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -77,7 +84,7 @@ class WebSecurity:
         sid = cookie[COOKIE].value if COOKIE in cookie else None
         now = time.time()
         session = await self.store.get(sid) if sid else None
-        if session is not None and now - session.last_seen > self.idle:
+        if session is not None and (now - session.last_seen > self.idle or not await self._current(session)):
             await self.store.delete(session.id)
             session = None
         if session is None:
@@ -87,6 +94,12 @@ class WebSecurity:
         session.last_seen = now
         await self.store.put(session)
         return session, False
+
+    async def _current(self, session: Session) -> bool:
+        """False when the signed-in user's version moved on since sign-in (or the account is gone)."""
+        if session.role == ANONYMOUS or self.user_version is None:
+            return True
+        return await self.user_version(session.user) == session.version
 
     async def _csrf_token(self, scope: Scope, receive: Receive) -> tuple[str | None, Receive]:
         headers = dict(scope["headers"])
@@ -136,12 +149,15 @@ def session_of(request: Request) -> Session:
     return session
 
 
-async def sign_in(request: Request, user: str, role: str) -> Session:
-    """Replace the request's session by a new, signed-in one (new id: no session fixation)."""
+async def sign_in(request: Request, user: str, role: str, version: int = 0) -> Session:
+    """Replace the request's session by a new, signed-in one (new id: no session fixation).
+
+    ``version`` is the user's session version read together with the credentials it was
+    granted on (see :class:`WebSecurity` ``user_version``)."""
     store: SessionStore = request.scope["state"]["session_store"]
     old = session_of(request)
     await store.delete(old.id)
-    session = Session.new(user, role)
+    session = Session.new(user, role, version=version)
     session.data = dict(old.data)
     await store.put(session)
     request.scope["state"]["session"] = session

@@ -18,6 +18,7 @@ import hashlib
 
 import msgspec
 
+from cloud import users
 from cloud.db.engine import Database
 from cloud.errors import CloudError
 from protocol.ids import now_ms
@@ -45,7 +46,9 @@ class _Bound:
 class DbSessionStore(_Bound):
     """Sessions in ``web_sessions``; sessions idle past ``forget_after_s`` are purged on creation.
 
-    A signed-in session stops working as soon as its account is disabled (checked on every read).
+    A signed-in session stops working as soon as its account is disabled (checked on every read),
+    and, through :meth:`user_version` (handed to :class:`webui.security.WebSecurity`), as soon
+    as the user's session version moves on (role change, password reset, disable, logout).
     """
 
     def __init__(self, forget_after_s: float = 86_400.0) -> None:
@@ -54,12 +57,18 @@ class DbSessionStore(_Bound):
     async def get(self, session_id: str) -> Session | None:
         """The session, or None."""
         row = await self._db().fetchrow(
-            "SELECT w.user_name, w.role, w.csrf, w.created_ms, w.last_seen_ms, w.data, u.active FROM web_sessions w "
+            "SELECT w.user_name, w.role, w.csrf, w.created_ms, w.last_seen_ms, w.data, w.user_version, u.active "
+            "FROM web_sessions w "
             "LEFT JOIN users u ON u.username = w.user_name WHERE w.id_hash = $1", _hash(session_id))
         if row is None or (row["role"] != ANONYMOUS and not row["active"]):
             return None  # unknown, or the account was disabled or removed since sign-in
         return Session(session_id, row["user_name"], row["role"], row["csrf"], row["created_ms"] / 1000,
-                       row["last_seen_ms"] / 1000, msgspec.json.decode(row["data"], type=dict[str, str]))
+                       row["last_seen_ms"] / 1000, msgspec.json.decode(row["data"], type=dict[str, str]),
+                       version=int(row["user_version"]))
+
+    async def user_version(self, user_name: str) -> int | None:
+        """The user's current session version (None: unknown or disabled account)."""
+        return await users.session_version(self._db(), user_name)
 
     async def put(self, session: Session) -> None:
         """Create or update (one statement)."""
@@ -71,10 +80,10 @@ class DbSessionStore(_Bound):
                 return
             await tx.execute("DELETE FROM web_sessions WHERE last_seen_ms < $1", now_ms() - self.forget_after_ms)
             await tx.execute(
-                "INSERT INTO web_sessions (id_hash, user_name, role, csrf, created_ms, last_seen_ms, data) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7)", _hash(session.id), session.user, session.role,
-                session.csrf, int(session.created * 1000), int(session.last_seen * 1000),
-                msgspec.json.encode(session.data).decode())
+                "INSERT INTO web_sessions (id_hash, user_name, role, csrf, created_ms, last_seen_ms, data, "
+                "user_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", _hash(session.id), session.user,
+                session.role, session.csrf, int(session.created * 1000), int(session.last_seen * 1000),
+                msgspec.json.encode(session.data).decode(), session.version)
 
     async def delete(self, session_id: str) -> None:
         """Forget (logout)."""

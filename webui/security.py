@@ -201,34 +201,72 @@ def require(*roles: str, login_path: str = "/login") -> Callable[[Endpoint], End
     return decorate
 
 
+def lock_duration(lock_s: float, locks: int, max_lock_s: float) -> float:
+    """How long the ``locks``-th lock in a row lasts: ``lock_s`` doubled each time, at most ``max_lock_s``.
+
+    The one escalation rule of every sign-in door (hub staff, cloud pages per address; the cloud's
+    account lock in :class:`provisioning.auth.LockoutPolicy` doubles the same way).
+    """
+    return float(min(lock_s * 2 ** min(locks, 32), max_lock_s))
+
+
 @dataclass
 class LoginThrottle:
-    """Lock a user name (and separately a client address) after repeated failures."""
+    """Lock a user name (and separately a client address) after repeated failures.
+
+    ``max_failures`` failures within ``window_s`` lock the key for ``lock_s``; each further
+    lock of the same key doubles, up to ``max_lock_s`` (24 h), so one address gets about 35
+    guesses on its first day and 5 a day after that, not 480. A success forgets the key; a key
+    whose last lock ended more than ``max_lock_s`` ago starts again at ``lock_s``. At most
+    ``max_keys`` keys are remembered (the least recently failed, unlocked ones go first), so a
+    flood of made-up user names cannot grow memory without bound.
+    """
 
     max_failures: int = 5
     window_s: float = 900.0
     lock_s: float = 900.0
+    max_lock_s: float = 86_400.0
+    max_keys: int = 10_000
+    clock: Callable[[], float] = time.time  #: seconds; a test may turn it forward
     failures: dict[str, list[float]] = field(default_factory=dict)
     locked_until: dict[str, float] = field(default_factory=dict)
+    locks: dict[str, int] = field(default_factory=dict)
 
     def locked(self, *keys: str, now: float | None = None) -> float:
         """Seconds until any of ``keys`` may try again (0: go ahead)."""
-        t = time.time() if now is None else now
+        t = self.clock() if now is None else now
         return max([self.locked_until.get(k, 0.0) - t for k in keys] + [0.0])
 
     def failure(self, *keys: str, now: float | None = None) -> None:
-        """Record a failed attempt for each key; lock a key past the limit."""
-        t = time.time() if now is None else now
+        """Record a failed attempt for each key; lock a key past the limit (longer each time)."""
+        t = self.clock() if now is None else now
         for k in keys:
             recent = [x for x in self.failures.get(k, []) if t - x < self.window_s] + [t]
             self.failures[k] = recent
             if len(recent) >= self.max_failures:
-                self.locked_until[k] = t + self.lock_s
+                ended = self.locked_until.get(k)
+                n = self.locks.get(k, 0) if ended is not None and t - ended < self.max_lock_s else 0
+                self.locked_until[k] = t + lock_duration(self.lock_s, n, self.max_lock_s)
+                self.locks[k] = n + 1
                 self.failures[k] = []
+        self._bound(t)
 
     def success(self, *keys: str) -> None:
-        """Forget the failures of these keys."""
+        """Forget the failures and past locks of these keys."""
         for k in keys:
+            self.failures.pop(k, None)
+            self.locks.pop(k, None)
+            self.locked_until.pop(k, None)
+
+    def _bound(self, t: float) -> None:
+        if len(self.failures) + len(self.locked_until) <= self.max_keys:
+            return
+        for k in [k for k, until in self.locked_until.items() if t - until >= self.max_lock_s]:
+            self.locked_until.pop(k, None)
+            self.locks.pop(k, None)
+        idle = sorted((k for k in self.failures if self.locked_until.get(k, 0.0) <= t),
+                      key=lambda k: self.failures[k][-1] if self.failures[k] else 0.0)
+        for k in idle[: max(1, len(idle) // 2)]:
             self.failures.pop(k, None)
 
 

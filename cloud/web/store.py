@@ -6,7 +6,7 @@ one must be seen by the next request on another: :class:`DbSessionStore` impleme
 table holds a SHA-256 of the session id, never the id itself, so a copy of the database
 does not let anyone take over a session. :class:`DbLoginThrottle` is the database twin of
 :class:`webui.security.LoginThrottle`: failures counted across workers, so five wrong
-passwords lock a user name wherever they were typed.
+passwords lock a user name wherever they were typed, and repeated locks double (same rule).
 
 The database is bound on the first request (:meth:`bind`), because the worker opens it in
 the app's lifespan, after the routes were built.
@@ -22,7 +22,7 @@ from cloud import users
 from cloud.db.engine import Database
 from cloud.errors import CloudError
 from protocol.ids import now_ms
-from webui.security import ANONYMOUS
+from webui.security import ANONYMOUS, lock_duration
 from webui.sessions import Session
 
 
@@ -92,10 +92,16 @@ class DbSessionStore(_Bound):
 
 
 class DbLoginThrottle(_Bound):
-    """Lock a key (``user:NAME``, ``ip:ADDR``) after ``max_failures`` within ``window_s``."""
+    """Lock a key (``user:NAME``, ``ip:ADDR``) after ``max_failures`` within ``window_s``.
 
-    def __init__(self, max_failures: int = 5, window_s: float = 900.0, lock_s: float = 900.0) -> None:
+    Each further lock of the same key doubles, up to ``max_lock_s`` (the rule of
+    :func:`webui.security.lock_duration`; ``web_login_locks.locks``, migration 12).
+    """
+
+    def __init__(self, max_failures: int = 5, window_s: float = 900.0, lock_s: float = 900.0,
+                 max_lock_s: float = 86_400.0) -> None:
         self.max_failures, self.window_ms, self.lock_ms = max_failures, int(window_s * 1000), int(lock_s * 1000)
+        self.max_lock_ms = int(max_lock_s * 1000)
 
     async def locked(self, *keys: str) -> float:
         """Seconds until every key may try again (0: go ahead)."""
@@ -108,7 +114,7 @@ class DbLoginThrottle(_Bound):
         return worst / 1000
 
     async def failure(self, *keys: str) -> None:
-        """Count a failed attempt for each key; lock the keys past the limit."""
+        """Count a failed attempt for each key; lock the keys past the limit (longer each time)."""
         now = now_ms()
         async with self._db().transaction() as tx:
             for k in keys:
@@ -117,13 +123,19 @@ class DbLoginThrottle(_Bound):
                 await tx.execute("INSERT INTO web_login_failures (key, at_ms) VALUES ($1, $2)", k, now)
                 if await tx.fetchval("SELECT COUNT(*) FROM web_login_failures WHERE key = $1", k) \
                         >= self.max_failures:
-                    await tx.execute("INSERT INTO web_login_locks (key, until_ms) VALUES ($1, $2) "
-                                     "ON CONFLICT (key) DO UPDATE SET until_ms = EXCLUDED.until_ms",
-                                     k, now + self.lock_ms)
+                    last = await tx.fetchrow("SELECT until_ms, locks FROM web_login_locks WHERE key = $1", k)
+                    n = int(last["locks"]) if last is not None and now - int(last["until_ms"]) < self.max_lock_ms \
+                        else 0
+                    lock_ms = int(lock_duration(self.lock_ms, n, self.max_lock_ms))
+                    await tx.execute("INSERT INTO web_login_locks (key, until_ms, locks) VALUES ($1, $2, $3) "
+                                     "ON CONFLICT (key) DO UPDATE SET until_ms = EXCLUDED.until_ms, "
+                                     "locks = EXCLUDED.locks", k, now + lock_ms, n + 1)
                     await tx.execute("DELETE FROM web_login_failures WHERE key = $1", k)
 
     async def success(self, *keys: str) -> None:
-        """Forget the failures of these keys."""
+        """Forget the failures and past (ended) locks of these keys."""
+        now = now_ms()
         async with self._db().transaction() as tx:
             for k in keys:
                 await tx.execute("DELETE FROM web_login_failures WHERE key = $1", k)
+                await tx.execute("DELETE FROM web_login_locks WHERE key = $1 AND until_ms <= $2", k, now)

@@ -21,8 +21,8 @@ module; it stores everything in the cloud database (``users``, ``user_roles``,
   only its SHA-256 (:func:`provisioning.auth.session_digest`); 8 hours.
 * **Session versions** (migration 12): every session, bearer or web page, records the
   user's ``session_version`` when it starts and is refused once the version moves on.
-  A role change, password reset, disable/enable and logout bump it, so each ends every open
-  session of that user at its next request (:func:`session_user`, :func:`session_version`).
+  A role change, password reset, new TOTP secret, disable/enable and logout bump it, so each
+  ends every open session of that user at its next request (:func:`session_user`, :func:`session_version`).
 
 Typical use from a page::
 
@@ -224,6 +224,7 @@ async def enable_totp(db: Database, at_rest: AtRest, username: str, *, actor: st
         row = await _need(tx, username, lock=True)
         await tx.execute("UPDATE users SET totp_secret_enc = $1, last_totp_step = NULL WHERE id = $2",
                          at_rest.seal(secret, TOTP_COLUMN), int(row["id"]))
+        await _bump(tx, int(row["id"]))  # a new second factor (a lost phone?) ends the open sessions
         await audit.write(tx, actor=actor, action="user.totp", outcome="ok", target=username, at_ms=now)
     return secret, totp.provisioning_uri(secret, username)
 

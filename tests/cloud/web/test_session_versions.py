@@ -127,6 +127,16 @@ async def test_passwd_and_disable_end_the_open_web_session(prov: ProvCloud, tmp_
             assert await api_refused(api, "GET", "/api/v1/admin/hubs") == 401
 
 
+async def test_a_new_second_factor_ends_the_open_sessions(prov: ProvCloud) -> None:
+    await add_user(prov, "kim", "admin")
+    async with serving(prov.cfg) as url:
+        web, api = await both_sessions(prov, url, "kim")
+        async with contextlib.aclosing(web):
+            user_cli(prov, "totp", "kim")  # the phone was lost: a new one-time-code secret
+            assert (await web.get("/ui/admin")).status_code == 303
+            assert await api_refused(api, "GET", "/api/v1/admin/hubs") == 401
+
+
 async def test_logout_ends_every_session_of_the_user(prov: ProvCloud) -> None:
     await add_user(prov, "amy", "admin")
     async with serving(prov.cfg) as url:

@@ -7,10 +7,15 @@ about 15 minutes on one core) and a hub lock that never grew (480 guesses a day)
 
 from __future__ import annotations
 
+import http.cookiejar
 import os
+import re
 import stat
 import subprocess
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +26,8 @@ from edge import config
 from edge.errors import ConfigError
 from provisioning.auth import hash_password, verify_password
 from tests.edge.web.conftest import PIN, client, csrf_from, sign_in
+from tests.edge.web.hubproc import PIN as HUB_PIN
+from tests.edge.web.hubproc import running_hub
 
 ROOT = Path(__file__).resolve().parents[3]
 KINDS = {"synthetic": object}
@@ -143,3 +150,29 @@ def test_an_inline_hash_still_works_with_a_warning_and_move_secrets_moves_it(tmp
     after = config.load(path, driver_kinds=lambda _p: KINDS)
     assert after.warnings == () and after.web.users[0].secret_hash == inline
     assert verify_password("975310", after.web.users[1].secret_hash)
+
+
+def test_a_real_hub_process_reads_its_pin_file_and_locks_over_http(tmp_path: Path) -> None:
+    """`mchub edge run` with a secret_file: the right PIN signs in over real HTTP, a short one is refused,
+    and the hub's own files (database, WAL, console token, log lines) are private to its user."""
+    with running_hub(tmp_path / "hub") as hub:
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+
+        def post(pin: str) -> tuple[int, str]:
+            token = re.search(r'name="csrf_token" value="([^"]+)"',
+                              opener.open(f"{hub.url}/login").read().decode())
+            assert token
+            body = urllib.parse.urlencode({"user": "nurse", "password": pin, "csrf_token": token.group(1)}).encode()
+            try:
+                with opener.open(f"{hub.url}/login", data=body) as r:
+                    return r.status, r.read().decode()
+            except urllib.error.HTTPError as exc:
+                return exc.code, exc.read().decode()
+
+        assert post("2468")[0] == 401
+        status, page = post(HUB_PIN)
+        assert status == 200 and 'class="watermark"' in page  # redirected to the status page, signed in
+        private = {p.name: mode(p) for p in hub.data_dir.iterdir() if p.is_file()}
+        assert "hub.db" in private and all(m == 0o600 for m in private.values()), private
+        assert mode(hub.data_dir) == 0o700

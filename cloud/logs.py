@@ -4,7 +4,12 @@
      "msg": "batch refused: revoked (...) hub=H001 ...", "pid": 4242}
 
 Nothing here ever formats a national ID number or a name: callers log ids, counts and
-reason codes only (a test greps the log output for the ID numbers it sent).
+reason codes only (a test greps the log output for the ID numbers it sent). As a last line of
+defence the handler masks any ID number that slips into a message or traceback
+(:class:`protocol.logmask.MaskingFilter`). uvicorn's access log stays off (``serve`` starts
+uvicorn with ``access_log=False``; the proxy in front keeps the access log): a worker's
+``setup`` must not let it come back through the root logger (issue 17 finding 9), and if it
+is ever switched on, its lines lose their query strings.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import os
 import sys
 
 import msgspec
+
+from protocol.logmask import MaskingFilter, mask_id_numbers
 
 _enc = msgspec.json.Encoder()
 
@@ -34,9 +41,9 @@ class JsonFormatter(logging.Formatter):
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             doc.update(fields)
-        if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
-        return _enc.encode(doc).decode()
+        if record.exc_text or record.exc_info:
+            doc["exc"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
+        return mask_id_numbers(_enc.encode(doc).decode())
 
 
 def setup(level: str = "INFO", json: bool = True) -> None:
@@ -44,11 +51,15 @@ def setup(level: str = "INFO", json: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json else
                          logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(MaskingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         lg = logging.getLogger(name)
         lg.handlers[:] = []
         lg.propagate = True
+    access = logging.getLogger("uvicorn.access")  # off: no handler, and nothing reaches the root's
+    access.handlers[:] = []
+    access.propagate = False
     logging.getLogger("tortoise").setLevel(max(logging.WARNING, logging.getLevelName(level)))

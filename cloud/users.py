@@ -19,6 +19,10 @@ module; it stores everything in the cloud database (``users``, ``user_roles``,
   with :meth:`User.can` / :func:`require`.
 * **Sessions**: :func:`create_session` returns a bearer token once; the database keeps
   only its SHA-256 (:func:`provisioning.auth.session_digest`); 8 hours.
+* **Session versions** (migration 12): every session, bearer or web page, records the
+  user's ``session_version`` when it starts and is refused once the version moves on.
+  A role change, password reset, new TOTP secret, disable/enable and logout bump it, so each
+  ends every open session of that user at its next request (:func:`session_user`, :func:`session_version`).
 
 Typical use from a page::
 
@@ -74,6 +78,7 @@ class User:
     created_ms: int
     locked_until_ms: int = 0
     last_login_ms: int | None = None
+    session_version: int = 0  #: bumped by a role change, password reset, disable and logout
 
     @property
     def role(self) -> str:
@@ -107,7 +112,7 @@ class LoginOutcome:
 
 
 _SELECT = ("SELECT id, username, display_name, password_hash, totp_secret_enc, active, created_ms, failures, locks, "
-           "locked_until_ms, last_totp_step, last_login_ms FROM users")
+           "locked_until_ms, last_totp_step, last_login_ms, session_version FROM users")
 
 
 def _check_username(username: str) -> None:
@@ -131,7 +136,7 @@ def _user(r: Row, roles: frozenset[str]) -> User:
     return User(id=int(r["id"]), username=r["username"], display_name=r["display_name"], roles=roles,
                 active=bool(r["active"]), totp_enabled=r["totp_secret_enc"] is not None,
                 created_ms=int(r["created_ms"]), locked_until_ms=int(r["locked_until_ms"]),
-                last_login_ms=r["last_login_ms"])
+                last_login_ms=r["last_login_ms"], session_version=int(r["session_version"]))
 
 
 async def _row(tx: Tx, username: str, *, lock: bool = False) -> Row | None:
@@ -203,6 +208,7 @@ async def set_password(db: Database, username: str, password: str, *, actor: str
         await tx.execute("UPDATE users SET password_hash = $1, password_changed_ms = $2, failures = 0, "
                          "locked_until_ms = 0 WHERE id = $3", hashed, now, int(row["id"]))
         await _end_all_sessions(tx, int(row["id"]), now)
+        await _bump(tx, int(row["id"]))
         await audit.write(tx, actor=actor, action="user.password", outcome="ok", target=username, at_ms=now)
 
 
@@ -218,6 +224,7 @@ async def enable_totp(db: Database, at_rest: AtRest, username: str, *, actor: st
         row = await _need(tx, username, lock=True)
         await tx.execute("UPDATE users SET totp_secret_enc = $1, last_totp_step = NULL WHERE id = $2",
                          at_rest.seal(secret, TOTP_COLUMN), int(row["id"]))
+        await _bump(tx, int(row["id"]))  # a new second factor (a lost phone?) ends the open sessions
         await audit.write(tx, actor=actor, action="user.totp", outcome="ok", target=username, at_ms=now)
     return secret, totp.provisioning_uri(secret, username)
 
@@ -230,6 +237,7 @@ async def set_roles(db: Database, username: str, roles: Iterable[str], *, actor:
         await tx.execute("DELETE FROM user_roles WHERE user_id = $1", user_id)
         await tx.executemany("INSERT INTO user_roles (user_id, role) VALUES ($1, $2)",
                              [(user_id, r) for r in sorted(chosen)])
+        await _bump(tx, user_id)
         await audit.write(tx, actor=actor, action="user.roles", outcome="ok", target=username,
                           detail={"roles": ",".join(sorted(chosen))})
 
@@ -242,6 +250,7 @@ async def set_active(db: Database, username: str, active: bool, *, actor: str, n
         await tx.execute("UPDATE users SET active = $1 WHERE id = $2", active, user_id)
         if not active:
             await _end_all_sessions(tx, user_id, now)
+        await _bump(tx, user_id)
         await audit.write(tx, actor=actor, action="user.enable" if active else "user.disable", outcome="ok",
                           target=username, at_ms=now)
 
@@ -337,9 +346,9 @@ async def create_session(db: Database, user: User, *, source: str = "", now_ms: 
     now = _now_ms() if now_ms is None else now_ms
     token = auth.new_session_token()
     async with db.transaction() as tx:
-        await tx.execute("INSERT INTO admin_sessions (token_digest, user_id, created_ms, expires_ms, source) "
-                         "VALUES ($1, $2, $3, $4, $5)", auth.session_digest(token), user.id, now, now + lifetime_ms,
-                         source[:128])
+        await tx.execute("INSERT INTO admin_sessions (token_digest, user_id, created_ms, expires_ms, source, "
+                         "user_version) VALUES ($1, $2, $3, $4, $5, $6)", auth.session_digest(token), user.id, now,
+                         now + lifetime_ms, source[:128], user.session_version)
     return token, now + lifetime_ms
 
 
@@ -351,8 +360,9 @@ async def session_user(db: Database, token: str, *, now_ms: int | None = None) -
     async with db.transaction() as tx:
         row = await tx.fetchrow(
             "SELECT u.id, u.username, u.display_name, u.totp_secret_enc, u.active, u.created_ms, u.locked_until_ms, "
-            "u.last_login_ms FROM admin_sessions s JOIN users u ON u.id = s.user_id "
-            "WHERE s.token_digest = $1 AND s.ended_ms IS NULL AND s.expires_ms > $2", auth.session_digest(token), now)
+            "u.last_login_ms, u.session_version FROM admin_sessions s JOIN users u ON u.id = s.user_id "
+            "WHERE s.token_digest = $1 AND s.ended_ms IS NULL AND s.expires_ms > $2 "
+            "AND s.user_version = u.session_version", auth.session_digest(token), now)
         if row is None or not row["active"]:
             return None
         return _user(row, await _roles(tx, int(row["id"])))
@@ -362,14 +372,39 @@ async def end_session(db: Database, token: str, *, now_ms: int | None = None) ->
     """Log out: the token stops working at once (audited)."""
     now = _now_ms() if now_ms is None else now_ms
     async with db.transaction() as tx:
-        row = await tx.fetchrow("SELECT u.username FROM admin_sessions s JOIN users u ON u.id = s.user_id "
+        row = await tx.fetchrow("SELECT u.id, u.username FROM admin_sessions s JOIN users u ON u.id = s.user_id "
                                 "WHERE s.token_digest = $1 AND s.ended_ms IS NULL", auth.session_digest(token))
         if row is None:
             return
         await tx.execute("UPDATE admin_sessions SET ended_ms = $1 WHERE token_digest = $2", now,
                          auth.session_digest(token))
+        await _bump(tx, int(row["id"]))
         await audit.write(tx, actor=row["username"], action="admin.logout", outcome="ok", target=row["username"],
                           at_ms=now)
+
+
+async def session_version(db: Database, username: str) -> int | None:
+    """The user's current session version, or None when the account is unknown or disabled."""
+    row = await db.fetchrow("SELECT session_version, active FROM users WHERE username = $1", username)
+    return int(row["session_version"]) if row is not None and row["active"] else None
+
+
+async def logout(db: Database, username: str, *, source: str = "", now_ms: int | None = None) -> None:
+    """Sign a user out everywhere: every web page and bearer session of theirs ends (audited)."""
+    now = _now_ms() if now_ms is None else now_ms
+    async with db.transaction() as tx:
+        row = await _row(tx, username, lock=True)
+        if row is None:
+            return
+        await _end_all_sessions(tx, int(row["id"]), now)
+        await _bump(tx, int(row["id"]))
+        await audit.write(tx, actor=username, action="admin.logout", outcome="ok", target=username,
+                          detail={"source": source}, at_ms=now)
+
+
+async def _bump(tx: Tx, user_id: int) -> None:
+    """Move the user's session version on: every session started before ends at its next request."""
+    await tx.execute("UPDATE users SET session_version = session_version + 1 WHERE id = $1", user_id)
 
 
 async def _end_all_sessions(tx: Tx, user_id: int, now: int) -> None:

@@ -8,7 +8,8 @@
     mchub edge export --config hub.toml --out FILE [--since SEQ|DATE]       hand-carry unsynced records
     mchub edge backup --config hub.toml --out FILE                          consistent copy of hub.db
     mchub edge restore --config hub.toml --from FILE                        restore a backup (new epoch)
-    mchub edge hash-password                                                hash a staff PIN/password for hub.toml
+    mchub edge hash-password [--out FILE]                                   hash a staff PIN (6+ digits) to a 0600 file
+    mchub edge move-secrets --config hub.toml                               move inline PIN hashes to 0600 files
 """
 
 from __future__ import annotations
@@ -74,9 +75,14 @@ def register(parser: argparse.ArgumentParser) -> None:
     p = add("restore", "make a backup this hub's database under a new epoch (stop the hub first)")
     p.add_argument("--from", dest="source", required=True, type=Path, help="the backup file")
     p.set_defaults(func=_restore)
-    sub.add_parser("hash-password", help="hash a staff PIN or password for [[web.users]] secret_hash in hub.toml",
-                   description="Reads the PIN or password twice (not echoed; or one line from a pipe) and "
-                               "prints the scrypt hash to paste as secret_hash.").set_defaults(func=_hash)
+    p = sub.add_parser("hash-password", help="hash a staff PIN (6+ digits) or password for [[web.users]] secret_file",
+                       description="Reads the PIN or password twice (not echoed; or one line from a pipe) and "
+                                   "writes its scrypt hash to --out (mode 0600; name it in hub.toml as "
+                                   "secret_file), or prints it.")
+    p.add_argument("--out", type=Path, help="secret file to write, e.g. /etc/mchub/staff/nurse.pin")
+    p.set_defaults(func=_hash)
+    add("move-secrets", "move inline secret_hash values of hub.toml to 0600 files (staff/NAME.pin) and "
+                        "write secret_file instead").set_defaults(func=_move_secrets)
 
     def _help(_args: argparse.Namespace) -> int:
         parser.print_help()
@@ -124,6 +130,8 @@ def _check(args: argparse.Namespace) -> int:
     except EdgeError as exc:
         return _fail(exc)
     print(f"{cfg.path}: OK")
+    for warning in cfg.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"  hub {ident.hub_id}, key ed25519:{ident.public_hex}, data in {cfg.data_dir}")
     print(f"  sync: {cfg.sync.url or 'disabled (export by hand)'}; retention {cfg.sync.retention_days:g} days")
     print(f"  mqtt: {f'{cfg.mqtt.host}:{cfg.mqtt.port}' if cfg.mqtt else 'disabled'}; "
@@ -181,9 +189,10 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _hash(_args: argparse.Namespace) -> int:
+def _hash(args: argparse.Namespace) -> int:
     import getpass
 
+    from edge.staff_secrets import secret_problem, write_secret_file
     from provisioning.auth import hash_password
 
     if sys.stdin.isatty():
@@ -192,9 +201,32 @@ def _hash(_args: argparse.Namespace) -> int:
             return _fail(Exception("the two entries differ"))
     else:
         secret = sys.stdin.readline().rstrip("\n")
-    if len(secret) < 4:
-        return _fail(Exception("use at least 4 characters (a 6-digit PIN or a password)"))
-    print(hash_password(secret))
+    problem = secret_problem(secret)
+    if problem:
+        return _fail(Exception(problem))
+    if args.out is None:
+        print(hash_password(secret))
+        return 0
+    try:
+        write_secret_file(args.out, hash_password(secret))
+    except OSError as exc:
+        return _fail(exc)
+    print(f"wrote {args.out} (mode 0600); in hub.toml: secret_file = \"{args.out}\"")
+    return 0
+
+
+def _move_secrets(args: argparse.Namespace) -> int:
+    from edge.errors import EdgeError
+    from edge.staff_secrets import move_inline_hashes
+
+    try:
+        moved = move_inline_hashes(args.config)
+    except (EdgeError, OSError) as exc:
+        return _fail(exc)
+    for path in moved:
+        print(f"wrote {path} (mode 0600)")
+    print(f"{args.config}: {len(moved)} PIN hash(es) moved to secret files" if moved
+          else f"{args.config}: no inline secret_hash left")
     return 0
 
 

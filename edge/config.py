@@ -1,7 +1,10 @@
 """hub.toml: the hub's configuration, validated at start.
 
 Every error names the file, the key (``stations[0].devices[1].driver``) and the fix.
-Relative paths are relative to the directory of the configuration file. Example::
+Relative paths are relative to the directory of the configuration file. A staff PIN's hash
+lives in its own secret file (mode 0600, refused when others may read it); an inline
+``secret_hash`` still works but adds a warning to :attr:`HubConfig.warnings` saying how to
+move it (``mchub edge move-secrets``). Example::
 
     [hub]
     identity_dir = "identity"        # made by `mchub edge init`
@@ -23,7 +26,7 @@ Relative paths are relative to the directory of the configuration file. Example:
 
     [[web.users]]                    # staff who may sign in to the status page
     name = "nurse"
-    secret_hash = "scrypt$15$8$1$..." # `mchub edge hash-password`: a PIN or a password, hashed
+    secret_file = "staff/nurse.pin"  # `mchub edge hash-password --out staff/nurse.pin`: the hash, mode 0600
 
     [[stations]]
     id = "room-1"
@@ -108,6 +111,7 @@ class StaffUser:
     name: str
     secret_hash: str  #: scrypt hash of a PIN or password (``mchub edge hash-password``)
     role: str = "staff"
+    secret_file: Path | None = None  #: where the hash was read from (None: inline in hub.toml, deprecated)
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,8 @@ class HubConfig:
     min_free_mb: int = 200
     bp_guideline: str = "2018"
     group_max: int = 4000
+    #: things that work but should change (each names file, key and fix); logged at start
+    warnings: tuple[str, ...] = ()
 
     @property
     def web_bind(self) -> str:
@@ -266,7 +272,8 @@ def load(path: str | Path, driver_kinds: Callable[[tuple[str, ...]], Mapping[str
         )
         m.check_unknown()
 
-    web = _web(_Table(file, "web", top.get("web", dict, {}, "{}")))
+    warnings: list[str] = []
+    web = _web(_Table(file, "web", top.get("web", dict, {}, "{}")), base, warnings)
 
     st = _Table(file, "storage", top.get("storage", dict, {}, "{}"))
     min_free_mb = st.number("min_free_mb", 200, 0, 1_000_000, integer=True)
@@ -291,21 +298,36 @@ def load(path: str | Path, driver_kinds: Callable[[tuple[str, ...]], Mapping[str
     top.check_unknown()
     return HubConfig(path=path, identity_dir=identity_dir, data_dir=data_dir, language=language, plugins=plugins,
                      stations=stations, sync=sync, mqtt=mqtt, web=web,
-                     min_free_mb=min_free_mb, bp_guideline=guideline, group_max=group_max)
+                     min_free_mb=min_free_mb, bp_guideline=guideline, group_max=group_max,
+                     warnings=tuple(warnings))
 
 
-def _web(w: _Table) -> WebConfig:
+def _web(w: _Table, base: Path, warnings: list[str]) -> WebConfig:
     users: list[StaffUser] = []
-    for i, item in enumerate(w.get("users", list, [], '[{name = "nurse", secret_hash = "scrypt$..."}]')):
+    for i, item in enumerate(w.get("users", list, [], '[{name = "nurse", secret_file = "staff/nurse.pin"}]')):
         u = _Table(w.file, f"web.users[{i}]", item)
         name = u.text("name", example='"nurse"')
-        secret = u.text("secret_hash", example='"scrypt$15$8$1$..."')
-        if not secret.startswith("scrypt$") or secret.count("$") != 5:
-            raise u.fail("secret_hash", "is not a scrypt hash",
-                         "run `mchub edge hash-password` and paste its output (never the PIN itself)")
+        inline = u.text("secret_hash", None, '"scrypt$15$8$1$..."')
+        file_value = u.text("secret_file", None, f'"staff/{name}.pin"')
+        if (inline is None) == (file_value is None):
+            raise u.fail("secret_file", "is missing" if inline is None else "is given together with secret_hash",
+                         f"run `mchub edge hash-password --out {base / 'staff' / (name + '.pin')}` and write "
+                         f'`secret_file = "staff/{name}.pin"` (and no secret_hash)')
+        secret_file = None if file_value is None else _path(base, file_value)
+        if secret_file is not None:
+            secret = _secret_file(u, secret_file)
+        else:
+            secret = inline
+            if not secret.startswith("scrypt$") or secret.count("$") != 5:
+                raise u.fail("secret_hash", "is not a scrypt hash",
+                             "run `mchub edge hash-password --out FILE` and set secret_file (never the PIN itself)")
+            warnings.append(f"{w.file}: {u.key('secret_hash')}: the PIN hash is inline in hub.toml, which others "
+                            f"may read (a 6-digit PIN falls to a guessing run on a copy of it)\n  fix: run "
+                            f"`mchub edge move-secrets --config {w.file}` (moves every inline hash to its own "
+                            f"0600 file and writes secret_file)")
         if name in {x.name for x in users}:
             raise u.fail("name", f"{name!r} is listed twice", "give every user one entry")
-        users.append(StaffUser(name, secret, u.text("role", "staff", choices=("staff",))))
+        users.append(StaffUser(name, secret, u.text("role", "staff", choices=("staff",)), secret_file))
         u.check_unknown()
     web = WebConfig(
         bind=w.text("bind", "0.0.0.0", '"127.0.0.1"'),
@@ -317,6 +339,24 @@ def _web(w: _Table) -> WebConfig:
     )
     w.check_unknown()
     return web
+
+
+def _secret_file(u: _Table, path: Path) -> str:
+    """The scrypt hash in a staff secret file; refused when missing, readable by others or not a hash."""
+    key = "secret_file"
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        raise u.fail(key, f"{path} does not exist", f"run `mchub edge hash-password --out {path}`") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise u.fail(key, f"{path} cannot be read: {exc}", "check the path and that the hub's user owns it") from exc
+    if mode & 0o077:
+        raise u.fail(key, f"{path} is readable by others (mode {mode & 0o777:04o})", f"run `chmod 600 {path}`")
+    if not text.startswith("scrypt$") or text.count("$") != 5:
+        raise u.fail(key, f"{path} does not hold a scrypt hash",
+                     f"run `mchub edge hash-password --out {path}` (it writes the hash, never the PIN)")
+    return text
 
 
 def _stations(file: str, raw: list[Any], window: float, kinds: Mapping[str, Any]) -> tuple[StationConfig, ...]:

@@ -66,6 +66,7 @@ class Hub:
         self.live: dict[str, Measurement] = {}  #: latest live value per station (kiosk)
         self.live_listeners: list[Callable[[str, Measurement], None]] = []  #: told of every live value
         self.kiosk: Any = None  #: edge.web.kiosk.Kiosk once the web server runs
+        self.staff_login: Any = None  #: edge.web.auth.StaffLogin once the web server runs (its throttle)
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = asyncio.Event()
         self._web: Any = None
@@ -87,6 +88,8 @@ class Hub:
         self.reader = Reader(cfg.db_path, self.identity.decrypt)
         self.supervisor = Supervisor(cfg.devices(), known_drivers(cfg.plugins), self.writer.submit,
                                      self._frame_error, self._live)
+        for warning in cfg.warnings:
+            log.warning("%s", warning)
         st = self.reader.state()
         log.info("hub %s started: epoch %d, next seq %d, cloud acked through %d, %d device(s)",
                  st["hub_id"], st["epoch"], st["next_seq"], st["acked_through"], len(cfg.devices()))
@@ -198,6 +201,8 @@ class Hub:
         validate_devices(cfg)
         await self.supervisor.stop()
         self.cfg = cfg
+        for warning in cfg.warnings:
+            log.warning("%s", warning)
         self.sessions.windows_ms = self._windows(cfg)
         self.supervisor = Supervisor(cfg.devices(), known_drivers(cfg.plugins), self.writer.submit,
                                      self._frame_error, self._live)

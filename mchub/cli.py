@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
 from mchub import __version__
+from protocol.logmask import MaskingFilter
 
 #: subcommand -> (module providing ``register``, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -62,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``mchub`` command. Started as a process (``argv`` from the command line), it first
+    sets umask 077: every file and directory it or its children create is private to its user
+    (0600 / 0700: databases, WAL files, logs, configs, backups; issue 17 finding 9)."""
+    if argv is None:
+        os.umask(0o077)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -69,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:  # the last line of defence: no ID number in any log
+        if not any(isinstance(f, MaskingFilter) for f in handler.filters):
+            handler.addFilter(MaskingFilter())
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
         # a command group without its subcommand prints its own help

@@ -1,7 +1,9 @@
 """Server-side sessions: the browser holds only an opaque random id.
 
-A session records the user, role, CSRF token and last activity. It ends on logout, on
-idle timeout, or when the store forgets it (a restart of the hub logs staff out, which
+A session records the user, role, CSRF token, last activity and the user's session
+``version`` at sign-in. It ends on logout, on idle timeout, when the user's version has moved
+on (a role change, password reset, disable or logout elsewhere; see
+:class:`webui.security.WebSecurity`), or when the store forgets it (a restart of the hub logs staff out, which
 is the safe default). The cloud, running several workers, supplies a database-backed
 store implementing :class:`SessionStore`.
 """
@@ -27,12 +29,13 @@ class Session:
     created: float
     last_seen: float
     data: dict[str, str] = field(default_factory=dict)
+    version: int = 0  #: the user's session version at sign-in; a later version ends this session
 
     @classmethod
-    def new(cls, user: str, role: str, now: float | None = None) -> Session:
+    def new(cls, user: str, role: str, now: float | None = None, version: int = 0) -> Session:
         """A fresh session with random id and CSRF token."""
         t = time.time() if now is None else now
-        return cls(secrets.token_urlsafe(32), user, role, secrets.token_urlsafe(32), t, t)
+        return cls(secrets.token_urlsafe(32), user, role, secrets.token_urlsafe(32), t, t, version=version)
 
 
 class SessionStore(Protocol):

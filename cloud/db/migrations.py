@@ -165,6 +165,16 @@ _V9_EVENTS = """
 UPDATE outbox SET status = 'done' WHERE topic IN ('visit.closed', 'visit.updated') AND status = 'pending';
 """
 
+#: migration 12 (issue 17 findings 3 and 10): a session carries its user's ``session_version``,
+#: which a role change, password reset, disable or logout bumps (every request re-checks it);
+#: a login lock remembers how many times it was set in a row, so the next one doubles
+_V12_SESSIONS = """
+ALTER TABLE users ADD COLUMN session_version BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE web_sessions ADD COLUMN user_version BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE admin_sessions ADD COLUMN user_version BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE web_login_locks ADD COLUMN locks INTEGER NOT NULL DEFAULT 0
+"""
+
 #: (version, name, SQL for both dialects, PostgreSQL-only SQL)
 MIGRATIONS: list[tuple[int, str, str, str]] = [
     (1, "initial schema", _V1, _V1_PG_ONLY),
@@ -177,6 +187,7 @@ MIGRATIONS: list[tuple[int, str, str, str]] = [
     (8, "ingest checks hub and key in the transaction", "", pg_ingest.CHECKED_FUNCTION),
     (9, "change-feed outbox rows are done on arrival", _V9_EVENTS,
      pg_ingest.FUNCTION.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)),
+    (12, "session versions, escalating login locks", _V12_SESSIONS, ""),
 ]
 #: SQLite-only SQL of a migration, run after its common SQL: one statement (e.g. a trigger) or a tuple of them
 SQLITE_ONLY: dict[int, str | tuple[str, ...]] = {4: integration_schema.SQLITE_ONLY, 7: audit_schema.V7_SQLITE_ONLY}

@@ -43,7 +43,7 @@ def routes(cfg: CloudConfig) -> list[BaseRoute]:
     throttle = DbLoginThrottle(w.max_failures * 4, lock_s=w.lock_s)
     middleware = [Middleware(BindDatabase, store=store, throttle=throttle),
                   Middleware(WebSecurity, store=store, idle_timeout=float(w.idle_timeout_s),
-                             secure_cookie=w.secure_cookie)]
+                             secure_cookie=w.secure_cookie, user_version=store.user_version)]
     return [
         Route("/", _root, include_in_schema=False),
         static_mount(),

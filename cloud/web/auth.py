@@ -63,12 +63,16 @@ async def login(request: Request) -> Response:
             else RENDER.catalog.t("login.failed", lang))
         return page(request, "login.html", ctx, status_code=429 if locked else 401)
     await throttle.success(ip_key)
-    await sign_in(request, outcome.user.username, outcome.user.role)
+    await sign_in(request, outcome.user.username, outcome.user.role, outcome.user.session_version)
     return RedirectResponse(_next(form.get("next")), 303)
 
 
 async def logout(request: Request) -> Response:
-    """POST /ui/logout (CSRF-checked like every form)."""
+    """POST /ui/logout (CSRF-checked like every form): signs the user out everywhere (every
+    page and bearer session of theirs ends: :func:`cloud.users.logout`)."""
+    session = request.scope["state"]["session"]
+    if session.user:
+        await users.logout(db_of(request), session.user, source=_client(request))
     await sign_out(request)
     return RedirectResponse(LOGIN, 303)
 

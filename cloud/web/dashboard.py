@@ -2,7 +2,8 @@
 
     GET  /ui/dashboard             hubs, the three queues with charts, dead letters, MLLP log
     POST /ui/dashboard/replay      put a dead letter back in its queue (CSRF, audited)
-    GET  /ui/dashboard/search?q=   control id, outbox key, HUB:SEQ batch, hub, patient (masked)
+    POST /ui/dashboard/search      control id, outbox key, HUB:SEQ batch, hub, patient (masked; form q)
+    GET  /ui/dashboard/search?q=   the same, except an ID number (never in a URL: refused, 400)
     GET  /ui/dashboard/unmatched   results no patient matched yet (patient data: audited)
     POST /ui/dashboard/unmatched/{item_id}/resolve   attach one to a patient by ID number (audited)
     GET  /ui/dashboard/events      Server-Sent Events: the headline numbers every few seconds
@@ -25,6 +26,7 @@ from cloud.errors import CloudError
 from cloud.web import hl7, queues, search
 from cloud.web.shell import ADMIN, INTEGRATION, PREFIX, RENDER, actor, audit_view, db_of, guard, page
 from protocol.ids import now_ms
+from protocol.logmask import mask_id_numbers
 from webui import svg
 
 ROLES = (INTEGRATION, ADMIN)
@@ -100,13 +102,22 @@ async def replay(request: Request) -> Response:
 
 
 def _q(text: str) -> str:
-    return quote(text[:200], safe="")
+    return quote(mask_id_numbers(text[:200]), safe="")
 
 
 @guard(*ROLES)
 async def find(request: Request) -> Response:
-    """GET /ui/dashboard/search?q=."""
-    q = request.query_params.get("q", "")
+    """POST /ui/dashboard/search (form ``q``, CSRF-checked); GET ?q= for what is not an ID number.
+
+    An ID number never travels in a URL (issue 17 finding 9: it lands in access and proxy logs
+    and browser history): the forms post, and a GET whose query holds one is not searched."""
+    if request.method == "POST":
+        q = str((await request.form()).get("q", ""))
+    else:
+        q = request.query_params.get("q", "")
+        if mask_id_numbers(q) != q:
+            return page(request, "search.html", {"found": search.Found(""), "q": "", "refused_id": True},
+                        status_code=400, nav="dashboard")
     async with db_of(request).transaction() as tx:
         found = await search.search(tx, request.app.state.cloud.ingestor.at_rest, q)
     if found.kind == "patient":
@@ -169,7 +180,7 @@ def routes() -> list[Route]:
     return [
         Route("/dashboard", overview),
         Route("/dashboard/replay", replay, methods=["POST"]),
-        Route("/dashboard/search", find),
+        Route("/dashboard/search", find, methods=["GET", "POST"]),
         Route("/dashboard/unmatched", unmatched),
         Route("/dashboard/unmatched/{item_id}/resolve", resolve, methods=["POST"]),
         Route("/dashboard/events", events),

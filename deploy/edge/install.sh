@@ -52,6 +52,8 @@ id mchub >/dev/null 2>&1 || useradd --system --home-dir /var/lib/mchub --shell /
 for g in dialout bluetooth; do getent group "$g" >/dev/null && usermod -aG "$g" mchub; done
 chown -R mchub:mchub "$STATE"
 chown root:mchub "$ETC/hub.toml" && chmod 0640 "$ETC/hub.toml"
+# staff PIN hashes: one 0600 file each, owned by the hub's user (mchub edge hash-password --out)
+mkdir -p "$ETC/staff" && chown mchub:mchub "$ETC/staff" && chmod 0700 "$ETC/staff"
 install -m 0644 "$SRC/deploy/edge/mchub-edge.service" /etc/systemd/system/mchub-edge.service
 install -m 0644 "$SRC/deploy/edge/mchub-edge-backup.service" /etc/systemd/system/mchub-edge-backup.service
 install -m 0644 "$SRC/deploy/edge/mchub-edge-backup.timer" /etc/systemd/system/mchub-edge-backup.timer

@@ -39,11 +39,11 @@ if TYPE_CHECKING:
 PUBLIC = ("/kiosk/", "/login", "/logout", "/static/")
 
 
-def routes(hub: Hub, renderer: Renderer) -> tuple[list[BaseRoute], Kiosk]:
+def routes(hub: Hub, renderer: Renderer, login: StaffLogin | None = None) -> tuple[list[BaseRoute], Kiosk]:
     """Every route of the hub (and the kiosk, which the hub feeds)."""
     kiosk = Kiosk(hub, renderer)
     status = StatusPage(hub, renderer, kiosk.stopping)
-    login = StaffLogin(hub, renderer)
+    login = login or StaffLogin(hub, renderer)
     staff = require(STAFF)
     table: list[BaseRoute] = [
         Route("/", staff(status.page)),
@@ -66,12 +66,14 @@ def routes(hub: Hub, renderer: Renderer) -> tuple[list[BaseRoute], Kiosk]:
 def build_app(hub: Hub) -> Any:
     """The ASGI application served by the hub; also starts the kiosk's feed from the hub."""
     renderer = Renderer(template_dirs=[TEMPLATES], locale_dirs=[LOCALES])
-    table, kiosk = routes(hub, renderer)
+    login = StaffLogin(hub, renderer)
+    table, kiosk = routes(hub, renderer, login)
     inner = Starlette(routes=table)
     web = hub.cfg.web
     secured = WebSecurity(inner, MemorySessionStore(), idle_timeout=web.idle_timeout_s,
-                          secure_cookie=web.secure_cookie, exempt=("/static/",))
+                          secure_cookie=web.secure_cookie, exempt=("/static/",), user_version=login.user_version)
     hub.kiosk = kiosk
+    hub.staff_login = login
     hub.writer.listeners.append(kiosk.on_commit)
     hub.live_listeners.append(kiosk.on_live)
     return ConsoleToken(secured, inner, write_console_token(hub.cfg.data_dir))

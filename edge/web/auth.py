@@ -1,10 +1,14 @@
 """Staff sign-in for the hub's status page, and the console token of ``mchub edge status``.
 
-Staff are listed in hub.toml (``[[web.users]] name, secret_hash``); the secret is a PIN
-or a password, stored only as a scrypt hash (``mchub edge hash-password`` makes one).
+Staff are listed in hub.toml (``[[web.users]] name, secret_file``); the secret is a PIN of
+at least 6 digits or a password, stored only as a scrypt hash in a 0600 file
+(:mod:`edge.staff_secrets`; ``mchub edge hash-password --out FILE`` makes one). A secret
+shorter than 6 characters is refused before any hash is computed.
 After 5 wrong tries within 15 minutes the user name, and separately the client address,
-is locked for 15 minutes (:class:`webui.security.LoginThrottle`); every sign-in, failure
-and lock is written to the hub's audit table.
+is locked for 15 minutes, each further lock twice as long up to 24 hours
+(:class:`webui.security.LoginThrottle`); every sign-in, failure and lock is written to the
+hub's audit table. A staff session ends at its next request once its user is removed from
+hub.toml or gets a new PIN (a reload, ``kill -HUP``): :meth:`StaffLogin.user_version`.
 
 The console token lets ``mchub edge status`` on the hub itself read ``/api/status``
 without a person signing in: the hub writes a fresh random token to
@@ -18,6 +22,7 @@ import asyncio
 import hmac
 import os
 import secrets
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from edge.staff_secrets import secret_problem
 from edge.store import reader as q
 from protocol.ids import now_ms
 from provisioning.auth import verify_password
@@ -93,6 +99,11 @@ class StaffLogin:
     def _users(self) -> dict[str, str]:
         return {u.name: u.secret_hash for u in self.hub.cfg.web.users}
 
+    async def user_version(self, name: str) -> int | None:
+        """The staff user's session version: a checksum of their current hash (None: no longer listed)."""
+        stored = self._users().get(name)
+        return None if stored is None else zlib.crc32(stored.encode())
+
     async def form(self, request: Request, error: str = "", status: int = 200) -> Response:
         """The sign-in form (a PIN or a password)."""
         nxt = request.query_params.get("next", "/")
@@ -111,6 +122,10 @@ class StaffLogin:
         if wait:
             await self._audit("login_locked", user, f"from {client}")
             return await self.form(request, t("login.locked", lang, minutes=max(1, round(wait / 60))), 429)
+        if secret_problem(secret):  # never a valid PIN: no hash to compute, counts as a failed try
+            self.throttle.failure(f"user:{user}", client)
+            await self._audit("login_failed", user, f"from {client}: PIN under 6 characters")
+            return await self.form(request, t("login.pin_too_short", lang), 401)
         stored = self._users().get(user)
         try:
             ok = await asyncio.to_thread(verify_password, secret, stored or _DUMMY) and stored is not None
@@ -121,7 +136,7 @@ class StaffLogin:
             await self._audit("login_failed", user, f"from {client}")
             return await self.form(request, t("login.failed", lang), 401)
         self.throttle.success(f"user:{user}", client)
-        await sign_in(request, user, STAFF)
+        await sign_in(request, user, STAFF, await self.user_version(user) or 0)
         await self._audit("login", user, f"from {client}")
         nxt = str(form.get("next", "/"))
         return RedirectResponse(nxt if nxt.startswith("/") and not nxt.startswith("//") else "/", 303)

@@ -62,12 +62,13 @@ class DemoHub:
         """hub.toml: sync through the proxy, quick retries, the stations' serial devices."""
         mqtt = f'\n[mqtt]\nhost = "{self.mqtt[0]}"\nport = {self.mqtt[1]}\ntelemetry_interval_s = 5\n' \
             if self.mqtt else ""
+        web = parts.hub_web_toml(self.directory)
         self.config.write_text(
             "# written by `mchub demo`\n"
             '[hub]\nidentity_dir = "identity"\ndata_dir = "data"\nlanguage = "zh-CN"\n\n'
             f'[sync]\nurl = "{self.cloud_url}"\nlinger_ms = 200\ntimeout_s = 5\nmax_backoff_s = 2\n'
             f'retention_days = 30\n{mqtt}\n'
-            f'[web]\nbind = "127.0.0.1"\nport = {self.web_port}\n{parts.hub_web_toml()}\n[storage]\nmin_free_mb = 50\n'
+            f'[web]\nbind = "127.0.0.1"\nport = {self.web_port}\n{web}\n[storage]\nmin_free_mb = 50\n'
             + "".join(rig.hub_toml() for rig in self.rigs),
             encoding="utf-8")
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+from pathlib import Path
 
 STAFF_USER = "nurse"
-STAFF_PIN = "2468"
+STAFF_PIN = "246813"  #: staff PINs have at least 6 digits (edge.staff_secrets)
 
 
 def hub_pages() -> bool:
@@ -27,14 +28,17 @@ def cloud_pages() -> bool:
     return "web" in sections and importlib.util.find_spec("cloud.web") is not None
 
 
-def hub_web_toml() -> str:
-    """The lines after ``[web]`` bind/port: plain-HTTP cookies on loopback and the demo nurse."""
+def hub_web_toml(directory: Path) -> str:
+    """The lines after ``[web]`` bind/port: plain-HTTP cookies on loopback and the demo nurse, whose
+    PIN hash is written to its own 0600 file in the hub's ``directory``."""
     if not hub_pages():
         return ""
+    from edge.staff_secrets import SECRETS_DIR, write_secret_file
     from provisioning.auth import hash_password
 
+    write_secret_file(directory / SECRETS_DIR / f"{STAFF_USER}.pin", hash_password(STAFF_PIN))
     return (f'secure_cookie = false\n\n[[web.users]]\nname = "{STAFF_USER}"\n'
-            f'secret_hash = "{hash_password(STAFF_PIN)}"\n')
+            f'secret_file = "{SECRETS_DIR}/{STAFF_USER}.pin"\n')
 
 
 def cloud_web_toml() -> str:

@@ -106,5 +106,5 @@ def test_hash_password_prints_a_hash_for_hub_toml(monkeypatch: pytest.MonkeyPatc
     assert main(["edge", "hash-password"]) == 0
     stored = capsys.readouterr().out.strip()
     assert stored.startswith("scrypt$") and verify_password("246810", stored) and "246810" not in stored
-    monkeypatch.setattr("sys.stdin", io.StringIO("12\n"))
-    assert main(["edge", "hash-password"]) == 2 and "at least 4" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("2468\n"))  # the old demo PIN: 4 digits are refused
+    assert main(["edge", "hash-password"]) == 2 and "at least 6" in capsys.readouterr().err

@@ -97,7 +97,9 @@ async def test_search_by_key_hub_batch_and_control_id(seeded: Any) -> None:
 
 async def test_patient_search_is_masked_watermarked_and_audited(seeded: Any) -> None:
     cloud, c, _ = seeded
-    r = await c.get("/ui/dashboard/search", params={"q": NID})
+    form = (await c.get("/ui/dashboard")).text
+    assert 'method="post" action="/ui/dashboard/search"' in form  # the ID number travels in the body
+    r = await c.post("/ui/dashboard/search", data={"q": NID, "csrf_token": csrf_from(form)})
     assert r.status_code == 200
     assert "1101**********002X" in r.text
     body_without_query = r.text.replace(f'value="{NID}"', "")
@@ -106,6 +108,16 @@ async def test_patient_search_is_masked_watermarked_and_audited(seeded: Any) -> 
     assert "H1" in r.text  # her visit
     rows = await cloud.sql("SELECT actor, subject_id FROM audit_log WHERE action = 'view.search.patient'")
     assert len(rows) == 1 and rows[0]["actor"] == "web:ops" and rows[0]["subject_id"] is not None
+    assert (await c.post("/ui/dashboard/search", data={"q": NID})).status_code == 403  # CSRF-checked
+
+
+async def test_an_id_number_in_a_search_url_is_not_searched(seeded: Any) -> None:
+    """Issue 17 finding 9: the ID number must not travel in a URL (access/proxy logs, browser history)."""
+    cloud, c, _ = seeded
+    r = await c.get("/ui/dashboard/search", params={"q": NID})
+    assert r.status_code == 400 and NID not in r.text and "身份证号不会放在网址中" in r.text
+    assert "1101**********002X" not in r.text  # nothing was looked up
+    assert not await cloud.sql("SELECT 1 FROM audit_log WHERE action = 'view.search.patient'")
 
 
 async def test_unmatched_work_list_is_audited_and_an_item_is_matched_by_id_number(seeded: Any) -> None:
@@ -191,9 +203,9 @@ async def test_on_postgresql(tmp_path: Path, pg_dsn: str) -> None:
             assert f"replayed={ident}" in r.headers["location"]
         assert {r["status"] for r in await cloud.sql("SELECT status FROM outbox WHERE id = ANY($1::bigint[])",
                                                      [facts["his_id"], facts["dead_id"]])} == {"pending"}
-        for q in ("MSG0003", f"MCHV{facts['his_id']:012d}", "H1:2", NID, "mch.upload/", "H2"):
+        for q in ("MSG0003", f"MCHV{facts['his_id']:012d}", "H1:2", "mch.upload/", "H2"):
             assert (await c.get("/ui/dashboard/search", params={"q": q})).status_code == 200
-        assert "1101**********002X" in (await c.get("/ui/dashboard/search", params={"q": NID})).text
+        assert "1101**********002X" in (await c.post("/ui/dashboard/search", data={"q": NID, "csrf_token": token})).text
         assert "MRN0042" in (await c.get("/ui/dashboard/unmatched")).text
         await sampler.sample(cloud.state.db)
         admin_secret = await cloud.user("root", "admin")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge import identity
+from edge.staff_secrets import write_secret_file
 from firmware_sim.patients import Patient, patients
 from mchub.procs import free_port
 from provisioning.auth import hash_password
@@ -42,11 +43,12 @@ def write_hub(base: Path, rig: StationRig, port: int) -> Path:
     base.mkdir(parents=True, exist_ok=True)
     keys = RefCloud(base / "keys.db").write_key_file(base / "cloud.json")  # only its key file; never started
     identity.init(base / "identity", "clinic-kiosk", keys)
+    write_secret_file(base / "staff" / "nurse.pin", hash_password(PIN, log_n=12))  # 0600, as in production
     cfg = base / "hub.toml"
     cfg.write_text(
         '[hub]\nidentity_dir = "identity"\ndata_dir = "data"\nplugins = ["tests.support.blebridge"]\n'
         f'[web]\nbind = "127.0.0.1"\nport = {port}\nsecure_cookie = false\nkiosk_summary_s = 60\n'
-        f'[[web.users]]\nname = "nurse"\nsecret_hash = "{hash_password(PIN, log_n=12)}"\n'
+        '[[web.users]]\nname = "nurse"\nsecret_file = "staff/nurse.pin"\n'
         '[storage]\nmin_free_mb = 0\n' + rig.hub_toml_station("room-1", "血压身高体重 1"),
         encoding="utf-8")
     return cfg

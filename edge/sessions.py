@@ -22,7 +22,9 @@ from dataclasses import dataclass
 
 from drivers.base import Measurement
 from protocol import codes
-from protocol.flags import GUIDELINE_2018, GUIDELINE_2022, BpThresholds, bmi, flag_observations
+from protocol.clinical.interpret import flag_observations
+from protocol.clinical.patient import Patient
+from protocol.flags import GUIDELINE_2018, GUIDELINE_2022, BpThresholds, bmi
 from protocol.ids import uuid7
 from protocol.model import Observation, Reading, ReadingBound, Record, SessionClosed, SessionOpened, Subject
 
@@ -119,7 +121,7 @@ class SessionManager:
         if (codes.BMI not in by_code and height and weight and 20.0 <= height <= 250.0
                 and (codes.HEIGHT in by_code or codes.WEIGHT in by_code)):
             obs = (*obs, Observation(code=codes.BMI, value=bmi(weight, height), unit="kg/m2"))
-        obs = flag_observations(obs, self.bp, s.pregnant_weeks if s else None)
+        obs = flag_observations(obs, Patient(pregnant_weeks=s.pregnant_weeks) if s else None, bp=self.bp)
         out.append(Reading(at=now, device_id=device_id, station_id=station_id, kind=m.kind, observations=obs,
                            device_time=m.device_time, session_id=s.session_id if s else None,
                            status=m.status, raw=m.raw))

@@ -4,8 +4,8 @@ A visit is a station session with its readings. It becomes
 
 * a :class:`~protocol.mch.records.PrenatalVisit` when the session carries the gestational
   age (``sessions.pregnant_weeks``, entered at the kiosk or by staff): the last blood
-  pressure, classified with the pregnancy thresholds (>= 140/90 after 20 weeks is
-  hypertension, >= 160/110 severe; :func:`protocol.flags.classify_bp`), the weight, and
+  pressure, classified with the pregnancy classes (>= 160/110 severe at any week, >= 140/90
+  hypertension, before or from week 20; :func:`protocol.clinical.pregnancy.classify_bp`), the weight, and
   — kept beside the record, not uploaded — the weight gained since the first visit of
   the same pregnancy;
 * a :class:`~protocol.mch.records.GrowthCheck` when the subject is a child under 6 at
@@ -27,7 +27,8 @@ import msgspec
 from cloud.mch import growth
 from cloud.mch.sources import CHINA
 from cloud.mch.store import Assembled
-from protocol.flags import classify_bp
+from protocol.clinical import pregnancy
+from protocol.errors import ClinicalError
 from protocol.mch.records import GrowthCheck, PrenatalVisit
 
 HEIGHT, WEIGHT, SYSTOLIC, DIASTOLIC, HEAD = "8302-2", "29463-7", "8480-6", "8462-4", "9843-4"
@@ -78,9 +79,13 @@ def prenatal(visit: Visit, first_weight: float | None) -> Assembled | None:
     v = visit.last()
     sys_, dia, weight = v.get(SYSTOLIC), v.get(DIASTOLIC), v.get(WEIGHT)
     bp_class = None
-    if sys_ is not None and dia is not None:
-        bp_class = classify_bp(sys_, dia, pregnant_weeks=visit.pregnant_weeks).bp_class.value
     derived: dict[str, Any] = {}
+    try:
+        weeks = pregnancy.check_weeks(visit.pregnant_weeks)
+    except ClinicalError as exc:
+        weeks, derived["weeks_error"] = None, str(exc)
+    if sys_ is not None and dia is not None and weeks is not None:
+        bp_class = pregnancy.classify_bp(sys_, dia, weeks).bp_class.value
     if weight is not None and first_weight is not None:
         derived["weight_gain_kg"] = round(weight - first_weight, 1)
     case = PrenatalVisit(case_id=f"PN-{visit.hub_id}-{visit.session_id}", site_id=visit.site_id,

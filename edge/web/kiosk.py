@@ -34,6 +34,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response, S
 from drivers.base import Measurement
 from edge.web import results
 from protocol import codes
+from protocol.clinical.patient import Patient
 from webui.security import session_of
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ class Kiosk:
             self.cuff.pop(station_id, None)
             return {"phase": "idle"}
         readings = await asyncio.to_thread(reader.session_readings, session["session_id"], session["opened_at"])
-        rows = results.rows(readings, self.hub.sessions.bp, session["pregnant_weeks"])
+        rows = results.rows(readings, self.hub.sessions.bp, Patient(pregnant_weeks=session["pregnant_weeks"]))
         cuff = None
         if station_id in self.cuff:
             value, at = self.cuff[station_id]

@@ -20,6 +20,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+import msgspec
+
 from protocol import codes
 from protocol.clinical import growth, pregnancy
 from protocol.clinical.patient import Group, Patient
@@ -119,3 +121,19 @@ def interpret(observations: tuple[Observation, ...], patient: Patient | None = N
         tflag = temperature_flag(temp.value)
         put(codes.TEMPERATURE, tflag, "temperature." + _WORD[tflag], 35.0, 37.2, SOURCE_TEMP)
     return out
+
+
+def flag_observations(observations: tuple[Observation, ...], patient: Patient | None = None,
+                      on: dt.date | None = None, bp: BpThresholds = GUIDELINE_2018) -> tuple[Observation, ...]:
+    """The observations with ``flag`` set by :func:`interpret` for this patient.
+
+    A value with a rule gets that rule's flag (None where the rule gives no judgement, e.g. a
+    child's pulse); a value without a rule keeps the flag its device sent.
+    """
+    judged = interpret(observations, patient, on, bp)
+    out = []
+    for o in observations:
+        j = judged.get(o.code)
+        flag = o.flag if j is None else j.flag
+        out.append(o if flag == o.flag else msgspec.structs.replace(o, flag=flag))
+    return tuple(out)

@@ -14,6 +14,9 @@ import msgspec
 from protocol.mch import valuesets as vs
 from protocol.mch.records import BreastCase, Case, CervicalCase, GrowthCheck, PrenatalVisit
 
+#: prenatal BP classes (protocol.clinical.pregnancy.PregnancyBp) that need a review visit
+PREGNANCY_HYPERTENSION = ("pregnancy_hypertension", "hypertension_before_20", "pregnancy_severe")
+
 
 class FollowUp(msgspec.Struct, frozen=True, kw_only=True):
     """One thing that must happen next for a case."""
@@ -61,7 +64,7 @@ def follow_ups(case: Case) -> list[FollowUp]:
         if any(f.startswith("severe_") or f in ("stunting", "wasting", "underweight") for f in case.findings):
             tasks.append(_task(case, "growth_review", "findings", 30, "营养不良，1个月内复查",
                                "undernutrition: review within a month"))
-    elif isinstance(case, PrenatalVisit) and case.bp_class in ("pregnancy_hypertension", "pregnancy_severe"):
+    elif isinstance(case, PrenatalVisit) and case.bp_class in PREGNANCY_HYPERTENSION:
         days = 1 if case.bp_class == "pregnancy_severe" else 7
         tasks.append(_task(case, "bp_review", "bp_class", days, "妊娠期高血压，安排复诊",
                            "hypertension in pregnancy: arrange review"))

@@ -27,7 +27,7 @@ import msgspec
 from cloud.mch import growth
 from cloud.mch.sources import CHINA
 from cloud.mch.store import Assembled
-from protocol.clinical import pregnancy
+from protocol.clinical import pregnancy, risk
 from protocol.errors import ClinicalError
 from protocol.mch.records import GrowthCheck, PrenatalVisit
 
@@ -72,13 +72,33 @@ def age_days(visit: Visit) -> int | None:
         return None
 
 
-def prenatal(visit: Visit, first_weight: float | None) -> Assembled | None:
+def risk_grade(visit: Visit, first_weight: float | None, labs: Iterable[Mapping[str, Any]] = ()) -> risk.RiskGrade:
+    """The five-colour grade on the day of ``visit``: age, the pregnancy's first BMI, the latest
+    laboratory result of each code observed up to the end of that day (protocol.clinical.risk)."""
+    days = age_days(visit)
+    years = None
+    if days is not None and visit.birth_date:
+        born = dt.date.fromisoformat(visit.birth_date)
+        years = visit.day.year - born.year - ((visit.day.month, visit.day.day) < (born.month, born.day))
+    v = visit.last()
+    height, weight = v.get(HEIGHT), first_weight if first_weight is not None else v.get(WEIGHT)
+    bmi = round(weight / (height / 100) ** 2, 1) if height and weight and height > 50 else None
+    end_of_day = dt.datetime.combine(visit.day + dt.timedelta(days=1), dt.time(), CHINA).timestamp() * 1000
+    latest: dict[str, Mapping[str, Any]] = {}
+    for r in sorted(labs, key=lambda r: r.get("observed_ms") or 0):
+        if (r.get("observed_ms") or 0) < end_of_day:
+            latest[str(r["loinc"])] = r
+    return risk.grade(risk.facts_from(age_years=years, bmi=bmi, labs=latest.values()))
+
+
+def prenatal(visit: Visit, first_weight: float | None, labs: Iterable[Mapping[str, Any]] = ()) -> Assembled | None:
     """The prenatal visit record of a session with a gestational age (None otherwise)."""
     if visit.pregnant_weeks is None:
         return None
     v = visit.last()
     sys_, dia, weight = v.get(SYSTOLIC), v.get(DIASTOLIC), v.get(WEIGHT)
     bp_class = None
+    grade = risk_grade(visit, first_weight, labs)
     derived: dict[str, Any] = {}
     try:
         weeks = pregnancy.check_weeks(visit.pregnant_weeks)
@@ -91,7 +111,8 @@ def prenatal(visit: Visit, first_weight: float | None) -> Assembled | None:
     case = PrenatalVisit(case_id=f"PN-{visit.hub_id}-{visit.session_id}", site_id=visit.site_id,
                          subject_id=str(visit.subject_id), screened_on=visit.day.isoformat(),
                          gestational_weeks=visit.pregnant_weeks, systolic=sys_, diastolic=dia, weight_kg=weight,
-                         bp_class=bp_class)
+                         bp_class=bp_class, risk_colour=grade.colour.label, risk_purple=grade.purple,
+                         risk_items=tuple(i.id for i in grade.items))
     return Assembled(case, derived, [f"visit:{visit.hub_id}/{visit.session_id}"])
 
 

@@ -135,8 +135,8 @@ class Ledger:
             "SELECT hub_id, epoch, next_seq FROM sync_state WHERE id = 1").fetchone()
         self.sessions.open.clear()
         for row in self.conn.execute("SELECT session_id, station_id, opened_at, last_at, pregnant_weeks, height_cm, "
-                                     "weight_kg FROM sessions WHERE closed_at IS NULL"):
-            self.sessions.open[row[1]] = OpenSession(*row)
+                                     "weight_kg, age_days, sex FROM sessions WHERE closed_at IS NULL"):
+            self.sessions.open[row[1]] = OpenSession(*row[:7], age_days=row[7], sex=row[8])
 
     def commit(self, items: list[Item]) -> list[Any]:
         """Apply a group in one transaction; returns one result (or InputRejected) per input."""
@@ -233,9 +233,12 @@ class Ledger:
             "INSERT INTO subjects (id_masked, name_masked, sex, sealed) VALUES (?, ?, ?, ?)",
             (idnum.mask(subj.national_id) if subj.national_id else None, idnum.mask_name(subj.name), subj.sex,
              self.encrypt(encode_body(r), b"mchub/subject/" + r.session_id.encode())))
+        s = self.sessions.open.get(r.station_id)
+        age, sex = (s.age_days, s.sex) if s is not None and s.session_id == r.session_id else (None, None)
         self.conn.execute("INSERT INTO sessions (session_id, station_id, opened_at, last_at, source, pregnant_weeks, "
-                          "subject_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                          (r.session_id, r.station_id, r.at, r.at, subj.source, r.pregnant_weeks, cur.lastrowid))
+                          "subject_id, age_days, sex) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                          (r.session_id, r.station_id, r.at, r.at, subj.source, r.pregnant_weeks, cur.lastrowid,
+                           age, sex))
 
     def find_reading(self, uid: str) -> tuple[int, str | None] | None:
         """(seq, session id) of the reading with this uid. The uid's timestamp is the reading's

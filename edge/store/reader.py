@@ -102,12 +102,13 @@ class Reader:
     def current_session(self, station_id: str) -> dict[str, Any] | None:
         """The station's open session with its masked subject (the kiosk's view), or None."""
         rows = self._all(
-            "SELECT s.session_id, s.opened_at, s.pregnant_weeks, j.name_masked FROM sessions s "
+            "SELECT s.session_id, s.opened_at, s.pregnant_weeks, j.name_masked, s.age_days, s.sex FROM sessions s "
             "LEFT JOIN subjects j ON j.id = s.subject_id WHERE s.station_id = ? AND s.closed_at IS NULL "
             "ORDER BY s.opened_at DESC LIMIT 1", (station_id,))
         if not rows:
             return None
-        return dict(zip(("session_id", "opened_at", "pregnant_weeks", "name_masked"), rows[0], strict=True))
+        return dict(zip(("session_id", "opened_at", "pregnant_weeks", "name_masked", "age_days", "sex"), rows[0],
+                        strict=True))
 
     def session_readings(self, session_id: str, opened_at: int) -> list[dict[str, Any]]:
         """The readings of an open session in seq order: device, time, observations (with flags).

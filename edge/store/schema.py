@@ -16,6 +16,9 @@ Tables (one stream, a few side tables):
                  kept longer than the records themselves.
 * ``commands``   ids of executed cloud commands (idempotence).
 * ``frame_errors`` rejected device frames, kept for inspection.
+* ``sessions.age_days``, ``sessions.sex`` (v5): the patient's age on the day the session
+  opened and sex, so readings after a restart are still judged for the person measured
+  (never the birth date itself: that stays inside the encrypted subject).
 
 Migrations are numbered; ``PRAGMA user_version`` holds the number applied last.
 """
@@ -55,7 +58,13 @@ def _v1(db: Any) -> None:
                                "raw": bytes}, pk="id")
 
 
-MIGRATIONS = [_v1]
+def _v5(db: Any) -> None:
+    """Who is being measured, for the clinical interpretation of readings after a restart."""
+    db.execute("ALTER TABLE sessions ADD COLUMN age_days INTEGER")
+    db.execute("ALTER TABLE sessions ADD COLUMN sex TEXT")
+
+
+MIGRATIONS = [_v1, _v5]  # merge: v2 (repeat filter), v3 (dead letters), v4 (config state) go before _v5
 
 
 def migrate(conn: sqlite3.Connection) -> int:

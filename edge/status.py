@@ -56,6 +56,7 @@ def store_snapshot(reader: Reader, data_dir: Any = None) -> dict[str, Any]:
         "last_error": st["last_error"],
         "last_error_ms": st["last_error_ms"],
         "sessions_today": reader.sessions_since(start_of_today_ms()),
+        "urgent": reader.urgent_since(start_of_today_ms()),
         "unbound_count": reader.count_unbound(),
         "unbound": reader.unbound(50),
         "audit": reader.audit(10),

@@ -76,6 +76,8 @@ class PrenatalVisit(_Case, tag="prenatal", kw_only=True, frozen=True):
     risk_colour: str | None = None
     risk_purple: bool = False
     risk_items: tuple[str, ...] = ()  #: ids of the 2017 assessment table's rows that matched
+    #: the day staff took an orange/red/purple woman into high-risk case management (a correction, audited)
+    risk_managed_on: str | None = None
 
 
 Case = CervicalCase | BreastCase | GrowthCheck | PrenatalVisit

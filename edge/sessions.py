@@ -11,18 +11,24 @@ records it returns, so the session a reading binds to is decided in seq order.
   session open for hours nor closes it early; record times stay wall-clock times.
 * A reading from a station's device binds to its open session, else stays unbound
   (staff can bind it later: :meth:`SessionManager.bind` makes a ``ReadingBound`` record).
-* Flags are computed on every reading (BP class with the session's pregnancy weeks,
-  BMI class, fever); BMI is derived when the session has both a height and a weight.
+* Flags are computed on every reading for the person measured
+  (:func:`protocol.clinical.interpret.flag_observations`): the session remembers the
+  patient's age in days and sex from the ID card (or staff entry) and the pregnancy weeks,
+  so a child is judged by WHO's growth references, never by adult cut-offs, and a pregnant
+  woman by the pregnancy classes. BMI is derived when the session has both a height and a weight.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from drivers.base import Measurement
 from protocol import codes
-from protocol.flags import GUIDELINE_2018, GUIDELINE_2022, BpThresholds, bmi, flag_observations
+from protocol.clinical.interpret import flag_observations
+from protocol.clinical.patient import Patient
+from protocol.flags import GUIDELINE_2018, GUIDELINE_2022, BpThresholds, bmi
 from protocol.ids import uuid7
 from protocol.model import Observation, Reading, ReadingBound, Record, SessionClosed, SessionOpened, Subject
 
@@ -41,6 +47,26 @@ class OpenSession:
     last_mono: int | None = None  #: monotonic ms of the last activity (None: not yet known, e.g. after a restart)
     subject_tag: str | None = None  #: keyed hash of the card holder's ID number (a re-read card continues the session)
     restored: bool = False  #: loaded from the store at start: opened before this hub process
+    age_days: int | None = None  #: the patient's age on the day the session opened (None: unknown)
+    sex: str | None = None  #: "M" or "F" (None: unknown)
+
+    def patient(self) -> Patient:
+        """Who is being measured, as the interpretation layer needs it."""
+        return patient_of(self.opened_at, self.age_days, self.sex, self.pregnant_weeks)
+
+
+#: hubs run in China; a patient's age and the day a rule applies are counted in China time
+CHINA = dt.timezone(dt.timedelta(hours=8))
+
+
+def local_day(ms: int) -> dt.date:
+    return dt.datetime.fromtimestamp(ms / 1000, CHINA).date()
+
+
+def patient_of(opened_at: int, age_days: int | None, sex: str | None, pregnant_weeks: int | None) -> Patient:
+    """The patient of a session row (``sessions``: opened_at, age_days, sex, pregnant_weeks)."""
+    born = None if age_days is None else local_day(opened_at) - dt.timedelta(days=age_days)
+    return Patient(birth_date=born, sex=sex if sex in ("M", "F") else None, pregnant_weeks=pregnant_weeks)
 
 
 def thresholds(guideline: str) -> BpThresholds:
@@ -110,7 +136,9 @@ class SessionManager:
             current.restored = False  # re-attached once; a later tap is a new visit again
             return out
         out += self.close_station(station_id, "next_card", now)
-        s = OpenSession(uuid7(now), station_id, now, now, pregnant_weeks, subject_tag=subject_tag)
+        who = Patient.from_subject(subject.national_id, subject.birth_date, subject.sex, pregnant_weeks)
+        s = OpenSession(uuid7(now), station_id, now, now, pregnant_weeks, subject_tag=subject_tag,
+                        age_days=who.age_days(local_day(now)), sex=who.sex)
         self._touch(s, now)
         self.open[station_id] = s
         out.append(SessionOpened(at=now, session_id=s.session_id, station_id=station_id, subject=subject,
@@ -144,7 +172,7 @@ class SessionManager:
         if (codes.BMI not in by_code and height and weight and 20.0 <= height <= 250.0
                 and (codes.HEIGHT in by_code or codes.WEIGHT in by_code)):
             obs = (*obs, Observation(code=codes.BMI, value=bmi(weight, height), unit="kg/m2"))
-        obs = flag_observations(obs, self.bp, s.pregnant_weeks if s else None)
+        obs = flag_observations(obs, s.patient() if s else None, local_day(now), self.bp)
         out.append(Reading(at=now, device_id=device_id, station_id=station_id, kind=m.kind, observations=obs,
                            device_time=m.device_time, session_id=s.session_id if s else None,
                            status=m.status, raw=m.raw))

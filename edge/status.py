@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge.errors import EdgeError
 from protocol import idnum
+from protocol.clinical.pregnancy import check_weeks
 from protocol.model import Subject
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ def store_snapshot(reader: Reader, data_dir: Any = None) -> dict[str, Any]:
         "last_error": st["last_error"],
         "last_error_ms": st["last_error_ms"],
         "sessions_today": reader.sessions_since(start_of_today_ms()),
+        "urgent": reader.urgent_since(start_of_today_ms()),
         "unbound_count": reader.count_unbound(),
         "unbound": reader.unbound(50),
         "audit": reader.audit(10),
@@ -128,7 +130,7 @@ def api_routes(hub: Hub) -> list[Any]:
         nid = doc.get("national_id")
         try:
             nid = idnum.normalise(str(nid)) if nid else None
-            weeks = int(doc["pregnant_weeks"]) if doc.get("pregnant_weeks") is not None else None
+            weeks = check_weeks(int(doc["pregnant_weeks"])) if doc.get("pregnant_weeks") is not None else None
         except (EdgeError, ValueError) as exc:
             return bad(str(exc))
         subject = Subject(national_id=nid, name=str(doc.get("name", ""))[:64], source="staff")

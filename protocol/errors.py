@@ -76,3 +76,15 @@ class IdNumberError(ProtocolError, ValueError):
 
 class UnitError(ProtocolError, ValueError):
     """A unit is unknown or cannot be converted to the canonical unit of a code."""
+
+
+class ClinicalError(ProtocolError, ValueError):
+    """Patient context that cannot be judged (e.g. 45 pregnancy weeks); ``key`` names the catalog text."""
+
+    def __init__(self, message: str, key: str = "clinical.invalid") -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class ReferenceTableError(ProtocolError):
+    """A clinical reference table is missing or malformed: a packaging fault, not bad input."""

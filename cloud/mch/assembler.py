@@ -71,6 +71,21 @@ async def _visits(tx: Tx, subject_id: int, ids: list[int], sex: str, birth: str 
     return out
 
 
+async def _numeric_results(tx: Tx, ids: list[int]) -> list[dict[str, Any]]:
+    """The subject's laboratory results with a number for a value (for the pregnancy risk grade)."""
+    out: list[dict[str, Any]] = []
+    for i in ids:
+        for r in await tx.fetch("SELECT code, value, unit, observed_ms, created_ms FROM results WHERE subject_id = $1 "
+                                "AND kind = 'lab' ORDER BY id", i):
+            try:
+                value = float(r["value"])
+            except (TypeError, ValueError):
+                continue
+            out.append({"loinc": r["code"], "value": value, "unit": r["unit"],
+                        "observed_ms": r["observed_ms"] or r["created_ms"]})
+    return out
+
+
 def _site(visits: list[vitals.Visit], on: str, default: str) -> str:
     """The site of the subject's last visit up to ``on``, else her first visit's, else the default."""
     known = [v for v in visits if v.site_id]
@@ -156,8 +171,9 @@ async def assemble_subject(db: Database, subject_id: int, ctx: Context) -> list[
                 evidence += evidence_of(await _with_study_modality(tx, r), ctx.result_map)
         assembled = screening_cases(sid, evidence, visits, row["birth_date"], ctx)
         firsts = vitals.first_weights(visits)
+        labs = await _numeric_results(tx, ids)
         for v in visits:
-            for a in (vitals.prenatal(v, firsts.get(v.session_id)), vitals.growth_check(v)):
+            for a in (vitals.prenatal(v, firsts.get(v.session_id), labs), vitals.growth_check(v)):
                 if a is not None:
                     assembled.append(a)
         today = ctx.today()

@@ -23,7 +23,8 @@ examples / 示例:
   mchub cloud mch queue                           upload queue and dead letters (replay: mchub cloud outbox replay ID)
   mchub cloud mch followups --overdue             overdue follow-up tasks / 逾期随访
   mchub cloud mch register workload --from 2025-01-01 --to 2025-03-31 --out q1.xlsx
-registers / 登记表: breast-followup, mammography, breast-ultrasound, workload, cervical-results, all (xlsx)
+registers / 登记表: breast-followup, mammography, breast-ultrasound, workload, cervical-results,
+    high-risk-pregnancy, all (xlsx)
 """
 
 Handler = Callable[[Any, argparse.Namespace], Awaitable[int]]
@@ -230,7 +231,7 @@ def register(sub: Any, add: Callable[..., Any], run: Callable[[Handler], Callabl
     p.add_argument("--site", default="")
     p = add("register", "write a register or statistics table as CSV or XLSX", run(_with_db(_register)), mch)
     p.add_argument("name", choices=["breast-followup", "mammography", "breast-ultrasound", "workload",
-                                    "cervical-results", "all"])
+                                    "cervical-results", "high-risk-pregnancy", "all"])
     p.add_argument("--from", dest="start", type=_date, required=True, help="first day, YYYY-MM-DD")
     p.add_argument("--to", dest="end", type=_date, required=True, help="last day, YYYY-MM-DD")
     p.add_argument("--site", default="", help="one site id (default: all sites)")

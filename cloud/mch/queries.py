@@ -36,6 +36,7 @@ REGISTERS: dict[str, Builder] = {
     "breast-ultrasound": registers.ultrasound_register,
     "workload": registers.workload_statistics,
     "cervical-results": registers.cervical_result_statistics,
+    "high-risk-pregnancy": registers.high_risk_pregnancy_register,
 }
 
 

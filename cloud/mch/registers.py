@@ -4,6 +4,7 @@
 * mammography register, breast ultrasound register
 * screening workload statistics by site
 * cervical screening result statistics by site
+* high-risk pregnancy register (高危孕产妇专案登记: orange, red and purple by the 2017 five-colour table)
 
 Each builder takes :class:`CaseView` items (the case plus how to show its site and
 subject — a masked name, never an ID number) and a period, and returns a :class:`Table`
@@ -19,9 +20,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from protocol.clinical.risk import table as risk_table
 from protocol.mch import valuesets as vs
 from protocol.mch.followup import follow_ups
-from protocol.mch.records import BreastCase, Case, CervicalCase
+from protocol.mch.records import BreastCase, Case, CervicalCase, PrenatalVisit
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,39 @@ def cervical_result_statistics(views: Iterable[CaseView], start: dt.date, end: d
         row["cin2_rate"] = round(n["cin2_plus"] * 100_000 / n["screened"], 1) if n["screened"] else 0.0
         rows.append(row)
     return Table("cervical_results", "宫颈癌筛查结果统计表", "Cervical screening result statistics", columns, rows)
+
+
+_COLOUR_ZH = {"green": "绿色", "yellow": "黄色", "orange": "橙色", "red": "红色", "purple": "紫色"}
+
+
+def high_risk_pregnancy_register(views: Iterable[CaseView], start: dt.date, end: dt.date) -> Table:
+    """Women graded orange, red or purple at a visit in [start, end], the rows that graded them, and
+    the open case-management task (国卫办妇幼发〔2017〕35号: 纳入高危孕产妇专案管理)."""
+    columns = (
+        Column("site", "机构", "site"), Column("case_id", "病例号", "case"), Column("subject", "姓名", "name"),
+        Column("screened_on", "检查日期", "visit date"), Column("weeks", "孕周", "weeks"),
+        Column("colour", "风险分级", "risk colour"), Column("items", "评估依据", "assessment items"),
+        Column("bp", "血压", "blood pressure"), Column("managed_on", "纳入专案日期", "in case management since"),
+        Column("due", "随访截止", "follow-up due"),
+    )
+    texts = {i.id: i.text for i in risk_table().items}
+    rows: list[dict[str, object]] = []
+    for v in views:
+        p = v.case
+        if not isinstance(p, PrenatalVisit) or not _in(v, start, end):
+            continue
+        if p.risk_colour not in ("orange", "red") and not p.risk_purple:
+            continue
+        colours = [c for c in (p.risk_colour, "purple" if p.risk_purple else None) if c]
+        due = [t.due for t in follow_ups(p) if t.kind == "high_risk_management"]
+        rows.append({
+            "site": v.site_name, "case_id": p.case_id, "subject": v.subject_label, "screened_on": p.screened_on,
+            "weeks": p.gestational_weeks or "", "colour": "、".join(_COLOUR_ZH[c] for c in colours),
+            "items": "；".join(texts.get(i, i) for i in p.risk_items),
+            "bp": f"{p.systolic:.0f}/{p.diastolic:.0f}" if p.systolic and p.diastolic else "",
+            "managed_on": p.risk_managed_on or "", "due": due[0] if due else "",
+        })
+    return Table("high_risk_pregnancy", "高危孕产妇专案登记", "high-risk pregnancy register", columns, rows)
 
 
 def to_csv(table: Table, lang: str = "zh") -> bytes:

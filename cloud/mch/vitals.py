@@ -4,8 +4,8 @@ A visit is a station session with its readings. It becomes
 
 * a :class:`~protocol.mch.records.PrenatalVisit` when the session carries the gestational
   age (``sessions.pregnant_weeks``, entered at the kiosk or by staff): the last blood
-  pressure, classified with the pregnancy thresholds (>= 140/90 after 20 weeks is
-  hypertension, >= 160/110 severe; :func:`protocol.flags.classify_bp`), the weight, and
+  pressure, classified with the pregnancy classes (>= 160/110 severe at any week, >= 140/90
+  hypertension, before or from week 20; :func:`protocol.clinical.pregnancy.classify_bp`), the weight, and
   — kept beside the record, not uploaded — the weight gained since the first visit of
   the same pregnancy;
 * a :class:`~protocol.mch.records.GrowthCheck` when the subject is a child under 6 at
@@ -27,7 +27,8 @@ import msgspec
 from cloud.mch import growth
 from cloud.mch.sources import CHINA
 from cloud.mch.store import Assembled
-from protocol.flags import classify_bp
+from protocol.clinical import pregnancy, risk
+from protocol.errors import ClinicalError
 from protocol.mch.records import GrowthCheck, PrenatalVisit
 
 HEIGHT, WEIGHT, SYSTOLIC, DIASTOLIC, HEAD = "8302-2", "29463-7", "8480-6", "8462-4", "9843-4"
@@ -71,22 +72,47 @@ def age_days(visit: Visit) -> int | None:
         return None
 
 
-def prenatal(visit: Visit, first_weight: float | None) -> Assembled | None:
+def risk_grade(visit: Visit, first_weight: float | None, labs: Iterable[Mapping[str, Any]] = ()) -> risk.RiskGrade:
+    """The five-colour grade on the day of ``visit``: age, the pregnancy's first BMI, the latest
+    laboratory result of each code observed up to the end of that day (protocol.clinical.risk)."""
+    days = age_days(visit)
+    years = None
+    if days is not None and visit.birth_date:
+        born = dt.date.fromisoformat(visit.birth_date)
+        years = visit.day.year - born.year - ((visit.day.month, visit.day.day) < (born.month, born.day))
+    v = visit.last()
+    height, weight = v.get(HEIGHT), first_weight if first_weight is not None else v.get(WEIGHT)
+    bmi = round(weight / (height / 100) ** 2, 1) if height and weight and height > 50 else None
+    end_of_day = dt.datetime.combine(visit.day + dt.timedelta(days=1), dt.time(), CHINA).timestamp() * 1000
+    latest: dict[str, Mapping[str, Any]] = {}
+    for r in sorted(labs, key=lambda r: r.get("observed_ms") or 0):
+        if (r.get("observed_ms") or 0) < end_of_day:
+            latest[str(r["loinc"])] = r
+    return risk.grade(risk.facts_from(age_years=years, bmi=bmi, labs=latest.values()))
+
+
+def prenatal(visit: Visit, first_weight: float | None, labs: Iterable[Mapping[str, Any]] = ()) -> Assembled | None:
     """The prenatal visit record of a session with a gestational age (None otherwise)."""
     if visit.pregnant_weeks is None:
         return None
     v = visit.last()
     sys_, dia, weight = v.get(SYSTOLIC), v.get(DIASTOLIC), v.get(WEIGHT)
     bp_class = None
-    if sys_ is not None and dia is not None:
-        bp_class = classify_bp(sys_, dia, pregnant_weeks=visit.pregnant_weeks).bp_class.value
+    grade = risk_grade(visit, first_weight, labs)
     derived: dict[str, Any] = {}
+    try:
+        weeks = pregnancy.check_weeks(visit.pregnant_weeks)
+    except ClinicalError as exc:
+        weeks, derived["weeks_error"] = None, str(exc)
+    if sys_ is not None and dia is not None and weeks is not None:
+        bp_class = pregnancy.classify_bp(sys_, dia, weeks).bp_class.value
     if weight is not None and first_weight is not None:
         derived["weight_gain_kg"] = round(weight - first_weight, 1)
     case = PrenatalVisit(case_id=f"PN-{visit.hub_id}-{visit.session_id}", site_id=visit.site_id,
                          subject_id=str(visit.subject_id), screened_on=visit.day.isoformat(),
                          gestational_weeks=visit.pregnant_weeks, systolic=sys_, diastolic=dia, weight_kg=weight,
-                         bp_class=bp_class)
+                         bp_class=bp_class, risk_colour=grade.colour.label, risk_purple=grade.purple,
+                         risk_items=tuple(i.id for i in grade.items))
     return Assembled(case, derived, [f"visit:{visit.hub_id}/{visit.session_id}"])
 
 

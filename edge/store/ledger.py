@@ -147,10 +147,11 @@ class Ledger:
         ours = {s.session_id for s in self.sessions.open.values() if not s.restored}  # reloaded after a rollback
         self.sessions.open.clear()
         for row in self.conn.execute("SELECT session_id, station_id, opened_at, last_at, pregnant_weeks, height_cm, "
-                                     "weight_kg, subject_tag FROM sessions WHERE closed_at IS NULL"):
-            sid, station, opened, last_at, weeks, height, weight, tag = row
+                                     "weight_kg, subject_tag, age_days, sex FROM sessions WHERE closed_at IS NULL"):
+            sid, station, opened, last_at, weeks, height, weight, tag, age, sex = row
             self.sessions.open[station] = OpenSession(sid, station, opened, last_at, weeks, height, weight,
-                                                      subject_tag=tag, restored=sid not in ours)
+                                                      subject_tag=tag, restored=sid not in ours, age_days=age,
+                                                      sex=sex)
 
     def commit(self, items: list[Item]) -> list[Any]:
         """Apply a group in one transaction; returns one result (or InputRejected) per input."""
@@ -277,10 +278,12 @@ class Ledger:
             (idnum.mask(subj.national_id) if subj.national_id else None, idnum.mask_name(subj.name), subj.sex,
              self.encrypt(encode_body(r), b"mchub/subject/" + r.session_id.encode())))
         s = self.sessions.open.get(r.station_id)
-        tag = s.subject_tag if s is not None and s.session_id == r.session_id else None
+        mine = s is not None and s.session_id == r.session_id
+        tag, age, sex = (s.subject_tag, s.age_days, s.sex) if s is not None and mine else (None, None, None)
         self.conn.execute("INSERT INTO sessions (session_id, station_id, opened_at, last_at, source, pregnant_weeks, "
-                          "subject_id, subject_tag) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                          (r.session_id, r.station_id, r.at, r.at, subj.source, r.pregnant_weeks, cur.lastrowid, tag))
+                          "subject_id, subject_tag, age_days, sex) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                          (r.session_id, r.station_id, r.at, r.at, subj.source, r.pregnant_weeks, cur.lastrowid, tag,
+                           age, sex))
 
     def find_reading(self, uid: str) -> tuple[int, str | None] | None:
         """(seq, session id) of the reading with this uid. The uid's timestamp is the reading's

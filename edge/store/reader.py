@@ -15,6 +15,7 @@ from typing import Any
 
 from edge.store.ledger import decode_body, subject_aad
 from edge.store.schema import connect
+from protocol import codes
 from protocol.ids import reading_uid
 from protocol.model import Reading, Record
 
@@ -102,12 +103,13 @@ class Reader:
     def current_session(self, station_id: str) -> dict[str, Any] | None:
         """The station's open session with its masked subject (the kiosk's view), or None."""
         rows = self._all(
-            "SELECT s.session_id, s.opened_at, s.pregnant_weeks, j.name_masked FROM sessions s "
+            "SELECT s.session_id, s.opened_at, s.pregnant_weeks, j.name_masked, s.age_days, s.sex FROM sessions s "
             "LEFT JOIN subjects j ON j.id = s.subject_id WHERE s.station_id = ? AND s.closed_at IS NULL "
             "ORDER BY s.opened_at DESC LIMIT 1", (station_id,))
         if not rows:
             return None
-        return dict(zip(("session_id", "opened_at", "pregnant_weeks", "name_masked"), rows[0], strict=True))
+        return dict(zip(("session_id", "opened_at", "pregnant_weeks", "name_masked", "age_days", "sex"), rows[0],
+                        strict=True))
 
     def session_readings(self, session_id: str, opened_at: int) -> list[dict[str, Any]]:
         """The readings of an open session in seq order: device, time, observations (with flags).
@@ -133,6 +135,25 @@ class Reader:
             obs = [{"code": o.code, "value": o.value, "unit": o.unit, "flag": o.flag}
                    for o in getattr(decode_body(body), "observations", ())]
             out[device] = {"at": at, "observations": obs}
+        return out
+
+    def urgent_since(self, since_ms: int, limit: int = 50) -> list[dict[str, Any]]:
+        """Readings since ``since_ms`` whose blood pressure was judged critically high (HH: the severe
+        range in pregnancy at any week, adult grade 3): the status page's alarm, newest first."""
+        rows = self._all(
+            "SELECT r.at, r.station_id, r.body, s.pregnant_weeks, j.name_masked FROM records r "
+            "LEFT JOIN sessions s ON s.session_id = r.session_id LEFT JOIN subjects j ON j.id = s.subject_id "
+            "WHERE r.type = 0 AND r.at >= ? ORDER BY r.seq DESC", (since_ms,))
+        out: list[dict[str, Any]] = []
+        for at, station, body, weeks, name in rows:
+            obs = {o.code: o for o in getattr(decode_body(body), "observations", ())}
+            sys_, dia = obs.get(codes.SYSTOLIC), obs.get(codes.DIASTOLIC)
+            if sys_ is None or dia is None or "HH" not in (sys_.flag, dia.flag):
+                continue
+            out.append({"at": at, "station_id": station, "name_masked": name or "", "pregnant_weeks": weeks,
+                        "value": f"{sys_.value:.0f}/{dia.value:.0f}"})
+            if len(out) >= limit:
+                break
         return out
 
     def count_unbound(self) -> int:

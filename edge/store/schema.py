@@ -20,6 +20,9 @@ Tables (one stream, a few side tables):
                  repeating it after a restart is not stored again (:mod:`edge.store.repeats`);
                  ``sessions.subject_tag`` (v2): a keyed hash of the card holder's ID number,
                  so a card still on the reader after a restart continues its open session.
+* ``sessions.age_days``, ``sessions.sex`` (v5): the patient's age on the day the session
+  opened and sex, so readings after a restart are still judged for the person measured
+  (never the birth date itself: that stays inside the encrypted subject).
 
 Migrations are numbered; ``PRAGMA user_version`` holds the number applied last.
 """
@@ -67,7 +70,13 @@ def _v2(db: Any) -> None:
     db.execute("ALTER TABLE sessions ADD COLUMN subject_tag TEXT")
 
 
-MIGRATIONS = [_v1, _v2]
+def _v5(db: Any) -> None:
+    """Who is being measured, for the clinical interpretation of readings after a restart."""
+    db.execute("ALTER TABLE sessions ADD COLUMN age_days INTEGER")
+    db.execute("ALTER TABLE sessions ADD COLUMN sex TEXT")
+
+
+MIGRATIONS = [_v1, _v2, _v5]  # merge: v3 (dead letters), v4 (config state) go before _v5
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 
 from drivers.base import Measurement
+from edge.sessions import local_day, patient_of
 from edge.web import results
 from protocol import codes
 from webui.security import session_of
@@ -92,7 +93,8 @@ class Kiosk:
             self.cuff.pop(station_id, None)
             return {"phase": "idle"}
         readings = await asyncio.to_thread(reader.session_readings, session["session_id"], session["opened_at"])
-        rows = results.rows(readings, self.hub.sessions.bp, session["pregnant_weeks"])
+        who = patient_of(session["opened_at"], session["age_days"], session["sex"], session["pregnant_weeks"])
+        rows = results.rows(readings, self.hub.sessions.bp, who, local_day(int(time.time() * 1000)))
         cuff = None
         if station_id in self.cuff:
             value, at = self.cuff[station_id]

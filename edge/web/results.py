@@ -1,32 +1,40 @@
-"""Plain-language meaning of a patient's results for the kiosk (pure; thresholds from protocol.flags).
+"""Plain-language meaning of a patient's results for the kiosk (pure; judgements from protocol.clinical).
 
 Each shown row has a level the patient can act on:
 
-* ``ok``     normal (blood pressure normal or high-normal, temperature, pulse, BMI in range)
-* ``watch``  slightly high or low: mention it to the doctor (BP grade 1, low BP, fever < 39,
-             pulse outside 60-100, BMI outside 18.5-23.9)
-* ``nurse``  please see the nurse now (BP grade 2-3, hypertension in pregnancy, fever >= 39,
-             hypothermia, an implausible value that needs measuring again)
-* ``info``   a plain measurement without a judgement (height, weight)
+* ``ok``     normal for this person
+* ``watch``  slightly high or low: mention it to the doctor (adult BP grade 1, low BP, fever
+             < 39, pulse outside 60-100, adult BMI outside 18.5-23.9, a child's weight for size
+             outside WHO's normal band, weight gain outside WS/T 801-2022)
+* ``nurse``  please see the nurse now (BP grade 2-3, any hypertension in pregnancy, the
+             severe range in pregnancy at any week, fever >= 39, hypothermia, a child severely
+             wasted or thin, an implausible value that needs measuring again)
+* ``info``   a plain measurement without a judgement (height, adult weight, and a child's
+             blood pressure or pulse while no paediatric table is loaded)
 
-Blood pressure is classified with :func:`protocol.flags.classify_bp` under the hub's
-guideline and the session's pregnancy weeks, so the kiosk says what the record's flag says.
+Who was measured decides the rule (:func:`protocol.clinical.interpret.interpret`): a child is
+never judged by adult cut-offs. The meaning key is ``meaning.<class>`` of that judgement, so
+the wording fits the group (a child's growth class talks to the parent).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from protocol import codes
-from protocol.flags import GUIDELINE_2018, BpClass, BpThresholds, classify_bp
+from protocol.clinical.interpret import Interpretation, interpret
+from protocol.clinical.patient import Patient
+from protocol.flags import GUIDELINE_2018, BpThresholds
+from protocol.model import Observation
 
 #: what the patient sees, in this order (mean arterial pressure and device codes are not shown)
 SHOWN = (codes.SYSTOLIC, codes.PULSE, codes.TEMPERATURE, codes.HEIGHT, codes.WEIGHT, codes.BMI)
-_BP_LEVEL = {BpClass.NORMAL: "ok", BpClass.HIGH_NORMAL: "ok", BpClass.GRADE_1: "watch", BpClass.LOW: "watch",
-             BpClass.GRADE_2: "nurse", BpClass.GRADE_3: "nurse", BpClass.PREGNANCY_HYPERTENSION: "nurse",
-             BpClass.PREGNANCY_SEVERE: "nurse"}
+#: classes whose flag alone would say "watch" but that need the nurse the same day
+_NURSE = {"bp.grade_2", "bp.grade_3", "pregnancy.pregnancy_hypertension", "pregnancy.hypertension_before_20",
+          "pregnancy.pregnancy_severe", "temperature.low", "temperature.very_high"}
 
 
 @dataclass(frozen=True)
@@ -44,43 +52,45 @@ def _fmt(value: float, digits: int) -> str:
     return f"{value:.{digits}f}" if digits else f"{round(value):d}"
 
 
+def level(j: Interpretation) -> str:
+    """ok / watch / nurse / info for one judgement."""
+    if j.urgent or j.klass in _NURSE or j.flag in ("HH", "LL", "A"):
+        return "nurse"
+    if j.flag is None:
+        return "info"
+    return "ok" if j.flag == "N" else "watch"
+
+
 def rows(readings: Iterable[Mapping[str, Any]], bp: BpThresholds = GUIDELINE_2018,
-         pregnant_weeks: int | None = None) -> list[Row]:
+         patient: Patient | None = None, on: dt.date | None = None) -> list[Row]:
     """The rows for a session's readings; a later value of the same kind replaces an earlier one."""
     latest: dict[str, dict[str, Any]] = {}
     for reading in readings:
         for o in reading["observations"]:
             latest[o["code"]] = o
+    judged = interpret(tuple(Observation(code=o["code"], value=float(o["value"]), unit=o["unit"])
+                             for o in latest.values()), patient, on, bp)
     out = []
     for code in SHOWN:
         o = latest.get(code)
         if o is None:
             continue
-        flag = o.get("flag")
         if code == codes.SYSTOLIC:
             dia = latest.get(codes.DIASTOLIC)
             if dia is None:
                 continue
-            value = f"{_fmt(o['value'], 0)}/{_fmt(dia['value'], 0)}"
-            if "A" in (flag, dia.get("flag")):
-                out.append(Row("obs.bp", value, "mm[Hg]", "nurse", "meaning.again"))
-                continue
-            cls = classify_bp(o["value"], dia["value"], bp, pregnant_weeks).bp_class
-            out.append(Row("obs.bp", value, "mm[Hg]", _BP_LEVEL[cls], f"meaning.bp.{cls.value}"))
-            continue
-        digits = 0 if code == codes.PULSE else 1
-        value, unit = _fmt(o["value"], digits), o["unit"]
-        if flag == "A":
-            out.append(Row(f"obs.{code}", value, unit, "nurse", "meaning.again"))
-        elif code in (codes.HEIGHT, codes.WEIGHT):
-            out.append(Row(f"obs.{code}", value, unit, "info", ""))
+            value, unit, label = f"{_fmt(o['value'], 0)}/{_fmt(dia['value'], 0)}", "mm[Hg]", "obs.bp"
+            flags = {o.get("flag"), dia.get("flag"), *(judged[c].flag for c in (code, codes.DIASTOLIC) if c in judged)}
         else:
-            level = "ok" if flag in (None, "N") else "nurse" if flag in ("HH", "LL") else "watch"
-            if code == codes.TEMPERATURE and flag == "L":
-                level = "nurse"
-            direction = "low" if flag in ("L", "LL") else "high"
-            out.append(Row(f"obs.{code}", value, unit, level,
-                           "meaning.ok" if level == "ok" else f"meaning.{level}.{direction}"))
+            value = _fmt(o["value"], 0 if code == codes.PULSE else 1)
+            unit, label, flags = o["unit"], f"obs.{code}", {o.get("flag")}
+        j = judged.get(code)
+        if "A" in flags or (j is not None and j.flag == "A"):
+            out.append(Row(label, value, unit, "nurse", "meaning.again"))
+        elif j is None or j.klass is None:
+            out.append(Row(label, value, unit, "info", ""))
+        else:
+            out.append(Row(label, value, unit, level(j), f"meaning.{j.klass}"))
     return out
 
 

@@ -30,6 +30,7 @@ from edge.errors import EdgeError
 from edge.status import snapshot, start_of_today_ms
 from edge.store import reader as q
 from protocol import idnum
+from protocol.clinical.pregnancy import check_weeks
 from protocol.ids import now_ms
 from protocol.model import Subject
 from webui.security import session_of
@@ -207,7 +208,7 @@ class StatusPage:
             nid = str(form.get("national_id", "")).strip()
             nid_ok = idnum.normalise(nid) if nid else None
             weeks_text = str(form.get("pregnant_weeks", "")).strip()
-            weeks = int(weeks_text) if weeks_text else None
+            weeks = check_weeks(int(weeks_text)) if weeks_text else None
         except (EdgeError, ValueError) as exc:
             return _back(request, error=str(exc))
         subject = Subject(national_id=nid_ok, name=str(form.get("name", ""))[:64].strip(), source="staff")

@@ -1,9 +1,10 @@
 """The demo's scripted patients: adults, pregnant women and children, some of them abnormal.
 
 The stream is reproducible for a seed. Every sixth patient is abnormal on purpose, in a
-way the clinic should notice (hypertension, pre-eclampsia range blood pressure in a
-pregnant woman, an obese adult, an underweight child), so the flags, the kiosk and the
-HIS messages have something to show.
+way the clinic should notice (hypertension, a severe-range blood pressure in a pregnant
+woman before week 20 — which must send her to a nurse at once — an obese adult, an
+underweight child), so the flags, the kiosk, the status page's alarm and the HIS messages
+have something to show. With the default seed the 18th patient is that pregnant woman.
 
 >>> people = scripted_patients(seed=1)
 >>> [next(people).group for _ in range(4)]
@@ -39,8 +40,9 @@ class Scripted:
 def _abnormal(rng: random.Random, p: Patient) -> Scripted:
     """The same person with one abnormal finding that fits her group."""
     if p.group == "pregnant":
-        return Scripted(dataclasses.replace(p, systolic=rng.randint(145, 160), diastolic=rng.randint(95, 105)),
-                        "BP >= 140/90 in pregnancy / 妊娠期高血压")
+        return Scripted(dataclasses.replace(p, systolic=rng.randint(160, 172), diastolic=rng.randint(104, 114),
+                                            pregnant_weeks=rng.randint(10, 19)),
+                        "severe-range BP in pregnancy / 孕期血压重度升高")
     if p.group == "child":
         weight = round(13.0 * (p.height_cm / 100) ** 2, 1)  # BMI 13: thin for any age
         return Scripted(dataclasses.replace(p, weight_kg=weight), "underweight child / 儿童低体重")

@@ -14,6 +14,13 @@ import msgspec
 from protocol.mch import valuesets as vs
 from protocol.mch.records import BreastCase, Case, CervicalCase, GrowthCheck, PrenatalVisit
 
+#: colours the 2017 规范 (国卫办妇幼发〔2017〕35号) puts into high-risk case management (高危孕产妇专案管理)
+HIGH_RISK_COLOURS = ("orange", "red")
+#: days to take her into case management and report her; the 规范 says "及时报告" (report in time): a local default
+HIGH_RISK_DAYS = 3
+#: prenatal BP classes (protocol.clinical.pregnancy.PregnancyBp) that need a review visit
+PREGNANCY_HYPERTENSION = ("pregnancy_hypertension", "hypertension_before_20", "pregnancy_severe")
+
 
 class FollowUp(msgspec.Struct, frozen=True, kw_only=True):
     """One thing that must happen next for a case."""
@@ -61,10 +68,15 @@ def follow_ups(case: Case) -> list[FollowUp]:
         if any(f.startswith("severe_") or f in ("stunting", "wasting", "underweight") for f in case.findings):
             tasks.append(_task(case, "growth_review", "findings", 30, "营养不良，1个月内复查",
                                "undernutrition: review within a month"))
-    elif isinstance(case, PrenatalVisit) and case.bp_class in ("pregnancy_hypertension", "pregnancy_severe"):
-        days = 1 if case.bp_class == "pregnancy_severe" else 7
-        tasks.append(_task(case, "bp_review", "bp_class", days, "妊娠期高血压，安排复诊",
-                           "hypertension in pregnancy: arrange review"))
+    elif isinstance(case, PrenatalVisit):
+        if case.bp_class in PREGNANCY_HYPERTENSION:
+            days = 1 if case.bp_class == "pregnancy_severe" else 7
+            tasks.append(_task(case, "bp_review", "bp_class", days, "妊娠期高血压，安排复诊",
+                               "hypertension in pregnancy: arrange review"))
+        if (case.risk_colour in HIGH_RISK_COLOURS or case.risk_purple) and case.risk_managed_on is None:
+            tasks.append(_task(case, "high_risk_management", "risk_managed_on", HIGH_RISK_DAYS,
+                               "高危孕产妇：纳入专案管理并报告",
+                               "high-risk pregnancy: start case management and report"))
     return tasks
 
 

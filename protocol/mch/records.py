@@ -72,6 +72,12 @@ class PrenatalVisit(_Case, tag="prenatal", kw_only=True, frozen=True):
     weight_kg: float | None = None
     pre_pregnancy_weight_kg: float | None = None
     bp_class: str | None = None
+    #: five-colour pregnancy risk (protocol.clinical.risk): green/yellow/orange/red, purple beside it
+    risk_colour: str | None = None
+    risk_purple: bool = False
+    risk_items: tuple[str, ...] = ()  #: ids of the 2017 assessment table's rows that matched
+    #: the day staff took an orange/red/purple woman into high-risk case management (a correction, audited)
+    risk_managed_on: str | None = None
 
 
 Case = CervicalCase | BreastCase | GrowthCheck | PrenatalVisit

@@ -135,6 +135,9 @@ def _prenatal(p: PrenatalVisit) -> list[FieldError]:
     if p.gestational_weeks is not None and not 4 <= p.gestational_weeks <= 45:
         errors.append(FieldError(field="gestational_weeks", rule="range", zh="孕周应在4-45周之间",
                                  en="gestational age must be 4-45 weeks"))
+    if p.risk_colour is not None and p.risk_colour not in ("green", "yellow", "orange", "red"):
+        errors.append(FieldError(field="risk_colour", rule="value_set", zh="妊娠风险颜色应为绿、黄、橙或红",
+                                 en="risk colour must be green, yellow, orange or red"))
     if p.systolic is not None and p.diastolic is not None and p.systolic <= p.diastolic:
         errors.append(FieldError(field="systolic", rule="bp_order", zh="收缩压应高于舒张压",
                                  en="systolic pressure must be above diastolic"))

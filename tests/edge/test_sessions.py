@@ -73,3 +73,37 @@ def test_flags_bp_class_fever_and_pregnancy() -> None:
     [r] = m.reading("room-1", "th-1", t, now=3)
     assert r.observations[0].flag == "H"  # type: ignore[union-attr]
     assert thresholds("2022").grade_1 == (130, 80)
+
+
+def child_id(born: str, sex_digit: int) -> str:
+    """A valid ID number for a child born on ``born`` (YYYYMMDD); odd 17th digit = male."""
+    from protocol.idnum import check_character
+
+    first17 = f"110105{born}00{sex_digit}"
+    return first17 + check_character(first17)
+
+
+def test_a_child_is_flagged_by_who_references_not_adult_cut_offs() -> None:
+    """The issue's 4-year-old: BMI 16.1 and pulse 105 are normal for him; adult rules said low/high."""
+    import datetime as dt
+
+    from edge.sessions import CHINA
+
+    now = int(dt.datetime(2026, 12, 6, 10, 0, tzinfo=CHINA).timestamp() * 1000)
+    m = SessionManager({})
+    m.identify("room-1", Subject(national_id=child_id("20221101", 1), name="小明", sex="1"), now=now)
+    s = m.open["room-1"]
+    assert (s.age_days, s.sex) == ((dt.date(2026, 12, 6) - dt.date(2022, 11, 1)).days, "M")
+    [r] = m.reading("room-1", "st-1", Measurement(kind="height_weight", observations=(
+        Observation(code=codes.HEIGHT, value=102.6, unit="cm"), Observation(code=codes.WEIGHT, value=17.0, unit="kg"),
+        Observation(code=codes.PULSE, value=105, unit="/min"))), now=now + 1000)
+    flags = {o.code: o.flag for o in r.observations}  # type: ignore[union-attr]
+    assert flags[codes.BMI] == "N" and flags[codes.WEIGHT] == "N"
+    assert flags[codes.PULSE] is None  # no paediatric pulse table loaded: no judgement rather than an adult one
+
+
+def test_an_adult_without_a_birth_date_keeps_adult_rules() -> None:
+    m = SessionManager({})
+    m.identify("room-1", Subject(name="王五", source="staff"), now=0)
+    [r] = m.reading("room-1", "bp-1", bp(150, 95), now=1)
+    assert {o.flag for o in r.observations} == {"H"}  # type: ignore[union-attr]

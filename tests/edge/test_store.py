@@ -157,3 +157,21 @@ async def test_pages_freed_by_pruning_count_as_free_space(tmp_path: Path) -> Non
     await writer.call(prune_chunk(before_ms=2**62, limit=5000))
     assert writer.guard.check(force=True)  # SQLite reuses the freed pages before growing the file
     await writer.stop()
+
+
+async def test_the_patient_context_survives_a_restart(tmp_path: Path) -> None:
+    """A child's session reopened from hub.db after a restart is still judged as a child's."""
+    from protocol import codes
+    from tests.edge.test_sessions import child_id
+
+    writer, _, ident = make(tmp_path)
+    writer.start()
+    await writer.submit(IdentifyIn("room-1", Subject(national_id=child_id("20230301", 1), name="小明")))
+    await writer.stop()
+    conn, _ = open_db(tmp_path / "hub.db", "hub-1")
+    sessions = SessionManager({"room-1": 10 ** 12})
+    Ledger(conn, sessions, ident.encrypt)  # what a restarted hub does: load the open sessions
+    s = sessions.open["room-1"]
+    assert s.sex == "M" and s.age_days is not None and 365 < s.age_days < 5 * 366
+    [r] = sessions.reading("room-1", "bp-1", bp(1), now=s.last_at + 1)
+    assert {o.code: o.flag for o in r.observations}[codes.SYSTOLIC] is None  # type: ignore[union-attr]

@@ -42,6 +42,7 @@ def test_bounded_demo_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     assert his["results_acked"] >= 1, out  # lab results the HIS sent were ACKed by the cloud
     assert mch["available"] and mch["delivered"] >= 1, out  # cases accepted by the MCH platform
     assert "汇总 summary" in out and "lost" in out
+    judged_by_their_own_references(work)
     # every child process is gone: no hub or cloud still listens in the work directory's logs' names
     leftovers = subprocess.run(["pgrep", "-f", str(work)], capture_output=True, text=True).stdout.split()
     assert leftovers == [], f"processes left behind: {leftovers}"
@@ -76,3 +77,32 @@ def test_ctrl_c_winds_down_with_a_summary_and_stops_every_child(tmp_path: Path) 
     assert "Ctrl-C" in text and "汇总 summary" in text
     leftovers = subprocess.run(["pgrep", "-f", str(work)], capture_output=True, text=True).stdout.split()
     assert leftovers == [], f"processes left behind: {leftovers}"
+
+
+def judged_by_their_own_references(work: Path) -> None:
+    """On the hubs' own records: children never carry adult flags, pregnant women the pregnancy classes."""
+    import sqlite3
+
+    from edge.store.ledger import decode_body
+    from protocol import codes
+    from protocol.clinical.pregnancy import classify_bp
+
+    children = pregnant = 0
+    for db in work.glob("*/data/hub.db"):
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            rows = conn.execute("SELECT s.age_days, s.pregnant_weeks, r.body FROM records r JOIN sessions s "
+                                "ON s.session_id = r.session_id WHERE r.type = 0").fetchall()
+        finally:
+            conn.close()
+        for age_days, weeks, body in rows:
+            flags = {o.code: o.flag for o in decode_body(body).observations}
+            values = {o.code: o.value for o in decode_body(body).observations}
+            if age_days is not None and age_days < 18 * 365:
+                children += 1
+                assert flags.get(codes.PULSE) is None and flags.get(codes.SYSTOLIC) is None, flags
+            elif weeks is not None and codes.SYSTOLIC in values:
+                pregnant += 1
+                expected = classify_bp(values[codes.SYSTOLIC], values[codes.DIASTOLIC], weeks).flag
+                assert flags[codes.SYSTOLIC] == expected, (weeks, values, flags)
+    assert children and pregnant, (children, pregnant)

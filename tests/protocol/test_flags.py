@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from protocol import codes
+from protocol.clinical.interpret import flag_observations
 from protocol.flags import (
     GUIDELINE_2022,
     BmiClass,
@@ -12,7 +13,6 @@ from protocol.flags import (
     bmi,
     classify_bmi,
     classify_bp,
-    flag_observations,
     temperature_flag,
 )
 from protocol.model import Observation
@@ -46,12 +46,6 @@ def test_isolated_systolic() -> None:
 def test_thresholds_are_configurable() -> None:
     assert classify_bp(132, 78, GUIDELINE_2022).bp_class is BpClass.GRADE_1
     assert classify_bp(132, 78).bp_class is BpClass.HIGH_NORMAL
-
-
-def test_pregnancy_after_20_weeks() -> None:
-    assert classify_bp(142, 85, pregnant_weeks=24).bp_class is BpClass.PREGNANCY_HYPERTENSION
-    assert classify_bp(162, 100, pregnant_weeks=30).flag == "HH"
-    assert classify_bp(142, 85, pregnant_weeks=12).bp_class is BpClass.GRADE_1
 
 
 @pytest.mark.parametrize(("value", "cls"), [(18.4, BmiClass.UNDERWEIGHT), (18.5, BmiClass.NORMAL),

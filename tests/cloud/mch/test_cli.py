@@ -66,7 +66,8 @@ async def test_backfill_inspect_correct_upload_and_registers(tmp_path: Path) -> 
                              "--out", str(tmp_path / "r.xlsx"))
     assert code == 0 and "筛查工作量统计表 (1 row(s))" in out
     book = load_workbook(io.BytesIO((tmp_path / "r.xlsx").read_bytes()))
-    assert book.sheetnames == ["breast_followup", "mammography", "breast_ultrasound", "workload", "cervical_results"]
+    assert book.sheetnames == ["breast_followup", "mammography", "breast_ultrasound", "workload", "cervical_results",
+                               "high_risk_pregnancy"]
     code, out, _ = await mch(cloud, "register", "cervical-results", "--from", "2025-11-01", "--to", "2025-11-30",
                              "--lang", "en", "--out", str(tmp_path / "c.csv"))
     assert (tmp_path / "c.csv").read_text(encoding="utf-8-sig").startswith("site,screened,HPV positive")

@@ -128,6 +128,7 @@ async def test_vitals_and_results_become_cases_uploaded_exactly_once(db_url: str
     pn = platform.state.accepted[("prenatal", f"PN-H001-{pregnant}")]
     assert (pn["sbp"], pn["bpClass"], pn["gestationalWeeks"], pn["orgCode"]) == (146, "pregnancy_hypertension", 26,
                                                                                   "S1")
+    assert (pn["riskColour"], pn["riskPurple"], pn["riskItems"]) == ("green", False, [])  # 34 years, no lab results
     cx = platform.state.accepted[("cervical", f"CX-{woman}-{_day(at + DAY)}")]
     assert (cx["hpvResult"], cx["tbsResult"], cx["samplingMethod"]) == ("1", "1", "2")  # reference profile codes
     gr = platform.state.accepted[("growth", f"GR-H001-{child}")]

@@ -73,3 +73,25 @@ def test_csv_opens_in_excel_and_xlsx_reads_back() -> None:
     assert book.sheetnames == ["cervical_results", "workload"]
     sheet = book["cervical_results"]
     assert sheet["A1"].value == "宫颈癌筛查结果统计表" and sheet["A2"].value == "机构"
+
+
+def test_high_risk_pregnancy_register_lists_orange_red_and_purple_with_their_items() -> None:
+    from cloud.mch.registers import high_risk_pregnancy_register
+    from protocol.mch.records import PrenatalVisit
+
+    def pn(n: int, colour: str, purple: bool = False, items: tuple[str, ...] = (), managed: str | None = None,
+           ) -> CaseView:
+        return view(PrenatalVisit(**base(n, "2026-05-10"), gestational_weeks=24, systolic=150, diastolic=96,
+                                  risk_colour=colour, risk_purple=purple, risk_items=items, risk_managed_on=managed))
+
+    views = [pn(1, "green"), pn(2, "yellow", items=("yellow-1.1",)), pn(3, "orange", items=("orange-1.1",)),
+             pn(4, "green", purple=True, items=("purple",)), pn(5, "red", managed="2026-05-11")]
+    t = high_risk_pregnancy_register(views, START, END)
+    rows = {r["case_id"]: r for r in t.rows}
+    assert set(rows) == {"c3", "c4", "c5"}
+    assert rows["c3"]["colour"] == "橙色" and rows["c3"]["items"] == "年龄≥40岁" and rows["c3"]["due"] == "2026-05-13"
+    assert rows["c4"]["colour"] == "绿色、紫色"
+    assert rows["c5"]["managed_on"] == "2026-05-11" and rows["c5"]["due"] == ""  # in case management: task closed
+    assert to_csv(t).decode("utf-8-sig").startswith("机构,病例号,姓名,检查日期,孕周,风险分级")
+    sheet = load_workbook(io.BytesIO(to_xlsx([t]))).active
+    assert sheet is not None and sheet.max_row >= 4

@@ -113,3 +113,24 @@ async def test_follow_up_notices_go_through_the_notifier(db: Database, caplog: p
     assert [(n["case_id"], n["kind"], n["due"]) for n in notifier.sent] == [("BR-3", "breast_biopsy", "2026-12-01")]
     assert "follow-up breast_biopsy for case BR-3" in caplog.text
     assert (await _rows(db, "SELECT status FROM outbox WHERE topic = 'mch.followup'")) == [{"status": "done"}]
+
+
+async def test_a_risk_grade_override_is_a_correction_with_a_reason_and_audited(db: Database) -> None:
+    """Staff confirm or override the five-colour grade with a reason: a new version, an audit row."""
+    from protocol.mch.records import PrenatalVisit
+
+    sid = await add_subject(db)
+    case = PrenatalVisit(case_id="PN-1", site_id="S1", subject_id=str(sid), screened_on="2026-11-01",
+                         gestational_weeks=24, risk_colour="yellow", risk_items=("yellow-1.1",))
+    assert (await _save(db, case)).version == 1  # type: ignore[arg-type]
+    async with db.transaction() as tx:
+        await store.correct(tx, "PN-1", {"risk_colour": "red"}, actor="dr-li",
+                            reason="心功能III级（红色 1.1，门诊确诊）")
+    saved = await _save(db, case)  # type: ignore[arg-type]
+    assert saved.version == 2
+    record = await _rows(db, "SELECT payload FROM mch_records WHERE case_id = 'PN-1' AND version = 2")
+    assert '"risk_colour":"red"' in str(record[0]["payload"])
+    audit = await _rows(db, "SELECT actor, action, reason FROM audit_log WHERE action = 'mch.correct'")
+    assert audit == [{"actor": "dr-li", "action": "mch.correct", "reason": "心功能III级（红色 1.1，门诊确诊）"}]
+    tasks = await _rows(db, "SELECT kind, status FROM mch_followups WHERE case_id = 'PN-1'")
+    assert tasks == [{"kind": "high_risk_management", "status": "open"}]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from typing import Any
 
@@ -10,13 +11,16 @@ import aiohttp
 
 from drivers.base import Measurement
 from edge.store.ledger import IdentifyIn, ReadingIn
-from edge.web.results import rows
+from edge.web import LOCALES as EDGE_LOCALES
+from edge.web.results import rows, worst
 from protocol import codes
+from protocol.clinical.patient import Patient
 from protocol.flags import GUIDELINE_2018
 from protocol.model import Observation, Subject
 from tests.edge.hubkit import wait_until
 from tests.edge.web.conftest import csrf_from
 from tests.support.asgi import serve
+from webui.i18n import catalog
 
 NID = "11010519491231002X"
 PATIENT = Subject(national_id=NID, name="王芳", sex="2", source="idcard")
@@ -38,18 +42,50 @@ def test_plain_language_follows_the_guideline() -> None:
     def meaning(sys_: float, dia: float, weeks: int | None = None) -> tuple[str, str]:
         obs = [{"code": codes.SYSTOLIC, "value": sys_, "unit": "mm[Hg]", "flag": "N"},
                {"code": codes.DIASTOLIC, "value": dia, "unit": "mm[Hg]", "flag": "N"}]
-        [row] = rows([{"observations": obs}], GUIDELINE_2018, weeks)
+        [row] = rows([{"observations": obs}], GUIDELINE_2018, Patient(pregnant_weeks=weeks))
         return row.level, row.meaning
 
     assert meaning(118, 76) == ("ok", "meaning.bp.normal")
     assert meaning(132, 85) == ("ok", "meaning.bp.high_normal")
     assert meaning(145, 85) == ("watch", "meaning.bp.grade_1")
     assert meaning(165, 95) == ("nurse", "meaning.bp.grade_2")
-    assert meaning(142, 85, weeks=30) == ("nurse", "meaning.bp.pregnancy_hypertension")
+    assert meaning(142, 85, weeks=30) == ("nurse", "meaning.pregnancy.pregnancy_hypertension")
+    # the severe range sends a pregnant woman to the nurse at any week, not "high, see the nurse" at 13 weeks
+    assert meaning(160, 102, weeks=13) == ("nurse", "meaning.pregnancy.pregnancy_severe")
     temp = [{"code": codes.TEMPERATURE, "value": 39.2, "unit": "Cel", "flag": "HH"}]
     assert rows([{"observations": temp}])[0].level == "nurse"
     odd = [{"code": codes.PULSE, "value": 400, "unit": "/min", "flag": "A"}]
     assert rows([{"observations": odd}])[0].meaning == "meaning.again"
+
+
+def test_a_child_is_told_what_a_child_is_told() -> None:
+    """The issue's 4-year-old (102.6 cm, 17 kg, pulse 105): no adult "slightly high/low", weight for size by WHO."""
+    child = Patient(birth_date=dt.date(2022, 11, 1), sex="M")
+    obs = [{"code": codes.HEIGHT, "value": 102.6, "unit": "cm", "flag": None},
+           {"code": codes.WEIGHT, "value": 17.0, "unit": "kg", "flag": None},
+           {"code": codes.BMI, "value": 16.1, "unit": "kg/m2", "flag": "L"},
+           {"code": codes.PULSE, "value": 105, "unit": "/min", "flag": "H"}]
+    got = {r.label: (r.level, r.meaning) for r in rows([{"observations": obs}], patient=child, on=dt.date(2026, 12, 6))}
+    assert got[f"obs.{codes.BMI}"] == ("ok", "meaning.growth.normal")
+    assert got[f"obs.{codes.WEIGHT}"] == ("ok", "meaning.growth.normal")
+    assert got[f"obs.{codes.PULSE}"] == ("info", "meaning.child.no_reference")
+    assert worst(rows([{"observations": obs}], patient=child, on=dt.date(2026, 12, 6))) == "ok"
+
+
+def test_every_meaning_has_words_in_both_languages() -> None:
+    """Every class the interpretation layer can give has a kiosk sentence in zh-CN and English."""
+    from protocol.clinical import growth, pregnancy
+    from protocol.flags import BmiClass, BpClass
+
+    klasses = ({f"bp.{c.value}" for c in BpClass} | {f"pregnancy.{c.value}" for c in pregnancy.PregnancyBp}
+               | {f"growth.{c.value}" for c in growth.GrowthClass} | {f"bmi.{c.value}" for c in BmiClass}
+               | {f"gain.{c.value}" for c in pregnancy.GainClass} | {"child.no_reference", "pregnancy.bmi_not_judged"}
+               | {f"pulse.{w}" for w in ("normal", "high", "low")}
+               | {f"temperature.{w}" for w in ("normal", "high", "very_high", "low")})
+    cat = catalog(EDGE_LOCALES)
+    for lang in ("zh-CN", "en"):
+        missing = {k for k in klasses if f"meaning.{k}" not in cat.messages[lang]}
+        assert not missing, (lang, missing)
 
 
 async def test_kiosk_phases_from_card_to_close(web_hub: tuple[Any, Any]) -> None:

@@ -100,3 +100,27 @@ async def test_live_stream_sends_values_and_a_reload_when_lists_change(web_hub: 
     text = "\n".join(seen)
     assert "event: dev-bp-1-state" in text and "disconnected" in text and "event: cloud" in text
     assert "王" not in text and NID not in text
+
+
+async def test_severe_blood_pressure_in_pregnancy_raises_an_alarm_and_45_weeks_is_refused(
+        web_hub: tuple[Any, Any]) -> None:
+    """160/102 at 13 weeks is the severe range at any gestational age: an alarm on the status page."""
+    from drivers.base import Measurement
+    from edge.store.ledger import ReadingIn
+    from protocol import codes
+    from protocol.model import Observation
+
+    hub, app = web_hub
+    await hub.writer.submit(IdentifyIn("room-1", Subject(national_id=NID, name="王芳", source="staff"), 13))
+    await hub.writer.submit(ReadingIn("room-1", "bp-1", Measurement(kind="blood_pressure", observations=(
+        Observation(code=codes.SYSTOLIC, value=160, unit="mm[Hg]"),
+        Observation(code=codes.DIASTOLIC, value=102, unit="mm[Hg]")))))
+    async with client(app) as c:
+        token = await sign_in(c)
+        html = (await c.get("/?lang=en")).text
+        assert 'id="urgent"' in html and "160/102" in html and "13 weeks pregnant" in html and "王*" in html
+        assert "王芳" not in html
+        await c.post("/sessions/open", data={"station_id": "room-2", "name": "李四", "pregnant_weeks": "45",
+                                             "csrf_token": token})
+        assert "not plausible" in (await c.get("/?lang=en")).text
+    assert hub.sessions.open["room-1"].pregnant_weeks == 13 and "room-2" not in hub.sessions.open

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from drivers.base import Measurement
 from protocol import codes
 from protocol.clinical.interpret import flag_observations
-from protocol.clinical.patient import Patient
+from protocol.clinical.patient import CHINA, Patient
 from protocol.flags import GUIDELINE_2018, GUIDELINE_2022, BpThresholds, bmi
 from protocol.ids import uuid7
 from protocol.model import Observation, Reading, ReadingBound, Record, SessionClosed, SessionOpened, Subject
@@ -53,10 +53,6 @@ class OpenSession:
     def patient(self) -> Patient:
         """Who is being measured, as the interpretation layer needs it."""
         return patient_of(self.opened_at, self.age_days, self.sex, self.pregnant_weeks)
-
-
-#: hubs run in China; a patient's age and the day a rule applies are counted in China time
-CHINA = dt.timezone(dt.timedelta(hours=8))
 
 
 def local_day(ms: int) -> dt.date:

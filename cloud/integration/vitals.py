@@ -21,6 +21,7 @@ reason; a session without observations is completed without sending anything.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import ssl
 
@@ -34,8 +35,10 @@ from cloud.integration.matching import survivor
 from cloud.mllp.client import MllpSender
 from cloud.mllp.errors import NegativeAck, SendError
 from cloud.outbox import DeliveryError, Message
+from protocol.clinical.patient import CHINA, Patient
+from protocol.errors import ClinicalError
 from protocol.hl7.errors import BuildError
-from protocol.hl7.oru import VitalsReport, build_vitals_oru
+from protocol.hl7.oru import VitalsReport, build_vitals_oru, reference_ranges_for
 from protocol.model import Observation, Reading, Subject
 
 log = logging.getLogger("mchub.cloud.integration.vitals")
@@ -70,7 +73,7 @@ async def build_report(db: Database, at_rest: AtRest, message: Message, his: His
     """The report of the session named by an outbox message; None when the session has no readings."""
     hub_id, session_id = str(message.payload["hub_id"]), str(message.payload["session_id"])
     async with db.transaction() as tx:
-        session = await tx.fetchrow("SELECT subject_id, opened_ms, closed_ms FROM sessions "
+        session = await tx.fetchrow("SELECT subject_id, opened_ms, closed_ms, pregnant_weeks FROM sessions "
                                     "WHERE hub_id = $1 AND session_id = $2", hub_id, session_id)
         if session is None:
             raise DeliveryError(f"session {hub_id}/{session_id} is not in the database", permanent=True)
@@ -86,10 +89,17 @@ async def build_report(db: Database, at_rest: AtRest, message: Message, his: His
             subject = Subject()
         else:
             subject = await _subject(tx, at_rest, int(session["subject_id"]), his.mrn_authority)
+    try:
+        patient = Patient.from_subject(subject.national_id, subject.birth_date, subject.sex, session["pregnant_weeks"])
+    except ClinicalError:  # implausible weeks: judged without them (the record keeps what the hub sent)
+        patient = Patient.from_subject(subject.national_id, subject.birth_date, subject.sex)
+    day = dt.datetime.fromtimestamp(session["opened_ms"] / 1000, CHINA).date()
     return VitalsReport(control_id=control_id(message.id), session_id=session_id, subject=subject,
                         readings=readings, created_at=session["closed_ms"] or session["opened_ms"],
                         sending_facility=his.sending_facility, receiving_app=his.receiving_app,
-                        receiving_facility=his.receiving_facility, mrn_authority=his.mrn_authority)
+                        receiving_facility=his.receiving_facility, mrn_authority=his.mrn_authority,
+                        reference_ranges=reference_ranges_for(patient, (o for r in readings for o in r.observations),
+                                                              day))
 
 
 class VitalsSender:

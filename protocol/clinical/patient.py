@@ -11,6 +11,8 @@ from protocol.clinical.pregnancy import check_weeks
 from protocol.errors import IdNumberError
 
 ADULT_YEARS = 18
+#: China Standard Time: a patient's age and the day a rule applies are counted in it (hubs and the cloud alike)
+CHINA = dt.timezone(dt.timedelta(hours=8))
 
 
 class Group(StrEnum):

@@ -9,20 +9,23 @@ observation time OBX-14 (the reading's hub time). The message is UTF-8 (MSH-18
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from protocol import codes
+from protocol.clinical.interpret import interpret
+from protocol.clinical.patient import Group, Patient
 from protocol.hl7.dtm import format_dtm
 from protocol.hl7.encoding import DEFAULT, escape
 from protocol.hl7.errors import BuildError
-from protocol.model import Reading, SessionOpened, Subject
+from protocol.model import Observation, Reading, SessionOpened, Subject
 
 PANEL = ("85353-1", "Vital signs, weight, height, head circumference, oxygen saturation and BMI panel")
 NATIONAL_ID_TYPE = "NNCHN"
 MAX_CONTROL_ID = 20  #: MSH-10 length in v2.5.1
-#: OBX-7 reference ranges sent with each code (adult, Chinese guidelines); configurable per call
+#: OBX-7 reference ranges sent with each code for adults (Chinese guidelines); see :func:`reference_ranges_for`
 REFERENCE_RANGES: dict[str, str] = {
     codes.SYSTOLIC: "90-139",
     codes.DIASTOLIC: "60-89",
@@ -64,6 +67,23 @@ def report_for_session(opened: SessionOpened, readings: Iterable[Reading], *, cr
                  key=lambda r: (r.at, r.seq))
     return VitalsReport(control_id=control_id, session_id=opened.session_id, subject=opened.subject,
                         readings=tuple(own), created_at=created_at, **settings)
+
+
+def reference_ranges_for(patient: Patient, observations: Iterable[Observation], on: dt.date) -> dict[str, str]:
+    """OBX-7 for the person measured: adult ranges for adults; for a child the WHO range of her weight
+    for size and no range where no paediatric table is loaded; in pregnancy no BMI range (not judged)."""
+    group = patient.group(on)
+    if group in (Group.ADULT, Group.UNKNOWN):
+        return dict(REFERENCE_RANGES)
+    ranges = dict(REFERENCE_RANGES)
+    if group is Group.PREGNANT:
+        ranges[codes.BMI] = ""
+        return ranges
+    judged = interpret(tuple(observations), patient, on)
+    for code in (codes.SYSTOLIC, codes.DIASTOLIC, codes.MEAN_PRESSURE, codes.PULSE, codes.BMI):
+        j = judged.get(code)
+        ranges[code] = f"{j.low:.1f}-{j.high:.1f}" if j is not None and j.low is not None and j.high is not None else ""
+    return ranges
 
 
 def _value(code: str, value: float) -> str:

@@ -114,7 +114,10 @@ async def test_two_workers_exactly_once_under_chaos_and_a_kill(pg_cloud, pg_dsn,
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     with worker_process(cfg, ports[0], tmp_path / "w0.log") as w0, \
             worker_process(cfg, ports[1], tmp_path / "w1.log"):
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+        # no keep-alive: a worker is killed and another started on its port, and a pooled connection to the
+        # dead one would fail the next request ("Can not write request body"), not the code under test
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60),
+                                         connector=aiohttp.TCPConnector(force_close=True)) as http:
             await _enroll(http, urls[1], [*hubs, victim])
             await _kill_mid_transaction(http, urls[0], w0, pg_dsn, victim)
             # the hub resends to the surviving worker; it waits until the dead transaction is gone
@@ -163,7 +166,10 @@ async def test_large_batches_copy_path_under_a_kill_and_parallel_overlapping_del
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     with worker_process(cfg, ports[0], tmp_path / "w0.log") as w0, \
             worker_process(cfg, ports[1], tmp_path / "w1.log"):
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+        # no keep-alive: a worker is killed and another started on its port, and a pooled connection to the
+        # dead one would fail the next request ("Can not write request body"), not the code under test
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60),
+                                         connector=aiohttp.TCPConnector(force_close=True)) as http:
             await _enroll(http, urls[1], [victim, racer])
             await _kill_mid_transaction(http, urls[0], w0, pg_dsn, victim)  # blocked after the COPY
             status, body = await _post(http, urls[1], victim.seal_from(1))

@@ -92,3 +92,27 @@ def test_report_for_session_takes_its_own_readings_in_time_order() -> None:
     assert rep.subject.mrn == "M9" and rep.sending_facility == "妇幼保健院"
     m = parse(build_vitals_oru(rep))
     assert m.orders[0].placer == "sess-9" and len(m.orders[0].observations) == 4
+
+
+def test_reference_ranges_follow_the_person_measured() -> None:
+    """OBX-7: adult ranges for adults; a child's BMI gets the WHO range, her BP and pulse none (no table)."""
+    import datetime as dt
+
+    from protocol.clinical.patient import Patient
+    from protocol.hl7.oru import REFERENCE_RANGES, reference_ranges_for
+
+    obs = [Observation(code=codes.BMI, value=16.1, unit="kg/m2"), Observation(code=codes.PULSE, value=105, unit="/min"),
+           Observation(code=codes.SYSTOLIC, value=100, unit="mm[Hg]"),
+           Observation(code=codes.DIASTOLIC, value=62, unit="mm[Hg]")]
+    day = dt.date(2026, 12, 6)
+    assert reference_ranges_for(Patient(birth_date=dt.date(1970, 1, 1), sex="F"), obs, day) == REFERENCE_RANGES
+    child = reference_ranges_for(Patient(birth_date=dt.date(2022, 11, 1), sex="M"), obs, day)
+    low, high = (float(x) for x in child[codes.BMI].split("-"))
+    assert 12.5 < low < 14.0 and 17.5 < high < 19.5  # WHO 2006 BMI-for-age, 4 years, -2 to +2 SD
+    assert child[codes.SYSTOLIC] == child[codes.PULSE] == ""
+    assert child[codes.TEMPERATURE] == REFERENCE_RANGES[codes.TEMPERATURE]
+    pregnant = reference_ranges_for(Patient(birth_date=dt.date(1995, 1, 1), sex="F", pregnant_weeks=24), obs, day)
+    assert pregnant[codes.BMI] == "" and pregnant[codes.SYSTOLIC] == REFERENCE_RANGES[codes.SYSTOLIC]
+    raw = build_vitals_oru(report(readings=(Reading(at=T0, device_id="s", station_id="s1", kind="height_weight",
+                                                    observations=(obs[0],)),), reference_ranges=child))
+    assert f"|{child[codes.BMI]}|" in raw.decode("utf-8")

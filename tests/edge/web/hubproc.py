@@ -18,7 +18,7 @@ from pathlib import Path
 
 from edge import identity
 from edge.staff_secrets import write_secret_file
-from firmware_sim.patients import Patient, patients
+from firmware_sim.patients import Patient, id_number, make_patient, patients
 from mchub.procs import free_port
 from provisioning.auth import hash_password
 from tests.support.kioskrig import StationRig
@@ -86,6 +86,27 @@ def running_hub(base: Path) -> Iterator[RunningHub]:
             proc.kill()
             proc.wait()
         rig.stop()
+
+
+def child(seed: int = 3) -> Patient:
+    """A reproducible child of about four (102.6 cm, 17 kg, pulse 105: the issue's child)."""
+    import dataclasses
+    import datetime as dt
+    import random
+
+    p = make_patient(random.Random(seed), "child")
+    born = dt.date.today() - dt.timedelta(days=4 * 365 + 30)
+    return dataclasses.replace(p, birth_date=born, national_id=id_number(p.national_id[:6], born, seed, p.sex),
+                               height_cm=102.6, weight_kg=17.0, pulse=105, systolic=100, diastolic=62)
+
+
+def pregnant(seed: int = 5) -> Patient:
+    """A reproducible woman at 13 weeks with a severe-range blood pressure (160/102)."""
+    import dataclasses
+    import random
+
+    p = make_patient(random.Random(seed), "pregnant")
+    return dataclasses.replace(p, pregnant_weeks=13, systolic=160, diastolic=102)
 
 
 def patient(n: int = 0) -> Patient:

@@ -4,7 +4,9 @@ Runs a real hub process with the simulated station, walks a patient through the 
 a nurse through the status page in headless Chromium, and saves into ``docs/screenshots/``:
 
     hub-kiosk-<state>-<lang>-<W>x<H>.png   idle, identified, measuring, results, summary
-                                           (zh-CN and en; 1280x800 and a 10-inch 1024x600)
+                                           (zh-CN and en; 1280x800 and a 10-inch 1024x600), and
+                                           summary-child / summary-pregnant (a 4-year-old; 160/102
+                                           at 13 weeks)
     hub-status-<lang>-1280x800.png         the status page, and ...-bound after binding a reading
 """
 
@@ -15,8 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tests.edge.web.hubproc import patient, running_hub
-from tests.edge.web.walks import kiosk_walk, status_walk
+from tests.edge.web.hubproc import child, patient, pregnant, running_hub
+from tests.edge.web.walks import group_results_walk, kiosk_walk, status_walk
 from tests.support.browser import ARGS, CHROMIUM, SCREENSHOTS, new_page, screenshot
 
 SIZES = ((1280, 800), (1024, 600))
@@ -40,6 +42,9 @@ def main() -> int:
 
                 kiosk_walk(new_page(browser, lang, width, height), hub, patient(n), lang, shoot)
                 n += 1
+                for who in (child(), pregnant()):
+                    group_results_walk(new_page(browser, lang, width, height), hub, who, lang, shoot,
+                                       nurse=new_page(browser, lang))
             status_walk(new_page(browser, lang), hub, lang,
                         lambda page, state, lang=lang: written.append(screenshot(page, f"hub-{state}-{lang}-1280x800")))
         browser.close()

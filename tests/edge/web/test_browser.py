@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.edge.web.hubproc import patient, running_hub
-from tests.edge.web.walks import kiosk_walk, status_walk
+from tests.edge.web.hubproc import child, patient, pregnant, running_hub
+from tests.edge.web.walks import group_results_walk, kiosk_walk, status_walk
 from tests.support.browser import browser, needs_chromium, new_page  # noqa: F401 - browser is a fixture
 
 
@@ -19,3 +19,17 @@ def test_kiosk_session_then_staff_bind_on_the_status_page(browser: Any, tmp_path
         status_walk(new_page(browser, "zh-CN"), hub, "zh-CN")
         audit = (hub.data_dir / "hub.db").exists()
     assert audit
+
+
+@needs_chromium
+def test_a_child_and_a_pregnant_woman_are_told_what_fits_them(browser: Any, tmp_path: Path) -> None:  # noqa: F811
+    """The kiosk words results for the person measured: a 4-year-old's pulse 105 and BMI 16.1 are not
+    "slightly high/low"; 160/102 at 13 weeks sends her to the nurse now, and the status page raises an alarm."""
+    with running_hub(tmp_path / "hub") as hub:
+        kiosk = new_page(browser, "zh-CN")
+        group_results_walk(kiosk, hub, child(), "zh-CN")
+        nurse = new_page(browser, "zh-CN")
+        group_results_walk(kiosk, hub, pregnant(), "zh-CN", nurse=nurse)
+        nurse.goto(f"{hub.url}/?lang=zh-CN")
+        nurse.wait_for_selector("#urgent")
+        assert "160/102" in nurse.inner_text("#urgent") and "孕13周" in nurse.inner_text("#urgent")

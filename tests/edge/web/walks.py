@@ -98,3 +98,50 @@ def status_walk(page: Any, hub: RunningHub, lang: str = "zh-CN", shoot: Shoot = 
     page.wait_for_selector(".flash")
     assert page.locator("tr[data-unbound]").count() == before - 1
     shoot(page, "status-bound")
+
+
+def sign_in(page: Any, hub: RunningHub, lang: str = "zh-CN") -> None:
+    """The nurse signs in on the status page."""
+    page.goto(f"{hub.url}/?lang={lang}")
+    page.wait_for_selector('input[name="user"]')
+    page.fill('input[name="user"]', "nurse")
+    page.fill('input[name="password"]', PIN)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#status")
+
+
+def group_results_walk(page: Any, hub: RunningHub, p: Patient, lang: str = "zh-CN", shoot: Shoot = _none,
+                       nurse: Any = None) -> str:
+    """A child (ID card) or a pregnant woman (the nurse enters her with her weeks of pregnancy) measured
+    at the kiosk; returns the summary text. Children's values carry no adult judgement; a severe-range
+    blood pressure in pregnancy tells her to see the nurse now."""
+    en = lang == "en"
+    url = f"{hub.url}/kiosk/room-1?lang={lang}"
+    page.goto(url)
+    page.wait_for_selector('#kiosk [data-phase="idle"]')
+    if p.pregnant_weeks is not None:
+        assert nurse is not None, "a pregnant woman is entered by the nurse"
+        sign_in(nurse, hub, lang)
+        nurse.select_option('form.entry select[name="station_id"]', "room-1")
+        nurse.fill('form.entry input[name="name"]', p.name)
+        nurse.fill('form.entry input[name="national_id"]', p.national_id)
+        nurse.fill('form.entry input[name="pregnant_weeks"]', str(p.pregnant_weeks))
+        nurse.click("form.entry button[type=submit]")
+        nurse.wait_for_selector(".flash")
+    else:
+        hub.rig.place_card(p)
+    page.wait_for_selector('#kiosk [data-phase="identified"]')
+    hub.rig.bp(p.systolic, p.diastolic, p.pulse)
+    page.wait_for_selector('#kiosk [data-phase="results"]')
+    hub.rig.step_on(p)
+    page.wait_for_selector('#kiosk [data-phase="summary"]')
+    text = page.inner_text("#kiosk")
+    if p.group == "child":
+        assert ("for children the doctor judges this by age" if en else "儿童数值由医生结合年龄判断") in text
+        assert ("slightly fast" if en else "略快") not in text
+    if p.pregnant_weeks is not None and (p.systolic >= 160 or p.diastolic >= 110):
+        assert ("very high: please see the nurse now" if en else "很高，请马上找护士") in text
+    shoot(page, f"summary-{p.group}")
+    page.click("button.kiosk-button")
+    page.wait_for_selector('#kiosk [data-phase="idle"]')
+    return text

@@ -181,6 +181,22 @@ class Hub:
         """Bind an unbound reading to a session; returns the seq of the ReadingBound record."""
         return int(await self.writer.submit(BindIn(reading_uid, session_id, by)))
 
+    async def resend_dead_letter(self, seq: int, by: str, drop_codes: tuple[str, ...] = ()) -> int:
+        """Store a refused reading again as a new record (edge.store.deadletters); returns its seq."""
+        from edge.store import deadletters
+
+        new_seq = int(await self.writer.call(deadletters.resend(self.writer.ledger, seq, by, drop_codes,
+                                                                         (self.clock or now_ms)())))
+        if self.sync is not None:
+            self.sync.wake()
+        return new_seq
+
+    async def dismiss_dead_letter(self, seq: int, by: str) -> None:
+        """Mark a refused record as dealt with; it is kept and not sent again."""
+        from edge.store import deadletters
+
+        await self.writer.call(deadletters.dismiss(seq, by, (self.clock or now_ms)()))
+
     async def telemetry(self) -> Telemetry:
         """Counts and ages for the cloud dashboard."""
         st = await asyncio.to_thread(self.reader.state)

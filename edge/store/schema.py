@@ -16,6 +16,9 @@ Tables (one stream, a few side tables):
                  kept longer than the records themselves.
 * ``commands``   ids of executed cloud commands (idempotence).
 * ``frame_errors`` rejected device frames, kept for inspection.
+* ``dead_letters`` records the cloud refused one by one (docs/protocol.md §3.1): a copy
+                 of the record (it outlives the pruned ``records`` row), the cloud's reason,
+                 and how staff dealt with it (resent as seq N, or dismissed). Schema v3.
 
 Migrations are numbered; ``PRAGMA user_version`` holds the number applied last.
 """
@@ -55,7 +58,19 @@ def _v1(db: Any) -> None:
                                "raw": bytes}, pk="id")
 
 
-MIGRATIONS = [_v1]
+def _v3_dead_letters(db: Any) -> None:
+    """Records the cloud refused one by one (edge.store.deadletters); idempotent."""
+    db.execute("CREATE TABLE IF NOT EXISTS dead_letters (seq INTEGER PRIMARY KEY, type INTEGER NOT NULL, "
+               "at INTEGER NOT NULL, station_id TEXT, device_id TEXT, enc INTEGER NOT NULL DEFAULT 0, "
+               "body BLOB NOT NULL, reason TEXT NOT NULL, refused_at INTEGER NOT NULL, resolved_at INTEGER, "
+               "resolved_by TEXT, resent_seq INTEGER)")
+
+
+MIGRATIONS = [
+    _v1,
+    # v2: the device-filter table of another branch goes here (the lead orders them at merge)
+    _v3_dead_letters,
+]
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -3,7 +3,8 @@
 Shows every device with its state and last reading; the sync queue (depth, oldest
 unsynced age, last sync, last error); whether the cloud and the MQTT broker can be
 reached; free disk; today's sessions (masked); unbound readings with a form to bind each
-one to a session, and a form to open a session by hand (staff entry) for a patient
+one to a session; records the cloud refused (an alarm, with forms to resend each one,
+optionally without some values, or dismiss it); and a form to open a session by hand (staff entry) for a patient
 whose card could not be read. Binding goes through the ledger (a ``ReadingBound`` record
 that syncs like any other) and is audited with the staff member's name; every view of
 the page is audited too, and the page carries a watermark with the viewer's name.
@@ -216,6 +217,29 @@ class StatusPage:
                                            f"session opened at {station} for {idnum.mask(nid_ok) if nid_ok else '-'}",
                                            now_ms()))
         return _back(request, flash="opened")
+
+    async def resend_dead_letter(self, request: Request) -> Response:
+        """``POST /dead-letters/resend``: form fields ``seq``, ``drop`` (codes to leave out, repeatable)."""
+        from edge.store.deadletters import DeadLetterError
+
+        form = await request.form()
+        try:
+            seq = await self.hub.resend_dead_letter(int(str(form.get("seq", ""))), session_of(request).user,
+                                                    tuple(str(c)[:128] for c in form.getlist("drop")[:64]))
+        except (DeadLetterError, ValueError) as exc:
+            return _back(request, error=str(exc))
+        return _back(request, flash=f"resent:{seq}")
+
+    async def dismiss_dead_letter(self, request: Request) -> Response:
+        """``POST /dead-letters/dismiss``: form field ``seq``."""
+        from edge.store.deadletters import DeadLetterError
+
+        form = await request.form()
+        try:
+            await self.hub.dismiss_dead_letter(int(str(form.get("seq", ""))), session_of(request).user)
+        except (DeadLetterError, ValueError) as exc:
+            return _back(request, error=str(exc))
+        return _back(request, flash="dismissed")
 
 
 def _back(request: Request, flash: str = "", error: str = "") -> Response:

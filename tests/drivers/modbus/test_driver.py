@@ -69,8 +69,11 @@ async def test_the_driver_gives_up_after_max_failures_when_configured() -> None:
 def test_factories_read_hub_toml_tables() -> None:
     tcp = modbus_tcp("hw-1", {**EXAMPLE_CONFIG, "host": "10.0.0.5", "poll_interval": 1.5})
     assert tcp.device_id == "hw-1" and tcp.poll_interval == 1.5 and tcp.regmap == EXAMPLE_MAP
-    rtu = modbus_rtu("hw-2", {**EXAMPLE_CONFIG, "port": "/dev/ttyUSB0", "baudrate": 19200, "parity": "E"})
+    rtu = modbus_rtu("hw-2", {**EXAMPLE_CONFIG, "address": "/dev/ttyUSB0", "baudrate": 19200, "parity": "E"})
     assert rtu.device_id == "hw-2"
+    link = rtu.link_factory  # the inventory's form: unit id as an integer port
+    assert modbus_rtu("hw-3", {**EXAMPLE_CONFIG, "address": "/dev/ttyAMA0", "port": 3}).device_id == "hw-3"
+    assert callable(link)
     assert {"modbus-tcp", "modbus-rtu", "mqtt"} <= set(driver_kinds())
     assert {"modbus-registers", "mqtt-json"} <= set(codecs())
 
@@ -79,8 +82,10 @@ def test_factories_read_hub_toml_tables() -> None:
     (modbus_tcp, {}, "host"),
     (modbus_tcp, {"host": "10.0.0.5", "port": 70000}, "port"),
     (modbus_tcp, {"host": "10.0.0.5", "unit_id": 300}, "unit_id"),
-    (modbus_rtu, {}, "port"),
-    (modbus_rtu, {"port": "/dev/ttyUSB0", "parity": "X"}, "parity"),
+    (modbus_rtu, {}, "address"),
+    (modbus_rtu, {"port": "/dev/ttyUSB0"}, "address"),  # the old documented form: named, with the fix
+    (modbus_rtu, {"address": "/dev/ttyUSB0", "parity": "X"}, "parity"),
+    (modbus_rtu, {"address": "/dev/ttyUSB0", "port": 3, "unit_id": 4}, "port"),
 ])
 def test_factory_errors_name_device_and_key(factory: object, config: dict[str, object], key: str) -> None:
     with pytest.raises(ConfigError, match=rf"^device 'hw-1'\.{key}: .*fix"):

@@ -1,6 +1,7 @@
 """The integration dashboard (role ``integration``; ``admin`` may look too).
 
-    GET  /ui/dashboard             hubs, the three queues with charts, dead letters, MLLP log
+    GET  /ui/dashboard             hubs, the three queues with charts, dead letters, records refused
+                                   one by one per hub, MLLP log
     POST /ui/dashboard/replay      put a dead letter back in its queue (CSRF, audited)
     GET  /ui/dashboard/search?q=   control id, outbox key, HUB:SEQ batch, hub, patient (masked)
     GET  /ui/dashboard/unmatched   results no patient matched yet (patient data: audited)
@@ -57,6 +58,21 @@ async def headline(tx: Tx) -> dict[str, str]:
             "outbox-pending": str(pending), "outbox-dead": str(dead)}
 
 
+REFUSED_ROWS = 50  #: latest refused records listed (every hub's count is shown)
+
+
+async def refused_records(tx: Tx) -> dict[str, Any]:
+    """Records the cloud refused one by one (migration 10): per hub, and the latest rows.
+
+    Each is also on its hub's dead-letter list, where staff resend or dismiss it.
+    """
+    per_hub = await tx.fetch("SELECT hub_id, COUNT(*) AS n, MAX(received_ms) AS last_ms FROM refused_records "
+                             "GROUP BY hub_id ORDER BY MAX(received_ms) DESC")
+    latest = await tx.fetch("SELECT hub_id, seq, record_type, reason, message, at_ms, received_ms FROM refused_records "
+                            "ORDER BY received_ms DESC, seq DESC LIMIT $1", REFUSED_ROWS)
+    return {"per_hub": [dict(r) for r in per_hub], "latest": [dict(r) for r in latest]}
+
+
 @guard(*ROLES)
 async def overview(request: Request) -> Response:
     """GET /ui/dashboard."""
@@ -71,6 +87,7 @@ async def overview(request: Request) -> Response:
         topics = await queues.topics(tx)
         numbers = await headline(tx)
         unmatched = await hl7.unmatched_count(tx)
+        refused = await refused_records(tx)
     mllp = await hl7.mllp_log(db_of(request), limit=30)
     acks = await hl7.ack_counts(db_of(request), now - queues.DAY_MS)
 
@@ -81,7 +98,8 @@ async def overview(request: Request) -> Response:
         "now": now, "hubs": hubs, "hub_total": hub_total, "queues": qs,
         "charts": {q.key: charts(q, tr) for q in qs}, "topics": topics,
         "mllp": mllp, "ack_chart": svg.bar_chart(acks, title="ACK", height=150) if acks else "",
-        "numbers": numbers, "unmatched": unmatched, "replayed": request.query_params.get("replayed"),
+        "numbers": numbers, "unmatched": unmatched, "refused": refused,
+        "replayed": request.query_params.get("replayed"),
         "error": request.query_params.get("error")}, nav="dashboard")
 
 

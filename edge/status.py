@@ -198,8 +198,8 @@ def api_routes(hub: Hub) -> list[Any]:
     return [
         Route("/api/status", status), Route("/api/devices", devices),
         Route("/api/dead-letters", dead_letters),
-        Route("/api/dead-letters/{seq:int}/resend", resend_dead_letter, methods=["POST"]),
-        Route("/api/dead-letters/{seq:int}/dismiss", dismiss_dead_letter, methods=["POST"]),
+        Route("/api/dead-letters/{seq}/resend", resend_dead_letter, methods=["POST"]),
+        Route("/api/dead-letters/{seq}/dismiss", dismiss_dead_letter, methods=["POST"]),
         Route("/api/sessions/today", sessions_today), Route("/api/readings/unbound", unbound),
         Route("/api/sessions", open_session, methods=["POST"]),
         Route("/api/sessions/close", close_session, methods=["POST"]),

@@ -12,10 +12,13 @@ value (a new reading that names the original), which the cloud then stores.
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import time
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 from edge.web.auth import read_console_token
 from tests.support.linedevice import LineDevice
@@ -86,5 +89,39 @@ def test_a_refused_record_goes_to_the_dead_letter_list_and_every_reading_behind_
         assert sorted(cloud_numbers(cloud.db_url, rig.hub_id)) == sorted(expected_readings(device))
     finally:
         rig.stop(proc)
+        cloud.stop()
+        device.stop()
+
+
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_hub_killed_before_it_stores_the_refusal_gets_it_again_and_keeps_it_once(
+        tmp_path: Path, db: str, request: pytest.FixtureRequest) -> None:
+    """SIGKILL after the cloud stored the batch (refusal included) but before the hub stored the ack:
+    the resent batch is a duplicate whose ack names the same refusal (from ``refused_records``)."""
+    url = (f"sqlite:///{tmp_path / 'cloud' / 'cloud.db'}" if db == "sqlite"
+           else str(request.getfixturevalue("pg_dsn")))
+    cloud = CloudProc(tmp_path / "cloud", url).start()
+    bad = frozenset({1, 30})  # reading 1 is in the first batch: the crash hits its ack
+    device = LineDevice(total=TOTAL, window=8, bad=bad).start()
+    rig = HubRig(tmp_path / "hub", cloud, device, sync={"batch_max_records": 10})
+    try:
+        proc = rig.start(MCHUB_CRASH_AT="after_response", MCHUB_CRASH_AFTER="1")
+        assert proc.wait(60) == -signal.SIGKILL, rig.log_tail()
+        assert cloud_sql(cloud.db_url, "SELECT seq FROM refused_records") == [(1,)]  # the cloud kept it...
+        assert hub_rows(rig, "SELECT COUNT(*) FROM dead_letters") in ([(0,)], [])  # ...the hub never heard
+        proc = rig.start()
+        try:
+            rig.wait_synced(timeout=90)
+        finally:
+            rig.stop(proc)
+        report = reconcile([n for n in expected_readings(device) if n not in bad],
+                           cloud_numbers(cloud.db_url, rig.hub_id))
+        assert report.ok, report
+        assert hub_rows(rig, "SELECT seq, reason FROM dead_letters ORDER BY seq") == [
+            (1, "unknown_code"), (30, "unknown_code")]
+        assert cloud_sql(cloud.db_url, "SELECT seq, reason FROM refused_records ORDER BY seq") == [
+            (1, "unknown_code"), (30, "unknown_code")]
+        assert cloud_sql(cloud.db_url, "SELECT COUNT(*) FROM audit_log WHERE action = 'record.refused'") == [(2,)]
+    finally:
         cloud.stop()
         device.stop()

@@ -286,6 +286,34 @@ async def test_large_batches_take_the_copy_path_and_still_skip_what_is_stored(pg
     assert await q(cfg, "SELECT records, duplicates FROM sync_state") == [(420, 1)]
 
 
+@pytest.mark.postgres
+async def test_a_large_batch_on_the_copy_path_refuses_one_record_alone(pg_cloud) -> None:
+    import msgspec
+
+    from protocol.model import Observation, Reading
+
+    cfg, keys = pg_cloud
+    h = hub(keys, "H010")
+    async with serving(cfg) as url, aiohttp.ClientSession() as http:
+        await registry.create_site("S1")
+        await registry.register_hub("H010", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        for _ in range(70):
+            h.add_visit()  # 420 records, 280 readings
+        i, bad = next((i, r) for i, r in enumerate(h.pending) if i > 250 and isinstance(r, Reading))
+        h.pending[i] = msgspec.structs.replace(bad, observations=(Observation(code="8310-5", value=98.6,
+                                                                              unit="[degF]"),))
+        assert (await post(http, url, h.seal_from(1, limit=180)))[0] == 200  # arrays, nothing refused
+        big = h.seal_from(100)  # overlapping the mark, >= STAGE_FROM readings: COPY
+        status, body, _ = await post(http, url, big)
+        ack = verify_ack(body, keys.signing.public_key(), big)
+        assert (status, ack.acked_through_seq, ack.refused) == (200, 420, ((bad.seq, "wrong_unit"),))
+        status, body, _ = await post(http, url, big)  # a duplicate names it again
+        assert verify_ack(body, keys.signing.public_key(), big).refused == ack.refused
+    assert await q(cfg, "SELECT COUNT(*), COUNT(DISTINCT seq) FROM readings") == [(279, 279)]
+    assert await q(cfg, "SELECT seq, reason FROM refused_records") == [(bad.seq, "wrong_unit")]
+    assert await q(cfg, "SELECT acked_through, records, duplicates FROM sync_state") == [(420, 420, 1)]
+
+
 def test_the_openapi_document_describes_every_route(sqlite_cloud) -> None:
     from cloud.app import build_app
     from cloud.openapi import document

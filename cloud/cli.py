@@ -332,5 +332,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     mch_cli.register(sub, add, _run)
     p = add("command", "send a signed command to a hub over MQTT", _run(_command))
     p.add_argument("--hub", required=True)
-    p.add_argument("name", choices=["sync-now", "reload-config", "rotate-key", "ping", "apply-config"])
+    p.add_argument("name", choices=["sync-now", "reload-config", "rotate-key", "ping", "apply-config",
+                                    "resend-dead-letter", "dismiss-dead-letter"],
+                   help="resend-dead-letter / dismiss-dead-letter: --arg seq=N [--arg drop=CODE,CODE] [--arg by=NAME] "
+                        "(a record the cloud refused, see the dashboard)")
     p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE")

@@ -267,8 +267,20 @@ class Hub:
             await self.writer.call(q.audit("revoked", "cloud", reason[:200], now_ms()))
             return "sync stopped; readings are kept"
 
+        async def resend_dead_letter(cmd: CommandBody) -> str:  # args: seq, drop ("code,code"), by
+            drop = tuple(c for c in cmd.args.get("drop", "").split(",") if c)
+            by = f"cloud:{cmd.args.get('by', '')[:64]}".rstrip(":")
+            seq = await self.resend_dead_letter(int(cmd.args.get("seq", "")), by, drop)
+            return f"resent as seq {seq}"
+
+        async def dismiss_dead_letter(cmd: CommandBody) -> str:  # args: seq, by
+            by = f"cloud:{cmd.args.get('by', '')[:64]}".rstrip(":")
+            await self.dismiss_dead_letter(int(cmd.args.get("seq", "")), by)
+            return "dismissed"
+
         return {"sync-now": sync_now, "ping": ping, "reload-config": reload, "rotate-key": rotate,
-                "apply-config": apply_config, "revoke": revoked}
+                "apply-config": apply_config, "revoke": revoked, "resend-dead-letter": resend_dead_letter,
+                "dismiss-dead-letter": dismiss_dead_letter}
 
     # --- lifecycle ----------------------------------------------------------------------
 

@@ -25,7 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from protocol.errors import ProtocolError
 
-CommandName = Literal["sync-now", "reload-config", "rotate-key", "ping", "apply-config", "revoke"]
+CommandName = Literal["sync-now", "reload-config", "rotate-key", "ping", "apply-config", "revoke",
+                      "resend-dead-letter", "dismiss-dead-letter"]
 PREFIX = "mchub/hubs"
 
 

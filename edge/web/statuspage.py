@@ -128,14 +128,15 @@ class StatusPage:
         return out
 
     async def _store_figures(self) -> tuple[dict[str, Any], int | None, list[int]]:
-        """Sync state, oldest unsynced time and (unbound, sessions today) counts from hub.db,
+        """Sync state, oldest unsynced time and (unbound, sessions today, open dead letters) counts from hub.db,
         read at most once per ``LIVE_EVERY_S`` for all open pages (the counts scan the records)."""
         if self._figures is None or time.monotonic() - self._figures[0] >= LIVE_EVERY_S:
             reader = self.hub.reader
 
             def read() -> tuple[dict[str, Any], int | None, list[int]]:
                 return (reader.state(), reader.oldest_unsynced_at(),
-                        [reader.count_unbound(), len(reader.sessions_since(start_of_today_ms()))])
+                        [reader.count_unbound(), len(reader.sessions_since(start_of_today_ms())),
+                         reader.count_dead_letters()])  # a new refusal reloads open pages: the alarm shows
 
             self._figures = (time.monotonic(), *await asyncio.to_thread(read))
         return self._figures[1], self._figures[2], self._figures[3]

@@ -21,7 +21,7 @@ Layout (big-endian)::
 Version 2 (only when the cloud refused single records of the batch, docs/protocol.md §3.1)
 inserts the refused records between the hub id and the signature::
 
-   89+n   2 m = number of refused records (1..4096)
+   89+n   4 m = number of refused records (1..2**20; at most the batch's record count)
           m times: 8 seq · 1 k = length of reason · k reason (ASCII ``[a-z_]``, 1..32)
 
 Every refused seq lies in the batch's range, in increasing order; the mark covers them
@@ -48,9 +48,9 @@ from protocol.keys import signing_key_id
 MAGIC = b"MCHA"
 VERSION = 1
 VERSION_REFUSALS = 2  #: an ack that names records refused one by one
-MAX_REFUSED = 4096
+MAX_REFUSED = 1 << 20
 _FIXED = struct.Struct(">4sBBHQQQQ32sQ8sB")
-_COUNT = struct.Struct(">H")
+_COUNT = struct.Struct(">I")
 _SEQ = struct.Struct(">QB")
 _REASON = frozenset(b"abcdefghijklmnopqrstuvwxyz_")
 

@@ -70,7 +70,7 @@ def resend(ledger: Ledger, seq: int, by: str, drop_codes: tuple[str, ...], at_ms
         uid = reading_uid(ledger.hub_id, ledger.epoch, seq, original.at)
         again = msgspec.structs.replace(original, observations=observations,
                                         status=(*original.status, RESENT_OF + uid)[-32:])
-        new_seq = ledger.next_seq
+        new_seq = int(ledger.next_seq)
         c.execute("BEGIN IMMEDIATE")
         c.execute("INSERT INTO records (seq, type, at, station_id, device_id, session_id, enc, body) "
                   "VALUES (?, 0, ?, ?, ?, ?, 0, ?)", (new_seq, again.at, again.station_id, again.device_id,

@@ -59,7 +59,7 @@ def test_a_refusal_outside_the_batch_out_of_order_or_with_a_bad_code_is_refused(
     from protocol.keys import signing_key_id
 
     hid = b"hub-1"
-    section = struct.pack(">H", len(refused)) + b"".join(
+    section = struct.pack(">I", len(refused)) + b"".join(
         struct.pack(">QB", s, len(r)) + r.encode() for s, r in refused)
     body = _FIXED.pack(b"MCHA", VERSION_REFUSALS, 0, 0, 7, 42, 40, 42, batch_digest(b"sealed"), 1,
                        signing_key_id(CLOUD.public_key()), len(hid)) + hid + section
@@ -75,3 +75,10 @@ def test_any_flipped_byte_of_a_version_2_ack_is_refused() -> None:
         bad[i] ^= 0x80
         with pytest.raises(AckError):
             verify_ack(bytes(bad), CLOUD.public_key())
+
+
+def test_a_batch_of_100_000_refused_records_fits_one_ack() -> None:
+    refused = tuple((seq, "unknown_code") for seq in range(1, 100_001))
+    data = sign_ack(Ack(AckStatus.STORED, "hub-1", 7, 100_000, 1, 100_000, batch_digest(b"s"), 1, refused=refused),
+                    CLOUD)
+    assert verify_ack(data, CLOUD.public_key(), b"s").refused == refused

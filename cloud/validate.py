@@ -128,18 +128,9 @@ def validate(records: list[Record]) -> None:
 
 
 def _reading_refusal(r: WireReading, seq: int, at: int) -> Refusal | None:
-    """None when the reading validates (a quick pass first; :func:`_reading` says what is wrong)."""
+    """Why a reading that failed the quick pass of :func:`check_columns` is refused (None: it is not)."""
     if not 0 <= at < MAX_TIME_MS:
         return Refusal(seq, at, "reading", "bad_time", f"record seq {seq} (Reading): time is outside 1970-2100")
-    units, finite = _UNITS, math.isfinite
-    ok = bool(r.device_id and r.station_id and r.observations)
-    for o in r.observations:
-        if units.get(o.code) != o.unit or not finite(o.value) or (
-                o.original_value is not None and not finite(o.original_value)):
-            ok = False
-            break
-    if ok:
-        return None
     try:
         _reading(r, seq)
     except InvalidRecord as exc:
@@ -150,13 +141,18 @@ def _reading_refusal(r: WireReading, seq: int, at: int) -> Refusal | None:
 def check_columns(cols: Columns) -> tuple[Columns, list[Refusal]]:
     """Split a decoded body: the columns without refused records, and the refusals in seq order."""
     refused: list[Refusal] = []
-    keep: list[int] = []
-    for i, (r, seq, at) in enumerate(zip(cols.readings, cols.seq, cols.at, strict=True)):
-        refusal = _reading_refusal(r, seq, at)
-        if refusal is None:
-            keep.append(i)
-        else:
+    gone: set[int] = set()  #: seqs of refused readings
+    units, finite = _UNITS, math.isfinite
+    for r, seq, at in zip(cols.readings, cols.seq, cols.at, strict=True):  # a quick pass on the hot path
+        ok = bool(r.device_id and r.station_id and r.observations) and 0 <= at < MAX_TIME_MS
+        for o in r.observations:
+            if units.get(o.code) != o.unit or not finite(o.value) or (
+                    o.original_value is not None and not finite(o.original_value)):
+                ok = False
+                break
+        if not ok and (refusal := _reading_refusal(r, seq, at)) is not None:
             refused.append(refusal)
+            gone.add(seq)
     others: list[Record] = []
     for rec in cols.others:
         try:
@@ -168,6 +164,7 @@ def check_columns(cols: Columns) -> tuple[Columns, list[Refusal]]:
     if not refused:
         return cols, refused
     refused.sort(key=lambda f: f.seq)
+    keep = [i for i, seq in enumerate(cols.seq) if seq not in gone]
     kept = Columns(cols.hub_id, cols.epoch, cols.first_seq, cols.count, [cols.seq[i] for i in keep],
                    [cols.at[i] for i in keep], [cols.readings[i] for i in keep], others)
     return kept, refused

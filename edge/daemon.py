@@ -206,7 +206,8 @@ class Hub:
             oldest_unsynced_age_s=(now_ms() - oldest) / 1000 if oldest else None,
             last_sync_ms=self.sync.last_success_ms if self.sync else None,
             devices={k: h.summary() for k, h in self.supervisor.health.items()},
-            disk_free_bytes=self.writer.guard.free, version=self.version)
+            disk_free_bytes=self.writer.guard.free, version=self.version,
+            dead_letters_open=await asyncio.to_thread(self.reader.count_dead_letters))
 
     async def reload_config(self) -> str:
         """Re-read hub.toml; restart the drivers with the new device list."""

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -66,11 +67,27 @@ async def refused_records(tx: Tx) -> dict[str, Any]:
 
     Each is also on its hub's dead-letter list, where staff resend or dismiss it.
     """
-    per_hub = await tx.fetch("SELECT hub_id, COUNT(*) AS n, MAX(received_ms) AS last_ms FROM refused_records "
-                             "GROUP BY hub_id ORDER BY MAX(received_ms) DESC")
+    per_hub = [dict(r) for r in await tx.fetch(
+        "SELECT r.hub_id, COUNT(*) AS n, MAX(r.received_ms) AS last_ms, MAX(h.telemetry) AS telemetry "
+        "FROM refused_records r JOIN hubs h ON h.hub_id = r.hub_id GROUP BY r.hub_id ORDER BY MAX(r.received_ms) DESC")]
+    for h in per_hub:  # still open on the hub (its telemetry; resent or dismissed ones are not)
+        h["open"] = _open_on_hub(h.pop("telemetry"))
     latest = await tx.fetch("SELECT hub_id, seq, record_type, reason, message, at_ms, received_ms FROM refused_records "
                             "ORDER BY received_ms DESC, seq DESC LIMIT $1", REFUSED_ROWS)
-    return {"per_hub": [dict(r) for r in per_hub], "latest": [dict(r) for r in latest]}
+    return {"per_hub": per_hub, "latest": [dict(r) for r in latest]}
+
+
+class _Open(msgspec.Struct):
+    """The one field of a hub's telemetry the refused-records table shows (older hubs: None)."""
+
+    dead_letters_open: int | None = None
+
+
+def _open_on_hub(telemetry: str | None) -> int | None:
+    try:
+        return msgspec.json.decode(telemetry, type=_Open).dead_letters_open if telemetry else None
+    except msgspec.DecodeError:
+        return None
 
 
 @guard(*ROLES)

@@ -37,6 +37,7 @@ async def test_the_cloud_resends_a_refused_reading_without_a_value_and_dismisses
         seqs = await add_readings(hub, range(1, 3))
         await hub.writer.call(q.store_ack(seqs[1], b"ack", now_ms(), ((seqs[0], "unknown_code"),
                                                                         (seqs[1], "unknown_code"))))
+        assert (await hub.telemetry()).dead_letters_open == 2  # what the cloud dashboard shows per hub
         replies: list[CommandReply] = []
         async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="test-cloud-dl") as cloud:
             await cloud.subscribe(topic(HUB, "replies"), qos=1)
@@ -57,6 +58,7 @@ async def test_the_cloud_resends_a_refused_reading_without_a_value_and_dismisses
         rows = {d["seq"]: d for d in hub.reader.dead_letters()}
         assert rows[seqs[0]]["resolved_by"] == "cloud:ops" and rows[seqs[0]]["resent_seq"] == seqs[1] + 1
         assert rows[seqs[1]]["resolved_by"] == "cloud:ops" and rows[seqs[1]]["resent_seq"] is None
+        assert (await hub.telemetry()).dead_letters_open == 0
         resent = hub.reader.records(seqs[1] + 1, 1)[0]
         assert isinstance(resent, Reading) and "8867-4" not in {o.code for o in resent.observations}
     finally:

@@ -221,6 +221,12 @@ async def test_records_refused_one_by_one_are_listed_per_hub(seeded: Any) -> Non
     assert answer.status == 200
     html = (await c.get("/ui/dashboard")).text
     assert 'class="refused-hub"><td>H2</td><td>1</td>' in html
+    assert '<td class="">-</td>' in html  # no telemetry from H2 yet: unknown whether staff dealt with it
+    async with cloud.state.db.transaction() as tx:  # what cloud/mqtt.py stores from the hub's telemetry
+        await tx.execute("UPDATE hubs SET telemetry = $1 WHERE hub_id = 'H2'",
+                         '{"at_ms": 1, "queue_depth": 0, "dead_letters_open": 1, "version": "x"}')
+    html = (await c.get("/ui/dashboard")).text
+    assert '<td class="state-alert">1</td>' in html
     assert "观测代码未知" in html and "unknown_code" in html and "mchub-no-such-code" in html
     en = (await c.get("/ui/dashboard?lang=en")).text
     assert "Records refused one by one" in en and "unknown observation code" in en

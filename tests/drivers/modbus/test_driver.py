@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+from typing import Any
 
 import pytest
 
@@ -71,9 +72,8 @@ def test_factories_read_hub_toml_tables() -> None:
     assert tcp.device_id == "hw-1" and tcp.poll_interval == 1.5 and tcp.regmap == EXAMPLE_MAP
     rtu = modbus_rtu("hw-2", {**EXAMPLE_CONFIG, "address": "/dev/ttyUSB0", "baudrate": 19200, "parity": "E"})
     assert rtu.device_id == "hw-2"
-    link = rtu.link_factory  # the inventory's form: unit id as an integer port
+    # the cloud inventory's form: the unit id as an integer port
     assert modbus_rtu("hw-3", {**EXAMPLE_CONFIG, "address": "/dev/ttyAMA0", "port": 3}).device_id == "hw-3"
-    assert callable(link)
     assert {"modbus-tcp", "modbus-rtu", "mqtt"} <= set(driver_kinds())
     assert {"modbus-registers", "mqtt-json"} <= set(codecs())
 
@@ -111,3 +111,25 @@ async def test_a_refused_acknowledgement_is_reported_once_and_the_measurement_em
     assert len(sink.events) == 1
     assert [(e.reason, getattr(e, "code", None)) for e in sink.errors] == [("modbus_exception", 2)]
     assert "write register 40" in str(sink.errors[0])
+
+
+async def test_a_modbus_rtu_device_configured_from_its_table_reads_a_station_over_a_serial_line(pty_pair: Any) -> None:
+    """Issue 17 finding 2: the hub.toml table (serial path in ``address``) builds a driver that works."""
+    from firmware_sim.modbus_rtu import RtuSlave
+
+    measures = [ms.Measure(165.5, 66.4, 24.2), ms.Measure(170.0, 70.2, 24.3)]
+    station = ms.Station(list(measures))
+    slave = RtuSlave(station, pty_pair.master).start()
+    driver = modbus_rtu("hw-1", {**EXAMPLE_CONFIG, "address": pty_pair.device, "baudrate": 19200, "unit_id": 1,
+                                 "poll_interval": 0.02})
+    sink = RecordingSink()
+    task = asyncio.create_task(driver.run(sink))
+    try:
+        await until(station.done.is_set, "both measurements acknowledged")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await slave.stop()
+    assert [tuple(o.value for o in e.observations) for e in sink.events] == [
+        (m.height_cm, m.weight_kg, m.bmi) for m in measures]

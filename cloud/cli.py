@@ -207,6 +207,9 @@ async def _import(cfg: Any, args: argparse.Namespace) -> int:
             report = await import_file(ingestor, Path(name))
             summary = ", ".join(f"{k}: {v}" for k, v in sorted(report.outcomes.items()))
             print(f"{name}: {report.batches} batch(es), {report.readings} new reading(s) [{summary}]")
+            if report.refused:
+                print(f"{name}: {report.refused} record(s) refused one by one, the rest stored; they are listed on "
+                      "the dashboard and wait on the hub's dead-letter list after its next sync")
             if report.problem:
                 print(f"error: {report.problem}", file=sys.stderr)
             worst = max(worst, 0 if set(report.outcomes) <= {"200"} and not report.problem else 1)

@@ -65,6 +65,7 @@ class Answer:
     reason: str | None = None  #: reason code for refusals; None for 200 and 409
     headers: dict[str, str] = field(default_factory=dict)
     new_readings: int = 0
+    refused: int = 0  #: records of the batch refused one by one (named in the ack)
 
 
 class _Refused(Exception):
@@ -185,7 +186,7 @@ class Ingestor:
                         ", ".join(f"{seq}:{why}" for seq, why in refused[:20]),
                         extra={"fields": {"event": "record.refused", "hub_id": header.hub_id, "count": len(refused)}})
         return Answer(200, self._ack(status, header, data, result.acked_through, refused), ACK_TYPE,
-                      new_readings=result.new_readings)
+                      new_readings=result.new_readings, refused=len(refused))
 
     async def _open(self, data: bytes, header: BatchHeader) -> Columns:
         _, cols = open_columns(data, signer=await self._signer(header), recipients=self.keys.recipients,

@@ -207,6 +207,9 @@ async def _import(cfg: Any, args: argparse.Namespace) -> int:
             report = await import_file(ingestor, Path(name))
             summary = ", ".join(f"{k}: {v}" for k, v in sorted(report.outcomes.items()))
             print(f"{name}: {report.batches} batch(es), {report.readings} new reading(s) [{summary}]")
+            if report.refused:
+                print(f"{name}: {report.refused} record(s) refused one by one, the rest stored; they are listed on "
+                      "the dashboard and wait on the hub's dead-letter list after its next sync")
             if report.problem:
                 print(f"error: {report.problem}", file=sys.stderr)
             worst = max(worst, 0 if set(report.outcomes) <= {"200"} and not report.problem else 1)
@@ -332,5 +335,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     mch_cli.register(sub, add, _run)
     p = add("command", "send a signed command to a hub over MQTT", _run(_command))
     p.add_argument("--hub", required=True)
-    p.add_argument("name", choices=["sync-now", "reload-config", "rotate-key", "ping", "apply-config"])
+    p.add_argument("name", choices=["sync-now", "reload-config", "rotate-key", "ping", "apply-config",
+                                    "resend-dead-letter", "dismiss-dead-letter"],
+                   help="resend-dead-letter / dismiss-dead-letter: --arg seq=N [--arg drop=CODE,CODE] [--arg by=NAME] "
+                        "(a record the cloud refused, see the dashboard)")
     p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE")

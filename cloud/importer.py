@@ -25,6 +25,7 @@ class ImportReport:
     batches: int = 0
     readings: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)  #: "200", "409", "403 revoked", ...
+    refused: int = 0  #: records refused one by one (docs/protocol.md §3.1; on the dashboard)
     problem: str | None = None  #: the file is damaged after the batches counted here
 
 
@@ -57,4 +58,5 @@ async def import_file(ingestor: Ingestor, path: Path) -> ImportReport:
         answer = await ingestor.handle(batch, source="import", peer=path.name)
         report.batches += 1
         report.readings += answer.new_readings
+        report.refused += answer.refused
         report.outcomes[f"{answer.status}" + (f" {answer.reason}" if answer.reason else "")] += 1

@@ -4,7 +4,9 @@
 call :meth:`Ingestor.handle` with the batch bytes and send back the :class:`Answer`.
 
 Every refusal is counted (``mchub_rejects_total{reason}``) and written to the audit log
-with the hub id from the header (if it could be read). Duplicates and replays are answered
+with the hub id from the header (if it could be read). A record that does not validate is
+refused on its own (cloud/validate.py): the rest of the batch is stored, the record is kept
+in ``refused_records`` and the ack names it (docs/protocol.md §3.1). Duplicates and replays are answered
 200 with ack status 1, counted and audited inside the store transaction.
 """
 
@@ -26,8 +28,15 @@ from cloud.db.pg_ingest import SignerRefused, store_batch_pg
 from cloud.errors import DatabaseError, DatabaseUnavailable
 from cloud.keystore import CloudKeys
 from cloud.registry import lookup_signer
-from cloud.sync_store import Outcome, StoreResult, store_batch
-from cloud.validate import InvalidRecord, validate_columns
+from cloud.sync_store import (
+    Outcome,
+    StoreResult,
+    may_hold_refusals,
+    record_refusals,
+    refused_between,
+    store_batch,
+)
+from cloud.validate import InvalidRecord, Refusal, check_columns
 from protocol.ack import Ack, AckStatus, batch_digest, sign_ack
 from protocol.batch import Columns
 from protocol.envelope import BatchHeader, open_columns, parse_header
@@ -56,6 +65,7 @@ class Answer:
     reason: str | None = None  #: reason code for refusals; None for 200 and 409
     headers: dict[str, str] = field(default_factory=dict)
     new_readings: int = 0
+    refused: int = 0  #: records of the batch refused one by one (named in the ack)
 
 
 class _Refused(Exception):
@@ -108,9 +118,10 @@ class Ingestor:
         headers = {"Retry-After": str(self.limits.retry_after_s)} if reason in {"overloaded", "unavailable"} else {}
         return Answer(_STATUS[reason], body, reason=reason, headers=headers)
 
-    def _ack(self, status: AckStatus, header: BatchHeader, data: bytes, through: int) -> bytes:
+    def _ack(self, status: AckStatus, header: BatchHeader, data: bytes, through: int,
+             refused: tuple[tuple[int, str], ...] = ()) -> bytes:
         return sign_ack(Ack(status, header.hub_id, header.epoch, through, header.first_seq, header.last_seq,
-                            batch_digest(data), now_ms()), self.keys.signing)
+                            batch_digest(data), now_ms(), refused), self.keys.signing)
 
     async def handle(self, data: bytes, *, source: str = "http", peer: str = "") -> Answer:
         """Answer one batch (never raises for bad input)."""
@@ -140,15 +151,17 @@ class Ingestor:
                 raise _Refused("too_large", f"batch of {len(data)} bytes exceeds the limit of "
                                             f"{self.limits.max_batch_bytes}; split it")
             header = parse_header(data, self.limits.max_batch_bytes)
-            cols = await self._open(data, header)
+            cols, refusals = check_columns(await self._open(data, header))
             await self._partitions.ensure(self.db, cols.at)
             actor = f"hub:{header.hub_id}" if source == "http" else f"{source}:{header.hub_id}"
             if self.db.dialect == "postgres":  # one round trip: the transaction runs inside the server
-                result = await self._store_pg(header, cols, actor)
+                result = await self._store_pg(header, cols, actor, refusals)
             else:
                 async with self.db.transaction() as tx:
-                    result = await store_batch(tx, header, cols.records(), self.at_rest, now_ms(), actor,
-                                               self._seen)
+                    now = now_ms()
+                    result = await store_batch(tx, header, cols.records(), self.at_rest, now, actor, self._seen)
+                    await record_refusals(tx, header, refusals, result, now, actor)
+            refused = await refused_between(self.db, header) if may_hold_refusals(header, refusals, result) else ()
         except (_Refused, EnvelopeError, InvalidRecord) as exc:
             return await self._refuse(exc.reason, str(exc), header, source, peer)
         except DatabaseUnavailable as exc:
@@ -166,13 +179,18 @@ class Ingestor:
         metrics.RECORDS.inc(result.new_records)
         metrics.READINGS.inc(result.new_readings)
         status = AckStatus.STORED if result.outcome is Outcome.STORED else AckStatus.DUPLICATE
-        return Answer(200, self._ack(status, header, data, result.acked_through), ACK_TYPE,
-                      new_readings=result.new_readings)
+        if refused:
+            if result.outcome is Outcome.STORED:
+                metrics.REJECTS.labels("invalid_record").inc(len(refusals))
+            log.warning("records refused one by one: hub=%s %s", header.hub_id,
+                        ", ".join(f"{seq}:{why}" for seq, why in refused[:20]),
+                        extra={"fields": {"event": "record.refused", "hub_id": header.hub_id, "count": len(refused)}})
+        return Answer(200, self._ack(status, header, data, result.acked_through, refused), ACK_TYPE,
+                      new_readings=result.new_readings, refused=len(refused))
 
     async def _open(self, data: bytes, header: BatchHeader) -> Columns:
         _, cols = open_columns(data, signer=await self._signer(header), recipients=self.keys.recipients,
                                max_body=self.limits.max_batch_bytes, max_plain=4 * self.limits.max_batch_bytes)
-        validate_columns(cols)
         return cols
 
     async def _signer(self, header: BatchHeader) -> Ed25519PublicKey:
@@ -193,9 +211,10 @@ class Ingestor:
             self._keys[cached] = signer.public_key
         return signer.public_key
 
-    async def _store_pg(self, header: BatchHeader, cols: Columns, actor: str) -> StoreResult:
+    async def _store_pg(self, header: BatchHeader, cols: Columns, actor: str,
+                        refusals: list[Refusal]) -> StoreResult:
         try:
-            return await store_batch_pg(self.db, header, cols, self.at_rest, now_ms(), actor)
+            return await store_batch_pg(self.db, header, cols, self.at_rest, now_ms(), actor, refusals)
         except SignerRefused as exc:  # revoked or expired since the key was cached
             self._keys.pop((header.hub_id, header.signer_key_id), None)
             raise _signer_refused(exc.reason, header) from None

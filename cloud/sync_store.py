@@ -16,6 +16,7 @@ A crash anywhere before COMMIT leaves nothing behind; the hub resends and step 2
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -25,6 +26,7 @@ import msgspec
 from cloud import audit, outbox
 from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Tx, epoch_to_db
+from cloud.validate import Refusal
 from protocol import idnum
 from protocol.envelope import BatchHeader
 from protocol.model import Reading, ReadingBound, Record, SessionClosed, SessionOpened
@@ -49,6 +51,7 @@ class StoreResult:
     new_records: int = 0
     new_readings: int = 0
     first_seen: frozenset[tuple[str, str, str]] = frozenset()  #: ("station"|"device", hub, id) inserted
+    refused: tuple[tuple[int, str], ...] = ()  #: (seq, reason) of the batch's records refused one by one
 
 
 _PG_READINGS = """
@@ -217,7 +220,8 @@ async def store_batch(tx: Tx, header: BatchHeader, records: list[Record], at_res
                           reason="duplicate", detail={"epoch": header.epoch, "first_seq": header.first_seq,
                                                       "last_seq": header.last_seq, "acked_through": mark})
         return StoreResult(Outcome.DUPLICATE, mark)
-    new = records[max(0, mark + 1 - header.first_seq):]
+    new = [r for r in records if r.seq > mark]  # records refused one by one are not in ``records``
+    count = header.last_seq - max(mark, header.first_seq - 1)  #: seqs this batch adds (refused ones included)
     readings = [r for r in new if type(r) is Reading]
     opened = [r for r in new if type(r) is SessionOpened]
     seen = await _first_seen(tx, hub_id, readings, opened, now, known or set())
@@ -226,5 +230,48 @@ async def store_batch(tx: Tx, header: BatchHeader, records: list[Record], at_res
     await _after(tx, hub_id, epoch, new)
     await tx.execute("UPDATE sync_state SET acked_through = $1, batches = batches + 1, records = records + $2, "
                      "last_batch_ms = $3 WHERE hub_id = $4 AND epoch = $5",
-                     header.last_seq, len(new), now, hub_id, epoch)
-    return StoreResult(Outcome.STORED, header.last_seq, len(new), len(readings), seen)
+                     header.last_seq, count, now, hub_id, epoch)
+    return StoreResult(Outcome.STORED, header.last_seq, count, len(readings), seen)
+
+
+# --- records refused one by one (cloud/validate.py, docs/protocol.md §3.1) ---------------
+
+async def record_refusals(tx: Tx, header: BatchHeader, refusals: Sequence[Refusal], result: StoreResult, now: int,
+                          actor: str) -> None:
+    """Keep the refused records of a stored batch, in its transaction (both dialects run this).
+
+    Only seqs past the mark the batch found are new (``acked_through - new_records``); the
+    rest were refused, or stored, by an earlier copy of the batch. One audit entry per batch.
+    """
+    if result.outcome is not Outcome.STORED or not refusals:
+        return
+    before = result.acked_through - result.new_records
+    new = [f for f in refusals if f.seq > before]
+    if not new:
+        return
+    hub_id, epoch = header.hub_id, epoch_to_db(header.epoch)
+    await tx.executemany(
+        "INSERT INTO refused_records (hub_id, epoch, seq, record_type, reason, message, at_ms, received_ms) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        [(hub_id, epoch, f.seq, f.record_type, f.code, f.message[:300], f.at, now) for f in new])
+    await audit.write(tx, actor=actor, action="record.refused", outcome="refused", hub_id=hub_id,
+                      reason=new[0].code, detail={"epoch": header.epoch, "refused": [
+                          {"seq": f.seq, "type": f.record_type, "reason": f.code} for f in new[:50]],
+                          "count": len(new)})
+
+
+def may_hold_refusals(header: BatchHeader, refusals: Sequence[Refusal], result: StoreResult) -> bool:
+    """Whether the cloud may hold refused records of this batch's seqs (else no query is needed)."""
+    if result.outcome is Outcome.GAP:
+        return False
+    if refusals or result.outcome is Outcome.DUPLICATE:
+        return True
+    return result.acked_through - result.new_records >= header.first_seq  # it overlapped the mark
+
+
+async def refused_between(db: Any, header: BatchHeader) -> tuple[tuple[int, str], ...]:
+    """(seq, reason) of every refused record the cloud holds in the batch's seq range."""
+    rows = await db.fetch("SELECT seq, reason FROM refused_records WHERE hub_id = $1 AND epoch = $2 "
+                          "AND seq BETWEEN $3 AND $4 ORDER BY seq", header.hub_id, epoch_to_db(header.epoch),
+                          header.first_seq, header.last_seq)
+    return tuple((int(r["seq"]), str(r["reason"])) for r in rows)

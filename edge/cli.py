@@ -10,6 +10,7 @@
     mchub edge restore --config hub.toml --from FILE                        restore a backup (new epoch)
     mchub edge hash-password [--out FILE]                                   hash a staff PIN (6+ digits) to a 0600 file
     mchub edge move-secrets --config hub.toml                               move inline PIN hashes to 0600 files
+    mchub edge dead-letters list|resend SEQ [--drop CODE]|dismiss SEQ       records the cloud refused
 """
 
 from __future__ import annotations
@@ -83,6 +84,16 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_hash)
     add("move-secrets", "move inline secret_hash values of hub.toml to 0600 files (staff/NAME.pin) and "
                         "write secret_file instead").set_defaults(func=_move_secrets)
+    p = add("dead-letters", "records the cloud refused one by one: list them, resend one as a new reading "
+                            "(optionally without some values), or dismiss it")
+    p.add_argument("action", choices=("list", "resend", "dismiss"))
+    p.add_argument("seq", nargs="?", type=int, help="the refused record's seq (resend, dismiss)")
+    p.add_argument("--drop", action="append", default=[], metavar="CODE",
+                   help="resend without the values of this observation code (repeatable)")
+    p.add_argument("--all", action="store_true", help="list: also those already resent or dismissed")
+    p.add_argument("--by", default="console", help="name recorded in the audit log (default: console)")
+    p.add_argument("--json", action="store_true", help="list: print JSON")
+    p.set_defaults(func=_dead_letters)
 
     def _help(_args: argparse.Namespace) -> int:
         parser.print_help()
@@ -186,6 +197,79 @@ def _status(args: argparse.Namespace) -> int:
     except EdgeError as exc:
         return _fail(exc)
     print(json.dumps(snap, indent=2, ensure_ascii=False) if args.json else render(snap, cfg.language))
+    return 0
+
+
+def _console_call(cfg: Any, method: str, path: str, doc: dict[str, Any] | None = None) -> Any:
+    """Call the running hub's JSON API with the console token; raises OSError when it does not answer."""
+    import urllib.error
+    import urllib.request
+
+    from edge.web.auth import read_console_token
+
+    token = read_console_token(cfg.data_dir)
+    if token is None:
+        raise OSError("no console token: the hub is not running or this user may not read it")
+    host = "127.0.0.1" if cfg.web_bind in ("0.0.0.0", "::") else cfg.web_bind
+    data = None if doc is None else json.dumps(doc).encode()
+    request = urllib.request.Request(f"http://{host}:{cfg.web_port}{path}", data=data, method=method,
+                                     headers={"Authorization": f"Bearer {token}",
+                                              "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310 - http:// built above
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("error", str(exc))
+        except ValueError:
+            message = str(exc)
+        raise ValueError(message) from None
+
+
+def _dead_letters(args: argparse.Namespace) -> int:
+    from edge import identity
+    from edge.errors import EdgeError
+    from edge.store.reader import Reader
+    from edge.web import LOCALES
+    from webui.i18n import catalog
+
+    try:
+        cfg = _load(args)
+        if args.action == "list":
+            try:
+                rows = _console_call(cfg, "GET", "/api/dead-letters" + ("?all=1" if args.all else ""))
+            except OSError:  # the hub is stopped: read hub.db
+                if not cfg.db_path.exists():
+                    return _fail(Exception(f"{cfg.db_path} does not exist yet: the hub has never run"))
+                reader = Reader(cfg.db_path, identity.load(cfg.identity_dir).decrypt, readonly=True)
+                rows = reader.dead_letters(open_only=not args.all)
+                reader.close()
+            if args.json:
+                print(json.dumps(rows, indent=2, ensure_ascii=False))
+                return 0
+            if not rows:
+                print("no refused records" if cfg.language == "en" else "没有被拒收的记录")
+            for d in rows:
+                values = ", ".join(f"{o['code']} {o['value']:g} {o['unit']}" for o in d["observations"])
+                done = (f"  -> resent as seq {d['resent_seq']}" if d["resent_seq"] else
+                        f"  -> dismissed by {d['resolved_by']}" if d["resolved_at"] else "")
+                print(f"seq {d['seq']:<8} {d['type']:<15} {d['station_id'] or '-':<12} {d['device_id'] or '-':<12} "
+                      f"{d['reason']}: {catalog(LOCALES).t('deadletter.reason.' + d['reason'], cfg.language)}"
+                      f"{'  [' + values + ']' if values else ''}{done}")
+            return 0
+        if args.seq is None:
+            return _fail(Exception(f"dead-letters {args.action} needs the record's seq (see `dead-letters list`)"))
+        if args.action == "resend":
+            out = _console_call(cfg, "POST", f"/api/dead-letters/{args.seq}/resend",
+                                {"drop_codes": args.drop, "by": args.by})
+            print(f"refused record {args.seq} resent as seq {out['seq']}")
+        else:
+            _console_call(cfg, "POST", f"/api/dead-letters/{args.seq}/dismiss", {"by": args.by})
+            print(f"refused record {args.seq} dismissed (kept on the hub, not sent again)")
+    except OSError as exc:
+        return _fail(Exception(f"the hub does not answer ({exc}); resend and dismiss need the running hub"))
+    except (EdgeError, ValueError) as exc:
+        return _fail(exc)
     return 0
 
 

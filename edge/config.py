@@ -380,6 +380,10 @@ def _stations(file: str, raw: list[Any], window: float, kinds: Mapping[str, Any]
             if driver not in kinds:
                 known = ", ".join(sorted(kinds)) or "none are installed in this build"
                 raise d.fail("driver", f"unknown driver {driver!r}", f"use one of: {known}")
+            if isinstance(dev.get("port"), str):  # a serial path: every serial driver reads it from address
+                raise d.fail("port", f"is {dev['port']!r}, not a number",
+                             f'write a serial port as address = "{dev["port"]}"; port is a TCP port '
+                             "(or, for modbus-rtu, the Modbus unit id)")
             devices.append(DeviceConfig(
                 id=did, driver=driver, station_id=sid, transport=d.text("transport", None),
                 address=d.text("address", None), port=d.number("port", None, 0, 65535, integer=True),

@@ -184,6 +184,22 @@ class Hub:
         """Bind an unbound reading to a session; returns the seq of the ReadingBound record."""
         return int(await self.writer.submit(BindIn(reading_uid, session_id, by)))
 
+    async def resend_dead_letter(self, seq: int, by: str, drop_codes: tuple[str, ...] = ()) -> int:
+        """Store a refused reading again as a new record (edge.store.deadletters); returns its seq."""
+        from edge.store import deadletters
+
+        new_seq = int(await self.writer.call(deadletters.resend(self.writer.ledger, seq, by, drop_codes,
+                                                                         (self.clock or now_ms)())))
+        if self.sync is not None:
+            self.sync.wake()
+        return new_seq
+
+    async def dismiss_dead_letter(self, seq: int, by: str) -> None:
+        """Mark a refused record as dealt with; it is kept and not sent again."""
+        from edge.store import deadletters
+
+        await self.writer.call(deadletters.dismiss(seq, by, (self.clock or now_ms)()))
+
     async def telemetry(self) -> Telemetry:
         """Counts and ages for the cloud dashboard."""
         st = await asyncio.to_thread(self.reader.state)
@@ -193,7 +209,8 @@ class Hub:
             oldest_unsynced_age_s=(now_ms() - oldest) / 1000 if oldest else None,
             last_sync_ms=self.sync.last_success_ms if self.sync else None,
             devices={k: h.summary() for k, h in self.supervisor.health.items()},
-            disk_free_bytes=self.writer.guard.free, version=self.version)
+            disk_free_bytes=self.writer.guard.free, version=self.version,
+            dead_letters_open=await asyncio.to_thread(self.reader.count_dead_letters))
 
     async def reload_config(self) -> str:
         """Re-read hub.toml; restart the drivers with the new device list."""
@@ -256,8 +273,20 @@ class Hub:
             await self.writer.call(q.audit("revoked", "cloud", reason[:200], now_ms()))
             return "sync stopped; readings are kept"
 
+        async def resend_dead_letter(cmd: CommandBody) -> str:  # args: seq, drop ("code,code"), by
+            drop = tuple(c for c in cmd.args.get("drop", "").split(",") if c)
+            by = f"cloud:{cmd.args.get('by', '')[:64]}".rstrip(":")
+            seq = await self.resend_dead_letter(int(cmd.args.get("seq", "")), by, drop)
+            return f"resent as seq {seq}"
+
+        async def dismiss_dead_letter(cmd: CommandBody) -> str:  # args: seq, by
+            by = f"cloud:{cmd.args.get('by', '')[:64]}".rstrip(":")
+            await self.dismiss_dead_letter(int(cmd.args.get("seq", "")), by)
+            return "dismissed"
+
         return {"sync-now": sync_now, "ping": ping, "reload-config": reload, "rotate-key": rotate,
-                "apply-config": apply_config, "revoke": revoked}
+                "apply-config": apply_config, "revoke": revoked, "resend-dead-letter": resend_dead_letter,
+                "dismiss-dead-letter": dismiss_dead_letter}
 
     # --- lifecycle ----------------------------------------------------------------------
 

@@ -9,6 +9,9 @@ JSON API (Starlette, served by uvicorn inside the hub on ``[web] bind:port``)::
     POST /api/sessions                      staff entry: {"station_id", "name", "national_id"?, "pregnant_weeks"?}
     POST /api/sessions/close                {"station_id", "reason"?: "finished" | "staff"}
     POST /api/readings/{uid}/bind           {"session_id", "by"}
+    GET  /api/dead-letters[?all=1]          records the cloud refused (open ones; all=1: dealt with too)
+    POST /api/dead-letters/{seq}/resend     {"drop_codes"?: [code, ...], "by"?}: store it again as a new reading
+    POST /api/dead-letters/{seq}/dismiss    {"by"?}: keep it, do not send it again
 
 Every call needs a signed-in staff session (cookie from ``/login``; unsafe methods also
 the ``X-CSRF-Token`` header) or the hub's console token (``Authorization: Bearer``, what
@@ -59,6 +62,8 @@ def store_snapshot(reader: Reader, data_dir: Any = None) -> dict[str, Any]:
         "urgent": reader.urgent_since(start_of_today_ms()),
         "unbound_count": reader.count_unbound(),
         "unbound": reader.unbound(50),
+        "dead_letters_open": reader.count_dead_letters(),
+        "dead_letters": reader.dead_letters(open_only=True, limit=50),
         "audit": reader.audit(10),
     }
     if data_dir is not None:
@@ -158,8 +163,45 @@ def api_routes(hub: Hub) -> list[Any]:
             return bad(str(exc), 409)
         return ok({"seq": seq})
 
+    def actor(request: Request, doc: dict[str, Any]) -> str:
+        session = session_of(request)
+        return session.user if session.role == STAFF else str(doc.get("by", session.user))[:64]
+
+    @guard
+    async def dead_letters(request: Request) -> JSONResponse:
+        return ok(await _in_thread(hub.reader.dead_letters, request.query_params.get("all") != "1"))
+
+    @guard
+    async def resend_dead_letter(request: Request) -> JSONResponse:
+        from edge.store.deadletters import DeadLetterError
+
+        doc = await _json(request)
+        drop = doc.get("drop_codes", [])
+        if not isinstance(drop, list) or not all(isinstance(c, str) and len(c) <= 128 for c in drop[:64]):
+            return bad("drop_codes must be a list of observation codes")
+        try:
+            seq = await hub.resend_dead_letter(int(request.path_params["seq"]), actor(request, doc),
+                                               tuple(drop[:64]))
+        except (DeadLetterError, ValueError) as exc:
+            return bad(str(exc), 409)
+        return ok({"seq": seq})
+
+    @guard
+    async def dismiss_dead_letter(request: Request) -> JSONResponse:
+        from edge.store.deadletters import DeadLetterError
+
+        doc = await _json(request)
+        try:
+            await hub.dismiss_dead_letter(int(request.path_params["seq"]), actor(request, doc))
+        except (DeadLetterError, ValueError) as exc:
+            return bad(str(exc), 409)
+        return ok({"dismissed": True})
+
     return [
         Route("/api/status", status), Route("/api/devices", devices),
+        Route("/api/dead-letters", dead_letters),
+        Route("/api/dead-letters/{seq}/resend", resend_dead_letter, methods=["POST"]),
+        Route("/api/dead-letters/{seq}/dismiss", dismiss_dead_letter, methods=["POST"]),
         Route("/api/sessions/today", sessions_today), Route("/api/readings/unbound", unbound),
         Route("/api/sessions", open_session, methods=["POST"]),
         Route("/api/sessions/close", close_session, methods=["POST"]),
@@ -221,4 +263,10 @@ def render(snap: dict[str, Any], language: str = "zh-CN") -> str:
         lines.append(f"  {when(s['opened_at'])} {s['station_id']:<12} {s['name_masked'] or '-'} "
                      f"{s['id_masked'] or ''}  {s['readings']} {t('readings')}  {s['close_reason'] or t('open')}")
     lines.append(f"{t('unbound')}: {snap['unbound_count']}")
+    if snap.get("dead_letters_open"):
+        lines.append(f"!! {t('dead_letters').format(n=snap['dead_letters_open'])}")
+        for d in snap.get("dead_letters", [])[:10]:
+            lines.append(f"  seq {d['seq']:<8} {when(d['at'])} {d['station_id'] or '-':<12} "
+                         f"{d['device_id'] or '-':<12} {d['reason']}: "
+                         f"{catalog(LOCALES).t('deadletter.reason.' + d['reason'], language)}")
     return "\n".join(lines)

@@ -200,7 +200,10 @@ class SyncClient:
         if ack.hub_id != st["hub_id"] or ack.epoch != st["epoch"] or ack.status is AckStatus.GAP:
             return self._fail("cloud ack names another hub, epoch or status")
         crashpoint("after_response")
-        mark = await self.writer.call(q.store_ack(ack.acked_through_seq, body, now_ms()))
+        mark = await self.writer.call(q.store_ack(ack.acked_through_seq, body, now_ms(), ack.refused))
+        if ack.refused:
+            log.warning("the cloud refused %d record(s) of this batch; they are in the dead-letter list: %s",
+                        len(ack.refused), ", ".join(f"seq {seq} ({why})" for seq, why in ack.refused[:10]))
         crashpoint("after_ack_stored")
         self._success(count, len(sealed))
         if self.batch_max < self.cfg.batch_max_records:

@@ -34,6 +34,14 @@ TEMPERATURE = "8310-5"
 BODY_FAT = "41982-0"
 HEAD_CIRCUMFERENCE = "9843-4"
 CUFF_PRESSURE = "mchub-cuff"  #: intermediate cuff pressure, shown live, never synced as a result
+#: body-composition components without a confirmed LOINC code (drivers/ble/body_composition.py)
+BASAL_METABOLISM = "mchub-basal-metabolism"
+MUSCLE_PERCENTAGE = "mchub-muscle-percentage"
+MUSCLE_MASS = "mchub-muscle-mass"
+FAT_FREE_MASS = "mchub-fat-free-mass"
+SOFT_LEAN_MASS = "mchub-soft-lean-mass"
+BODY_WATER_MASS = "mchub-body-water-mass"
+IMPEDANCE = "mchub-impedance"
 
 CODES: dict[str, Code] = {
     c.loinc: c
@@ -49,6 +57,13 @@ CODES: dict[str, Code] = {
         Code(BODY_FAT, "%", "Body fat percentage", "体脂率", 1, 1.0, 75.0),
         Code(HEAD_CIRCUMFERENCE, "cm", "Head circumference", "头围", 1, 20.0, 70.0),
         Code(CUFF_PRESSURE, "mm[Hg]", "Cuff pressure", "袖带压力", 0, 0.0, 320.0),
+        Code(BASAL_METABOLISM, "kJ", "Basal metabolism", "基础代谢", 0, 1000.0, 25000.0),
+        Code(MUSCLE_PERCENTAGE, "%", "Muscle percentage", "肌肉率", 1, 5.0, 90.0),
+        Code(MUSCLE_MASS, "kg", "Muscle mass", "肌肉量", 2, 1.0, 200.0),
+        Code(FAT_FREE_MASS, "kg", "Fat-free mass", "去脂体重", 2, 1.0, 250.0),
+        Code(SOFT_LEAN_MASS, "kg", "Soft lean mass", "软瘦体重", 2, 1.0, 200.0),
+        Code(BODY_WATER_MASS, "kg", "Body water mass", "身体水分", 2, 1.0, 200.0),
+        Code(IMPEDANCE, "Ohm", "Bioelectrical impedance", "生物电阻抗", 1, 50.0, 3000.0),
     )
 }
 

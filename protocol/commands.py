@@ -25,7 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from protocol.errors import ProtocolError
 
-CommandName = Literal["sync-now", "reload-config", "rotate-key", "ping", "apply-config", "revoke"]
+CommandName = Literal["sync-now", "reload-config", "rotate-key", "ping", "apply-config", "revoke",
+                      "resend-dead-letter", "dismiss-dead-letter"]
 PREFIX = "mchub/hubs"
 
 
@@ -81,6 +82,7 @@ class Telemetry(msgspec.Struct, frozen=True, kw_only=True):
     devices: dict[str, str]  #: device id -> "connected" | "disconnected" | "error: ..."
     disk_free_bytes: int
     version: str
+    dead_letters_open: int = 0  #: records the cloud refused that still wait for staff on the hub
 
 
 def sign_command(body: CommandBody, key: ed25519.Ed25519PrivateKey) -> bytes:

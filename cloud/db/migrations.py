@@ -165,6 +165,16 @@ _V9_EVENTS = """
 UPDATE outbox SET status = 'done' WHERE topic IN ('visit.closed', 'visit.updated') AND status = 'pending';
 """
 
+#: migration 10: records refused one by one (cloud/validate.py) while the rest of their batch was
+#: stored; the ack names them, the dashboard lists them per hub (docs/protocol.md §3.1)
+_V10_REFUSED = """
+CREATE TABLE refused_records (
+    hub_id TEXT NOT NULL REFERENCES hubs(hub_id), epoch BIGINT NOT NULL, seq BIGINT NOT NULL,
+    record_type TEXT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL, at_ms BIGINT NOT NULL,
+    received_ms BIGINT NOT NULL, PRIMARY KEY (hub_id, epoch, seq));
+CREATE INDEX refused_records_received ON refused_records (received_ms);
+"""
+
 #: migration 12 (issue 17 findings 3 and 10): a session carries its user's ``session_version``,
 #: which a role change, password reset, disable or logout bumps (every request re-checks it);
 #: a login lock remembers how many times it was set in a row, so the next one doubles
@@ -187,6 +197,7 @@ MIGRATIONS: list[tuple[int, str, str, str]] = [
     (8, "ingest checks hub and key in the transaction", "", pg_ingest.CHECKED_FUNCTION),
     (9, "change-feed outbox rows are done on arrival", _V9_EVENTS,
      pg_ingest.FUNCTION.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)),
+    (10, "records refused one by one", _V10_REFUSED, ""),
     (12, "session versions, escalating login locks", _V12_SESSIONS, ""),
 ]
 #: SQLite-only SQL of a migration, run after its common SQL: one statement (e.g. a trigger) or a tuple of them

@@ -17,6 +17,7 @@ Records at or below the mark are skipped inside the function, under the row lock
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -26,7 +27,8 @@ from asyncpg.pgproto.pgproto import UUID
 from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database, epoch_to_db
 from cloud.errors import CloudError, DatabaseError
-from cloud.sync_store import Outcome, StoreResult, lock_mark, seal_subject
+from cloud.sync_store import Outcome, StoreResult, lock_mark, record_refusals, seal_subject
+from cloud.validate import Refusal
 from protocol.batch import Columns
 from protocol.envelope import BatchHeader
 from protocol.ids import reading_uid_ints
@@ -266,7 +268,7 @@ def _result(row: Any) -> StoreResult:
 
 
 async def store_batch_pg(db: Database, header: BatchHeader, cols: Columns, at_rest: AtRest, now: int,
-                         actor: str) -> StoreResult:
+                         actor: str, refusals: Sequence[Refusal] = ()) -> StoreResult:
     """Store one opened, validated batch in one transaction; raises SignerRefused.
 
     Small batches (the usual sync every few seconds) are one statement, one round trip:
@@ -278,25 +280,36 @@ async def store_batch_pg(db: Database, header: BatchHeader, cols: Columns, at_re
     the mark are only ever written together; should one exist anyway (written by something
     else), the COPY fails on the primary key, and the batch is stored again through a
     staging table with ``INSERT ... ON CONFLICT DO NOTHING``.
+
+    ``cols`` holds the records that validated; ``refusals`` (records refused one by one) are
+    kept by :func:`cloud.sync_store.record_refusals` in the same transaction, exactly as on SQLite.
     """
     key = header.signer_key_id.hex()
     head = (key, header.hub_id, epoch_to_db(header.epoch), header.first_seq, header.last_seq, now, actor,
             str(header.epoch))
     if len(cols.readings) < STAGE_FROM:
-        return _result(await db.fetchrow(_CALL, *head, *_arrays(cols, reading_rows(cols), at_rest, staged=False)))
+        if not refusals:
+            return _result(await db.fetchrow(_CALL, *head, *_arrays(cols, reading_rows(cols), at_rest, staged=False)))
+        async with db.transaction() as tx:
+            result = _result(await tx.fetchrow(_CALL, *head, *_arrays(cols, reading_rows(cols), at_rest,
+                                                                      staged=False)))
+            await record_refusals(tx, header, refusals, result, now, actor)
+            return result
     try:
-        return await _copy_direct(db, header, cols, at_rest, now, head)
+        return await _copy_direct(db, header, cols, at_rest, now, head, refusals, actor)
     except DatabaseError as exc:
         if not isinstance(exc.__cause__, asyncpg.UniqueViolationError):
             raise
     async with db.transaction() as tx:
         await tx.execute(_STAGE)
         await tx.raw.copy_records_to_table("mchub_incoming", records=reading_rows(cols), columns=_STAGE_COLUMNS)
-        return _result(await tx.fetchrow(_CALL, *head, *_arrays(cols, [], at_rest, staged=True)))
+        result = _result(await tx.fetchrow(_CALL, *head, *_arrays(cols, [], at_rest, staged=True)))
+        await record_refusals(tx, header, refusals, result, now, actor)
+        return result
 
 
 async def _copy_direct(db: Database, header: BatchHeader, cols: Columns, at_rest: AtRest, now: int,
-                       head: tuple[Any, ...]) -> StoreResult:
+                       head: tuple[Any, ...], refusals: Sequence[Refusal], actor: str) -> StoreResult:
     async with db.transaction() as tx:
         hub, epoch = header.hub_id, epoch_to_db(header.epoch)
         mark = await lock_mark(tx, hub, epoch)
@@ -307,4 +320,5 @@ async def _copy_direct(db: Database, header: BatchHeader, cols: Columns, at_rest
                 await tx.raw.copy_records_to_table("readings", records=rows, columns=_READINGS_COLUMNS)
             copied = len(rows)
         result = _result(await tx.fetchrow(_CALL, *head, *_arrays(cols, [], at_rest, staged=False)))
+        await record_refusals(tx, header, refusals, result, now, actor)
         return StoreResult(result.outcome, result.acked_through, result.new_records, result.new_readings + copied)

@@ -1,6 +1,7 @@
 """The integration dashboard (role ``integration``; ``admin`` may look too).
 
-    GET  /ui/dashboard             hubs, the three queues with charts, dead letters, MLLP log
+    GET  /ui/dashboard             hubs, the three queues with charts, dead letters, records refused
+                                   one by one per hub, MLLP log
     POST /ui/dashboard/replay      put a dead letter back in its queue (CSRF, audited)
     POST /ui/dashboard/search      control id, outbox key, HUB:SEQ batch, hub, patient (masked; form q)
     GET  /ui/dashboard/search?q=   the same, except an ID number (never in a URL: refused, 400)
@@ -16,6 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -59,6 +61,37 @@ async def headline(tx: Tx) -> dict[str, str]:
             "outbox-pending": str(pending), "outbox-dead": str(dead)}
 
 
+REFUSED_ROWS = 50  #: latest refused records listed (every hub's count is shown)
+
+
+async def refused_records(tx: Tx) -> dict[str, Any]:
+    """Records the cloud refused one by one (migration 10): per hub, and the latest rows.
+
+    Each is also on its hub's dead-letter list, where staff resend or dismiss it.
+    """
+    per_hub = [dict(r) for r in await tx.fetch(
+        "SELECT r.hub_id, COUNT(*) AS n, MAX(r.received_ms) AS last_ms, MAX(h.telemetry) AS telemetry "
+        "FROM refused_records r JOIN hubs h ON h.hub_id = r.hub_id GROUP BY r.hub_id ORDER BY MAX(r.received_ms) DESC")]
+    for h in per_hub:  # still open on the hub (its telemetry; resent or dismissed ones are not)
+        h["open"] = _open_on_hub(h.pop("telemetry"))
+    latest = await tx.fetch("SELECT hub_id, seq, record_type, reason, message, at_ms, received_ms FROM refused_records "
+                            "ORDER BY received_ms DESC, seq DESC LIMIT $1", REFUSED_ROWS)
+    return {"per_hub": per_hub, "latest": [dict(r) for r in latest]}
+
+
+class _Open(msgspec.Struct):
+    """The one field of a hub's telemetry the refused-records table shows (older hubs: None)."""
+
+    dead_letters_open: int | None = None
+
+
+def _open_on_hub(telemetry: str | None) -> int | None:
+    try:
+        return msgspec.json.decode(telemetry, type=_Open).dead_letters_open if telemetry else None
+    except msgspec.DecodeError:
+        return None
+
+
 @guard(*ROLES)
 async def overview(request: Request) -> Response:
     """GET /ui/dashboard."""
@@ -73,6 +106,7 @@ async def overview(request: Request) -> Response:
         topics = await queues.topics(tx)
         numbers = await headline(tx)
         unmatched = await hl7.unmatched_count(tx)
+        refused = await refused_records(tx)
     mllp = await hl7.mllp_log(db_of(request), limit=30)
     acks = await hl7.ack_counts(db_of(request), now - queues.DAY_MS)
 
@@ -83,7 +117,8 @@ async def overview(request: Request) -> Response:
         "now": now, "hubs": hubs, "hub_total": hub_total, "queues": qs,
         "charts": {q.key: charts(q, tr) for q in qs}, "topics": topics,
         "mllp": mllp, "ack_chart": svg.bar_chart(acks, title="ACK", height=150) if acks else "",
-        "numbers": numbers, "unmatched": unmatched, "replayed": request.query_params.get("replayed"),
+        "numbers": numbers, "unmatched": unmatched, "refused": refused,
+        "replayed": request.query_params.get("replayed"),
         "error": request.query_params.get("error")}, nav="dashboard")
 
 

@@ -13,8 +13,8 @@ carries the status ``multiple_packet``. Body fat ``0xFFFF`` means "measurement
 unsuccessful" (:class:`~drivers.ble.errors.MeasurementUnsuccessful`).
 
 LOINC codes for the body-composition components other than body fat, weight and height
-were not confirmed, so they travel under local ``mchub-*`` codes (below), like the cuff
-pressure.
+were not confirmed, so they travel under local ``mchub-*`` codes (below, defined in
+:mod:`protocol.codes` with their units, so the cloud accepts them), like the cuff pressure.
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ from protocol import codes
 from protocol.model import Observation
 from protocol.units import convert, to_canonical
 
-BASAL_METABOLISM = "mchub-basal-metabolism"  #: kJ
-MUSCLE_PERCENTAGE = "mchub-muscle-percentage"  #: %
-MUSCLE_MASS = "mchub-muscle-mass"  #: kg
-FAT_FREE_MASS = "mchub-fat-free-mass"  #: kg
-SOFT_LEAN_MASS = "mchub-soft-lean-mass"  #: kg
-BODY_WATER_MASS = "mchub-body-water-mass"  #: kg
-IMPEDANCE = "mchub-impedance"  #: Ohm
+BASAL_METABOLISM = codes.BASAL_METABOLISM  #: kJ
+MUSCLE_PERCENTAGE = codes.MUSCLE_PERCENTAGE  #: %
+MUSCLE_MASS = codes.MUSCLE_MASS  #: kg
+FAT_FREE_MASS = codes.FAT_FREE_MASS  #: kg
+SOFT_LEAN_MASS = codes.SOFT_LEAN_MASS  #: kg
+BODY_WATER_MASS = codes.BODY_WATER_MASS  #: kg
+IMPEDANCE = codes.IMPEDANCE  #: Ohm
 
 IMPERIAL = 0x0001
 TIME_STAMP = 0x0002

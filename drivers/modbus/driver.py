@@ -165,13 +165,26 @@ def modbus_tcp(device_id: str, config: Mapping[str, Any]) -> ModbusDriver:
 
 
 def modbus_rtu(device_id: str, config: Mapping[str, Any]) -> ModbusDriver:
-    """``kind = "modbus-rtu"``: keys ``port`` (serial device path), ``baudrate`` (9600), ``parity``
-    (N/E/O), ``stopbits`` (1/2) and the keys of :func:`modbus_tcp` except host."""
-    regmap, o = _common(device_id, config)
+    """``kind = "modbus-rtu"``: keys ``address`` (the serial device path, like every serial driver),
+    ``baudrate`` (9600), ``parity`` (N/E/O), ``stopbits`` (1/2), ``unit_id`` (1) and the keys of
+    :func:`modbus_tcp` except host and port. A device pushed from the cloud's inventory carries
+    the unit id as an integer ``port`` (provisioning/inventory.py); that is read as ``unit_id``."""
     where = f"device {device_id!r}"
-    device = config.get("port")
+    device = config.get("address")
     if not isinstance(device, str) or not device:
-        raise parse_error(device_id, "port", "missing; fix: add port = \"/dev/ttyUSB0\" (the RS-485 adapter)")
+        hint = " (the serial path goes in address, not port)" if isinstance(config.get("port"), str) else ""
+        raise parse_error(device_id, "address", f"missing{hint}; fix: add address = \"/dev/ttyUSB0\" "
+                                                "(the RS-485 adapter)")
+    port = config.get("port")
+    if port is not None:
+        if isinstance(port, bool) or not isinstance(port, int):
+            raise parse_error(device_id, "port", f"{port!r} is not a Modbus unit id; fix: remove it, write the "
+                                                 "serial path as address and the unit id as unit_id")
+        if "unit_id" in config and config["unit_id"] != port:
+            raise parse_error(device_id, "port", f"{port} differs from unit_id {config['unit_id']!r}; fix: keep "
+                                                 "only unit_id")
+        config = {**config, "unit_id": port}
+    regmap, o = _common(device_id, config)
     baudrate = get_int(config, "baudrate", where, 300, 921600, 9600)
     parity = get_choice(config, "parity", where, ("N", "E", "O"), "N")
     stopbits = get_int(config, "stopbits", where, 1, 2, 1)

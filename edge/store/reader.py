@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edge.store.deadletters import keep_refused, listing, open_count
 from edge.store.ledger import decode_body, subject_aad
 from edge.store.schema import connect
 from protocol import codes
@@ -160,6 +161,16 @@ class Reader:
         """How many readings are unbound."""
         return int(self._all("SELECT count(*) FROM records WHERE type = 0 AND session_id IS NULL")[0][0])
 
+    def dead_letters(self, open_only: bool = False, limit: int = 200) -> list[dict[str, Any]]:
+        """Records the cloud refused (:mod:`edge.store.deadletters`), newest first."""
+        with self._lock:
+            return listing(self.conn, open_only, limit)
+
+    def count_dead_letters(self) -> int:
+        """Refused records still waiting for staff (the status page's alarm)."""
+        with self._lock:
+            return open_count(self.conn)
+
     def audit(self, limit: int = 50) -> list[dict[str, Any]]:
         """Latest audit events."""
         rows = self._all("SELECT at, kind, actor, detail FROM audit ORDER BY id DESC LIMIT ?", (limit,))
@@ -168,9 +179,17 @@ class Reader:
 
 # --- writes, run on the writer thread via GroupWriter.call -------------------------------
 
-def store_ack(acked_through: int, ack: bytes, at_ms: int) -> Callable[[sqlite3.Connection], int]:
-    """Record a verified ack; the mark only moves forward. Returns the stored mark."""
+def store_ack(acked_through: int, ack: bytes, at_ms: int,
+              refused: tuple[tuple[int, str], ...] = ()) -> Callable[[sqlite3.Connection], int]:
+    """Record a verified ack; the mark only moves forward. Returns the stored mark.
+
+    Records the ack names as refused go to the dead-letter list in the same transaction
+    (:mod:`edge.store.deadletters`): the mark never passes one that is not kept there.
+    """
     def run(c: sqlite3.Connection) -> int:
+        if refused:
+            c.execute("BEGIN IMMEDIATE")
+            keep_refused(c, refused, at_ms)
         c.execute("UPDATE sync_state SET acked_through = max(acked_through, ?), last_ack = ?, last_ack_ms = ?, "
                   "last_error = NULL WHERE id = 1", (acked_through, ack, at_ms))
         return int(c.execute("SELECT acked_through FROM sync_state WHERE id = 1").fetchone()[0])

@@ -23,6 +23,9 @@ Tables (one stream, a few side tables):
 * ``sessions.age_days``, ``sessions.sex`` (v5): the patient's age on the day the session
   opened and sex, so readings after a restart are still judged for the person measured
   (never the birth date itself: that stays inside the encrypted subject).
+* ``dead_letters`` records the cloud refused one by one (docs/protocol.md §3.1): a copy
+                 of the record (it outlives the pruned ``records`` row), the cloud's reason,
+                 and how staff dealt with it (resent as seq N, or dismissed). Schema v3.
 
 Migrations are numbered; ``PRAGMA user_version`` holds the number applied last.
 """
@@ -70,13 +73,21 @@ def _v2(db: Any) -> None:
     db.execute("ALTER TABLE sessions ADD COLUMN subject_tag TEXT")
 
 
+def _v3_dead_letters(db: Any) -> None:
+    """Records the cloud refused one by one (edge.store.deadletters); idempotent."""
+    db.execute("CREATE TABLE IF NOT EXISTS dead_letters (seq INTEGER PRIMARY KEY, type INTEGER NOT NULL, "
+               "at INTEGER NOT NULL, station_id TEXT, device_id TEXT, enc INTEGER NOT NULL DEFAULT 0, "
+               "body BLOB NOT NULL, reason TEXT NOT NULL, refused_at INTEGER NOT NULL, resolved_at INTEGER, "
+               "resolved_by TEXT, resent_seq INTEGER)")
+
+
 def _v5(db: Any) -> None:
     """Who is being measured, for the clinical interpretation of readings after a restart."""
     db.execute("ALTER TABLE sessions ADD COLUMN age_days INTEGER")
     db.execute("ALTER TABLE sessions ADD COLUMN sex TEXT")
 
 
-MIGRATIONS = [_v1, _v2, _v5]  # merge: v3 (dead letters), v4 (config state) go before _v5
+MIGRATIONS = [_v1, _v2, _v3_dead_letters, _v5]  # merge: v4 (config state) goes before _v5
 
 
 def migrate(conn: sqlite3.Connection) -> int:

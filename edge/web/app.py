@@ -50,6 +50,8 @@ def routes(hub: Hub, renderer: Renderer, login: StaffLogin | None = None) -> tup
         Route("/events", staff(status.events)),
         Route("/readings/bind", staff(status.bind), methods=["POST"]),
         Route("/sessions/open", staff(status.open_session), methods=["POST"]),
+        Route("/dead-letters/resend", staff(status.resend_dead_letter), methods=["POST"]),
+        Route("/dead-letters/dismiss", staff(status.dismiss_dead_letter), methods=["POST"]),
         Route("/login", login.form, methods=["GET"]),
         Route("/login", login.login, methods=["POST"]),
         Route("/logout", login.logout, methods=["POST"]),

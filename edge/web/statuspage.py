@@ -3,7 +3,8 @@
 Shows every device with its state and last reading; the sync queue (depth, oldest
 unsynced age, last sync, last error); whether the cloud and the MQTT broker can be
 reached; free disk; today's sessions (masked); unbound readings with a form to bind each
-one to a session, and a form to open a session by hand (staff entry) for a patient
+one to a session; records the cloud refused (an alarm, with forms to resend each one,
+optionally without some values, or dismiss it); and a form to open a session by hand (staff entry) for a patient
 whose card could not be read. Binding goes through the ledger (a ``ReadingBound`` record
 that syncs like any other) and is audited with the staff member's name; every view of
 the page is audited too, and the page carries a watermark with the viewer's name.
@@ -128,14 +129,15 @@ class StatusPage:
         return out
 
     async def _store_figures(self) -> tuple[dict[str, Any], int | None, list[int]]:
-        """Sync state, oldest unsynced time and (unbound, sessions today) counts from hub.db,
+        """Sync state, oldest unsynced time and (unbound, sessions today, open dead letters) counts from hub.db,
         read at most once per ``LIVE_EVERY_S`` for all open pages (the counts scan the records)."""
         if self._figures is None or time.monotonic() - self._figures[0] >= LIVE_EVERY_S:
             reader = self.hub.reader
 
             def read() -> tuple[dict[str, Any], int | None, list[int]]:
                 return (reader.state(), reader.oldest_unsynced_at(),
-                        [reader.count_unbound(), len(reader.sessions_since(start_of_today_ms()))])
+                        [reader.count_unbound(), len(reader.sessions_since(start_of_today_ms())),
+                         reader.count_dead_letters()])  # a new refusal reloads open pages: the alarm shows
 
             self._figures = (time.monotonic(), *await asyncio.to_thread(read))
         return self._figures[1], self._figures[2], self._figures[3]
@@ -217,6 +219,29 @@ class StatusPage:
                                            f"session opened at {station} for {idnum.mask(nid_ok) if nid_ok else '-'}",
                                            now_ms()))
         return _back(request, flash="opened")
+
+    async def resend_dead_letter(self, request: Request) -> Response:
+        """``POST /dead-letters/resend``: form fields ``seq``, ``drop`` (codes to leave out, repeatable)."""
+        from edge.store.deadletters import DeadLetterError
+
+        form = await request.form()
+        try:
+            seq = await self.hub.resend_dead_letter(int(str(form.get("seq", ""))), session_of(request).user,
+                                                    tuple(str(c)[:128] for c in form.getlist("drop")[:64]))
+        except (DeadLetterError, ValueError) as exc:
+            return _back(request, error=str(exc))
+        return _back(request, flash=f"resent:{seq}")
+
+    async def dismiss_dead_letter(self, request: Request) -> Response:
+        """``POST /dead-letters/dismiss``: form field ``seq``."""
+        from edge.store.deadletters import DeadLetterError
+
+        form = await request.form()
+        try:
+            await self.hub.dismiss_dead_letter(int(str(form.get("seq", ""))), session_of(request).user)
+        except (DeadLetterError, ValueError) as exc:
+            return _back(request, error=str(exc))
+        return _back(request, flash="dismissed")
 
 
 def _back(request: Request, flash: str = "", error: str = "") -> Response:

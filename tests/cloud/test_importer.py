@@ -126,3 +126,28 @@ async def test_files_that_are_not_export_files_are_refused(sqlite_cloud: tuple[C
             await import_file(Ingestor(db, keys), tmp_path / "x.mchx")  # type: ignore[arg-type]
     finally:
         await db.close()
+
+
+async def test_an_imported_file_with_a_bad_record_stores_the_rest_and_the_hub_learns_of_it_later(
+        online, tmp_path: Path) -> None:
+    """Issue 17 finding 2 through the hand-carried path: the refusal is kept, and the hub's next
+    (duplicate) sync gets an ack naming it."""
+    import msgspec
+
+    from protocol.ack import verify_ack
+    from protocol.model import Observation, Reading
+
+    url, ing, db, h = online
+    h.add_visit()
+    i = next(i for i, r in enumerate(h.pending) if isinstance(r, Reading))
+    h.pending[i] = msgspec.structs.replace(h.pending[i], observations=(
+        Observation(code="mchub-no-such-code", value=1.0, unit="1"),))
+    report = await import_file(ing, _export(h, tmp_path / "HX1.mchx"))
+    assert (report.readings, report.refused, dict(report.outcomes)) == (3, 1, {"200": 1})
+    async with aiohttp.ClientSession() as http:
+        batch = h.seal_from(1)
+        async with http.post(f"{url}/api/v1/batches", data=batch,
+                             headers={"Content-Type": "application/vnd.mchub.batch"}) as r:
+            ack = verify_ack(await r.read(), h.cloud.signing, batch)
+    assert ack.refused == ((h.pending[i].seq, "unknown_code"),)  # the hub now moves it to its dead-letter list
+    assert await _counts(db) == (3, 3, 6)

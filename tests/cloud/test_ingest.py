@@ -190,22 +190,61 @@ async def test_service_endpoints_answer(sqlite_cloud, path: str) -> None:
         assert await r.json()
 
 
-async def test_invalid_records_are_refused_400_and_nothing_is_stored(sqlite_cloud) -> None:
+async def test_a_bad_record_is_refused_alone_the_rest_is_stored_and_a_resend_answers_the_same(any_cloud) -> None:
+    """Issue 17 finding 2: one record that does not validate no longer refuses its batch (400
+    for ever): the rest is stored, the ack names it with a reason code, the cloud keeps it."""
+    from protocol.codes import IMPEDANCE
     from protocol.model import Observation, Reading
 
-    cfg, keys = sqlite_cloud
+    cfg, keys = any_cloud
     h = hub(keys, "H006")
     async with serving(cfg) as url, aiohttp.ClientSession() as http:
         await registry.create_site("S1")
         await registry.register_hub("H006", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        h.add_visit()  # seqs 1..6
+
+        def reading(seq: int, code: str, value: float, unit: str, kind: str = "blood_pressure") -> Reading:
+            return Reading(hub_id="H006", epoch=h.epoch, seq=seq, at=h.pending[-1].at + seq, device_id="bp",
+                           station_id="ST1", kind=kind,  # type: ignore[arg-type]
+                           observations=(Observation(code=code, value=value, unit=unit),))
+
+        h.pending += [reading(7, "8480-6", 120, "mmHg"),  # not the canonical unit
+                      reading(8, IMPEDANCE, 512.3, "Ohm", "body_composition"),  # what the BLE scale sends
+                      reading(9, "mchub-no-such-code", 1, "1"),
+                      reading(10, "8480-6", 121, "mm[Hg]")]
+        h.next_seq = 11
+        batch = h.seal_from(1)
+        status, body, _ = await post(http, url, batch)
+        assert status == 200, body
+        ack = verify_ack(body, keys.signing.public_key(), batch)
+        assert (ack.status, ack.acked_through_seq) == (AckStatus.STORED, 10)
+        assert ack.refused == ((7, "wrong_unit"), (9, "unknown_code"))
+        status, body, _ = await post(http, url, batch)  # a resend: the same answer, nothing stored twice
+        again = verify_ack(body, keys.signing.public_key(), batch)
+        assert (status, again.status, again.refused) == (200, AckStatus.DUPLICATE, ack.refused)
+        overlap = h.seal_from(7)  # a batch overlapping the mark names the refusals it holds too
+        third = verify_ack((await post(http, url, overlap))[1], keys.signing.public_key(), overlap)
+        assert third.refused == ack.refused
+    assert await q(cfg, "SELECT seq FROM readings ORDER BY seq") == [(2,), (3,), (4,), (5,), (8,), (10,)]
+    assert await q(cfg, "SELECT seq, record_type, reason FROM refused_records ORDER BY seq") == [
+        (7, "reading", "wrong_unit"), (9, "reading", "unknown_code")]
+    assert await q(cfg, "SELECT acked_through, records FROM sync_state") == [(10, 10)]
+    assert await q(cfg, "SELECT COUNT(*) FROM audit_log WHERE action = 'record.refused'") == [(1,)]
+
+
+async def test_a_batch_that_does_not_open_is_still_refused_whole(sqlite_cloud) -> None:
+    cfg, keys = sqlite_cloud
+    h = hub(keys, "H009")
+    async with serving(cfg) as url, aiohttp.ClientSession() as http:
+        await registry.create_site("S1")
+        await registry.register_hub("H009", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
         h.add_visit()
-        h.pending.append(Reading(hub_id="H006", epoch=h.epoch, seq=7, at=h.pending[-1].at, device_id="bp",
-                                 station_id="ST1", kind="blood_pressure",
-                                 observations=(Observation(code="8480-6", value=120, unit="mmHg"),)))
-        status, body, _ = await post(http, url, h.seal_from(1))
-        assert status == 400 and b'"invalid_record"' in body and b"seq 7" in body and b"mm[Hg]" in body
+        batch = bytearray(h.seal_from(1))
+        batch[-70] ^= 1  # inside the ciphertext or signature
+        status, _, _ = await post(http, url, bytes(batch))
+        assert status in (400, 401)
     assert rows(cfg, "SELECT COUNT(*) FROM readings") == [(0,)]
-    assert rows(cfg, "SELECT COUNT(*) FROM sync_state WHERE acked_through > 0") == [(0,)]
+    assert rows(cfg, "SELECT COUNT(*) FROM refused_records") == [(0,)]
 
 
 async def test_no_national_id_in_plaintext_in_the_sqlite_files(sqlite_cloud) -> None:
@@ -245,6 +284,34 @@ async def test_large_batches_take_the_copy_path_and_still_skip_what_is_stored(pg
     assert await q(cfg, "SELECT COUNT(*), COUNT(DISTINCT seq), MAX(seq) FROM readings") == [(280, 280, 419)]
     assert await q(cfg, "SELECT COUNT(*) FROM outbox") == [(70,)]
     assert await q(cfg, "SELECT records, duplicates FROM sync_state") == [(420, 1)]
+
+
+@pytest.mark.postgres
+async def test_a_large_batch_on_the_copy_path_refuses_one_record_alone(pg_cloud) -> None:
+    import msgspec
+
+    from protocol.model import Observation, Reading
+
+    cfg, keys = pg_cloud
+    h = hub(keys, "H010")
+    async with serving(cfg) as url, aiohttp.ClientSession() as http:
+        await registry.create_site("S1")
+        await registry.register_hub("H010", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        for _ in range(70):
+            h.add_visit()  # 420 records, 280 readings
+        i, bad = next((i, r) for i, r in enumerate(h.pending) if i > 250 and isinstance(r, Reading))
+        h.pending[i] = msgspec.structs.replace(bad, observations=(Observation(code="8310-5", value=98.6,
+                                                                              unit="[degF]"),))
+        assert (await post(http, url, h.seal_from(1, limit=180)))[0] == 200  # arrays, nothing refused
+        big = h.seal_from(100)  # overlapping the mark, >= STAGE_FROM readings: COPY
+        status, body, _ = await post(http, url, big)
+        ack = verify_ack(body, keys.signing.public_key(), big)
+        assert (status, ack.acked_through_seq, ack.refused) == (200, 420, ((bad.seq, "wrong_unit"),))
+        status, body, _ = await post(http, url, big)  # a duplicate names it again
+        assert verify_ack(body, keys.signing.public_key(), big).refused == ack.refused
+    assert await q(cfg, "SELECT COUNT(*), COUNT(DISTINCT seq) FROM readings") == [(279, 279)]
+    assert await q(cfg, "SELECT seq, reason FROM refused_records") == [(bad.seq, "wrong_unit")]
+    assert await q(cfg, "SELECT acked_through, records, duplicates FROM sync_state") == [(420, 420, 1)]
 
 
 def test_the_openapi_document_describes_every_route(sqlite_cloud) -> None:

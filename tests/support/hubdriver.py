@@ -2,7 +2,8 @@
 
 ``driver = "test-line"``: connects to ``address:port`` over TCP where the test plays the
 device. The device sends lines ``R <n> <sys> <dia> <pulse>`` (a BP reading numbered n) or
-``C <n> <national id>`` (a card); the driver answers ``A <n>`` only after the hub has
+``C <n> <national id>`` (a card) or ``X <n> <sys> <code> <value> <unit>`` (a BP reading with a
+second value of any code, e.g. one the cloud does not know); the driver answers ``A <n>`` only after the hub has
 durably stored the event — like real devices that resend until acknowledged.
 """
 
@@ -29,6 +30,10 @@ def parse(line: bytes) -> tuple[int, Measurement | CardRead]:
                 Observation(code=codes.SYSTOLIC, value=s, unit="mm[Hg]"),
                 Observation(code=codes.DIASTOLIC, value=d, unit="mm[Hg]"),
                 Observation(code=codes.PULSE, value=p, unit="/min")))
+        if parts[0] == b"X":
+            return n, Measurement(kind="blood_pressure", device_time=f"n{n}", raw=line, observations=(
+                Observation(code=codes.SYSTOLIC, value=float(parts[2]), unit="mm[Hg]"),
+                Observation(code=parts[3].decode(), value=float(parts[4]), unit=parts[5].decode())))
         if parts[0] == b"C":
             return n, CardRead(subject=Subject(national_id=parts[2].decode(), name="测试", sex="2"), raw=line)
     except (IndexError, ValueError) as exc:

@@ -20,8 +20,10 @@ def reading_line(n: int) -> bytes:
 class LineDevice:
     """Simulated device; ``acked`` holds the numbers the hub has confirmed."""
 
-    def __init__(self, total: int, window: int = 64, card_every: int = 0, rate: float = 0.0) -> None:
+    def __init__(self, total: int, window: int = 64, card_every: int = 0, rate: float = 0.0,
+                 bad: frozenset[int] = frozenset()) -> None:
         self.total, self.window, self.card_every, self.rate = total, window, card_every, rate
+        self.bad = bad  #: numbers sent as a reading with a value the cloud refuses (code ``mchub-no-such-code``)
         self.acked: set[int] = set()
         self.connections = 0
         self.port = 0
@@ -45,6 +47,8 @@ class LineDevice:
     def line(self, n: int) -> bytes:
         if self.card_every and n % self.card_every == 0:
             return b"C %d 11010519491231002X\n" % n
+        if n in self.bad:
+            return b"X %d %d mchub-no-such-code 1 1\n" % (n, 100 + n % 80)
         return reading_line(n)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

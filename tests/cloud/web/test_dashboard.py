@@ -215,3 +215,30 @@ async def test_on_postgresql(tmp_path: Path, pg_dsn: str) -> None:
                          "/ui/registers"):
                 page = await a.get(path)
                 assert page.status_code == 200 and "built-in method" not in page.text, path
+
+
+async def test_records_refused_one_by_one_are_listed_per_hub(seeded: Any) -> None:
+    """Issue 17 finding 2: the dashboard shows each hub's refused records, with the reason."""
+    from protocol.model import Observation, Reading
+
+    cloud, c, facts = seeded
+    assert "没有被拒收的记录" in (await c.get("/ui/dashboard")).text
+    h2 = facts["hubs"][1]
+    h2.add_visit()
+    h2.pending.append(Reading(hub_id="H2", epoch=h2.epoch, seq=h2.next_seq, at=h2.pending[-1].at + 1,
+                              device_id="scale", station_id="ST1", kind="body_composition",
+                              observations=(Observation(code="mchub-no-such-code", value=1.0, unit="1"),)))
+    h2.next_seq += 1
+    answer = await cloud.state.ingestor.handle(h2.seal_from(1), peer="127.0.0.1")
+    assert answer.status == 200
+    html = (await c.get("/ui/dashboard")).text
+    assert 'class="refused-hub"><td>H2</td><td>1</td>' in html
+    assert '<td class="">-</td>' in html  # no telemetry from H2 yet: unknown whether staff dealt with it
+    async with cloud.state.db.transaction() as tx:  # what cloud/mqtt.py stores from the hub's telemetry
+        await tx.execute("UPDATE hubs SET telemetry = $1 WHERE hub_id = 'H2'",
+                         '{"at_ms": 1, "queue_depth": 0, "dead_letters_open": 1, "version": "x"}')
+    html = (await c.get("/ui/dashboard")).text
+    assert '<td class="state-alert">1</td>' in html
+    assert "观测代码未知" in html and "unknown_code" in html and "mchub-no-such-code" in html
+    en = (await c.get("/ui/dashboard?lang=en")).text
+    assert "Records refused one by one" in en and "unknown observation code" in en

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+from typing import Any
 
 import pytest
 
@@ -69,8 +70,10 @@ async def test_the_driver_gives_up_after_max_failures_when_configured() -> None:
 def test_factories_read_hub_toml_tables() -> None:
     tcp = modbus_tcp("hw-1", {**EXAMPLE_CONFIG, "host": "10.0.0.5", "poll_interval": 1.5})
     assert tcp.device_id == "hw-1" and tcp.poll_interval == 1.5 and tcp.regmap == EXAMPLE_MAP
-    rtu = modbus_rtu("hw-2", {**EXAMPLE_CONFIG, "port": "/dev/ttyUSB0", "baudrate": 19200, "parity": "E"})
+    rtu = modbus_rtu("hw-2", {**EXAMPLE_CONFIG, "address": "/dev/ttyUSB0", "baudrate": 19200, "parity": "E"})
     assert rtu.device_id == "hw-2"
+    # the cloud inventory's form: the unit id as an integer port
+    assert modbus_rtu("hw-3", {**EXAMPLE_CONFIG, "address": "/dev/ttyAMA0", "port": 3}).device_id == "hw-3"
     assert {"modbus-tcp", "modbus-rtu", "mqtt"} <= set(driver_kinds())
     assert {"modbus-registers", "mqtt-json"} <= set(codecs())
 
@@ -79,8 +82,10 @@ def test_factories_read_hub_toml_tables() -> None:
     (modbus_tcp, {}, "host"),
     (modbus_tcp, {"host": "10.0.0.5", "port": 70000}, "port"),
     (modbus_tcp, {"host": "10.0.0.5", "unit_id": 300}, "unit_id"),
-    (modbus_rtu, {}, "port"),
-    (modbus_rtu, {"port": "/dev/ttyUSB0", "parity": "X"}, "parity"),
+    (modbus_rtu, {}, "address"),
+    (modbus_rtu, {"port": "/dev/ttyUSB0"}, "address"),  # the old documented form: named, with the fix
+    (modbus_rtu, {"address": "/dev/ttyUSB0", "parity": "X"}, "parity"),
+    (modbus_rtu, {"address": "/dev/ttyUSB0", "port": 3, "unit_id": 4}, "port"),
 ])
 def test_factory_errors_name_device_and_key(factory: object, config: dict[str, object], key: str) -> None:
     with pytest.raises(ConfigError, match=rf"^device 'hw-1'\.{key}: .*fix"):
@@ -124,3 +129,24 @@ async def test_without_a_sequence_only_an_unacknowledged_measurement_is_uncertai
     sink = await run_until_done(station, lambda port: ModbusDriver(
         "hw", regmap, lambda: tcp_link("127.0.0.1", port, 1, 1.0), poll_interval=0.02))
     assert [(e.repeats, e.identity) for e in sink.events] == [(True, ""), (False, "")]
+
+async def test_a_modbus_rtu_device_configured_from_its_table_reads_a_station_over_a_serial_line(pty_pair: Any) -> None:
+    """Issue 17 finding 2: the hub.toml table (serial path in ``address``) builds a driver that works."""
+    from firmware_sim.modbus_rtu import RtuSlave
+
+    measures = [ms.Measure(165.5, 66.4, 24.2), ms.Measure(170.0, 70.2, 24.3)]
+    station = ms.Station(list(measures))
+    slave = RtuSlave(station, pty_pair.master).start()
+    driver = modbus_rtu("hw-1", {**EXAMPLE_CONFIG, "address": pty_pair.device, "baudrate": 19200, "unit_id": 1,
+                                 "poll_interval": 0.02})
+    sink = RecordingSink()
+    task = asyncio.create_task(driver.run(sink))
+    try:
+        await until(station.done.is_set, "both measurements acknowledged")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await slave.stop()
+    assert [tuple(o.value for o in e.observations) for e in sink.events] == [
+        (m.height_cm, m.weight_kg, m.bmi) for m in measures]

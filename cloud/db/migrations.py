@@ -165,6 +165,16 @@ _V9_EVENTS = """
 UPDATE outbox SET status = 'done' WHERE topic IN ('visit.closed', 'visit.updated') AND status = 'pending';
 """
 
+#: migration 14: credentials of the systems allowed to send DICOM by STOW-RS (issue 16 §1); the
+#: token is kept as its SHA-256 digest only, a name may be reused once its old credential is revoked
+_V14_DICOM_SENDERS = """
+CREATE TABLE dicom_senders (
+    id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL, token_digest TEXT NOT NULL UNIQUE,
+    created_ms BIGINT NOT NULL, created_by TEXT NOT NULL, revoked_ms BIGINT, revoked_by TEXT,
+    note TEXT NOT NULL DEFAULT '');
+CREATE UNIQUE INDEX dicom_senders_active_name ON dicom_senders (name) WHERE revoked_ms IS NULL;
+"""
+
 #: (version, name, SQL for both dialects, PostgreSQL-only SQL)
 MIGRATIONS: list[tuple[int, str, str, str]] = [
     (1, "initial schema", _V1, _V1_PG_ONLY),
@@ -177,6 +187,7 @@ MIGRATIONS: list[tuple[int, str, str, str]] = [
     (8, "ingest checks hub and key in the transaction", "", pg_ingest.CHECKED_FUNCTION),
     (9, "change-feed outbox rows are done on arrival", _V9_EVENTS,
      pg_ingest.FUNCTION.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)),
+    (14, "dicom sender credentials", _V14_DICOM_SENDERS, ""),
 ]
 #: SQLite-only SQL of a migration, run after its common SQL: one statement (e.g. a trigger) or a tuple of them
 SQLITE_ONLY: dict[int, str | tuple[str, ...]] = {4: integration_schema.SQLITE_ONLY, 7: audit_schema.V7_SQLITE_ONLY}

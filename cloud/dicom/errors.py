@@ -59,6 +59,14 @@ class PayloadTooLarge(MultipartError):
     failure_reason = OUT_OF_RESOURCES
 
 
+class Unauthorised(DicomError):
+    """The request carries no valid sender credential (STOW-RS) or the association comes from
+    a calling AE title / address that is not allowed (C-STORE)."""
+
+    reason = "unauthorised"
+    http_status = 401
+
+
 # --- per-instance errors ------------------------------------------------------------
 
 

@@ -105,7 +105,7 @@ async def test_invalid_study_uid_in_url_is_400(stow_url: str) -> None:
 async def test_body_over_limit_is_413(store: ObjectStore, recorder: Recorder) -> None:
     from cloud.dicom.stow import stow_app
 
-    async for port in serve(stow_app(store, recorder, max_body_bytes=1000)):
+    async for port in serve(stow_app(store, recorder, authorise=None, max_body_bytes=1000)):
         answer = await pacs.stow(f"http://127.0.0.1:{port}/dicomweb", [b"x" * 2000])
         assert answer.status == 413 and answer.body["reason"] == "too_large"
         async with aiohttp.ClientSession() as s:  # chunked upload: no Content-Length to check up front

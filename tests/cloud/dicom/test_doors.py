@@ -18,11 +18,13 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pydicom
 import pytest
 import requests
 from dicomweb_client.api import DICOMwebClient
 
+from cloud import users
 from cloud.config import CloudConfig
 from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database
@@ -32,6 +34,7 @@ from cloud.keystore import CloudKeys
 from firmware_sim import pacs_data
 from tests.cloud.dicom.bundled import FIXTURES
 from tests.cloud.support import make_cloud, serving
+from tests.cloud.web.support import PASSWORD, WEB, csrf_from, sign_in
 from tests.support.services import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -75,7 +78,7 @@ class Cloud:
 async def cloud(tmp_path: Path) -> AsyncIterator[Cloud]:
     scp_port = free_port()
     toml = (f'[dicom]\nenabled = true\nobject_dir = "dicom"\nscp_host = "127.0.0.1"\nscp_port = {scp_port}\n'
-            '[dicom.allowed_calling_aets]\nSTORESCU = ["127.0.0.1"]\nFARPACS = ["10.20.30.0/24"]\n')
+            '[dicom.allowed_calling_aets]\nSTORESCU = ["127.0.0.1"]\nFARPACS = ["10.20.30.0/24"]\n' + WEB)
     cfg, keys = make_cloud(tmp_path / "cloud", f"sqlite:///{tmp_path / 'cloud' / 'cloud.db'}", toml)
     async with serving(cfg) as url:
         yield Cloud(cfg, keys, url, scp_port)
@@ -209,3 +212,39 @@ async def test_objects_are_encrypted_at_rest_and_open_with_the_cloud_key(cloud: 
     plain = cloud.store.read(path)
     assert pydicom.dcmread(BytesIO(plain)).SOPInstanceUID == ds.SOPInstanceUID
     assert (await cloud.sql("SELECT path FROM dicom_instances"))[0]["path"] == str(path)
+
+
+async def test_the_admin_console_creates_and_revokes_a_sender_and_the_revoked_one_is_refused_at_once(
+    cloud: Cloud,
+) -> None:
+    db = await Database.connect(cloud.cfg.database.url, 1)
+    try:
+        await users.create_user(db, "root", PASSWORD, roles=["admin"], actor="test")
+        secret, _ = await users.enable_totp(db, AtRest(cloud.keys.at_rest, cloud.keys.blind_index), "root",
+                                            actor="test")
+    finally:
+        await db.close()
+    async with httpx.AsyncClient(base_url=cloud.url) as c:
+        await sign_in(c, "root", secret)
+        page = await c.get("/ui/admin/dicom-senders")
+        assert page.status_code == 200 and "尚无 DICOM 发送方" in page.text
+        r = await c.post("/ui/admin/dicom-senders", data={"name": "PACS-RAD", "note": "放射科 PACS",
+                                                          "csrf_token": csrf_from(page.text)})
+        assert r.status_code == 200 and 'id="sender-token"' in r.text and "no-store" in r.headers["cache-control"]
+        token = r.text.split('id="sender-token">')[1].split("<")[0]
+        later = await c.get("/ui/admin/dicom-senders")
+        assert token not in later.text and 'id="sender-PACS-RAD"' in later.text  # shown once
+        ct = pydicom.dcmread(FIXTURES / "CT_small.dcm")
+        answer = await asyncio.to_thread(stow, cloud.url, [ct], ("PACS-RAD", token))
+        assert "FailedSOPSequence" not in answer
+        bad = await c.post("/ui/admin/dicom-senders", data={"name": "no spaces!", "csrf_token": csrf_from(later.text)})
+        assert "error=" in bad.headers["location"]
+        r = await c.post("/ui/admin/dicom-senders/PACS-RAD/revoke", data={"csrf_token": csrf_from(later.text)})
+        assert r.status_code == 303 and "ok=PACS-RAD" in r.headers["location"]
+        with pytest.raises(requests.HTTPError) as revoked:
+            await asyncio.to_thread(stow, cloud.url, [ct], ("PACS-RAD", token))
+        assert status_of(revoked.value) == 401
+        assert "已吊销" in (await c.get("/ui/admin/dicom-senders")).text
+    rows = await cloud.sql("SELECT actor, action FROM audit_log WHERE action LIKE 'dicom_sender.%' ORDER BY id")
+    assert [(r["actor"], r["action"]) for r in rows] == [("web:root", "dicom_sender.add"),
+                                                         ("web:root", "dicom_sender.revoke")]

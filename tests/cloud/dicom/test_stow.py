@@ -116,3 +116,36 @@ async def test_body_over_limit_is_413(store: ObjectStore, recorder: Recorder) ->
             async with s.post(f"http://127.0.0.1:{port}/dicomweb/studies", data=gen(),
                               headers={"Content-Type": "multipart/related; boundary=b"}) as resp:
                 assert resp.status == 413
+
+
+async def test_a_large_body_is_spooled_to_disk_not_held_in_memory(store: ObjectStore, recorder: Recorder) -> None:
+    """40 MB refused at its end (no closing boundary): memory stays far below the body (issue 19 §6)."""
+    import tracemalloc
+
+    from cloud.dicom.stow import stow_app
+
+    size, chunk = 40 * 1024 * 1024, b"z" * (256 * 1024)
+
+    async def body():  # type: ignore[no-untyped-def]
+        yield b"--b\r\nContent-Type: application/dicom\r\n\r\n"
+        for _ in range(size // len(chunk)):
+            yield chunk
+
+    async for port in serve(stow_app(store, recorder, authorise=None, max_body_bytes=64 * 1024 * 1024)):
+        tracemalloc.start()
+        try:
+            async with aiohttp.ClientSession() as s, s.post(
+                    f"http://127.0.0.1:{port}/dicomweb/studies", data=body(),
+                    headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=b'}) as resp:
+                assert resp.status == 400 and (await resp.json())["reason"] == "bad_multipart"
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 12 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB for a 40 MiB body"
+        [kept] = store.rejected.glob("*.bin")  # the refused body kept whole, moved off the event loop
+        assert kept.stat().st_size > size and list(store.tmp.iterdir()) == []
+        async with aiohttp.ClientSession() as s, s.post(  # too large: refused, nothing left behind
+                f"http://127.0.0.1:{port}/dicomweb/studies", data=b"x" * (65 * 1024 * 1024),
+                headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=b'}) as resp:
+            assert resp.status == 413
+        assert list(store.tmp.iterdir()) == []

@@ -68,7 +68,7 @@ def _same_element(ex: DataElement, ey: DataElement) -> bool:
         if not (isinstance(vx, Sequence) and isinstance(vy, Sequence)) or len(vx) != len(vy):
             return False
         return all(_same_dataset(ix, iy) for ix, iy in zip(vx, vy, strict=True))
-    return _normal(vx) == _normal(vy)
+    return bool(_normal(vx) == _normal(vy))
 
 
 def _normal(value: Any) -> Any:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -46,7 +46,7 @@ DEFAULT_AE_TITLE = "MCHUB"
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 #: ``on_refused(door, reason, peer, detail)``: awaited on the loop for every refused association
-OnRefused = Callable[[str, str, str, dict[str, object]], Awaitable[None]]
+OnRefused = Callable[[str, str, str, dict[str, object]], Coroutine[Any, Any, None]]
 
 
 class ScpConfigError(DicomError):

@@ -37,6 +37,7 @@ import datetime as dt
 import hashlib
 import logging
 import os
+import struct
 import time
 import uuid
 from collections.abc import Callable
@@ -52,6 +53,9 @@ log = logging.getLogger(__name__)
 
 #: the first bytes of an encrypted object file (a Part 10 file starts with a 128-byte preamble)
 SEALED_MAGIC = b"MCHUBDCM1"
+#: a large refused body sealed piece by piece: magic, then (4-byte big-endian length, sealed piece)...
+SEALED_PIECES_MAGIC = b"MCHUBDCMP"
+PIECE = 1 << 20
 
 
 class Sealer(Protocol):
@@ -110,11 +114,46 @@ class ObjectStore:
 
     def open_bytes(self, raw: bytes, binding: str) -> bytes:
         """The plaintext of file content ``raw`` (sealed for ``binding``, or a plaintext file)."""
-        if not raw.startswith(SEALED_MAGIC):
+        if not raw.startswith((SEALED_MAGIC, SEALED_PIECES_MAGIC)):
             return raw
         if self.sealer is None:
             raise StoreError("the object is encrypted but no at-rest key is bound")
-        return self.sealer.open_bytes(raw[len(SEALED_MAGIC) :], f"dicom.object:{binding}")
+        if raw.startswith(SEALED_MAGIC):
+            return self.sealer.open_bytes(raw[len(SEALED_MAGIC) :], f"dicom.object:{binding}")
+        out, pos, index, last = bytearray(), len(SEALED_PIECES_MAGIC), 0, False
+        while pos < len(raw) and not last:
+            if pos + 4 > len(raw):
+                raise StoreError("a sealed file is truncated")
+            (size,) = struct.unpack_from(">I", raw, pos)
+            piece = raw[pos + 4 : pos + 4 + size]
+            pos += 4 + size
+            last = pos >= len(raw)
+            out += self.sealer.open_bytes(piece, f"dicom.object:{binding}:{index}:{'last' if last else 'more'}")
+            index += 1
+        return bytes(out)
+
+    def _seal_file(self, source: Path, binding: str) -> Path:
+        """Seal ``source`` piece by piece into a new temporary file (bounded memory); returns it."""
+        assert self.sealer is not None
+        tmp = self.temp_path()
+        try:
+            with open(source, "rb") as src, open(tmp, "xb") as out:
+                out.write(SEALED_PIECES_MAGIC)
+                piece, index = src.read(PIECE), 0
+                while True:
+                    following = src.read(PIECE)
+                    tail = "more" if following else "last"
+                    sealed = self.sealer.seal_bytes(piece, f"dicom.object:{binding}:{index}:{tail}")
+                    out.write(struct.pack(">I", len(sealed)) + sealed)
+                    if not following:
+                        break
+                    piece, index = following, index + 1
+                out.flush()
+                os.fsync(out.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp
 
     def read(self, path: Path) -> bytes:
         """The Part 10 bytes of a stored instance (decrypted; plaintext files read as they are)."""
@@ -226,17 +265,16 @@ class ObjectStore:
         """Keep a refused file that is already on disk (a streamed request body) under ``rejected/``.
 
         Blocking (run it in a thread). Without a sealer the file is moved, not copied; with
-        one it is sealed like :meth:`quarantine`. Never raises.
+        one it is sealed 1 MiB at a time into a new file (memory stays bounded) and the
+        source removed. :meth:`read_rejected` opens both. Never raises.
         """
-        if self.sealer is not None:
-            try:
-                return self.quarantine(source.read_bytes(), reason)
-            except OSError as exc:
-                log.error("could not keep refused DICOM input %s: %s", source, exc)
-                return source
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         path = self.rejected / f"{stamp}-{uuid.uuid4().hex[:16]}.bin"
         try:
+            if self.sealer is not None:
+                sealed = self._seal_file(source, "rejected")
+                source.unlink(missing_ok=True)
+                source = sealed
             os.replace(source, path)
             path.with_suffix(".txt").write_text(reason + "\n", encoding="utf-8")
         except OSError as exc:

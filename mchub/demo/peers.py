@@ -198,6 +198,9 @@ class PacsPeer(Peer):
         self.counts["studies"] += 1
         self.counts["instances"] += len(answer.stored)
         self.counts["refused"] += len(answer.failed)
+        if answer.status >= 400 and not answer.failed:  # the whole request refused (401, 413, ...)
+            self.counts["refused"] += 2
+            log.warning("PACS simulator: STOW-RS answered %d: %s", answer.status, answer.body)
 
     def line(self, cloud: CloudCounts) -> PeerLine:
         """Studies sent."""

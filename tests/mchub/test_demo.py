@@ -42,7 +42,7 @@ def test_bounded_demo_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     assert his["results_acked"] >= 1, out  # lab results the HIS sent were ACKed by the cloud
     assert mch["available"] and mch["delivered"] >= 1, out  # cases accepted by the MCH platform
     pacs = doc["peers"]["PACS"]  # studies stored by STOW-RS with the simulator's own sender credential
-    assert pacs["available"] and pacs["refused"] == 0, out
+    assert pacs["available"] and pacs["refused"] == 0 and pacs["instances"] == 2 * pacs["studies"], out
     assert "汇总 summary" in out and "lost" in out
     # every child process is gone: no hub or cloud still listens in the work directory's logs' names
     leftovers = subprocess.run(["pgrep", "-f", str(work)], capture_output=True, text=True).stdout.split()

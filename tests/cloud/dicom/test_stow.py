@@ -118,11 +118,20 @@ async def test_body_over_limit_is_413(store: ObjectStore, recorder: Recorder) ->
                 assert resp.status == 413
 
 
-async def test_a_large_body_is_spooled_to_disk_not_held_in_memory(store: ObjectStore, recorder: Recorder) -> None:
-    """40 MB refused at its end (no closing boundary): memory stays far below the body (issue 19 §6)."""
+@pytest.mark.parametrize("sealed", [False, True])
+async def test_a_large_body_is_spooled_to_disk_not_held_in_memory(
+    store: ObjectStore, recorder: Recorder, sealed: bool
+) -> None:
+    """40 MB refused at its end (no closing boundary): memory stays far below the body (issue 19 §6),
+    also when the refused body is sealed at rest on its way to ``rejected/``."""
+    import os
     import tracemalloc
 
+    from cloud.crypto_at_rest import AtRest
     from cloud.dicom.stow import stow_app
+
+    if sealed:
+        store.bind_sealer(AtRest(os.urandom(32), os.urandom(32)))
 
     size, chunk = 40 * 1024 * 1024, b"z" * (256 * 1024)
 
@@ -144,6 +153,8 @@ async def test_a_large_body_is_spooled_to_disk_not_held_in_memory(store: ObjectS
         assert peak < 12 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB for a 40 MiB body"
         [kept] = store.rejected.glob("*.bin")  # the refused body kept whole, moved off the event loop
         assert kept.stat().st_size > size and list(store.tmp.iterdir()) == []
+        body_kept = store.read_rejected(kept)
+        assert len(body_kept) == size + 40 and body_kept.endswith(chunk) and (b"zzzz" in kept.read_bytes()) != sealed
         async with aiohttp.ClientSession() as s, s.post(  # too large: refused, nothing left behind
                 f"http://127.0.0.1:{port}/dicomweb/studies", data=b"x" * (65 * 1024 * 1024),
                 headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=b'}) as resp:

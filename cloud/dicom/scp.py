@@ -174,16 +174,21 @@ class StoreScp:
         """EVT_REQUESTED (association thread, before negotiation): reject a stranger at once."""
         assoc = event.assoc
         calling = str(assoc.requestor.primitive.calling_ae_title).strip()
+        called = str(assoc.requestor.primitive.called_ae_title).strip()
         address = str(assoc.requestor.address)
-        if self.allows(calling, address):
+        if not self.allows(calling, address):
+            known = calling in self.networks
+            reason, diagnostic = ("address_not_allowed" if known else "unknown_calling_aet"), 0x03
+        elif called != self.ae_title:
+            reason, diagnostic = "wrong_called_aet", 0x07
+        else:
             return
-        reason = "unknown_calling_aet" if calling not in self.networks else "address_not_allowed"
-        assoc.acse.send_reject(0x01, 0x01, 0x03)  # rejected-permanent, service user, calling AE not recognised
+        # rejected-permanent, service user, calling (0x03) / called (0x07) AE title not recognised
+        assoc.acse.send_reject(0x01, 0x01, diagnostic)
         assoc.kill()  # as pynetdicom's own rejection does: lets the DUL send the A-ASSOCIATE-RJ, then stops it
         log.warning("DICOM association from %s (calling AE %r) refused: %s", address, calling[:16], reason)
         if self.on_refused is not None and self._loop is not None and not self._loop.is_closed():
-            detail: dict[str, object] = {"calling_aet": calling[:16],
-                                         "called_aet": str(assoc.requestor.primitive.called_ae_title).strip()[:16]}
+            detail: dict[str, object] = {"calling_aet": calling[:16], "called_aet": called[:16]}
             asyncio.run_coroutine_threadsafe(self.on_refused("dicom-scp", reason, address, detail), self._loop)
 
     def _on_store(self, event: Any) -> int | Dataset:

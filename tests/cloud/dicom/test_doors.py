@@ -165,14 +165,16 @@ async def test_unknown_ae_and_known_ae_from_another_address_are_rejected_and_aud
     assert "Association Rejected" in stranger.stderr + stranger.stdout
     elsewhere = await asyncio.to_thread(storescu, cloud.scp_port, path, aet="FARPACS")  # allowed from 10.20.30/24
     assert "Association Rejected" in elsewhere.stderr + elsewhere.stdout
+    misaddressed = await asyncio.to_thread(storescu, cloud.scp_port, path, "-aec", "OTHER")  # last -aec wins
+    assert "Association Rejected" in misaddressed.stderr + misaddressed.stdout
     assert cloud.store.instances() == []
 
     async def audited() -> list[Any]:
         rows = await cloud.sql("SELECT reason, detail FROM audit_log WHERE action = 'dicom-scp.refused' ORDER BY id")
-        return rows if len(rows) == 2 else []
+        return rows if len(rows) == 3 else []
 
     rows = await until(audited)
-    assert [r["reason"] for r in rows] == ["unknown_calling_aet", "address_not_allowed"]
+    assert [r["reason"] for r in rows] == ["unknown_calling_aet", "address_not_allowed", "wrong_called_aet"]
     assert "INTRUDER" in rows[0]["detail"] and "FARPACS" in rows[1]["detail"]
 
 

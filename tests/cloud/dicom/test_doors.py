@@ -147,6 +147,12 @@ async def test_sender_credential_from_the_cli_stores_and_is_refused_at_once_when
     with pytest.raises(requests.HTTPError) as other_name:  # Basic with another sender's name
         await asyncio.to_thread(stow, cloud.url, [ct], ("PACS2", token))
     assert status_of(other_name.value) == 401
+    token_file = cloud.cfg.path.parent / "pacs1.token"
+    token_file.write_text(token + "\n")
+    sim = await asyncio.to_thread(subprocess.run, [  # the PACS simulator's command line with the credential
+        sys.executable, "-m", "firmware_sim.pacs_cli", "stow", f"{cloud.url}/dicomweb", str(FIXTURES / "reportsi.dcm"),
+        "--sender", "PACS1", "--token-file", str(token_file)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert "HTTP 200: 1 stored" in sim.stdout, sim.stdout + sim.stderr
     listed = await asyncio.to_thread(cloud.cli, "list")
     assert "PACS1" in listed.stdout and "active" in listed.stdout and token not in listed.stdout
     assert (await asyncio.to_thread(cloud.cli, "revoke", "PACS1")).returncode == 0

@@ -117,6 +117,7 @@ class StoreError(DicomError):
 
     reason = "store_failed"
     failure_reason = OUT_OF_RESOURCES
+    http_status = 503  #: when a whole STOW-RS request cannot be spooled: try again later
 
 
 class CallbackError(DicomError):

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import mmap
-import os
 from pathlib import Path
 from typing import BinaryIO
 
@@ -35,7 +34,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from cloud.dicom.credentials import Authorise, Presented, presented
-from cloud.dicom.errors import CANNOT_UNDERSTAND, DicomError, MultipartError, PayloadTooLarge, Unauthorised
+from cloud.dicom.errors import (
+    CANNOT_UNDERSTAND,
+    DicomError,
+    MultipartError,
+    PayloadTooLarge,
+    StoreError,
+    Unauthorised,
+)
 from cloud.dicom.index import NATIONAL_ID_ISSUERS
 from cloud.dicom.intake import Intake, OnIndexed
 from cloud.dicom.multipart import (
@@ -119,12 +125,9 @@ async def _spool_body(request: Request, spool: _Spool, limit: int) -> None:
 
 
 def _split_file(path: Path, boundary: bytes, max_parts: int, max_part_bytes: int) -> list[PartSpan]:
-    """Find the parts of a spooled body (blocking; memory-mapped, nothing copied)."""
-    with open(path, "rb") as f:
-        if os.fstat(f.fileno()).st_size == 0:
-            raise MultipartError("the request body is empty")
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            return split_multipart(mm, boundary, max_parts, max_part_bytes)
+    """Find the parts of a spooled (non-empty) body (blocking; memory-mapped, nothing copied)."""
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        return split_multipart(mm, boundary, max_parts, max_part_bytes)
 
 
 def _read_span(path: Path, span: PartSpan) -> bytes:
@@ -163,8 +166,14 @@ class StowEndpoint:
             if study is not None:
                 study = check_uid(study, "StudyInstanceUID in the URL")
             boundary = stow_boundary(request.headers.get("content-type"))
-            await _spool_body(request, spool, self.max_body_bytes)
-            spans = await asyncio.to_thread(_split_file, spool.path, boundary, self.max_parts, self.max_body_bytes)
+            try:
+                await _spool_body(request, spool, self.max_body_bytes)
+                if spool.size == 0:
+                    raise MultipartError("the request body is empty")
+                spans = await asyncio.to_thread(_split_file, spool.path, boundary, self.max_parts,
+                                                self.max_body_bytes)
+            except OSError as exc:  # disk full, permissions: the sender should retry later
+                raise StoreError(f"could not spool the request body in {store.tmp}: {exc.strerror or exc}") from exc
         except DicomError as exc:
             if spool.size and isinstance(exc, MultipartError) and not isinstance(exc, PayloadTooLarge):
                 await asyncio.to_thread(spool.close)

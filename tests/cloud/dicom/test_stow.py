@@ -96,6 +96,13 @@ async def test_request_level_refusals(stow_url: str, content_type: str, status: 
     assert answer.body["message"]
 
 
+async def test_an_empty_body_is_400(stow_url: str) -> None:
+    async with aiohttp.ClientSession() as s, s.post(
+            f"{stow_url}/studies", data=b"",
+            headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=b'}) as resp:
+        assert resp.status == 400 and (await resp.json())["reason"] == "bad_multipart"
+
+
 async def test_invalid_study_uid_in_url_is_400(stow_url: str) -> None:
     for study in ("1.2.3abc", "1..2", "1.2%203"):  # (an encoded "/" never matches the route: 404)
         answer = await pacs.stow(stow_url, [b"x"], study=study)

@@ -158,9 +158,15 @@ class StowEndpoint:
 
     async def handle(self, request: Request) -> Response:
         """The Starlette endpoint."""
+        spool = _Spool(self.intake.store.temp_path())
+        try:
+            return await self._handle(request, spool)
+        finally:  # also when the client goes away mid-body: no spool file or open handle is left behind
+            await asyncio.to_thread(spool.discard)
+
+    async def _handle(self, request: Request, spool: _Spool) -> Response:
         study = request.path_params.get("study")
         store = self.intake.store
-        spool = _Spool(store.temp_path())
         try:
             sender = await self._sender(request)  # before a single body byte is read
             if study is not None:
@@ -179,12 +185,8 @@ class StowEndpoint:
                 await asyncio.to_thread(spool.close)
                 await asyncio.to_thread(store.quarantine_file, spool.path,
                                         f"STOW-RS request refused: {exc.reason}: {exc}")
-            await asyncio.to_thread(spool.discard)
             return _refuse(exc)
-        try:
-            results = await self._parts(spool.path, spans, study)
-        finally:
-            await asyncio.to_thread(spool.discard)
+        results = await self._parts(spool.path, spans, study)
         status, payload = stow_response(results)
         log.info("STOW-RS from %s: %d instance(s), %d failed -> %d", sender, len(results),
                  sum(r.failure_reason is not None for r in results), status)

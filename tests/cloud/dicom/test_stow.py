@@ -167,3 +167,25 @@ async def test_a_large_body_is_spooled_to_disk_not_held_in_memory(
                 headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=b'}) as resp:
             assert resp.status == 413
         assert list(store.tmp.iterdir()) == []
+
+
+async def test_a_client_that_goes_away_mid_body_leaves_no_spool_file(stow_url: str, store: ObjectStore) -> None:
+    import asyncio
+
+    host, port = stow_url.split("//")[1].split("/")[0].split(":")
+    _reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"POST /dicomweb/studies HTTP/1.1\r\nHost: x\r\nContent-Length: 9000000\r\n"
+                 b'Content-Type: multipart/related; type="application/dicom"; boundary=b\r\n\r\n'
+                 + b"--b\r\n\r\n" + b"x" * 3_000_000)
+    await writer.drain()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while not list(store.tmp.iterdir()):  # the server is spooling
+        assert loop.time() < deadline, "the body was never spooled"
+        await asyncio.sleep(0.02)
+    writer.close()
+    await writer.wait_closed()
+    while list(store.tmp.iterdir()):
+        assert loop.time() < deadline, f"spool files left behind: {list(store.tmp.iterdir())}"
+        await asyncio.sleep(0.02)
+    assert list(store.rejected.iterdir()) == [] and store.instances() == []

@@ -95,6 +95,21 @@ async def post_revoke(request: Request) -> Response:
     return JSONResponse({"ok": True})
 
 
+async def post_dicom_sender(request: Request) -> Response:
+    """POST /admin/v1/dicom-senders {"name", "note"}: a STOW-RS sender credential; the token is in this answer only."""
+    if (denied := _authorised(request)) is not None:
+        return denied
+    from cloud.integration.dicom_senders import SenderError, add_sender
+
+    try:
+        doc = await _json(request)
+        sender, token = await add_sender(request.app.state.cloud.db, str(doc["name"]), actor="admin-api",
+                                         note=str(doc.get("note", "")))
+    except (RegistryError, SenderError, KeyError, TypeError) as exc:
+        return _refuse(400, "invalid", str(exc))
+    return JSONResponse({"name": sender.name, "token": token}, headers={"Cache-Control": "no-store"})
+
+
 def routes() -> list[Route]:
     """The admin routes."""
     return [
@@ -102,4 +117,5 @@ def routes() -> list[Route]:
         Route("/admin/v1/hubs", post_hubs, methods=["POST"]),
         Route("/admin/v1/hubs", get_hubs, methods=["GET"]),
         Route("/admin/v1/hubs/{hub_id}/revoke", post_revoke, methods=["POST"]),
+        Route("/admin/v1/dicom-senders", post_dicom_sender, methods=["POST"]),
     ]

@@ -1,6 +1,7 @@
 """``mchub cloud``: 云端同步服务 / the cloud sync server.
 
-Subcommands: init, migrate, serve, site add, hub add|add-key|revoke|list, import, outbox, user, mch, command.
+Subcommands: init, migrate, serve, site add, hub add|add-key|revoke|list, import, outbox, user, dicom-sender, mch,
+command.
 Heavy imports happen inside the handlers so ``mchub --help`` stays fast.
 """
 
@@ -30,6 +31,7 @@ examples / 示例:
   mchub cloud outbox replay 42                   queue dead letter 42 again (audited)
   mchub cloud audit verify                       check the hash-chained audit log (exit 1 if altered)
   mchub cloud user add alice --role admin        first admin: asks for a password, prints the TOTP secret
+  mchub cloud dicom-sender add PACS1             STOW-RS credential for a PACS (token printed once)
 """
 
 
@@ -332,6 +334,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     from cloud import user_cli
 
     user_cli.register(sub, add, _run)
+    from cloud.integration import dicom_sender_cli
+
+    dicom_sender_cli.register(sub, add, _run)
     mch_cli.register(sub, add, _run)
     p = add("command", "send a signed command to a hub over MQTT", _run(_command))
     p.add_argument("--hub", required=True)

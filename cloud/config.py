@@ -216,7 +216,7 @@ _SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
             "attempts": int, "sending_facility": str, "receiving_app": str, "receiving_facility": str,
             "mrn_authority": str},
     "dicom": {"enabled": bool, "object_dir": str, "scp_enabled": bool, "scp_host": str, "scp_port": int,
-              "ae_title": str, "allowed_calling_aets": list, "max_body_mb": int, "national_id_issuers": list},
+              "ae_title": str, "allowed_calling_aets": (dict, list), "max_body_mb": int, "national_id_issuers": list},
     "mch": {"enabled": bool, "platform_url": str, "app_key": str, "secret_file": str, "algorithm": str,
             "profile": str, "rate_per_s": (int, float), "timeout_s": (int, float), "lease_s": (int, float),
             "assemble_interval_s": (int, float), "default_site": str},

@@ -81,7 +81,9 @@ scp_enabled = true
 scp_host = "0.0.0.0"
 scp_port = 11112
 ae_title = "MCHUB"
-allowed_calling_aets = []   # PACS AE titles allowed to C-STORE (required when scp_enabled)
+allowed_calling_aets = {}   # PACS AE title -> addresses it sends from (required when scp_enabled),
+                            # e.g. { PACS1 = ["10.1.2.3", "10.1.9.0/24"] }; STOW-RS senders need a
+                            # credential: mchub cloud dicom-sender add PACS1
 max_body_mb = 512
 # national_id_issuers = ["NNCHN", "身份证"]
 [mch]                    # maternal-and-child-health cases and uploads (docs/mch.md)

@@ -63,6 +63,12 @@ def document() -> dict[str, Any]:
                 "summary": "Revoke a hub", "security": _ADMIN,
                 "parameters": [{"name": "hub_id", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "revoked"}, "400": _REFUSAL, "401": _REFUSAL}}},
+            "/admin/v1/dicom-senders": {"post": {
+                "summary": "Create a STOW-RS sender credential (docs/dicom.md); the token is in this answer only",
+                "security": _ADMIN,
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["name"],
+                    "properties": {"name": {"type": "string"}, "note": {"type": "string"}}}}}},
+                "responses": {"200": {"description": "name and token"}, "400": _REFUSAL, "401": _REFUSAL}}},
             **fleet_api.openapi_paths(),  # docs/admin-api.md
             **integration_api.openapi_paths(_ADMIN, _REFUSAL),
         },

@@ -14,6 +14,7 @@ Synthetic instances with Chinese names, national IDs and BI-RADS reports come fr
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import uuid
@@ -79,14 +80,21 @@ async def stow(
     boundary: str | None = None,
     content_type: str | None = None,
     session: aiohttp.ClientSession | None = None,
+    credentials: tuple[str, str] | None = None,
 ) -> StowAnswer:
-    """POST ``files`` (Part 10 bytes) to ``{base_url}/studies[/{study}]`` and return the answer."""
+    """POST ``files`` (Part 10 bytes) to ``{base_url}/studies[/{study}]`` and return the answer.
+
+    ``credentials`` is the sender's (name, token), sent as HTTP Basic (RFC 7617).
+    """
     boundary = boundary or f"mchub-sim-{uuid.uuid4().hex}"
     url = base_url.rstrip("/") + "/studies" + (f"/{study}" if study else "")
     headers = {
         "Content-Type": content_type or f'multipart/related; type="application/dicom"; boundary={boundary}',
         "Accept": "application/dicom+json",
     }
+    if credentials is not None:
+        name, token = credentials
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{name}:{token}".encode()).decode("ascii")
     own = session is None
     session = session or aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120))
     try:

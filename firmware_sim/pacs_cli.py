@@ -16,7 +16,7 @@ examples / 示例:
   # 生成一套中文乳腺检查（超声、钼靶、含 BI-RADS 的文本 SR）/ make a Chinese breast study
   mchub sim pacs make out/ --charset GB18030 --birads 4A
   # 用 DICOMweb STOW-RS 发送 / send over STOW-RS
-  mchub sim pacs stow http://127.0.0.1:8443/dicomweb out/*.dcm
+  mchub sim pacs stow http://127.0.0.1:8443/dicomweb out/*.dcm --sender PACS1 --token-file pacs1.token
   # 用 C-STORE 发送（主叫 AE 必须在云端白名单内）/ send by C-STORE (calling AE must be allowed)
   mchub sim pacs cstore 127.0.0.1 11112 out/*.dcm --calling-aet PACS1
 """
@@ -40,6 +40,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     stow.add_argument("base_url", help="service root, e.g. http://127.0.0.1:8443/dicomweb")
     stow.add_argument("files", nargs="+", type=Path, help="DICOM Part 10 files")
     stow.add_argument("--study", help="POST to /studies/{STUDY} instead of /studies")
+    stow.add_argument("--sender", help="sender name of the credential (HTTP Basic user)")
+    stow.add_argument("--token-file", type=Path, help="file holding the sender's token (first line)")
     stow.set_defaults(func=_stow)
     for name, help_ in (("cstore", "用 C-STORE 发送 / send files as a C-STORE SCU"),
                         ("echo", "C-ECHO 连通性测试 / verify the association")):
@@ -76,7 +78,14 @@ def _stow(args: argparse.Namespace) -> int:
     from firmware_sim import pacs
 
     try:
-        answer = asyncio.run(pacs.stow(args.base_url, [f.read_bytes() for f in args.files], study=args.study))
+        credentials = None
+        if args.sender or args.token_file:
+            if not (args.sender and args.token_file):
+                print("--sender and --token-file go together / 需同时给出", file=sys.stderr)
+                return 2
+            credentials = (args.sender, args.token_file.read_text(encoding="utf-8").splitlines()[0].strip())
+        answer = asyncio.run(pacs.stow(args.base_url, [f.read_bytes() for f in args.files], study=args.study,
+                                       credentials=credentials))
     except (OSError, pacs.PacsSimError) as exc:
         print(f"发送失败 / failed: {exc}", file=sys.stderr)
         return 2

@@ -185,6 +185,16 @@ ALTER TABLE admin_sessions ADD COLUMN user_version BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE web_login_locks ADD COLUMN locks INTEGER NOT NULL DEFAULT 0
 """
 
+#: migration 14: credentials of the systems allowed to send DICOM by STOW-RS (issue 16 §1); the
+#: token is kept as its SHA-256 digest only, a name may be reused once its old credential is revoked
+_V14_DICOM_SENDERS = """
+CREATE TABLE dicom_senders (
+    id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL, token_digest TEXT NOT NULL UNIQUE,
+    created_ms BIGINT NOT NULL, created_by TEXT NOT NULL, revoked_ms BIGINT, revoked_by TEXT,
+    note TEXT NOT NULL DEFAULT '');
+CREATE UNIQUE INDEX dicom_senders_active_name ON dicom_senders (name) WHERE revoked_ms IS NULL;
+"""
+
 #: (version, name, SQL for both dialects, PostgreSQL-only SQL)
 MIGRATIONS: list[tuple[int, str, str, str]] = [
     (1, "initial schema", _V1, _V1_PG_ONLY),
@@ -199,6 +209,7 @@ MIGRATIONS: list[tuple[int, str, str, str]] = [
      pg_ingest.FUNCTION.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)),
     (10, "records refused one by one", _V10_REFUSED, ""),
     (12, "session versions, escalating login locks", _V12_SESSIONS, ""),
+    (14, "dicom sender credentials", _V14_DICOM_SENDERS, ""),
 ]
 #: SQLite-only SQL of a migration, run after its common SQL: one statement (e.g. a trigger) or a tuple of them
 SQLITE_ONLY: dict[int, str | tuple[str, ...]] = {4: integration_schema.SQLITE_ONLY, 7: audit_schema.V7_SQLITE_ONLY}

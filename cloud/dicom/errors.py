@@ -59,6 +59,14 @@ class PayloadTooLarge(MultipartError):
     failure_reason = OUT_OF_RESOURCES
 
 
+class Unauthorised(DicomError):
+    """The request carries no valid sender credential (STOW-RS) or the association comes from
+    a calling AE title / address that is not allowed (C-STORE)."""
+
+    reason = "unauthorised"
+    http_status = 401
+
+
 # --- per-instance errors ------------------------------------------------------------
 
 
@@ -109,6 +117,7 @@ class StoreError(DicomError):
 
     reason = "store_failed"
     failure_reason = OUT_OF_RESOURCES
+    http_status = 503  #: when a whole STOW-RS request cannot be spooled: try again later
 
 
 class CallbackError(DicomError):

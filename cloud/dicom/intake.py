@@ -111,7 +111,8 @@ class Intake:
             index, stored = await asyncio.to_thread(self.store_file, data, expected_study)
         except DicomError as exc:
             sop_class, sop_instance = _uids_if_readable(data)
-            return self._refused(data, exc, sop_class, sop_instance)
+            # keeping the refused bytes writes and fsyncs a file: never on the event loop
+            return await asyncio.to_thread(self._refused, data, exc, sop_class, sop_instance)
         return await self._notify(index, stored)
 
     async def _notify(self, index: StudyIndex, stored: StoredObject) -> Outcome:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from cloud.dicom.errors import MultipartError, PayloadTooLarge, UnsupportedMediaType
 
@@ -41,6 +41,33 @@ _TCHARS = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _VALUE_CHARS = r"[!#$%&'*+\-.^_`|~0-9A-Za-z/]+"  # a token, plus '/' that many clients leave unquoted
 _PARAM_RE = re.compile(rf'\s*;\s*({_TCHARS})\s*=\s*({_VALUE_CHARS}|"(?:[^"\\]|\\.)*")', re.ASCII)
 _BCHARS_RE = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]", re.ASCII)
+
+
+class Buffer(Protocol):
+    """What :func:`split_multipart` needs of a body: ``bytes`` and ``mmap.mmap`` both qualify."""
+
+    def find(self, sub: bytes, start: int = ..., end: int = ..., /) -> int: ...
+
+    def __getitem__(self, index: slice, /) -> bytes: ...
+
+    def __len__(self) -> int: ...
+
+
+#: search windows: a long scan is cut into pieces so a worker thread running it lets the
+#: event loop's thread take the GIL between them (one ``find`` over 100 MiB holds it ~0.1 s)
+SCAN_WINDOW = 1 << 20
+
+
+def _find(body: Buffer, sub: bytes, start: int, end: int | None = None) -> int:
+    """``body.find(sub, start, end)`` in windows of :data:`SCAN_WINDOW` bytes."""
+    end = len(body) if end is None else min(end, len(body))
+    pos = start
+    while pos < end:
+        hit = body.find(sub, pos, min(end, pos + SCAN_WINDOW + len(sub) - 1))
+        if hit >= 0:
+            return hit
+        pos += SCAN_WINDOW
+    return -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,30 +130,47 @@ def _headers(raw: bytes, index: int) -> dict[str, str]:
     return headers
 
 
-def parse_multipart(
-    body: bytes, boundary: bytes, max_parts: int = MAX_PARTS, max_part_bytes: int = MAX_BODY_BYTES
-) -> list[Part]:
-    """Split a multipart body into parts; raise :class:`MultipartError` or :class:`PayloadTooLarge`."""
+@dataclass(frozen=True, slots=True)
+class PartSpan:
+    """Where one body part's content lies in the body: ``body[start:end]``."""
+
+    headers: dict[str, str]
+    start: int
+    end: int
+
+    @property
+    def content_type(self) -> str:
+        """The part's media type without parameters, lower-cased; ``application/dicom`` if absent."""
+        return self.headers.get("content-type", DICOM_TYPE).split(";")[0].strip().lower()
+
+
+def split_multipart(
+    body: Buffer, boundary: bytes, max_parts: int = MAX_PARTS, max_part_bytes: int = MAX_BODY_BYTES
+) -> list[PartSpan]:
+    """Find the parts of a multipart body without copying them (``body`` may be an ``mmap``).
+
+    Raises :class:`MultipartError` or :class:`PayloadTooLarge`.
+    """
     if not boundary or len(boundary) > 70:
         raise MultipartError("multipart boundary must be 1-70 characters")
     dash = b"--" + boundary
     delim = b"\r\n" + dash
-    if body.startswith(dash):
+    if body[: len(dash)] == dash:
         pos = len(dash)
     else:
-        first = body.find(delim)
+        first = _find(body, delim, 0)
         if first < 0:
             raise MultipartError("the body does not contain the boundary given in Content-Type")
         pos = first + len(delim)
-    parts: list[Part] = []
+    parts: list[PartSpan] = []
     while True:
         if body[pos : pos + 2] == b"--":
             break  # close delimiter; anything after it is the epilogue
-        eol = body.find(b"\r\n", pos)
+        eol = body.find(b"\r\n", pos, pos + 1024)  # only transport padding may follow a boundary
         if eol < 0 or body[pos:eol].strip(b" \t"):
             raise MultipartError(f"boundary line {len(parts) + 1} is not followed by CRLF")
         start = eol + 2
-        end = body.find(delim, start)
+        end = _find(body, delim, start)
         if end < 0:
             raise MultipartError("the body ends without the closing boundary")
         if len(parts) >= max_parts:
@@ -140,11 +184,18 @@ def parse_multipart(
             if head_end < 0:
                 raise MultipartError(f"part {len(parts) + 1} has no blank line after its headers (or they exceed 8 KB)")
             head, content_start = body[start:head_end], head_end + 4
-        parts.append(Part(_headers(head, len(parts)), body[content_start:end]))
+        parts.append(PartSpan(_headers(head, len(parts)), content_start, end))
         pos = end + len(delim)
     if not parts:
         raise MultipartError("the request contains no parts")
     return parts
+
+
+def parse_multipart(
+    body: bytes, boundary: bytes, max_parts: int = MAX_PARTS, max_part_bytes: int = MAX_BODY_BYTES
+) -> list[Part]:
+    """Split a multipart body into parts; raise :class:`MultipartError` or :class:`PayloadTooLarge`."""
+    return [Part(s.headers, body[s.start : s.end]) for s in split_multipart(body, boundary, max_parts, max_part_bytes)]
 
 
 def build_multipart(files: Sequence[bytes], boundary: bytes) -> bytes:

@@ -1,8 +1,11 @@
 """DICOM C-STORE SCP (pynetdicom): the PACS pushes US, MG, SR and CT instances here.
 
 * Listens on a configurable port (default 11112) with our AE title (default ``MCHUB``).
-* Accepts associations only from calling AE titles in the allow-list; anyone else gets
-  A-ASSOCIATE-RJ "calling AE title not recognised" (PS3.8 §9.3.4). The list must not be
+* Accepts associations only from calling AE titles in the allow-list, each bound to the
+  source addresses (IPs or networks) it may come from; anything else — an unknown title,
+  or a known title from another address — gets A-ASSOCIATE-RJ "calling AE title not
+  recognised" (PS3.8 §9.3.4) at association time, before any data set is read, and the
+  refusal is reported to ``on_refused`` (the cloud audits it). The list must not be
   empty — an open SCP is a configuration error, not a default.
 * Presentation contexts: every SOP class of :data:`~cloud.dicom.index.SOP_CLASSES`
   with every transfer syntax pynetdicom knows (the data set is stored as received, never
@@ -21,7 +24,9 @@ Never call a C-STORE SCU against this SCP from that loop's own thread.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -39,6 +44,10 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = 11112
 DEFAULT_AE_TITLE = "MCHUB"
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: ``on_refused(door, reason, peer, detail)``: awaited on the loop for every refused association
+OnRefused = Callable[[str, str, str, dict[str, object]], Coroutine[Any, Any, None]]
+
 
 class ScpConfigError(DicomError):
     """The SCP configuration is unusable (empty allow-list, bad AE title)."""
@@ -50,6 +59,32 @@ def _valid_ae_title(title: str) -> bool:
     return 0 < len(title.strip()) <= 16 and title.isascii() and title.isprintable() and "\\" not in title
 
 
+def parse_networks(title: str, addresses: Sequence[str]) -> tuple[Network, ...]:
+    """The networks an AE title may call from (``"10.1.2.3"``, ``"10.1.9.0/24"``, ``"::1"``)."""
+    if isinstance(addresses, str) or not addresses:
+        raise ScpConfigError(f"allowed_calling_aets.{title}: list the addresses this AE sends from, "
+                             f'e.g. {title} = ["10.1.2.3"]')
+    nets: list[Network] = []
+    for a in addresses:
+        try:
+            nets.append(ipaddress.ip_network(str(a).strip(), strict=False))
+        except ValueError as exc:
+            raise ScpConfigError(f"allowed_calling_aets.{title}: {a!r} is not an IP address or network "
+                                 f'(write "10.1.2.3" or "10.1.9.0/24")') from exc
+    return tuple(nets)
+
+
+def address_allowed(address: str, networks: Sequence[Network]) -> bool:
+    """Whether the peer ``address`` lies in one of ``networks`` (IPv4-mapped IPv6 counts as IPv4)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in net for net in networks)
+
+
 class StoreScp:
     """A C-STORE SCP in background threads with :meth:`start` / :meth:`stop`."""
 
@@ -57,21 +92,25 @@ class StoreScp:
         self,
         store: ObjectStore,
         on_indexed: OnIndexed | None,
-        allowed_calling_aets: list[str],
+        allowed_calling_aets: Mapping[str, Sequence[str]],
         *,
         ae_title: str = DEFAULT_AE_TITLE,
         host: str = "0.0.0.0",
         port: int = DEFAULT_PORT,
         national_id_issuers: frozenset[str] = NATIONAL_ID_ISSUERS,
         callback_timeout: float = 60.0,
+        on_refused: OnRefused | None = None,
     ) -> None:
-        if not allowed_calling_aets:
-            raise ScpConfigError("dicom.allowed_calling_aets is empty: list the PACS AE titles allowed to send")
+        if not allowed_calling_aets or not isinstance(allowed_calling_aets, Mapping):
+            raise ScpConfigError("dicom.allowed_calling_aets is empty: list the PACS AE titles allowed to send, "
+                                 'each with its addresses: allowed_calling_aets = { PACS1 = ["10.1.2.3"] }')
         bad = [t for t in [ae_title, *allowed_calling_aets] if not _valid_ae_title(t)]
         if bad:
             raise ScpConfigError(f"AE titles must be 1-16 printable ASCII characters without '\\': {bad}")
         self.intake = Intake(store, on_indexed, national_id_issuers)
-        self.allowed = [t.strip() for t in allowed_calling_aets]
+        self.networks = {t.strip(): parse_networks(t, a) for t, a in allowed_calling_aets.items()}
+        self.allowed = list(self.networks)
+        self.on_refused = on_refused
         self.ae_title = ae_title.strip()
         self.host = host
         self.port = port
@@ -102,13 +141,14 @@ class StoreScp:
         self._loop = loop
         try:
             self._server = self._make_ae().start_server(
-                (self.host, self.port), block=False, evt_handlers=[(evt.EVT_C_STORE, self._on_store)]
+                (self.host, self.port), block=False,
+                evt_handlers=[(evt.EVT_REQUESTED, self._on_requested), (evt.EVT_C_STORE, self._on_store)],
             )
         except OSError as exc:
             raise ScpConfigError(f"cannot listen on {self.host}:{self.port} for DICOM: {exc.strerror}") from exc
         port: int = self._server.server_address[1]
-        log.info("DICOM C-STORE SCP %s listening on %s:%d, calling AEs allowed: %s",
-                 self.ae_title, self.host, port, ", ".join(self.allowed))
+        log.info("DICOM C-STORE SCP %s listening on %s:%d, calling AEs allowed: %s", self.ae_title, self.host, port,
+                 ", ".join(f"{t} from {'/'.join(str(n) for n in nets)}" for t, nets in self.networks.items()))
         return port
 
     def stop(self) -> None:
@@ -124,6 +164,32 @@ class StoreScp:
 
     async def __aexit__(self, *exc: object) -> None:
         await asyncio.to_thread(self.stop)
+
+    def allows(self, calling_aet: str, address: str) -> bool:
+        """Whether ``calling_aet`` may associate from ``address``."""
+        nets = self.networks.get(calling_aet.strip())
+        return nets is not None and address_allowed(address, nets)
+
+    def _on_requested(self, event: Any) -> None:
+        """EVT_REQUESTED (association thread, before negotiation): reject a stranger at once."""
+        assoc = event.assoc
+        calling = str(assoc.requestor.primitive.calling_ae_title).strip()
+        called = str(assoc.requestor.primitive.called_ae_title).strip()
+        address = str(assoc.requestor.address)
+        if not self.allows(calling, address):
+            known = calling in self.networks
+            reason, diagnostic = ("address_not_allowed" if known else "unknown_calling_aet"), 0x03
+        elif called != self.ae_title:
+            reason, diagnostic = "wrong_called_aet", 0x07
+        else:
+            return
+        # rejected-permanent, service user, calling (0x03) / called (0x07) AE title not recognised
+        assoc.acse.send_reject(0x01, 0x01, diagnostic)
+        assoc.kill()  # as pynetdicom's own rejection does: lets the DUL send the A-ASSOCIATE-RJ, then stops it
+        log.warning("DICOM association from %s (calling AE %r) refused: %s", address, calling[:16], reason)
+        if self.on_refused is not None and self._loop is not None and not self._loop.is_closed():
+            detail: dict[str, object] = {"calling_aet": calling[:16], "called_aet": called[:16]}
+            asyncio.run_coroutine_threadsafe(self.on_refused("dicom-scp", reason, address, detail), self._loop)
 
     def _on_store(self, event: Any) -> int | Dataset:
         """EVT_C_STORE handler (runs in the association's thread)."""

@@ -34,6 +34,7 @@ from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database
 from cloud.integration import api
 from cloud.integration.dicom_link import DicomLink
+from cloud.integration.dicom_senders import RefusalAudit, SenderAuth
 from cloud.integration.inbound import Hl7Processor
 from cloud.integration.vitals import TOPIC, VitalsSender
 from cloud.keystore import CloudKeys
@@ -69,6 +70,8 @@ class Integration:
         self.cfg = cfg
         self.owner = os.environ.get(ROLE_ENV, "worker") == "worker" if owner is None else owner
         self.link = DicomLink()
+        self.dicom_refusals = RefusalAudit()
+        self.dicom_auth = SenderAuth(self.dicom_refusals)
         self.dicom = None
         if cfg.dicom.enabled:
             from cloud.dicom.service import DicomConfig, DicomService  # pydicom only when DICOM is on
@@ -78,7 +81,8 @@ class Integration:
                 import dataclasses
 
                 dicom_cfg = dataclasses.replace(dicom_cfg, scp_enabled=False)
-            self.dicom = DicomService(dicom_cfg, self.link)
+            self.dicom = DicomService(dicom_cfg, self.link, authorise=self.dicom_auth,
+                                      on_refused=self.dicom_refusals)
         self.listener: MllpListener | None = None
         self.store: Hl7Store | None = None
         self.processor: Hl7Processor | None = None
@@ -94,6 +98,10 @@ class Integration:
         """Connect the callbacks; the owner also binds the ports and starts the loops."""
         at_rest = AtRest(keys.at_rest, keys.blind_index)
         self.link.bind(db, at_rest)
+        self.dicom_refusals.db = db
+        self.dicom_auth.bind(db)
+        if self.dicom is not None:
+            self.dicom.bind_sealer(at_rest)  # DICOM objects at rest under the at-rest key (issue 17 §9)
         if not self.owner:
             return
         cfg = self.cfg

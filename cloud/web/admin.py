@@ -13,6 +13,9 @@
     POST /ui/admin/users/{name}/roles      replace roles
     POST /ui/admin/users/{name}/active     disable / enable (disabling ends its sessions)
     GET  /ui/admin/audit                   the audit log, filtered
+    GET  /ui/admin/dicom-senders           STOW-RS sender credentials (issue 16 §1)
+    POST /ui/admin/dicom-senders           create one (its token is shown once)
+    POST /ui/admin/dicom-senders/{name}/revoke  revoke it: refused from its next request
 
 Every change is validated and audited by the service that owns it (:mod:`cloud.web.admin_ops`).
 """
@@ -200,6 +203,46 @@ async def set_active(request: Request) -> Response:
     return _back(f"{HOME}/users", ok=name)
 
 
+async def _senders_page(request: Request, extra: dict[str, object] | None = None) -> Response:
+    from cloud.integration.dicom_senders import list_senders
+
+    rows = await list_senders(db_of(request))
+    return page(request, "dicom_senders.html", {"senders": rows, **_flash(request), **(extra or {})}, nav="admin")
+
+
+@guard(ADMIN)
+async def dicom_senders(request: Request) -> Response:
+    """GET /ui/admin/dicom-senders."""
+    return await _senders_page(request)
+
+
+@guard(ADMIN)
+async def add_dicom_sender(request: Request) -> Response:
+    """POST /ui/admin/dicom-senders: name, note. The token is in this response only (no redirect)."""
+    from cloud.integration.dicom_senders import add_sender
+
+    form = await request.form()
+    try:
+        sender, token = await add_sender(db_of(request), str(form.get("name", "")).strip(), actor=actor(request),
+                                         note=str(form.get("note", "")).strip())
+    except Refused as exc:
+        return _back(f"{HOME}/dicom-senders", error=str(exc))
+    return await _senders_page(request, {"new_sender": sender.name, "new_token": token})
+
+
+@guard(ADMIN)
+async def revoke_dicom_sender(request: Request) -> Response:
+    """POST /ui/admin/dicom-senders/{name}/revoke."""
+    from cloud.integration.dicom_senders import revoke_sender
+
+    name = request.path_params["name"]
+    try:
+        await revoke_sender(db_of(request), name, actor=actor(request))
+    except Refused as exc:
+        return _back(f"{HOME}/dicom-senders", error=str(exc))
+    return _back(f"{HOME}/dicom-senders", ok=name)
+
+
 @guard(ADMIN, AUDITOR)
 async def audit_viewer(request: Request) -> Response:
     """GET /ui/admin/audit?actor=&action=&hub=&before=."""
@@ -228,4 +271,7 @@ def routes() -> list[Route]:
         Route("/admin/users/{name}/roles", set_roles, methods=["POST"]),
         Route("/admin/users/{name}/active", set_active, methods=["POST"]),
         Route("/admin/audit", audit_viewer),
+        Route("/admin/dicom-senders", dicom_senders),
+        Route("/admin/dicom-senders", add_dicom_sender, methods=["POST"]),
+        Route("/admin/dicom-senders/{name}/revoke", revoke_dicom_sender, methods=["POST"]),
     ]

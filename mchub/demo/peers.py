@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from firmware_sim.patients import Patient
-from mchub.demo.cloudside import DemoCloud
+from mchub.demo.cloudside import DemoCloud, DemoError
 from mchub.demo.cloudstats import CloudCounts
 from mchub.demo.progress import PeerLine
 from mchub.procs import free_port
@@ -124,19 +124,47 @@ class HisPeer(Peer):
         return len(self.receiver.accepted) if self.receiver is not None else 0
 
 
+#: the demo PACS's STOW-RS sender name (its credential is created through the admin API)
+PACS_SENDER = "DEMO-PACS"
+
+
 @dataclass
 class PacsPeer(Peer):
-    """The PACS: a breast ultrasound and a BI-RADS report per woman, over STOW-RS."""
+    """The PACS: a breast ultrasound and a BI-RADS report per woman, over STOW-RS with its own credential."""
 
     url: str = ""
     sent_for: set[str] = field(default_factory=set)
     next_at: float = 12.0
+    cloud: DemoCloud | None = None
+    credentials: tuple[str, str] | None = None
 
     async def start(self, cloud: DemoCloud) -> None:
         """``[dicom]`` for the cloud (STOW-RS on the HTTP port; no C-STORE listener in the demo)."""
+        self.cloud = cloud
         self.url = f"{cloud.url}/dicomweb"
         self.cloud_toml = '\n[dicom]\nenabled = true\nobject_dir = "dicom"\nscp_enabled = false\n'
         self.counts.update(studies=0, instances=0, refused=0)
+
+    async def _credentials(self) -> tuple[str, str] | None:
+        """The sender credential: created once through the admin API, its token kept in ``pacs.token`` (0600)."""
+        if self.credentials is not None or self.cloud is None:
+            return self.credentials
+        import os
+
+        import aiohttp
+
+        path = self.cloud.directory / "pacs.token"
+        if path.exists():
+            self.credentials = (PACS_SENDER, path.read_text(encoding="utf-8").strip())
+            return self.credentials
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+            doc = await self.cloud.admin(http, "POST", "/admin/v1/dicom-senders",
+                                         {"name": PACS_SENDER, "note": "mchub demo PACS simulator"})
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(str(doc["token"]) + "\n")
+        self.credentials = (PACS_SENDER, str(doc["token"]))
+        return self.credentials
 
     async def tick(self, elapsed: float, measured: list[Patient]) -> None:
         """Every 15 s one study for a woman measured."""
@@ -150,19 +178,29 @@ class PacsPeer(Peer):
                     and p.national_id not in self.sent_for), None)
         if who is None:
             return
+        import aiohttp
+
+        try:
+            credentials = await self._credentials()
+        except (DemoError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.warning("PACS simulator has no STOW-RS credential yet: %s", exc)
+            return
         self.sent_for.add(who.national_id)
         person = pacs_data.Patient(name=f"{who.name[0]}^{who.name[1:]}", national_id=who.national_id,
                                    mrn=f"PACS{len(self.sent_for):04d}", birth_date=f"{who.birth_date:%Y%m%d}")
         us = pacs_data.ultrasound(person)
         sr = pacs_data.basic_text_sr(person, birads="2", study_uid=us.StudyInstanceUID)
         try:
-            answer = await stow(self.url, [pacs_data.to_part10(us), pacs_data.to_part10(sr)])
+            answer = await stow(self.url, [pacs_data.to_part10(us), pacs_data.to_part10(sr)], credentials=credentials)
         except (PacsSimError, OSError, TimeoutError) as exc:
             log.warning("PACS simulator could not send a study: %s", exc)
             return
         self.counts["studies"] += 1
         self.counts["instances"] += len(answer.stored)
         self.counts["refused"] += len(answer.failed)
+        if answer.status >= 400 and not answer.failed:  # the whole request refused (401, 413, ...)
+            self.counts["refused"] += 2
+            log.warning("PACS simulator: STOW-RS answered %d: %s", answer.status, answer.body)
 
     def line(self, cloud: CloudCounts) -> PeerLine:
         """Studies sent."""

@@ -84,3 +84,14 @@ def worker_process(cfg: CloudConfig, port: int, log: Path, workers: int = 1) -> 
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+async def dicom_sender(url: str, name: str = "SIMPACS") -> tuple[str, str]:
+    """A STOW-RS sender credential (name, token) created through the admin API of the cloud at ``url``."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{url}/admin/v1/dicom-senders", json={"name": name}, headers={"Authorization": f"Bearer {TOKEN}"}) as r:
+        doc = await r.json()
+        assert r.status == 200, doc
+    return name, str(doc["token"])

@@ -41,6 +41,8 @@ def test_bounded_demo_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     assert his["available"] and his["delivered"] >= 1, out  # vitals ORU^R01 accepted by the HIS
     assert his["results_acked"] >= 1, out  # lab results the HIS sent were ACKed by the cloud
     assert mch["available"] and mch["delivered"] >= 1, out  # cases accepted by the MCH platform
+    pacs = doc["peers"]["PACS"]  # studies stored by STOW-RS with the simulator's own sender credential
+    assert pacs["available"] and pacs["refused"] == 0 and pacs["instances"] == 2 * pacs["studies"], out
     assert "汇总 summary" in out and "lost" in out
     judged_by_their_own_references(work)
     # every child process is gone: no hub or cloud still listens in the work directory's logs' names

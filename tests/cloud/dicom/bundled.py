@@ -57,3 +57,7 @@ def download_only() -> list[str]:
 def name(path: Path) -> str:
     """The file's path relative to pydicom's test_files directory."""
     return str(path.relative_to(TEST_FILES))
+
+
+#: DICOM objects copied into the repository (tests/cloud/dicom/fixtures/SOURCES names their origin)
+FIXTURES = Path(__file__).resolve().parent / "fixtures"

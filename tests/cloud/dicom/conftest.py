@@ -69,14 +69,14 @@ async def serve(app: object) -> AsyncIterator[int]:
 @pytest.fixture
 async def stow_url(store: ObjectStore, recorder: Recorder) -> AsyncIterator[str]:
     """Base URL of a live STOW-RS service (``.../dicomweb``) storing into ``store``."""
-    async for port in serve(stow_app(store, recorder, max_body_bytes=16 * 1024 * 1024)):
+    async for port in serve(stow_app(store, recorder, authorise=None, max_body_bytes=16 * 1024 * 1024)):
         yield f"http://127.0.0.1:{port}/dicomweb"
 
 
 @pytest.fixture
 async def scp_port(store: ObjectStore, recorder: Recorder) -> AsyncIterator[int]:
     """Port of a live C-STORE SCP (AE MCHUB) that accepts only calling AE ``SIMPACS``."""
-    scp = StoreScp(store, recorder, [SCU_AET], host="127.0.0.1", port=0)
+    scp = StoreScp(store, recorder, {SCU_AET: ["127.0.0.1"]}, host="127.0.0.1", port=0)
     port = scp.start(asyncio.get_running_loop())
     try:
         yield port

@@ -150,3 +150,18 @@ def test_response_statuses_and_dicom_json() -> None:
     assert len(failed["00000902"]["Value"][0]) == 64  # LO
     unknown = stow_response([InstanceResult("", "", 0xC000, "not_dicom")])[1]["00081198"]["Value"][0]
     assert unknown["00081155"] == {"vr": "UI"}
+
+
+def test_split_finds_a_boundary_across_a_scan_window_edge() -> None:
+    from cloud.dicom.multipart import SCAN_WINDOW, split_multipart
+
+    for shift in range(-6, 3):  # the delimiter straddles the 1 MiB window edge in every position
+        content = b"x" * (SCAN_WINDOW - 7 + shift)
+        body = b"--b\r\n\r\n" + content + b"\r\n--b--\r\n"
+        [span] = split_multipart(body, b"b")
+        assert body[span.start : span.end] == content
+
+
+def test_a_boundary_line_with_endless_padding_is_refused_without_reading_on() -> None:
+    with pytest.raises(MultipartError, match="not followed by CRLF"):
+        parse_multipart(b"--b" + b" " * 5000 + b"\r\n\r\nx\r\n--b--", b"b")

@@ -72,17 +72,21 @@ async def test_same_file_by_both_transports_is_one_identical_instance(
 
 def test_open_scp_is_a_configuration_error(store: ObjectStore) -> None:
     with pytest.raises(ScpConfigError, match="allowed_calling_aets"):
-        StoreScp(store, None, [])
+        StoreScp(store, None, {})
     with pytest.raises(ScpConfigError, match="16 printable"):
-        StoreScp(store, None, ["A_VERY_LONG_AE_TITLE_X"])
+        StoreScp(store, None, {"A_VERY_LONG_AE_TITLE_X": ["127.0.0.1"]})
+    with pytest.raises(ScpConfigError, match="list the addresses"):
+        StoreScp(store, None, {SCU_AET: []})
+    with pytest.raises(ScpConfigError, match="not an IP address"):
+        StoreScp(store, None, {SCU_AET: ["pacs.example.org"]})
 
 
 def test_callback_without_a_loop_is_refused_not_skipped(store: ObjectStore, recorder: Recorder) -> None:
     with pytest.raises(ScpConfigError, match="asyncio loop"):
-        StoreScp(store, recorder, [SCU_AET], host="127.0.0.1", port=0).start()
+        StoreScp(store, recorder, {SCU_AET: ["127.0.0.1"]}, host="127.0.0.1", port=0).start()
 
 
 async def test_start_stop_is_clean(store: ObjectStore) -> None:
-    async with StoreScp(store, None, [SCU_AET], host="127.0.0.1", port=0) as scp:
+    async with StoreScp(store, None, {SCU_AET: ["127.0.0.1"]}, host="127.0.0.1", port=0) as scp:
         assert scp._server is not None
     scp.stop()  # idempotent

@@ -18,9 +18,12 @@ from tests.cloud.dicom.conftest import Recorder, serve
         ({}, "object_dir"),
         ({"object_dir": "/x"}, "allowed_calling_aets"),
         ({"object_dir": "/x", "allowed_calling_aets": "PACS"}, "allowed_calling_aets"),
-        ({"object_dir": "/x", "allowed_calling_aets": ["P"], "scp_port": 70000}, "scp_port"),
-        ({"object_dir": "/x", "allowed_calling_aets": ["P"], "max_body_mb": 0}, "max_body_mb"),
-        ({"object_dir": "/x", "allowed_calling_aets": ["P"], "port": 1}, "port"),
+        ({"object_dir": "/x", "allowed_calling_aets": ["PACS"]}, "allowed_calling_aets"),
+        ({"object_dir": "/x", "allowed_calling_aets": {"PACS": []}}, "allowed_calling_aets.PACS"),
+        ({"object_dir": "/x", "allowed_calling_aets": {"PACS": ["pacs.lan"]}}, "allowed_calling_aets.PACS"),
+        ({"object_dir": "/x", "allowed_calling_aets": {"P": ["10.1.2.3"]}, "scp_port": 70000}, "scp_port"),
+        ({"object_dir": "/x", "allowed_calling_aets": {"P": ["10.1.2.3"]}, "max_body_mb": 0}, "max_body_mb"),
+        ({"object_dir": "/x", "allowed_calling_aets": {"P": ["10.1.2.3"]}, "port": 1}, "port"),
     ],
 )
 def test_config_errors_name_file_key_and_fix(table: dict, key: str) -> None:
@@ -38,9 +41,9 @@ def test_config_defaults_and_issuers(tmp_path: Path) -> None:
 
 async def test_service_serves_both_transports(tmp_path: Path) -> None:
     recorder = Recorder()
-    cfg = DicomConfig.from_mapping({"object_dir": str(tmp_path), "allowed_calling_aets": ["SIMPACS"],
+    cfg = DicomConfig.from_mapping({"object_dir": str(tmp_path), "allowed_calling_aets": {"SIMPACS": ["127.0.0.1"]},
                                     "scp_host": "127.0.0.1", "scp_port": 0})
-    service = DicomService(cfg, recorder)
+    service = DicomService(cfg, recorder, authorise=None)
     await service.start()
     try:
         assert service.scp_port

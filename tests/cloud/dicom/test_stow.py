@@ -96,6 +96,13 @@ async def test_request_level_refusals(stow_url: str, content_type: str, status: 
     assert answer.body["message"]
 
 
+async def test_an_empty_body_is_400(stow_url: str) -> None:
+    async with aiohttp.ClientSession() as s, s.post(
+            f"{stow_url}/studies", data=b"",
+            headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=b'}) as resp:
+        assert resp.status == 400 and (await resp.json())["reason"] == "bad_multipart"
+
+
 async def test_invalid_study_uid_in_url_is_400(stow_url: str) -> None:
     for study in ("1.2.3abc", "1..2", "1.2%203"):  # (an encoded "/" never matches the route: 404)
         answer = await pacs.stow(stow_url, [b"x"], study=study)
@@ -105,7 +112,7 @@ async def test_invalid_study_uid_in_url_is_400(stow_url: str) -> None:
 async def test_body_over_limit_is_413(store: ObjectStore, recorder: Recorder) -> None:
     from cloud.dicom.stow import stow_app
 
-    async for port in serve(stow_app(store, recorder, max_body_bytes=1000)):
+    async for port in serve(stow_app(store, recorder, authorise=None, max_body_bytes=1000)):
         answer = await pacs.stow(f"http://127.0.0.1:{port}/dicomweb", [b"x" * 2000])
         assert answer.status == 413 and answer.body["reason"] == "too_large"
         async with aiohttp.ClientSession() as s:  # chunked upload: no Content-Length to check up front
@@ -116,3 +123,69 @@ async def test_body_over_limit_is_413(store: ObjectStore, recorder: Recorder) ->
             async with s.post(f"http://127.0.0.1:{port}/dicomweb/studies", data=gen(),
                               headers={"Content-Type": "multipart/related; boundary=b"}) as resp:
                 assert resp.status == 413
+
+
+@pytest.mark.parametrize("sealed", [False, True])
+async def test_a_large_body_is_spooled_to_disk_not_held_in_memory(
+    store: ObjectStore, recorder: Recorder, sealed: bool
+) -> None:
+    """40 MB refused at its end (no closing boundary): memory stays far below the body (issue 19 §6),
+    also when the refused body is sealed at rest on its way to ``rejected/``."""
+    import os
+    import tracemalloc
+
+    from cloud.crypto_at_rest import AtRest
+    from cloud.dicom.stow import stow_app
+
+    if sealed:
+        store.bind_sealer(AtRest(os.urandom(32), os.urandom(32)))
+
+    size, chunk = 40 * 1024 * 1024, b"z" * (256 * 1024)
+
+    async def body():  # type: ignore[no-untyped-def]
+        yield b"--b\r\nContent-Type: application/dicom\r\n\r\n"
+        for _ in range(size // len(chunk)):
+            yield chunk
+
+    async for port in serve(stow_app(store, recorder, authorise=None, max_body_bytes=64 * 1024 * 1024)):
+        tracemalloc.start()
+        try:
+            async with aiohttp.ClientSession() as s, s.post(
+                    f"http://127.0.0.1:{port}/dicomweb/studies", data=body(),
+                    headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=b'}) as resp:
+                assert resp.status == 400 and (await resp.json())["reason"] == "bad_multipart"
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 12 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB for a 40 MiB body"
+        [kept] = store.rejected.glob("*.bin")  # the refused body kept whole, moved off the event loop
+        assert kept.stat().st_size > size and list(store.tmp.iterdir()) == []
+        body_kept = store.read_rejected(kept)
+        assert len(body_kept) == size + 40 and body_kept.endswith(chunk) and (b"zzzz" in kept.read_bytes()) != sealed
+        async with aiohttp.ClientSession() as s, s.post(  # too large: refused, nothing left behind
+                f"http://127.0.0.1:{port}/dicomweb/studies", data=b"x" * (65 * 1024 * 1024),
+                headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=b'}) as resp:
+            assert resp.status == 413
+        assert list(store.tmp.iterdir()) == []
+
+
+async def test_a_client_that_goes_away_mid_body_leaves_no_spool_file(stow_url: str, store: ObjectStore) -> None:
+    import asyncio
+
+    host, port = stow_url.split("//")[1].split("/")[0].split(":")
+    _reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"POST /dicomweb/studies HTTP/1.1\r\nHost: x\r\nContent-Length: 9000000\r\n"
+                 b'Content-Type: multipart/related; type="application/dicom"; boundary=b\r\n\r\n'
+                 + b"--b\r\n\r\n" + b"x" * 3_000_000)
+    await writer.drain()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while not list(store.tmp.iterdir()):  # the server is spooling
+        assert loop.time() < deadline, "the body was never spooled"
+        await asyncio.sleep(0.02)
+    writer.close()
+    await writer.wait_closed()
+    while list(store.tmp.iterdir()):
+        assert loop.time() < deadline, f"spool files left behind: {list(store.tmp.iterdir())}"
+        await asyncio.sleep(0.02)
+    assert list(store.rejected.iterdir()) == [] and store.instances() == []

@@ -37,7 +37,11 @@ def test_code_map_and_tls_paths(tmp_path: Path) -> None:
     ("[his]\nattempts = 0", "[his] attempts", "above 0"),
     ("[dicom]\nenabled = true", "[dicom] object_dir", "writable directory"),
     ("[dicom]\nenabled = true\nobject_dir = \"d\"", "[dicom] allowed_calling_aets", "PACS AE titles"),
-    ("[dicom]\nallowed_calling_aets = \"PACS\"", "[dicom] allowed_calling_aets", "expected list"),
+    ("[dicom]\nallowed_calling_aets = \"PACS\"", "[dicom] allowed_calling_aets", "expected dict"),
+    ("[dicom]\nenabled = true\nobject_dir = \"d\"\nallowed_calling_aets = [\"PACS1\"]", "[dicom] allowed_calling_aets",
+     'PACS1 = ["10.1.2.3"]'),
+    ("[dicom]\nenabled = true\nobject_dir = \"d\"\nallowed_calling_aets = { PACS1 = [\"pacs.lan\"] }",
+     "[dicom] allowed_calling_aets.PACS1", "not an IP address"),
 ])
 def test_errors_name_file_key_and_fix(text: str, where: str, fix: str) -> None:
     with pytest.raises(ConfigError) as err:

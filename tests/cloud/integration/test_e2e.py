@@ -23,7 +23,7 @@ from firmware_sim.his import Faults, HisReceiver, adt_message, fields, fixture_m
 from protocol.hl7.ack import parse_ack
 from tests.cloud.integration.conftest import with_national_id, without_national_id
 from tests.cloud.mllp.conftest import FIXTURES
-from tests.cloud.support import TOKEN, hub, make_cloud, serving
+from tests.cloud.support import TOKEN, dicom_sender, hub, make_cloud, serving
 from tests.support.services import free_port
 
 VISITOR = pacs_data.national_id("330102", "19900307", "021")  # the woman who visits the hub
@@ -176,12 +176,13 @@ async def test_a_refused_message_is_a_dead_letter_with_the_reason_and_can_be_rep
 async def test_studies_by_stow_rs_and_c_store_are_indexed_against_subjects(tmp_path: Path) -> None:
     scp_port = free_port()
     toml = (f'[dicom]\nenabled = true\nobject_dir = "dicom"\nscp_host = "127.0.0.1"\nscp_port = {scp_port}\n'
-            'allowed_calling_aets = ["SIMPACS"]\n')
+            'allowed_calling_aets = { SIMPACS = ["127.0.0.1"] }\n')
     cfg, _ = cloud_with(tmp_path, f"sqlite:///{tmp_path / 'cloud' / 'cloud.db'}", toml)
     stranger = pacs_data.Patient(national_id="", mrn="MRN0777", mrn_issuer="HOSP")
     async with serving(cfg) as url:
         answer = await pacs.stow(f"{url}/dicomweb", [pacs_data.to_part10(pacs_data.ultrasound()),
-                                                    pacs_data.to_part10(pacs_data.basic_text_sr(birads="4A"))])
+                                                    pacs_data.to_part10(pacs_data.basic_text_sr(birads="4A"))],
+                                 credentials=await dicom_sender(url))
         assert answer.status == 200
         statuses = await pacs.cstore_async([pacs_data.mammogram(), pacs_data.ultrasound(stranger)], "127.0.0.1",
                                            scp_port)

@@ -26,7 +26,7 @@ from firmware_sim.mch_platform import Faults, Platform
 from protocol.ids import now_ms, uuid7
 from protocol.model import Record, SessionClosed, SessionOpened, Subject
 from tests.cloud.mch.conftest import add_result
-from tests.cloud.support import hub, make_cloud, serving
+from tests.cloud.support import dicom_sender, hub, make_cloud, serving
 from tests.support.asgi import serve
 from tests.support.services import free_port
 
@@ -152,7 +152,7 @@ async def test_through_the_real_intakes_mllp_and_stow_rs(db_url: str, tmp_path: 
     cfg, keys = make_cloud(tmp_path / "cloud", db_url, MCH.format(url=f"http://127.0.0.1:{port}") + (
         f'[mllp]\nenabled = true\nhost = "127.0.0.1"\nport = {mllp}\n[mllp.code_map.L]\nHPV16 = "59263-4"\n'
         f'TCT = "10524-7"\n[dicom]\nenabled = true\nobject_dir = "dicom"\nscp_host = "127.0.0.1"\nscp_port = {scp}\n'
-        'allowed_calling_aets = ["SIMPACS"]\n'))
+        'allowed_calling_aets = { SIMPACS = ["127.0.0.1"] }\n'))
     (tmp_path / "cloud" / "mch.secret").write_text("platform-secret\n")
     h = hub(keys, "H002")
     visit(h, now_ms() - 2 * DAY, Subject(national_id=woman_id, name="王秀英", sex="2", birth_date="1949-12-31"),
@@ -168,7 +168,8 @@ async def test_through_the_real_intakes_mllp_and_stow_rs(db_url: str, tmp_path: 
         assert [a.code for a in acks] == ["AA", "AA"]
         answer = await pacs.stow(f"{url}/dicomweb", [
             pacs_data.to_part10(pacs_data.ultrasound(patient, study_uid=study)),
-            pacs_data.to_part10(pacs_data.basic_text_sr(patient, birads="2", study_uid=study))])
+            pacs_data.to_part10(pacs_data.basic_text_sr(patient, birads="2", study_uid=study))],
+            credentials=await dicom_sender(url))
         assert answer.status == 200
 
         async def both_uploaded() -> bool:

@@ -8,8 +8,8 @@ while it runs, requests carry an ID number in their query strings (what a browse
 would send), and the walk happens twice (mid-run, when the WAL files exist, and after), plus a
 hub backup made by `mchub edge backup`. Every file and directory must be private to the user
 (no group/other bits), and no demo patient's ID number, name or address may appear in any file
-(UTF-8 or UTF-16, the encoding of the ID-card frames), except DICOM objects, which the dicom
-branch encrypts at rest (xfail until it lands).
+(UTF-8 or UTF-16, the encoding of the ID-card frames), DICOM objects included (sealed at rest
+with the cloud's at-rest key, cloud/dicom/objects.py).
 """
 
 from __future__ import annotations
@@ -158,7 +158,5 @@ def test_no_id_number_name_or_address_in_any_log_database_wal_or_backup(demo: De
 
 @pytest.mark.slow
 @pytest.mark.timeout(420)
-@pytest.mark.xfail(reason="DICOM objects are encrypted at rest by the dicom branch (issue 17 finding 9); "
-                          "the lead flips this when it is merged", strict=False)
 def test_no_patient_data_in_plaintext_in_the_dicom_store(demo: DemoRun) -> None:
     assert plaintext(demo.work, dicom=True) == {}

@@ -43,9 +43,7 @@ from firmware_sim.his import fixture_messages, lab_message
 from protocol.hl7.message import parse
 from tests.support.services import PostgresServer
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "hl7"
-if not FIXTURES.is_dir():
-    FIXTURES = Path("/work/shared/fixtures/hl7")
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "hl7"  #: see its SOURCES.md
 
 
 def messages(n: int) -> list[bytes]:

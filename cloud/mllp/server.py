@@ -17,7 +17,6 @@ is NOT acknowledged and the connection is closed: the sender keeps it and resend
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import os
@@ -31,7 +30,8 @@ from protocol.hl7 import mllp
 from protocol.hl7.ack import ack_code, ack_wanted, build_ack
 from protocol.hl7.dtm import format_dtm
 from protocol.hl7.errors import Hl7Error, MessageTooLarge
-from protocol.hl7.message import INBOUND, Header, check, parse_header
+from protocol.hl7.message import INBOUND, Header, check
+from protocol.hl7.salvage import salvage_header
 from protocol.ids import now_ms
 
 log = logging.getLogger("mchub.cloud.mllp")
@@ -157,16 +157,14 @@ class MllpListener:
             self.stats.oversized += 1
             raw = event.head
             error = MessageTooLarge(f"message of {event.size} bytes exceeds the limit of {self.config.max_size}")
-            with contextlib.suppress(Hl7Error):
-                header = parse_header(raw)
+            header = salvage_header(raw)
         else:
             raw = event
             try:
                 header = check(raw, self.config.supported)
             except Hl7Error as exc:
                 error = exc
-                with contextlib.suppress(Hl7Error):
-                    header = parse_header(raw)
+                header = salvage_header(raw)  # independent of the strict reader: MSA-2 and the log row keep MSH-10
         code = ack_code(header, error)
         status: Status = "oversized" if isinstance(error, MessageTooLarge) else _STATUS[code]
         meta = InboundMeta(

@@ -165,6 +165,17 @@ _V9_EVENTS = """
 UPDATE outbox SET status = 'done' WHERE topic IN ('visit.closed', 'visit.updated') AND status = 'pending';
 """
 
+#: migration 13: HL7 duplicates by content, not by control id alone (issue 16 finding 2). ``control_key``
+#: is sender + MSH-10 of an accepted message; ``dedup_key`` becomes control_key + content digest.
+#: Older rows keep dedup_key = control_key until the HL7 store rewrites them at start
+#: (cloud.mllp.db_store.Hl7Store.upgrade_keys: sealed messages need the at-rest key).
+_V13_HL7_REUSE = """
+ALTER TABLE hl7_inbound ADD COLUMN control_key TEXT;
+ALTER TABLE hl7_inbound ADD COLUMN control_id_reused BOOLEAN NOT NULL DEFAULT FALSE;
+UPDATE hl7_inbound SET control_key = dedup_key WHERE dedup_key IS NOT NULL;
+CREATE INDEX hl7_inbound_control_key ON hl7_inbound (control_key);
+"""
+
 #: (version, name, SQL for both dialects, PostgreSQL-only SQL)
 MIGRATIONS: list[tuple[int, str, str, str]] = [
     (1, "initial schema", _V1, _V1_PG_ONLY),
@@ -177,6 +188,7 @@ MIGRATIONS: list[tuple[int, str, str, str]] = [
     (8, "ingest checks hub and key in the transaction", "", pg_ingest.CHECKED_FUNCTION),
     (9, "change-feed outbox rows are done on arrival", _V9_EVENTS,
      pg_ingest.FUNCTION.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)),
+    (13, "hl7 duplicates by content, control id reuse marked", _V13_HL7_REUSE, ""),
 ]
 #: SQLite-only SQL of a migration, run after its common SQL: one statement (e.g. a trigger) or a tuple of them
 SQLITE_ONLY: dict[int, str | tuple[str, ...]] = {4: integration_schema.SQLITE_ONLY, 7: audit_schema.V7_SQLITE_ONLY}

@@ -105,6 +105,9 @@ class Integration:
                 context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
                 context.load_cert_chain(m.tls_cert, m.tls_key)
             self.store = Hl7Store(db, at_rest)
+            upgraded = await self.store.upgrade_keys()  # rows from before migration 13, once
+            if upgraded:
+                log.info("HL7 store: %d earlier messages given content-based duplicate keys", upgraded)
             self.listener = MllpListener(self.store, ListenerConfig(
                 host=m.host, port=m.port, max_size=m.max_message_bytes, ssl=context, idle_timeout=m.idle_timeout_s))
             await self.listener.start()

@@ -6,8 +6,9 @@ For every frame a connection delivers, in order:
 2. store the raw bytes with the outcome (accepted / error / rejected) — durably, through
    the group-committing :class:`~cloud.mllp.store.MessageStore`;
 3. answer on the same connection: AA/AE/AR in original mode, CA/CE/CR in enhanced mode
-   when MSH-15 asks for it. A resend of an accepted MSH-10 (same sender) is a duplicate:
-   it is counted, not stored twice, and gets the first copy's answer.
+   when MSH-15 asks for it. A resend of an accepted message (same sender, MSH-10 and
+   content) is a duplicate: it is counted, not stored twice, and gets the first copy's
+   answer. The same MSH-10 with other content is a new message ("control id reused").
 
 Bytes between frames are stored as ``garbage`` and logged; an oversized message is
 stored (its first ``max_size`` bytes) and answered AR. If the store fails, the message
@@ -63,6 +64,7 @@ class ListenerStats:
     errors: int = 0
     rejected: int = 0
     duplicates: int = 0
+    reused: int = 0  #: new messages under a control id the sender had already used
     garbage: int = 0
     oversized: int = 0
 
@@ -186,6 +188,10 @@ class MllpListener:
             log.info("MLLP %s: duplicate of control id %s, answered %s again", meta.peer, meta.control_id, code)
         elif error is None:
             self.stats.accepted += 1
+            if result.reused:
+                self.stats.reused += 1
+                log.info("MLLP %s: control id %s reused by %r with new content: stored as a new message",
+                         meta.peer, meta.control_id, meta.sender)
         else:
             if code in ("AE", "CE"):
                 self.stats.errors += 1

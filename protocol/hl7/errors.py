@@ -115,6 +115,13 @@ class CodeMapError(Hl7Error):
     reason = "code_map"
 
 
+class SenderRefused(Hl7Error):
+    """The receiver does not take messages from this sending application (its allow-list)."""
+
+    reason = "sender_not_allowed"
+    ack_code: AckCode = "AR"
+
+
 class MessageTooLarge(Hl7Error):
     """A message longer than the receiver's configured limit (its head is kept for inspection)."""
 

@@ -148,6 +148,17 @@ async def test_error_acks_echo_the_control_id_and_the_log_row_keeps_the_header(
         "LIS|HOSP", "QRY^Q01" if case == "unsupported type" else "ORU^R01", code)
 
 
+async def test_an_oversized_message_is_answered_with_its_control_id(pg_store: Hl7Store, pg_db: Database) -> None:
+    big = mindray("BIG-1", "6.5") + "NTE|1||" + "x" * 2000 + "\r"
+    async with MllpListener(pg_store, ListenerConfig(host="127.0.0.1", port=0, max_size=256)) as listener:
+        p = await connect(listener)
+        assert msa(await p.send(big)) == ("AR", "BIG-1")
+        assert msa(await p.send(mindray("SMALL-1", "6.5"))) == ("AA", "SMALL-1")  # still in step
+        await p.close()
+    row = (await rows(pg_db, "status = 'oversized'"))[0]
+    assert (row["sender"], row["control_id"], row["message_type"]) == ("|", "BIG-1", "ORU^R01")
+
+
 # --- finding 4: character sets ------------------------------------------------------------------
 
 async def test_unicode_is_accepted_and_an_unknown_charset_is_an_ae_naming_it(pg_listener: MllpListener) -> None:

@@ -67,10 +67,11 @@ class MllpConnection(asyncio.Protocol):
             if self._refused:
                 break  # the sender was refused: nothing after it is read
             self._submit(event)
-        if events:
+        busy = self._decoder.in_frame or self._decoder.pending > 0  # a frame (or junk) has begun
+        if any(not isinstance(e, mllp.Garbage) for e in events):  # only a complete message is progress
             self._last = now
-            self._frame_started = now if self._decoder.pending else None
-        elif self._decoder.pending and self._frame_started is None:
+            self._frame_started = now if busy else None
+        elif busy and self._frame_started is None:
             self._frame_started = now  # a frame began: it must end within frame_timeout, however it drips
         if len(self._waiting) >= PAUSE_AT and not self._paused and self._transport is not None:
             self._transport.pause_reading()
@@ -105,7 +106,8 @@ class MllpConnection(asyncio.Protocol):
         """Close a connection that completes no message: bytes alone (a dripping client) do not count."""
         c = self._listener.config
         now = self._loop.time()
-        if not self._waiting and not self._closed:
+        answering = any(p.meta.status != "garbage" for _, p in self._waiting)  # an ACK is on its way
+        if not answering and not self._closed:
             started = self._frame_started
             if now - self._last >= c.idle_timeout:
                 log.info("MLLP %s: no complete message for %.0f s: closing", self._peer, now - self._last)

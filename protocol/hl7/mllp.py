@@ -101,7 +101,7 @@ class StreamDecoder:
             if vt >= 0:  # a new frame began before this one ended: the sender restarted
                 if self._skipped:
                     out.append(Garbage(self._head, "oversized frame interrupted by a new start byte"))
-                else:
+                elif vt:  # (an empty frame cut short, VT VT, leaves nothing to keep)
                     out.append(Garbage(bytes(buf[:vt]), "frame interrupted by a new start byte"))
                 self._skipped, self._head = 0, b""
                 del buf[: vt + 1]

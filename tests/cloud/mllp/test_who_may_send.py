@@ -201,3 +201,20 @@ async def test_refusals_from_many_sources_stay_bounded() -> None:
     await r.close()
     assert len(batches) == 1 and len(batches[0]) == 5
     assert sum(x.count for x in batches[0]) == 1000 and batches[0][-1].source == "*"
+
+
+async def test_start_bytes_and_garbage_do_not_count_as_progress(listener_with: Start) -> None:
+    """A client sending VT + junk over and over completes no message: the frame timeout still ends it."""
+    listener = await listener_with(frame_timeout=0.5, idle_timeout=300.0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+
+    async def drip() -> None:
+        while True:
+            writer.write(b"x\x0b")
+            await asyncio.sleep(0.05)
+
+    dripping = asyncio.create_task(drip())
+    assert await eof(reader)
+    dripping.cancel()
+    writer.close()
+    assert listener.stats.timeouts == 1 and listener.stats.messages == 0

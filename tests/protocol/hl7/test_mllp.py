@@ -171,3 +171,7 @@ def test_frames_between_any_garbage_stay_in_step(pairs: list[tuple[bytes, bytes]
     cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=12)))
     chunks = [wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True)]
     assert _answered(feed_all(StreamDecoder(max_size=4096), chunks)) == frames
+
+
+def test_start_bytes_alone_produce_nothing_to_store() -> None:
+    assert StreamDecoder().feed(b"\x0b" * 1000) == []

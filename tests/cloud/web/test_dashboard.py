@@ -214,3 +214,5 @@ async def test_the_mllp_log_marks_a_reused_control_id(seeded: Any) -> None:
     zh = (await c.get("/ui/dashboard")).text
     assert "REUSED-1" in zh and "控制号重复使用" in zh
     assert "control id reused" in (await c.get("/ui/dashboard?lang=en")).text
+    found = (await c.get("/ui/dashboard/search", params={"q": "REUSED-1", "lang": "en"})).text
+    assert "REUSED-1" in found and "control id reused" in found

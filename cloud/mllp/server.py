@@ -209,8 +209,11 @@ class MllpListener:
         if isinstance(event, mllp.Garbage):
             self.stats.garbage += 1
             log.warning("MLLP %s: %d bytes skipped (%s), stored for inspection", peer, len(event.data), event.reason)
-            return Prepared(event.data, InboundMeta(received_at=now, peer=peer, status="garbage",
-                                                    reason=event.reason), None, None)
+            seen = salvage_header(event.data)  # e.g. a message sent without its start byte: say whose it was
+            return Prepared(event.data, InboundMeta(
+                received_at=now, peer=peer, status="garbage", reason=event.reason,
+                sender=seen.sender if seen else "", control_id=seen.control_id if seen else "",
+                message_type=f"{seen.message_type}^{seen.trigger_event}" if seen else ""), None, None)
         header: Header | None = None
         error: Hl7Error | None = None
         if isinstance(event, mllp.Oversized):

@@ -159,6 +159,14 @@ async def test_an_oversized_message_is_answered_with_its_control_id(pg_store: Hl
     assert (row["sender"], row["control_id"], row["message_type"]) == ("|", "BIG-1", "ORU^R01")
 
 
+async def test_a_message_sent_without_its_start_byte_is_kept_as_garbage_with_its_header(
+        peer: Peer, pg_db: Database) -> None:
+    peer.writer.write(mindray("NOVT-1", "6.5").encode() + b"\x1c\r")  # no VT: not a frame, so no answer
+    assert msa(await peer.send(mindray("NEXT-1", "6.5"))) == ("AA", "NEXT-1")
+    [row] = await rows(pg_db, "status = 'garbage'")
+    assert (row["control_id"], row["message_type"], row["ack_code"]) == ("NOVT-1", "ORU^R01", "")
+
+
 # --- finding 4: character sets ------------------------------------------------------------------
 
 async def test_unicode_is_accepted_and_an_unknown_charset_is_an_ae_naming_it(pg_listener: MllpListener) -> None:

@@ -15,6 +15,7 @@ file for the embedded default (SQLite, one worker) is just::
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,13 +99,20 @@ class MllpConfig:
     """[mllp]: the HL7 listener (one process owns the port; see cloud/integration/service.py)."""
 
     enabled: bool = False
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"  #: loopback unless configured (a HIS on the LAN needs the LAN address)
     port: int = 2575
     tls_cert: Path | None = None
     tls_key: Path | None = None
     max_message_bytes: int = 1 << 20
     idle_timeout_s: float = 900.0
     code_map: dict[str, Any] = field(default_factory=dict)  #: validated with protocol.hl7.codemap
+    # -- who may send, and how much (issue 16 allow-list, issue 17 finding 6); docs/hl7.md "Who may send"
+    allow_any: bool = False  #: true: any address may connect (must be said explicitly)
+    allowed_senders: tuple[str, ...] = ("127.0.0.1", "::1")  #: addresses or networks (CIDR) that may connect
+    allowed_apps: tuple[str, ...] = ()  #: "APP" or "APP|FACILITY" (MSH-3, MSH-4) accepted; empty: any
+    max_connections: int = 256  #: open connections in total
+    max_connections_per_source: int = 32  #: open connections from one address
+    frame_timeout_s: float = 60.0  #: a started frame must be complete within this (a dripping client is closed)
 
 
 @dataclass(frozen=True)
@@ -211,7 +219,9 @@ _SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "logging": {"level": str, "json": bool},
     "web": {"idle_timeout_s": int, "secure_cookie": bool, "max_failures": int, "lock_s": int},
     "mllp": {"enabled": bool, "host": str, "port": int, "tls_cert": str, "tls_key": str, "max_message_bytes": int,
-             "idle_timeout_s": (int, float), "code_map": dict},
+             "idle_timeout_s": (int, float), "code_map": dict,
+             "allow_any": bool, "allowed_senders": list, "allowed_apps": list, "max_connections": int,
+             "max_connections_per_source": int, "frame_timeout_s": (int, float)},
     "his": {"enabled": bool, "host": str, "port": int, "tls_ca": str, "ack_timeout_s": (int, float),
             "attempts": int, "sending_facility": str, "receiving_app": str, "receiving_facility": str,
             "mrn_authority": str},
@@ -338,16 +348,59 @@ def _file(base: Path, value: str) -> Path | None:
     return (Path(value) if Path(value).is_absolute() else base / value) if value else None
 
 
+def mllp_networks(m: MllpConfig) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """``allowed_senders`` as networks (checked by :func:`parse` already)."""
+    return tuple(ipaddress.ip_network(a, strict=False) for a in m.allowed_senders)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it resolves to some interface
+        return False
+
+
+def _mllp_senders(path: Path, m: MllpConfig) -> None:
+    """[mllp] allow-list and limits: addresses parse, and an open port says who may use it."""
+    _positive(path, "[mllp] max_connections", m.max_connections, 100_000)
+    _positive(path, "[mllp] max_connections_per_source", m.max_connections_per_source, m.max_connections)
+    _positive(path, "[mllp] frame_timeout_s", m.frame_timeout_s, 3600)
+    for value in m.allowed_senders:
+        if not isinstance(value, str):
+            raise _err(path, "[mllp] allowed_senders", f"{value!r} is not a string",
+                       'write addresses in quotes: allowed_senders = ["10.1.2.3", "10.1.5.0/24"]')
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise _err(path, "[mllp] allowed_senders", f"{value!r} is not an IP address or network",
+                       'give addresses or CIDR networks: allowed_senders = ["10.1.2.3", "10.1.5.0/24"]') from None
+    for value in m.allowed_apps:
+        if not isinstance(value, str) or not value.strip("|"):
+            raise _err(path, "[mllp] allowed_apps", f"{value!r} is not a sending application",
+                       'give MSH-3 or MSH-3|MSH-4 values: allowed_apps = ["LIS", "HIS|HOSP"]')
+    loopback_only = all(ipaddress.ip_network(a, strict=False).is_loopback for a in m.allowed_senders)
+    if m.enabled and not m.allow_any and loopback_only and not _is_loopback(m.host):
+        raise _err(path, "[mllp] allowed_senders", f"the listener is on {m.host} but only loopback may send",
+                   'list the HIS/LIS addresses: allowed_senders = ["10.1.2.3"] (or allow_any = true to '
+                   "accept any address, e.g. behind a firewall that already restricts it)")
+
+
 def _integration(path: Path, doc: dict[str, Any]) -> tuple[MllpConfig, HisConfig, DicomSection]:
     """[mllp], [his] and [dicom], checked; the code map and [dicom] through their own validators."""
     base = path.parent
     raw = dict(doc.get("mllp", {}))
     for key in ("tls_cert", "tls_key"):
         raw[key] = _file(base, raw.get(key, ""))
+    for key in ("allowed_senders", "allowed_apps"):
+        if key in raw:
+            raw[key] = tuple(raw[key])
     m = MllpConfig(**raw)
     _positive(path, "[mllp] port", m.port, 65535)
     _positive(path, "[mllp] max_message_bytes", m.max_message_bytes, 256 << 20)
     _positive(path, "[mllp] idle_timeout_s", m.idle_timeout_s)
+    _mllp_senders(path, m)
     if (m.tls_cert is None) != (m.tls_key is None):
         raise _err(path, "[mllp] tls_cert / tls_key", "only one of the two is set",
                    "set both (PEM certificate chain and its private key) or neither")

@@ -52,12 +52,19 @@ json = true
 
 [mllp]                   # HL7 v2 from the HIS/LIS (docs/hl7.md)
 enabled = false
-host = "0.0.0.0"
+host = "127.0.0.1"       # the LAN address the HIS/LIS connects to; loopback by default
 port = 2575
 tls_cert = ""            # PEM certificate + key for MLLP over TLS; "" = plain TCP
 tls_key = ""
 max_message_bytes = 1048576
-idle_timeout_s = 900
+idle_timeout_s = 900     # close a connection that completed no message for this long
+# who may send (docs/hl7.md, "Who may send"): anything else is refused, audited and closed
+allowed_senders = ["127.0.0.1", "::1"]   # HIS/LIS addresses or networks, e.g. "10.1.2.3", "10.1.5.0/24"
+allowed_apps = []        # optional MSH-3 or "MSH-3|MSH-4" values, e.g. ["LIS", "HIS|HOSP"]; [] = any
+allow_any = false        # true: any address may connect (say so only behind a firewall that restricts it)
+max_connections = 256
+max_connections_per_source = 32
+frame_timeout_s = 60     # a started frame must be complete within this, however slowly it drips
 # local lab codes -> LOINC, one table per coding system (OBX-3.3):
 #   [mllp.code_map.L]
 #   HPV16 = "59263-4"    (inline form: code_map = { L = { HPV16 = "59263-4" } })

@@ -46,6 +46,7 @@ class InboundRow:
     ack_code: str  #: AA AE AR CA CE CR ('' for garbage)
     reason: str
     duplicates: int
+    control_id_reused: bool  #: a new message under a control id the sender had already used
     processed_ms: int | None
     process_error: str | None
 
@@ -100,7 +101,7 @@ class ResultRow:
 
 
 _INBOUND = ("SELECT id, uid, received_ms, peer, sender, control_id, message_type, status, ack_code, reason, "
-            "duplicates, processed_ms, process_error FROM hl7_inbound")
+            "duplicates, control_id_reused, processed_ms, process_error FROM hl7_inbound")
 
 
 async def inbound_log(db: Database, *, limit: int = 100, before_id: int | None = None,
@@ -109,7 +110,7 @@ async def inbound_log(db: Database, *, limit: int = 100, before_id: int | None =
     async with db.transaction() as tx:
         rows = await tx.fetch(_INBOUND + " WHERE id < $1 AND ($2 = '' OR status = $3) ORDER BY id DESC LIMIT $4",
                               before_id if before_id is not None else 1 << 62, status or "", status or "", limit)
-    return [InboundRow(**dict(r)) for r in rows]
+    return [InboundRow(**{**dict(r), "control_id_reused": bool(r["control_id_reused"])}) for r in rows]
 
 
 async def inbound_counts(db: Database, since_ms: int = 0) -> dict[tuple[str, str], int]:

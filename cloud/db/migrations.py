@@ -195,6 +195,17 @@ CREATE TABLE dicom_senders (
 CREATE UNIQUE INDEX dicom_senders_active_name ON dicom_senders (name) WHERE revoked_ms IS NULL;
 """
 
+#: migration 13: HL7 duplicates by content, not by control id alone (issue 16 finding 2). ``control_key``
+#: is sender + MSH-10 of an accepted message; ``dedup_key`` becomes control_key + content digest.
+#: Older rows keep dedup_key = control_key until the HL7 store rewrites them at start
+#: (cloud.mllp.db_store.Hl7Store.upgrade_keys: sealed messages need the at-rest key).
+_V13_HL7_REUSE = """
+ALTER TABLE hl7_inbound ADD COLUMN control_key TEXT;
+ALTER TABLE hl7_inbound ADD COLUMN control_id_reused BOOLEAN NOT NULL DEFAULT FALSE;
+UPDATE hl7_inbound SET control_key = dedup_key WHERE dedup_key IS NOT NULL;
+CREATE INDEX hl7_inbound_control_key ON hl7_inbound (control_key);
+"""
+
 #: (version, name, SQL for both dialects, PostgreSQL-only SQL)
 MIGRATIONS: list[tuple[int, str, str, str]] = [
     (1, "initial schema", _V1, _V1_PG_ONLY),
@@ -209,6 +220,7 @@ MIGRATIONS: list[tuple[int, str, str, str]] = [
      pg_ingest.FUNCTION.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)),
     (10, "records refused one by one", _V10_REFUSED, ""),
     (12, "session versions, escalating login locks", _V12_SESSIONS, ""),
+    (13, "hl7 duplicates by content, control id reuse marked", _V13_HL7_REUSE, ""),
     (14, "dicom sender credentials", _V14_DICOM_SENDERS, ""),
 ]
 #: SQLite-only SQL of a migration, run after its common SQL: one statement (e.g. a trigger) or a tuple of them

@@ -7,7 +7,7 @@ transaction and its commit). A crash anywhere before COMMIT leaves the rows unpr
 they are done again; result rows are keyed ``hl7:<message uid>:<n>`` (unique), so nothing is
 written twice.
 
-* ORU^R01: one ``results`` row per OBX (``kind`` = hpv / cytology / pathology / lab,
+* ORU^R01 and OUL^R22/R24: one ``results`` row per result OBX (``kind`` = hpv / cytology / pathology / lab,
   ``code`` = LOINC, directly or through ``[mllp] code_map``, else ``system:local``), the
   subject by national ID in PID-3, else by the MRN learned from ADT. Unmatched: the rows
   are stored with no subject and the message goes on the ``unmatched`` work list.
@@ -42,6 +42,7 @@ from cloud.mllp.processing import Processed, process_message
 from cloud.mllp.store import StoredMessage
 from protocol.hl7.codemap import CodeMap
 from protocol.hl7.errors import Hl7Error
+from protocol.hl7.message import RESULT_TYPES
 from protocol.ids import now_ms
 
 log = logging.getLogger("mchub.cloud.integration.inbound")
@@ -127,7 +128,7 @@ class Hl7Processor:
         self.processed += sum(1 for _, item in group if isinstance(item, Processed))
 
     async def _apply(self, tx: Tx, m: StoredMessage, p: Processed) -> None:
-        if p.message_type.startswith("ORU"):
+        if p.message_type.split("^", 1)[0] in RESULT_TYPES:
             await self._results(tx, m, p)
         else:
             await self._adt(tx, p)

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from starlette.routing import BaseRoute
 
 from cloud import outbox
-from cloud.config import CloudConfig
+from cloud.config import CloudConfig, mllp_networks
 from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database
 from cloud.integration import api
@@ -39,6 +39,7 @@ from cloud.integration.inbound import Hl7Processor
 from cloud.integration.vitals import TOPIC, VitalsSender
 from cloud.keystore import CloudKeys
 from cloud.mllp.db_store import Hl7Store
+from cloud.mllp.refusals import Refusals, audit_sink
 from cloud.mllp.server import ListenerConfig, MllpListener
 from protocol.hl7.codemap import CodeMap
 
@@ -113,8 +114,14 @@ class Integration:
                 context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
                 context.load_cert_chain(m.tls_cert, m.tls_key)
             self.store = Hl7Store(db, at_rest)
+            upgraded = await self.store.upgrade_keys()  # rows from before migration 13, once
+            if upgraded:
+                log.info("HL7 store: %d earlier messages given content-based duplicate keys", upgraded)
             self.listener = MllpListener(self.store, ListenerConfig(
-                host=m.host, port=m.port, max_size=m.max_message_bytes, ssl=context, idle_timeout=m.idle_timeout_s))
+                host=m.host, port=m.port, max_size=m.max_message_bytes, ssl=context, idle_timeout=m.idle_timeout_s,
+                frame_timeout=m.frame_timeout_s, allow_any=m.allow_any, allowed=mllp_networks(m),
+                allowed_apps=frozenset(m.allowed_apps), max_connections=m.max_connections,
+                max_per_source=m.max_connections_per_source, refusals=Refusals(audit_sink(db))))
             await self.listener.start()
             self.processor = Hl7Processor(db, self.store, at_rest,
                                           CodeMap.from_config(m.code_map, str(cfg.path), "[mllp] code_map"))

@@ -34,10 +34,13 @@ class MllpConnection(asyncio.Protocol):
         self._decoder = mllp.StreamDecoder(listener.config.max_size)
         self._transport: asyncio.Transport | None = None
         self._peer = "?"
+        self.address = "?"  #: remote IP address (connection limits and the allow-list key on it)
         self._waiting: deque[tuple[asyncio.Future[StoreResult], Prepared]] = deque()
         self._loop = asyncio.get_running_loop()
-        self._last = self._loop.time()
+        self._last = self._loop.time()  #: when the last complete frame arrived (or the connection opened)
+        self._frame_started: float | None = None  #: when the bytes now buffered began arriving
         self._idle: asyncio.TimerHandle | None = None
+        self._refused = False
         self._paused = False
         self._eof = False
         self._closed = False
@@ -47,18 +50,36 @@ class MllpConnection(asyncio.Protocol):
         self._transport = transport
         peer = transport.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.address = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+        if self._listener.admit(self.address) is not None:  # refused before reading a byte (audited)
+            self._refused = True
+            transport.abort()
+            return
         self._listener.opened(self)
-        self._idle = self._loop.call_later(self._listener.config.idle_timeout, self._check_idle)
+        self._idle = self._loop.call_later(self._tick(), self._check_idle)
 
     def data_received(self, data: bytes) -> None:
-        self._last = self._loop.time()
-        for event in self._decoder.feed(data):
+        if self._refused or self._closed:
+            return
+        now = self._loop.time()
+        events = self._decoder.feed(data)
+        for event in events:
+            if self._refused:
+                break  # the sender was refused: nothing after it is read
             self._submit(event)
+        busy = self._decoder.in_frame or self._decoder.pending > 0  # a frame (or junk) has begun
+        if any(not isinstance(e, mllp.Garbage) for e in events):  # only a complete message is progress
+            self._last = now
+            self._frame_started = now if busy else None
+        elif busy and self._frame_started is None:
+            self._frame_started = now  # a frame began: it must end within frame_timeout, however it drips
         if len(self._waiting) >= PAUSE_AT and not self._paused and self._transport is not None:
             self._transport.pause_reading()
             self._paused = True
 
     def eof_received(self) -> bool:
+        if self._refused:
+            return False
         for event in self._decoder.close():
             self._submit(event)
         self._eof = True
@@ -77,17 +98,34 @@ class MllpConnection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
 
+    def _tick(self) -> float:
+        c = self._listener.config
+        return max(0.05, min(c.idle_timeout, c.frame_timeout) / 4)
+
     def _check_idle(self) -> None:
-        timeout = self._listener.config.idle_timeout
-        idle = self._loop.time() - self._last
-        if idle >= timeout and not self._waiting:
-            log.info("MLLP %s idle for %.0f s: closing", self._peer, idle)
-            self.close()
-        else:
-            self._idle = self._loop.call_later(max(1.0, timeout - idle), self._check_idle)
+        """Close a connection that completes no message: bytes alone (a dripping client) do not count."""
+        c = self._listener.config
+        now = self._loop.time()
+        answering = any(p.meta.status != "garbage" for _, p in self._waiting)  # an ACK is on its way
+        if not answering and not self._closed:
+            started = self._frame_started
+            if now - self._last >= c.idle_timeout:
+                log.info("MLLP %s: no complete message for %.0f s: closing", self._peer, now - self._last)
+                self._listener.stats.timeouts += 1
+                self.close()
+                return
+            if started is not None and now - started >= c.frame_timeout:
+                log.info("MLLP %s: a frame begun %.1f s ago is still incomplete (%d bytes): closing", self._peer,
+                         now - started, self._decoder.pending)
+                self._listener.stats.timeouts += 1
+                self.close()
+                return
+        self._idle = self._loop.call_later(self._tick(), self._check_idle)
 
     def _submit(self, event: mllp.Event) -> None:
         prepared = self._listener.prepare(event, self._peer)
+        if prepared.close_after:
+            self._refused = True
         future = self._listener.submit(prepared)
         self._waiting.append((future, prepared))
         future.add_done_callback(self._flush)
@@ -112,6 +150,9 @@ class MllpConnection(asyncio.Protocol):
             answer = self._listener.finish(prepared, future.result())
             if answer is not None:
                 self._transport.write(mllp.encode(answer))
+            if prepared.close_after:  # answered, then closed: the sender is not allowed here
+                self._closed = True
+                self._transport.close()
         if self._paused and len(waiting) <= RESUME_AT and self._transport is not None and not self._closed:
             self._transport.resume_reading()
             self._paused = False

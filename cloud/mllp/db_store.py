@@ -7,8 +7,10 @@ so one WAL flush (fsync) covers every message waiting at that moment. On Postgre
 is ONE statement (``INSERT ... SELECT FROM unnest(...)``) and ``writers`` batches may commit
 at once on separate pool connections; SQLite has one writer.
 
-Duplicate detection is the unique ``dedup_key`` (sender + MSH-10 of accepted messages):
-a resend bumps ``duplicates`` on the first copy and gets the first copy's answer.
+Duplicate detection is the unique ``dedup_key`` (sender + MSH-10 + content digest of
+accepted messages, migration 13): a resend bumps ``duplicates`` on the first copy and gets
+the first copy's answer. A new message under a control id the sender already used
+(``control_key``, indexed) is stored with ``control_id_reused``.
 With an :class:`~cloud.crypto_at_rest.AtRest` the raw bytes are sealed (AES-256-GCM):
 messages carry national ID numbers and names.
 """
@@ -17,29 +19,48 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from cloud.crypto_at_rest import AtRest, AtRestError
 from cloud.db.engine import Database, Tx
-from cloud.mllp.store import GroupCommitter, InboundMeta, StoredMessage, StoreResult
+from cloud.mllp.store import GroupCommitter, InboundMeta, StoredMessage, StoreResult, content_digest
 from protocol.ids import now_ms, uuid7
 
 COLUMN = "hl7_inbound.raw"  #: associated data of sealed messages
 
 _INSERT_PG = """
 INSERT INTO hl7_inbound (uid, received_ms, peer, sender, control_id, message_type, status, ack_code, reason,
-                         dedup_key, raw, sealed)
-SELECT *, $12::boolean FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                   $7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[])
+                         dedup_key, raw, sealed, control_key, control_id_reused)
+SELECT i.uid, i.received_ms, i.peer, i.sender, i.control_id, i.message_type, i.status, i.ack_code, i.reason,
+       i.dedup_key, i.raw, $12::boolean, i.control_key,
+       i.reused OR (i.control_key IS NOT NULL AND EXISTS (
+           SELECT 1 FROM hl7_inbound h WHERE h.control_key = i.control_key))
+FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+            $9::text[], $10::text[], $11::bytea[], $13::text[], $14::boolean[])
+     AS i(uid, received_ms, peer, sender, control_id, message_type, status, ack_code, reason, dedup_key, raw,
+          control_key, reused)
 ON CONFLICT (dedup_key) DO UPDATE SET duplicates = hl7_inbound.duplicates + 1
-RETURNING uid, dedup_key, ack_code, reason, xmax::text <> '0' AS duplicate
+RETURNING uid, dedup_key, ack_code, reason, xmax::text <> '0' AS duplicate, control_id_reused
 """
 _INSERT_ONE = """
 INSERT INTO hl7_inbound (uid, received_ms, peer, sender, control_id, message_type, status, ack_code, reason,
-                         dedup_key, raw, sealed)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (dedup_key) DO NOTHING"""
+                         dedup_key, raw, sealed, control_key, control_id_reused)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (dedup_key) DO NOTHING"""
+_LEGACY = ("SELECT id, raw, sealed, control_key FROM hl7_inbound WHERE id > $1 AND dedup_key = control_key "
+           "ORDER BY id LIMIT $2")
 _PENDING = ("SELECT id, uid, raw, sealed, received_ms, control_id, message_type FROM hl7_inbound "
             "WHERE status = 'accepted' AND processed_ms IS NULL ORDER BY id LIMIT $1")
+
+
+class _Row(NamedTuple):
+    """One row of a batch to insert."""
+
+    uid: str
+    stored: bytes  #: raw, sealed when an at-rest key is configured
+    meta: InboundMeta
+    dedup_key: str | None
+    control_key: str | None
+    reused: bool  #: the control key already appears earlier in the same batch
 
 
 class Hl7Store:
@@ -75,56 +96,86 @@ class Hl7Store:
 
     async def _commit(self, items: Sequence[tuple[bytes, InboundMeta]]) -> list[StoreResult]:
         first: dict[str, int] = {}  # dedup_key -> index of its first occurrence in this batch
-        rows: list[tuple[str, bytes, InboundMeta]] = []
+        keys: list[str | None] = []
+        batch_controls: set[str] = set()  # control keys already used earlier in this batch
+        rows: list[_Row] = []
         uid_of: dict[int, str] = {}
         for i, (raw, meta) in enumerate(items):
-            key = meta.dedup_key
+            key = meta.dedup_key(raw)
+            keys.append(key)
             if key is not None and key in first:
                 continue
             if key is not None:
                 first[key] = i
+            control = meta.control_key
+            reused = control is not None and control in batch_controls
+            if control is not None:
+                batch_controls.add(control)
             uid_of[i] = uuid7(meta.received_at)
-            rows.append((uid_of[i], self.seal(raw), meta))
+            rows.append(_Row(uid_of[i], self.seal(raw), meta, key, control, reused))
         if self.db.dialect == "postgres":  # one statement = one transaction = one round trip
             found = await self._insert_pg(rows)
         else:
             async with self.db.transaction() as tx:
                 found = await self._insert_sqlite(tx, rows)
         out = []
-        for i, (_, meta) in enumerate(items):
-            key = meta.dedup_key
-            uid, dup, code, reason = found[key] if key is not None else found[uid_of[i]]
+        for i in range(len(items)):
+            key = keys[i]
+            uid, dup, code, reason, reused = found[key] if key is not None else found[uid_of[i]]
             again = key is not None and first[key] != i
-            out.append(StoreResult(uid, dup or again, code, reason))
+            dup = dup or again
+            out.append(StoreResult(uid, dup, code, reason, reused=reused and not dup))
         return out
 
-    async def _insert_pg(self, rows: list[tuple[str, bytes, InboundMeta]]) -> dict[str, Any]:
-        metas = [m for _, _, m in rows]
+    async def _insert_pg(self, rows: list[_Row]) -> dict[str, Any]:
+        metas = [r.meta for r in rows]
         returned = await self.db.fetch(
-            _INSERT_PG, [u for u, _, _ in rows], [m.received_at for m in metas], [m.peer for m in metas],
+            _INSERT_PG, [r.uid for r in rows], [m.received_at for m in metas], [m.peer for m in metas],
             [m.sender for m in metas], [m.control_id for m in metas], [m.message_type for m in metas],
             [m.status for m in metas], [m.ack_code for m in metas], [m.reason for m in metas],
-            [m.dedup_key for m in metas], [raw for _, raw, _ in rows], self.at_rest is not None)
+            [r.dedup_key for r in rows], [r.stored for r in rows], self.at_rest is not None,
+            [r.control_key for r in rows], [r.reused for r in rows])
         found: dict[str, Any] = {}
         for r in returned:
-            value = (r["uid"], bool(r["duplicate"]), r["ack_code"], r["reason"])
+            value = (r["uid"], bool(r["duplicate"]), r["ack_code"], r["reason"], bool(r["control_id_reused"]))
             found[r["dedup_key"] if r["dedup_key"] is not None else r["uid"]] = value
         return found
 
-    async def _insert_sqlite(self, tx: Tx, rows: list[tuple[str, bytes, InboundMeta]]) -> dict[str, Any]:
+    async def _insert_sqlite(self, tx: Tx, rows: list[_Row]) -> dict[str, Any]:
         found: dict[str, Any] = {}
         sealed = self.at_rest is not None
-        for uid, raw, m in rows:
-            key = m.dedup_key
+        for row in rows:
+            uid, m, key = row.uid, row.meta, row.dedup_key
+            reused = row.reused or (row.control_key is not None and await tx.fetchval(
+                "SELECT 1 FROM hl7_inbound WHERE control_key = $1 LIMIT 1", row.control_key) is not None)
             n = await tx.execute(_INSERT_ONE, uid, m.received_at, m.peer, m.sender, m.control_id, m.message_type,
-                                 m.status, m.ack_code, m.reason, key, raw, sealed)
+                                 m.status, m.ack_code, m.reason, key, row.stored, sealed, row.control_key, reused)
             if n == 1:
-                found[key if key is not None else uid] = (uid, False, m.ack_code, m.reason)
+                found[key if key is not None else uid] = (uid, False, m.ack_code, m.reason, reused)
                 continue
             await tx.execute("UPDATE hl7_inbound SET duplicates = duplicates + 1 WHERE dedup_key = $1", key)
             r = await tx.fetchrow("SELECT uid, ack_code, reason FROM hl7_inbound WHERE dedup_key = $1", key)
-            found[str(key)] = (r["uid"], True, r["ack_code"], r["reason"])
+            found[str(key)] = (r["uid"], True, r["ack_code"], r["reason"], False)
         return found
+
+    async def upgrade_keys(self, batch: int = 500) -> int:
+        """Give rows stored before migration 13 (key: sender + MSH-10 only) their content digest.
+
+        Run once before the listener starts (the service does): it needs the at-rest key to
+        read sealed messages, which SQL migrations do not have. Returns the rows upgraded.
+        """
+        done, last = 0, 0
+        while True:
+            async with self.db.transaction() as tx:
+                legacy = await tx.fetch(_LEGACY, last, batch)
+                for r in legacy:
+                    raw = self.open(bytes(r["raw"]), bool(r["sealed"]))
+                    await tx.execute("UPDATE hl7_inbound SET dedup_key = $1 WHERE id = $2",
+                                     f"{r['control_key']}\x1f{content_digest(raw)}", r["id"])
+            if not legacy:
+                return done
+            done += len(legacy)
+            last = legacy[-1]["id"]
 
     async def fetch_pending(self, limit: int = 100) -> list[StoredMessage]:
         """Accepted messages not processed yet, oldest first."""

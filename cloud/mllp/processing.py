@@ -21,7 +21,7 @@ from protocol.hl7.ack import Code, application_ack_wanted, build_ack
 from protocol.hl7.codemap import CodeMap
 from protocol.hl7.dtm import parse_dtm
 from protocol.hl7.errors import Hl7Error
-from protocol.hl7.message import Coded, Message, Obx, Patient, PatientId, parse, parse_header
+from protocol.hl7.message import RESULT_TYPES, Coded, Message, Obx, Patient, PatientId, parse, parse_header
 from protocol.hl7.oru import NATIONAL_ID_TYPE
 
 Category = Literal["hpv", "cytology", "pathology", "lab"]
@@ -159,7 +159,7 @@ def process_message(raw: bytes, codes: CodeMap | None = None) -> Processed:
     results = tuple(_result(o.service, x, o.observed_at, codes, warnings)
                     for o in message.orders for x in o.observations)
     return Processed(message_type=f"{h.message_type}^{h.trigger_event}", control_id=h.control_id, patient=keys,
-                     results=results if h.message_type == "ORU" else (), merge_prior=message.merge_prior,
+                     results=results if h.message_type in RESULT_TYPES else (), merge_prior=message.merge_prior,
                      warnings=tuple(warnings))
 
 

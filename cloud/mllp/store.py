@@ -2,8 +2,10 @@
 
 A :class:`MessageStore` must make ``store(raw, meta)`` durable (committed, fsynced) before
 it returns: the listener sends the ACK only afterwards. Duplicate detection happens in
-the same statement: a second *accepted* message with the same ``sender`` and MSH-10
-returns ``duplicate=True`` with the first one's id and ACK code.
+the same statement: a second *accepted* message with the same ``sender``, MSH-10 and
+content (:func:`content_digest`) returns ``duplicate=True`` with the first one's id and
+ACK code; the same sender and MSH-10 with other content is a new message, stored with
+``reused=True`` ("control id reused" on the dashboard).
 
 :class:`GroupCommitter` turns many concurrent ``store`` calls (one per connection) into
 one transaction: the first caller's batch commits while the next batch gathers, so a
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, Literal, Protocol, TypeVar
 
@@ -37,11 +40,27 @@ class InboundMeta(msgspec.Struct, frozen=True, kw_only=True):
     message_type: str = ""  #: e.g. ORU^R01
 
     @property
-    def dedup_key(self) -> str | None:
-        """Only accepted messages take part in duplicate detection (a corrected resend may reuse an id)."""
+    def control_key(self) -> str | None:
+        """Sender + MSH-10 of an accepted message (None otherwise): finds a reused control id."""
         if self.status != "accepted" or not self.control_id:
             return None
         return f"{self.sender}\x1f{self.control_id}"
+
+    def dedup_key(self, raw: bytes) -> str | None:
+        """Sender + MSH-10 + content digest: only the same message again is a duplicate.
+
+        Only accepted messages take part (a corrected resend of a refused one may reuse its
+        id). Analysers that restart MSH-10 at 1, or leave MSH-3/MSH-4 empty, send new
+        messages under an old control id: those differ in content and are stored.
+        """
+        key = self.control_key
+        return None if key is None else f"{key}\x1f{content_digest(raw)}"
+
+
+def content_digest(raw: bytes) -> str:
+    """SHA-256 of a message with its line endings normalised (CR, LF or CRLF; trailing ones dropped)."""
+    body = raw.replace(b"\r\n", b"\r").replace(b"\n", b"\r").strip(b"\r\t \xef\xbb\xbf")
+    return hashlib.sha256(body).hexdigest()
 
 
 class StoreResult(msgspec.Struct, frozen=True):
@@ -51,6 +70,7 @@ class StoreResult(msgspec.Struct, frozen=True):
     duplicate: bool
     ack_code: str
     reason: str = ""
+    reused: bool = False  #: a new message under a control id this sender already used
 
 
 class StoredMessage(msgspec.Struct, frozen=True):

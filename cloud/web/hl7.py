@@ -30,7 +30,8 @@ async def mllp_log(db: Database, *, limit: int = 30) -> list[dict[str, Any]]:
 async def by_control_id(tx: Tx, cid: str) -> list[dict[str, Any]]:
     """Inbound frames with this MSH-10 (index ``hl7_inbound_control``, migration 6)."""
     rows = await tx.fetch("SELECT received_ms, peer, sender, control_id, message_type, status, ack_code, reason, "
-                          "duplicates FROM hl7_inbound WHERE control_id = $1 ORDER BY id DESC LIMIT 50", cid)
+                          "duplicates, control_id_reused FROM hl7_inbound WHERE control_id = $1 "
+                          "ORDER BY id DESC LIMIT 50", cid)
     return [{**dict(r), "at_ms": r["received_ms"]} for r in rows]
 
 

@@ -78,6 +78,7 @@ class HisPeer(Peer):
         his_port = await self.receiver.start("127.0.0.1", 0)
         self.mllp_port = free_port()
         self.cloud_toml = (f'\n[mllp]\nenabled = true\nhost = "127.0.0.1"\nport = {self.mllp_port}\n'
+                           'allowed_senders = ["127.0.0.1"]\n'  # the HIS simulator below, nobody else
                            f'\n[his]\nenabled = true\nhost = "127.0.0.1"\nport = {his_port}\nack_timeout_s = 10\n'
                            'sending_facility = "DEMO"\nreceiving_facility = "HOSPITAL"\n')
         self.counts.update(results_sent=0, results_acked=0)

@@ -19,9 +19,9 @@ from typing import Literal
 
 import msgspec
 
-from protocol.hl7.encoding import DEFAULT, codec_for, escape
+from protocol.hl7.encoding import DEFAULT, charset_known, codec_for, escape
 from protocol.hl7.er7 import split_message
-from protocol.hl7.errors import Hl7Error, MissingField
+from protocol.hl7.errors import CharsetError, Hl7Error, MissingField
 from protocol.hl7.message import Header, read_header
 
 Code = Literal["AA", "AE", "AR", "CA", "CE", "CR"]
@@ -88,7 +88,7 @@ def build_ack(
         e(header.sending_app) if header else "", e(header.sending_facility) if header else "",
         e(timestamp), "", f"ACK{cs}{e(trigger)}{cs}ACK", e(control_id),
         e(header.processing_id) if header else "P", e(header.version) if header else "2.5.1",
-        "", "", "", "", "", e(header.charset) if header else "",
+        "", "", "", "", "", e(header.charset) if header and charset_known(header.charset) else "",
     ]
     while msh and not msh[-1]:
         msh.pop()
@@ -102,7 +102,10 @@ def build_ack(
         err3 = cs.join([error.hl7_code, e(ERROR_TEXT.get(error.hl7_code, "")), "HL70357"])
         severity = "E"
         segments.append(fs.join(["ERR", "", location, err3, severity, "", "", "", e(str(error))]))
-    codec = codec_for(header.charset) if header is not None else "utf-8"
+    try:
+        codec = codec_for(header.charset) if header is not None else "utf-8"
+    except CharsetError:  # an unknown MSH-18 is answered in UTF-8 (its MSH-18 is not echoed)
+        codec = "utf-8"
     return "\r".join(segments).encode(codec, errors="replace") + b"\r"
 
 

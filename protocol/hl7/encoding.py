@@ -20,22 +20,45 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from protocol.hl7.errors import CharsetError, NotHl7
+from protocol.hl7.errors import CharsetError, NotHl7, UnknownCharset
 
-#: MSH-18 value (upper-case, spaces removed) -> Python codec
-CHARSETS: dict[str, str] = {
-    "": "utf-8",
+
+def charset_key(value: str) -> str:
+    """How MSH-18 values are compared: upper case, without spaces, hyphens and underscores."""
+    return value.upper().replace(" ", "").replace("-", "").replace("_", "")
+
+
+#: HL7 table 0211 (alternate character sets, v2.5-v2.9) -> Python codec
+TABLE_0211: dict[str, str | None] = {
     "ASCII": "ascii",
-    "UNICODEUTF-8": "utf-8",
-    "UTF-8": "utf-8",
-    "UTF8": "utf-8",
-    "GB18030": "gb18030",
-    "GB18030-2000": "gb18030",
-    "GB18030-2005": "gb18030",
-    "GB18030-2022": "gb18030",
-    "GB2312": "gb18030",  # GB 18030 is a superset of GB 2312 and GBK
-    "GBK": "gb18030",
-    "8859/1": "latin-1",
+    "8859/1": "latin-1", "8859/2": "iso8859-2", "8859/3": "iso8859-3", "8859/4": "iso8859-4",
+    "8859/5": "iso8859-5", "8859/6": "iso8859-6", "8859/7": "iso8859-7", "8859/8": "iso8859-8",
+    "8859/9": "iso8859-9", "8859/15": "iso8859-15",
+    "ISO IR6": "ascii",
+    "ISO IR14": "iso2022_jp_2", "ISO IR87": "iso2022_jp_2", "ISO IR159": "iso2022_jp_2",
+    "ISO IR100": "latin-1", "ISO IR192": "utf-8",
+    "GB 18030-2000": "gb18030",
+    "KS X 1001": "euc_kr",
+    "CNS 11643-1992": None,  #: no codec in Python: answered AE naming the value
+    "BIG-5": "big5",
+    "UNICODE": "utf-8",  #: Mindray and other analysers send it for UTF-8
+    "UNICODE UTF-8": "utf-8", "UNICODE UTF-16": "utf-16", "UNICODE UTF-32": "utf-32",
+}
+#: spellings senders use instead of the table 0211 value
+VENDOR_CHARSETS: dict[str, str] = {
+    "UTF-8": "utf-8", "UTF8": "utf-8", "UTF-16": "utf-16", "UTF-32": "utf-32",
+    "GB18030": "gb18030", "GB18030-2005": "gb18030", "GB18030-2022": "gb18030",
+    "GB2312": "gb18030", "GBK": "gb18030", "CP936": "gb18030", "EUC-CN": "gb18030",  # GB 18030 covers them
+    "BIG5": "big5", "CP950": "big5", "EUC-KR": "euc_kr",
+    "ISO-8859-1": "latin-1", "ISO8859-1": "latin-1", "LATIN1": "latin-1", "LATIN-1": "latin-1",
+    "WINDOWS-1252": "cp1252", "CP1252": "cp1252",
+    "SHIFT_JIS": "shift_jis", "SJIS": "shift_jis", "US-ASCII": "ascii",
+}
+#: MSH-18 value (:func:`charset_key`) -> Python codec, None for a known set without a codec
+CHARSETS: dict[str, str | None] = {
+    "": "utf-8",
+    **{charset_key(k): v for k, v in VENDOR_CHARSETS.items()},
+    **{charset_key(k): v for k, v in TABLE_0211.items()},
 }
 
 
@@ -81,14 +104,19 @@ def delimiters_from(head: bytes) -> Delimiters:
     return Delimiters(fs, enc[0], enc[1], enc[2], enc[3])
 
 
+def charset_known(msh18: str) -> bool:
+    """True when :func:`codec_for` can decode ``msh18``."""
+    return CHARSETS.get(charset_key(msh18)) is not None
+
+
 def codec_for(msh18: str) -> str:
-    """The Python codec for an MSH-18 value (first repetition); :class:`CharsetError` if unsupported."""
-    key = msh18.upper().replace(" ", "").replace("_", "")
-    try:
-        return CHARSETS[key]
-    except KeyError:
-        raise CharsetError(f"MSH-18 character set {msh18[:40]!r} is not supported "
-                           "(UTF-8, GB18030, ASCII, 8859/1)", location="MSH^1^18") from None
+    """The Python codec for an MSH-18 value (first repetition); :class:`UnknownCharset` if unsupported."""
+    codec = CHARSETS.get(charset_key(msh18))
+    if codec is None:
+        raise UnknownCharset(f"MSH-18 character set {msh18[:40]!r} is not supported (HL7 table 0211 values "
+                             "such as UNICODE UTF-8, GB 18030-2000, 8859/1, or UTF-8, GB18030, GBK)",
+                             location="MSH^1^18")
+    return codec
 
 
 def decode(raw: bytes, codec: str, declared: bool) -> str:

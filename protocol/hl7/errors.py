@@ -57,6 +57,14 @@ class CharsetError(ParseError):
     hl7_code = "102"  #: data type error
 
 
+class UnknownCharset(CharsetError):
+    """MSH-18 names a character set that is not in HL7 table 0211 nor a known vendor spelling."""
+
+    reason = "unknown_charset"
+    ack_code: AckCode = "AE"
+    hl7_code = "103"  #: table value not found
+
+
 class MissingField(ParseError):
     """A field we rely on is empty."""
 
@@ -105,6 +113,13 @@ class CodeMapError(Hl7Error):
     """The local-code mapping table in the configuration is unusable."""
 
     reason = "code_map"
+
+
+class SenderRefused(Hl7Error):
+    """The receiver does not take messages from this sending application (its allow-list)."""
+
+    reason = "sender_not_allowed"
+    ack_code: AckCode = "AR"
 
 
 class MessageTooLarge(Hl7Error):

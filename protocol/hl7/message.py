@@ -22,15 +22,19 @@ from protocol.hl7.obx import RESULT_STATUSES, VALUE_TYPES, check_obx, coded, rea
 from protocol.hl7.view import Coded, Header, Message, Obx, Order, Patient, PatientId
 
 __all__ = [
-    "INBOUND", "RESULT_STATUSES", "VALUE_TYPES", "Coded", "Header", "Message", "Obx", "Order", "Patient", "PatientId",
+    "INBOUND", "RESULT_STATUSES", "RESULT_TYPES", "VALUE_TYPES", "Coded", "Header", "Message", "Obx", "Order",
+    "Patient", "PatientId",
     "check", "parse", "parse_header", "read_header", "read_obx", "read_patient",
 ]
 
 #: message types and trigger events the inbound listener processes
 INBOUND: dict[str, frozenset[str]] = {
     "ORU": frozenset({"R01"}),
+    "OUL": frozenset({"R22", "R24"}),  #: specimen-/order-grouped lab results (many Chinese LIS products)
     "ADT": frozenset({"A01", "A04", "A08", "A40"}),
 }
+#: message types whose OBR/OBX groups are results
+RESULT_TYPES = frozenset({"ORU", "OUL"})
 
 
 def patient_ids(seg: Segment, n: int) -> list[PatientId]:
@@ -96,7 +100,7 @@ def _read(raw: bytes, supported: dict[str, frozenset[str]] | None, build: bool) 
     for seg in segments[1:]:
         name = seg.name
         if name == "OBX":
-            if order is None:
+            if order is None:  # OUL: an observation on the specimen (SPM) or patient, not a result
                 if header.message_type == "ORU":
                     raise ParseError("OBX before any OBR", location=seg.location(1))
                 continue
@@ -104,6 +108,12 @@ def _read(raw: bytes, supported: dict[str, frozenset[str]] | None, build: bool) 
                 order[1].append(read_obx(seg))
             else:
                 check_obx(seg)
+        elif name == "SPM" and header.trigger_event == "R22":
+            # OUL^R22 groups by specimen: SPM [OBX...] then its orders; the OBX right after an SPM
+            # describe the specimen. (In R24 the SPM sits inside an order and its results follow.)
+            if order is not None:
+                orders.append(_order(*order))
+            order = None
         elif name == "OBR":
             if order is not None:
                 orders.append(_order(*order))
@@ -119,10 +129,10 @@ def _read(raw: bytes, supported: dict[str, frozenset[str]] | None, build: bool) 
                              location=seg.location(1))
     if order is not None:
         orders.append(_order(*order))
-    if header.message_type in ("ORU", "ADT") and patient is None:
+    if header.message_type in ("ORU", "OUL", "ADT") and patient is None:
         raise MissingField(f"{header.message_type} message without a PID segment", location="PID")
-    if header.message_type == "ORU" and not orders:
-        raise MissingField("ORU^R01 without an OBR segment", location="OBR")
+    if header.message_type in RESULT_TYPES and not orders:
+        raise MissingField(f"{header.message_type}^{header.trigger_event} without an OBR segment", location="OBR")
     if header.trigger_event == "A40" and not prior:
         raise MissingField("ADT^A40 without prior identifiers in MRG-1", location="MRG^1^1")
     return Message(header, patient, tuple(orders), tuple(prior), tuple(segments))

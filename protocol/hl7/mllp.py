@@ -11,7 +11,8 @@ A frame is ``0x0B`` (VT), the message, then ``0x1C 0x0D`` (FS CR)::
 :class:`StreamDecoder` is pure: feed it whatever a socket read returned and it gives back
 complete messages, plus :class:`Garbage` and :class:`Oversized` *values* for what it had
 to skip, so a caller can report and keep them. It resynchronises on the next start byte.
-CR/LF between frames (some senders add a newline after FS CR) is ignored silently.
+CR/LF between frames (some senders add a newline after FS CR) is ignored silently. A frame
+ends only at FS CR, so every frame gets exactly one answer (see :class:`StreamDecoder`).
 """
 
 from __future__ import annotations
@@ -55,7 +56,16 @@ Event = bytes | Garbage | Oversized
 
 
 class StreamDecoder:
-    """Incremental MLLP deframer with a per-message size limit and resynchronisation."""
+    """Incremental MLLP deframer: exactly one message (or :class:`Oversized`) per ``VT ... FS CR`` frame.
+
+    A frame ends only at the two-byte end marker FS CR: a lone FS inside a frame is part of
+    its content (the message then fails to parse and gets one answer, not several). A VT
+    inside a frame means the sender restarted: the bytes before it are reported as
+    :class:`Garbage` (no answer) and the new frame is read. Bytes outside frames, including
+    stray FS CR pairs, are :class:`Garbage`. So the number of answerable events never exceeds
+    the number of FS CR markers that close an open frame, whatever the bytes and however
+    they are split into reads.
+    """
 
     def __init__(self, max_size: int = DEFAULT_MAX_SIZE) -> None:
         if max_size < 16:
@@ -63,6 +73,7 @@ class StreamDecoder:
         self.max_size = max_size
         self._buf = bytearray()
         self._in_frame = False
+        self._scan = 0  #: bytes of the open frame already searched for VT / FS CR
         self._skipped = 0  #: > 0 while discarding the tail of an oversized frame
         self._head = b""
 
@@ -83,59 +94,50 @@ class StreamDecoder:
                     buf.clear()
                     break
                 del buf[: start + 1]
-                self._in_frame = True
+                self._in_frame, self._scan = True, 0
                 continue
-            if self._skipped:
-                out.extend(self._skip(buf))
-                continue
-            end = buf.find(_FS)
-            vt = buf.find(_VT, 0, end if end >= 0 else len(buf))
+            end = buf.find(END, max(0, self._scan - 1))  # the FS may be the last byte already seen
+            vt = buf.find(_VT, self._scan, end if end >= 0 else len(buf))
             if vt >= 0:  # a new frame began before this one ended: the sender restarted
-                out.append(Garbage(bytes(buf[:vt]), "frame interrupted by a new start byte"))
+                if self._skipped:
+                    out.append(Garbage(self._head, "oversized frame interrupted by a new start byte"))
+                elif vt:  # (an empty frame cut short, VT VT, leaves nothing to keep)
+                    out.append(Garbage(bytes(buf[:vt]), "frame interrupted by a new start byte"))
+                self._skipped, self._head = 0, b""
                 del buf[: vt + 1]
+                self._scan = 0
                 continue
             if end < 0:
-                if len(buf) > self.max_size:
-                    self._head = bytes(buf[: self.max_size])
-                    self._skipped = len(buf)
-                    buf.clear()
+                self._scan = len(buf)
+                if self._skipped + len(buf) > self.max_size:  # keep the head, drop the rest as it comes
+                    if not self._skipped:
+                        self._head = bytes(buf[: self.max_size])
+                    keep = 1 if buf[-1] == _FS else 0  # a FS whose CR has not arrived yet
+                    self._skipped += len(buf) - keep
+                    del buf[: len(buf) - keep]
+                    self._scan = keep
                 break
-            if end > self.max_size:
-                out.append(Oversized(bytes(buf[: self.max_size]), end))
+            size = self._skipped + end
+            if size > self.max_size:
+                out.append(Oversized(self._head or bytes(buf[: self.max_size]), size))
             else:
                 out.append(bytes(buf[:end]))
-            self._in_frame = False
-            del buf[: end + 2 if end + 1 < len(buf) and buf[end + 1] == _CR else end + 1]
+            self._skipped, self._head = 0, b""
+            self._in_frame, self._scan = False, 0
+            del buf[: end + 2]
         return out
 
-    def _skip(self, buf: bytearray) -> list[Event]:
-        end = buf.find(_FS)
-        vt = buf.find(_VT, 0, end if end >= 0 else len(buf))
-        stop = vt if vt >= 0 else end
-        if stop < 0:
-            self._skipped += len(buf)
-            buf.clear()
-            return []
-        event = Oversized(self._head, self._skipped + stop)
-        self._skipped, self._head = 0, b""
-        if vt >= 0:  # interrupted: keep the new frame, stay in_frame
-            del buf[: vt + 1]
-        else:
-            self._in_frame = False
-            del buf[: end + 2 if end + 1 < len(buf) and buf[end + 1] == _CR else end + 1]
-        return [event]
-
     def close(self) -> list[Event]:
-        """End of stream: report whatever was left (a partial frame or trailing bytes)."""
+        """End of stream: report whatever was left (a partial frame or trailing bytes); never a message."""
         out: list[Event] = []
         if self._skipped:
-            out.append(Oversized(self._head, self._skipped + len(self._buf)))
+            out.append(Garbage(self._head, "connection closed inside an oversized frame"))
         elif self._in_frame:
             out.append(Garbage(bytes(self._buf), "connection closed inside a frame"))
         elif self._buf.strip(b"\r\n"):
             out.append(Garbage(bytes(self._buf), "bytes between frames"))
         self._buf.clear()
-        self._in_frame = False
+        self._in_frame, self._scan = False, 0
         self._skipped, self._head = 0, b""
         return out
 
@@ -143,3 +145,8 @@ class StreamDecoder:
     def pending(self) -> int:
         """Bytes buffered and not yet returned (for metrics)."""
         return len(self._buf) + self._skipped
+
+    @property
+    def in_frame(self) -> bool:
+        """True while a frame has started and not ended (the listener bounds how long that may last)."""
+        return self._in_frame

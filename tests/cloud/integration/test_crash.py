@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -22,8 +23,10 @@ import pytest
 from cloud import integration_queries as queries
 from cloud import registry
 from cloud.config import CloudConfig
+from cloud.crypto_at_rest import AtRest
 from cloud.integration.service import ROLE_ENV
 from cloud.mllp.client import MllpSender
+from cloud.mllp.db_store import COLUMN
 from cloud.mllp.errors import SendError
 from firmware_sim.his import Faults, HisReceiver, lab_message
 from tests.cloud.integration.test_e2e import VISITOR, cloud_with, integration_toml, processed, query, sql, until
@@ -52,8 +55,20 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(30)
 
 
-async def test_sigkill_between_store_and_ack_loses_and_duplicates_nothing(tmp_path: Path, pg_dsn: str) -> None:
-    cfg, _ = cloud_with(tmp_path, pg_dsn, integration_toml(free_port(), free_port()).replace(
+def mrn(message: bytes) -> str:
+    """PID-3's MRN: unique per generated message, whatever its MSH-10."""
+    return message.split(b"\rPID|1||", 1)[1].split(b"^", 1)[0].decode()
+
+
+def reused_ids(n: int) -> bytes:
+    """A distinct result whose MSH-10 is a small counter (1..5) shared by every message, as analysers do."""
+    return lab_message(n).replace(b"|LIS%08d|" % n, b"|%d|" % (n % 5 + 1), 1)
+
+
+@pytest.mark.parametrize("make", [lab_message, reused_ids], ids=["unique-ids", "reused-ids"])
+async def test_sigkill_between_store_and_ack_loses_and_duplicates_nothing(
+        tmp_path: Path, pg_dsn: str, make: Callable[[int], bytes]) -> None:
+    cfg, keys = cloud_with(tmp_path, pg_dsn, integration_toml(free_port(), free_port()).replace(
         "[his]\nenabled = true", "[his]\nenabled = false"))
     proc = owner(cfg, tmp_path / "owner.log")
     acked: list[str] = []
@@ -62,11 +77,12 @@ async def test_sigkill_between_store_and_ack_loses_and_duplicates_nothing(tmp_pa
 
     async def sender(lane: int) -> None:
         s = MllpSender("127.0.0.1", cfg.mllp.port, ack_timeout=5, connect_timeout=1, attempts=1, retry_delay=0)
-        for message in [lab_message(lane * 1000 + i) for i in range(20)]:
+        for message in [make(lane * 1000 + i) for i in range(20)]:
             while True:
                 await up.wait()
                 try:
-                    acked.append((await s.send(message)).control_id)
+                    await s.send(message)
+                    acked.append(mrn(message))
                     if len(acked) >= 30:
                         enough.set()
                     break
@@ -86,9 +102,11 @@ async def test_sigkill_between_store_and_ack_loses_and_duplicates_nothing(tmp_pa
     await asyncio.gather(killer(), *(sender(lane) for lane in range(4)))
     await until(lambda: processed(cfg))
     stop(proc)
-    stored = [r["control_id"] for r in await sql(cfg, "SELECT control_id FROM hl7_inbound WHERE status = 'accepted'")]
+    at_rest = AtRest(keys.at_rest, keys.blind_index)
+    stored = [mrn(at_rest.open_bytes(bytes(r["raw"]), COLUMN)) for r in await sql(
+        cfg, "SELECT raw FROM hl7_inbound WHERE status = 'accepted'")]
     assert len(acked) == len(set(acked)) == 80
-    assert sorted(stored) == sorted(acked)  # every acknowledged message stored, each once
+    assert sorted(stored) == sorted(acked)  # every acknowledged message stored, each once (resends are duplicates)
     results = await sql(cfg, "SELECT COUNT(*) AS n, COUNT(DISTINCT source_key) AS k FROM results")
     assert (results[0]["n"], results[0]["k"]) == (80 * 4, 80 * 4)  # and processed once
 

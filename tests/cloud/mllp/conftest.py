@@ -16,9 +16,7 @@ from cloud.mllp.db_store import Hl7Store
 from cloud.mllp.server import ListenerConfig, MllpListener
 from protocol.hl7.ack import Ack, parse_ack
 
-FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "hl7"
-if not FIXTURES.is_dir():
-    FIXTURES = Path("/work/shared/fixtures/hl7")
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "hl7"  #: third-party messages, see SOURCES.md
 
 
 def at_rest() -> AtRest:

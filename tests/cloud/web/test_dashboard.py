@@ -242,3 +242,15 @@ async def test_records_refused_one_by_one_are_listed_per_hub(seeded: Any) -> Non
     assert "观测代码未知" in html and "unknown_code" in html and "mchub-no-such-code" in html
     en = (await c.get("/ui/dashboard?lang=en")).text
     assert "Records refused one by one" in en and "unknown observation code" in en
+
+async def test_the_mllp_log_marks_a_reused_control_id(seeded: Any) -> None:
+    """Issue 16 finding 2: a new message under an old MSH-10 is stored and shown as "control id reused"."""
+    cloud, c, _ = seeded
+    await cloud.sql("INSERT INTO hl7_inbound (uid, received_ms, peer, sender, control_id, message_type, status, "
+                    "ack_code, raw, control_key, control_id_reused) VALUES ('r1', $1, '10.0.0.7', '|', 'REUSED-1', "
+                    "'ORU^R01', 'accepted', 'AA', $2, $3, TRUE)", now_ms(), b"MSH|...", "|\x1fREUSED-1")
+    zh = (await c.get("/ui/dashboard")).text
+    assert "REUSED-1" in zh and "控制号重复使用" in zh
+    assert "control id reused" in (await c.get("/ui/dashboard?lang=en")).text
+    found = (await c.get("/ui/dashboard/search", params={"q": "REUSED-1", "lang": "en"})).text
+    assert "REUSED-1" in found and "control id reused" in found

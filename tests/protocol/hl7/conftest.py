@@ -1,4 +1,4 @@
-"""Fixture messages for the HL7 tests: ../shared/fixtures/hl7 (third-party, see its README)."""
+"""Fixture messages for the HL7 tests: tests/fixtures/hl7 (third-party, see its SOURCES.md)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 
-FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "hl7"
-if not FIXTURES.is_dir():  # worktrees live in /work/wt/<name>; main in /work/main
-    FIXTURES = Path("/work/shared/fixtures/hl7")
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "hl7"
 FILES = sorted(p.name for p in FIXTURES.glob("*.hl7"))
 
 

@@ -1,6 +1,6 @@
 """The ER7 reader and typed view, checked against hl7apy on the third-party fixtures.
 
-Fixtures (../shared/fixtures/hl7, see its README): NIST LRI test message
+Fixtures (tests/fixtures/hl7, see its SOURCES.md): NIST LRI test message
 ``NIST-LRI-NG-002.00`` and two samples, all from microsoft/FHIR-Converter
 data/SampleData/Hl7v2 (MIT).
 """

@@ -27,6 +27,7 @@ from cloud.db.engine import Tx
 from cloud.errors import CloudError
 from cloud.web import hl7, queues, search
 from cloud.web.shell import ADMIN, INTEGRATION, PREFIX, RENDER, actor, audit_view, db_of, guard, page
+from protocol.clinical import risk
 from protocol.ids import now_ms
 from protocol.logmask import mask_id_numbers
 from webui import svg
@@ -79,6 +80,45 @@ async def refused_records(tx: Tx) -> dict[str, Any]:
     return {"per_hub": per_hub, "latest": [dict(r) for r in latest]}
 
 
+RISK_WINDOW_MS = 7 * 86_400_000  #: how far back the dashboard lists raised pregnancy risk grades
+
+
+class _Risk(msgspec.Struct):
+    """The fields of a prenatal record the risk alert reads."""
+
+    risk_colour: str | None = None
+    risk_purple: bool = False
+    screened_on: str = ""
+    gestational_weeks: int | None = None
+
+
+async def risk_raised(tx: Tx, since_ms: int) -> list[dict[str, Any]]:
+    """Prenatal records stored since ``since_ms`` whose five-colour grade went up from the case's
+    previous version, or whose first grade is already orange, red or purple: the dashboard's alert."""
+    rows = await tx.fetch(
+        "SELECT r.case_id, r.version, r.payload, r.created_ms, c.site_id FROM mch_records r "
+        "JOIN mch_cases c ON c.case_id = r.case_id WHERE c.type = 'prenatal' AND r.case_id IN "
+        "(SELECT case_id FROM mch_records WHERE created_ms >= $1) ORDER BY r.case_id, r.version", since_ms)
+    out: list[dict[str, Any]] = []
+    previous: dict[str, _Risk] = {}
+    for r in rows:
+        try:
+            now = msgspec.json.decode(r["payload"], type=_Risk)
+        except msgspec.DecodeError:
+            continue
+        first = r["case_id"] not in previous
+        before = previous.get(r["case_id"], _Risk())
+        previous[r["case_id"]] = now
+        # a first grade is an alert only when it is already high-risk (orange, red, purple)
+        notable = not first or now.risk_colour in ("orange", "red") or now.risk_purple
+        if r["created_ms"] >= since_ms and notable and risk.raised((before.risk_colour, before.risk_purple),
+                                                                   (now.risk_colour, now.risk_purple)):
+            out.append({"case_id": r["case_id"], "site_id": r["site_id"], "at_ms": r["created_ms"],
+                        "screened_on": now.screened_on, "weeks": now.gestational_weeks,
+                        "before": before.risk_colour, "after": now.risk_colour, "purple": now.risk_purple})
+    return sorted(out, key=lambda a: -int(a["at_ms"]))
+
+
 class _Open(msgspec.Struct):
     """The one field of a hub's telemetry the refused-records table shows (older hubs: None)."""
 
@@ -107,6 +147,7 @@ async def overview(request: Request) -> Response:
         numbers = await headline(tx)
         unmatched = await hl7.unmatched_count(tx)
         refused = await refused_records(tx)
+        raised = await risk_raised(tx, now - RISK_WINDOW_MS)
     mllp = await hl7.mllp_log(db_of(request), limit=30)
     acks = await hl7.ack_counts(db_of(request), now - queues.DAY_MS)
 
@@ -117,7 +158,7 @@ async def overview(request: Request) -> Response:
         "now": now, "hubs": hubs, "hub_total": hub_total, "queues": qs,
         "charts": {q.key: charts(q, tr) for q in qs}, "topics": topics,
         "mllp": mllp, "ack_chart": svg.bar_chart(acks, title="ACK", height=150) if acks else "",
-        "numbers": numbers, "unmatched": unmatched, "refused": refused,
+        "numbers": numbers, "unmatched": unmatched, "refused": refused, "risk_raised": raised,
         "replayed": request.query_params.get("replayed"),
         "error": request.query_params.get("error")}, nav="dashboard")
 

@@ -164,3 +164,11 @@ def facts_from(*, age_years: int | None, bmi: float | None, labs: Iterable[Mappi
     parsed = tuple(Lab(str(r["loinc"]), float(r["value"]), str(r.get("unit") or ""))
                    for r in labs if isinstance(r.get("value"), int | float) and not isinstance(r.get("value"), bool))
     return Facts(age_years, bmi, parsed, tuple(diagnoses), tuple(confirmed))
+
+
+def raised(before: tuple[str | None, bool], after: tuple[str | None, bool]) -> bool:
+    """Whether a grade went up: a higher colour (none < green < yellow < orange < red), or purple newly set.
+    Each side is (colour label or None, purple)."""
+    order = {None: -1, "green": 0, "yellow": 1, "orange": 2, "red": 3}
+    return (order.get(after[0], -1) > order.get(before[0], -1) and after[0] not in (None, "green")) \
+        or (after[1] and not before[1])

@@ -76,3 +76,12 @@ def test_facts_from_plain_rows() -> None:
                                                 {"loinc": "777-3", "value": "n/a", "unit": "10*9/L"}])
     assert f.labs == (Lab("718-7", 9.8, "g/dL"),)
     assert grade(f).colour is Colour.YELLOW
+
+
+def test_raised() -> None:
+    from protocol.clinical.risk import raised
+
+    assert raised(("yellow", False), ("red", False)) and raised((None, False), ("orange", False))
+    assert raised(("orange", False), ("orange", True))  # purple newly found
+    assert not raised(("red", False), ("orange", False)) and not raised(("yellow", False), ("yellow", False))
+    assert not raised((None, False), ("green", False))

@@ -254,3 +254,28 @@ async def test_the_mllp_log_marks_a_reused_control_id(seeded: Any) -> None:
     assert "control id reused" in (await c.get("/ui/dashboard?lang=en")).text
     found = (await c.get("/ui/dashboard/search", params={"q": "REUSED-1", "lang": "en"})).text
     assert "REUSED-1" in found and "control id reused" in found
+
+
+async def test_a_raised_pregnancy_risk_grade_is_a_dashboard_alert(seeded: Any) -> None:
+    """Issue 18: a change to a higher colour (here yellow -> red) is listed on the dashboard; the same
+    grade stored again is not."""
+    import datetime as dt
+
+    import msgspec
+
+    from cloud.mch import store
+    from cloud.mch.profiles import reference_profile
+    from protocol.mch.records import PrenatalVisit
+    from tests.cloud.mch.conftest import add_subject
+
+    cloud, c, _ = seeded
+    assert "7天内没有妊娠风险升级" in (await c.get("/ui/dashboard")).text
+    sid = await add_subject(cloud.state.db)
+    case = PrenatalVisit(case_id="PN-R", site_id="S1", subject_id=str(sid), screened_on="2026-11-01",
+                         gestational_weeks=24, risk_colour="yellow", risk_items=("yellow-1.1",))
+    for version in (case, msgspec.structs.replace(case, risk_colour="red", risk_items=("red-x",))):
+        async with cloud.state.db.transaction() as tx:
+            await store.save(tx, store.Assembled(version, {}, ["visit:x"]), reference_profile(), dt.date(2026, 11, 2))
+    html = (await c.get("/ui/dashboard")).text
+    assert 'id="risk-raised"' in html and "PN-R" in html and "黄色 → " in html and "红色" in html
+    assert html.count("<td>PN-R</td>") == 1  # the rise to red (a first grade of yellow is not an alert)

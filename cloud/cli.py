@@ -20,8 +20,8 @@ from cloud.mch import cli as mch_cli
 EPILOG = """\
 examples / 示例:
   mchub cloud init --config cloud.toml          create cloud.toml (SQLite) and the key directory
-  mchub cloud site add --id S001 --name 城关镇卫生院
-  mchub cloud hub add --id H001 --site S001 --public-key 3b6a27bc...   (hub's Ed25519 key, hex)
+  mchub cloud site add --id chengguan --name 城关镇卫生院
+  mchub cloud hub add --id chengguan-h01 --site chengguan --public-key 3b6a27bc...   (hub's Ed25519 key, hex)
   mchub cloud hub list
   mchub cloud serve --config cloud.toml --workers 2   (2+ workers need PostgreSQL)
   mchub cloud integrate --config cloud.toml      MLLP/DICOM/HIS owner alone (with serve --no-integrate)

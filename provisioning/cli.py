@@ -96,7 +96,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
     site = groups.add_parser("site", help="clinics").add_subparsers(dest="action")
     p = leaf(site, "add", "register a site; its hubs will be named <site>-h01, -h02 ...")
-    p.add_argument("site_id", help="short id: a-z 0-9 _ - (e.g. dongcheng)")
+    p.add_argument("site_id", help="机构编号，小写 / short id, 1-40 of a-z 0-9 _ - (e.g. dongcheng)")
     p.add_argument("--name", required=True, help="display name, e.g. 东城社区卫生服务中心")
     p.set_defaults(func=_guarded(_site_add))
     leaf(site, "list", "every site").set_defaults(func=_guarded(_site_list))
@@ -272,6 +272,9 @@ def _logout(args: argparse.Namespace) -> int:
 
 
 def _site_add(args: argparse.Namespace) -> int:
+    from provisioning.admin import check_site_id
+
+    check_site_id(args.site_id)  # the server checks the same rule; this answers before signing in
     site = _client(args).request("POST", "/api/v1/admin/sites", {"site_id": args.site_id, "name": args.name})
     _print(args, site, _t("已添加站点", "site added") + f": {site['site_id']} {site['name']}")
     return 0

@@ -281,7 +281,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", default="cloud.toml", help="configuration file (default: cloud.toml)")
+    common.add_argument("--config", default="cloud.toml", help="配置文件 / configuration file (default: cloud.toml)")
     sub = parser.add_subparsers(dest="cloud_command", metavar="SUBCOMMAND")
 
     def add(name: str, help_: str, func: Callable[[argparse.Namespace], int], parent: Any = sub) -> Any:
@@ -299,23 +299,27 @@ def register(parser: argparse.ArgumentParser) -> None:
                    help="do not run the MLLP listener, DICOM SCP and HIS sender here (run `integrate` elsewhere)")
     add("integrate", "医院接口 / run the hospital integration alone: MLLP listener, DICOM C-STORE SCP, HL7 "
         "processing, vitals to the HIS ([mllp], [dicom], [his]); one such process per deployment", _run(_integrate))
-    site = sub.add_parser("site", help="机构 / sites").add_subparsers(dest="site_command", metavar="ACTION")
-    p = add("add", "create a site", _run(_site_add), site)
-    p.add_argument("--id", required=True)
-    p.add_argument("--name", default="")
-    hub = sub.add_parser("hub", help="网关 / hubs: add, add-key, revoke, list").add_subparsers(
-        dest="hub_command", metavar="ACTION")
-    p = add("add", "register a hub with its Ed25519 public key (without provisioning)", _run(_hub_add), hub)
-    p.add_argument("--id", required=True, help="hub id (A-Z a-z 0-9 . _ -)")
-    p.add_argument("--public-key", required=True, help="the hub's raw Ed25519 public key, 64 hex digits")
-    p.add_argument("--site", default="default", help="site id (created if missing; default: 'default')")
-    p = add("add-key", "add a second key to a hub (rotation overlap)", _run(_hub_add_key), hub)
+    help_ = "机构 / sites (without provisioning)"
+    site = sub.add_parser("site", help=help_, description=help_).add_subparsers(dest="site_command", metavar="ACTION")
+    p = add("add", "添加机构 / create a site", _run(_site_add), site)
+    p.add_argument("--id", required=True, help="机构编号 / site id")
+    p.add_argument("--name", default="", help="机构名称 / display name")
+    help_ = "网关 / hubs: add, add-key, revoke, list"
+    hub = sub.add_parser("hub", help=help_, description=help_).add_subparsers(dest="hub_command", metavar="ACTION")
+    p = add("add", "登记网关 / register a hub with its Ed25519 public key (without provisioning)", _run(_hub_add),
+            hub)
+    p.add_argument("--id", required=True, help="网关编号 / hub id (A-Z a-z 0-9 . _ -)")
+    p.add_argument("--public-key", required=True,
+                   help="网关公钥 / the hub's raw Ed25519 public key, 64 hex digits (`mchub edge init` prints it)")
+    p.add_argument("--site", default="default",
+                   help="机构编号 / site id (created if missing; default: 'default')")
+    p = add("add-key", "添加密钥 / add a second key to a hub (rotation overlap)", _run(_hub_add_key), hub)
     p.add_argument("--id", required=True)
     p.add_argument("--public-key", required=True)
     p = add("revoke", "revoke a hub: its batches are refused from now on", _run(_hub_revoke), hub)
     p.add_argument("--id", required=True)
     p.add_argument("--reason", required=True, help="why (kept in the audit log)")
-    p = add("list", "list hubs with status, presence and sync marks", _run(_hub_list), hub)
+    p = add("list", "网关列表 / list hubs with status, presence and sync marks", _run(_hub_list), hub)
     p.add_argument("--site", default=None)
     p = add("import", "导入离线导出文件 / import hand-carried export files (docs/protocol.md §7)", _run(_import))
     p.add_argument("files", nargs="+", metavar="FILE")
@@ -330,7 +334,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
     user_cli.register(sub, add, _run)
     mch_cli.register(sub, add, _run)
-    p = add("command", "send a signed command to a hub over MQTT", _run(_command))
+    p = add("command", "下发指令 / send a signed command to a hub over MQTT", _run(_command))
     p.add_argument("--hub", required=True)
     p.add_argument("name", choices=["sync-now", "reload-config", "rotate-key", "ping", "apply-config"])
     p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE")

@@ -1,4 +1,4 @@
-"""``mchub cloud user``: admin accounts on this cloud's database (add, list, passwd, totp, roles, disable).
+"""``mchub cloud user``: 管理员账户 / admin accounts on this cloud's database (add, list, passwd, totp, roles, disable).
 
 Run on the cloud server itself (it needs the configuration, the database and the key
 directory, whose at-rest key seals TOTP secrets). The first admin is created here::
@@ -166,21 +166,22 @@ def register(sub: Any, add: Callable[..., Any], run: Callable[..., Any]) -> None
                           description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = user.add_subparsers(dest="user_command", metavar="ACTION")
     pw_help = "read the password from this file (first line) instead of asking"
-    p = add("add", "create an account and print its one-time-code secret", run(_add), actions)
+    p = add("add", "添加账户 / create an account and print its one-time-code secret", run(_add), actions)
     p.add_argument("username", help="2-64 of a-z 0-9 . _ -")
     p.add_argument("--role", action="append", required=True, choices=roles, help=ROLE_HELP)
     p.add_argument("--display-name", default="")
     p.add_argument("--password-file", help=pw_help)
     p.add_argument("--no-totp", action="store_true", help="do not enrol a one-time-code app now (cannot log in yet)")
-    add("list", "every account with roles, TOTP and last login", run(_list), actions)
-    p = add("passwd", "set a new password (ends the user's sessions, clears a lock)", run(_passwd), actions)
+    add("list", "账户列表 / every account with roles, TOTP and last login", run(_list), actions)
+    p = add("passwd", "重设口令 / set a new password (ends the user's sessions, clears a lock)", run(_passwd), actions)
     p.add_argument("username")
     p.add_argument("--password-file", help=pw_help)
-    p = add("totp", "enrol a new one-time-code secret (replaces the old one)", run(_totp), actions)
+    p = add("totp", "重设动态码 / enrol a new one-time-code secret (replaces the old one)", run(_totp), actions)
     p.add_argument("username")
-    p = add("roles", "replace the user's roles", run(_roles), actions)
+    p = add("roles", "设置角色 / replace the user's roles", run(_roles), actions)
     p.add_argument("username")
     p.add_argument("--role", action="append", required=True, choices=roles, help=ROLE_HELP)
-    for name, text in (("disable", "disable the account (its sessions end at once)"), ("enable", "re-enable it")):
+    for name, text in (("disable", "停用账户 / disable the account (its sessions end at once)"),
+                       ("enable", "启用账户 / re-enable it")):
         p = add(name, text, run(_active), actions)
         p.add_argument("username")

@@ -1,4 +1,4 @@
-"""``mchub edge``: the clinic hub's commands.
+"""``mchub edge``: 诊所网关 / the clinic hub's commands. Help and messages are Chinese first, then English.
 
     mchub edge init --hub-id H --cloud-key cloud.json [--config hub.toml]   create the identity (by hand)
     mchub edge enroll --cloud URL --token T [--config hub.toml]            or: enroll with a one-time token
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 EPILOG = """\
-examples:
+examples / 示例:
   mchub edge enroll --cloud https://cloud.example.org --token XXXXX-XXXXX-XXXXX-XXXXX-XXXXX
   mchub edge init --hub-id clinic-042 --cloud-key cloud.json --config /etc/mchub/hub.toml
   mchub edge check-config --config /etc/mchub/hub.toml
@@ -31,6 +31,8 @@ examples:
   mchub edge backup --config /etc/mchub/hub.toml --out /media/usb/hub-backup.db
   mchub edge restore --config /etc/mchub/hub.toml --from /media/usb/hub-backup.db   (hub stopped)
 
+网关把每条测量保存在 data_dir/hub.db，直到云端确认并过了保留期；断网几周也不丢数据，
+`status` 显示有多少条在等待、从何时起。
 The hub keeps every reading in data_dir/hub.db until the cloud has acknowledged it and the
 retention period has passed. If the network is down for weeks nothing is lost; `status`
 shows how many records wait and since when.
@@ -45,37 +47,44 @@ def register(parser: argparse.ArgumentParser) -> None:
     def add(name: str, help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
         p.add_argument("--config", default="/etc/mchub/hub.toml", type=Path,
-                       help="hub configuration file (default: /etc/mchub/hub.toml)")
+                       help="网关配置文件 / hub configuration file (default: /etc/mchub/hub.toml)")
         return p
 
-    p = add("init", "create the hub identity (signing key, data key, cloud keys) and print the public key")
-    p.add_argument("--hub-id", required=True, help="this hub's id, as the cloud administrator assigned it")
-    p.add_argument("--cloud-key", required=True, type=Path, help="the cloud key file from the administrator")
+    p = add("init", "手工创建网关身份 / create the hub identity by hand (signing key, data key, cloud keys) and "
+                    "print the command that registers it in the cloud")
+    p.add_argument("--hub-id", required=True,
+                   help="网关编号 / this hub's id, as the cloud administrator assigned it (A-Z a-z 0-9 . _ -)")
+    p.add_argument("--cloud-key", required=True, type=Path,
+                   help="云端公钥文件 / the cloud key file from the administrator (GET /api/v1/keys)")
     p.set_defaults(func=_init)
-    add("check-config", "validate hub.toml and the identity; print what the hub would run").set_defaults(
+    add("check-config", "检查配置 / validate hub.toml and the identity; print what the hub would run").set_defaults(
         func=_check)
-    add("run", "run the hub daemon (stop with Ctrl-C or SIGTERM; SIGHUP reloads the config)").set_defaults(
+    add("run", "运行网关 / run the hub daemon (stop with Ctrl-C or SIGTERM; SIGHUP reloads the config)").set_defaults(
         func=_run)
-    p = add("status", "show devices, sync queue, today's sessions and unbound readings")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p = add("status", "网关状态 / show devices, sync queue, today's sessions and unbound readings")
+    p.add_argument("--json", action="store_true", help="输出 JSON / print JSON instead of text")
     p.set_defaults(func=_status)
     from edge import enrolled
 
     enrolled.register(sub)  # enroll, rotate-key (provisioning)
-    p = add("export", "write unsynced records to an export file (.mchx) for hand carry; the cloud "
-                      "imports it with `mchub cloud import FILE`")
-    p.add_argument("--out", required=True, type=Path, help="file to write, e.g. /media/usb/clinic-042.mchx")
-    p.add_argument("--since", help="start at this seq or date (default: first record the cloud has not acked)")
-    p.add_argument("--from-db", type=Path, help="export from this database instead, e.g. a quarantined hub.db")
+    p = add("export", "导出未同步记录 / write unsynced records to an export file (.mchx) for hand carry; the "
+                      "cloud imports it with `mchub cloud import FILE`")
+    p.add_argument("--out", required=True, type=Path,
+                   help="输出文件 / file to write, e.g. /media/usb/clinic-042.mchx")
+    p.add_argument("--since", help="起点 / start at this seq or date (default: first record the cloud has not acked)")
+    p.add_argument("--from-db", type=Path,
+                   help="从此数据库导出 / export from this database instead, e.g. a quarantined hub.db")
     p.set_defaults(func=_export)
-    p = add("backup", "write a consistent copy of hub.db (safe while the hub runs)")
-    p.add_argument("--out", required=True, type=Path, help="backup file to write, e.g. on a USB stick")
+    p = add("backup", "备份数据库 / write a consistent copy of hub.db (safe while the hub runs)")
+    p.add_argument("--out", required=True, type=Path, help="备份文件 / backup file to write, e.g. on a USB stick")
     p.set_defaults(func=_backup)
-    p = add("restore", "make a backup this hub's database under a new epoch (stop the hub first)")
-    p.add_argument("--from", dest="source", required=True, type=Path, help="the backup file")
+    p = add("restore", "恢复备份 / make a backup this hub's database under a new epoch (stop the hub first)")
+    p.add_argument("--from", dest="source", required=True, type=Path, help="备份文件 / the backup file")
     p.set_defaults(func=_restore)
-    sub.add_parser("hash-password", help="hash a staff PIN or password for [[web.users]] secret_hash in hub.toml",
-                   description="Reads the PIN or password twice (not echoed; or one line from a pipe) and "
+    sub.add_parser("hash-password", help="口令哈希 / hash a staff PIN or password for [[web.users]] secret_hash in "
+                                         "hub.toml",
+                   description="读取两次 PIN 或口令（不回显；或从管道读一行），输出 scrypt 哈希，填入 secret_hash。 / "
+                               "Reads the PIN or password twice (not echoed; or one line from a pipe) and "
                                "prints the scrypt hash to paste as secret_hash.").set_defaults(func=_hash)
 
     def _help(_args: argparse.Namespace) -> int:
@@ -92,7 +101,7 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def _fail(exc: Exception) -> int:
-    print(f"error: {exc}", file=sys.stderr)
+    print(f"错误 / error: {exc}", file=sys.stderr)
     return 2
 
 
@@ -105,10 +114,12 @@ def _init(args: argparse.Namespace) -> int:
         ident = identity.init(directory, args.hub_id, args.cloud_key)
     except EdgeError as exc:
         return _fail(exc)
-    print(f"identity created in {directory}")
-    print(f"hub id:     {ident.hub_id}")
-    print(f"public key: ed25519:{ident.public_hex}")
-    print(f"register it in the cloud: mchub cloud hub add {ident.hub_id} ed25519:{ident.public_hex}")
+    print(f"网关身份已创建 / identity created in {directory}")
+    print(f"网关编号 / hub id:     {ident.hub_id}")
+    print(f"公钥 / public key:     ed25519:{ident.public_hex}")
+    print("在云端登记（云端服务器上，cloud.toml 所在目录；--site 填机构编号）/ register it in the cloud "
+          "(on the cloud server, next to cloud.toml; --site names its clinic):")
+    print(f"  mchub cloud hub add --id {ident.hub_id} --public-key {ident.public_hex} --site default")
     return 0
 
 

@@ -43,12 +43,14 @@ def hardware_serial(sources: tuple[str, ...] = SERIAL_SOURCES) -> str | None:
 
 def add_enroll_commands(sub: Any) -> None:
     """Add ``enroll`` and ``rotate-key`` to an ``add_subparsers()`` object."""
-    p = sub.add_parser("enroll", help="enroll this hub with the cloud using a one-time token",
-                       description="Generates this hub's key here (it never leaves the hub), sends a certificate "
+    p = sub.add_parser("enroll", help="用一次性令牌登记网关 / enroll this hub with the cloud using a one-time token",
+                       description="在本机生成网关密钥（不离开网关），用令牌申请证书，校验后存入 --state-dir (0600)；"
+                                   "同一令牌可重复运行。 / "
+                                   "Generates this hub's key here (it never leaves the hub), sends a certificate "
                                    "request with the token, checks the answer and stores it in --state-dir (0600). "
                                    "Safe to run again with the same token.")
-    p.add_argument("--cloud", required=True, help="cloud base URL, e.g. https://cloud.example.org")
-    p.add_argument("--token", required=True, help="the token from `mchub provision token create`")
+    p.add_argument("--cloud", required=True, help="云端地址 / cloud base URL, e.g. https://cloud.example.org")
+    p.add_argument("--token", required=True, help="注册令牌 / the token from `mchub provision token create`")
     p.add_argument("--state-dir", type=Path, default=Path(DEFAULT_STATE_DIR),
                    help=f"where the hub's key and certificate go (`mchub edge`: hub.toml's identity_dir; "
                         f"else {DEFAULT_STATE_DIR})")
@@ -57,8 +59,9 @@ def add_enroll_commands(sub: Any) -> None:
     p.add_argument("--ca-fingerprint", help="SHA-256 of the fleet CA (from `mchub provision ca show`) to pin")
     p.add_argument("--cacert", help="CA file to trust for the cloud's HTTPS certificate")
     p.set_defaults(func=run_enroll)
-    p = sub.add_parser("rotate-key", help="replace this hub's key and certificate now (the cloud keeps the old "
-                                          "key valid for an overlap)")
+    help_ = ("更换密钥 / replace this hub's key and certificate now (the cloud keeps the old key valid for an "
+             "overlap)")
+    p = sub.add_parser("rotate-key", help=help_, description=help_)
     p.add_argument("--state-dir", type=Path, default=Path(DEFAULT_STATE_DIR))
     p.add_argument("--cacert", help="CA file to trust for the cloud's HTTPS certificate")
     p.set_defaults(func=run_rotate)

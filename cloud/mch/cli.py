@@ -206,29 +206,31 @@ def register(sub: Any, add: Callable[..., Any], run: Callable[[Handler], Callabl
     p = sub.add_parser("mch", help="妇幼 / MCH cases, uploads, follow-ups, registers", description=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     mch = p.add_subparsers(dest="mch_command", metavar="ACTION")
-    p = add("backfill", "build cases from historical data since a date (resumable; uploads follow)",
+    p = add("backfill", "补建病例 / build cases from historical data since a date (resumable; uploads follow)",
             run(_with_db(_backfill)), mch)
     p.add_argument("--since", type=_date, required=True, help="first day, YYYY-MM-DD")
     p.add_argument("--restart", action="store_true", help="start over instead of resuming after the last subject")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p = add("cases", "list cases with state and what is missing", run(_with_db(_cases)), mch)
+    p = add("cases", "病例列表 / list cases with state and what is missing", run(_with_db(_cases)), mch)
     p.add_argument("--state", default="", choices=["", "incomplete", "invalid", "ready", "uploaded", "refused"])
     p.add_argument("--type", default="", choices=["", "cervical", "breast", "growth", "prenatal"])
     p.add_argument("--site", default="")
     p.add_argument("--limit", type=int, default=100)
-    p = add("show", "one case: versions, field errors, platform answers, follow-ups", run(_with_db(_show)), mch)
+    p = add("show", "病例详情 / one case: versions, field errors, platform answers, follow-ups",
+            run(_with_db(_show)), mch)
     p.add_argument("case")
-    p = add("correct", "correct fields of a case (audited); a changed record becomes a new version",
+    p = add("correct", "更正病例 / correct fields of a case (audited); a changed record becomes a new version",
             run(_with_db(_correct)), mch)
     p.add_argument("case")
     p.add_argument("changes", nargs="+", metavar="FIELD=VALUE", help="e.g. colposcopy=not_done age_years=45")
     p.add_argument("--reason", required=True, help="why (kept in the audit log)")
-    add("upload", "upload what is due now to [mch] platform_url", run(_with_db(_upload)), mch)
-    add("queue", "upload queue by state and dead letters with the platform's reason", run(_with_db(_queue)), mch)
-    p = add("followups", "open follow-up tasks", run(_with_db(_followups)), mch)
+    add("upload", "上传 / upload what is due now to [mch] platform_url", run(_with_db(_upload)), mch)
+    add("queue", "上传队列 / upload queue by state and dead letters with the platform's reason",
+        run(_with_db(_queue)), mch)
+    p = add("followups", "随访任务 / open follow-up tasks", run(_with_db(_followups)), mch)
     p.add_argument("--overdue", action="store_true", help="only tasks past their due date")
     p.add_argument("--site", default="")
-    p = add("register", "write a register or statistics table as CSV or XLSX", run(_with_db(_register)), mch)
+    p = add("register", "登记册 / write a register or statistics table as CSV or XLSX", run(_with_db(_register)), mch)
     p.add_argument("name", choices=["breast-followup", "mammography", "breast-ultrasound", "workload",
                                     "cervical-results", "all"])
     p.add_argument("--from", dest="start", type=_date, required=True, help="first day, YYYY-MM-DD")

@@ -180,6 +180,10 @@ async def _hub_list(cfg: Any, args: argparse.Namespace) -> int:
 
     async def go() -> int:
         hubs = await registry.list_hubs(args.site)
+        if not hubs:
+            print("还没有网关 / no hubs yet: mchub cloud hub add --id ID --public-key HEX, or enroll one "
+                  "(mchub provision token create --site SITE)")
+            return 0
         print(f"{'hub':<20} {'site':<12} {'status':<8} {'online':<6} {'queue':>6}  marks (epoch:seq)")
         for h in hubs:
             marks = " ".join(f"{e & 0xFFFF_FFFF_FFFF_FFFF:x}:{s}" for e, s in h.acked_through.items())
@@ -228,7 +232,9 @@ async def _command(cfg: Any, args: argparse.Namespace) -> int:
 async def _outbox(cfg: Any, args: argparse.Namespace) -> int:
     from cloud import outbox
     from cloud.db.engine import Database
+    from cloud.serve import migrate_database
 
+    await migrate_database(cfg)  # a fresh database has no outbox table yet
     db = await Database.connect(cfg.database.url, 2)
     try:
         if args.action == "replay":
@@ -245,6 +251,8 @@ async def _outbox(cfg: Any, args: argparse.Namespace) -> int:
         for r in dead:
             print(f"dead #{r['id']} {r['topic']} {r['idempotency_key']} after {r['attempts']} attempt(s): "
                   f"{r['last_error']}")
+        if not depth and not dead:
+            print("出站队列为空，没有失败消息 / nothing queued, no dead letters")
         return 0
     finally:
         await db.close()

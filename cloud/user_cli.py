@@ -93,6 +93,9 @@ async def _list(cfg: Any, args: argparse.Namespace) -> int:
 
     async def go(db: Any) -> int:
         rows = await users.list_users(db)
+        if not rows:
+            print("还没有账户 / no accounts yet: mchub cloud user add NAME --role admin")
+            return 0
         print(f"{'user':<20} {'roles':<28} {'active':<6} {'totp':<5} last login")
         for u in rows:
             last = "-" if u.last_login_ms is None else _when(u.last_login_ms)

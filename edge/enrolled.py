@@ -136,7 +136,7 @@ def merge_devices(cfg: HubConfig, inventory: Inventory) -> tuple[StationConfig, 
                                      **({"dialect": d.dialect} if d.dialect else {}), **d.options}
             added.append(DeviceConfig(id=d.id, driver=d.kind, station_id=sid, transport=d.transport,
                                       address=d.address, port=d.port, dialect=d.dialect, options=table))
-        old = stations.get(sid) or StationConfig(sid, f"工位 {sid} / station {sid}", STATION_WINDOW_S, ())
+        old = stations.get(sid) or StationConfig(sid, f"测量台 {sid} / station {sid}", STATION_WINDOW_S, ())
         stations[sid] = dataclasses.replace(old, devices=(*old.devices, *added))
     return tuple(stations.values())
 

@@ -133,6 +133,14 @@ def load(directory: Path) -> Identity:
 
     if enrolled.is_enrolled(directory):  # made by `mchub edge enroll` (provisioning), not `mchub edge init`
         return enrolled.load(directory)
+    if not (directory / "hub.json").exists() and not (directory / "hub_ed25519.key").exists():
+        raise IdentityError(
+            f"此网关尚未登记（{directory} 中没有网关身份）/ this hub is not enrolled: no hub identity in {directory}\n"
+            "  fix: 向中心管理员要一个注册令牌（mchub provision token create --site SITE），然后在本机运行 / get an "
+            "enrollment token from the central admin (mchub provision token create --site SITE), then run here:\n"
+            "    mchub edge enroll --cloud URL --token TOKEN --config hub.toml\n"
+            "  不用令牌时 / without provisioning (docs/edge.md):\n"
+            "    mchub edge init --hub-id ID --cloud-key cloud.json --config hub.toml")
     try:
         hub_id = json.loads((directory / "hub.json").read_text(encoding="utf-8"))["hub_id"]
     except (OSError, ValueError, KeyError) as exc:

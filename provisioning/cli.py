@@ -279,14 +279,15 @@ def _site_add(args: argparse.Namespace) -> int:
 
     check_site_id(args.site_id)  # the server checks the same rule; this answers before signing in
     site = _client(args).request("POST", "/api/v1/admin/sites", {"site_id": args.site_id, "name": args.name})
-    _print(args, site, _t("已添加站点", "site added") + f": {site['site_id']} {site['name']}")
+    _print(args, site, _t("已添加机构", "site added") + f": {site['site_id']} {site['name']}")
     return 0
 
 
 def _site_list(args: argparse.Namespace) -> int:
     sites = _client(args).request("GET", "/api/v1/admin/sites")["sites"]
-    rows = [[_t("站点", "SITE"), _t("名称", "NAME")]] + [[s["site_id"], s["name"]] for s in sites]
-    _print(args, sites, _table(rows))
+    rows = [[_t("机构", "SITE"), _t("名称", "NAME")]] + [[s["site_id"], s["name"]] for s in sites]
+    _print(args, sites, _table(rows) if sites else _t("还没有机构", "no sites yet") + ": mchub provision site add "
+           "SITE_ID --name NAME")
     return 0
 
 
@@ -297,10 +298,10 @@ def _token_create(args: argparse.Namespace) -> int:
     got = _client(args).request("POST", "/api/v1/admin/tokens", body)
     cloud = _client(args).base
     text = (
-        f"{_t('注册令牌', 'enrollment token')} ({_t('站点', 'site')} {got['site_id']}, "
+        f"{_t('注册令牌', 'enrollment token')} ({_t('机构', 'site')} {got['site_id']}, "
         f"{_t('有效至', 'expires')} {_when(got['expires_ms'])}, {_t('仅可使用一次', 'one use')}):\n\n"
         f"    {got['token']}\n\n"
-        f"{_t('在集线器上运行', 'on the hub run')}:\n"
+        f"{_t('在网关上运行', 'on the hub run')}:\n"
         f"    mchub edge enroll --cloud {cloud} --token {got['token']}\n\n"
         f"{_t('令牌只显示这一次，云端只保存其哈希', 'shown only now; the cloud keeps only its hash')}"
     )
@@ -310,26 +311,27 @@ def _token_create(args: argparse.Namespace) -> int:
 
 def _hub_list(args: argparse.Namespace) -> int:
     hubs = _client(args).request("GET", "/api/v1/admin/hubs")["hubs"]
-    head = [_t("集线器", "HUB"), _t("站点", "SITE"), _t("状态", "STATUS"), _t("证书到期", "CERT EXPIRES"),
+    head = [_t("网关", "HUB"), _t("机构", "SITE"), _t("状态", "STATUS"), _t("证书到期", "CERT EXPIRES"),
             _t("最后在线", "LAST SEEN"), _t("密钥", "KEYS")]
     rows = [head] + [[h["hub_id"], h["site_id"], h["status"], _when(h["cert_expires_ms"]), _when(h["last_seen_ms"]),
                       str(h["keys"])] for h in hubs]
-    _print(args, hubs, _table(rows) if hubs else _t("还没有注册的集线器", "no hubs enrolled yet"))
+    none = _t("还没有登记的网关", "no hubs enrolled yet") + ": mchub provision token create --site SITE"
+    _print(args, hubs, _table(rows) if hubs else none)
     return 0
 
 
 def _hub_revoke(args: argparse.Namespace) -> int:
     path = f"/api/v1/admin/hubs/{urllib.parse.quote(args.hub_id)}/revoke"
     row = _client(args).request("POST", path, {"reason": args.reason})
-    done = _t("已吊销，该集线器的后续请求将被拒绝", "revoked: every further request from this hub is refused")
+    done = _t("已吊销，该网关的后续请求将被拒绝", "revoked: every further request from this hub is refused")
     _print(args, row, f"{done}: {row['hub_id']}")
     return 0
 
 
 def _hub_rotate(args: argparse.Namespace) -> int:
     got = _client(args).request("POST", f"/api/v1/admin/hubs/{urllib.parse.quote(args.hub_id)}/rotate")
-    how = _t("已通知集线器", "the hub was told") if got["pushed"] else _t(
-        "无法推送（MQTT 未连接），集线器将在证书到期前自行更换", "could not push (no MQTT); the hub rotates on its own "
+    how = _t("已通知网关", "the hub was told") if got["pushed"] else _t(
+        "无法推送（MQTT 未连接），网关将在证书到期前自行更换", "could not push (no MQTT); the hub rotates on its own "
         "before its certificate expires, or run `mchub edge rotate-key` on it")
     _print(args, got, f"{_t('已请求更换密钥', 'key rotation requested')}: {args.hub_id} ({how})")
     return 0
@@ -352,8 +354,8 @@ def _device_add(args: argparse.Namespace) -> int:
             "port": args.port, "dialect": args.dialect, "options": dict(map(_option, args.option)),
             "label": args.label, "device_id": args.device_id}
     got = _client(args).request("POST", f"/api/v1/admin/hubs/{urllib.parse.quote(args.hub)}/devices", body)
-    how = _t("已推送到集线器", "pushed to the hub") if got["pushed"] else _t(
-        "集线器下次同步时获取", "the hub picks it up at its next sync")
+    how = _t("已推送到网关", "pushed to the hub") if got["pushed"] else _t(
+        "网关下次同步时获取", "the hub picks it up at its next sync")
     _print(args, got, f"{_t('已添加设备', 'device added')}: {got['device']['device_id']} "
            f"({_t('配置版本', 'config version')} {got['version']}; {how})")
     return 0
@@ -361,10 +363,13 @@ def _device_add(args: argparse.Namespace) -> int:
 
 def _device_list(args: argparse.Namespace) -> int:
     got = _client(args).request("GET", f"/api/v1/admin/hubs/{urllib.parse.quote(args.hub)}/devices")
-    head = [_t("设备", "DEVICE"), _t("工位", "STATION"), _t("类型", "KIND"), _t("地址", "ADDRESS"), _t("名称", "LABEL")]
+    head = [_t("设备", "DEVICE"), _t("测量台", "STATION"), _t("类型", "KIND"), _t("地址", "ADDRESS"),
+            _t("名称", "LABEL")]
     rows = [head] + [[d["device_id"], str(d["station"]), d["kind"], d["address"] + (f":{d['port']}" if d.get("port")
                       else ""), d.get("label", "")] for d in got["devices"]]
-    _print(args, got, _table(rows) + f"\n{_t('配置版本', 'config version')} {got['version']}")
+    listing = _table(rows) if got["devices"] else _t("此网关没有设备", "no devices on this hub") + (
+        f": mchub provision device add --hub {args.hub} --station 1 --kind KIND --address ADDRESS")
+    _print(args, got, listing + f"\n{_t('配置版本', 'config version')} {got['version']}")
     return 0
 
 
@@ -383,5 +388,5 @@ def _audit(args: argparse.Namespace) -> int:
              _t("详情", "DETAIL")]]
     rows += [[_when(e["at_ms"]), e["actor"], e["action"], e["target"],
               " ".join(f"{k}={v}" for k, v in sorted(e.get("detail", {}).items()))] for e in entries]
-    _print(args, entries, _table(rows))
+    _print(args, entries, _table(rows) if entries else _t("没有审计记录", "no audit entries"))
     return 0

@@ -98,7 +98,7 @@ def run_enroll(args: argparse.Namespace) -> int:
         return _fail(exc)
     expires = state.certificate.not_valid_after_utc.astimezone().strftime("%Y-%m-%d %H:%M")
     devices = sum(len(s.devices) for s in state.config.stations)
-    print(f"{_t('注册成功', 'enrolled')}: {state.identity.hub_id} ({_t('站点', 'site')} {state.identity.site_id}, "
+    print(f"{_t('注册成功', 'enrolled')}: {state.identity.hub_id} ({_t('机构', 'site')} {state.identity.site_id}, "
           f"{state.config.site_name})")
     print(f"{_t('证书有效至', 'certificate valid until')} {expires}; {_t('设备', 'devices')} {devices}; "
           f"{_t('状态目录', 'state')} {args.state_dir}")

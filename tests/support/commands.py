@@ -1,0 +1,58 @@
+"""`mchub ...` command lines as people copy them from docs and from the CLI's own output.
+
+:func:`split` turns one shell line into argv (comments dropped, ``sudo``/``$`` prefixes
+removed); :func:`parse_error` runs it through the real ``mchub`` argparse parser — strict
+``parse_args``, so an unknown flag, a missing required option, a wrong choice or a command
+group without its subcommand is an error — and returns argparse's message, or None.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import shlex
+
+from mchub.cli import build_parser
+
+_PARSER: argparse.ArgumentParser | None = None
+
+
+def split(line: str) -> list[str] | None:
+    """The argv after ``mchub`` of a shell line, or None when the line does not run mchub."""
+    try:
+        words = shlex.split(line, comments=True)
+    except ValueError:
+        return None
+    while words and words[0] in ("$", "sudo", "-u", "mchub-edge", "mchub-cloud"):
+        words = words[1:]
+    if not words or words[0] != "mchub":
+        return None
+    return words[1:]
+
+
+def _leaf(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
+    """The parser of the subcommand argv names (following subcommand words only)."""
+    for word in argv:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if subs and word in subs[0].choices:
+            parser = subs[0].choices[word]
+    return parser
+
+
+def parse_error(argv: list[str]) -> str | None:
+    """argparse's complaint about ``mchub ARGV``, or None when it parses to a runnable command."""
+    global _PARSER
+    _PARSER = _PARSER or build_parser()
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            _PARSER.parse_args(argv)
+        except SystemExit as exc:
+            if exc.code not in (0, None):
+                return err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else f"exit {exc.code}"
+            return None  # --help / --version
+    leaf = _leaf(_PARSER, argv)
+    if any(isinstance(a, argparse._SubParsersAction) for a in leaf._actions):
+        return f"`{leaf.prog}` is a command group: it needs one of its subcommands"
+    return None

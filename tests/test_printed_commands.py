@@ -1,0 +1,66 @@
+"""Every command the CLI prints for the user to run works as printed.
+
+Real processes in a scratch directory, as an installer would do it: `mchub cloud init`,
+`mchub edge init` with the cloud's published keys, then each `mchub ...` line edge init
+printed is run exactly as printed, next to cloud.toml. Refusals that name a command
+(`mchub edge run` on a hub that is not enrolled) name one the parser accepts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from cloud.keystore import load_keys
+from tests.support.commands import parse_error, split
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def mchub(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "mchub", *argv], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def printed_commands(text: str) -> list[list[str]]:
+    return [argv for line in text.splitlines() if (argv := split(line.strip())) is not None]
+
+
+def test_edge_init_prints_a_cloud_hub_add_that_works_as_printed(tmp_path: Path) -> None:
+    done = mchub(tmp_path, "cloud", "init", "--config", "cloud.toml")
+    assert done.returncode == 0, done.stderr
+    listed = mchub(tmp_path, "cloud", "hub", "list")
+    assert listed.returncode == 0 and "no hubs yet" in listed.stdout and "还没有网关" in listed.stdout
+    empty = mchub(tmp_path, "cloud", "outbox", "list")
+    assert empty.returncode == 0, empty.stderr
+    assert "nothing queued" in empty.stdout and "出站队列为空" in empty.stdout
+    # the cloud's published key document (GET /api/v1/keys) is what the hub installer is handed
+    doc = load_keys(tmp_path / "keys").public_document()
+    (tmp_path / "cloud.json").write_text(json.dumps(doc), encoding="utf-8")
+
+    refused = mchub(tmp_path, "edge", "run", "--config", "hub.toml")  # no such file yet: names the fix
+    assert refused.returncode == 2 and "fix:" in refused.stderr
+    (tmp_path / "hub.toml").write_text('[hub]\nidentity_dir = "identity"\ndata_dir = "data"\n', encoding="utf-8")
+    refused = mchub(tmp_path, "edge", "run", "--config", "hub.toml")
+    assert refused.returncode == 2 and "not enrolled" in refused.stderr and "尚未登记" in refused.stderr
+    named = printed_commands(refused.stderr)
+    assert [argv[:2] for argv in named] == [["edge", "enroll"], ["edge", "init"]]
+    assert all(parse_error(argv) is None for argv in named), [parse_error(a) for a in named]
+
+    init = mchub(tmp_path, "edge", "init", "--hub-id", "clinic-042", "--cloud-key", "cloud.json",
+                 "--config", "hub.toml")
+    assert init.returncode == 0, init.stderr
+    commands = printed_commands(init.stdout)
+    assert [argv[:3] for argv in commands] == [["cloud", "hub", "add"]]
+    for argv in commands:
+        ran = mchub(tmp_path, *argv)
+        assert ran.returncode == 0, f"mchub {' '.join(argv)}: {ran.stderr}"
+        assert "clinic-042 registered" in ran.stdout
+    listed = mchub(tmp_path, "cloud", "hub", "list")
+    assert "clinic-042" in listed.stdout and "1 hub(s)" in listed.stdout
+    check = mchub(tmp_path, "edge", "check-config", "--config", "hub.toml")
+    assert check.returncode == 0 and "hub clinic-042" in check.stdout

@@ -1,9 +1,12 @@
 """`mchub ...` command lines as people copy them from docs and from the CLI's own output.
 
 :func:`split` turns one shell line into argv (comments dropped, ``sudo``/``$`` prefixes
-removed); :func:`parse_error` runs it through the real ``mchub`` argparse parser — strict
-``parse_args``, so an unknown flag, a missing required option, a wrong choice or a command
-group without its subcommand is an error — and returns argparse's message, or None.
+removed, ``<placeholder text>`` and ``$(...)`` taken as one value); :func:`parse_error`
+runs it through the real ``mchub`` argparse parser — strict ``parse_args``, so an unknown
+flag, a missing required option, a wrong choice or a command group without its subcommand
+is an error — and returns argparse's message, or None. :func:`reference_error` is the
+lighter check for a command named in prose (`` `mchub edge export --since` ``): the
+subcommands and every ``--flag`` exist, required arguments may be left out.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import re
 import shlex
 
 from mchub.cli import build_parser
@@ -20,6 +24,7 @@ _PARSER: argparse.ArgumentParser | None = None
 
 def split(line: str) -> list[str] | None:
     """The argv after ``mchub`` of a shell line, or None when the line does not run mchub."""
+    line = re.sub(r"<[^<>]*>|\$\([^()]*\)", "VALUE", line)
     try:
         words = shlex.split(line, comments=True)
     except ValueError:
@@ -55,4 +60,28 @@ def parse_error(argv: list[str]) -> str | None:
     leaf = _leaf(_PARSER, argv)
     if any(isinstance(a, argparse._SubParsersAction) for a in leaf._actions):
         return f"`{leaf.prog}` is a command group: it needs one of its subcommands"
+    return None
+
+
+def reference_error(argv: list[str]) -> str | None:
+    """What is wrong with a command named in prose: an unknown subcommand or ``--flag``, or None."""
+    global _PARSER
+    _PARSER = _PARSER or build_parser()
+    parser, skip = _PARSER, False
+    for raw in argv:
+        word = raw.strip("[]()")
+        if skip:
+            skip = False
+            continue
+        if word.startswith("--"):
+            action = parser._option_string_actions.get(word.split("=", 1)[0])
+            if action is None:
+                return f"`{parser.prog}` has no option {word.split('=', 1)[0]}"
+            skip = action.nargs != 0 and "=" not in word
+            continue
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if subs and word:
+            if word not in subs[0].choices:
+                return f"`{parser.prog}` has no subcommand {word!r}"
+            parser = subs[0].choices[word]
     return None

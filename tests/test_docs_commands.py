@@ -1,6 +1,6 @@
 """Every `mchub ...` command in the docs works with the CLI as it is.
 
-* lines of shell blocks (```, ```sh, ```bash, ```console) are parsed strictly by the real
+* lines of shell blocks (```, ```sh, ```bash, ```console, and 4-space indented blocks) are parsed strictly by the real
   argparse parser: subcommands, flags, required arguments and choices as written; ``[...]``
   groups are optional parts of a synopsis (their flags must exist too);
 * `` `mchub ...` `` code spans in prose name commands: their subcommands and flags must exist;
@@ -37,7 +37,9 @@ def doc_commands(path: Path) -> Iterator[tuple[str, int, str]]:
         if fence:
             lang = fence.group(1) if lang is None else None
             continue
-        if lang is None:
+        if lang is None and line.startswith("    ") and split(line.strip()) is not None:
+            yield "block", number, line.strip()  # an indented code block
+        elif lang is None:
             for span in _SPAN.finditer(line):
                 yield "span", number, span.group(1)
         elif lang in _SHELL:

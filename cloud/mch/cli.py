@@ -191,13 +191,21 @@ async def _register(db: Any, cfg: Any, args: argparse.Namespace) -> int:
     except CloudError:
         at_rest = None  # no keys here: subjects are labelled by number
     names = list(queries.REGISTERS) if args.name == "all" else [args.name]
-    fmt = args.format or ("xlsx" if str(args.out).endswith(".xlsx") or len(names) > 1 else "csv")
+    if args.end < args.start:
+        raise MchError(f"--to {args.end} is before --from {args.start}; both days are included, so --to is the "
+                       "last day wanted")
+    fmt = args.format or ("xlsx" if str(args.out or "").endswith(".xlsx") or len(names) > 1 else "csv")
     if fmt == "csv" and len(names) > 1:
         raise MchError("several registers go into one XLSX workbook: use --format xlsx (or --out NAME.xlsx)")
     tables = [await queries.register(db, n, args.start, args.end, site=args.site, at_rest=at_rest) for n in names]
-    data = registers.to_xlsx(tables, args.lang) if fmt == "xlsx" else registers.to_csv(tables[0], args.lang)
-    await asyncio.to_thread(Path(args.out).write_bytes, data)
-    print(f"wrote {args.out}: " + ", ".join(f"{t.zh} ({len(t.rows)} row(s))" for t in tables))
+    where = await queries.institution(db, args.site)
+    data = (registers.to_xlsx(tables, args.lang, institution=where, start=args.start, end=args.end) if fmt == "xlsx"
+            else registers.to_csv(tables[0], args.lang))
+    out = Path(args.out or registers.file_name(tables, where or ("全部机构" if args.lang == "zh" else "all"),
+                                                 args.start, args.end, fmt, args.lang))
+    await asyncio.to_thread(out.write_bytes, data)
+    print(f"wrote {out}: " + ", ".join(f"{t.zh} ({len(t.rows)} row(s))" for t in tables)
+          + f"; {registers.period_text(args.start, args.end, args.lang)}")
     return 0
 
 
@@ -231,11 +239,13 @@ def register(sub: Any, add: Callable[..., Any], run: Callable[[Handler], Callabl
     p.add_argument("--overdue", action="store_true", help="only tasks past their due date")
     p.add_argument("--site", default="")
     p = add("register", "登记册 / write a register or statistics table as CSV or XLSX", run(_with_db(_register)), mch)
-    p.add_argument("name", choices=["breast-followup", "mammography", "breast-ultrasound", "workload",
-                                    "cervical-results", "all"])
-    p.add_argument("--from", dest="start", type=_date, required=True, help="first day, YYYY-MM-DD")
-    p.add_argument("--to", dest="end", type=_date, required=True, help="last day, YYYY-MM-DD")
+    p.add_argument("name", help="登记册名称 / register name: breast-followup, workload, ... (every register of "
+                                "docs/mch.md), or all")
+    p.add_argument("--from", dest="start", type=_date, required=True, help="首日 / first day, YYYY-MM-DD")
+    p.add_argument("--to", dest="end", type=_date, required=True,
+                   help="末日（含）/ last day, YYYY-MM-DD, included")
     p.add_argument("--site", default="", help="one site id (default: all sites)")
     p.add_argument("--format", choices=["csv", "xlsx"], help="default: from --out, else csv")
     p.add_argument("--lang", choices=["zh", "en"], default="zh", help="column titles (default zh)")
-    p.add_argument("--out", required=True, help="output file")
+    p.add_argument("--out", help="输出文件 / output file (default: <register>_<institution>_<from>至<to>.xlsx|csv "
+                                 "in this directory)")

@@ -170,3 +170,12 @@ async def register(db: Database, name: str, start: dt.date, end: dt.date, *, sit
     if builder is None:
         raise MchError(f"no register {name!r}; choose one of {', '.join(REGISTERS)}")
     return builder(await case_views(db, start, end, site=site, at_rest=at_rest), start, end)
+
+
+async def institution(db: Database, site: str) -> str:
+    """How a register names its scope: the site's name and id, or "" for every site."""
+    if not site:
+        return ""
+    async with db.transaction() as tx:
+        row = await tx.fetchrow("SELECT name FROM sites WHERE site_id = $1", site)
+    return f"{row['name']} ({site})" if row is not None and row["name"] else site

@@ -314,7 +314,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default="", help="机构名称 / display name")
     help_ = "网关 / hubs: add, add-key, revoke, list"
     hub = sub.add_parser("hub", help=help_, description=help_).add_subparsers(dest="hub_command", metavar="ACTION")
-    p = add("add", "登记网关 / register a hub with its Ed25519 public key (without provisioning)", _run(_hub_add),
+    p = add("add", "添加网关 / register a hub with its Ed25519 public key (without provisioning)", _run(_hub_add),
             hub)
     p.add_argument("--id", required=True, help="网关编号 / hub id (A-Z a-z 0-9 . _ -)")
     p.add_argument("--public-key", required=True,

@@ -135,7 +135,7 @@ def load(directory: Path) -> Identity:
         return enrolled.load(directory)
     if not (directory / "hub.json").exists() and not (directory / "hub_ed25519.key").exists():
         raise IdentityError(
-            f"此网关尚未登记（{directory} 中没有网关身份）/ this hub is not enrolled: no hub identity in {directory}\n"
+            f"此网关尚未注册（{directory} 中没有网关身份）/ this hub is not enrolled: no hub identity in {directory}\n"
             "  fix: 向中心管理员要一个注册令牌（mchub provision token create --site SITE），然后在本机运行 / get an "
             "enrollment token from the central admin (mchub provision token create --site SITE), then run here:\n"
             "    mchub edge enroll --cloud URL --token TOKEN --config hub.toml\n"

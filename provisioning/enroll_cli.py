@@ -43,7 +43,7 @@ def hardware_serial(sources: tuple[str, ...] = SERIAL_SOURCES) -> str | None:
 
 def add_enroll_commands(sub: Any) -> None:
     """Add ``enroll`` and ``rotate-key`` to an ``add_subparsers()`` object."""
-    p = sub.add_parser("enroll", help="用一次性令牌登记网关 / enroll this hub with the cloud using a one-time token",
+    p = sub.add_parser("enroll", help="用一次性令牌注册网关 / enroll this hub with the cloud using a one-time token",
                        description="在本机生成网关密钥（不离开网关），用令牌申请证书，校验后存入 --state-dir (0600)；"
                                    "同一令牌可重复运行。 / "
                                    "Generates this hub's key here (it never leaves the hub), sends a certificate "

@@ -46,7 +46,7 @@ def test_edge_init_prints_a_cloud_hub_add_that_works_as_printed(tmp_path: Path) 
     assert refused.returncode == 2 and "fix:" in refused.stderr
     (tmp_path / "hub.toml").write_text('[hub]\nidentity_dir = "identity"\ndata_dir = "data"\n', encoding="utf-8")
     refused = mchub(tmp_path, "edge", "run", "--config", "hub.toml")
-    assert refused.returncode == 2 and "not enrolled" in refused.stderr and "尚未登记" in refused.stderr
+    assert refused.returncode == 2 and "not enrolled" in refused.stderr and "尚未注册" in refused.stderr
     named = printed_commands(refused.stderr)
     assert [argv[:2] for argv in named] == [["edge", "enroll"], ["edge", "init"]]
     assert all(parse_error(argv) is None for argv in named), [parse_error(a) for a in named]

@@ -214,20 +214,20 @@ def register(sub: Any, add: Callable[..., Any], run: Callable[[Handler], Callabl
     p = sub.add_parser("mch", help="妇幼 / MCH cases, uploads, follow-ups, registers", description=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     mch = p.add_subparsers(dest="mch_command", metavar="ACTION")
-    p = add("backfill", "补建病例 / build cases from historical data since a date (resumable; uploads follow)",
+    p = add("backfill", "补建个案 / build cases from historical data since a date (resumable; uploads follow)",
             run(_with_db(_backfill)), mch)
     p.add_argument("--since", type=_date, required=True, help="first day, YYYY-MM-DD")
     p.add_argument("--restart", action="store_true", help="start over instead of resuming after the last subject")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p = add("cases", "病例列表 / list cases with state and what is missing", run(_with_db(_cases)), mch)
+    p = add("cases", "个案列表 / list cases with state and what is missing", run(_with_db(_cases)), mch)
     p.add_argument("--state", default="", choices=["", "incomplete", "invalid", "ready", "uploaded", "refused"])
     p.add_argument("--type", default="", choices=["", "cervical", "breast", "growth", "prenatal"])
     p.add_argument("--site", default="")
     p.add_argument("--limit", type=int, default=100)
-    p = add("show", "病例详情 / one case: versions, field errors, platform answers, follow-ups",
+    p = add("show", "个案详情 / one case: versions, field errors, platform answers, follow-ups",
             run(_with_db(_show)), mch)
     p.add_argument("case")
-    p = add("correct", "更正病例 / correct fields of a case (audited); a changed record becomes a new version",
+    p = add("correct", "更正个案 / correct fields of a case (audited); a changed record becomes a new version",
             run(_with_db(_correct)), mch)
     p.add_argument("case")
     p.add_argument("changes", nargs="+", metavar="FIELD=VALUE", help="e.g. colposcopy=not_done age_years=45")
@@ -238,8 +238,8 @@ def register(sub: Any, add: Callable[..., Any], run: Callable[[Handler], Callabl
     p = add("followups", "随访任务 / open follow-up tasks", run(_with_db(_followups)), mch)
     p.add_argument("--overdue", action="store_true", help="only tasks past their due date")
     p.add_argument("--site", default="")
-    p = add("register", "登记册 / write a register or statistics table as CSV or XLSX", run(_with_db(_register)), mch)
-    p.add_argument("name", help="登记册名称 / register name: breast-followup, workload, ... (every register of "
+    p = add("register", "登记表 / write a register or statistics table as CSV or XLSX", run(_with_db(_register)), mch)
+    p.add_argument("name", help="登记表名称 / register name: breast-followup, workload, ... (every register of "
                                 "docs/mch.md), or all")
     p.add_argument("--from", dest="start", type=_date, required=True, help="首日 / first day, YYYY-MM-DD")
     p.add_argument("--to", dest="end", type=_date, required=True,

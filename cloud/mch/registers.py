@@ -223,7 +223,7 @@ def file_name(tables: list[Table], institution: str, start: dt.date, end: dt.dat
     if len(tables) == 1:
         title = tables[0].zh if lang == "zh" else tables[0].en
     else:
-        title = "妇幼登记册" if lang == "zh" else "MCH registers"
+        title = "妇幼登记表" if lang == "zh" else "MCH registers"
     span = f"{start:%Y-%m-%d}至{end:%Y-%m-%d}" if lang == "zh" else f"{start:%Y-%m-%d}_to_{end:%Y-%m-%d}"
     parts = [_FILE_UNSAFE.sub("_", part).strip("._") for part in (title, institution, span)]
     return "_".join(p for p in parts if p) + f".{fmt}"

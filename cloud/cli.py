@@ -136,7 +136,8 @@ async def _hub_add(cfg: Any, args: argparse.Namespace) -> int:
     try:
         key = bytes.fromhex(args.public_key)
     except ValueError as exc:
-        raise RegistryError(f"--public-key is not hex: {exc}") from exc
+        raise RegistryError(f"--public-key 不是十六进制 / --public-key is not hex ({exc}): give the 64 hex digits "
+                            "`mchub edge init` printed after 'ed25519:'") from exc
 
     async def go() -> int:
         await registry.create_site(args.site)

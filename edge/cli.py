@@ -170,7 +170,8 @@ def _status(args: argparse.Namespace) -> int:
     try:
         cfg = _load(args)
         if not cfg.db_path.exists():
-            return _fail(Exception(f"{cfg.db_path} does not exist yet: the hub has never run"))
+            return _fail(Exception(f"网关尚未运行过 / {cfg.db_path} does not exist yet: the hub has never run; start "
+                                   f"it: sudo systemctl start mchub-edge (or mchub edge run --config {args.config})"))
         host = "127.0.0.1" if cfg.web_bind in ("0.0.0.0", "::") else cfg.web_bind
         from edge.web.auth import read_console_token
 
@@ -200,11 +201,12 @@ def _hash(_args: argparse.Namespace) -> int:
     if sys.stdin.isatty():
         secret = getpass.getpass("PIN or password: ")
         if getpass.getpass("again: ") != secret:
-            return _fail(Exception("the two entries differ"))
+            return _fail(Exception("两次输入不一致，请重新运行 / the two entries differ; run it again"))
     else:
         secret = sys.stdin.readline().rstrip("\n")
     if len(secret) < 4:
-        return _fail(Exception("use at least 4 characters (a 6-digit PIN or a password)"))
+        return _fail(Exception("至少 4 个字符（6 位 PIN 或口令）/ use at least 4 characters (a 6-digit PIN or a "
+                               "password); run it again"))
     print(hash_password(secret))
     return 0
 
@@ -229,7 +231,7 @@ def _export(args: argparse.Namespace) -> int:
     if done.problem:
         print(f"warning: the database is damaged; {done.problem}", file=sys.stderr)
     if not done.batches:
-        print("nothing to export: the cloud has acknowledged every record")
+        print("没有需要导出的记录：云端已确认全部记录 / nothing to export: the cloud has acknowledged every record")
         return 0
     print(f"wrote records {done.first}..{done.last} ({done.last - done.first + 1}) in {done.batches} "
           f"sealed batch(es) to {args.out}")
@@ -270,7 +272,8 @@ def _restore(args: argparse.Namespace) -> int:
         except OSError:
             running = False
         if running:
-            return _fail(Exception("the hub is running: stop it first (sudo systemctl stop mchub-edge)"))
+            return _fail(Exception("网关正在运行，请先停止 / the hub is running: stop it first "
+                                   "(sudo systemctl stop mchub-edge), then run this again"))
         done = restore(cfg.data_dir, identity.load(cfg.identity_dir), args.source, cfg.sync.url)
     except EdgeError as exc:
         return _fail(exc)

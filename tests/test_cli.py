@@ -46,7 +46,7 @@ def _walk(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> Iterator[tu
                 yield from _walk(child, (*path, name))
 
 
-def test_every_command_and_subcommand_has_help_in_chinese_and_english() -> None:
+def test_every_command_and_subcommand_has_help_in_chinese_and_english(capsys: pytest.CaptureFixture[str]) -> None:
     """`mchub X ... --help` for every command of edge, cloud, provision, sim, demo, bench and decode."""
     parser = build_parser()
     seen, missing = 0, []
@@ -55,7 +55,10 @@ def test_every_command_and_subcommand_has_help_in_chinese_and_english() -> None:
             continue
         seen += 1
         description = child.description or ""
-        shown = child.format_help()  # what --help prints
+        with pytest.raises(SystemExit) as exit_:
+            main([*path.split()[1:], "--help"])
+        shown = capsys.readouterr().out
+        assert exit_.value.code == 0 and shown == child.format_help()
         if not (_CJK.search(description) and _LATIN.search(description) and _CJK.search(shown)):
             missing.append(f"{path}: description {description[:60]!r}")
         for name, line in listed.items():

@@ -201,8 +201,7 @@ async def _register(db: Any, cfg: Any, args: argparse.Namespace) -> int:
     where = await queries.institution(db, args.site)
     data = (registers.to_xlsx(tables, args.lang, institution=where, start=args.start, end=args.end) if fmt == "xlsx"
             else registers.to_csv(tables[0], args.lang))
-    out = Path(args.out or registers.file_name(tables, where or ("全部机构" if args.lang == "zh" else "all"),
-                                                 args.start, args.end, fmt, args.lang))
+    out = Path(args.out or registers.file_name(tables, where, args.start, args.end, fmt, args.lang))
     await asyncio.to_thread(out.write_bytes, data)
     print(f"wrote {out}: " + ", ".join(f"{t.zh} ({len(t.rows)} row(s))" for t in tables)
           + f"; {registers.period_text(args.start, args.end, args.lang)}")

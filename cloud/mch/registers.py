@@ -210,8 +210,14 @@ def period_text(start: dt.date, end: dt.date, lang: str = "zh") -> str:
     return f"{start:%Y-%m-%d} to {end:%Y-%m-%d} (both days included)"
 
 
+def institution_label(institution: str, lang: str = "zh") -> str:
+    """The institution as a register names it; "" (every site) reads 全部机构 / all institutions."""
+    return institution or ("全部机构" if lang == "zh" else "all institutions")
+
+
 def scope_line(institution: str, start: dt.date, end: dt.date, lang: str = "zh") -> str:
-    """The second row of a sheet: which institution, which period."""
+    """The second row of a sheet and the line under a register on its page: which institution, which period."""
+    institution = institution_label(institution, lang)
     if lang == "zh":
         return f"机构：{institution}　统计期间：{period_text(start, end, lang)}"
     return f"Institution: {institution}    Period: {period_text(start, end, lang)}"
@@ -220,6 +226,7 @@ def scope_line(institution: str, start: dt.date, end: dt.date, lang: str = "zh")
 def file_name(tables: list[Table], institution: str, start: dt.date, end: dt.date, fmt: str,
               lang: str = "zh") -> str:
     """``<register>_<institution>_<start>至<end>.<fmt>`` (``..._<start>_to_<end>`` in English), safe on disk."""
+    institution = institution_label(institution, lang)
     if len(tables) == 1:
         title = tables[0].zh if lang == "zh" else tables[0].en
     else:
@@ -243,8 +250,7 @@ def to_xlsx(tables: Iterable[Table], lang: str = "zh", *, institution: str = "",
         sheet.append([table.zh if lang == "zh" else table.en])
         sheet["A1"].font = Font(bold=True, size=14)
         if start is not None and end is not None:
-            sheet.append([scope_line(institution or ("全部机构" if lang == "zh" else "all institutions"),
-                                     start, end, lang)])
+            sheet.append([scope_line(institution, start, end, lang)])
         sheet.append([c.zh if lang == "zh" else c.en for c in table.columns])
         header = sheet.max_row
         for cell in sheet[header]:

@@ -60,10 +60,12 @@ async def register_page(request: Request) -> Response:
     async with db_of(request).transaction() as tx:
         sites = [dict(r) for r in await tx.fetch("SELECT site_id, name FROM sites ORDER BY site_id")]
     await audit_view(request, "register", detail={"name": name, "site": site, "rows": len(table.rows)})
-    return page(request, "registers.html", {
+    zh = RENDER.language(request) == "zh-CN"
+    scope = reg.scope_line(await institution(db_of(request), site), start, end, "zh" if zh else "en")
+    return page(request, "registers.html", {"scope": scope,
         "names": list(REGISTERS), "name": name, "site": site, "sites": sites, "start": start.isoformat(),
         "end": end.isoformat(), "table": table,
-        "zh": RENDER.language(request) == "zh-CN"}, nav="registers", patient_data=True)
+        "zh": zh}, nav="registers", patient_data=True)
 
 
 @guard(*ROLES)
@@ -81,7 +83,7 @@ async def download(request: Request) -> Response:
              else "text/csv; charset=utf-8")
     safe_site = re.sub(r"[^A-Za-z0-9._-]", "_", site) or "all"
     ascii_name = f"{name}_{safe_site}_{start:%Y%m%d}-{end:%Y%m%d}.{fmt}"
-    full_name = reg.file_name([table], where or ("全部机构" if lang == "zh" else "all"), start, end, fmt, lang)
+    full_name = reg.file_name([table], where, start, end, fmt, lang)
     disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(full_name, safe='')}"
     return Response(body, media_type=media, headers={"Content-Disposition": disposition})
 

@@ -121,5 +121,5 @@ def test_sheet_titles_and_file_names_follow_excel_and_file_system_rules() -> Non
     table = REGISTERS["workload"](VIEWS, START, END)
     assert file_name([table], "城关卫生院 (s1)", START, END, "xlsx") == \
         "筛查工作量统计表_城关卫生院_(s1)_2026-01-01至2026-12-31.xlsx"
-    assert file_name([table, table], "all", START, END, "xlsx", "en") == \
-        "MCH_registers_all_2026-01-01_to_2026-12-31.xlsx"
+    assert file_name([table, table], "", START, END, "xlsx", "en") == \
+        "MCH_registers_all_institutions_2026-01-01_to_2026-12-31.xlsx"

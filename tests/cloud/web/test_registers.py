@@ -42,7 +42,7 @@ async def test_registers_on_screen_and_as_files(tmp_path: Path) -> None:
             csv = await c.get("/ui/registers/download", params={"name": "workload", "fmt": "csv", **PERIOD})
             assert csv.headers["content-type"].startswith("text/csv") and csv.content.startswith(b"\xef\xbb\xbf")
             assert 'filename="workload_all_20251101-20251130.csv"' in csv.headers["content-disposition"]
-            assert "filename*=UTF-8''Screening_workload_statistics_all_2025-11-01_to_2025-11-30.csv" in \
+            assert "filename*=UTF-8''Screening_workload_statistics_all_institutions_2025-11-01_to_2025-11-30.csv" in \
                 csv.headers["content-disposition"]  # this client switched to English above
             xlsx = await c.get("/ui/registers/download",
                                params={"name": "breast-followup", "fmt": "xlsx", "site": 'S1"\r\nX: y', **PERIOD,
@@ -54,7 +54,8 @@ async def test_registers_on_screen_and_as_files(tmp_path: Path) -> None:
                     in xlsx.headers["content-disposition"])
             # the end date is included: a one-day period on the visit's day shows it, on the page and in the file
             day = {"start": "2025-11-01", "end": "2025-11-01", "lang": "zh-CN"}
-            assert "site S1" in (await c.get("/ui/registers", params={"name": "workload", **day})).text
+            shown = (await c.get("/ui/registers", params={"name": "workload", **day})).text
+            assert "site S1" in shown and "统计期间：2025-11-01 至 2025-11-01（含首尾两日）" in shown
             one_day = await c.get("/ui/registers/download", params={"name": "workload", "fmt": "xlsx", **day})
             book = load_workbook(io.BytesIO(one_day.content))
             assert book.sheetnames == ["筛查工作量统计表"]

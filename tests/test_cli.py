@@ -10,6 +10,7 @@ import pytest
 
 from mchub import __version__
 from mchub.cli import COMMANDS, build_parser, main
+from tests.webui.test_glossary import REFUSED
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -61,6 +62,7 @@ def test_every_command_and_subcommand_has_help_in_chinese_and_english(capsys: py
         assert exit_.value.code == 0 and shown == child.format_help()
         if not (_CJK.search(description) and _LATIN.search(description) and _CJK.search(shown)):
             missing.append(f"{path}: description {description[:60]!r}")
+        missing += [f"{path}: {word} — docs/glossary.md says {use}" for word, use in REFUSED.items() if word in shown]
         for name, line in listed.items():
             if line and not (_CJK.search(line) and _LATIN.search(line)):
                 missing.append(f"{path}: the line for {name} in its parent's list: {line[:60]!r}")

@@ -36,6 +36,16 @@ def split(line: str) -> list[str] | None:
     return words[1:]
 
 
+def commands_in(text: str) -> list[list[str]]:
+    """argv of every ``mchub ...`` a program printed, also after a colon within a line ("run: mchub ...")."""
+    found = []
+    for line in text.splitlines():
+        at = re.search(r"(?<![\w-])mchub (?=[a-z-])", line)
+        if at and (argv := split(line[at.start():].rstrip(").;"))) is not None:
+            found.append(argv)
+    return found
+
+
 def _leaf(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
     """The parser of the subcommand argv names (following subcommand words only)."""
     for word in argv:

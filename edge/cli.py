@@ -78,7 +78,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p = add("backup", "备份数据库 / write a consistent copy of hub.db (safe while the hub runs)")
     p.add_argument("--out", required=True, type=Path, help="备份文件 / backup file to write, e.g. on a USB stick")
     p.set_defaults(func=_backup)
-    p = add("restore", "恢复备份 / make a backup this hub's database under a new epoch (stop the hub first)")
+    p = add("restore", "恢复备份 / make a backup the hub's database, under a new epoch (stop the hub first)")
     p.add_argument("--from", dest="source", required=True, type=Path, help="备份文件 / the backup file")
     p.set_defaults(func=_restore)
     sub.add_parser("hash-password", help="口令哈希 / hash a staff PIN or password for [[web.users]] secret_hash in "
@@ -117,7 +117,7 @@ def _init(args: argparse.Namespace) -> int:
     print(f"网关身份已创建 / identity created in {directory}")
     print(f"网关编号 / hub id:     {ident.hub_id}")
     print(f"公钥 / public key:     ed25519:{ident.public_hex}")
-    print("在云端登记（云端服务器上，cloud.toml 所在目录；--site 填机构编号）/ register it in the cloud "
+    print("在云端添加此网关（云端服务器上，cloud.toml 所在目录；--site 填机构编号）/ register it in the cloud "
           "(on the cloud server, next to cloud.toml; --site names its clinic):")
     print(f"  mchub cloud hub add --id {ident.hub_id} --public-key {ident.public_hex} --site default")
     return 0

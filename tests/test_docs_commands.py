@@ -3,7 +3,8 @@
 * lines of shell blocks (```, ```sh, ```bash, ```console, and 4-space indented blocks) are parsed strictly by the real
   argparse parser: subcommands, flags, required arguments and choices as written; ``[...]``
   groups are optional parts of a synopsis (their flags must exist too);
-* `` `mchub ...` `` code spans in prose name commands: their subcommands and flags must exist;
+* `` `mchub ...` `` code spans in prose, and commands named in a block's ``#`` comments, name
+  commands: their subcommands and flags must exist;
 * commands that need no server (``mchub decode``, ``mchub sim pacs make``, ``--help``) are run
   in a scratch directory and must exit 0.
 """
@@ -26,6 +27,7 @@ DOCS = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
 _FENCE = re.compile(r"^\s*```\s*([\w-]*)\s*$")
 _SPAN = re.compile(r"`(mchub(?: [^`]*)?)`")
 _SHELL = ("", "sh", "bash", "console", "shell")
+_IN_COMMENT = re.compile(r"(?<![\w/-])(mchub [a-z][^`#]*)")
 
 
 def doc_commands(path: Path) -> Iterator[tuple[str, int, str]]:
@@ -50,6 +52,9 @@ def doc_commands(path: Path) -> Iterator[tuple[str, int, str]]:
             pending = ""
             if split(text) is not None:
                 yield "block", number, text
+            if "#" in text:  # a command named in a comment: `# prints: mchub cloud hub add ...`
+                for named in _IN_COMMENT.findall(text.split("#", 1)[1]):
+                    yield "span", number, named.strip()
 
 
 def _cases() -> list[tuple[str, str, int, str]]:

@@ -94,4 +94,6 @@ def reference_error(argv: list[str]) -> str | None:
             if word not in subs[0].choices:
                 return f"`{parser.prog}` has no subcommand {word!r}"
             parser = subs[0].choices[word]
+        elif word and word not in ("…", "...") and not any(not a.option_strings for a in parser._actions):
+            return f"`{parser.prog}` takes no positional argument, got {word!r}"
     return None

@@ -8,8 +8,8 @@ Files (all written 0600, the directory 0700)::
     data.key          32-byte AES-256-GCM key: encrypts patient subjects at rest in hub.db
     cloud.json        the cloud's public keys: {"suite", "recipient" (hex HPKE key), "signing" (hex Ed25519)}
 
-``mchub edge init --hub-id H --cloud-key cloud.json --identity DIR`` creates it and prints
-the hub's public key for ``mchub cloud hub add``.
+``mchub edge init --hub-id H --cloud-key cloud.json --config hub.toml`` creates it (in hub.toml's
+``identity_dir``) and prints the ``mchub cloud hub add`` line that registers its public key.
 """
 
 from __future__ import annotations

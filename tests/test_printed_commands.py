@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from cloud.keystore import load_keys
-from tests.support.commands import parse_error, split
+from tests.support.commands import parse_error, reference_error, split
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,3 +67,35 @@ def test_edge_init_prints_a_cloud_hub_add_that_works_as_printed(tmp_path: Path) 
     assert "clinic-042" in listed.stdout and "1 hub(s)" in listed.stdout
     check = mchub(tmp_path, "edge", "check-config", "--config", "hub.toml")
     assert check.returncode == 0 and "hub clinic-042" in check.stdout
+
+
+def _named_in_source() -> list[tuple[str, int, str]]:
+    """Every `mchub ...` in backticks in the programs' text: messages, help, docstrings."""
+    found = []
+    for package in ("edge", "cloud", "provisioning", "mchub", "firmware_sim", "drivers", "protocol", "webui"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                found += [(path.relative_to(ROOT).as_posix(), number, m.group(1))
+                          for m in re.finditer(r"`(mchub [a-z][^`]*)`", line)]
+    return found
+
+
+NAMED = _named_in_source()
+
+
+def test_every_command_named_in_the_programs_exists() -> None:
+    """A message that says "run `mchub edge init`" names a command and flags that exist."""
+    assert len(NAMED) > 100
+    wrong = []
+    for path, number, text in NAMED:
+        argv = split(text)
+        if argv is None or argv[0].endswith(":"):  # `mchub decode: CODEC: REASON` is a message format
+            continue
+        if problem := reference_error(argv):
+            wrong.append(f"{path}:{number}: {text}: {problem}")
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("argv", [["edge", "audit", "verify"], ["edge", "init", "--identity", "DIR"]])
+def test_a_command_that_does_not_exist_is_caught(argv: list[str]) -> None:
+    assert reference_error(argv) is not None

@@ -90,6 +90,11 @@ def reference_error(argv: list[str]) -> str | None:
             skip = action.nargs != 0 and "=" not in word
             continue
         subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if word in ("...", "…"):
+            return None  # "any subcommand / arguments"
+        if subs and "|" in word:  # alternatives: idcard|station|bp
+            wrong = [w for w in word.split("|") if w not in subs[0].choices]
+            return f"`{parser.prog}` has no subcommand {wrong[0]!r}" if wrong else None
         if subs and word:
             if word not in subs[0].choices:
                 return f"`{parser.prog}` has no subcommand {word!r}"

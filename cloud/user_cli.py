@@ -36,9 +36,15 @@ def _password(args: argparse.Namespace) -> str:
     if args.password_file:
         lines = Path(args.password_file).read_text(encoding="utf-8").splitlines()
         return lines[0] if lines else ""
-    first = getpass.getpass("新密码 / new password: ")
-    if getpass.getpass("再输一次 / again: ") != first:
-        print("两次输入不一致 / the two entries differ", file=sys.stderr)
+    try:
+        first = getpass.getpass("新密码 / new password: ")
+        again = getpass.getpass("再输一次 / again: ")
+    except EOFError:
+        print("没有输入密码 / no password given: run it in a terminal, or give --password-file FILE",
+              file=sys.stderr)
+        raise SystemExit(2) from None
+    if again != first:
+        print("两次输入不一致，请重新运行 / the two entries differ; run it again", file=sys.stderr)
         raise SystemExit(2)
     return first
 

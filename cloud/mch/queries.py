@@ -87,7 +87,7 @@ async def case_detail(db: Database, case_id: str) -> dict[str, Any]:
     async with db.transaction() as tx:
         case = await tx.fetchrow("SELECT * FROM mch_cases WHERE case_id = $1", case_id)
         if case is None:
-            raise MchError(f"case {case_id} does not exist")
+            raise MchError(f"case {case_id} does not exist; list cases with `mchub cloud mch cases`")
         versions = await tx.fetch("SELECT r.*, o.id AS outbox_id, o.status AS outbox_status, o.attempts, o.last_error "
                                   "FROM mch_records r LEFT JOIN outbox o ON o.idempotency_key = r.outbox_key "
                                   "WHERE r.case_id = $1 ORDER BY r.version DESC", case_id)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from cloud.keystore import load_keys
-from tests.support.commands import parse_error, reference_error, split
+from tests.support.commands import commands_in, parse_error, reference_error, split
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,10 +27,6 @@ def mchub(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "mchub", *argv], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=120, check=False)
-
-
-def printed_commands(text: str) -> list[list[str]]:
-    return [argv for line in text.splitlines() if (argv := split(line.strip())) is not None]
 
 
 def test_edge_init_prints_a_cloud_hub_add_that_works_as_printed(tmp_path: Path) -> None:
@@ -50,14 +46,15 @@ def test_edge_init_prints_a_cloud_hub_add_that_works_as_printed(tmp_path: Path) 
     (tmp_path / "hub.toml").write_text('[hub]\nidentity_dir = "identity"\ndata_dir = "data"\n', encoding="utf-8")
     refused = mchub(tmp_path, "edge", "run", "--config", "hub.toml")
     assert refused.returncode == 2 and "not enrolled" in refused.stderr and "尚未注册" in refused.stderr
-    named = printed_commands(refused.stderr)
-    assert [argv[:2] for argv in named] == [["edge", "enroll"], ["edge", "init"]]
+    named = commands_in(refused.stderr)
+    assert [argv[:2] for argv in named] == [["provision", "token"], ["provision", "token"], ["edge", "enroll"],
+                                            ["edge", "init"]]  # the token command is named in zh and en
     assert all(parse_error(argv) is None for argv in named), [parse_error(a) for a in named]
 
     init = mchub(tmp_path, "edge", "init", "--hub-id", "clinic-042", "--cloud-key", "cloud.json",
                  "--config", "hub.toml")
     assert init.returncode == 0, init.stderr
-    commands = printed_commands(init.stdout)
+    commands = commands_in(init.stdout)
     assert [argv[:3] for argv in commands] == [["cloud", "hub", "add"]]
     for argv in commands:
         ran = mchub(tmp_path, *argv)
@@ -99,3 +96,27 @@ def test_every_command_named_in_the_programs_exists() -> None:
 @pytest.mark.parametrize("argv", [["edge", "audit", "verify"], ["edge", "init", "--identity", "DIR"]])
 def test_a_command_that_does_not_exist_is_caught(argv: list[str]) -> None:
     assert reference_error(argv) is not None
+
+
+REFUSALS = [
+    ["cloud", "outbox", "replay", "999"],
+    ["cloud", "mch", "show", "CX-1-20250101"],
+    ["cloud", "migrate", "--config", "missing.toml"],
+    ["edge", "status", "--config", "missing.toml"],
+    ["provision", "site", "list", "--session-file", "no-session.json"],
+    ["provision", "site", "add", "S001", "--name", "城关镇卫生院", "--session-file", "no-session.json"],
+]
+
+
+@pytest.mark.parametrize("argv", REFUSALS, ids=[" ".join(a[:3]) for a in REFUSALS])
+def test_a_refusal_says_what_to_do_next(argv: list[str], tmp_path: Path) -> None:
+    """The refusal exits non-zero and names the next step: a command that exists, or a `fix:` line."""
+    assert mchub(tmp_path, "cloud", "init", "--config", "cloud.toml").returncode == 0
+    env = {k: v for k, v in os.environ.items() if k != "MCHUB_ADMIN_TOKEN"}
+    done = subprocess.run([sys.executable, "-m", "mchub", *argv], cwd=tmp_path, capture_output=True, text=True,
+                          env={**env, "PYTHONPATH": str(ROOT)}, timeout=120, check=False)
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    named = commands_in(done.stderr)
+    assert "fix:" in done.stderr.lower() or "use '" in done.stderr or any(
+        reference_error(a) is None for a in named), f"no next step in: {done.stderr}"
+

@@ -37,12 +37,14 @@ def split(line: str) -> list[str] | None:
 
 
 def commands_in(text: str) -> list[list[str]]:
-    """argv of every ``mchub ...`` a program printed, also after a colon within a line ("run: mchub ...")."""
+    """argv of every ``mchub ...`` a program printed, also within a line ("run: mchub ...",
+    "`mchub cloud outbox list` shows ..."): each runs to a backtick, a closing parenthesis, Chinese
+    punctuation or the end of its line."""
     found = []
     for line in text.splitlines():
-        at = re.search(r"(?<![\w-])mchub (?=[a-z-])", line)
-        if at and (argv := split(line[at.start():].rstrip(").;"))) is not None:
-            found.append(argv)
+        for at in re.finditer(r"(?<![\w/-])mchub (?=[a-z])", line):
+            if argv := split(re.split(r"[`)），。；]", line[at.start():])[0].rstrip(".;")):
+                found.append(argv)
     return found
 
 

@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from cloud.mch import registers as reg
 from cloud.mch.queries import REGISTERS, case_views, institution
+from cloud.mch.sources import CHINA
 from cloud.web.shell import ADMIN, INTEGRATION, RENDER, audit_view, db_of, guard, page
 
 ROLES = (ADMIN, INTEGRATION)
@@ -32,7 +33,9 @@ FIRST = next(iter(REGISTERS))
 
 
 def _period(request: Request) -> tuple[dt.date, dt.date]:
-    today = dt.date.today()
+    """The period asked for, both days included; by default this month so far, in China's calendar
+    (cases are dated in China time: the server's UTC date would leave out today's cases before 08:00)."""
+    today = dt.datetime.now(CHINA).date()
     try:
         start = dt.date.fromisoformat(request.query_params.get("start", ""))
     except ValueError:

@@ -8,9 +8,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 from openpyxl import load_workbook
+from starlette.requests import Request
 
 from cloud.mch import assembler
 from cloud.mch.profiles import reference_profile
+from cloud.mch.sources import CHINA
+from cloud.web.registers import _period
 from tests.cloud.mch.conftest import add_result, add_subject, add_visit
 from tests.cloud.support import make_cloud
 from tests.cloud.web.support import WEB, running, sign_in
@@ -18,6 +21,13 @@ from tests.cloud.web.support import WEB, running, sign_in
 T0 = 1_762_000_000_000  # 2025-11-01 China time
 DAY = 86_400_000
 PERIOD = {"start": "2025-11-01", "end": "2025-11-30"}
+
+
+def test_the_default_period_ends_today_in_china() -> None:
+    """Cases are dated in China time; at 06:00 in Beijing the server's UTC date is still yesterday."""
+    start, end = _period(Request({"type": "http", "query_string": b"", "headers": []}))
+    today = dt.datetime.now(CHINA).date()
+    assert (start, end) == (today.replace(day=1), today)
 
 
 async def test_registers_on_screen_and_as_files(tmp_path: Path) -> None:

@@ -167,8 +167,9 @@ async def _queue(db: Any, cfg: Any, args: argparse.Namespace) -> int:
 
 async def _followups(db: Any, cfg: Any, args: argparse.Namespace) -> int:
     from cloud.mch import queries
+    from cloud.mch.sources import CHINA
 
-    today = dt.date.today()
+    today = dt.datetime.now(CHINA).date()  # due dates are China dates
     rows = await queries.followups(db, overdue_on=today if args.overdue else None, site=args.site)
     for r in rows:
         late = " OVERDUE/逾期" if r["due"] < today.isoformat() else ""

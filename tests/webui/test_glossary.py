@@ -61,3 +61,11 @@ def test_zh_cn_catalog_uses_the_glossary_and_no_untranslated_english(side: str) 
 def test_the_hub_status_page_is_called_by_the_glossary_name() -> None:
     assert CATALOGS["edge"].t("status.title", "zh-CN") == "网关状态"
     assert CATALOGS["cloud"].t("col.station", "zh-CN") == "测量台"
+
+
+@pytest.mark.parametrize("side", sorted(CATALOGS))
+def test_english_catalog_has_no_chinese_left(side: str) -> None:
+    """The other direction: an English page shows no Chinese, except the switch back to 中文."""
+    messages = CATALOGS[side].messages["en"]
+    left = {k: v for k, v in messages.items() if k != "lang.switch" and re.search(r"[\u4e00-\u9fff]", v)}
+    assert not left

@@ -163,7 +163,8 @@ def register(sub: Any) -> None:
     for name, handler in (("enroll", run_enroll), ("rotate-key", run_rotate)):
         p = sub.choices[name]
         p.add_argument("--config", default="/etc/mchub/hub.toml", type=Path,
-                       help="hub.toml: its identity_dir receives the enrollment (unless --state-dir is given)")
+                       help="网关配置文件 / hub.toml: its identity_dir receives the enrollment (unless "
+                            "--state-dir is given)")
         p.set_defaults(state_dir=None, func=_with_state_dir(name, handler))
 
 

@@ -52,18 +52,20 @@ def add_enroll_commands(sub: Any) -> None:
     p.add_argument("--cloud", required=True, help="云端地址 / cloud base URL, e.g. https://cloud.example.org")
     p.add_argument("--token", required=True, help="注册令牌 / the token from `mchub provision token create`")
     p.add_argument("--state-dir", type=Path, default=Path(DEFAULT_STATE_DIR),
-                   help=f"where the hub's key and certificate go (`mchub edge`: hub.toml's identity_dir; "
+                   help=f"状态目录 / where the hub's key and certificate go (`mchub edge`: hub.toml's identity_dir; "
                         f"else {DEFAULT_STATE_DIR})")
-    p.add_argument("--serial", help="hardware serial (default: read from the board)")
-    p.add_argument("--site", help="the site this hub is installed at; refused if the token is for another")
-    p.add_argument("--ca-fingerprint", help="SHA-256 of the fleet CA (from `mchub provision ca show`) to pin")
-    p.add_argument("--cacert", help="CA file to trust for the cloud's HTTPS certificate")
+    p.add_argument("--serial", help="硬件序列号 / hardware serial (default: read from the board)")
+    p.add_argument("--site", help="机构编号 / the site this hub is installed at; refused if the token is for another")
+    p.add_argument("--ca-fingerprint",
+                   help="机队 CA 指纹 / SHA-256 of the fleet CA (from `mchub provision ca show`) to pin")
+    p.add_argument("--cacert", help="信任的 CA 文件 / CA file to trust for the cloud's HTTPS certificate")
     p.set_defaults(func=run_enroll)
     help_ = ("更换密钥 / replace this hub's key and certificate now (the cloud keeps the old key valid for an "
              "overlap)")
     p = sub.add_parser("rotate-key", help=help_, description=help_)
-    p.add_argument("--state-dir", type=Path, default=Path(DEFAULT_STATE_DIR))
-    p.add_argument("--cacert", help="CA file to trust for the cloud's HTTPS certificate")
+    p.add_argument("--state-dir", type=Path, default=Path(DEFAULT_STATE_DIR),
+                   help=f"状态目录 / the enrollment's directory (default {DEFAULT_STATE_DIR})")
+    p.add_argument("--cacert", help="信任的 CA 文件 / CA file to trust for the cloud's HTTPS certificate")
     p.set_defaults(func=run_rotate)
 
 

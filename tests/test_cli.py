@@ -35,6 +35,8 @@ _LATIN = re.compile(r"[A-Za-z]{3,}")
 #: commands whose help another branch is rewriting now (fleetcore reroutes `cloud hub revoke`); remove
 #: an entry once that work is merged and the help says it in both languages
 _PENDING = {"mchub cloud hub revoke"}
+#: command groups whose every option and argument is explained in both languages too
+_EVERY_OPTION = ("mchub edge", "mchub provision")
 
 
 def _walk(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> Iterator[tuple[str, argparse.ArgumentParser,
@@ -63,6 +65,10 @@ def test_every_command_and_subcommand_has_help_in_chinese_and_english(capsys: py
         if not (_CJK.search(description) and _LATIN.search(description) and _CJK.search(shown)):
             missing.append(f"{path}: description {description[:60]!r}")
         missing += [f"{path}: {word} — docs/glossary.md says {use}" for word, use in REFUSED.items() if word in shown]
+        if path.startswith(_EVERY_OPTION):
+            missing += [f"{path} {'/'.join(a.option_strings) or a.dest}: {a.help[:50]!r}" for a in child._actions
+                        if a.help and a.help != argparse.SUPPRESS and not isinstance(a, argparse._HelpAction)
+                        and not isinstance(a, argparse._SubParsersAction) and not _CJK.search(a.help)]
         for name, line in listed.items():
             if line and not (_CJK.search(line) and _LATIN.search(line)):
                 missing.append(f"{path}: the line for {name} in its parent's list: {line[:60]!r}")

@@ -81,7 +81,7 @@ async def _cases(db: Any, cfg: Any, args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r.case_id:<34} {r.type:<9} {r.site_id:<10} {r.screened_on:<10} {r.state:<10} {r.version:>3} "
               f"{r.upload or '-':<10} {', '.join(r.missing) or '-'}")
-    print(f"{len(rows)} case(s)")
+    print(f"{len(rows)} case(s)" if rows else "没有符合条件的个案 / 0 case(s) match")
     return 0
 
 
@@ -156,8 +156,8 @@ async def _queue(db: Any, cfg: Any, args: argparse.Namespace) -> int:
     from cloud.mch import queries
 
     q = await queries.upload_queue(db)
-    print("records:", ", ".join(f"{k} {v}" for k, v in sorted(q["records"].items())) or "none")
-    print("outbox: ", ", ".join(f"{k} {v}" for k, v in sorted(q["outbox"].items())) or "none")
+    print("records:", ", ".join(f"{k} {v}" for k, v in sorted(q["records"].items())) or "没有 / none")
+    print("outbox: ", ", ".join(f"{k} {v}" for k, v in sorted(q["outbox"].items())) or "没有 / none")
     for w in q["waiting"]:
         print(f"  waiting #{w['id']} {w['case_id']} v{w['version']} attempts {w['attempts']}: {w['last_error'] or ''}")
     for d in await queries.dead_letters(db):
@@ -175,7 +175,7 @@ async def _followups(db: Any, cfg: Any, args: argparse.Namespace) -> int:
         late = " OVERDUE/逾期" if r["due"] < today.isoformat() else ""
         print(f"#{r['id']} {r['case_id']} subject #{r['subject_id']} site {r['site_id']} due {r['due']}{late}: "
               f"{r['zh']} / {r['en']}")
-    print(f"{len(rows)} open task(s)")
+    print(f"{len(rows)} open task(s)" if rows else "没有未完成的随访任务 / 0 open task(s)")
     return 0
 
 

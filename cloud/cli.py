@@ -21,8 +21,8 @@ from cloud.mch import cli as mch_cli
 EPILOG = """\
 examples / 示例:
   mchub cloud init --config cloud.toml          create cloud.toml (SQLite) and the key directory
-  mchub cloud site add --id S001 --name 城关镇卫生院
-  mchub cloud hub add --id H001 --site S001 --public-key 3b6a27bc...   (hub's Ed25519 key, hex)
+  mchub cloud site add --id chengguan --name 城关镇卫生院
+  mchub cloud hub add --id chengguan-h01 --site chengguan --public-key 3b6a27bc...   (hub's Ed25519 key, hex)
   mchub cloud hub list
   mchub cloud serve --config cloud.toml --workers 2   (2+ workers need PostgreSQL)
   mchub cloud integrate --config cloud.toml      MLLP/DICOM/HIS owner alone (with serve --no-integrate)
@@ -138,7 +138,8 @@ async def _hub_add(cfg: Any, args: argparse.Namespace) -> int:
     try:
         key = bytes.fromhex(args.public_key)
     except ValueError as exc:
-        raise RegistryError(f"--public-key is not hex: {exc}") from exc
+        raise RegistryError(f"--public-key 不是十六进制 / --public-key is not hex ({exc}): give the 64 hex digits "
+                            "`mchub edge init` printed after 'ed25519:'") from exc
 
     async def go() -> int:
         await registry.create_site(args.site)
@@ -182,6 +183,10 @@ async def _hub_list(cfg: Any, args: argparse.Namespace) -> int:
 
     async def go() -> int:
         hubs = await registry.list_hubs(args.site)
+        if not hubs:
+            print("还没有网关 / no hubs yet: mchub cloud hub add --id ID --public-key HEX, or enroll one "
+                  "(mchub provision token create --site SITE)")
+            return 0
         print(f"{'hub':<20} {'site':<12} {'status':<8} {'online':<6} {'queue':>6}  marks (epoch:seq)")
         for h in hubs:
             marks = " ".join(f"{e & 0xFFFF_FFFF_FFFF_FFFF:x}:{s}" for e, s in h.acked_through.items())
@@ -233,7 +238,9 @@ async def _command(cfg: Any, args: argparse.Namespace) -> int:
 async def _outbox(cfg: Any, args: argparse.Namespace) -> int:
     from cloud import outbox
     from cloud.db.engine import Database
+    from cloud.serve import migrate_database
 
+    await migrate_database(cfg)  # a fresh database has no outbox table yet
     db = await Database.connect(cfg.database.url, 2)
     try:
         if args.action == "replay":
@@ -250,6 +257,8 @@ async def _outbox(cfg: Any, args: argparse.Namespace) -> int:
         for r in dead:
             print(f"dead #{r['id']} {r['topic']} {r['idempotency_key']} after {r['attempts']} attempt(s): "
                   f"{r['last_error']}")
+        if not depth and not dead:
+            print("出站队列为空，没有失败消息 / nothing queued, no dead letters")
         return 0
     finally:
         await db.close()
@@ -286,7 +295,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", default="cloud.toml", help="configuration file (default: cloud.toml)")
+    common.add_argument("--config", default="cloud.toml", help="配置文件 / configuration file (default: cloud.toml)")
     sub = parser.add_subparsers(dest="cloud_command", metavar="SUBCOMMAND")
 
     def add(name: str, help_: str, func: Callable[[argparse.Namespace], int], parent: Any = sub) -> Any:
@@ -304,23 +313,27 @@ def register(parser: argparse.ArgumentParser) -> None:
                    help="do not run the MLLP listener, DICOM SCP and HIS sender here (run `integrate` elsewhere)")
     add("integrate", "医院接口 / run the hospital integration alone: MLLP listener, DICOM C-STORE SCP, HL7 "
         "processing, vitals to the HIS ([mllp], [dicom], [his]); one such process per deployment", _run(_integrate))
-    site = sub.add_parser("site", help="机构 / sites").add_subparsers(dest="site_command", metavar="ACTION")
-    p = add("add", "create a site", _run(_site_add), site)
-    p.add_argument("--id", required=True)
-    p.add_argument("--name", default="")
-    hub = sub.add_parser("hub", help="网关 / hubs: add, add-key, revoke, list").add_subparsers(
-        dest="hub_command", metavar="ACTION")
-    p = add("add", "register a hub with its Ed25519 public key (without provisioning)", _run(_hub_add), hub)
-    p.add_argument("--id", required=True, help="hub id (A-Z a-z 0-9 . _ -)")
-    p.add_argument("--public-key", required=True, help="the hub's raw Ed25519 public key, 64 hex digits")
-    p.add_argument("--site", default="default", help="site id (created if missing; default: 'default')")
-    p = add("add-key", "add a second key to a hub (rotation overlap)", _run(_hub_add_key), hub)
+    help_ = "机构 / sites (without provisioning)"
+    site = sub.add_parser("site", help=help_, description=help_).add_subparsers(dest="site_command", metavar="ACTION")
+    p = add("add", "添加机构 / create a site", _run(_site_add), site)
+    p.add_argument("--id", required=True, help="机构编号 / site id")
+    p.add_argument("--name", default="", help="机构名称 / display name")
+    help_ = "网关 / hubs: add, add-key, revoke, list"
+    hub = sub.add_parser("hub", help=help_, description=help_).add_subparsers(dest="hub_command", metavar="ACTION")
+    p = add("add", "添加网关 / register a hub with its Ed25519 public key (without provisioning)", _run(_hub_add),
+            hub)
+    p.add_argument("--id", required=True, help="网关编号 / hub id (A-Z a-z 0-9 . _ -)")
+    p.add_argument("--public-key", required=True,
+                   help="网关公钥 / the hub's raw Ed25519 public key, 64 hex digits (`mchub edge init` prints it)")
+    p.add_argument("--site", default="default",
+                   help="机构编号 / site id (created if missing; default: 'default')")
+    p = add("add-key", "添加密钥 / add a second key to a hub (rotation overlap)", _run(_hub_add_key), hub)
     p.add_argument("--id", required=True)
     p.add_argument("--public-key", required=True)
     p = add("revoke", "revoke a hub: its batches are refused from now on", _run(_hub_revoke), hub)
     p.add_argument("--id", required=True)
     p.add_argument("--reason", required=True, help="why (kept in the audit log)")
-    p = add("list", "list hubs with status, presence and sync marks", _run(_hub_list), hub)
+    p = add("list", "网关列表 / list hubs with status, presence and sync marks", _run(_hub_list), hub)
     p.add_argument("--site", default=None)
     p = add("import", "导入离线导出文件 / import hand-carried export files (docs/protocol.md §7)", _run(_import))
     p.add_argument("files", nargs="+", metavar="FILE")
@@ -338,7 +351,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
     dicom_sender_cli.register(sub, add, _run)
     mch_cli.register(sub, add, _run)
-    p = add("command", "send a signed command to a hub over MQTT", _run(_command))
+    p = add("command", "下发指令 / send a signed command to a hub over MQTT", _run(_command))
     p.add_argument("--hub", required=True)
     p.add_argument("name", choices=["sync-now", "reload-config", "rotate-key", "ping", "apply-config",
                                     "resend-dead-letter", "dismiss-dead-letter"],

@@ -146,7 +146,8 @@ async def replay(db: Database, message_id: int, *, actor: str) -> None:
         n = await tx.execute("UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_ms = $1, "
                              "updated_ms = $2 WHERE id = $3 AND status = 'dead'", now, now, message_id)
         if not n:
-            raise OutboxError(f"outbox message {message_id} is not a dead letter")
+            raise OutboxError(f"outbox message {message_id} is not a dead letter; `mchub cloud outbox list` shows "
+                              "the dead letters and their ids")
         await audit.write(tx, actor=actor, action="outbox.replay", outcome="ok", detail={"id": message_id})
 
 

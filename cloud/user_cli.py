@@ -1,4 +1,4 @@
-"""``mchub cloud user``: admin accounts on this cloud's database (add, list, passwd, totp, roles, disable).
+"""``mchub cloud user``: 管理员账户 / admin accounts on this cloud's database (add, list, passwd, totp, roles, disable).
 
 Run on the cloud server itself (it needs the configuration, the database and the key
 directory, whose at-rest key seals TOTP secrets). The first admin is created here::
@@ -36,9 +36,15 @@ def _password(args: argparse.Namespace) -> str:
     if args.password_file:
         lines = Path(args.password_file).read_text(encoding="utf-8").splitlines()
         return lines[0] if lines else ""
-    first = getpass.getpass("新密码 / new password: ")
-    if getpass.getpass("再输一次 / again: ") != first:
-        print("两次输入不一致 / the two entries differ", file=sys.stderr)
+    try:
+        first = getpass.getpass("新密码 / new password: ")
+        again = getpass.getpass("再输一次 / again: ")
+    except EOFError:
+        print("没有输入密码 / no password given: run it in a terminal, or give --password-file FILE",
+              file=sys.stderr)
+        raise SystemExit(2) from None
+    if again != first:
+        print("两次输入不一致，请重新运行 / the two entries differ; run it again", file=sys.stderr)
         raise SystemExit(2)
     return first
 
@@ -93,6 +99,9 @@ async def _list(cfg: Any, args: argparse.Namespace) -> int:
 
     async def go(db: Any) -> int:
         rows = await users.list_users(db)
+        if not rows:
+            print("还没有账户 / no accounts yet: mchub cloud user add NAME --role admin")
+            return 0
         print(f"{'user':<20} {'roles':<28} {'active':<6} {'totp':<5} last login")
         for u in rows:
             last = "-" if u.last_login_ms is None else _when(u.last_login_ms)
@@ -166,21 +175,22 @@ def register(sub: Any, add: Callable[..., Any], run: Callable[..., Any]) -> None
                           description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = user.add_subparsers(dest="user_command", metavar="ACTION")
     pw_help = "read the password from this file (first line) instead of asking"
-    p = add("add", "create an account and print its one-time-code secret", run(_add), actions)
+    p = add("add", "添加账户 / create an account and print its one-time-code secret", run(_add), actions)
     p.add_argument("username", help="2-64 of a-z 0-9 . _ -")
     p.add_argument("--role", action="append", required=True, choices=roles, help=ROLE_HELP)
     p.add_argument("--display-name", default="")
     p.add_argument("--password-file", help=pw_help)
     p.add_argument("--no-totp", action="store_true", help="do not enrol a one-time-code app now (cannot log in yet)")
-    add("list", "every account with roles, TOTP and last login", run(_list), actions)
-    p = add("passwd", "set a new password (ends the user's sessions, clears a lock)", run(_passwd), actions)
+    add("list", "账户列表 / every account with roles, TOTP and last login", run(_list), actions)
+    p = add("passwd", "重设口令 / set a new password (ends the user's sessions, clears a lock)", run(_passwd), actions)
     p.add_argument("username")
     p.add_argument("--password-file", help=pw_help)
-    p = add("totp", "enrol a new one-time-code secret (replaces the old one)", run(_totp), actions)
+    p = add("totp", "重设动态码 / enrol a new one-time-code secret (replaces the old one)", run(_totp), actions)
     p.add_argument("username")
-    p = add("roles", "replace the user's roles", run(_roles), actions)
+    p = add("roles", "设置角色 / replace the user's roles", run(_roles), actions)
     p.add_argument("username")
     p.add_argument("--role", action="append", required=True, choices=roles, help=ROLE_HELP)
-    for name, text in (("disable", "disable the account (its sessions end at once)"), ("enable", "re-enable it")):
+    for name, text in (("disable", "停用账户 / disable the account (its sessions end at once)"),
+                       ("enable", "启用账户 / re-enable it")):
         p = add(name, text, run(_active), actions)
         p.add_argument("username")

@@ -84,7 +84,8 @@ def _state(path: Path) -> tuple[str, int, int, int]:
 def backup(db_path: Path, out: Path) -> BackedUp:
     """Consistent copy of ``db_path`` to ``out`` (safe while the hub runs)."""
     if not db_path.exists():
-        raise StoreError(f"{db_path} does not exist: the hub has never run with this data_dir")
+        raise StoreError(f"{db_path} does not exist: the hub has never run with this data_dir; check that --config "
+                         "names this hub's hub.toml, or start the hub first (sudo systemctl start mchub-edge)")
     tmp = out.with_name(out.name + ".part")
     try:
         src = connect(db_path, readonly=True)

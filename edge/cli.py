@@ -1,4 +1,4 @@
-"""``mchub edge``: the clinic hub's commands.
+"""``mchub edge``: 诊所网关 / the clinic hub's commands. Help and messages are Chinese first, then English.
 
     mchub edge init --hub-id H --cloud-key cloud.json [--config hub.toml]   create the identity (by hand)
     mchub edge enroll --cloud URL --token T [--config hub.toml]            or: enroll with a one-time token
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 EPILOG = """\
-examples:
+examples / 示例:
   mchub edge enroll --cloud https://cloud.example.org --token XXXXX-XXXXX-XXXXX-XXXXX-XXXXX
   mchub edge init --hub-id clinic-042 --cloud-key cloud.json --config /etc/mchub/hub.toml
   mchub edge check-config --config /etc/mchub/hub.toml
@@ -33,6 +33,8 @@ examples:
   mchub edge backup --config /etc/mchub/hub.toml --out /media/usb/hub-backup.db
   mchub edge restore --config /etc/mchub/hub.toml --from /media/usb/hub-backup.db   (hub stopped)
 
+网关把每条测量保存在 data_dir/hub.db，直到云端确认并过了保留期；断网几周也不丢数据，
+`status` 显示有多少条在等待、从何时起。
 The hub keeps every reading in data_dir/hub.db until the cloud has acknowledged it and the
 retention period has passed. If the network is down for weeks nothing is lost; `status`
 shows how many records wait and since when.
@@ -47,52 +49,63 @@ def register(parser: argparse.ArgumentParser) -> None:
     def add(name: str, help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
         p.add_argument("--config", default="/etc/mchub/hub.toml", type=Path,
-                       help="hub configuration file (default: /etc/mchub/hub.toml)")
+                       help="网关配置文件 / hub configuration file (default: /etc/mchub/hub.toml)")
         return p
 
-    p = add("init", "create the hub identity (signing key, data key, cloud keys) and print the public key")
-    p.add_argument("--hub-id", required=True, help="this hub's id, as the cloud administrator assigned it")
-    p.add_argument("--cloud-key", required=True, type=Path, help="the cloud key file from the administrator")
+    p = add("init", "手工创建网关身份 / create the hub identity by hand (signing key, data key, cloud keys) and "
+                    "print the command that registers it in the cloud")
+    p.add_argument("--hub-id", required=True,
+                   help="网关编号 / this hub's id, as the cloud administrator assigned it (A-Z a-z 0-9 . _ -)")
+    p.add_argument("--cloud-key", required=True, type=Path,
+                   help="云端公钥文件 / the cloud key file from the administrator (GET /api/v1/keys)")
     p.set_defaults(func=_init)
-    add("check-config", "validate hub.toml and the identity; print what the hub would run").set_defaults(
+    add("check-config", "检查配置 / validate hub.toml and the identity; print what the hub would run").set_defaults(
         func=_check)
-    add("run", "run the hub daemon (stop with Ctrl-C or SIGTERM; SIGHUP reloads the config)").set_defaults(
+    add("run", "运行网关 / run the hub daemon (stop with Ctrl-C or SIGTERM; SIGHUP reloads the config)").set_defaults(
         func=_run)
-    p = add("status", "show devices, sync queue, today's sessions and unbound readings")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p = add("status", "网关状态 / show devices, sync queue, today's sessions and unbound readings")
+    p.add_argument("--json", action="store_true", help="输出 JSON / print JSON instead of text")
     p.set_defaults(func=_status)
     from edge import enrolled
 
     enrolled.register(sub)  # enroll, rotate-key (provisioning)
-    p = add("export", "write unsynced records to an export file (.mchx) for hand carry; the cloud "
-                      "imports it with `mchub cloud import FILE`")
-    p.add_argument("--out", required=True, type=Path, help="file to write, e.g. /media/usb/clinic-042.mchx")
-    p.add_argument("--since", help="start at this seq or date (default: first record the cloud has not acked)")
-    p.add_argument("--from-db", type=Path, help="export from this database instead, e.g. a quarantined hub.db")
+    p = add("export", "导出未同步记录 / write unsynced records to an export file (.mchx) for hand carry; the "
+                      "cloud imports it with `mchub cloud import FILE`")
+    p.add_argument("--out", required=True, type=Path,
+                   help="输出文件 / file to write, e.g. /media/usb/clinic-042.mchx")
+    p.add_argument("--since", help="起点 / start at this seq or date (default: first record the cloud has not acked)")
+    p.add_argument("--from-db", type=Path,
+                   help="从此数据库导出 / export from this database instead, e.g. a quarantined hub.db")
     p.set_defaults(func=_export)
-    p = add("backup", "write a consistent copy of hub.db (safe while the hub runs)")
-    p.add_argument("--out", required=True, type=Path, help="backup file to write, e.g. on a USB stick")
+    p = add("backup", "备份数据库 / write a consistent copy of hub.db (safe while the hub runs)")
+    p.add_argument("--out", required=True, type=Path, help="备份文件 / backup file to write, e.g. on a USB stick")
     p.set_defaults(func=_backup)
-    p = add("restore", "make a backup this hub's database under a new epoch (stop the hub first)")
-    p.add_argument("--from", dest="source", required=True, type=Path, help="the backup file")
+    p = add("restore", "恢复备份 / make a backup the hub's database, under a new epoch (stop the hub first)")
+    p.add_argument("--from", dest="source", required=True, type=Path, help="备份文件 / the backup file")
     p.set_defaults(func=_restore)
-    p = sub.add_parser("hash-password", help="hash a staff PIN (6+ digits) or password for [[web.users]] secret_file",
-                       description="Reads the PIN or password twice (not echoed; or one line from a pipe) and "
+    p = sub.add_parser("hash-password", help="口令哈希 / hash a staff PIN (6+ digits) or password for [[web.users]] "
+                                             "secret_file",
+                       description="读取两次 PIN 或口令（不回显；或从管道读一行），把 scrypt 哈希写入 --out"
+                                   "（权限 0600，在 hub.toml 中以 secret_file 引用）或打印出来。 / "
+                                   "Reads the PIN or password twice (not echoed; or one line from a pipe) and "
                                    "writes its scrypt hash to --out (mode 0600; name it in hub.toml as "
                                    "secret_file), or prints it.")
-    p.add_argument("--out", type=Path, help="secret file to write, e.g. /etc/mchub/staff/nurse.pin")
+    p.add_argument("--out", type=Path, help="密钥文件 / secret file to write, e.g. /etc/mchub/staff/nurse.pin")
     p.set_defaults(func=_hash)
-    add("move-secrets", "move inline secret_hash values of hub.toml to 0600 files (staff/NAME.pin) and "
-                        "write secret_file instead").set_defaults(func=_move_secrets)
-    p = add("dead-letters", "records the cloud refused one by one: list them, resend one as a new reading "
-                            "(optionally without some values), or dismiss it")
-    p.add_argument("action", choices=("list", "resend", "dismiss"))
-    p.add_argument("seq", nargs="?", type=int, help="the refused record's seq (resend, dismiss)")
+    add("move-secrets", "迁移口令哈希 / move inline secret_hash values of hub.toml to 0600 files (staff/NAME.pin) "
+                        "and write secret_file instead").set_defaults(func=_move_secrets)
+    p = add("dead-letters", "被拒收的记录 / records the cloud refused one by one: list them, resend one as a new "
+                            "reading (optionally without some values), or dismiss it")
+    p.add_argument("action", choices=("list", "resend", "dismiss"), help="列出、重发或忽略 / list, resend or dismiss")
+    p.add_argument("seq", nargs="?", type=int, help="被拒记录的序号 / the refused record's seq (resend, dismiss)")
     p.add_argument("--drop", action="append", default=[], metavar="CODE",
-                   help="resend without the values of this observation code (repeatable)")
-    p.add_argument("--all", action="store_true", help="list: also those already resent or dismissed")
-    p.add_argument("--by", default="console", help="name recorded in the audit log (default: console)")
-    p.add_argument("--json", action="store_true", help="list: print JSON")
+                   help="重发时去掉此观测代码的值（可重复）/ resend without the values of this observation code "
+                        "(repeatable)")
+    p.add_argument("--all", action="store_true",
+                   help="也列出已重发或已忽略的 / list: also those already resent or dismissed")
+    p.add_argument("--by", default="console",
+                   help="审计日志中的姓名 / name recorded in the audit log (default: console)")
+    p.add_argument("--json", action="store_true", help="输出 JSON / list: print JSON")
     p.set_defaults(func=_dead_letters)
 
     def _help(_args: argparse.Namespace) -> int:
@@ -109,7 +122,7 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def _fail(exc: Exception) -> int:
-    print(f"error: {exc}", file=sys.stderr)
+    print(f"错误 / error: {exc}", file=sys.stderr)
     return 2
 
 
@@ -122,10 +135,12 @@ def _init(args: argparse.Namespace) -> int:
         ident = identity.init(directory, args.hub_id, args.cloud_key)
     except EdgeError as exc:
         return _fail(exc)
-    print(f"identity created in {directory}")
-    print(f"hub id:     {ident.hub_id}")
-    print(f"public key: ed25519:{ident.public_hex}")
-    print(f"register it in the cloud: mchub cloud hub add {ident.hub_id} ed25519:{ident.public_hex}")
+    print(f"网关身份已创建 / identity created in {directory}")
+    print(f"网关编号 / hub id:     {ident.hub_id}")
+    print(f"公钥 / public key:     ed25519:{ident.public_hex}")
+    print("在云端添加此网关（云端服务器上，cloud.toml 所在目录；--site 填机构编号）/ register it in the cloud "
+          "(on the cloud server, next to cloud.toml; --site names its clinic):")
+    print(f"  mchub cloud hub add --id {ident.hub_id} --public-key {ident.public_hex} --site default")
     return 0
 
 
@@ -178,7 +193,8 @@ def _status(args: argparse.Namespace) -> int:
     try:
         cfg = _load(args)
         if not cfg.db_path.exists():
-            return _fail(Exception(f"{cfg.db_path} does not exist yet: the hub has never run"))
+            return _fail(Exception(f"网关尚未运行过 / {cfg.db_path} does not exist yet: the hub has never run; start "
+                                   f"it: sudo systemctl start mchub-edge (or mchub edge run --config {args.config})"))
         host = "127.0.0.1" if cfg.web_bind in ("0.0.0.0", "::") else cfg.web_bind
         from edge.web.auth import read_console_token
 
@@ -282,7 +298,7 @@ def _hash(args: argparse.Namespace) -> int:
     if sys.stdin.isatty():
         secret = getpass.getpass("PIN or password: ")
         if getpass.getpass("again: ") != secret:
-            return _fail(Exception("the two entries differ"))
+            return _fail(Exception("两次输入不一致，请重新运行 / the two entries differ; run it again"))
     else:
         secret = sys.stdin.readline().rstrip("\n")
     problem = secret_problem(secret)
@@ -334,7 +350,7 @@ def _export(args: argparse.Namespace) -> int:
     if done.problem:
         print(f"warning: the database is damaged; {done.problem}", file=sys.stderr)
     if not done.batches:
-        print("nothing to export: the cloud has acknowledged every record")
+        print("没有需要导出的记录：云端已确认全部记录 / nothing to export: the cloud has acknowledged every record")
         return 0
     print(f"wrote records {done.first}..{done.last} ({done.last - done.first + 1}) in {done.batches} "
           f"sealed batch(es) to {args.out}")
@@ -375,7 +391,8 @@ def _restore(args: argparse.Namespace) -> int:
         except OSError:
             running = False
         if running:
-            return _fail(Exception("the hub is running: stop it first (sudo systemctl stop mchub-edge)"))
+            return _fail(Exception("网关正在运行，请先停止 / the hub is running: stop it first "
+                                   "(sudo systemctl stop mchub-edge), then run this again"))
         done = restore(cfg.data_dir, identity.load(cfg.identity_dir), args.source, cfg.sync.url)
     except EdgeError as exc:
         return _fail(exc)

@@ -268,7 +268,7 @@ class Hub:
         async def revoked(cmd: CommandBody) -> str:
             reason = cmd.args.get("reason", "")
             if self.sync is not None:
-                self.sync.block(f"集线器已被吊销 / the cloud revoked this hub ({reason}); readings are kept here; "
+                self.sync.block(f"网关已被吊销 / the cloud revoked this hub ({reason}); readings are kept here; "
                                 "ask the central admin to enroll it again")
             await self.writer.call(q.audit("revoked", "cloud", reason[:200], now_ms()))
             return "sync stopped; readings are kept"

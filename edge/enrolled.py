@@ -136,7 +136,7 @@ def merge_devices(cfg: HubConfig, inventory: Inventory) -> tuple[StationConfig, 
                                      **({"dialect": d.dialect} if d.dialect else {}), **d.options}
             added.append(DeviceConfig(id=d.id, driver=d.kind, station_id=sid, transport=d.transport,
                                       address=d.address, port=d.port, dialect=d.dialect, options=table))
-        old = stations.get(sid) or StationConfig(sid, f"工位 {sid} / station {sid}", STATION_WINDOW_S, ())
+        old = stations.get(sid) or StationConfig(sid, f"测量台 {sid} / station {sid}", STATION_WINDOW_S, ())
         stations[sid] = dataclasses.replace(old, devices=(*old.devices, *added))
     return tuple(stations.values())
 
@@ -163,7 +163,8 @@ def register(sub: Any) -> None:
     for name, handler in (("enroll", run_enroll), ("rotate-key", run_rotate)):
         p = sub.choices[name]
         p.add_argument("--config", default="/etc/mchub/hub.toml", type=Path,
-                       help="hub.toml: its identity_dir receives the enrollment (unless --state-dir is given)")
+                       help="网关配置文件 / hub.toml: its identity_dir receives the enrollment (unless "
+                            "--state-dir is given)")
         p.set_defaults(state_dir=None, func=_with_state_dir(name, handler))
 
 

@@ -8,8 +8,8 @@ Files (all written 0600, the directory 0700)::
     data.key          32-byte AES-256-GCM key: encrypts patient subjects at rest in hub.db
     cloud.json        the cloud's public keys: {"suite", "recipient" (hex HPKE key), "signing" (hex Ed25519)}
 
-``mchub edge init --hub-id H --cloud-key cloud.json --identity DIR`` creates it and prints
-the hub's public key for ``mchub cloud hub add``.
+``mchub edge init --hub-id H --cloud-key cloud.json --config hub.toml`` creates it (in hub.toml's
+``identity_dir``) and prints the ``mchub cloud hub add`` line that registers its public key.
 """
 
 from __future__ import annotations
@@ -147,6 +147,14 @@ def load(directory: Path) -> Identity:
 
     if enrolled.is_enrolled(directory):  # made by `mchub edge enroll` (provisioning), not `mchub edge init`
         return enrolled.load(directory)
+    if not (directory / "hub.json").exists() and not (directory / "hub_ed25519.key").exists():
+        raise IdentityError(
+            f"此网关尚未注册（{directory} 中没有网关身份）/ this hub is not enrolled: no hub identity in {directory}\n"
+            "  fix: 向中心管理员要一个注册令牌（mchub provision token create --site SITE），然后在本机运行 / get an "
+            "enrollment token from the central admin (mchub provision token create --site SITE), then run here:\n"
+            "    mchub edge enroll --cloud URL --token TOKEN --config hub.toml\n"
+            "  不用令牌时 / without provisioning (docs/edge.md):\n"
+            "    mchub edge init --hub-id ID --cloud-key cloud.json --config hub.toml")
     try:
         hub_id = json.loads((directory / "hub.json").read_text(encoding="utf-8"))["hub_id"]
     except (OSError, ValueError, KeyError) as exc:

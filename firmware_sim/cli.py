@@ -15,13 +15,15 @@ from collections.abc import Callable
 #: simulator kind -> ("module:register function", one-line help)
 SIMS: dict[str, tuple[str, str]] = {
     "idcard": ("firmware_sim.serial_cli:register_idcard",
-               "resident ID-card reader (SAM serial, 115200 8N1) with scripted cards"),
+               "身份证阅读器 / resident ID-card reader (SAM serial, 115200 8N1) with scripted cards"),
     "station": ("firmware_sim.serial_cli:register_station",
-                "serial height/weight station: a5, tanita-csv or detecto dialect, push or poll"),
-    "bp": ("firmware_sim.serial_cli:register_bp", "serial blood-pressure monitor (Accutorr-style P: lines)"),
-    "pacs": ("firmware_sim.pacs_cli:register", "simulated hospital PACS: make studies, STOW-RS, C-STORE"),
-    "fleet": ("firmware_sim.fleet_cli:register", "many virtual hubs syncing realistic traffic to a cloud (load)"),
-    "netfault": ("firmware_sim.netfaults:register", "TCP relay with latency, bandwidth cap, resets, black hole"),
+                "身高体重秤 / serial height/weight station: a5, tanita-csv or detecto dialect, push or poll"),
+    "bp": ("firmware_sim.serial_cli:register_bp", "血压计 / serial blood-pressure monitor (Accutorr-style P: lines)"),
+    "pacs": ("firmware_sim.pacs_cli:register", "医院 PACS / simulated hospital PACS: make studies, STOW-RS, C-STORE"),
+    "fleet": ("firmware_sim.fleet_cli:register",
+              "虚拟网关群 / many virtual hubs syncing realistic traffic to a cloud (load)"),
+    "netfault": ("firmware_sim.netfaults:register",
+                 "网络故障 / TCP relay with latency, bandwidth cap, resets, black hole"),
 }
 
 
@@ -41,5 +43,5 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def _pending(args: argparse.Namespace) -> int:
-    print("mchub sim: choose a simulator (mchub sim --help)")
+    print("mchub sim: 请选择模拟器 / choose a simulator (mchub sim --help)")
     return 1

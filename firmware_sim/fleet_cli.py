@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 HELP = "虚拟网关群 / enroll N virtual hubs and sync realistic traffic to a cloud"
-DESCRIPTION = ("Enroll N virtual hubs through the cloud admin API and sync one visit (6 records) per hub "
-               "every INTERVAL seconds; prints batches, records, HTTP statuses and ack latency p50/p99.")
+DESCRIPTION = ("虚拟网关群压测 / Enroll N virtual hubs through the cloud admin API and sync one visit "
+               "(6 records) per hub every INTERVAL seconds; prints batches, records, HTTP statuses and ack "
+               "latency p50/p99.")
 
 
 def register(fleet: argparse.ArgumentParser) -> None:

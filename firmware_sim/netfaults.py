@@ -174,8 +174,9 @@ def _reset(writer: asyncio.StreamWriter) -> None:
 
 def register(cmd: argparse.ArgumentParser) -> None:
     """``mchub sim netfault``: run the proxy in front of a server, with a fixed fault mode."""
-    cmd.description = ("Relay 127.0.0.1:LISTEN to TARGET and misbehave: e.g. put it between a hub and the cloud "
-                       "to watch the hub ride out latency, a bandwidth cap, resets, a black hole or a half-open path.\n"
+    cmd.description = ("网络故障中继 / Relay 127.0.0.1:LISTEN to TARGET and misbehave: e.g. put it between a hub "
+                       "and the cloud to watch the hub ride out latency, a bandwidth cap, resets, a black hole or a "
+                       "half-open path.\n"
                        "  mchub sim netfault --target 127.0.0.1:8443 --listen 9443 --latency 0.3 --bandwidth 20000")
     cmd.add_argument("--target", required=True, help="HOST:PORT to relay to")
     cmd.add_argument("--listen", type=int, default=0, help="loopback port to listen on (default: any free port)")

@@ -28,7 +28,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     sub = parser.add_subparsers(dest="pacs_command", metavar="ACTION", required=True)
-    make = sub.add_parser("make", help="生成合成检查 / write a synthetic US + MG + SR study as .dcm files")
+    help_ = "生成合成检查 / write a synthetic US + MG + SR study as .dcm files"
+    make = sub.add_parser("make", help=help_, description=help_)
     make.add_argument("out", type=Path, help="directory to write into (created if missing)")
     make.add_argument("--charset", default="GB18030", choices=["GB18030", "ISO_IR 192"],
                       help="Specific Character Set for the Chinese name (default GB18030)")
@@ -36,7 +37,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     make.add_argument("--birads", default="4A", help="BI-RADS category in the SR: 0-6, 4A, 4B, 4C (default 4A)")
     make.add_argument("--coded", action="store_true", help="also code the assessment (SNOMED CT, 0-5 only)")
     make.set_defaults(func=_make)
-    stow = sub.add_parser("stow", help="用 STOW-RS 发送 / POST files to a DICOMweb STOW-RS service")
+    help_ = "用 STOW-RS 发送 / POST files to a DICOMweb STOW-RS service"
+    stow = sub.add_parser("stow", help=help_, description=help_)
     stow.add_argument("base_url", help="service root, e.g. http://127.0.0.1:8443/dicomweb")
     stow.add_argument("files", nargs="+", type=Path, help="DICOM Part 10 files")
     stow.add_argument("--study", help="POST to /studies/{STUDY} instead of /studies")
@@ -45,7 +47,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     stow.set_defaults(func=_stow)
     for name, help_ in (("cstore", "用 C-STORE 发送 / send files as a C-STORE SCU"),
                         ("echo", "C-ECHO 连通性测试 / verify the association")):
-        p = sub.add_parser(name, help=help_)
+        p = sub.add_parser(name, help=help_, description=help_)
         p.add_argument("host")
         p.add_argument("port", type=int)
         if name == "cstore":

@@ -105,8 +105,9 @@ def _faults(text: str, known: dict[str, Any]) -> list[str]:
 def register_sims(subparsers: Any) -> None:
     """Add ``modbus`` and ``mqtt`` to the ``mchub sim`` subcommands."""
     p = subparsers.add_parser(
-        "modbus", help="a Modbus height/weight station (TCP, or RTU on a pseudo-terminal)",
-        description="Serve the example station of docs/fieldbus.md §1 with scripted measurements and faults.",
+        "modbus", help="Modbus 身高体重秤 / a Modbus height/weight station (TCP, or RTU on a pseudo-terminal)",
+        description="Modbus 身高体重秤 / Serve the example station of docs/fieldbus.md §1 with scripted "
+                    "measurements and faults.",
         epilog="example: mchub sim modbus --port 5020 --count 5 --faults busy,drop\n"
                "         mchub sim modbus --rtu        (prints the /dev/pts/N path to configure)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -120,8 +121,8 @@ def register_sims(subparsers: Any) -> None:
     p.set_defaults(func=_run_modbus)
 
     q = subparsers.add_parser(
-        "mqtt", help="an MQTT device publishing JSON measurements to a broker",
-        description="Publish JSON measurements (docs/fieldbus.md §2) at QoS 1, with optional faults.",
+        "mqtt", help="MQTT 设备 / an MQTT device publishing JSON measurements to a broker",
+        description="MQTT 测量设备 / Publish JSON measurements (docs/fieldbus.md §2) at QoS 1, with optional faults.",
         epilog="example: mchub sim mqtt --port 1883 --device bp-3 --count 5 --faults malformed,duplicate",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     q.add_argument("--host", default="127.0.0.1", help="broker host (default 127.0.0.1)")

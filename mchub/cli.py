@@ -21,23 +21,24 @@ from protocol.logmask import MaskingFilter
 
 #: subcommand -> (module providing ``register``, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("mchub.demo", "run the whole system on this machine with simulated devices and peers"),
-    "edge": ("edge.cli", "the clinic hub: run, check-config, status, enroll, export"),
-    "cloud": ("cloud.cli", "the cloud server: serve, migrate, import hand-carried exports"),
-    "provision": ("provisioning.cli", "fleet CA, sites, enrollment tokens, hubs and devices"),
-    "sim": ("firmware_sim.cli", "simulated devices, ID cards, hub fleets and hospital peers"),
-    "decode": ("drivers.cli", "decode one captured device frame (hex) and print the readings as JSON"),
-    "bench": ("mchub.bench", "run the benchmark suite in bench/ and print one table"),
+    "demo": ("mchub.demo", "演示 / run the whole system on this machine with simulated devices and peers"),
+    "edge": ("edge.cli", "诊所网关 / the clinic hub: run, check-config, status, enroll, export"),
+    "cloud": ("cloud.cli", "云端服务 / the cloud server: serve, migrate, import hand-carried exports"),
+    "provision": ("provisioning.cli", "设备开通 / fleet CA, sites, enrollment tokens, hubs and devices"),
+    "sim": ("firmware_sim.cli", "模拟器 / simulated devices, ID cards, hub fleets and hospital peers"),
+    "decode": ("drivers.cli", "解码 / decode one captured device frame (hex) and print the readings as JSON"),
+    "bench": ("mchub.bench", "基准测试 / run the benchmark suite in bench/ and print one table"),
 }
 
 EPILOG = """\
-examples:
+examples / 示例:
   mchub demo                       whole system on loopback; prints the URLs to open
   mchub decode --list              which device frame codecs exist
   mchub decode ble-bp "00 7800 5000 5A00"
   mchub edge check-config --config hub.toml
   mchub cloud serve --config cloud.toml
 
+各命令的选项见 `mchub COMMAND --help`；文档 docs/README.md。
 Run `mchub COMMAND --help` for the options of one command. Docs: docs/README.md
 """
 
@@ -45,14 +46,15 @@ Run `mchub COMMAND --help` for the options of one command. Docs: docs/README.md
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mchub",
-        description="mchub — clinic measurement gateway (hub, cloud, provisioning, simulators).",
+        description="mchub — 诊所测量网关（网关、云端、开通、模拟器）/ clinic measurement gateway (hub, cloud, "
+                    "provisioning, simulators).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"mchub {__version__}")
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="how much to log on stderr (default: INFO)",
+        help="日志级别 / how much to log on stderr (default: INFO)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_) in COMMANDS.items():

@@ -17,13 +17,31 @@ from provisioning.inventory import check_unique_address, default_device_id, infe
 from provisioning.stores import AuditEntry, DeviceRecord, HubRecord, SiteRecord, Stores, TokenRecord
 from provisioning.tokens import DEFAULT_LIFETIME_MS, IssuedToken, new_record, new_token
 
-_SITE_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+#: The one rule for site ids, used by ``mchub provision site add``, the admin API and the admin web
+#: form (whose ``pattern`` attribute is this text): lower case only, so an id is written one way.
+SITE_ID_PATTERN = "[a-z0-9][a-z0-9_-]{0,39}"
+_SITE_ID = re.compile(SITE_ID_PATTERN)
+
+
+def check_site_id(site_id: str) -> str:
+    """Return ``site_id`` if it follows :data:`SITE_ID_PATTERN`, else raise a bilingual :class:`RequestError`.
+
+    Upper case is refused, not folded: hub ids, certificates and registers carry the id as typed,
+    so ``S001`` and ``s001`` would otherwise name one site two ways. The message proposes the
+    lower-case spelling when that one would do.
+    """
+    if _SITE_ID.fullmatch(site_id):
+        return site_id
+    hint = ""
+    if _SITE_ID.fullmatch(site_id.lower()):
+        hint = f"; 请改用 / use {site_id.lower()!r}"
+    raise RequestError(f"机构编号 {site_id!r} 须为 1-40 个小写字母、数字、_ 或 -，以字母或数字开头 / site id "
+                       f"{site_id!r}: 1-40 of a-z 0-9 _ - (lower case), starting with a letter or digit{hint}")
 
 
 async def add_site(stores: Stores, *, site_id: str, name: str, actor: str, now_ms: int) -> SiteRecord:
     """Register a clinic. ``site_id`` becomes the prefix of its hubs' ids (``<site>-h01``)."""
-    if not _SITE_ID.fullmatch(site_id):
-        raise RequestError(f"site id {site_id!r}: 1-40 of a-z 0-9 _ -, starting with a letter or digit")
+    check_site_id(site_id)
     if not name.strip() or len(name) > 128:
         raise RequestError("a site needs a name of 1-128 characters (e.g. 东城社区卫生服务中心)")
     site = SiteRecord(site_id=site_id, name=name.strip(), created_ms=now_ms)

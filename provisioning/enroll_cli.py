@@ -43,24 +43,29 @@ def hardware_serial(sources: tuple[str, ...] = SERIAL_SOURCES) -> str | None:
 
 def add_enroll_commands(sub: Any) -> None:
     """Add ``enroll`` and ``rotate-key`` to an ``add_subparsers()`` object."""
-    p = sub.add_parser("enroll", help="enroll this hub with the cloud using a one-time token",
-                       description="Generates this hub's key here (it never leaves the hub), sends a certificate "
+    p = sub.add_parser("enroll", help="用一次性令牌注册网关 / enroll this hub with the cloud using a one-time token",
+                       description="在本机生成网关密钥（不离开网关），用令牌申请证书，校验后存入 --state-dir (0600)；"
+                                   "同一令牌可重复运行。 / "
+                                   "Generates this hub's key here (it never leaves the hub), sends a certificate "
                                    "request with the token, checks the answer and stores it in --state-dir (0600). "
                                    "Safe to run again with the same token.")
-    p.add_argument("--cloud", required=True, help="cloud base URL, e.g. https://cloud.example.org")
-    p.add_argument("--token", required=True, help="the token from `mchub provision token create`")
+    p.add_argument("--cloud", required=True, help="云端地址 / cloud base URL, e.g. https://cloud.example.org")
+    p.add_argument("--token", required=True, help="注册令牌 / the token from `mchub provision token create`")
     p.add_argument("--state-dir", type=Path, default=Path(DEFAULT_STATE_DIR),
-                   help=f"where the hub's key and certificate go (`mchub edge`: hub.toml's identity_dir; "
+                   help=f"状态目录 / where the hub's key and certificate go (`mchub edge`: hub.toml's identity_dir; "
                         f"else {DEFAULT_STATE_DIR})")
-    p.add_argument("--serial", help="hardware serial (default: read from the board)")
-    p.add_argument("--site", help="the site this hub is installed at; refused if the token is for another")
-    p.add_argument("--ca-fingerprint", help="SHA-256 of the fleet CA (from `mchub provision ca show`) to pin")
-    p.add_argument("--cacert", help="CA file to trust for the cloud's HTTPS certificate")
+    p.add_argument("--serial", help="硬件序列号 / hardware serial (default: read from the board)")
+    p.add_argument("--site", help="机构编号 / the site this hub is installed at; refused if the token is for another")
+    p.add_argument("--ca-fingerprint",
+                   help="机队 CA 指纹 / SHA-256 of the fleet CA (from `mchub provision ca show`) to pin")
+    p.add_argument("--cacert", help="信任的 CA 文件 / CA file to trust for the cloud's HTTPS certificate")
     p.set_defaults(func=run_enroll)
-    p = sub.add_parser("rotate-key", help="replace this hub's key and certificate now (the cloud keeps the old "
-                                          "key valid for an overlap)")
-    p.add_argument("--state-dir", type=Path, default=Path(DEFAULT_STATE_DIR))
-    p.add_argument("--cacert", help="CA file to trust for the cloud's HTTPS certificate")
+    help_ = ("更换密钥 / replace this hub's key and certificate now (the cloud keeps the old key valid for an "
+             "overlap)")
+    p = sub.add_parser("rotate-key", help=help_, description=help_)
+    p.add_argument("--state-dir", type=Path, default=Path(DEFAULT_STATE_DIR),
+                   help=f"状态目录 / the enrollment's directory (default {DEFAULT_STATE_DIR})")
+    p.add_argument("--cacert", help="信任的 CA 文件 / CA file to trust for the cloud's HTTPS certificate")
     p.set_defaults(func=run_rotate)
 
 
@@ -95,7 +100,7 @@ def run_enroll(args: argparse.Namespace) -> int:
         return _fail(exc)
     expires = state.certificate.not_valid_after_utc.astimezone().strftime("%Y-%m-%d %H:%M")
     devices = sum(len(s.devices) for s in state.config.stations)
-    print(f"{_t('注册成功', 'enrolled')}: {state.identity.hub_id} ({_t('站点', 'site')} {state.identity.site_id}, "
+    print(f"{_t('注册成功', 'enrolled')}: {state.identity.hub_id} ({_t('机构', 'site')} {state.identity.site_id}, "
           f"{state.config.site_name})")
     print(f"{_t('证书有效至', 'certificate valid until')} {expires}; {_t('设备', 'devices')} {devices}; "
           f"{_t('状态目录', 'state')} {args.state_dir}")

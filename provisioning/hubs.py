@@ -35,7 +35,7 @@ def signer_key(hub: HubRecord | None, key_id: bytes, now_ms: int) -> ed25519.Ed2
     if hub is None:
         raise UnknownHub("this hub is not enrolled with the cloud")
     if hub.status == "revoked":
-        raise HubRevoked(f"集线器已被吊销 / hub {hub.hub_id} has been revoked (taken out of service): it must stop "
+        raise HubRevoked(f"网关已被吊销 / hub {hub.hub_id} has been revoked (taken out of service): it must stop "
                          "sending; its stored readings are kept; ask the central admin")
     for k in current_keys(hub, now_ms):
         if k.key_id == key_id.hex():

@@ -147,7 +147,7 @@ def load_state(state_dir: Path, *, now_ms: int | None = None) -> HubState:
         mqtt = msgspec.json.decode((state_dir / "mqtt.json").read_bytes(), type=MqttCredentials)
     except FileNotFoundError as exc:
         raise ProvisioningError(
-            f"此集线器尚未注册 / this hub is not enrolled ({exc.filename} missing); run "
+            f"此网关尚未注册 / this hub is not enrolled ({exc.filename} missing); run "
             "`mchub edge enroll --cloud URL --token TOKEN`"
         ) from exc
     except (OSError, ValueError) as exc:

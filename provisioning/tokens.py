@@ -178,7 +178,7 @@ def check_token(
         )
     if site_id is not None and site_id != record.site_id:
         raise TokenWrongSite(
-            f"注册令牌属于其他站点 / token {record.token_id} is for site {record.site_id!r}, not {site_id!r}"
+            f"注册令牌属于其他机构 / token {record.token_id} is for site {record.site_id!r}, not {site_id!r}"
         )
     if record.hub_serial is not None and hub_serial != record.hub_serial:
         raise TokenWrongSerial(

@@ -82,7 +82,7 @@ async def _cases(db: Any, cfg: Any, args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r.case_id:<34} {r.type:<9} {r.site_id:<10} {r.screened_on:<10} {r.state:<10} {r.version:>3} "
               f"{r.upload or '-':<10} {', '.join(r.missing) or '-'}")
-    print(f"{len(rows)} case(s)")
+    print(f"{len(rows)} case(s)" if rows else "没有符合条件的个案 / 0 case(s) match")
     return 0
 
 
@@ -157,8 +157,8 @@ async def _queue(db: Any, cfg: Any, args: argparse.Namespace) -> int:
     from cloud.mch import queries
 
     q = await queries.upload_queue(db)
-    print("records:", ", ".join(f"{k} {v}" for k, v in sorted(q["records"].items())) or "none")
-    print("outbox: ", ", ".join(f"{k} {v}" for k, v in sorted(q["outbox"].items())) or "none")
+    print("records:", ", ".join(f"{k} {v}" for k, v in sorted(q["records"].items())) or "没有 / none")
+    print("outbox: ", ", ".join(f"{k} {v}" for k, v in sorted(q["outbox"].items())) or "没有 / none")
     for w in q["waiting"]:
         print(f"  waiting #{w['id']} {w['case_id']} v{w['version']} attempts {w['attempts']}: {w['last_error'] or ''}")
     for d in await queries.dead_letters(db):
@@ -168,14 +168,15 @@ async def _queue(db: Any, cfg: Any, args: argparse.Namespace) -> int:
 
 async def _followups(db: Any, cfg: Any, args: argparse.Namespace) -> int:
     from cloud.mch import queries
+    from cloud.mch.sources import CHINA
 
-    today = dt.date.today()
+    today = dt.datetime.now(CHINA).date()  # due dates are China dates
     rows = await queries.followups(db, overdue_on=today if args.overdue else None, site=args.site)
     for r in rows:
         late = " OVERDUE/逾期" if r["due"] < today.isoformat() else ""
         print(f"#{r['id']} {r['case_id']} subject #{r['subject_id']} site {r['site_id']} due {r['due']}{late}: "
               f"{r['zh']} / {r['en']}")
-    print(f"{len(rows)} open task(s)")
+    print(f"{len(rows)} open task(s)" if rows else "没有未完成的随访任务 / 0 open task(s)")
     return 0
 
 
@@ -192,13 +193,20 @@ async def _register(db: Any, cfg: Any, args: argparse.Namespace) -> int:
     except CloudError:
         at_rest = None  # no keys here: subjects are labelled by number
     names = list(queries.REGISTERS) if args.name == "all" else [args.name]
-    fmt = args.format or ("xlsx" if str(args.out).endswith(".xlsx") or len(names) > 1 else "csv")
+    if args.end < args.start:
+        raise MchError(f"--to {args.end} is before --from {args.start}; both days are included, so --to is the "
+                       "last day wanted")
+    fmt = args.format or ("xlsx" if str(args.out or "").endswith(".xlsx") or len(names) > 1 else "csv")
     if fmt == "csv" and len(names) > 1:
         raise MchError("several registers go into one XLSX workbook: use --format xlsx (or --out NAME.xlsx)")
     tables = [await queries.register(db, n, args.start, args.end, site=args.site, at_rest=at_rest) for n in names]
-    data = registers.to_xlsx(tables, args.lang) if fmt == "xlsx" else registers.to_csv(tables[0], args.lang)
-    await asyncio.to_thread(Path(args.out).write_bytes, data)
-    print(f"wrote {args.out}: " + ", ".join(f"{t.zh} ({len(t.rows)} row(s))" for t in tables))
+    where = await queries.institution(db, args.site)
+    data = (registers.to_xlsx(tables, args.lang, institution=where, start=args.start, end=args.end) if fmt == "xlsx"
+            else registers.to_csv(tables[0], args.lang))
+    out = Path(args.out or registers.file_name(tables, where, args.start, args.end, fmt, args.lang))
+    await asyncio.to_thread(out.write_bytes, data)
+    print(f"wrote {out}: " + ", ".join(f"{t.zh} ({len(t.rows)} row(s))" for t in tables)
+          + f"; {registers.period_text(args.start, args.end, args.lang)}")
     return 0
 
 
@@ -207,34 +215,38 @@ def register(sub: Any, add: Callable[..., Any], run: Callable[[Handler], Callabl
     p = sub.add_parser("mch", help="妇幼 / MCH cases, uploads, follow-ups, registers", description=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     mch = p.add_subparsers(dest="mch_command", metavar="ACTION")
-    p = add("backfill", "build cases from historical data since a date (resumable; uploads follow)",
+    p = add("backfill", "补建个案 / build cases from historical data since a date (resumable; uploads follow)",
             run(_with_db(_backfill)), mch)
     p.add_argument("--since", type=_date, required=True, help="first day, YYYY-MM-DD")
     p.add_argument("--restart", action="store_true", help="start over instead of resuming after the last subject")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p = add("cases", "list cases with state and what is missing", run(_with_db(_cases)), mch)
+    p = add("cases", "个案列表 / list cases with state and what is missing", run(_with_db(_cases)), mch)
     p.add_argument("--state", default="", choices=["", "incomplete", "invalid", "ready", "uploaded", "refused"])
     p.add_argument("--type", default="", choices=["", "cervical", "breast", "growth", "prenatal"])
     p.add_argument("--site", default="")
     p.add_argument("--limit", type=int, default=100)
-    p = add("show", "one case: versions, field errors, platform answers, follow-ups", run(_with_db(_show)), mch)
+    p = add("show", "个案详情 / one case: versions, field errors, platform answers, follow-ups",
+            run(_with_db(_show)), mch)
     p.add_argument("case")
-    p = add("correct", "correct fields of a case (audited); a changed record becomes a new version",
+    p = add("correct", "更正个案 / correct fields of a case (audited); a changed record becomes a new version",
             run(_with_db(_correct)), mch)
     p.add_argument("case")
     p.add_argument("changes", nargs="+", metavar="FIELD=VALUE", help="e.g. colposcopy=not_done age_years=45")
     p.add_argument("--reason", required=True, help="why (kept in the audit log)")
-    add("upload", "upload what is due now to [mch] platform_url", run(_with_db(_upload)), mch)
-    add("queue", "upload queue by state and dead letters with the platform's reason", run(_with_db(_queue)), mch)
-    p = add("followups", "open follow-up tasks", run(_with_db(_followups)), mch)
+    add("upload", "上传 / upload what is due now to [mch] platform_url", run(_with_db(_upload)), mch)
+    add("queue", "上传队列 / upload queue by state and dead letters with the platform's reason",
+        run(_with_db(_queue)), mch)
+    p = add("followups", "随访任务 / open follow-up tasks", run(_with_db(_followups)), mch)
     p.add_argument("--overdue", action="store_true", help="only tasks past their due date")
     p.add_argument("--site", default="")
-    p = add("register", "write a register or statistics table as CSV or XLSX", run(_with_db(_register)), mch)
-    p.add_argument("name", choices=["breast-followup", "mammography", "breast-ultrasound", "workload",
-                                    "cervical-results", "high-risk-pregnancy", "all"])
-    p.add_argument("--from", dest="start", type=_date, required=True, help="first day, YYYY-MM-DD")
-    p.add_argument("--to", dest="end", type=_date, required=True, help="last day, YYYY-MM-DD")
+    p = add("register", "登记表 / write a register or statistics table as CSV or XLSX", run(_with_db(_register)), mch)
+    p.add_argument("name", help="登记表名称 / register name: breast-followup, workload, ... (every register of "
+                                "docs/mch.md), or all")
+    p.add_argument("--from", dest="start", type=_date, required=True, help="首日 / first day, YYYY-MM-DD")
+    p.add_argument("--to", dest="end", type=_date, required=True,
+                   help="末日（含）/ last day, YYYY-MM-DD, included")
     p.add_argument("--site", default="", help="one site id (default: all sites)")
     p.add_argument("--format", choices=["csv", "xlsx"], help="default: from --out, else csv")
     p.add_argument("--lang", choices=["zh", "en"], default="zh", help="column titles (default zh)")
-    p.add_argument("--out", required=True, help="output file")
+    p.add_argument("--out", help="输出文件 / output file (default: <register>_<institution>_<from>至<to>.xlsx|csv "
+                                 "in this directory)")

@@ -88,7 +88,7 @@ async def case_detail(db: Database, case_id: str) -> dict[str, Any]:
     async with db.transaction() as tx:
         case = await tx.fetchrow("SELECT * FROM mch_cases WHERE case_id = $1", case_id)
         if case is None:
-            raise MchError(f"case {case_id} does not exist")
+            raise MchError(f"case {case_id} does not exist; list cases with `mchub cloud mch cases`")
         versions = await tx.fetch("SELECT r.*, o.id AS outbox_id, o.status AS outbox_status, o.attempts, o.last_error "
                                   "FROM mch_records r LEFT JOIN outbox o ON o.idempotency_key = r.outbox_key "
                                   "WHERE r.case_id = $1 ORDER BY r.version DESC", case_id)
@@ -171,3 +171,12 @@ async def register(db: Database, name: str, start: dt.date, end: dt.date, *, sit
     if builder is None:
         raise MchError(f"no register {name!r}; choose one of {', '.join(REGISTERS)}")
     return builder(await case_views(db, start, end, site=site, at_rest=at_rest), start, end)
+
+
+async def institution(db: Database, site: str) -> str:
+    """How a register names its scope: the site's name and id, or "" for every site."""
+    if not site:
+        return ""
+    async with db.transaction() as tx:
+        row = await tx.fetchrow("SELECT name FROM sites WHERE site_id = $1", site)
+    return f"{row['name']} ({site})" if row is not None and row["name"] else site

@@ -9,6 +9,13 @@
 Each builder takes :class:`CaseView` items (the case plus how to show its site and
 subject — a masked name, never an ID number) and a period, and returns a :class:`Table`
 with zh-CN and English column titles. ``to_csv``/``to_xlsx`` render tables in one language.
+
+Periods are inclusive at both ends everywhere (page, download, CLI): ``start <= screened_on <= end``.
+An XLSX sheet is named by the table's title in the chosen language (Excel: at most 31
+characters, none of ``[ ] : * ? /`` or a backslash, unique in the workbook); its first rows name the
+register, the institution and the period; :func:`file_name` names a download the same way.
+These work on any :class:`Table`, so a new register in ``cloud.mch.queries.REGISTERS`` gets
+them without more code.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -212,24 +220,80 @@ def to_csv(table: Table, lang: str = "zh") -> bytes:
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
-def to_xlsx(tables: Iterable[Table], lang: str = "zh") -> bytes:
-    """One workbook, one sheet per table, a bold title row and a header row."""
+#: characters Excel refuses in a sheet name, and what stands in for them
+_SHEET_SWAP = str.maketrans({"\\": "-", ":": "-", "*": "", "?": "", "[": "(", "]": ")"})
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+_FILE_UNSAFE = re.compile(r'[\\/:*?"<>|\s]+')
+
+
+def sheet_title(text: str, taken: Iterable[str] = ()) -> str:
+    """An Excel sheet name for ``text``: forbidden characters replaced, at most 31 characters, not in ``taken``."""
+    title = text.replace("/", "、" if _CJK.search(text) else "-").translate(_SHEET_SWAP).strip("' ")[:31] or "sheet"
+    used = {t.casefold() for t in taken}  # Excel compares sheet names without case
+    n = 2
+    candidate = title
+    while candidate.casefold() in used:
+        suffix = f"({n})"
+        candidate, n = title[:31 - len(suffix)] + suffix, n + 1
+    return candidate
+
+
+def period_text(start: dt.date, end: dt.date, lang: str = "zh") -> str:
+    """The period as people read it, saying that both days are included."""
+    if lang == "zh":
+        return f"{start:%Y-%m-%d} 至 {end:%Y-%m-%d}（含首尾两日）"
+    return f"{start:%Y-%m-%d} to {end:%Y-%m-%d} (both days included)"
+
+
+def institution_label(institution: str, lang: str = "zh") -> str:
+    """The institution as a register names it; "" (every site) reads 全部机构 / all institutions."""
+    return institution or ("全部机构" if lang == "zh" else "all institutions")
+
+
+def scope_line(institution: str, start: dt.date, end: dt.date, lang: str = "zh") -> str:
+    """The second row of a sheet and the line under a register on its page: which institution, which period."""
+    institution = institution_label(institution, lang)
+    if lang == "zh":
+        return f"机构：{institution}　统计期间：{period_text(start, end, lang)}"
+    return f"Institution: {institution}    Period: {period_text(start, end, lang)}"
+
+
+def file_name(tables: list[Table], institution: str, start: dt.date, end: dt.date, fmt: str,
+              lang: str = "zh") -> str:
+    """``<register>_<institution>_<start>至<end>.<fmt>`` (``..._<start>_to_<end>`` in English), safe on disk."""
+    institution = institution_label(institution, lang)
+    if len(tables) == 1:
+        title = tables[0].zh if lang == "zh" else tables[0].en
+    else:
+        title = "妇幼登记表" if lang == "zh" else "MCH registers"
+    span = f"{start:%Y-%m-%d}至{end:%Y-%m-%d}" if lang == "zh" else f"{start:%Y-%m-%d}_to_{end:%Y-%m-%d}"
+    parts = [_FILE_UNSAFE.sub("_", part).strip("._") for part in (title, institution, span)]
+    return "_".join(p for p in parts if p) + f".{fmt}"
+
+
+def to_xlsx(tables: Iterable[Table], lang: str = "zh", *, institution: str = "", start: dt.date | None = None,
+            end: dt.date | None = None) -> bytes:
+    """One workbook, one sheet per table named by its title; a bold title row, the institution and
+    period row (when given), and a header row."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
     book = Workbook()
     book.remove(book.active)  # type: ignore[arg-type]
     for table in tables:
-        sheet = book.create_sheet(table.name[:31])
+        sheet = book.create_sheet(sheet_title(table.zh if lang == "zh" else table.en, book.sheetnames))
         sheet.append([table.zh if lang == "zh" else table.en])
         sheet["A1"].font = Font(bold=True, size=14)
+        if start is not None and end is not None:
+            sheet.append([scope_line(institution, start, end, lang)])
         sheet.append([c.zh if lang == "zh" else c.en for c in table.columns])
-        for cell in sheet[2]:
+        header = sheet.max_row
+        for cell in sheet[header]:
             cell.font = Font(bold=True)
         for row in table.rows:
             sheet.append([row.get(c.key, "") for c in table.columns])
         for i, column in enumerate(table.columns, start=1):
-            sheet.column_dimensions[sheet.cell(2, i).column_letter].width = max(10, len(column.zh) * 2 + 2)
+            sheet.column_dimensions[sheet.cell(header, i).column_letter].width = max(10, len(column.zh) * 2 + 2)
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()

@@ -34,6 +34,7 @@ from cloud.fleet.api import fleet_of
 from cloud.web import admin_ops
 from cloud.web.shell import ADMIN, AUDITOR, PREFIX, actor, db_of, guard, page
 from protocol.ids import now_ms
+from provisioning.admin import SITE_ID_PATTERN
 from provisioning.errors import ProvisioningError
 
 #: what a refused change raises: the message is shown to the admin as it is
@@ -54,7 +55,8 @@ def _flash(request: Request) -> dict[str, str]:
 async def _overview(request: Request, extra: dict[str, object] | None = None, status_code: int = 200) -> Response:
     async with db_of(request).transaction() as tx:
         ctx = {"sites": await admin_ops.sites(tx), "hubs": await admin_ops.hubs(tx, now_ms()),
-               "tokens": await admin_ops.tokens(tx), "now": now_ms(), **_flash(request), **(extra or {})}
+               "tokens": await admin_ops.tokens(tx), "now": now_ms(), "site_id_pattern": SITE_ID_PATTERN,
+               **_flash(request), **(extra or {})}
     return page(request, "admin.html", ctx, nav="admin", status_code=status_code)
 
 

@@ -3,6 +3,10 @@
     GET /ui/registers                              the form and the chosen register on screen
     GET /ui/registers/download?name=&fmt=csv|xlsx  the file (same query parameters)
 
+The period is inclusive at both ends. The file is named by register, institution and period
+(:func:`cloud.mch.registers.file_name`; an ASCII ``filename=`` for old clients, the Chinese
+name as RFC 6266 ``filename*``), and an XLSX sheet says the institution and period on top.
+
 The tables come from the MCH case store (:func:`cloud.mch.queries.case_views`: the latest
 version of every case screened in the period, names masked, never an ID number) built by
 :mod:`cloud.mch.registers`. Registers show patient data, so every view and download is
@@ -13,13 +17,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from cloud.mch import registers as reg
-from cloud.mch.queries import REGISTERS, case_views
+from cloud.mch.queries import REGISTERS, case_views, institution
+from cloud.mch.sources import CHINA
 from cloud.web.shell import ADMIN, INTEGRATION, RENDER, audit_view, db_of, guard, page
 
 ROLES = (ADMIN, INTEGRATION)
@@ -27,7 +33,9 @@ FIRST = next(iter(REGISTERS))
 
 
 def _period(request: Request) -> tuple[dt.date, dt.date]:
-    today = dt.date.today()
+    """The period asked for, both days included; by default this month so far, in China's calendar
+    (cases are dated in China time: the server's UTC date would leave out today's cases before 08:00)."""
+    today = dt.datetime.now(CHINA).date()
     try:
         start = dt.date.fromisoformat(request.query_params.get("start", ""))
     except ValueError:
@@ -55,10 +63,12 @@ async def register_page(request: Request) -> Response:
     async with db_of(request).transaction() as tx:
         sites = [dict(r) for r in await tx.fetch("SELECT site_id, name FROM sites ORDER BY site_id")]
     await audit_view(request, "register", detail={"name": name, "site": site, "rows": len(table.rows)})
-    return page(request, "registers.html", {
+    zh = RENDER.language(request) == "zh-CN"
+    scope = reg.scope_line(await institution(db_of(request), site), start, end, "zh" if zh else "en")
+    return page(request, "registers.html", {"scope": scope,
         "names": list(REGISTERS), "name": name, "site": site, "sites": sites, "start": start.isoformat(),
         "end": end.isoformat(), "table": table,
-        "zh": RENDER.language(request) == "zh-CN"}, nav="registers", patient_data=True)
+        "zh": zh}, nav="registers", patient_data=True)
 
 
 @guard(*ROLES)
@@ -69,12 +79,16 @@ async def download(request: Request) -> Response:
     lang = "zh" if RENDER.language(request) == "zh-CN" else "en"
     await audit_view(request, "register.download", detail={"name": name, "site": site, "fmt": fmt,
                                                            "rows": len(table.rows)})
-    body = reg.to_xlsx([table], lang) if fmt == "xlsx" else reg.to_csv(table, lang)
+    where = await institution(db_of(request), site)
+    body = (reg.to_xlsx([table], lang, institution=where, start=start, end=end) if fmt == "xlsx"
+            else reg.to_csv(table, lang))
     media = ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" if fmt == "xlsx"
              else "text/csv; charset=utf-8")
     safe_site = re.sub(r"[^A-Za-z0-9._-]", "_", site) or "all"
-    filename = f"{name}_{safe_site}_{start:%Y%m%d}-{end:%Y%m%d}.{fmt}"
-    return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    ascii_name = f"{name}_{safe_site}_{start:%Y%m%d}-{end:%Y%m%d}.{fmt}"
+    full_name = reg.file_name([table], where, start, end, fmt, lang)
+    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(full_name, safe='')}"
+    return Response(body, media_type=media, headers={"Content-Disposition": disposition})
 
 
 def routes() -> list[Route]:

@@ -24,6 +24,7 @@ from edge.errors import StoreError
 from edge.export import export
 from edge.store.reader import Reader
 from tests.edge.hubkit import add_readings, started, synced, wait_until
+from tests.support.commands import commands_in, parse_error
 from tests.support.refcloud import RefCloud
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,3 +115,5 @@ def test_backup_and_restore_commands(hub_dir: Path, tmp_path: Path) -> None:
     back = mchub("restore", "--from", str(tmp_path / "b.db"))
     assert back.returncode == 0, back.stderr
     assert "new epoch" in back.stdout
+    for argv in commands_in(missing.stderr + back.stdout):  # what the commands tell the technician to run
+        assert parse_error(argv) is None, argv

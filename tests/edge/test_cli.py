@@ -19,7 +19,7 @@ def test_init_prints_the_public_key_and_refuses_to_overwrite(tmp_path: Path, ref
     args = ["edge", "init", "--hub-id", "clinic-9", "--cloud-key", str(key), "--config", str(tmp_path / "hub.toml")]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "ed25519:" in out and "mchub cloud hub add clinic-9" in out
+    assert "ed25519:" in out and "mchub cloud hub add --id clinic-9 --public-key " in out
     assert oct((tmp_path / "id" / "hub_ed25519.key").stat().st_mode & 0o777) == "0o600"
     assert main(args) == 2 and "already holds" in capsys.readouterr().err
     assert main(["edge", "check-config", "--config", str(tmp_path / "hub.toml")]) == 0

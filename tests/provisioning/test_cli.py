@@ -20,6 +20,7 @@ from provisioning.errors import ClientError
 from tests.provisioning.conftest import PASSWORD, SECRET
 from tests.provisioning.memory import MemoryAudit
 from tests.provisioning.peer import PeerServer, PeerState
+from tests.support.commands import parse_error, split
 
 
 def _code(offset_steps: int = 0) -> str:
@@ -86,6 +87,8 @@ def test_provision_a_hub_end_to_end_over_http(peer: tuple[PeerServer, PeerState]
     code, out, _ = cli("token", "create", "--site", "dongcheng", "--expires", "2h")
     assert code == 0 and "mchub edge enroll --cloud" in out
     token = out.split("--token ")[1].split()[0]
+    printed = [argv for line in out.splitlines() if (argv := split(line.strip())) is not None]
+    assert [a[:2] for a in printed] == [["edge", "enroll"]] and parse_error(printed[0]) is None  # runs as printed
 
     # the hub: keys made on the hub, state files 0600, re-run safe
     hub_dir = tmp_path / "hub"

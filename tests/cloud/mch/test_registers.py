@@ -5,14 +5,20 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 
+import msgspec
+import pytest
 from openpyxl import load_workbook
 
+from cloud.mch.queries import REGISTERS
 from cloud.mch.registers import (
     CaseView,
     breast_followup_register,
     cervical_result_statistics,
+    file_name,
     mammography_register,
+    sheet_title,
     to_csv,
     to_xlsx,
     ultrasound_register,
@@ -70,8 +76,8 @@ def test_csv_opens_in_excel_and_xlsx_reads_back() -> None:
     english = list(csv.reader(io.StringIO(to_csv(table, "en").decode("utf-8-sig"))))
     assert english[0][0] == "site"
     book = load_workbook(io.BytesIO(to_xlsx([table, workload_statistics(VIEWS, START, END)])))
-    assert book.sheetnames == ["cervical_results", "workload"]
-    sheet = book["cervical_results"]
+    assert book.sheetnames == ["宫颈癌筛查结果统计表", "筛查工作量统计表"]
+    sheet = book["宫颈癌筛查结果统计表"]
     assert sheet["A1"].value == "宫颈癌筛查结果统计表" and sheet["A2"].value == "机构"
 
 
@@ -95,3 +101,46 @@ def test_high_risk_pregnancy_register_lists_orange_red_and_purple_with_their_ite
     assert to_csv(t).decode("utf-8-sig").startswith("机构,病例号,姓名,检查日期,孕周,风险分级")
     sheet = load_workbook(io.BytesIO(to_xlsx([t]))).active
     assert sheet is not None and sheet.max_row >= 4
+
+def _on(day: str) -> list[CaseView]:
+    """VIEWS, every case screened on ``day``."""
+    return [CaseView(msgspec.structs.replace(v.case, screened_on=day), v.site_name, v.subject_label) for v in VIEWS]
+
+
+@pytest.mark.parametrize("name", sorted(REGISTERS))
+def test_every_register_includes_the_end_date_and_not_the_day_after(name: str) -> None:
+    build = REGISTERS[name]
+    on_end = _on(END.isoformat())
+    assert build(on_end, START, END).rows == build(on_end, END, END).rows  # a one-day period is that day
+    assert build(on_end, START, END - dt.timedelta(days=1)).rows == []
+    assert build(_on((END + dt.timedelta(days=1)).isoformat()), START, END).rows == []
+
+
+def test_every_register_as_xlsx_has_zh_sheet_names_within_excel_rules_and_names_institution_and_period() -> None:
+    tables = [build(VIEWS, START, END) for build in REGISTERS.values()]
+    book = load_workbook(io.BytesIO(to_xlsx(tables, institution="城关卫生院 (s1)", start=START, end=END)))
+    assert len(book.sheetnames) == len(tables)
+    for title, table in zip(book.sheetnames, tables, strict=True):
+        assert 0 < len(title) <= 31 and not set(title) & set("[]:*?/\\") and re.search(r"[\u4e00-\u9fff]", title)
+        sheet = book[title]
+        assert sheet["A1"].value == table.zh
+        assert sheet["A2"].value == "机构：城关卫生院 (s1)　统计期间：2026-01-01 至 2026-12-31（含首尾两日）"
+        assert [c.value for c in sheet[3]][: len(table.columns)] == [c.zh for c in table.columns]
+    english = load_workbook(io.BytesIO(to_xlsx(tables, "en", start=START, end=END)))
+    assert all(len(t) <= 31 and not set(t) & set("[]:*?/\\") for t in english.sheetnames)
+    assert english.worksheets[0]["A2"].value == ("Institution: all institutions    Period: 2026-01-01 to 2026-12-31 "
+                                                 "(both days included)")
+
+
+def test_sheet_titles_and_file_names_follow_excel_and_file_system_rules() -> None:
+    assert sheet_title("乳腺癌筛查异常/可疑病例随访登记表") == "乳腺癌筛查异常、可疑病例随访登记表"
+    assert sheet_title("a[b]:c*?d\\e/f") == "a(b)-cd-e-f"
+    long = "很长的登记表名称" * 5
+    assert sheet_title(long) == long[:31]
+    assert sheet_title(long, [long[:31]]) == long[:28] + "(2)"
+    assert sheet_title("Workload", ["workload"]) == "Workload(2)"  # Excel ignores case
+    table = REGISTERS["workload"](VIEWS, START, END)
+    assert file_name([table], "城关卫生院 (s1)", START, END, "xlsx") == \
+        "筛查工作量统计表_城关卫生院_(s1)_2026-01-01至2026-12-31.xlsx"
+    assert file_name([table, table], "", START, END, "xlsx", "en") == \
+        "MCH_registers_all_institutions_2026-01-01_to_2026-12-31.xlsx"

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from provisioning.admin import SITE_ID_PATTERN
 from tests.cloud.support import make_cloud
 from tests.cloud.web.support import PASSWORD, WEB, csrf_from, running, seed, sign_in
 
@@ -33,6 +34,11 @@ async def test_overview_lists_sites_hubs_and_adds_a_site(admin: Any) -> None:
     assert "东城社区" in (await c.get("/ui/admin")).text
     bad = await c.post("/ui/admin/sites", data={"site_id": "no spaces!", "name": "x", "csrf_token": token})
     assert "error=" in bad.headers["location"]
+    # one id rule (provisioning.admin.check_site_id): the form's pattern is the rule, upper case is refused
+    assert f'pattern="{SITE_ID_PATTERN}"' in (await c.get("/ui/admin")).text
+    upper = await c.post("/ui/admin/sites", data={"site_id": "S001", "name": "x", "csrf_token": token},
+                         follow_redirects=True)
+    assert "机构编号" in upper.text and "s001" in upper.text
     assert await cloud.sql("SELECT 1 FROM audit_log WHERE action = 'site.add' AND actor = 'web:root'")
 
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import io
 from pathlib import Path
+from urllib.parse import quote
 
 from openpyxl import load_workbook
+from starlette.requests import Request
 
 from cloud.mch import assembler
 from cloud.mch.profiles import reference_profile
+from cloud.mch.sources import CHINA
+from cloud.web.registers import _period
 from tests.cloud.mch.conftest import add_result, add_subject, add_visit
 from tests.cloud.support import make_cloud
 from tests.cloud.web.support import WEB, running, sign_in
@@ -17,6 +21,13 @@ from tests.cloud.web.support import WEB, running, sign_in
 T0 = 1_762_000_000_000  # 2025-11-01 China time
 DAY = 86_400_000
 PERIOD = {"start": "2025-11-01", "end": "2025-11-30"}
+
+
+def test_the_default_period_ends_today_in_china() -> None:
+    """Cases are dated in China time; at 06:00 in Beijing the server's UTC date is still yesterday."""
+    start, end = _period(Request({"type": "http", "query_string": b"", "headers": []}))
+    today = dt.datetime.now(CHINA).date()
+    assert (start, end) == (today.replace(day=1), today)
 
 
 async def test_registers_on_screen_and_as_files(tmp_path: Path) -> None:
@@ -41,15 +52,28 @@ async def test_registers_on_screen_and_as_files(tmp_path: Path) -> None:
             csv = await c.get("/ui/registers/download", params={"name": "workload", "fmt": "csv", **PERIOD})
             assert csv.headers["content-type"].startswith("text/csv") and csv.content.startswith(b"\xef\xbb\xbf")
             assert 'filename="workload_all_20251101-20251130.csv"' in csv.headers["content-disposition"]
+            assert "filename*=UTF-8''Screening_workload_statistics_all_institutions_2025-11-01_to_2025-11-30.csv" in \
+                csv.headers["content-disposition"]  # this client switched to English above
             xlsx = await c.get("/ui/registers/download",
                                params={"name": "breast-followup", "fmt": "xlsx", "site": 'S1"\r\nX: y', **PERIOD,
                                        "lang": "zh-CN"})  # the page before switched to English
             assert "\r" not in xlsx.headers["content-disposition"]  # the site cannot inject a header
             sheet = load_workbook(io.BytesIO(xlsx.content)).active
             assert sheet is not None and sheet["A1"].value == "乳腺癌筛查异常/可疑病例随访登记表"
+            assert ("filename*=UTF-8''" + quote("乳腺癌筛查异常_可疑病例随访登记表_S1_X_y_2025-11-01至2025-11-30.xlsx")
+                    in xlsx.headers["content-disposition"])
+            # the end date is included: a one-day period on the visit's day shows it, on the page and in the file
+            day = {"start": "2025-11-01", "end": "2025-11-01", "lang": "zh-CN"}
+            shown = (await c.get("/ui/registers", params={"name": "workload", **day})).text
+            assert "site S1" in shown and "统计期间：2025-11-01 至 2025-11-01（含首尾两日）" in shown
+            one_day = await c.get("/ui/registers/download", params={"name": "workload", "fmt": "xlsx", **day})
+            book = load_workbook(io.BytesIO(one_day.content))
+            assert book.sheetnames == ["筛查工作量统计表"]
+            assert book.active is not None and book.active["A4"].value == "site S1"
+            assert book.active["A2"].value == "机构：全部机构　统计期间：2025-11-01 至 2025-11-01（含首尾两日）"
             unknown = await c.get("/ui/registers", params={"name": "births", **PERIOD})
             assert unknown.status_code == 200  # falls back to the first register
         actions = [r["action"] for r in await cloud.sql("SELECT action FROM audit_log WHERE actor = 'web:ops' "
                                                          "AND action LIKE $1 ORDER BY id", "view.register%")]
         assert actions == ["view.register", "view.register", "view.register.download",
-                           "view.register.download", "view.register"]
+                           "view.register.download", "view.register", "view.register.download", "view.register"]

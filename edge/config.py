@@ -310,8 +310,9 @@ def _web(w: _Table, base: Path, warnings: list[str]) -> WebConfig:
         inline = u.text("secret_hash", None, '"scrypt$15$8$1$..."')
         file_value = u.text("secret_file", None, f'"staff/{name}.pin"')
         if (inline is None) == (file_value is None):
+            pin_file = base / "staff" / f"{name}.pin"
             raise u.fail("secret_file", "is missing" if inline is None else "is given together with secret_hash",
-                         f"run `mchub edge hash-password --out {base / 'staff' / (name + '.pin')}` and write "
+                         f"run `mchub edge hash-password --out {pin_file}` and write "
                          f'`secret_file = "staff/{name}.pin"` (and no secret_hash)')
         secret_file = None if file_value is None else _path(base, file_value)
         if secret_file is not None:

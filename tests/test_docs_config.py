@@ -58,6 +58,12 @@ def test_documented_config_block_loads(doc: str, number: int, text: str, tmp_pat
     if text.lstrip().startswith("[[stations.devices]]"):
         text = '[[stations]]\nid = "room-1"\n' + text
     path.write_text(text, encoding="utf-8")
+    # a staff secret file it names (relative to the config) is made as `mchub edge hash-password --out` makes it
+    for name in re.findall(r'^secret_file\s*=\s*"([^"/][^"]*)"', text, re.M):
+        secret = tmp_path / name
+        secret.parent.mkdir(parents=True, exist_ok=True)
+        secret.write_text(hash_password("example-pin") + "\n", encoding="ascii")
+        secret.chmod(0o600)
     try:
         if hub_side:
             validate_devices(edge_config.load(path))

@@ -1,4 +1,4 @@
-"""``mchub cloud dicom-sender``: credentials of the systems that send DICOM by STOW-RS.
+"""DICOM 发送方凭据 / ``mchub cloud dicom-sender``: credentials of the systems that send DICOM by STOW-RS.
 
     mchub cloud dicom-sender add PACS1 --note "radiology PACS"   # prints the token once
     mchub cloud dicom-sender list
@@ -41,6 +41,8 @@ async def _list(cfg: Any, args: argparse.Namespace) -> int:
         for s in rows:
             status = "active" if s.active else "revoked"
             print(f"{s.name:<20} {status:<8} {_when(s.created_ms):<17} {s.created_by:<16} {s.note}")
+        if not rows:
+            print("没有 DICOM 发送方 / no DICOM senders yet: mchub cloud dicom-sender add NAME")
         print(f"{sum(s.active for s in rows)} active, {sum(not s.active for s in rows)} revoked")
         return 0
 
@@ -64,10 +66,11 @@ def register(sub: Any, add: Callable[..., Any], run: Callable[..., Any]) -> None
     group = sub.add_parser("dicom-sender", help="DICOM 发送方 / STOW-RS sender credentials: add, list, revoke",
                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = group.add_subparsers(dest="dicom_sender_command", metavar="ACTION")
-    p = add("add", "create a credential for a PACS or modality gateway and print its token once", run(_add),
+    p = add("add", "创建凭据 / create a credential for a PACS or modality gateway and print its token once",
+            run(_add), actions)
+    p.add_argument("name", help="发送方名称 / 1-64 of A-Z a-z 0-9 . _ - (e.g. PACS1)")
+    p.add_argument("--note", default="", help="备注 / what the sender is (shown in the list)")
+    add("list", "列出凭据 / every credential, active and revoked (never the token)", run(_list), actions)
+    p = add("revoke", "吊销凭据 / revoke the sender's credential: refused from its next request", run(_revoke),
             actions)
-    p.add_argument("name", help="1-64 of A-Z a-z 0-9 . _ - (e.g. PACS1)")
-    p.add_argument("--note", default="", help="what the sender is (shown in the list)")
-    add("list", "every credential, active and revoked (never the token)", run(_list), actions)
-    p = add("revoke", "revoke the sender's credential: refused from its next request", run(_revoke), actions)
-    p.add_argument("name")
+    p.add_argument("name", help="发送方名称 / the sender's name")

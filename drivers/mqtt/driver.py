@@ -132,7 +132,7 @@ def _payload(payload: Any) -> bytes:
 
 
 def mqtt_device(device_id: str, config: Mapping[str, Any]) -> MqttDriver:
-    """``kind = "mqtt"``: keys ``host`` (127.0.0.1), ``port`` (1883), ``topic``
+    """``driver = "mqtt"``: keys ``host`` (127.0.0.1), ``port`` (1883), ``topic``
     (``clinic/{device_id}/measurement``), ``device`` (the id the device uses; default the
     hub's device id), ``client_id``, ``keepalive`` (seconds), ``reconnect_max`` (seconds)."""
     where = f"device {device_id!r}"

@@ -1,7 +1,7 @@
 """`mchub ...` command lines as people copy them from docs and from the CLI's own output.
 
 :func:`split` turns one shell line into argv (comments dropped, ``sudo``/``$`` prefixes
-removed, ``<placeholder text>`` and ``$(...)`` taken as one value); :func:`parse_error`
+removed, ``<placeholder text>`` and ``$(...)`` taken as one value, cut at a pipe or a redirection); :func:`parse_error`
 runs it through the real ``mchub`` argparse parser — strict ``parse_args``, so an unknown
 flag, a missing required option, a wrong choice or a command group without its subcommand
 is an error — and returns argparse's message, or None. :func:`reference_error` is the
@@ -30,9 +30,12 @@ def split(line: str) -> list[str] | None:
     except ValueError:
         return None
     while words and words[0] in ("$", "sudo", "-u", "mchub-edge", "mchub-cloud"):
-        words = words[1:]
+        words = words[2:] if words[0] == "-u" else words[1:]  # `sudo -u USER mchub ...`
     if not words or words[0] != "mchub":
         return None
+    for i, word in enumerate(words):  # the command ends at a pipe, a redirection or a command separator
+        if word in ("|", "||", "&&", ";", "&") or word.startswith((">", "<", "2>", "|")):
+            return words[1:i]
     return words[1:]
 
 

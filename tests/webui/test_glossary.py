@@ -23,6 +23,7 @@ ALLOWED = {
     "mchub", "Excel", "Chromium", "mmHg", "kg", "cm", "PIN", "ID", "URL", "API", "HL7", "DICOM", "MLLP", "HIS", "LIS",
     "PACS", "MCH", "HPV", "VIA", "VILI", "CIN", "TOTP", "CSV", "XLSX", "JSON", "MQTT", "BLE", "dongcheng", "X",
     "English",  # the language switch names the other language in that language
+    "DICOMweb", "HTTP", "Basic", "Bearer", "Authorization",  # protocol and HTTP header names (STOW-RS senders)
 }
 _COMMAND = re.compile(r"mchub(?: [a-z][\w.-]*)+")  # a command line, e.g. mchub edge hash-password
 _CODE = re.compile(r"\{[^}]*\}|\[\[?[\w.]+\]\]?|\b[\w-]+\.toml\b"  # placeholders, [[tables]], file names

@@ -4,6 +4,12 @@ Each device gets a :class:`DeviceSink` (the ``drivers.base.Sink`` the driver rep
 and a :class:`DeviceHealth` the status page and telemetry show. A driver that raises —
 ``TransportError`` or any bug — is logged and restarted after 1 s, 2 s, 4 s ... up to
 60 s (with jitter); the delay resets after it has run for a minute.
+
+A configuration change goes through :meth:`Supervisor.apply`: devices are compared by
+their whole configuration, and only the added, removed and changed ones are started or
+stopped; an unchanged device keeps its task, its link and its health. Stopping a driver
+cancels its task again until it ends (a cancel can be lost inside a third-party wait),
+bounded by ``STOP_GUARD_S``, so a stubborn driver can never hang a configuration change.
 """
 
 from __future__ import annotations
@@ -24,6 +30,38 @@ from edge.store.ledger import IdentifyIn, Item, ReadingIn
 from protocol import idnum
 
 log = logging.getLogger("edge.supervisor")
+STOP_GUARD_S = 10.0  #: longest wait for one driver to end after it was cancelled
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What :meth:`Supervisor.apply` did, by device id."""
+
+    started: tuple[str, ...] = ()
+    stopped: tuple[str, ...] = ()
+    restarted: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """One line for logs and command replies."""
+        return (f"{len(self.started)} started, {len(self.stopped)} stopped, {len(self.restarted)} restarted, "
+                f"{len(self.unchanged)} unchanged")
+
+
+async def stop_task(task: asyncio.Task[Any], guard_s: float = STOP_GUARD_S) -> bool:
+    """Cancel ``task`` until it ends (at most ``guard_s``); False when it would not stop."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + guard_s
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=min(0.2, max(0.0, deadline - loop.time())))
+        if loop.time() >= deadline and not task.done():
+            log.error("driver task %s ignored cancellation for %.0f s; left behind: %s", task.get_name(), guard_s,
+                      task.get_stack(limit=3))
+            return False
+    if not task.cancelled():
+        task.exception()  # retrieved: a driver that failed while stopping is not an unhandled error
+    return True
 
 
 def _now_ms() -> int:
@@ -121,14 +159,34 @@ class Supervisor:
     def start(self) -> None:
         """Start one task per device."""
         for d in self.devices:
-            self._tasks[d.id] = asyncio.create_task(self._keep_running(d), name=f"device-{d.id}")
+            self._start(d)
+
+    def _start(self, d: DeviceConfig) -> None:
+        self._tasks[d.id] = asyncio.create_task(self._keep_running(d), name=f"device-{d.id}")
 
     async def stop(self) -> None:
-        """Cancel every driver task and wait for them."""
-        for t in self._tasks.values():
-            t.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        """Cancel every driver task and wait for them (bounded, see :func:`stop_task`)."""
+        tasks = list(self._tasks.values())
         self._tasks.clear()
+        await asyncio.gather(*(stop_task(t) for t in tasks))
+
+    async def apply(self, devices: list[DeviceConfig], kinds: Mapping[str, Callable[..., Driver]]) -> Changes:
+        """Move to a new device list, touching only the devices whose configuration changed."""
+        old = {d.id: d for d in self.devices}
+        new = {d.id: d for d in devices}
+        gone = sorted(old.keys() - new.keys())
+        changed = sorted(i for i in old.keys() & new.keys() if old[i] != new[i] or kinds.get(new[i].driver)
+                         is not self.kinds.get(new[i].driver))
+        await asyncio.gather(*(stop_task(self._tasks.pop(i)) for i in (*gone, *changed) if i in self._tasks))
+        for i in gone:
+            self.health.pop(i, None)
+        self.devices, self.kinds = list(devices), kinds
+        added = sorted(new.keys() - old.keys())
+        for i in (*changed, *added):
+            d = new[i]
+            self.health[i] = DeviceHealth(d.id, d.station_id, d.driver)
+            self._start(d)
+        return Changes(tuple(added), tuple(gone), tuple(changed), tuple(sorted(old.keys() & new.keys() - set(changed))))
 
     async def _keep_running(self, d: DeviceConfig) -> None:
         health = self.health[d.id]

@@ -81,6 +81,10 @@ class Telemetry(msgspec.Struct, frozen=True, kw_only=True):
     devices: dict[str, str]  #: device id -> "connected" | "disconnected" | "error: ..."
     disk_free_bytes: int
     version: str
+    #: configuration push state of an enrolled hub (None: devices come from hub.toml only)
+    config_applied: int | None = None
+    config_desired: int | None = None
+    config_error: str | None = None
 
 
 def sign_command(body: CommandBody, key: ed25519.Ed25519PrivateKey) -> bytes:

@@ -99,6 +99,7 @@ class Hub:
                                    clock=self.clock or now_ms)
             self.writer.listeners.append(self.sync.wake)
             self.sync.on_config_version = self.enrollment.on_config_version if self.enrollment else None
+            self.sync.report = self._sync_report
             self._spawn(self.sync.run(), "sync")
         else:
             log.warning("no [sync] url: readings stay on this hub (use `mchub edge export` to hand-carry them)")
@@ -124,6 +125,13 @@ class Hub:
         if self.enrollment is None:
             return {"state": "local", "applied": None, "desired": None, "error": None}
         return self.enrollment.status()
+
+    def _sync_report(self) -> dict[str, str]:
+        """Headers with every batch: applied configuration version and the devices whose link is down."""
+        down = ",".join(h.device_id for h in self.supervisor.health.values() if not h.connected)
+        applied = self.config_status()["applied"]
+        return {"X-Mchub-Devices-Down": down[:2048],
+                **({"X-Mchub-Config-Applied": str(applied)} if applied is not None else {})}
 
     def _windows(self, cfg: HubConfig) -> dict[str, int]:
         return {s.id: int(s.session_window_s * 1000) for s in cfg.stations}

@@ -165,6 +165,13 @@ _V9_EVENTS = """
 UPDATE outbox SET status = 'done' WHERE topic IN ('visit.closed', 'visit.updated') AND status = 'pending';
 """
 
+#: migration 15 (issue 19, fleetpush): what a hub reports about its configuration push —
+#: the version its drivers run and the devices configured on it but not connected
+_V15_PUSH_STATE = """
+ALTER TABLE hubs ADD COLUMN config_applied INTEGER;
+ALTER TABLE hubs ADD COLUMN devices_down TEXT;
+"""
+
 #: (version, name, SQL for both dialects, PostgreSQL-only SQL)
 MIGRATIONS: list[tuple[int, str, str, str]] = [
     (1, "initial schema", _V1, _V1_PG_ONLY),
@@ -177,6 +184,7 @@ MIGRATIONS: list[tuple[int, str, str, str]] = [
     (8, "ingest checks hub and key in the transaction", "", pg_ingest.CHECKED_FUNCTION),
     (9, "change-feed outbox rows are done on arrival", _V9_EVENTS,
      pg_ingest.FUNCTION.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)),
+    (15, "hub configuration push state", _V15_PUSH_STATE, ""),
 ]
 #: SQLite-only SQL of a migration, run after its common SQL: one statement (e.g. a trigger) or a tuple of them
 SQLITE_ONLY: dict[int, str | tuple[str, ...]] = {4: integration_schema.SQLITE_ONLY, 7: audit_schema.V7_SQLITE_ONLY}

@@ -320,6 +320,20 @@ async def batch_headers(request: Request, batch: bytes, status: int) -> dict[str
     return {"X-Mchub-Config-Version": str(row["version"] if row else 0)}
 
 
+async def batch_presence(request: Request, batch: bytes, status: int) -> None:
+    """An accepted batch makes its hub online and seen now, and brings its configuration report."""
+    if status != 200:
+        return
+    from cloud.fleet import presence
+    from protocol import envelope
+    from protocol.errors import ProtocolError
+
+    try:
+        await presence.on_batch(fleet_of(request).db, envelope.parse_header(batch).hub_id, request.headers)
+    except (ProtocolError, CloudError) as exc:
+        log.warning("could not record hub presence after a batch: %s", exc)
+
+
 def openapi_paths() -> dict[str, dict[str, Any]]:
     """The OpenAPI ``paths`` entries of :func:`routes` (summaries from the handlers' docstrings)."""
     refusal = {"description": "refused; JSON {reason, message}"}

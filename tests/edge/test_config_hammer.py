@@ -245,6 +245,9 @@ async def test_fifty_rapid_config_changes_leave_unchanged_devices_alone_and_lose
             assert all(hub.supervisor._tasks[d] is tasks_before[d] for d in STEADY)  # never restarted
             assert "therm-1" not in hub.supervisor.health  # change 50 (even) removed it again
             assert [d.id for d in hub.cfg.devices()] == [*STEADY, "moving-1"]
+            # what the hub tells the cloud with every batch (moving-1 points at a refusing port)
+            assert hub._sync_report() == {"X-Mchub-Devices-Down": "moving-1"}
+            assert hub.config_status()["state"] == "local"
             print(f"{CHANGES} changes in {pushed_s:.1f} s while 4 devices streamed {4 * READINGS} readings: "
                   f"0 lost, 0 duplicated; longest link loss of an unchanged device: "
                   f"{max(longest_down.values(), default=0)} ms")

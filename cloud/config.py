@@ -63,10 +63,13 @@ class MqttConfig:
 
 @dataclass(frozen=True)
 class FleetConfig:
-    """[fleet] (issue 19): hub presence."""
+    """[fleet] (issue 19): hub presence, and whether simulated readings may leave the cloud."""
 
     #: a hub is online while a batch, telemetry or MQTT status message arrived within this many seconds
     presence_window_s: float = 180.0
+    #: this deployment is a training rig / demo: readings flagged "simulated" may go to the HIS and the
+    #: MCH platform (which are then simulators or test systems); false everywhere patients are measured
+    training_rig: bool = False
 
 
 @dataclass(frozen=True)
@@ -230,7 +233,7 @@ _SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
             "profile": str, "rate_per_s": (int, float), "timeout_s": (int, float), "lease_s": (int, float),
             "assemble_interval_s": (int, float), "default_site": str},
     "audit": {"retention_days": int, "seal_interval_s": (int, float), "prune_interval_s": (int, float)},
-    "fleet": {"presence_window_s": (int, float)},
+    "fleet": {"presence_window_s": (int, float), "training_rig": bool},
 }
 
 

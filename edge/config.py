@@ -138,6 +138,9 @@ class HubConfig:
     min_free_mb: int = 200
     bp_guideline: str = "2018"
     group_max: int = 4000
+    #: ``[hub] simulated = true``: every device of this hub is a simulator (demo, training rig); each
+    #: reading is flagged "simulated" end to end, and the cloud keeps it from the HIS and the MCH platform
+    simulated: bool = False
 
     @property
     def web_bind(self) -> str:
@@ -238,6 +241,7 @@ def load(path: str | Path, driver_kinds: Callable[[tuple[str, ...]], Mapping[str
     data_dir = _path(base, hub.text("data_dir", "data"))
     language = hub.text("language", "zh-CN", choices=LANGUAGES)
     plugins = tuple(hub.get("plugins", list, [], '["my_site.drivers"]'))
+    simulated = hub.get("simulated", bool, False, "true")
     hub.check_unknown()
 
     s = _Table(file, "sync", top.get("sync", dict, {}, "{}"))
@@ -291,7 +295,7 @@ def load(path: str | Path, driver_kinds: Callable[[tuple[str, ...]], Mapping[str
     top.check_unknown()
     return HubConfig(path=path, identity_dir=identity_dir, data_dir=data_dir, language=language, plugins=plugins,
                      stations=stations, sync=sync, mqtt=mqtt, web=web,
-                     min_free_mb=min_free_mb, bp_guideline=guideline, group_max=group_max)
+                     min_free_mb=min_free_mb, bp_guideline=guideline, group_max=group_max, simulated=simulated)
 
 
 def _web(w: _Table) -> WebConfig:

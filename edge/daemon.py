@@ -89,7 +89,7 @@ class Hub:
         self.writer.start()
         self.reader = Reader(cfg.db_path, self.identity.decrypt)
         self.supervisor = Supervisor(cfg.devices(), known_drivers(cfg.plugins), self.writer.submit,
-                                     self._frame_error, self._live)
+                                     self._frame_error, self._live, simulated=cfg.simulated)
         st = self.reader.state()
         log.info("hub %s started: epoch %d, next seq %d, cloud acked through %d, %d device(s)",
                  st["hub_id"], st["epoch"], st["next_seq"], st["acked_through"], len(cfg.devices()))

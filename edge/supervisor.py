@@ -22,12 +22,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import msgspec
+
 from drivers.base import CardRead, Driver, Event, Measurement
 from drivers.errors import FrameError
 from edge.config import DeviceConfig
 from edge.crashpoints import crashpoint
 from edge.store.ledger import IdentifyIn, Item, ReadingIn
 from protocol import idnum
+from protocol.model import SIMULATED
 
 log = logging.getLogger("edge.supervisor")
 STOP_GUARD_S = 10.0  #: longest wait for one driver to end after it was cancelled
@@ -100,8 +103,9 @@ class DeviceSink:
 
     def __init__(self, device: DeviceConfig, health: DeviceHealth, submit: Callable[[Item], Awaitable[Any]],
                  store_frame_error: Callable[[str, FrameError], None],
-                 live: Callable[[str, Measurement], None] | None = None) -> None:
+                 live: Callable[[str, Measurement], None] | None = None, simulated: bool = False) -> None:
         self.device = device
+        self.simulated = simulated  #: flag every measurement "simulated" ([hub] simulated = true)
         self.health = health
         self._submit = submit
         self._frame_error = store_frame_error
@@ -115,6 +119,8 @@ class DeviceSink:
                 if self._live is not None:
                     self._live(self.device.station_id, event)
                 return
+            if self.simulated and SIMULATED not in event.status:
+                event = msgspec.structs.replace(event, status=(*event.status, SIMULATED))
             await self._submit(ReadingIn(self.device.station_id, self.device.id, event))
             self.health.readings += 1
             self.health.last_reading_ms = _now_ms()
@@ -144,8 +150,9 @@ class Supervisor:
     def __init__(self, devices: list[DeviceConfig], kinds: Mapping[str, Callable[..., Driver]],
                  submit: Callable[[Item], Awaitable[Any]], store_frame_error: Callable[[str, FrameError], None],
                  live: Callable[[str, Measurement], None] | None = None,
-                 base_delay: float = 1.0, max_delay: float = 60.0) -> None:
+                 base_delay: float = 1.0, max_delay: float = 60.0, simulated: bool = False) -> None:
         self.devices = devices
+        self.simulated = simulated
         self.kinds = kinds
         self.submit = submit
         self.store_frame_error = store_frame_error
@@ -190,7 +197,7 @@ class Supervisor:
 
     async def _keep_running(self, d: DeviceConfig) -> None:
         health = self.health[d.id]
-        sink = DeviceSink(d, health, self.submit, self.store_frame_error, self.live)
+        sink = DeviceSink(d, health, self.submit, self.store_frame_error, self.live, self.simulated)
         delay = self.base_delay
         while True:
             started = time.monotonic()

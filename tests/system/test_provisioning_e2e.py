@@ -152,6 +152,12 @@ def test_enroll_sync_push_rotate_revoke_with_real_processes(tmp_path: Path, pg_d
         wait_until("the pushed configuration on the hub",
                    lambda: hubside.load_state(hub_dir / "identity").config.version == 1)
 
+        def reported() -> bool:  # applied version and link state come back with the hub's batches
+            row = query(pg_dsn, "SELECT config_applied, devices_down FROM hubs WHERE hub_id = $1", HUB)[0]
+            return bool(row["config_applied"] == 1 and "s2-ble-bp" in (row["devices_down"] or "").split(","))
+
+        wait_until("the applied version and the device that cannot connect (no BlueZ here), in the cloud", reported)
+
         # 5. key rotation mid-traffic
         assert json.loads(mchub("provision", "hub", "rotate", HUB, "--json", *session, cwd=tmp_path))["pushed"]
         wait_until("the rotated key", lambda: hubside.load_state(hub_dir / "identity").key.public_key()

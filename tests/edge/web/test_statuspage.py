@@ -100,3 +100,16 @@ async def test_live_stream_sends_values_and_a_reload_when_lists_change(web_hub: 
     text = "\n".join(seen)
     assert "event: dev-bp-1-state" in text and "disconnected" in text and "event: cloud" in text
     assert "王" not in text and NID not in text
+
+
+async def test_a_configured_device_that_is_not_connected_raises_the_alarm(web_hub: tuple[Any, Any]) -> None:
+    """Issue 19 finding 1: the page showed ✘ but no alarm. bp-1 points at a port nobody listens on."""
+    hub, app = web_hub
+    async with client(app) as c:
+        await sign_in(c)
+        html = (await c.get("/?lang=en")).text
+        zh = (await c.get("/?lang=zh-CN")).text
+    assert 'role="alert" data-live="devices_down">configured but not connected: bp-1<' in html
+    assert "已配置但未连接: bp-1" in zh
+    assert 'data-live="broker">not configured<' in html  # no [mqtt]: not a red light
+    assert hub.config_status()["state"] == "local" and 'data-live="config"' not in html  # hub.toml only

@@ -74,7 +74,6 @@ async def post_batch(request: Request) -> Response:
     else:
         answer = await ing.handle(body, peer=request.client.host if request.client else "")
         answer.headers.update(await fleet_api.batch_headers(request, body, answer.status))
-        await fleet_api.batch_presence(request, body, answer.status)
     return Response(answer.body, answer.status, headers=answer.headers, media_type=answer.content_type)
 
 

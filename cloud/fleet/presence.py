@@ -22,7 +22,7 @@ import logging
 import re
 from collections.abc import Mapping
 
-from cloud.db.engine import Database
+from cloud.db.engine import Database, Tx
 from cloud.errors import CloudError
 from protocol.ids import now_ms
 
@@ -51,16 +51,15 @@ def down_from_telemetry(devices: Mapping[str, str]) -> str:
     return ",".join(ids[:MAX_DOWN])
 
 
-async def on_batch(db: Database, hub_id: str, headers: Mapping[str, str], at_ms: int | None = None) -> None:
-    """An accepted batch: the hub is online, seen now; keep its configuration report."""
+async def on_batch(tx: Tx, hub_id: str, headers: Mapping[str, str], at_ms: int | None = None) -> None:
+    """An accepted batch: the hub is online, seen now; keep its configuration report (in the caller's transaction)."""
     applied_text = headers.get(APPLIED_HEADER, "")
     applied = int(applied_text) if applied_text.isdigit() and len(applied_text) < 10 else None
     down = down_list(headers.get(DOWN_HEADER))
-    async with db.transaction() as tx:
-        await tx.execute(
-            "UPDATE hubs SET online = TRUE, last_seen_ms = $1, "
-            "config_applied = COALESCE($2, config_applied), devices_down = COALESCE($3, devices_down) "
-            "WHERE hub_id = $4 AND status = 'active'", at_ms or now_ms(), applied, down, hub_id)
+    await tx.execute(
+        "UPDATE hubs SET online = TRUE, last_seen_ms = $1, "
+        "config_applied = COALESCE($2, config_applied), devices_down = COALESCE($3, devices_down) "
+        "WHERE hub_id = $4 AND status = 'active'", at_ms or now_ms(), applied, down, hub_id)
 
 
 async def sweep(db: Database, window_s: float, at_ms: int | None = None) -> int:

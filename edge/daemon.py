@@ -224,7 +224,7 @@ class Hub:
         async with self._reload_lock:
             cfg = await asyncio.to_thread(lambda: enrolled.with_enrollment(config_mod.load(self.cfg.path)))
             validate_devices(cfg)
-            changes = await self.supervisor.apply(cfg.devices(), known_drivers(cfg.plugins))
+            changes = await self.supervisor.apply(cfg.devices(), known_drivers(cfg.plugins), cfg.simulated)
             self.cfg = cfg
             self.sessions.windows_ms = self._windows(cfg)
             await self.writer.call(q.audit("reload_config", "hub", changes.describe(), now_ms()))

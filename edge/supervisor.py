@@ -177,17 +177,23 @@ class Supervisor:
         self._tasks.clear()
         await asyncio.gather(*(stop_task(t) for t in tasks))
 
-    async def apply(self, devices: list[DeviceConfig], kinds: Mapping[str, Callable[..., Driver]]) -> Changes:
-        """Move to a new device list, touching only the devices whose configuration changed."""
+    async def apply(self, devices: list[DeviceConfig], kinds: Mapping[str, Callable[..., Driver]],
+                    simulated: bool | None = None) -> Changes:
+        """Move to a new device list, touching only the devices whose configuration changed.
+
+        A change of ``simulated`` (``[hub] simulated``) changes every device.
+        """
         old = {d.id: d for d in self.devices}
         new = {d.id: d for d in devices}
         gone = sorted(old.keys() - new.keys())
-        changed = sorted(i for i in old.keys() & new.keys() if old[i] != new[i] or kinds.get(new[i].driver)
-                         is not self.kinds.get(new[i].driver))
+        every = simulated is not None and simulated != self.simulated
+        changed = sorted(i for i in old.keys() & new.keys() if every or old[i] != new[i]
+                         or kinds.get(new[i].driver) is not self.kinds.get(new[i].driver))
         await asyncio.gather(*(stop_task(self._tasks.pop(i)) for i in (*gone, *changed) if i in self._tasks))
         for i in gone:
             self.health.pop(i, None)
         self.devices, self.kinds = list(devices), kinds
+        self.simulated = self.simulated if simulated is None else simulated
         added = sorted(new.keys() - old.keys())
         for i in (*changed, *added):
             d = new[i]

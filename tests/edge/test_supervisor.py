@@ -101,6 +101,9 @@ async def test_a_device_change_touches_only_the_devices_that_changed() -> None:
     assert SteadyDriver.runs["b"] == 2 and SteadyDriver.runs["d"] == 1 and "c" not in sup.health
     again = await sup.apply([a, b2, d], kinds)  # the same list again: nothing moves
     assert again.unchanged == ("a", "b", "d") and SteadyDriver.runs == {"a": 1, "b": 2, "c": 1, "d": 1}
+    flipped = await sup.apply([a, b2, d], kinds, simulated=True)  # [hub] simulated changes every device
+    assert flipped.restarted == ("a", "b", "d") and sup.simulated
+    await wait_until(lambda: SteadyDriver.runs == {"a": 2, "b": 3, "c": 1, "d": 2})
     await sup.stop()
 
 

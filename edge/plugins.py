@@ -2,8 +2,8 @@
 
 A plugin is any importable module with a ``DRIVERS: dict[str, DriverFactory]``, named in
 ``[hub] plugins`` of hub.toml (the test suite uses this for its test devices). The hub
-itself registers no simulator or synthetic source: a driver kind that is neither shipped
-nor named by a plugin is refused with a configuration error naming file, key and fix.
+registers no driver of its own: a driver kind that is neither shipped nor named by a
+plugin is refused with a configuration error naming file, key and fix.
 """
 
 from __future__ import annotations

@@ -128,9 +128,12 @@ class Hub:
 
     def _sync_report(self) -> dict[str, str]:
         """Headers with every batch: applied configuration version and the devices whose link is down."""
-        down = ",".join(h.device_id for h in self.supervisor.health.values() if not h.connected)
+        down: list[str] = []
+        for h in self.supervisor.health.values():  # whole ids only, within the cloud's bounds (64 ids, 2 KiB)
+            if not h.connected and len(down) < 64 and sum(len(d) + 1 for d in down) + len(h.device_id) <= 2048:
+                down.append(h.device_id)
         applied = self.config_status()["applied"]
-        return {"X-Mchub-Devices-Down": down[:2048],
+        return {"X-Mchub-Devices-Down": ",".join(down),
                 **({"X-Mchub-Config-Applied": str(applied)} if applied is not None else {})}
 
     def _windows(self, cfg: HubConfig) -> dict[str, int]:

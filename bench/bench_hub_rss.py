@@ -43,7 +43,8 @@ def run(seconds: float = 10.0, devices: int = 16) -> dict[str, float]:
         devs = "".join(f'[[stations.devices]]\nid = "syn-{i}"\ndriver = "synthetic"\nrate = 20\n'
                        for i in range(devices))
         (d / "hub.toml").write_text(
-            f'[hub]\nidentity_dir = "identity"\n[sync]\nurl = "{url}"\n[mqtt]\nhost = "127.0.0.1"\n'
+            f'[hub]\nidentity_dir = "identity"\nplugins = ["tests.support.synthetic"]\n'
+            f'[sync]\nurl = "{url}"\n[mqtt]\nhost = "127.0.0.1"\n'
             f'port = {broker.port}\ntelemetry_interval_s = 1\n[web]\nbind = "127.0.0.1"\nport = {free_port()}\n'
             f'[storage]\nmin_free_mb = 0\n[[stations]]\nid = "room-1"\n{devs}', encoding="utf-8")
         hub = subprocess.Popen([sys.executable, "-m", "mchub", "--log-level", "WARNING", "edge", "run",

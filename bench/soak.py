@@ -106,7 +106,8 @@ def run(seconds: float = 30.0, hubs: int = 300, interval: float = 10.0, sample_s
         devs = "".join(f'[[stations.devices]]\nid = "syn-{i}"\ndriver = "synthetic"\nrate = {rate}\ncount = {count}\n'
                        for i in range(devices))
         cfg = base / "hub" / "hub.toml"
-        cfg.write_text(f'[hub]\nidentity_dir = "identity"\ndata_dir = "data"\n[sync]\nurl = "{cloud.url}"\n'
+        cfg.write_text(f'[hub]\nidentity_dir = "identity"\ndata_dir = "data"\n'
+                       f'plugins = ["tests.support.synthetic"]\n[sync]\nurl = "{cloud.url}"\n'
                        'linger_ms = 200\n[web]\nbind = "127.0.0.1"\nport = 0\n[storage]\nmin_free_mb = 0\n'
                        f'[[stations]]\nid = "room-1"\n{devs}', encoding="utf-8")
         with open(base / "hub" / "hub.log", "ab") as log:

@@ -28,6 +28,7 @@ from cloud.db.migrations import migrate
 from cloud.db.orm import start_orm, stop_orm
 from cloud.errors import CloudError
 from cloud.fleet import api as fleet_api
+from cloud.fleet import presence
 from cloud.ingest import Ingestor, Limits
 from cloud.integration.service import Integration
 from cloud.keystore import CloudKeys, load_keys
@@ -148,8 +149,10 @@ def build_app(cfg: config_mod.CloudConfig) -> Starlette:
         if cfg.mqtt.enabled:
             from cloud.mqtt import run_listener
 
-            tasks.append(asyncio.create_task(run_listener(state.db, cfg.mqtt.host, cfg.mqtt.port, stop)))
+            tasks.append(asyncio.create_task(run_listener(state.db, cfg.mqtt.host, cfg.mqtt.port, stop,
+                                                             int(cfg.fleet.presence_window_s * 1000))))
         tasks.append(asyncio.create_task(web.run_sampler(state.db, stop)))
+        tasks.append(asyncio.create_task(presence.run_sweeper(state.db, cfg.fleet.presence_window_s, stop)))
         await hospital.start(state.db, state.keys)
         app.state.integration = hospital
         if cfg.mch.enabled:

@@ -63,6 +63,17 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class FleetConfig:
+    """[fleet] (issue 19): hub presence, and whether simulated readings may leave the cloud."""
+
+    #: a hub is online while a batch, telemetry or MQTT status message arrived within this many seconds
+    presence_window_s: float = 180.0
+    #: this deployment is a training rig / demo: readings flagged "simulated" may go to the HIS and the
+    #: MCH platform (which are then simulators or test systems); false everywhere patients are measured
+    training_rig: bool = False
+
+
+@dataclass(frozen=True)
 class ProvisioningConfig:
     """[provisioning] (paths resolved; ``ca_dir`` None = enrollment disabled)."""
 
@@ -192,6 +203,7 @@ class CloudConfig:
     dicom: DicomSection = field(default_factory=DicomSection)
     mch: MchConfig = field(default_factory=MchConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
 
     def admin_token(self) -> str | None:
         """The admin bearer token, or None when the admin API is disabled."""
@@ -231,6 +243,7 @@ _SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
             "profile": str, "rate_per_s": (int, float), "timeout_s": (int, float), "lease_s": (int, float),
             "assemble_interval_s": (int, float), "default_site": str},
     "audit": {"retention_days": int, "seal_interval_s": (int, float), "prune_interval_s": (int, float)},
+    "fleet": {"presence_window_s": (int, float), "training_rig": bool},
 }
 
 
@@ -318,8 +331,17 @@ def parse(text: str, path: Path) -> CloudConfig:
         admin_token_file=(Path(token) if Path(token).is_absolute() else base / token) if token else None,
         mqtt=MqttConfig(**doc.get("mqtt", {})), outbox=o,
         logging=LoggingConfig(level=lg.level.upper(), json=lg.json), web=web, mch=_mch(path, doc.get("mch", {})),
-        audit=au,
+        audit=au, fleet=_fleet(path, doc.get("fleet", {})),
     )
+
+
+def _fleet(path: Path, doc: dict[str, Any]) -> FleetConfig:
+    """[fleet]: presence_window_s must cover the hubs' telemetry interval (default 60 s)."""
+    f = FleetConfig(**doc)
+    if f.presence_window_s < 10:
+        raise _err(path, "[fleet] presence_window_s", f"{f.presence_window_s} is too short",
+                   "use 10 or more seconds, longer than the hubs' [mqtt] telemetry_interval_s")
+    return f
 
 
 def _provisioning(path: Path, doc: dict[str, Any]) -> ProvisioningConfig:

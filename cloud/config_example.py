@@ -29,7 +29,7 @@ port = 1883
 [provisioning]
 ca_dir = ""              # fleet CA from `mchub provision ca init`; "" = hub enrollment disabled
 passphrase_file = ""     # first line: the CA passphrase (mode 0600)
-mqtt_url = "mqtt://127.0.0.1:1883"   # the broker enrolled hubs are told to use
+mqtt_url = "mqtt://127.0.0.1:1883"   # the broker enrolled hubs are told to use (only when [mqtt] enabled)
 hub_cert_days = 30       # hub certificate lifetime; hubs rotate in the last third
 rotation_overlap_hours = 24          # the old key keeps verifying this long after a rotation
 mqtt_password_file = ""  # rewrite this Mosquitto password_file after enrollments and revocations
@@ -110,4 +110,8 @@ default_site = "default" # site of a case with no visit at a known hub
 retention_days = 400     # at least 183 (six months, Cybersecurity Law art. 21); older entries are pruned
 seal_interval_s = 1.0    # how soon a new entry is linked into the hash chain
 prune_interval_s = 3600.0
+
+[fleet]
+presence_window_s = 180  # online while a batch, telemetry or MQTT status came within this (> hub telemetry_interval_s)
+training_rig = false     # true only where the HIS and MCH platform are test systems: simulated readings may go there
 """

@@ -3,7 +3,8 @@
 Topics and messages are defined in :mod:`protocol.commands` (no patient data on MQTT):
 
 * ``mchub/hubs/+/status`` (retained; the hub's last-will publishes ``{"online": false}``)
-  -> ``hubs.online``, ``last_seen_ms``, ``version``;
+  -> ``hubs.online``, ``last_seen_ms``, ``version`` (a hub that synced within the presence
+  window stays online when its MQTT session ends: :mod:`cloud.fleet.presence`);
 * ``mchub/hubs/+/telemetry`` -> ``hubs.queue_depth``, ``last_seen_ms``, ``telemetry`` (JSON);
 * :func:`publish_command` signs a command with the cloud key and publishes it (QoS 1).
 
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cloud import metrics
 from cloud.db.engine import Database
 from cloud.errors import CloudError
+from cloud.fleet.presence import down_from_telemetry
 from protocol.commands import CommandBody, CommandName, HubStatus, Telemetry, sign_command, topic
 from protocol.ids import now_ms, uuid7
 
@@ -35,7 +37,8 @@ class MqttError(CloudError):
     """The broker could not be reached or refused a publish."""
 
 
-async def apply_message(db: Database, topic_name: str, payload: bytes) -> str | None:
+async def apply_message(db: Database, topic_name: str, payload: bytes,
+                        window_ms: int = 180_000) -> str | None:
     """Apply one status/telemetry message to the registry; returns the hub id updated (or None).
 
     A revoked hub's messages change nothing (its connection may outlive the revocation).
@@ -49,15 +52,20 @@ async def apply_message(db: Database, topic_name: str, payload: bytes) -> str | 
         async with db.transaction() as tx:
             if leaf == "status":
                 st = msgspec.json.decode(payload, type=HubStatus)
-                n = await tx.execute("UPDATE hubs SET online = $1, last_seen_ms = $2, "
-                                     "version = CASE WHEN $3 = '' THEN version ELSE $4 END "
-                                     "WHERE hub_id = $5 AND status = 'active'",
-                                     st.online, now, st.version, st.version, hub_id)
+                # the last will ("online": false) leaves a hub online that synced within the window
+                n = await tx.execute("UPDATE hubs SET online = ($1 OR EXISTS (SELECT 1 FROM sync_state s "
+                                     "WHERE s.hub_id = hubs.hub_id AND s.last_batch_ms >= $2)), "
+                                     "last_seen_ms = CASE WHEN $3 THEN $4 ELSE last_seen_ms END, "
+                                     "version = CASE WHEN $5 = '' THEN version ELSE $6 END "
+                                     "WHERE hub_id = $7 AND status = 'active'",
+                                     st.online, now - window_ms, st.online, now, st.version, st.version, hub_id)
             elif leaf == "telemetry":
                 tm = msgspec.json.decode(payload, type=Telemetry)
                 n = await tx.execute("UPDATE hubs SET online = $1, last_seen_ms = $2, queue_depth = $3, "
-                                     "telemetry = $4 WHERE hub_id = $5 AND status = 'active'",
-                                     True, now, tm.queue_depth, payload.decode(), hub_id)
+                                     "telemetry = $4, config_applied = COALESCE($5, config_applied), "
+                                     "devices_down = $6 WHERE hub_id = $7 AND status = 'active'",
+                                     True, now, tm.queue_depth, payload.decode(), tm.config_applied,
+                                     down_from_telemetry(tm.devices), hub_id)
             else:
                 return None
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
@@ -67,7 +75,8 @@ async def apply_message(db: Database, topic_name: str, payload: bytes) -> str | 
     return hub_id if n else None
 
 
-async def run_listener(db: Database, host: str, port: int, stop: asyncio.Event) -> None:
+async def run_listener(db: Database, host: str, port: int, stop: asyncio.Event,
+                       window_ms: int = 180_000) -> None:
     """Subscribe to hub status and telemetry until ``stop``; reconnects with backoff."""
     delay = 1.0
     while not stop.is_set():
@@ -80,7 +89,7 @@ async def run_listener(db: Database, host: str, port: int, stop: asyncio.Event) 
                 async for message in client.messages:
                     payload = message.payload if isinstance(message.payload, bytes) else b""
                     try:
-                        await apply_message(db, message.topic.value, payload)
+                        await apply_message(db, message.topic.value, payload, window_ms)
                     except CloudError as exc:
                         log.warning("could not record hub status from %s: %s", message.topic.value, exc)
         except aiomqtt.MqttError as exc:

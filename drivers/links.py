@@ -68,8 +68,9 @@ class SerialLink:
                 ready.set_result(None)
 
         loop.add_reader(self._fd, wake)
-        try:
-            await asyncio.wait_for(ready, wait)
+        try:  # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that meets a ready port
+            async with asyncio.timeout(wait):
+                await ready
         except TimeoutError:
             return b""
         finally:
@@ -124,8 +125,9 @@ class TcpLink:
 
     async def read(self, wait: float) -> bytes:
         """Bytes received within ``wait`` s."""
-        try:
-            data = await asyncio.wait_for(self._reader.read(4096), wait)
+        try:  # asyncio.timeout: a cancel is never swallowed (see SerialLink.read)
+            async with asyncio.timeout(wait):
+                data = await self._reader.read(4096)
         except TimeoutError:
             return b""
         except OSError as exc:

@@ -144,6 +144,9 @@ class HubConfig:
     group_max: int = 4000
     #: things that work but should change (each names file, key and fix); logged at start
     warnings: tuple[str, ...] = ()
+    #: ``[hub] simulated = true``: every device of this hub is a simulator (demo, training rig); each
+    #: reading is flagged "simulated" end to end, and the cloud keeps it from the HIS and the MCH platform
+    simulated: bool = False
 
     @property
     def web_bind(self) -> str:
@@ -244,6 +247,7 @@ def load(path: str | Path, driver_kinds: Callable[[tuple[str, ...]], Mapping[str
     data_dir = _path(base, hub.text("data_dir", "data"))
     language = hub.text("language", "zh-CN", choices=LANGUAGES)
     plugins = tuple(hub.get("plugins", list, [], '["my_site.drivers"]'))
+    simulated = hub.get("simulated", bool, False, "true")
     hub.check_unknown()
 
     s = _Table(file, "sync", top.get("sync", dict, {}, "{}"))
@@ -299,7 +303,7 @@ def load(path: str | Path, driver_kinds: Callable[[tuple[str, ...]], Mapping[str
     return HubConfig(path=path, identity_dir=identity_dir, data_dir=data_dir, language=language, plugins=plugins,
                      stations=stations, sync=sync, mqtt=mqtt, web=web,
                      min_free_mb=min_free_mb, bp_guideline=guideline, group_max=group_max,
-                     warnings=tuple(warnings))
+                     warnings=tuple(warnings), simulated=simulated)
 
 
 def _web(w: _Table, base: Path, warnings: list[str]) -> WebConfig:

@@ -34,6 +34,7 @@ from edge.sync import SyncClient
 from protocol.commands import CommandBody, Telemetry
 from protocol.ids import now_ms
 from protocol.model import Subject
+from provisioning.inventory import HubConfig as Inventory
 
 log = logging.getLogger("edge.hub")
 
@@ -71,13 +72,15 @@ class Hub:
         self._stopping = asyncio.Event()
         self._web: Any = None
         self._small: set[asyncio.Task[Any]] = set()
+        self._reload_lock = asyncio.Lock()  #: one configuration change at a time (SIGHUP, command, cloud)
 
     async def start(self, web: bool = True) -> None:
         """Open the store and start every part."""
         cfg = self.cfg = await asyncio.to_thread(enrolled.with_enrollment, self.cfg)
         validate_devices(cfg)
         self.identity = identity_mod.load(cfg.identity_dir)
-        self.enrollment = (enrolled.Maintainer(cfg.identity_dir, self.reload_config, self._set_identity)
+        self.enrollment = (enrolled.Maintainer(cfg.identity_dir, self.reload_config, self._set_identity,
+                                               check=self._check_inventory)
                            if enrolled.is_enrolled(cfg.identity_dir) else None)
         conn, self.quarantine = await asyncio.to_thread(open_db, cfg.db_path, self.identity.hub_id)
         self.sessions = SessionManager(self._windows(cfg), 300_000, thresholds(cfg.bp_guideline),
@@ -87,7 +90,7 @@ class Hub:
         self.writer.start()
         self.reader = Reader(cfg.db_path, self.identity.decrypt)
         self.supervisor = Supervisor(cfg.devices(), known_drivers(cfg.plugins), self.writer.submit,
-                                     self._frame_error, self._live)
+                                     self._frame_error, self._live, simulated=cfg.simulated)
         for warning in cfg.warnings:
             log.warning("%s", warning)
         st = self.reader.state()
@@ -99,6 +102,7 @@ class Hub:
                                    clock=self.clock or now_ms)
             self.writer.listeners.append(self.sync.wake)
             self.sync.on_config_version = self.enrollment.on_config_version if self.enrollment else None
+            self.sync.report = self._sync_report
             self._spawn(self.sync.run(), "sync")
         else:
             log.warning("no [sync] url: readings stay on this hub (use `mchub edge export` to hand-carry them)")
@@ -114,6 +118,26 @@ class Hub:
             self._spawn(self.channel.run(), "mqtt")
         if web:
             await self._start_web()
+
+    def _check_inventory(self, inventory: Inventory) -> None:
+        """Refuse (ConfigError naming the device) a cloud configuration this hub cannot run; runs in a thread."""
+        validate_devices(enrolled.with_inventory(config_mod.load(self.cfg.path), inventory))
+
+    def config_status(self) -> dict[str, Any]:
+        """Configuration push state (see :class:`edge.enrolled.Maintainer`); ``state`` "local" when not enrolled."""
+        if self.enrollment is None:
+            return {"state": "local", "applied": None, "desired": None, "error": None}
+        return self.enrollment.status()
+
+    def _sync_report(self) -> dict[str, str]:
+        """Headers with every batch: applied configuration version and the devices whose link is down."""
+        down: list[str] = []
+        for h in self.supervisor.health.values():  # whole ids only, within the cloud's bounds (64 ids, 2 KiB)
+            if not h.connected and len(down) < 64 and sum(len(d) + 1 for d in down) + len(h.device_id) <= 2048:
+                down.append(h.device_id)
+        applied = self.config_status()["applied"]
+        return {"X-Mchub-Devices-Down": ",".join(down),
+                **({"X-Mchub-Config-Applied": str(applied)} if applied is not None else {})}
 
     def _windows(self, cfg: HubConfig) -> dict[str, int]:
         return {s.id: int(s.session_window_s * 1000) for s in cfg.stations}
@@ -210,22 +234,26 @@ class Hub:
             last_sync_ms=self.sync.last_success_ms if self.sync else None,
             devices={k: h.summary() for k, h in self.supervisor.health.items()},
             disk_free_bytes=self.writer.guard.free, version=self.version,
-            dead_letters_open=await asyncio.to_thread(self.reader.count_dead_letters))
+            dead_letters_open=await asyncio.to_thread(self.reader.count_dead_letters),
+            config_applied=self.config_status()["applied"], config_desired=self.config_status()["desired"],
+            config_error=self.config_status()["error"])
 
     async def reload_config(self) -> str:
-        """Re-read hub.toml; restart the drivers with the new device list."""
-        cfg = await asyncio.to_thread(lambda: enrolled.with_enrollment(config_mod.load(self.cfg.path)))
-        validate_devices(cfg)
-        await self.supervisor.stop()
-        self.cfg = cfg
-        for warning in cfg.warnings:
-            log.warning("%s", warning)
-        self.sessions.windows_ms = self._windows(cfg)
-        self.supervisor = Supervisor(cfg.devices(), known_drivers(cfg.plugins), self.writer.submit,
-                                     self._frame_error, self._live)
-        self.supervisor.start()
-        await self.writer.call(q.audit("reload_config", "hub", f"{len(cfg.devices())} device(s)", now_ms()))
-        return f"configuration reloaded: {len(cfg.devices())} device(s)"
+        """Re-read hub.toml (and the enrollment); start, stop or restart only the devices that changed.
+
+        The new configuration is validated whole before anything is touched: a refused one
+        leaves every driver running as it was (EdgeError).
+        """
+        async with self._reload_lock:
+            cfg = await asyncio.to_thread(lambda: enrolled.with_enrollment(config_mod.load(self.cfg.path)))
+            validate_devices(cfg)
+            changes = await self.supervisor.apply(cfg.devices(), known_drivers(cfg.plugins), cfg.simulated)
+            self.cfg = cfg
+            for warning in cfg.warnings:
+                log.warning("%s", warning)
+            self.sessions.windows_ms = self._windows(cfg)
+            await self.writer.call(q.audit("reload_config", "hub", changes.describe(), now_ms()))
+            return f"configuration reloaded: {len(cfg.devices())} device(s); {changes.describe()}"
 
     def _set_identity(self, identity: identity_mod.Identity) -> None:
         self.identity = identity

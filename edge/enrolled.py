@@ -27,13 +27,14 @@ import logging
 import os
 import sys
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from edge.config import DeviceConfig, HubConfig, MqttConfig, StationConfig
-from edge.errors import IdentityError
+from edge.errors import EdgeError, IdentityError
 from edge.identity import Identity
 from protocol.commands import CommandBody
 from protocol.ids import now_ms
@@ -100,10 +101,13 @@ def rotation_due(directory: Path) -> bool:
     return state(directory).rotation_due(now_ms())
 
 
-def accept_config(directory: Path, command: CommandBody | None = None) -> Inventory | None:
+def accept_config(directory: Path, command: CommandBody | None = None,
+                  check: Callable[[Inventory], None] | None = None) -> Inventory | None:
     """Verify and keep a newer configuration (from an ``apply-config`` command, else fetched from the cloud).
 
     Returns it when it is newer than the one kept, else None (a re-delivery changes nothing).
+    ``check`` sees it before it is kept and raises (an EdgeError) to refuse it: a refused
+    configuration is never stored, so the hub keeps running, and restarting with, the old one.
     """
     st = state(directory)
     try:
@@ -116,6 +120,8 @@ def accept_config(directory: Path, command: CommandBody | None = None) -> Invent
         raise IdentityError(f"configuration from the cloud refused: {exc}") from exc
     if not should_apply(st.config, incoming):
         return None
+    if check is not None:
+        check(incoming)
     hubside.store_config(directory, signed)
     return incoming
 
@@ -139,6 +145,11 @@ def merge_devices(cfg: HubConfig, inventory: Inventory) -> tuple[StationConfig, 
         old = stations.get(sid) or StationConfig(sid, f"测量台 {sid} / station {sid}", STATION_WINDOW_S, ())
         stations[sid] = dataclasses.replace(old, devices=(*old.devices, *added))
     return tuple(stations.values())
+
+
+def with_inventory(cfg: HubConfig, inventory: Inventory) -> HubConfig:
+    """hub.toml (as loaded, before :func:`with_enrollment`) with the devices of ``inventory``."""
+    return dataclasses.replace(cfg, stations=merge_devices(cfg, inventory))
 
 
 def with_enrollment(cfg: HubConfig) -> HubConfig:
@@ -188,29 +199,56 @@ def _with_state_dir(name: str, handler: Any) -> Any:
 
 
 class Maintainer:
-    """The daemon's side of an enrollment: newer configurations and key rotation, without a restart."""
+    """The daemon's side of an enrollment: newer configurations and key rotation, without a restart.
 
-    def __init__(self, directory: Path, reload: Any, set_identity: Any, check_every_s: float = 3600.0) -> None:
+    Configuration pushes are a small state machine, reported in telemetry, on the status
+    page and to the cloud (``X-Mchub-Config-Applied`` on every batch): the cloud's
+    **desired** version (from an ``apply-config`` command or a batch answer), the
+    **applied** version (the one the drivers run), and the **error** of the last refused
+    attempt. ``applied < desired`` is "pending" until the hub has fetched, checked and
+    applied the newer one; a refused configuration is never kept (:func:`accept_config`).
+    """
+
+    def __init__(self, directory: Path, reload: Any, set_identity: Any, check_every_s: float = 3600.0,
+                 check: Callable[[Inventory], None] | None = None) -> None:
         self.directory = directory
-        self.reload = reload  #: async () -> str: re-read hub.toml + enrollment, restart the drivers
+        self.reload = reload  #: async () -> str: re-read hub.toml + enrollment, apply the device changes
         self.set_identity = set_identity  #: (Identity) -> None
         self.check_every_s = check_every_s
-        self.version = state(directory).config.version
+        self.check = check  #: raises EdgeError when the hub cannot run a configuration (before it is kept)
+        self.version = state(directory).config.version  #: the applied version
+        self.desired = self.version  #: the newest version the cloud named
+        self.error: str | None = None  #: why the last configuration was refused
         self._busy = False
         self._lock = asyncio.Lock()  #: one configuration change at a time (command and sync may race)
 
+    def status(self) -> dict[str, Any]:
+        """``{"state": "applied"|"pending"|"failed", "applied", "desired", "error"}`` for the status page."""
+        st = "failed" if self.error else "pending" if self.desired > self.version else "applied"
+        return {"state": st, "applied": self.version, "desired": self.desired, "error": self.error}
+
     async def apply(self, command: CommandBody | None = None) -> str:
-        """Take a newer configuration (from the command, else from the cloud) and restart the drivers."""
+        """Take a newer configuration (from the command, else from the cloud) and apply the device changes."""
         async with self._lock:
-            incoming = await asyncio.to_thread(accept_config, self.directory, command)
+            try:
+                incoming = await asyncio.to_thread(accept_config, self.directory, command, self.check)
+            except EdgeError as exc:
+                self.error = str(exc)
+                raise
             if incoming is None:
                 return f"configuration version {self.version} is current; nothing to do"
-            self.version = incoming.version
-            done: str = await self.reload()
+            self.desired = max(self.desired, incoming.version)
+            try:
+                done: str = await self.reload()
+            except EdgeError as exc:
+                self.error = f"configuration version {incoming.version} not applied: {exc}"
+                raise
+            self.version, self.error = incoming.version, None
             return f"configuration version {incoming.version} applied: {done}"
 
     def on_config_version(self, version: int) -> None:
         """A batch answer named the cloud's configuration version: fetch it when newer (in the background)."""
+        self.desired = max(self.desired, version)
         if version <= self.version or self._busy:
             return
         self._busy = True
@@ -218,7 +256,7 @@ class Maintainer:
         async def fetch() -> None:
             try:
                 log.info("%s", await self.apply())
-            except IdentityError as exc:
+            except EdgeError as exc:
                 log.error("%s", exc)
             finally:
                 self._busy = False

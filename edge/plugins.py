@@ -1,7 +1,9 @@
-"""Which driver kinds a hub can run: the shared registry, edge's built-ins, site plugins.
+"""Which driver kinds a hub can run: the shared registry (what mchub ships) and site plugins.
 
 A plugin is any importable module with a ``DRIVERS: dict[str, DriverFactory]``, named in
-``[hub] plugins`` of hub.toml (the test suite uses this for its line-protocol device).
+``[hub] plugins`` of hub.toml (the test suite uses this for its test devices). The hub
+registers no driver of its own: a driver kind that is neither shipped nor named by a
+plugin is refused with a configuration error naming file, key and fix.
 """
 
 from __future__ import annotations
@@ -19,10 +21,7 @@ if TYPE_CHECKING:
 
 def known_drivers(plugins: tuple[str, ...] = ()) -> dict[str, DriverFactory]:
     """Every driver kind by name; later sources override earlier ones."""
-    from edge import synthetic
-
     kinds: dict[str, DriverFactory] = dict(driver_kinds())
-    kinds.update(synthetic.DRIVERS)
     for name in plugins:
         kinds.update(getattr(importlib.import_module(name), "DRIVERS", {}))
     return kinds
@@ -37,6 +36,11 @@ def validate_devices(cfg: HubConfig) -> None:
     kinds = known_drivers(cfg.plugins)
     for i, station in enumerate(cfg.stations):
         for j, device in enumerate(station.devices):
+            if device.driver not in kinds:  # a device the cloud pushed, of a kind this hub does not ship
+                raise ConfigError(str(cfg.path), f"stations[{i}].devices[{j}].driver",
+                                  f"device {device.id!r}: this hub has no driver {device.driver!r}",
+                                  "register the device with one of: " + ", ".join(sorted(kinds))
+                                  + " (`mchub decode --list`), or upgrade mchub on this hub")
             try:
                 kinds[device.driver](device.id, device.options)
             except (DriverConfigError, KeyError, ValueError, TypeError) as exc:

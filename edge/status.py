@@ -75,6 +75,9 @@ def snapshot(hub: Hub) -> dict[str, Any]:
     """Full status of a running hub."""
     snap = store_snapshot(hub.reader, hub.cfg.data_dir)
     snap["devices"] = [h.to_dict() for h in hub.supervisor.health.values()]
+    snap["config"] = hub.config_status()
+    #: the alarm: devices configured on this hub whose link is down
+    snap["devices_down"] = [h.device_id for h in hub.supervisor.health.values() if not h.connected]
     sync = hub.sync
     snap["sync"] = ({"state": sync.state, "url": sync.cfg.url, "last_success_ms": sync.last_success_ms,
                      "last_error": sync.last_error, "batch_max": sync.batch_max}
@@ -251,6 +254,12 @@ def render(snap: dict[str, Any], language: str = "zh-CN") -> str:
         lines.append(f"!! {t('disk_low')}")
     if "disk_free_bytes" in snap:
         lines.append(f"{t('disk')}: {snap['disk_free_bytes'] >> 20} MB")
+    cfg = snap.get("config")
+    if cfg and cfg["state"] != "local":
+        lines.append(f"{t('config')}: {t('config_' + cfg['state'])}  {t('config_applied')} {cfg['applied']}  "
+                     f"{t('config_desired')} {cfg['desired']}" + (f"  ({cfg['error']})" if cfg["error"] else ""))
+    if snap.get("devices_down"):
+        lines.append(f"!! {t('devices_down')}: {', '.join(snap['devices_down'])}")
     devices = snap.get("devices")
     lines.append(f"{t('devices')}:" + ("" if devices else f" {t('not_running' if devices is None else 'none')}"))
     for d in devices or []:

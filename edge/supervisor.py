@@ -4,6 +4,12 @@ Each device gets a :class:`DeviceSink` (the ``drivers.base.Sink`` the driver rep
 and a :class:`DeviceHealth` the status page and telemetry show. A driver that raises —
 ``TransportError`` or any bug — is logged and restarted after 1 s, 2 s, 4 s ... up to
 60 s (with jitter); the delay resets after it has run for a minute.
+
+A configuration change goes through :meth:`Supervisor.apply`: devices are compared by
+their whole configuration, and only the added, removed and changed ones are started or
+stopped; an unchanged device keeps its task, its link and its health. Stopping a driver
+cancels its task again until it ends (a cancel can be lost inside a third-party wait),
+bounded by ``STOP_GUARD_S``, so a stubborn driver can never hang a configuration change.
 """
 
 from __future__ import annotations
@@ -16,14 +22,49 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import msgspec
+
 from drivers.base import CardRead, Driver, Event, Measurement
 from drivers.errors import FrameError
 from edge.config import DeviceConfig
 from edge.crashpoints import crashpoint
 from edge.store.ledger import IdentifyIn, Item, ReadingIn
 from protocol import idnum
+from protocol.model import SIMULATED
 
 log = logging.getLogger("edge.supervisor")
+STOP_GUARD_S = 10.0  #: longest wait for one driver to end after it was cancelled
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What :meth:`Supervisor.apply` did, by device id."""
+
+    started: tuple[str, ...] = ()
+    stopped: tuple[str, ...] = ()
+    restarted: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """One line for logs and command replies."""
+        return (f"{len(self.started)} started, {len(self.stopped)} stopped, {len(self.restarted)} restarted, "
+                f"{len(self.unchanged)} unchanged")
+
+
+async def stop_task(task: asyncio.Task[Any], guard_s: float = STOP_GUARD_S) -> bool:
+    """Cancel ``task`` until it ends (at most ``guard_s``); False when it would not stop."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + guard_s
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=min(0.2, max(0.0, deadline - loop.time())))
+        if loop.time() >= deadline and not task.done():
+            log.error("driver task %s ignored cancellation for %.0f s; left behind: %s", task.get_name(), guard_s,
+                      task.get_stack(limit=3))
+            return False
+    if not task.cancelled():
+        task.exception()  # retrieved: a driver that failed while stopping is not an unhandled error
+    return True
 
 
 def _now_ms() -> int:
@@ -62,8 +103,9 @@ class DeviceSink:
 
     def __init__(self, device: DeviceConfig, health: DeviceHealth, submit: Callable[[Item], Awaitable[Any]],
                  store_frame_error: Callable[[str, FrameError], None],
-                 live: Callable[[str, Measurement], None] | None = None) -> None:
+                 live: Callable[[str, Measurement], None] | None = None, simulated: bool = False) -> None:
         self.device = device
+        self.simulated = simulated  #: flag every measurement "simulated" ([hub] simulated = true)
         self.health = health
         self._submit = submit
         self._frame_error = store_frame_error
@@ -79,6 +121,8 @@ class DeviceSink:
                 if self._live is not None:
                     self._live(self.device.station_id, event)
                 return
+            if self.simulated and SIMULATED not in event.status:
+                event = msgspec.structs.replace(event, status=(*event.status, SIMULATED))
             on_show = (int((time.monotonic() - self.driver_started) * 1000)
                        if event.repeats and self.driver_started is not None else None)
             await self._submit(ReadingIn(self.device.station_id, self.device.id, event, on_show))
@@ -110,8 +154,9 @@ class Supervisor:
     def __init__(self, devices: list[DeviceConfig], kinds: Mapping[str, Callable[..., Driver]],
                  submit: Callable[[Item], Awaitable[Any]], store_frame_error: Callable[[str, FrameError], None],
                  live: Callable[[str, Measurement], None] | None = None,
-                 base_delay: float = 1.0, max_delay: float = 60.0) -> None:
+                 base_delay: float = 1.0, max_delay: float = 60.0, simulated: bool = False) -> None:
         self.devices = devices
+        self.simulated = simulated
         self.kinds = kinds
         self.submit = submit
         self.store_frame_error = store_frame_error
@@ -125,18 +170,44 @@ class Supervisor:
     def start(self) -> None:
         """Start one task per device."""
         for d in self.devices:
-            self._tasks[d.id] = asyncio.create_task(self._keep_running(d), name=f"device-{d.id}")
+            self._start(d)
+
+    def _start(self, d: DeviceConfig) -> None:
+        self._tasks[d.id] = asyncio.create_task(self._keep_running(d), name=f"device-{d.id}")
 
     async def stop(self) -> None:
-        """Cancel every driver task and wait for them."""
-        for t in self._tasks.values():
-            t.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        """Cancel every driver task and wait for them (bounded, see :func:`stop_task`)."""
+        tasks = list(self._tasks.values())
         self._tasks.clear()
+        await asyncio.gather(*(stop_task(t) for t in tasks))
+
+    async def apply(self, devices: list[DeviceConfig], kinds: Mapping[str, Callable[..., Driver]],
+                    simulated: bool | None = None) -> Changes:
+        """Move to a new device list, touching only the devices whose configuration changed.
+
+        A change of ``simulated`` (``[hub] simulated``) changes every device.
+        """
+        old = {d.id: d for d in self.devices}
+        new = {d.id: d for d in devices}
+        gone = sorted(old.keys() - new.keys())
+        every = simulated is not None and simulated != self.simulated
+        changed = sorted(i for i in old.keys() & new.keys() if every or old[i] != new[i]
+                         or kinds.get(new[i].driver) is not self.kinds.get(new[i].driver))
+        await asyncio.gather(*(stop_task(self._tasks.pop(i)) for i in (*gone, *changed) if i in self._tasks))
+        for i in gone:
+            self.health.pop(i, None)
+        self.devices, self.kinds = list(devices), kinds
+        self.simulated = self.simulated if simulated is None else simulated
+        added = sorted(new.keys() - old.keys())
+        for i in (*changed, *added):
+            d = new[i]
+            self.health[i] = DeviceHealth(d.id, d.station_id, d.driver)
+            self._start(d)
+        return Changes(tuple(added), tuple(gone), tuple(changed), tuple(sorted(old.keys() & new.keys() - set(changed))))
 
     async def _keep_running(self, d: DeviceConfig) -> None:
         health = self.health[d.id]
-        sink = DeviceSink(d, health, self.submit, self.store_frame_error, self.live)
+        sink = DeviceSink(d, health, self.submit, self.store_frame_error, self.live, self.simulated)
         delay = self.base_delay
         current: Driver | None = None
         while True:

@@ -73,6 +73,8 @@ class SyncClient:
         self._ahead: tuple[int, asyncio.Future[tuple[int, bytes]]] | None = None
         #: called with the cloud's configuration version for this hub (enrolled hubs fetch a newer one)
         self.on_config_version: Callable[[int], None] | None = None
+        #: extra headers sent with every batch: the configuration push report (docs/edge.md)
+        self.report: Callable[[], dict[str, str]] | None = None
 
     def wake(self) -> None:
         """New records were committed: send soon (not while blocked, e.g. revoked: only sync-now retries)."""
@@ -150,7 +152,8 @@ class SyncClient:
             self._ahead = (nxt, task)
         self.state = "sending"
         try:
-            async with http.post(self.url, data=sealed, headers={"Content-Type": BATCH_TYPE}) as resp:
+            headers = {"Content-Type": BATCH_TYPE, **(self.report() if self.report is not None else {})}
+            async with http.post(self.url, data=sealed, headers=headers) as resp:
                 body = await resp.read()
                 status, retry_after = resp.status, resp.headers.get("Retry-After")
                 version = resp.headers.get("X-Mchub-Config-Version", "")

@@ -90,8 +90,9 @@ class PtyEndpoint:
                 ready.set_result(None)
 
         loop.add_reader(self.master, wake)
-        try:
-            await asyncio.wait_for(ready, wait)
+        try:  # asyncio.timeout: on Python 3.11 wait_for can swallow a cancel that meets a ready pty
+            async with asyncio.timeout(wait):
+                await ready
         except TimeoutError:
             return b""
         finally:

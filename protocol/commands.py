@@ -83,6 +83,10 @@ class Telemetry(msgspec.Struct, frozen=True, kw_only=True):
     disk_free_bytes: int
     version: str
     dead_letters_open: int = 0  #: records the cloud refused that still wait for staff on the hub
+    #: configuration push state of an enrolled hub (None: devices come from hub.toml only)
+    config_applied: int | None = None
+    config_desired: int | None = None
+    config_error: str | None = None
 
 
 def sign_command(body: CommandBody, key: ed25519.Ed25519PrivateKey) -> bytes:

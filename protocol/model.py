@@ -80,6 +80,11 @@ class _Record(msgspec.Struct, kw_only=True, tag_field="type", gc=False):
     at: int = 0  #: hub time of the event, milliseconds since 1970-01-01 UTC
 
 
+#: reading status flag: the reading comes from a simulator (demo, training, tests), not a patient;
+#: kept end to end, and never sent to the HIS or the MCH platform unless the cloud is a training rig
+SIMULATED = "simulated"
+
+
 class Reading(_Record, tag="reading", kw_only=True):
     """One measurement event from one device."""
 

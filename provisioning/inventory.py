@@ -35,6 +35,10 @@ from provisioning.errors import ConfigDocumentError, InventoryError
 from provisioning.stores import DeviceRecord
 
 CONFIG_FORMAT = 1
+#: the driver kinds mchub ships (``drivers.registry.driver_kinds()``; a test keeps the two equal): the
+#: inventory refuses any other, so no hub is told to run a simulator or a kind it cannot run
+SHIPPED_KINDS = ("ble-body-composition", "ble-bp", "ble-thermometer", "ble-weight", "idcard", "modbus-rtu",
+                 "modbus-tcp", "mqtt", "serial-bp", "serial-station")
 TRANSPORTS = ("ble", "serial", "tcp", "modbus-rtu", "modbus-tcp")
 MAX_STATIONS = 99
 MAX_OPTIONS = 32
@@ -84,6 +88,9 @@ def validate_device(device: DeviceRecord) -> DeviceRecord:
         raise InventoryError(f"station must be 1-{MAX_STATIONS}, not {device.station}")
     if not _KIND.fullmatch(device.kind):
         raise InventoryError(f"device kind {device.kind!r}: lower-case like ble-bp (see `mchub decode --list`)")
+    if device.kind not in SHIPPED_KINDS:
+        raise InventoryError(f"device kind {device.kind!r} is not a driver mchub ships; use one of: "
+                             + ", ".join(SHIPPED_KINDS))
     if device.transport not in TRANSPORTS:
         raise InventoryError(f"transport {device.transport!r} is not one of {', '.join(TRANSPORTS)}")
     if device.dialect is not None and not _SLUG.fullmatch(device.dialect):

@@ -206,6 +206,13 @@ UPDATE hl7_inbound SET control_key = dedup_key WHERE dedup_key IS NOT NULL;
 CREATE INDEX hl7_inbound_control_key ON hl7_inbound (control_key);
 """
 
+#: migration 15 (issue 19, fleetpush): what a hub reports about its configuration push —
+#: the version its drivers run and the devices configured on it but not connected
+_V15_PUSH_STATE = """
+ALTER TABLE hubs ADD COLUMN config_applied INTEGER;
+ALTER TABLE hubs ADD COLUMN devices_down TEXT;
+"""
+
 #: (version, name, SQL for both dialects, PostgreSQL-only SQL)
 MIGRATIONS: list[tuple[int, str, str, str]] = [
     (1, "initial schema", _V1, _V1_PG_ONLY),
@@ -222,6 +229,7 @@ MIGRATIONS: list[tuple[int, str, str, str]] = [
     (12, "session versions, escalating login locks", _V12_SESSIONS, ""),
     (13, "hl7 duplicates by content, control id reuse marked", _V13_HL7_REUSE, ""),
     (14, "dicom sender credentials", _V14_DICOM_SENDERS, ""),
+    (15, "hub configuration push state", _V15_PUSH_STATE, ""),
 ]
 #: SQLite-only SQL of a migration, run after its common SQL: one statement (e.g. a trigger) or a tuple of them
 SQLITE_ONLY: dict[int, str | tuple[str, ...]] = {4: integration_schema.SQLITE_ONLY, 7: audit_schema.V7_SQLITE_ONLY}

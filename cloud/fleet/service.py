@@ -72,7 +72,9 @@ def load_authority(cfg: CloudConfig, keys: CloudKeys, *, at_ms: int | None = Non
         raise ConfigError(f"{cfg.path}: [provisioning] ca_dir: {exc}.\n  Fix: check ca_dir and "
                           "passphrase_file, or run `mchub provision ca init --dir ...`") from exc
     bundle_keys = BundleKeys(tuple(keys.published.values()), keys.signing.public_key())
-    return Authority.build(ca, bundle_keys, keys.signing, mqtt_url=p.mqtt_url, now_ms=now_ms() if at_ms is None
+    # a cloud without [mqtt] hands hubs no broker: they would only show it as unreachable
+    mqtt_url = p.mqtt_url if cfg.mqtt.enabled else ""
+    return Authority.build(ca, bundle_keys, keys.signing, mqtt_url=mqtt_url, now_ms=now_ms() if at_ms is None
                            else at_ms, hub_validity_ms=p.hub_cert_days * 86_400_000,
                            overlap_ms=p.rotation_overlap_hours * 3_600_000)
 

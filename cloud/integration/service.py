@@ -128,7 +128,7 @@ class Integration:
             self._tasks.append(asyncio.create_task(
                 _supervise("HL7 processor", lambda: self.processor.run(self._stop), self._stop)))  # type: ignore[union-attr]
         if cfg.his.enabled:
-            self.vitals = sender = VitalsSender(db, at_rest, cfg.his)
+            self.vitals = sender = VitalsSender(db, at_rest, cfg.his, cfg.fleet.training_rig)
             self._tasks.append(asyncio.create_task(_supervise("HIS vitals dispatcher", lambda: outbox.run_dispatcher(
                 db, TOPIC, sender.deliver, cfg.outbox, self._stop, batch=1, lease_ms=sender.lease_ms), self._stop)))
             log.info("HIS vitals to %s:%d", cfg.his.host, cfg.his.port)

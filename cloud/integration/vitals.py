@@ -39,7 +39,7 @@ from protocol.clinical.patient import CHINA, Patient
 from protocol.errors import ClinicalError
 from protocol.hl7.errors import BuildError
 from protocol.hl7.oru import VitalsReport, build_vitals_oru, reference_ranges_for
-from protocol.model import Observation, Reading, Subject
+from protocol.model import SIMULATED, Observation, Reading, Subject
 
 log = logging.getLogger("mchub.cloud.integration.vitals")
 TOPIC = "his.vitals"
@@ -69,8 +69,13 @@ async def _subject(tx: Tx, at_rest: AtRest, subject_id: int, authority: str) -> 
                    mrn=mrn or s["mrn"])
 
 
-async def build_report(db: Database, at_rest: AtRest, message: Message, his: HisConfig) -> VitalsReport | None:
-    """The report of the session named by an outbox message; None when the session has no readings."""
+async def build_report(db: Database, at_rest: AtRest, message: Message, his: HisConfig,
+                       include_simulated: bool = False) -> VitalsReport | None:
+    """The report of the session named by an outbox message; None when the session has no readings.
+
+    Readings flagged simulated (protocol.model.SIMULATED) are left out unless ``include_simulated``
+    (``[fleet] training_rig = true``): invented values never reach a real HIS.
+    """
     hub_id, session_id = str(message.payload["hub_id"]), str(message.payload["session_id"])
     async with db.transaction() as tx:
         session = await tx.fetchrow("SELECT subject_id, opened_ms, closed_ms, pregnant_weeks FROM sessions "
@@ -78,7 +83,8 @@ async def build_report(db: Database, at_rest: AtRest, message: Message, his: His
         if session is None:
             raise DeliveryError(f"session {hub_id}/{session_id} is not in the database", permanent=True)
         rows = await tx.fetch("SELECT seq, at_ms, device_id, station_id, kind, observations FROM readings "
-                              "WHERE hub_id = $1 AND session_id = $2 ORDER BY at_ms, seq", hub_id, session_id)
+                              "WHERE hub_id = $1 AND session_id = $2 AND ($3 OR status NOT LIKE $4) "
+                              "ORDER BY at_ms, seq", hub_id, session_id, include_simulated, f'%"{SIMULATED}"%')
         readings = tuple(Reading(hub_id=hub_id, seq=r["seq"], at=r["at_ms"], device_id=r["device_id"],
                                  station_id=r["station_id"], kind=r["kind"], session_id=session_id,
                                  observations=tuple(_OBS.decode(r["observations"])))
@@ -105,8 +111,9 @@ async def build_report(db: Database, at_rest: AtRest, message: Message, his: His
 class VitalsSender:
     """The delivery function of the ``his.vitals`` dispatcher, with one persistent MLLP connection."""
 
-    def __init__(self, db: Database, at_rest: AtRest, his: HisConfig) -> None:
+    def __init__(self, db: Database, at_rest: AtRest, his: HisConfig, include_simulated: bool = False) -> None:
         self.db = db
+        self.include_simulated = include_simulated  #: [fleet] training_rig
         self.at_rest = at_rest
         self.his = his
         context = ssl.create_default_context(cafile=str(his.tls_ca)) if his.tls_ca is not None else None
@@ -124,7 +131,7 @@ class VitalsSender:
     async def deliver(self, message: Message) -> None:
         """Send one session's ORU^R01; raises DeliveryError (permanent for AE/AR and unbuildable sessions)."""
         try:
-            report = await build_report(self.db, self.at_rest, message, self.his)
+            report = await build_report(self.db, self.at_rest, message, self.his, self.include_simulated)
         except DatabaseError as exc:
             raise DeliveryError(f"database: {exc}") from exc
         if report is None:

@@ -38,6 +38,7 @@ from protocol.ids import now_ms
 from protocol.mch.assemble import BREAST_FIELDS, CERVICAL_FIELDS, Evidence, ResultMap
 from protocol.mch.profile import Profile
 from protocol.mch.records import BreastCase, CervicalCase
+from protocol.model import SIMULATED
 
 log = logging.getLogger("mchub.cloud.mch.assembler")
 OVERLAP_MS = 120_000
@@ -54,9 +55,11 @@ class Context:
     default_site: str = "default"
     window_days: int = 365
     today: Callable[[], dt.date] = field(default=lambda: dt.datetime.now(CHINA).date())
+    include_simulated: bool = False  #: [fleet] training_rig: simulated readings may be uploaded
 
 
-async def _visits(tx: Tx, subject_id: int, ids: list[int], sex: str, birth: str | None) -> list[vitals.Visit]:
+async def _visits(tx: Tx, subject_id: int, ids: list[int], sex: str, birth: str | None,
+                  include_simulated: bool = False) -> list[vitals.Visit]:
     out: list[vitals.Visit] = []
     for sid in ids:
         sessions = await tx.fetch(
@@ -64,7 +67,8 @@ async def _visits(tx: Tx, subject_id: int, ids: list[int], sex: str, birth: str 
             "LEFT JOIN hubs h ON h.hub_id = s.hub_id WHERE s.subject_id = $1 ORDER BY s.opened_ms", sid)
         for s in sessions:
             readings = await tx.fetch("SELECT at_ms, observations FROM readings WHERE hub_id = $1 AND session_id = $2 "
-                                      "ORDER BY at_ms", s["hub_id"], s["session_id"])
+                                      "AND ($3 OR status NOT LIKE $4) ORDER BY at_ms", s["hub_id"], s["session_id"],
+                                      include_simulated, f'%"{SIMULATED}"%')
             out.append(vitals.Visit(s["hub_id"], s["session_id"], s["site_id"] or "", subject_id, s["opened_ms"],
                                     s["pregnant_weeks"], sex, birth,
                                     tuple((r["at_ms"], r["observations"]) for r in readings)))
@@ -163,7 +167,7 @@ async def assemble_subject(db: Database, subject_id: int, ctx: Context) -> list[
         if tx.dialect == "postgres":
             await tx.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_BASE + sid)
         ids = [sid, *(int(r["id"]) for r in await tx.fetch("SELECT id FROM subjects WHERE merged_into = $1", sid))]
-        visits = await _visits(tx, sid, ids, str(row["sex"]), row["birth_date"])
+        visits = await _visits(tx, sid, ids, str(row["sex"]), row["birth_date"], ctx.include_simulated)
         evidence: list[Evidence] = []
         for i in ids:
             for r in await tx.fetch("SELECT id, source, kind, code, value, observed_ms, created_ms, payload "

@@ -30,7 +30,8 @@ log = logging.getLogger("mchub.cloud.mch")
 
 def context(cfg: CloudConfig) -> assembler.Context:
     """The assembly context of a configuration (profile loaded and checked)."""
-    return assembler.Context(load_profile(cfg.mch.profile or None), default_site=cfg.mch.default_site)
+    return assembler.Context(load_profile(cfg.mch.profile or None), default_site=cfg.mch.default_site,
+                             include_simulated=cfg.fleet.training_rig)
 
 
 async def run_assembler(db: Database, ctx: assembler.Context, interval_s: float, stop: asyncio.Event) -> None:

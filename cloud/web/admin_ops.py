@@ -23,14 +23,21 @@ async def sites(tx: Tx) -> list[dict[str, Any]]:
 
 
 async def hubs(tx: Tx, now: int) -> list[dict[str, Any]]:
-    """Hubs with presence, valid keys and the earliest certificate expiry among them (migration 3)."""
+    """Hubs with presence, valid keys and the earliest certificate expiry among them (migration 3), and the
+    configuration push: desired (the cloud's version) vs applied (the hub's report), devices down (migration 15)."""
     rows = await tx.fetch(
         "SELECT h.hub_id, h.site_id, h.status, h.online, h.last_seen_ms, h.version, h.revoked_reason, "
+        "h.config_applied, h.devices_down, v.version AS config_desired, "
         "COUNT(k.key_id) AS valid_keys, MIN(k.not_after_ms) AS cert_expiry_ms FROM hubs h LEFT JOIN hub_keys k "
         "ON k.hub_id = h.hub_id AND k.revoked_ms IS NULL AND (k.valid_to_ms IS NULL OR k.valid_to_ms > $1) "
-        "GROUP BY h.hub_id, h.site_id, h.status, h.online, h.last_seen_ms, h.version, h.revoked_reason "
+        "LEFT JOIN hub_config_versions v ON v.hub_id = h.hub_id "
+        "GROUP BY h.hub_id, h.site_id, h.status, h.online, h.last_seen_ms, h.version, h.revoked_reason, "
+        "h.config_applied, h.devices_down, v.version "
         "ORDER BY h.site_id, h.hub_id", now)
-    return [{**dict(r), "online": bool(r["online"])} for r in rows]
+    return [{**dict(r), "online": bool(r["online"]), "config_desired": r["config_desired"] or 0,
+             "config_pending": (r["config_desired"] or 0) > (r["config_applied"] or 0) if r["config_applied"]
+             is not None else bool(r["config_desired"]),
+             "devices_down": [d for d in (r["devices_down"] or "").split(",") if d]} for r in rows]
 
 
 async def tokens(tx: Tx) -> list[dict[str, Any]]:

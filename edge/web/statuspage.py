@@ -123,6 +123,13 @@ class StatusPage:
             "broker": mark(self.broker(), "console.connected", "console.disconnected"),
             "counts": json.dumps(counts),
         }
+        cfg = hub.config_status()
+        out["config"] = ("" if cfg["state"] == "local" else
+                         f"{t('console.config_' + cfg['state'])} · {t('console.config_applied')} {cfg['applied']}"
+                         f" / {t('console.config_desired')} {cfg['desired']}"
+                         + (f" · {cfg['error']}" if cfg["error"] else ""))
+        down = [h.device_id for h in hub.supervisor.health.values() if not h.connected]
+        out["devices_down"] = f"{t('console.devices_down')}: {', '.join(down)}" if down else ""
         for h in hub.supervisor.health.values():
             out[f"dev-{h.device_id}-state"] = mark(h.connected, "console.connected", "console.disconnected")
             out[f"dev-{h.device_id}-last"] = when(h.last_reading_ms)

@@ -60,6 +60,7 @@ class DemoCloud:
             '[keys]\ndir = "keys"\n\n[admin]\ntoken_file = "admin.token"\n\n'
             f"[mqtt]\n{mqtt}\n\n"
             "[outbox]\nmax_attempts = 20\nbase_delay_s = 0.5\nmax_delay_s = 5.0\n\n"
+            "[fleet]\ntraining_rig = true  # the HIS and MCH platform here are simulators\n\n"
             '[logging]\nlevel = "INFO"\njson = false\n' + "".join(self.extra_toml),
             encoding="utf-8")
 

@@ -65,7 +65,8 @@ class DemoHub:
         web = parts.hub_web_toml(self.directory)
         self.config.write_text(
             "# written by `mchub demo`\n"
-            '[hub]\nidentity_dir = "identity"\ndata_dir = "data"\nlanguage = "zh-CN"\n\n'
+            '[hub]\nidentity_dir = "identity"\ndata_dir = "data"\nlanguage = "zh-CN"\n'
+            "simulated = true  # every device here is a simulator: each reading is flagged simulated\n\n"
             f'[sync]\nurl = "{self.cloud_url}"\nlinger_ms = 200\ntimeout_s = 5\nmax_backoff_s = 2\n'
             f'retention_days = 30\n{mqtt}\n'
             f'[web]\nbind = "127.0.0.1"\nport = {self.web_port}\n{web}\n[storage]\nmin_free_mb = 50\n'

@@ -90,7 +90,8 @@ def test_damaged_database_recovery_path(hub_dir: Path, refcloud: RefCloud, capsy
 
 def test_check_config_builds_each_driver_and_names_the_bad_device(hub_dir: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    hub_dir.write_text(hub_dir.read_text() + '[[stations.devices]]\nid = "syn"\ndriver = "synthetic"\nrate = -1\n')
+    text = hub_dir.read_text().replace("[hub]\n", '[hub]\nplugins = ["tests.support.synthetic"]\n', 1)
+    hub_dir.write_text(text + '[[stations.devices]]\nid = "syn"\ndriver = "synthetic"\nrate = -1\n')
     assert main(["edge", "check-config", "--config", str(hub_dir)]) == 2
     err = capsys.readouterr().err
     assert "stations[0].devices[0]" in err and "rate and count must not be negative" in err and "fix:" in err

@@ -17,7 +17,8 @@ def inventory(*stations: tuple[int, list[DeviceConfig]]) -> HubConfig:
 
 def test_cloud_devices_join_the_stations_of_hub_toml(tmp_path: Path) -> None:
     (tmp_path / "hub.toml").write_text(
-        '[hub]\nidentity_dir = "identity"\n[[stations]]\nid = "1"\nname = "诊室1"\n[[stations.devices]]\n'
+        '[hub]\nidentity_dir = "identity"\nplugins = ["tests.support.synthetic"]\n'
+        '[[stations]]\nid = "1"\nname = "诊室1"\n[[stations.devices]]\n'
         'id = "syn-1"\ndriver = "synthetic"\nrate = 2\n', encoding="utf-8")
     cfg = config.load(tmp_path / "hub.toml")
     bp = DeviceConfig(id="s1-ble-bp", kind="ble-bp", transport="ble", address="AA:BB:CC:DD:EE:01", label="血压计")
@@ -32,6 +33,7 @@ def test_cloud_devices_join_the_stations_of_hub_toml(tmp_path: Path) -> None:
     assert (added.driver, added.station_id, added.address) == ("ble-bp", "1", "AA:BB:CC:DD:EE:01")
     assert added.options["address"] == "AA:BB:CC:DD:EE:01" and stations[1].devices[0].options["unit"] == "kg"
     validate_devices(config.HubConfig(path=cfg.path, identity_dir=cfg.identity_dir, data_dir=cfg.data_dir,
+                                      plugins=cfg.plugins,
                                       stations=stations))  # every driver accepts its table
 
 

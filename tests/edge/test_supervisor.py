@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+
+import contextlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from drivers.base import Measurement, Sink
 from drivers.errors import FrameError, TransportError
@@ -70,3 +72,69 @@ async def test_a_repeat_tells_the_store_how_long_its_driver_has_been_running() -
     await sink.event(Measurement(kind="weight", observations=(), repeats=True))
     await sink.event(Measurement(kind="weight", observations=()))
     assert got[0].on_show_ms is not None and got[0].on_show_ms >= 2000 and got[1].on_show_ms is None
+
+class SteadyDriver:
+    """Connects once and stays up; counts its runs per device."""
+
+    runs: ClassVar[dict[str, int]] = {}
+
+    def __init__(self, device_id: str, options: Mapping[str, Any]) -> None:
+        self.device_id = device_id
+
+    async def run(self, sink: Sink) -> None:
+        SteadyDriver.runs[self.device_id] = SteadyDriver.runs.get(self.device_id, 0) + 1
+        sink.state(True, "steady")
+        await asyncio.Event().wait()
+
+
+class StubbornDriver(SteadyDriver):
+    """Ignores the first cancellation, as ``asyncio.wait_for`` on Python 3.11 does when its future is ready."""
+
+    async def run(self, sink: Sink) -> None:
+        sink.state(True, "stubborn")
+        with contextlib.suppress(asyncio.CancelledError):  # swallowed
+            await asyncio.Event().wait()
+        await asyncio.Event().wait()
+
+
+async def _nowhere(item: Item) -> int:
+    return 0
+
+
+async def test_a_device_change_touches_only_the_devices_that_changed() -> None:
+    SteadyDriver.runs.clear()
+    kinds = {"steady": SteadyDriver}
+    a, b, c = (DeviceConfig(id=i, driver="steady", station_id="room-1", options={"id": i}) for i in "abc")
+    sup = Supervisor([a, b, c], kinds, _nowhere, lambda d, e: None, base_delay=0.01)
+    sup.start()
+    await wait_until(lambda: all(sup.health[i].connected for i in "abc"))
+    task_a = sup._tasks["a"]
+    b2 = DeviceConfig(id="b", driver="steady", station_id="room-1", options={"id": "b", "rate": 2})
+    d = DeviceConfig(id="d", driver="steady", station_id="room-2", options={"id": "d"})
+    changes = await sup.apply([a, b2, d], kinds)
+    assert (changes.started, changes.stopped, changes.restarted, changes.unchanged) == (("d",), ("c",), ("b",), ("a",))
+    await wait_until(lambda: all(sup.health[i].connected for i in "abd"))
+    assert sup._tasks["a"] is task_a and SteadyDriver.runs["a"] == 1  # never disturbed
+    assert SteadyDriver.runs["b"] == 2 and SteadyDriver.runs["d"] == 1 and "c" not in sup.health
+    again = await sup.apply([a, b2, d], kinds)  # the same list again: nothing moves
+    assert again.unchanged == ("a", "b", "d") and SteadyDriver.runs == {"a": 1, "b": 2, "c": 1, "d": 1}
+    flipped = await sup.apply([a, b2, d], kinds, simulated=True)  # [hub] simulated changes every device
+    assert flipped.restarted == ("a", "b", "d") and sup.simulated
+    await wait_until(lambda: SteadyDriver.runs == {"a": 2, "b": 3, "c": 1, "d": 2})
+    await sup.stop()
+
+
+async def test_a_driver_that_swallows_a_cancel_cannot_hang_a_change_or_the_stop() -> None:
+    kinds = {"stubborn": StubbornDriver, "steady": SteadyDriver}
+    card = DeviceConfig(id="card-1", driver="stubborn", station_id="room-1")
+    bp1 = DeviceConfig(id="bp-1", driver="steady", station_id="room-1")
+    sup = Supervisor([card, bp1], kinds, _nowhere, lambda d, e: None)
+    sup.start()
+    await wait_until(lambda: sup.health["card-1"].connected)
+    changes = await asyncio.wait_for(sup.apply([bp1], kinds), 5)  # a guard against a hang, not a timing check
+    assert changes.stopped == ("card-1",) and sup.health["bp-1"].connected
+    sup2 = Supervisor([card], kinds, _nowhere, lambda d, e: None)
+    sup2.start()
+    await wait_until(lambda: sup2.health["card-1"].connected)
+    await asyncio.wait_for(sup2.stop(), 5)
+    await sup.stop()

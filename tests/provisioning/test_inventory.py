@@ -11,6 +11,7 @@ from provisioning.enrollment import accept_response
 from provisioning.errors import ConfigDocumentError, HubRevoked, InventoryError, NotFound
 from provisioning.hubs import revoke_hub
 from provisioning.inventory import (
+    SHIPPED_KINDS,
     HubConfig,
     diff_devices,
     render_config,
@@ -31,10 +32,19 @@ def _device(**changes: object) -> DeviceRecord:
 
 def test_addresses_are_checked_per_transport_and_normalised() -> None:
     assert validate_device(_device()).address == "AA:BB:CC:DD:EE:FF"
-    validate_device(_device(kind="serial-hw", transport="serial", address="/dev/ttyUSB0"))
-    validate_device(_device(kind="modbus-scale", transport="modbus-rtu", address="/dev/ttyAMA0", port=3))
-    validate_device(_device(kind="tcp-station", transport="tcp", address="192.168.1.20", port=4001))
-    validate_device(_device(kind="tcp-station", transport="tcp", address="station-2.clinic.lan", port=4001))
+    validate_device(_device(kind="serial-station", transport="serial", address="/dev/ttyUSB0"))
+    validate_device(_device(kind="modbus-rtu", transport="modbus-rtu", address="/dev/ttyAMA0", port=3))
+    validate_device(_device(kind="serial-station", transport="tcp", address="192.168.1.20", port=4001))
+    validate_device(_device(kind="serial-station", transport="tcp", address="station-2.clinic.lan", port=4001))
+
+
+def test_only_driver_kinds_mchub_ships_are_accepted() -> None:
+    from drivers.registry import driver_kinds
+
+    assert sorted(SHIPPED_KINDS) == sorted(driver_kinds())  # one list, kept equal to the registry
+    for kind in ("synthetic", "sim-ble-bp", "test-line", "serial-hw"):  # simulators and made-up kinds
+        with pytest.raises(InventoryError, match="not a driver mchub ships; use one of: ble-body-composition"):
+            validate_device(_device(kind=kind))
 
 
 @pytest.mark.parametrize(
@@ -71,11 +81,11 @@ async def test_device_add_bumps_the_version_and_reaches_the_hub(cloud: Cloud) ->
     bp, v1 = await admin.add_device(cloud.stores, actor="alice", now_ms=NOW, hub_id=hub_id, station=1,
                                     kind="ble-bp", address="AA:BB:CC:DD:EE:01", label="诊室1 血压计")
     scale, v2 = await admin.add_device(cloud.stores, actor="alice", now_ms=NOW, hub_id=hub_id, station=2,
-                                       kind="serial-hw", address="/dev/ttyUSB0", options={"baud": 9600},
+                                       kind="serial-station", address="/dev/ttyUSB0", options={"baud": 9600},
                                        dialect="dhm-200")
     bp2, _ = await admin.add_device(cloud.stores, actor="alice", now_ms=NOW, hub_id=hub_id, station=1,
                                     kind="ble-bp", address="AA:BB:CC:DD:EE:02")
-    assert (bp.device_id, scale.device_id, bp2.device_id) == ("s1-ble-bp", "s2-serial-hw", "s1-ble-bp-2")
+    assert (bp.device_id, scale.device_id, bp2.device_id) == ("s1-ble-bp", "s2-serial-station", "s1-ble-bp-2")
     assert (v1, v2) == (1, 2) and scale.transport == "serial"
     with pytest.raises(InventoryError, match="already has s1-ble-bp"):
         await admin.add_device(cloud.stores, actor="alice", now_ms=NOW, hub_id=hub_id, station=3,
@@ -91,7 +101,7 @@ async def test_device_add_bumps_the_version_and_reaches_the_hub(cloud: Cloud) ->
     assert incoming.version == 3 and [s.station for s in incoming.stations] == [1, 2]
     assert should_apply(running, incoming)
     diff = diff_devices(running, incoming)
-    assert [d.id for d in diff.start] == ["s1-ble-bp", "s1-ble-bp-2", "s2-serial-hw"] and not diff.stop
+    assert [d.id for d in diff.start] == ["s1-ble-bp", "s1-ble-bp-2", "s2-serial-station"] and not diff.stop
 
     await admin.remove_device(cloud.stores, actor="alice", now_ms=NOW, hub_id=hub_id, device_id="s1-ble-bp-2")
     newer = verify_config(await cloud.authority.config_for(cloud.stores, hub, now_ms=NOW),

@@ -4,8 +4,8 @@
    ``mchub cloud serve`` runs with ``[provisioning]`` and ``[mqtt]``.
 2. The admin signs in with ``mchub provision login`` and creates a site and a one-time token.
 3. ``mchub edge enroll --cloud URL --token T`` on the hub, then ``mchub edge run``: a synthetic
-   device produces readings that sync with the enrolled key (no URL, key or MQTT setting
-   copied by hand).
+   test device (``tests.support.synthetic``) produces readings that sync with the enrolled key (no URL,
+   key or MQTT setting copied by hand).
 4. ``mchub provision device add`` is pushed over MQTT and applied by the running hub.
 5. ``mchub provision hub rotate`` mid-traffic: the hub gets a new certificate; no batch is refused.
 6. ``mchub provision hub revoke``: the hub is told over MQTT and stops sending; every batch and
@@ -133,6 +133,7 @@ def test_enroll_sync_push_rotate_revoke_with_real_processes(tmp_path: Path, pg_d
         hub_dir.mkdir()
         (hub_dir / "hub.toml").write_text(
             '[hub]\nidentity_dir = "identity"\ndata_dir = "data"\nlanguage = "en"\n'
+            'plugins = ["tests.support.synthetic"]\n'
             '[sync]\nlinger_ms = 20\nmax_backoff_s = 0.3\n[web]\nbind = "127.0.0.1"\nport = 0\n'
             '[storage]\nmin_free_mb = 0\n'
             '[[stations]]\nid = "room-1"\n[[stations.devices]]\nid = "syn-1"\ndriver = "synthetic"\nrate = 25\n')
@@ -150,6 +151,12 @@ def test_enroll_sync_push_rotate_revoke_with_real_processes(tmp_path: Path, pg_d
         assert got["version"] == 1 and got["pushed"] is True
         wait_until("the pushed configuration on the hub",
                    lambda: hubside.load_state(hub_dir / "identity").config.version == 1)
+
+        def reported() -> bool:  # applied version and link state come back with the hub's batches
+            row = query(pg_dsn, "SELECT config_applied, devices_down FROM hubs WHERE hub_id = $1", HUB)[0]
+            return bool(row["config_applied"] == 1 and "s2-ble-bp" in (row["devices_down"] or "").split(","))
+
+        wait_until("the applied version and the device that cannot connect (no BlueZ here), in the cloud", reported)
 
         # 5. key rotation mid-traffic
         assert json.loads(mchub("provision", "hub", "rotate", HUB, "--json", *session, cwd=tmp_path))["pushed"]

@@ -111,3 +111,21 @@ async def test_an_sr_takes_the_modality_of_its_study_and_late_matches_are_seen(d
         await tx.execute("INSERT INTO unmatched (kind, ref, status, subject_id, resolved_ms, created_ms) "
                          "VALUES ('hl7', 'm1', 'resolved', $1, $2, 0)", sid, now_ms())
     assert {s.case_id for s in await assembler.sweep(db, ctx()) if s.outcome == "queued"} == {f"CX-{sid}-20251101"}
+
+
+async def test_simulated_readings_are_not_uploaded_unless_the_cloud_is_a_training_rig(db: Database) -> None:
+    """Issue 19 finding 2: a reading flagged simulated never reaches the MCH platform of a real deployment."""
+    growth = [[{"code": "29463-7", "value": 7.6, "unit": "kg"}, {"code": "8302-2", "value": 75.7, "unit": "cm"}]]
+    real, invented = await add_subject(db, sex="1", birth_date="2024-11-01"), \
+        await add_subject(db, sex="1", birth_date="2024-11-01")
+    await add_visit(db, real, "c1", T0, growth)
+    await add_visit(db, invented, "c2", T0, growth)
+    async with db.transaction() as tx:
+        await tx.execute("UPDATE readings SET status = $1 WHERE session_id = 'c2'", '["simulated"]')
+    await assembler.sweep(db, ctx())
+    payloads = {r["case_id"]: r["payload"] for r in await rows(db, "SELECT case_id, payload FROM mch_records")}
+    assert '"z_wfa"' in payloads["GR-H1-c1"] and '"z_wfa"' not in payloads.get("GR-H1-c2", "")
+    rig = assembler.Context(reference_profile(), today=lambda: dt.date(2026, 11, 20), include_simulated=True)
+    await assembler.assemble_subject(db, invented, rig)
+    payloads = {r["case_id"]: r["payload"] for r in await rows(db, "SELECT case_id, payload FROM mch_records")}
+    assert '"z_wfa"' in payloads["GR-H1-c2"]  # a training rig uploads them to its test platform

@@ -144,3 +144,16 @@ async def test_auditor_reads_the_audit_log_only(admin: Any) -> None:
         assert (await c.get("/ui/admin/audit")).status_code == 200
         assert (await c.get("/ui/dashboard")).status_code == 403
 
+
+
+async def test_hub_list_shows_desired_vs_applied_configuration_and_devices_down(admin: Any) -> None:
+    """Issue 19 finding 1: the cloud showed nothing while a hub's devices were dead."""
+    cloud, c = admin
+    await cloud.sql("INSERT INTO hub_config_versions (hub_id, version) VALUES ('H1', 2)")
+    await cloud.sql("UPDATE hubs SET config_applied = 1, devices_down = 's1-bp,s1-hw' WHERE hub_id = 'H1'")
+    row = (await c.get("/ui/admin")).text.split('id="hub-H1"')[1].split("</tr>")[0]
+    assert "云端版本 2" in row and "已应用版本 1" in row and "尚未应用" in row
+    assert 'role="alert">已配置但未连接: s1-bp, s1-hw<' in row
+    await cloud.sql("UPDATE hubs SET config_applied = 2, devices_down = '' WHERE hub_id = 'H1'")
+    row = (await c.get("/ui/admin")).text.split('id="hub-H1"')[1].split("</tr>")[0]
+    assert "已应用版本 2" in row and "尚未应用" not in row and "已配置但未连接" not in row

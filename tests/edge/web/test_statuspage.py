@@ -124,3 +124,15 @@ async def test_severe_blood_pressure_in_pregnancy_raises_an_alarm_and_45_weeks_i
                                              "csrf_token": token})
         assert "not plausible" in (await c.get("/?lang=en")).text
     assert hub.sessions.open["room-1"].pregnant_weeks == 13 and "room-2" not in hub.sessions.open
+
+async def test_a_configured_device_that_is_not_connected_raises_the_alarm(web_hub: tuple[Any, Any]) -> None:
+    """Issue 19 finding 1: the page showed ✘ but no alarm. bp-1 points at a port nobody listens on."""
+    hub, app = web_hub
+    async with client(app) as c:
+        await sign_in(c)
+        html = (await c.get("/?lang=en")).text
+        zh = (await c.get("/?lang=zh-CN")).text
+    assert 'role="alert" data-live="devices_down">configured but not connected: bp-1<' in html
+    assert "已配置但未连接: bp-1" in zh
+    assert 'data-live="broker">not configured<' in html  # no [mqtt]: not a red light
+    assert hub.config_status()["state"] == "local" and 'data-live="config"' not in html  # hub.toml only

@@ -1,8 +1,11 @@
-"""A built-in synthetic device for commissioning and benchmarks (``driver = "synthetic"``).
+"""A synthetic device for tests and benchmarks, loaded as a hub plugin (never shipped in ``edge``).
 
-It produces plausible blood-pressure readings at ``rate`` per second (default 1), up to
-``count`` readings (default: unbounded). Useful to prove a fresh hub stores and syncs
-end to end before real devices are attached, and to measure a hub under load.
+``[hub] plugins = ["tests.support.synthetic"]``, then ``driver = "synthetic"``: it invents
+plausible blood-pressure readings at ``rate`` per second (default 1), up to ``count``
+readings (default: unbounded), each flagged ``simulated`` (:data:`protocol.model.SIMULATED`)
+so the cloud keeps the mark and never sends them to the HIS or the MCH platform unless it
+is a training rig (issue 19 finding 2). Used to measure a hub under load and by tests that
+need readings without a device.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 from drivers.base import Measurement, Sink
 from drivers.errors import ConfigError as DriverConfigError
 from protocol import codes
-from protocol.model import Observation
+from protocol.model import SIMULATED, Observation
 
 
 def bp_measurement(n: int, rng: random.Random) -> Measurement:
@@ -30,6 +33,7 @@ def bp_measurement(n: int, rng: random.Random) -> Measurement:
             Observation(code=codes.PULSE, value=float(pulse), unit="/min"),
         ),
         device_time=None,
+        status=(SIMULATED,),
         raw=struct.pack(">BHHHI", 0x16, sys_, dia, pulse, n),
     )
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
-
 import contextlib
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 

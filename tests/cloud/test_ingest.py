@@ -101,6 +101,7 @@ async def test_a_gap_is_answered_409_with_the_expected_seq_and_the_hub_catches_u
 
 
 async def test_oversize_is_413_and_garbage_is_400_malformed_with_an_audit_entry(tmp_path) -> None:
+    """Unproven senders' refusals, the 413 included, are audited as aggregated tally rows."""
     from tests.cloud.support import make_cloud
 
     cfg, keys = make_cloud(tmp_path, f"sqlite:///{tmp_path / 'c.db'}", max_batch_bytes=3000)
@@ -119,7 +120,8 @@ async def test_oversize_is_413_and_garbage_is_400_malformed_with_an_audit_entry(
         async with http.get(f"{url}/metrics") as r:
             text = await r.text()
         assert 'mchub_rejects_total{reason="malformed"} 1.0' in text
-    assert ("batch.refused", "malformed") in rows(cfg, "SELECT action, reason FROM audit_log")
+    tally = rows(cfg, "SELECT action, reason FROM audit_log WHERE action = 'refusal.tally'")
+    assert sorted(tally) == [("refusal.tally", r) for r in ("malformed", "too_large", "unsupported_version")]
 
 
 async def _until(condition) -> None:  # type: ignore[no-untyped-def]

@@ -37,7 +37,9 @@ from cloud.keystore import CloudKeys, load_keys
 from cloud.openapi import document
 from cloud.refusal_audit import RefusalAudit
 from protocol.envelope import HEADER_PREFIX_MAX
+from webui import conn_guard
 from webui.body_limit import BodyLimit, Cap
+from webui.log_limit import quiet_accept_errors
 
 log = logging.getLogger("mchub.cloud.app")
 
@@ -177,9 +179,16 @@ def build_app(cfg: config_mod.CloudConfig) -> Starlette:
     """The ASGI app for ``cfg``."""
     hospital = Integration(cfg)  # STOW-RS + /integration/v1 here; MLLP/SCP/dispatchers in the owner process
     tally = RefusalTally(window_s=cfg.http.refusal_window_s)
+    h = cfg.http
+    conn_guard.configure(conn_guard.ConnLimits(  # used when served with cloud.serve.uvicorn_options
+        max_connections=h.max_connections, max_per_source=h.max_connections_per_ip,
+        header_timeout_s=h.header_timeout_s, request_timeout_s=h.request_timeout_s,
+        exempt=conn_guard.exempt_from(h.forwarded_allow_ips),
+        on_refusal=lambda source, reason: tally.note(source, "(connection)", reason, 503)))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        quiet_accept_errors(asyncio.get_running_loop())  # EMFILE: one line a minute, no traceback
         state = await start_state(cfg)
         app.state.cloud = state
         app.state.fleet = fleet_api.start(state)

@@ -22,6 +22,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from tortoise.exceptions import OperationalError as OrmOperationalError
 
 from cloud import admin_api, audit_chain, logs, metrics, outbox, web
 from cloud import config as config_mod
@@ -29,7 +30,7 @@ from cloud.audit import RefusalTally
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
 from cloud.db.orm import start_orm, stop_orm
-from cloud.errors import CloudError
+from cloud.errors import CloudError, DatabaseUnavailable
 from cloud.fleet import api as fleet_api
 from cloud.ingest import Answer, Ingestor, Limits
 from cloud.integration.service import Integration
@@ -166,6 +167,20 @@ async def start_state(cfg: config_mod.CloudConfig) -> CloudState:
     return CloudState(cfg, db, keys, ing, cfg.admin_token(), cfg.metrics_token())
 
 
+async def _busy(request: Request, exc: Exception) -> Response:
+    """A database that stayed locked or unreachable past its wait (SQLite busy timeout, a lost
+    PostgreSQL pool): 503 with Retry-After, never 500. Other ORM errors stay 500 (a bug)."""
+    text = str(exc)
+    if isinstance(exc, OrmOperationalError) and "locked" not in text and "busy" not in text:
+        log.error("database error in %s %s: %s", request.method, request.url.path, text)
+        return JSONResponse({"reason": "internal", "message": "the server could not complete this request"}, 500)
+    log.warning("database busy in %s %s: %s", request.method, request.url.path, text)
+    retry = str(request.app.state.cloud.config.server.retry_after_s)
+    request.state.refusal = "unavailable"
+    return JSONResponse({"reason": "unavailable", "message": "the database is busy; retry after the given seconds"},
+                        503, headers={"Retry-After": retry})
+
+
 def body_caps(cfg: config_mod.CloudConfig) -> list[Cap]:
     """Per-route body caps (docs/reliability.md): batches as configured, enrolment and the
     provisioning API 64 kB, STOW-RS ``[dicom] max_body_mb``; others ``[http] max_body_bytes``."""
@@ -237,7 +252,8 @@ def build_app(cfg: config_mod.CloudConfig) -> Starlette:
     ]
     middleware = [Middleware(RefusalAudit, tally=tally),
                   Middleware(BodyLimit, caps=body_caps(cfg), default=cfg.http.max_body_bytes)]
-    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
+                     exception_handlers={DatabaseUnavailable: _busy, OrmOperationalError: _busy})
 
 
 def app_from_env() -> Starlette:

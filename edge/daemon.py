@@ -139,14 +139,14 @@ class Hub:
                 yield
 
         w = self.cfg.web
-        conn_guard.configure(conn_guard.ConnLimits(
+        guarded = conn_guard.protocol_with(conn_guard.ConnLimits(
             max_connections=w.max_connections, max_per_source=w.max_connections_per_ip,
             header_timeout_s=w.header_timeout_s, request_timeout_s=w.request_timeout_s,
             exempt=conn_guard.exempt_from(w.forwarded_allow_ips)))
         quiet_accept_errors(asyncio.get_running_loop())
         server = _Server(uvicorn.Config(build_app(self), host=self.cfg.web_bind, port=self.cfg.web_port,
                                         log_level="warning", access_log=False, lifespan="off",
-                                        timeout_graceful_shutdown=3, http=conn_guard.GuardedH11Protocol,
+                                        timeout_graceful_shutdown=3, http=guarded,
                                         proxy_headers=bool(w.forwarded_allow_ips),
                                         forwarded_allow_ips=w.forwarded_allow_ips or None))
         self._web = server

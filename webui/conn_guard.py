@@ -14,9 +14,9 @@ client must not get past (issue 17, finding 6):
 * refusals and expiries are logged at most once a minute per kind, never with a
   traceback, and reported to ``on_refusal(source, reason)`` (the cloud's audit tally).
 
-Use it with ``uvicorn.Config(..., http=GuardedH11Protocol)`` (or the import string
-``"webui.conn_guard:GuardedH11Protocol"`` for worker processes) after :func:`configure`
-in the process. Counters live on uvicorn's per-server state, so two servers in one
+Use it with ``uvicorn.Config(..., http=protocol_with(limits))`` in-process, or the import
+string ``"webui.conn_guard:GuardedH11Protocol"`` for worker processes after
+:func:`configure` in each worker. Counters live on uvicorn's per-server state, so two servers in one
 process keep separate counts.
 """
 
@@ -79,9 +79,16 @@ _log_limit = LogLimit(60.0)
 
 
 def configure(limits: ConnLimits) -> None:
-    """Set the limits of every server of this process started from now on."""
+    """Set the limits of :class:`GuardedH11Protocol` in this process (a cloud worker, which
+    uvicorn hands the protocol by import string)."""
     global _limits
     _limits = limits
+
+
+def protocol_with(limits: ConnLimits) -> type[GuardedH11Protocol]:
+    """A protocol class bound to ``limits`` (for a server started in this process, e.g. the
+    hub's): unaffected by :func:`configure` or by other servers of the process."""
+    return type("BoundGuardedH11Protocol", (GuardedH11Protocol,), {"limits": limits})
 
 
 class _Counts:
@@ -111,9 +118,11 @@ def _report(source: str, reason: str, limits: ConnLimits, detail: str) -> None:
 class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with connection limits and fixed request deadlines."""
 
+    limits: ConnLimits | None = None  #: bound by :func:`protocol_with`; None: the process's (:func:`configure`)
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._limits = _limits
+        self._limits = self.limits or _limits
         self._counts = counts_of(self.server_state)
         self._source = self.client[0] if self.client else "?"
         self._counted = False

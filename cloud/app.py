@@ -181,6 +181,12 @@ async def _busy(request: Request, exc: Exception) -> Response:
                         503, headers={"Retry-After": retry})
 
 
+def _count(path: str, reason: str) -> None:
+    """Batches refused by the body cap count in ``mchub_rejects_total`` like the ingest's own."""
+    if path.startswith("/api/v1/batches") and reason == "too_large":
+        metrics.REJECTS.labels("too_large").inc()
+
+
 def body_caps(cfg: config_mod.CloudConfig) -> list[Cap]:
     """Per-route body caps (docs/reliability.md): batches as configured, enrolment and the
     provisioning API 64 kB, STOW-RS ``[dicom] max_body_mb``; others ``[http] max_body_bytes``."""
@@ -251,7 +257,7 @@ def build_app(cfg: config_mod.CloudConfig) -> Starlette:
         *hospital.routes(),
     ]
     middleware = [Middleware(RefusalAudit, tally=tally),
-                  Middleware(BodyLimit, caps=body_caps(cfg), default=cfg.http.max_body_bytes)]
+                  Middleware(BodyLimit, caps=body_caps(cfg), default=cfg.http.max_body_bytes, on_refusal=_count)]
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                      exception_handlers={DatabaseUnavailable: _busy, OrmOperationalError: _busy})
 

@@ -16,7 +16,7 @@ The refusal's reason code is left in ``scope["state"]["refusal"]`` for the audit
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from starlette.exceptions import HTTPException
@@ -48,8 +48,10 @@ def _refusal(status: int, reason: str, message: str) -> JSONResponse:
 class BodyLimit:
     """ASGI middleware; see the module docstring."""
 
-    def __init__(self, app: ASGIApp, caps: Sequence[Cap] = (), default: int = 1 << 20) -> None:
-        self.app, self.default = app, default
+    def __init__(self, app: ASGIApp, caps: Sequence[Cap] = (), default: int = 1 << 20,
+                 on_refusal: Callable[[str, str], None] | None = None) -> None:
+        """``on_refusal(path, reason)`` is called for every refusal (e.g. to count it)."""
+        self.app, self.default, self.on_refusal = app, default, on_refusal
         self.caps = sorted(caps, key=lambda c: len(c.prefix), reverse=True)
 
     def cap_for(self, path: str) -> Cap:
@@ -88,6 +90,8 @@ class BodyLimit:
                 received += len(message.get("body", b""))
                 if received > cap.limit:
                     scope.setdefault("state", {})["refusal"] = "too_large"
+                    if self.on_refusal is not None:
+                        self.on_refusal(scope["path"], "too_large")
                     raise BodyTooLarge(cap.limit)
             return message
 
@@ -103,7 +107,9 @@ class BodyLimit:
             if not started:
                 await self._refuse(scope, receive, send, 413, "too_large", exc.detail)
 
-    @staticmethod
-    async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, reason: str, message: str) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, status: int, reason: str,
+                      message: str) -> None:
         scope.setdefault("state", {})["refusal"] = reason
+        if self.on_refusal is not None:
+            self.on_refusal(scope["path"], reason)
         await _refusal(status, reason, message)(scope, receive, send)

@@ -102,6 +102,8 @@ async def test_a_gap_is_answered_409_with_the_expected_seq_and_the_hub_catches_u
 
 async def test_oversize_is_413_and_garbage_is_400_malformed_with_an_audit_entry(tmp_path) -> None:
     """Unproven senders' refusals, the 413 included, are audited as aggregated tally rows."""
+    from prometheus_client import REGISTRY
+
     from tests.cloud.support import make_cloud
 
     cfg, keys = make_cloud(tmp_path, f"sqlite:///{tmp_path / 'c.db'}", max_batch_bytes=3000)
@@ -111,8 +113,11 @@ async def test_oversize_is_413_and_garbage_is_400_malformed_with_an_audit_entry(
         await registry.register_hub("H003", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
         for _ in range(20):
             h.add_visit()
+        too_large = REGISTRY.get_sample_value("mchub_rejects_total", {"reason": "too_large"}) or 0.0
         status, body, _ = await post(http, url, h.seal_from(1))
         assert status == 413 and b'"too_large"' in body
+        # refused by the body cap before it was read, and counted like the ingest's own refusals
+        assert REGISTRY.get_sample_value("mchub_rejects_total", {"reason": "too_large"}) == too_large + 1
         status, body, _ = await post(http, url, b"MCHB" + b"\x00" * 100)
         assert status == 400 and b'"unsupported_version"' in body
         status, body, _ = await post(http, url, b"hello")

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
+import sqlite3
 import time
 from pathlib import Path
 
@@ -102,6 +104,15 @@ async def test_metrics_token_forwarded_for_and_connection_limits_of_a_served_clo
     assert served_in < 5.0 and -1.0 not in closed and max(closed) < 2 + 3, (served_in, sorted(closed)[-5:])
     log = (tmp_path / "cloud.log").read_text(errors="replace")
     assert "Traceback" not in log
+    # 5: refused connections are audited in bounded space too (the worker flushed its tally when stopped)
+    con = sqlite3.connect(tmp_path / "cloud" / "cloud.db")
+    try:
+        tally = {(actor, reason): json.loads(detail)["count"] for actor, reason, detail in con.execute(
+            "SELECT actor, reason, detail FROM audit_log WHERE action = 'refusal.tally' AND target = '(connection)'")}
+    finally:
+        con.close()
+    print(f"connection refusals audited: {tally}")
+    assert tally == {("127.0.0.4", "limit"): 52, ("127.0.0.4", "headers_timeout"): 8}
 
 
 def test_openapi_lists_every_route_with_stow_rs(tmp_path: Path) -> None:

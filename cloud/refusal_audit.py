@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cloud.audit import REFUSAL_STATUSES, RefusalTally
 
-UNKNOWN_ROUTE = "(no such route)"  #: the route of 404 answers, so a scanner's paths are one key
+UNKNOWN_ROUTE = "(no such route)"  #: the route of 404s no route matched, so a scanner's paths are one key
 
 
 class RefusalAudit:
@@ -36,7 +36,8 @@ class RefusalAudit:
                 if not state.get("refusal_audited"):
                     status = int(message["status"])
                     client = scope.get("client")
-                    route = UNKNOWN_ROUTE if status == 404 else str(scope["path"])
+                    matched = "endpoint" in scope  # Starlette sets it once a route matched
+                    route = str(scope["path"]) if status != 404 or matched else UNKNOWN_ROUTE
                     self.tally.note(client[0] if client else "?", route,
                                     str(state.get("refusal") or f"http_{status}"), status)
             await send(message)

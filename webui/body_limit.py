@@ -28,7 +28,7 @@ class BodyTooLarge(HTTPException):
     """A request body went past its route's cap while being read."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request body over {limit} bytes")
+        super().__init__(413, f"内容过大 / request body over {limit} bytes")
         self.limit = limit
 
 
@@ -70,15 +70,15 @@ class BodyLimit:
         declared = headers.get(b"content-length")
         chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
         if declared is not None and not declared.isdigit():
-            await self._refuse(scope, receive, send, 400, "bad_length", "Content-Length is not a number")
+            await self._refuse(scope, receive, send, 400, "bad_length", "请求无效 / Content-Length is not a number")
             return
         if declared is not None and int(declared) > cap.limit:
-            await self._refuse(scope, receive, send, 413, "too_large",
-                               f"request body of {int(declared)} bytes exceeds the limit of {cap.limit} bytes")
+            await self._refuse(scope, receive, send, 413, "too_large", f"内容过大 / request body of "
+                               f"{int(declared)} bytes exceeds the limit of {cap.limit} bytes")
             return
         if cap.length_required and declared is None and chunked:
             await self._refuse(scope, receive, send, 411, "length_required",
-                               "this route needs a Content-Length (no chunked uploads)")
+                               "需要 Content-Length / this route needs a Content-Length (no chunked uploads)")
             return
         received = 0
         started = False

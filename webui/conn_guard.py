@@ -35,8 +35,9 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from webui.log_limit import LogLimit
 
 log = logging.getLogger("mchub.web.connections")
-_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Type: text/plain\r\n"
-         b"Content-Length: 53\r\nConnection: close\r\n\r\ntoo many connections from your address; retry later\r\n")
+_BUSY_TEXT = "连接过多，请稍后再试 / too many connections from your address; retry later\n".encode()
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Type: text/plain; charset=utf-8\r\n"
+         b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(_BUSY_TEXT), _BUSY_TEXT))
 
 
 @dataclass(frozen=True)

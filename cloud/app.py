@@ -91,6 +91,7 @@ async def post_batch(request: Request) -> Response:
         answer.headers.update(await fleet_api.batch_headers(request, data, answer.status))
     request.state.refusal = answer.reason
     request.state.refusal_audited = answer.audited
+    request.state.refusal_hub = answer.hub_id
     return Response(answer.body, answer.status, headers=answer.headers, media_type=answer.content_type)
 
 

@@ -58,7 +58,8 @@ class RefusalTally:
     :mod:`cloud.audit_chain` seals it like any other): ``action`` ``refusal.tally``,
     ``outcome`` ``refused``, ``actor`` the source address, ``target`` the route,
     ``reason`` the reason code, ``detail`` ``{source, route, reason, status, count,
-    first_ms, last_ms, window_s}``. Past ``max_keys`` distinct keys in one window, new
+    first_ms, last_ms, window_s}``, ``hub_id`` the hub a refused batch claimed (if any).
+    Past ``max_keys`` distinct keys in one window, new
     sources are counted under :data:`OTHER_SOURCES`, so one window writes at most
     ``max_keys`` + (routes x reasons) rows. A crash loses at most one window of counts::
 
@@ -70,15 +71,17 @@ class RefusalTally:
 
     def __init__(self, *, window_s: float = 60.0, max_keys: int = 1000) -> None:
         self.window_s, self.max_keys = window_s, max_keys
-        self._counts: dict[tuple[str, str, str], _Count] = {}
+        self._counts: dict[tuple[str, str, str, str], _Count] = {}
         self._wake = asyncio.Event()
 
-    def note(self, source: str, route: str, reason: str, status: int = 0, at_ms: int | None = None) -> None:
-        """Count one refusal (never blocks, never raises)."""
+    def note(self, source: str, route: str, reason: str, status: int = 0, at_ms: int | None = None,
+             hub_id: str | None = None) -> None:
+        """Count one refusal (never blocks, never raises); ``hub_id``: the hub a refused batch
+        claimed to come from (unproven, but what an investigation of a lost hub looks for)."""
         at = now_ms() if at_ms is None else at_ms
-        key = (source[:64], route[:200], reason[:64])
+        key = (source[:64], route[:200], reason[:64], (hub_id or "")[:64])
         if key not in self._counts and len(self._counts) >= self.max_keys:
-            key = (OTHER_SOURCES, key[1], key[2])
+            key = (OTHER_SOURCES, key[1], key[2], "")
         c = self._counts.get(key)
         if c is None:
             self._counts[key] = _Count(status, 1, at, at)
@@ -97,9 +100,9 @@ class RefusalTally:
             return 0
         try:
             async with db.transaction() as tx:
-                for (source, route, reason), c in counts.items():
+                for (source, route, reason, hub), c in counts.items():
                     await write(tx, actor=source, action="refusal.tally", outcome="refused", reason=reason,
-                                target=route, at_ms=c.last_ms,
+                                target=route, at_ms=c.last_ms, hub_id=hub or None,
                                 detail={"source": source, "route": route, "reason": reason, "status": c.status,
                                         "count": c.count, "first_ms": c.first_ms, "last_ms": c.last_ms,
                                         "window_s": self.window_s})

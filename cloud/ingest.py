@@ -69,6 +69,7 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     new_readings: int = 0
     audited: bool = False  #: the refusal has its own audit entry (else the HTTP tally counts it)
+    hub_id: str | None = None  #: for refusals: the hub the batch's header named, when it could be read
 
 
 class _Refused(Exception):
@@ -266,13 +267,13 @@ class Ingestor:
         hub = header.hub_id if header else None
         unproven = source == "http" and not verified and reason not in AUTHENTICATED_REFUSALS
         if unproven and (skipped := self._refusal_log.due(reason)) is None:
-            return self.refusal(reason, message)  # counted by the tally; one log line per reason a minute
+            return self._claimed(self.refusal(reason, message), hub)  # the tally counts it; a log line a minute
         more = f" (+{skipped} more in the last minute; counted in the audit tally)" if unproven and skipped else ""
         log.warning("batch refused: %s (%s) hub=%s source=%s peer=%s%s", reason, message, hub, source, peer, more,
                     extra={"fields": {"event": "batch.refused", "reason": reason, "hub_id": hub, "source": source,
                                       "peer": peer}})
         if unproven:  # nobody proved who sent it: counted by the HTTP layer's RefusalTally (aggregated rows)
-            return self.refusal(reason, message)
+            return self._claimed(self.refusal(reason, message), hub)
         detail: dict[str, object] = {"source": source, "peer": peer, "message": message[:300]}
         if header is not None:
             detail.update(epoch=header.epoch, first_seq=header.first_seq, last_seq=header.last_seq,
@@ -283,7 +284,12 @@ class Ingestor:
                                   outcome="refused", hub_id=hub, reason=reason, detail=detail)
         except DatabaseError as exc:
             log.error("could not write the audit entry for a refused batch: %s", exc)
-        answer = self.refusal(reason, message)
+        answer = self._claimed(self.refusal(reason, message), hub)
         answer.audited = True
+        return answer
+
+    @staticmethod
+    def _claimed(answer: Answer, hub: str | None) -> Answer:
+        answer.hub_id = hub
         return answer
 

@@ -5,7 +5,8 @@ status is a refusal (:data:`cloud.audit.REFUSAL_STATUSES`: 400, 401, 403, 404, 4
 413, 429, 431, 503) in the worker's :class:`cloud.audit.RefusalTally`, keyed by client
 address (the real client behind a trusted proxy, ``[server] forwarded_allow_ips``),
 route and reason. The reason is the code a handler or :class:`webui.body_limit.BodyLimit`
-left in ``scope["state"]["refusal"]``, else ``http_<status>``. A handler that wrote its
+left in ``scope["state"]["refusal"]``, else ``http_<status>``; a refused batch's claimed hub
+is ``scope["state"]["refusal_hub"]``. A handler that wrote its
 own audit entry for the refusal (an authenticated caller) sets
 ``scope["state"]["refusal_audited"] = True`` and is not counted twice.
 """
@@ -39,7 +40,8 @@ class RefusalAudit:
                     matched = "endpoint" in scope  # Starlette sets it once a route matched
                     route = str(scope["path"]) if status != 404 or matched else UNKNOWN_ROUTE
                     self.tally.note(client[0] if client else "?", route,
-                                    str(state.get("refusal") or f"http_{status}"), status)
+                                    str(state.get("refusal") or f"http_{status}"), status,
+                                    hub_id=state.get("refusal_hub"))
             await send(message)
 
         await self.app(scope, receive, watched)

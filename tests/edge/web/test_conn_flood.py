@@ -78,3 +78,29 @@ async def test_a_slowloris_flood_from_one_address_leaves_staff_and_kiosk_pages_s
     assert max(closed) < 2 + 3  # header_timeout_s = 2, not moved by the bytes dripping in
     tail = log_text[-3000:]
     assert log_growth < 20_000 and "Traceback" not in log_text and "Too many open files" not in log_text, tail
+
+
+async def test_running_out_of_file_descriptors_is_one_log_line_per_minute(tmp_path: Path) -> None:
+    """Limits set above what the process may open (a misconfiguration): the listener runs out
+    of file descriptors, logs that once (no traceback per failed accept), and serves again as
+    soon as the header deadline frees the dripping connections."""
+    web = "max_connections = 5000\nmax_connections_per_ip = 5000\nheader_timeout_s = 2\n"
+    with running_hub(tmp_path / "hub", web_extra=web, nofile=128) as hub:
+        port = int(hub.url.rsplit(":", 1)[1])
+        stop = asyncio.Event()
+        closed: list[float] = []
+        flood = [asyncio.create_task(_drip("127.0.0.1", port, stop, closed)) for _ in range(FLOOD)]
+        for _ in range(400):  # until the server has closed (or never accepted) every dripping connection
+            if len(closed) == FLOOD:
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.gather(*flood)
+        connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=15)) as http, \
+                http.get(f"{hub.url}/login") as r:
+            assert r.status == 200
+        log_text = hub.log.read_text(errors="replace")
+    lines = [line for line in log_text.splitlines() if "cannot accept connections" in line]
+    print(f"file descriptors exhausted: {len(lines)} log line(s), log {len(log_text)} bytes")
+    assert 1 <= len(lines) <= 2 and "Traceback" not in log_text and len(log_text) < 20_000, log_text[-3000:]

@@ -37,6 +37,7 @@ async def write(tx: Tx, *, actor: str, action: str, outcome: str, hub_id: str | 
 #: refusal statuses the HTTP tally counts (404/405 too: a scanner's flood is a refusal as well)
 REFUSAL_STATUSES = frozenset({400, 401, 403, 404, 405, 411, 413, 429, 431, 503})
 OTHER_SOURCES = "(other sources)"  #: the source of keys past ``max_keys`` in one window
+OTHER_ROUTES = "(other routes)"  #: ... and their route
 
 
 @dataclass
@@ -59,9 +60,9 @@ class RefusalTally:
     ``outcome`` ``refused``, ``actor`` the source address, ``target`` the route,
     ``reason`` the reason code, ``detail`` ``{source, route, reason, status, count,
     first_ms, last_ms, window_s}``, ``hub_id`` the hub a refused batch claimed (if any).
-    Past ``max_keys`` distinct keys in one window, new
-    sources are counted under :data:`OTHER_SOURCES`, so one window writes at most
-    ``max_keys`` + (routes x reasons) rows. A crash loses at most one window of counts::
+    Past ``max_keys`` distinct keys in one window, new ones are counted under
+    :data:`OTHER_SOURCES` and :data:`OTHER_ROUTES` by reason, so one window writes at most
+    ``max_keys`` + (number of reason codes) rows. A crash loses at most one window of counts::
 
         tally = RefusalTally(window_s=60)
         tally.note("203.0.113.9", "mllp", "not_allowed", 403)   # the MLLP allow-list
@@ -81,7 +82,7 @@ class RefusalTally:
         at = now_ms() if at_ms is None else at_ms
         key = (source[:64], route[:200], reason[:64], (hub_id or "")[:64])
         if key not in self._counts and len(self._counts) >= self.max_keys:
-            key = (OTHER_SOURCES, key[1], key[2], "")
+            key = (OTHER_SOURCES, OTHER_ROUTES, key[2], "")  # reasons are codes: bounded
         c = self._counts.get(key)
         if c is None:
             self._counts[key] = _Count(status, 1, at, at)

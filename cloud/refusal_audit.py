@@ -20,6 +20,17 @@ from cloud.audit import REFUSAL_STATUSES, RefusalTally
 UNKNOWN_ROUTE = "(no such route)"  #: the route of 404s no route matched, so a scanner's paths are one key
 
 
+def route_of(scope: Scope) -> str:
+    """The route template of a request (``/api/v1/admin/hubs/{hub}/revoke``), not its path:
+    the caller chooses path parameters, so they would make unbounded keys."""
+    path = str(scope["path"])
+    for name, value in (scope.get("path_params") or {}).items():
+        text = str(value)
+        if text:
+            path = path.replace(text, "{" + name + "}", 1)
+    return path[:200]
+
+
 class RefusalAudit:
     """ASGI middleware; see the module docstring."""
 
@@ -38,7 +49,7 @@ class RefusalAudit:
                     status = int(message["status"])
                     client = scope.get("client")
                     matched = "endpoint" in scope  # Starlette sets it once a route matched
-                    route = str(scope["path"]) if status != 404 or matched else UNKNOWN_ROUTE
+                    route = route_of(scope) if status != 404 or matched else UNKNOWN_ROUTE
                     self.tally.note(client[0] if client else "?", route,
                                     str(state.get("refusal") or f"http_{status}"), status,
                                     hub_id=state.get("refusal_hub"))

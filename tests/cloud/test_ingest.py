@@ -114,6 +114,7 @@ async def test_oversize_is_413_and_garbage_is_400_malformed_with_an_audit_entry(
         for _ in range(20):
             h.add_visit()
         too_large = REGISTRY.get_sample_value("mchub_rejects_total", {"reason": "too_large"}) or 0.0
+        malformed = REGISTRY.get_sample_value("mchub_rejects_total", {"reason": "malformed"}) or 0.0
         status, body, _ = await post(http, url, h.seal_from(1))
         assert status == 413 and b'"too_large"' in body
         # refused by the body cap before it was read, and counted like the ingest's own refusals
@@ -124,7 +125,7 @@ async def test_oversize_is_413_and_garbage_is_400_malformed_with_an_audit_entry(
         assert status == 400 and b'"malformed"' in body
         async with http.get(f"{url}/metrics") as r:
             text = await r.text()
-        assert 'mchub_rejects_total{reason="malformed"} 1.0' in text
+        assert f'mchub_rejects_total{{reason="malformed"}} {malformed + 1}' in text  # this process's counters
     tally = rows(cfg, "SELECT action, reason FROM audit_log WHERE action = 'refusal.tally'")
     assert sorted(tally) == [("refusal.tally", r) for r in ("malformed", "too_large", "unsupported_version")]
 

@@ -79,11 +79,14 @@ async def test_the_tally_is_bounded_per_window_and_keeps_counts_across_a_failed_
         tally = RefusalTally(window_s=60, max_keys=10)
         for i in range(1000):
             tally.note(f"10.0.{i // 250}.{i % 250}", "mllp", "not_allowed", 0, at_ms=1000 + i)
-        assert tally.pending() == 1000
-        assert await tally.flush(db) == 11
-        rows = await db.fetch("SELECT actor, detail FROM audit_log WHERE action = 'refusal.tally'")
-        counts = {r["actor"]: json.loads(r["detail"])["count"] for r in rows}
-        assert counts[OTHER_SOURCES] == 990 and sum(counts.values()) == 1000
+        for i in range(500):  # past the limit, every route of every source is one key per reason
+            tally.note(f"10.1.{i // 250}.{i % 250}", f"/api/v1/admin/hubs/H{i}/revoke", "http_401", 401)
+        assert tally.pending() == 1500
+        assert await tally.flush(db) == 12
+        rows = await db.fetch("SELECT actor, reason, detail FROM audit_log WHERE action = 'refusal.tally'")
+        counts = {(r["actor"], r["reason"]): json.loads(r["detail"])["count"] for r in rows}
+        assert counts[(OTHER_SOURCES, "not_allowed")] == 990 and counts[(OTHER_SOURCES, "http_401")] == 500
+        assert sum(counts.values()) == 1500
         tally.note("10.9.9.9", "/dicomweb/studies", "unauthenticated", 401)
         await db.fetch("ALTER TABLE audit_log RENAME TO audit_log_away")  # the next write fails ...
         assert await tally.flush(db) == 0 and tally.pending() == 1  # ... and the count waits for the next window

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import ipaddress
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -119,8 +120,12 @@ def _metrics_allowed(request: Request) -> bool:
     """/metrics: the bearer token of ``[http] metrics_token_file``; without one, loopback clients only."""
     token = request.app.state.cloud.metrics_token
     if token is None:
-        host = request.client.host if request.client else ""
-        return host == "::1" or host.startswith("127.")
+        try:
+            address = ipaddress.ip_address(request.client.host if request.client else "")
+        except ValueError:
+            return False
+        mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 on a dual-stack listener
+        return bool((mapped or address).is_loopback)
     given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
     return hmac.compare_digest(given.encode(), token.encode())
 

@@ -147,6 +147,7 @@ class Hub:
         server = _Server(uvicorn.Config(build_app(self), host=self.cfg.web_bind, port=self.cfg.web_port,
                                         log_level="warning", access_log=False, lifespan="off",
                                         timeout_graceful_shutdown=3, http=guarded,
+                                        backlog=128,  # asyncio accepts up to this many at once: fds stay bounded
                                         proxy_headers=bool(w.forwarded_allow_ips),
                                         forwarded_allow_ips=w.forwarded_allow_ips or None))
         self._web = server

@@ -11,28 +11,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import ipaddress
 import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from tortoise.exceptions import OperationalError as OrmOperationalError
 
 from cloud import admin_api, audit_chain, logs, metrics, outbox, web
 from cloud import config as config_mod
+from cloud.audit import RefusalTally
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
 from cloud.db.orm import start_orm, stop_orm
-from cloud.errors import CloudError
+from cloud.errors import CloudError, DatabaseUnavailable
 from cloud.fleet import api as fleet_api
 from cloud.fleet import presence
-from cloud.ingest import Ingestor, Limits
+from cloud.ingest import Answer, Ingestor, Limits
 from cloud.integration.service import Integration
 from cloud.keystore import CloudKeys, load_keys
 from cloud.openapi import document
+from cloud.refusal_audit import RefusalAudit
+from protocol.envelope import HEADER_PREFIX_MAX
+from webui import conn_guard
+from webui.body_limit import BodyLimit, Cap
+from webui.log_limit import quiet_accept_errors
 
 log = logging.getLogger("mchub.cloud.app")
 
@@ -46,34 +56,44 @@ class CloudState:
     keys: CloudKeys
     ingestor: Ingestor
     admin_token: str | None
+    metrics_token: str | None = None
 
 
-async def _read_body(request: Request, limit: int) -> bytes | None:
-    """The request body, or None when it exceeds ``limit`` (checked before reading it all)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
+async def _receive_batch(request: Request, ing: Ingestor, peer: str) -> tuple[Answer, bytes]:
+    """Read a batch inside an ingest slot: its header first (refused before the rest is read
+    when it is malformed or names no valid hub and key), then the rest, within the declared length."""
+    declared = request.headers.get("content-length", "0")
+    total = int(declared) if declared.isdigit() else 0
+    prefix_len = min(total, HEADER_PREFIX_MAX)
+    body = bytearray()
+    checked = False
     async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+        body += chunk
+        if len(body) > total:
+            return ing.refusal("malformed", f"body longer than its Content-Length of {total} bytes"), b""
+        if not checked and len(body) >= prefix_len:
+            if (refused := await ing.check_header(bytes(body[:prefix_len]), total, peer=peer)) is not None:
+                return refused, b""
+            checked = True
+    data = bytes(body)
+    if not checked or len(data) != total:
+        return await ing.check_header(data, len(data), peer=peer) or ing.refusal(
+            "malformed", f"body of {len(data)} bytes, but Content-Length said {total}"), b""
+    return await ing.handle_admitted(data, peer=peer), data
 
 
 async def post_batch(request: Request) -> Response:
-    """POST /api/v1/batches: docs/protocol.md §2."""
+    """POST /api/v1/batches: docs/protocol.md §2. The ingest slot is taken before the body is read."""
     state: CloudState = request.app.state.cloud
     ing = state.ingestor
-    body = await _read_body(request, ing.limits.max_batch_bytes + 4096)
-    if body is None:
-        metrics.REJECTS.labels("too_large").inc()
-        answer = ing.refusal("too_large", f"batch exceeds the limit of {ing.limits.max_batch_bytes} bytes; split it")
-    else:
-        answer = await ing.handle(body, peer=request.client.host if request.client else "")
-        answer.headers.update(await fleet_api.batch_headers(request, body, answer.status))
+    peer = request.client.host if request.client else ""
+    async with ing.admitted() as admitted:
+        answer, data = await _receive_batch(request, ing, peer) if admitted else (ing.overloaded(), b"")
+    if answer.status == 200:
+        answer.headers.update(await fleet_api.batch_headers(request, data, answer.status))
+    request.state.refusal = answer.reason
+    request.state.refusal_audited = answer.audited
+    request.state.refusal_hub = answer.hub_id
     return Response(answer.body, answer.status, headers=answer.headers, media_type=answer.content_type)
 
 
@@ -97,8 +117,27 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"ready": True, "schema_version": version})
 
 
+def _metrics_allowed(request: Request) -> bool:
+    """/metrics: the bearer token of ``[http] metrics_token_file``; without one, loopback clients only."""
+    token = request.app.state.cloud.metrics_token
+    if token is None:
+        try:
+            address = ipaddress.ip_address(request.client.host if request.client else "")
+        except ValueError:
+            return False
+        mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 on a dual-stack listener
+        return bool((mapped or address).is_loopback)
+    given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
 async def get_metrics(request: Request) -> Response:
     """GET /metrics: Prometheus text, with queue depths and hub presence from the database."""
+    if not _metrics_allowed(request):
+        request.state.refusal = "unauthenticated"
+        return JSONResponse({"reason": "unauthenticated", "message": "/metrics needs the bearer token of "
+                             "[http] metrics_token_file (without one: loopback clients only)"}, 401,
+                            headers={"WWW-Authenticate": "Bearer"})
     gauges: dict[str, tuple[str, dict[tuple[str, ...], float], tuple[str, ...]]] = {}
     try:
         async with request.app.state.cloud.db.transaction() as tx:
@@ -132,15 +171,52 @@ async def start_state(cfg: config_mod.CloudConfig) -> CloudState:
     await start_orm(cfg.database.url)
     s = cfg.server
     ing = Ingestor(db, keys, Limits(s.max_batch_bytes, s.max_inflight, s.max_queue, s.retry_after_s))
-    return CloudState(cfg, db, keys, ing, cfg.admin_token())
+    return CloudState(cfg, db, keys, ing, cfg.admin_token(), cfg.metrics_token())
+
+
+async def _busy(request: Request, exc: Exception) -> Response:
+    """A database that stayed locked or unreachable past its wait (SQLite busy timeout, a lost
+    PostgreSQL pool): 503 with Retry-After, never 500. Other ORM errors stay 500 (a bug)."""
+    text = str(exc)
+    if isinstance(exc, OrmOperationalError) and "locked" not in text and "busy" not in text:
+        log.error("database error in %s %s: %s", request.method, request.url.path, text)
+        return JSONResponse({"reason": "internal", "message": "the server could not complete this request"}, 500)
+    log.warning("database busy in %s %s: %s", request.method, request.url.path, text)
+    retry = str(request.app.state.cloud.config.server.retry_after_s)
+    request.state.refusal = "unavailable"
+    return JSONResponse({"reason": "unavailable", "message": "the database is busy; retry after the given seconds"},
+                        503, headers={"Retry-After": retry})
+
+
+def _count(path: str, reason: str) -> None:
+    """Batches refused by the body cap count in ``mchub_rejects_total`` like the ingest's own."""
+    if path.startswith("/api/v1/batches") and reason == "too_large":
+        metrics.REJECTS.labels("too_large").inc()
+
+
+def body_caps(cfg: config_mod.CloudConfig) -> list[Cap]:
+    """Per-route body caps (docs/reliability.md): batches as configured, enrolment and the
+    provisioning API 64 kB, STOW-RS ``[dicom] max_body_mb``; others ``[http] max_body_bytes``."""
+    stow_mb = cfg.dicom.table.get("max_body_mb", 512)
+    return [Cap("/api/v1/batches", cfg.server.max_batch_bytes, length_required=True),
+            Cap("/api/v1/", fleet_api.MAX_BODY),
+            Cap("/dicomweb/", (stow_mb if isinstance(stow_mb, int) else 512) << 20)]
 
 
 def build_app(cfg: config_mod.CloudConfig) -> Starlette:
     """The ASGI app for ``cfg``."""
     hospital = Integration(cfg)  # STOW-RS + /integration/v1 here; MLLP/SCP/dispatchers in the owner process
+    tally = RefusalTally(window_s=cfg.http.refusal_window_s)
+    h = cfg.http
+    conn_guard.configure(conn_guard.ConnLimits(  # used when served with cloud.serve.uvicorn_options
+        max_connections=h.max_connections, max_per_source=h.max_connections_per_ip,
+        header_timeout_s=h.header_timeout_s, request_timeout_s=h.request_timeout_s,
+        exempt=conn_guard.exempt_from(h.forwarded_allow_ips),
+        on_refusal=lambda source, reason: tally.note(source, "(connection)", reason, 503)))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        quiet_accept_errors(asyncio.get_running_loop())  # EMFILE: one line a minute, no traceback
         state = await start_state(cfg)
         app.state.cloud = state
         app.state.fleet = fleet_api.start(state)
@@ -153,6 +229,8 @@ def build_app(cfg: config_mod.CloudConfig) -> Starlette:
                                                              int(cfg.fleet.presence_window_s * 1000))))
         tasks.append(asyncio.create_task(web.run_sampler(state.db, stop)))
         tasks.append(asyncio.create_task(presence.run_sweeper(state.db, cfg.fleet.presence_window_s, stop)))
+        tasks.append(asyncio.create_task(tally.run(state.db, stop)))
+        app.state.refusals = tally
         await hospital.start(state.db, state.keys)
         app.state.integration = hospital
         if cfg.mch.enabled:
@@ -170,6 +248,7 @@ def build_app(cfg: config_mod.CloudConfig) -> Starlette:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await tally.flush(state.db)  # a clean stop loses no refusal count
             await hospital.stop()
             await stop_orm()
             await state.db.close()
@@ -186,7 +265,10 @@ def build_app(cfg: config_mod.CloudConfig) -> Starlette:
         *web.routes(cfg),
         *hospital.routes(),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    middleware = [Middleware(RefusalAudit, tally=tally),
+                  Middleware(BodyLimit, caps=body_caps(cfg), default=cfg.http.max_body_bytes, on_refusal=_count)]
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
+                     exception_handlers={DatabaseUnavailable: _busy, OrmOperationalError: _busy})
 
 
 def app_from_env() -> Starlette:

@@ -185,6 +185,32 @@ class AuditConfig:
 
 
 @dataclass(frozen=True)
+class HttpConfig:
+    """[http]: the doors of the HTTP port (docs/deployment.md, docs/reliability.md).
+
+    ``forwarded_allow_ips``: proxies whose X-Forwarded-For names the client (comma list of
+    addresses or networks, "*" for any); connection and throttling limits key on that
+    client. ``metrics_token_file``: bearer token for /metrics ("" = loopback clients only).
+    ``max_body_bytes``: the body cap of routes without their own (batches:
+    ``[server] max_batch_bytes``, enrolment 64 kB, STOW-RS ``[dicom] max_body_mb``).
+    Connections per worker at most ``max_connections``, ``max_connections_per_ip`` from one
+    client address (trusted proxies exempt); request headers must arrive within
+    ``header_timeout_s`` and the whole request within ``request_timeout_s`` of its first
+    byte (a dripping client cannot extend either). Refusals are audited as one row per
+    source, route and reason every ``refusal_window_s``.
+    """
+
+    forwarded_allow_ips: str = "127.0.0.1"
+    metrics_token_file: Path | None = None
+    max_body_bytes: int = 1 << 20
+    max_connections: int = 1000
+    max_connections_per_ip: int = 64
+    header_timeout_s: float = 10.0
+    request_timeout_s: float = 300.0
+    refusal_window_s: float = 60.0
+
+
+@dataclass(frozen=True)
 class CloudConfig:
     """The whole file, with paths resolved."""
 
@@ -204,6 +230,19 @@ class CloudConfig:
     mch: MchConfig = field(default_factory=MchConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     fleet: FleetConfig = field(default_factory=FleetConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+
+    def metrics_token(self) -> str | None:
+        """The /metrics bearer token, or None (then /metrics answers loopback clients only)."""
+        if self.http.metrics_token_file is None:
+            return None
+        try:
+            token = self.http.metrics_token_file.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{self.path}: [http] metrics_token_file: cannot read {self.http.metrics_token_file}: "
+                              f"{exc.strerror}.\n  Fix: create it (any long random string, mode 0600) or set "
+                              "metrics_token_file = \"\"") from exc
+        return token or None
 
     def admin_token(self) -> str | None:
         """The admin bearer token, or None when the admin API is disabled."""
@@ -244,6 +283,9 @@ _SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
             "assemble_interval_s": (int, float), "default_site": str},
     "audit": {"retention_days": int, "seal_interval_s": (int, float), "prune_interval_s": (int, float)},
     "fleet": {"presence_window_s": (int, float), "training_rig": bool},
+    "http": {"forwarded_allow_ips": str, "metrics_token_file": str, "max_body_bytes": int, "max_connections": int,
+             "max_connections_per_ip": int, "header_timeout_s": (int, float), "request_timeout_s": (int, float),
+             "refusal_window_s": (int, float)},
 }
 
 
@@ -331,7 +373,7 @@ def parse(text: str, path: Path) -> CloudConfig:
         admin_token_file=(Path(token) if Path(token).is_absolute() else base / token) if token else None,
         mqtt=MqttConfig(**doc.get("mqtt", {})), outbox=o,
         logging=LoggingConfig(level=lg.level.upper(), json=lg.json), web=web, mch=_mch(path, doc.get("mch", {})),
-        audit=au, fleet=_fleet(path, doc.get("fleet", {})),
+        audit=au, fleet=_fleet(path, doc.get("fleet", {})), http=_http(path, doc.get("http", {})),
     )
 
 
@@ -342,6 +384,28 @@ def _fleet(path: Path, doc: dict[str, Any]) -> FleetConfig:
         raise _err(path, "[fleet] presence_window_s", f"{f.presence_window_s} is too short",
                    "use 10 or more seconds, longer than the hubs' [mqtt] telemetry_interval_s")
     return f
+
+
+
+def _http(path: Path, table: dict[str, Any]) -> HttpConfig:
+    """[http]: limits positive, the token file resolved, proxy addresses parsed."""
+    import ipaddress
+
+    raw = dict(table)
+    raw["metrics_token_file"] = _file(path.parent, raw.get("metrics_token_file", ""))
+    h = HttpConfig(**raw)
+    for key in ("max_body_bytes", "max_connections", "max_connections_per_ip", "header_timeout_s",
+                "request_timeout_s", "refusal_window_s"):
+        _positive(path, f"[http] {key}", getattr(h, key))
+    for item in (x.strip() for x in h.forwarded_allow_ips.split(",")):
+        if item in ("*", ""):
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise _err(path, "[http] forwarded_allow_ips", f"{item!r} is not an address or network",
+                       'list the proxy addresses, e.g. forwarded_allow_ips = "127.0.0.1, 10.0.0.5"') from None
+    return h
 
 
 def _provisioning(path: Path, doc: dict[str, Any]) -> ProvisioningConfig:

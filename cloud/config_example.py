@@ -114,4 +114,14 @@ prune_interval_s = 3600.0
 [fleet]
 presence_window_s = 180  # online while a batch, telemetry or MQTT status came within this (> hub telemetry_interval_s)
 training_rig = false     # true only where the HIS and MCH platform are test systems: simulated readings may go there
+
+[http]                   # the doors of the HTTP port (docs/deployment.md)
+forwarded_allow_ips = "127.0.0.1"   # proxies trusted for X-Forwarded-For, e.g. "127.0.0.1, 10.0.0.5"
+metrics_token_file = ""  # bearer token for /metrics; "" = /metrics answers loopback clients only
+max_body_bytes = 1048576 # body cap of routes without their own (batches, enrolment, STOW-RS have theirs)
+max_connections = 1000   # open connections per worker
+max_connections_per_ip = 64          # from one client address (trusted proxies exempt)
+header_timeout_s = 10.0  # request headers must arrive within this (a dripping client cannot extend it)
+request_timeout_s = 300.0            # the whole request, headers and body, from its first byte
+refusal_window_s = 60.0  # refusals audited as one row per source, route and reason per window
 """

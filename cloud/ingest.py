@@ -3,18 +3,25 @@
 :class:`Ingestor` is transport-free: the HTTP endpoint and ``mchub cloud import`` both
 call :meth:`Ingestor.handle` with the batch bytes and send back the :class:`Answer`.
 
-Every refusal is counted (``mchub_rejects_total{reason}``) and written to the audit log
-with the hub id from the header (if it could be read). A record that does not validate is
-refused on its own (cloud/validate.py): the rest of the batch is stored, the record is kept
-in ``refused_records`` and the ack names it (docs/protocol.md §3.1). Duplicates and replays are answered
+Every refusal is counted (``mchub_rejects_total{reason}``). A refusal of a batch whose
+signature verified (``wrong_recipient``, ``tampered_ciphertext``, ``invalid_record``), and every refusal of
+``mchub cloud import``, is written to the audit log with the hub id; the HTTP refusals of
+unproven senders are counted by :mod:`cloud.refusal_audit` as aggregated rows instead,
+so a flood cannot grow the audit log without bound. The HTTP endpoint takes an ingest
+slot (:meth:`Ingestor.admitted`) before reading the body and checks the header and the
+hub it names (:meth:`Ingestor.check_header`) before reading the rest. A record that does not
+validate is refused on its own (cloud/validate.py): the rest of the batch is stored, the record
+is kept in ``refused_records`` and the ack names it (docs/protocol.md §3.1). Duplicates and replays are answered
 200 with ack status 1, counted and audited inside the store transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import msgspec
@@ -42,6 +49,7 @@ from protocol.batch import Columns
 from protocol.envelope import BatchHeader, open_columns, parse_header
 from protocol.errors import EnvelopeError
 from protocol.ids import now_ms
+from webui.log_limit import LogLimit
 
 log = logging.getLogger("mchub.cloud.ingest")
 ACK_TYPE = "application/vnd.mchub.ack"
@@ -51,6 +59,10 @@ _STATUS = {"malformed": 400, "unsupported_version": 400, "unknown_suite": 400, "
            "tampered_ciphertext": 400, "invalid_record": 400, "bad_signature": 401, "unknown_key": 401,
            "wrong_recipient": 401, "revoked": 403, "unknown_hub": 403, "too_large": 413, "overloaded": 503,
            "unavailable": 503, "internal": 500}
+#: refusals raised once the batch's signature verified (inside open_columns): audited one
+#: entry each (a known hub's fault), like any refusal after the signature (e.g. revoked
+#: since its key was cached); every other HTTP refusal is counted by cloud.refusal_audit
+AUTHENTICATED_REFUSALS = frozenset({"wrong_recipient", "tampered_ciphertext", "invalid_record"})
 for _reason in _STATUS:  # every reason on /metrics from the start, at 0, so dashboards and alerts see it
     metrics.REJECTS.labels(_reason)
 
@@ -66,6 +78,8 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     new_readings: int = 0
     refused: int = 0  #: records of the batch refused one by one (named in the ack)
+    audited: bool = False  #: the refusal has its own audit entry (else the HTTP tally counts it)
+    hub_id: str | None = None  #: for refusals: the hub the batch's header named, when it could be read
 
 
 class _Refused(Exception):
@@ -111,6 +125,7 @@ class Ingestor:
         self._partitions = PartitionCache()
         self._seen: set[tuple[str, str, str]] = set()  #: stations and devices known to be stored
         self._keys: dict[tuple[str, bytes], Ed25519PublicKey] = {}  #: (hub, key id) -> verified key
+        self._refusal_log = LogLimit(60.0)  #: unproven refusals: a line per reason a minute (the tally counts all)
 
     def refusal(self, reason: str, message: str) -> Answer:
         """A JSON refusal answer for ``reason``."""
@@ -123,12 +138,19 @@ class Ingestor:
         return sign_ack(Ack(status, header.hub_id, header.epoch, through, header.first_seq, header.last_seq,
                             batch_digest(data), now_ms(), refused), self.keys.signing)
 
-    async def handle(self, data: bytes, *, source: str = "http", peer: str = "") -> Answer:
-        """Answer one batch (never raises for bad input)."""
-        started = time.perf_counter()
+    def overloaded(self) -> Answer:
+        """The answer when the ingest queue is full (503, Retry-After)."""
+        metrics.REJECTS.labels("overloaded").inc()
+        return self.refusal("overloaded", "the server is busy; retry after the given seconds")
+
+    @contextlib.asynccontextmanager
+    async def admitted(self) -> AsyncIterator[bool]:
+        """Hold an ingest slot (waiting in the queue for one); yields False, at once, when the
+        queue is full (answer :meth:`overloaded`). The HTTP endpoint enters this before it
+        reads a byte of the body, so ``max_inflight`` bounds the bodies held in memory."""
         if self._waiting >= self.limits.max_queue:
-            metrics.REJECTS.labels("overloaded").inc()
-            return self.refusal("overloaded", "the server is busy; retry after the given seconds")
+            yield False
+            return
         self._waiting += 1
         metrics.WAITING.inc()
         try:
@@ -138,20 +160,58 @@ class Ingestor:
             metrics.WAITING.dec()
         try:
             with metrics.INFLIGHT.track_inprogress():
-                answer = await self._handle(data, source, peer)
+                yield True
         finally:
             self._slots.release()
+
+    async def handle(self, data: bytes, *, source: str = "http", peer: str = "") -> Answer:
+        """Answer one batch (never raises for bad input)."""
+        async with self.admitted() as admitted:
+            if not admitted:
+                return self.overloaded()
+            return await self.handle_admitted(data, source=source, peer=peer)
+
+    async def handle_admitted(self, data: bytes, *, source: str = "http", peer: str = "") -> Answer:
+        """:meth:`handle` inside :meth:`admitted`."""
+        started = time.perf_counter()
+        answer = await self._handle(data, source, peer)
         metrics.LATENCY.observe(time.perf_counter() - started)
         return answer
 
+    async def check_header(self, prefix: bytes, total_len: int, *, source: str = "http",
+                           peer: str = "") -> Answer | None:
+        """Before the rest of a batch is read: its declared size, its clear header (from the
+        first ``HEADER_PREFIX_MAX`` bytes) and the hub and key it names. A refusal, or None
+        to read on. A body from nobody the cloud knows is refused after a few hundred bytes."""
+        header: BatchHeader | None = None
+        try:
+            if total_len > self.limits.max_batch_bytes:
+                raise _Refused("too_large", f"batch of {total_len} bytes exceeds the limit of "
+                                            f"{self.limits.max_batch_bytes}; split it")
+            header = parse_header(prefix, self.limits.max_batch_bytes, total_len=total_len)
+            await self._signer(header)
+        except (_Refused, EnvelopeError) as exc:
+            return await self._refuse(exc.reason, str(exc), header, source, peer)
+        except DatabaseUnavailable as exc:
+            log.warning("database unavailable while checking a batch header: %s", exc)
+            metrics.REJECTS.labels("unavailable").inc()
+            return self.refusal("unavailable", "the database is unavailable; retry later")
+        except DatabaseError as exc:
+            log.error("database error while checking a batch header: %s", exc)
+            metrics.REJECTS.labels("internal").inc()
+            return self.refusal("internal", "the server could not check the batch; it will be retried")
+        return None
+
     async def _handle(self, data: bytes, source: str, peer: str) -> Answer:
         header: BatchHeader | None = None
+        verified = False
         try:
             if len(data) > self.limits.max_batch_bytes:
                 raise _Refused("too_large", f"batch of {len(data)} bytes exceeds the limit of "
                                             f"{self.limits.max_batch_bytes}; split it")
             header = parse_header(data, self.limits.max_batch_bytes)
             cols, refusals = check_columns(await self._open(data, header))
+            verified = True  # the hub's signature holds: later refusals are a known hub's, audited one by one
             await self._partitions.ensure(self.db, cols.at)
             actor = f"hub:{header.hub_id}" if source == "http" else f"{source}:{header.hub_id}"
             if self.db.dialect == "postgres":  # one round trip: the transaction runs inside the server
@@ -163,7 +223,7 @@ class Ingestor:
                     await record_refusals(tx, header, refusals, result, now, actor)
             refused = await refused_between(self.db, header) if may_hold_refusals(header, refusals, result) else ()
         except (_Refused, EnvelopeError, InvalidRecord) as exc:
-            return await self._refuse(exc.reason, str(exc), header, source, peer)
+            return await self._refuse(exc.reason, str(exc), header, source, peer, verified)
         except DatabaseUnavailable as exc:
             log.warning("database unavailable while storing a batch: %s", exc)
             metrics.REJECTS.labels("unavailable").inc()
@@ -220,13 +280,19 @@ class Ingestor:
             raise _signer_refused(exc.reason, header) from None
 
     async def _refuse(self, reason: str, message: str, header: BatchHeader | None, source: str,
-                      peer: str) -> Answer:
+                      peer: str, verified: bool = False) -> Answer:
         metrics.REJECTS.labels(reason).inc()
         metrics.BATCHES.labels("refused").inc()
         hub = header.hub_id if header else None
-        log.warning("batch refused: %s (%s) hub=%s source=%s peer=%s", reason, message, hub, source, peer,
+        unproven = source == "http" and not verified and reason not in AUTHENTICATED_REFUSALS
+        if unproven and (skipped := self._refusal_log.due(reason)) is None:
+            return self._claimed(self.refusal(reason, message), hub)  # the tally counts it; a log line a minute
+        more = f" (+{skipped} more in the last minute; counted in the audit tally)" if unproven and skipped else ""
+        log.warning("batch refused: %s (%s) hub=%s source=%s peer=%s%s", reason, message, hub, source, peer, more,
                     extra={"fields": {"event": "batch.refused", "reason": reason, "hub_id": hub, "source": source,
                                       "peer": peer}})
+        if unproven:  # nobody proved who sent it: counted by the HTTP layer's RefusalTally (aggregated rows)
+            return self._claimed(self.refusal(reason, message), hub)
         detail: dict[str, object] = {"source": source, "peer": peer, "message": message[:300]}
         if header is not None:
             detail.update(epoch=header.epoch, first_seq=header.first_seq, last_seq=header.last_seq,
@@ -237,5 +303,12 @@ class Ingestor:
                                   outcome="refused", hub_id=hub, reason=reason, detail=detail)
         except DatabaseError as exc:
             log.error("could not write the audit entry for a refused batch: %s", exc)
-        return self.refusal(reason, message)
+        answer = self._claimed(self.refusal(reason, message), hub)
+        answer.audited = True
+        return answer
+
+    @staticmethod
+    def _claimed(answer: Answer, hub: str | None) -> Answer:
+        answer.hub_id = hub
+        return answer
 

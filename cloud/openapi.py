@@ -20,6 +20,28 @@ _REFUSAL = {"description": "refused; JSON {reason, message}",
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Refusal"}}}}
 _ACK = {"content": {"application/vnd.mchub.ack": {"schema": {"type": "string", "format": "binary"}}}}
 _ADMIN: list[dict[str, list[str]]] = [{"bearer": []}]
+_METRICS: list[dict[str, list[str]]] = [{"bearer": []}, {}]  # token, or none from loopback
+
+
+def _stow_paths() -> dict[str, Any]:
+    """STOW-RS (docs/dicom.md), served when ``[dicom] enabled``."""
+    def op(summary: str, study: bool) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "summary": summary,
+            "requestBody": {"required": True, "content": {"multipart/related": {
+                "schema": {"type": "string", "format": "binary",
+                           "description": 'type="application/dicom"; one DICOM Part 10 object per part'}}}},
+            "responses": {"200": {"description": "every instance stored (DICOM JSON response)"},
+                          "202": {"description": "some instances stored, some refused (FailedSOPSequence)"},
+                          "400": _REFUSAL, "401": _REFUSAL, "409": {"description": "no instance stored"},
+                          "413": _REFUSAL, "415": {"description": "not multipart/related application/dicom"}}}
+        if study:
+            entry["parameters"] = [{"name": "study", "in": "path", "required": True,
+                                    "schema": {"type": "string"}, "description": "StudyInstanceUID"}]
+        return {"post": entry}
+
+    return {"/dicomweb/studies": op("Store DICOM instances (STOW-RS)", False),
+            "/dicomweb/studies/{study}": op("Store DICOM instances of one study (STOW-RS)", True)}
 
 
 def document() -> dict[str, Any]:
@@ -46,7 +68,12 @@ def document() -> dict[str, Any]:
             "/healthz": {"get": {"summary": "Process is alive", "responses": {"200": {"description": "ok"}}}},
             "/readyz": {"get": {"summary": "Database reachable and migrated",
                                 "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics (bearer token of [http] metrics_token_file; "
+                                            "without one, loopback clients only)", "security": _METRICS,
+                                 "responses": {"200": {"description": "text"}, "401": _REFUSAL}}},
+            "/openapi.json": {"get": {"summary": "This document",
+                                      "responses": {"200": {"description": "OpenAPI 3.1 JSON"}}}},
+            **_stow_paths(),
             "/admin/v1/sites": {"post": {
                 "summary": "Create a site", "security": _ADMIN,
                 "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Site"}}}},

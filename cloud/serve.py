@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from typing import Any
 
 import uvicorn
 
@@ -27,6 +28,14 @@ from cloud.db.engine import Database
 from cloud.db.migrations import migrate
 from cloud.integration.service import ROLE_ENV
 from cloud.keystore import load_keys
+
+
+def uvicorn_options(cfg: CloudConfig) -> dict[str, Any]:
+    """The doors of every worker (``[http]``, docs/deployment.md): the guarded protocol
+    (connection limits, header and request deadlines; its limits are set by
+    :func:`cloud.app.build_app` in each worker) and the proxies trusted for X-Forwarded-For."""
+    return {"http": "webui.conn_guard:GuardedH11Protocol", "proxy_headers": True,
+            "forwarded_allow_ips": cfg.http.forwarded_allow_ips, "timeout_keep_alive": 5}
 
 
 async def migrate_database(cfg: CloudConfig) -> list[str]:
@@ -55,7 +64,7 @@ def serve(cfg: CloudConfig, workers: int | None = None, host: str | None = None,
     try:
         uvicorn.run("cloud.app:app_from_env", factory=True, host=host or cfg.server.host,
                     port=port or cfg.server.port, workers=n, log_config=None, access_log=False,
-                    timeout_graceful_shutdown=10)
+                    timeout_graceful_shutdown=10, **uvicorn_options(cfg))
     finally:
         if owner is not None:
             owner.terminate()

@@ -124,6 +124,15 @@ class WebConfig:
     idle_timeout_s: float = 900.0
     kiosk_summary_s: float = 30.0  #: how long the kiosk shows the summary before it closes the session
     users: tuple[StaffUser, ...] = ()
+    # the doors (docs/edge.md "Connection limits"): proxies trusted for X-Forwarded-For ("" = none,
+    # the client address is the peer's), body cap, connections in total and per client address,
+    # header and whole-request deadlines that a dripping client cannot move
+    forwarded_allow_ips: str = ""
+    max_body_bytes: int = 65_536
+    max_connections: int = 200
+    max_connections_per_ip: int = 16
+    header_timeout_s: float = 10.0
+    request_timeout_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -341,6 +350,12 @@ def _web(w: _Table, base: Path, warnings: list[str]) -> WebConfig:
         idle_timeout_s=float(w.number("idle_timeout_s", 900.0, 30, 86_400)),
         kiosk_summary_s=float(w.number("kiosk_summary_s", 30.0, 1, 3600)),
         users=tuple(users),
+        forwarded_allow_ips=w.text("forwarded_allow_ips", "", '"127.0.0.1"'),
+        max_body_bytes=w.number("max_body_bytes", 65_536, 1024, 16 << 20, integer=True),
+        max_connections=w.number("max_connections", 200, 4, 10_000, integer=True),
+        max_connections_per_ip=w.number("max_connections_per_ip", 16, 1, 10_000, integer=True),
+        header_timeout_s=float(w.number("header_timeout_s", 10.0, 1, 300)),
+        request_timeout_s=float(w.number("request_timeout_s", 60.0, 1, 3600)),
     )
     w.check_unknown()
     return web

@@ -157,15 +157,26 @@ class Hub:
         import uvicorn
 
         from edge.web.app import build_app
+        from webui import conn_guard
+        from webui.log_limit import quiet_accept_errors
 
         class _Server(uvicorn.Server):
             @contextlib.contextmanager
             def capture_signals(self) -> Any:  # the hub handles signals itself
                 yield
 
+        w = self.cfg.web
+        guarded = conn_guard.protocol_with(conn_guard.ConnLimits(
+            max_connections=w.max_connections, max_per_source=w.max_connections_per_ip,
+            header_timeout_s=w.header_timeout_s, request_timeout_s=w.request_timeout_s,
+            exempt=conn_guard.exempt_from(w.forwarded_allow_ips)))
+        quiet_accept_errors(asyncio.get_running_loop())
         server = _Server(uvicorn.Config(build_app(self), host=self.cfg.web_bind, port=self.cfg.web_port,
                                         log_level="warning", access_log=False, lifespan="off",
-                                        timeout_graceful_shutdown=3))
+                                        timeout_graceful_shutdown=3, http=guarded,
+                                        backlog=128,  # asyncio accepts up to this many at once: fds stay bounded
+                                        proxy_headers=bool(w.forwarded_allow_ips),
+                                        forwarded_allow_ips=w.forwarded_allow_ips or None))
         self._web = server
         self._spawn(self.kiosk.run(), "kiosk")
         self._spawn(server.serve(), "web")

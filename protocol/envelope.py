@@ -115,10 +115,20 @@ def seal(
     return signed + signer.sign(signed)
 
 
-def parse_header(data: bytes, max_body: int = MAX_SEALED_BODY) -> BatchHeader:
-    """Read and check the clear header without any cryptography (to find the keys)."""
-    if len(data) < _FIXED.size:
-        raise MalformedEnvelope(f"batch of {len(data)} bytes is shorter than the {_FIXED.size}-byte header")
+#: bytes of a batch that always hold its whole clear header (fixed part, hub id, body length)
+HEADER_PREFIX_MAX = _FIXED.size + 64 + 4
+
+
+def parse_header(data: bytes, max_body: int = MAX_SEALED_BODY, *, total_len: int | None = None) -> BatchHeader:
+    """Read and check the clear header without any cryptography (to find the keys).
+
+    With ``total_len`` (a declared Content-Length), ``data`` may be just the first
+    bytes of the batch (``min(total_len, HEADER_PREFIX_MAX)`` suffice): a receiver checks
+    the header, and who claims to have sent it, before reading the rest.
+    """
+    total = len(data) if total_len is None else total_len
+    if total < _FIXED.size or len(data) < _FIXED.size:
+        raise MalformedEnvelope(f"batch of {total} bytes is shorter than the {_FIXED.size}-byte header")
     magic, version, suite, comp, _flags, epoch, first, last, count, created, rkid, skid, n = \
         _FIXED.unpack_from(data)
     if magic != MAGIC:
@@ -134,7 +144,7 @@ def parse_header(data: bytes, max_body: int = MAX_SEALED_BODY) -> BatchHeader:
     if count < 1 or first < 1 or last != first + count - 1:
         raise MalformedEnvelope(f"inconsistent seq range: first {first}, last {last}, count {count}")
     end_id = _FIXED.size + n
-    if len(data) < end_id + 4 + SIGNATURE_LEN:
+    if total < end_id + 4 + SIGNATURE_LEN or len(data) < end_id + 4:
         raise MalformedEnvelope("batch truncated inside the header")
     hid = data[_FIXED.size:end_id]
     if not _HUB_ID.fullmatch(hid):
@@ -142,9 +152,9 @@ def parse_header(data: bytes, max_body: int = MAX_SEALED_BODY) -> BatchHeader:
     (body_len,) = struct.unpack_from(">I", data, end_id)
     if body_len > max_body:
         raise BodyTooLarge(f"sealed body of {body_len} bytes exceeds the limit of {max_body}")
-    if len(data) != end_id + 4 + body_len + SIGNATURE_LEN:
+    if total != end_id + 4 + body_len + SIGNATURE_LEN:
         raise MalformedEnvelope(
-            f"batch is {len(data)} bytes but its header promises {end_id + 4 + body_len + SIGNATURE_LEN}"
+            f"batch is {total} bytes but its header promises {end_id + 4 + body_len + SIGNATURE_LEN}"
         )
     return BatchHeader(version, suite_id, epoch, first, last, count, created, rkid, skid,
                        hid.decode("ascii"), end_id, body_len)

@@ -213,6 +213,15 @@ class _PgDatabase(Database):
         await self._pool.close()
 
 
+def sqlite_error(exc: sqlite3.Error) -> DatabaseError:
+    """An SQLite error as ours: a busy or locked database is :class:`DatabaseUnavailable`
+    (answered 503 with Retry-After), anything else :class:`DatabaseError`."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return DatabaseUnavailable(f"SQLite database is busy: {text}")
+    return DatabaseError(f"SQLite error: {text}")
+
+
 class _SqliteDatabase(Database):
     """One connection; transactions are serialised (BEGIN IMMEDIATE) by an asyncio lock."""
 
@@ -243,6 +252,9 @@ class _SqliteDatabase(Database):
                 raise DatabaseUnavailable(f"SQLite database is busy: {exc}") from exc
             try:
                 yield _SqliteTx(self._con)
+            except sqlite3.Error as exc:
+                await self._con.execute("ROLLBACK")
+                raise sqlite_error(exc) from exc
             except BaseException:
                 await self._con.execute("ROLLBACK")
                 raise

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from tortoise import Tortoise
 
@@ -26,7 +27,10 @@ async def start_orm(url: str) -> None:
     """Initialise tortoise for this process (usable from every task)."""
     # one connection name per dialect: tortoise caches compiled statements per connection name
     name = "sqlite" if url.startswith("sqlite") else "postgres"
-    config = {"connections": {name: tortoise_url(url)},
+    connection: str | dict[str, Any] = tortoise_url(url)
+    if url.startswith("sqlite:///"):  # BEGIN IMMEDIATE + busy timeout: cloud/db/tortoise_sqlite.py
+        connection = {"engine": "cloud.db.tortoise_sqlite", "credentials": {"file_path": url.removeprefix("sqlite:///")}}
+    config = {"connections": {name: connection},
               "apps": {"models": {"models": MODELS, "default_connection": name}}}
     await Tortoise.init(config=config, _enable_global_fallback=True)
 

@@ -98,7 +98,8 @@ async def sync_queue(tx: Tx, now: int) -> Queue:
     waiting = await tx.fetchval("SELECT COALESCE(SUM(queue_depth), 0) FROM hubs WHERE status = 'active'")
     refused = await tx.fetch(
         "SELECT id, at_ms, hub_id, action, reason, detail FROM audit_log "
-        "WHERE action IN ('batch.refused', 'batch.gap') AND at_ms >= $1 ORDER BY id DESC LIMIT 20", now - DAY_MS)
+        "WHERE (action IN ('batch.refused', 'batch.gap') OR (action = 'refusal.tally' AND target = '/api/v1/batches')) "
+        "AND at_ms >= $1 ORDER BY id DESC LIMIT 20", now - DAY_MS)  # tally rows: unproven senders, aggregated
     oldest = await tx.fetch(
         "SELECT h.hub_id, h.queue_depth, MAX(s.last_batch_ms) AS last_batch_ms FROM hubs h "
         "LEFT JOIN sync_state s ON s.hub_id = h.hub_id WHERE h.queue_depth > 0 AND h.status = 'active' "

@@ -28,6 +28,7 @@ from edge.web import LOCALES, STATIC, TEMPLATES
 from edge.web.auth import STAFF, ConsoleToken, StaffLogin, write_console_token
 from edge.web.kiosk import Kiosk
 from edge.web.statuspage import StatusPage
+from webui.body_limit import BodyLimit
 from webui.render import Renderer, static_mount
 from webui.security import WebSecurity, require
 from webui.sessions import MemorySessionStore
@@ -78,4 +79,5 @@ def build_app(hub: Hub) -> Any:
     hub.staff_login = login
     hub.writer.listeners.append(kiosk.on_commit)
     hub.live_listeners.append(kiosk.on_live)
-    return ConsoleToken(secured, inner, write_console_token(hub.cfg.data_dir))
+    guarded = ConsoleToken(secured, inner, write_console_token(hub.cfg.data_dir))
+    return BodyLimit(guarded, default=web.max_body_bytes)  # every body capped before it is read

@@ -26,6 +26,7 @@ def pg_cloud(tmp_path: Path, pg_dsn: str) -> tuple[CloudConfig, CloudKeys]:
 @pytest.fixture(params=["sqlite", "postgres"])
 def any_cloud(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[CloudConfig, CloudKeys]:
     """The same test on the embedded default and on PostgreSQL (where ingest is one function call)."""
+    fast = "[http]\nrefusal_window_s = 0.2\n"  # refusal tally rows within a second
     if request.param == "sqlite":
-        return make_cloud(tmp_path / "cloud", f"sqlite:///{tmp_path / 'cloud' / 'cloud.db'}")
-    return make_cloud(tmp_path / "cloud", str(request.getfixturevalue("pg_dsn")))
+        return make_cloud(tmp_path / "cloud", f"sqlite:///{tmp_path / 'cloud' / 'cloud.db'}", fast)
+    return make_cloud(tmp_path / "cloud", str(request.getfixturevalue("pg_dsn")), fast)

@@ -40,3 +40,25 @@ def test_errors_name_file_key_and_fix(text: str, where: str, fix: str) -> None:
 def test_a_missing_file_says_how_to_create_one(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="mchub cloud init"):
         load(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(("text", "where", "fix"), [
+    ('[http]\nforwarded_allow_ips = "10.0.0.300"', "[http] forwarded_allow_ips", "list the proxy addresses"),
+    ("[http]\nmax_connections_per_ip = 0", "[http] max_connections_per_ip", "above 0"),
+    ('[http]\nheader_timeout_s = "10"', "[http] header_timeout_s", "header_timeout_s = 10.0"),
+])
+def test_http_errors_name_file_key_and_fix(text: str, where: str, fix: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse(text, P)
+    assert str(P) in str(err.value) and where in str(err.value) and fix in str(err.value)
+
+
+def test_http_defaults_and_the_metrics_token_file(tmp_path: Path) -> None:
+    cfg = parse(EXAMPLE, P)
+    assert (cfg.http.forwarded_allow_ips, cfg.http.metrics_token_file, cfg.metrics_token()) == ("127.0.0.1", None, None)
+    (tmp_path / "metrics.token").write_text("t0ken\n")
+    cfg = parse('[http]\nforwarded_allow_ips = "10.0.0.5, 10.1.0.0/16"\nmetrics_token_file = "metrics.token"\n',
+                tmp_path / "cloud.toml")
+    assert cfg.metrics_token() == "t0ken"
+    with pytest.raises(ConfigError, match=r"\[http\] metrics_token_file"):
+        parse('[http]\nmetrics_token_file = "absent.token"\n', tmp_path / "cloud.toml").metrics_token()

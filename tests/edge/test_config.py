@@ -64,6 +64,9 @@ pairing_pin = "000000"
     ("[hub\n", "(syntax)", "TOML syntax"),
     ('[[web.users]]\nname = "nurse"\nsecret_hash = "246810"\n', "web.users[0].secret_hash", "hash-password"),
     ('[web]\nsecure_cookie = "no"\n', "web.secure_cookie", "secure_cookie = false"),
+    ('[web]\nmax_connections_per_ip = 0\n', "web.max_connections_per_ip", "between 1 and 10000"),
+    ('[web]\nheader_timeout_s = 0.1\n', "web.header_timeout_s", "between 1 and 300"),
+    ('[web]\nforwarded_allow_ips = 127\n', "web.forwarded_allow_ips", "forwarded_allow_ips = \"127.0.0.1\""),
 ])
 def test_errors_name_file_key_and_fix(tmp_path: Path, text: str, key: str, fix: str) -> None:
     with pytest.raises(ConfigError) as err:

@@ -90,8 +90,16 @@ def readings(dsn: str) -> int:
     return int(query(dsn, "SELECT COUNT(*) AS n FROM readings WHERE hub_id = $1", HUB)[0]["n"])
 
 
-def refusals(dsn: str) -> list[asyncpg.Record]:
-    return query(dsn, "SELECT at_ms, reason FROM audit_log WHERE action = 'batch.refused' AND hub_id = $1", HUB)
+def refusals(dsn: str) -> list[Any]:
+    """Refused batches of the hub: entries of their own, and each refusal counted in the
+    aggregated tally rows (a revoked hub's batches are refused before their signature is
+    checked; [http] refusal_window_s = 1 below), one element per refusal."""
+    own = query(dsn, "SELECT at_ms, reason FROM audit_log WHERE action = 'batch.refused' AND hub_id = $1", HUB)
+    tallied = query(dsn, "SELECT reason, detail FROM audit_log WHERE action = 'refusal.tally' AND hub_id = $1", HUB)
+    for row in tallied:
+        detail = json.loads(row["detail"])
+        own += [{"at_ms": detail["first_ms"], "reason": row["reason"]}] * int(detail["count"])
+    return own
 
 
 @pytest.mark.slow
@@ -106,7 +114,8 @@ def test_enroll_sync_push_rotate_revoke_with_real_processes(tmp_path: Path, pg_d
     (cloud_dir / "cloud.toml").write_text(
         f'[server]\nport = {port}\n[database]\nurl = "{pg_dsn}"\n[keys]\ndir = "keys"\n[admin]\ntoken_file = ""\n'
         f'[provisioning]\nca_dir = "../ca"\npassphrase_file = "../ca.pass"\nmqtt_url = "mqtt://127.0.0.1:{mosquitto.port}"\n'
-        f'[mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = {mosquitto.port}\n[logging]\njson = false\n')
+        f'[mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = {mosquitto.port}\n[logging]\njson = false\n'
+        '[http]\nrefusal_window_s = 1\n')
     mchub("cloud", "init", "--config", "cloud.toml", cwd=cloud_dir)
     (tmp_path / "pw").write_text(PASSWORD + "\n")
     added = mchub("cloud", "user", "add", "alice", "--role", "admin", "--password-file", "../pw",

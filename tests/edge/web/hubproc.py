@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -38,8 +39,8 @@ class RunningHub:
     rig: StationRig
 
 
-def write_hub(base: Path, rig: StationRig, port: int) -> Path:
-    """Identity and hub.toml (no sync) for a hub with the rig's station."""
+def write_hub(base: Path, rig: StationRig, port: int, web_extra: str = "") -> Path:
+    """Identity and hub.toml (no sync) for a hub with the rig's station (``web_extra``: more [web] keys)."""
     base.mkdir(parents=True, exist_ok=True)
     keys = RefCloud(base / "keys.db").write_key_file(base / "cloud.json")  # only its key file; never started
     identity.init(base / "identity", "clinic-kiosk", keys)
@@ -47,7 +48,7 @@ def write_hub(base: Path, rig: StationRig, port: int) -> Path:
     cfg = base / "hub.toml"
     cfg.write_text(
         '[hub]\nidentity_dir = "identity"\ndata_dir = "data"\nplugins = ["tests.support.blebridge"]\n'
-        f'[web]\nbind = "127.0.0.1"\nport = {port}\nsecure_cookie = false\nkiosk_summary_s = 60\n'
+        f'[web]\nbind = "127.0.0.1"\nport = {port}\nsecure_cookie = false\nkiosk_summary_s = 60\n{web_extra}'
         '[[web.users]]\nname = "nurse"\nsecret_file = "staff/nurse.pin"\n'
         '[storage]\nmin_free_mb = 0\n' + rig.hub_toml_station("room-1", "血压身高体重 1"),
         encoding="utf-8")
@@ -55,16 +56,19 @@ def write_hub(base: Path, rig: StationRig, port: int) -> Path:
 
 
 @contextlib.contextmanager
-def running_hub(base: Path) -> Iterator[RunningHub]:
-    """Start the station simulators and the hub; stop both afterwards (SIGTERM, then wait)."""
+def running_hub(base: Path, web_extra: str = "", nofile: int | None = None) -> Iterator[RunningHub]:
+    """Start the station simulators and the hub; stop both afterwards (SIGTERM, then wait).
+    ``nofile``: the hub's limit of open files (as a small Pi's service might have)."""
     rig = StationRig().start()
     port = free_port()
-    cfg = write_hub(base, rig, port)
+    cfg = write_hub(base, rig, port, web_extra)
     log = base / "hub.log"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "mchub", "edge", "run", "--config", str(cfg)],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=None if nofile is None else lambda: resource.setrlimit(
+                                    resource.RLIMIT_NOFILE, (nofile, nofile)))
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

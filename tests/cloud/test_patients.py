@@ -8,14 +8,14 @@ import aiohttp
 import msgspec
 import pytest
 
-from cloud import patients, registry
+from cloud import patients
 from cloud.crypto_at_rest import AtRest
 from cloud.db.models import AuditEntry
 from cloud.errors import PatientIndexError
 from firmware_sim.fleet import random_national_id
 from protocol.ids import now_ms
 from protocol.model import SessionOpened, Subject
-from tests.cloud.support import hub, serving
+from tests.cloud.support import ensure_site, hub, register_hub, serving
 
 BATCH = {"Content-Type": "application/vnd.mchub.batch"}
 
@@ -26,9 +26,9 @@ async def test_one_person_across_hubs_and_a_reversible_merge(sqlite_cloud) -> No
     nid = random_national_id(random.Random(5))
     a, b = hub(keys, "PA", 1), hub(keys, "PB", 2)
     async with serving(cfg) as url, aiohttp.ClientSession() as http:
-        await registry.create_site("S1")
+        await ensure_site(cfg, "S1")
         for h in (a, b):
-            await registry.register_hub(h.hub_id, site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+            await register_hub(cfg, h.hub_id, site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
         a.add_visit(national_id=nid)
         b.add_visit(national_id=nid.lower())  # same person, lower-case x if any: normalised
         # a walk-in identified by a QR code without her ID number
@@ -88,9 +88,9 @@ async def test_sources_and_hubs_merge_auditably_and_every_merge_reverses_exactly
     hubs = [hub(keys, name, i) for i, name in enumerate(["MA", "MB", "MC"], 1)]
     a, b, c = hubs
     async with serving(cfg) as url, aiohttp.ClientSession() as http:
-        await registry.create_site("S1")
+        await ensure_site(cfg, "S1")
         for h in hubs:
-            await registry.register_hub(h.hub_id, site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+            await register_hub(cfg, h.hub_id, site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
         a.add_visit(national_id=nid)
         _opened(b, "staff-1", Subject(national_id=nid, name="王芳", source="staff"))
         _opened(b, "qr-1", Subject(name="王芳", source="qr"))

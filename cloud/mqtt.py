@@ -15,6 +15,7 @@ that could be lost: the next status or telemetry message replaces them).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cloud import metrics
 from cloud.db.engine import Database
 from cloud.errors import CloudError
+from protocol.backoff import Backoff
 from protocol.commands import CommandBody, CommandName, HubStatus, Telemetry, sign_command, topic
 from protocol.ids import now_ms, uuid7
 
@@ -69,14 +71,14 @@ async def apply_message(db: Database, topic_name: str, payload: bytes) -> str | 
 
 async def run_listener(db: Database, host: str, port: int, stop: asyncio.Event) -> None:
     """Subscribe to hub status and telemetry until ``stop``; reconnects with backoff."""
-    delay = 1.0
+    backoff = Backoff(1.0, 60.0)
     while not stop.is_set():
         try:
             async with aiomqtt.Client(host, port, identifier=f"mchub-cloud-{os.getpid()}") as client:
                 await client.subscribe("mchub/hubs/+/status", qos=1)
                 await client.subscribe("mchub/hubs/+/telemetry", qos=0)
                 log.info("listening for hub status on mqtt://%s:%d", host, port)
-                delay = 1.0
+                backoff.reset()
                 async for message in client.messages:
                     payload = message.payload if isinstance(message.payload, bytes) else b""
                     try:
@@ -84,11 +86,10 @@ async def run_listener(db: Database, host: str, port: int, stop: asyncio.Event) 
                     except CloudError as exc:
                         log.warning("could not record hub status from %s: %s", message.topic.value, exc)
         except aiomqtt.MqttError as exc:
-            log.warning("MQTT broker %s:%d unavailable (%s); retrying in %.0f s", host, port, exc, delay)
-            try:
-                await asyncio.wait_for(stop.wait(), delay)
-            except TimeoutError:
-                delay = min(delay * 2, 60.0)
+            wait = backoff.next()
+            log.warning("MQTT broker %s:%d unavailable (%s); retrying in %.0f s", host, port, exc, wait)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
 
 
 async def publish_command(host: str, port: int, key: ed25519.Ed25519PrivateKey, hub_id: str,

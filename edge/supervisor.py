@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -22,6 +21,7 @@ from edge.config import DeviceConfig
 from edge.crashpoints import crashpoint
 from edge.store.ledger import IdentifyIn, Item, ReadingIn
 from protocol import idnum
+from protocol.backoff import Backoff
 
 log = logging.getLogger("edge.supervisor")
 
@@ -133,7 +133,7 @@ class Supervisor:
     async def _keep_running(self, d: DeviceConfig) -> None:
         health = self.health[d.id]
         sink = DeviceSink(d, health, self.submit, self.store_frame_error, self.live)
-        delay = self.base_delay
+        backoff = Backoff(self.base_delay, self.max_delay)
         while True:
             started = time.monotonic()
             try:
@@ -149,8 +149,7 @@ class Supervisor:
             health.failures += 1
             health.last_error, health.last_error_ms = problem, _now_ms()
             if time.monotonic() - started > 60:
-                delay = self.base_delay
-            wait = delay * random.uniform(0.8, 1.2)
+                backoff.reset()
+            wait = backoff.next()
             log.warning("device %s (%s) stopped: %s; restarting in %.1f s", d.id, d.driver, problem, wait)
             await asyncio.sleep(wait)
-            delay = min(delay * 2, self.max_delay)

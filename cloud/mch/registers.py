@@ -178,23 +178,35 @@ def to_csv(table: Table, lang: str = "zh") -> bytes:
 
 
 def to_xlsx(tables: Iterable[Table], lang: str = "zh") -> bytes:
-    """One workbook, one sheet per table, a bold title row and a header row."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
+    """One workbook, one sheet per table, a bold title row and a header row.
 
-    book = Workbook()
-    book.remove(book.active)  # type: ignore[arg-type]
+    Written in openpyxl's ``write_only`` mode (rows streamed, no cell objects kept): a
+    10,000-row register stays small in memory. Pure-Python CPU work all the same (seconds):
+    the cloud runs it through :func:`cloud.offload.run`, never on its event loop.
+    """
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    book = Workbook(write_only=True)
+    title_font, header_font = Font(bold=True, size=14), Font(bold=True)
     for table in tables:
         sheet = book.create_sheet(table.name[:31])
-        sheet.append([table.zh if lang == "zh" else table.en])
-        sheet["A1"].font = Font(bold=True, size=14)
-        sheet.append([c.zh if lang == "zh" else c.en for c in table.columns])
-        for cell in sheet[2]:
-            cell.font = Font(bold=True)
-        for row in table.rows:
-            sheet.append([row.get(c.key, "") for c in table.columns])
         for i, column in enumerate(table.columns, start=1):
-            sheet.column_dimensions[sheet.cell(2, i).column_letter].width = max(10, len(column.zh) * 2 + 2)
+            sheet.column_dimensions[get_column_letter(i)].width = max(10, len(column.zh) * 2 + 2)
+        title = WriteOnlyCell(sheet, value=table.zh if lang == "zh" else table.en)
+        title.font = title_font
+        sheet.append([title])
+        headers = []
+        for c in table.columns:
+            cell = WriteOnlyCell(sheet, value=c.zh if lang == "zh" else c.en)
+            cell.font = header_font
+            headers.append(cell)
+        sheet.append(headers)
+        keys = [c.key for c in table.columns]
+        for row in table.rows:
+            sheet.append([row.get(k, "") for k in keys])
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()

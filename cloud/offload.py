@@ -5,8 +5,8 @@ Python work — building a 10,000-row register, writing its XLSX — holds the G
 thread holding it slows every socket call of the event loop to the interpreter's switch
 interval (a 10,000-row export lifted loop lag p99 past 500 ms that way). Such work runs
 here, in one worker process started on first use (``spawn``: nothing of the parent's
-loop, sockets or keys is inherited), one job at a time. ``fn`` and its arguments must be
-picklable module-level functions and plain data.
+loop, sockets or keys is inherited), at a lower CPU priority (nice 10), one job at a time.
+``fn`` and its arguments must be picklable module-level functions and plain data.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
 import multiprocessing
+import os
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -24,11 +26,17 @@ _POOL: concurrent.futures.ProcessPoolExecutor | None = None
 _LOCK = threading.Lock()
 
 
+def _background() -> None:
+    """In the spare process: yield the CPU to the cloud's event loop and to ingest (nice 10)."""
+    with contextlib.suppress(OSError):
+        os.nice(10)
+
+
 def _pool() -> concurrent.futures.ProcessPoolExecutor:
     global _POOL
     with _LOCK:
         if _POOL is None:
-            _POOL = concurrent.futures.ProcessPoolExecutor(max_workers=1,
+            _POOL = concurrent.futures.ProcessPoolExecutor(max_workers=1, initializer=_background,
                                                            mp_context=multiprocessing.get_context("spawn"))
         return _POOL
 

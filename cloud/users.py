@@ -33,9 +33,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 import functools
+import os
 import re
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -258,7 +261,14 @@ def _refused(reason: Reason, locked_until_ms: int | None = None) -> LoginOutcome
 
 
 _POLICY = auth.LockoutPolicy()
-_HASHER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mchub-scrypt")
+def _background_thread() -> None:
+    """The hashing thread runs at nice 10 (Linux: per thread), so a login flood never starves ingest."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
+_HASHER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mchub-scrypt",
+                                                initializer=_background_thread)
 _T = TypeVar("_T")
 
 

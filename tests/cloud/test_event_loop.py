@@ -5,8 +5,9 @@ the loop's lag while, beside 200 virtual hubs syncing from another process
 (``mchub sim fleet``), a 10,000-row register is exported as XLSX through the web page and
 failed logins keep hashing passwords (10 a second). The simulated hubs run at nice 10:
 they stand for other machines. The lag is sampled against a fixed schedule (a sample for
-every tick that was due, so a 2 s stall counts as the 400 late ticks it caused, not as one). A second test checks that a failed login holds no database
-transaction while scrypt runs (on SQLite every transaction shares one connection).
+every tick that was due, so a 2 s stall counts as the 400 late ticks it caused, not as one).
+A second test checks that a failed login holds no database transaction while scrypt runs
+(on SQLite every transaction shares one connection).
 """
 
 from __future__ import annotations

@@ -27,8 +27,10 @@ How to write a hub migration (``migrate()`` relies on every rule):
   ``PRAGMA user_version = N`` bump, so a power cut inside a step leaves the database at
   version N-1 exactly as it was, and the next start runs the step again from the top.
 * A step may run as many statements as it needs, but only through ``db.execute(...)``,
-  ``db[...].create(...)``, ``db[...].create_index(...)``, ``db[...].add_column(...)`` and
-  friends. Never call ``conn.executescript()`` (Python's sqlite3 commits before it runs),
+  ``db.executescript(...)`` (sqlite_utils splits the script and runs it inside the open
+  transaction), ``db[...].create(...)``, ``db[...].create_index(...)``,
+  ``db[...].add_column(...)`` and friends. Never call ``db.conn.executescript()`` (Python's
+  sqlite3 commits before it runs),
   ``conn.commit()``, ``with conn:``, ``BEGIN``/``COMMIT``/``VACUUM`` or
   ``PRAGMA journal_mode``: each would end the transaction half-way. ``migrate()`` notices a
   step that ended the transaction and refuses to go on (``StoreError``).

@@ -110,3 +110,22 @@ def test_a_failing_step_leaves_the_previous_version_untouched(tmp_path: Path, mo
     assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'partial'").fetchone()[0] == 0
     conn.close()
+
+
+def test_a_multi_statement_step_through_sqlite_utils_is_one_transaction(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    def _script(db: Any) -> None:
+        db.executescript("CREATE TABLE a (x INTEGER); CREATE TABLE b (y INTEGER); INSERT INTO a VALUES (1);")
+
+    def _fails_after_a_script(db: Any) -> None:
+        db.executescript("CREATE TABLE c (z INTEGER); CREATE TABLE d (w INTEGER);")
+        db.execute("INSERT INTO no_such_table VALUES (1)")
+
+    monkeypatch.setattr(schema, "MIGRATIONS", [*MIGRATIONS, _script, _fails_after_a_script])
+    conn = connect(tmp_path / "hub.db")
+    with pytest.raises(sqlite3.OperationalError):
+        migrate(conn)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) + 1
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"a", "b"} <= names and not {"c", "d"} & names  # the failed step's script was rolled back whole
+    conn.close()

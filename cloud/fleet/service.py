@@ -363,7 +363,8 @@ class Fleet:
             return False
         host, port = self.mqtt
         try:
-            async with aiomqtt.Client(host, port, identifier=f"mchub-cloud-fleet-{os.getpid()}-{uuid7()[-8:]}") as c:
+            async with aiomqtt.Client(host, port, identifier=f"mchub-cloud-fleet-{os.getpid()}-{uuid7()[-8:]}",
+                                      timeout=10) as c:
                 await c.publish(topic(hub_id, "commands"), payload, qos=1)
         except aiomqtt.MqttError as exc:
             log.warning("could not push to hub %s over MQTT %s:%d: %s (it picks changes up at its next sync)",

@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from cloud import offload
 from cloud.mch import registers as reg
-from cloud.mch.queries import REGISTERS, RegisterRow, build_register, case_rows, register_file
+from cloud.mch.queries import REGISTERS, build_register, case_rows, pack_rows, register_file
 from cloud.web.shell import ADMIN, INTEGRATION, RENDER, audit_view, db_of, guard, page
 
 ROLES = (ADMIN, INTEGRATION)
@@ -40,18 +40,18 @@ def _period(request: Request) -> tuple[dt.date, dt.date]:
     return start, max(start, end)
 
 
-async def _rows(request: Request) -> tuple[str, str, dt.date, dt.date, list[RegisterRow]]:
+async def _rows(request: Request) -> tuple[str, str, dt.date, dt.date, bytes]:
     name = request.query_params.get("name", FIRST)
     name = name if name in REGISTERS else FIRST
     site = request.query_params.get("site", "")[:64]
     start, end = _period(request)
     rows = await case_rows(db_of(request), start, end, site=site, at_rest=request.app.state.cloud.ingestor.at_rest)
-    return name, site, start, end, rows
+    return name, site, start, end, await pack_rows(rows)
 
 
 async def _table(request: Request) -> tuple[str, str, dt.date, dt.date, reg.Table]:
-    name, site, start, end, rows = await _rows(request)
-    return name, site, start, end, await offload.run(build_register, name, rows, start, end)
+    name, site, start, end, packed = await _rows(request)
+    return name, site, start, end, await offload.run(build_register, name, packed, start, end)
 
 
 @guard(*ROLES)
@@ -70,11 +70,11 @@ async def register_page(request: Request) -> Response:
 @guard(*ROLES)
 async def download(request: Request) -> Response:
     """GET /ui/registers/download?name=&fmt=csv|xlsx&site=&start=&end=."""
-    name, site, start, end, rows = await _rows(request)
+    name, site, start, end, packed = await _rows(request)
     fmt = "xlsx" if request.query_params.get("fmt") == "xlsx" else "csv"
     lang = "zh" if RENDER.language(request) == "zh-CN" else "en"
     # building the table and the file is pure-Python CPU work (seconds for 10,000 rows): never on the event loop
-    body, count = await offload.run(register_file, name, rows, start, end, fmt, lang)
+    body, count = await offload.run(register_file, name, packed, start, end, fmt, lang)
     await audit_view(request, "register.download", detail={"name": name, "site": site, "fmt": fmt, "rows": count})
     media = ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" if fmt == "xlsx"
              else "text/csv; charset=utf-8")

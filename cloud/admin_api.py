@@ -1,13 +1,13 @@
 """The admin HTTP API (``/admin/v1``), guarded by the bearer token of ``[admin] token_file``.
 
 Provisioning and the fleet simulator register hubs here without importing ``cloud``.
-Every call goes through :mod:`cloud.registry`, so it is validated and audited the same way
-as the CLI.
+Every call goes through the one fleet registry (:class:`cloud.fleet.service.Fleet`), so it
+is validated and audited the same way as the CLI and the admin console, and a revocation
+here retires every key, drops the MQTT login and pushes the ``revoke`` command.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
 from typing import Any
 
@@ -16,8 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cloud import registry
 from cloud.errors import RegistryError
+from cloud.fleet.api import fleet_of
+from provisioning.errors import Conflict, ProvisioningError, RequestError
 
 
 def _refuse(status: int, reason: str, message: str) -> Response:
@@ -38,7 +39,7 @@ async def _json(request: Request) -> Any:
     try:
         return msgspec.json.decode(await request.body())
     except msgspec.DecodeError as exc:
-        raise RegistryError(f"request body is not JSON: {exc}") from exc
+        raise RequestError(f"request body is not JSON: {exc}") from exc
 
 
 async def post_site(request: Request) -> Response:
@@ -47,8 +48,10 @@ async def post_site(request: Request) -> Response:
         return denied
     try:
         doc = await _json(request)
-        await registry.create_site(str(doc["site_id"]), str(doc.get("name", "")), actor="admin-api")
-    except (RegistryError, KeyError, TypeError) as exc:
+        await fleet_of(request).ensure_site("admin-api", str(doc["site_id"]), str(doc.get("name", "")))
+    except ProvisioningError as exc:
+        return _refuse(exc.status, exc.reason, str(exc))
+    except (KeyError, TypeError) as exc:
         return _refuse(400, "invalid", str(exc))
     return JSONResponse({"ok": True})
 
@@ -62,14 +65,14 @@ async def post_hubs(request: Request) -> Response:
         doc = await _json(request)
         for h in doc["hubs"]:
             try:
-                kid = await registry.register_hub(str(h["hub_id"]), site_id=str(h["site_id"]),
-                                                  public_key=bytes.fromhex(h["public_key"]), actor="admin-api")
+                kid = await fleet_of(request).register_hub("admin-api", str(h["hub_id"]), site_id=str(h["site_id"]),
+                                                           public_key=bytes.fromhex(h["public_key"]))
                 out.append({"hub_id": h["hub_id"], "key_id": kid, "created": True})
-            except RegistryError as exc:
-                if "already registered" not in str(exc):
-                    raise
+            except Conflict:
                 out.append({"hub_id": h["hub_id"], "created": False})
-    except (RegistryError, KeyError, TypeError, ValueError) as exc:
+    except ProvisioningError as exc:
+        return _refuse(exc.status, exc.reason, str(exc))
+    except (KeyError, TypeError, ValueError) as exc:
         return _refuse(400, "invalid", str(exc))
     return JSONResponse({"hubs": out})
 
@@ -78,19 +81,20 @@ async def get_hubs(request: Request) -> Response:
     """GET /admin/v1/hubs: hubs with presence, valid key ids and marks."""
     if (denied := _authorised(request)) is not None:
         return denied
-    hubs = await registry.list_hubs(request.query_params.get("site_id"))
-    return JSONResponse({"hubs": [dataclasses.asdict(h) for h in hubs]})
+    hubs = await fleet_of(request).hub_infos(request.query_params.get("site_id"))
+    return Response(msgspec.json.encode({"hubs": hubs}), media_type="application/json")
 
 
 async def post_revoke(request: Request) -> Response:
-    """POST /admin/v1/hubs/{hub_id}/revoke {"reason"}."""
+    """POST /admin/v1/hubs/{hub_id}/revoke {"reason"}: every credential of the hub goes (see Fleet.revoke)."""
     if (denied := _authorised(request)) is not None:
         return denied
     try:
         doc = await _json(request)
-        await registry.revoke_hub(request.path_params["hub_id"], reason=str(doc.get("reason", "")),
-                                  actor="admin-api")
-    except RegistryError as exc:
+        await fleet_of(request).revoke("admin-api", request.path_params["hub_id"], str(doc.get("reason", "")))
+    except ProvisioningError as exc:
+        return _refuse(exc.status, exc.reason, str(exc))
+    except (AttributeError, TypeError) as exc:
         return _refuse(400, "invalid", str(exc))
     return JSONResponse({"ok": True})
 

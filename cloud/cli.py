@@ -56,15 +56,6 @@ def _run(coro: Callable[[Any, argparse.Namespace], Coroutine[Any, Any, int]]) ->
     return handler
 
 
-async def _with_orm(cfg: Any, fn: Callable[[], Awaitable[int]]) -> int:
-    from cloud.db.orm import orm
-    from cloud.serve import migrate_database
-
-    await migrate_database(cfg)
-    async with orm(cfg.database.url):
-        return await fn()
-
-
 def _init(args: argparse.Namespace) -> int:
     from cloud.config import EXAMPLE, load
     from cloud.errors import CloudError
@@ -120,69 +111,90 @@ async def _integrate(cfg: Any, args: argparse.Namespace) -> int:
     return await run_owner(cfg)
 
 
-async def _site_add(cfg: Any, args: argparse.Namespace) -> int:
-    from cloud import registry
+async def _with_fleet(cfg: Any, fn: Callable[[Any], Awaitable[int]]) -> int:
+    """Run ``fn(fleet)`` on the one fleet registry (cloud.fleet.service.Fleet) of this cloud.toml."""
+    from cloud.db.engine import Database
+    from cloud.errors import RegistryError
+    from cloud.fleet.service import Fleet
+    from cloud.keystore import load_keys
+    from cloud.serve import migrate_database
+    from provisioning.errors import ProvisioningError
 
-    async def go() -> int:
-        await registry.create_site(args.id, args.name)
+    await migrate_database(cfg)
+    db = await Database.connect(cfg.database.url, 2)
+    try:
+        return await fn(Fleet.from_config(cfg, db, load_keys(cfg.keys_dir), with_authority=False))
+    except ProvisioningError as exc:
+        raise RegistryError(str(exc)) from exc
+    finally:
+        await db.close()
+
+
+def _actor() -> str:
+    return f"cli:{os.environ.get('USER', '?')}"
+
+
+async def _site_add(cfg: Any, args: argparse.Namespace) -> int:
+    async def go(fleet: Any) -> int:
+        await fleet.ensure_site(_actor(), args.id, args.name)
         print(f"site {args.id} ready")
         return 0
 
-    return await _with_orm(cfg, go)
+    return await _with_fleet(cfg, go)
 
 
-async def _hub_add(cfg: Any, args: argparse.Namespace) -> int:
-    from cloud import registry
+def _public_key(text: str) -> bytes:
     from cloud.errors import RegistryError
 
     try:
-        key = bytes.fromhex(args.public_key)
+        return bytes.fromhex(text)
     except ValueError as exc:
         raise RegistryError(f"--public-key 不是十六进制 / --public-key is not hex ({exc}): give the 64 hex digits "
                             "`mchub edge init` printed after 'ed25519:'") from exc
 
-    async def go() -> int:
-        await registry.create_site(args.site)
-        kid = await registry.register_hub(args.id, site_id=args.site, public_key=key)
+
+async def _hub_add(cfg: Any, args: argparse.Namespace) -> int:
+    key = _public_key(args.public_key)
+
+    async def go(fleet: Any) -> int:
+        await fleet.ensure_site(_actor(), args.site)
+        kid = await fleet.register_hub(_actor(), args.id, site_id=args.site, public_key=key)
         print(f"hub {args.id} registered with key id {kid}")
         return 0
 
-    return await _with_orm(cfg, go)
+    return await _with_fleet(cfg, go)
 
 
 async def _hub_add_key(cfg: Any, args: argparse.Namespace) -> int:
-    from cloud import registry
-    from cloud.errors import RegistryError
+    key = _public_key(args.public_key)
 
-    try:
-        key = bytes.fromhex(args.public_key)
-    except ValueError as exc:
-        raise RegistryError(f"--public-key is not hex: {exc}") from exc
-
-    async def go() -> int:
-        kid = await registry.add_key(args.id, key)
+    async def go(fleet: Any) -> int:
+        kid = await fleet.add_key(_actor(), args.id, key)
         print(f"hub {args.id}: added key {kid}; expire the old one with its id when the hub has switched")
         return 0
 
-    return await _with_orm(cfg, go)
+    return await _with_fleet(cfg, go)
 
 
 async def _hub_revoke(cfg: Any, args: argparse.Namespace) -> int:
-    from cloud import registry
-
-    async def go() -> int:
-        await registry.revoke_hub(args.id, reason=args.reason)
-        print(f"hub {args.id} revoked; its batches are now refused (403)")
+    async def go(fleet: Any) -> int:
+        outcome = await fleet.revoke_hub(_actor(), args.id, args.reason)
+        print(f"hub {args.id} revoked: its batches, configuration requests and key rotations are refused (403) "
+              "and every key is retired")
+        print("  MQTT login: " + ("removed from the broker's password file and the broker reloaded"
+                                  if outcome.broker_updated else
+                                  "NOT removed: no [provisioning] mqtt_password_file, or the reload failed "
+                                  "(see the log); remove the hub from the broker by hand"))
+        print("  revoke command: " + ("pushed to the hub over MQTT" if outcome.pushed else
+                                      "not pushed (no [mqtt] broker reachable); the hub stops at its next sync"))
         return 0
 
-    return await _with_orm(cfg, go)
+    return await _with_fleet(cfg, go)
 
 
 async def _hub_list(cfg: Any, args: argparse.Namespace) -> int:
-    from cloud import registry
-
-    async def go() -> int:
-        hubs = await registry.list_hubs(args.site)
+    async def go(fleet: Any) -> int:
+        hubs = await fleet.hub_infos(args.site)
         if not hubs:
             print("还没有网关 / no hubs yet: mchub cloud hub add --id ID --public-key HEX, or enroll one "
                   "(mchub provision token create --site SITE)")
@@ -195,7 +207,7 @@ async def _hub_list(cfg: Any, args: argparse.Namespace) -> int:
         print(f"{len(hubs)} hub(s)")
         return 0
 
-    return await _with_orm(cfg, go)
+    return await _with_fleet(cfg, go)
 
 
 async def _import(cfg: Any, args: argparse.Namespace) -> int:
@@ -226,13 +238,17 @@ async def _import(cfg: Any, args: argparse.Namespace) -> int:
 
 
 async def _command(cfg: Any, args: argparse.Namespace) -> int:
-    from cloud.keystore import load_keys
-    from cloud.mqtt import publish_command
+    from cloud.mqtt import MqttError
 
-    body = await publish_command(cfg.mqtt.host, cfg.mqtt.port, load_keys(cfg.keys_dir).signing, args.hub,
-                                 args.name, dict(a.split("=", 1) for a in args.arg))
-    print(f"sent {body.name} to {body.hub_id} (command id {body.id})")
-    return 0
+    async def go(fleet: Any) -> int:
+        body = await fleet.send_command(_actor(), args.hub, args.name, dict(a.split("=", 1) for a in args.arg))
+        if body is None:
+            raise MqttError(f"could not publish the command: [mqtt] is not enabled in {cfg.path}, or the broker "
+                            f"{cfg.mqtt.host}:{cfg.mqtt.port} refused it (see the log)")
+        print(f"sent {body.name} to {body.hub_id} (command id {body.id})")
+        return 0
+
+    return await _with_fleet(cfg, go)
 
 
 async def _outbox(cfg: Any, args: argparse.Namespace) -> int:
@@ -330,9 +346,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     p = add("add-key", "添加密钥 / add a second key to a hub (rotation overlap)", _run(_hub_add_key), hub)
     p.add_argument("--id", required=True)
     p.add_argument("--public-key", required=True)
-    p = add("revoke", "revoke a hub: its batches are refused from now on", _run(_hub_revoke), hub)
-    p.add_argument("--id", required=True)
-    p.add_argument("--reason", required=True, help="why (kept in the audit log)")
+    p = add("revoke", "吊销网关 / revoke a hub (a lost or stolen hub): every key retired, MQTT login removed, revoke "
+            "command pushed; its batches are refused from now on", _run(_hub_revoke), hub)
+    p.add_argument("--id", required=True, help="网关编号 / hub id")
+    p.add_argument("--reason", required=True, help="原因（记入审计日志）/ why (kept in the audit log)")
     p = add("list", "网关列表 / list hubs with status, presence and sync marks", _run(_hub_list), hub)
     p.add_argument("--site", default=None)
     p = add("import", "导入离线导出文件 / import hand-carried export files (docs/protocol.md §7)", _run(_import))

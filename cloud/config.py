@@ -353,6 +353,11 @@ def parse(text: str, path: Path) -> CloudConfig:
     token = doc.get("admin", {}).get("token_file", "")
     o = OutboxConfig(**doc.get("outbox", {}))
     _positive(path, "[outbox] max_attempts", o.max_attempts)
+    _positive(path, "[outbox] base_delay_s", o.base_delay_s)  # protocol.backoff needs a start above 0
+    _positive(path, "[outbox] max_delay_s", o.max_delay_s)
+    if o.max_delay_s < o.base_delay_s:
+        raise _err(path, "[outbox] max_delay_s", f"{o.max_delay_s} is below base_delay_s ({o.base_delay_s})",
+                   "use a maximum at least as long as the first delay")
     web = WebConfig(**doc.get("web", {}))
     for key in ("idle_timeout_s", "max_failures", "lock_s"):
         _positive(path, f"[web] {key}", getattr(web, key))

@@ -16,6 +16,7 @@ that could be lost: the next status or telemetry message replaces them).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 
@@ -27,6 +28,7 @@ from cloud import metrics
 from cloud.db.engine import Database
 from cloud.errors import CloudError
 from cloud.fleet.presence import down_from_telemetry
+from protocol.backoff import Backoff
 from protocol.commands import CommandBody, CommandName, HubStatus, Telemetry, sign_command, topic
 from protocol.ids import now_ms, uuid7
 
@@ -78,14 +80,14 @@ async def apply_message(db: Database, topic_name: str, payload: bytes,
 async def run_listener(db: Database, host: str, port: int, stop: asyncio.Event,
                        window_ms: int = 180_000) -> None:
     """Subscribe to hub status and telemetry until ``stop``; reconnects with backoff."""
-    delay = 1.0
+    backoff = Backoff(1.0, 60.0)
     while not stop.is_set():
         try:
             async with aiomqtt.Client(host, port, identifier=f"mchub-cloud-{os.getpid()}") as client:
                 await client.subscribe("mchub/hubs/+/status", qos=1)
                 await client.subscribe("mchub/hubs/+/telemetry", qos=0)
                 log.info("listening for hub status on mqtt://%s:%d", host, port)
-                delay = 1.0
+                backoff.reset()
                 async for message in client.messages:
                     payload = message.payload if isinstance(message.payload, bytes) else b""
                     try:
@@ -93,11 +95,10 @@ async def run_listener(db: Database, host: str, port: int, stop: asyncio.Event,
                     except CloudError as exc:
                         log.warning("could not record hub status from %s: %s", message.topic.value, exc)
         except aiomqtt.MqttError as exc:
-            log.warning("MQTT broker %s:%d unavailable (%s); retrying in %.0f s", host, port, exc, delay)
-            try:
-                await asyncio.wait_for(stop.wait(), delay)
-            except TimeoutError:
-                delay = min(delay * 2, 60.0)
+            wait = backoff.next()
+            log.warning("MQTT broker %s:%d unavailable (%s); retrying in %.0f s", host, port, exc, wait)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
 
 
 async def publish_command(host: str, port: int, key: ed25519.Ed25519PrivateKey, hub_id: str,

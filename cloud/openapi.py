@@ -85,11 +85,14 @@ def document() -> dict[str, Any]:
                          "security": _ADMIN,
                          "requestBody": {"content": {"application/json": {"schema": {
                              "$ref": "#/components/schemas/HubRegistration"}}}},
-                         "responses": {"200": {"description": "registered"}, "400": _REFUSAL, "401": _REFUSAL}}},
+                         "responses": {"200": {"description": "registered"}, "400": _REFUSAL, "401": _REFUSAL,
+                                       "404": _REFUSAL}}},
             "/admin/v1/hubs/{hub_id}/revoke": {"post": {
-                "summary": "Revoke a hub", "security": _ADMIN,
+                "summary": "Revoke a hub: every key retired, MQTT login removed, revoke command pushed",
+                "security": _ADMIN,
                 "parameters": [{"name": "hub_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "revoked"}, "400": _REFUSAL, "401": _REFUSAL}}},
+                "responses": {"200": {"description": "revoked"}, "400": _REFUSAL, "401": _REFUSAL,
+                              "404": _REFUSAL}}},
             "/admin/v1/dicom-senders": {"post": {
                 "summary": "Create a STOW-RS sender credential (docs/dicom.md); the token is in this answer only",
                 "security": _ADMIN,

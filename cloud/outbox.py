@@ -35,6 +35,7 @@ from cloud import audit
 from cloud.config import OutboxConfig
 from cloud.db.engine import Database, Tx
 from cloud.errors import CloudError, OutboxError
+from protocol import backoff
 from protocol.ids import now_ms
 
 log = logging.getLogger("mchub.cloud.outbox")
@@ -114,9 +115,9 @@ async def complete(db: Database, message_id: int) -> None:
 
 
 def backoff_ms(attempts: int, config: OutboxConfig, rng: random.Random | None = None) -> int:
-    """Delay before attempt ``attempts + 1``: exponential, capped, with full jitter (50-100 %)."""
-    ceiling = min(config.max_delay_s, config.base_delay_s * 2 ** max(0, attempts - 1))
-    return int(ceiling * 1000 * (rng or random).uniform(0.5, 1.0))
+    """Delay before attempt ``attempts + 1``: exponential, capped, jittered 50-100 % (protocol.backoff)."""
+    return int(1000 * backoff.delay(attempts, initial=config.base_delay_s,
+                                    maximum=max(config.max_delay_s, config.base_delay_s), rng=rng))
 
 
 async def fail(db: Database, message_id: int, reason: str, config: OutboxConfig, *,

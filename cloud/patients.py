@@ -9,19 +9,17 @@
 * Reads go through :func:`resolve`, which follows ``merged_into`` to the survivor;
   :func:`history` lists every merge of a person, undone ones included.
 
-Needs tortoise initialised (:func:`cloud.db.orm.orm`).
+Every function runs in the caller's transaction (``Tx``), so a merge can commit together with
+what caused it (the HL7 ``ADT^A40`` in its processing transaction).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-import msgspec
-from tortoise.transactions import in_transaction
-
+from cloud import audit
 from cloud.crypto_at_rest import AtRest
-from cloud.db.models import AuditEntry, Session, Subject, SubjectMerge
+from cloud.db.engine import Tx
 from cloud.errors import PatientIndexError
 from protocol.errors import IdNumberError
 from protocol.ids import now_ms
@@ -29,79 +27,81 @@ from protocol.ids import now_ms
 _MAX_CHAIN = 32
 
 
-async def _audit(action: str, actor: str, subject_id: int, detail: dict[str, object], reason: str = "") -> None:
-    await AuditEntry.create(at_ms=now_ms(), actor=actor, action=action, outcome="ok", subject_id=subject_id,
-                            reason=reason or None, detail=msgspec.json.encode(detail).decode())
-
-
-async def resolve(subject_id: int) -> int:
+async def resolve(tx: Tx, subject_id: int) -> int:
     """The surviving subject id after following merges."""
     current = subject_id
     for _ in range(_MAX_CHAIN):
-        s = await Subject.get_or_none(id=current)
-        if s is None:
+        row = await tx.fetchrow("SELECT merged_into FROM subjects WHERE id = $1", current)
+        if row is None:
             raise PatientIndexError(f"subject {current} does not exist")
-        if s.merged_into is None:
+        if row["merged_into"] is None:
             return current
-        current = s.merged_into
+        current = int(row["merged_into"])
     raise PatientIndexError(f"subject {subject_id}: merge chain longer than {_MAX_CHAIN}")
 
 
-async def find_by_national_id(at_rest: AtRest, national_id: str) -> int | None:
+async def find_by_national_id(tx: Tx, at_rest: AtRest, national_id: str) -> int | None:
     """The (surviving) subject with this ID number, or None."""
     try:
         index = at_rest.blind_index(national_id)
     except IdNumberError as exc:
         raise PatientIndexError(f"not a valid ID number: {exc}") from exc
-    s = await Subject.get_or_none(blind_index=index)
-    return None if s is None else await resolve(s.id)
+    sid = await tx.fetchval("SELECT id FROM subjects WHERE blind_index = $1", index)
+    return None if sid is None else await resolve(tx, int(sid))
 
 
-async def members(subject_id: int) -> list[int]:
+async def members(tx: Tx, subject_id: int) -> list[int]:
     """The subject and every subject merged into it (transitively)."""
     out, frontier = [subject_id], [subject_id]
     while frontier:
-        children: list[Any] = list(await Subject.filter(merged_into__in=frontier).values_list("id", flat=True))
-        frontier = [int(c) for c in children if int(c) not in out]
+        children: list[int] = []
+        for parent in frontier:
+            children += [int(r["id"]) for r in await tx.fetch("SELECT id FROM subjects WHERE merged_into = $1 "
+                                                               "ORDER BY id", parent)]
+        frontier = [c for c in children if c not in out]
         out.extend(frontier)
     return out
 
 
-async def merge(survivor_id: int, merged_id: int, *, actor: str, reason: str) -> int:
-    """Merge ``merged_id`` into ``survivor_id``; returns the merge id (for :func:`unmerge`)."""
+async def merge(tx: Tx, survivor_id: int, merged_id: int, *, actor: str, reason: str) -> int:
+    """Merge ``merged_id`` into ``survivor_id`` in the caller's transaction; returns the merge id.
+
+    Every refusal (:class:`PatientIndexError`) is raised before anything is written, so the
+    caller's transaction stays usable (the HL7 A40 path logs a repeat and goes on).
+    """
     if not reason.strip():
         raise PatientIndexError("a merge needs a reason (kept in the audit log)")
-    async with in_transaction():
-        target = await resolve(survivor_id)
-        merged = await Subject.get_or_none(id=merged_id)
-        if merged is None:
-            raise PatientIndexError(f"subject {merged_id} does not exist")
-        if merged.merged_into is not None:
-            raise PatientIndexError(f"subject {merged_id} is already merged into {merged.merged_into}")
-        if target in await members(merged_id):  # itself, or a subject already merged into it
-            raise PatientIndexError(f"subject {merged_id} cannot be merged into itself or its own merges")
-        merged.merged_into = target
-        merged.updated_ms = now_ms()
-        await merged.save(update_fields=["merged_into", "updated_ms"])
-        m = await SubjectMerge.create(survivor_id=target, merged_id=merged_id, actor=actor, reason=reason,
-                                      merged_ms=now_ms())
-        await _audit("subject.merge", actor, target, {"merge_id": m.id, "merged_id": merged_id}, reason)
-    return int(m.id)
+    target = await resolve(tx, survivor_id)
+    row = await tx.fetchrow("SELECT merged_into FROM subjects WHERE id = $1", merged_id)
+    if row is None:
+        raise PatientIndexError(f"subject {merged_id} does not exist")
+    if row["merged_into"] is not None:
+        raise PatientIndexError(f"subject {merged_id} is already merged into {row['merged_into']}")
+    if target in await members(tx, merged_id):  # itself, or a subject already merged into it
+        raise PatientIndexError(f"subject {merged_id} cannot be merged into itself or its own merges")
+    now = now_ms()
+    await tx.execute("UPDATE subjects SET merged_into = $1, updated_ms = $2 WHERE id = $3", target, now, merged_id)
+    merge_id = int(await tx.fetchval(
+        "INSERT INTO subject_merges (survivor_id, merged_id, actor, reason, merged_ms) VALUES ($1, $2, $3, $4, $5) "
+        "RETURNING id", target, merged_id, actor, reason, now))
+    await audit.write(tx, actor=actor, action="subject.merge", outcome="ok", subject_id=target, reason=reason,
+                      detail={"merge_id": merge_id, "merged_id": merged_id}, at_ms=now)
+    return merge_id
 
 
-async def unmerge(merge_id: int, *, actor: str) -> None:
-    """Reverse a merge exactly (audited)."""
-    async with in_transaction():
-        m = await SubjectMerge.get_or_none(id=merge_id)
-        if m is None or m.undone_ms is not None:
-            raise PatientIndexError(f"merge {merge_id} does not exist or was already undone")
-        n = await Subject.filter(id=m.merged_id, merged_into=m.survivor_id).update(merged_into=None,
-                                                                                  updated_ms=now_ms())
-        if not n:
-            raise PatientIndexError(f"subject {m.merged_id} is no longer merged into {m.survivor_id}")
-        m.undone_ms, m.undone_by = now_ms(), actor
-        await m.save(update_fields=["undone_ms", "undone_by"])
-        await _audit("subject.unmerge", actor, m.survivor_id, {"merge_id": merge_id, "merged_id": m.merged_id})
+async def unmerge(tx: Tx, merge_id: int, *, actor: str) -> None:
+    """Reverse a merge exactly (audited, in the caller's transaction)."""
+    m = await tx.fetchrow("SELECT survivor_id, merged_id, undone_ms FROM subject_merges WHERE id = $1", merge_id)
+    if m is None or m["undone_ms"] is not None:
+        raise PatientIndexError(f"merge {merge_id} does not exist or was already undone")
+    current = await tx.fetchval("SELECT merged_into FROM subjects WHERE id = $1", m["merged_id"])
+    if current != m["survivor_id"]:
+        raise PatientIndexError(f"subject {m['merged_id']} is no longer merged into {m['survivor_id']}")
+    now = now_ms()
+    await tx.execute("UPDATE subjects SET merged_into = NULL, updated_ms = $1 WHERE id = $2", now, m["merged_id"])
+    await tx.execute("UPDATE subject_merges SET undone_ms = $1, undone_by = $2 WHERE id = $3", now, actor, merge_id)
+    await audit.write(tx, actor=actor, action="subject.unmerge", outcome="ok", subject_id=int(m["survivor_id"]),
+                      detail={"merge_id": merge_id, "merged_id": int(m["merged_id"])}, at_ms=now)
 
 
 @dataclass(frozen=True)
@@ -118,15 +118,17 @@ class MergeRecord:
     undone_by: str | None
 
 
-async def history(subject_id: int) -> list[MergeRecord]:
+async def history(tx: Tx, subject_id: int) -> list[MergeRecord]:
     """Every merge (also undone ones) that involved this subject or anyone merged into it, oldest first."""
-    ids = await members(await resolve(subject_id))
+    ids = await members(tx, await resolve(tx, subject_id))
     ids.append(subject_id)
-    rows = await SubjectMerge.filter(survivor_id__in=ids).order_by("id").values() + \
-        await SubjectMerge.filter(merged_id__in=ids).order_by("id").values()
-    seen = {r["id"]: r for r in rows}
-    return [MergeRecord(r["id"], r["survivor_id"], r["merged_id"], r["actor"], r["reason"], r["merged_ms"],
-                        r["undone_ms"], r["undone_by"]) for _, r in sorted(seen.items())]
+    seen: dict[int, MergeRecord] = {}
+    for sid in ids:
+        for r in await tx.fetch("SELECT id, survivor_id, merged_id, actor, reason, merged_ms, undone_ms, undone_by "
+                                "FROM subject_merges WHERE survivor_id = $1 OR merged_id = $2", sid, sid):
+            seen[int(r["id"])] = MergeRecord(int(r["id"]), int(r["survivor_id"]), int(r["merged_id"]), r["actor"],
+                                             r["reason"], r["merged_ms"], r["undone_ms"], r["undone_by"])
+    return [seen[k] for k in sorted(seen)]
 
 
 @dataclass(frozen=True)
@@ -141,27 +143,30 @@ class Visit:
     closed_ms: int | None
 
 
-async def visits(subject_id: int) -> list[Visit]:
+_VISIT = "SELECT hub_id, session_id, subject_id, station_id, opened_ms, closed_ms FROM sessions"
+
+
+async def visits(tx: Tx, subject_id: int) -> list[Visit]:
     """Every visit of the person, across hubs and merged records, oldest first."""
-    ids = await members(await resolve(subject_id))
-    rows = await Session.filter(subject_id__in=ids).order_by("opened_ms").values(
-        "hub_id", "session_id", "subject_id", "station_id", "opened_ms", "closed_ms")
-    return [Visit(**r) for r in rows]
+    out: list[Visit] = []
+    for sid in await members(tx, await resolve(tx, subject_id)):
+        out += [Visit(**dict(r)) for r in await tx.fetch(_VISIT + " WHERE subject_id = $1", sid)]
+    return sorted(out, key=lambda v: v.opened_ms)
 
 
-async def visits_of_session(hub_id: str, session_id: str) -> list[Visit]:
+async def visits_of_session(tx: Tx, hub_id: str, session_id: str) -> list[Visit]:
     """The visit recorded for one hub session (empty when unknown)."""
-    rows = await Session.filter(hub_id=hub_id, session_id=session_id).values(
-        "hub_id", "session_id", "subject_id", "station_id", "opened_ms", "closed_ms")
-    return [Visit(**r) for r in rows]
+    return [Visit(**dict(r)) for r in await tx.fetch(_VISIT + " WHERE hub_id = $1 AND session_id = $2",
+                                                     hub_id, session_id)]
 
 
-async def reveal(at_rest: AtRest, subject_id: int, *, actor: str, purpose: str) -> tuple[str | None, str]:
+async def reveal(tx: Tx, at_rest: AtRest, subject_id: int, *, actor: str, purpose: str) -> tuple[str | None, str]:
     """Decrypt a subject's ID number and name for an authorised screen (audited; mask before display)."""
-    s = await Subject.get_or_none(id=subject_id)
+    s = await tx.fetchrow("SELECT national_id_enc, name_enc FROM subjects WHERE id = $1", subject_id)
     if s is None:
         raise PatientIndexError(f"subject {subject_id} does not exist")
-    await _audit("subject.reveal", actor, subject_id, {"purpose": purpose})
-    nid = at_rest.open(bytes(s.national_id_enc), "subjects.national_id") if s.national_id_enc else None
-    name = at_rest.open(bytes(s.name_enc), "subjects.name") if s.name_enc else ""
+    await audit.write(tx, actor=actor, action="subject.reveal", outcome="ok", subject_id=subject_id,
+                      detail={"purpose": purpose})
+    nid = at_rest.open(bytes(s["national_id_enc"]), "subjects.national_id") if s["national_id_enc"] else None
+    name = at_rest.open(bytes(s["name_enc"]), "subjects.name") if s["name_enc"] else ""
     return nid, name

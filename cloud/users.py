@@ -36,12 +36,16 @@ Typical use from a page::
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import dataclasses
 import functools
+import os
 import re
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -160,7 +164,7 @@ async def create_user(db: Database, username: str, password: str, *, roles: Iter
         auth.check_password_policy(password, username)
     except AuthError as exc:
         raise UserError(str(exc)) from exc
-    hashed = await asyncio.to_thread(auth.hash_password, password)
+    hashed = await _hashing(auth.hash_password, password)
     now = _now_ms() if now_ms is None else now_ms
     async with db.transaction() as tx:
         if await _row(tx, username) is not None:
@@ -201,7 +205,7 @@ async def set_password(db: Database, username: str, password: str, *, actor: str
         auth.check_password_policy(password, username)
     except AuthError as exc:
         raise UserError(str(exc)) from exc
-    hashed = await asyncio.to_thread(auth.hash_password, password)
+    hashed = await _hashing(auth.hash_password, password)
     now = _now_ms() if now_ms is None else now_ms
     async with db.transaction() as tx:
         row = await _need(tx, username, lock=True)
@@ -266,27 +270,58 @@ def _refused(reason: Reason, locked_until_ms: int | None = None) -> LoginOutcome
 
 
 _POLICY = auth.LockoutPolicy()
+def _background_thread() -> None:
+    """The hashing thread runs at nice 10 (Linux: per thread), so a login flood never starves ingest."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
+_HASHER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mchub-scrypt",
+                                                initializer=_background_thread)
+_T = TypeVar("_T")
+
+
+async def _hashing(fn: Callable[..., _T], *args: Any) -> _T:
+    """Run password hashing (scrypt: ~0.1 s of CPU and 32 MB each) off the event loop, ONE at a time.
+
+    A flood of failed logins then queues here instead of taking every core from the loop
+    and from batch ingest (tests/cloud/test_event_loop.py measures the loop's lag).
+    """
+    return await asyncio.get_running_loop().run_in_executor(_HASHER, fn, *args)
+
+
+_LOGIN_STATE = ("password_hash", "totp_secret_enc", "active", "failures", "locks", "locked_until_ms",
+                "last_totp_step")  #: the columns a login decision is made on
 
 
 async def attempt_login(db: Database, at_rest: AtRest, username: str, password: str, code: str, *,
                         source: str = "", now_ms: int | None = None,
                         policy: auth.LockoutPolicy = _POLICY) -> LoginOutcome:
-    """Check both factors, update failure counts and lock, audit; never raises for a wrong login."""
+    """Check both factors, update failure counts and lock, audit; never raises for a wrong login.
+
+    The password hash (scrypt, ~0.1-0.3 s) is checked in a worker thread with NO database
+    transaction open: the account is read, judged outside, then written back in a short
+    transaction only if its login state did not change meanwhile (else judged again), so a
+    stream of failed logins never holds up other transactions (one connection on SQLite).
+    """
     now = _now_ms() if now_ms is None else now_ms
-    async with db.transaction() as tx:
-        row = await _row(tx, username, lock=True)
-        detail: dict[str, object] = {"source": source}
+    detail: dict[str, object] = {"source": source}
+    for _ in range(3):
+        async with db.transaction() as tx:
+            row = await _row(tx, username)
+            roles = await _roles(tx, int(row["id"])) if row is not None else frozenset()
         if row is None:  # same answer and same work as a wrong password
-            await asyncio.to_thread(auth.verify_password, password, _dummy_hash())
-            await audit.write(tx, actor=username[:64], action="admin.login_failed", outcome="refused",
-                              target=username[:64], reason="unknown_user", detail=detail, at_ms=now)
+            await _hashing(_verify_dummy, password)
+            async with db.transaction() as tx:
+                await audit.write(tx, actor=username[:64], action="admin.login_failed", outcome="refused",
+                                  target=username[:64], reason="unknown_user", detail=detail, at_ms=now)
             return _refused("bad_credentials")
         r = row
-        roles = await _roles(tx, int(r["id"]))
         if (r["totp_secret_enc"] is None and r["active"] and r["password_hash"]
-                and await asyncio.to_thread(auth.verify_password, password, r["password_hash"])):
-            await audit.write(tx, actor=username, action="admin.login_failed", outcome="refused",
-                              target=username, reason="no_second_factor", detail=detail, at_ms=now)
+                and await _hashing(auth.verify_password, password, r["password_hash"])):
+            async with db.transaction() as tx:
+                await audit.write(tx, actor=username, action="admin.login_failed", outcome="refused",
+                                  target=username, reason="no_second_factor", detail=detail, at_ms=now)
             return _refused("no_second_factor")
         try:
             secret = at_rest.open(bytes(r["totp_secret_enc"]), TOTP_COLUMN) if r["totp_secret_enc"] else ""
@@ -301,37 +336,58 @@ async def attempt_login(db: Database, at_rest: AtRest, username: str, password: 
             disabled=not r["active"],
         )
         try:
-            result = await asyncio.to_thread(auth.login, state, password, code, now_ms=now, policy=policy)
+            result = await _hashing(functools.partial(auth.login, state, password, code, now_ms=now, policy=policy))
         except AuthError:  # a damaged hash: count it as a failure, tell the admins in the audit log
             result = auth.LoginResult(msgspec.structs.replace(state, failures=state.failures + 1),
                                       AuthError("damaged password hash"))
         assert result is not None
-        u = result.user
-        await tx.execute("UPDATE users SET failures = $1, locks = $2, locked_until_ms = $3, last_totp_step = $4, "
-                         "last_login_ms = $5 WHERE id = $6", u.failures, u.locks, u.locked_until_ms,
-                         u.last_totp_step, now if result.ok else r["last_login_ms"], int(r["id"]))
-        if result.ok and auth.needs_rehash(state.password_hash):
-            rehashed = await asyncio.to_thread(auth.hash_password, password)
-            await tx.execute("UPDATE users SET password_hash = $1 WHERE id = $2", rehashed, int(r["id"]))
-        if result.ok:
-            await audit.write(tx, actor=username, action="admin.login", outcome="ok", target=username,
-                              detail=detail, at_ms=now)
-            user = _user(row, roles)
-            return LoginOutcome(dataclasses.replace(user, locked_until_ms=0, last_login_ms=now), "ok", "")
-        if state.disabled:
-            why: Reason = "disabled"
-        elif u.locked_until_ms > now:
-            why = "locked"
-        else:
-            why = "bad_credentials"
-        await audit.write(tx, actor=username, action="admin.login_failed", outcome="refused", target=username,
-                          reason=why, detail={**detail, "failures": str(u.failures)}, at_ms=now)
-        return _refused("bad_credentials" if why == "disabled" else why, u.locked_until_ms if why == "locked" else None)
+        rehashed = (await _hashing(auth.hash_password, password)
+                    if result.ok and auth.needs_rehash(state.password_hash) else None)
+        async with db.transaction() as tx:
+            current = await _row(tx, username, lock=True)
+            if current is None or any(current[k] != r[k] for k in _LOGIN_STATE):
+                continue  # another login or an admin changed the account meanwhile: judge again on what is there
+            outcome = await _record_login(tx, r, roles, result, state, rehashed, username, detail, now)
+        return outcome
+    async with db.transaction() as tx:  # the account kept changing under us: refuse, audited
+        await audit.write(tx, actor=username[:64], action="admin.login_failed", outcome="refused",
+                          target=username[:64], reason="bad_credentials", detail={**detail, "contended": "yes"},
+                          at_ms=now)
+    return _refused("bad_credentials")
+
+
+async def _record_login(tx: Tx, r: Row, roles: frozenset[str], result: auth.LoginResult, state: auth.AdminUser,
+                        rehashed: str | None, username: str, detail: dict[str, object], now: int) -> LoginOutcome:
+    u = result.user
+    await tx.execute("UPDATE users SET failures = $1, locks = $2, locked_until_ms = $3, last_totp_step = $4, "
+                     "last_login_ms = $5 WHERE id = $6", u.failures, u.locks, u.locked_until_ms,
+                     u.last_totp_step, now if result.ok else r["last_login_ms"], int(r["id"]))
+    if rehashed is not None:
+        await tx.execute("UPDATE users SET password_hash = $1 WHERE id = $2", rehashed, int(r["id"]))
+    if result.ok:
+        await audit.write(tx, actor=username, action="admin.login", outcome="ok", target=username,
+                          detail=detail, at_ms=now)
+        user = _user(r, roles)
+        return LoginOutcome(dataclasses.replace(user, locked_until_ms=0, last_login_ms=now), "ok", "")
+    if state.disabled:
+        why: Reason = "disabled"
+    elif u.locked_until_ms > now:
+        why = "locked"
+    else:
+        why = "bad_credentials"
+    await audit.write(tx, actor=username, action="admin.login_failed", outcome="refused", target=username,
+                      reason=why, detail={**detail, "failures": str(u.failures)}, at_ms=now)
+    return _refused("bad_credentials" if why == "disabled" else why, u.locked_until_ms if why == "locked" else None)
 
 
 @functools.cache
 def _dummy_hash() -> str:
     return auth.hash_password("not a password, only makes the timing equal")
+
+
+def _verify_dummy(password: str) -> bool:
+    """A wrong-user login costs what a wrong password costs; in a worker thread (the first call also hashes)."""
+    return auth.verify_password(password, _dummy_hash())
 
 
 async def verify_login(db: Database, username: str, password: str, totp_code: str, *, at_rest: AtRest,

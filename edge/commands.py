@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -27,6 +26,7 @@ import msgspec
 
 from edge.config import MqttConfig
 from edge.store import reader as q
+from protocol.backoff import Backoff
 from protocol.commands import CommandBody, CommandError, CommandReply, HubStatus, Telemetry, topic, verify_command
 from protocol.ids import now_ms
 
@@ -52,7 +52,7 @@ class CommandChannel:
 
     async def run(self) -> None:
         """Stay connected until cancelled."""
-        delay = 1.0
+        backoff = Backoff(1.0, 60.0)
         will = aiomqtt.Will(topic(self.hub_id, "status"), msgspec.json.encode(HubStatus(online=False)), qos=1,
                             retain=True)
         while True:
@@ -61,15 +61,14 @@ class CommandChannel:
                                           username=self.cfg.username, password=self.cfg.password,
                                           will=will, keepalive=30) as client:
                     self.connected = True
-                    delay = 1.0
+                    backoff.reset()
                     await self._session(client)
             except aiomqtt.MqttError as exc:
                 self.connected = False
-                wait = delay * random.uniform(0.8, 1.2)
+                wait = backoff.next()
                 log.warning("MQTT broker %s:%d unavailable (%s); retrying in %.0f s", self.cfg.host, self.cfg.port,
                             exc, wait)
                 await asyncio.sleep(wait)
-                delay = min(delay * 2, 60.0)
 
     async def _session(self, client: aiomqtt.Client) -> None:
         await client.subscribe(topic(self.hub_id, "commands"), qos=1)  # first: "online" means commands are heard

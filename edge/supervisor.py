@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -30,6 +29,7 @@ from edge.config import DeviceConfig
 from edge.crashpoints import crashpoint
 from edge.store.ledger import IdentifyIn, Item, ReadingIn
 from protocol import idnum
+from protocol.backoff import Backoff
 from protocol.model import SIMULATED
 
 log = logging.getLogger("edge.supervisor")
@@ -208,7 +208,7 @@ class Supervisor:
     async def _keep_running(self, d: DeviceConfig) -> None:
         health = self.health[d.id]
         sink = DeviceSink(d, health, self.submit, self.store_frame_error, self.live, self.simulated)
-        delay = self.base_delay
+        backoff = Backoff(self.base_delay, self.max_delay)
         current: Driver | None = None
         while True:
             started = time.monotonic()
@@ -227,8 +227,7 @@ class Supervisor:
             health.failures += 1
             health.last_error, health.last_error_ms = problem, _now_ms()
             if time.monotonic() - started > 60:
-                delay = self.base_delay
-            wait = delay * random.uniform(0.8, 1.2)
+                backoff.reset()
+            wait = backoff.next()
             log.warning("device %s (%s) stopped: %s; restarting in %.1f s", d.id, d.driver, problem, wait)
             await asyncio.sleep(wait)
-            delay = min(delay * 2, self.max_delay)

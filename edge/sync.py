@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +31,7 @@ from edge.identity import Identity
 from edge.store import reader as q
 from edge.store.reader import Reader
 from edge.store.writer import GroupWriter
+from protocol import backoff
 from protocol.ack import AckStatus, verify_ack
 from protocol.envelope import seal
 from protocol.errors import AckError
@@ -180,7 +180,7 @@ class SyncClient:
             return self._fail(f"cloud refused this hub (403 {reason}): it is revoked or unknown. Readings are kept; "
                               "ask the administrator to enroll the hub again", block=True)
         if status == 503:
-            wait = _retry_after(retry_after) * random.uniform(1.0, 1.5)
+            wait = backoff.not_before(_retry_after(retry_after))
             self.last_error = f"cloud busy (503 {reason}); retrying in {wait:.0f} s"
             self.state = "backoff"
             return wait
@@ -251,7 +251,7 @@ class SyncClient:
             asyncio.get_running_loop().create_task(self.writer.call(q.record_error(message, now_ms())))
         if block:
             return 3600.0
-        return float(min(self.cfg.max_backoff_s, 0.5 * 2 ** min(self._failures, 20)) * random.uniform(0.5, 1.0))
+        return backoff.delay(self._failures, initial=min(1.0, self.cfg.max_backoff_s), maximum=self.cfg.max_backoff_s)
 
     async def _maybe_prune(self) -> None:
         disk_low = self.writer.guard.low

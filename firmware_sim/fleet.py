@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from protocol import idnum
+from protocol import backoff, idnum
 from protocol.ack import AckStatus, verify_ack
 from protocol.envelope import seal
 from protocol.ids import now_ms, uuid7
@@ -155,7 +155,7 @@ class VirtualHub:
                 if ack.status is AckStatus.GAP:
                     continue
             elif status == 503:
-                await asyncio.sleep(retry * self.rng.uniform(0.5, 1.0))
+                await asyncio.sleep(backoff.not_before(retry, rng=self.rng))
             else:
                 return status  # 4xx: keep the data, report
         return status

@@ -4,7 +4,9 @@ The level aimed at is GB/T 22239 (等保 2.0) level 3 "identity authentication":
 different factors (password + TOTP), password complexity, lockout after repeated
 failures, and session expiry.
 
-**Password hashing: scrypt** (``cryptography``'s ``Scrypt``) with N = 2^15, r = 8, p = 1
+**Password hashing: scrypt** (``hashlib.scrypt``, OpenSSL; it releases the GIL for the
+whole hash, where ``cryptography``'s ``Scrypt`` stalled a server's event loop thread by tens
+of milliseconds per hash — tests/cloud/test_event_loop.py) with N = 2^15, r = 8, p = 1
 (32 MiB of memory, about 0.1 s on one server core), a 16-byte random salt and a 32-byte
 output, stored as ``scrypt$<log2 N>$<r>$<p>$<salt b64>$<hash b64>``. The parameters
 travel with the hash, so they can be raised later: :func:`needs_rehash` tells the login
@@ -33,8 +35,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import msgspec
-from cryptography.exceptions import InvalidKey
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from provisioning import totp
 from provisioning.errors import AccountLocked, AuthError, Forbidden
@@ -75,7 +75,7 @@ def check_password_policy(password: str, username: str = "") -> None:
 def hash_password(password: str, *, log_n: int = SCRYPT_LOG_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:
     """Encoded scrypt hash of ``password`` with a fresh salt."""
     salt = secrets.token_bytes(16)
-    digest = Scrypt(salt=salt, length=32, n=2**log_n, r=r, p=p).derive(password.encode())
+    digest = _scrypt(password.encode(), salt, log_n, r, p)
     return f"scrypt${log_n}${r}${p}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
@@ -85,15 +85,18 @@ def verify_password(password: str, stored: str) -> bool:
         kind, log_n, r, p, salt, digest = stored.split("$")
         if kind != "scrypt" or not 10 <= int(log_n) <= 20:
             raise ValueError(kind)
-        kdf = Scrypt(salt=base64.b64decode(salt, validate=True), length=32, n=2 ** int(log_n), r=int(r), p=int(p))
-        expected = base64.b64decode(digest, validate=True)
+        salt_raw, expected = base64.b64decode(salt, validate=True), base64.b64decode(digest, validate=True)
+        if not (1 <= int(r) <= 32 and 1 <= int(p) <= 16 and len(expected) == 32):
+            raise ValueError("parameters")
+        actual = _scrypt(password.encode(), salt_raw, int(log_n), int(r), int(p))
     except (ValueError, binascii.Error) as exc:
         raise AuthError("the stored password hash is damaged; reset this user's password") from exc
-    try:
-        kdf.verify(password.encode(), expected)
-    except InvalidKey:
-        return False
-    return True
+    return hmac.compare_digest(actual, expected)
+
+
+def _scrypt(secret: bytes, salt: bytes, log_n: int, r: int, p: int) -> bytes:
+    n = 2**log_n
+    return hashlib.scrypt(secret, salt=salt, n=n, r=r, p=p, dklen=32, maxmem=128 * r * (n + p + 2) + (1 << 20))
 
 
 def needs_rehash(stored: str) -> bool:

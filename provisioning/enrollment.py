@@ -199,12 +199,12 @@ async def process_enrollment(
     password = mqtt.new_password()
     if repeated:
         hub = await stores.hubs.get(record.used_by_hub or "")
+        if hub is not None and hub.status == "revoked":  # before the key check: revocation retires every key
+            raise HubRevoked(f"hub {hub.hub_id} has been revoked; enroll it again with a new token")
         hub_key = next((k for k in current_keys(hub, now_ms) if k.public_raw == raw), None) if hub else None
         if hub is None or hub_key is None:
             raise TokenUsed(f"token {record.token_id} was used; its hub has since rotated this key or let its "
                             "certificate expire: create a new token")
-        if hub.status == "revoked":
-            raise HubRevoked(f"hub {hub.hub_id} has been revoked; enroll it again with a new token")
         hub = msgspec.structs.replace(hub, mqtt_password_hash=mqtt.hash_password(password), last_seen_ms=now_ms)
         await stores.hubs.save(hub)
         action = "hub.enroll.repeat"

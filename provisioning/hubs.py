@@ -9,7 +9,7 @@ Seams for the cloud:
 * MQTT — :func:`mqtt_login_allowed` for a broker auth hook, or write the broker's
   password file from :func:`mqtt_password_entries` (a revoked hub has no entry).
 * ``hub revoke`` — :func:`revoke_hub`: marks the hub revoked (every later request is
-  refused by the two checks above), drops its MQTT password, keeps every reading already
+  refused by the two checks above), retires every key, drops its MQTT password, keeps every reading already
   received, and audits who did it and why. :func:`revoked_serials` feeds
   ``FleetCA.issue_crl`` for TLS client-certificate checks.
 """
@@ -72,8 +72,11 @@ async def revoke_hub(stores: Stores, hub_id: str, *, actor: str, reason: str, no
         raise NotFound(f"no hub {hub_id!r}; `mchub provision hub list` shows the enrolled hubs")
     if hub.status == "revoked":
         return hub
+    keys = tuple(k if k.retire_ms is not None and k.retire_ms <= now_ms
+                 else msgspec.structs.replace(k, retire_ms=now_ms) for k in hub.keys)  # every key retires now
     hub = msgspec.structs.replace(
-        hub, status="revoked", revoked_ms=now_ms, revoked_by=actor, revoked_reason=reason, mqtt_password_hash=None
+        hub, status="revoked", revoked_ms=now_ms, revoked_by=actor, revoked_reason=reason, mqtt_password_hash=None,
+        keys=keys,
     )
     await stores.hubs.save(hub)
     await stores.audit.append(AuditEntry(

@@ -1,7 +1,7 @@
 """Start and stop tortoise-orm on the configured database.
 
     async with orm(config.database.url):
-        await registry.list_hubs()
+        await SomeModel.all()  # tortoise models usable in here
 """
 
 from __future__ import annotations

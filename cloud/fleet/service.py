@@ -6,6 +6,11 @@ Every write runs the provisioning function (:mod:`provisioning.admin`, :mod:`.en
 ``actor`` is the admin's username (``hub:<id>`` for hub requests). Role checks are the
 caller's job (:func:`cloud.users.require`): these functions trust their caller.
 
+This is the ONE fleet registry: enrollment, hubs registered by hand (``mchub cloud hub
+add``, ``/admin/v1``), key rotation and revocation all go through :class:`Fleet`, so a
+revocation always retires every key, drops the MQTT password (rewriting the broker's
+password file) and pushes the signed ``revoke`` command, whichever door it came through.
+
 Pushes to hubs (``apply-config`` after a device change, ``rotate-key`` on request) go over
 MQTT after the commit; a hub that is offline picks the configuration up at its next sync
 (``X-Mchub-Config-Version`` on the batch answer, then ``GET /api/v1/hub/config``).
@@ -16,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,12 +33,13 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from cloud.config import CloudConfig
-from cloud.db.engine import Database
+from cloud.db.engine import Database, epoch_from_db
 from cloud.errors import ConfigError
-from cloud.fleet.stores import sql_stores
+from cloud.fleet.stores import NO_EXPIRY_MS, sql_stores
 from cloud.keystore import CloudKeys
-from protocol.commands import CommandBody, sign_command, topic
+from protocol.commands import CommandBody, CommandName, sign_command, topic
 from protocol.ids import now_ms, uuid7
+from protocol.keys import key_id
 from provisioning import admin, hubauth
 from provisioning import hubs as hub_ops
 from provisioning import mqtt as mqtt_passwords
@@ -41,12 +48,51 @@ from provisioning.bundle import CloudKeys as BundleKeys
 from provisioning.bundle import SignedBundle
 from provisioning.ca import FleetCA
 from provisioning.enrollment import EnrollRequest, EnrollResponse, process_enrollment
-from provisioning.errors import CaError, Conflict, NotFound, ProvisioningError
+from provisioning.errors import CaError, Conflict, NotFound, ProvisioningError, RequestError
 from provisioning.inventory import SignedConfig, config_command
 from provisioning.rotation import RotateRequest, RotateResponse, process_rotation
-from provisioning.stores import AuditEntry, DeviceRecord, SiteRecord, TokenRecord
+from provisioning.stores import AuditEntry, DeviceRecord, HubKey, HubRecord, SiteRecord, TokenRecord
 
 log = logging.getLogger("mchub.cloud.fleet")
+
+_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  #: hub and hand-registered site ids, docs/protocol.md §1
+
+
+class HubInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One hub as ``mchub cloud hub list`` and ``GET /admin/v1/hubs`` show it."""
+
+    hub_id: str
+    site_id: str
+    status: str
+    online: bool
+    last_seen_ms: int | None
+    queue_depth: int | None
+    key_ids: list[str]  #: hex ids of keys currently valid
+    acked_through: dict[int, int]  #: signed epoch -> high-water mark
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """What :meth:`Fleet.revoke_hub` did beyond the database."""
+
+    hub: hub_ops.HubRow
+    broker_updated: bool  #: the broker's password file was rewritten and reloaded
+    pushed: bool  #: the signed ``revoke`` command reached the broker
+
+
+def _check_id(what: str, value: str) -> None:
+    if not _ID.fullmatch(value):
+        raise RequestError(f"{what} id {value!r} must be 1-64 characters of A-Z a-z 0-9 . _ -")
+
+
+def _check_key(public_key: bytes) -> str:
+    if len(public_key) != 32:
+        raise RequestError(f"an Ed25519 public key is 32 bytes, got {len(public_key)}")
+    try:
+        ed25519.Ed25519PublicKey.from_public_bytes(public_key)
+    except ValueError as exc:
+        raise RequestError(f"not an Ed25519 public key: {exc}") from exc
+    return key_id(public_key).hex()
 
 
 class ProvisioningDisabled(ProvisioningError):
@@ -92,12 +138,12 @@ class Fleet:
     broker_reload: tuple[str, ...] = ()  #: command that makes the broker re-read it
 
     @classmethod
-    def from_config(cls, cfg: CloudConfig, db: Database, keys: CloudKeys) -> Fleet:
-        """Build from cloud.toml ([provisioning] and [mqtt])."""
+    def from_config(cls, cfg: CloudConfig, db: Database, keys: CloudKeys, *, with_authority: bool = True) -> Fleet:
+        """Build from cloud.toml ([provisioning] and [mqtt]); the CLI skips opening the CA (no enrollment there)."""
         broker = (cfg.mqtt.host, cfg.mqtt.port) if cfg.mqtt.enabled else None
         p = cfg.provisioning
-        return cls(db, load_authority(cfg, keys), keys.signing, broker, broker_passwords=p.mqtt_password_file,
-                   broker_reload=p.mqtt_reload_command)
+        return cls(db, load_authority(cfg, keys) if with_authority else None, keys.signing, broker,
+                   broker_passwords=p.mqtt_password_file, broker_reload=p.mqtt_reload_command)
 
     def _authority(self) -> Authority:
         if self.authority is None:
@@ -150,28 +196,134 @@ class Fleet:
         return hub_ops.hub_row(hub, self.clock())
 
     async def revoke(self, actor: str, hub_id: str, reason: str) -> hub_ops.HubRow:
-        """Take a hub out of service: its next batch, config fetch or rotation is refused (403)."""
+        """Take a hub out of service (see :meth:`revoke_hub`); returns its row."""
+        return (await self.revoke_hub(actor, hub_id, reason)).hub
+
+    async def revoke_hub(self, actor: str, hub_id: str, reason: str) -> Revocation:
+        """Revoke every credential the hub holds; the only revocation path (CLI, /admin/v1, API, console).
+
+        In one transaction: status ``revoked`` (its next batch, config fetch or rotation is
+        refused, 403), every key retired, MQTT password hash dropped, audited. Then the
+        signed ``revoke`` command is pushed (best effort: a running hub stops at once) and
+        the broker's password file is rewritten and reloaded (the login, and with Mosquitto
+        2 the live session, goes).
+        """
         if not reason.strip():
-            raise ProvisioningError("give a reason for the revocation (kept in the audit log)")
+            raise RequestError("give a reason for the revocation (kept in the audit log)")
         now = self.clock()
         async with self.db.transaction() as tx:
             hub = await hub_ops.revoke_hub(sql_stores(tx), hub_id, actor=actor, reason=reason, now_ms=now)
-        await self.write_broker_passwords()  # its MQTT login goes at the broker's reload
         body = CommandBody(id=uuid7(now), hub_id=hub_id, name="revoke", issued_ms=now, expires_ms=now + 86_400_000,
                            args={"reason": reason[:200]})
-        await self._publish(hub_id, sign_command(body, self.signing_key))  # best effort: the hub stops at once
-        return hub_ops.hub_row(hub, now)
+        # push first: the broker's reload below also cuts the hub's live session (Mosquitto 2 re-checks
+        # connected clients against the new password file), after which nothing reaches it
+        pushed = await self._publish(hub_id, sign_command(body, self.signing_key))
+        broker_updated = await self.write_broker_passwords()
+        return Revocation(hub_ops.hub_row(hub, now), broker_updated, pushed)
+
+    # --- hubs registered by hand (no fleet CA): `mchub cloud hub add`, /admin/v1 ------------
+
+    async def ensure_site(self, actor: str, site_id: str, name: str = "") -> bool:
+        """Create a site for hand-registered hubs if it is missing (idempotent); True when created."""
+        _check_id("site", site_id)
+        async with self.db.transaction() as tx:
+            stores = sql_stores(tx)
+            if await stores.sites.get(site_id) is not None:
+                return False
+            try:
+                await stores.sites.add(SiteRecord(site_id=site_id, name=name, created_ms=self.clock()))
+            except Conflict:
+                return False  # created concurrently
+            await stores.audit.append(AuditEntry(at_ms=self.clock(), actor=actor, action="site.add",
+                                                 target=site_id, detail={"name": name}))
+        return True
+
+    async def register_hub(self, actor: str, hub_id: str, *, site_id: str, public_key: bytes) -> str:
+        """Register a hub with its Ed25519 key, without a certificate; returns the key id (hex)."""
+        _check_id("hub", hub_id)
+        kid = _check_key(public_key)
+        now = self.clock()
+        async with self.db.transaction() as tx:
+            stores = sql_stores(tx)
+            if await stores.sites.get(site_id) is None:
+                raise NotFound(f"site {site_id!r} does not exist; create it first (mchub cloud site add)")
+            key = HubKey(key_id=kid, public_raw=public_key, cert_pem="", cert_serial="", not_after_ms=NO_EXPIRY_MS,
+                         added_ms=now)
+            try:
+                await stores.hubs.create(HubRecord(hub_id=hub_id, site_id=site_id, serial="", enrolled_ms=now,
+                                                   keys=(key,)))
+            except Conflict as exc:
+                raise Conflict(f"hub {hub_id!r} is already registered; use add-key to rotate its key") from exc
+            await stores.audit.append(AuditEntry(at_ms=now, actor=actor, action="hub.register", target=hub_id,
+                                                 detail={"site_id": site_id, "key_id": kid}))
+        return kid
+
+    async def add_key(self, actor: str, hub_id: str, public_key: bytes, *, valid_to_ms: int | None = None) -> str:
+        """Add another key to an active hub (hand rotation: both verify until one is expired); returns its id."""
+        kid = _check_key(public_key)
+        now = self.clock()
+        async with self.db.transaction() as tx:
+            stores = sql_stores(tx)
+            hub = await admin.active_hub(stores, hub_id)
+            if any(k.key_id == kid for k in hub.keys):
+                raise Conflict(f"hub {hub_id!r} already has key {kid}")
+            key = HubKey(key_id=kid, public_raw=public_key, cert_pem="", cert_serial="", not_after_ms=NO_EXPIRY_MS,
+                         added_ms=now, retire_ms=valid_to_ms)
+            await stores.hubs.save(msgspec.structs.replace(hub, keys=(*hub.keys, key)))
+            await stores.audit.append(AuditEntry(at_ms=now, actor=actor, action="hub.key.add", target=hub_id,
+                                                 detail={"key_id": kid}))
+        return kid
+
+    async def expire_key(self, actor: str, hub_id: str, kid: str, *, at_ms: int | None = None) -> None:
+        """End a key's validity at ``at_ms`` (default now), e.g. after a rotation overlap."""
+        at = self.clock() if at_ms is None else at_ms
+        async with self.db.transaction() as tx:
+            stores = sql_stores(tx)
+            hub = await stores.hubs.get(hub_id)
+            if hub is None or not any(k.key_id == kid for k in hub.keys):
+                raise NotFound(f"hub {hub_id!r} has no key {kid}")
+            keys = tuple(msgspec.structs.replace(k, retire_ms=at) if k.key_id == kid else k for k in hub.keys)
+            await stores.hubs.save(msgspec.structs.replace(hub, keys=keys))
+            await stores.audit.append(AuditEntry(at_ms=self.clock(), actor=actor, action="hub.key.expire",
+                                                 target=hub_id, detail={"key_id": kid}))
+
+    async def hub_infos(self, site_id: str | None = None) -> list[HubInfo]:
+        """Every hub (of one site) with its currently valid key ids and marks (three queries)."""
+        now = self.clock()
+        async with self.db.transaction() as tx:
+            hubs = await tx.fetch("SELECT hub_id, site_id, status, online, last_seen_ms, queue_depth FROM hubs "
+                                  "WHERE $1 = '' OR site_id = $2 ORDER BY hub_id", site_id or "", site_id or "")
+            keys: dict[str, list[str]] = {}
+            for k in await tx.fetch("SELECT hub_id, key_id FROM hub_keys WHERE revoked_ms IS NULL AND "
+                                    "valid_from_ms <= $1 AND (valid_to_ms IS NULL OR valid_to_ms > $2) AND "
+                                    "(not_after_ms IS NULL OR not_after_ms >= $3) ORDER BY id", now, now, now):
+                keys.setdefault(k["hub_id"], []).append(k["key_id"])
+            marks: dict[str, dict[int, int]] = {}
+            for m in await tx.fetch("SELECT hub_id, epoch, acked_through FROM sync_state"):
+                marks.setdefault(m["hub_id"], {})[epoch_from_db(m["epoch"])] = m["acked_through"]
+        return [HubInfo(hub_id=h["hub_id"], site_id=h["site_id"], status=h["status"], online=bool(h["online"]),
+                        last_seen_ms=h["last_seen_ms"], queue_depth=h["queue_depth"],
+                        key_ids=keys.get(h["hub_id"], []), acked_through=marks.get(h["hub_id"], {})) for h in hubs]
 
     async def request_rotation(self, actor: str, hub_id: str) -> bool:
         """Ask a hub to rotate its key now (``rotate-key`` over MQTT); True when the command was published."""
+        return await self.send_command(actor, hub_id, "rotate-key", action="hub.rotate.request") is not None
+
+    async def send_command(self, actor: str, hub_id: str, name: CommandName, args: dict[str, str] | None = None,
+                           *, ttl_s: int = 3600, action: str = "hub.command") -> CommandBody | None:
+        """Sign and push one command to an ACTIVE hub (a revoked or unknown hub is refused); audited.
+
+        Returns what was sent, or None when no broker took it (no ``[mqtt]``, or it failed: logged).
+        """
+        now = self.clock()
         async with self.db.transaction() as tx:
             stores = sql_stores(tx)
             await admin.active_hub(stores, hub_id)
-            await stores.audit.append(AuditEntry(at_ms=self.clock(), actor=actor, action="hub.rotate.request",
-                                                 target=hub_id))
-        body = CommandBody(id=uuid7(self.clock()), hub_id=hub_id, name="rotate-key", issued_ms=self.clock(),
-                           expires_ms=self.clock() + 3_600_000)
-        return await self._publish(hub_id, sign_command(body, self.signing_key))
+            await stores.audit.append(AuditEntry(at_ms=now, actor=actor, action=action, target=hub_id,
+                                                 detail={"command": name}))
+        body = CommandBody(id=uuid7(now), hub_id=hub_id, name=name, issued_ms=now, expires_ms=now + ttl_s * 1000,
+                           args=args or {})
+        return body if await self._publish(hub_id, sign_command(body, self.signing_key)) else None
 
     # --- devices ---------------------------------------------------------------------------
 
@@ -213,7 +365,8 @@ class Fleet:
             return False
         host, port = self.mqtt
         try:
-            async with aiomqtt.Client(host, port, identifier=f"mchub-cloud-fleet-{os.getpid()}-{uuid7()[-8:]}") as c:
+            async with aiomqtt.Client(host, port, identifier=f"mchub-cloud-fleet-{os.getpid()}-{uuid7()[-8:]}",
+                                      timeout=10) as c:
                 await c.publish(topic(hub_id, "commands"), payload, qos=1)
         except aiomqtt.MqttError as exc:
             log.warning("could not push to hub %s over MQTT %s:%d: %s (it picks changes up at its next sync)",

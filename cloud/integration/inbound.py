@@ -14,8 +14,9 @@ written twice.
 * ADT^A01/A04/A08: the subject (by national ID, by MRN, else a new one) learns the MRN;
   waiting work-list items naming that MRN or national ID are resolved at once.
 * ADT^A40: the MRG-1 patient is merged into the PID patient through the patient index
-  (:func:`cloud.patients.merge`, audited, reversible) before the transaction; a repeat
-  finds the merge done.
+  (:func:`cloud.patients.merge`, audited, reversible) in the SAME transaction as the rest
+  of the message: a crash or a failure leaves neither the merge nor the message done;
+  a repeated A40 finds the merge done.
 
 A message that no longer parses, or hits a bug, is marked with the reason (kept, shown on
 the dashboard, re-processable); a database outage leaves it pending.
@@ -158,11 +159,11 @@ class Hl7Processor:
             await self._mark(m.id, f"{exc.reason}: {exc}")
             return
         try:
-            if p.message_type == "ADT^A40":
-                await self._merge(p)
             async with self.db.transaction() as tx:
                 if not await self._claim(tx, m.id):
                     return
+                if p.message_type == "ADT^A40":
+                    await self._merge(tx, p)
                 await self._apply(tx, m, p)
         except DatabaseError:
             raise
@@ -214,17 +215,16 @@ class Hl7Processor:
         if resolved:
             log.info("%s %s resolved %d waiting item(s)", p.message_type, p.control_id, resolved)
 
-    async def _merge(self, p: Processed) -> None:
-        """A40: merge the MRG-1 subject(s) into the PID subject (own transaction, idempotent)."""
+    async def _merge(self, tx: Tx, p: Processed) -> None:
+        """A40: merge the MRG-1 subject(s) into the PID subject, in the message's processing transaction."""
         who = who_of(p)
-        async with self.db.transaction() as tx:
-            target = await matching.find(tx, self.at_rest, who)
-            if target is None:
-                target = await matching.anonymous_subject(tx, self.at_rest, who)
-                await matching.learn_mrn(tx, target, who.mrn_authority, who.mrn, "hl7:ADT^A40")
-            priors = [await matching.by_mrn(tx, i.authority, i.id) for i in p.merge_prior]
-        for prior in {s for s in priors if s is not None and s != target}:
+        target = await matching.find(tx, self.at_rest, who)
+        if target is None:
+            target = await matching.anonymous_subject(tx, self.at_rest, who)
+            await matching.learn_mrn(tx, target, who.mrn_authority, who.mrn, "hl7:ADT^A40")
+        priors = [await matching.by_mrn(tx, i.authority, i.id) for i in p.merge_prior]
+        for prior in sorted({s for s in priors if s is not None and s != target}):
             try:
-                await patients.merge(target, prior, actor="hl7:ADT^A40", reason=f"ADT^A40 {p.control_id}")
-            except PatientIndexError as exc:  # a repeat after a crash: already merged
+                await patients.merge(tx, target, prior, actor="hl7:ADT^A40", reason=f"ADT^A40 {p.control_id}")
+            except PatientIndexError as exc:  # a repeat (another A40 for the same pair): already merged
                 log.info("A40 %s: merge of subject %s not repeated: %s", p.control_id, prior, exc)

@@ -14,8 +14,10 @@ or dicts (no ORM objects, no national ID numbers; names only masked). The dashbo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -144,9 +146,16 @@ async def followups(db: Database, *, overdue_on: dt.date | None = None, status: 
     return [dict(r) for r in rows]
 
 
-async def case_views(db: Database, start: dt.date, end: dt.date, *, site: str = "",
-                     at_rest: AtRest | None = None) -> list[registers.CaseView]:
-    """Latest content of every case screened in [start, end] (at ``site``) as the registers read it."""
+RegisterRow = tuple[str, str, str]  #: a case's record payload (JSON), its site label and its masked subject label
+
+
+async def case_rows(db: Database, start: dt.date, end: dt.date, *, site: str = "",
+                    at_rest: AtRest | None = None) -> list[RegisterRow]:
+    """Latest record of every case screened in [start, end] (at ``site``), names decrypted and masked.
+
+    Plain data, so the register can be built in :mod:`cloud.offload`'s process (see
+    :func:`pack_rows`); the decryption (fast, C) runs here in slices, yielding between them.
+    """
     async with db.transaction() as tx:
         rows = await tx.fetch(
             "SELECT c.site_id, c.subject_id, r.payload, s.name AS site_name, p.name_enc FROM mch_cases c "
@@ -154,23 +163,80 @@ async def case_views(db: Database, start: dt.date, end: dt.date, *, site: str = 
             "LEFT JOIN sites s ON s.site_id = c.site_id LEFT JOIN subjects p ON p.id = c.subject_id "
             "WHERE c.screened_on >= $1 AND c.screened_on <= $2 AND ($3 = '' OR c.site_id = $4) "
             "ORDER BY c.screened_on, c.case_id", start.isoformat(), end.isoformat(), site, site)
-    views = []
-    for r in rows:
+    out: list[RegisterRow] = []
+    for i, r in enumerate(rows):
+        if i and i % 500 == 0:
+            await asyncio.sleep(0)
         label = f"#{r['subject_id']}"
         if at_rest is not None and r["name_enc"]:
             with contextlib.suppress(AtRestError):  # a row sealed with another key keeps its number label
                 label = idnum.mask_name(at_rest.open(bytes(r["name_enc"]), "subjects.name")) or label
-        views.append(registers.CaseView(case_from_json(r["payload"]), r["site_name"] or r["site_id"], label))
-    return views
+        out.append((str(r["payload"]), r["site_name"] or r["site_id"], label))
+    return out
+
+
+def views_of(rows: list[RegisterRow]) -> list[registers.CaseView]:
+    """The rows as the register builders read them."""
+    return [registers.CaseView(case_from_json(payload), site, label) for payload, site, label in rows]
+
+
+async def case_views(db: Database, start: dt.date, end: dt.date, *, site: str = "",
+                     at_rest: AtRest | None = None) -> list[registers.CaseView]:
+    """Latest content of every case screened in [start, end] (at ``site``) as the registers read it."""
+    return views_of(await case_rows(db, start, end, site=site, at_rest=at_rest))
+
+
+_SLICE = 500
+
+
+async def pack_rows(rows: list[RegisterRow]) -> bytes:
+    """The rows as one compressed blob for :func:`cloud.offload.run`.
+
+    Handing 10,000 rows to the spare process as Python objects pickles ~10 MB in one call
+    that holds the GIL (a stall of the event loop); here they are encoded in slices,
+    yielding between them, and compressed in a thread (zlib releases the GIL).
+    """
+    parts = []
+    for i in range(0, len(rows), _SLICE):
+        parts.append(msgspec.msgpack.encode(rows[i:i + _SLICE]))
+        await asyncio.sleep(0)
+    return await asyncio.to_thread(zlib.compress, msgspec.msgpack.encode(parts), 1)
+
+
+def unpack_rows(packed: bytes) -> list[RegisterRow]:
+    """Inverse of :func:`pack_rows`."""
+    rows: list[RegisterRow] = []
+    for part in msgspec.msgpack.decode(zlib.decompress(packed), type=list[bytes]):
+        rows += msgspec.msgpack.decode(part, type=list[tuple[str, str, str]])
+    return rows
+
+
+def _build(name: str, rows: list[RegisterRow], start: dt.date, end: dt.date) -> registers.Table:
+    builder = REGISTERS.get(name)
+    if builder is None:
+        raise MchError(f"no register {name!r}; choose one of {', '.join(REGISTERS)}")
+    return builder(views_of(rows), start, end)
+
+
+def build_register(name: str, packed: bytes, start: dt.date, end: dt.date) -> registers.Table:
+    """One register from :func:`pack_rows` (pure: run it with :func:`cloud.offload.run` in the cloud)."""
+    return _build(name, unpack_rows(packed), start, end)
+
+
+def register_file(name: str, packed: bytes, start: dt.date, end: dt.date, fmt: str, lang: str,
+                  institution: str = "") -> tuple[bytes, int, str]:
+    """The register as an XLSX or CSV file, its number of rows and its file name (institution and
+    period in it; pure: for :func:`cloud.offload.run`)."""
+    table = build_register(name, packed, start, end)
+    body = (registers.to_xlsx([table], lang, institution=institution, start=start, end=end) if fmt == "xlsx"
+            else registers.to_csv(table, lang))
+    return body, len(table.rows), registers.file_name([table], institution, start, end, fmt, lang)
 
 
 async def register(db: Database, name: str, start: dt.date, end: dt.date, *, site: str = "",
                    at_rest: AtRest | None = None) -> registers.Table:
     """One register or statistics table by its name (a key of :data:`REGISTERS`)."""
-    builder = REGISTERS.get(name)
-    if builder is None:
-        raise MchError(f"no register {name!r}; choose one of {', '.join(REGISTERS)}")
-    return builder(await case_views(db, start, end, site=site, at_rest=at_rest), start, end)
+    return _build(name, await case_rows(db, start, end, site=site, at_rest=at_rest), start, end)
 
 
 async def institution(db: Database, site: str) -> str:

@@ -274,26 +274,39 @@ def file_name(tables: list[Table], institution: str, start: dt.date, end: dt.dat
 def to_xlsx(tables: Iterable[Table], lang: str = "zh", *, institution: str = "", start: dt.date | None = None,
             end: dt.date | None = None) -> bytes:
     """One workbook, one sheet per table named by its title; a bold title row, the institution and
-    period row (when given), and a header row."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
+    period row (when given), and a header row.
 
-    book = Workbook()
-    book.remove(book.active)  # type: ignore[arg-type]
+    Written in openpyxl's ``write_only`` mode (rows streamed, no cell objects kept): a
+    10,000-row register stays small in memory. Pure-Python CPU work all the same (seconds):
+    the cloud runs it through :func:`cloud.offload.run`, never on its event loop.
+    """
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    book = Workbook(write_only=True)
+    title_font, header_font = Font(bold=True, size=14), Font(bold=True)
+    taken: list[str] = []
     for table in tables:
-        sheet = book.create_sheet(sheet_title(table.zh if lang == "zh" else table.en, book.sheetnames))
-        sheet.append([table.zh if lang == "zh" else table.en])
-        sheet["A1"].font = Font(bold=True, size=14)
+        sheet = book.create_sheet(sheet_title(table.zh if lang == "zh" else table.en, taken))
+        taken.append(sheet.title)
+        for i, column in enumerate(table.columns, start=1):
+            sheet.column_dimensions[get_column_letter(i)].width = max(10, len(column.zh) * 2 + 2)
+        title = WriteOnlyCell(sheet, value=table.zh if lang == "zh" else table.en)
+        title.font = title_font
+        sheet.append([title])
         if start is not None and end is not None:
             sheet.append([scope_line(institution, start, end, lang)])
-        sheet.append([c.zh if lang == "zh" else c.en for c in table.columns])
-        header = sheet.max_row
-        for cell in sheet[header]:
-            cell.font = Font(bold=True)
+        headers = []
+        for c in table.columns:
+            cell = WriteOnlyCell(sheet, value=c.zh if lang == "zh" else c.en)
+            cell.font = header_font
+            headers.append(cell)
+        sheet.append(headers)
+        keys = [c.key for c in table.columns]
         for row in table.rows:
-            sheet.append([row.get(c.key, "") for c in table.columns])
-        for i, column in enumerate(table.columns, start=1):
-            sheet.column_dimensions[sheet.cell(header, i).column_letter].width = max(10, len(column.zh) * 2 + 2)
+            sheet.append([row.get(k, "") for k in keys])
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()

@@ -59,6 +59,10 @@ class BleConfig:
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise fail(key, "must be a number of seconds >= 0")
             numbers[key] = float(value)
+        if numbers["backoff_initial"] <= 0:
+            raise fail("backoff_initial", "must be a number of seconds > 0")
+        if numbers["backoff_max"] < numbers["backoff_initial"]:
+            raise fail("backoff_max", "must be at least backoff_initial")
         attempts = table.get("max_attempts")
         if attempts is not None and (isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1):
             raise fail("max_attempts", "must be a whole number >= 1, or be left out to retry forever")

@@ -54,6 +54,7 @@ from drivers.ble.config import BleConfig
 from drivers.ble.profiles import RACP, Profile
 from drivers.ble.transport import ClientFactory, GattClient, Scanner
 from drivers.errors import FrameError, TransportError
+from protocol.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +114,7 @@ class BleDriver:
 
     async def run(self, sink: Sink) -> None:
         """Connect, deliver, reconnect with backoff; runs until cancelled."""
-        delay = self.config.backoff_initial
-        failures = 0
+        backoff = Backoff(self.config.backoff_initial, self.config.backoff_max, rng=self._rng)
         while True:
             self._subscribed = False
             try:
@@ -124,14 +124,13 @@ class BleDriver:
                 reason = str(exc)
             sink.state(False, reason)
             if self._subscribed:
-                failures, delay = 0, self.config.backoff_initial
-            failures += 1
-            if self.config.max_attempts is not None and failures >= self.config.max_attempts:
-                raise TransportError(f"{self.device_id}: giving up after {failures} failed attempts: {reason}")
-            wait = delay * self._rng.uniform(0.5, 1.0)
+                backoff.reset()
+            wait = backoff.next()
+            if self.config.max_attempts is not None and backoff.failures >= self.config.max_attempts:
+                raise TransportError(f"{self.device_id}: giving up after {backoff.failures} failed attempts: "
+                                     f"{reason}")
             log.info("%s: %s; reconnecting in %.1f s", self.device_id, reason, wait)
             await self._sleep(wait)
-            delay = min(max(delay * 2, self.config.backoff_initial), self.config.backoff_max)
 
     async def _session(self, sink: Sink) -> None:
         """One connection, from scan to drop; sets ``_subscribed`` once indications are on."""

@@ -34,12 +34,12 @@ from typing import Any
 
 import msgspec
 
-from drivers.backoff import Backoff
 from drivers.base import Sink
 from drivers.errors import ConfigError, FrameError, TransportError
 from drivers.modbus.codec import Deduplicator, Frame, decode
 from drivers.modbus.regmap import RegisterMap, get_choice, get_int, get_number, parse_register_map
 from drivers.modbus.transport import RegisterLink, rtu_link, tcp_link
+from protocol.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

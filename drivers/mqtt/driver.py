@@ -16,11 +16,11 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-from drivers.backoff import Backoff
 from drivers.base import Sink
 from drivers.errors import ConfigError, FrameError, TransportError
 from drivers.mqtt.codec import DeviceMessage, SchemaError, decode_message
 from drivers.mqtt.topic import check_filter, match
+from protocol.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -28,6 +28,26 @@ Tables (one stream, a few side tables):
                  and how staff dealt with it (resent as seq N, or dismissed). Schema v3.
 
 Migrations are numbered; ``PRAGMA user_version`` holds the number applied last.
+
+How to write a hub migration (``migrate()`` relies on every rule):
+
+* Append one function ``_vN(db)`` to ``MIGRATIONS``; never edit or reorder a shipped one.
+  ``db`` is a ``sqlite_utils.Database`` over the hub's connection.
+* ``migrate()`` runs each step inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` together with the
+  ``PRAGMA user_version = N`` bump, so a power cut inside a step leaves the database at
+  version N-1 exactly as it was, and the next start runs the step again from the top.
+* A step may run as many statements as it needs, but only through ``db.execute(...)``,
+  ``db.executescript(...)`` (sqlite_utils splits the script and runs it inside the open
+  transaction), ``db[...].create(...)``, ``db[...].create_index(...)``,
+  ``db[...].add_column(...)`` and friends. Never call ``db.conn.executescript()`` (Python's
+  sqlite3 commits before it runs),
+  ``conn.commit()``, ``with conn:``, ``BEGIN``/``COMMIT``/``VACUUM`` or
+  ``PRAGMA journal_mode``: each would end the transaction half-way. ``migrate()`` notices a
+  step that ended the transaction and refuses to go on (``StoreError``).
+* Data copies belong in the same step as the DDL they need (``INSERT ... SELECT``).
+* tests/edge/test_migrations.py kills a process before every statement of every
+  migration in ``MIGRATIONS`` and checks the reopened database reaches the latest version
+  with the same schema as a fresh one: a new step is covered without touching the test.
 """
 
 from __future__ import annotations
@@ -91,7 +111,11 @@ MIGRATIONS = [_v1, _v2, _v3_dead_letters, _v5]  # merge: v4 (config state) goes 
 
 
 def migrate(conn: sqlite3.Connection) -> int:
-    """Apply the migrations this database has not seen; returns the schema version."""
+    """Apply the migrations this database has not seen; returns the schema version.
+
+    Each step runs in its own ``BEGIN IMMEDIATE`` transaction with its ``user_version``
+    bump, so it is applied whole or not at all (see the module docstring).
+    """
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version >= len(MIGRATIONS):
         return int(version)
@@ -99,11 +123,27 @@ def migrate(conn: sqlite3.Connection) -> int:
 
     db = sqlite_utils.Database(conn)
     for number, step in enumerate(MIGRATIONS, start=1):
-        if number > version:
-            with conn:
-                step(db)
-                conn.execute(f"PRAGMA user_version = {number}")
-            log.info("hub.db schema migrated to version %d", number)
+        if number <= version:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # re-read under the write lock: another process may have applied it meanwhile
+            if conn.execute("PRAGMA user_version").fetchone()[0] >= number:
+                conn.execute("COMMIT")
+                continue
+            step(db)
+            if not conn.in_transaction:
+                raise StoreError(
+                    f"hub.db migration {number} ({step.__name__}) ended its transaction on its own "
+                    "(executescript, commit or BEGIN inside the step): fix the step as the rules at "
+                    "the top of edge/store/schema.py say")
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        log.info("hub.db schema migrated to version %d", number)
     return len(MIGRATIONS)
 
 

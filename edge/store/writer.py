@@ -27,6 +27,7 @@ from typing import Any
 from edge.crashpoints import crashpoint
 from edge.errors import DiskFull
 from edge.store.ledger import CallIn, InputRejected, Item, Ledger
+from protocol.backoff import Backoff
 
 log = logging.getLogger("edge.store")
 _STOP = object()
@@ -153,17 +154,17 @@ class GroupWriter:
             return
         if not self._hold_while_disk_low(inputs):
             return
-        delay = 0.05
+        retry = Backoff(0.05, 5.0, jitter=0)  # one writer thread: nothing to spread out
         while True:
             try:
                 out = self.ledger.commit([i for i, _ in inputs])
                 break
             except sqlite3.Error as exc:  # disk full, I/O error: keep the group, retry, alert
                 self.last_error = f"database write failed: {exc}"
+                delay = retry.next()
                 log.error("%s; retrying in %.1f s (nothing is dropped)", self.last_error, delay)
                 self.guard.check(force=True)
                 time.sleep(delay)
-                delay = min(delay * 2, 5.0)
         self.last_error = None
         self.commits += 1
         crashpoint("after_commit")

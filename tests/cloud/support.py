@@ -11,9 +11,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import uvicorn
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from cloud.app import build_app
 from cloud.config import CloudConfig, load
+from cloud.db.engine import Database
+from cloud.fleet.service import Fleet
 from cloud.keystore import CloudKeys, init_keys
 from firmware_sim.fleet import CloudKeys as PublicKeys
 from firmware_sim.fleet import VirtualHub
@@ -95,3 +98,31 @@ async def dicom_sender(url: str, name: str = "SIMPACS") -> tuple[str, str]:
         doc = await r.json()
         assert r.status == 200, doc
     return name, str(doc["token"])
+
+@contextlib.asynccontextmanager
+async def fleet_on(where: CloudConfig | Database, keys: CloudKeys | None = None) -> AsyncIterator[Fleet]:
+    """The one fleet registry on this cloud's database (no CA, no broker), as the CLI builds it."""
+    db = await Database.connect(where.database.url, 2) if isinstance(where, CloudConfig) else where
+    try:
+        yield Fleet(db, None, keys.signing if keys is not None else ed25519.Ed25519PrivateKey.generate())
+    finally:
+        if db is not where:
+            await db.close()
+
+
+async def ensure_site(where: CloudConfig | Database, site_id: str, name: str = "") -> None:
+    """Create a site for hand-registered hubs (``mchub cloud site add``)."""
+    async with fleet_on(where) as fleet:
+        await fleet.ensure_site("test", site_id, name)
+
+
+async def register_hub(where: CloudConfig | Database, hub_id: str, *, site_id: str, public_key: bytes) -> str:
+    """Register a hub by hand (``mchub cloud hub add``); returns its key id."""
+    async with fleet_on(where) as fleet:
+        return await fleet.register_hub("test", hub_id, site_id=site_id, public_key=public_key)
+
+
+async def revoke_hub(where: CloudConfig | Database, hub_id: str, *, reason: str) -> None:
+    """Revoke a hub (``mchub cloud hub revoke``)."""
+    async with fleet_on(where) as fleet:
+        await fleet.revoke("test", hub_id, reason)

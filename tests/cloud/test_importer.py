@@ -10,7 +10,6 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from cloud import registry
 from cloud.config import CloudConfig
 from cloud.db.engine import Database
 from cloud.errors import ImportFileError
@@ -19,7 +18,7 @@ from cloud.ingest import Ingestor
 from firmware_sim.fleet import VirtualHub
 from protocol.envelope import parse_header
 from protocol.export import write_export
-from tests.cloud.support import hub, serving
+from tests.cloud.support import ensure_site, hub, register_hub, serving
 
 
 @pytest.fixture
@@ -28,8 +27,8 @@ async def online(any_cloud) -> AsyncIterator[tuple[str, Ingestor, Database, Virt
     cfg, keys = any_cloud
     h = hub(keys, "HX1")
     async with serving(cfg) as url:
-        await registry.create_site("S1")
-        await registry.register_hub("HX1", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        await ensure_site(cfg, "S1")
+        await register_hub(cfg, "HX1", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
         db = await Database.connect(cfg.database.url)
         try:
             yield url, Ingestor(db, keys), db, h

@@ -8,13 +8,12 @@ import sqlite3
 import aiohttp
 import pytest
 
-from cloud import registry
 from cloud.db.engine import Database
 from cloud.importer import import_file
 from cloud.ingest import Ingestor, Limits
 from protocol.ack import AckStatus, verify_ack
 from protocol.export import write_export
-from tests.cloud.support import hub, serving
+from tests.cloud.support import ensure_site, hub, register_hub, serving
 
 BATCH = {"Content-Type": "application/vnd.mchub.batch"}
 
@@ -44,8 +43,8 @@ async def test_a_visit_is_stored_once_and_a_replay_is_a_counted_audited_no_op(an
     cfg, keys = any_cloud
     h = hub(keys, "H001")
     async with serving(cfg) as url, aiohttp.ClientSession() as http:
-        await registry.create_site("S1")
-        await registry.register_hub("H001", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        await ensure_site(cfg, "S1")
+        await register_hub(cfg, "H001", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
         visit = h.add_visit()
         batch = h.seal_from(1)
         status, body, _ = await post(http, url, batch)
@@ -82,8 +81,8 @@ async def test_a_gap_is_answered_409_with_the_expected_seq_and_the_hub_catches_u
     cfg, keys = any_cloud
     h = hub(keys, "H002")
     async with serving(cfg) as url, aiohttp.ClientSession() as http:
-        await registry.create_site("S1")
-        await registry.register_hub("H002", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        await ensure_site(cfg, "S1")
+        await register_hub(cfg, "H002", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
         for _ in range(3):
             h.add_visit()
         later = h.seal_from(7)  # records 7..18 before 1..6
@@ -109,8 +108,8 @@ async def test_oversize_is_413_and_garbage_is_400_malformed_with_an_audit_entry(
     cfg, keys = make_cloud(tmp_path, f"sqlite:///{tmp_path / 'c.db'}", max_batch_bytes=3000)
     h = hub(keys, "H003")
     async with serving(cfg) as url, aiohttp.ClientSession() as http:
-        await registry.create_site("S1")
-        await registry.register_hub("H003", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        await ensure_site(cfg, "S1")
+        await register_hub(cfg, "H003", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
         for _ in range(20):
             h.add_visit()
         too_large = REGISTRY.get_sample_value("mchub_rejects_total", {"reason": "too_large"}) or 0.0
@@ -147,8 +146,8 @@ async def test_overload_is_503_with_retry_after(sqlite_cloud) -> None:
 
     await migrate(db)
     async with orm(cfg.database.url):
-        await registry.create_site("S1")
-        await registry.register_hub("H004", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        await ensure_site(cfg, "S1")
+        await register_hub(cfg, "H004", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
     ing = Ingestor(db, keys, Limits(max_inflight=1, max_queue=1, retry_after_s=7))
     h.add_visit()
     batch = h.seal_from(1)
@@ -174,8 +173,8 @@ async def test_a_hand_carried_export_imports_through_the_same_path(sqlite_cloud,
 
     await migrate(db)
     async with orm(cfg.database.url):
-        await registry.create_site("S1")
-        await registry.register_hub("H005", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        await ensure_site(cfg, "S1")
+        await register_hub(cfg, "H005", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
     h.add_visit()
     h.add_visit()
     path = tmp_path / "H005.mchx"
@@ -207,8 +206,8 @@ async def test_a_bad_record_is_refused_alone_the_rest_is_stored_and_a_resend_ans
     cfg, keys = any_cloud
     h = hub(keys, "H006")
     async with serving(cfg) as url, aiohttp.ClientSession() as http:
-        await registry.create_site("S1")
-        await registry.register_hub("H006", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        await ensure_site(cfg, "S1")
+        await register_hub(cfg, "H006", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
         h.add_visit()  # seqs 1..6
 
         def reading(seq: int, code: str, value: float, unit: str, kind: str = "blood_pressure") -> Reading:
@@ -244,8 +243,11 @@ async def test_a_batch_that_does_not_open_is_still_refused_whole(sqlite_cloud) -
     cfg, keys = sqlite_cloud
     h = hub(keys, "H009")
     async with serving(cfg) as url, aiohttp.ClientSession() as http:
-        await registry.create_site("S1")
-        await registry.register_hub("H009", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        await ensure_site(cfg, "S1")
+        await register_hub(cfg, "H009", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+
+        await ensure_site(cfg, "S1")
+        await register_hub(cfg, "H006", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
         h.add_visit()
         batch = bytearray(h.seal_from(1))
         batch[-70] ^= 1  # inside the ciphertext or signature
@@ -261,8 +263,8 @@ async def test_no_national_id_in_plaintext_in_the_sqlite_files(sqlite_cloud) -> 
     cfg, keys = sqlite_cloud
     h = hub(keys, "H007")
     async with serving(cfg) as url, aiohttp.ClientSession() as http:
-        await registry.create_site("S1")
-        await registry.register_hub("H007", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        await ensure_site(cfg, "S1")
+        await register_hub(cfg, "H007", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
         ids = [next(r.subject.national_id for r in h.add_visit() if hasattr(r, "subject")) for _ in range(3)]
         assert (await post(http, url, h.seal_from(1)))[0] == 200
     files = list(Path(cfg.database.url.removeprefix("sqlite:///")).parent.glob("cloud.db*"))
@@ -279,8 +281,8 @@ async def test_large_batches_take_the_copy_path_and_still_skip_what_is_stored(pg
     cfg, keys = pg_cloud
     h = hub(keys, "H008")
     async with serving(cfg) as url, aiohttp.ClientSession() as http:
-        await registry.create_site("S1")
-        await registry.register_hub("H008", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        await ensure_site(cfg, "S1")
+        await register_hub(cfg, "H008", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
         for _ in range(70):
             h.add_visit()  # 420 records, 280 readings
         assert (await post(http, url, h.seal_from(1, limit=180)))[0] == 200  # 120 readings: arrays
@@ -303,8 +305,8 @@ async def test_a_large_batch_on_the_copy_path_refuses_one_record_alone(pg_cloud)
     cfg, keys = pg_cloud
     h = hub(keys, "H010")
     async with serving(cfg) as url, aiohttp.ClientSession() as http:
-        await registry.create_site("S1")
-        await registry.register_hub("H010", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        await ensure_site(cfg, "S1")
+        await register_hub(cfg, "H010", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
         for _ in range(70):
             h.add_visit()  # 420 records, 280 readings
         i, bad = next((i, r) for i, r in enumerate(h.pending) if i > 250 and isinstance(r, Reading))

@@ -10,14 +10,12 @@ import aiomqtt
 import msgspec
 import pytest
 
-from cloud import registry
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
-from cloud.db.orm import orm
 from cloud.mqtt import publish_command, run_listener
 from protocol.commands import HubStatus, Telemetry, topic, verify_command
 from protocol.ids import now_ms
-from tests.cloud.support import hub
+from tests.cloud.support import ensure_site, fleet_on, hub, register_hub
 
 pytestmark = pytest.mark.mqtt
 
@@ -40,9 +38,8 @@ async def test_status_telemetry_and_last_will_update_the_registry(sqlite_cloud, 
     db = await Database.connect(cfg.database.url)
     await migrate(db)
     h = hub(keys, "HM")
-    async with orm(cfg.database.url):
-        await registry.create_site("S1")
-        await registry.register_hub("HM", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+    await ensure_site(db, "S1")
+    await register_hub(db, "HM", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
     stop = asyncio.Event()
     listener = asyncio.create_task(run_listener(db, "127.0.0.1", mosquitto.port, stop))
     will = aiomqtt.Will(topic("HM", "status"), msgspec.json.encode(HubStatus(online=False)), qos=1, retain=True)
@@ -83,13 +80,14 @@ async def test_a_served_worker_runs_the_presence_listener(tmp_path, mosquitto) -
                            f"[mqtt]\nenabled = true\nport = {mosquitto.port}\n")
     h = hub(keys, "HS")
     async with serving(cfg):
-        await registry.create_site("S1")
-        await registry.register_hub("HS", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        await ensure_site(cfg, "S1")
+        await register_hub(cfg, "HS", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
         async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="hub-HS") as client:
             await client.publish(topic("HS", "status"), msgspec.json.encode(HubStatus(online=True, version="9")),
                                  qos=1, retain=True)
         for _ in range(300):
-            (info,) = await registry.list_hubs()
+            async with fleet_on(cfg) as fleet:
+                (info,) = await fleet.hub_infos()
             if info.online:
                 break
             await asyncio.sleep(0.02)

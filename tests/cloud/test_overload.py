@@ -11,8 +11,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from cloud import registry
-from tests.cloud.support import hub, make_cloud, serving
+from tests.cloud.support import ensure_site, hub, make_cloud, register_hub, serving
 
 pytestmark = pytest.mark.postgres
 BATCH = {"Content-Type": "application/vnd.mchub.batch"}
@@ -46,9 +45,9 @@ async def test_overload_is_503_with_retry_after_and_hubs_catch_up_exactly_once(t
     cfg, keys = make_cloud(tmp_path / "cloud", pg_dsn, max_inflight=1, max_queue=1)  # Retry-After 1 s
     hubs = [hub(keys, f"OV{i}", i) for i in range(4)]
     async with serving(cfg) as url, aiohttp.ClientSession() as http:
-        await registry.create_site("S1")
+        await ensure_site(cfg, "S1")
         for h in hubs:
-            await registry.register_hub(h.hub_id, site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+            await register_hub(cfg, h.hub_id, site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
             h.add_visit()
         before = _rejected(await _metrics(http, url), "overloaded")
         blocker = await asyncpg.connect(pg_dsn)

@@ -14,11 +14,10 @@ import asyncpg
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from cloud import registry
 from firmware_sim.fleet import random_national_id
 from protocol.envelope import SIGNATURE_LEN, parse_header, seal
 from protocol.keys import RecipientPrivate, SuiteId
-from tests.cloud.support import hub, serving
+from tests.cloud.support import ensure_site, hub, register_hub, revoke_hub, serving
 
 pytestmark = pytest.mark.postgres
 BATCH = {"Content-Type": "application/vnd.mchub.batch"}
@@ -47,9 +46,9 @@ async def test_refusals_have_the_right_status_reason_and_audit_entry(pg_cloud, p
     cfg, keys = pg_cloud
     a, b = hub(keys, "HA", 1), hub(keys, "HB", 2)
     async with serving(cfg) as url, aiohttp.ClientSession() as http:
-        await registry.create_site("S1")
+        await ensure_site(cfg, "S1")
         for h in (a, b):
-            await registry.register_hub(h.hub_id, site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+            await register_hub(cfg, h.hub_id, site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
         a.add_visit()
         good = a.seal_from(1)
         assert (await post(http, url, good))[0] == 200
@@ -76,7 +75,7 @@ async def test_refusals_have_the_right_status_reason_and_audit_entry(pg_cloud, p
             got_status, doc = await post(http, url, batch)
             assert (got_status, doc.get("reason")) == (status, reason), name
         assert (await post(http, url, good))[0] == 200  # a replay: 200, ack status 1, audited
-        await registry.revoke_hub("HA", reason="stolen")
+        await revoke_hub(cfg, "HA", reason="stolen")
         a.add_visit()
         status, doc = await post(http, url, a.seal_from(7))
         assert (status, doc["reason"]) == (403, "revoked")
@@ -113,8 +112,8 @@ async def test_no_national_id_or_name_in_plaintext_in_database_files_or_logs(
     ids = [random_national_id(rng) for _ in range(5)]
     h = hub(keys, "HP")
     async with serving(cfg) as url, aiohttp.ClientSession() as http:
-        await registry.create_site("S1")
-        await registry.register_hub("HP", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        await ensure_site(cfg, "S1")
+        await register_hub(cfg, "HP", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
         names = []
         for nid in ids:
             names.append(next(r.subject.name for r in h.add_visit(national_id=nid) if hasattr(r, "subject")))

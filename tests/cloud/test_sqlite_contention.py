@@ -13,9 +13,8 @@ import aiohttp
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from cloud import registry
 from cloud.db.engine import Database
-from tests.cloud.support import TOKEN, hub, make_cloud, serving
+from tests.cloud.support import TOKEN, ensure_site, hub, make_cloud, register_hub, serving
 
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -29,9 +28,9 @@ async def test_30_registrations_while_two_hubs_sync_never_answer_500(tmp_path: P
     syncing = [hub(keys, f"SYNC{i}", i) for i in range(2)]
     statuses: list[int] = []
     async with serving(cfg) as url, aiohttp.ClientSession() as http:
-        await registry.create_site("S1")
+        await ensure_site(cfg, "S1")
         for h in syncing:
-            await registry.register_hub(h.hub_id, site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+            await register_hub(cfg, h.hub_id, site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
         done = asyncio.Event()
 
         async def sync_loop(h) -> int:  # type: ignore[no-untyped-def]
@@ -84,7 +83,7 @@ async def test_a_lock_held_past_the_busy_timeout_is_503_with_retry_after(tmp_pat
     cfg, _ = make_cloud(tmp_path / "cloud", f"sqlite:///{tmp_path / 'cloud' / 'cloud.db'}")
     body = {"hubs": [{"hub_id": "LOCKED1", "site_id": "S1", "public_key": _key_hex()}]}
     async with serving(cfg) as url, aiohttp.ClientSession() as http:
-        await registry.create_site("S1")
+        await ensure_site(cfg, "S1")
         other = sqlite3.connect(tmp_path / "cloud" / "cloud.db", isolation_level=None)
         try:
             other.execute("BEGIN IMMEDIATE")  # e.g. `mchub cloud` maintenance in another process

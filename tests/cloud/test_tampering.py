@@ -15,12 +15,12 @@ import aiohttp
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from starlette.routing import Route
 
-from cloud import audit_chain, registry
+from cloud import audit_chain
 from cloud.app import build_app
 from cloud.db.engine import Database
 from protocol.envelope import SIGNATURE_LEN, parse_header, seal
 from protocol.keys import RecipientPrivate, SuiteId
-from tests.cloud.support import hub, serving
+from tests.cloud.support import ensure_site, hub, register_hub, serving
 
 BATCH = {"Content-Type": "application/vnd.mchub.batch"}
 TABLES = ("readings", "sessions", "subjects", "stations", "devices", "reading_bindings", "results", "outbox",
@@ -73,9 +73,9 @@ async def test_forged_replayed_reordered_truncated_and_cross_hub_batches_change_
     async with serving(cfg) as url, aiohttp.ClientSession() as http:
         db = await Database.connect(cfg.database.url, 2)
         try:
-            await registry.create_site("S1")
+            await ensure_site(cfg, "S1")
             for h in (a, b):
-                await registry.register_hub(h.hub_id, site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+                await register_hub(cfg, h.hub_id, site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
             for _ in range(3):
                 a.add_visit()
             first, second, third = (seal(a.pending[i:i + 6], hub_id="HA", epoch=a.epoch, signer=a.key,

@@ -9,9 +9,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from cloud import registry
 from firmware_sim.fleet import run_fleet
-from tests.cloud.support import TOKEN, hub, make_cloud, serving, worker_process
+from tests.cloud.support import TOKEN, ensure_site, hub, make_cloud, register_hub, serving, worker_process
 from tests.support.services import PostgresServer, free_port
 
 pytestmark = pytest.mark.postgres
@@ -45,8 +44,8 @@ async def test_database_outage_is_503_with_retry_after_then_recovers(tmp_path: P
         cfg, keys = make_cloud(tmp_path / "cloud", pg.create_database("outage"))
         h = hub(keys, "HO")
         async with serving(cfg) as url, aiohttp.ClientSession() as http:
-            await registry.create_site("S1")
-            await registry.register_hub("HO", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+            await ensure_site(cfg, "S1")
+            await register_hub(cfg, "HO", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
             h.add_visit()
             batch = h.seal_from(1)
             pg.stop("fast")

@@ -8,16 +8,14 @@ from collections.abc import AsyncIterator
 import msgspec
 import pytest
 
-from cloud import registry
 from cloud.db.engine import Database, epoch_to_db
 from cloud.db.migrations import PartitionCache, migrate
-from cloud.db.orm import orm
 from cloud.db.pg_ingest import STAGE_FROM, _ObsJson
 from cloud.ingest import Ingestor
 from firmware_sim.fleet import VirtualHub
 from protocol.ids import reading_uid
 from protocol.model import Observation
-from tests.cloud.support import hub
+from tests.cloud.support import ensure_site, fleet_on, hub, register_hub, revoke_hub
 
 pytestmark = pytest.mark.postgres
 
@@ -28,10 +26,9 @@ async def cloud(pg_cloud) -> AsyncIterator[tuple[Ingestor, Database, VirtualHub]
     db = await Database.connect(cfg.database.url)
     await migrate(db)
     h = hub(keys, "HP1")
-    async with orm(cfg.database.url):
-        await registry.create_site("S1")
-        await registry.register_hub("HP1", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
-        yield Ingestor(db, keys), db, h
+    await ensure_site(db, "S1")
+    await register_hub(db, "HP1", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+    yield Ingestor(db, keys), db, h
     await db.close()
 
 
@@ -50,7 +47,7 @@ async def test_a_revocation_after_the_key_was_cached_is_honoured_at_once(cloud, 
     ing, db, h = cloud
     _visits(h, visits)
     assert (await ing.handle(h.seal_from(1, limit=6))).status == 200  # the key is now cached
-    await registry.revoke_hub("HP1", reason="stolen")
+    await revoke_hub(db, "HP1", reason="stolen")
     answer = await ing.handle(h.seal_from(7))
     assert (answer.status, answer.reason) == (403, "revoked")
     assert await _scalar(db, "SELECT COUNT(*) FROM readings") == 4
@@ -62,7 +59,8 @@ async def test_an_expired_key_is_refused_although_cached(cloud) -> None:
     ing, db, h = cloud
     _visits(h, 2)
     assert (await ing.handle(h.seal_from(1, limit=6))).status == 200
-    await registry.expire_key("HP1", next(iter(await registry.list_hubs())).key_ids[0], at_ms=1)
+    async with fleet_on(db) as fleet:
+        await fleet.expire_key("test", "HP1", (await fleet.hub_infos())[0].key_ids[0], at_ms=1)
     answer = await ing.handle(h.seal_from(7))
     assert (answer.status, answer.reason) == (401, "unknown_key")
     assert await _scalar(db, "SELECT acked_through FROM sync_state") == 6

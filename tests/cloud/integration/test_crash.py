@@ -21,7 +21,6 @@ import aiohttp
 import pytest
 
 from cloud import integration_queries as queries
-from cloud import registry
 from cloud.config import CloudConfig
 from cloud.crypto_at_rest import AtRest
 from cloud.integration.service import ROLE_ENV
@@ -30,7 +29,7 @@ from cloud.mllp.db_store import COLUMN
 from cloud.mllp.errors import SendError
 from firmware_sim.his import Faults, HisReceiver, lab_message
 from tests.cloud.integration.test_e2e import VISITOR, cloud_with, integration_toml, processed, query, sql, until
-from tests.cloud.support import hub, serving
+from tests.cloud.support import ensure_site, hub, register_hub, serving
 from tests.support.services import free_port, wait_for_port
 
 pytestmark = pytest.mark.postgres
@@ -121,8 +120,8 @@ async def test_sigkill_between_claim_and_complete_delivers_exactly_once(
     h = hub(keys, "H200")
     try:
         async with serving(cfg) as url, aiohttp.ClientSession() as http:
-            await registry.create_site("S1")
-            await registry.register_hub("H200", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+            await ensure_site(cfg, "S1")
+            await register_hub(cfg, "H200", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
             h.add_visit(national_id=VISITOR)
             assert await h.sync(http, url) == 200
 

@@ -14,7 +14,6 @@ import aiohttp
 import pytest
 
 from cloud import integration_queries as queries
-from cloud import registry
 from cloud.config import CloudConfig
 from cloud.db.engine import Database
 from cloud.keystore import CloudKeys
@@ -23,7 +22,7 @@ from firmware_sim.his import Faults, HisReceiver, adt_message, fields, fixture_m
 from protocol.hl7.ack import parse_ack
 from tests.cloud.integration.conftest import with_national_id, without_national_id
 from tests.cloud.mllp.conftest import FIXTURES
-from tests.cloud.support import TOKEN, dicom_sender, hub, make_cloud, serving
+from tests.cloud.support import TOKEN, dicom_sender, ensure_site, hub, make_cloud, register_hub, serving
 from tests.support.services import free_port
 
 VISITOR = pacs_data.national_id("330102", "19900307", "021")  # the woman who visits the hub
@@ -94,8 +93,8 @@ async def test_results_in_and_vitals_out_through_the_his_simulator(tmp_path: Pat
     cfg, keys = cloud_with(tmp_path, db_url, integration_toml(mllp_port, his_port, ack_timeout_s=0.5, attempts=2))
     h = hub(keys, "H100")
     async with serving(cfg) as url, aiohttp.ClientSession() as http:
-        await registry.create_site("S1")
-        await registry.register_hub("H100", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        await ensure_site(cfg, "S1")
+        await register_hub(cfg, "H100", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
         # inbound: fixtures, a screening result (national ID), one with an MRN nobody knows yet, and the
         # HIS registering our visitor (MRN + national ID), over one connection with garbage between frames
         fixtures = list(fixture_messages(FIXTURES).values())
@@ -145,8 +144,8 @@ async def test_a_refused_message_is_a_dead_letter_with_the_reason_and_can_be_rep
     h = hub(keys, "H101")
     headers = {"Authorization": f"Bearer {TOKEN}"}
     async with serving(cfg) as url, aiohttp.ClientSession() as http:
-        await registry.create_site("S1")
-        await registry.register_hub("H101", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        await ensure_site(cfg, "S1")
+        await register_hub(cfg, "H101", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
         h.add_visit(national_id=VISITOR)
         assert await h.sync(http, url) == 200
 

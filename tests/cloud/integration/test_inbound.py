@@ -7,9 +7,15 @@ import pytest
 
 from cloud import integration_queries as queries
 from cloud import patients
+from cloud.db.engine import Database
 from cloud.errors import PatientIndexError
 from firmware_sim.his import adt_message, lab_message
 from tests.cloud.integration.conftest import NID, Env, with_national_id, without_national_id
+
+
+async def in_tx(db: Database, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    async with db.transaction() as tx:
+        return await fn(tx, *args, **kwargs)
 
 
 async def test_a_result_with_a_national_id_lands_on_that_subject(env: Env) -> None:
@@ -17,13 +23,13 @@ async def test_a_result_with_a_national_id_lands_on_that_subject(env: Env) -> No
     rows = await env.q("SELECT subject_id, kind, code, value, unit FROM results ORDER BY source_key")
     assert [(r["kind"], r["code"]) for r in rows] == [("hpv", "59263-4"), ("cytology", "10524-7"),
                                                       ("lab", "718-7"), ("pathology", "22637-3")]
-    subject = await patients.find_by_national_id(env.at_rest, NID)
+    subject = await in_tx(env.db, patients.find_by_national_id, env.at_rest, NID)
     assert subject is not None and {r["subject_id"] for r in rows} == {subject}
     assert rows[2]["value"] == "128" and rows[2]["unit"] == "g/L"
     ids = await env.q("SELECT authority, value, subject_id FROM subject_identifiers")
     assert [(r["authority"], r["value"], r["subject_id"]) for r in ids] == [("HOSP", "M000001", subject)]
     assert await queries.unmatched(env.db) == []
-    _, name = await patients.reveal(env.at_rest, subject, actor="test", purpose="check")
+    _, name = await in_tx(env.db, patients.reveal, env.at_rest, subject, actor="test", purpose="check")
     assert name == "王秀英"
 
 
@@ -36,7 +42,7 @@ async def test_an_unknown_mrn_waits_and_a_late_adt_resolves_it(env: Env) -> None
     await env.receive(with_national_id(adt_message(2, "A04")))  # the HIS registers her: MRN + national ID
     assert await queries.unmatched(env.db) == []
     resolved = await queries.unmatched(env.db, status="resolved")
-    subject = await patients.find_by_national_id(env.at_rest, NID)
+    subject = await in_tx(env.db, patients.find_by_national_id, env.at_rest, NID)
     assert resolved[0].subject_id == subject and resolved[0].resolved_by == "hl7:ADT^A04"
     assert {r["subject_id"] for r in await env.q("SELECT subject_id FROM results")} == {subject}
     assert len(await queries.results_of(env.db, subject)) == 4
@@ -71,7 +77,7 @@ async def test_manual_resolution_by_national_id_is_audited(env: Env) -> None:
     with pytest.raises(PatientIndexError):
         await queries.resolve_unmatched(env.db, env.at_rest, item.id, actor="web:alice", national_id="123")
     sid = await queries.resolve_unmatched(env.db, env.at_rest, item.id, actor="web:alice", national_id=NID)
-    assert sid == await patients.find_by_national_id(env.at_rest, NID)
+    assert sid == await in_tx(env.db, patients.find_by_national_id, env.at_rest, NID)
     assert {r["subject_id"] for r in await env.q("SELECT subject_id FROM results")} == {sid}
     with pytest.raises(PatientIndexError, match="not waiting"):
         await queries.resolve_unmatched(env.db, env.at_rest, item.id, actor="web:alice", subject_id=sid)
@@ -95,3 +101,29 @@ async def test_processing_is_idempotent_and_failures_are_kept_with_the_reason(en
     assert log["LIS00000008"].processed_ms is not None and log["LIS00000008"].process_error is None
     counts = await queries.inbound_counts(env.db)
     assert counts[("accepted", "AA")] == 3 and counts[("failed", "")] == 1 and counts[("unprocessed", "")] == 0
+
+
+async def test_an_a40_whose_processing_fails_leaves_no_merge_behind(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The A40 merge commits with the rest of its message or not at all (issue 19, finding 7)."""
+    from cloud.errors import DatabaseError
+    from cloud.integration.inbound import Hl7Processor
+
+    await env.receive(adt_message(7, "A01"), adt_message(8, "A04"))
+    real_apply = Hl7Processor._apply
+
+    async def apply_then_lose_the_database(self, tx, m, p):  # type: ignore[no-untyped-def]
+        await real_apply(self, tx, m, p)
+        raise DatabaseError("the connection was lost before COMMIT")  # fault injected after every write
+
+    monkeypatch.setattr(Hl7Processor, "_apply", apply_then_lose_the_database)
+    with pytest.raises(DatabaseError):
+        await env.receive(adt_message(8, "A40").replace(b"ADT00000008", b"ADT00000080"))
+    assert await env.q("SELECT id FROM subject_merges") == []  # rolled back with its message
+    assert await env.q("SELECT merged_into FROM subjects WHERE merged_into IS NOT NULL") == []
+    pending = await env.q("SELECT uid FROM hl7_inbound WHERE processed_ms IS NULL")
+    assert len(pending) == 1  # the message is still waiting: processed again once the database is back
+    monkeypatch.setattr(Hl7Processor, "_apply", real_apply)
+    while await env.processor.run_once():
+        pass
+    assert len(await env.q("SELECT id FROM subject_merges")) == 1
+    assert await env.q("SELECT uid FROM hl7_inbound WHERE processed_ms IS NULL") == []

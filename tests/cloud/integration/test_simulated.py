@@ -14,13 +14,12 @@ from pathlib import Path
 import aiohttp
 import msgspec
 
-from cloud import registry
 from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database
 from cloud.integration.vitals import build_report
 from cloud.outbox import Message
 from protocol.model import SIMULATED, Reading
-from tests.cloud.support import hub, make_cloud, serving
+from tests.cloud.support import ensure_site, hub, make_cloud, register_hub, serving
 
 
 async def test_simulated_readings_are_stored_with_their_mark_and_kept_from_the_his(tmp_path: Path) -> None:
@@ -33,8 +32,8 @@ async def test_simulated_readings_are_stored_with_their_mark_and_kept_from_the_h
         if isinstance(rec, Reading) and rec in invented:
             h.pending[i] = msgspec.structs.replace(rec, status=(SIMULATED,))
     async with serving(cfg) as url, aiohttp.ClientSession() as http:
-        await registry.create_site("S1")
-        await registry.register_hub("H-SIM", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        await ensure_site(cfg, "S1")
+        await register_hub(cfg, "H-SIM", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
         assert await h.sync(http, url) == 200
     db = await Database.connect(cfg.database.url)
     try:

@@ -19,14 +19,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from cloud import registry
 from cloud.db.engine import Database
 from firmware_sim.fleet import VirtualHub, random_national_id
 from firmware_sim.mch_platform import Faults, Platform
 from protocol.ids import now_ms, uuid7
 from protocol.model import Record, SessionClosed, SessionOpened, Subject
 from tests.cloud.mch.conftest import add_result
-from tests.cloud.support import dicom_sender, hub, make_cloud, serving
+from tests.cloud.support import dicom_sender, ensure_site, hub, make_cloud, register_hub, serving
 from tests.support.asgi import serve
 from tests.support.services import free_port
 
@@ -93,8 +92,8 @@ async def test_vitals_and_results_become_cases_uploaded_exactly_once(db_url: str
     abnormal = visit(h, at + 30_000, person("2", dt.date(1975, 1, 5)), [("8480-6", 121, "mm[Hg]"),
                                                                          ("8462-4", 70, "mm[Hg]")])
     async with serve(platform.app, port=port), serving(cfg) as url, aiohttp.ClientSession() as http:
-        await registry.create_site("S1", "城关镇卫生院")
-        await registry.register_hub("H001", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        await ensure_site(cfg, "S1", "城关镇卫生院")
+        await register_hub(cfg, "H001", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
         assert await h.sync(http, url) == 200
         db = await Database.connect(cfg.database.url)
         try:
@@ -161,8 +160,8 @@ async def test_through_the_real_intakes_mllp_and_stow_rs(db_url: str, tmp_path: 
     study = "1.2.826.0.1.3680043.8.498.777"
     patient = pacs_data.Patient(national_id=woman_id)
     async with serve(platform.app, port=port), serving(cfg) as url, aiohttp.ClientSession() as http:
-        await registry.create_site("S2", "妇幼保健院")
-        await registry.register_hub("H002", site_id="S2", public_key=bytes.fromhex(h.public_key_hex))
+        await ensure_site(cfg, "S2", "妇幼保健院")
+        await register_hub(cfg, "H002", site_id="S2", public_key=bytes.fromhex(h.public_key_hex))
         assert await h.sync(http, url) == 200
         acks = [parse_ack(a) for a in await send_messages("127.0.0.1", mllp, [lab_message(1), abnormal])]
         assert [a.code for a in acks] == ["AA", "AA"]

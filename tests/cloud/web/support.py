@@ -85,15 +85,15 @@ NID = "11010519491231002X"  #: a valid GB 11643 number (check digit X)
 async def seed(cloud: Cloud, keys: Any) -> dict[str, Any]:
     """A small, realistic fleet state: two hubs (one synced visit, one offline with a backlog),
     outbound messages pending and dead, an unmatched lab result and an HL7 inbound log."""
-    from cloud import outbox, registry
+    from cloud import outbox
     from cloud.config import OutboxConfig
     from protocol.ids import now_ms
-    from tests.cloud.support import hub
+    from tests.cloud.support import ensure_site, hub, register_hub
 
-    await registry.create_site("S1", "城关镇卫生院")
+    await ensure_site(cloud.state.db, "S1", "城关镇卫生院")
     h1, h2 = hub(keys, "H1", 1), hub(keys, "H2", 2)
     for h in (h1, h2):
-        await registry.register_hub(h.hub_id, site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+        await register_hub(cloud.state.db, h.hub_id, site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
     h1.add_visit(national_id=NID)
     batch = h1.seal_from(1)
     assert batch is not None

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from drivers.backoff import Backoff
 from drivers.errors import ConfigError, TransportError
 from drivers.modbus.driver import ModbusDriver, modbus_rtu, modbus_tcp
 from drivers.modbus.example import EXAMPLE_CONFIG, EXAMPLE_MAP
@@ -19,6 +18,7 @@ from drivers.modbus.transport import tcp_link
 from drivers.registry import codecs, driver_kinds
 from firmware_sim import modbus_station as ms
 from firmware_sim.modbus import ModbusTcpStation
+from protocol.backoff import Backoff
 from tests.support.fieldbus import RecordingSink, until
 from tests.support.services import free_port
 

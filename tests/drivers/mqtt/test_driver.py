@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from drivers.backoff import Backoff
 from drivers.errors import TransportError
 from drivers.mqtt.driver import MqttDriver
+from protocol.backoff import Backoff
 from tests.support.fieldbus import RecordingSink
 from tests.support.services import free_port
 

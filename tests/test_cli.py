@@ -32,9 +32,8 @@ def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z]{3,}")
-#: commands whose help another branch is rewriting now (fleetcore reroutes `cloud hub revoke`); remove
-#: an entry once that work is merged and the help says it in both languages
-_PENDING = {"mchub cloud hub revoke"}
+#: commands whose help another branch is rewriting now; remove an entry once it says it in both languages
+_PENDING: set[str] = set()
 #: command groups whose every option and argument is explained in both languages too
 _EVERY_OPTION = ("mchub edge", "mchub provision")
 

@@ -37,7 +37,6 @@ MINIMAL: dict[str, str] = {
     "modbus-tcp": 'host = "192.168.1.50"\nport = 502\n' + _REGISTERS,
     "modbus-rtu": 'address = "/dev/ttyUSB4"\nbaudrate = 19200\nparity = "E"\nunit_id = 2\n' + _REGISTERS,
     "mqtt": "",
-    "synthetic": "",
 }
 
 

@@ -40,11 +40,17 @@ def main() -> int:
                 def shoot(page: Any, state: str, lang: str = lang, size: str = f"{width}x{height}") -> None:
                     written.append(screenshot(page, f"hub-kiosk-{state}-{lang}-{size}"))
 
-                kiosk_walk(new_page(browser, lang, width, height), hub, patient(n), lang, shoot)
+                # each walk's pages are closed after it: an open page keeps its live-update stream, and
+                # the hub allows a client address only so many connections ([web] max_connections_per_ip)
+                page = new_page(browser, lang, width, height)
+                kiosk_walk(page, hub, patient(n), lang, shoot)
+                page.context.close()
                 n += 1
                 for who in (child(), pregnant()):
-                    group_results_walk(new_page(browser, lang, width, height), hub, who, lang, shoot,
-                                       nurse=new_page(browser, lang))
+                    page, nurse = new_page(browser, lang, width, height), new_page(browser, lang)
+                    group_results_walk(page, hub, who, lang, shoot, nurse=nurse)
+                    page.context.close()
+                    nurse.context.close()
             status_walk(new_page(browser, lang), hub, lang,
                         lambda page, state, lang=lang: written.append(screenshot(page, f"hub-{state}-{lang}-1280x800")))
         browser.close()

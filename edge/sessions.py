@@ -52,17 +52,19 @@ class OpenSession:
 
     def patient(self) -> Patient:
         """Who is being measured, as the interpretation layer needs it."""
-        return patient_of(self.opened_at, self.age_days, self.sex, self.pregnant_weeks)
+        return patient_of(self.opened_at, self.age_days, self.sex, self.pregnant_weeks, self.height_cm)
 
 
 def local_day(ms: int) -> dt.date:
     return dt.datetime.fromtimestamp(ms / 1000, CHINA).date()
 
 
-def patient_of(opened_at: int, age_days: int | None, sex: str | None, pregnant_weeks: int | None) -> Patient:
-    """The patient of a session row (``sessions``: opened_at, age_days, sex, pregnant_weeks)."""
+def patient_of(opened_at: int, age_days: int | None, sex: str | None, pregnant_weeks: int | None,
+               height_cm: float | None = None) -> Patient:
+    """The patient of a session row (``sessions``: opened_at, age_days, sex, pregnant_weeks, height_cm)."""
     born = None if age_days is None else local_day(opened_at) - dt.timedelta(days=age_days)
-    return Patient(birth_date=born, sex=sex if sex in ("M", "F") else None, pregnant_weeks=pregnant_weeks)
+    return Patient(birth_date=born, sex=sex if sex in ("M", "F") else None, pregnant_weeks=pregnant_weeks,
+                   height_cm=height_cm)
 
 
 def thresholds(guideline: str) -> BpThresholds:

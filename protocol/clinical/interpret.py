@@ -8,11 +8,13 @@ table cited in its module (docs/clinical.md lists them all):
 * pregnant: the pregnancy BP classes (severe range urgent at any week), BMI not judged,
   weight gain against WS/T 801-2022 when the pre-pregnancy weight is known;
 * child (< 18): weight for size as WHO z-scores (2006 under five, 2007 from five); blood
-  pressure and pulse as values only; temperature by the clinic triage rule.
+  pressure by sex, age and height from 3 to 17 years (the 2017 Chinese reference; under 3, or
+  with no height measured, the value only); pulse as a value only; temperature by the clinic
+  triage rule.
 
-A child's blood pressure and pulse are shown without a judgement until a published
-paediatric table is loaded (WS/T 610-2018 for 7-18 years is the next one): a wrong adult
-flag frightens parents and teaches staff to ignore flags.
+Where no paediatric table is loaded (a child's pulse; BP under 3 years or without a height),
+the value is shown without a judgement: a wrong adult flag frightens parents and teaches staff
+to ignore flags.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 import msgspec
 
 from protocol import codes
-from protocol.clinical import growth, pregnancy
+from protocol.clinical import child_bp, growth, pregnancy
 from protocol.clinical.patient import Group, Patient
 from protocol.flags import GUIDELINE_2018, BpThresholds, classify_bmi, classify_bp, plausible, temperature_flag
 from protocol.model import Flag, Observation
@@ -67,6 +69,7 @@ def interpret(observations: tuple[Observation, ...], patient: Patient | None = N
         if not plausible(o):
             put(o.code, "A", "implausible", None, None, "protocol.codes plausible range")
 
+    height, weight, bmi_obs = by_code.get(codes.HEIGHT), by_code.get(codes.WEIGHT), by_code.get(codes.BMI)
     sys_, dia = by_code.get(codes.SYSTOLIC), by_code.get(codes.DIASTOLIC)
     if sys_ is not None and dia is not None:
         if p.pregnant_weeks is not None:
@@ -74,14 +77,20 @@ def interpret(observations: tuple[Observation, ...], patient: Patient | None = N
             for code, high in ((codes.SYSTOLIC, 140.0), (codes.DIASTOLIC, 90.0)):
                 put(code, r.flag, f"pregnancy.{r.bp_class.value}", None, high, r.source, r.urgent)
         elif group is Group.CHILD:
-            for code in (codes.SYSTOLIC, codes.DIASTOLIC):
-                put(code, None, "child.no_reference", None, None, NO_CHILD_REFERENCE)
+            years, size = p.age_years(day), height.value if height is not None else p.height_cm
+            c = (child_bp.classify(p.sex, years, size, sys_.value, dia.value)
+                 if p.sex is not None and years is not None and size else None)
+            if c is None:  # under 3 years, or no height measured: the value without a judgement
+                for code in (codes.SYSTOLIC, codes.DIASTOLIC):
+                    put(code, None, "child.no_reference", None, None, NO_CHILD_REFERENCE)
+            else:
+                for code, i in ((codes.SYSTOLIC, 0), (codes.DIASTOLIC, 1)):
+                    put(code, c.flag, f"child_bp.{c.bp_class.key}", None, c.p90[i], c.source)
         else:
             a = classify_bp(sys_.value, dia.value, bp)
             for code, high in ((codes.SYSTOLIC, bp.grade_1[0]), (codes.DIASTOLIC, bp.grade_1[1])):
                 put(code, a.flag, f"bp.{a.bp_class.value}", None, high, SOURCE_ADULT_BP)
 
-    height, weight, bmi_obs = by_code.get(codes.HEIGHT), by_code.get(codes.WEIGHT), by_code.get(codes.BMI)
     age = p.age_days(day)
     if group is Group.CHILD and age is not None and p.sex is not None:
         if bmi_obs is not None:

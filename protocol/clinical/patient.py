@@ -30,6 +30,7 @@ class Patient:
     sex: str | None = None  #: "M" or "F"; None when unknown
     pregnant_weeks: int | None = None
     pre_pregnancy_weight_kg: float | None = None
+    height_cm: float | None = None  #: measured in this visit (children's BP tables need it)
 
     def __post_init__(self) -> None:
         check_weeks(self.pregnant_weeks)

@@ -20,6 +20,8 @@ import pytest
 
 from protocol import codes
 from protocol.clinical import growth, pregnancy
+from protocol.clinical.child_bp import ChildBp
+from protocol.clinical.child_bp import classify as classify_child_bp
 from protocol.clinical.interpret import interpret
 from protocol.clinical.lms import Lms, table
 from protocol.clinical.patient import Group, Patient
@@ -185,7 +187,8 @@ def test_the_child_from_the_issue_gets_no_adult_flags() -> None:
     assert got[codes.BMI].flag == "N" and got[codes.BMI].source == growth.SOURCE_WHO2006
     assert got[codes.BMI].klass == "growth.normal"
     assert got[codes.WEIGHT].flag == "N"
-    assert got[codes.PULSE].flag is None and got[codes.SYSTOLIC].flag is None
+    assert got[codes.PULSE].flag is None  # no paediatric pulse table: no judgement rather than "slightly high"
+    assert (got[codes.SYSTOLIC].flag, got[codes.SYSTOLIC].klass) == ("N", "child_bp.normal")  # boys, 4 y, 102-104 cm
     assert {i.group for i in got.values()} == {Group.CHILD}
 
 
@@ -209,3 +212,30 @@ def test_adults_keep_the_adult_rules() -> None:
     adult = Patient(birth_date=dt.date(1970, 1, 1), sex="M")
     got = interpret((obs(codes.BMI, 16.1, "kg/m2"), obs(codes.PULSE, 105, "/min")), adult, dt.date(2026, 12, 6))
     assert (got[codes.BMI].flag, got[codes.PULSE].flag) == ("L", "H")
+
+
+# --- children's blood pressure, 3-17 years ---------------------------------------------------
+# Rows of 范晖等, 中华高血压杂志 2017;25(5):428-435 (data/china2017_child_bp.tsv):
+#   boys 3 y, height <= 95 cm: SBP P90/P95/P99 99/102/108, DBP 62/65/72
+#   girls 17 y, 158-161 cm:    SBP P90/P95/P99 119/123/130, DBP 76/80/89
+
+@pytest.mark.parametrize(("sex", "age", "height", "bp", "cls"), [
+    ("M", 3, 94.6, (98, 61), ChildBp.NORMAL),
+    ("M", 3, 94.6, (99, 61), ChildBp.HIGH_NORMAL),  # SBP = P90
+    ("M", 3, 95.4, (102, 61), ChildBp.STAGE_1),  # 95.4 rounds to 95: SBP = P95
+    ("M", 3, 95.0, (100, 77), ChildBp.STAGE_2),  # DBP >= P99 + 5 (72 + 5)
+    ("F", 17, 160.0, (118, 79), ChildBp.HIGH_NORMAL),  # DBP between P90 (76) and P95 (80)
+    ("F", 17, 160.0, (121, 70), ChildBp.HIGH_NORMAL),  # below her P95, but SBP >= 120 from 12 years
+    ("F", 17, 160.0, (123, 70), ChildBp.STAGE_1),
+    ("F", 17, 160.0, (135, 70), ChildBp.STAGE_2),  # P99 130 + 5
+])
+def test_children_bp_2017_reference(sex: str, age: int, height: float, bp: tuple[int, int], cls: ChildBp) -> None:
+    result = classify_child_bp(sex, age, height, *bp)
+    assert result is not None and result.bp_class is cls
+    assert result.source.startswith("范晖")
+
+
+def test_children_bp_outside_the_table_has_no_class() -> None:
+    assert classify_child_bp("M", 2, 90, 100, 60) is None  # under 3 years
+    assert classify_child_bp("F", 18, 160, 100, 60) is None  # adults have their own rules
+    assert classify_child_bp("F", 10, 0, 100, 60) is None  # no height measured

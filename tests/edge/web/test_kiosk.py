@@ -75,11 +75,13 @@ def test_a_child_is_told_what_a_child_is_told() -> None:
 def test_every_meaning_has_words_in_both_languages() -> None:
     """Every class the interpretation layer can give has a kiosk sentence in zh-CN and English."""
     from protocol.clinical import growth, pregnancy
+    from protocol.clinical.child_bp import ChildBp
     from protocol.flags import BmiClass, BpClass
 
     klasses = ({f"bp.{c.value}" for c in BpClass} | {f"pregnancy.{c.value}" for c in pregnancy.PregnancyBp}
                | {f"growth.{c.value}" for c in growth.GrowthClass} | {f"bmi.{c.value}" for c in BmiClass}
                | {f"gain.{c.value}" for c in pregnancy.GainClass} | {"child.no_reference", "pregnancy.bmi_not_judged"}
+               | {f"child_bp.{c.key}" for c in ChildBp}
                | {f"pulse.{w}" for w in ("normal", "high", "low")}
                | {f"temperature.{w}" for w in ("normal", "high", "very_high", "low")})
     cat = catalog(EDGE_LOCALES)

@@ -306,7 +306,10 @@ async def wind_down(demo: Demo, http: aiohttp.ClientSession) -> list[str]:
         undrained = [h.name for h, st in zip(demo.hubs, statuses, strict=True)
                      if st is None or st.get("queue_depth", 1) != 0]
         waiting = sum(counts.pending(t) for p in demo.peers if p.available for t in p.topics)
-        if not undrained and waiting == 0:
+        # a peer fed by a periodic job (the MCH assembler) may have nothing queued yet after a short run:
+        # wait for its first delivery too, so an early Ctrl-C does not report it as silent
+        silent = any(p.available and p.required and p.delivered() == 0 for p in demo.peers)
+        if not undrained and waiting == 0 and not silent:
             break
         await asyncio.sleep(1.0)
     return undrained

@@ -145,7 +145,7 @@ async def test_loop_lag_stays_low_while_exports_logins_and_a_fleet_run(pg_dsn: s
         print(f"\nloop lag over {len(meter.samples)} ticks: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.0f} ms; "
               f"{len(exported)} XLSX exports of {CASES} rows, {len(logins)} failed logins; fleet: {out.strip()}")
         sheet = load_workbook(io.BytesIO(exported[0]), read_only=True).active
-        assert sheet is not None and sum(1 for _ in sheet.iter_rows()) == CASES + 2  # title, header, a row per case
+        assert sheet is not None and sum(1 for _ in sheet.iter_rows()) == CASES + 3  # title, scope, header, cases
         assert len(exported) >= 1 and len(logins) >= 5
         assert p99 <= 50.0, f"event loop lag p99 {p99:.1f} ms (max {worst:.0f} ms)"
     finally:

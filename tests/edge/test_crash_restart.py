@@ -28,7 +28,7 @@ import random
 import signal
 import sqlite3
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,7 +38,7 @@ from edge import identity
 from edge.store.reader import Reader
 from firmware_sim import modbus_station as ms
 from firmware_sim.faults import FaultPlan, SimFrame
-from firmware_sim.idcard_sim import CardVisit, IdCardReaderSim
+from firmware_sim.idcard_sim import CardVisit
 from firmware_sim.modbus import ModbusTcpStation
 from firmware_sim.patients import Patient, make_patient
 from firmware_sim.serial_host import PtyEndpoint, serve
@@ -47,6 +47,7 @@ from protocol import codes
 from protocol.model import Reading, SessionOpened, Subject
 from tests.edge.conftest import make_hub_dir
 from tests.edge.test_crash import start_hub
+from tests.support.kioskrig import GatedCardReader
 from tests.support.refcloud import RefCloud
 from tests.support.services import free_port
 
@@ -54,21 +55,8 @@ ROUNDS = 8  #: patients through the two rooms; one hub restart per round (SIGKIL
 GUARD = 60.0  #: a guard against a hung test, never a performance assertion
 
 
-class HeldCard(IdCardReaderSim):
+class HeldCard(GatedCardReader):
     """A reader whose card stays on it until the next patient's card replaces it."""
-
-    def __init__(self) -> None:
-        self.queue: collections.deque[CardVisit] = collections.deque()
-        super().__init__(self._take(), FaultPlan({}))
-
-    def _take(self) -> Iterator[CardVisit]:
-        while True:
-            yield self.queue.popleft()
-
-    def _next_card(self) -> None:
-        if self._gap is None and not self.queue:
-            return  # no card on the reader
-        super()._next_card()
 
     def hold(self, p: Patient) -> None:
         """Take the card lying there away (at the next poll) and put ``p``'s down."""

@@ -19,7 +19,7 @@ STOW-RS senders are not configured here: their credentials live in the database
 Wiring: :class:`cloud.integration.service.Integration` builds it from ``[dicom]`` (with
 ``enabled = true``) and :class:`cloud.integration.dicom_link.DicomLink` as ``on_indexed``,
 :class:`~cloud.integration.dicom_senders.SenderAuth` as the STOW-RS ``authorise`` and
-:class:`~cloud.integration.dicom_senders.RefusalAudit` for refused associations; it binds
+:class:`~cloud.integration.dicom_senders.DicomRefusals` for refused associations; it binds
 the at-rest key with :meth:`DicomService.bind_sealer` before serving. Every HTTP worker
 mounts the STOW-RS routes, only the integration owner starts the SCP::
 

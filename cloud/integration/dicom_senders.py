@@ -9,14 +9,14 @@ One credential per sending system (a PACS, a modality gateway)::
 The database keeps the token's SHA-256 digest only. :class:`SenderAuth` is the
 ``authorise`` callable of :mod:`cloud.dicom.stow`: it looks the digest up on every request
 (no cache, so a revoked credential is refused at once) and audits every refusal through
-:class:`RefusalAudit`.
+:class:`DicomRefusals`.
 
-:class:`RefusalAudit` is the one seam through which the DICOM doors (STOW-RS 401s, C-STORE
+:class:`DicomRefusals` is the one seam through which the DICOM doors (STOW-RS 401s, C-STORE
 association rejections) write to the audit log. It is bounded: per (door, reason, peer) at
 most one row per ``window_s``; refusals in between are counted and the count goes into the
 next row's ``detail.suppressed`` (the in-memory table holds at most ``max_keys`` peers).
 When the shared aggregated-refusal helper of ``cloud.audit`` is available, point
-:meth:`RefusalAudit.record` at it.
+:meth:`DicomRefusals.record` at it.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def _sender(r: Row) -> Sender:
                   None if r["revoked_ms"] is None else int(r["revoked_ms"]), r["revoked_by"], str(r["note"] or ""))
 
 
-class RefusalAudit:
+class DicomRefusals:
     """Audit refusals at the DICOM doors in bounded space (see the module docstring)."""
 
     def __init__(self, db: Database | None = None, *, window_s: float = 60.0, max_keys: int = 1024) -> None:
@@ -139,7 +139,7 @@ class RefusalAudit:
 class SenderAuth:
     """The STOW-RS ``authorise`` callable: a valid, unrevoked sender credential or 401 (audited)."""
 
-    def __init__(self, refusals: RefusalAudit) -> None:
+    def __init__(self, refusals: DicomRefusals) -> None:
         self.refusals = refusals
         self.db: Database | None = None
 

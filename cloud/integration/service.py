@@ -34,7 +34,7 @@ from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database
 from cloud.integration import api
 from cloud.integration.dicom_link import DicomLink
-from cloud.integration.dicom_senders import RefusalAudit, SenderAuth
+from cloud.integration.dicom_senders import DicomRefusals, SenderAuth
 from cloud.integration.inbound import Hl7Processor
 from cloud.integration.vitals import TOPIC, VitalsSender
 from cloud.keystore import CloudKeys
@@ -71,7 +71,7 @@ class Integration:
         self.cfg = cfg
         self.owner = os.environ.get(ROLE_ENV, "worker") == "worker" if owner is None else owner
         self.link = DicomLink()
-        self.dicom_refusals = RefusalAudit()
+        self.dicom_refusals = DicomRefusals()
         self.dicom_auth = SenderAuth(self.dicom_refusals)
         self.dicom = None
         if cfg.dicom.enabled:

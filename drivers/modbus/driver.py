@@ -146,13 +146,15 @@ def modbus_tcp(device_id: str, config: Mapping[str, Any]) -> ModbusDriver:
 
 
 def modbus_rtu(device_id: str, config: Mapping[str, Any]) -> ModbusDriver:
-    """``kind = "modbus-rtu"``: keys ``port`` (serial device path), ``baudrate`` (9600), ``parity``
-    (N/E/O), ``stopbits`` (1/2) and the keys of :func:`modbus_tcp` except host."""
+    """``kind = "modbus-rtu"``: keys ``address`` (serial device path, as for every serial device;
+    hub.toml's ``port`` is a TCP port number), ``baudrate`` (9600), ``parity`` (N/E/O),
+    ``stopbits`` (1/2) and the keys of :func:`modbus_tcp` except host and port."""
     regmap, o = _common(device_id, config)
     where = f"device {device_id!r}"
-    device = config.get("port")
+    device = config.get("address") or config.get("port")  # a path in ``port`` works outside hub.toml
     if not isinstance(device, str) or not device:
-        raise parse_error(device_id, "port", "missing; fix: add port = \"/dev/ttyUSB0\" (the RS-485 adapter)")
+        raise parse_error(device_id, "address",
+                          "missing; fix: add address = \"/dev/ttyUSB0\" (the RS-485 adapter)")
     baudrate = get_int(config, "baudrate", where, 300, 921600, 9600)
     parity = get_choice(config, "parity", where, ("N", "E", "O"), "N")
     stopbits = get_int(config, "stopbits", where, 1, 2, 1)

@@ -54,7 +54,7 @@ def dump():
     n = 0
     while True:
         time.sleep(every)
-        tracemalloc.take_snapshot().dump(os.path.join(out, f"snap-{n:04d}.tm"))
+        tracemalloc.take_snapshot().dump(os.path.join(out, f"snap-{{n:04d}}.tm"))
         n += 1
 threading.Thread(target=dump, daemon=True).start()
 from mchub.cli import main
@@ -140,6 +140,8 @@ class HubRig:
     poll_pause: float = 0.5
     trace_dir: Path | None = None  #: tracemalloc snapshots of the hub, every ``trace_every`` s
     trace_every: float = 30.0
+    poll: bool = True  #: poll the web pages (off: to tell the web's share of memory from the rest)
+    env: dict[str, str] = field(default_factory=dict)  #: extra environment of the hub process
     d: Path = field(default_factory=lambda: disk_dir("mchub-hub-rig-"))
     procs: list[subprocess.Popen[Any]] = field(default_factory=list)
     hub: subprocess.Popen[bytes] | None = None
@@ -230,7 +232,7 @@ class HubRig:
         self._logs.append(log)
         self.hub = subprocess.Popen([sys.executable, *head, "--log-level", "WARNING", "edge", "run", "--config",
                                      str(self.d / "hub.toml")], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                    env={**os.environ, "PYTHONPATH": str(ROOT)})
+                                    env={**os.environ, "PYTHONPATH": str(ROOT), **self.env})
         deadline = time.monotonic() + 90
         while True:
             if self.hub.poll() is not None:
@@ -241,7 +243,8 @@ class HubRig:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"hub did not answer in 90 s: {self.log()[-3000:]}")
             time.sleep(0.2)
-        self.poller = Poller(self.url, self.poll_pause).start()
+        if self.poll:
+            self.poller = Poller(self.url, self.poll_pause).start()
         return self
 
     def log(self) -> str:

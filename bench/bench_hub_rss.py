@@ -7,7 +7,7 @@ samples the hub's resident memory every ``--sample`` seconds. Reports:
 
 * the RSS slope after warm-up (least squares over the samples after ``--warmup``), MB/hour;
 * the RSS after warm-up (min/median/max of the samples) and the peak (VmHWM);
-* hub.db (with its WAL) bytes per stored reading.
+* hub.db bytes per stored reading (after the hub stopped cleanly, so the WAL is folded in).
 
 ``mchub bench hub_rss`` runs a short form (180 s); the 1-hour soak is
 ``python3 dev.py soak --hub`` (exit 1 when the slope exceeds ``--max-slope``, 0.1 MB/h).
@@ -57,10 +57,11 @@ def run(seconds: float = 180.0, warmup: float = 60.0, sample: float = 5.0, quiet
                     print(f"  t={elapsed:6.0f}s RSS {rss[-1]:6.1f} MB  slope so far "
                           f"{slope_per_hour(times, rss):+6.2f} MB/h", flush=True)
         peak = vm_kb(rig.hub.pid, "VmHWM") / 1024
+        fetches = rig.poller.fetches if rig.poller else 0
+        rig.stop()  # a clean stop checkpoints the WAL into hub.db
         stored = rig.stored()
         readings = sum(stored.values())
         db_bytes = rig.db_bytes()
-        fetches = rig.poller.fetches if rig.poller else 0
         missing = [k for k in KINDS if k != "idcard" and not any(d.startswith(_prefix(k)) for d in stored)]
         if missing:
             raise RuntimeError(f"no readings from driver kind(s) {missing}: {rig.log()[-2000:]}")

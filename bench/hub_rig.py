@@ -141,6 +141,7 @@ class HubRig:
     trace_dir: Path | None = None  #: tracemalloc snapshots of the hub, every ``trace_every`` s
     trace_every: float = 30.0
     poll: bool = True  #: poll the web pages (off: to tell the web's share of memory from the rest)
+    sync: bool = True  #: sync to the reference receiver (off: the same, for sync)
     env: dict[str, str] = field(default_factory=dict)  #: extra environment of the hub process
     d: Path = field(default_factory=lambda: disk_dir("mchub-hub-rig-"))
     procs: list[subprocess.Popen[Any]] = field(default_factory=list)
@@ -202,7 +203,7 @@ class HubRig:
                       for k in KINDS if k.startswith("ble-"))
         (self.d / "hub.toml").write_text(
             '[hub]\nidentity_dir = "identity"\ndata_dir = "data"\nplugins = ["bench.ble_sim"]\n'
-            f'[sync]\nurl = "{url}"\n'
+            + (f'[sync]\nurl = "{url}"\n' if self.sync else '') +
             f'[mqtt]\nhost = "127.0.0.1"\nport = {self.broker.port}\ntelemetry_interval_s = 5\n'
             f'[web]\nbind = "127.0.0.1"\nport = {web_port}\nsecure_cookie = false\n'
             f'[[web.users]]\nname = "nurse"\nsecret_hash = "{hash_password(PIN, log_n=12)}"\n'
@@ -295,8 +296,10 @@ class HubRig:
                     proc.wait()
         if getattr(self, "broker", None) is not None:
             self.broker.destroy()
+            self.broker = None
         for log in self._logs:
             log.close()
+        self._logs.clear()
 
     def destroy(self) -> None:
         self.stop()

@@ -1,7 +1,7 @@
 """A real hub process with every shipped driver kind, sync, MQTT and its web pages polled.
 
 Used by ``bench/bench_hub_rss.py`` (the soak: RSS slope and database bytes per reading),
-by ``tests/bench/test_hub_memory.py`` (the short growth check) and by hand::
+and by hand (the short CI check is ``tests/edge/web/test_memory.py``)::
 
     .venv/bin/python -m bench.hub_rig --seconds 120 --trace DIR   # tracemalloc snapshots of the hub
 

@@ -48,13 +48,20 @@ KINDS = ("idcard", "serial-station", "serial-bp", "modbus-tcp", "modbus-rtu", "m
 TRACER = """
 import os, sys, threading, time, tracemalloc
 sys.path.insert(0, {root!r})
-tracemalloc.start(12)
+tracemalloc.start({frames!r})
 out, every = {out!r}, {every!r}
+import ctypes, _sqlite3
+sqlite_used = ctypes.CDLL(_sqlite3.__file__).sqlite3_memory_used
+sqlite_used.restype = ctypes.c_int64
 def dump():
     n = 0
     while True:
         time.sleep(every)
         tracemalloc.take_snapshot().dump(os.path.join(out, f"snap-{{n:04d}}.tm"))
+        rss = [l for l in open("/proc/self/status") if l.startswith("VmRSS")][0].split()[1]
+        with open(os.path.join(out, "memory.log"), "a") as log:
+            log.write(f"{{n}} rss_kb={{rss}} python_traced={{tracemalloc.get_traced_memory()[0]}} "
+                      f"sqlite={{sqlite_used()}}\\n")
         n += 1
 threading.Thread(target=dump, daemon=True).start()
 from mchub.cli import main
@@ -140,6 +147,7 @@ class HubRig:
     poll_pause: float = 0.5
     trace_dir: Path | None = None  #: tracemalloc snapshots of the hub, every ``trace_every`` s
     trace_every: float = 30.0
+    trace_frames: int = 12  #: 1 keeps tracemalloc's own cost low when only the totals matter
     poll: bool = True  #: poll the web pages (off: to tell the web's share of memory from the rest)
     sync: bool = True  #: sync to the reference receiver (off: the same, for sync)
     env: dict[str, str] = field(default_factory=dict)  #: extra environment of the hub process
@@ -226,7 +234,8 @@ class HubRig:
             '[[stations]]\nid = "room-3"\n' + ble, encoding="utf-8")
         if self.trace_dir is not None:
             self.trace_dir.mkdir(parents=True, exist_ok=True)
-            head = ["-c", TRACER.format(root=str(ROOT), out=str(self.trace_dir), every=self.trace_every)]
+            head = ["-c", TRACER.format(root=str(ROOT), out=str(self.trace_dir), every=self.trace_every,
+                                         frames=self.trace_frames)]
         else:
             head = ["-m", "mchub"]
         log = open(self.d / "hub.log", "wb")  # noqa: SIM115 - closed in stop()

@@ -6,6 +6,8 @@
     python3 dev.py mchub ARGS    run any mchub command inside the project environment
     python3 dev.py fuzz TARGET   coverage-guided fuzzing with atheris (fuzz/README.md; --all --minutes N: every target)
     python3 dev.py soak [ARGS]   fleet soak + long system fault tests (bench/soak.py: --minutes 30 --hubs 3000)
+    python3 dev.py soak --hub    1-hour hub soak: every driver kind, sync, web polled; RSS slope and
+                                 hub.db bytes per reading (bench/bench_hub_rss.py; --minutes N)
     python3 dev.py lock          re-resolve uv.lock after editing pyproject.toml dependencies
 
 The environment is built by uv (pinned below, installed from PyPI into .tools/) with
@@ -92,6 +94,10 @@ def main(argv: list[str]) -> int:
     if verb == "fuzz":
         sync(["edge", "cloud", "dev", "fuzz"])
         return run([str(bin_ / "python"), "fuzz/run.py", *rest])
+    if verb == "soak" and rest[:1] == ["--hub"]:
+        sync(["edge", "cloud", "dev"])
+        args = rest[1:] if any(a in rest for a in ("--minutes", "--seconds")) else ["--minutes", "60", *rest[1:]]
+        return run([str(bin_ / "python"), "-m", "bench.bench_hub_rss", "--warmup", "600", *args])
     if verb == "soak":
         sync(["edge", "cloud", "dev"])
         return run([str(bin_ / "python"), "-m", "bench.soak", "--system", *rest])

@@ -1,69 +1,109 @@
-"""Peak resident memory of the hub process under load, with every part switched on.
+"""The hub's memory and database over time, with every shipped driver kind, sync, MQTT and web polling.
 
-Runs ``python -m mchub edge run`` as a subprocess with 16 synthetic devices (20
-readings/s each), sync to the reference receiver (own process), the MQTT command
-channel to a throwaway Mosquitto, and the status API; reads the kernel's high-water mark
-(VmHWM) of the hub process after ``seconds``. Drivers from the shared registry are
-added by name when they need no hardware (none on this branch yet).
+Runs ``python -m mchub edge run`` in the rig of ``bench/hub_rig.py`` (every driver kind fed
+by the ``mchub sim`` simulators, sync to the reference receiver, MQTT command channel and
+telemetry, the status page, JSON status and kiosk polled with their event streams) and
+samples the hub's resident memory every ``--sample`` seconds. Reports:
 
-    .venv/bin/python bench/bench_hub_rss.py [SECONDS]
+* the RSS slope after warm-up (least squares over the samples after ``--warmup``), MB/hour;
+* the RSS after warm-up (min/median/max of the samples) and the peak (VmHWM);
+* hub.db bytes per stored reading (after the hub stopped cleanly, so the WAL is folded in).
+
+``mchub bench hub_rss`` runs a short form (180 s); the 1-hour soak is
+``python3 dev.py soak --hub`` (exit 1 when the slope exceeds ``--max-slope``, 0.1 MB/h).
+
+    .venv/bin/python -m bench.bench_hub_rss --seconds 600 --warmup 120
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
+import argparse
+import json
+import statistics
 import sys
 import time
-from pathlib import Path
+from typing import Any
 
-from bench.hub_common import ROOT, disk_dir, machine, refcloud_process
-from edge import identity
-from tests.support.services import MosquittoServer, free_port
-
-
-def _vm(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    return 0
+from bench.common import figure, machine, show
+from bench.hub_rig import KINDS, HubRig, vm_kb
 
 
-def run(seconds: float = 10.0, devices: int = 16) -> dict[str, float]:
-    """Measure and return the figures (also used by ``mchub bench``)."""
-    d = disk_dir("mchub-bench-rss-")
-    cloud, url, keyfile = refcloud_process(d)
-    broker = MosquittoServer().start()
-    hub = None
+def slope_per_hour(times: list[float], values: list[float]) -> float:
+    """Least-squares slope of ``values`` over ``times`` (seconds), per hour."""
+    if len(times) < 2:
+        return 0.0
+    mt, mv = statistics.fmean(times), statistics.fmean(values)
+    den = sum((t - mt) ** 2 for t in times)
+    return sum((t - mt) * (v - mv) for t, v in zip(times, values, strict=True)) / den * 3600 if den else 0.0
+
+
+def run(seconds: float = 180.0, warmup: float = 60.0, sample: float = 5.0, quiet: bool = True) -> dict[str, Any]:
+    """Run the rig; returns the figures (also used by ``mchub bench``)."""
+    rig = HubRig()
     try:
-        ident = identity.init(d / "identity", "rss-hub", keyfile)
-        cloud.stdin.write(f"rss-hub {ident.public_hex}\n")  # type: ignore[attr-defined]
-        cloud.stdin.flush()  # type: ignore[attr-defined]
-        cloud.stdout.readline()  # type: ignore[attr-defined]
-        devs = "".join(f'[[stations.devices]]\nid = "syn-{i}"\ndriver = "synthetic"\nrate = 20\n'
-                       for i in range(devices))
-        (d / "hub.toml").write_text(
-            f'[hub]\nidentity_dir = "identity"\nplugins = ["tests.support.synthetic"]\n'
-            f'[sync]\nurl = "{url}"\n[mqtt]\nhost = "127.0.0.1"\n'
-            f'port = {broker.port}\ntelemetry_interval_s = 1\n[web]\nbind = "127.0.0.1"\nport = {free_port()}\n'
-            f'[storage]\nmin_free_mb = 0\n[[stations]]\nid = "room-1"\n{devs}', encoding="utf-8")
-        hub = subprocess.Popen([sys.executable, "-m", "mchub", "--log-level", "WARNING", "edge", "run",
-                                "--config", str(d / "hub.toml")], cwd=ROOT)
-        time.sleep(seconds)
-        assert hub.poll() is None, "hub exited"
-        peak, now = _vm(hub.pid, "VmHWM"), _vm(hub.pid, "VmRSS")
+        rig.start()
+        assert rig.hub is not None
+        started = time.monotonic()
+        times: list[float] = []
+        rss: list[float] = []
+        while (elapsed := time.monotonic() - started) < seconds:
+            time.sleep(sample)
+            if rig.hub.poll() is not None:
+                raise RuntimeError(f"hub exited {rig.hub.returncode}: {rig.log()[-2000:]}")
+            if elapsed >= warmup:
+                times.append(elapsed)
+                rss.append(rig.rss_kb() / 1024)
+                if not quiet:
+                    print(f"  t={elapsed:6.0f}s RSS {rss[-1]:6.1f} MB  slope so far "
+                          f"{slope_per_hour(times, rss):+6.2f} MB/h", flush=True)
+        peak = vm_kb(rig.hub.pid, "VmHWM") / 1024
+        fetches = rig.poller.fetches if rig.poller else 0
+        rig.stop()  # a clean stop checkpoints the WAL into hub.db
+        stored = rig.stored()
+        readings = sum(stored.values())
+        db_bytes = rig.db_bytes()
+        missing = [k for k in KINDS if k != "idcard" and not any(d.startswith(_prefix(k)) for d in stored)]
+        if missing:
+            raise RuntimeError(f"no readings from driver kind(s) {missing}: {rig.log()[-2000:]}")
     finally:
-        if hub is not None:
-            hub.terminate()
-            hub.wait(30)
-        cloud.terminate()  # type: ignore[attr-defined]
-        broker.destroy()
-        shutil.rmtree(d)
-    return {"hub peak RSS MB": round(peak / 2**20, 1), "hub RSS at end MB": round(now / 2**20, 1),
-            "hub devices configured": devices}
+        rig.destroy()
+    return {"hub RSS slope after warm-up MB/h": round(slope_per_hour(times, rss), 2),
+            "hub RSS after warm-up MB": figure(rss, "MB"),
+            "hub peak RSS MB": round(peak, 1),
+            "hub.db bytes per stored reading B": round(db_bytes / max(readings, 1)),
+            "readings stored": readings, "driver kinds": len(KINDS), "web requests": fetches,
+            "seconds measured after warm-up": round(seconds - warmup)}
+
+
+def _prefix(kind: str) -> str:
+    return {"serial-station": "hw-", "serial-bp": "bp-", "modbus-tcp": "mb-tcp-", "modbus-rtu": "mb-rtu-",
+            "mqtt": "mq-"}.get(kind, kind)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: see the module docstring."""
+    p = argparse.ArgumentParser(prog="bench_hub_rss", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=float, default=180.0, help="how long the hub runs (default 180)")
+    p.add_argument("--minutes", type=float, help="the same in minutes")
+    p.add_argument("--warmup", type=float, default=60.0, help="seconds before the slope is measured (default 60)")
+    p.add_argument("--sample", type=float, default=5.0, help="seconds between samples (default 5)")
+    p.add_argument("--max-slope", type=float, default=0.1, help="MB/h above which memory counts as growing")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = p.parse_args(argv)
+    seconds = args.minutes * 60 if args.minutes else args.seconds
+    print(machine(), flush=True)
+    figures = run(seconds, args.warmup, args.sample, quiet=args.json)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        show(figures)
+    slope = float(figures["hub RSS slope after warm-up MB/h"])
+    flat = slope <= args.max_slope
+    print(f"内存 memory: slope {slope:+.2f} MB/h after warm-up -> {'平稳 flat' if flat else '增长 GROWING'} "
+          f"(limit {args.max_slope} MB/h); 数据库 database {figures['hub.db bytes per stored reading B']} B/reading")
+    return 0 if flat else 1
 
 
 if __name__ == "__main__":
-    print(machine())
-    for name, value in run(float(sys.argv[1]) if len(sys.argv) > 1 else 10.0).items():
-        print(f"{name:<48} {value:>12,}")
+    sys.exit(main())

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import platform
 import random
+import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from protocol import codes
 from protocol.ids import reading_uid
@@ -25,6 +26,31 @@ def machine() -> str:
     except OSError:
         pass
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}"
+
+
+def figure(rounds: Sequence[float], unit: str, baseline: Sequence[float] | None = None,
+           digits: int = 1) -> dict[str, float | str | None]:
+    """A figure for ``mchub bench``: min/median/max of repeated rounds and, when the same run
+    measured a baseline round beside each round, the baseline's median and the median of the
+    per-round ratios (never the best round, never an extrapolation)."""
+    out: dict[str, float | str | None] = {"unit": unit, "min": round(min(rounds), digits),
+                                          "median": round(statistics.median(rounds), digits),
+                                          "max": round(max(rounds), digits), "baseline": None, "ratio": None}
+    if baseline:
+        out["baseline"] = round(statistics.median(baseline), digits)
+        out["ratio"] = round(statistics.median(r / b for r, b in zip(rounds, baseline, strict=True)), 3)
+    return out
+
+
+def show(figures: dict[str, object]) -> None:
+    """Print a benchmark's figures when it runs on its own."""
+    for name, value in figures.items():
+        if isinstance(value, dict):
+            ratio = f"  baseline {value['baseline']:,}  ratio {value['ratio']}x" if value.get("baseline") else ""
+            print(f"{name:<52} {value['unit']:<12} min {value['min']:>10,}  median {value['median']:>10,}  "
+                  f"max {value['max']:>10,}{ratio}")
+        else:
+            print(f"{name:<52} {value:>12,}")
 
 
 def rate(n: int, fn: Callable[[], object], min_seconds: float = 1.0) -> float:

@@ -18,7 +18,7 @@ from typing import Any
 from drivers.base import Measurement
 from drivers.errors import FrameError
 from edge import config as config_mod
-from edge import enrolled
+from edge import enrolled, memory
 from edge import identity as identity_mod
 from edge.config import HubConfig
 from edge.errors import EdgeError
@@ -76,6 +76,7 @@ class Hub:
 
     async def start(self, web: bool = True) -> None:
         """Open the store and start every part."""
+        memory.apply(asyncio.get_running_loop())  # before the first thread starts
         cfg = self.cfg = await asyncio.to_thread(enrolled.with_enrollment, self.cfg)
         validate_devices(cfg)
         self.identity = identity_mod.load(cfg.identity_dir)
@@ -108,6 +109,7 @@ class Hub:
             log.warning("no [sync] url: readings stay on this hub (use `mchub edge export` to hand-carry them)")
         self.supervisor.start()
         self._spawn(self._ticker(), "sessions")
+        self._spawn(memory.trimmer(), "memory")
         if self.enrollment is not None:
             self._spawn(self.enrollment.run(), "rotation")
         if cfg.mqtt is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,6 +91,21 @@ def test_factories_read_hub_toml_tables() -> None:
 def test_factory_errors_name_device_and_key(factory: object, config: dict[str, object], key: str) -> None:
     with pytest.raises(ConfigError, match=rf"^device 'hw-1'\.{key}: .*fix"):
         factory("hw-1", {**EXAMPLE_CONFIG, **config})  # type: ignore[operator]
+
+
+def test_an_rtu_station_in_hub_toml_is_accepted_by_the_hub(tmp_path: Path) -> None:
+    """The serial path is ``address`` (hub.toml's ``port`` is a number): the hub once refused every RTU station."""
+    from edge import config
+
+    (tmp_path / "hub.toml").write_text(
+        '[[stations]]\nid = "room-1"\n[[stations.devices]]\nid = "hw-1"\ndriver = "modbus-rtu"\n'
+        'address = "/dev/ttyUSB0"\nbaudrate = 19200\nreading_kind = "height_weight"\n'
+        'ready = { address = 0, ack = "echo", ack_address = 2 }\nsequence = { address = 1, type = "u16" }\n'
+        'registers = [{ address = 3, type = "u16", scale = 0.1, unit = "cm", code = "8302-2" }]\n',
+        encoding="utf-8")
+    cfg = config.load(tmp_path / "hub.toml")
+    device = cfg.stations[0].devices[0]
+    assert modbus_rtu(device.id, device.options).device_id == "hw-1"
 
 
 async def test_a_refused_acknowledgement_is_reported_once_and_the_measurement_emitted_once() -> None:

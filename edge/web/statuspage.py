@@ -155,14 +155,16 @@ class StatusPage:
         snap = await asyncio.to_thread(snapshot, hub)
         last = await asyncio.to_thread(hub.reader.last_readings)
         self._figures = None  # a page shows fresh figures (and its stream starts from them)
-        live = await self.live_values(self.renderer.language(request))
+        lang = self.renderer.language(request)
+        live = await self.live_values(lang)
         user = session_of(request).user
         await hub.writer.call(q.audit("view", user, f"status page: {len(snap['sessions_today'])} sessions today, "
                                                     f"{snap['unbound_count']} unbound readings", now_ms()))
         devices = []
         for d in snap["devices"]:
             reading = last.get(d["device_id"])
-            values = ", ".join(f"{o['value']:g} {o['unit']}" for o in reading["observations"]) if reading else ""
+            values = ", ".join(f"{o['value']:g} {self.renderer.catalog.t('unit.' + o['unit'], lang)}"
+                               for o in reading["observations"]) if reading else ""
             devices.append({**d, "last_values": values, "last_at": when(reading["at"] if reading else None)})
         return self.renderer.page(request, "status.html", {
             "snap": snap, "live": live, "devices": devices, "when": when,

@@ -56,29 +56,25 @@ class GrowthResult:
     source: str
 
 
-def _under_five_class(z: float) -> tuple[GrowthClass, Flag]:
-    if z < -3:
-        return GrowthClass.SEVERE_WASTING, "LL"
-    if z < -2:
-        return GrowthClass.WASTING, "L"
-    if z > 3:
-        return GrowthClass.OBESE, "H"
-    if z > 2:
-        return GrowthClass.OVERWEIGHT, "H"
-    if z > 1:
-        return GrowthClass.RISK_OF_OVERWEIGHT, "N"
-    return GrowthClass.NORMAL, "N"
+#: (below, above) cut-offs in z of each age group: classes below -3 / -2, then above each upper bound
+#: in descending order; anything else is normal
+_Cuts = tuple[tuple[GrowthClass, GrowthClass], tuple[tuple[int, GrowthClass, Flag], ...]]
+_UNDER_FIVE: _Cuts = ((GrowthClass.SEVERE_WASTING, GrowthClass.WASTING),
+                      ((3, GrowthClass.OBESE, "H"), (2, GrowthClass.OVERWEIGHT, "H"),
+                       (1, GrowthClass.RISK_OF_OVERWEIGHT, "N")))
+_SCHOOL_AGE: _Cuts = ((GrowthClass.SEVERE_THINNESS, GrowthClass.THINNESS),
+                      ((2, GrowthClass.OBESE, "H"), (1, GrowthClass.OVERWEIGHT, "H")))
 
 
-def _school_age_class(z: float) -> tuple[GrowthClass, Flag]:
+def _classify(z: float, cuts: _Cuts) -> tuple[GrowthClass, Flag]:
+    (severe, low), highs = cuts
     if z < -3:
-        return GrowthClass.SEVERE_THINNESS, "LL"
+        return severe, "LL"
     if z < -2:
-        return GrowthClass.THINNESS, "L"
-    if z > 2:
-        return GrowthClass.OBESE, "H"
-    if z > 1:
-        return GrowthClass.OVERWEIGHT, "H"
+        return low, "L"
+    for bound, cls, flag in highs:
+        if z > bound:
+            return cls, flag
     return GrowthClass.NORMAL, "N"
 
 
@@ -94,7 +90,7 @@ def weight_for_height(sex: str, age_days: int, weight_kg: float, height_cm: floa
     if lms is None:
         return None
     z = lms.z_adjusted(weight_kg)
-    cls, flag = _under_five_class(z)
+    cls, flag = _classify(z, _UNDER_FIVE)
     return GrowthResult(indicator, z, cls, flag, lms.value_at(-2), lms.value_at(2), SOURCE_WHO2006)
 
 
@@ -107,7 +103,7 @@ def bmi_for_age(sex: str, age_days: int, bmi: float) -> GrowthResult | None:
         if lms is None:
             return None
         z = lms.z_adjusted(bmi)
-        cls, flag = _under_five_class(z)
+        cls, flag = _classify(z, _UNDER_FIVE)
         return GrowthResult("bmi_for_age", z, cls, flag, lms.value_at(-2), lms.value_at(2), SOURCE_WHO2006)
     return bmi_for_age_months(sex, age_days / DAYS_PER_MONTH, bmi)
 
@@ -120,5 +116,5 @@ def bmi_for_age_months(sex: str, months: float, bmi: float) -> GrowthResult | No
     if lms is None:
         return None
     z = lms.z_adjusted(bmi)
-    cls, flag = _school_age_class(z)
+    cls, flag = _classify(z, _SCHOOL_AGE)
     return GrowthResult("bmi_for_age", z, cls, flag, lms.value_at(-2), lms.value_at(1), SOURCE_WHO2007)

@@ -1,4 +1,4 @@
-"""Clinical classes per ../shared/reference/clinical.md."""
+"""Adult clinical classes (中国高血压防治指南 2018 / 2022, WS/T 428-2013; docs/clinical.md)."""
 
 from __future__ import annotations
 

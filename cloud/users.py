@@ -35,17 +35,12 @@ Typical use from a page::
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import contextlib
 import dataclasses
 import functools
-import os
 import re
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
 import msgspec
 
@@ -53,6 +48,7 @@ from cloud import audit
 from cloud.crypto_at_rest import AtRest, AtRestError
 from cloud.db.engine import Database, Row, Tx
 from cloud.errors import CloudError
+from cloud.password_hashing import hashing, verify_dummy
 from protocol.ids import now_ms as _now_ms
 from provisioning import auth, totp
 from provisioning.errors import AuthError
@@ -164,7 +160,7 @@ async def create_user(db: Database, username: str, password: str, *, roles: Iter
         auth.check_password_policy(password, username)
     except AuthError as exc:
         raise UserError(str(exc)) from exc
-    hashed = await _hashing(auth.hash_password, password)
+    hashed = await hashing(auth.hash_password, password)
     now = _now_ms() if now_ms is None else now_ms
     async with db.transaction() as tx:
         if await _row(tx, username) is not None:
@@ -205,7 +201,7 @@ async def set_password(db: Database, username: str, password: str, *, actor: str
         auth.check_password_policy(password, username)
     except AuthError as exc:
         raise UserError(str(exc)) from exc
-    hashed = await _hashing(auth.hash_password, password)
+    hashed = await hashing(auth.hash_password, password)
     now = _now_ms() if now_ms is None else now_ms
     async with db.transaction() as tx:
         row = await _need(tx, username, lock=True)
@@ -270,26 +266,6 @@ def _refused(reason: Reason, locked_until_ms: int | None = None) -> LoginOutcome
 
 
 _POLICY = auth.LockoutPolicy()
-def _background_thread() -> None:
-    """The hashing thread runs at nice 10 (Linux: per thread), so a login flood never starves ingest."""
-    with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-
-
-_HASHER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mchub-scrypt",
-                                                initializer=_background_thread)
-_T = TypeVar("_T")
-
-
-async def _hashing(fn: Callable[..., _T], *args: Any) -> _T:
-    """Run password hashing (scrypt: ~0.1 s of CPU and 32 MB each) off the event loop, ONE at a time.
-
-    A flood of failed logins then queues here instead of taking every core from the loop
-    and from batch ingest (tests/cloud/test_event_loop.py measures the loop's lag).
-    """
-    return await asyncio.get_running_loop().run_in_executor(_HASHER, fn, *args)
-
-
 _LOGIN_STATE = ("password_hash", "totp_secret_enc", "active", "failures", "locks", "locked_until_ms",
                 "last_totp_step")  #: the columns a login decision is made on
 
@@ -311,14 +287,14 @@ async def attempt_login(db: Database, at_rest: AtRest, username: str, password: 
             row = await _row(tx, username)
             roles = await _roles(tx, int(row["id"])) if row is not None else frozenset()
         if row is None:  # same answer and same work as a wrong password
-            await _hashing(_verify_dummy, password)
+            await hashing(verify_dummy, password)
             async with db.transaction() as tx:
                 await audit.write(tx, actor=username[:64], action="admin.login_failed", outcome="refused",
                                   target=username[:64], reason="unknown_user", detail=detail, at_ms=now)
             return _refused("bad_credentials")
         r = row
         if (r["totp_secret_enc"] is None and r["active"] and r["password_hash"]
-                and await _hashing(auth.verify_password, password, r["password_hash"])):
+                and await hashing(auth.verify_password, password, r["password_hash"])):
             async with db.transaction() as tx:
                 await audit.write(tx, actor=username, action="admin.login_failed", outcome="refused",
                                   target=username, reason="no_second_factor", detail=detail, at_ms=now)
@@ -336,12 +312,12 @@ async def attempt_login(db: Database, at_rest: AtRest, username: str, password: 
             disabled=not r["active"],
         )
         try:
-            result = await _hashing(functools.partial(auth.login, state, password, code, now_ms=now, policy=policy))
+            result = await hashing(functools.partial(auth.login, state, password, code, now_ms=now, policy=policy))
         except AuthError:  # a damaged hash: count it as a failure, tell the admins in the audit log
             result = auth.LoginResult(msgspec.structs.replace(state, failures=state.failures + 1),
                                       AuthError("damaged password hash"))
         assert result is not None
-        rehashed = (await _hashing(auth.hash_password, password)
+        rehashed = (await hashing(auth.hash_password, password)
                     if result.ok and auth.needs_rehash(state.password_hash) else None)
         async with db.transaction() as tx:
             current = await _row(tx, username, lock=True)
@@ -378,16 +354,6 @@ async def _record_login(tx: Tx, r: Row, roles: frozenset[str], result: auth.Logi
     await audit.write(tx, actor=username, action="admin.login_failed", outcome="refused", target=username,
                       reason=why, detail={**detail, "failures": str(u.failures)}, at_ms=now)
     return _refused("bad_credentials" if why == "disabled" else why, u.locked_until_ms if why == "locked" else None)
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    return auth.hash_password("not a password, only makes the timing equal")
-
-
-def _verify_dummy(password: str) -> bool:
-    """A wrong-user login costs what a wrong password costs; in a worker thread (the first call also hashes)."""
-    return auth.verify_password(password, _dummy_hash())
 
 
 async def verify_login(db: Database, username: str, password: str, totp_code: str, *, at_rest: AtRest,

@@ -28,10 +28,11 @@ from starlette.routing import Route
 from cloud import users
 from cloud.crypto_at_rest import AtRest
 from cloud.errors import CloudError, DatabaseUnavailable
-from cloud.fleet.service import Fleet, token_info
+from cloud.fleet.service import Fleet
 from provisioning.enrollment import EnrollRequest
 from provisioning.errors import AuthError, ProvisioningError
 from provisioning.rotation import RotateRequest
+from provisioning.stores import TokenRecord
 
 log = logging.getLogger("mchub.cloud.fleet.api")
 Handler = Callable[[Request], Awaitable[Response]]
@@ -340,3 +341,10 @@ def openapi_paths() -> dict[str, dict[str, Any]]:
                 op["security"] = [{"bearer": []}]
             paths.setdefault(route.path, {})[method.lower()] = op
     return paths
+
+
+def token_info(record: TokenRecord) -> dict[str, Any]:
+    """A token as listed: everything but the digest."""
+    return {"token_id": record.token_id, "site_id": record.site_id, "hub_serial": record.hub_serial,
+            "created_ms": record.created_ms, "expires_ms": record.expires_ms, "created_by": record.created_by,
+            "used_ms": record.used_ms, "used_by_hub": record.used_by_hub}

@@ -22,7 +22,6 @@ import asyncio
 import logging
 import os
 import re
-import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cloud.config import CloudConfig
 from cloud.db.engine import Database, epoch_from_db
 from cloud.errors import ConfigError
+from cloud.fleet.broker_passwords import replace_and_reload
 from cloud.fleet.stores import NO_EXPIRY_MS, sql_stores
 from cloud.keystore import CloudKeys
 from protocol.commands import CommandBody, CommandName, sign_command, topic
@@ -403,7 +403,7 @@ class Fleet:
         if self.broker_passwords is None:
             return False
         text = mqtt_passwords.password_file(hub_ops.mqtt_password_entries(await sql_stores(self.db).hubs.list()))
-        return await asyncio.to_thread(_replace_and_reload, self.broker_passwords, text, self.broker_reload)
+        return await asyncio.to_thread(replace_and_reload, self.broker_passwords, text, self.broker_reload)
 
     async def rotate(self, request: RotateRequest) -> RotateResponse:
         """``POST /api/v1/rotate``."""
@@ -423,39 +423,3 @@ class Fleet:
                                          body=body, now_ms=now)
             hub = await hub_ops.touch(stores, hub, now_ms=now)
             return await authority.config_for(stores, hub, now_ms=now), authority.bundle
-
-
-def _replace_and_reload(path: Path, text: str, reload: tuple[str, ...]) -> bool:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        old = path.stat() if path.exists() else None
-        tmp.write_text(text, encoding="utf-8")
-        os.chmod(tmp, old.st_mode & 0o777 if old else 0o644)
-        if old is not None and (old.st_uid, old.st_gid) != (os.getuid(), os.getgid()):
-            os.chown(tmp, old.st_uid, old.st_gid)
-        os.replace(tmp, path)
-    except OSError as exc:
-        log.error("cannot write the MQTT password file %s: %s", path, exc)
-        return False
-    if not reload:
-        return True
-    try:
-        subprocess.run(list(reload), check=True, timeout=30, capture_output=True)
-    except (OSError, subprocess.SubprocessError) as exc:
-        log.error("MQTT broker reload %s failed: %s; revoked hubs keep their MQTT login until it works",
-                  " ".join(reload), exc)
-        return False
-    return True
-
-
-def token_info(record: TokenRecord) -> dict[str, Any]:
-    """A token as listed: everything but the digest."""
-    return {"token_id": record.token_id, "site_id": record.site_id, "hub_serial": record.hub_serial,
-            "created_ms": record.created_ms, "expires_ms": record.expires_ms, "created_by": record.created_by,
-            "used_ms": record.used_ms, "used_by_hub": record.used_by_hub}
-
-
-async def config_version(db: Database, hub_id: str) -> int:
-    """The hub's configuration version (for the ``X-Mchub-Config-Version`` batch answer header)."""
-    return await sql_stores(db).devices.config_version(hub_id)
-

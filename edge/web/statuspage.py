@@ -32,6 +32,7 @@ from edge.status import snapshot, start_of_today_ms
 from edge.store import reader as q
 from protocol import idnum
 from protocol.clinical.pregnancy import check_weeks
+from protocol.errors import ClinicalError
 from protocol.ids import now_ms
 from protocol.model import Subject
 from webui.security import session_of
@@ -220,6 +221,8 @@ class StatusPage:
             nid_ok = idnum.normalise(nid) if nid else None
             weeks_text = str(form.get("pregnant_weeks", "")).strip()
             weeks = check_weeks(int(weeks_text)) if weeks_text else None
+        except ClinicalError as exc:  # in the reader's language (the raw text is English)
+            return _back(request, error=self.renderer.catalog.t(exc.key, self.renderer.language(request)))
         except (EdgeError, ValueError) as exc:
             return _back(request, error=str(exc))
         subject = Subject(national_id=nid_ok, name=str(form.get("name", ""))[:64].strip(), source="staff")

@@ -30,6 +30,7 @@ from cloud.web.shell import ADMIN, INTEGRATION, PREFIX, RENDER, actor, audit_vie
 from protocol.clinical import risk
 from protocol.ids import now_ms
 from protocol.logmask import mask_id_numbers
+from protocol.mch.records import PrenatalVisit, case_from_json
 from webui import svg
 
 ROLES = (INTEGRATION, ADMIN)
@@ -83,15 +84,6 @@ async def refused_records(tx: Tx) -> dict[str, Any]:
 RISK_WINDOW_MS = 7 * 86_400_000  #: how far back the dashboard lists raised pregnancy risk grades
 
 
-class _Risk(msgspec.Struct):
-    """The fields of a prenatal record the risk alert reads."""
-
-    risk_colour: str | None = None
-    risk_purple: bool = False
-    screened_on: str = ""
-    gestational_weeks: int | None = None
-
-
 async def risk_raised(tx: Tx, since_ms: int) -> list[dict[str, Any]]:
     """Prenatal records stored since ``since_ms`` whose five-colour grade went up from the case's
     previous version, or whose first grade is already orange, red or purple: the dashboard's alert."""
@@ -100,22 +92,24 @@ async def risk_raised(tx: Tx, since_ms: int) -> list[dict[str, Any]]:
         "JOIN mch_cases c ON c.case_id = r.case_id WHERE c.type = 'prenatal' AND r.case_id IN "
         "(SELECT case_id FROM mch_records WHERE created_ms >= $1) ORDER BY r.case_id, r.version", since_ms)
     out: list[dict[str, Any]] = []
-    previous: dict[str, _Risk] = {}
+    previous: dict[str, tuple[str | None, bool]] = {}  #: case -> (colour, purple) of its previous version
     for r in rows:
         try:
-            now = msgspec.json.decode(r["payload"], type=_Risk)
-        except msgspec.DecodeError:
+            now = case_from_json(r["payload"])
+        except (msgspec.DecodeError, msgspec.ValidationError):
             continue
+        if not isinstance(now, PrenatalVisit):
+            continue
+        grade = (now.risk_colour, now.risk_purple)
         first = r["case_id"] not in previous
-        before = previous.get(r["case_id"], _Risk())
-        previous[r["case_id"]] = now
+        before = previous.get(r["case_id"], (None, False))
+        previous[r["case_id"]] = grade
         # a first grade is an alert only when it is already high-risk (orange, red, purple)
         notable = not first or now.risk_colour in ("orange", "red") or now.risk_purple
-        if r["created_ms"] >= since_ms and notable and risk.raised((before.risk_colour, before.risk_purple),
-                                                                   (now.risk_colour, now.risk_purple)):
+        if r["created_ms"] >= since_ms and notable and risk.raised(before, grade):
             out.append({"case_id": r["case_id"], "site_id": r["site_id"], "at_ms": r["created_ms"],
                         "screened_on": now.screened_on, "weeks": now.gestational_weeks,
-                        "before": before.risk_colour, "after": now.risk_colour, "purple": now.risk_purple})
+                        "before": before[0], "after": now.risk_colour, "purple": now.risk_purple})
     return sorted(out, key=lambda a: -int(a["at_ms"]))
 
 

@@ -113,7 +113,7 @@ class Reader:
                         strict=True))
 
     def session_readings(self, session_id: str, opened_at: int) -> list[dict[str, Any]]:
-        """The readings of an open session in seq order: device, time, observations (with flags).
+        """The readings of an open session in seq order: device, time, observations (with flags), status.
 
         Only readings taken since ``opened_at`` (the time index keeps this cheap on a full store).
         """
@@ -124,7 +124,8 @@ class Reader:
             rec = decode_body(body)
             obs = [{"code": o.code, "value": o.value, "unit": o.unit, "flag": o.flag}
                    for o in getattr(rec, "observations", ())]
-            out.append({"at": at, "device_id": device, "observations": obs})
+            out.append({"at": at, "device_id": device, "observations": obs,
+                        "status": list(getattr(rec, "status", ()))})
         return out
 
     def last_readings(self) -> dict[str, dict[str, Any]]:

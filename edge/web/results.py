@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from protocol import codes
+from protocol.clinical import temperature
 from protocol.clinical.interpret import Interpretation, interpret
 from protocol.clinical.patient import Patient
 from protocol.flags import GUIDELINE_2018, BpThresholds
@@ -34,7 +35,8 @@ from protocol.model import Observation
 SHOWN = (codes.SYSTOLIC, codes.PULSE, codes.TEMPERATURE, codes.HEIGHT, codes.WEIGHT, codes.BMI)
 #: classes whose flag alone would say "watch" but that need the nurse the same day
 _NURSE = {"bp.grade_2", "bp.grade_3", "pregnancy.pregnancy_hypertension", "pregnancy.hypertension_before_20",
-          "pregnancy.pregnancy_severe", "temperature.low", "temperature.very_high"}
+          "pregnancy.pregnancy_severe", "temperature.low", "temperature.very_high", "temperature.infant_fever",
+          "temperature.recheck"}
 
 
 @dataclass(frozen=True)
@@ -65,11 +67,14 @@ def rows(readings: Iterable[Mapping[str, Any]], bp: BpThresholds = GUIDELINE_201
          patient: Patient | None = None, on: dt.date | None = None) -> list[Row]:
     """The rows for a session's readings; a later value of the same kind replaces an earlier one."""
     latest: dict[str, dict[str, Any]] = {}
+    site = "unknown"
     for reading in readings:
         for o in reading["observations"]:
             latest[o["code"]] = o
+            if o["code"] == codes.TEMPERATURE:
+                site = temperature.site_of(reading.get("status"))
     judged = interpret(tuple(Observation(code=o["code"], value=float(o["value"]), unit=o["unit"])
-                             for o in latest.values()), patient, on, bp)
+                             for o in latest.values()), patient, on, bp, site)
     out = []
     for code in SHOWN:
         o = latest.get(code)

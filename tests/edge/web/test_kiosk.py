@@ -68,7 +68,7 @@ def test_a_child_is_told_what_a_child_is_told() -> None:
     got = {r.label: (r.level, r.meaning) for r in rows([{"observations": obs}], patient=child, on=dt.date(2026, 12, 6))}
     assert got[f"obs.{codes.BMI}"] == ("ok", "meaning.growth.normal")
     assert got[f"obs.{codes.WEIGHT}"] == ("ok", "meaning.growth.normal")
-    assert got[f"obs.{codes.PULSE}"] == ("info", "meaning.child.no_reference")
+    assert got[f"obs.{codes.PULSE}"] == ("ok", "meaning.pulse.normal")  # Fleming 2011 centiles for her age
     assert worst(rows([{"observations": obs}], patient=child, on=dt.date(2026, 12, 6))) == "ok"
 
 
@@ -83,7 +83,7 @@ def test_every_meaning_has_words_in_both_languages() -> None:
                | {f"gain.{c.value}" for c in pregnancy.GainClass} | {"child.no_reference", "pregnancy.bmi_not_judged"}
                | {f"child_bp.{c.key}" for c in ChildBp}
                | {f"pulse.{w}" for w in ("normal", "high", "low")}
-               | {f"temperature.{w}" for w in ("normal", "high", "very_high", "low")})
+               | {f"temperature.{w}" for w in ("normal", "high", "very_high", "low", "recheck", "infant_fever")})
     cat = catalog(EDGE_LOCALES)
     for lang in ("zh-CN", "en"):
         missing = {k for k in klasses if f"meaning.{k}" not in cat.messages[lang]}

@@ -136,9 +136,11 @@ async def add_device(
     return device, version
 
 
-async def remove_device(stores: Stores, *, actor: str, now_ms: int, hub_id: str, device_id: str) -> int:
-    """Unregister a device; returns the hub's new configuration version."""
+async def remove_device(stores: Stores, *, actor: str, now_ms: int, hub_id: str, device_id: str,
+                        reason: str = "") -> int:
+    """Unregister a device (a ``reason`` goes to the audit log); returns the hub's new configuration version."""
     version = await stores.devices.remove(hub_id, device_id)
+    detail = {"device": device_id, "version": str(version), **({"reason": reason} if reason else {})}
     await stores.audit.append(AuditEntry(at_ms=now_ms, actor=actor, action="device.remove", target=hub_id,
-                                         detail={"device": device_id, "version": str(version)}))
+                                         detail=detail))
     return version

@@ -220,10 +220,23 @@ class ConfigDocumentError(InventoryError):
 
 
 class AuthError(ProvisioningError):
-    """Admin authentication failed. The message never says which factor was wrong."""
+    """Admin authentication failed. The message names the factor only after the password was right
+    (docs/security.md, "Sign-in messages")."""
 
     reason = "unauthorized"
     status = 401
+
+
+class WrongCode(AuthError):
+    """The one-time code is wrong or malformed (said only after the password was right)."""
+
+    reason = "bad_code"
+
+
+class CodeReused(AuthError):
+    """The one-time code is right but was already used: the next one must be waited for."""
+
+    reason = "code_reused"
 
 
 class AccountLocked(AuthError):

@@ -339,11 +339,11 @@ class Fleet:
                                                      **fields)
         return device, version, await self.push_config(hub_id)
 
-    async def remove_device(self, actor: str, hub_id: str, device_id: str) -> tuple[int, bool]:
-        """Unregister a device; returns the new version and whether it was pushed."""
+    async def remove_device(self, actor: str, hub_id: str, device_id: str, *, reason: str = "") -> tuple[int, bool]:
+        """Unregister a device (``reason`` kept in the audit log); returns the new version and whether it was pushed."""
         async with self.db.transaction() as tx:
             version = await admin.remove_device(sql_stores(tx), actor=actor, now_ms=self.clock(), hub_id=hub_id,
-                                                device_id=device_id)
+                                                device_id=device_id, reason=reason)
         return version, await self.push_config(hub_id)
 
     async def push_config(self, hub_id: str) -> bool:

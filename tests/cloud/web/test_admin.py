@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +158,7 @@ async def test_devices_page_merges_the_inventory_with_what_hubs_report(admin: An
         assert "ok=" in r.headers["location"]
     up, down = [r["device_id"] for r in await cloud.sql("SELECT device_id FROM device_inventory ORDER BY device_id")]
     await cloud.sql("UPDATE hubs SET telemetry = $1, devices_down = $2 WHERE hub_id = 'H1'",
-                    '{"devices": {"%s": "connected", "%s": "disconnected"}}' % (up, down), down)
+                    json.dumps({"devices": {up: "connected", down: "disconnected"}}), down)
     page = (await c.get("/ui/admin/devices")).text
 
     def state(device_id: str) -> str:

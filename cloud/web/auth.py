@@ -61,12 +61,14 @@ async def login(request: Request) -> Response:
                                         password_max_age_ms=cloud.config.web.password_max_age_days * 86_400_000)
     if outcome.user is None:
         await throttle.failure(*keys)
-        if outcome.reason == "locked":
-            minutes = math.ceil(max(0, (outcome.locked_until_ms or 0) - now_ms()) / 60000) or 1
-            ctx["error"] = RENDER.catalog.t("login.locked", lang, minutes=minutes)
-        else:
-            ctx["error"] = RENDER.catalog.t(f"login.{outcome.reason}", lang)
-        return page(request, "login.html", ctx, status_code=429 if outcome.reason == "locked" else 401)
+        # the attempt that locks says so, for an account and an unknown name alike (the same answer for both)
+        wait_ms = max((outcome.locked_until_ms or 0) - now_ms() if outcome.reason == "locked" else 0,
+                      await throttle.locked(*keys) * 1000)
+        if wait_ms > 0:
+            ctx["error"] = RENDER.catalog.t("login.locked", lang, minutes=math.ceil(wait_ms / 60000))
+            return page(request, "login.html", ctx, status_code=429)
+        ctx["error"] = RENDER.catalog.t(f"login.{outcome.reason}", lang)
+        return page(request, "login.html", ctx, status_code=401)
     await throttle.success(*keys)
     await sign_in(request, outcome.user.username, outcome.user.role, outcome.user.session_version)
     return RedirectResponse(_next(form.get("next")), 303)

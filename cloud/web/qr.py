@@ -13,11 +13,14 @@ from markupsafe import Markup
 MAX_PAYLOAD = 512  #: characters; an otpauth URI is about 120
 
 
-def qr_svg(payload: str, *, title: str, scale: int = 5) -> Markup:
-    """``payload`` as an inline SVG QR code (error correction M, 4-module quiet zone, black on white)."""
+def qr_svg(payload: str, *, title: str) -> Markup:
+    """``payload`` as an inline SVG QR code (error correction M, 4-module quiet zone, black on white).
+
+    The SVG has a viewBox and no size: the stylesheet sizes it (``figure.qr svg``).
+    """
     if not payload or len(payload) > MAX_PAYLOAD:
         raise ValueError(f"a QR payload of {len(payload)} characters (1-{MAX_PAYLOAD})")
     code = segno.make(payload, error="m", micro=False)
     # segno writes only the modules and the title, which it escapes: the SVG is safe to put in a page as it is
-    return Markup(code.svg_inline(scale=scale, border=4, dark="#000", light="#fff", title=title,  # noqa: S704
+    return Markup(code.svg_inline(omitsize=True, border=4, dark="#000", light="#fff", title=title,  # noqa: S704
                                   svgclass="qr", lineclass=None))

@@ -358,7 +358,7 @@ async def attempt_login(db: Database, at_rest: AtRest, username: str, password: 
     """Check both factors, update failure counts and lock, audit; never raises for a wrong login.
 
     The reason says what went wrong only as far as the caller has proved who they are
-    (docs/security.md): ``bad_credentials`` for an unknown name or a wrong password alike,
+    (docs/dashboard.md, "Sign-in messages"): ``bad_credentials`` for an unknown name or a wrong password alike,
     ``locked`` before anything is checked; after the right password ``disabled``,
     ``no_second_factor``, ``bad_code`` or ``code_reused``; after both factors
     ``password_expired`` (older than ``password_max_age_ms``; 0 = passwords never expire).

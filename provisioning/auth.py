@@ -18,7 +18,7 @@ Failures count whichever factor was wrong, and a locked account is refused befor
 password is even checked (no guessing while locked). A wrong password is one plain
 "wrong username or password"; only after the right password does the error name the code
 problem (:class:`~provisioning.errors.WrongCode`, :class:`~provisioning.errors.CodeReused`),
-as a two-step sign-in would (docs/security.md, "Sign-in messages").
+as a two-step sign-in would (docs/dashboard.md, "Sign-in messages").
 
 **Roles** (:data:`ROLE_PERMISSIONS`, the same names as the cloud's ``roles`` table):
 ``admin`` does everything; ``integration`` watches hubs, queues and the audit log and may

@@ -221,7 +221,7 @@ class ConfigDocumentError(InventoryError):
 
 class AuthError(ProvisioningError):
     """Admin authentication failed. The message names the factor only after the password was right
-    (docs/security.md, "Sign-in messages")."""
+    (docs/dashboard.md, "Sign-in messages")."""
 
     reason = "unauthorized"
     status = 401

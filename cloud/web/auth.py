@@ -5,7 +5,7 @@ The password and the one-time code are checked by :func:`cloud.users.attempt_log
 throttled here (:class:`cloud.web.store.DbLoginThrottle`), so one machine cannot walk
 through many user names, and so is every user name, known or not (so "locked" does not
 tell an attacker that a name exists). The message names the reason (catalog
-``login.<reason>``) only as far as the person proved who they are — see docs/security.md;
+``login.<reason>``) only as far as the person proved who they are — see docs/dashboard.md, "Sign-in messages";
 every attempt is audited by :mod:`cloud.users` (``admin.login`` / ``admin.login_failed``). A successful
 login gets a new session id (no fixation) carrying the user's most powerful role
 (admin > integration > clinic_staff > auditor).

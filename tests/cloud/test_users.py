@@ -145,7 +145,7 @@ def test_first_admin_from_the_command_line(tmp_path: Path) -> None:
 
 
 async def test_each_sign_in_refusal_is_named_only_as_far_as_the_caller_proved_who_they_are(db: Database) -> None:
-    """docs/security.md "Sign-in messages": one case per reason."""
+    """docs/dashboard.md "Sign-in messages": one case per reason."""
     await users.create_user(db, "fay", PASSWORD, roles=["integration"], actor="x", now_ms=NOW)
     secret, _ = await users.enable_totp(db, AT_REST, "fay", actor="x")
 

@@ -1,4 +1,4 @@
-"""The sign-in form's messages (docs/security.md "Sign-in messages"), over HTTP in both languages."""
+"""The sign-in form's messages (docs/dashboard.md "Sign-in messages"), over HTTP in both languages."""
 
 from __future__ import annotations
 

@@ -152,7 +152,7 @@ def login(user: AdminUser | None, password: str, code: str, *, now_ms: int,
     if user is None:
         return None
     if user.disabled:
-        return LoginResult(user, AuthError("wrong username, password or code"))
+        return LoginResult(user, AuthError("用户名或密码错误 / wrong username or password"))
     if now_ms < user.locked_until_ms:
         return LoginResult(user, AccountLocked("账户已锁定 / account locked after repeated failures; try later or ask "
                                                "another admin", user.locked_until_ms))

@@ -62,10 +62,12 @@ def _flash(request: Request) -> dict[str, str]:
 
 
 def _refusal(request: Request, exc: Exception) -> tuple[str, str]:
-    """The reader's-language text of a refused change (catalog ``refused.<reason>``) and the raw message."""
+    """The reader's-language text of a refused change (catalog ``refused.<reason>``, filled from the error's
+    ``params`` when it has them) and the raw message."""
     reason = str(getattr(exc, "reason", "") or "")
     key = f"refused.{reason}" if f"refused.{reason}" in RENDER.catalog.messages["zh-CN"] else "refused.other"
-    return RENDER.catalog.t(key, RENDER.language(request)), str(exc)
+    params = {k: str(v) for k, v in dict(getattr(exc, "params", {}) or {}).items()}
+    return RENDER.catalog.t(key, RENDER.language(request), **params), str(exc)
 
 
 async def _overview(request: Request, extra: dict[str, object] | None = None, status_code: int = 200) -> Response:

@@ -16,6 +16,7 @@ from cloud import audit
 from cloud.db.engine import Database, Tx
 from cloud.errors import CloudError
 from cloud.fleet.service import Fleet
+from provisioning.errors import ReasonRequired
 from provisioning.inventory import MAX_STATIONS
 
 MAX_STATION_NAME = 40
@@ -204,5 +205,5 @@ async def remove_device(fleet: Fleet, hub_id: str, device_id: str, *, reason: st
     """Unregister a device; the reason is required and kept in the audit log (``device.remove``)."""
     reason = " ".join(reason.split())
     if not 1 <= len(reason) <= 200:
-        raise DeviceRefused("give a reason for removing the device (kept in the audit log)", "reason_required")
+        raise ReasonRequired("give a reason for removing the device (kept in the audit log)")
     await fleet.remove_device(actor, hub_id, device_id, reason=reason)

@@ -39,7 +39,7 @@ async def test_overview_lists_sites_hubs_and_adds_a_site(admin: Any) -> None:
     assert f'pattern="{SITE_ID_PATTERN}"' in (await c.get("/ui/admin")).text
     upper = await c.post("/ui/admin/sites", data={"site_id": "S001", "name": "x", "csrf_token": token},
                          follow_redirects=True)
-    assert "机构编号" in upper.text and "s001" in upper.text
+    assert "机构编号须为小写：请改用 s001（而不是 S001）。" in upper.text
     assert await cloud.sql("SELECT 1 FROM audit_log WHERE action = 'site.add' AND actor = 'web:root'")
 
 

@@ -275,8 +275,8 @@ async def confirm_totp(db: Database, at_rest: AtRest, username: str, code: str, 
     """Make the waiting secret the user's one-time-code secret once ``code`` from the app is right.
 
     The confirming code counts as used (it cannot sign in afterwards). Ends the user's open
-    sessions, as any new second factor does. Raises :class:`UserError` (``bad_code``,
-    ``code_reused``, ``no_pending``) and audits a refusal.
+    sessions, as any new second factor does. Raises :class:`UserError` (reason ``bad_code``
+    or ``no_pending``); a wrong code is audited (``user.totp`` refused).
     """
     now = _now_ms() if now_ms is None else now_ms
     async with db.transaction() as tx:
@@ -383,11 +383,10 @@ async def attempt_login(db: Database, at_rest: AtRest, username: str, password: 
         r = row
         if (not r["active"] or r["totp_secret_enc"] is None) and int(r["locked_until_ms"]) <= now:
             right = bool(r["password_hash"]) and await _password_right(password, r["password_hash"])
-            why: Reason = ("bad_credentials" if not right else "disabled" if not r["active"] else "no_second_factor")
+            why: Reason = "bad_credentials" if not right else "disabled" if not r["active"] else "no_second_factor"
             async with db.transaction() as tx:
                 await audit.write(tx, actor=username, action="admin.login_failed", outcome="refused",
-                                  target=username, reason=why if right else "bad_credentials", detail=detail,
-                                  at_ms=now)
+                                  target=username, reason=why, detail=detail, at_ms=now)
             return _refused(why)
         try:
             secret = at_rest.open(bytes(r["totp_secret_enc"]), TOTP_COLUMN) if r["totp_secret_enc"] else ""
@@ -412,7 +411,8 @@ async def attempt_login(db: Database, at_rest: AtRest, username: str, password: 
             current = await _row(tx, username, lock=True)
             if current is None or any(current[k] != r[k] for k in _LOGIN_STATE):
                 continue  # another login or an admin changed the account meanwhile: judge again on what is there
-            expired = bool(password_max_age_ms) and now - int(r["password_changed_ms"] or 0) > password_max_age_ms
+            changed = r["password_changed_ms"]
+            expired = bool(password_max_age_ms) and changed is not None and now - int(changed) > password_max_age_ms
             outcome = await _record_login(tx, r, roles, result, rehashed, username, detail, now, expired=expired)
         return outcome
     async with db.transaction() as tx:  # the account kept changing under us: refuse, audited

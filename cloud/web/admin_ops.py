@@ -23,7 +23,7 @@ MAX_STATION_NAME = 40
 
 
 class DeviceRefused(CloudError):
-    """A device-page change was refused (station name, removal reason); ``reason`` picks the catalog text."""
+    """A device-page change was refused (station name, hub); ``reason`` picks the catalog text."""
 
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
@@ -137,7 +137,7 @@ async def station_number(db: Database, hub_id: str, name: str, *, actor: str, no
     name = " ".join(name.split())
     if not 1 <= len(name) <= MAX_STATION_NAME:
         raise DeviceRefused(f"a station needs a name of 1-{MAX_STATION_NAME} characters (e.g. 一诊室)",
-                             "station_name")
+                            "station_name")
     async with db.transaction() as tx:
         hub = await tx.fetchrow("SELECT status FROM hubs WHERE hub_id = $1", hub_id)
         if hub is None or hub["status"] != "active":
@@ -148,7 +148,7 @@ async def station_number(db: Database, hub_id: str, name: str, *, actor: str, no
             if station_name == name or (name == station_id and not station_name):
                 if not station_id.isdigit():
                     raise DeviceRefused(f"station {name!r} is set up in the hub's hub.toml; add its devices there",
-                                         "station_local")
+                                        "station_local")
                 return int(station_id)
         used = {int(s) for s in known if s.isdigit()} | {int(r["station"]) for r in await tx.fetch(
             "SELECT DISTINCT station FROM device_inventory WHERE hub_id = $1", hub_id)}

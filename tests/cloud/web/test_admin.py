@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from cloud.fleet.stores import sql_stores
 from provisioning.admin import SITE_ID_PATTERN
 from tests.cloud.support import make_cloud
 from tests.cloud.web.support import PASSWORD, WEB, code, csrf_from, running, seed, sign_in
@@ -125,6 +126,8 @@ async def test_devices_are_added_to_a_station_by_name_and_removed_with_a_reason(
     stations = await cloud.sql("SELECT DISTINCT station FROM device_inventory")
     assert len(stations) == 1  # the same name is the same station
     assert await cloud.sql("SELECT 1 FROM stations WHERE hub_id = 'H1' AND name = '一诊室'")
+    # the name travels to the hub in its configuration document (provisioning.inventory.StationConfig.name)
+    assert await sql_stores(cloud.state.db).devices.station_names("H1") == {stations[0]["station"]: "一诊室"}
     page = (await c.get("/ui/admin/devices")).text
     row = page.split('id="device-H1-s')[1].split("</tr>")[0]
     assert "一诊室" in row and "AA:BB:CC:DD:EE:01" in row and "已配置但未连接" in row

@@ -95,6 +95,13 @@ async def test_users_are_added_with_a_second_factor_shown_once_and_can_sign_in(a
     assert "error=" in weak.headers["location"]
     me = await c.post("/ui/admin/users/root/active", data={"active": "0", "csrf_token": token})
     assert "error=" in me.headers["location"]
+    # refusals in the reader's language, the service's own words behind 详情 (was "roles must be some of… (got none)")
+    no_roles = {"username": "zhao", "password": PASSWORD, "csrf_token": token}
+    zh = await c.post("/ui/admin/users?lang=zh-CN", data=no_roles, follow_redirects=True)
+    assert "请至少选择一个角色" in zh.text.split('class="flash error"')[1].split("<details>")[0]
+    assert "<summary>详情</summary><code>roles must be some of" in zh.text
+    en = await c.post("/ui/admin/users?lang=en", data=no_roles, follow_redirects=True)
+    assert "Choose at least one role" in en.text
 
 
 async def test_an_enrollment_token_is_shown_once_and_rotation_is_requested(admin: Any) -> None:

@@ -107,6 +107,7 @@ class WebConfig:
     secure_cookie: bool = True
     max_failures: int = 5
     lock_s: int = 900
+    password_max_age_days: int = 0  #: a sign-in with an older password is refused as expired; 0 = never
 
 
 @dataclass(frozen=True)
@@ -227,7 +228,8 @@ _SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
                      "rotation_overlap_hours": int, "mqtt_password_file": str, "mqtt_reload_command": list},
     "outbox": {"max_attempts": int, "base_delay_s": (int, float), "max_delay_s": (int, float)},
     "logging": {"level": str, "json": bool},
-    "web": {"idle_timeout_s": int, "secure_cookie": bool, "max_failures": int, "lock_s": int},
+    "web": {"idle_timeout_s": int, "secure_cookie": bool, "max_failures": int, "lock_s": int,
+            "password_max_age_days": int},
     "mllp": {"enabled": bool, "host": str, "port": int, "tls_cert": str, "tls_key": str, "max_message_bytes": int,
              "idle_timeout_s": (int, float), "code_map": dict,
              "allow_any": bool, "allowed_senders": list, "allowed_apps": list, "max_connections": int,
@@ -310,6 +312,9 @@ def parse(text: str, path: Path) -> CloudConfig:
     web = WebConfig(**doc.get("web", {}))
     for key in ("idle_timeout_s", "max_failures", "lock_s"):
         _positive(path, f"[web] {key}", getattr(web, key))
+    if web.password_max_age_days < 0:
+        raise _err(path, "[web] password_max_age_days", f"{web.password_max_age_days} is negative",
+                   "use 0 (passwords never expire) or a number of days, e.g. 180")
     lg = LoggingConfig(**doc.get("logging", {}))
     if lg.level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise _err(path, "[logging] level", f"{lg.level!r} is not a level", "use DEBUG, INFO, WARNING or ERROR")

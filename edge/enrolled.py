@@ -127,7 +127,8 @@ def accept_config(directory: Path, command: CommandBody | None = None,
 
 
 def merge_devices(cfg: HubConfig, inventory: Inventory) -> tuple[StationConfig, ...]:
-    """hub.toml's stations plus the cloud's devices (cloud station N = station id "N"; hub.toml wins an id clash)."""
+    """hub.toml's stations plus the cloud's devices (cloud station N = station id "N", named as the admin named it
+    on the cloud's devices page; hub.toml wins an id clash)."""
     stations = {s.id: s for s in cfg.stations}
     taken = {d.id for d in cfg.devices()}
     for st in inventory.stations:
@@ -142,7 +143,7 @@ def merge_devices(cfg: HubConfig, inventory: Inventory) -> tuple[StationConfig, 
                                      **({"dialect": d.dialect} if d.dialect else {}), **d.options}
             added.append(DeviceConfig(id=d.id, driver=d.kind, station_id=sid, transport=d.transport,
                                       address=d.address, port=d.port, dialect=d.dialect, options=table))
-        old = stations.get(sid) or StationConfig(sid, f"测量台 {sid} / station {sid}", STATION_WINDOW_S, ())
+        old = stations.get(sid) or StationConfig(sid, st.name or f"测量台 {sid} / station {sid}", STATION_WINDOW_S, ())
         stations[sid] = dataclasses.replace(old, devices=(*old.devices, *added))
     return tuple(stations.values())
 

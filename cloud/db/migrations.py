@@ -213,6 +213,11 @@ ALTER TABLE hubs ADD COLUMN config_applied INTEGER;
 ALTER TABLE hubs ADD COLUMN devices_down TEXT;
 """
 
+_V18_ADMIN_CONSOLE = """
+ALTER TABLE users ADD COLUMN totp_pending_enc BYTEA;
+CREATE UNIQUE INDEX stations_hub_name ON stations (hub_id, name) WHERE name <> '';
+"""
+
 #: (version, name, SQL for both dialects, PostgreSQL-only SQL)
 MIGRATIONS: list[tuple[int, str, str, str]] = [
     (1, "initial schema", _V1, _V1_PG_ONLY),
@@ -230,6 +235,7 @@ MIGRATIONS: list[tuple[int, str, str, str]] = [
     (13, "hl7 duplicates by content, control id reuse marked", _V13_HL7_REUSE, ""),
     (14, "dicom sender credentials", _V14_DICOM_SENDERS, ""),
     (15, "hub configuration push state", _V15_PUSH_STATE, ""),
+    (18, "one-time-code enrolment waits for a first code; station names unique per hub", _V18_ADMIN_CONSOLE, ""),
 ]
 #: SQLite-only SQL of a migration, run after its common SQL: one statement (e.g. a trigger) or a tuple of them
 SQLITE_ONLY: dict[int, str | tuple[str, ...]] = {4: integration_schema.SQLITE_ONLY, 7: audit_schema.V7_SQLITE_ONLY}

@@ -246,6 +246,11 @@ class SqlDevices(_On):
             version = await tx.fetchval("SELECT version FROM hub_config_versions WHERE hub_id = $1", hub_id)
         return int(version or 0)
 
+    async def station_names(self, hub_id: str) -> dict[int, str]:
+        async with self.tx() as tx:  # named on the devices page (cloud.web.admin_ops.station_number)
+            rows = await tx.fetch("SELECT station_id, name FROM stations WHERE hub_id = $1 AND name <> ''", hub_id)
+        return {int(r["station_id"]): r["name"] for r in rows if r["station_id"].isdigit()}
+
 
 def _detail(text: str) -> dict[str, str]:
     try:

@@ -39,8 +39,9 @@ def routes(cfg: CloudConfig) -> list[BaseRoute]:
     """Routes to add to the cloud app."""
     w = cfg.web
     store = DbSessionStore()
-    # per client address: several people may share one address (a clinic's NAT), so allow more
-    throttle = DbLoginThrottle(w.max_failures * 4, lock_s=w.lock_s)
+    # per client address: several people may share one address (a clinic's NAT), so allow more; per user
+    # name (known or not: the lock says nothing about whether an account exists) max_failures
+    throttle = DbLoginThrottle(w.max_failures * 4, lock_s=w.lock_s, name_failures=w.max_failures)
     middleware = [Middleware(BindDatabase, store=store, throttle=throttle),
                   Middleware(WebSecurity, store=store, idle_timeout=float(w.idle_timeout_s),
                              secure_cookie=w.secure_cookie, user_version=store.user_version)]

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from edge.config import DeviceConfig, HubConfig, MqttConfig, StationConfig
@@ -157,7 +158,7 @@ def with_enrollment(cfg: HubConfig) -> HubConfig:
     if not is_enrolled(cfg.identity_dir):
         return cfg
     st = state(cfg.identity_dir)
-    sync = cfg.sync if cfg.sync.url else dataclasses.replace(cfg.sync, url=st.identity.cloud_url.rstrip("/"))
+    sync = cfg.sync if cfg.sync.url else msgspec.structs.replace(cfg.sync, url=st.identity.cloud_url.rstrip("/"))
     mqtt = cfg.mqtt
     if mqtt is None and st.mqtt.url:
         u = urllib.parse.urlsplit(st.mqtt.url)

@@ -6,7 +6,6 @@ from version numbers. The demo's own settings for a part live here too.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import importlib.util
 from pathlib import Path
@@ -19,7 +18,7 @@ def hub_pages() -> bool:
     """The hub serves the kiosk and the staff status page (``[[web.users]]`` in hub.toml)."""
     config = importlib.import_module("edge.config")
     web = getattr(config, "WebConfig", None)
-    return web is not None and "users" in {f.name for f in dataclasses.fields(web)}
+    return web is not None and "users" in getattr(web, "__struct_fields__", ())
 
 
 def cloud_pages() -> bool:

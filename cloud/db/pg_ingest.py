@@ -20,13 +20,12 @@ import bisect
 from collections.abc import Sequence
 from typing import Any
 
-import asyncpg
 import msgspec
 from asyncpg.pgproto.pgproto import UUID
 
 from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database, epoch_to_db
-from cloud.errors import CloudError, DatabaseError
+from cloud.errors import CloudError, UniqueViolation
 from cloud.sync_store import Outcome, StoreResult, lock_mark, record_refusals, seal_subject
 from cloud.validate import Refusal
 from protocol.batch import Columns
@@ -297,9 +296,8 @@ async def store_batch_pg(db: Database, header: BatchHeader, cols: Columns, at_re
             return result
     try:
         return await _copy_direct(db, header, cols, at_rest, now, head, refusals, actor)
-    except DatabaseError as exc:
-        if not isinstance(exc.__cause__, asyncpg.UniqueViolationError):
-            raise
+    except UniqueViolation:
+        pass
     async with db.transaction() as tx:
         await tx.execute(_STAGE)
         await tx.raw.copy_records_to_table("mchub_incoming", records=reading_rows(cols), columns=_STAGE_COLUMNS)

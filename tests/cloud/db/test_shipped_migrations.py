@@ -16,7 +16,7 @@ import hashlib
 
 from cloud.db.migrations import MIGRATIONS, SQLITE_ONLY
 
-SHIPPED = {  # computed on main at 3f8d1b0 (migrations 1-14; 11 was never used)
+SHIPPED = {  # computed on main (migrations 1-15; 11 was never used)
     1: "789b31b13e06e4ffeae285efd102a32bd4ba0be9117eee32061ce71aa6a2d6a7",  # initial schema
     2: "77b05176f4ac04bd55c567a7920dc706500cbb9191d62a6845f0f8dc6809e91c",  # ingest function
     3: "cb8b1c6e28a4f23abcfa9dfa59dbeef779abafe4ffb860d6dc4f4eea03692c3c",  # admin users, sessions and provisioning
@@ -30,6 +30,7 @@ SHIPPED = {  # computed on main at 3f8d1b0 (migrations 1-14; 11 was never used)
     12: "02e5361497cd3a9b5e7916f6670a37a52d33809fedeeda8530ac281b7ec98876",  # session versions, escalating login locks
     13: "02e3c76dcba238ae69235ab06e0d93f2491aad932f0ff58b348f3ce6b3d123cc",  # hl7 duplicates by content
     14: "be0e0ada70f73922a34b236d42f2c767e0b7ade67e9d0a4c369696027a2b454c",  # dicom sender credentials
+    15: "80918ddc899716727e29442fbc6f353770619dacb3df69df68151c4a3ab6837d",  # hub configuration push state
 }
 
 

@@ -51,7 +51,7 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 _PG_INTEGRITY: tuple[tuple[type[asyncpg.PostgresError], type[IntegrityError]], ...] = (
     (asyncpg.UniqueViolationError, UniqueViolation), (asyncpg.ForeignKeyViolationError, ForeignKeyViolation),
     (asyncpg.NotNullViolationError, NotNullViolation), (asyncpg.CheckViolationError, CheckViolation),
-    # a trigger's RAISE: plain (P0001), or with ERRCODE 42501 as the audit tables' triggers do (audit_schema.py)
+    # a trigger's RAISE: plain (P0001), or with ERRCODE 42501 as the audit tables' triggers do (shipped.V7_PG)
     (asyncpg.RaiseError, RuleViolation), (asyncpg.InsufficientPrivilegeError, RuleViolation),
     (asyncpg.IntegrityConstraintViolationError, IntegrityError),
 )

@@ -1,6 +1,6 @@
 """The HL7 message store on the cloud :class:`~cloud.db.engine.Database` (PostgreSQL or SQLite).
 
-Table ``hl7_inbound`` (migration 4, :mod:`cloud.integration.schema`). Every frame the
+Table ``hl7_inbound`` (migration 4, :mod:`cloud.db.shipped`). Every frame the
 listener receives is committed here before it is acknowledged, through the
 :class:`~cloud.mllp.store.GroupCommitter`: concurrent connections share one transaction,
 so one WAL flush (fsync) covers every message waiting at that moment. On PostgreSQL a batch

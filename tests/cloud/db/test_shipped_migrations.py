@@ -3,7 +3,9 @@
 A migration's SQL runs once per database. Editing it — or editing a constant it reads from
 another module (``pg_ingest.FUNCTION``, ``integration_schema.COMMON``, ``mch_schema.V5``,
 ``audit_schema.V7``) — changes fresh databases but not the ones already migrated, and the
-two drift apart silently. Each migration on main is pinned here by the SHA-256 of its
+two drift apart silently. The text of those migrations is now frozen in
+``cloud/db/shipped.py`` and ``cloud/db/migrations.py`` may import nothing else of the cloud
+(checked below). Each migration on main is pinned here by the SHA-256 of its
 version and SQL (both dialects, PostgreSQL-only, SQLite-only). A change belongs in a NEW
 migration; when a migration ships (reaches main), add its pin. Versions above the highest
 one in ``MIGRATIONS`` are skipped, so a branch that does not have main's newest ones yet
@@ -12,7 +14,9 @@ still passes; after a merge they are checked.
 
 from __future__ import annotations
 
+import ast
 import hashlib
+from pathlib import Path
 
 from cloud.db.migrations import MIGRATIONS, SQLITE_ONLY
 
@@ -51,3 +55,16 @@ def test_no_shipped_migration_changed() -> None:
 def test_versions_only_grow() -> None:
     versions = [version for version, _, _, _ in MIGRATIONS]
     assert versions == sorted(set(versions)), versions
+
+
+def test_migrations_read_no_live_constant_of_another_module() -> None:
+    """Only frozen text: cloud/db/migrations.py imports cloud.db.shipped and the engine, nothing else of ours."""
+    source = Path(__file__).resolve().parents[3] / "cloud" / "db" / "migrations.py"
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    ours = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "cloud":
+            ours |= {f"{node.module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Import):
+            ours |= {a.name for a in node.names if a.name.split(".")[0] == "cloud"}
+    assert ours <= {"cloud.db.shipped", "cloud.db.engine.Database", "cloud.db.engine.Tx"}, ours

@@ -56,7 +56,9 @@ from typing import Annotated, Any, Literal, get_args
 import msgspec
 from msgspec import Meta
 
+from drivers.errors import ConfigError as DriverConfigError
 from edge.errors import ConfigError
+from edge.plugins import known_drivers
 from protocol.settings import SettingError, SettingProblem, decode, number_text, toml_value
 
 Language = Literal["zh-CN", "en"]
@@ -272,7 +274,7 @@ def load(path: str | Path, driver_kinds: Callable[[tuple[str, ...]], Mapping[str
     """Read and validate hub.toml; raises :class:`ConfigError`.
 
     ``driver_kinds(plugins)`` lists the known driver names; by default
-    :func:`edge.plugins.known_drivers` (the registry, edge's built-ins and plugins).
+    :func:`edge.plugins.known_drivers` (the registry and the site's plugins).
     """
     path = Path(path)
     file = str(path)
@@ -297,12 +299,8 @@ def load(path: str | Path, driver_kinds: Callable[[tuple[str, ...]], Mapping[str
     warnings: list[str] = []
     web = msgspec.structs.replace(doc.web, users=_users(file, doc.web.users, base, warnings))
 
-    if driver_kinds is None:
-        from edge.plugins import known_drivers
-
-        driver_kinds = known_drivers
     try:
-        kinds = driver_kinds(doc.hub.plugins)
+        kinds = (driver_kinds or known_drivers)(doc.hub.plugins)
     except ImportError as exc:
         raise ConfigError(file, "hub.plugins", f"a plugin cannot be imported ({exc})",
                           "install it or remove it from the list") from exc
@@ -399,3 +397,25 @@ def _stations(file: str, raw: dict[str, Any], tables: tuple[_StationTable, ...],
                                       session_window_s=window if t.session_window_s is None else t.session_window_s,
                                       devices=tuple(devices)))
     return tuple(stations)
+
+
+def validate_devices(cfg: HubConfig) -> None:
+    """Build every configured driver once, so a bad device table fails at start, naming its key.
+
+    Driver factories only read their table (no I/O happens until ``run``); a
+    ``drivers.errors.ConfigError`` becomes an :class:`edge.errors.ConfigError`.
+    """
+    kinds = known_drivers(cfg.plugins)
+    for i, station in enumerate(cfg.stations):
+        for j, device in enumerate(station.devices):
+            if device.driver not in kinds:  # a device the cloud pushed, of a kind this hub does not ship
+                raise ConfigError(str(cfg.path), f"stations[{i}].devices[{j}].driver",
+                                  f"device {device.id!r}: this hub has no driver {device.driver!r}",
+                                  "register the device with one of: " + ", ".join(sorted(kinds))
+                                  + " (`mchub decode --list`), or upgrade mchub on this hub")
+            try:
+                kinds[device.driver](device.id, device.options)
+            except (DriverConfigError, KeyError, ValueError, TypeError) as exc:
+                raise ConfigError(str(cfg.path), f"stations[{i}].devices[{j}]",
+                                  f"driver {device.driver!r} refuses this device: {exc}",
+                                  "correct the device's keys (see the driver's documentation)") from exc

@@ -206,6 +206,10 @@ class _CloudFile(Section, frozen=True):
     http: HttpConfig = HttpConfig()
 
 
+#: the sections cloud.toml may have (the demo asks which parts this build has)
+SECTIONS: tuple[str, ...] = _CloudFile.__struct_fields__
+
+
 @dataclass(frozen=True)
 class CloudConfig:
     """The whole file, with paths resolved."""

@@ -23,7 +23,7 @@ def hub_pages() -> bool:
 
 def cloud_pages() -> bool:
     """The cloud serves the dashboard and the admin console (``[web]`` in cloud.toml, ``cloud.web``)."""
-    sections = getattr(importlib.import_module("cloud.config"), "_SECTIONS", {})
+    sections = getattr(importlib.import_module("cloud.config"), "SECTIONS", ())
     return "web" in sections and importlib.util.find_spec("cloud.web") is not None
 
 

@@ -153,7 +153,7 @@ class LoggingConfig(Section, frozen=True):
 
 
 class AuditConfig(Section, frozen=True):
-    """[audit]: hash-chained audit log (cloud/audit_chain.py)"""
+    """[audit]: hash-chained audit log (cloud/audit/chain.py)"""
 
     retention_days: int = 400
     seal_interval_s: Annotated[float, Meta(gt=0, le=3600)] = 1.0

@@ -165,7 +165,7 @@ _V9_EVENTS = """
 UPDATE outbox SET status = 'done' WHERE topic IN ('visit.closed', 'visit.updated') AND status = 'pending';
 """
 
-#: migration 10: records refused one by one (cloud/validate.py) while the rest of their batch was
+#: migration 10: records refused one by one (cloud/intake/validate.py) while the rest of their batch was
 #: stored; the ack names them, the dashboard lists them per hub (docs/protocol.md §3.1)
 _V10_REFUSED = """
 CREATE TABLE refused_records (

@@ -248,7 +248,7 @@ CREATE INDEX mch_outbox_created ON outbox (created_ms)
 # which added ``audit_log.target``).
 #
 # * ``audit_log`` gains ``chain_seq``, ``prev_hash`` and ``hash``. Writers keep inserting plain
-#   rows (no lock, no extra round trip); the sealer (:mod:`cloud.audit_chain`) links every
+#   rows (no lock, no extra round trip); the sealer (:mod:`cloud.audit.chain`) links every
 #   committed row into the chain of :mod:`protocol.audit` within a second or so.
 # * ``audit_chain`` (one row) holds the head (last sealed seq and hash) and the retention
 #   checkpoint (``anchor_seq``: first retained entry, ``anchor_hash``: that entry's ``prev``).

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from cloud import audit, audit_chain
+from cloud import audit
+from cloud.audit import chain as audit_chain
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
 from cloud.errors import RuleViolation

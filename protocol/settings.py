@@ -84,7 +84,7 @@ def _path_hook(kind: type, value: Any) -> Any:
     if kind is Path:
         if not isinstance(value, str):
             raise TypeError(f"Expected `str`, got `{type(value).__name__}`")
-        return Path(value).expanduser()
+        return Path(value)
     raise NotImplementedError(kind)
 
 

@@ -36,12 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import hl7
 
 from bench.common import machine
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
 from cloud.integration.inbound import Hl7Processor
 from cloud.mllp.db_store import Hl7Store
 from cloud.mllp.server import ListenerConfig, MllpListener
+from cloud.records.crypto_at_rest import AtRest
 from firmware_sim.his import fixture_messages, lab_message
 from protocol.hl7.message import parse
 from tests.support.services import PostgresServer

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import msgspec
 
 from cloud import audit, outbox
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database
 from cloud.errors import PatientIndexError
 from cloud.integration import matching
@@ -29,6 +28,7 @@ from cloud.integration.matching import Who
 from cloud.integration.vitals import TOPIC as VITALS_TOPIC
 from cloud.integration.vitals import control_id
 from cloud.mllp.db_store import COLUMN
+from cloud.records.crypto_at_rest import AtRest
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ module; it stores everything in the cloud database (``users``, ``user_roles``,
 * **Passwords**: scrypt (:mod:`provisioning.auth`), policy of 12+ characters from three
   classes; the parameters travel with the hash and are raised on the next login.
 * **Second factor**: RFC 6238 TOTP (:mod:`provisioning.totp`). The secret is sealed at
-  rest with the cloud's at-rest key (:class:`cloud.crypto_at_rest.AtRest`, column
+  rest with the cloud's at-rest key (:class:`cloud.records.crypto_at_rest.AtRest`, column
   ``users.totp_secret``); a used code cannot be replayed. A user without TOTP cannot log
   in at all (``mchub cloud user totp NAME`` enrols one).
 * **Lockout**: :class:`provisioning.auth.LockoutPolicy` (5 failures lock 15 min,
@@ -45,10 +45,10 @@ from typing import Literal
 import msgspec
 
 from cloud import audit
-from cloud.crypto_at_rest import AtRest, AtRestError
 from cloud.db.engine import Database, Row, Tx
 from cloud.errors import CloudError
 from cloud.password_hashing import hashing, verify_dummy
+from cloud.records.crypto_at_rest import AtRest, AtRestError
 from protocol.ids import now_ms as _now_ms
 from provisioning import auth, totp
 from provisioning.errors import AuthError, CodeReused, WrongCode

@@ -3,7 +3,9 @@
 ``mchub cloud migrate`` (and ``serve`` on start) applies every migration not yet recorded in
 ``schema_migrations``, each in its own transaction; on PostgreSQL an advisory lock makes
 several workers starting at once apply each migration exactly once. A migration is
-append-only: never edit one that has shipped, add the next number.
+append-only: never edit one that has shipped, add the next number. Its SQL is text in this
+module (or, for the migrations that once read other modules' constants, in
+:mod:`cloud.db.shipped`), never a live constant of code that keeps changing.
 
 PostgreSQL only: ``readings`` is partitioned by month of ``at_ms`` (hub receive time);
 ``mchub_ensure_readings_partition(date)`` creates a month on first use.
@@ -14,10 +16,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from cloud.db import audit_schema, pg_ingest
+from cloud.db import shipped
 from cloud.db.engine import Database, Tx
-from cloud.integration import schema as integration_schema
-from cloud.mch import schema as mch_schema
 from protocol.ids import now_ms
 
 _V1 = """
@@ -165,7 +165,7 @@ _V9_EVENTS = """
 UPDATE outbox SET status = 'done' WHERE topic IN ('visit.closed', 'visit.updated') AND status = 'pending';
 """
 
-#: migration 10: records refused one by one (cloud/validate.py) while the rest of their batch was
+#: migration 10: records refused one by one (cloud/intake/validate.py) while the rest of their batch was
 #: stored; the ack names them, the dashboard lists them per hub (docs/protocol.md §3.1)
 _V10_REFUSED = """
 CREATE TABLE refused_records (
@@ -221,15 +221,14 @@ CREATE UNIQUE INDEX stations_hub_name ON stations (hub_id, name) WHERE name <> '
 #: (version, name, SQL for both dialects, PostgreSQL-only SQL)
 MIGRATIONS: list[tuple[int, str, str, str]] = [
     (1, "initial schema", _V1, _V1_PG_ONLY),
-    (2, "ingest function", "", pg_ingest.FUNCTION),
+    (2, "ingest function", "", shipped.V2_PG),
     (3, "admin users, sessions and provisioning", _V3, ""),
-    (4, "hospital integration", integration_schema.COMMON, integration_schema.PG_ONLY),
-    (5, "mch cases and upload records", mch_schema.V5, ""),
+    (4, "hospital integration", shipped.V4, shipped.V4_PG),
+    (5, "mch cases and upload records", shipped.V5, ""),
     (6, "web sessions, login throttle, dashboard samples", _V6_WEB, ""),
-    (7, "audit hash chain, append-only", audit_schema.V7, audit_schema.V7_PG_ONLY),
-    (8, "ingest checks hub and key in the transaction", "", pg_ingest.CHECKED_FUNCTION),
-    (9, "change-feed outbox rows are done on arrival", _V9_EVENTS,
-     pg_ingest.FUNCTION.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)),
+    (7, "audit hash chain, append-only", shipped.V7, shipped.V7_PG),
+    (8, "ingest checks hub and key in the transaction", "", shipped.V8_PG),
+    (9, "change-feed outbox rows are done on arrival", _V9_EVENTS, shipped.V9_PG),
     (10, "records refused one by one", _V10_REFUSED, ""),
     (12, "session versions, escalating login locks", _V12_SESSIONS, ""),
     (13, "hl7 duplicates by content, control id reuse marked", _V13_HL7_REUSE, ""),
@@ -238,7 +237,7 @@ MIGRATIONS: list[tuple[int, str, str, str]] = [
     (18, "one-time-code enrolment waits for a first code; station names unique per hub", _V18_ADMIN_CONSOLE, ""),
 ]
 #: SQLite-only SQL of a migration, run after its common SQL: one statement (e.g. a trigger) or a tuple of them
-SQLITE_ONLY: dict[int, str | tuple[str, ...]] = {4: integration_schema.SQLITE_ONLY, 7: audit_schema.V7_SQLITE_ONLY}
+SQLITE_ONLY: dict[int, str | tuple[str, ...]] = {4: shipped.V4_SQLITE, 7: shipped.V7_SQLITE}
 
 _SQLITE_SUBS = [
     (r"BIGSERIAL PRIMARY KEY", "INTEGER PRIMARY KEY AUTOINCREMENT"),

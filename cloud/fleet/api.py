@@ -26,9 +26,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cloud import users
-from cloud.crypto_at_rest import AtRest
 from cloud.errors import CloudError, DatabaseUnavailable
 from cloud.fleet.service import Fleet
+from cloud.records.crypto_at_rest import AtRest
 from provisioning.enrollment import EnrollRequest
 from provisioning.errors import AuthError, ProvisioningError
 from provisioning.rotation import RotateRequest

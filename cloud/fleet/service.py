@@ -36,7 +36,7 @@ from cloud.db.engine import Database, epoch_from_db
 from cloud.errors import ConfigError
 from cloud.fleet.broker_passwords import replace_and_reload
 from cloud.fleet.stores import NO_EXPIRY_MS, sql_stores
-from cloud.keystore import CloudKeys
+from cloud.intake.keystore import CloudKeys
 from protocol.commands import CommandBody, CommandName, sign_command, topic
 from protocol.ids import now_ms, uuid7
 from protocol.keys import key_id

@@ -8,7 +8,7 @@ protocol           tables
 ``SiteStore``      ``sites``
 ``TokenStore``     ``enroll_tokens`` (the digest only; ``mark_used`` is a conditional UPDATE)
 ``HubStore``       ``hubs`` + ``hub_keys`` — the SAME rows batch ingest looks keys up in
-                   (:func:`cloud.registry.lookup_signer`), so enrollment, rotation and
+                   (:func:`cloud.fleet.registry.lookup_signer`), so enrollment, rotation and
                    revocation take effect on the very next batch
 ``DeviceStore``    ``device_inventory`` + ``hub_config_versions``
 ``AuditLog``       ``audit_log`` (``target`` column; ``hub_id`` set for hub and device actions)

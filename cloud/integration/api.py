@@ -25,8 +25,8 @@ from starlette.routing import Route
 
 from cloud import integration_queries as q
 from cloud.admin_api import _authorised, _refuse
-from cloud.crypto_at_rest import AtRest
 from cloud.errors import CloudError
+from cloud.records.crypto_at_rest import AtRest
 
 ACTOR = "integration-api"
 

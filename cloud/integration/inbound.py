@@ -14,7 +14,7 @@ written twice.
 * ADT^A01/A04/A08: the subject (by national ID, by MRN, else a new one) learns the MRN;
   waiting work-list items naming that MRN or national ID are resolved at once.
 * ADT^A40: the MRG-1 patient is merged into the PID patient through the patient index
-  (:func:`cloud.patients.merge`, audited, reversible) in the SAME transaction as the rest
+  (:func:`cloud.records.patients.merge`, audited, reversible) in the SAME transaction as the rest
   of the message: a crash or a failure leaves neither the merge nor the message done;
   a repeated A40 finds the merge done.
 
@@ -32,8 +32,6 @@ from typing import Any
 
 import msgspec
 
-from cloud import patients
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database, Tx
 from cloud.errors import DatabaseError, PatientIndexError
 from cloud.integration import matching
@@ -41,6 +39,8 @@ from cloud.integration.matching import Who
 from cloud.mllp.db_store import Hl7Store
 from cloud.mllp.processing import Processed, process_message
 from cloud.mllp.store import StoredMessage
+from cloud.records import patients
+from cloud.records.crypto_at_rest import AtRest
 from protocol.hl7.codemap import CodeMap
 from protocol.hl7.errors import Hl7Error
 from protocol.hl7.message import RESULT_TYPES

@@ -7,7 +7,7 @@ work list. A person known by a valid national ID always has a subject: one is cr
 (sealed ID and name) when the hospital knows her before any hub does, exactly as ingest
 would create it, so her later visits land on the same subject.
 
-Merged subjects (:mod:`cloud.patients`) are followed to the survivor.
+Merged subjects (:mod:`cloud.records.patients`) are followed to the survivor.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import logging
 from dataclasses import dataclass
 
 from cloud import audit
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Tx
 from cloud.errors import PatientIndexError
-from cloud.sync_store import upsert_subject
+from cloud.intake.sync_store import upsert_subject
+from cloud.records.crypto_at_rest import AtRest
 from protocol import idnum
 from protocol.errors import IdNumberError
 from protocol.ids import now_ms

@@ -1,6 +1,6 @@
 """The HL7 message store on the cloud :class:`~cloud.db.engine.Database` (PostgreSQL or SQLite).
 
-Table ``hl7_inbound`` (migration 4, :mod:`cloud.integration.schema`). Every frame the
+Table ``hl7_inbound`` (migration 4, :mod:`cloud.db.shipped`). Every frame the
 listener receives is committed here before it is acknowledged, through the
 :class:`~cloud.mllp.store.GroupCommitter`: concurrent connections share one transaction,
 so one WAL flush (fsync) covers every message waiting at that moment. On PostgreSQL a batch
@@ -11,7 +11,7 @@ Duplicate detection is the unique ``dedup_key`` (sender + MSH-10 + content diges
 accepted messages, migration 13): a resend bumps ``duplicates`` on the first copy and gets
 the first copy's answer. A new message under a control id the sender already used
 (``control_key``, indexed) is stored with ``control_id_reused``.
-With an :class:`~cloud.crypto_at_rest.AtRest` the raw bytes are sealed (AES-256-GCM):
+With an :class:`~cloud.records.crypto_at_rest.AtRest` the raw bytes are sealed (AES-256-GCM):
 messages carry national ID numbers and names.
 """
 
@@ -21,9 +21,9 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from cloud.crypto_at_rest import AtRest, AtRestError
 from cloud.db.engine import Database, Tx
 from cloud.mllp.store import GroupCommitter, InboundMeta, StoredMessage, StoreResult, content_digest
+from cloud.records.crypto_at_rest import AtRest, AtRestError
 from protocol.ids import now_ms, uuid7
 
 COLUMN = "hl7_inbound.raw"  #: associated data of sealed messages

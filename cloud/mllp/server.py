@@ -26,7 +26,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
-from cloud.mllp.connection import MllpConnection
+from cloud.mllp.connection import MllpConnection, Prepared
 from cloud.mllp.refusals import Refusals, install_accept_filter
 from cloud.mllp.store import InboundMeta, MessageStore, Status, StoreResult
 from protocol.hl7 import mllp
@@ -83,17 +83,6 @@ class ListenerStats:
     reused: int = 0  #: new messages under a control id the sender had already used
     garbage: int = 0
     oversized: int = 0
-
-
-@dataclass(slots=True)
-class Prepared:
-    """A checked frame on its way to the store: what to store and how to answer it."""
-
-    raw: bytes
-    meta: InboundMeta
-    header: Header | None
-    error: Hl7Error | None
-    close_after: bool = False  #: the sender is refused: close the connection after this answer
 
 
 class MllpListener:

@@ -13,10 +13,10 @@ import re
 from typing import Any
 
 from cloud import integration_queries as iq
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database, Tx
 from cloud.integration.vitals import TOPIC as VITALS_TOPIC
 from cloud.integration.vitals import control_id
+from cloud.records.crypto_at_rest import AtRest
 from cloud.web.queues import Queue
 
 _VITALS_ID = re.compile(r"MCHV(\d{12})")

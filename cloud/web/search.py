@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Tx
+from cloud.records.crypto_at_rest import AtRest
 from cloud.web import hl7
 from protocol import idnum
 

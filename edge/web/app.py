@@ -17,12 +17,13 @@ on every POST, and the security headers.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from edge.hub_view import HubView
 from edge.status import api_routes
 from edge.web import LOCALES, STATIC, TEMPLATES
 from edge.web.auth import STAFF, ConsoleToken, StaffLogin, write_console_token
@@ -33,14 +34,11 @@ from webui.render import Renderer, static_mount
 from webui.security import WebSecurity, require
 from webui.sessions import MemorySessionStore
 
-if TYPE_CHECKING:
-    from edge.daemon import Hub
-
 #: path prefixes reachable without signing in
 PUBLIC = ("/kiosk/", "/login", "/logout", "/static/")
 
 
-def routes(hub: Hub, renderer: Renderer, login: StaffLogin | None = None) -> tuple[list[BaseRoute], Kiosk]:
+def routes(hub: HubView, renderer: Renderer, login: StaffLogin | None = None) -> tuple[list[BaseRoute], Kiosk]:
     """Every route of the hub (and the kiosk, which the hub feeds)."""
     kiosk = Kiosk(hub, renderer)
     status = StatusPage(hub, renderer, kiosk.stopping)
@@ -66,7 +64,7 @@ def routes(hub: Hub, renderer: Renderer, login: StaffLogin | None = None) -> tup
     return table, kiosk
 
 
-def build_app(hub: Hub) -> Any:
+def build_app(hub: HubView) -> Any:
     """The ASGI application served by the hub; also starts the kiosk's feed from the hub."""
     renderer = Renderer(template_dirs=[TEMPLATES], locale_dirs=[LOCALES])
     login = StaffLogin(hub, renderer)
@@ -77,7 +75,7 @@ def build_app(hub: Hub) -> Any:
                           secure_cookie=web.secure_cookie, exempt=("/static/",), user_version=login.user_version)
     hub.kiosk = kiosk
     hub.staff_login = login
-    hub.writer.listeners.append(kiosk.on_commit)
+    hub.commit_listeners.append(kiosk.on_commit)
     hub.live_listeners.append(kiosk.on_live)
     guarded = ConsoleToken(secured, inner, write_console_token(hub.cfg.data_dir))
     return BodyLimit(guarded, default=web.max_body_bytes)  # every body capped before it is read

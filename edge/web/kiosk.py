@@ -32,13 +32,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 
 from drivers.base import Measurement
+from edge.hub_view import HubView
 from edge.sessions import local_day, patient_of
 from edge.web import results
 from protocol import codes
 from webui.security import session_of
 
 if TYPE_CHECKING:
-    from edge.daemon import Hub
     from webui.render import Renderer
 
 log = logging.getLogger("edge.kiosk")
@@ -50,7 +50,7 @@ KEEPALIVE_S = 15.0
 class Kiosk:
     """State and change notification for every station's kiosk."""
 
-    def __init__(self, hub: Hub, renderer: Renderer) -> None:
+    def __init__(self, hub: HubView, renderer: Renderer) -> None:
         self.hub, self.renderer = hub, renderer
         self.cuff: dict[str, tuple[float, float]] = {}  #: station -> (mm[Hg], wall-clock seconds)
         self._events: dict[str, asyncio.Event] = {}
@@ -94,7 +94,7 @@ class Kiosk:
             return {"phase": "idle"}
         readings = await asyncio.to_thread(reader.session_readings, session["session_id"], session["opened_at"])
         who = patient_of(session["opened_at"], session["age_days"], session["sex"], session["pregnant_weeks"])
-        rows = results.rows(readings, self.hub.sessions.bp, who, local_day(int(time.time() * 1000)))
+        rows = results.rows(readings, self.hub.bp_thresholds, who, local_day(int(time.time() * 1000)))
         cuff = None
         if station_id in self.cuff:
             value, at = self.cuff[station_id]

@@ -28,8 +28,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from edge.errors import EdgeError
+from edge.hub_view import HubView
 from edge.status import snapshot, start_of_today_ms
-from edge.store import reader as q
 from protocol import idnum
 from protocol.clinical.pregnancy import check_weeks
 from protocol.errors import ClinicalError
@@ -38,7 +38,6 @@ from protocol.model import Subject
 from webui.security import session_of
 
 if TYPE_CHECKING:
-    from edge.daemon import Hub
     from webui.render import Renderer
 
 PROBE_EVERY_S = 15.0
@@ -90,7 +89,7 @@ class Reachability:
 class StatusPage:
     """The page, its live stream and its two forms."""
 
-    def __init__(self, hub: Hub, renderer: Renderer, stopping: asyncio.Event | None = None) -> None:
+    def __init__(self, hub: HubView, renderer: Renderer, stopping: asyncio.Event | None = None) -> None:
         self.hub, self.renderer = hub, renderer
         self.reach = Reachability()
         self.stopping = stopping or asyncio.Event()  #: set when the hub stops: streams end
@@ -98,8 +97,7 @@ class StatusPage:
 
     def broker(self) -> bool | None:
         """MQTT broker connected (None: no [mqtt])."""
-        channel = getattr(self.hub, "channel", None)
-        return None if channel is None else bool(channel.connected)
+        return self.hub.broker_connected()
 
     async def live_values(self, lang: str) -> dict[str, str]:
         """The values the page updates live, as text in ``lang`` (no patient data)."""
@@ -119,7 +117,7 @@ class StatusPage:
             "last_sync": when(sync.last_success_ms if sync and sync.last_success_ms else st["last_ack_ms"]),
             "last_error": (sync.last_error if sync else None) or st["last_error"] or "-",
             "sync_state": t(f"status.sync.{sync.state if sync else 'disabled'}"),
-            "disk": f"{hub.writer.guard.free >> 20} MB",
+            "disk": f"{hub.store_health().disk_free_bytes >> 20} MB",
             "cloud": mark(await self.reach.probe(hub.cfg.sync.url), "status.reachable", "status.unreachable"),
             "broker": mark(self.broker(), "console.connected", "console.disconnected"),
             "counts": json.dumps(counts),
@@ -129,9 +127,9 @@ class StatusPage:
                          f"{t('console.config_' + cfg['state'])} · {t('console.config_applied')} {cfg['applied']}"
                          f" / {t('console.config_desired')} {cfg['desired']}"
                          + (f" · {cfg['error']}" if cfg["error"] else ""))
-        down = [h.device_id for h in hub.supervisor.health.values() if not h.connected]
+        down = [h.device_id for h in hub.device_health() if not h.connected]
         out["devices_down"] = f"{t('console.devices_down')}: {', '.join(down)}" if down else ""
-        for h in hub.supervisor.health.values():
+        for h in hub.device_health():
             out[f"dev-{h.device_id}-state"] = mark(h.connected, "console.connected", "console.disconnected")
             out[f"dev-{h.device_id}-last"] = when(h.last_reading_ms)
         return out
@@ -159,8 +157,8 @@ class StatusPage:
         lang = self.renderer.language(request)
         live = await self.live_values(lang)
         user = session_of(request).user
-        await hub.writer.call(q.audit("view", user, f"status page: {len(snap['sessions_today'])} sessions today, "
-                                                    f"{snap['unbound_count']} unbound readings", now_ms()))
+        await hub.audit("view", user, f"status page: {len(snap['sessions_today'])} sessions today, "
+                                      f"{snap['unbound_count']} unbound readings")
         devices = []
         for d in snap["devices"]:
             reading = last.get(d["device_id"])
@@ -182,7 +180,7 @@ class StatusPage:
         yield "retry: 2000\n\n"
         sent: dict[str, str] = {}
         changed = asyncio.Event()
-        self.hub.writer.listeners.append(changed.set)
+        self.hub.commit_listeners.append(changed.set)
         try:
             while not self.stopping.is_set():
                 values = await self.live_values(lang)
@@ -198,7 +196,7 @@ class StatusPage:
                 await asyncio.sleep(0.5)  # at most two updates a second under load
         finally:
             with contextlib.suppress(ValueError):
-                self.hub.writer.listeners.remove(changed.set)
+                self.hub.commit_listeners.remove(changed.set)
 
     async def bind(self, request: Request) -> Response:
         """``POST /readings/bind``: form fields ``uid``, ``session_id``."""
@@ -227,9 +225,8 @@ class StatusPage:
             return _back(request, error=str(exc))
         subject = Subject(national_id=nid_ok, name=str(form.get("name", ""))[:64].strip(), source="staff")
         await self.hub.identify(station, subject, weeks)
-        await self.hub.writer.call(q.audit("staff_entry", session_of(request).user,
-                                           f"session opened at {station} for {idnum.mask(nid_ok) if nid_ok else '-'}",
-                                           now_ms()))
+        await self.hub.audit("staff_entry", session_of(request).user,
+                             f"session opened at {station} for {idnum.mask(nid_ok) if nid_ok else '-'}")
         return _back(request, flash="opened")
 
     async def resend_dead_letter(self, request: Request) -> Response:

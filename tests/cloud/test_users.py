@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from cloud import users
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
+from cloud.records.crypto_at_rest import AtRest
 from provisioning import totp
 from provisioning.errors import Forbidden
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge import config, enrolled
-from edge.plugins import validate_devices
+from edge import config, enrolled, identity
+from edge.config import validate_devices
 from provisioning.inventory import DeviceConfig, HubConfig, StationConfig
 
 
@@ -44,5 +44,5 @@ def test_cloud_devices_join_the_stations_of_hub_toml(tmp_path: Path) -> None:
 def test_a_hub_made_by_edge_init_is_not_enrolled(tmp_path: Path) -> None:
     (tmp_path / "hub.toml").write_text('[hub]\nidentity_dir = "identity"\n', encoding="utf-8")
     cfg = config.load(tmp_path / "hub.toml")
-    assert not enrolled.is_enrolled(cfg.identity_dir)
+    assert not identity.is_enrolled(cfg.identity_dir)
     assert enrolled.with_enrollment(cfg) is cfg

@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 
 from cloud import users
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database
+from cloud.records.crypto_at_rest import AtRest
 from cloud.web import dashboard, queues, sampler
 from cloud.web.dashboard import headline
 from protocol.ids import now_ms

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 from typing import Any
 
 import aiohttp
+import msgspec
 
 from drivers.base import Measurement
 from edge.store.ledger import IdentifyIn, ReadingIn
@@ -114,7 +116,7 @@ async def test_kiosk_phases_from_card_to_close(web_hub: tuple[Any, Any]) -> None
 
 async def test_summary_closes_the_session_by_itself(web_hub: tuple[Any, Any]) -> None:
     hub, _ = web_hub
-    object.__setattr__(hub.cfg.web, "kiosk_summary_s", 0.2)
+    hub.cfg = dataclasses.replace(hub.cfg, web=msgspec.structs.replace(hub.cfg.web, kiosk_summary_s=0.2))
     runner = asyncio.create_task(hub.kiosk.run())
     try:
         await hub.writer.submit(IdentifyIn("room-1", PATIENT))

@@ -65,8 +65,13 @@ async def test_cookies_are_httponly_samesite_and_secure_by_default(web_hub: tupl
     async with client(app) as c:
         cookie = (await c.get("/login")).headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" not in cookie  # secure_cookie = false
-    object.__setattr__(hub.cfg.web, "secure_cookie", True)
+    import dataclasses
+
+    import msgspec
+
     from edge.web.app import build_app
+
+    hub.cfg = dataclasses.replace(hub.cfg, web=msgspec.structs.replace(hub.cfg.web, secure_cookie=True))
 
     async with client(build_app(hub)) as c:
         assert "Secure" in (await c.get("/login")).headers["set-cookie"]

@@ -213,6 +213,22 @@ ALTER TABLE hubs ADD COLUMN config_applied INTEGER;
 ALTER TABLE hubs ADD COLUMN devices_down TEXT;
 """
 
+#: migration 16 (issue 20, message browser): the ACK each HL7 message was answered with (sealed like
+#: the message, at most cloud.mllp.store.ACK_STORED_MAX bytes); the patient a processed message named,
+#: as keyed HMACs only (national ID blind index, name index: cloud.crypto_at_rest); indexes for the
+#: browser's filters (state, patient, name; outbox by topic; DICOM by arrival), newest first by id
+_V16_MESSAGE_BROWSER = """
+ALTER TABLE hl7_inbound ADD COLUMN ack BYTEA;
+ALTER TABLE hl7_inbound ADD COLUMN patient_index TEXT;
+ALTER TABLE hl7_inbound ADD COLUMN name_index TEXT;
+CREATE INDEX hl7_inbound_status_id ON hl7_inbound (status, id);
+CREATE INDEX hl7_inbound_failed ON hl7_inbound (id) WHERE process_error IS NOT NULL;
+CREATE INDEX hl7_inbound_patient ON hl7_inbound (patient_index) WHERE patient_index IS NOT NULL;
+CREATE INDEX hl7_inbound_name ON hl7_inbound (name_index) WHERE name_index IS NOT NULL;
+CREATE INDEX outbox_topic_id ON outbox (topic, id);
+CREATE INDEX dicom_instances_received ON dicom_instances (received_ms);
+"""
+
 #: (version, name, SQL for both dialects, PostgreSQL-only SQL)
 MIGRATIONS: list[tuple[int, str, str, str]] = [
     (1, "initial schema", _V1, _V1_PG_ONLY),
@@ -230,6 +246,7 @@ MIGRATIONS: list[tuple[int, str, str, str]] = [
     (13, "hl7 duplicates by content, control id reuse marked", _V13_HL7_REUSE, ""),
     (14, "dicom sender credentials", _V14_DICOM_SENDERS, ""),
     (15, "hub configuration push state", _V15_PUSH_STATE, ""),
+    (16, "message browser: stored ACKs, patient indexes of HL7 messages", _V16_MESSAGE_BROWSER, ""),
 ]
 #: SQLite-only SQL of a migration, run after its common SQL: one statement (e.g. a trigger) or a tuple of them
 SQLITE_ONLY: dict[int, str | tuple[str, ...]] = {4: integration_schema.SQLITE_ONLY, 7: audit_schema.V7_SQLITE_ONLY}

@@ -8,7 +8,7 @@ OFFSET: a page costs the same on row 200,000 as on row 1):
   else the listener's ``error``/``rejected``/``garbage``/``oversized``;
 * ``hl7_out`` — outbox topic ``his.vitals`` (control id ``MCHV<id>``), ``mch`` — topic
   ``mch.upload``: state ``pending``/``done``/``dead`` with the receiver's reason;
-* ``dicom``   — ``dicom_instances``: state ``matched`` or ``waiting`` (for its patient).
+* ``dicom``   — ``dicom_instances``: state ``matched`` or ``unmatched`` (waiting for its patient).
 
 Patient filters use only keyed HMACs: an ID number its blind index, a name its name index
 (:class:`~cloud.crypto_at_rest.AtRest`); nothing here returns an ID number or a name in the
@@ -47,7 +47,7 @@ from protocol.hl7.message import INBOUND, check
 SOURCES = ("hl7_in", "hl7_out", "mch", "dicom")
 STATES: dict[str, tuple[str, ...]] = {
     "hl7_in": ("processed", "waiting", "failed", "error", "rejected", "garbage", "oversized"),
-    "hl7_out": ("pending", "done", "dead"), "mch": ("pending", "done", "dead"), "dicom": ("matched", "waiting"),
+    "hl7_out": ("pending", "done", "dead"), "mch": ("pending", "done", "dead"), "dicom": ("matched", "unmatched"),
 }
 TOPICS = {"hl7_out": VITALS_TOPIC, "mch": UPLOAD_TOPIC}
 PAGE = 50  #: rows per page
@@ -287,7 +287,7 @@ async def _dicom(tx: Tx, at_rest: AtRest, f: Filters) -> Page:
         f"FROM dicom_instances WHERE {w.sql} ORDER BY received_ms DESC, sop_instance_uid DESC LIMIT {PAGE + 1:d}",
         *w.args)
     found = [Row("dicom", r["sop_instance_uid"], r["received_ms"], r["accession"] or r["study_uid"], r["family"],
-                 r["modality"], "matched" if r["subject_id"] is not None else "waiting", "") for r in rows]
+                 r["modality"], "matched" if r["subject_id"] is not None else "unmatched", "") for r in rows]
     page = _paged(found, lambda row: f"{row.at_ms}:{row.ref}")
     page.not_applicable = ["name"] if f.name.strip() else []
     return page

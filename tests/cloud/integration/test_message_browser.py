@@ -184,5 +184,5 @@ async def test_outbound_and_dicom_sources(env: Env) -> None:
     detail = await mb.outbox_detail(env.db, his)
     assert '"session_id": "s1"' in detail["payload"]
     dicom = await rows(env, source="dicom", control_id="ACC9")
-    assert [(r.ref, r.state) for r in dicom] == [("1.2.3", "waiting")]
+    assert [(r.ref, r.state) for r in dicom] == [("1.2.3", "unmatched")]
     assert await rows(env, source="dicom", state="matched") == []

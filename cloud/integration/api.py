@@ -145,8 +145,8 @@ def openapi_paths(admin: list[dict[str, list[str]]], refusal: dict[str, Any]) ->
 
     return {
         "/integration/v1/inbound": {"get": op("Received HL7 messages with their ACK codes (newest first)")},
-        "/integration/v1/inbound/{uid}/reprocess": {"post": op("Process an accepted message again",
-                                                               path_param="uid")},
+        "/integration/v1/inbound/{uid}/reprocess": {"post": op(
+            "Process a message again (a refused one is checked again with the current rules)", path_param="uid")},
         "/integration/v1/unmatched": {"get": op("Results and studies waiting for their patient")},
         "/integration/v1/unmatched/{id}/resolve": {"post": op("Attach a waiting item to a subject",
                                                               path_param="id", body=True)},

@@ -19,7 +19,8 @@ def _message_browser_keys() -> set[str]:
     keys |= {f"msg.reason.{r}" for r in (*REASONS, "receiver", "other")}
     for src in mb.SOURCES:
         keys |= {f"msg.{part}.{src}" for part in ("source", "control_id", "peer", "help")}
-    keys |= {f"msg.{part}.{src}" for part in ("send_again", "send_again_one", "send_again_help") for src in mb.SOURCES if src != "dicom"}
+    keys |= {f"msg.{part}.{src}" for part in ("send_again", "send_again_one", "send_again_help")
+             for src in mb.TOPICS.keys() | {"hl7_in"}}
     return keys
 
 

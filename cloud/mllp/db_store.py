@@ -12,7 +12,9 @@ accepted messages, migration 13): a resend bumps ``duplicates`` on the first cop
 the first copy's answer. A new message under a control id the sender already used
 (``control_key``, indexed) is stored with ``control_id_reused``.
 With an :class:`~cloud.crypto_at_rest.AtRest` the raw bytes are sealed (AES-256-GCM):
-messages carry national ID numbers and names.
+messages carry national ID numbers and names. The ACK a message was answered with is kept
+beside it (``ack``, migration 16: at most ``ACK_STORED_MAX`` bytes, sealed likewise — its
+ERR may quote the message) for the dashboard's message browser.
 """
 
 from __future__ import annotations

@@ -237,7 +237,7 @@ class MllpListener:
                 error = exc
                 header = salvage_header(raw)  # independent of the strict reader: MSA-2 and the log row keep MSH-10
         close_after = False
-        if self.config.allowed_apps and not self._app_allowed(header):
+        if self.config.allowed_apps and not app_allowed(header, self.config.allowed_apps):
             error = SenderRefused(f"sending application {header.sender if header else '?'!r} (MSH-3|MSH-4) is "
                                   "not allowed on this listener", location="MSH^1^3")
             close_after = True
@@ -254,16 +254,16 @@ class MllpListener:
             message_type=f"{header.message_type}^{header.trigger_event}" if header else "", ack=ack)
         return Prepared(raw, meta, header, error, close_after)
 
-    def _app_allowed(self, header: Header | None) -> bool:
-        return app_allowed(header, self.config.allowed_apps)
-
     def _ack(self, header: Header | None, code: Code, error: Hl7Error | None, text: str = "") -> bytes:
         return build_ack(header, code, control_id=f"{self._prefix}{next(self._ids)}", timestamp=self._timestamp(),
                          error=error, sending_app=self.config.application, sending_facility=self.config.facility,
                          text=text)
 
     def finish(self, p: Prepared, result: StoreResult) -> bytes | None:
-        """After the durable store: count, log, and build the ACK (None when none is due)."""
+        """After the durable store: count, log, and return the ACK (None when none is due).
+
+        The ACK was built in :meth:`prepare` and stored with the message; a duplicate gets a
+        new one saying so (not stored: the first copy keeps its own)."""
         meta, header, error = p.meta, p.header, p.error
         if meta.status == "garbage":
             return None

@@ -28,7 +28,7 @@ from starlette.routing import Route
 from cloud import message_browser as mb
 from cloud.errors import CloudError
 from cloud.web.dashboard import ROLES
-from cloud.web.shell import PREFIX, actor, audit_view, db_of, guard, page
+from cloud.web.shell import PREFIX, RENDER, actor, audit_view, db_of, guard, page
 from protocol.logmask import mask_id_numbers
 
 BASE = f"{PREFIX}/dashboard/messages"
@@ -48,6 +48,9 @@ def reason_key(source: str, reason: str) -> str:
     if source == "hl7_in" and m and m.group(1) in REASONS:
         return f"msg.reason.{m.group(1)}"
     return "msg.reason.receiver" if source in mb.TOPICS else "msg.reason.other"
+
+
+RENDER.env.globals["reason_key"] = reason_key  # the dashboard's MLLP log says reasons the same way
 
 
 def _date(text: str) -> dt.date | None:
@@ -104,7 +107,7 @@ def _render(request: Request, f: mb.Filters, found: mb.Page, *, error: str = "",
     q = request.query_params
     return page(request, "messages.html", {
         "f": f, "form": _query(f), "found": found, "sources": mb.SOURCES, "states": mb.STATES[f.source],
-        "reason_key": reason_key, "has_national_id": bool(f.national_id.strip()),
+        "has_national_id": bool(f.national_id.strip()),
         "can_send_again": f.source != "dicom", "error": error or q.get("error", ""), "error_key": error_key,
         "done": q.get("done", ""), "scan": mb.CONTENT_SCAN}, status_code=status_code, nav="messages",
         patient_data=f.patient)
@@ -117,7 +120,7 @@ async def detail(request: Request) -> Response:
     if source not in mb.SOURCES or not _REF.fullmatch(ref):
         return RedirectResponse(f"{BASE}?error={_mask('unknown message')}", 303)
     at_rest = request.app.state.cloud.ingestor.at_rest
-    ctx: dict[str, Any] = {"source": source, "ref": ref, "reason_key": reason_key,
+    ctx: dict[str, Any] = {"source": source, "ref": ref,
                            "done": request.query_params.get("done", ""),
                            "error": request.query_params.get("error", "")}
     try:

@@ -3,7 +3,8 @@
 Every function takes the cloud :class:`~cloud.db.engine.Database` and returns plain frozen
 dataclasses; nothing here returns a national ID, and a raw message (sealed at rest) only
 through :func:`inbound_raw`, which is audited.
-Writes (resolve, replay, reprocess) are audited with the given ``actor``.
+Writes (resolve, replay) are audited with the given ``actor``; reprocessing a message is
+:func:`cloud.message_browser.reprocess`.
 
     rows = await inbound_log(db, limit=50)                 # HL7 messages with ACK codes
     raw = await inbound_raw(db, at_rest, rows[0].uid, actor="web:alice")   # audited: holds patient data
@@ -136,16 +137,6 @@ async def inbound_raw(db: Database, at_rest: AtRest, uid: str, *, actor: str) ->
         await audit.write(tx, actor=actor, action="hl7.view", outcome="ok", detail={"uid": uid})
     raw = bytes(row["raw"])
     return at_rest.open_bytes(raw, COLUMN) if row["sealed"] else raw
-
-
-async def reprocess_inbound(db: Database, uid: str, *, actor: str) -> None:
-    """Process a message again (after fixing the code map, say); audited."""
-    async with db.transaction() as tx:
-        n = await tx.execute("UPDATE hl7_inbound SET processed_ms = NULL, process_error = NULL "
-                             "WHERE uid = $1 AND status = 'accepted'", uid)
-        if not n:
-            raise PatientIndexError(f"no accepted HL7 message {uid}")
-        await audit.write(tx, actor=actor, action="hl7.reprocess", outcome="ok", detail={"uid": uid})
 
 
 async def unmatched(db: Database, *, status: str = "waiting", limit: int = 200) -> list[UnmatchedItem]:

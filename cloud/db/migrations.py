@@ -213,6 +213,24 @@ ALTER TABLE hubs ADD COLUMN config_applied INTEGER;
 ALTER TABLE hubs ADD COLUMN devices_down TEXT;
 """
 
+#: migration 16 (issue 20, message browser): the ACK each HL7 message was answered with (sealed like
+#: the message, at most cloud.mllp.store.ACK_STORED_MAX bytes); the patient a processed message named,
+#: as keyed HMACs only (national ID blind index, name index: cloud.records.crypto_at_rest); indexes for the
+#: browser's filters (state, patient, name; outbox by topic; DICOM by arrival), newest first by id
+_V16_MESSAGE_BROWSER = """
+ALTER TABLE hl7_inbound ADD COLUMN ack BYTEA;
+ALTER TABLE hl7_inbound ADD COLUMN patient_index TEXT;
+ALTER TABLE hl7_inbound ADD COLUMN name_index TEXT;
+CREATE INDEX hl7_inbound_status_id ON hl7_inbound (status, id);
+CREATE INDEX hl7_inbound_failed ON hl7_inbound (id) WHERE process_error IS NOT NULL;
+CREATE INDEX hl7_inbound_patient ON hl7_inbound (patient_index) WHERE patient_index IS NOT NULL;
+CREATE INDEX hl7_inbound_name ON hl7_inbound (name_index) WHERE name_index IS NOT NULL;
+CREATE INDEX outbox_topic_id ON outbox (topic, id);
+CREATE INDEX dicom_instances_received ON dicom_instances (received_ms);
+"""
+
+#: migration 18 (issue 20, admin console): a new one-time-code secret waits for its first code;
+#: station names unique per hub
 _V18_ADMIN_CONSOLE = """
 ALTER TABLE users ADD COLUMN totp_pending_enc BYTEA;
 CREATE UNIQUE INDEX stations_hub_name ON stations (hub_id, name) WHERE name <> '';
@@ -234,6 +252,7 @@ MIGRATIONS: list[tuple[int, str, str, str]] = [
     (13, "hl7 duplicates by content, control id reuse marked", _V13_HL7_REUSE, ""),
     (14, "dicom sender credentials", _V14_DICOM_SENDERS, ""),
     (15, "hub configuration push state", _V15_PUSH_STATE, ""),
+    (16, "message browser: stored ACKs, patient indexes of HL7 messages", _V16_MESSAGE_BROWSER, ""),
     (18, "one-time-code enrolment waits for a first code; station names unique per hub", _V18_ADMIN_CONSOLE, ""),
 ]
 #: SQLite-only SQL of a migration, run after its common SQL: one statement (e.g. a trigger) or a tuple of them

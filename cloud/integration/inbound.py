@@ -133,8 +133,11 @@ class Hl7Processor:
             await self._results(tx, m, p)
         else:
             await self._adt(tx, p)
-        await tx.execute("UPDATE hl7_inbound SET processed_ms = $1, process_error = NULL WHERE uid = $2",
-                         now_ms(), m.id)
+        who = p.patient  # whom it named, as keyed HMACs only: the message browser finds it by ID number or name
+        await tx.execute("UPDATE hl7_inbound SET processed_ms = $1, process_error = NULL, patient_index = $2, "
+                         "name_index = $3 WHERE uid = $4", now_ms(),
+                         self.at_rest.blind_index(who.national_id) if who.national_id else None,
+                         self.at_rest.name_index(who.name) if who.name else None, m.id)
         for w in p.warnings:
             log.info("HL7 message %s (%s): %s", m.id, p.control_id, w)
 

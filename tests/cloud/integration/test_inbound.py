@@ -8,6 +8,7 @@ import pytest
 from cloud import integration_queries as queries
 from cloud.db.engine import Database
 from cloud.errors import PatientIndexError
+from cloud.message_browser import Rules, reprocess
 from cloud.records import patients
 from firmware_sim.his import adt_message, lab_message
 from tests.cloud.integration.conftest import NID, Env, with_national_id, without_national_id
@@ -90,7 +91,7 @@ async def test_processing_is_idempotent_and_failures_are_kept_with_the_reason(en
     uid = (await queries.inbound_log(env.db))[0].uid
     assert await queries.inbound_raw(env.db, env.at_rest, uid, actor="web:bob") == lab_message(7)
     assert (await env.q("SELECT actor FROM audit_log WHERE action = 'hl7.view'"))[0]["actor"] == "web:bob"
-    await queries.reprocess_inbound(env.db, uid, actor="test")
+    await reprocess(env.db, env.at_rest, uid, actor="test", rules=Rules())
     while await env.processor.run_once():
         pass
     assert len(await env.q("SELECT id FROM results")) == 4  # processed twice, stored once

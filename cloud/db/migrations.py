@@ -213,6 +213,16 @@ ALTER TABLE hubs ADD COLUMN config_applied INTEGER;
 ALTER TABLE hubs ADD COLUMN devices_down TEXT;
 """
 
+#: migration 17 (issue 20, work list): who a waiting result names — her sealed name, sex and birth date
+#: (from the ID number when the message had one, else PID-7/PID-8) — so staff see whom it is about
+#: and the work list can offer the subjects born that day (index) as candidates
+_V17_WORKLIST = """
+ALTER TABLE unmatched ADD COLUMN name_enc BYTEA;
+ALTER TABLE unmatched ADD COLUMN sex TEXT NOT NULL DEFAULT '0';
+ALTER TABLE unmatched ADD COLUMN birth_date TEXT;
+CREATE INDEX subjects_birth_date ON subjects (birth_date);
+"""
+
 #: (version, name, SQL for both dialects, PostgreSQL-only SQL)
 MIGRATIONS: list[tuple[int, str, str, str]] = [
     (1, "initial schema", _V1, _V1_PG_ONLY),
@@ -230,6 +240,7 @@ MIGRATIONS: list[tuple[int, str, str, str]] = [
     (13, "hl7 duplicates by content, control id reuse marked", _V13_HL7_REUSE, ""),
     (14, "dicom sender credentials", _V14_DICOM_SENDERS, ""),
     (15, "hub configuration push state", _V15_PUSH_STATE, ""),
+    (17, "unmatched work list: patient context, subjects by birth date", _V17_WORKLIST, ""),
 ]
 #: SQLite-only SQL of a migration, run after its common SQL: one statement (e.g. a trigger) or a tuple of them
 SQLITE_ONLY: dict[int, str | tuple[str, ...]] = {4: integration_schema.SQLITE_ONLY, 7: audit_schema.V7_SQLITE_ONLY}

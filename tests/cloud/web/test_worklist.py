@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.cloud.support import make_cloud
-from tests.cloud.web.support import NID, WEB, Cloud, csrf_from, running, seed_worklist, sign_in
+from tests.cloud.web.support import NID, WEB, Cloud, csrf, csrf_from, running, seed_worklist, sign_in
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -103,7 +103,7 @@ async def test_an_auditor_may_not_match(world: Any) -> None:
     secret = await cloud.user("aud", "auditor")
     async with cloud.client() as a:
         await sign_in(a, "aud", secret)
-        token = csrf_from((await a.get("/ui/")).text)
+        token = await csrf(a)
         r = await a.post(f"/ui/dashboard/unmatched/{ids['item']}/resolve",
                          data={"subject_id": str(ids["her"]), "csrf_token": token})
         assert r.status_code == 403

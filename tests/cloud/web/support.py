@@ -170,3 +170,34 @@ async def seed_worklist(cloud: Cloud) -> dict[str, int]:
         await store.close()
     ids["item"] = (await cloud.sql("SELECT id FROM unmatched WHERE mrn = 'M900001'"))[0]["id"]
     return ids
+
+
+async def seed_history(cloud: Cloud, now: int) -> None:
+    """A day of traffic for the dashboard's charts: the per-minute samples the sampler writes (records
+    stored, batches, messages queued, dead letters, lags), HL7 frames with a few errors every hour, and
+    refused batches now and then."""
+    import math
+
+    from cloud import audit
+
+    minute0 = now // 60_000 - 1440
+    rows: list[tuple[int, str, int]] = []
+    records = batches = 0
+    for m in range(1441):
+        busy = max(0.0, math.sin((m / 1440 - 0.3) * math.pi * 2))  # a working day's curve
+        records += int(40 * busy) + 2
+        batches += int(4 * busy) + 1
+        rows += [(minute0 + m, "sync.records", records), (minute0 + m, "sync.batches", batches),
+                 (minute0 + m, "outbox.created.his", int(6 * busy)), (minute0 + m, "outbox.created.mch", m % 7 // 6),
+                 (minute0 + m, "outbox.dead", 1 + m // 400), (minute0 + m, "sync.lag_s", int(600 * busy) + 30),
+                 (minute0 + m, "outbox.lag_s", 45 + (m % 180) * 3)]
+    async with cloud.state.db.transaction() as tx:
+        await tx.executemany("INSERT INTO dashboard_samples (minute, metric, value) VALUES ($1, $2, $3) "
+                             "ON CONFLICT (minute, metric) DO NOTHING", rows)
+        frames = [(f"hist{i}", now - i * 240_000, f"LIS{i:08d}", "AE" if i % 9 == 0 else "AA") for i in range(1, 360)]
+        await tx.executemany("INSERT INTO hl7_inbound (uid, received_ms, peer, sender, control_id, message_type, "
+                             "status, ack_code, raw, processed_ms) VALUES ($1, $2, '10.0.0.5', 'LIS', $3, 'ORU^R01', "
+                             "'accepted', $4, $5, $6)", [(u, at, cid, ack, b"MSH|...", at) for u, at, cid, ack in frames])
+        for h in (2, 5, 6, 13):
+            await audit.write(tx, actor="ingest", action="batch.refused", outcome="refused", hub_id="H2",
+                              reason="signature", at_ms=now - h * 3_600_000 - 600_000)

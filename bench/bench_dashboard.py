@@ -2,9 +2,10 @@
 
 A throwaway PostgreSQL is filled like a city deployment after a busy day (1,100 hubs in
 110 sites, 200,000 outbound messages over 24 h of which 2 % pending and 1 % dead, 20,000
-audit entries, a day of dashboard samples). The cloud app runs in-process; a signed-in
-integration user requests the pages over ASGI. Reported: median milliseconds per page,
-and as the baseline the same page's database queries alone (ratio = page / queries).
+HL7 frames received (2 % answered AE), 20,000 audit entries, a day of dashboard samples).
+The cloud app runs in-process; a signed-in integration user requests the pages over ASGI.
+Reported: median milliseconds per page, and as the baseline the same page's database
+queries alone (ratio = page / queries).
 
     .venv/bin/python bench/bench_dashboard.py
 """
@@ -21,14 +22,14 @@ from pathlib import Path
 
 from bench.common import machine
 from cloud.config import CloudConfig
-from cloud.web import queues
+from cloud.web import charts, queues
 from cloud.web.dashboard import headline, load_queues
 from protocol.ids import now_ms
 from tests.cloud.support import make_cloud
 from tests.cloud.web.support import WEB, running, sign_in
 from tests.support.services import PostgresServer
 
-HUBS, SITES, MESSAGES, AUDIT = 1_100, 110, 200_000, 20_000
+HUBS, SITES, MESSAGES, AUDIT, HL7 = 1_100, 110, 200_000, 20_000, 20_000
 
 
 async def _fill(db: object, now: int) -> None:
@@ -62,8 +63,15 @@ async def _fill(db: object, now: int) -> None:
         await con.copy_records_to_table("dashboard_samples", records=[
             (now // 60_000 - m, metric, value(m)) for m in range(1, 1441)
             for metric, value in (("sync.records", lambda m: 1_000_000 - m * 40),
-                                  ("outbox.created.his", lambda m: 35), ("outbox.created.mch", lambda m: 35))],
+                                  ("outbox.created.his", lambda m: 35), ("outbox.created.mch", lambda m: 35),
+                                  ("sync.batches", lambda m: 100_000 - m * 4), ("outbox.dead", lambda m: 2000),
+                                  ("sync.lag_s", lambda m: m % 900), ("outbox.lag_s", lambda m: m % 600))],
             columns=["minute", "metric", "value"])
+        await con.copy_records_to_table("hl7_inbound", records=[
+            (f"b{i}", now - i * 4000, "10.0.0.5", "LIS", f"LIS{i:08d}", "ORU^R01", "accepted",
+             "AE" if i % 50 == 0 else "AA", b"MSH|...", now - i * 4000) for i in range(HL7)],
+            columns=["uid", "received_ms", "peer", "sender", "control_id", "message_type", "status", "ack_code",
+                     "raw", "processed_ms"])
         await con.execute("ANALYZE")
 
 
@@ -91,8 +99,9 @@ async def measure(cfg: CloudConfig) -> dict[str, float]:
             async def queries() -> None:
                 async with cloud.state.db.transaction() as tx:
                     await queues.hubs(tx, now_ms(), limit=100)
-                    await load_queues(tx, now_ms())
+                    qs = await load_queues(tx, now_ms())
                     await queues.topics(tx)
+                    await charts.build(tx, now_ms(), qs, str)
 
             async def live() -> None:
                 async with cloud.state.db.transaction() as tx:

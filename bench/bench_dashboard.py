@@ -65,7 +65,8 @@ async def _fill(db: object, now: int) -> None:
             for metric, value in (("sync.records", lambda m: 1_000_000 - m * 40),
                                   ("outbox.created.his", lambda m: 35), ("outbox.created.mch", lambda m: 35),
                                   ("sync.batches", lambda m: 100_000 - m * 4), ("outbox.dead", lambda m: 2000),
-                                  ("sync.lag_s", lambda m: m % 900), ("outbox.lag_s", lambda m: m % 600))],
+                                  ("sync.lag_s", lambda m: m % 900), ("outbox.lag_s", lambda m: m % 600),
+                                  ("hl7.received", lambda m: 14), ("hl7.errors", lambda m: m % 3 // 2))],
             columns=["minute", "metric", "value"])
         await con.copy_records_to_table("hl7_inbound", records=[
             (f"b{i}", now - i * 4000, "10.0.0.5", "LIS", f"LIS{i:08d}", "ORU^R01", "accepted",
@@ -101,7 +102,7 @@ async def measure(cfg: CloudConfig) -> dict[str, float]:
                     await queues.hubs(tx, now_ms(), limit=100)
                     qs = await load_queues(tx, now_ms())
                     await queues.topics(tx)
-                    await charts.build(tx, now_ms(), qs, str)
+                    await charts.build(cloud.state.db, tx, now_ms(), qs, str)
 
             async def live() -> None:
                 async with cloud.state.db.transaction() as tx:

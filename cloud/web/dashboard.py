@@ -132,7 +132,7 @@ async def overview(request: Request) -> Response:
         unmatched = await hl7.unmatched_count(tx)
         refused = await refused_records(tx)
         raised = await risk_raised(tx, now - RISK_WINDOW_MS)
-        drawn = await charts.build(tx, now, qs, lambda key: t(key, lang))
+        drawn = await charts.build(db_of(request), tx, now, qs, lambda key: t(key, lang))
     mllp = await hl7.mllp_log(db_of(request), limit=30)
     acks = await hl7.ack_counts(db_of(request), now - queues.DAY_MS)
 

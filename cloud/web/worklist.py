@@ -21,9 +21,10 @@ from starlette.routing import Route
 
 from cloud import integration_queries as iq
 from cloud.crypto_at_rest import AtRest
-from cloud.errors import CloudError, PatientIndexError
+from cloud.errors import PatientIndexError
 from cloud.integration import worklist
 from cloud.web.shell import ADMIN, INTEGRATION, PREFIX, RENDER, actor, audit_view, db_of, flash_param, guard, page
+from protocol import idnum
 from webui.security import session_of
 
 ROLES = (INTEGRATION, ADMIN)
@@ -63,14 +64,16 @@ def _item(request: Request) -> int:
 async def resolve(request: Request) -> Response:
     """POST /ui/dashboard/unmatched/{item_id}/resolve: subject_id or national_id."""
     form = await request.form()
-    subject = str(form.get("subject_id", ""))
+    subject, typed = str(form.get("subject_id", "")), str(form.get("national_id", ""))
+    lang = RENDER.language(request)
+    if not subject.isdigit() and not idnum.is_valid(typed):
+        return RedirectResponse(f"{BACK}?error={flash_param(RENDER.catalog.t('unmatched.bad_id', lang))}", 303)
     try:
         item = _item(request)
         await iq.resolve_unmatched(db_of(request), _at_rest(request), item, actor=actor(request),
-                                   subject_id=int(subject) if subject.isdigit() else None,
-                                   national_id=str(form.get("national_id", "")) or None)
-    except CloudError as exc:
-        return RedirectResponse(f"{BACK}?error={flash_param(str(exc))}", 303)
+                                   subject_id=int(subject) if subject.isdigit() else None, national_id=typed or None)
+    except PatientIndexError:  # matched by someone else meanwhile, or the subject was merged away
+        return RedirectResponse(f"{BACK}?error={flash_param(RENDER.catalog.t('unmatched.refused', lang))}", 303)
     return RedirectResponse(f"{BACK}?matched={item}#mine", 303)
 
 

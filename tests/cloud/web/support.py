@@ -174,8 +174,8 @@ async def seed_worklist(cloud: Cloud) -> dict[str, int]:
 
 async def seed_history(cloud: Cloud, now: int) -> None:
     """A day of traffic for the dashboard's charts: the per-minute samples the sampler writes (records
-    stored, batches, messages queued, dead letters, lags), HL7 frames with a few errors every hour, and
-    refused batches now and then."""
+    stored, batches, messages queued, dead letters, lags, HL7 frames received and answered with an
+    error), and refused batches now and then."""
     import math
 
     from cloud import audit
@@ -190,14 +190,11 @@ async def seed_history(cloud: Cloud, now: int) -> None:
         rows += [(minute0 + m, "sync.records", records), (minute0 + m, "sync.batches", batches),
                  (minute0 + m, "outbox.created.his", int(6 * busy)), (minute0 + m, "outbox.created.mch", m % 7 // 6),
                  (minute0 + m, "outbox.dead", 1 + m // 400), (minute0 + m, "sync.lag_s", int(600 * busy) + 30),
-                 (minute0 + m, "outbox.lag_s", 45 + (m % 180) * 3)]
+                 (minute0 + m, "outbox.lag_s", 45 + (m % 180) * 3),
+                 (minute0 + m, "hl7.received", int(3 * busy) + (m % 4 == 0)), (minute0 + m, "hl7.errors", m % 97 == 0)]
     async with cloud.state.db.transaction() as tx:
         await tx.executemany("INSERT INTO dashboard_samples (minute, metric, value) VALUES ($1, $2, $3) "
                              "ON CONFLICT (minute, metric) DO NOTHING", rows)
-        frames = [(f"hist{i}", now - i * 240_000, f"LIS{i:08d}", "AE" if i % 9 == 0 else "AA") for i in range(1, 360)]
-        await tx.executemany("INSERT INTO hl7_inbound (uid, received_ms, peer, sender, control_id, message_type, "
-                             "status, ack_code, raw, processed_ms) VALUES ($1, $2, '10.0.0.5', 'LIS', $3, 'ORU^R01', "
-                             "'accepted', $4, $5, $6)", [(u, at, cid, ack, b"MSH|...", at) for u, at, cid, ack in frames])
         for h in (2, 5, 6, 13):
             await audit.write(tx, actor="ingest", action="batch.refused", outcome="refused", hub_id="H2",
                               reason="signature", at_ms=now - h * 3_600_000 - 600_000)

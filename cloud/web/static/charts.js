@@ -24,7 +24,7 @@
       color: palette,
       textStyle: font,
       animation: false,
-      grid: { left: 12, right: 24, top: 56, bottom: 8, containLabel: true },
+      grid: { left: 12, right: 24, top: 76, bottom: 8, containLabel: true },  // room for a two-row legend
       legend: { top: 0, left: 0, textStyle: font, itemWidth: 18, itemHeight: 10 },
       tooltip: { trigger: "axis", renderMode: "richText", textStyle: font,
                  valueFormatter: function (v) { return v === null || v === undefined ? "-" : String(v); } },

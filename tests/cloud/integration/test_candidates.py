@@ -20,7 +20,8 @@ def test_the_same_name_ranks_above_a_similar_one_and_unlike_names_come_last() ->
 
 
 def test_another_birth_date_or_another_known_sex_is_never_offered() -> None:
-    assert ids([Person(1, "王秀英", "1949-12-30", "2"), Person(2, "王秀英", BORN, "1"), Person(3, "王秀英", None, "2")]) == []
+    assert ids([Person(1, "王秀英", "1949-12-30", "2"), Person(2, "王秀英", BORN, "1"),
+                Person(3, "王秀英", None, "2")]) == []
 
 
 def test_an_unknown_sex_is_offered_below_a_known_same_sex() -> None:

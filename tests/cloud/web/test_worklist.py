@@ -70,7 +70,8 @@ async def test_match_by_click_then_undo_both_audited_and_csrf_checked(world: Any
         None}
     row = (await cloud.sql("SELECT status, subject_id, resolved_by FROM unmatched WHERE id = $1", item))[0]
     assert (row["status"], row["subject_id"], row["resolved_by"]) == ("waiting", None, None)
-    trail = await cloud.sql("SELECT action, actor, subject_id FROM audit_log WHERE action LIKE 'unmatched.%' ORDER BY id")
+    trail = await cloud.sql("SELECT action, actor, subject_id FROM audit_log WHERE action LIKE 'unmatched.%' "
+                            "ORDER BY id")
     assert [(a["action"], a["actor"], a["subject_id"]) for a in trail] == [
         ("unmatched.resolve", "web:ops", her), ("unmatched.undo", "web:ops", her)]
     again = await c.post(f"/ui/dashboard/unmatched/{item}/undo", data={"csrf_token": token})

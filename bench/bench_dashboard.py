@@ -25,7 +25,7 @@ from typing import Any
 
 from bench.common import machine
 from cloud.config import CloudConfig
-from cloud.web import queues
+from cloud.web import charts, queues
 from cloud.web.dashboard import headline, load_queues
 from protocol.ids import now_ms
 from tests.cloud.support import make_cloud
@@ -66,7 +66,10 @@ async def _fill(db: object, now: int) -> None:
         await con.copy_records_to_table("dashboard_samples", records=[
             (now // 60_000 - m, metric, value(m)) for m in range(1, 1441)
             for metric, value in (("sync.records", lambda m: 1_000_000 - m * 40),
-                                  ("outbox.created.his", lambda m: 35), ("outbox.created.mch", lambda m: 35))],
+                                  ("outbox.created.his", lambda m: 35), ("outbox.created.mch", lambda m: 35),
+                                  ("sync.batches", lambda m: 100_000 - m * 4), ("outbox.dead", lambda m: 2000),
+                                  ("sync.lag_s", lambda m: m % 900), ("outbox.lag_s", lambda m: m % 600),
+                                  ("hl7.received", lambda m: 14), ("hl7.errors", lambda m: m % 3 // 2))],
             columns=["minute", "metric", "value"])
         raw = (b"MSH|^~\\&|LIS|H|MCHUB|C|20260301||ORU^R01|C|P|2.5.1\rPID|1||M1^^^H^MR\rOBR|1\r"
                b"OBX|1|NM|718-7^Hb^LN||128|g/L\r")
@@ -109,8 +112,9 @@ async def measure(cfg: CloudConfig) -> dict[str, float]:
             async def queries() -> None:
                 async with cloud.state.db.transaction() as tx:
                     await queues.hubs(tx, now_ms(), limit=100)
-                    await load_queues(tx, now_ms())
+                    qs = await load_queues(tx, now_ms())
                     await queues.topics(tx)
+                    await charts.build(cloud.state.db, tx, now_ms(), qs, str)
 
             async def live() -> None:
                 async with cloud.state.db.transaction() as tx:

@@ -11,6 +11,7 @@ Writes (resolve, replay) are audited with the given ``actor``; reprocessing a me
     counts = await inbound_counts(db)                      # {(status, ack_code): n}
     items = await unmatched(db)                            # the work list
     await resolve_unmatched(db, at_rest, item_id, actor="web:alice", subject_id=12)
+    await undo_unmatched(db, item_id, actor="web:alice", since_ms=signed_in_ms)   # her own match only
     queue = await outbound_queue(db)                       # vitals to the HIS (his.vitals)
     await replay_outbound(db, message_id, actor="web:alice")
 """
@@ -166,6 +167,15 @@ async def resolve_unmatched(db: Database, at_rest: AtRest, item_id: int, *, acto
         if not await matching.resolve_item(tx, item_id, subject_id, actor=actor):
             raise PatientIndexError(f"work-list item {item_id} is not waiting")
         return await matching.survivor(tx, subject_id)
+
+
+async def undo_unmatched(db: Database, item_id: int, *, actor: str, since_ms: int) -> int:
+    """Undo ``actor``'s match of a work-list item made since ``since_ms`` (audited); returns the subject it left."""
+    async with db.transaction() as tx:
+        subject_id = await matching.unresolve_item(tx, item_id, actor=actor, since_ms=since_ms)
+    if subject_id is None:
+        raise PatientIndexError(f"work-list item {item_id} has no match of {actor} to undo")
+    return subject_id
 
 
 async def outbound_queue(db: Database, *, status: str | None = None, limit: int = 200) -> list[OutboundRow]:

@@ -229,6 +229,16 @@ CREATE INDEX outbox_topic_id ON outbox (topic, id);
 CREATE INDEX dicom_instances_received ON dicom_instances (received_ms);
 """
 
+#: migration 17 (issue 20, work list): who a waiting result names — her sealed name, sex and birth date
+#: (from the ID number when the message had one, else PID-7/PID-8) — so staff see whom it is about
+#: and the work list can offer the subjects born that day (index) as candidates
+_V17_WORKLIST = """
+ALTER TABLE unmatched ADD COLUMN name_enc BYTEA;
+ALTER TABLE unmatched ADD COLUMN sex TEXT NOT NULL DEFAULT '0';
+ALTER TABLE unmatched ADD COLUMN birth_date TEXT;
+CREATE INDEX subjects_birth_date ON subjects (birth_date);
+"""
+
 #: migration 18 (issue 20, admin console): a new one-time-code secret waits for its first code;
 #: station names unique per hub
 _V18_ADMIN_CONSOLE = """
@@ -253,6 +263,7 @@ MIGRATIONS: list[tuple[int, str, str, str]] = [
     (14, "dicom sender credentials", _V14_DICOM_SENDERS, ""),
     (15, "hub configuration push state", _V15_PUSH_STATE, ""),
     (16, "message browser: stored ACKs, patient indexes of HL7 messages", _V16_MESSAGE_BROWSER, ""),
+    (17, "unmatched work list: patient context, subjects by birth date", _V17_WORKLIST, ""),
     (18, "one-time-code enrolment waits for a first code; station names unique per hub", _V18_ADMIN_CONSOLE, ""),
 ]
 #: SQLite-only SQL of a migration, run after its common SQL: one statement (e.g. a trigger) or a tuple of them

@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from cloud.config import CloudConfig
-from cloud.web import admin, auth, dashboard, messages, registers
+from cloud.web import admin, auth, dashboard, messages, registers, worklist
 from cloud.web.sampler import run as run_sampler
 from cloud.web.shell import HERE, PREFIX, BindDatabase
 from cloud.web.store import DbLoginThrottle, DbSessionStore
@@ -28,7 +28,7 @@ __all__ = ["page_routes", "routes", "run_sampler"]
 
 def page_routes() -> list[Route]:
     """Every page route inside the mount (the security tests walk this table)."""
-    return [*auth.routes(), *dashboard.routes(), *messages.routes(), *admin.routes(), *registers.routes()]
+    return [*auth.routes(), *dashboard.routes(), *messages.routes(), *worklist.routes(), *admin.routes(), *registers.routes()]
 
 
 async def _root(request: Request) -> Response:

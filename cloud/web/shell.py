@@ -13,6 +13,7 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -93,6 +94,11 @@ def page(request: Request, template: str, context: dict[str, Any] | None = None,
     """Render a cloud page (the shared layout, navigation, watermark when ``patient_data``)."""
     ctx = {"prefix": PREFIX, "nav": nav, **(context or {})}
     return RENDER.page(request, template, ctx, status_code=status_code, patient_data=patient_data)
+
+
+def flash_param(text: str) -> str:
+    """``text`` for an ``?ok=``/``?error=`` redirect: short, ID numbers masked, URL-quoted."""
+    return quote(mask_id_numbers(text[:200]), safe="")
 
 
 class BindDatabase:

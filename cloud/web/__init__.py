@@ -28,7 +28,8 @@ __all__ = ["page_routes", "routes", "run_sampler"]
 
 def page_routes() -> list[Route]:
     """Every page route inside the mount (the security tests walk this table)."""
-    return [*auth.routes(), *dashboard.routes(), *messages.routes(), *worklist.routes(), *admin.routes(), *registers.routes()]
+    return [*auth.routes(), *dashboard.routes(), *messages.routes(), *worklist.routes(), *admin.routes(),
+            *registers.routes()]
 
 
 async def _root(request: Request) -> Response:

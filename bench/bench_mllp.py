@@ -140,6 +140,11 @@ def _client(port: int, frames: list[bytes], shape: Shape, result: mp.Queue) -> N
     result.put(asyncio.run(run()))
 
 
+async def _wal_flushes(con: asyncpg.Connection) -> int:
+    """WAL fsyncs so far (every durable commit needs one; group commit shares them)."""
+    return int(await con.fetchval("SELECT wal_sync FROM pg_stat_wal"))
+
+
 async def _pending(con: asyncpg.Connection) -> int:
     return int(await con.fetchval("SELECT count(*) FROM hl7_inbound WHERE status = 'accepted' "
                                   "AND processed_ms IS NULL"))
@@ -152,26 +157,25 @@ async def product_round(con: asyncpg.Connection, port: int, server_pid: int, msg
     frames = [b"\x0b" + m + b"\x1c\r" for m in msgs]
     queue: mp.Queue = mp.get_context("fork").Queue()  # type: ignore[type-arg]
     proc = mp.get_context("fork").Process(target=_client, args=(port, frames, shape, queue))
-    cpu0, start = _tree_cpu_s(server_pid), time.perf_counter()
+    cpu0, syncs0, start = _tree_cpu_s(server_pid), await _wal_flushes(con), time.perf_counter()
     proc.start()
-    answer = asyncio.get_running_loop().run_in_executor(None, queue.get)
-    while not answer.done():  # a benchmark may poll: the processor's progress is what is measured
-        await asyncio.sleep(0.02)
-    seconds, bad = answer.result()
+    seconds, bad = await asyncio.get_running_loop().run_in_executor(None, queue.get)
     proc.join()
-    while await _pending(con):
+    while True:  # the processor (in the server, concurrent with the listener) catches up: polled, 20 ms
+        if not await _pending(con):
+            break
         await asyncio.sleep(0.02)
     done = time.perf_counter() - start
-    cpu = _tree_cpu_s(server_pid) - cpu0
+    cpu, syncs = _tree_cpu_s(server_pid) - cpu0, await _wal_flushes(con) - syncs0
     stored = await con.fetchval("SELECT count(*) FROM hl7_inbound WHERE status = 'accepted'") - stored0
     if bad or stored != len(msgs):
         raise SystemExit(f"FAILED: {bad} negative ACKs, {stored} of {len(msgs)} stored")
     return {"ingest": len(msgs) / seconds, "results": len(msgs) / done, "lag": done - seconds,
-            "cpu": cpu / len(msgs) * 1e6}
+            "cpu": cpu / len(msgs) * 1e6, "fsyncs": syncs / len(msgs)}
 
 
-async def baseline_round(dsn: str, msgs: list[bytes], connections: int, tag: str) -> float:
-    """The same bytes durably stored the plain way: one INSERT and one commit per message; msgs/s."""
+async def baseline_round(dsn: str, msgs: list[bytes], connections: int, tag: str) -> tuple[float, float]:
+    """The same bytes durably stored the plain way, one INSERT and one commit per message: (msgs/s, fsyncs/msg)."""
     cons = [await asyncpg.connect(dsn) for _ in range(connections)]
 
     async def one(con: asyncpg.Connection, share: list[tuple[str, bytes]]) -> None:
@@ -179,12 +183,13 @@ async def baseline_round(dsn: str, msgs: list[bytes], connections: int, tag: str
             await con.execute("INSERT INTO bench_plain (uid, raw) VALUES ($1, $2)", uid, raw)
 
     rows = [(f"{tag}{i}", m) for i, m in enumerate(msgs)]
-    start = time.perf_counter()
+    syncs0, start = await _wal_flushes(cons[0]), time.perf_counter()
     await asyncio.gather(*(one(c, rows[i::connections]) for i, c in enumerate(cons)))
     seconds = time.perf_counter() - start
+    syncs = await _wal_flushes(cons[0]) - syncs0
     for c in cons:
         await c.close()
-    return len(msgs) / seconds
+    return len(msgs) / seconds, syncs / len(msgs)
 
 
 async def measure(dsn: str, port: int, server_pid: int, pg_pid: int, n: int, rounds: int
@@ -202,7 +207,7 @@ async def measure(dsn: str, port: int, server_pid: int, pg_pid: int, n: int, rou
             pg0 = _tree_cpu_s(pg_pid)
             figures = await product_round(con, port, server_pid, msgs, shape)
             figures["pg cpu"] = (_tree_cpu_s(pg_pid) - pg0) / n * 1e6
-            figures["baseline"] = await baseline_round(dsn, msgs, shape.connections, tag)
+            figures["baseline"], figures["baseline fsyncs"] = await baseline_round(dsn, msgs, shape.connections, tag)
             for name, value in figures.items():
                 out[shape.name].setdefault(name, []).append(value)
     await con.close()
@@ -235,6 +240,8 @@ def run(messages_n: int = 2000, rounds: int = 3) -> dict[str, object]:
         out[f"mllp {shape.name}: durable ingest"] = figure(f["ingest"], "msgs/s", f["baseline"])
         out[f"mllp {shape.name}: into results"] = figure(f["results"], "msgs/s", f["baseline"])
         out[f"mllp {shape.name}: results lag after last ACK"] = figure(f["lag"], "s", digits=2)
+        out[f"mllp {shape.name}: WAL fsyncs (ingest + processing)"] = figure(f["fsyncs"], "per msg",
+                                                                              f["baseline fsyncs"], digits=3)
         out[f"mllp {shape.name}: server CPU"] = figure(f["cpu"], "µs/msg")
         out[f"mllp {shape.name}: PostgreSQL CPU"] = figure(f["pg cpu"], "µs/msg")
     sample = messages(20, "S")

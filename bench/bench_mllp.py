@@ -19,7 +19,8 @@ Per shape: ingest (first frame sent to last ACK; every ACK checked AA/CA) and re
 processing running concurrently has caught up; "results lag" is how long after the last
 ACK that was). Baseline in the same round: the same frames' bytes stored by a plain
 asyncpg ``INSERT`` per message, one commit each, over as many database connections as
-the shape has MLLP connections. min/median/max of the rounds (default 3).
+the shape has MLLP connections. Also per round: our parser against python-hl7's
+``hl7.parse`` on the same messages (CPU only). min/median/max of the rounds (default 3).
 
     .venv/bin/python -m bench.bench_mllp [--messages 2000] [--rounds 3]
 """
@@ -34,15 +35,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import hl7
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_ingest import _postmaster_pid, _tree_cpu_s
-from bench.common import figure, machine, show
+from bench.common import figure, machine, rate, show
 from cloud.keystore import init_keys
 from firmware_sim.his import fixture_messages, lab_message
 from protocol.hl7.message import parse
@@ -198,7 +201,7 @@ async def measure(dsn: str, port: int, server_pid: int, pg_pid: int, n: int, rou
     con = await asyncpg.connect(dsn)
     await con.execute("CREATE TABLE bench_plain (id BIGSERIAL PRIMARY KEY, uid TEXT NOT NULL UNIQUE, "
                       "raw BYTEA NOT NULL)")
-    out: dict[str, dict[str, list[float]]] = {s.name: {} for s in SHAPES}
+    out: dict[str, dict[str, list[float]]] = {s.name: {} for s in SHAPES}  # and "parse"
     await product_round(con, port, server_pid, messages(50, "W"), SHAPES[0])  # warm-up: connections, caches
     for r in range(rounds):
         for k, shape in enumerate(SHAPES):
@@ -210,8 +213,22 @@ async def measure(dsn: str, port: int, server_pid: int, pg_pid: int, n: int, rou
             figures["baseline"], figures["baseline fsyncs"] = await baseline_round(dsn, msgs, shape.connections, tag)
             for name, value in figures.items():
                 out[shape.name].setdefault(name, []).append(value)
+        parsing = out.setdefault("parse", {})
+        parsing.setdefault("ours", []).append(parse_rate(parse))
+        parsing.setdefault("hl7.parse", []).append(parse_rate(python_hl7_parse))
     await con.close()
     return out
+
+
+def parse_rate(fn: Callable[[bytes], object]) -> float:
+    """Messages per second through ``fn`` (CPU only), on the benchmark's message mix."""
+    sample = messages(25, "S")
+    return rate(len(sample), lambda: [fn(m) for m in sample], 0.5)
+
+
+def python_hl7_parse(raw: bytes) -> object:
+    """python-hl7's ``hl7.parse`` (decode + split into segments, fields, repetitions, components)."""
+    return hl7.parse(raw.decode("utf-8", errors="replace"))
 
 
 def run(messages_n: int = 2000, rounds: int = 3) -> dict[str, object]:
@@ -244,6 +261,8 @@ def run(messages_n: int = 2000, rounds: int = 3) -> dict[str, object]:
                                                                               f["baseline fsyncs"], digits=3)
         out[f"mllp {shape.name}: server CPU"] = figure(f["cpu"], "µs/msg")
         out[f"mllp {shape.name}: PostgreSQL CPU"] = figure(f["pg cpu"], "µs/msg")
+    out["hl7 parse (protocol.hl7.message.parse)"] = figure(raw["parse"]["ours"], "msgs/s",
+                                                               raw["parse"]["hl7.parse"])
     sample = messages(20, "S")
     out["avg message bytes"] = round(statistics.mean(len(m) for m in sample))
     return out

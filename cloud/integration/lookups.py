@@ -53,7 +53,7 @@ class Lookups:
     @classmethod
     async def load(cls, tx: Tx, at_rest: AtRest, people: Iterable[Who]) -> Lookups:
         """Read what the database knows about every national ID and MRN of ``people``."""
-        self = cls(tx, at_rest)
+        self, people = cls(tx, at_rest), list(people)
         indexes = sorted({at_rest.blind_index(w.national_id) for w in people if w.national_id} - {""})
         values = sorted({w.mrn for w in people if w.mrn})
         if tx.dialect == "postgres":

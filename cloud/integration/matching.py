@@ -27,6 +27,12 @@ from protocol.model import Subject
 
 log = logging.getLogger("mchub.cloud.integration")
 _MAX_CHAIN = 32
+#: a learned MRN and a work-list item (also written in groups by cloud.integration.lookups)
+INSERT_IDENTIFIER = ("INSERT INTO subject_identifiers (authority, value, subject_id, source, created_ms) "
+                     "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING")
+INSERT_UNMATCHED = ("INSERT INTO unmatched (kind, ref, mrn_authority, mrn, blind_index, summary, created_ms, "
+                    "name_enc, sex, birth_date) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+                    "ON CONFLICT (kind, ref) DO NOTHING")
 _SEX = {"F": "2", "M": "1", "O": "9", "U": "0", "A": "9", "N": "0"}  # HL7 0001 / DICOM -> GB/T 2261.1
 
 
@@ -117,9 +123,7 @@ async def learn_mrn(tx: Tx, subject_id: int, authority: str, value: str, source:
     have = await tx.fetchval("SELECT subject_id FROM subject_identifiers WHERE authority = $1 AND value = $2",
                              authority, value)
     if have is None:
-        await tx.execute("INSERT INTO subject_identifiers (authority, value, subject_id, source, created_ms) "
-                         "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                         authority, value, subject_id, source, now_ms())
+        await tx.execute(INSERT_IDENTIFIER, authority, value, subject_id, source, now_ms())
     elif await survivor(tx, int(have)) != subject_id:
         log.warning("MRN of authority %r already belongs to subject %s, not %s; kept (merge them if the same person)",
                     authority, have, subject_id)
@@ -131,14 +135,16 @@ async def anonymous_subject(tx: Tx, at_rest: AtRest, who: Who) -> int:
                                             mrn=who.mrn or None, source="staff"), at_rest, now_ms())
 
 
-async def add_unmatched(tx: Tx, kind: str, ref: str, who: Who, at_rest: AtRest, summary: str) -> None:
-    """Put an item on the work list (idempotent on ``(kind, ref)``)."""
+def unmatched_row(kind: str, ref: str, who: Who, at_rest: AtRest, summary: str) -> tuple[Any, ...]:
+    """The parameters of :data:`INSERT_UNMATCHED` for one item: whom it names, the name sealed."""
     bi = at_rest.blind_index(who.national_id) if who.national_id else None
     name = at_rest.seal(who.name, "subjects.name") if who.name else None
-    await tx.execute("INSERT INTO unmatched (kind, ref, mrn_authority, mrn, blind_index, summary, created_ms, "
-                     "name_enc, sex, birth_date) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
-                     "ON CONFLICT (kind, ref) DO NOTHING", kind, ref, who.mrn_authority, who.mrn, bi, summary[:300],
-                     now_ms(), name, who.sex_code(), who.birth_iso())
+    return (kind, ref, who.mrn_authority, who.mrn, bi, summary[:300], now_ms(), name, who.sex_code(), who.birth_iso())
+
+
+async def add_unmatched(tx: Tx, kind: str, ref: str, who: Who, at_rest: AtRest, summary: str) -> None:
+    """Put an item on the work list (idempotent on ``(kind, ref)``)."""
+    await tx.execute(INSERT_UNMATCHED, *unmatched_row(kind, ref, who, at_rest, summary))
 
 
 async def resolve_item(tx: Tx, item_id: int, subject_id: int, *, actor: str) -> bool:

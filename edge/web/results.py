@@ -48,7 +48,8 @@ class Row:
     meaning: str
 
 
-def _fmt(value: float, digits: int) -> str:
+def fmt(value: float, digits: int) -> str:
+    """``value`` with ``digits`` decimals (0: a whole number)."""
     return f"{value:.{digits}f}" if digits else f"{round(value):d}"
 
 
@@ -79,10 +80,10 @@ def rows(readings: Iterable[Mapping[str, Any]], bp: BpThresholds = GUIDELINE_201
             dia = latest.get(codes.DIASTOLIC)
             if dia is None:
                 continue
-            value, unit, label = f"{_fmt(o['value'], 0)}/{_fmt(dia['value'], 0)}", "mm[Hg]", "obs.bp"
+            value, unit, label = f"{fmt(o['value'], 0)}/{fmt(dia['value'], 0)}", "mm[Hg]", "obs.bp"
             flags = {o.get("flag"), dia.get("flag"), *(judged[c].flag for c in (code, codes.DIASTOLIC) if c in judged)}
         else:
-            value = _fmt(o["value"], 0 if code == codes.PULSE else 1)
+            value = fmt(o["value"], 0 if code == codes.PULSE else 1)
             unit, label, flags = o["unit"], f"obs.{code}", {o.get("flag")}
         j = judged.get(code)
         if "A" in flags or (j is not None and j.flag == "A"):

@@ -72,7 +72,8 @@ async def test_cookies_are_httponly_samesite_and_secure_by_default(web_hub: tupl
         assert "Secure" in (await c.get("/login")).headers["set-cookie"]
 
 
-async def test_live_stream_sends_values_and_a_reload_when_lists_change(web_hub: tuple[Any, Any]) -> None:
+async def test_live_stream_sends_values_and_a_refresh_when_records_are_stored(web_hub: tuple[Any, Any]) -> None:
+    """The page never reloads itself: the stream says "refresh" and the page fetches /lists."""
     import asyncio
 
     import aiohttp
@@ -90,13 +91,17 @@ async def test_live_stream_sends_values_and_a_reload_when_lists_change(web_hub: 
             async def read() -> None:
                 async for raw in stream.content:
                     seen.append(raw.decode().rstrip("\n"))
-                    if seen[-1] == "data: reload":
+                    if seen[-1] == "data: refresh":
                         return
 
             reader = asyncio.create_task(read())
             await wait_until(lambda: "event: queue_depth" in seen)
             await add_readings(hub, range(1, 3))  # a new unbound reading changes the lists
             await asyncio.wait_for(reader, 20)
+        async with http.get(f"{url}/lists?lang=en") as r:
+            lists = await r.text()
+    assert r.headers["cache-control"] == "no-store" and "<html" not in lists
+    assert lists.count("data-unbound=") == 2 and 'id="needs-action" data-swap' in lists
     text = "\n".join(seen)
     assert "event: dev-bp-1-state" in text and "disconnected" in text and "event: cloud" in text
     assert "王" not in text and NID not in text
@@ -132,7 +137,10 @@ async def test_a_configured_device_that_is_not_connected_raises_the_alarm(web_hu
         await sign_in(c)
         html = (await c.get("/?lang=en")).text
         zh = (await c.get("/?lang=zh-CN")).text
-    assert 'role="alert" data-live="devices_down">configured but not connected: bp-1<' in html
-    assert "已配置但未连接: bp-1" in zh
+    assert 'role="alert" data-live="devices_down">configured but not connected: bp-1 (血压 1)<' in html
+    assert "已配置但未连接: bp-1 (血压 1)" in zh
+    needs = html.split('id="needs-action"')[1].split("</section>")[0]  # first on the page, by station name
+    assert html.index('id="needs-action"') < html.index('id="visits"') < html.index('id="devices"')
+    assert 'id="devices-down">configured but not connected: bp-1 (血压 1)' in needs
     assert 'data-live="broker">not configured<' in html  # no [mqtt]: not a red light
     assert hub.config_status()["state"] == "local" and 'data-live="config"' not in html  # hub.toml only

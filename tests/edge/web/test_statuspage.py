@@ -144,3 +144,43 @@ async def test_a_configured_device_that_is_not_connected_raises_the_alarm(web_hu
     assert 'id="devices-down">configured but not connected: bp-1 (血压 1)' in needs
     assert 'data-live="broker">not configured<' in html  # no [mqtt]: not a red light
     assert hub.config_status()["state"] == "local" and 'data-live="config"' not in html  # hub.toml only
+
+
+async def test_bind_offers_the_stations_nearest_visits_and_a_nurse_ends_a_visit(web_hub: tuple[Any, Any]) -> None:
+    """Issue 20: the bind list offered every visit of the day; no way to end a visit; the activity log
+    filled with the page's own views."""
+    import re
+
+    hub, app = web_hub
+    room1 = [await hub.writer.submit(IdentifyIn("room-1", Subject(name=f"张{i}", source="staff"))) for i in range(7)]
+    await hub.close_session("room-1", "staff")
+    await add_readings(hub, range(1, 2))  # nobody at room-1 now: unbound
+    room2 = await hub.writer.submit(IdentifyIn("room-2", Subject(national_id=NID, name="王芳", source="idcard")))
+    async with client(app) as c:
+        token = await sign_in(c)
+        html = (await c.get("/?lang=en")).text
+        unbound = html.split("data-unbound=")[1].split("</tr>")[0]
+        offered = re.findall(r'<option value="([^"]+)"', unbound)
+        assert offered == room1[::-1][:5]  # that station's, nearest in time first, five at most
+        visits = html.split('id="visits"')[1].split("</table>")[0]
+        assert room2 not in offered and "<td>血压 1</td>" in visits and ">room-1<" not in html  # station names
+        assert "End visit" in html and html.count('action="/sessions/close"') == 1  # only the open visit
+        r = await c.post("/sessions/close", data={"station_id": "room-2", "session_id": room2, "csrf_token": token})
+        assert r.status_code == 303
+        html = (await c.get("/?lang=en")).text
+        assert "Visit ended" in html and hub.reader.current_session("room-2") is None
+        assert "ended a visit" in html.split('id="actions"')[1]
+        r = await c.post("/sessions/close", data={"station_id": "room-2", "session_id": room2, "csrf_token": token})
+        assert "that visit has already ended" in (await c.get("/?lang=en")).text
+        views = sum(a["kind"] == "view" for a in hub.reader.audit(200))
+        for _ in range(3):  # live refreshes showing nothing new are not audited again
+            assert (await c.get("/lists")).status_code == 200
+        assert sum(a["kind"] == "view" for a in hub.reader.audit(200)) == views
+        await hub.writer.submit(IdentifyIn("room-1", Subject(name="赵六", source="staff")))
+        await c.get("/lists")  # a new visit shown: audited once
+        assert sum(a["kind"] == "view" for a in hub.reader.audit(200)) == views + 1
+        actions = (await c.get("/?lang=en")).text.split('id="actions"')[1]
+        assert "viewed" not in actions and "status page" not in actions
+    [closed] = [s for s in hub.reader.sessions_since(0) if s["session_id"] == room2]
+    assert closed["close_reason"] == "staff"
+    assert any(a["kind"] == "close" and a["actor"] == "nurse" and room2 in a["detail"] for a in hub.reader.audit(50))

@@ -15,8 +15,8 @@ JSON API (Starlette, served by uvicorn inside the hub on ``[web] bind:port``)::
 
 Every call needs a signed-in staff session (cookie from ``/login``; unsafe methods also
 the ``X-CSRF-Token`` header) or the hub's console token (``Authorization: Bearer``, what
-``mchub edge status`` uses); views of patient data are audited (a poller once per five minutes). ID numbers and names are
-only ever shown masked. The pages are in :mod:`edge.web`.
+``mchub edge status`` uses); views of patient data are audited (a poller once per five
+minutes). ID numbers and names are only ever shown masked. The pages are in :mod:`edge.web`.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Who may reach what (checked by ``tests/edge/web/test_routes.py`` over :func:`rou
 |---|---|
 | ``/kiosk/<station>``, ``.../events``, ``POST .../finish`` | anyone on the LAN (the kiosk; finish is CSRF-checked) |
 | ``/login``, ``POST /logout``, ``/static/...`` | anyone |
-| ``/``, ``/lists``, ``/events``, ``POST /readings/bind``, ``POST /sessions/open``, ``POST /sessions/close`` | signed-in staff |
+| ``/``, ``/lists``, ``/events``, ``POST /readings/bind``, ``POST /sessions/open`` and ``.../close`` | signed-in staff |
 | ``/api/...`` | signed-in staff, or the console token of ``mchub edge status`` |
 
 Every request outside ``/static`` passes :class:`webui.security.WebSecurity`: a

@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -198,11 +197,11 @@ class StatusPage:
         """Audit a view of patient data: always for the page, for the live lists only when they show
         a visit this viewer had not been shown yet (no entry per refresh)."""
         data = session_of(request).data
-        seen = set(data.get("visits_shown", ()))
+        seen = set(filter(None, data.get("visits_shown", "").split(",")))
         ids = {x.session_id for x in shown}
         if what == "lists" and ids <= seen:
             return
-        data["visits_shown"] = sorted(ids | seen)[-500:]
+        data["visits_shown"] = ",".join(sorted(ids | seen)[-500:])
         await self.hub.writer.call(q.audit("view", session_of(request).user,
                                            f"status {what}: {len(shown)} visits today", now_ms()))
 

@@ -54,7 +54,7 @@ def kiosk_walk(page: Any, hub: RunningHub, p: Patient, lang: str = "zh-CN", shoo
     bp_row = page.inner_text('[data-result="obs.bp"]')
     assert f"{p.systolic}/{p.diastolic}" in bp_row
     assert _steps(page) == [("card", "done"), ("height_weight", "next"), ("bp", "done")]  # she did BP first
-    assert page.locator('[aria-current="step"]').inner_text().strip().endswith(
+    assert page.locator('[aria-current="step"] .what').inner_text().strip() == (
         "Height and weight" if en else "测身高体重")
     _fits_the_screen(page)
     shoot(page, "results")
@@ -131,7 +131,7 @@ def status_walk(page: Any, hub: RunningHub, lang: str = "zh-CN", shoot: Shoot = 
     page.evaluate("window.notReloaded = true")
     before = page.locator("tr[data-unbound]").count()
     hub.rig.bp(131, 84, 72)  # another one: the list grows live
-    page.wait_for_function(f"document.querySelectorAll('tr[data-unbound]').length === {before + 1}")
+    page.locator("tr[data-unbound]").nth(before).wait_for()  # the page's CSP allows no wait_for_function
     assert page.evaluate("window.notReloaded === true")
     shoot(page, "status")
 
@@ -147,9 +147,10 @@ def status_walk(page: Any, hub: RunningHub, lang: str = "zh-CN", shoot: Shoot = 
     page.fill('form.entry input[name="name"]', "周晓梅")
     page.click("form.entry button[type=submit]")
     page.wait_for_selector(".flash")
-    page.fill("#visit-search", "周*")
-    page.wait_for_function("[...document.querySelectorAll('tr[data-visit]')].filter(r => !r.hidden).length === 1")
+    total = page.locator("tr[data-visit]").count()
+    page.fill("#visit-search", "周*")  # filters as she types
     visible = page.locator("tr[data-visit]:not([hidden])")
+    assert total > 1 and visible.count() == 1
     assert "周*" in visible.inner_text()
     visible.locator("form.end-visit button").click()
     page.wait_for_selector(".flash")

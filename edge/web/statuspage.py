@@ -182,7 +182,7 @@ class StatusPage:
         oldest_age = (now_ms() - oldest) / 1000 if oldest else None
         return {
             "visits": today_visits,
-            "unbound": [{**r, "choices": v.bind_choices(r, today_visits)} for r in unbound],
+            "unbound": [{**r, "values": v.values([r]), "choices": v.bind_choices(r, today_visits)} for r in unbound],
             "unbound_count": reader.count_unbound(),
             "urgent": reader.urgent_since(today),
             "dead_letters": reader.dead_letters(open_only=True, limit=50),

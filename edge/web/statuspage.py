@@ -2,7 +2,7 @@
 
 Top to bottom, what needs action first:
 
-1. **needs action** (``status_lists.html``): today's critically high blood pressures,
+1. **needs action** (``status_needs.html``): today's critically high blood pressures,
    records the cloud refused (resend, optionally without some values, or dismiss), readings
    not bound to a patient (each with a short list of its station's visits nearest in time to
    bind it to: :func:`edge.web.visits.bind_choices`), devices configured but not connected,
@@ -38,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from edge.errors import EdgeError
-from edge.status import snapshot, start_of_today_ms
+from edge.status import start_of_today_ms
 from edge.store import reader as q
 from edge.web import visits as v
 from protocol import idnum
@@ -128,28 +128,37 @@ class StatusPage:
 
         st, oldest, changes = await self._store_figures()
         sync = hub.sync
+        down = self._down()
+        oldest_age, last_error, stuck = self._sync_health(st, oldest)
         out = {
             "queue_depth": str(st["next_seq"] - 1 - st["acked_through"]),
-            "oldest_age": age((now_ms() - oldest) / 1000 if oldest else None),
+            "oldest_age": age(oldest_age),
             "last_sync": when(sync.last_success_ms if sync and sync.last_success_ms else st["last_ack_ms"]),
-            "last_error": (sync.last_error if sync else None) or st["last_error"] or "-",
+            "last_error": last_error or "-",
             "sync_state": t(f"status.sync.{sync.state if sync else 'disabled'}"),
             "disk": f"{hub.writer.guard.free >> 20} MB",
             "cloud": mark(await self.reach.probe(hub.cfg.sync.url), "status.reachable", "status.unreachable"),
             "broker": mark(self.broker(), "console.connected", "console.disconnected"),
-            "changes": changes,
+            #: moves when the needs-action or visits sections would change: the page fetches /lists
+            "changes": f"{changes}/{stuck}/{','.join(down)}",
         }
         cfg = hub.config_status()
         out["config"] = ("" if cfg["state"] == "local" else
                          f"{t('console.config_' + cfg['state'])} · {t('console.config_applied')} {cfg['applied']}"
                          f" / {t('console.config_desired')} {cfg['desired']}"
                          + (f" · {cfg['error']}" if cfg["error"] else ""))
-        down = self._down()
         out["devices_down"] = f"{t('console.devices_down')}: {', '.join(down)}" if down else ""
         for h in hub.supervisor.health.values():
             out[f"dev-{h.device_id}-state"] = mark(h.connected, "console.connected", "console.disconnected")
             out[f"dev-{h.device_id}-last"] = when(h.last_reading_ms)
         return out
+
+    def _sync_health(self, st: dict[str, Any], oldest: int | None) -> tuple[float | None, str, bool]:
+        """Age of the oldest unsynced record (s), the last sync error, and whether sync is stuck."""
+        sync = self.hub.sync
+        oldest_age = (now_ms() - oldest) / 1000 if oldest else None
+        last_error = (sync.last_error if sync else None) or st["last_error"] or ""
+        return oldest_age, last_error, sync is not None and v.sync_stuck(oldest_age, last_error, sync.state)
 
     def _down(self) -> list[str]:
         """Devices configured but not connected, as ``device (station name)``."""
@@ -158,9 +167,9 @@ class StatusPage:
                 for h in self.hub.supervisor.health.values() if not h.connected]
 
     async def _store_figures(self) -> tuple[dict[str, Any], int | None, str]:
-        """Sync state, oldest unsynced time and a change marker (next seq, open dead letters: it moves
-        whenever a record is stored or a refusal dealt with), read at most once per ``LIVE_EVERY_S``
-        for all open pages."""
+        """Sync state, oldest unsynced time and a change marker of the store (next seq, open dead
+        letters: it moves whenever a record is stored or a refusal dealt with), read at most once per
+        ``LIVE_EVERY_S`` for all open pages."""
         if self._figures is None or time.monotonic() - self._figures[0] >= LIVE_EVERY_S:
             reader = self.hub.reader
 
@@ -174,12 +183,9 @@ class StatusPage:
     def _lists(self) -> dict[str, Any]:
         """Everything the needs-action and visits sections show (read from hub.db; run in a thread)."""
         reader, today = self.hub.reader, start_of_today_ms()
-        st, oldest = reader.state(), reader.oldest_unsynced_at()
+        oldest_age, last_error, stuck = self._sync_health(reader.state(), reader.oldest_unsynced_at())
         today_visits = v.visits(reader.sessions_since(today), reader.session_readings_since(today))
         unbound = reader.unbound(50)
-        sync = self.hub.sync
-        last_error = (sync.last_error if sync else None) or st["last_error"]
-        oldest_age = (now_ms() - oldest) / 1000 if oldest else None
         return {
             "visits": today_visits,
             "unbound": [{**r, "values": v.values([r]), "choices": v.bind_choices(r, today_visits)} for r in unbound],
@@ -188,8 +194,7 @@ class StatusPage:
             "dead_letters": reader.dead_letters(open_only=True, limit=50),
             "dead_letters_open": reader.count_dead_letters(),
             "devices_down": self._down(),
-            "sync_stuck": sync is not None and v.sync_stuck(oldest_age, last_error, sync.state),
-            "oldest_age": age(oldest_age), "last_error": last_error or "",
+            "sync_stuck": stuck, "oldest_age": age(oldest_age), "last_error": last_error,
             "stations": self.station_names(), "when": when,
         }
 
@@ -208,8 +213,9 @@ class StatusPage:
     async def page(self, request: Request) -> Response:
         """``GET /``."""
         hub = self.hub
-        snap = await asyncio.to_thread(snapshot, hub)
         lists = await asyncio.to_thread(self._lists)
+        snap = {"hub_id": hub.identity.hub_id, "version": hub.version, "disk_low": hub.writer.guard.low,
+                "quarantine": hub.quarantine.describe() if hub.quarantine else None}
         last = await asyncio.to_thread(hub.reader.last_readings)
         actions = await asyncio.to_thread(hub.reader.audit, 10, "view")
         self._figures = None  # a page shows fresh figures (and its stream starts from them)
@@ -217,7 +223,7 @@ class StatusPage:
         live = await self.live_values(lang)
         await self._audit_shown(request, lists["visits"], "page")
         devices = []
-        for d in snap["devices"]:
+        for d in (h.to_dict() for h in hub.supervisor.health.values()):
             reading = last.get(d["device_id"])
             values = ", ".join(f"{o['value']:g} {self.renderer.catalog.t('unit.' + o['unit'], lang)}"
                                for o in reading["observations"]) if reading else ""

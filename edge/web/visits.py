@@ -12,8 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from edge.web.results import SHOWN, fmt
-from protocol import codes
+from edge.web.results import latest_values, shown
 
 #: how many visits the bind list offers for one reading
 BIND_CHOICES = 5
@@ -67,25 +66,8 @@ def worst_flag(flags: Iterable[str | None]) -> str | None:
 def values(readings: Iterable[Mapping[str, Any]]) -> tuple[Value, ...]:
     """The shown values of a visit's readings, in the kiosk's order; a later value of a kind replaces
     an earlier one; systolic and diastolic as one blood pressure."""
-    latest: dict[str, Mapping[str, Any]] = {}
-    for reading in readings:
-        for o in reading["observations"]:
-            latest[o["code"]] = o
-    out = []
-    for code in SHOWN:
-        o = latest.get(code)
-        if o is None:
-            continue
-        if code == codes.SYSTOLIC:
-            dia = latest.get(codes.DIASTOLIC)
-            if dia is None:
-                continue
-            out.append(Value("obs.bp", f"{fmt(o['value'], 0)}/{fmt(dia['value'], 0)}", "mm[Hg]",
-                             worst_flag((o.get("flag"), dia.get("flag")))))
-        else:
-            out.append(Value(f"obs.{code}", fmt(o["value"], 0 if code == codes.PULSE else 1), o["unit"],
-                             o.get("flag")))
-    return tuple(out)
+    return tuple(Value(s.label, s.value, s.unit, worst_flag(o.get("flag") for o in s.sources))
+                 for s in shown(latest_values(readings)))
 
 
 def visits(sessions: Iterable[Mapping[str, Any]],

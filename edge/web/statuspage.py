@@ -43,7 +43,7 @@ from edge.store import reader as q
 from edge.web import visits as v
 from protocol import idnum
 from protocol.clinical.pregnancy import check_weeks
-from protocol.errors import ClinicalError
+from protocol.errors import ClinicalError, IdNumberError
 from protocol.ids import now_ms
 from protocol.model import Subject
 from webui.security import session_of
@@ -232,7 +232,7 @@ class StatusPage:
             **lists, "snap": snap, "live": live, "devices": devices, "actions": actions,
             "station_list": hub.cfg.stations, "flash": session_of(request).data.pop("flash", ""),
             "error": session_of(request).data.pop("error", ""),
-            "error_text": session_of(request).data.pop("error_text", ""),
+            "error_key": session_of(request).data.pop("error_key", ""),
         }, patient_data=True)
 
     async def lists(self, request: Request) -> Response:
@@ -288,9 +288,8 @@ class StatusPage:
         station, session_id = str(form.get("station_id", "")), str(form.get("session_id", ""))
         current = await asyncio.to_thread(self.hub.reader.current_session, station)
         if current is None or current["session_id"] != session_id:
-            lang = self.renderer.language(request)
             return _back(request, error=f"no open visit {session_id!r} at {station!r}",
-                         error_text=self.renderer.catalog.t("status.error.not_open", lang))
+                         error_key="status.error.not_open")
         await self.hub.close_session(station, "staff")
         await self.hub.writer.call(q.audit("close", session_of(request).user,
                                            f"visit ended at {station} for {current['name_masked'] or '-'} "
@@ -309,8 +308,9 @@ class StatusPage:
             weeks_text = str(form.get("pregnant_weeks", "")).strip()
             weeks = check_weeks(int(weeks_text)) if weeks_text else None
         except ClinicalError as exc:  # in the reader's language (the raw text is English)
-            return _back(request, error=str(exc),
-                         error_text=self.renderer.catalog.t(exc.key, self.renderer.language(request)))
+            return _back(request, error=str(exc), error_key=exc.key)
+        except IdNumberError as exc:
+            return _back(request, error=str(exc), error_key="status.error.id_number")
         except (EdgeError, ValueError) as exc:
             return _back(request, error=str(exc))
         subject = Subject(national_id=nid_ok, name=str(form.get("name", ""))[:64].strip(), source="staff")
@@ -344,13 +344,13 @@ class StatusPage:
         return _back(request, flash="dismissed")
 
 
-def _back(request: Request, flash: str = "", error: str = "", error_text: str = "") -> Response:
+def _back(request: Request, flash: str = "", error: str = "", error_key: str = "") -> Response:
     """Back to the page with a one-time message kept in the session (nothing reflected from the URL):
-    ``error`` is the raw detail (behind 详情), ``error_text`` what it means in the reader's language."""
+    ``error`` is the raw detail (behind 详情), ``error_key`` the catalog key of what it means."""
     data = session_of(request).data
     if flash:
         data["flash"] = flash
     if error:
         data["error"] = error[:300]
-        data["error_text"] = error_text[:300]
+        data["error_key"] = error_key
     return RedirectResponse("/", 303)

@@ -50,7 +50,8 @@ async def test_status_page_shows_masked_sessions_and_binds_a_reading(web_hub: tu
         assert "already bound" in html  # a one-time message from the session, not from the URL
         r = await c.post("/sessions/open", data={"station_id": "room-2", "name": "李四", "national_id": "123",
                                                  "csrf_token": token})
-        assert "18 characters" in (await c.get("/")).text
+        html = (await c.get("/?lang=zh-CN")).text  # what it means in the reader's language, raw text behind 详情
+        assert "身份证号不正确" in html and "<summary>详情</summary><code>an ID number has 18 characters" in html
         r = await c.post("/logout", data={"csrf_token": token})
         assert (await c.get("/")).status_code == 303
     audit = hub.reader.audit(50)

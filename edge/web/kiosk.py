@@ -108,7 +108,7 @@ class Kiosk:
             after_last_reading = at > (readings[-1]["at"] / 1000 if readings else 0.0)
             if after_last_reading and time.time() - at < LIVE_FRESH_S:
                 cuff = round(value)
-        station_steps = steps.steps(devices, True, readings)
+        station_steps = steps.steps(devices, True, readings, measuring="bp" if cuff is not None else None)
         all_done = any(s.name != "card" for s in station_steps) and steps.next_step(station_steps) is None
         phase = ("measuring" if cuff is not None else "summary" if all_done
                  else "results" if rows else "identified")

@@ -45,21 +45,20 @@ def step_name(driver: str, reported: Iterable[str] = ()) -> str:
     return "other"
 
 
-def steps(devices: Sequence[Any], identified: bool, readings: Iterable[Mapping[str, Any]]) -> list[Step]:
+def steps(devices: Sequence[Any], identified: bool, readings: Iterable[Mapping[str, Any]],
+          measuring: str | None = None) -> list[Step]:
     """The step list of a station (``devices``: its :class:`edge.config.DeviceConfig` list) for a visit
-    whose readings are ``readings`` (none while nobody is identified)."""
+    whose readings are ``readings`` (none while nobody is identified). The highlighted step is the
+    first one not done, or the step named ``measuring`` while a device of that kind measures (the
+    cuff inflating: the patient may take the steps in any order)."""
     reported: dict[str, set[str]] = {}
     for r in readings:
         reported.setdefault(r["device_id"], set()).update(o["code"] for o in r["observations"])
-    out: list[Step] = []
-    next_given = False
-    for d in devices:
-        card = d.driver in CARD_DRIVERS
-        done = identified if card else d.id in reported
-        state = "done" if done else "todo" if next_given else "next"
-        next_given = next_given or not done
-        out.append(Step(d.id, "card" if card else step_name(d.driver, reported.get(d.id, ())), state))
-    return out
+    named = [(d, "card" if d.driver in CARD_DRIVERS else step_name(d.driver, reported.get(d.id, ()))) for d in devices]
+    done = {d.id: (identified if name == "card" else d.id in reported) for d, name in named}
+    now = next((d.id for d, name in named if name == measuring and not done[d.id]), None)
+    now = now or next((d.id for d, _ in named if not done[d.id]), None)
+    return [Step(d.id, name, "done" if done[d.id] else "next" if d.id == now else "todo") for d, name in named]
 
 
 def next_step(result: Sequence[Step]) -> Step | None:

@@ -38,3 +38,18 @@ def test_sync_is_stuck_when_records_wait_long_and_sync_fails_or_stopped() -> Non
     assert v.sync_stuck(v.STUCK_AFTER_S, "cloud unreachable", "backoff")
     assert not v.sync_stuck(v.STUCK_AFTER_S - 1, "cloud unreachable", "backoff")  # not long yet
     assert not v.sync_stuck(3600, None, "idle")  # waiting but nothing failed (no cloud address)
+
+
+def test_the_kiosk_highlights_the_first_step_not_done_or_the_one_measuring_now() -> None:
+    from types import SimpleNamespace
+
+    from edge.web.steps import steps
+
+    devices = [SimpleNamespace(id="card-1", driver="idcard"), SimpleNamespace(id="scale-1", driver="serial-station"),
+               SimpleNamespace(id="bp-1", driver="sim-ble-bp")]
+    assert [(s.name, s.state) for s in steps(devices, False, ())] == [
+        ("card", "next"), ("height_weight", "todo"), ("bp", "todo")]
+    assert [s.state for s in steps(devices, True, ())] == ["done", "next", "todo"]
+    assert [s.state for s in steps(devices, True, (), measuring="bp")] == ["done", "todo", "next"]  # cuff inflating
+    bp_done = [{"device_id": "bp-1", "observations": [{"code": codes.SYSTOLIC}]}]
+    assert [s.state for s in steps(devices, True, bp_done)] == ["done", "next", "done"]

@@ -47,6 +47,7 @@ def kiosk_walk(page: Any, hub: RunningHub, p: Patient, lang: str = "zh-CN", shoo
     hub.rig.inflate([40, 80, 120, 150, 172])
     page.wait_for_selector('#kiosk [data-phase="measuring"] .kiosk-cuff-value')
     page.wait_for_function("document.querySelector('.kiosk-cuff-value').textContent.trim() === '172'")
+    assert _steps(page) == [("card", "done"), ("height_weight", "todo"), ("bp", "next")]  # what she does now
     shoot(page, "measuring")
 
     hub.rig.bp(p.systolic, p.diastolic, p.pulse)

@@ -128,6 +128,18 @@ class Reader:
                         "status": list(getattr(rec, "status", ()))})
         return out
 
+    def session_readings_since(self, since_ms: int) -> dict[str, list[dict[str, Any]]]:
+        """Readings bound to a session and taken since ``since_ms``, by session id, in seq order
+        (the status page's values of today's visits; one scan of the time index)."""
+        rows = self._all("SELECT session_id, at, device_id, body FROM records WHERE at >= ? AND type = 0 "
+                         "AND session_id IS NOT NULL ORDER BY seq", (since_ms,))
+        out: dict[str, list[dict[str, Any]]] = {}
+        for session_id, at, device, body in rows:
+            obs = [{"code": o.code, "value": o.value, "unit": o.unit, "flag": o.flag}
+                   for o in getattr(decode_body(body), "observations", ())]
+            out.setdefault(session_id, []).append({"at": at, "device_id": device, "observations": obs})
+        return out
+
     def last_readings(self) -> dict[str, dict[str, Any]]:
         """The latest stored reading of every device: time and observations (no subject)."""
         rows = self._all("SELECT device_id, at, body FROM records WHERE seq IN "
@@ -172,9 +184,10 @@ class Reader:
         with self._lock:
             return open_count(self.conn)
 
-    def audit(self, limit: int = 50) -> list[dict[str, Any]]:
-        """Latest audit events."""
-        rows = self._all("SELECT at, kind, actor, detail FROM audit ORDER BY id DESC LIMIT ?", (limit,))
+    def audit(self, limit: int = 50, skip_kind: str | None = None) -> list[dict[str, Any]]:
+        """Latest audit events (``skip_kind``: leave out one kind, e.g. ``view`` for a log of changes)."""
+        rows = self._all("SELECT at, kind, actor, detail FROM audit WHERE kind IS NOT ? ORDER BY id DESC LIMIT ?",
+                         (skip_kind, limit))
         return [dict(zip(("at", "kind", "actor", "detail"), r, strict=True)) for r in rows]
 
 

@@ -6,7 +6,7 @@ Who may reach what (checked by ``tests/edge/web/test_routes.py`` over :func:`rou
 |---|---|
 | ``/kiosk/<station>``, ``.../events``, ``POST .../finish`` | anyone on the LAN (the kiosk; finish is CSRF-checked) |
 | ``/login``, ``POST /logout``, ``/static/...`` | anyone |
-| ``/``, ``/events``, ``POST /readings/bind``, ``POST /sessions/open`` | signed-in staff |
+| ``/``, ``/lists``, ``/events``, ``POST /readings/bind``, ``POST /sessions/open`` and ``.../close`` | signed-in staff |
 | ``/api/...`` | signed-in staff, or the console token of ``mchub edge status`` |
 
 Every request outside ``/static`` passes :class:`webui.security.WebSecurity`: a
@@ -46,9 +46,11 @@ def routes(hub: HubView, renderer: Renderer, login: StaffLogin | None = None) ->
     staff = require(STAFF)
     table: list[BaseRoute] = [
         Route("/", staff(status.page)),
+        Route("/lists", staff(status.lists)),
         Route("/events", staff(status.events)),
         Route("/readings/bind", staff(status.bind), methods=["POST"]),
         Route("/sessions/open", staff(status.open_session), methods=["POST"]),
+        Route("/sessions/close", staff(status.close_visit), methods=["POST"]),
         Route("/dead-letters/resend", staff(status.resend_dead_letter), methods=["POST"]),
         Route("/dead-letters/dismiss", staff(status.dismiss_dead_letter), methods=["POST"]),
         Route("/login", login.form, methods=["GET"]),

@@ -17,6 +17,7 @@ from edge.store.deadletters import keep_refused, listing, open_count
 from edge.store.ledger import decode_body, subject_aad
 from edge.store.schema import connect
 from protocol import codes
+from protocol.clinical import temperature
 from protocol.ids import reading_uid
 from protocol.model import Reading, Record
 
@@ -152,20 +153,26 @@ class Reader:
         return out
 
     def urgent_since(self, since_ms: int, limit: int = 50) -> list[dict[str, Any]]:
-        """Readings since ``since_ms`` whose blood pressure was judged critically high (HH: the severe
-        range in pregnancy at any week, adult grade 3): the status page's alarm, newest first."""
+        """Readings since ``since_ms`` that need a nurse now, newest first: the status page's alarm.
+
+        ``kind`` ``bp``: blood pressure judged critically high (HH: the severe range in pregnancy at
+        any week, adult grade 3); ``infant_fever``: a fever in a baby under 3 months (NICE NG143 red,
+        :mod:`protocol.clinical.temperature`), from the session's age.
+        """
         rows = self._all(
-            "SELECT r.at, r.station_id, r.body, s.pregnant_weeks, j.name_masked FROM records r "
+            "SELECT r.at, r.station_id, r.body, s.pregnant_weeks, j.name_masked, s.age_days FROM records r "
             "LEFT JOIN sessions s ON s.session_id = r.session_id LEFT JOIN subjects j ON j.id = s.subject_id "
             "WHERE r.type = 0 AND r.at >= ? ORDER BY r.seq DESC", (since_ms,))
+        infant_days = temperature.infant_rule().urgent_under_days
         out: list[dict[str, Any]] = []
-        for at, station, body, weeks, name in rows:
+        for at, station, body, weeks, name, age_days in rows:
             obs = {o.code: o for o in getattr(decode_body(body), "observations", ())}
-            sys_, dia = obs.get(codes.SYSTOLIC), obs.get(codes.DIASTOLIC)
-            if sys_ is None or dia is None or "HH" not in (sys_.flag, dia.flag):
-                continue
-            out.append({"at": at, "station_id": station, "name_masked": name or "", "pregnant_weeks": weeks,
-                        "value": f"{sys_.value:.0f}/{dia.value:.0f}"})
+            sys_, dia, temp = obs.get(codes.SYSTOLIC), obs.get(codes.DIASTOLIC), obs.get(codes.TEMPERATURE)
+            entry = {"at": at, "station_id": station, "name_masked": name or "", "pregnant_weeks": weeks}
+            if sys_ is not None and dia is not None and "HH" in (sys_.flag, dia.flag):
+                out.append({**entry, "kind": "bp", "value": f"{sys_.value:.0f}/{dia.value:.0f}"})
+            elif temp is not None and temp.flag == "HH" and age_days is not None and age_days < infant_days:
+                out.append({**entry, "kind": "infant_fever", "value": f"{temp.value:.1f}"})
             if len(out) >= limit:
                 break
         return out

@@ -105,6 +105,11 @@ def site_of(status: tuple[str, ...] | list[str] | None) -> str:
     return "unknown"
 
 
+def infant_rule() -> InfantRule:
+    """The infants' rows (NICE NG143): under which age a fever is urgent, and from what temperature."""
+    return _table()[1]
+
+
 def rule_for(site: str) -> SiteRule:
     rules, _ = _table()
     return rules.get(site, rules["unknown"])

@@ -136,6 +136,30 @@ async def test_severe_blood_pressure_in_pregnancy_raises_an_alarm_and_45_weeks_i
         assert "not plausible" in (await c.get("/?lang=en")).text
     assert hub.sessions.open["room-1"].pregnant_weeks == 13 and "room-2" not in hub.sessions.open
 
+async def test_a_fever_in_a_baby_under_3_months_raises_the_alarm(web_hub: tuple[Any, Any]) -> None:
+    """NICE NG143 red: under 3 months and >= 38 ℃ is urgent, on the kiosk and on the status page."""
+    import datetime as dt
+
+    from drivers.base import Measurement
+    from edge.sessions import local_day
+    from edge.store.ledger import ReadingIn
+    from protocol import codes, idnum
+    from protocol.ids import now_ms
+    from protocol.model import Observation
+
+    hub, app = web_hub
+    born = (local_day(now_ms()) - dt.timedelta(days=50)).strftime("%Y%m%d")
+    baby = f"110105{born}001"
+    baby += idnum.check_character(baby)
+    await hub.writer.submit(IdentifyIn("room-1", Subject(national_id=baby, name="张宝宝", source="staff")))
+    await hub.writer.submit(ReadingIn("room-1", "bp-1", Measurement(kind="temperature", observations=(
+        Observation(code=codes.TEMPERATURE, value=38.2, unit="Cel"),))))
+    async with client(app) as c:
+        await sign_in(c)
+        html = (await c.get("/?lang=en")).text
+    assert 'id="urgent"' in html and "38.2" in html and "fever in a baby under 3 months" in html
+
+
 async def test_a_configured_device_that_is_not_connected_raises_the_alarm(web_hub: tuple[Any, Any]) -> None:
     """Issue 19 finding 1: the page showed ✘ but no alarm. bp-1 points at a port nobody listens on."""
     hub, app = web_hub

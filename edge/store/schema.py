@@ -31,16 +31,16 @@ Migrations are numbered; ``PRAGMA user_version`` holds the number applied last.
 
 How to write a hub migration (``migrate()`` relies on every rule):
 
-* Append one function ``_vN(db)`` to ``MIGRATIONS``; never edit or reorder a shipped one.
-  ``db`` is a ``sqlite_utils.Database`` over the hub's connection.
+* Append one function ``_vN(db)`` to ``MIGRATIONS``; never change what a shipped one does, nor
+  reorder them. ``db`` is a :class:`Step` over the hub's connection (plain SQL: the hub does
+  not import a schema library, which would stay in its memory for as long as it runs).
 * ``migrate()`` runs each step inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` together with the
   ``PRAGMA user_version = N`` bump, so a power cut inside a step leaves the database at
   version N-1 exactly as it was, and the next start runs the step again from the top.
-* A step may run as many statements as it needs, but only through ``db.execute(...)``,
-  ``db.executescript(...)`` (sqlite_utils splits the script and runs it inside the open
-  transaction), ``db[...].create(...)``, ``db[...].create_index(...)``,
-  ``db[...].add_column(...)`` and friends. Never call ``db.conn.executescript()`` (Python's
-  sqlite3 commits before it runs),
+* A step may run as many statements as it needs, but only through ``db.execute(...)`` and
+  ``db.executescript(...)`` (which splits the script and runs it inside the open
+  transaction). Never call ``db.conn.executescript()`` (Python's sqlite3 commits before it
+  runs),
   ``conn.commit()``, ``with conn:``, ``BEGIN``/``COMMIT``/``VACUUM`` or
   ``PRAGMA journal_mode``: each would end the transaction half-way. ``migrate()`` notices a
   step that ended the transaction and refuses to go on (``StoreError``).
@@ -66,34 +66,114 @@ from edge.store import repeats
 log = logging.getLogger("edge.store")
 
 
-def _v1(db: Any) -> None:
-    db["sync_state"].create({"id": int, "hub_id": str, "epoch": int, "next_seq": int, "acked_through": int,
-                             "last_ack": bytes, "last_ack_ms": int, "last_error": str, "last_error_ms": int,
-                             "created_ms": int}, pk="id", not_null={"epoch", "next_seq", "acked_through"})
-    db["records"].create({"seq": int, "type": int, "at": int, "station_id": str, "device_id": str,
-                          "session_id": str, "enc": int, "body": bytes},
-                         pk="seq", not_null={"type", "at", "body"}, defaults={"enc": 0})
-    db.execute("CREATE TABLE seen (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID")
-    db["records"].create_index(["at"])
-    db["sessions"].create({"session_id": str, "station_id": str, "opened_at": int, "last_at": int,
-                           "closed_at": int, "close_reason": str, "source": str, "pregnant_weeks": int,
-                           "height_cm": float, "weight_kg": float, "subject_id": int}, pk="session_id")
-    db["sessions"].create_index(["opened_at"])
-    db["subjects"].create({"id": int, "id_masked": str, "name_masked": str, "sex": str, "sealed": bytes}, pk="id")
-    db["audit"].create({"id": int, "at": int, "kind": str, "actor": str, "detail": str}, pk="id")
-    db["commands"].create({"id": str, "name": str, "at": int, "ok": int, "detail": str}, pk="id")
-    db["frame_errors"].create({"id": int, "at": int, "device_id": str, "reason": str, "message": str,
-                               "raw": bytes}, pk="id")
+class Step:
+    """What a migration step gets: statements run inside the step's open transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """Run one statement."""
+        return self.conn.execute(sql, params)
+
+    def executescript(self, script: str) -> None:
+        """Run each statement of ``script`` in turn (unlike ``sqlite3.Connection.executescript``,
+        which commits first)."""
+        statement = ""
+        for part in script.split(";"):
+            statement += part + ";"
+            if sqlite3.complete_statement(statement):
+                if statement.strip(" \t\n;"):
+                    self.conn.execute(statement)
+                statement = ""
+        if statement.strip(" \t\n;"):
+            raise StoreError(f"incomplete statement at the end of a migration script: {statement[:80]!r}")
 
 
-def _v2(db: Any) -> None:
+def _v1(db: Step) -> None:
+    # the statements sqlite_utils generated when this step shipped, verbatim: an existing hub.db and a new one
+    # hold the same schema text
+    db.executescript('''
+CREATE TABLE "sync_state" (
+   "id" INTEGER PRIMARY KEY,
+   "hub_id" TEXT,
+   "epoch" INTEGER NOT NULL,
+   "next_seq" INTEGER NOT NULL,
+   "acked_through" INTEGER NOT NULL,
+   "last_ack" BLOB,
+   "last_ack_ms" INTEGER,
+   "last_error" TEXT,
+   "last_error_ms" INTEGER,
+   "created_ms" INTEGER
+);
+CREATE TABLE "records" (
+   "seq" INTEGER PRIMARY KEY,
+   "type" INTEGER NOT NULL,
+   "at" INTEGER NOT NULL,
+   "station_id" TEXT,
+   "device_id" TEXT,
+   "session_id" TEXT,
+   "enc" INTEGER DEFAULT 0,
+   "body" BLOB NOT NULL
+);
+CREATE TABLE seen (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX "idx_records_at"
+    ON "records" ("at");
+CREATE TABLE "sessions" (
+   "session_id" TEXT PRIMARY KEY,
+   "station_id" TEXT,
+   "opened_at" INTEGER,
+   "last_at" INTEGER,
+   "closed_at" INTEGER,
+   "close_reason" TEXT,
+   "source" TEXT,
+   "pregnant_weeks" INTEGER,
+   "height_cm" REAL,
+   "weight_kg" REAL,
+   "subject_id" INTEGER
+);
+CREATE INDEX "idx_sessions_opened_at"
+    ON "sessions" ("opened_at");
+CREATE TABLE "subjects" (
+   "id" INTEGER PRIMARY KEY,
+   "id_masked" TEXT,
+   "name_masked" TEXT,
+   "sex" TEXT,
+   "sealed" BLOB
+);
+CREATE TABLE "audit" (
+   "id" INTEGER PRIMARY KEY,
+   "at" INTEGER,
+   "kind" TEXT,
+   "actor" TEXT,
+   "detail" TEXT
+);
+CREATE TABLE "commands" (
+   "id" TEXT PRIMARY KEY,
+   "name" TEXT,
+   "at" INTEGER,
+   "ok" INTEGER,
+   "detail" TEXT
+);
+CREATE TABLE "frame_errors" (
+   "id" INTEGER PRIMARY KEY,
+   "at" INTEGER,
+   "device_id" TEXT,
+   "reason" TEXT,
+   "message" TEXT,
+   "raw" BLOB
+);
+''')
+
+
+def _v2(db: Step) -> None:
     """The repeat filter (:mod:`edge.store.repeats`) and the card tag that lets a re-read card continue its visit."""
     db.execute("CREATE TABLE last_reading (device_id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, taken_by INTEGER, "
                "seq INTEGER NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID")
     db.execute("ALTER TABLE sessions ADD COLUMN subject_tag TEXT")
 
 
-def _v3_dead_letters(db: Any) -> None:
+def _v3_dead_letters(db: Step) -> None:
     """Records the cloud refused one by one (edge.store.deadletters); idempotent."""
     db.execute("CREATE TABLE IF NOT EXISTS dead_letters (seq INTEGER PRIMARY KEY, type INTEGER NOT NULL, "
                "at INTEGER NOT NULL, station_id TEXT, device_id TEXT, enc INTEGER NOT NULL DEFAULT 0, "
@@ -101,7 +181,7 @@ def _v3_dead_letters(db: Any) -> None:
                "resolved_by TEXT, resent_seq INTEGER)")
 
 
-def _v5(db: Any) -> None:
+def _v5(db: Step) -> None:
     """Who is being measured, for the clinical interpretation of readings after a restart."""
     db.execute("ALTER TABLE sessions ADD COLUMN age_days INTEGER")
     db.execute("ALTER TABLE sessions ADD COLUMN sex TEXT")
@@ -119,9 +199,7 @@ def migrate(conn: sqlite3.Connection) -> int:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version >= len(MIGRATIONS):
         return int(version)
-    import sqlite_utils  # only when there is something to migrate: it takes a while to import on a Pi
-
-    db = sqlite_utils.Database(conn)
+    db = Step(conn)
     for number, step in enumerate(MIGRATIONS, start=1):
         if number <= version:
             continue

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.store.deadletters import keep_refused, listing, open_count
-from edge.store.ledger import decode_body, subject_aad
+from edge.store.bodies import decode_body
+from edge.store.ledger import subject_aad
 from edge.store.schema import connect
 from protocol import codes
 from protocol.ids import reading_uid
@@ -48,16 +49,17 @@ class Reader:
         """Up to ``limit`` records from ``first_seq`` on, consecutive, with identity fields filled in."""
         st = self.state()
         hub_id, epoch = st["hub_id"], st["epoch"]
-        rows = self._all("SELECT seq, enc, body FROM records WHERE seq >= ? ORDER BY seq LIMIT ?", (first_seq, limit))
+        rows = self._all("SELECT seq, enc, body, at, station_id, device_id, session_id FROM records WHERE seq >= ? "
+                         "ORDER BY seq LIMIT ?", (first_seq, limit))
         out: list[Record] = []
-        for seq, enc, body in rows:
+        for seq, enc, body, *columns in rows:
             if out and seq != out[-1].seq + 1:
                 break
             if enc:
                 if self.decrypt is None:
                     raise ValueError("this reader has no data key for encrypted records")
                 body = self.decrypt(body, subject_aad(seq))
-            rec = decode_body(body)
+            rec = decode_body(body, *columns)
             rec.hub_id, rec.epoch, rec.seq = hub_id, epoch, seq
             if isinstance(rec, Reading):
                 rec.uid = reading_uid(hub_id, epoch, seq, rec.at)

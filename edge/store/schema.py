@@ -52,6 +52,7 @@ How to write a hub migration (``migrate()`` relies on every rule):
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sqlite3
@@ -187,7 +188,39 @@ def _v5(db: Step) -> None:
     db.execute("ALTER TABLE sessions ADD COLUMN sex TEXT")
 
 
-MIGRATIONS = [_v1, _v2, _v3_dead_letters, _v5]  # merge: v4 (config state) goes before _v5
+def resend_key(text: str) -> int:
+    """A device-resend key (device, device time, frame digest; :func:`edge.store.ledger.dedup_key`) as the
+    signed 64-bit integer ``seen`` stores since v6. Two different keys collide with odds of about n²/2⁶⁵
+    for n keys kept (10⁻⁸ for a million)."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def _v6_compact(db: Step) -> None:
+    """Smaller rows (issue 21): reading bodies in the stored form of :mod:`edge.store.bodies`, resend
+    keys as integers, and no second encrypted copy of each subject (the session's record has it)."""
+    from edge.store.bodies import compact
+
+    last = -1
+    while rows := db.execute("SELECT seq, body FROM records WHERE type = 0 AND seq > ? ORDER BY seq LIMIT 2000",
+                             (last,)).fetchall():
+        for seq, body in rows:
+            small = compact(body)
+            if small != body:
+                db.execute("UPDATE records SET body = ? WHERE seq = ?", (small, seq))
+        last = rows[-1][0]
+    db.execute("CREATE TABLE seen_v6 (key INTEGER PRIMARY KEY, seq INTEGER NOT NULL, at INTEGER NOT NULL)")
+    after = ""
+    while rows := db.execute("SELECT key, seq, at FROM seen WHERE key > ? ORDER BY key LIMIT 2000",
+                             (after,)).fetchall():
+        for key, seq, at in rows:
+            db.execute("INSERT OR IGNORE INTO seen_v6 (key, seq, at) VALUES (?, ?, ?)", (resend_key(key), seq, at))
+        after = rows[-1][0]
+    db.execute("DROP TABLE seen")
+    db.execute("ALTER TABLE seen_v6 RENAME TO seen")
+    db.execute("ALTER TABLE subjects DROP COLUMN sealed")
+
+
+MIGRATIONS = [_v1, _v2, _v3_dead_letters, _v5, _v6_compact]  # merge: v4 (config state) goes before _v5
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -225,17 +258,41 @@ def migrate(conn: sqlite3.Connection) -> int:
     return len(MIGRATIONS)
 
 
+#: page cache of each connection, KiB. SQLite's default (2,000 KiB) filled over the first hour of a
+#: hub and read as a leak; the hub's queries walk the right edge of the tables and their indexes, which
+#: this holds (bench/bench_hub_store.py measures the same durable rate with it)
+CACHE_KIB = 512
+
+
 def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
-    """A connection with the hub's pragmas: WAL, synchronous=FULL, foreign keys, busy timeout."""
+    """A connection with the hub's pragmas: WAL, synchronous=FULL, busy timeout, a small page cache."""
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
     else:
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     if not readonly:
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # takes effect on a new file (else see _vacuum_mode)
         conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     return conn
+
+
+def _vacuum_mode(conn: sqlite3.Connection, path: Path) -> None:
+    """Switch a hub.db made before v6 to incremental auto-vacuum (one full VACUUM, which also hands the
+    space the v6 migration freed back to the file system). Pruning then returns freed pages as it goes
+    (:func:`edge.store.reader.prune_chunk`). A failure (disk too full for the copy) is tried again at the
+    next start."""
+    if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
+        conn.execute("PRAGMA incremental_vacuum").fetchall()  # pages a migration freed
+        return
+    size = path.stat().st_size
+    log.info("hub.db: switching to incremental vacuum (one VACUUM of %d MB)", size >> 20)
+    try:
+        conn.execute("VACUUM")
+    except sqlite3.OperationalError as exc:
+        log.warning("hub.db VACUUM failed (%s); pruned space stays inside the file until it succeeds", exc)
 
 
 def mint_epoch() -> int:
@@ -303,8 +360,9 @@ def _salvage_seen(damaged: Path, conn: sqlite3.Connection) -> int:
         try:
             cur = old.execute("SELECT key, at FROM seen")
             while rows := cur.fetchmany(5000):
+                keys = [(k if isinstance(k, int) else resend_key(k), at) for k, at in rows]  # text before v6
                 with conn:
-                    conn.executemany("INSERT OR IGNORE INTO seen (key, seq, at) VALUES (?, 0, ?)", rows)
+                    conn.executemany("INSERT OR IGNORE INTO seen (key, seq, at) VALUES (?, 0, ?)", keys)
                 kept += len(rows)
         finally:
             old.close()
@@ -333,6 +391,7 @@ def open_db(path: Path, hub_id: str, now_ms: int | None = None) -> tuple[sqlite3
     try:
         conn = connect(path)
         migrate(conn)
+        _vacuum_mode(conn, path)
         row = conn.execute("SELECT hub_id FROM sync_state WHERE id = 1").fetchone()
         now = now_ms if now_ms is not None else int(time.time() * 1000)
         if row is None:

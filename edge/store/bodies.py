@@ -21,6 +21,8 @@ migration converts them (:func:`compact`).
 
 from __future__ import annotations
 
+import math
+
 import msgspec
 
 from protocol.model import Observation, Reading, ReadingKind, Record
@@ -68,7 +70,9 @@ def _pack(o: Observation) -> StoredObservation:
     else:
         _code, unit, decimals = CODES[index]
         scaled = round(o.value * 10 ** decimals) if abs(o.value) < 1e15 else None
-        value = scaled if scaled is not None and scaled / 10 ** decimals == o.value else o.value
+        exact = (scaled is not None and scaled / 10 ** decimals == o.value
+                 and math.copysign(1.0, o.value) == math.copysign(1.0, scaled or 1.0))  # -0.0 stays a float
+        value = scaled if exact else o.value
         out = [index, value, o.flag, None if o.unit == unit else o.unit, o.original_value, o.original_unit]
     while out[-1] is None:
         out.pop()

@@ -223,12 +223,31 @@ def prune_chunk(before_ms: int, limit: int) -> Callable[[sqlite3.Connection], in
     return run
 
 
-def prune_seen(before_ms: int, keep_seqs: int = 0) -> Callable[[sqlite3.Connection], int]:
-    """Forget device-resend keys older than ``before_ms``, except those of the last ``keep_seqs`` records
-    (so a wall-clock jump forward, e.g. NTP at boot on a hub without a battery clock, forgets nothing recent)."""
+#: free pages pruning leaves inside hub.db for the next inserts (1 MiB at 4 KiB pages); the rest goes back to
+#: the file system, so a file that grew during weeks offline shrinks once the backlog is synced and pruned
+KEEP_FREE_PAGES = 256
+
+
+def prune_seen(before_ms: int, keep_seqs: int = 0,
+               keep_free_pages: int = KEEP_FREE_PAGES) -> Callable[[sqlite3.Connection], int]:
+    """The end of a pruning pass: forget device-resend keys older than ``before_ms``, except those of the
+    last ``keep_seqs`` records (so a wall-clock jump forward, e.g. NTP at boot on a hub without a battery
+    clock, forgets nothing recent); forget sessions (and their masked subjects) closed before the oldest
+    record still kept and before ``before_ms``; hand free pages beyond ``keep_free_pages`` back to the
+    file system. Returns how many keys were forgotten."""
     def run(c: sqlite3.Connection) -> int:
-        return c.execute("DELETE FROM seen WHERE at < ? AND seq < (SELECT next_seq FROM sync_state) - ?",
+        c.execute("BEGIN IMMEDIATE")
+        keys = c.execute("DELETE FROM seen WHERE at < ? AND seq < (SELECT next_seq FROM sync_state) - ?",
                          (before_ms, keep_seqs)).rowcount
+        old = "FROM sessions WHERE closed_at < ? AND closed_at < coalesce((SELECT min(at) FROM records), ?)"
+        c.execute(f"DELETE FROM subjects WHERE id IN (SELECT subject_id {old})", (before_ms, before_ms))  # noqa: S608
+        c.execute(f"DELETE {old}", (before_ms, before_ms))  # noqa: S608
+        c.execute("COMMIT")
+        free = int(c.execute("PRAGMA freelist_count").fetchone()[0])
+        if free > keep_free_pages:
+            # executescript steps the pragma to its end (execute() frees one page per step)
+            c.executescript(f"PRAGMA incremental_vacuum({free - keep_free_pages});")
+        return keys
     return run
 
 

@@ -285,7 +285,7 @@ def _vacuum_mode(conn: sqlite3.Connection, path: Path) -> None:
     (:func:`edge.store.reader.prune_chunk`). A failure (disk too full for the copy) is tried again at the
     next start."""
     if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
-        conn.execute("PRAGMA incremental_vacuum").fetchall()  # pages a migration freed
+        conn.executescript("PRAGMA incremental_vacuum;")  # pages a migration freed (stepped to its end)
         return
     size = path.stat().st_size
     log.info("hub.db: switching to incremental vacuum (one VACUUM of %d MB)", size >> 20)

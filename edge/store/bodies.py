@@ -88,10 +88,12 @@ def _unpack(s: StoredObservation) -> Observation:
         if isinstance(value, int):
             value = value / 10 ** decimals
         unit = canonical if unit is None else unit
-    if not isinstance(code, str) or not isinstance(value, int | float) or not isinstance(unit, str):
+    if (not isinstance(code, str) or not isinstance(value, int | float) or not isinstance(unit, str)
+            or not isinstance(original_value, int | float | None) or not isinstance(original_unit, str | None)
+            or not isinstance(flag, str | None)):
         raise msgspec.ValidationError(f"stored observation {s!r} is malformed")
     return Observation(code=code, value=float(value), unit=unit,
-                       original_value=None if original_value is None else float(original_value),  # type: ignore[arg-type]
+                       original_value=None if original_value is None else float(original_value),
                        original_unit=original_unit, flag=flag)  # type: ignore[arg-type]
 
 

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edge.store.deadletters import keep_refused, listing, open_count
 from edge.store.bodies import decode_body
+from edge.store.deadletters import keep_refused, listing, open_count
 from edge.store.ledger import subject_aad
 from edge.store.schema import connect
 from protocol import codes
@@ -241,7 +241,7 @@ def prune_seen(before_ms: int, keep_seqs: int = 0,
                          (before_ms, keep_seqs)).rowcount
         old = "FROM sessions WHERE closed_at < ? AND closed_at < coalesce((SELECT min(at) FROM records), ?)"
         c.execute(f"DELETE FROM subjects WHERE id IN (SELECT subject_id {old})", (before_ms, before_ms))  # noqa: S608
-        c.execute(f"DELETE {old}", (before_ms, before_ms))  # noqa: S608
+        c.execute(f"DELETE {old}", (before_ms, before_ms))
         c.execute("COMMIT")
         free = int(c.execute("PRAGMA freelist_count").fetchone()[0])
         if free > keep_free_pages:

@@ -21,6 +21,9 @@ from protocol import codes
 from protocol.ids import reading_uid
 from protocol.model import Reading, Record
 
+#: how much older than its session a reading bound to it by staff is still counted on the session's row
+BOUND_BACK_MS = 7 * 86_400_000
+
 
 class Reader:
     """Thread-safe read connection."""
@@ -80,13 +83,17 @@ class Reader:
         """Sessions opened since ``since_ms`` (masked subject only), newest first."""
         rows = self._all(
             "SELECT s.session_id, s.station_id, s.opened_at, s.closed_at, s.close_reason, s.source, "
-            "s.pregnant_weeks, j.id_masked, j.name_masked, "
-            "(SELECT count(*) FROM records r WHERE r.type = 0 AND r.session_id = s.session_id) "
+            "s.pregnant_weeks, j.id_masked, j.name_masked "
             "FROM sessions s LEFT JOIN subjects j ON j.id = s.subject_id WHERE s.opened_at >= ? "
             "ORDER BY s.opened_at DESC LIMIT ?", (since_ms, limit))
+        # one range scan of the time index for all the counts (a count per session scanned every record
+        # per session); a reading staff bound later may be older than its session, by up to BOUND_BACK_MS
+        counts = dict(self._all("SELECT session_id, count(*) FROM records WHERE at >= ? AND type = 0 "
+                                "AND session_id IS NOT NULL GROUP BY session_id",
+                                (min((r[2] for r in rows), default=since_ms) - BOUND_BACK_MS,)))
         keys = ("session_id", "station_id", "opened_at", "closed_at", "close_reason", "source", "pregnant_weeks",
                 "id_masked", "name_masked", "readings")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        return [dict(zip(keys, (*r, counts.get(r[0], 0)), strict=True)) for r in rows]
 
     def unbound(self, limit: int = 200) -> list[dict[str, Any]]:
         """Readings not bound to any session, newest first (what staff may bind by hand)."""
@@ -131,8 +138,8 @@ class Reader:
 
     def last_readings(self) -> dict[str, dict[str, Any]]:
         """The latest stored reading of every device: time and observations (no subject)."""
-        rows = self._all("SELECT device_id, at, body FROM records WHERE seq IN "
-                         "(SELECT max(seq) FROM records WHERE type = 0 GROUP BY device_id)")
+        rows = self._all("SELECT r.device_id, r.at, r.body FROM last_reading l JOIN records r ON r.seq = l.seq "
+                         "WHERE r.type = 0")  # the repeat filter's row per device names its last stored reading
         out = {}
         for device, at, body in rows:
             obs = [{"code": o.code, "value": o.value, "unit": o.unit, "flag": o.flag}
@@ -143,20 +150,20 @@ class Reader:
     def urgent_since(self, since_ms: int, limit: int = 50) -> list[dict[str, Any]]:
         """Readings since ``since_ms`` whose blood pressure was judged critically high (HH: the severe
         range in pregnancy at any week, adult grade 3): the status page's alarm, newest first."""
-        rows = self._all(
-            "SELECT r.at, r.station_id, r.body, s.pregnant_weeks, j.name_masked FROM records r "
-            "LEFT JOIN sessions s ON s.session_id = r.session_id LEFT JOIN subjects j ON j.id = s.subject_id "
-            "WHERE r.type = 0 AND r.at >= ? ORDER BY r.seq DESC", (since_ms,))
         out: list[dict[str, Any]] = []
-        for at, station, body, weeks, name in rows:
-            obs = {o.code: o for o in getattr(decode_body(body), "observations", ())}
-            sys_, dia = obs.get(codes.SYSTOLIC), obs.get(codes.DIASTOLIC)
-            if sys_ is None or dia is None or "HH" not in (sys_.flag, dia.flag):
-                continue
-            out.append({"at": at, "station_id": station, "name_masked": name or "", "pregnant_weeks": weeks,
-                        "value": f"{sys_.value:.0f}/{dia.value:.0f}"})
-            if len(out) >= limit:
-                break
+        with self._lock:  # row by row: a day's readings are never all in memory at once
+            for at, station, body, weeks, name in self.conn.execute(
+                    "SELECT r.at, r.station_id, r.body, s.pregnant_weeks, j.name_masked FROM records r "
+                    "LEFT JOIN sessions s ON s.session_id = r.session_id LEFT JOIN subjects j ON j.id = s.subject_id "
+                    "WHERE r.type = 0 AND r.at >= ? ORDER BY r.seq DESC", (since_ms,)):
+                obs = {o.code: o for o in getattr(decode_body(body), "observations", ())}
+                sys_, dia = obs.get(codes.SYSTOLIC), obs.get(codes.DIASTOLIC)
+                if sys_ is None or dia is None or "HH" not in (sys_.flag, dia.flag):
+                    continue
+                out.append({"at": at, "station_id": station, "name_masked": name or "", "pregnant_weeks": weeks,
+                            "value": f"{sys_.value:.0f}/{dia.value:.0f}"})
+                if len(out) >= limit:
+                    break
         return out
 
     def count_unbound(self) -> int:

@@ -102,8 +102,9 @@ def run(seconds: float = 180.0, warmup: float = 60.0, sample: float = 5.0, quiet
                 [v for r in done for v in r["per_reading"]], "B", digits=0),
             "hub.db bytes per stored reading after a clean stop B": figure([r["stopped"] for r in done], "B",
                                                                             digits=0),
-            "readings stored": [r["readings"] for r in done], "driver kinds": len(KINDS),
-            "web requests": [r["fetches"] for r in done], "rounds": rounds,
+            "readings stored": figure([r["readings"] for r in done], "readings", digits=0),
+            "driver kinds": len(KINDS), "web requests": figure([r["fetches"] for r in done], "requests", digits=0),
+            "rounds": rounds,
             "seconds measured after warm-up": round(seconds - warmup)}
 
 

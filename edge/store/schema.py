@@ -282,7 +282,7 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
 def _vacuum_mode(conn: sqlite3.Connection, path: Path) -> None:
     """Switch a hub.db made before v6 to incremental auto-vacuum (one full VACUUM, which also hands the
     space the v6 migration freed back to the file system). Pruning then returns freed pages as it goes
-    (:func:`edge.store.reader.prune_chunk`). A failure (disk too full for the copy) is tried again at the
+    (:func:`edge.store.reader.prune_seen`). A failure (disk too full for the copy) is tried again at the
     next start."""
     if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
         conn.executescript("PRAGMA incremental_vacuum;")  # pages a migration freed (stepped to its end)

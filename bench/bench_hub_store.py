@@ -27,7 +27,7 @@ from bench.common import figure, show
 from bench.hub_common import disk_dir, machine, measurements
 from edge.sessions import SessionManager
 from edge.store.ledger import Item, Ledger, ReadingIn
-from edge.store.schema import open_db
+from edge.store.schema import CACHE_KIB, open_db
 from edge.store.writer import DiskGuard, GroupWriter
 
 #: producers -> readings per round (enough for many groups, a few seconds at most)
@@ -79,6 +79,7 @@ def _raw(d: Path, source: Path, groups: list[tuple[int, int]]) -> float:
     conn = sqlite3.connect(d / "raw.db", isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
+    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     by_seq = {r[0]: r for r in records}
     batches = [([by_seq[s] for s in range(a, b)], [seen[s] for s in range(a, b) if s in seen], b)
                for a, b in groups if b > a]

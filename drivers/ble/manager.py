@@ -58,8 +58,10 @@ from protocol.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
-#: time-stamped frames remembered for duplicate detection
-SEEN_LIMIT = 4096
+#: time-stamped frames remembered for duplicate detection. Only a first filter: the hub store recognises
+#: every time-stamped record it holds (its ``seen`` table), so a small window keeps the driver's memory flat
+#: within minutes instead of creeping up for hours (issue 21)
+SEEN_LIMIT = 128
 #: at most this many distinct frames without a time stamp are remembered as "possibly still on the device"
 ON_DEVICE_LIMIT = 4096
 

@@ -38,7 +38,7 @@ class MqttDriver:
     def __init__(self, device_id: str, *, host: str = "127.0.0.1", port: int = 1883,
                  topic: str = DEFAULT_TOPIC, device: str | None = None, client_id: str | None = None,
                  keepalive: int = 30, backoff: Backoff | None = None, max_failures: int | None = None,
-                 window: int = 4096) -> None:
+                 window: int = 128) -> None:
         self.device_id = device_id
         self.device = device or device_id
         self.topic = topic.replace("{device_id}", self.device)

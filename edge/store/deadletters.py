@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from edge.store.ledger import decode_body, encode_body
+from edge.store.bodies import decode_body, encode_body, self_contained
 from protocol.ids import reading_uid
 from protocol.model import Reading
 
@@ -40,9 +40,15 @@ def keep_refused(c: sqlite3.Connection, refused: Iterable[tuple[int, str]], at_m
     """Copy refused records into the list (inside the caller's transaction); returns how many are new."""
     new = 0
     for seq, reason in refused:
+        row = c.execute("SELECT type, at, station_id, device_id, session_id, enc, body FROM records WHERE seq = ?",
+                        (seq,)).fetchone()
+        if row is None:
+            continue
+        kind, at, station, device, session, enc, body = row
+        body = body if enc else self_contained(body, at, station, device, session)
         cur = c.execute("INSERT OR IGNORE INTO dead_letters (seq, type, at, station_id, device_id, enc, body, reason, "
-                        "refused_at) SELECT seq, type, at, station_id, device_id, enc, body, ?, ? FROM records "
-                        "WHERE seq = ?", (reason, at_ms, seq))
+                        "refused_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (seq, kind, at, station, device, enc, body, reason, at_ms))
         if cur.rowcount:
             new += 1
             c.execute("INSERT INTO audit (at, kind, actor, detail) VALUES (?, 'refused', 'cloud', ?)",

@@ -22,20 +22,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
-
 from drivers.base import Measurement
 from edge.crashpoints import crashpoint
 from edge.sessions import OpenSession, SessionManager
 from edge.store import repeats
+from edge.store.bodies import encode_body
+from edge.store.schema import resend_key
 from protocol import idnum
 from protocol.ids import reading_uid
 from protocol.model import Reading, ReadingBound, Record, SessionClosed, SessionOpened, Subject
 
 log = logging.getLogger("edge.store")
 TYPE = {Reading: 0, SessionOpened: 1, SessionClosed: 2, ReadingBound: 3}
-_encode = msgspec.msgpack.Encoder().encode
-_decode = msgspec.msgpack.Decoder(Record).decode
 
 
 @dataclass(slots=True)
@@ -96,22 +94,12 @@ class InputRejected(ValueError):
     """One input of a group could not be applied (the rest of the group is unaffected)."""
 
 
-def dedup_key(device_id: str, m: Measurement) -> str | None:
-    """Key that identifies a resent copy of the same device record, when the device gives enough."""
+def dedup_key(device_id: str, m: Measurement) -> int | None:
+    """Key that identifies a resent copy of the same device record, when the device gives enough
+    (device, device time and frame: :func:`edge.store.schema.resend_key`)."""
     if not m.device_time or not m.raw:
         return None
-    return f"{device_id}|{m.device_time}|{hashlib.blake2b(m.raw, digest_size=8).hexdigest()}"
-
-
-def encode_body(record: Record) -> bytes:
-    """Stored form of a record (msgpack)."""
-    return _encode(record)
-
-
-def decode_body(body: bytes) -> Record:
-    """Inverse of :func:`encode_body`."""
-    record: Record = _decode(body)
-    return record
+    return resend_key(f"{device_id}|{m.device_time}|{hashlib.blake2b(m.raw, digest_size=8).hexdigest()}")
 
 
 def uid_time_ms(uid: str) -> int | None:
@@ -158,8 +146,8 @@ class Ledger:
         now = self.clock()
         rows: list[tuple[Any, ...]] = []
         results: list[Any] = []
-        batch_keys: dict[str, int] = {}
-        seen: list[tuple[str, int, int]] = []
+        batch_keys: dict[int, int] = {}
+        seen: list[tuple[int, int, int]] = []
         touched: dict[str, OpenSession] = {}
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
@@ -242,10 +230,10 @@ class Ledger:
             raise
         return results
 
-    def _known_keys(self, keys: list[str | None]) -> dict[str, int]:
+    def _known_keys(self, keys: list[int | None]) -> dict[int, int]:
         """Which of these resend keys are already stored (one query per 500 keys)."""
         wanted = [k for k in keys if k is not None]
-        found: dict[str, int] = {}
+        found: dict[int, int] = {}
         for i in range(0, len(wanted), 500):
             chunk = wanted[i:i + 500]
             marks = ",".join("?" * len(chunk))
@@ -273,10 +261,9 @@ class Ledger:
 
     def _open_session_rows(self, r: SessionOpened) -> None:
         subj = r.subject
-        cur = self.conn.execute(
-            "INSERT INTO subjects (id_masked, name_masked, sex, sealed) VALUES (?, ?, ?, ?)",
-            (idnum.mask(subj.national_id) if subj.national_id else None, idnum.mask_name(subj.name), subj.sex,
-             self.encrypt(encode_body(r), b"mchub/subject/" + r.session_id.encode())))
+        cur = self.conn.execute(  # the whole subject is in the session's record, encrypted
+            "INSERT INTO subjects (id_masked, name_masked, sex) VALUES (?, ?, ?)",
+            (idnum.mask(subj.national_id) if subj.national_id else None, idnum.mask_name(subj.name), subj.sex))
         s = self.sessions.open.get(r.station_id)
         mine = s is not None and s.session_id == r.session_id
         tag, age, sex = (s.subject_tag, s.age_days, s.sex) if s is not None and mine else (None, None, None)

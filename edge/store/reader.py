@@ -13,13 +13,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edge.store.bodies import decode_body
 from edge.store.deadletters import keep_refused, listing, open_count
-from edge.store.ledger import decode_body, subject_aad
+from edge.store.ledger import subject_aad
 from edge.store.schema import connect
 from protocol import codes
 from protocol.clinical import temperature
 from protocol.ids import reading_uid
 from protocol.model import Reading, Record
+
+#: how much older than its session a reading bound to it by staff is still counted on the session's row
+BOUND_BACK_MS = 7 * 86_400_000
 
 
 class Reader:
@@ -49,16 +53,17 @@ class Reader:
         """Up to ``limit`` records from ``first_seq`` on, consecutive, with identity fields filled in."""
         st = self.state()
         hub_id, epoch = st["hub_id"], st["epoch"]
-        rows = self._all("SELECT seq, enc, body FROM records WHERE seq >= ? ORDER BY seq LIMIT ?", (first_seq, limit))
+        rows = self._all("SELECT seq, enc, body, at, station_id, device_id, session_id FROM records WHERE seq >= ? "
+                         "ORDER BY seq LIMIT ?", (first_seq, limit))
         out: list[Record] = []
-        for seq, enc, body in rows:
+        for seq, enc, body, *columns in rows:
             if out and seq != out[-1].seq + 1:
                 break
             if enc:
                 if self.decrypt is None:
                     raise ValueError("this reader has no data key for encrypted records")
                 body = self.decrypt(body, subject_aad(seq))
-            rec = decode_body(body)
+            rec = decode_body(body, *columns)
             rec.hub_id, rec.epoch, rec.seq = hub_id, epoch, seq
             if isinstance(rec, Reading):
                 rec.uid = reading_uid(hub_id, epoch, seq, rec.at)
@@ -79,13 +84,17 @@ class Reader:
         """Sessions opened since ``since_ms`` (masked subject only), newest first."""
         rows = self._all(
             "SELECT s.session_id, s.station_id, s.opened_at, s.closed_at, s.close_reason, s.source, "
-            "s.pregnant_weeks, j.id_masked, j.name_masked, "
-            "(SELECT count(*) FROM records r WHERE r.type = 0 AND r.session_id = s.session_id) "
+            "s.pregnant_weeks, j.id_masked, j.name_masked "
             "FROM sessions s LEFT JOIN subjects j ON j.id = s.subject_id WHERE s.opened_at >= ? "
             "ORDER BY s.opened_at DESC LIMIT ?", (since_ms, limit))
+        # one range scan of the time index for all the counts (a count per session scanned every record
+        # per session); a reading staff bound later may be older than its session, by up to BOUND_BACK_MS
+        counts = dict(self._all("SELECT session_id, count(*) FROM records WHERE at >= ? AND type = 0 "
+                                "AND session_id IS NOT NULL GROUP BY session_id",
+                                (min((r[2] for r in rows), default=since_ms) - BOUND_BACK_MS,)))
         keys = ("session_id", "station_id", "opened_at", "closed_at", "close_reason", "source", "pregnant_weeks",
                 "id_masked", "name_masked", "readings")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        return [dict(zip(keys, (*r, counts.get(r[0], 0)), strict=True)) for r in rows]
 
     def unbound(self, limit: int = 200) -> list[dict[str, Any]]:
         """Readings not bound to any session, newest first (what staff may bind by hand)."""
@@ -143,8 +152,8 @@ class Reader:
 
     def last_readings(self) -> dict[str, dict[str, Any]]:
         """The latest stored reading of every device: time and observations (no subject)."""
-        rows = self._all("SELECT device_id, at, body FROM records WHERE seq IN "
-                         "(SELECT max(seq) FROM records WHERE type = 0 GROUP BY device_id)")
+        rows = self._all("SELECT r.device_id, r.at, r.body FROM last_reading l JOIN records r ON r.seq = l.seq "
+                         "WHERE r.type = 0")  # the repeat filter's row per device names its last stored reading
         out = {}
         for device, at, body in rows:
             obs = [{"code": o.code, "value": o.value, "unit": o.unit, "flag": o.flag}
@@ -159,22 +168,22 @@ class Reader:
         any week, adult grade 3); ``infant_fever``: a fever in a baby under 3 months (NICE NG143 red,
         :mod:`protocol.clinical.temperature`), from the session's age.
         """
-        rows = self._all(
-            "SELECT r.at, r.station_id, r.body, s.pregnant_weeks, j.name_masked, s.age_days FROM records r "
-            "LEFT JOIN sessions s ON s.session_id = r.session_id LEFT JOIN subjects j ON j.id = s.subject_id "
-            "WHERE r.type = 0 AND r.at >= ? ORDER BY r.seq DESC", (since_ms,))
         infant_days = temperature.infant_rule().urgent_under_days
         out: list[dict[str, Any]] = []
-        for at, station, body, weeks, name, age_days in rows:
-            obs = {o.code: o for o in getattr(decode_body(body), "observations", ())}
-            sys_, dia, temp = obs.get(codes.SYSTOLIC), obs.get(codes.DIASTOLIC), obs.get(codes.TEMPERATURE)
-            entry = {"at": at, "station_id": station, "name_masked": name or "", "pregnant_weeks": weeks}
-            if sys_ is not None and dia is not None and "HH" in (sys_.flag, dia.flag):
-                out.append({**entry, "kind": "bp", "value": f"{sys_.value:.0f}/{dia.value:.0f}"})
-            elif temp is not None and temp.flag == "HH" and age_days is not None and age_days < infant_days:
-                out.append({**entry, "kind": "infant_fever", "value": f"{temp.value:.1f}"})
-            if len(out) >= limit:
-                break
+        with self._lock:  # row by row: a day's readings are never all in memory at once
+            for at, station, body, weeks, name, age_days in self.conn.execute(
+                    "SELECT r.at, r.station_id, r.body, s.pregnant_weeks, j.name_masked, s.age_days FROM records r "
+                    "LEFT JOIN sessions s ON s.session_id = r.session_id LEFT JOIN subjects j ON j.id = s.subject_id "
+                    "WHERE r.type = 0 AND r.at >= ? ORDER BY r.seq DESC", (since_ms,)):
+                obs = {o.code: o for o in getattr(decode_body(body), "observations", ())}
+                sys_, dia, temp = obs.get(codes.SYSTOLIC), obs.get(codes.DIASTOLIC), obs.get(codes.TEMPERATURE)
+                entry = {"at": at, "station_id": station, "name_masked": name or "", "pregnant_weeks": weeks}
+                if sys_ is not None and dia is not None and "HH" in (sys_.flag, dia.flag):
+                    out.append({**entry, "kind": "bp", "value": f"{sys_.value:.0f}/{dia.value:.0f}"})
+                elif temp is not None and temp.flag == "HH" and age_days is not None and age_days < infant_days:
+                    out.append({**entry, "kind": "infant_fever", "value": f"{temp.value:.1f}"})
+                if len(out) >= limit:
+                    break
         return out
 
     def count_unbound(self) -> int:
@@ -242,12 +251,31 @@ def prune_chunk(before_ms: int, limit: int) -> Callable[[sqlite3.Connection], in
     return run
 
 
-def prune_seen(before_ms: int, keep_seqs: int = 0) -> Callable[[sqlite3.Connection], int]:
-    """Forget device-resend keys older than ``before_ms``, except those of the last ``keep_seqs`` records
-    (so a wall-clock jump forward, e.g. NTP at boot on a hub without a battery clock, forgets nothing recent)."""
+#: free pages pruning leaves inside hub.db for the next inserts (1 MiB at 4 KiB pages); the rest goes back to
+#: the file system, so a file that grew during weeks offline shrinks once the backlog is synced and pruned
+KEEP_FREE_PAGES = 256
+
+
+def prune_seen(before_ms: int, keep_seqs: int = 0,
+               keep_free_pages: int = KEEP_FREE_PAGES) -> Callable[[sqlite3.Connection], int]:
+    """The end of a pruning pass: forget device-resend keys older than ``before_ms``, except those of the
+    last ``keep_seqs`` records (so a wall-clock jump forward, e.g. NTP at boot on a hub without a battery
+    clock, forgets nothing recent); forget sessions (and their masked subjects) closed before the oldest
+    record still kept and before ``before_ms``; hand free pages beyond ``keep_free_pages`` back to the
+    file system. Returns how many keys were forgotten."""
     def run(c: sqlite3.Connection) -> int:
-        return c.execute("DELETE FROM seen WHERE at < ? AND seq < (SELECT next_seq FROM sync_state) - ?",
+        c.execute("BEGIN IMMEDIATE")
+        keys = c.execute("DELETE FROM seen WHERE at < ? AND seq < (SELECT next_seq FROM sync_state) - ?",
                          (before_ms, keep_seqs)).rowcount
+        old = "FROM sessions WHERE closed_at < ? AND closed_at < coalesce((SELECT min(at) FROM records), ?)"
+        c.execute(f"DELETE FROM subjects WHERE id IN (SELECT subject_id {old})", (before_ms, before_ms))  # noqa: S608
+        c.execute(f"DELETE {old}", (before_ms, before_ms))
+        c.execute("COMMIT")
+        free = int(c.execute("PRAGMA freelist_count").fetchone()[0])
+        if free > keep_free_pages:
+            # executescript steps the pragma to its end (execute() frees one page per step)
+            c.executescript(f"PRAGMA incremental_vacuum({free - keep_free_pages});")
+        return keys
     return run
 
 

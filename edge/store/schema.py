@@ -31,16 +31,16 @@ Migrations are numbered; ``PRAGMA user_version`` holds the number applied last.
 
 How to write a hub migration (``migrate()`` relies on every rule):
 
-* Append one function ``_vN(db)`` to ``MIGRATIONS``; never edit or reorder a shipped one.
-  ``db`` is a ``sqlite_utils.Database`` over the hub's connection.
+* Append one function ``_vN(db)`` to ``MIGRATIONS``; never change what a shipped one does, nor
+  reorder them. ``db`` is a :class:`Step` over the hub's connection (plain SQL: the hub does
+  not import a schema library, which would stay in its memory for as long as it runs).
 * ``migrate()`` runs each step inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` together with the
   ``PRAGMA user_version = N`` bump, so a power cut inside a step leaves the database at
   version N-1 exactly as it was, and the next start runs the step again from the top.
-* A step may run as many statements as it needs, but only through ``db.execute(...)``,
-  ``db.executescript(...)`` (sqlite_utils splits the script and runs it inside the open
-  transaction), ``db[...].create(...)``, ``db[...].create_index(...)``,
-  ``db[...].add_column(...)`` and friends. Never call ``db.conn.executescript()`` (Python's
-  sqlite3 commits before it runs),
+* A step may run as many statements as it needs, but only through ``db.execute(...)`` and
+  ``db.executescript(...)`` (which splits the script and runs it inside the open
+  transaction). Never call ``db.conn.executescript()`` (Python's sqlite3 commits before it
+  runs),
   ``conn.commit()``, ``with conn:``, ``BEGIN``/``COMMIT``/``VACUUM`` or
   ``PRAGMA journal_mode``: each would end the transaction half-way. ``migrate()`` notices a
   step that ended the transaction and refuses to go on (``StoreError``).
@@ -52,6 +52,7 @@ How to write a hub migration (``migrate()`` relies on every rule):
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sqlite3
@@ -66,34 +67,114 @@ from edge.store import repeats
 log = logging.getLogger("edge.store")
 
 
-def _v1(db: Any) -> None:
-    db["sync_state"].create({"id": int, "hub_id": str, "epoch": int, "next_seq": int, "acked_through": int,
-                             "last_ack": bytes, "last_ack_ms": int, "last_error": str, "last_error_ms": int,
-                             "created_ms": int}, pk="id", not_null={"epoch", "next_seq", "acked_through"})
-    db["records"].create({"seq": int, "type": int, "at": int, "station_id": str, "device_id": str,
-                          "session_id": str, "enc": int, "body": bytes},
-                         pk="seq", not_null={"type", "at", "body"}, defaults={"enc": 0})
-    db.execute("CREATE TABLE seen (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID")
-    db["records"].create_index(["at"])
-    db["sessions"].create({"session_id": str, "station_id": str, "opened_at": int, "last_at": int,
-                           "closed_at": int, "close_reason": str, "source": str, "pregnant_weeks": int,
-                           "height_cm": float, "weight_kg": float, "subject_id": int}, pk="session_id")
-    db["sessions"].create_index(["opened_at"])
-    db["subjects"].create({"id": int, "id_masked": str, "name_masked": str, "sex": str, "sealed": bytes}, pk="id")
-    db["audit"].create({"id": int, "at": int, "kind": str, "actor": str, "detail": str}, pk="id")
-    db["commands"].create({"id": str, "name": str, "at": int, "ok": int, "detail": str}, pk="id")
-    db["frame_errors"].create({"id": int, "at": int, "device_id": str, "reason": str, "message": str,
-                               "raw": bytes}, pk="id")
+class Step:
+    """What a migration step gets: statements run inside the step's open transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """Run one statement."""
+        return self.conn.execute(sql, params)
+
+    def executescript(self, script: str) -> None:
+        """Run each statement of ``script`` in turn (unlike ``sqlite3.Connection.executescript``,
+        which commits first)."""
+        statement = ""
+        for part in script.split(";"):
+            statement += part + ";"
+            if sqlite3.complete_statement(statement):
+                if statement.strip(" \t\n;"):
+                    self.conn.execute(statement)
+                statement = ""
+        if statement.strip(" \t\n;"):
+            raise StoreError(f"incomplete statement at the end of a migration script: {statement[:80]!r}")
 
 
-def _v2(db: Any) -> None:
+def _v1(db: Step) -> None:
+    # the statements sqlite_utils generated when this step shipped, verbatim: an existing hub.db and a new one
+    # hold the same schema text
+    db.executescript('''
+CREATE TABLE "sync_state" (
+   "id" INTEGER PRIMARY KEY,
+   "hub_id" TEXT,
+   "epoch" INTEGER NOT NULL,
+   "next_seq" INTEGER NOT NULL,
+   "acked_through" INTEGER NOT NULL,
+   "last_ack" BLOB,
+   "last_ack_ms" INTEGER,
+   "last_error" TEXT,
+   "last_error_ms" INTEGER,
+   "created_ms" INTEGER
+);
+CREATE TABLE "records" (
+   "seq" INTEGER PRIMARY KEY,
+   "type" INTEGER NOT NULL,
+   "at" INTEGER NOT NULL,
+   "station_id" TEXT,
+   "device_id" TEXT,
+   "session_id" TEXT,
+   "enc" INTEGER DEFAULT 0,
+   "body" BLOB NOT NULL
+);
+CREATE TABLE seen (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX "idx_records_at"
+    ON "records" ("at");
+CREATE TABLE "sessions" (
+   "session_id" TEXT PRIMARY KEY,
+   "station_id" TEXT,
+   "opened_at" INTEGER,
+   "last_at" INTEGER,
+   "closed_at" INTEGER,
+   "close_reason" TEXT,
+   "source" TEXT,
+   "pregnant_weeks" INTEGER,
+   "height_cm" REAL,
+   "weight_kg" REAL,
+   "subject_id" INTEGER
+);
+CREATE INDEX "idx_sessions_opened_at"
+    ON "sessions" ("opened_at");
+CREATE TABLE "subjects" (
+   "id" INTEGER PRIMARY KEY,
+   "id_masked" TEXT,
+   "name_masked" TEXT,
+   "sex" TEXT,
+   "sealed" BLOB
+);
+CREATE TABLE "audit" (
+   "id" INTEGER PRIMARY KEY,
+   "at" INTEGER,
+   "kind" TEXT,
+   "actor" TEXT,
+   "detail" TEXT
+);
+CREATE TABLE "commands" (
+   "id" TEXT PRIMARY KEY,
+   "name" TEXT,
+   "at" INTEGER,
+   "ok" INTEGER,
+   "detail" TEXT
+);
+CREATE TABLE "frame_errors" (
+   "id" INTEGER PRIMARY KEY,
+   "at" INTEGER,
+   "device_id" TEXT,
+   "reason" TEXT,
+   "message" TEXT,
+   "raw" BLOB
+);
+''')
+
+
+def _v2(db: Step) -> None:
     """The repeat filter (:mod:`edge.store.repeats`) and the card tag that lets a re-read card continue its visit."""
     db.execute("CREATE TABLE last_reading (device_id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, taken_by INTEGER, "
                "seq INTEGER NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID")
     db.execute("ALTER TABLE sessions ADD COLUMN subject_tag TEXT")
 
 
-def _v3_dead_letters(db: Any) -> None:
+def _v3_dead_letters(db: Step) -> None:
     """Records the cloud refused one by one (edge.store.deadletters); idempotent."""
     db.execute("CREATE TABLE IF NOT EXISTS dead_letters (seq INTEGER PRIMARY KEY, type INTEGER NOT NULL, "
                "at INTEGER NOT NULL, station_id TEXT, device_id TEXT, enc INTEGER NOT NULL DEFAULT 0, "
@@ -101,13 +182,45 @@ def _v3_dead_letters(db: Any) -> None:
                "resolved_by TEXT, resent_seq INTEGER)")
 
 
-def _v5(db: Any) -> None:
+def _v5(db: Step) -> None:
     """Who is being measured, for the clinical interpretation of readings after a restart."""
     db.execute("ALTER TABLE sessions ADD COLUMN age_days INTEGER")
     db.execute("ALTER TABLE sessions ADD COLUMN sex TEXT")
 
 
-MIGRATIONS = [_v1, _v2, _v3_dead_letters, _v5]  # merge: v4 (config state) goes before _v5
+def resend_key(text: str) -> int:
+    """A device-resend key (device, device time, frame digest; :func:`edge.store.ledger.dedup_key`) as the
+    signed 64-bit integer ``seen`` stores since v6. Two different keys collide with odds of about n²/2⁶⁵
+    for n keys kept (10⁻⁸ for a million)."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def _v6_compact(db: Step) -> None:
+    """Smaller rows (issue 21): reading bodies in the stored form of :mod:`edge.store.bodies`, resend
+    keys as integers, and no second encrypted copy of each subject (the session's record has it)."""
+    from edge.store.bodies import compact
+
+    last = -1
+    while rows := db.execute("SELECT seq, body FROM records WHERE type = 0 AND seq > ? ORDER BY seq LIMIT 2000",
+                             (last,)).fetchall():
+        for seq, body in rows:
+            small = compact(body)
+            if small != body:
+                db.execute("UPDATE records SET body = ? WHERE seq = ?", (small, seq))
+        last = rows[-1][0]
+    db.execute("CREATE TABLE seen_v6 (key INTEGER PRIMARY KEY, seq INTEGER NOT NULL, at INTEGER NOT NULL)")
+    after = ""
+    while rows := db.execute("SELECT key, seq, at FROM seen WHERE key > ? ORDER BY key LIMIT 2000",
+                             (after,)).fetchall():
+        for key, seq, at in rows:
+            db.execute("INSERT OR IGNORE INTO seen_v6 (key, seq, at) VALUES (?, ?, ?)", (resend_key(key), seq, at))
+        after = rows[-1][0]
+    db.execute("DROP TABLE seen")
+    db.execute("ALTER TABLE seen_v6 RENAME TO seen")
+    db.execute("ALTER TABLE subjects DROP COLUMN sealed")
+
+
+MIGRATIONS = [_v1, _v2, _v3_dead_letters, _v5, _v6_compact]  # merge: v4 (config state) goes before _v5
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -119,9 +232,7 @@ def migrate(conn: sqlite3.Connection) -> int:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version >= len(MIGRATIONS):
         return int(version)
-    import sqlite_utils  # only when there is something to migrate: it takes a while to import on a Pi
-
-    db = sqlite_utils.Database(conn)
+    db = Step(conn)
     for number, step in enumerate(MIGRATIONS, start=1):
         if number <= version:
             continue
@@ -147,17 +258,41 @@ def migrate(conn: sqlite3.Connection) -> int:
     return len(MIGRATIONS)
 
 
+#: page cache of each connection, KiB. SQLite's default (2,000 KiB) filled over the first hour of a
+#: hub and read as a leak; the hub's queries walk the right edge of the tables and their indexes, which
+#: this holds (bench/bench_hub_store.py measures the same durable rate with it)
+CACHE_KIB = 512
+
+
 def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
-    """A connection with the hub's pragmas: WAL, synchronous=FULL, foreign keys, busy timeout."""
+    """A connection with the hub's pragmas: WAL, synchronous=FULL, busy timeout, a small page cache."""
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
     else:
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     if not readonly:
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # takes effect on a new file (else see _vacuum_mode)
         conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     return conn
+
+
+def _vacuum_mode(conn: sqlite3.Connection, path: Path) -> None:
+    """Switch a hub.db made before v6 to incremental auto-vacuum (one full VACUUM, which also hands the
+    space the v6 migration freed back to the file system). Pruning then returns freed pages as it goes
+    (:func:`edge.store.reader.prune_seen`). A failure (disk too full for the copy) is tried again at the
+    next start."""
+    if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
+        conn.executescript("PRAGMA incremental_vacuum;")  # pages a migration freed (stepped to its end)
+        return
+    size = path.stat().st_size
+    log.info("hub.db: switching to incremental vacuum (one VACUUM of %d MB)", size >> 20)
+    try:
+        conn.execute("VACUUM")
+    except sqlite3.OperationalError as exc:
+        log.warning("hub.db VACUUM failed (%s); pruned space stays inside the file until it succeeds", exc)
 
 
 def mint_epoch() -> int:
@@ -225,8 +360,9 @@ def _salvage_seen(damaged: Path, conn: sqlite3.Connection) -> int:
         try:
             cur = old.execute("SELECT key, at FROM seen")
             while rows := cur.fetchmany(5000):
+                keys = [(k if isinstance(k, int) else resend_key(k), at) for k, at in rows]  # text before v6
                 with conn:
-                    conn.executemany("INSERT OR IGNORE INTO seen (key, seq, at) VALUES (?, 0, ?)", rows)
+                    conn.executemany("INSERT OR IGNORE INTO seen (key, seq, at) VALUES (?, 0, ?)", keys)
                 kept += len(rows)
         finally:
             old.close()
@@ -255,6 +391,7 @@ def open_db(path: Path, hub_id: str, now_ms: int | None = None) -> tuple[sqlite3
     try:
         conn = connect(path)
         migrate(conn)
+        _vacuum_mode(conn, path)
         row = conn.execute("SELECT hub_id FROM sync_state WHERE id = 1").fetchone()
         now = now_ms if now_ms is not None else int(time.time() * 1000)
         if row is None:

@@ -112,7 +112,7 @@ def test_a_failing_step_leaves_the_previous_version_untouched(tmp_path: Path, mo
     conn.close()
 
 
-def test_a_multi_statement_step_through_sqlite_utils_is_one_transaction(tmp_path: Path,
+def test_a_multi_statement_step_through_executescript_is_one_transaction(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     def _script(db: Any) -> None:
         db.executescript("CREATE TABLE a (x INTEGER); CREATE TABLE b (y INTEGER); INSERT INTO a VALUES (1);")

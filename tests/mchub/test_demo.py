@@ -85,7 +85,7 @@ def judged_by_their_own_references(work: Path) -> None:
     """On the hubs' own records: children never carry adult flags, pregnant women the pregnancy classes."""
     import sqlite3
 
-    from edge.store.ledger import decode_body
+    from edge.store.bodies import decode_body
     from protocol import codes
     from protocol.clinical import heart_rate
     from protocol.clinical.pregnancy import classify_bp

@@ -86,6 +86,7 @@ class SyncConfig:
 
     url: str | None = None  #: None: keep everything locally (hand-carry with `mchub edge export`)
     batch_max_records: int = 5000
+    batches_in_flight: int = 4  #: a backlog is sent this many batches ahead, acknowledged in order
     linger_ms: int = 200
     timeout_s: float = 30.0
     retention_days: float = 30.0
@@ -266,6 +267,7 @@ def load(path: str | Path, driver_kinds: Callable[[tuple[str, ...]], Mapping[str
     sync = SyncConfig(
         url=url.rstrip("/") if url else None,
         batch_max_records=s.number("batch_max_records", 5000, 1, 100_000, integer=True),
+        batches_in_flight=s.number("batches_in_flight", 4, 1, 16, integer=True),
         linger_ms=s.number("linger_ms", 200, 0, 60_000, integer=True),
         timeout_s=float(s.number("timeout_s", 30.0, 1, 600)),
         retention_days=float(s.number("retention_days", 30.0, 0, 3650)),

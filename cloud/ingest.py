@@ -9,7 +9,8 @@ signature verified (``wrong_recipient``, ``tampered_ciphertext``, ``invalid_reco
 unproven senders are counted by :mod:`cloud.refusal_audit` as aggregated rows instead,
 so a flood cannot grow the audit log without bound. The HTTP endpoint takes an ingest
 slot (:meth:`Ingestor.admitted`) before reading the body and checks the header and the
-hub it names (:meth:`Ingestor.check_header`) before reading the rest. A record that does not
+hub it names (:meth:`Ingestor.check_header`) before reading the rest. A hub's batches sent
+ahead on parallel connections are stored in seq order (:mod:`cloud.sync_order`). A record that does not
 validate is refused on its own (cloud/validate.py): the rest of the batch is stored, the record
 is kept in ``refused_records`` and the ack names it (docs/protocol.md §3.1). Duplicates and replays are answered
 200 with ack status 1, counted and audited inside the store transaction.
@@ -35,6 +36,7 @@ from cloud.db.pg_ingest import SignerRefused, store_batch_pg
 from cloud.errors import DatabaseError, DatabaseUnavailable
 from cloud.keystore import CloudKeys
 from cloud.registry import lookup_signer
+from cloud.sync_order import SeqOrder
 from cloud.sync_store import (
     Outcome,
     StoreResult,
@@ -123,6 +125,7 @@ class Ingestor:
         self._slots = asyncio.Semaphore(self.limits.max_inflight)
         self._waiting = 0
         self._partitions = PartitionCache()
+        self._order = SeqOrder()  #: a hub's pipelined batches wait for the earlier ones here, not a 409
         self._seen: set[tuple[str, str, str]] = set()  #: stations and devices known to be stored
         self._keys: dict[tuple[str, bytes], Ed25519PublicKey] = {}  #: (hub, key id) -> verified key
         self._refusal_log = LogLimit(60.0)  #: unproven refusals: a line per reason a minute (the tally counts all)
@@ -210,17 +213,19 @@ class Ingestor:
                 raise _Refused("too_large", f"batch of {len(data)} bytes exceeds the limit of "
                                             f"{self.limits.max_batch_bytes}; split it")
             header = parse_header(data, self.limits.max_batch_bytes)
-            cols, refusals = check_columns(await self._open(data, header))
-            verified = True  # the hub's signature holds: later refusals are a known hub's, audited one by one
-            await self._partitions.ensure(self.db, cols.at)
-            actor = f"hub:{header.hub_id}" if source == "http" else f"{source}:{header.hub_id}"
-            if self.db.dialect == "postgres":  # one round trip: the transaction runs inside the server
-                result = await self._store_pg(header, cols, actor, refusals)
-            else:
-                async with self.db.transaction() as tx:
-                    now = now_ms()
-                    result = await store_batch(tx, header, cols.records(), self.at_rest, now, actor, self._seen)
-                    await record_refusals(tx, header, refusals, result, now, actor)
+            with self._order.in_progress(header.hub_id, header.epoch, header.first_seq):
+                cols, refusals = check_columns(await self._open(data, header))
+                verified = True  # the hub's signature holds: later refusals are a known hub's, audited one by one
+                await self._partitions.ensure(self.db, cols.at)
+                actor = f"hub:{header.hub_id}" if source == "http" else f"{source}:{header.hub_id}"
+                await self._order.after_earlier(header.hub_id, header.epoch, header.first_seq)
+                if self.db.dialect == "postgres":  # one round trip: the transaction runs inside the server
+                    result = await self._store_pg(header, cols, actor, refusals)
+                else:
+                    async with self.db.transaction() as tx:
+                        now = now_ms()
+                        result = await store_batch(tx, header, cols.records(), self.at_rest, now, actor, self._seen)
+                        await record_refusals(tx, header, refusals, result, now, actor)
             refused = await refused_between(self.db, header) if may_hold_refusals(header, refusals, result) else ()
         except (_Refused, EnvelopeError, InvalidRecord) as exc:
             return await self._refuse(exc.reason, str(exc), header, source, peer, verified)

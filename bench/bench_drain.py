@@ -176,6 +176,7 @@ def drain(n: int, rounds: int = ROUNDS) -> dict[str, dict[str, float | str | Non
         t = time.perf_counter()
         stored = fill(d / "backlog.db", ident.hub_id, n)
         fill_s = time.perf_counter() - t
+        print(f"filled {stored:,} readings in {fill_s:.0f} s", file=sys.stderr, flush=True)
         rates: dict[int, list[float]] = {WINDOW: [], 1: []}
         wire: list[float] = []
         for r in range(rounds):
@@ -196,6 +197,8 @@ def drain(n: int, rounds: int = ROUNDS) -> dict[str, dict[str, float | str | Non
                     cloud.finish(proc)
                 rates[window].append(rate)
                 wire.append(per_reading)
+                print(f"round {r + 1}, {window} in flight: {rate:,.0f} readings/s, {per_reading:.1f} B/reading, "
+                      f"load average {os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
                 shutil.rmtree(run_dir)
     finally:
         cloud.pg.destroy()

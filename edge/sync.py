@@ -244,7 +244,7 @@ class SyncClient:
                 log.debug("batch from %d answered 409 behind batches in flight; resending from the mark",
                           item.first)
                 return None
-            return await self._gap(body, item.sealed, st)
+            return await self._gap(body, item.sealed)
         if status == 413:
             self.batch_max = max(1, count // 2)
             log.warning("cloud says the batch is too large; sending %d records per batch", self.batch_max)
@@ -295,7 +295,7 @@ class SyncClient:
         await self._maybe_prune()
         return None
 
-    async def _gap(self, body: bytes, sealed: bytes, st: dict[str, Any]) -> float | None:
+    async def _gap(self, body: bytes, sealed: bytes) -> float | None:
         try:
             ack = verify_ack(body, self.identity.cloud_signing, sealed)
         except AckError as exc:

@@ -14,7 +14,12 @@ issue 21). Rounds alternate which goes first; each uses a fresh copy of the back
 fresh cloud database. Reported: min/median/max of the rounds, the baseline's median and
 the median ratio; bytes on the wire per reading (sealed batches; HTTP headers add ~0.03).
 
-    .venv/bin/python bench/bench_drain.py [N ...]    # default 100000; the docs also give 1000000
+    .venv/bin/python bench/bench_drain.py [N ...] [--loopback-only]   # default 100000; docs also give 1000000
+
+A second variant drains the first size through ``mchub sim netfault`` (its own process)
+adding ``LINK_LATENCY_S`` to every 16 kB chunk each way: on loopback a busy machine's CPU
+bounds both paths alike, over a link with latency the round trips one batch at a time waits
+for are what pipelining hides.
 """
 
 from __future__ import annotations
@@ -43,7 +48,12 @@ from edge.store.schema import open_db
 from firmware_sim.patients import Patient, patients
 from firmware_sim.station_sim import Values, a5_encode, accutorr_encode, detecto_encode
 
+Figures = dict[str, dict[str, float | str | None]]
 ROUNDS = 3
+#: the second variant's link (``mchub sim netfault --latency``): 20 ms added to every 16 kB chunk each
+#: way, like a TCP path with a 16 kB window and a 20 ms delay (~0.8 MB/s a connection; a batch of
+#: 5,000 readings is ~125 kB)
+LINK_LATENCY_S = 0.02
 WINDOW = config.SyncConfig().batches_in_flight
 WEEK_MS = 7 * 86_400_000
 START_MS = 1_790_000_000_000
@@ -163,8 +173,19 @@ class _Cloud:
         return f"http://127.0.0.1:{self.port}"
 
 
-def drain(n: int, rounds: int = ROUNDS) -> dict[str, dict[str, float | str | None]]:
-    """Fill one backlog of ``n`` readings and drain copies of it, pipelined and one at a time."""
+def _link(target_port: int, latency_s: float) -> tuple[subprocess.Popen[str], int]:
+    """``mchub sim netfault`` in its own process: ``latency_s`` added to every 16 kB chunk each way."""
+    proc = subprocess.Popen([sys.executable, "-m", "mchub", "sim", "netfault", "--target", f"127.0.0.1:{target_port}",
+                             "--latency", str(latency_s)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # "netfault: 127.0.0.1:PORT -> ..."
+    return proc, int(line.split()[1].rsplit(":", 1)[1])
+
+
+def drain(n: int, rounds: int = ROUNDS, latency_s: float = 0.0) -> Figures:
+    """Fill one backlog of ``n`` readings and drain copies of it, pipelined and one at a time
+    (``latency_s``: through a link that adds it to every 16 kB chunk each way)."""
     d = disk_dir("mchub-bench-drain-")
     cloud = _Cloud(d)
     try:
@@ -186,14 +207,18 @@ def drain(n: int, rounds: int = ROUNDS) -> dict[str, dict[str, float | str | Non
                 with sqlite3.connect(d / "backlog.db") as src, sqlite3.connect(run_dir / "data" / "hub.db") as dst:
                     src.backup(dst)
                 proc = cloud.serve(ident.hub_id, ident.public_hex)
+                link, port = _link(cloud.port, latency_s) if latency_s else (None, cloud.port)
                 try:
                     (run_dir / "hub.toml").write_text(
-                        f'[hub]\nidentity_dir = "{d / "identity"}"\n[sync]\nurl = "{cloud.url}"\n'
+                        f'[hub]\nidentity_dir = "{d / "identity"}"\n[sync]\nurl = "http://127.0.0.1:{port}"\n'
                         f'batches_in_flight = {window}\nretention_days = 30\n[storage]\nmin_free_mb = 0\n',
                         encoding="utf-8")
                     cfg = config.load(run_dir / "hub.toml")
                     rate, per_reading = asyncio.run(_drain(cfg, stored))
                 finally:
+                    if link is not None:
+                        link.terminate()
+                        link.wait(30)
                     cloud.finish(proc)
                 rates[window].append(rate)
                 wire.append(per_reading)
@@ -204,23 +229,29 @@ def drain(n: int, rounds: int = ROUNDS) -> dict[str, dict[str, float | str | Non
         cloud.pg.destroy()
         shutil.rmtree(d, ignore_errors=True)
     label = f"{n // 1000}k" if n < 1_000_000 else f"{n // 1_000_000}M"
+    if latency_s:
+        label += f" over a link adding {latency_s * 1000:g} ms a 16 kB chunk"
     return {
-        f"drain {label} readings, {WINDOW} batches in flight, to mchub cloud on PostgreSQL (fsync on)":
+        f"drain {label}, {WINDOW} batches in flight, to mchub cloud on PostgreSQL (fsync on)":
             figure(rates[WINDOW], "readings/s", rates[1], digits=0),
-        f"drain {label} readings, one batch in flight (baseline)": figure(rates[1], "readings/s", digits=0),
-        f"drain {label} bytes on the wire per reading (real frames)": figure(wire, "B/reading"),
-        f"backlog {label} fill, one reading per commit (setup)": figure([stored / fill_s], "readings/s", digits=0),
+        f"drain {label}, one batch in flight (baseline)": figure(rates[1], "readings/s", digits=0),
+        f"drain {label}, bytes on the wire per reading (real frames)": figure(wire, "B/reading"),
+        f"backlog {label}, fill one reading per commit (setup)": figure([stored / fill_s], "readings/s", digits=0),
     }
 
 
-def run(sizes: tuple[int, ...] = (100_000,)) -> dict[str, dict[str, float | str | None]]:
-    """Measure and return the figures (also used by ``mchub bench``)."""
-    out: dict[str, dict[str, float | str | None]] = {}
+def run(sizes: tuple[int, ...] = (100_000,), latency_s: float = LINK_LATENCY_S) -> Figures:
+    """Measure and return the figures (also used by ``mchub bench``): on loopback, then
+    (``latency_s`` > 0) the first size again over a link with latency."""
+    out: Figures = {}
     for n in sizes:
         out.update(drain(n))
+    if latency_s:
+        out.update(drain(sizes[0], latency_s=latency_s))
     return out
 
 
 if __name__ == "__main__":
     print(machine(), "load average", " ".join(f"{x:.1f}" for x in os.getloadavg()))
-    show(run(tuple(int(a) for a in sys.argv[1:]) or (100_000,)))  # type: ignore[arg-type]
+    sizes = tuple(int(a) for a in sys.argv[1:] if not a.startswith("--")) or (100_000,)
+    show(run(sizes, 0.0 if "--loopback-only" in sys.argv else LINK_LATENCY_S))  # type: ignore[arg-type]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -99,6 +100,11 @@ def _signer_refused(reason: str, header: BatchHeader) -> _Refused:
                             "re-enroll or rotate the key")
 
 
+#: the batches announced by their header during the current admission (:meth:`Ingestor.admitted`):
+#: in progress for :mod:`cloud.sync_order` until the answer is made, while the rest of the body is read
+_ADMISSION: contextvars.ContextVar[contextlib.ExitStack | None] = contextvars.ContextVar("mchub_admission",
+                                                                                         default=None)
+
 #: verified hub keys a worker remembers (PostgreSQL; each batch's transaction re-checks the
 #: hub and the key, so a revocation takes effect at once); ~200 bytes each
 KEY_CACHE_SIZE = 100_000
@@ -162,8 +168,12 @@ class Ingestor:
             self._waiting -= 1
             metrics.WAITING.dec()
         try:
-            with metrics.INFLIGHT.track_inprogress():
-                yield True
+            with metrics.INFLIGHT.track_inprogress(), contextlib.ExitStack() as held:
+                token = _ADMISSION.set(held)
+                try:
+                    yield True
+                finally:
+                    _ADMISSION.reset(token)
         finally:
             self._slots.release()
 
@@ -193,6 +203,8 @@ class Ingestor:
                                             f"{self.limits.max_batch_bytes}; split it")
             header = parse_header(prefix, self.limits.max_batch_bytes, total_len=total_len)
             await self._signer(header)
+            if (held := _ADMISSION.get()) is not None:  # in progress from now: its successors wait for it
+                held.enter_context(self._order.in_progress(header.hub_id, header.epoch, header.first_seq))
         except (_Refused, EnvelopeError) as exc:
             return await self._refuse(exc.reason, str(exc), header, source, peer)
         except DatabaseUnavailable as exc:

@@ -4,7 +4,9 @@ A hub sends up to ``batches_in_flight`` batches at once, each on its own connect
 batch N+1 may reach the store before batch N. The store keeps the contract: a batch that
 starts past the mark is answered 409. To spare the hub that round trip, a batch waits,
 before its store transaction, until every batch of the same hub and epoch that starts
-earlier and is already in progress in this worker has finished (stored or refused).
+earlier and is already in progress in this worker has finished (stored or refused). A
+batch is in progress from the moment its clear header checked out (the HTTP endpoint,
+before the rest of its body is read) until its answer is made.
 
 It waits only on batches that hold an ingest slot and are being opened or stored, never
 on one that may not come, so there is no timeout and no deadlock: the earliest batch in

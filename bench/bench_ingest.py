@@ -56,7 +56,7 @@ def _config(base: Path, dsn: str, workers: int) -> Path:
 def _serve(config: Path, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen([sys.executable, "-m", "mchub", "cloud", "serve", "--config", str(config), "--port",
                              str(port), "--workers", str(workers)], stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    wait_for_port(port, 60, proc)
+    wait_for_port(port, 300, proc)  # a loaded machine starts two workers slowly
     return proc
 
 
@@ -163,6 +163,8 @@ async def _fleet(args: argparse.Namespace, config: Path, keys: CloudKeys, pg: Po
             fleet = await drive(http, [url], hubs, interval_s=args.interval, duration_s=args.duration)
             cpu1 = (_tree_cpu_s(procs[-1].pid), _tree_cpu_s(_postmaster_pid(pg)))
             per_batch = [(b - a) * 1000 / max(1, fleet.batches) for a, b in zip(cpu0, cpu1, strict=True)]
+            print(f"fleet round {r + 1}: p50 {fleet.p50_ms:.1f} ms, p99 {fleet.p99_ms:.1f} ms, HTTP {fleet.statuses}, "
+                  f"load average {load:.1f}", file=sys.stderr, flush=True)
             rounds.append({"seconds": round(fleet.seconds), "batches": fleet.batches, "records": fleet.records,
                            "statuses": fleet.statuses, "ack_p50_ms": round(fleet.p50_ms, 1),
                            "ack_p99_ms": round(fleet.p99_ms, 1), "cpu_ms_per_batch_cloud": round(per_batch[0], 2),
@@ -230,6 +232,8 @@ async def measure(args: argparse.Namespace) -> tuple[dict[str, object], dict[str
             rounds.append(await throughput(f"http://127.0.0.1:{port}", dsn, keys, args.tp_hubs, args.tp_readings,
                                            args.batch, procs[-1].pid, _postmaster_pid(pg), f"R{i}"))
             rounds[-1]["load"] = load
+            print(f"round {i + 1}: ingest {rounds[-1]['ingest_per_s']:,.0f} readings/s, raw COPY "
+                  f"{rounds[-1]['copy_per_s']:,.0f}/s, load average {load:.1f}", file=sys.stderr, flush=True)
         procs.pop().terminate()
         tp = _summary(rounds)
         fleet = await _fleet(args, config, keys, pg, procs) if args.hubs else None

@@ -154,8 +154,8 @@ async def _fleet(args: argparse.Namespace, config: Path, keys: CloudKeys, pg: Po
     procs.append(_serve(config, port, args.workers, config.parent / "w2.log"))
     url = f"http://127.0.0.1:{port}"
     rounds: list[dict[str, object]] = []
-    async with session() as http:
-        for r in range(args.fleet_rounds):
+    for r in range(args.fleet_rounds):
+        async with session() as http:  # a fresh pool a round: no connection the server closed meanwhile
             hubs = make_fleet(keys, args.hubs, f"FL{r}-", r + 1)
             await enroll(http, url, TOKEN, hubs, site_id=f"fleet{r}")
             load = os.getloadavg()[0]

@@ -238,7 +238,7 @@ class SyncClient:
         if status == 200 and reply.version.isdigit() and self.on_config_version is not None:
             self.on_config_version(int(reply.version))
         if status == 200:
-            return await self._accepted(body, item.sealed, st, count)
+            return await self._accepted(body, item, st)
         if status == 409:
             if not item.head:  # sent before its predecessor's ack: the cloud had not stored that one yet
                 log.debug("batch from %d answered 409 behind batches in flight; resending from the mark",
@@ -275,20 +275,23 @@ class SyncClient:
         return len(records), records[-1].seq, seal(records, hub_id=st["hub_id"], epoch=st["epoch"], signer=signer,
                                                    recipient=self.identity.recipient)
 
-    async def _accepted(self, body: bytes, sealed: bytes, st: dict[str, Any], count: int) -> float | None:
+    async def _accepted(self, body: bytes, item: _InFlight, st: dict[str, Any]) -> float | None:
+        """Store the ack of ``item`` as far as ``item`` goes: a cloud ahead of the hub (batches sent
+        behind it and stored before a crash) answers each of those with its own ack and refusals."""
         try:
-            ack = verify_ack(body, self.identity.cloud_signing, sealed)
+            ack = verify_ack(body, self.identity.cloud_signing, item.sealed)
         except AckError as exc:
             return self._fail(f"cloud answer is not a valid ack: {exc}")
         if ack.hub_id != st["hub_id"] or ack.epoch != st["epoch"] or ack.status is AckStatus.GAP:
             return self._fail("cloud ack names another hub, epoch or status")
         crashpoint("after_response")
-        mark = self._mark = await self.writer.call(q.store_ack(ack.acked_through_seq, body, now_ms(), ack.refused))
+        through = min(ack.acked_through_seq, item.last)
+        mark = self._mark = await self.writer.call(q.store_ack(through, body, now_ms(), ack.refused))
         if ack.refused:
             log.warning("the cloud refused %d record(s) of this batch; they are in the dead-letter list: %s",
                         len(ack.refused), ", ".join(f"seq {seq} ({why})" for seq, why in ack.refused[:10]))
         crashpoint("after_ack_stored")
-        self._success(count, len(sealed))
+        self._success(item.count, len(item.sealed))
         if self.batch_max < self.cfg.batch_max_records:
             self.batch_max = min(self.cfg.batch_max_records, self.batch_max * 2)
         log.debug("ack through %d", mark)

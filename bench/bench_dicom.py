@@ -21,12 +21,12 @@ import pydicom
 from pydicom.data.data_manager import DATA_ROOT
 
 from bench.common import machine, rate
-from cloud.crypto_at_rest import AtRest
 from cloud.dicom.index import index_dataset
 from cloud.dicom.intake import Intake, read_dataset
 from cloud.dicom.multipart import build_multipart, parse_multipart
 from cloud.dicom.objects import ObjectStore
 from cloud.dicom.sameness import same_instance
+from cloud.records.crypto_at_rest import AtRest
 from firmware_sim import pacs_data
 
 

@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from bench.common import machine
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
+from cloud.fleet.registry import lookup_signer
 from cloud.fleet.service import Fleet
 from cloud.fleet.stores import sql_stores
-from cloud.registry import lookup_signer
 from protocol.ids import now_ms
 from protocol.keys import RecipientPrivate, SuiteId, signing_key_id
 from provisioning.authority import Authority

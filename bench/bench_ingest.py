@@ -33,7 +33,7 @@ import msgspec
 
 from bench.common import figure, machine, show
 from cloud.db.engine import epoch_to_db
-from cloud.keystore import init_keys, load_keys
+from cloud.intake.keystore import init_keys, load_keys
 from firmware_sim.fleet import CloudKeys, VirtualHub, drive, enroll, make_fleet, session
 from protocol.ids import now_ms, reading_uid
 from protocol.model import Observation, Reading

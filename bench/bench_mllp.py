@@ -1,134 +1,233 @@
-"""MLLP ingest per worker: parse + durable store (PostgreSQL, group commit) + ACK over real sockets.
+"""MLLP as hospitals connect: the deployed cloud server, durable before ACK, processing behind it.
 
-One listener (= the cloud's integration owner, this process) storing through the cloud's
-own path — ``cloud.mllp.db_store.Hl7Store`` on the cloud ``Database`` (asyncpg pool), the
-migrated schema (``hl7_inbound`` of migration 4) — into PostgreSQL running with fsync and
-synchronous_commit ON, messages sealed with the cloud's at-rest key (AES-256-GCM). Optionally
-(``--process``) the HL7 processor turns them into ``results`` rows afterwards and its rate
-is printed too. A load generator in a separate process keeps
-``--connections`` persistent MLLP connections busy, each sending its next message as soon
-as the previous ACK arrives. Every ACK is checked (AA/CA) and the stored row count
-verified afterwards. Messages: the three fixture files and generated screening
-results, each with a unique MSH-10.
+``mchub cloud serve`` runs as deployed (one worker, so the MLLP listener and the HL7
+processor share that process as in production; default limits) on PostgreSQL with fsync
+and synchronous_commit ON; messages are sealed with the cloud's at-rest key. A load
+generator in a separate process sends real messages — the fixture files of
+``tests/fixtures/hl7`` (see its SOURCES.md) and generated screening results, each with a
+unique MSH-10 — in three shapes:
 
-Baselines in the same run: python-hl7's ``hl7.parse`` on the same messages (a plain
-pipe-and-hat split, about the least work any receiver does), our parser alone, and the
-same ingest without group commit (one commit per message). To compare two versions of
-the code, run this file against each (e.g. a checkout of main and this branch) and
-compare "ingest / hl7.parse": the baseline absorbs how busy the machine was.
+* ``1 conn lock-step``: one connection, the next message after the previous ACK (how a HIS
+  usually sends): every message waits for its own commit, so the commit latency is the bound;
+* ``1 conn pipelined``: one connection, every frame written without waiting, ACKs read as
+  they come (several frames per read: one transaction for them, then the ACKs in order);
+* ``64 conn lock-step``: 64 connections from two addresses (32 each: the default
+  per-source limit), each lock-step.
 
-    .venv/bin/python bench/bench_mllp.py [--messages 20000] [--connections 32]
+Per shape: ingest (first frame sent to last ACK; every ACK checked AA/CA) and results
+(first frame sent until every stored message is processed into ``results``, i.e. the
+processing running concurrently has caught up; "results lag" is how long after the last
+ACK that was, and the backlog left at the last ACK over that time is the processing rate
+with the listener idle). Baseline in the same round: the same frames' bytes stored by a plain
+asyncpg ``INSERT`` per message, one commit each, over as many database connections as
+the shape has MLLP connections. Also per round: our parser against python-hl7's
+``hl7.parse`` on the same messages (CPU only). min/median/max of the rounds (default 3).
+
+    .venv/bin/python -m bench.bench_mllp [--messages 2000] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import multiprocessing as mp
-import os
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+
+import asyncpg
+import hl7
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import hl7
-
-from bench.common import machine
-from cloud.crypto_at_rest import AtRest
-from cloud.db.engine import Database
-from cloud.db.migrations import migrate
-from cloud.integration.inbound import Hl7Processor
-from cloud.mllp.db_store import Hl7Store
-from cloud.mllp.server import ListenerConfig, MllpListener
+from bench.bench_ingest import _postmaster_pid, _tree_cpu_s
+from bench.common import figure, machine, rate, show
+from cloud.intake.keystore import init_keys
 from firmware_sim.his import fixture_messages, lab_message
 from protocol.hl7.message import parse
-from tests.support.services import PostgresServer
+from tests.support.services import PostgresServer, free_port, wait_for_port
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "hl7"  #: see its SOURCES.md
+SOURCES = ("127.0.0.1", "127.0.0.2")  #: a LIS on two addresses: 64 connections within the default 32 per source
 
 
-def messages(n: int) -> list[bytes]:
+@dataclass(frozen=True)
+class Shape:
+    """How the sender uses its connections."""
+
+    name: str
+    connections: int
+    pipelined: bool
+
+
+SHAPES = (Shape("1 conn lock-step", 1, False), Shape("1 conn pipelined", 1, True),
+          Shape("64 conn lock-step", 64, False))
+
+
+def messages(n: int, tag: str) -> list[bytes]:
     """``n`` messages cycling through the fixtures and generated results, each with a unique MSH-10."""
     templates = [*fixture_messages(FIXTURES).values(), lab_message(0), lab_message(0, "GB18030")]
     out = []
     for i in range(n):
         t = templates[i % len(templates)]
         cid = parse(t).header.control_id.encode()
-        out.append(t.replace(b"|" + cid + b"|", b"|B%09d|" % i, 1))
+        out.append(t.replace(b"|" + cid + b"|", b"|%s%08d|" % (tag.encode(), i), 1))
     return out
 
 
-def _client(port: int, frames: list[bytes], connections: int, result: mp.Queue) -> None:  # type: ignore[type-arg]
-    async def one(share: list[bytes]) -> int:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        bad = 0
-        buf = b""
+def _config(base: Path, dsn: str, mllp_port: int) -> Path:
+    """cloud.toml as an installation writes it, with [mllp] on and the LIS addresses allowed; limits default."""
+    (base / "admin.token").write_text("bench-token")
+    init_keys(base / "keys")
+    path = base / "cloud.toml"
+    path.write_text(f'[server]\nport = {free_port()}\n[database]\nurl = "{dsn}"\n[keys]\ndir = "keys"\n'
+                    '[admin]\ntoken_file = "admin.token"\n[logging]\nlevel = "WARNING"\n'
+                    f'[mllp]\nenabled = true\nhost = "127.0.0.1"\nport = {mllp_port}\n'
+                    'allowed_senders = ["127.0.0.0/30"]\n'
+                    '[mllp.code_map.L]\nHPV16 = "59263-4"\nTCT = "10524-7"\n')
+    return path
+
+
+def _client(port: int, frames: list[bytes], shape: Shape, result: mp.Queue) -> None:  # type: ignore[type-arg]
+    """The load generator (a child process): returns (seconds to the last ACK, negative ACKs)."""
+
+    def ok(ack: bytes) -> bool:
+        return b"\rMSA|AA|" in ack or b"\rMSA|CA|" in ack
+
+    async def lock_step(share: list[bytes], source: str) -> int:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+        bad, buf = 0, b""
         for f in share:
             writer.write(f)
             while b"\x1c\r" not in buf:
                 buf += await reader.read(65536)
             ack, _, buf = buf.partition(b"\x1c\r")
-            if b"\rMSA|AA|" not in ack and b"\rMSA|CA|" not in ack:
-                bad += 1
+            bad += not ok(ack)
+        writer.close()
+        return bad
+
+    async def pipelined(share: list[bytes], source: str) -> int:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+
+        async def send() -> None:
+            for f in share:
+                writer.write(f)
+                await writer.drain()
+
+        sending = asyncio.create_task(send())
+        bad, buf, seen = 0, b"", 0
+        while seen < len(share):
+            chunk = await reader.read(65536)
+            if not chunk:
+                raise SystemExit("connection closed before every ACK arrived")
+            buf += chunk
+            *acks, buf = buf.split(b"\x1c\r")
+            seen += len(acks)
+            bad += sum(not ok(a) for a in acks)
+        await sending
         writer.close()
         return bad
 
     async def run() -> tuple[float, int]:
-        shares = [frames[i::connections] for i in range(connections)]
+        n = shape.connections
+        shares = [frames[i::n] for i in range(n)]
+        one = pipelined if shape.pipelined else lock_step
         start = time.perf_counter()
-        bad = sum(await asyncio.gather(*(one(s) for s in shares)))
+        bad = sum(await asyncio.gather(*(one(s, SOURCES[i * len(SOURCES) // n]) for i, s in enumerate(shares))))
         return time.perf_counter() - start, bad
 
     result.put(asyncio.run(run()))
 
 
-async def ingest(dsn: str, msgs: list[bytes], connections: int, max_batch: int, writers: int = 2,
-                 process: bool = False) -> dict[str, float]:
-    """Run the listener here and the load generator in a child process; returns the figures."""
-    db = await Database.connect(dsn, writers + 2)
-    await migrate(db)
-    async with db.transaction() as tx:
-        await tx.execute("TRUNCATE hl7_inbound, results, unmatched, subject_identifiers")
-    keys = AtRest(os.urandom(32), os.urandom(32))
-    store = Hl7Store(db, keys, max_batch=max_batch, writers=writers)
+async def _wal_flushes(con: asyncpg.Connection) -> int:
+    """WAL fsyncs so far (every durable commit needs one; group commit shares them)."""
+    return int(await con.fetchval("SELECT wal_sync FROM pg_stat_wal"))
+
+
+async def _pending(con: asyncpg.Connection) -> int:
+    return int(await con.fetchval("SELECT count(*) FROM hl7_inbound WHERE status = 'accepted' "
+                                  "AND processed_ms IS NULL"))
+
+
+async def product_round(con: asyncpg.Connection, port: int, server_pid: int, msgs: list[bytes],
+                        shape: Shape) -> dict[str, float]:
+    """One round of one shape against the running server; returns its figures."""
+    stored0 = await con.fetchval("SELECT count(*) FROM hl7_inbound WHERE status = 'accepted'")
     frames = [b"\x0b" + m + b"\x1c\r" for m in msgs]
-    limits = {"max_per_source": connections, "max_connections": connections + 8}  # one source, many connections
-    known = {f.name for f in dataclasses.fields(ListenerConfig)}  # (older code had no limits: before/after runs)
-    config = ListenerConfig(host="127.0.0.1", port=0, **{k: v for k, v in limits.items() if k in known})  # type: ignore[arg-type]
-    async with MllpListener(store, config) as listener:
-        queue: mp.Queue = mp.get_context("fork").Queue()  # type: ignore[type-arg]
-        proc = mp.get_context("fork").Process(target=_client, args=(listener.port, frames, connections, queue))
-        cpu0 = time.process_time()
-        proc.start()
-        seconds, bad = await asyncio.get_running_loop().run_in_executor(None, queue.get)
-        cpu = time.process_time() - cpu0
-        proc.join()
-    async with db.transaction() as tx:
-        stored = await tx.fetchval("SELECT count(*) FROM hl7_inbound WHERE status = 'accepted'")
-    batches, items = store.committer.batches, store.committer.items
-    out = {"msgs/s": len(msgs) / seconds, "avg batch": items / max(1, batches), "cpu us": cpu / len(msgs) * 1e6}
-    if process:  # ORU -> results rows (subjects by national ID / MRN), ADT A04 -> identifiers
-        processor = Hl7Processor(db, store, keys)
-        start = time.perf_counter()
-        while await processor.run_once(500):
-            pass
-        out["processed/s"] = processor.processed / (time.perf_counter() - start)
-    await store.close()
-    await db.close()
-    if bad or stored != len(msgs):
-        raise SystemExit(f"FAILED: {bad} negative ACKs, {stored} of {len(msgs)} stored")
+    queue: mp.Queue = mp.get_context("fork").Queue()  # type: ignore[type-arg]
+    proc = mp.get_context("fork").Process(target=_client, args=(port, frames, shape, queue))
+    cpu0, syncs0, start = _tree_cpu_s(server_pid), await _wal_flushes(con), time.perf_counter()
+    proc.start()
+    seconds, bad = await asyncio.get_running_loop().run_in_executor(None, queue.get)
+    proc.join()
+    acked, backlog = time.perf_counter(), await _pending(con)
+    while True:  # the processor (in the server, concurrent with the listener) catches up: polled, 20 ms
+        if not await _pending(con):
+            break
+        await asyncio.sleep(0.02)
+    finished = time.perf_counter()
+    done = finished - start
+    cpu, syncs = _tree_cpu_s(server_pid) - cpu0, await _wal_flushes(con) - syncs0
+    stored = await con.fetchval("SELECT count(*) FROM hl7_inbound WHERE status = 'accepted'") - stored0
+    failed = await con.fetchval("SELECT count(*) FROM hl7_inbound WHERE process_error IS NOT NULL")
+    if bad or stored != len(msgs) or failed:
+        raise SystemExit(f"FAILED: {bad} negative ACKs, {stored} of {len(msgs)} stored, {failed} not processed")
+    return {"ingest": len(msgs) / seconds, "results": len(msgs) / done, "lag": done - seconds,
+            "drain": backlog / max(finished - acked, 1e-3), "cpu": cpu / len(msgs) * 1e6, "fsyncs": syncs / len(msgs)}
+
+
+async def baseline_round(dsn: str, msgs: list[bytes], connections: int, tag: str) -> tuple[float, float]:
+    """The same bytes durably stored the plain way, one INSERT and one commit per message: (msgs/s, fsyncs/msg)."""
+    cons = [await asyncpg.connect(dsn) for _ in range(connections)]
+
+    async def one(con: asyncpg.Connection, share: list[tuple[str, bytes]]) -> None:
+        for uid, raw in share:
+            await con.execute("INSERT INTO bench_plain (uid, raw) VALUES ($1, $2)", uid, raw)
+
+    rows = [(f"{tag}{i}", m) for i, m in enumerate(msgs)]
+    syncs0, start = await _wal_flushes(cons[0]), time.perf_counter()
+    await asyncio.gather(*(one(c, rows[i::connections]) for i, c in enumerate(cons)))
+    seconds = time.perf_counter() - start
+    syncs = await _wal_flushes(cons[0]) - syncs0
+    for c in cons:
+        await c.close()
+    return len(msgs) / seconds, syncs / len(msgs)
+
+
+async def measure(dsn: str, port: int, server_pid: int, pg_pid: int, n: int, rounds: int
+                  ) -> dict[str, dict[str, list[float]]]:
+    """Every shape ``rounds`` times, each beside its baseline; raw per-round figures."""
+    con = await asyncpg.connect(dsn)
+    await con.execute("CREATE TABLE bench_plain (id BIGSERIAL PRIMARY KEY, uid TEXT NOT NULL UNIQUE, "
+                      "raw BYTEA NOT NULL)")
+    out: dict[str, dict[str, list[float]]] = {s.name: {} for s in SHAPES}  # and "parse"
+    await product_round(con, port, server_pid, messages(50, "W"), SHAPES[0])  # warm-up: connections, caches
+    for r in range(rounds):
+        for k, shape in enumerate(SHAPES):
+            tag = f"R{r}{k}"
+            msgs = messages(n, tag)
+            pg0 = _tree_cpu_s(pg_pid)
+            figures = await product_round(con, port, server_pid, msgs, shape)
+            figures["pg cpu"] = (_tree_cpu_s(pg_pid) - pg0) / n * 1e6
+            figures["baseline"], figures["baseline fsyncs"] = await baseline_round(dsn, msgs, shape.connections, tag)
+            for name, value in figures.items():
+                out[shape.name].setdefault(name, []).append(value)
+        parsing = out.setdefault("parse", {})
+        parsing.setdefault("ours", []).append(parse_rate(parse))
+        parsing.setdefault("hl7.parse", []).append(parse_rate(python_hl7_parse))
+    await con.close()
     return out
 
 
-def parse_rate(msgs: list[bytes], fn, min_seconds: float = 1.0) -> float:  # type: ignore[no-untyped-def]
-    """Messages per second through ``fn``, cycling over ``msgs`` for ``min_seconds``."""
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < min_seconds:
-        fn(msgs[count % len(msgs)])
-        count += 1
-    return count / (time.perf_counter() - start)
+def parse_rate(fn: Callable[[bytes], object]) -> float:
+    """Messages per second through ``fn`` (CPU only), on the benchmark's message mix."""
+    sample = messages(25, "S")
+    return rate(len(sample), lambda: [fn(m) for m in sample], 0.5)
 
 
 def python_hl7_parse(raw: bytes) -> object:
@@ -136,46 +235,55 @@ def python_hl7_parse(raw: bytes) -> object:
     return hl7.parse(raw.decode("utf-8", errors="replace"))
 
 
-def run(messages_n: int = 20000, connections: int = 64) -> dict[str, float]:
+def run(messages_n: int = 2000, rounds: int = 3) -> dict[str, object]:
     """Measure and return the figures (also used by ``mchub bench``)."""
-    msgs = messages(messages_n)
     pg = PostgresServer(durable=True).start()
+    server: subprocess.Popen[bytes] | None = None
     try:
         dsn = pg.create_database("bench_mllp")
-        grouped = asyncio.run(ingest(dsn, msgs, connections, max_batch=1000, process=True))
-        single = asyncio.run(ingest(dsn, msgs[: max(500, messages_n // 10)], connections, max_batch=1, writers=1))
+        with tempfile.TemporaryDirectory(prefix="bench-mllp-") as tmp:
+            port = free_port()
+            config = _config(Path(tmp), dsn, port)
+            with open(Path(tmp) / "serve.log", "wb") as log:
+                server = subprocess.Popen([sys.executable, "-m", "mchub", "cloud", "serve", "--config", str(config)],
+                                          stdout=log, stderr=subprocess.STDOUT)
+            wait_for_port(port, 60, server)
+            raw = asyncio.run(measure(dsn, port, server.pid, _postmaster_pid(pg), messages_n, rounds))
+            server.terminate()
+            server.wait(30)
     finally:
+        if server is not None and server.poll() is None:
+            server.kill()
         pg.destroy()
-    sample = msgs[:25]
-    ours = parse_rate(sample, parse)
-    ref = parse_rate(sample, python_hl7_parse, 3.0)
-    return {
-        "mllp ingest msgs/s (group commit)": grouped["msgs/s"],
-        "mllp ingest msgs/s per busy listener core": 1e6 / grouped["cpu us"],
-        "mllp ingest listener CPU us/msg": grouped["cpu us"],
-        "mllp messages per commit": grouped["avg batch"],
-        "mllp ingest msgs/s (commit per message)": single["msgs/s"],
-        "hl7 processing into results msgs/s": grouped["processed/s"],
-        "hl7 parse msgs/s (protocol.hl7)": ours,
-        "hl7 parse msgs/s (python-hl7 hl7.parse baseline)": ref,
-        "ratio ingest / hl7.parse": grouped["msgs/s"] / ref,
-        "ratio parse / hl7.parse": ours / ref,
-        "avg message bytes": sum(len(m) for m in msgs) / len(msgs),
-    }
+    out: dict[str, object] = {}
+    for shape in SHAPES:
+        f = raw[shape.name]
+        out[f"mllp {shape.name}: durable ingest"] = figure(f["ingest"], "msgs/s", f["baseline"])
+        out[f"mllp {shape.name}: into results"] = figure(f["results"], "msgs/s", f["baseline"])
+        out[f"mllp {shape.name}: results lag after last ACK"] = figure(f["lag"], "s", digits=2)
+        out[f"mllp {shape.name}: backlog left at last ACK, drained"] = figure(f["drain"], "msgs/s")
+        out[f"mllp {shape.name}: WAL fsyncs (ingest + processing)"] = figure(f["fsyncs"], "per msg",
+                                                                              f["baseline fsyncs"], digits=3)
+        out[f"mllp {shape.name}: server CPU"] = figure(f["cpu"], "µs/msg")
+        out[f"mllp {shape.name}: PostgreSQL CPU"] = figure(f["pg cpu"], "µs/msg")
+    out["hl7 parse (protocol.hl7.message.parse)"] = figure(raw["parse"]["ours"], "msgs/s",
+                                                               raw["parse"]["hl7.parse"])
+    sample = messages(20, "S")
+    out["avg message bytes"] = round(statistics.mean(len(m) for m in sample))
+    return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--messages", type=int, default=20000, help="messages to ingest (default 20000)")
-    ap.add_argument("--connections", type=int, default=64, help="concurrent MLLP connections (default 64)")
+    ap.add_argument("--messages", type=int, default=2000, help="messages per shape and round (default 2000)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds (default 3)")
     args = ap.parse_args()
-    res = run(args.messages, args.connections)
+    res = run(args.messages, args.rounds)
     print(f"machine: {machine()}")
-    print(f"{args.messages} messages (three fixtures + generated screening results, "
-          f"{res['avg message bytes']:.0f} bytes avg), {args.connections} connections, "
-          "PostgreSQL fsync on, messages sealed with AES-256-GCM")
-    for name, value in res.items():
-        print(f"  {name:<45} {value:>12,.1f}")
+    print(f"{args.messages} messages per shape and round ({res['avg message bytes']} bytes avg), "
+          f"{args.rounds} rounds; PostgreSQL fsync and synchronous_commit on; baseline: asyncpg INSERT + "
+          "commit per message, same bytes, same connection count")
+    show(res)
     return 0
 
 

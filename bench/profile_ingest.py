@@ -6,7 +6,7 @@
     py-spy record -o ingest.svg -- .venv/bin/python -m bench.profile_ingest --batches 400
 
 It starts a throwaway PostgreSQL, registers a few hubs, seals batches of blood-pressure
-readings (as bench_ingest does) and feeds them to :meth:`cloud.ingest.Ingestor.handle`
+readings (as bench_ingest does) and feeds them to :meth:`cloud.intake.ingest.Ingestor.handle`
 one after another, then prints readings/s and the CPU time of this process and of
 PostgreSQL. docs/cloud.md records what the profiles showed.
 """
@@ -23,11 +23,11 @@ from pathlib import Path
 
 from bench.bench_ingest import _postmaster_pid, _readings, _tree_cpu_s
 from bench.common import machine
-from cloud.crypto_at_rest import AtRest  # noqa: F401 - imported so the profile excludes import time
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
-from cloud.ingest import Ingestor
-from cloud.keystore import init_keys
+from cloud.intake.ingest import Ingestor
+from cloud.intake.keystore import init_keys
+from cloud.records.crypto_at_rest import AtRest  # noqa: F401 - imported so the profile excludes import time
 from firmware_sim.fleet import CloudKeys, VirtualHub
 from protocol.keys import ed25519_raw, key_id
 from tests.support.services import PostgresServer

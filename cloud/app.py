@@ -25,20 +25,21 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from tortoise.exceptions import OperationalError as OrmOperationalError
 
-from cloud import admin_api, audit_chain, logs, metrics, outbox, web
+from cloud import admin_api, logs, metrics, outbox, web
 from cloud import config as config_mod
 from cloud.audit import RefusalTally
+from cloud.audit import chain as audit_chain
+from cloud.audit.refusals import RefusalAudit
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
 from cloud.db.orm import start_orm, stop_orm
 from cloud.errors import CloudError, DatabaseUnavailable
 from cloud.fleet import api as fleet_api
 from cloud.fleet import presence
-from cloud.ingest import Answer, Ingestor, Limits
+from cloud.intake.ingest import Answer, Ingestor, Limits
+from cloud.intake.keystore import CloudKeys, load_keys
 from cloud.integration.service import Integration
-from cloud.keystore import CloudKeys, load_keys
 from cloud.openapi import document
-from cloud.refusal_audit import RefusalAudit
 from protocol.envelope import HEADER_PREFIX_MAX
 from webui import conn_guard
 from webui.body_limit import BodyLimit, Cap

@@ -59,7 +59,7 @@ def _run(coro: Callable[[Any, argparse.Namespace], Coroutine[Any, Any, int]]) ->
 def _init(args: argparse.Namespace) -> int:
     from cloud.config import EXAMPLE, load
     from cloud.errors import CloudError
-    from cloud.keystore import init_keys
+    from cloud.intake.keystore import init_keys
 
     path = Path(args.config)
     try:
@@ -116,7 +116,7 @@ async def _with_fleet(cfg: Any, fn: Callable[[Any], Awaitable[int]]) -> int:
     from cloud.db.engine import Database
     from cloud.errors import RegistryError
     from cloud.fleet.service import Fleet
-    from cloud.keystore import load_keys
+    from cloud.intake.keystore import load_keys
     from cloud.serve import migrate_database
     from provisioning.errors import ProvisioningError
 
@@ -212,9 +212,9 @@ async def _hub_list(cfg: Any, args: argparse.Namespace) -> int:
 
 async def _import(cfg: Any, args: argparse.Namespace) -> int:
     from cloud.db.engine import Database
-    from cloud.importer import import_file
-    from cloud.ingest import Ingestor
-    from cloud.keystore import load_keys
+    from cloud.intake.importer import import_file
+    from cloud.intake.ingest import Ingestor
+    from cloud.intake.keystore import load_keys
     from cloud.serve import migrate_database
 
     await migrate_database(cfg)
@@ -281,7 +281,7 @@ async def _outbox(cfg: Any, args: argparse.Namespace) -> int:
 
 
 async def _audit(cfg: Any, args: argparse.Namespace) -> int:
-    from cloud import audit_chain
+    from cloud.audit import chain as audit_chain
     from cloud.db.engine import Database
     from cloud.serve import migrate_database
 

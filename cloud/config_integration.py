@@ -1,63 +1,86 @@
-"""cloud.toml's hospital sections: [mllp], [his] and [dicom] (docs/hl7.md, docs/dicom.md)."""
+"""cloud.toml's hospital sections: [mllp], [his] and [dicom] (docs/hl7.md, docs/dicom.md).
+
+Each key is declared once, in its section's Struct (type, default, bounds); the checks
+below are the rules that span keys or need a file or a validator of their own.
+"""
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
+from msgspec import Meta
+
+from cloud.config_checks import Section, resolve
 from cloud.config_checks import err as _err
-from cloud.config_checks import file_path as _file
 from cloud.config_checks import positive as _positive
 from cloud.errors import ConfigError
 from protocol.errors import ProtocolError
 from protocol.hl7.codemap import CodeMap
 
+_SENDERS_FIX = 'write addresses in quotes: allowed_senders = ["10.1.2.3", "10.1.5.0/24"]'
 
-@dataclass(frozen=True)
-class MllpConfig:
+
+class MllpConfig(Section, frozen=True):
     """[mllp]: the HL7 listener (one process owns the port; see cloud/integration/service.py)."""
 
     enabled: bool = False
     host: str = "127.0.0.1"  #: loopback unless configured (a HIS on the LAN needs the LAN address)
-    port: int = 2575
+    port: Annotated[int, Meta(gt=0, le=65535)] = 2575
     tls_cert: Path | None = None
     tls_key: Path | None = None
-    max_message_bytes: int = 1 << 20
-    idle_timeout_s: float = 900.0
-    code_map: dict[str, Any] = field(default_factory=dict)  #: validated with protocol.hl7.codemap
+    max_message_bytes: Annotated[int, Meta(gt=0, le=256 << 20)] = 1 << 20
+    idle_timeout_s: Annotated[float, Meta(gt=0)] = 900.0
+    code_map: dict[str, Any] = msgspec.field(default_factory=dict)  #: validated with protocol.hl7.codemap
     # -- who may send, and how much (issue 16 allow-list, issue 17 finding 6); docs/hl7.md "Who may send"
     allow_any: bool = False  #: true: any address may connect (must be said explicitly)
-    allowed_senders: tuple[str, ...] = ("127.0.0.1", "::1")  #: addresses or networks (CIDR) that may connect
-    allowed_apps: tuple[str, ...] = ()  #: "APP" or "APP|FACILITY" (MSH-3, MSH-4) accepted; empty: any
-    max_connections: int = 256  #: open connections in total
-    max_connections_per_source: int = 32  #: open connections from one address
-    frame_timeout_s: float = 60.0  #: a started frame must be complete within this (a dripping client is closed)
+    #: addresses or networks (CIDR) that may connect
+    allowed_senders: Annotated[tuple[str, ...], Meta(description=_SENDERS_FIX)] = ("127.0.0.1", "::1")
+    #: "APP" or "APP|FACILITY" (MSH-3, MSH-4) accepted; empty: any
+    allowed_apps: tuple[str, ...] = ()
+    max_connections: Annotated[int, Meta(gt=0, le=100_000)] = 256  #: open connections in total
+    max_connections_per_source: Annotated[int, Meta(gt=0)] = 32  #: open connections from one address
+    #: a started frame must be complete within this (a dripping client is closed)
+    frame_timeout_s: Annotated[float, Meta(gt=0, le=3600)] = 60.0
 
 
-@dataclass(frozen=True)
-class HisConfig:
+class HisConfig(Section, frozen=True):
     """[his]: where vitals ORU^R01 messages go."""
 
     enabled: bool = False
     host: str = "127.0.0.1"
-    port: int = 2576
+    port: Annotated[int, Meta(gt=0, le=65535)] = 2576
     tls_ca: Path | None = None
-    ack_timeout_s: float = 30.0
-    attempts: int = 3
+    ack_timeout_s: Annotated[float, Meta(gt=0, le=3600)] = 30.0
+    attempts: Annotated[int, Meta(gt=0, le=20)] = 3
     sending_facility: str = ""
     receiving_app: str = "HIS"
     receiving_facility: str = ""
     mrn_authority: str = ""
 
 
-@dataclass(frozen=True)
-class DicomSection:
+class DicomTable(Section, frozen=True):
+    """[dicom] as written: the keys and their types. Defaults and the rules are
+    cloud.dicom.service.DicomConfig's, applied to :attr:`DicomSection.table` when enabled."""
+
+    enabled: bool = False
+    object_dir: str | None = None
+    scp_enabled: bool | None = None
+    scp_host: str | None = None
+    scp_port: int | None = None
+    ae_title: str | None = None
+    allowed_calling_aets: dict[str, Any] | list[Any] | None = None
+    max_body_mb: int | None = None
+    national_id_issuers: list[Any] | None = None
+
+
+class DicomSection(msgspec.Struct, frozen=True):
     """[dicom]: ``table`` is checked by cloud.dicom.service.DicomConfig when enabled (paths resolved)."""
 
     enabled: bool = False
-    table: dict[str, Any] = field(default_factory=dict)
+    table: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 def mllp_networks(m: MllpConfig) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -76,20 +99,15 @@ def _is_loopback(host: str) -> bool:
 
 def _mllp_senders(path: Path, m: MllpConfig) -> None:
     """[mllp] allow-list and limits: addresses parse, and an open port says who may use it."""
-    _positive(path, "[mllp] max_connections", m.max_connections, 100_000)
     _positive(path, "[mllp] max_connections_per_source", m.max_connections_per_source, m.max_connections)
-    _positive(path, "[mllp] frame_timeout_s", m.frame_timeout_s, 3600)
     for value in m.allowed_senders:
-        if not isinstance(value, str):
-            raise _err(path, "[mllp] allowed_senders", f"{value!r} is not a string",
-                       'write addresses in quotes: allowed_senders = ["10.1.2.3", "10.1.5.0/24"]')
         try:
             ipaddress.ip_network(value, strict=False)
         except ValueError:
             raise _err(path, "[mllp] allowed_senders", f"{value!r} is not an IP address or network",
                        'give addresses or CIDR networks: allowed_senders = ["10.1.2.3", "10.1.5.0/24"]') from None
     for value in m.allowed_apps:
-        if not isinstance(value, str) or not value.strip("|"):
+        if not value.strip("|"):
             raise _err(path, "[mllp] allowed_apps", f"{value!r} is not a sending application",
                        'give MSH-3 or MSH-3|MSH-4 values: allowed_apps = ["LIS", "HIS|HOSP"]')
     loopback_only = all(ipaddress.ip_network(a, strict=False).is_loopback for a in m.allowed_senders)
@@ -99,19 +117,12 @@ def _mllp_senders(path: Path, m: MllpConfig) -> None:
                    "accept any address, e.g. behind a firewall that already restricts it)")
 
 
-def integration(path: Path, doc: dict[str, Any]) -> tuple[MllpConfig, HisConfig, DicomSection]:
-    """[mllp], [his] and [dicom], checked; the code map and [dicom] through their own validators."""
+def integration(path: Path, mllp: MllpConfig, his: HisConfig, dicom: DicomTable
+                ) -> tuple[MllpConfig, HisConfig, DicomSection]:
+    """[mllp], [his] and [dicom] as decoded, checked across keys; the code map and [dicom] through their own
+    validators; paths resolved next to the file."""
     base = path.parent
-    raw = dict(doc.get("mllp", {}))
-    for key in ("tls_cert", "tls_key"):
-        raw[key] = _file(base, raw.get(key, ""))
-    for key in ("allowed_senders", "allowed_apps"):
-        if key in raw:
-            raw[key] = tuple(raw[key])
-    m = MllpConfig(**raw)
-    _positive(path, "[mllp] port", m.port, 65535)
-    _positive(path, "[mllp] max_message_bytes", m.max_message_bytes, 256 << 20)
-    _positive(path, "[mllp] idle_timeout_s", m.idle_timeout_s)
+    m = msgspec.structs.replace(mllp, tls_cert=resolve(base, mllp.tls_cert), tls_key=resolve(base, mllp.tls_key))
     _mllp_senders(path, m)
     if (m.tls_cert is None) != (m.tls_key is None):
         raise _err(path, "[mllp] tls_cert / tls_key", "only one of the two is set",
@@ -124,23 +135,17 @@ def integration(path: Path, doc: dict[str, Any]) -> tuple[MllpConfig, HisConfig,
         CodeMap.from_config(m.code_map, str(path), "[mllp] code_map")
     except ProtocolError as exc:
         raise ConfigError(f"{exc}") from exc
-    hraw = dict(doc.get("his", {}))
-    hraw["tls_ca"] = _file(base, hraw.get("tls_ca", ""))
-    h = HisConfig(**hraw)
-    _positive(path, "[his] port", h.port, 65535)
-    _positive(path, "[his] ack_timeout_s", h.ack_timeout_s, 3600)
-    _positive(path, "[his] attempts", h.attempts, 20)
+    h = msgspec.structs.replace(his, tls_ca=resolve(base, his.tls_ca))
     if h.enabled and h.tls_ca is not None and not h.tls_ca.is_file():
         raise _err(path, "[his] tls_ca", f"{h.tls_ca} does not exist", "give the path of the HIS's PEM CA file")
-    table = dict(doc.get("dicom", {}))
-    enabled = bool(table.pop("enabled", False))
+    table = {k: v for k, v in msgspec.structs.asdict(dicom).items() if v is not None and k != "enabled"}
     if "object_dir" in table:
-        table["object_dir"] = str(_file(base, table["object_dir"]))
-    if enabled:
+        table["object_dir"] = str(resolve(base, Path(table["object_dir"])))
+    if dicom.enabled:
         from cloud.dicom.service import DicomConfig, DicomConfigError  # pydicom: only when DICOM is on
 
         try:
             DicomConfig.from_mapping(table, str(path))
         except DicomConfigError as exc:  # already names file, key and fix
             raise ConfigError(str(exc).replace(". Fix:", ".\n  Fix:")) from exc
-    return m, h, DicomSection(enabled, table)
+    return m, h, DicomSection(dicom.enabled, table)

@@ -28,6 +28,34 @@ class DatabaseUnavailable(DatabaseError):
     """The database cannot be reached right now (answered as 503 with Retry-After)."""
 
 
+class IntegrityError(DatabaseError):
+    """A statement broke a rule of the schema; retrying the same statement will not help.
+
+    SQLite and PostgreSQL errors map to the same subclass (:mod:`cloud.db.engine`), so callers
+    never look at ``sqlite3`` or ``asyncpg`` types."""
+
+
+class UniqueViolation(IntegrityError):
+    """A row with the same unique key (or primary key) exists."""
+
+
+class ForeignKeyViolation(IntegrityError):
+    """A reference names a row that does not exist (or a referenced row is still in use)."""
+
+
+class NotNullViolation(IntegrityError):
+    """A required column was given no value."""
+
+
+class CheckViolation(IntegrityError):
+    """A CHECK constraint refused the value."""
+
+
+class RuleViolation(IntegrityError):
+    """A trigger (or a missing privilege) refused the statement: append-only audit tables, a chain
+    that only moves forward."""
+
+
 class RegistryError(CloudError):
     """A hub-registry operation was refused (unknown site or hub, duplicate key, bad key)."""
 

@@ -3,13 +3,15 @@
 Every function takes the cloud :class:`~cloud.db.engine.Database` and returns plain frozen
 dataclasses; nothing here returns a national ID, and a raw message (sealed at rest) only
 through :func:`inbound_raw`, which is audited.
-Writes (resolve, replay, reprocess) are audited with the given ``actor``.
+Writes (resolve, replay) are audited with the given ``actor``; reprocessing a message is
+:func:`cloud.message_browser.reprocess`.
 
     rows = await inbound_log(db, limit=50)                 # HL7 messages with ACK codes
     raw = await inbound_raw(db, at_rest, rows[0].uid, actor="web:alice")   # audited: holds patient data
     counts = await inbound_counts(db)                      # {(status, ack_code): n}
     items = await unmatched(db)                            # the work list
     await resolve_unmatched(db, at_rest, item_id, actor="web:alice", subject_id=12)
+    await undo_unmatched(db, item_id, actor="web:alice", since_ms=signed_in_ms)   # her own match only
     queue = await outbound_queue(db)                       # vitals to the HIS (his.vitals)
     await replay_outbound(db, message_id, actor="web:alice")
 """
@@ -21,7 +23,6 @@ from dataclasses import dataclass
 import msgspec
 
 from cloud import audit, outbox
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database
 from cloud.errors import PatientIndexError
 from cloud.integration import matching
@@ -29,6 +30,7 @@ from cloud.integration.matching import Who
 from cloud.integration.vitals import TOPIC as VITALS_TOPIC
 from cloud.integration.vitals import control_id
 from cloud.mllp.db_store import COLUMN
+from cloud.records.crypto_at_rest import AtRest
 
 
 @dataclass(frozen=True)
@@ -138,16 +140,6 @@ async def inbound_raw(db: Database, at_rest: AtRest, uid: str, *, actor: str) ->
     return at_rest.open_bytes(raw, COLUMN) if row["sealed"] else raw
 
 
-async def reprocess_inbound(db: Database, uid: str, *, actor: str) -> None:
-    """Process a message again (after fixing the code map, say); audited."""
-    async with db.transaction() as tx:
-        n = await tx.execute("UPDATE hl7_inbound SET processed_ms = NULL, process_error = NULL "
-                             "WHERE uid = $1 AND status = 'accepted'", uid)
-        if not n:
-            raise PatientIndexError(f"no accepted HL7 message {uid}")
-        await audit.write(tx, actor=actor, action="hl7.reprocess", outcome="ok", detail={"uid": uid})
-
-
 async def unmatched(db: Database, *, status: str = "waiting", limit: int = 200) -> list[UnmatchedItem]:
     """The work list, oldest first."""
     async with db.transaction() as tx:
@@ -175,6 +167,15 @@ async def resolve_unmatched(db: Database, at_rest: AtRest, item_id: int, *, acto
         if not await matching.resolve_item(tx, item_id, subject_id, actor=actor):
             raise PatientIndexError(f"work-list item {item_id} is not waiting")
         return await matching.survivor(tx, subject_id)
+
+
+async def undo_unmatched(db: Database, item_id: int, *, actor: str, since_ms: int) -> int:
+    """Undo ``actor``'s match of a work-list item made since ``since_ms`` (audited); returns the subject it left."""
+    async with db.transaction() as tx:
+        subject_id = await matching.unresolve_item(tx, item_id, actor=actor, since_ms=since_ms)
+    if subject_id is None:
+        raise PatientIndexError(f"work-list item {item_id} has no match of {actor} to undo")
+    return subject_id
 
 
 async def outbound_queue(db: Database, *, status: str | None = None, limit: int = 200) -> list[OutboundRow]:

@@ -26,8 +26,8 @@ from cloud import logs
 from cloud.config import CloudConfig
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
+from cloud.intake.keystore import load_keys
 from cloud.integration.service import ROLE_ENV
-from cloud.keystore import load_keys
 
 
 def uvicorn_options(cfg: CloudConfig) -> dict[str, Any]:

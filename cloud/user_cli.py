@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cloud.crypto_at_rest import AtRest
+    from cloud.records.crypto_at_rest import AtRest
 
 
 ROLE_HELP = ("admin: everything; integration: queues, dead letters, read fleet; clinic_staff: read sites, hubs, "
@@ -50,8 +50,8 @@ def _password(args: argparse.Namespace) -> str:
 
 
 def _at_rest(cfg: Any) -> AtRest:
-    from cloud.crypto_at_rest import AtRest
-    from cloud.keystore import load_keys
+    from cloud.intake.keystore import load_keys
+    from cloud.records.crypto_at_rest import AtRest
 
     keys = load_keys(cfg.keys_dir)
     return AtRest(keys.at_rest, keys.blind_index)

@@ -7,7 +7,7 @@ module; it stores everything in the cloud database (``users``, ``user_roles``,
 * **Passwords**: scrypt (:mod:`provisioning.auth`), policy of 12+ characters from three
   classes; the parameters travel with the hash and are raised on the next login.
 * **Second factor**: RFC 6238 TOTP (:mod:`provisioning.totp`). The secret is sealed at
-  rest with the cloud's at-rest key (:class:`cloud.crypto_at_rest.AtRest`, column
+  rest with the cloud's at-rest key (:class:`cloud.records.crypto_at_rest.AtRest`, column
   ``users.totp_secret``); a used code cannot be replayed. A user without TOTP cannot log
   in at all (``mchub cloud user totp NAME`` enrols one).
 * **Lockout**: :class:`provisioning.auth.LockoutPolicy` (5 failures lock 15 min,
@@ -45,24 +45,32 @@ from typing import Literal
 import msgspec
 
 from cloud import audit
-from cloud.crypto_at_rest import AtRest, AtRestError
 from cloud.db.engine import Database, Row, Tx
 from cloud.errors import CloudError
 from cloud.password_hashing import hashing, verify_dummy
+from cloud.records.crypto_at_rest import AtRest, AtRestError
 from protocol.ids import now_ms as _now_ms
 from provisioning import auth, totp
-from provisioning.errors import AuthError
+from provisioning.errors import AuthError, CodeReused, WrongCode
 
 ROLES = tuple(auth.ROLE_PERMISSIONS)  #: admin, integration, clinic_staff, auditor (the ``roles`` table)
 TOTP_COLUMN = "users.totp_secret"
 _USERNAME = re.compile(r"[a-z][a-z0-9._-]{1,63}")
 _ROLE_ORDER = {r: i for i, r in enumerate(ROLES)}
 
-Reason = Literal["ok", "bad_credentials", "locked", "disabled", "no_second_factor"]
+Reason = Literal["ok", "bad_credentials", "locked", "disabled", "no_second_factor", "bad_code", "code_reused",
+                 "password_expired"]
 
 
 class UserError(CloudError):
-    """A user operation was refused (unknown user, weak password, bad role, duplicate name)."""
+    """A user operation was refused (unknown user, weak password, bad role, duplicate name).
+
+    ``reason`` is stable (the pages show the catalog text ``refused.<reason>``, the message as detail).
+    """
+
+    def __init__(self, message: str, reason: str = "user") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,7 @@ class User:
     active: bool
     totp_enabled: bool
     created_ms: int
+    totp_pending: bool = False  #: a new one-time-code secret waits for its first code (:func:`confirm_totp`)
     locked_until_ms: int = 0
     last_login_ms: int | None = None
     session_version: int = 0  #: bumped by a role change, password reset, disable and logout
@@ -111,20 +120,22 @@ class LoginOutcome:
         return self.user is not None
 
 
-_SELECT = ("SELECT id, username, display_name, password_hash, totp_secret_enc, active, created_ms, failures, locks, "
-           "locked_until_ms, last_totp_step, last_login_ms, session_version FROM users")
+_SELECT = ("SELECT id, username, display_name, password_hash, totp_secret_enc, totp_pending_enc, active, created_ms, "
+           "failures, locks, locked_until_ms, last_totp_step, last_login_ms, session_version, password_changed_ms "
+           "FROM users")
 
 
 def _check_username(username: str) -> None:
     if not _USERNAME.fullmatch(username):
-        raise UserError(f"user name {username!r}: 2-64 of a-z 0-9 . _ -, starting with a letter")
+        raise UserError(f"user name {username!r}: 2-64 of a-z 0-9 . _ -, starting with a letter", "bad_username")
 
 
 def _check_roles(roles: Iterable[str]) -> frozenset[str]:
     chosen = frozenset(roles)
     unknown = chosen - set(ROLES)
     if not chosen or unknown:
-        raise UserError(f"roles must be some of {', '.join(ROLES)} (got {', '.join(sorted(chosen)) or 'none'})")
+        raise UserError(f"roles must be some of {', '.join(ROLES)} (got {', '.join(sorted(chosen)) or 'none'})",
+                        "bad_roles")
     return chosen
 
 
@@ -135,8 +146,9 @@ async def _roles(tx: Tx, user_id: int) -> frozenset[str]:
 def _user(r: Row, roles: frozenset[str]) -> User:
     return User(id=int(r["id"]), username=r["username"], display_name=r["display_name"], roles=roles,
                 active=bool(r["active"]), totp_enabled=r["totp_secret_enc"] is not None,
-                created_ms=int(r["created_ms"]), locked_until_ms=int(r["locked_until_ms"]),
-                last_login_ms=r["last_login_ms"], session_version=int(r["session_version"]))
+                totp_pending=r["totp_pending_enc"] is not None, created_ms=int(r["created_ms"]),
+                locked_until_ms=int(r["locked_until_ms"]), last_login_ms=r["last_login_ms"],
+                session_version=int(r["session_version"]))
 
 
 async def _row(tx: Tx, username: str, *, lock: bool = False) -> Row | None:
@@ -147,7 +159,7 @@ async def _row(tx: Tx, username: str, *, lock: bool = False) -> Row | None:
 async def _need(tx: Tx, username: str, *, lock: bool = False) -> Row:
     row = await _row(tx, username, lock=lock)
     if row is None:
-        raise UserError(f"no user {username!r}; `mchub cloud user list` shows them")
+        raise UserError(f"no user {username!r}; `mchub cloud user list` shows them", "unknown_user")
     return row
 
 
@@ -159,12 +171,12 @@ async def create_user(db: Database, username: str, password: str, *, roles: Iter
     try:
         auth.check_password_policy(password, username)
     except AuthError as exc:
-        raise UserError(str(exc)) from exc
+        raise UserError(str(exc), "weak_password") from exc
     hashed = await hashing(auth.hash_password, password)
     now = _now_ms() if now_ms is None else now_ms
     async with db.transaction() as tx:
         if await _row(tx, username) is not None:
-            raise UserError(f"user {username!r} already exists")
+            raise UserError(f"user {username!r} already exists", "user_exists")
         await tx.execute("INSERT INTO users (username, display_name, password_hash, active, created_ms, "
                          "password_changed_ms) VALUES ($1, $2, $3, TRUE, $4, $5)",
                          username, display_name, hashed, now, now)
@@ -200,7 +212,7 @@ async def set_password(db: Database, username: str, password: str, *, actor: str
     try:
         auth.check_password_policy(password, username)
     except AuthError as exc:
-        raise UserError(str(exc)) from exc
+        raise UserError(str(exc), "weak_password") from exc
     hashed = await hashing(auth.hash_password, password)
     now = _now_ms() if now_ms is None else now_ms
     async with db.transaction() as tx:
@@ -222,11 +234,71 @@ async def enable_totp(db: Database, at_rest: AtRest, username: str, *, actor: st
     now = _now_ms() if now_ms is None else now_ms
     async with db.transaction() as tx:
         row = await _need(tx, username, lock=True)
-        await tx.execute("UPDATE users SET totp_secret_enc = $1, last_totp_step = NULL WHERE id = $2",
+        await tx.execute("UPDATE users SET totp_secret_enc = $1, totp_pending_enc = NULL, last_totp_step = NULL "
+                         "WHERE id = $2",
                          at_rest.seal(secret, TOTP_COLUMN), int(row["id"]))
         await _bump(tx, int(row["id"]))  # a new second factor (a lost phone?) ends the open sessions
         await audit.write(tx, actor=actor, action="user.totp", outcome="ok", target=username, at_ms=now)
     return secret, totp.provisioning_uri(secret, username)
+
+
+async def start_totp(db: Database, at_rest: AtRest, username: str, *, actor: str,
+                     now_ms: int | None = None) -> tuple[str, str]:
+    """Enrolment on the console: a new secret that waits for its first code; returns ``(secret, otpauth URI)``.
+
+    The secret is kept sealed in ``users.totp_pending_enc`` (migration 18) and does nothing
+    until :func:`confirm_totp` sees a right code from the user's app; until then the old
+    secret (if any) still signs the user in, so a mistyped scan never locks anyone out.
+    """
+    secret = totp.new_secret()
+    now = _now_ms() if now_ms is None else now_ms
+    async with db.transaction() as tx:
+        row = await _need(tx, username, lock=True)
+        await tx.execute("UPDATE users SET totp_pending_enc = $1 WHERE id = $2", at_rest.seal(secret, TOTP_COLUMN),
+                         int(row["id"]))
+        await audit.write(tx, actor=actor, action="user.totp.start", outcome="ok", target=username, at_ms=now)
+    return secret, totp.provisioning_uri(secret, username)
+
+
+async def pending_totp(db: Database, at_rest: AtRest, username: str) -> tuple[str, str] | None:
+    """The secret and URI still waiting for their first code (shown again after a wrong one), or None."""
+    async with db.transaction() as tx:
+        row = await _need(tx, username)
+    if row["totp_pending_enc"] is None:
+        return None
+    secret = at_rest.open(bytes(row["totp_pending_enc"]), TOTP_COLUMN)
+    return secret, totp.provisioning_uri(secret, username)
+
+
+async def confirm_totp(db: Database, at_rest: AtRest, username: str, code: str, *, actor: str,
+                       now_ms: int | None = None) -> None:
+    """Make the waiting secret the user's one-time-code secret once ``code`` from the app is right.
+
+    The confirming code counts as used (it cannot sign in afterwards). Ends the user's open
+    sessions, as any new second factor does. Raises :class:`UserError` (reason ``bad_code``
+    or ``no_pending``); a wrong code is audited (``user.totp`` refused).
+    """
+    now = _now_ms() if now_ms is None else now_ms
+    async with db.transaction() as tx:
+        row = await _need(tx, username, lock=True)
+        if row["totp_pending_enc"] is None:
+            raise UserError(f"{username!r} has no new one-time-code secret waiting; show a new QR code first",
+                            "no_pending")
+        secret = at_rest.open(bytes(row["totp_pending_enc"]), TOTP_COLUMN)
+        try:
+            step = totp.verify(secret, code, unix_s=now / 1000)
+        except AuthError as exc:
+            failure = exc
+        else:
+            await tx.execute("UPDATE users SET totp_secret_enc = totp_pending_enc, totp_pending_enc = NULL, "
+                             "last_totp_step = $1 WHERE id = $2", step, int(row["id"]))
+            await _bump(tx, int(row["id"]))
+            await audit.write(tx, actor=actor, action="user.totp", outcome="ok", target=username, at_ms=now)
+            return
+    async with db.transaction() as tx:
+        await audit.write(tx, actor=actor, action="user.totp", outcome="refused", target=username, at_ms=now,
+                          reason=getattr(failure, "reason", "bad_code"))
+    raise UserError(f"the first one-time code for {username!r} is wrong: {failure}", "bad_code") from failure
 
 
 async def set_roles(db: Database, username: str, roles: Iterable[str], *, actor: str) -> None:
@@ -255,14 +327,24 @@ async def set_active(db: Database, username: str, active: bool, *, actor: str, n
                           target=username, at_ms=now)
 
 
+_MESSAGES: dict[str, str] = {  #: for the API and the CLI; the pages use the catalog (``login.<reason>``)
+    "locked": "账户已锁定，请稍后再试或联系其他管理员 / account locked after repeated failures; try later or ask "
+              "another admin",
+    "no_second_factor": "此账户尚未启用动态码：请管理员显示二维码并确认首个动态码 / this account has no confirmed "
+                        "one-time-code app yet: an admin shows its QR code on the users page (or runs `mchub cloud "
+                        "user totp NAME`)",
+    "bad_code": "动态码错误 / wrong one-time code: type the code your app shows now",
+    "code_reused": "此动态码已用过，请等待下一个 / this code was already used; wait for the next one",
+    "disabled": "账户已停用，请联系管理员 / this account is disabled; ask an admin",
+    "password_expired": "密码已过期，请管理员重设 / the password has expired; an admin sets a new one "
+                        "(`mchub cloud user passwd NAME`)",
+}
+
+
 def _refused(reason: Reason, locked_until_ms: int | None = None) -> LoginOutcome:
-    if reason == "locked":
-        return LoginOutcome(None, reason, "账户已锁定，请稍后再试或联系其他管理员 / account locked after repeated "
-                            "failures; try later or ask another admin", locked_until_ms)
-    if reason == "no_second_factor":
-        return LoginOutcome(None, reason, "此账户尚未设置动态码，请管理员运行 mchub cloud user totp / this account "
-                            "has no one-time-code app yet; an admin runs `mchub cloud user totp NAME`")
-    return LoginOutcome(None, reason, "用户名、密码或动态码错误 / wrong username, password or code")
+    """A refusal. Only ``bad_credentials`` and ``locked`` reach someone without the right password."""
+    message = _MESSAGES.get(reason, "用户名或密码错误 / wrong username or password")
+    return LoginOutcome(None, reason, message, locked_until_ms if reason == "locked" else None)
 
 
 _POLICY = auth.LockoutPolicy()
@@ -271,9 +353,15 @@ _LOGIN_STATE = ("password_hash", "totp_secret_enc", "active", "failures", "locks
 
 
 async def attempt_login(db: Database, at_rest: AtRest, username: str, password: str, code: str, *,
-                        source: str = "", now_ms: int | None = None,
-                        policy: auth.LockoutPolicy = _POLICY) -> LoginOutcome:
+                        source: str = "", now_ms: int | None = None, policy: auth.LockoutPolicy = _POLICY,
+                        password_max_age_ms: int = 0) -> LoginOutcome:
     """Check both factors, update failure counts and lock, audit; never raises for a wrong login.
+
+    The reason says what went wrong only as far as the caller has proved who they are
+    (docs/dashboard.md, "Sign-in messages"): ``bad_credentials`` for an unknown name or a wrong password alike,
+    ``locked`` before anything is checked; after the right password ``disabled``,
+    ``no_second_factor``, ``bad_code`` or ``code_reused``; after both factors
+    ``password_expired`` (older than ``password_max_age_ms``; 0 = passwords never expire).
 
     The password hash (scrypt, ~0.1-0.3 s) is checked in a worker thread with NO database
     transaction open: the account is read, judged outside, then written back in a short
@@ -293,12 +381,13 @@ async def attempt_login(db: Database, at_rest: AtRest, username: str, password: 
                                   target=username[:64], reason="unknown_user", detail=detail, at_ms=now)
             return _refused("bad_credentials")
         r = row
-        if (r["totp_secret_enc"] is None and r["active"] and r["password_hash"]
-                and await hashing(auth.verify_password, password, r["password_hash"])):
+        if (not r["active"] or r["totp_secret_enc"] is None) and int(r["locked_until_ms"]) <= now:
+            right = bool(r["password_hash"]) and await _password_right(password, r["password_hash"])
+            why: Reason = "bad_credentials" if not right else "disabled" if not r["active"] else "no_second_factor"
             async with db.transaction() as tx:
                 await audit.write(tx, actor=username, action="admin.login_failed", outcome="refused",
-                                  target=username, reason="no_second_factor", detail=detail, at_ms=now)
-            return _refused("no_second_factor")
+                                  target=username, reason=why, detail=detail, at_ms=now)
+            return _refused(why)
         try:
             secret = at_rest.open(bytes(r["totp_secret_enc"]), TOTP_COLUMN) if r["totp_secret_enc"] else ""
         except AtRestError as exc:
@@ -309,7 +398,6 @@ async def attempt_login(db: Database, at_rest: AtRest, username: str, password: 
             totp_secret=secret or totp.new_secret(),  # no secret yet: no code can match
             failures=int(r["failures"]), locks=int(r["locks"]),
             locked_until_ms=int(r["locked_until_ms"]), last_totp_step=r["last_totp_step"],
-            disabled=not r["active"],
         )
         try:
             result = await hashing(functools.partial(auth.login, state, password, code, now_ms=now, policy=policy))
@@ -323,7 +411,9 @@ async def attempt_login(db: Database, at_rest: AtRest, username: str, password: 
             current = await _row(tx, username, lock=True)
             if current is None or any(current[k] != r[k] for k in _LOGIN_STATE):
                 continue  # another login or an admin changed the account meanwhile: judge again on what is there
-            outcome = await _record_login(tx, r, roles, result, state, rehashed, username, detail, now)
+            changed = r["password_changed_ms"]
+            expired = bool(password_max_age_ms) and changed is not None and now - int(changed) > password_max_age_ms
+            outcome = await _record_login(tx, r, roles, result, rehashed, username, detail, now, expired=expired)
         return outcome
     async with db.transaction() as tx:  # the account kept changing under us: refuse, audited
         await audit.write(tx, actor=username[:64], action="admin.login_failed", outcome="refused",
@@ -332,28 +422,41 @@ async def attempt_login(db: Database, at_rest: AtRest, username: str, password: 
     return _refused("bad_credentials")
 
 
-async def _record_login(tx: Tx, r: Row, roles: frozenset[str], result: auth.LoginResult, state: auth.AdminUser,
-                        rehashed: str | None, username: str, detail: dict[str, object], now: int) -> LoginOutcome:
+async def _password_right(password: str, stored: str) -> bool:
+    try:
+        return await hashing(auth.verify_password, password, stored)
+    except AuthError:  # a damaged hash is a wrong password here (the audit log names the account)
+        return False
+
+
+async def _record_login(tx: Tx, r: Row, roles: frozenset[str], result: auth.LoginResult, rehashed: str | None,
+                        username: str, detail: dict[str, object], now: int, *, expired: bool) -> LoginOutcome:
     u = result.user
+    signed_in = result.ok and not expired
     await tx.execute("UPDATE users SET failures = $1, locks = $2, locked_until_ms = $3, last_totp_step = $4, "
                      "last_login_ms = $5 WHERE id = $6", u.failures, u.locks, u.locked_until_ms,
-                     u.last_totp_step, now if result.ok else r["last_login_ms"], int(r["id"]))
+                     u.last_totp_step, now if signed_in else r["last_login_ms"], int(r["id"]))
     if rehashed is not None:
         await tx.execute("UPDATE users SET password_hash = $1 WHERE id = $2", rehashed, int(r["id"]))
-    if result.ok:
+    if signed_in:
         await audit.write(tx, actor=username, action="admin.login", outcome="ok", target=username,
                           detail=detail, at_ms=now)
         user = _user(r, roles)
         return LoginOutcome(dataclasses.replace(user, locked_until_ms=0, last_login_ms=now), "ok", "")
-    if state.disabled:
-        why: Reason = "disabled"
+    why: Reason
+    if result.ok:
+        why = "password_expired"
     elif u.locked_until_ms > now:
         why = "locked"
+    elif isinstance(result.error, CodeReused):
+        why = "code_reused"
+    elif isinstance(result.error, WrongCode):
+        why = "bad_code"
     else:
         why = "bad_credentials"
     await audit.write(tx, actor=username, action="admin.login_failed", outcome="refused", target=username,
                       reason=why, detail={**detail, "failures": str(u.failures)}, at_ms=now)
-    return _refused("bad_credentials" if why == "disabled" else why, u.locked_until_ms if why == "locked" else None)
+    return _refused(why, u.locked_until_ms)
 
 
 async def verify_login(db: Database, username: str, password: str, totp_code: str, *, at_rest: AtRest,
@@ -381,8 +484,9 @@ async def session_user(db: Database, token: str, *, now_ms: int | None = None) -
     now = _now_ms() if now_ms is None else now_ms
     async with db.transaction() as tx:
         row = await tx.fetchrow(
-            "SELECT u.id, u.username, u.display_name, u.totp_secret_enc, u.active, u.created_ms, u.locked_until_ms, "
-            "u.last_login_ms, u.session_version FROM admin_sessions s JOIN users u ON u.id = s.user_id "
+            "SELECT u.id, u.username, u.display_name, u.totp_secret_enc, u.totp_pending_enc, u.active, u.created_ms, "
+            "u.locked_until_ms, u.last_login_ms, u.session_version "
+            "FROM admin_sessions s JOIN users u ON u.id = s.user_id "
             "WHERE s.token_digest = $1 AND s.ended_ms IS NULL AND s.expires_ms > $2 "
             "AND s.user_version = u.session_version", auth.session_digest(token), now)
         if row is None or not row["active"]:

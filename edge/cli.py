@@ -146,8 +146,8 @@ def _init(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from edge import identity
+    from edge.config import validate_devices
     from edge.errors import EdgeError
-    from edge.plugins import validate_devices
 
     try:
         cfg = _load(args)

@@ -20,18 +20,20 @@ from drivers.errors import FrameError
 from edge import config as config_mod
 from edge import enrolled, memory
 from edge import identity as identity_mod
-from edge.config import HubConfig
+from edge.config import HubConfig, validate_devices
 from edge.errors import EdgeError
-from edge.plugins import known_drivers, validate_devices
+from edge.hub_view import StoreHealth
+from edge.plugins import known_drivers
 from edge.sessions import SessionManager, thresholds
 from edge.store import reader as q
 from edge.store.ledger import BindIn, CloseIn, IdentifyIn, Ledger, TickIn
 from edge.store.reader import Reader
 from edge.store.schema import Quarantine, open_db
 from edge.store.writer import DiskGuard, GroupWriter
-from edge.supervisor import Supervisor
+from edge.supervisor import DeviceHealth, Supervisor
 from edge.sync import SyncClient
 from protocol.commands import CommandBody, Telemetry
+from protocol.flags import BpThresholds
 from protocol.ids import now_ms
 from protocol.model import Subject
 from provisioning.inventory import HubConfig as Inventory
@@ -82,7 +84,7 @@ class Hub:
         self.identity = identity_mod.load(cfg.identity_dir)
         self.enrollment = (enrolled.Maintainer(cfg.identity_dir, self.reload_config, self._set_identity,
                                                check=self._check_inventory)
-                           if enrolled.is_enrolled(cfg.identity_dir) else None)
+                           if identity_mod.is_enrolled(cfg.identity_dir) else None)
         conn, self.quarantine = await asyncio.to_thread(open_db, cfg.db_path, self.identity.hub_id)
         self.sessions = SessionManager(self._windows(cfg), 300_000, thresholds(cfg.bp_guideline),
                                        monotonic=self.monotonic)
@@ -130,6 +132,36 @@ class Hub:
         if self.enrollment is None:
             return {"state": "local", "applied": None, "desired": None, "error": None}
         return self.enrollment.status()
+
+    # --- the view of the web pages and API (edge.hub_view.HubView) ----------------------
+
+    @property
+    def bp_thresholds(self) -> BpThresholds:
+        """The blood-pressure thresholds readings are flagged against ([thresholds] bp_guideline)."""
+        return self.sessions.bp
+
+    @property
+    def commit_listeners(self) -> list[Callable[[], None]]:
+        """Told (in the loop) after records were committed to hub.db."""
+        return self.writer.listeners
+
+    def device_health(self) -> list[DeviceHealth]:
+        """Link state and last reading of every configured device."""
+        return list(self.supervisor.health.values())
+
+    def store_health(self) -> StoreHealth:
+        """hub.db's writer: held inputs, disk space, last error, commits."""
+        w = self.writer
+        return StoreHealth(w.held, w.guard.low, w.guard.free, w.last_error, w.commits)
+
+    def broker_connected(self) -> bool | None:
+        """MQTT command channel connected (None: no [mqtt])."""
+        channel = getattr(self, "channel", None)
+        return None if channel is None else bool(channel.connected)
+
+    async def audit(self, kind: str, actor: str, detail: str) -> None:
+        """One entry in hub.db's audit log (who saw or changed what)."""
+        await self.writer.call(q.audit(kind, actor, detail, now_ms()))
 
     def _sync_report(self) -> dict[str, str]:
         """Headers with every batch: applied configuration version and the devices whose link is down."""

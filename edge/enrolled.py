@@ -5,7 +5,7 @@
 ``config.json``, ``mqtt.json``, ``identity.json``) into hub.toml's ``identity_dir`` and
 adds the hub's own ``data.key``; nothing is copied by hand. From then on:
 
-* :func:`load` gives the daemon its :class:`edge.identity.Identity`: the enrolled Ed25519
+* :func:`edge.identity.load` gives the daemon its :class:`edge.identity.Identity`: the enrolled Ed25519
   key signs batches, batches are sealed to the first HPKE key of the CA-signed bundle,
   acks and commands are checked with the bundle's cloud signing key;
 * :func:`with_enrollment` fills what hub.toml leaves out: ``[sync] url`` (the cloud the
@@ -31,11 +31,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from edge.config import DeviceConfig, HubConfig, MqttConfig, StationConfig
 from edge.errors import EdgeError, IdentityError
-from edge.identity import Identity
+from edge.identity import DATA_KEY, Identity, enrollment_state, is_enrolled, load_enrolled
 from protocol.commands import CommandBody
 from protocol.ids import now_ms
 from provisioning import hubside
@@ -44,13 +45,7 @@ from provisioning.inventory import HubConfig as Inventory
 from provisioning.inventory import config_from_command, should_apply, verify_config
 
 log = logging.getLogger("edge.enrolled")
-DATA_KEY = "data.key"
 STATION_WINDOW_S = 300.0  #: session window of a station that only the cloud's inventory names
-
-
-def is_enrolled(directory: Path) -> bool:
-    """True when ``directory`` holds an enrollment (not an ``mchub edge init`` identity)."""
-    return (directory / "identity.json").exists() and (directory / hubside.HUB_PEM).exists()
 
 
 def ensure_data_key(directory: Path) -> None:
@@ -66,39 +61,18 @@ def ensure_data_key(directory: Path) -> None:
         os.close(fd)
 
 
-def state(directory: Path) -> hubside.HubState:
-    """The verified enrollment state; IdentityError naming the fix when it is damaged."""
-    try:
-        return hubside.load_state(directory)
-    except (ProvisioningError, OSError) as exc:
-        raise IdentityError(f"{directory}: {exc}") from exc
-
-
-def load(directory: Path) -> Identity:
-    """The daemon's identity from an enrollment."""
-    st = state(directory)
-    data = (directory / DATA_KEY).read_bytes() if (directory / DATA_KEY).exists() else b""
-    if len(data) != 32:
-        raise IdentityError(f"{directory / DATA_KEY} is missing or damaged: restore it from the backup (it "
-                            "decrypts the subjects in hub.db), or run `mchub edge enroll` again on a new hub")
-    if st.expired:
-        log.error("the hub certificate has expired: readings are kept, but the cloud refuses them until the hub "
-                  "is enrolled again (`mchub edge enroll` with a new token)")
-    return Identity(directory, st.identity.hub_id, st.key, None, data, st.cloud.recipients[0], st.cloud.signing_key)
-
-
 def rotate(directory: Path) -> Identity:
     """New key and certificate from the cloud (the old key keeps verifying during the overlap)."""
     try:
         hubside.rotate(directory)
     except (ProvisioningError, OSError) as exc:
         raise IdentityError(f"key rotation failed, the hub keeps its current key: {exc}") from exc
-    return load(directory)
+    return load_enrolled(directory)
 
 
 def rotation_due(directory: Path) -> bool:
     """True in the last third of the certificate's life."""
-    return state(directory).rotation_due(now_ms())
+    return enrollment_state(directory).rotation_due(now_ms())
 
 
 def accept_config(directory: Path, command: CommandBody | None = None,
@@ -109,7 +83,7 @@ def accept_config(directory: Path, command: CommandBody | None = None,
     ``check`` sees it before it is kept and raises (an EdgeError) to refuse it: a refused
     configuration is never stored, so the hub keeps running, and restarting with, the old one.
     """
-    st = state(directory)
+    st = enrollment_state(directory)
     try:
         if command is not None:
             signed = config_from_command(command)
@@ -127,7 +101,8 @@ def accept_config(directory: Path, command: CommandBody | None = None,
 
 
 def merge_devices(cfg: HubConfig, inventory: Inventory) -> tuple[StationConfig, ...]:
-    """hub.toml's stations plus the cloud's devices (cloud station N = station id "N"; hub.toml wins an id clash)."""
+    """hub.toml's stations plus the cloud's devices (cloud station N = station id "N", named as the admin named it
+    on the cloud's devices page; hub.toml wins an id clash)."""
     stations = {s.id: s for s in cfg.stations}
     taken = {d.id for d in cfg.devices()}
     for st in inventory.stations:
@@ -142,7 +117,7 @@ def merge_devices(cfg: HubConfig, inventory: Inventory) -> tuple[StationConfig, 
                                      **({"dialect": d.dialect} if d.dialect else {}), **d.options}
             added.append(DeviceConfig(id=d.id, driver=d.kind, station_id=sid, transport=d.transport,
                                       address=d.address, port=d.port, dialect=d.dialect, options=table))
-        old = stations.get(sid) or StationConfig(sid, f"测量台 {sid} / station {sid}", STATION_WINDOW_S, ())
+        old = stations.get(sid) or StationConfig(sid, st.name or f"测量台 {sid} / station {sid}", STATION_WINDOW_S, ())
         stations[sid] = dataclasses.replace(old, devices=(*old.devices, *added))
     return tuple(stations.values())
 
@@ -156,8 +131,8 @@ def with_enrollment(cfg: HubConfig) -> HubConfig:
     """hub.toml completed from the enrollment (sync URL, MQTT, cloud-registered devices); unchanged if not enrolled."""
     if not is_enrolled(cfg.identity_dir):
         return cfg
-    st = state(cfg.identity_dir)
-    sync = cfg.sync if cfg.sync.url else dataclasses.replace(cfg.sync, url=st.identity.cloud_url.rstrip("/"))
+    st = enrollment_state(cfg.identity_dir)
+    sync = cfg.sync if cfg.sync.url else msgspec.structs.replace(cfg.sync, url=st.identity.cloud_url.rstrip("/"))
     mqtt = cfg.mqtt
     if mqtt is None and st.mqtt.url:
         u = urllib.parse.urlsplit(st.mqtt.url)
@@ -216,7 +191,7 @@ class Maintainer:
         self.set_identity = set_identity  #: (Identity) -> None
         self.check_every_s = check_every_s
         self.check = check  #: raises EdgeError when the hub cannot run a configuration (before it is kept)
-        self.version = state(directory).config.version  #: the applied version
+        self.version = enrollment_state(directory).config.version  #: the applied version
         self.desired = self.version  #: the newest version the cloud named
         self.error: str | None = None  #: why the last configuration was refused
         self._busy = False

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -28,6 +29,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from edge.errors import IdentityError
 from protocol.keys import RecipientPublic, SuiteId, ed25519_raw, load_ed25519_public
 from protocol.model import Subject
+from provisioning import hubside
+from provisioning.errors import ProvisioningError
+
+log = logging.getLogger("edge.enrolled")
+DATA_KEY = "data.key"  #: an enrolled hub's own data key (the file ``data.key`` of an initialised hub too)
 
 _NONCE = 12
 
@@ -143,10 +149,8 @@ def _read_secret(path: Path, size: int) -> bytes:
 
 def load(directory: Path) -> Identity:
     """Read the identity directory; raises IdentityError naming the file and the fix."""
-    from edge import enrolled
-
-    if enrolled.is_enrolled(directory):  # made by `mchub edge enroll` (provisioning), not `mchub edge init`
-        return enrolled.load(directory)
+    if is_enrolled(directory):  # made by `mchub edge enroll` (provisioning), not `mchub edge init`
+        return load_enrolled(directory)
     if not (directory / "hub.json").exists() and not (directory / "hub_ed25519.key").exists():
         raise IdentityError(
             f"此网关尚未注册（{directory} 中没有网关身份）/ this hub is not enrolled: no hub identity in {directory}\n"
@@ -174,3 +178,31 @@ def rotate(directory: Path) -> Identity:
     _write_secret(directory / "hub_ed25519.prev", _read_secret(current, 32))
     _write_secret(current, ed25519.Ed25519PrivateKey.generate().private_bytes_raw())
     return load(directory)
+
+
+# -- an enrolled hub (``mchub edge enroll``, edge/enrolled.py): the provisioning state directory is its identity
+
+def is_enrolled(directory: Path) -> bool:
+    """True when ``directory`` holds an enrollment (not an ``mchub edge init`` identity)."""
+    return (directory / "identity.json").exists() and (directory / hubside.HUB_PEM).exists()
+
+
+def enrollment_state(directory: Path) -> hubside.HubState:
+    """The verified enrollment state; IdentityError naming the fix when it is damaged."""
+    try:
+        return hubside.load_state(directory)
+    except (ProvisioningError, OSError) as exc:
+        raise IdentityError(f"{directory}: {exc}") from exc
+
+
+def load_enrolled(directory: Path) -> Identity:
+    """The daemon's identity from an enrollment."""
+    st = enrollment_state(directory)
+    data = (directory / DATA_KEY).read_bytes() if (directory / DATA_KEY).exists() else b""
+    if len(data) != 32:
+        raise IdentityError(f"{directory / DATA_KEY} is missing or damaged: restore it from the backup (it "
+                            "decrypts the subjects in hub.db), or run `mchub edge enroll` again on a new hub")
+    if st.expired:
+        log.error("the hub certificate has expired: readings are kept, but the cloud refuses them until the hub "
+                  "is enrolled again (`mchub edge enroll` with a new token)")
+    return Identity(directory, st.identity.hub_id, st.key, None, data, st.cloud.recipients[0], st.cloud.signing_key)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from drivers.base import Measurement
 from protocol import codes
+from protocol.clinical import temperature
 from protocol.clinical.interpret import flag_observations
 from protocol.clinical.patient import CHINA, Patient
 from protocol.flags import GUIDELINE_2018, GUIDELINE_2022, BpThresholds, bmi
@@ -170,7 +171,7 @@ class SessionManager:
         if (codes.BMI not in by_code and height and weight and 20.0 <= height <= 250.0
                 and (codes.HEIGHT in by_code or codes.WEIGHT in by_code)):
             obs = (*obs, Observation(code=codes.BMI, value=bmi(weight, height), unit="kg/m2"))
-        obs = flag_observations(obs, s.patient() if s else None, local_day(now), self.bp)
+        obs = flag_observations(obs, s.patient() if s else None, local_day(now), self.bp, temperature.site_of(m.status))
         out.append(Reading(at=now, device_id=device_id, station_id=station_id, kind=m.kind, observations=obs,
                            device_time=m.device_time, session_id=s.session_id if s else None,
                            status=m.status, raw=m.raw))

@@ -3,7 +3,7 @@
 Each entry carries the SHA-256 of its predecessor, and its own hash covers its content
 and that link, so altering, deleting or reordering any stored entry breaks every hash
 after it. A store keeps entries in ``seq`` order and runs :func:`verify_chain` on demand:
-the cloud's (``mchub cloud audit verify``, :mod:`cloud.audit_chain`); the hub's audit table
+the cloud's (``mchub cloud audit verify``, :mod:`cloud.audit.chain`); the hub's audit table
 is not chained yet and has no such command.
 Pruning after the retention period keeps the chain checkable: the first retained entry's
 ``prev`` is recorded as the new anchor.

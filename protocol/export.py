@@ -1,7 +1,7 @@
 """Hand-carried export files (``.mchx``): sealed batches for a USB stick when a hub has no network.
 
 The one export format of mchub: ``mchub edge export`` writes it (edge/export.py, streaming
-with :data:`HEADER` and :func:`entry`), ``mchub cloud import`` reads it (cloud/importer.py).
+with :data:`HEADER` and :func:`entry`), ``mchub cloud import`` reads it (cloud/intake/importer.py).
 
 Layout (docs/protocol.md §7), all integers big-endian::
 

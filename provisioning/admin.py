@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from provisioning.errors import Conflict, HubRevoked, InventoryError, NotFound, RequestError
+from provisioning.errors import Conflict, HubRevoked, InventoryError, NotFound, RequestError, SiteIdError
 from provisioning.inventory import check_unique_address, default_device_id, infer_transport, validate_device
 from provisioning.stores import AuditEntry, DeviceRecord, HubRecord, SiteRecord, Stores, TokenRecord
 from provisioning.tokens import DEFAULT_LIFETIME_MS, IssuedToken, new_record, new_token
@@ -32,11 +32,11 @@ def check_site_id(site_id: str) -> str:
     """
     if _SITE_ID.fullmatch(site_id):
         return site_id
-    hint = ""
-    if _SITE_ID.fullmatch(site_id.lower()):
-        hint = f"; 请改用 / use {site_id.lower()!r}"
-    raise RequestError(f"机构编号 {site_id!r} 须为 1-40 个小写字母、数字、_ 或 -，以字母或数字开头 / site id "
-                       f"{site_id!r}: 1-40 of a-z 0-9 _ - (lower case), starting with a letter or digit{hint}")
+    lower = site_id.lower() if _SITE_ID.fullmatch(site_id.lower()) else ""
+    hint = f"; 请改用 / use {lower!r}" if lower else ""
+    raise SiteIdError(f"机构编号 {site_id!r} 须为 1-40 个小写字母、数字、_ 或 -，以字母或数字开头 / site id "
+                      f"{site_id!r}: 1-40 of a-z 0-9 _ - (lower case), starting with a letter or digit{hint}",
+                      site_id, lower)
 
 
 async def add_site(stores: Stores, *, site_id: str, name: str, actor: str, now_ms: int) -> SiteRecord:
@@ -136,9 +136,11 @@ async def add_device(
     return device, version
 
 
-async def remove_device(stores: Stores, *, actor: str, now_ms: int, hub_id: str, device_id: str) -> int:
-    """Unregister a device; returns the hub's new configuration version."""
+async def remove_device(stores: Stores, *, actor: str, now_ms: int, hub_id: str, device_id: str,
+                        reason: str = "") -> int:
+    """Unregister a device (a ``reason`` goes to the audit log); returns the hub's new configuration version."""
     version = await stores.devices.remove(hub_id, device_id)
+    detail = {"device": device_id, "version": str(version), **({"reason": reason} if reason else {})}
     await stores.audit.append(AuditEntry(at_ms=now_ms, actor=actor, action="device.remove", target=hub_id,
-                                         detail={"device": device_id, "version": str(version)}))
+                                         detail=detail))
     return version

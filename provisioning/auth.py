@@ -15,8 +15,10 @@ handler to re-hash with the current ones after a successful login.
 **Lockout** (:class:`LockoutPolicy`): after 5 consecutive failures the account locks for
 15 minutes, doubling with each further lock up to 24 hours; a success resets the count.
 Failures count whichever factor was wrong, and a locked account is refused before the
-password is even checked (no guessing while locked). Messages never say which factor
-failed.
+password is even checked (no guessing while locked). A wrong password is one plain
+"wrong username or password"; only after the right password does the error name the code
+problem (:class:`~provisioning.errors.WrongCode`, :class:`~provisioning.errors.CodeReused`),
+as a two-step sign-in would (docs/dashboard.md, "Sign-in messages").
 
 **Roles** (:data:`ROLE_PERMISSIONS`, the same names as the cloud's ``roles`` table):
 ``admin`` does everything; ``integration`` watches hubs, queues and the audit log and may
@@ -37,7 +39,7 @@ from typing import Literal
 import msgspec
 
 from provisioning import totp
-from provisioning.errors import AccountLocked, AuthError, Forbidden
+from provisioning.errors import AccountLocked, AuthError, CodeReused, Forbidden, WrongCode
 
 Role = Literal["admin", "integration", "clinic_staff", "auditor"]
 PERMISSIONS = (
@@ -142,20 +144,27 @@ class LoginResult:
 
 def login(user: AdminUser | None, password: str, code: str, *, now_ms: int,
           policy: LockoutPolicy = LockoutPolicy()) -> LoginResult | None:
-    """Check password and TOTP; returns None for an unknown user (answer like a wrong password)."""
+    """Check password and TOTP; returns None for an unknown user (answer like a wrong password).
+
+    The error of a refused login: :class:`AccountLocked`; :class:`WrongCode` or
+    :class:`CodeReused` when the password was right; else a plain :class:`AuthError`.
+    """
     if user is None:
         return None
     if user.disabled:
-        return LoginResult(user, AuthError("wrong username, password or code"))
+        return LoginResult(user, AuthError("用户名或密码错误 / wrong username or password"))
     if now_ms < user.locked_until_ms:
         return LoginResult(user, AccountLocked("账户已锁定 / account locked after repeated failures; try later or ask "
                                                "another admin", user.locked_until_ms))
     step: int | None = None
+    error: AuthError = AuthError("用户名或密码错误 / wrong username or password")
     if verify_password(password, user.password_hash):
         try:
             step = totp.verify(user.totp_secret, code, unix_s=now_ms / 1000, last_step=user.last_totp_step)
+        except (WrongCode, CodeReused) as exc:  # the password was right: the caller may say which code problem
+            error = exc
         except AuthError:
-            step = None
+            error = WrongCode("wrong one-time code")
     if step is None:
         failures = user.failures + 1
         if failures >= policy.max_failures:
@@ -163,8 +172,7 @@ def login(user: AdminUser | None, password: str, code: str, *, now_ms: int,
             locked = msgspec.structs.replace(user, failures=0, locks=user.locks + 1, locked_until_ms=now_ms + lock)
             return LoginResult(locked, AccountLocked(f"账户已锁定 / too many failures; locked for {lock // 60_000} min",
                                                      now_ms + lock))
-        return LoginResult(msgspec.structs.replace(user, failures=failures),
-                           AuthError("用户名、密码或动态码错误 / wrong username, password or code"))
+        return LoginResult(msgspec.structs.replace(user, failures=failures), error)
     return LoginResult(msgspec.structs.replace(user, failures=0, locks=0, locked_until_ms=0, last_totp_step=step))
 
 

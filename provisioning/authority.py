@@ -59,5 +59,6 @@ class Authority:
             hub_id=hub.hub_id, site_id=site.site_id, site_name=site.name,
             version=await stores.devices.config_version(hub.hub_id),
             devices=await stores.devices.list(hub.hub_id), now_ms=now_ms,
+            station_names=await stores.devices.station_names(hub.hub_id),
         )
         return sign_config(config, self.signing_key)

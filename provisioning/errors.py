@@ -130,6 +130,25 @@ class RequestError(ProvisioningError):
     reason = "bad_request"
 
 
+class SiteIdError(RequestError):
+    """A site id breaks the one rule (``provisioning.admin.SITE_ID_PATTERN``); ``lower`` is the spelling that
+    would do, when lower case alone fixes it (pages show catalog ``refused.<reason>`` with ``params``)."""
+
+    reason = "bad_site_id"
+
+    def __init__(self, message: str, site_id: str, lower: str = "") -> None:
+        super().__init__(message)
+        self.params = {"site_id": site_id, "lower": lower}
+        if lower:
+            self.reason = "bad_site_id_upper"
+
+
+class ReasonRequired(RequestError):
+    """A change that the audit log must explain (revoking a hub, removing a device) came without a reason."""
+
+    reason = "reason_required"
+
+
 class CsrInvalid(RequestError):
     """The CSR does not parse or uses a key type other than Ed25519."""
 
@@ -220,10 +239,23 @@ class ConfigDocumentError(InventoryError):
 
 
 class AuthError(ProvisioningError):
-    """Admin authentication failed. The message never says which factor was wrong."""
+    """Admin authentication failed. The message names the factor only after the password was right
+    (docs/dashboard.md, "Sign-in messages")."""
 
     reason = "unauthorized"
     status = 401
+
+
+class WrongCode(AuthError):
+    """The one-time code is wrong or malformed (said only after the password was right)."""
+
+    reason = "bad_code"
+
+
+class CodeReused(AuthError):
+    """The one-time code is right but was already used: the next one must be waited for."""
+
+    reason = "code_reused"
 
 
 class AccountLocked(AuthError):

@@ -22,7 +22,7 @@ import base64
 import binascii
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -145,6 +145,7 @@ class StationConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     station: int
     devices: tuple[DeviceConfig, ...]
+    name: str = ""  #: the name an admin gave it (e.g. 一诊室); a hub that does not know the field ignores it
 
 
 class HubConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -167,9 +168,11 @@ class SignedConfig(msgspec.Struct, frozen=True):
 
 
 def render_config(
-    *, hub_id: str, site_id: str, site_name: str, version: int, devices: Sequence[DeviceRecord], now_ms: int
+    *, hub_id: str, site_id: str, site_name: str, version: int, devices: Sequence[DeviceRecord], now_ms: int,
+    station_names: Mapping[int, str] | None = None,
 ) -> HubConfig:
-    """Build the document from the hub's device records (stations in order, devices by id)."""
+    """Build the document from the hub's device records (stations in order, devices by id, with their names)."""
+    names = station_names or {}
     stations: dict[int, list[DeviceConfig]] = {}
     for d in sorted(devices, key=lambda d: (d.station, d.device_id)):
         stations.setdefault(d.station, []).append(
@@ -180,7 +183,8 @@ def render_config(
         )
     return HubConfig(
         hub_id=hub_id, site_id=site_id, site_name=site_name, version=version, issued_ms=now_ms,
-        stations=tuple(StationConfig(station=s, devices=tuple(ds)) for s, ds in sorted(stations.items())),
+        stations=tuple(StationConfig(station=s, devices=tuple(ds), name=names.get(s, ""))
+                       for s, ds in sorted(stations.items())),
     )
 
 

@@ -182,6 +182,10 @@ class DeviceStore(Protocol):
         """The hub's configuration version (0 before any device was added)."""
         ...
 
+    async def station_names(self, hub_id: str) -> dict[int, str]:
+        """The names admins gave the hub's stations (station number -> e.g. "一诊室"); unnamed ones are absent."""
+        ...
+
 
 class AuditLog(Protocol):
     """Append-only audit trail."""

@@ -21,7 +21,7 @@ import secrets
 import struct
 import urllib.parse
 
-from provisioning.errors import AuthError
+from provisioning.errors import AuthError, CodeReused, WrongCode
 
 STEP_S = 30
 DIGITS = 6
@@ -64,19 +64,20 @@ def totp(key: bytes, unix_s: float, *, digits: int = DIGITS, algorithm: str = "S
 def verify(secret: str, code: str, *, unix_s: float, last_step: int | None = None, window: int = WINDOW) -> int:
     """Check ``code``; return its time step (store it as the user's new ``last_step``).
 
-    Raises AuthError for a wrong, malformed or replayed code.
+    Raises :class:`~provisioning.errors.WrongCode` for a wrong or malformed code and
+    :class:`~provisioning.errors.CodeReused` for a right one already used (both AuthError).
     """
     code = code.strip().replace(" ", "")
     if len(code) != DIGITS or not code.isdigit():
-        raise AuthError(f"the one-time code has {DIGITS} digits")
+        raise WrongCode(f"the one-time code has {DIGITS} digits")
     key = decode_secret(secret)
     now = step_at(unix_s)
     for step in range(now - window, now + window + 1):
         if hmac.compare_digest(hotp(key, step), code):
             if last_step is not None and step <= last_step:
-                raise AuthError("this one-time code was already used; wait for the next one")
+                raise CodeReused("this one-time code was already used; wait for the next one")
             return step
-    raise AuthError("wrong one-time code")
+    raise WrongCode("wrong one-time code")
 
 
 def provisioning_uri(secret: str, account: str, issuer: str = "mchub") -> str:

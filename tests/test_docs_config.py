@@ -47,8 +47,8 @@ def test_documented_config_block_loads(doc: str, number: int, text: str, tmp_pat
     from cloud import config as cloud_config
     from cloud.errors import CloudError
     from edge import config as edge_config
+    from edge.config import validate_devices
     from edge.errors import EdgeError
-    from edge.plugins import validate_devices
     from provisioning.auth import hash_password
 
     path = tmp_path / "config.toml"

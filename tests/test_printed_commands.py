@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud.keystore import load_keys
+from cloud.intake.keystore import load_keys
 from tests.support.commands import commands_in, parse_error, reference_error, split
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,7 +5,6 @@
     security  middleware: sessions, CSRF on every unsafe request, security headers;
               ``require`` for role checks; ``LoginThrottle`` for brute-force lockout
     render    Jinja2 environment (autoescaped) with the base layout and static assets
-    svg       small server-rendered SVG charts (no JavaScript, no CDN)
 
 Imports only ``protocol``; ``edge`` and ``cloud`` both use it.
 """

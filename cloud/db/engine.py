@@ -7,8 +7,12 @@ on SQLite they become ``?``. Rows are mappings (``row["column"]``) on both.
     async with db.transaction() as tx:
         row = await tx.fetchrow("SELECT acked_through FROM sync_state WHERE hub_id = $1", hub)
 
-Connection failures are raised as :class:`cloud.errors.DatabaseUnavailable` (the HTTP
-layer answers 503 with Retry-After); other database errors as ``DatabaseError``.
+No ``sqlite3`` or ``asyncpg`` error leaves this module: connection failures, a busy
+database and transient conflicts are raised as :class:`cloud.errors.DatabaseUnavailable`
+(the HTTP layer answers 503 with Retry-After); a broken schema rule as the same
+:class:`cloud.errors.IntegrityError` subclass on both dialects (``UniqueViolation``,
+``ForeignKeyViolation``, ``NotNullViolation``, ``CheckViolation``, ``RuleViolation`` for a
+trigger's refusal); anything else as ``DatabaseError`` (:func:`pg_error`, :func:`sqlite_error`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,16 @@ from typing import Any
 import aiosqlite
 import asyncpg
 
-from cloud.errors import DatabaseError, DatabaseUnavailable
+from cloud.errors import (
+    CheckViolation,
+    DatabaseError,
+    DatabaseUnavailable,
+    ForeignKeyViolation,
+    IntegrityError,
+    NotNullViolation,
+    RuleViolation,
+    UniqueViolation,
+)
 
 _PLACEHOLDER = re.compile(r"\$\d+")
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -33,6 +46,20 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     # transient conflicts: the client retries the same request (503 with Retry-After)
     asyncpg.DeadlockDetectedError, asyncpg.SerializationError,
 )
+
+#: the same project type for the same broken rule on both dialects
+_PG_INTEGRITY: tuple[tuple[type[asyncpg.PostgresError], type[IntegrityError]], ...] = (
+    (asyncpg.UniqueViolationError, UniqueViolation), (asyncpg.ForeignKeyViolationError, ForeignKeyViolation),
+    (asyncpg.NotNullViolationError, NotNullViolation), (asyncpg.CheckViolationError, CheckViolation),
+    # a trigger's RAISE: plain (P0001), or with ERRCODE 42501 as the audit tables' triggers do (shipped.V7_PG)
+    (asyncpg.RaiseError, RuleViolation), (asyncpg.InsufficientPrivilegeError, RuleViolation),
+    (asyncpg.IntegrityConstraintViolationError, IntegrityError),
+)
+_SQLITE_INTEGRITY: dict[str, type[IntegrityError]] = {
+    "SQLITE_CONSTRAINT_UNIQUE": UniqueViolation, "SQLITE_CONSTRAINT_PRIMARYKEY": UniqueViolation,
+    "SQLITE_CONSTRAINT_FOREIGNKEY": ForeignKeyViolation, "SQLITE_CONSTRAINT_NOTNULL": NotNullViolation,
+    "SQLITE_CONSTRAINT_CHECK": CheckViolation, "SQLITE_CONSTRAINT_TRIGGER": RuleViolation,
+}
 
 Row = Any  #: asyncpg.Record or sqlite3.Row: both index by column name
 
@@ -177,10 +204,8 @@ class _PgDatabase(Database):
         try:
             pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size, timeout=10, reset=_keep_session,
                                              server_settings={"application_name": "mchub-cloud"})
-        except _UNAVAILABLE as exc:
-            raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
-        except asyncpg.PostgresError as exc:
-            raise DatabaseError(f"PostgreSQL refused the connection: {exc}") from exc
+        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
+            raise pg_error(exc) from exc
         return cls(pool, url)
 
     @asynccontextmanager
@@ -188,37 +213,45 @@ class _PgDatabase(Database):
         try:
             async with self._pool.acquire(timeout=10) as con, con.transaction():
                 yield _PgTx(con)
-        except _UNAVAILABLE as exc:
-            raise DatabaseUnavailable(f"database unavailable: {exc}") from exc
-        except asyncpg.PostgresError as exc:
-            raise DatabaseError(f"database error: {exc}") from exc
+        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
+            raise pg_error(exc) from exc
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         try:
             return await self._pool.fetchrow(sql, *args, timeout=30)
-        except _UNAVAILABLE as exc:
-            raise DatabaseUnavailable(f"database unavailable: {exc}") from exc
-        except asyncpg.PostgresError as exc:
-            raise DatabaseError(f"database error: {exc}") from exc
+        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
+            raise pg_error(exc) from exc
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         try:
             return list(await self._pool.fetch(sql, *args, timeout=30))
-        except _UNAVAILABLE as exc:
-            raise DatabaseUnavailable(f"database unavailable: {exc}") from exc
-        except asyncpg.PostgresError as exc:
-            raise DatabaseError(f"database error: {exc}") from exc
+        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
+            raise pg_error(exc) from exc
 
     async def close(self) -> None:
         await self._pool.close()
 
 
+def pg_error(exc: BaseException) -> DatabaseError:
+    """A PostgreSQL (or connection) error as ours: see the module's docstring."""
+    if isinstance(exc, _UNAVAILABLE):
+        return DatabaseUnavailable(f"database unavailable: {exc}")
+    for theirs, ours in _PG_INTEGRITY:
+        if isinstance(exc, theirs):
+            return ours(f"database refused the statement: {exc}")
+    return DatabaseError(f"database error: {exc}")
+
+
 def sqlite_error(exc: sqlite3.Error) -> DatabaseError:
     """An SQLite error as ours: a busy or locked database is :class:`DatabaseUnavailable`
-    (answered 503 with Retry-After), anything else :class:`DatabaseError`."""
+    (answered 503 with Retry-After), a broken rule the same ``IntegrityError`` subclass as on
+    PostgreSQL, anything else :class:`DatabaseError`."""
     text = str(exc)
     if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
         return DatabaseUnavailable(f"SQLite database is busy: {text}")
+    if isinstance(exc, sqlite3.IntegrityError):
+        ours = _SQLITE_INTEGRITY.get(getattr(exc, "sqlite_errorname", ""), IntegrityError)
+        return ours(f"database refused the statement: {text}")
     return DatabaseError(f"SQLite error: {text}")
 
 
@@ -260,8 +293,10 @@ class _SqliteDatabase(Database):
                 raise
             try:
                 await self._con.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise DatabaseError(f"SQLite commit failed: {exc}") from exc
+            except sqlite3.Error as exc:  # e.g. a deferred foreign key: the same type as on PostgreSQL
+                if self._con.in_transaction:  # a failed COMMIT leaves the transaction open
+                    await self._con.execute("ROLLBACK")
+                raise sqlite_error(exc) from exc
 
     async def close(self) -> None:
         await self._con.close()

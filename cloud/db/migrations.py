@@ -3,7 +3,9 @@
 ``mchub cloud migrate`` (and ``serve`` on start) applies every migration not yet recorded in
 ``schema_migrations``, each in its own transaction; on PostgreSQL an advisory lock makes
 several workers starting at once apply each migration exactly once. A migration is
-append-only: never edit one that has shipped, add the next number.
+append-only: never edit one that has shipped, add the next number. Its SQL is text in this
+module (or, for the migrations that once read other modules' constants, in
+:mod:`cloud.db.shipped`), never a live constant of code that keeps changing.
 
 PostgreSQL only: ``readings`` is partitioned by month of ``at_ms`` (hub receive time);
 ``mchub_ensure_readings_partition(date)`` creates a month on first use.
@@ -14,10 +16,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from cloud.db import audit_schema, pg_ingest
+from cloud.db import shipped
 from cloud.db.engine import Database, Tx
-from cloud.integration import schema as integration_schema
-from cloud.mch import schema as mch_schema
 from protocol.ids import now_ms
 
 _V1 = """
@@ -165,7 +165,7 @@ _V9_EVENTS = """
 UPDATE outbox SET status = 'done' WHERE topic IN ('visit.closed', 'visit.updated') AND status = 'pending';
 """
 
-#: migration 10: records refused one by one (cloud/validate.py) while the rest of their batch was
+#: migration 10: records refused one by one (cloud/intake/validate.py) while the rest of their batch was
 #: stored; the ack names them, the dashboard lists them per hub (docs/protocol.md §3.1)
 _V10_REFUSED = """
 CREATE TABLE refused_records (
@@ -213,26 +213,61 @@ ALTER TABLE hubs ADD COLUMN config_applied INTEGER;
 ALTER TABLE hubs ADD COLUMN devices_down TEXT;
 """
 
+#: migration 16 (issue 20, message browser): the ACK each HL7 message was answered with (sealed like
+#: the message, at most cloud.mllp.store.ACK_STORED_MAX bytes); the patient a processed message named,
+#: as keyed HMACs only (national ID blind index, name index: cloud.records.crypto_at_rest); indexes for the
+#: browser's filters (state, patient, name; outbox by topic; DICOM by arrival), newest first by id
+_V16_MESSAGE_BROWSER = """
+ALTER TABLE hl7_inbound ADD COLUMN ack BYTEA;
+ALTER TABLE hl7_inbound ADD COLUMN patient_index TEXT;
+ALTER TABLE hl7_inbound ADD COLUMN name_index TEXT;
+CREATE INDEX hl7_inbound_status_id ON hl7_inbound (status, id);
+CREATE INDEX hl7_inbound_failed ON hl7_inbound (id) WHERE process_error IS NOT NULL;
+CREATE INDEX hl7_inbound_patient ON hl7_inbound (patient_index) WHERE patient_index IS NOT NULL;
+CREATE INDEX hl7_inbound_name ON hl7_inbound (name_index) WHERE name_index IS NOT NULL;
+CREATE INDEX outbox_topic_id ON outbox (topic, id);
+CREATE INDEX dicom_instances_received ON dicom_instances (received_ms);
+"""
+
+#: migration 17 (issue 20, work list): who a waiting result names — her sealed name, sex and birth date
+#: (from the ID number when the message had one, else PID-7/PID-8) — so staff see whom it is about
+#: and the work list can offer the subjects born that day (index) as candidates
+_V17_WORKLIST = """
+ALTER TABLE unmatched ADD COLUMN name_enc BYTEA;
+ALTER TABLE unmatched ADD COLUMN sex TEXT NOT NULL DEFAULT '0';
+ALTER TABLE unmatched ADD COLUMN birth_date TEXT;
+CREATE INDEX subjects_birth_date ON subjects (birth_date);
+"""
+
+#: migration 18 (issue 20, admin console): a new one-time-code secret waits for its first code;
+#: station names unique per hub
+_V18_ADMIN_CONSOLE = """
+ALTER TABLE users ADD COLUMN totp_pending_enc BYTEA;
+CREATE UNIQUE INDEX stations_hub_name ON stations (hub_id, name) WHERE name <> '';
+"""
+
 #: (version, name, SQL for both dialects, PostgreSQL-only SQL)
 MIGRATIONS: list[tuple[int, str, str, str]] = [
     (1, "initial schema", _V1, _V1_PG_ONLY),
-    (2, "ingest function", "", pg_ingest.FUNCTION),
+    (2, "ingest function", "", shipped.V2_PG),
     (3, "admin users, sessions and provisioning", _V3, ""),
-    (4, "hospital integration", integration_schema.COMMON, integration_schema.PG_ONLY),
-    (5, "mch cases and upload records", mch_schema.V5, ""),
+    (4, "hospital integration", shipped.V4, shipped.V4_PG),
+    (5, "mch cases and upload records", shipped.V5, ""),
     (6, "web sessions, login throttle, dashboard samples", _V6_WEB, ""),
-    (7, "audit hash chain, append-only", audit_schema.V7, audit_schema.V7_PG_ONLY),
-    (8, "ingest checks hub and key in the transaction", "", pg_ingest.CHECKED_FUNCTION),
-    (9, "change-feed outbox rows are done on arrival", _V9_EVENTS,
-     pg_ingest.FUNCTION.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)),
+    (7, "audit hash chain, append-only", shipped.V7, shipped.V7_PG),
+    (8, "ingest checks hub and key in the transaction", "", shipped.V8_PG),
+    (9, "change-feed outbox rows are done on arrival", _V9_EVENTS, shipped.V9_PG),
     (10, "records refused one by one", _V10_REFUSED, ""),
     (12, "session versions, escalating login locks", _V12_SESSIONS, ""),
     (13, "hl7 duplicates by content, control id reuse marked", _V13_HL7_REUSE, ""),
     (14, "dicom sender credentials", _V14_DICOM_SENDERS, ""),
     (15, "hub configuration push state", _V15_PUSH_STATE, ""),
+    (16, "message browser: stored ACKs, patient indexes of HL7 messages", _V16_MESSAGE_BROWSER, ""),
+    (17, "unmatched work list: patient context, subjects by birth date", _V17_WORKLIST, ""),
+    (18, "one-time-code enrolment waits for a first code; station names unique per hub", _V18_ADMIN_CONSOLE, ""),
 ]
 #: SQLite-only SQL of a migration, run after its common SQL: one statement (e.g. a trigger) or a tuple of them
-SQLITE_ONLY: dict[int, str | tuple[str, ...]] = {4: integration_schema.SQLITE_ONLY, 7: audit_schema.V7_SQLITE_ONLY}
+SQLITE_ONLY: dict[int, str | tuple[str, ...]] = {4: shipped.V4_SQLITE, 7: shipped.V7_SQLITE}
 
 _SQLITE_SUBS = [
     (r"BIGSERIAL PRIMARY KEY", "INTEGER PRIMARY KEY AUTOINCREMENT"),

@@ -1,7 +1,7 @@
 """tortoise-orm models of the cloud schema (created by :mod:`cloud.db.migrations`, not by tortoise).
 
 The ORM serves the administrative paths: hub registry, patient index, audit queries,
-users. The ingest hot path writes the same tables with plain SQL (:mod:`cloud.sync_store`).
+users. The ingest hot path writes the same tables with plain SQL (:mod:`cloud.intake.sync_store`).
 Tables whose primary key is composite (stations, devices, sync_state, sessions, readings,
 reading_bindings, user_roles) name one key column as tortoise's ``pk``: query them with
 ``filter()``, never ``get(pk=...)``. ``tests/cloud/db`` checks every field against the

@@ -7,7 +7,7 @@ to the backend and back), so on PostgreSQL :func:`store_batch_pg` sends the open
 column arrays to ``mchub_ingest_checked(...)`` (migration 8: checks that the hub is active and
 the signing key valid, then calls ``mchub_ingest(...)`` of migration 2) and gets back the outcome in
 a single statement, which PostgreSQL runs as one transaction. The function does exactly what
-:func:`cloud.sync_store.store_batch` does on SQLite, in the same order: lock the mark row,
+:func:`cloud.intake.sync_store.store_batch` does on SQLite, in the same order: lock the mark row,
 gap / duplicate (audited), stations and devices, subjects by blind index and sessions,
 readings (``ON CONFLICT DO NOTHING``), bindings, closings with their change-feed rows (outbox,
 ``done``: see :func:`cloud.outbox.record_event`), the mark.
@@ -20,15 +20,14 @@ import bisect
 from collections.abc import Sequence
 from typing import Any
 
-import asyncpg
 import msgspec
 from asyncpg.pgproto.pgproto import UUID
 
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database, epoch_to_db
-from cloud.errors import CloudError, DatabaseError
-from cloud.sync_store import Outcome, StoreResult, lock_mark, record_refusals, seal_subject
-from cloud.validate import Refusal
+from cloud.errors import CloudError, UniqueViolation
+from cloud.intake.sync_store import Outcome, StoreResult, lock_mark, record_refusals, seal_subject
+from cloud.intake.validate import Refusal
+from cloud.records.crypto_at_rest import AtRest
 from protocol.batch import Columns
 from protocol.envelope import BatchHeader
 from protocol.ids import reading_uid_ints
@@ -282,7 +281,7 @@ async def store_batch_pg(db: Database, header: BatchHeader, cols: Columns, at_re
     staging table with ``INSERT ... ON CONFLICT DO NOTHING``.
 
     ``cols`` holds the records that validated; ``refusals`` (records refused one by one) are
-    kept by :func:`cloud.sync_store.record_refusals` in the same transaction, exactly as on SQLite.
+    kept by :func:`cloud.intake.sync_store.record_refusals` in the same transaction, exactly as on SQLite.
     """
     key = header.signer_key_id.hex()
     head = (key, header.hub_id, epoch_to_db(header.epoch), header.first_seq, header.last_seq, now, actor,
@@ -297,9 +296,8 @@ async def store_batch_pg(db: Database, header: BatchHeader, cols: Columns, at_re
             return result
     try:
         return await _copy_direct(db, header, cols, at_rest, now, head, refusals, actor)
-    except DatabaseError as exc:
-        if not isinstance(exc.__cause__, asyncpg.UniqueViolationError):
-            raise
+    except UniqueViolation:
+        pass
     async with db.transaction() as tx:
         await tx.execute(_STAGE)
         await tx.raw.copy_records_to_table("mchub_incoming", records=reading_rows(cols), columns=_STAGE_COLUMNS)

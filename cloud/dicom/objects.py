@@ -24,7 +24,7 @@ decoded content in another transfer syntax (:func:`cloud.dicom.sameness.same_ins
 new SOP Instance UID, as PS3.3 requires for changed content.
 
 At rest (issue 17 §9): with a :class:`Sealer` bound (:meth:`ObjectStore.bind_sealer`; the
-cloud binds :class:`cloud.crypto_at_rest.AtRest`, the ``at-rest.key`` of the key
+cloud binds :class:`cloud.records.crypto_at_rest.AtRest`, the ``at-rest.key`` of the key
 directory) every stored instance and every kept refusal is written as
 ``MCHUBDCM1`` + AES-256-GCM (nonce, ciphertext, tag), bound to its SOP Instance UID (or
 to ``rejected``). :meth:`ObjectStore.read` opens both that and plaintext files written
@@ -59,7 +59,7 @@ PIECE = 1 << 20
 
 
 class Sealer(Protocol):
-    """What the store needs of the at-rest cipher (:class:`cloud.crypto_at_rest.AtRest`)."""
+    """What the store needs of the at-rest cipher (:class:`cloud.records.crypto_at_rest.AtRest`)."""
 
     def seal_bytes(self, value: bytes, column: str) -> bytes: ...
 

@@ -26,9 +26,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cloud import users
-from cloud.crypto_at_rest import AtRest
 from cloud.errors import CloudError, DatabaseUnavailable
 from cloud.fleet.service import Fleet
+from cloud.records.crypto_at_rest import AtRest
 from provisioning.enrollment import EnrollRequest
 from provisioning.errors import AuthError, ProvisioningError
 from provisioning.rotation import RotateRequest
@@ -158,7 +158,8 @@ async def login(request: Request, _: users.User | None) -> Response:
     state = request.app.state.cloud
     outcome = await users.attempt_login(fleet.db, AtRest(state.keys.at_rest, state.keys.blind_index),
                                         str(doc["username"]), str(doc["password"]), str(doc["code"]),
-                                        source=request.client.host if request.client else "")
+                                        source=request.client.host if request.client else "",
+                                        password_max_age_ms=state.config.web.password_max_age_days * 86_400_000)
     if outcome.user is None:
         if outcome.reason == "locked":
             return _refuse(429, "locked", outcome.message, locked_until_ms=outcome.locked_until_ms)

@@ -36,7 +36,7 @@ from cloud.db.engine import Database, epoch_from_db
 from cloud.errors import ConfigError
 from cloud.fleet.broker_passwords import replace_and_reload
 from cloud.fleet.stores import NO_EXPIRY_MS, sql_stores
-from cloud.keystore import CloudKeys
+from cloud.intake.keystore import CloudKeys
 from protocol.commands import CommandBody, CommandName, sign_command, topic
 from protocol.ids import now_ms, uuid7
 from protocol.keys import key_id
@@ -48,7 +48,7 @@ from provisioning.bundle import CloudKeys as BundleKeys
 from provisioning.bundle import SignedBundle
 from provisioning.ca import FleetCA
 from provisioning.enrollment import EnrollRequest, EnrollResponse, process_enrollment
-from provisioning.errors import CaError, Conflict, NotFound, ProvisioningError, RequestError
+from provisioning.errors import CaError, Conflict, NotFound, ProvisioningError, ReasonRequired, RequestError
 from provisioning.inventory import SignedConfig, config_command
 from provisioning.rotation import RotateRequest, RotateResponse, process_rotation
 from provisioning.stores import AuditEntry, DeviceRecord, HubKey, HubRecord, SiteRecord, TokenRecord
@@ -209,7 +209,7 @@ class Fleet:
         2 the live session, goes).
         """
         if not reason.strip():
-            raise RequestError("give a reason for the revocation (kept in the audit log)")
+            raise ReasonRequired("give a reason for the revocation (kept in the audit log)")
         now = self.clock()
         async with self.db.transaction() as tx:
             hub = await hub_ops.revoke_hub(sql_stores(tx), hub_id, actor=actor, reason=reason, now_ms=now)
@@ -339,11 +339,11 @@ class Fleet:
                                                      **fields)
         return device, version, await self.push_config(hub_id)
 
-    async def remove_device(self, actor: str, hub_id: str, device_id: str) -> tuple[int, bool]:
-        """Unregister a device; returns the new version and whether it was pushed."""
+    async def remove_device(self, actor: str, hub_id: str, device_id: str, *, reason: str = "") -> tuple[int, bool]:
+        """Unregister a device (``reason`` kept in the audit log); returns the new version and whether it was pushed."""
         async with self.db.transaction() as tx:
             version = await admin.remove_device(sql_stores(tx), actor=actor, now_ms=self.clock(), hub_id=hub_id,
-                                                device_id=device_id)
+                                                device_id=device_id, reason=reason)
         return version, await self.push_config(hub_id)
 
     async def push_config(self, hub_id: str) -> bool:

@@ -8,7 +8,7 @@ protocol           tables
 ``SiteStore``      ``sites``
 ``TokenStore``     ``enroll_tokens`` (the digest only; ``mark_used`` is a conditional UPDATE)
 ``HubStore``       ``hubs`` + ``hub_keys`` — the SAME rows batch ingest looks keys up in
-                   (:func:`cloud.registry.lookup_signer`), so enrollment, rotation and
+                   (:func:`cloud.fleet.registry.lookup_signer`), so enrollment, rotation and
                    revocation take effect on the very next batch
 ``DeviceStore``    ``device_inventory`` + ``hub_config_versions``
 ``AuditLog``       ``audit_log`` (``target`` column; ``hub_id`` set for hub and device actions)
@@ -245,6 +245,11 @@ class SqlDevices(_On):
         async with self.tx() as tx:
             version = await tx.fetchval("SELECT version FROM hub_config_versions WHERE hub_id = $1", hub_id)
         return int(version or 0)
+
+    async def station_names(self, hub_id: str) -> dict[int, str]:
+        async with self.tx() as tx:  # named on the devices page (cloud.web.admin_ops.station_number)
+            rows = await tx.fetch("SELECT station_id, name FROM stations WHERE hub_id = $1 AND name <> ''", hub_id)
+        return {int(r["station_id"]): r["name"] for r in rows if r["station_id"].isdigit()}
 
 
 def _detail(text: str) -> dict[str, str]:

@@ -3,7 +3,7 @@
 | method and path | what |
 |---|---|
 | ``GET /integration/v1/inbound?status=&limit=&before=`` | received HL7 frames with ACK codes (no message bodies) |
-| ``POST /integration/v1/inbound/{uid}/reprocess`` | process an accepted message again |
+| ``POST /integration/v1/inbound/{uid}/reprocess`` | process a message again (a refused one is checked again) |
 | ``GET /integration/v1/unmatched?status=waiting`` | the unmatched work list |
 | ``POST /integration/v1/unmatched/{id}/resolve`` ``{"subject_id": N}`` or ``{"national_id": "..."}`` | attach it |
 | ``GET /integration/v1/outbound?status=`` | vitals messages for the HIS |
@@ -25,8 +25,9 @@ from starlette.routing import Route
 
 from cloud import integration_queries as q
 from cloud.admin_api import _authorised, _refuse
-from cloud.crypto_at_rest import AtRest
 from cloud.errors import CloudError
+from cloud.message_browser import Rules, reprocess
+from cloud.records.crypto_at_rest import AtRest
 
 ACTOR = "integration-api"
 
@@ -62,7 +63,9 @@ async def post_reprocess(request: Request) -> Response:
     if (denied := _authorised(request)) is not None:
         return denied
     try:
-        await q.reprocess_inbound(request.app.state.cloud.db, request.path_params["uid"], actor=ACTOR)
+        cloud = request.app.state.cloud
+        await reprocess(cloud.db, cloud.ingestor.at_rest, request.path_params["uid"], actor=ACTOR,
+                        rules=Rules.of(cloud.config.mllp))
     except CloudError as exc:
         return _refuse(404, "not_found", str(exc))
     return JSONResponse({"ok": True})
@@ -142,8 +145,8 @@ def openapi_paths(admin: list[dict[str, list[str]]], refusal: dict[str, Any]) ->
 
     return {
         "/integration/v1/inbound": {"get": op("Received HL7 messages with their ACK codes (newest first)")},
-        "/integration/v1/inbound/{uid}/reprocess": {"post": op("Process an accepted message again",
-                                                               path_param="uid")},
+        "/integration/v1/inbound/{uid}/reprocess": {"post": op(
+            "Process a message again (a refused one is checked again with the current rules)", path_param="uid")},
         "/integration/v1/unmatched": {"get": op("Results and studies waiting for their patient")},
         "/integration/v1/unmatched/{id}/resolve": {"post": op("Attach a waiting item to a subject",
                                                               path_param="id", body=True)},

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import msgspec
 
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database
 from cloud.dicom.index import StudyIndex
 from cloud.integration import matching
 from cloud.integration.matching import Who
+from cloud.records.crypto_at_rest import AtRest
 from protocol.ids import now_ms
 
 log = logging.getLogger("mchub.cloud.integration.dicom")

@@ -1,10 +1,13 @@
 """Stored HL7 messages -> ``results`` rows and patient identifiers, transactionally.
 
 :class:`Hl7Processor` takes accepted, unprocessed rows of ``hl7_inbound`` in arrival order
-and, for each, in the SAME transaction: matches the patient (:mod:`cloud.integration.matching`),
-writes what the message means and marks the row processed (up to 100 messages share one
-transaction and its commit). A crash anywhere before COMMIT leaves the rows unprocessed and
-they are done again; result rows are keyed ``hl7:<message uid>:<n>`` (unique), so nothing is
+and, for each, in the SAME transaction: matches the patient (:mod:`cloud.integration.matching`
+rules, for a whole group at once through :mod:`cloud.integration.lookups`), writes what the
+message means and marks the row processed. Up to ``BATCH`` messages share one transaction,
+its commit and a handful of statements (claim, patient lookups, result rows, work list,
+marks), applied in arrival order so a later message of the same patient sees what an
+earlier one did. A crash anywhere before COMMIT leaves the rows unprocessed and they are
+done again; result rows are keyed ``hl7:<message uid>:<n>`` (unique), so nothing is
 written twice.
 
 * ORU^R01 and OUL^R22/R24: one ``results`` row per result OBX (``kind`` = hpv / cytology / pathology / lab,
@@ -14,7 +17,7 @@ written twice.
 * ADT^A01/A04/A08: the subject (by national ID, by MRN, else a new one) learns the MRN;
   waiting work-list items naming that MRN or national ID are resolved at once.
 * ADT^A40: the MRG-1 patient is merged into the PID patient through the patient index
-  (:func:`cloud.patients.merge`, audited, reversible) in the SAME transaction as the rest
+  (:func:`cloud.records.patients.merge`, audited, reversible) in the SAME transaction as the rest
   of the message: a crash or a failure leaves neither the merge nor the message done;
   a repeated A40 finds the merge done.
 
@@ -32,15 +35,16 @@ from typing import Any
 
 import msgspec
 
-from cloud import patients
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database, Tx
 from cloud.errors import DatabaseError, PatientIndexError
 from cloud.integration import matching
+from cloud.integration.lookups import Lookups
 from cloud.integration.matching import Who
 from cloud.mllp.db_store import Hl7Store
 from cloud.mllp.processing import Processed, process_message
 from cloud.mllp.store import StoredMessage
+from cloud.records import patients
+from cloud.records.crypto_at_rest import AtRest
 from protocol.hl7.codemap import CodeMap
 from protocol.hl7.errors import Hl7Error
 from protocol.hl7.message import RESULT_TYPES
@@ -50,6 +54,27 @@ log = logging.getLogger("mchub.cloud.integration.inbound")
 _INSERT_RESULT = (
     "INSERT INTO results (subject_id, source, source_key, kind, code, value, unit, observed_ms, payload, "
     "created_ms, origin) VALUES ($1, 'hl7', $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (source_key) DO NOTHING")
+_INSERT_RESULTS_PG = """
+INSERT INTO results (subject_id, source, source_key, kind, code, value, unit, observed_ms, payload, created_ms, origin)
+SELECT r.subject_id, 'hl7', r.source_key, r.kind, r.code, r.value, r.unit, r.observed_ms, r.payload, r.created_ms,
+       r.origin
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[],
+            $9::bigint[], $10::text[]) WITH ORDINALITY
+     AS r(subject_id, source_key, kind, code, value, unit, observed_ms, payload, created_ms, origin, n)
+ORDER BY r.n
+ON CONFLICT (source_key) DO NOTHING"""
+_CLAIM_PG = ("SELECT uid FROM hl7_inbound WHERE uid = ANY($1::text[]) AND processed_ms IS NULL ORDER BY id "
+             "FOR UPDATE")
+_CLAIM_ONE = "SELECT uid FROM hl7_inbound WHERE uid = $1 AND processed_ms IS NULL"
+_MARK = "UPDATE hl7_inbound SET processed_ms = $1, process_error = $2 WHERE uid = $3"
+#: a processed message's mark, with whom it named as keyed HMACs only (the message browser finds it by
+#: ID number or name: migration 16)
+_DONE = ("UPDATE hl7_inbound SET processed_ms = $1, process_error = NULL, patient_index = $2, name_index = $3 "
+         "WHERE uid = $4")
+_DONE_PG = ("UPDATE hl7_inbound AS h SET processed_ms = $1, process_error = NULL, patient_index = d.pi, "
+            "name_index = d.ni FROM unnest($2::text[], $3::text[], $4::text[]) AS d(uid, pi, ni) WHERE h.uid = d.uid")
+BATCH = 200  #: messages per processing transaction
+YIELD_EVERY = 16  #: messages parsed between two turns of the event loop (about 4 ms of CPU)
 
 
 def who_of(p: Processed) -> Who:
@@ -68,6 +93,40 @@ def _ms(iso: str | None) -> int | None:
         return None
 
 
+def _people(p: Processed) -> list[Who]:
+    """Every patient key a message names (its patient, and for A40 the identifiers merged away)."""
+    return [who_of(p), *(Who(mrn=i.id, mrn_authority=i.authority) for i in p.merge_prior)]
+
+
+async def _claim(tx: Tx, uids: list[str]) -> set[str]:
+    """Lock the rows of ``uids`` not processed yet (two owners by mistake never process one twice)."""
+    if tx.dialect == "postgres":
+        rows = await tx.fetch(_CLAIM_PG, uids)
+    else:
+        rows = [r for u in uids for r in await tx.fetch(_CLAIM_ONE, u)]
+    return {r["uid"] for r in rows}
+
+
+async def _write(tx: Tx, lookups: Lookups, rows: list[tuple[Any, ...]]) -> None:
+    """The result rows and the matching writes gathered so far, in arrival order."""
+    if rows and tx.dialect == "postgres":  # one statement for the whole group, in arrival order
+        await tx.execute(_INSERT_RESULTS_PG, *(list(column) for column in zip(*rows, strict=True)))
+    elif rows:
+        await tx.executemany(_INSERT_RESULT, rows)
+    rows.clear()
+    await lookups.flush()
+
+
+async def _mark_done(tx: Tx, done: list[tuple[str, str | None, str | None]]) -> None:
+    """Mark ``(uid, patient_index, name_index)`` processed, one statement for the group on PostgreSQL."""
+    if not done:
+        return
+    if tx.dialect == "postgres":
+        await tx.execute(_DONE_PG, now_ms(), *(list(column) for column in zip(*done, strict=True)))
+    else:
+        await tx.executemany(_DONE, [(now_ms(), pi, ni, uid) for uid, pi, ni in done])
+
+
 class Hl7Processor:
     """Processes ``hl7_inbound`` into the cloud tables (run by the integration owner process)."""
 
@@ -78,17 +137,20 @@ class Hl7Processor:
         self.codes = codes or CodeMap()
         self.processed = 0
 
-    async def run_once(self, limit: int = 200, batch: int = 100) -> int:
+    async def run_once(self, limit: int = BATCH * 2, batch: int = BATCH) -> int:
         """Process up to ``limit`` pending messages; returns how many.
 
-        Messages are applied ``batch`` at a time in ONE transaction (one commit, one fsync, for
-        many messages); an A40 goes alone (its merge runs first, in the patient index's own
-        transaction). If anything but a database outage fails inside a batch, the batch rolls
-        back and its messages are processed one by one, so only the bad one is marked failed.
+        Messages are applied ``batch`` at a time in ONE transaction (one commit, one fsync, a
+        handful of statements for the whole group: see :mod:`cloud.integration.lookups`); an
+        A40 goes alone (its merge runs first). If anything but a database outage fails inside
+        a group, the group rolls back and its messages are processed one by one, so only the
+        bad one is marked failed.
         """
         pending = await self.store.fetch_pending(limit)
         group: list[tuple[StoredMessage, Processed | Hl7Error]] = []
-        for m in pending:
+        for n, m in enumerate(pending, 1):
+            if n % YIELD_EVERY == 0:  # the listener shares this event loop: its ACKs do not wait for a whole group
+                await asyncio.sleep(0)
             try:
                 item: Processed | Hl7Error = process_message(m.raw, self.codes)
             except Hl7Error as exc:
@@ -109,46 +171,67 @@ class Hl7Processor:
         if not group:
             return
         try:
-            async with self.db.transaction() as tx:
-                for m, item in group:
-                    if not await self._claim(tx, m.id):
-                        continue
-                    if isinstance(item, Hl7Error):
-                        log.warning("HL7 message %s cannot be processed: %s", m.id, item)
-                        await tx.execute("UPDATE hl7_inbound SET processed_ms = $1, process_error = $2 WHERE uid = $3",
-                                         now_ms(), f"{item.reason}: {item}", m.id)
-                        continue
-                    await self._apply(tx, m, item)
+            await self._commit_group(group)
         except DatabaseError:
             raise
         except Exception:  # one bad message must not take the others down: again, one by one
             log.warning("HL7 batch of %d failed; processing its messages one by one", len(group), exc_info=True)
             for m, _ in group:
                 await self.process(m)
-            return
-        self.processed += sum(1 for _, item in group if isinstance(item, Processed))
 
-    async def _apply(self, tx: Tx, m: StoredMessage, p: Processed) -> None:
+    async def _commit_group(self, group: list[tuple[StoredMessage, Processed | Hl7Error]]) -> None:
+        """Claim, match, write and mark a group of messages in one transaction, in arrival order."""
+        async with self.db.transaction() as tx:
+            claimed = await _claim(tx, [m.id for m, _ in group])
+            todo = [(m, item) for m, item in group if m.id in claimed]
+            for _, item in todo:  # an A40 is alone in its group (run_once, process): its merge comes first
+                if isinstance(item, Processed) and item.message_type == "ADT^A40":
+                    await self._merge(tx, item)
+            lookups = await Lookups.load(tx, self.at_rest, (w for _, i in todo if isinstance(i, Processed)
+                                                             for w in _people(i)))
+            rows: list[tuple[Any, ...]] = []
+            done: list[tuple[str, str | None, str | None]] = []
+            for m, item in todo:
+                if isinstance(item, Hl7Error):
+                    log.warning("HL7 message %s cannot be processed: %s", m.id, item)
+                    await tx.execute(_MARK, now_ms(), f"{item.reason}: {item}", m.id)
+                    continue
+                await self._apply(tx, lookups, rows, m, item)
+                who = item.patient
+                done.append((m.id, self.at_rest.blind_index(who.national_id) if who.national_id else None,
+                             self.at_rest.name_index(who.name) if who.name else None))
+            await _write(tx, lookups, rows)
+            await _mark_done(tx, done)
+        self.processed += len(done)
+
+    async def _apply(self, tx: Tx, lookups: Lookups, rows: list[tuple[Any, ...]], m: StoredMessage,
+                     p: Processed) -> None:
         if p.message_type.split("^", 1)[0] in RESULT_TYPES:
-            await self._results(tx, m, p)
+            await self._results(lookups, rows, m, p)
         else:
-            await self._adt(tx, p)
-        await tx.execute("UPDATE hl7_inbound SET processed_ms = $1, process_error = NULL WHERE uid = $2",
-                         now_ms(), m.id)
+            await _write(tx, lookups, rows)  # the work list and results an ADT resolves are in the database
+            await self._adt(tx, lookups, p)
         for w in p.warnings:
             log.info("HL7 message %s (%s): %s", m.id, p.control_id, w)
 
-    async def run(self, stop: asyncio.Event, idle_s: float = 0.5) -> None:
-        """Process until ``stop`` is set; a database outage is waited out."""
+    async def run(self, stop: asyncio.Event, gather_s: float = 0.2, limit: int = BATCH * 2) -> None:
+        """Process until ``stop`` is set; a database outage is waited out.
+
+        While a backlog lasts, groups follow each other at once. Once it is worked off, the
+        processor waits ``gather_s`` before looking again, so messages arriving one by one
+        (a HIS sending lock-step) are processed in groups rather than one transaction (and
+        one fsync) each, competing with the listener: results trail the ACK by at most about
+        ``gather_s`` plus one group's work.
+        """
         while not stop.is_set():
             try:
-                busy = await self.run_once()
+                busy = await self.run_once(limit)
             except DatabaseError as exc:
                 log.warning("HL7 processing paused, database unavailable: %s", exc)
                 busy = 0
-            if not busy:
+            if busy < limit:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), idle_s)
+                    await asyncio.wait_for(stop.wait(), gather_s)
 
     async def process(self, m: StoredMessage) -> None:
         """Process one stored message in its own transaction (see the module docstring)."""
@@ -156,60 +239,45 @@ class Hl7Processor:
             p = process_message(m.raw, self.codes)
         except Hl7Error as exc:
             log.warning("HL7 message %s cannot be processed: %s", m.id, exc)
-            await self._mark(m.id, f"{exc.reason}: {exc}")
+            await self.store.mark_processed(m.id, f"{exc.reason}: {exc}")
             return
         try:
-            async with self.db.transaction() as tx:
-                if not await self._claim(tx, m.id):
-                    return
-                if p.message_type == "ADT^A40":
-                    await self._merge(tx, p)
-                await self._apply(tx, m, p)
+            await self._commit_group([(m, p)])
         except DatabaseError:
             raise
         except Exception as exc:  # a bug must not block the queue: keep the message, say why
             log.exception("HL7 message %s: processing failed", m.id)
-            await self._mark(m.id, f"internal: {type(exc).__name__}: {exc}"[:500])
-            return
-        self.processed += 1
+            await self.store.mark_processed(m.id, f"internal: {type(exc).__name__}: {exc}"[:500])
 
-    async def _claim(self, tx: Tx, uid: str) -> bool:
-        sql = "SELECT processed_ms FROM hl7_inbound WHERE uid = $1"
-        row = await tx.fetchrow(sql + " FOR UPDATE" if tx.dialect == "postgres" else sql, uid)
-        return row is not None and row["processed_ms"] is None
-
-    async def _mark(self, uid: str, error: str) -> None:
-        await self.store.mark_processed(uid, error)
-
-    async def _results(self, tx: Tx, m: StoredMessage, p: Processed) -> None:
+    async def _results(self, lookups: Lookups, rows: list[tuple[Any, ...]], m: StoredMessage,
+                       p: Processed) -> None:
         who = who_of(p)
-        sid = await matching.find(tx, self.at_rest, who)
+        sid = await lookups.find(who)
         if sid is not None and who.national_id and who.mrn:
-            await matching.learn_mrn(tx, sid, who.mrn_authority, who.mrn, "hl7:ORU")
+            await lookups.learn_mrn(sid, who.mrn_authority, who.mrn, "hl7:ORU")
         now, origin = now_ms(), f"hl7:{m.id}"
-        rows: list[tuple[Any, ...]] = []
         for n, r in enumerate(p.results, 1):
             code = r.loinc or f"{r.system or 'L'}:{r.code}"
             payload = msgspec.json.encode({"result": msgspec.to_builtins(r), "control_id": p.control_id,
                                            "message_type": p.message_type}).decode()
             rows.append((sid, f"{origin}:{n}", r.category, code[:64], r.value, r.units, _ms(r.observed_at), payload,
                          now, origin))
-        await tx.executemany(_INSERT_RESULT, rows)
         if sid is None:
-            await matching.add_unmatched(tx, "hl7", m.id, who, self.at_rest,
-                                         f"{p.message_type} {p.control_id}: {len(p.results)} result(s)")
+            lookups.add_unmatched("hl7", m.id, who, f"{p.message_type} {p.control_id}: {len(p.results)} result(s)")
             log.info("HL7 message %s (%s): patient not known yet, on the unmatched list", m.id, p.control_id)
 
-    async def _adt(self, tx: Tx, p: Processed) -> None:
+    async def _adt(self, tx: Tx, lookups: Lookups, p: Processed) -> None:
         who = who_of(p)
         actor = f"hl7:{p.message_type}"
-        sid = await matching.find(tx, self.at_rest, who)
+        sid = await lookups.find(who)
         if sid is None:
             sid = await matching.anonymous_subject(tx, self.at_rest, who)
-        await matching.learn_mrn(tx, sid, who.mrn_authority, who.mrn, actor)
-        resolved = await matching.resolve_waiting(tx, sid, self.at_rest, who, actor=actor)
+        await lookups.learn_mrn(sid, who.mrn_authority, who.mrn, actor)
         for prior in p.merge_prior:  # A40: the old MRN now names the survivor too
-            await matching.learn_mrn(tx, sid, prior.authority, prior.id, actor)
+            await lookups.learn_mrn(sid, prior.authority, prior.id, actor)
+        await lookups.flush()
+        resolved = await matching.resolve_waiting(tx, sid, self.at_rest, who, actor=actor)
+        for prior in p.merge_prior:
             resolved += await matching.resolve_waiting(tx, sid, self.at_rest,
                                                        Who(mrn=prior.id, mrn_authority=prior.authority), actor=actor)
         if resolved:

@@ -7,19 +7,20 @@ work list. A person known by a valid national ID always has a subject: one is cr
 (sealed ID and name) when the hospital knows her before any hub does, exactly as ingest
 would create it, so her later visits land on the same subject.
 
-Merged subjects (:mod:`cloud.patients`) are followed to the survivor.
+Merged subjects (:mod:`cloud.records.patients`) are followed to the survivor.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from cloud import audit
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Tx
 from cloud.errors import PatientIndexError
-from cloud.sync_store import upsert_subject
+from cloud.intake.sync_store import upsert_subject
+from cloud.records.crypto_at_rest import AtRest
 from protocol import idnum
 from protocol.errors import IdNumberError
 from protocol.ids import now_ms
@@ -27,6 +28,12 @@ from protocol.model import Subject
 
 log = logging.getLogger("mchub.cloud.integration")
 _MAX_CHAIN = 32
+#: a learned MRN and a work-list item (also written in groups by cloud.integration.lookups)
+INSERT_IDENTIFIER = ("INSERT INTO subject_identifiers (authority, value, subject_id, source, created_ms) "
+                     "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING")
+INSERT_UNMATCHED = ("INSERT INTO unmatched (kind, ref, mrn_authority, mrn, blind_index, summary, created_ms, "
+                    "name_enc, sex, birth_date) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+                    "ON CONFLICT (kind, ref) DO NOTHING")
 _SEX = {"F": "2", "M": "1", "O": "9", "U": "0", "A": "9", "N": "0"}  # HL7 0001 / DICOM -> GB/T 2261.1
 
 
@@ -42,11 +49,22 @@ class Who:
     birth_date: str = ""  #: YYYYMMDD or YYYY-MM-DD
 
     def subject(self) -> Subject:
-        """The protocol Subject for creating/upserting by national ID."""
-        birth = self.birth_date.replace("-", "")[:8]
-        iso = f"{birth[:4]}-{birth[4:6]}-{birth[6:8]}" if len(birth) == 8 and birth.isdigit() else None
-        return Subject(national_id=self.national_id, name=self.name, sex=_SEX.get(self.sex.upper(), "0"),  # type: ignore[arg-type]
+        """The protocol Subject for creating/upserting by national ID (sex and birth date from the
+        ID number when there is one: it encodes both; else PID-8 and PID-7)."""
+        sex, iso = self.sex_code(), self.birth_iso()
+        return Subject(national_id=self.national_id, name=self.name, sex=sex,  # type: ignore[arg-type]
                        birth_date=iso, mrn=self.mrn or None, source="staff")
+
+    def sex_code(self) -> str:
+        """GB/T 2261.1 sex: from the ID number, else the HL7/DICOM code."""
+        return idnum.sex(self.national_id) if self.national_id else _SEX.get(self.sex.upper(), "0")
+
+    def birth_iso(self) -> str | None:
+        """YYYY-MM-DD birth date: from the ID number, else the message's; None when neither is a date."""
+        if self.national_id:
+            return idnum.birth_date(self.national_id).isoformat()
+        birth = self.birth_date.replace("-", "")[:8]
+        return f"{birth[:4]}-{birth[4:6]}-{birth[6:8]}" if len(birth) == 8 and birth.isdigit() else None
 
 
 def valid_national_id(value: str | None) -> str | None:
@@ -106,9 +124,7 @@ async def learn_mrn(tx: Tx, subject_id: int, authority: str, value: str, source:
     have = await tx.fetchval("SELECT subject_id FROM subject_identifiers WHERE authority = $1 AND value = $2",
                              authority, value)
     if have is None:
-        await tx.execute("INSERT INTO subject_identifiers (authority, value, subject_id, source, created_ms) "
-                         "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                         authority, value, subject_id, source, now_ms())
+        await tx.execute(INSERT_IDENTIFIER, authority, value, subject_id, source, now_ms())
     elif await survivor(tx, int(have)) != subject_id:
         log.warning("MRN of authority %r already belongs to subject %s, not %s; kept (merge them if the same person)",
                     authority, have, subject_id)
@@ -120,12 +136,16 @@ async def anonymous_subject(tx: Tx, at_rest: AtRest, who: Who) -> int:
                                             mrn=who.mrn or None, source="staff"), at_rest, now_ms())
 
 
+def unmatched_row(kind: str, ref: str, who: Who, at_rest: AtRest, summary: str) -> tuple[Any, ...]:
+    """The parameters of :data:`INSERT_UNMATCHED` for one item: whom it names, the name sealed."""
+    bi = at_rest.blind_index(who.national_id) if who.national_id else None
+    name = at_rest.seal(who.name, "subjects.name") if who.name else None
+    return (kind, ref, who.mrn_authority, who.mrn, bi, summary[:300], now_ms(), name, who.sex_code(), who.birth_iso())
+
+
 async def add_unmatched(tx: Tx, kind: str, ref: str, who: Who, at_rest: AtRest, summary: str) -> None:
     """Put an item on the work list (idempotent on ``(kind, ref)``)."""
-    bi = at_rest.blind_index(who.national_id) if who.national_id else None
-    await tx.execute("INSERT INTO unmatched (kind, ref, mrn_authority, mrn, blind_index, summary, created_ms) "
-                     "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (kind, ref) DO NOTHING",
-                     kind, ref, who.mrn_authority, who.mrn, bi, summary[:300], now_ms())
+    await tx.execute(INSERT_UNMATCHED, *unmatched_row(kind, ref, who, at_rest, summary))
 
 
 async def resolve_item(tx: Tx, item_id: int, subject_id: int, *, actor: str) -> bool:
@@ -145,6 +165,25 @@ async def resolve_item(tx: Tx, item_id: int, subject_id: int, *, actor: str) -> 
     await audit.write(tx, actor=actor, action="unmatched.resolve", outcome="ok", subject_id=target,
                       detail={"item": item_id, "kind": kind})
     return True
+
+
+async def unresolve_item(tx: Tx, item_id: int, *, actor: str, since_ms: int) -> int | None:
+    """Undo ``actor``'s own match of a work-list item made at or after ``since_ms`` (audited): the item
+    waits again and its results/study belong to nobody. Returns the subject it was attached to, or
+    None when there is no such match to undo (someone else's, an older one, or never matched)."""
+    row = await tx.fetchrow("SELECT kind, ref, subject_id FROM unmatched WHERE id = $1 AND status = 'resolved' "
+                            "AND resolved_by = $2 AND resolved_ms >= $3", item_id, actor, since_ms)
+    if row is None:
+        return None
+    kind, ref, subject_id = row["kind"], row["ref"], row["subject_id"]
+    await tx.execute("UPDATE results SET subject_id = NULL WHERE origin = $1", f"{kind}:{ref}")
+    if kind == "dicom":
+        await tx.execute("UPDATE dicom_instances SET subject_id = NULL WHERE sop_instance_uid = $1", ref)
+    await tx.execute("UPDATE unmatched SET status = 'waiting', subject_id = NULL, resolved_by = NULL, "
+                     "resolved_ms = NULL WHERE id = $1", item_id)
+    await audit.write(tx, actor=actor, action="unmatched.undo", outcome="ok", subject_id=subject_id,
+                      detail={"item": item_id, "kind": kind})
+    return int(subject_id) if subject_id is not None else None
 
 
 async def resolve_waiting(tx: Tx, subject_id: int, at_rest: AtRest, who: Who, *, actor: str) -> int:

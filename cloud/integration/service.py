@@ -30,17 +30,17 @@ from starlette.routing import BaseRoute
 
 from cloud import outbox
 from cloud.config import CloudConfig, mllp_networks
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database
+from cloud.intake.keystore import CloudKeys
 from cloud.integration import api
 from cloud.integration.dicom_link import DicomLink
 from cloud.integration.dicom_senders import DicomRefusals, SenderAuth
 from cloud.integration.inbound import Hl7Processor
 from cloud.integration.vitals import TOPIC, VitalsSender
-from cloud.keystore import CloudKeys
 from cloud.mllp.db_store import Hl7Store
 from cloud.mllp.refusals import Refusals, audit_sink
 from cloud.mllp.server import ListenerConfig, MllpListener
+from cloud.records.crypto_at_rest import AtRest
 from protocol.hl7.codemap import CodeMap
 
 log = logging.getLogger("mchub.cloud.integration")
@@ -162,7 +162,7 @@ async def run_owner(cfg: CloudConfig, ready: Callable[[Integration], None] | Non
 
     from cloud.db.migrations import migrate
     from cloud.db.orm import start_orm, stop_orm
-    from cloud.keystore import load_keys
+    from cloud.intake.keystore import load_keys
 
     keys = load_keys(cfg.keys_dir)
     db = await Database.connect(cfg.database.url, min(cfg.database.pool_size, 8))

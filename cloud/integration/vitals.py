@@ -28,13 +28,13 @@ import ssl
 import msgspec
 
 from cloud.config import HisConfig
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database, Tx
 from cloud.errors import DatabaseError
 from cloud.integration.matching import survivor
 from cloud.mllp.client import MllpSender
 from cloud.mllp.errors import NegativeAck, SendError
 from cloud.outbox import DeliveryError, Message
+from cloud.records.crypto_at_rest import AtRest
 from protocol.clinical.patient import CHINA, Patient
 from protocol.errors import ClinicalError
 from protocol.hl7.errors import BuildError

@@ -181,11 +181,11 @@ async def _followups(db: Any, cfg: Any, args: argparse.Namespace) -> int:
 
 
 async def _register(db: Any, cfg: Any, args: argparse.Namespace) -> int:
-    from cloud.crypto_at_rest import AtRest
     from cloud.errors import CloudError
-    from cloud.keystore import load_keys
+    from cloud.intake.keystore import load_keys
     from cloud.mch import queries, registers
     from cloud.mch.errors import MchError
+    from cloud.records.crypto_at_rest import AtRest
 
     try:
         keys = load_keys(cfg.keys_dir)

@@ -24,10 +24,10 @@ from typing import Any
 
 import msgspec
 
-from cloud.crypto_at_rest import AtRest, AtRestError
 from cloud.db.engine import Database
 from cloud.mch import registers
 from cloud.mch.errors import MchError
+from cloud.records.crypto_at_rest import AtRest, AtRestError
 from protocol import idnum
 from protocol.mch.records import case_from_json
 

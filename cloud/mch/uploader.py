@@ -59,7 +59,7 @@ def read_secret(cfg: CloudConfig) -> bytes:
 def client_for(cfg: CloudConfig) -> PlatformClient:
     """The platform client of a configuration."""
     m = cfg.mch
-    return PlatformClient(m.platform_url, app_key=m.app_key, secret=read_secret(cfg), algorithm=m.algorithm,  # type: ignore[arg-type]
+    return PlatformClient(m.platform_url, app_key=m.app_key, secret=read_secret(cfg), algorithm=m.algorithm,
                           timeout_s=m.timeout_s, rate_per_s=m.rate_per_s)
 
 

@@ -12,24 +12,68 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Protocol
 
 from cloud.mllp.errors import StoreError
-from cloud.mllp.store import StoreResult
+from cloud.mllp.store import InboundMeta, StoreResult
 from protocol.hl7 import mllp
-
-if TYPE_CHECKING:
-    from cloud.mllp.server import MllpListener, Prepared
+from protocol.hl7.errors import Hl7Error
+from protocol.hl7.message import Header
 
 log = logging.getLogger("mchub.cloud.mllp")
 PAUSE_AT = 64  #: messages waiting for their commit before reading is paused
 RESUME_AT = 16
 
 
+@dataclass(slots=True)
+class Prepared:
+    """A checked frame on its way to the store: what to store and how to answer it."""
+
+    raw: bytes
+    meta: InboundMeta
+    header: Header | None
+    error: Hl7Error | None
+    close_after: bool = False  #: the sender is refused: close the connection after this answer
+
+
+class Limits(Protocol):
+    """The listener settings a connection reads (``cloud.mllp.server.ListenerConfig``)."""
+
+    @property
+    def max_size(self) -> int: ...
+    @property
+    def idle_timeout(self) -> float: ...
+    @property
+    def frame_timeout(self) -> float: ...
+
+
+class Counters(Protocol):
+    """The listener counter a connection moves (``cloud.mllp.server.ListenerStats``)."""
+
+    timeouts: int
+
+
+class Listener(Protocol):
+    """What a connection needs of its listener (``cloud.mllp.server.MllpListener``), so this
+    module does not import the server that imports it."""
+
+    @property
+    def config(self) -> Limits: ...
+    @property
+    def stats(self) -> Counters: ...
+    def admit(self, address: str) -> str | None: ...
+    def opened(self, connection: MllpConnection) -> None: ...
+    def closed(self, connection: MllpConnection) -> None: ...
+    def prepare(self, event: mllp.Event, peer: str) -> Prepared: ...
+    def submit(self, p: Prepared) -> asyncio.Future[StoreResult]: ...
+    def finish(self, p: Prepared, result: StoreResult) -> bytes | None: ...
+
+
 class MllpConnection(asyncio.Protocol):
     """Created by the listener for every accepted connection."""
 
-    def __init__(self, listener: MllpListener) -> None:
+    def __init__(self, listener: Listener) -> None:
         self._listener = listener
         self._decoder = mllp.StreamDecoder(listener.config.max_size)
         self._transport: asyncio.Transport | None = None

@@ -1,6 +1,6 @@
 """The HL7 message store on the cloud :class:`~cloud.db.engine.Database` (PostgreSQL or SQLite).
 
-Table ``hl7_inbound`` (migration 4, :mod:`cloud.integration.schema`). Every frame the
+Table ``hl7_inbound`` (migration 4, :mod:`cloud.db.shipped`). Every frame the
 listener receives is committed here before it is acknowledged, through the
 :class:`~cloud.mllp.store.GroupCommitter`: concurrent connections share one transaction,
 so one WAL flush (fsync) covers every message waiting at that moment. On PostgreSQL a batch
@@ -11,8 +11,10 @@ Duplicate detection is the unique ``dedup_key`` (sender + MSH-10 + content diges
 accepted messages, migration 13): a resend bumps ``duplicates`` on the first copy and gets
 the first copy's answer. A new message under a control id the sender already used
 (``control_key``, indexed) is stored with ``control_id_reused``.
-With an :class:`~cloud.crypto_at_rest.AtRest` the raw bytes are sealed (AES-256-GCM):
-messages carry national ID numbers and names.
+With an :class:`~cloud.records.crypto_at_rest.AtRest` the raw bytes are sealed (AES-256-GCM):
+messages carry national ID numbers and names. The ACK a message was answered with is kept
+beside it (``ack``, migration 16: at most ``ACK_STORED_MAX`` bytes, sealed likewise — its
+ERR may quote the message) for the dashboard's message browser.
 """
 
 from __future__ import annotations
@@ -21,31 +23,32 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from cloud.crypto_at_rest import AtRest, AtRestError
 from cloud.db.engine import Database, Tx
-from cloud.mllp.store import GroupCommitter, InboundMeta, StoredMessage, StoreResult, content_digest
+from cloud.mllp.store import ACK_STORED_MAX, GroupCommitter, InboundMeta, StoredMessage, StoreResult, content_digest
+from cloud.records.crypto_at_rest import AtRest, AtRestError
 from protocol.ids import now_ms, uuid7
 
 COLUMN = "hl7_inbound.raw"  #: associated data of sealed messages
+ACK_COLUMN = "hl7_inbound.ack"  #: associated data of sealed answers (an ERR may quote the message)
 
 _INSERT_PG = """
 INSERT INTO hl7_inbound (uid, received_ms, peer, sender, control_id, message_type, status, ack_code, reason,
-                         dedup_key, raw, sealed, control_key, control_id_reused)
+                         dedup_key, raw, sealed, control_key, control_id_reused, ack)
 SELECT i.uid, i.received_ms, i.peer, i.sender, i.control_id, i.message_type, i.status, i.ack_code, i.reason,
        i.dedup_key, i.raw, $12::boolean, i.control_key,
        i.reused OR (i.control_key IS NOT NULL AND EXISTS (
-           SELECT 1 FROM hl7_inbound h WHERE h.control_key = i.control_key))
+           SELECT 1 FROM hl7_inbound h WHERE h.control_key = i.control_key)), i.ack
 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-            $9::text[], $10::text[], $11::bytea[], $13::text[], $14::boolean[])
+            $9::text[], $10::text[], $11::bytea[], $13::text[], $14::boolean[], $15::bytea[])
      AS i(uid, received_ms, peer, sender, control_id, message_type, status, ack_code, reason, dedup_key, raw,
-          control_key, reused)
+          control_key, reused, ack)
 ON CONFLICT (dedup_key) DO UPDATE SET duplicates = hl7_inbound.duplicates + 1
 RETURNING uid, dedup_key, ack_code, reason, xmax::text <> '0' AS duplicate, control_id_reused
 """
 _INSERT_ONE = """
 INSERT INTO hl7_inbound (uid, received_ms, peer, sender, control_id, message_type, status, ack_code, reason,
-                         dedup_key, raw, sealed, control_key, control_id_reused)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (dedup_key) DO NOTHING"""
+                         dedup_key, raw, sealed, control_key, control_id_reused, ack)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (dedup_key) DO NOTHING"""
 _LEGACY = ("SELECT id, raw, sealed, control_key FROM hl7_inbound WHERE id > $1 AND dedup_key = control_key "
            "ORDER BY id LIMIT $2")
 _PENDING = ("SELECT id, uid, raw, sealed, received_ms, control_id, message_type FROM hl7_inbound "
@@ -57,6 +60,7 @@ class _Row(NamedTuple):
 
     uid: str
     stored: bytes  #: raw, sealed when an at-rest key is configured
+    ack: bytes | None  #: the answer sent back, bounded and sealed like ``stored`` (None: none was due)
     meta: InboundMeta
     dedup_key: str | None
     control_key: str | None
@@ -82,17 +86,17 @@ class Hl7Store:
         """Like :meth:`store`, as a future (the listener writes the ACK from its callback)."""
         return self.committer.submit_future((raw, meta))
 
-    def seal(self, raw: bytes) -> bytes:
+    def seal(self, raw: bytes, column: str = COLUMN) -> bytes:
         """The bytes as stored (sealed when an at-rest key is configured)."""
-        return raw if self.at_rest is None else self.at_rest.seal_bytes(raw, COLUMN)
+        return raw if self.at_rest is None else self.at_rest.seal_bytes(raw, column)
 
-    def open(self, stored: bytes, sealed: bool) -> bytes:
-        """The message bytes of a stored row; raises AtRestError for a wrong key."""
+    def open(self, stored: bytes, sealed: bool, column: str = COLUMN) -> bytes:
+        """The message (or, with ``ACK_COLUMN``, answer) bytes of a stored row; raises AtRestError for a wrong key."""
         if not sealed:
             return stored
         if self.at_rest is None:
             raise AtRestError("hl7_inbound holds sealed messages but no at-rest key was given")
-        return self.at_rest.open_bytes(stored, COLUMN)
+        return self.at_rest.open_bytes(stored, column)
 
     async def _commit(self, items: Sequence[tuple[bytes, InboundMeta]]) -> list[StoreResult]:
         first: dict[str, int] = {}  # dedup_key -> index of its first occurrence in this batch
@@ -112,7 +116,8 @@ class Hl7Store:
             if control is not None:
                 batch_controls.add(control)
             uid_of[i] = uuid7(meta.received_at)
-            rows.append(_Row(uid_of[i], self.seal(raw), meta, key, control, reused))
+            ack = self.seal(meta.ack[:ACK_STORED_MAX], ACK_COLUMN) if meta.ack else None
+            rows.append(_Row(uid_of[i], self.seal(raw), ack, meta, key, control, reused))
         if self.db.dialect == "postgres":  # one statement = one transaction = one round trip
             found = await self._insert_pg(rows)
         else:
@@ -134,7 +139,7 @@ class Hl7Store:
             [m.sender for m in metas], [m.control_id for m in metas], [m.message_type for m in metas],
             [m.status for m in metas], [m.ack_code for m in metas], [m.reason for m in metas],
             [r.dedup_key for r in rows], [r.stored for r in rows], self.at_rest is not None,
-            [r.control_key for r in rows], [r.reused for r in rows])
+            [r.control_key for r in rows], [r.reused for r in rows], [r.ack for r in rows])
         found: dict[str, Any] = {}
         for r in returned:
             value = (r["uid"], bool(r["duplicate"]), r["ack_code"], r["reason"], bool(r["control_id_reused"]))
@@ -149,7 +154,8 @@ class Hl7Store:
             reused = row.reused or (row.control_key is not None and await tx.fetchval(
                 "SELECT 1 FROM hl7_inbound WHERE control_key = $1 LIMIT 1", row.control_key) is not None)
             n = await tx.execute(_INSERT_ONE, uid, m.received_at, m.peer, m.sender, m.control_id, m.message_type,
-                                 m.status, m.ack_code, m.reason, key, row.stored, sealed, row.control_key, reused)
+                                 m.status, m.ack_code, m.reason, key, row.stored, sealed, row.control_key, reused,
+                                 row.ack)
             if n == 1:
                 found[key if key is not None else uid] = (uid, False, m.ack_code, m.reason, reused)
                 continue

@@ -26,11 +26,11 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
-from cloud.mllp.connection import MllpConnection
+from cloud.mllp.connection import MllpConnection, Prepared
 from cloud.mllp.refusals import Refusals, install_accept_filter
 from cloud.mllp.store import InboundMeta, MessageStore, Status, StoreResult
 from protocol.hl7 import mllp
-from protocol.hl7.ack import ack_code, ack_wanted, build_ack
+from protocol.hl7.ack import Code, ack_code, ack_wanted, build_ack
 from protocol.hl7.dtm import format_dtm
 from protocol.hl7.errors import Hl7Error, MessageTooLarge, SenderRefused
 from protocol.hl7.message import INBOUND, Header, check
@@ -44,6 +44,14 @@ _STATUS: dict[str, Status] = {"AA": "accepted", "CA": "accepted", "AE": "error",
 
 
 LOOPBACK: tuple[IPNetwork, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+def app_allowed(header: Header | None, apps: frozenset[str]) -> bool:
+    """Whether MSH-3 (or MSH-3|MSH-4) is one of the ``allowed_apps`` (the listener's rule, also used
+    when a refused message is checked again: cloud.message_browser)."""
+    if header is None:
+        return False
+    return header.sending_app in apps or header.sender in apps
 
 
 @dataclass
@@ -83,17 +91,6 @@ class ListenerStats:
     reused: int = 0  #: new messages under a control id the sender had already used
     garbage: int = 0
     oversized: int = 0
-
-
-@dataclass(slots=True)
-class Prepared:
-    """A checked frame on its way to the store: what to store and how to answer it."""
-
-    raw: bytes
-    meta: InboundMeta
-    header: Header | None
-    error: Hl7Error | None
-    close_after: bool = False  #: the sender is refused: close the connection after this answer
 
 
 class MllpListener:
@@ -229,7 +226,7 @@ class MllpListener:
                 error = exc
                 header = salvage_header(raw)  # independent of the strict reader: MSA-2 and the log row keep MSH-10
         close_after = False
-        if self.config.allowed_apps and not self._app_allowed(header):
+        if self.config.allowed_apps and not app_allowed(header, self.config.allowed_apps):
             error = SenderRefused(f"sending application {header.sender if header else '?'!r} (MSH-3|MSH-4) is "
                                   "not allowed on this listener", location="MSH^1^3")
             close_after = True
@@ -237,21 +234,25 @@ class MllpListener:
             self.refusals.refuse("app_not_allowed", peer.rsplit(":", 1)[0])
         code = ack_code(header, error)
         status: Status = "oversized" if isinstance(error, MessageTooLarge) else _STATUS[code]
+        # built before the store so the row keeps the answer its sender gets (a duplicate's differs: not kept)
+        ack = self._ack(header, code, error) if ack_wanted(header, ok=error is None) else b""
         meta = InboundMeta(
             received_at=now, peer=peer, status=status, ack_code=code,
             reason="" if error is None else f"{error.reason}: {error}",
             sender=header.sender if header else "", control_id=header.control_id if header else "",
-            message_type=f"{header.message_type}^{header.trigger_event}" if header else "")
+            message_type=f"{header.message_type}^{header.trigger_event}" if header else "", ack=ack)
         return Prepared(raw, meta, header, error, close_after)
 
-    def _app_allowed(self, header: Header | None) -> bool:
-        if header is None:
-            return False
-        apps = self.config.allowed_apps
-        return header.sending_app in apps or header.sender in apps
+    def _ack(self, header: Header | None, code: Code, error: Hl7Error | None, text: str = "") -> bytes:
+        return build_ack(header, code, control_id=f"{self._prefix}{next(self._ids)}", timestamp=self._timestamp(),
+                         error=error, sending_app=self.config.application, sending_facility=self.config.facility,
+                         text=text)
 
     def finish(self, p: Prepared, result: StoreResult) -> bytes | None:
-        """After the durable store: count, log, and build the ACK (None when none is due)."""
+        """After the durable store: count, log, and return the ACK (None when none is due).
+
+        The ACK was built in :meth:`prepare` and stored with the message; a duplicate gets a
+        new one saying so (not stored: the first copy keeps its own)."""
         meta, header, error = p.meta, p.header, p.error
         if meta.status == "garbage":
             return None
@@ -275,7 +276,6 @@ class MllpListener:
                         meta.control_id, code, error, error.location or "-", result.id)
         if not ack_wanted(header, ok=error is None):
             return None
-        return build_ack(header, code, control_id=f"{self._prefix}{next(self._ids)}", timestamp=self._timestamp(),
-                         error=None if result.duplicate else error, sending_app=self.config.application,
-                         sending_facility=self.config.facility,
-                         text="duplicate: already received" if result.duplicate else "")
+        if result.duplicate:
+            return self._ack(header, code, None, "duplicate: already received")
+        return meta.ack

@@ -25,6 +25,7 @@ import msgspec
 from cloud.mllp.errors import StoreError
 
 Status = Literal["accepted", "error", "rejected", "garbage", "oversized"]
+ACK_STORED_MAX = 4096  #: bytes of the answer kept with a message (an ACK is MSH + MSA + ERR: far less)
 
 
 class InboundMeta(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,6 +39,7 @@ class InboundMeta(msgspec.Struct, frozen=True, kw_only=True):
     sender: str = ""  #: MSH-3|MSH-4
     control_id: str = ""  #: MSH-10
     message_type: str = ""  #: e.g. ORU^R01
+    ack: bytes = b""  #: the answer sent back (the first ACK_STORED_MAX bytes; b"" when none is due)
 
     @property
     def control_key(self) -> str | None:

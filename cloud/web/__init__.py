@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from cloud.config import CloudConfig
-from cloud.web import admin, auth, dashboard, registers
+from cloud.web import admin, auth, dashboard, messages, registers, worklist
 from cloud.web.sampler import run as run_sampler
 from cloud.web.shell import HERE, PREFIX, BindDatabase
 from cloud.web.store import DbLoginThrottle, DbSessionStore
@@ -28,7 +28,8 @@ __all__ = ["page_routes", "routes", "run_sampler"]
 
 def page_routes() -> list[Route]:
     """Every page route inside the mount (the security tests walk this table)."""
-    return [*auth.routes(), *dashboard.routes(), *admin.routes(), *registers.routes()]
+    return [*auth.routes(), *dashboard.routes(), *messages.routes(), *worklist.routes(), *admin.routes(),
+            *registers.routes()]
 
 
 async def _root(request: Request) -> Response:
@@ -39,8 +40,9 @@ def routes(cfg: CloudConfig) -> list[BaseRoute]:
     """Routes to add to the cloud app."""
     w = cfg.web
     store = DbSessionStore()
-    # per client address: several people may share one address (a clinic's NAT), so allow more
-    throttle = DbLoginThrottle(w.max_failures * 4, lock_s=w.lock_s)
+    # per client address: several people may share one address (a clinic's NAT), so allow more; per user
+    # name (known or not: the lock says nothing about whether an account exists) max_failures
+    throttle = DbLoginThrottle(w.max_failures * 4, lock_s=w.lock_s, name_failures=w.max_failures)
     middleware = [Middleware(BindDatabase, store=store, throttle=throttle),
                   Middleware(WebSecurity, store=store, idle_timeout=float(w.idle_timeout_s),
                              secure_cookie=w.secure_cookie, user_version=store.user_version)]

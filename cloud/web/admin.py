@@ -5,11 +5,14 @@
     POST /ui/admin/tokens                  mint an enrollment token (its text is shown once)
     POST /ui/admin/hubs/{hub_id}/revoke    revoke a hub (reason required)
     POST /ui/admin/hubs/{hub_id}/rotate    ask a hub to rotate its key
-    GET  /ui/admin/devices                 devices per hub and station
-    POST /ui/admin/devices                 register a device (hub, station, kind, address)
-    POST /ui/admin/devices/{hub}/{dev}/remove  unregister it
+    GET  /ui/admin/devices                 inventory and what hubs report, merged; ?remove_hub=&remove_device= asks
+                                           to confirm a removal
+    POST /ui/admin/devices                 register a device (hub, station by name, kind, address)
+    POST /ui/admin/devices/{hub}/{dev}/remove  unregister it (reason required, audited)
     GET  /ui/admin/users                   accounts and roles
-    POST /ui/admin/users                   add an account (its TOTP secret is shown once)
+    POST /ui/admin/users                   add an account; its one-time-code QR code is shown once
+    POST /ui/admin/users/{name}/totp       a new one-time-code QR code for the account
+    POST /ui/admin/users/{name}/totp/confirm  the first code from the app makes the new secret active
     POST /ui/admin/users/{name}/roles      replace roles
     POST /ui/admin/users/{name}/active     disable / enable (disabling ends its sessions)
     GET  /ui/admin/audit                   the audit log, filtered
@@ -18,6 +21,8 @@
     POST /ui/admin/dicom-senders/{name}/revoke  revoke it: refused from its next request
 
 Every change is validated and audited by the service that owns it (:mod:`cloud.web.admin_ops`).
+A refusal is shown as the catalog text ``refused.<reason>`` with the service's own message
+behind 详情 (:func:`_refusal`).
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ from cloud import users
 from cloud.errors import CloudError
 from cloud.fleet.api import fleet_of
 from cloud.web import admin_ops
-from cloud.web.shell import ADMIN, AUDITOR, PREFIX, actor, db_of, guard, page
+from cloud.web.qr import qr_svg
+from cloud.web.shell import ADMIN, AUDITOR, PREFIX, RENDER, actor, db_of, guard, page
 from protocol.ids import now_ms
 from provisioning.admin import SITE_ID_PATTERN
 from provisioning.errors import ProvisioningError
@@ -43,13 +49,25 @@ Refused = (CloudError, ProvisioningError)
 HOME = f"{PREFIX}/admin"
 
 
-def _back(path: str, *, ok: str = "", error: str = "") -> Response:
-    q = f"?ok={quote(ok[:200], safe='')}" if ok else f"?error={quote(error[:300], safe='')}" if error else ""
+def _back(path: str, *, ok: str = "", error: tuple[str, str] = ("", "")) -> Response:
+    """Redirect to ``path`` with a flash: ``ok`` names what changed; ``error`` is (text, detail) of a refusal."""
+    text, detail = error
+    q = (f"?ok={quote(ok[:200], safe='')}" if ok else
+         f"?error={quote(text[:300], safe='')}&detail={quote(detail[:300], safe='')}" if text else "")
     return RedirectResponse(f"{path}{q}", 303)
 
 
 def _flash(request: Request) -> dict[str, str]:
-    return {"ok": request.query_params.get("ok", ""), "error": request.query_params.get("error", "")}
+    return {k: request.query_params.get(k, "") for k in ("ok", "error", "detail")}
+
+
+def _refusal(request: Request, exc: Exception) -> tuple[str, str]:
+    """The reader's-language text of a refused change (catalog ``refused.<reason>``, filled from the error's
+    ``params`` when it has them) and the raw message."""
+    reason = str(getattr(exc, "reason", "") or "")
+    key = f"refused.{reason}" if f"refused.{reason}" in RENDER.catalog.messages["zh-CN"] else "refused.other"
+    params = {k: str(v) for k, v in dict(getattr(exc, "params", {}) or {}).items()}
+    return RENDER.catalog.t(key, RENDER.language(request), **params), str(exc)
 
 
 async def _overview(request: Request, extra: dict[str, object] | None = None, status_code: int = 200) -> Response:
@@ -74,7 +92,7 @@ async def add_site(request: Request) -> Response:
     try:
         await admin_ops.add_site(fleet_of(request), site_id, str(form.get("name", "")).strip(), actor=actor(request))
     except Refused as exc:
-        return _back(HOME, error=str(exc))
+        return _back(HOME, error=_refusal(request, exc))
     return _back(HOME, ok=site_id)
 
 
@@ -86,7 +104,7 @@ async def create_token(request: Request) -> Response:
         token = await admin_ops.create_token(fleet_of(request), str(form.get("site_id", "")).strip(),
                                              actor=actor(request))
     except Refused as exc:
-        return _back(HOME, error=str(exc))
+        return _back(HOME, error=_refusal(request, exc))
     return await _overview(request, {"new_token": token})
 
 
@@ -98,7 +116,7 @@ async def revoke(request: Request) -> Response:
     try:
         await admin_ops.revoke_hub(fleet_of(request), hub_id, str(form.get("reason", "")), actor=actor(request))
     except Refused as exc:
-        return _back(HOME, error=str(exc))
+        return _back(HOME, error=_refusal(request, exc))
     return _back(HOME, ok=hub_id)
 
 
@@ -109,52 +127,70 @@ async def rotate(request: Request) -> Response:
     try:
         sent = await admin_ops.rotate_hub(fleet_of(request), hub_id, actor=actor(request))
     except Refused as exc:
-        return _back(HOME, error=str(exc))
-    return _back(HOME, ok=f"{hub_id} {'→ MQTT' if sent else '(at its next check-in)'}")
+        return _back(HOME, error=_refusal(request, exc))
+    lang = RENDER.language(request)
+    return _back(HOME, ok=f"{hub_id} {RENDER.catalog.t('admin.rotate_sent' if sent else 'admin.rotate_later', lang)}")
 
 
 @guard(ADMIN)
 async def devices(request: Request) -> Response:
-    """GET /ui/admin/devices."""
+    """GET /ui/admin/devices[?remove_hub=H&remove_device=D]: the merged list; with a device named, its removal
+    form (reason required) is shown first."""
+    q = request.query_params
     async with db_of(request).transaction() as tx:
         rows = await admin_ops.devices(tx)
         hubs = [h["hub_id"] for h in await admin_ops.hubs(tx, now_ms()) if h["status"] == "active"]
-    return page(request, "devices.html", {"devices": rows, "hubs": hubs, **_flash(request)}, nav="admin")
+        stations = await admin_ops.stations(tx)
+    removing = next((d for d in rows if d["state"] != "not_configured" and d["hub_id"] == q.get("remove_hub")
+                     and d["device_id"] == q.get("remove_device")), None)
+    counts = {state: sum(d["state"] == state for d in rows) for state in ("reporting", "not_connected",
+                                                                        "not_configured")}
+    return page(request, "devices.html", {"devices": rows, "hubs": hubs, "stations": stations, "counts": counts,
+                                          "removing": removing, **_flash(request)}, nav="devices")
 
 
 @guard(ADMIN)
 async def add_device(request: Request) -> Response:
-    """POST /ui/admin/devices: hub_id, station, kind, address, label."""
+    """POST /ui/admin/devices: hub_id, station (its name), kind, address, label."""
     form = await request.form()
     back = f"{HOME}/devices"
+    hub_id = str(form.get("hub_id", ""))
     try:
-        station = str(form.get("station", ""))
-        if not station.isdigit():
-            raise CloudError(f"station {station!r} must be a number (1, 2, ...)")
+        station = await admin_ops.station_number(db_of(request), hub_id, str(form.get("station", "")),
+                                                 actor=actor(request), now=now_ms())
         device_id = await admin_ops.add_device(
-            fleet_of(request), str(form.get("hub_id", "")), station=int(station), kind=str(form.get("kind", "")),
+            fleet_of(request), hub_id, station=station, kind=str(form.get("kind", "")),
             address=str(form.get("address", "")).strip(), label=str(form.get("label", "")).strip(),
             actor=actor(request))
     except Refused as exc:
-        return _back(back, error=str(exc))
+        return _back(back, error=_refusal(request, exc))
     return _back(back, ok=device_id)
 
 
 @guard(ADMIN)
 async def remove_device(request: Request) -> Response:
-    """POST /ui/admin/devices/{hub_id}/{device_id}/remove."""
+    """POST /ui/admin/devices/{hub_id}/{device_id}/remove: reason (required; the audit log keeps it)."""
     p = request.path_params
+    form = await request.form()
     try:
-        await admin_ops.remove_device(fleet_of(request), p["hub_id"], p["device_id"], actor=actor(request))
+        await admin_ops.remove_device(fleet_of(request), p["hub_id"], p["device_id"],
+                                      reason=str(form.get("reason", "")), actor=actor(request))
     except Refused as exc:
-        return _back(f"{HOME}/devices", error=str(exc))
+        return _back(f"{HOME}/devices", error=_refusal(request, exc))
     return _back(f"{HOME}/devices", ok=p["device_id"])
 
 
 async def _users_page(request: Request, extra: dict[str, object] | None = None) -> Response:
     accounts = await users.list_users(db_of(request))
     return page(request, "users.html", {"users": accounts, "roles": users.ROLES, **_flash(request), **(extra or {})},
-                nav="admin")
+                nav="users")
+
+
+async def _enrolment(request: Request, name: str, secret: str, uri: str, error: tuple[str, str] = ("", "")) -> Response:
+    """The users page with the account's one-time-code QR code (no-store: the secret is in this answer only)."""
+    title = RENDER.catalog.t("users.qr_title", RENDER.language(request), user=name)
+    return await _users_page(request, {"new_user": name, "totp_secret": secret, "totp_uri": uri,
+                                       "totp_qr": qr_svg(uri, title=title), "error": error[0], "detail": error[1]})
 
 
 @guard(ADMIN)
@@ -165,18 +201,47 @@ async def user_list(request: Request) -> Response:
 
 @guard(ADMIN)
 async def add_user(request: Request) -> Response:
-    """POST /ui/admin/users: username, display_name, password, roles. Shows the TOTP secret once."""
+    """POST /ui/admin/users: username, display_name, password, roles. Shows the one-time-code QR code once."""
     form = await request.form()
     name = str(form.get("username", "")).strip()
     try:
         await users.create_user(db_of(request), name, str(form.get("password", "")),
                                 roles=[str(r) for r in form.getlist("roles")], actor=actor(request),
                                 display_name=str(form.get("display_name", "")).strip())
-        secret, uri = await users.enable_totp(db_of(request), request.app.state.cloud.ingestor.at_rest, name,
-                                              actor=actor(request))
+        secret, uri = await users.start_totp(db_of(request), request.app.state.cloud.ingestor.at_rest, name,
+                                             actor=actor(request))
     except Refused as exc:
-        return _back(f"{HOME}/users", error=str(exc))
-    return await _users_page(request, {"new_user": name, "totp_secret": secret, "totp_uri": uri})
+        return _back(f"{HOME}/users", error=_refusal(request, exc))
+    return await _enrolment(request, name, secret, uri)
+
+
+@guard(ADMIN)
+async def new_totp(request: Request) -> Response:
+    """POST /ui/admin/users/{name}/totp: a new QR code; the old secret works until the new one is confirmed."""
+    name = request.path_params["name"]
+    try:
+        secret, uri = await users.start_totp(db_of(request), request.app.state.cloud.ingestor.at_rest, name,
+                                             actor=actor(request))
+    except Refused as exc:
+        return _back(f"{HOME}/users", error=_refusal(request, exc))
+    return await _enrolment(request, name, secret, uri)
+
+
+@guard(ADMIN)
+async def confirm_totp(request: Request) -> Response:
+    """POST /ui/admin/users/{name}/totp/confirm: code. A wrong code shows the same QR code again."""
+    name = request.path_params["name"]
+    form = await request.form()
+    at_rest = request.app.state.cloud.ingestor.at_rest
+    try:
+        await users.confirm_totp(db_of(request), at_rest, name, str(form.get("code", "")), actor=actor(request))
+    except Refused as exc:
+        wrong_code = isinstance(exc, users.UserError) and exc.reason == "bad_code"
+        waiting = await users.pending_totp(db_of(request), at_rest, name) if wrong_code else None
+        if waiting is None:
+            return _back(f"{HOME}/users", error=_refusal(request, exc))
+        return await _enrolment(request, name, *waiting, error=_refusal(request, exc))
+    return _back(f"{HOME}/users", ok=name)
 
 
 @guard(ADMIN)
@@ -187,7 +252,7 @@ async def set_roles(request: Request) -> Response:
     try:
         await users.set_roles(db_of(request), name, [str(r) for r in form.getlist("roles")], actor=actor(request))
     except Refused as exc:
-        return _back(f"{HOME}/users", error=str(exc))
+        return _back(f"{HOME}/users", error=_refusal(request, exc))
     return _back(f"{HOME}/users", ok=name)
 
 
@@ -198,10 +263,10 @@ async def set_active(request: Request) -> Response:
     name = request.path_params["name"]
     try:
         if name == request.scope["state"]["session"].user:
-            raise CloudError("you cannot disable your own account")
+            raise users.UserError("you cannot disable your own account", "own_account")
         await users.set_active(db_of(request), name, str(form.get("active")) == "1", actor=actor(request))
     except Refused as exc:
-        return _back(f"{HOME}/users", error=str(exc))
+        return _back(f"{HOME}/users", error=_refusal(request, exc))
     return _back(f"{HOME}/users", ok=name)
 
 
@@ -209,7 +274,8 @@ async def _senders_page(request: Request, extra: dict[str, object] | None = None
     from cloud.integration.dicom_senders import list_senders
 
     rows = await list_senders(db_of(request))
-    return page(request, "dicom_senders.html", {"senders": rows, **_flash(request), **(extra or {})}, nav="admin")
+    return page(request, "dicom_senders.html", {"senders": rows, **_flash(request), **(extra or {})},
+                nav="dicom_senders")
 
 
 @guard(ADMIN)
@@ -228,7 +294,7 @@ async def add_dicom_sender(request: Request) -> Response:
         sender, token = await add_sender(db_of(request), str(form.get("name", "")).strip(), actor=actor(request),
                                          note=str(form.get("note", "")).strip())
     except Refused as exc:
-        return _back(f"{HOME}/dicom-senders", error=str(exc))
+        return _back(f"{HOME}/dicom-senders", error=_refusal(request, exc))
     return await _senders_page(request, {"new_sender": sender.name, "new_token": token})
 
 
@@ -241,7 +307,7 @@ async def revoke_dicom_sender(request: Request) -> Response:
     try:
         await revoke_sender(db_of(request), name, actor=actor(request))
     except Refused as exc:
-        return _back(f"{HOME}/dicom-senders", error=str(exc))
+        return _back(f"{HOME}/dicom-senders", error=_refusal(request, exc))
     return _back(f"{HOME}/dicom-senders", ok=name)
 
 
@@ -271,6 +337,8 @@ def routes() -> list[Route]:
         Route("/admin/users", user_list),
         Route("/admin/users", add_user, methods=["POST"]),
         Route("/admin/users/{name}/roles", set_roles, methods=["POST"]),
+        Route("/admin/users/{name}/totp", new_totp, methods=["POST"]),
+        Route("/admin/users/{name}/totp/confirm", confirm_totp, methods=["POST"]),
         Route("/admin/users/{name}/active", set_active, methods=["POST"]),
         Route("/admin/audit", audit_viewer),
         Route("/admin/dicom-senders", dicom_senders),

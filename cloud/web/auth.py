@@ -3,8 +3,10 @@
 The password and the one-time code are checked by :func:`cloud.users.attempt_login`
 (scrypt, RFC 6238, per-user lockout across workers). On top of that a client address is
 throttled here (:class:`cloud.web.store.DbLoginThrottle`), so one machine cannot walk
-through many user names. The form never says which factor was wrong; every attempt is
-audited by :mod:`cloud.users` (``admin.login`` / ``admin.login_failed``). A successful
+through many user names, and so is every user name, known or not (so "locked" does not
+tell an attacker that a name exists). The message names the reason (catalog
+``login.<reason>``) only as far as the person proved who they are — see docs/dashboard.md, "Sign-in messages";
+every attempt is audited by :mod:`cloud.users` (``admin.login`` / ``admin.login_failed``). A successful
 login gets a new session id (no fixation) carrying the user's most powerful role
 (admin > integration > clinic_staff > auditor).
 """
@@ -47,22 +49,27 @@ async def login(request: Request) -> Response:
     name, password, code = (str(form.get(k, "")).strip() for k in ("user", "password", "totp"))
     lang = RENDER.language(request)
     throttle: DbLoginThrottle = request.scope["state"]["login_throttle"]
-    ip_key = f"ip:{_client(request)}"
+    keys = (f"ip:{_client(request)}", f"user:{name.lower()[:64]}")
     ctx = {"totp": True, "action": LOGIN, "next": _next(form.get("next"))}
-    wait = await throttle.locked(ip_key)
+    wait = await throttle.locked(*keys)
     if wait > 0:
         ctx["error"] = RENDER.catalog.t("login.locked", lang, minutes=math.ceil(wait / 60))
         return page(request, "login.html", ctx, status_code=429)
-    outcome = await users.attempt_login(db_of(request), request.app.state.cloud.ingestor.at_rest, name, password,
-                                        code, source=_client(request))
+    cloud = request.app.state.cloud
+    outcome = await users.attempt_login(db_of(request), cloud.ingestor.at_rest, name, password, code,
+                                        source=_client(request),
+                                        password_max_age_ms=cloud.config.web.password_max_age_days * 86_400_000)
     if outcome.user is None:
-        await throttle.failure(ip_key)
-        locked = outcome.reason == "locked" and outcome.locked_until_ms
-        ctx["error"] = (RENDER.catalog.t("login.locked", lang, minutes=math.ceil(
-            max(0, (outcome.locked_until_ms or 0) - now_ms()) / 60000) or 1) if locked
-            else RENDER.catalog.t("login.failed", lang))
-        return page(request, "login.html", ctx, status_code=429 if locked else 401)
-    await throttle.success(ip_key)
+        await throttle.failure(*keys)
+        # the attempt that locks says so, for an account and an unknown name alike (the same answer for both)
+        wait_ms = max((outcome.locked_until_ms or 0) - now_ms() if outcome.reason == "locked" else 0,
+                      await throttle.locked(*keys) * 1000)
+        if wait_ms > 0:
+            ctx["error"] = RENDER.catalog.t("login.locked", lang, minutes=math.ceil(wait_ms / 60000))
+            return page(request, "login.html", ctx, status_code=429)
+        ctx["error"] = RENDER.catalog.t(f"login.{outcome.reason}", lang)
+        return page(request, "login.html", ctx, status_code=401)
+    await throttle.success(*keys)
     await sign_in(request, outcome.user.username, outcome.user.role, outcome.user.session_version)
     return RedirectResponse(_next(form.get("next")), 303)
 

@@ -1,12 +1,11 @@
 """The integration dashboard (role ``integration``; ``admin`` may look too).
 
-    GET  /ui/dashboard             hubs, the three queues with charts, dead letters, records refused
-                                   one by one per hub, MLLP log
+    GET  /ui/dashboard             hubs, charts (traffic, error rate, lag per hour), the three queues,
+                                   dead letters, records refused one by one per hub, MLLP log
     POST /ui/dashboard/replay      put a dead letter back in its queue (CSRF, audited)
     POST /ui/dashboard/search      control id, outbox key, HUB:SEQ batch, hub, patient (masked; form q)
     GET  /ui/dashboard/search?q=   the same, except an ID number (never in a URL: refused, 400)
-    GET  /ui/dashboard/unmatched   results no patient matched yet (patient data: audited)
-    POST /ui/dashboard/unmatched/{item_id}/resolve   attach one to a patient by ID number (audited)
+    (the unmatched work list, /ui/dashboard/unmatched: cloud/web/worklist.py)
     GET  /ui/dashboard/events      Server-Sent Events: the headline numbers every few seconds
 """
 
@@ -15,7 +14,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import quote
 
 import msgspec
 from starlette.requests import Request
@@ -25,13 +23,12 @@ from starlette.routing import Route
 from cloud import outbox
 from cloud.db.engine import Tx
 from cloud.errors import CloudError
-from cloud.web import hl7, queues, search
-from cloud.web.shell import ADMIN, INTEGRATION, PREFIX, RENDER, actor, audit_view, db_of, guard, page
+from cloud.web import charts, hl7, queues, search
+from cloud.web.shell import ADMIN, INTEGRATION, PREFIX, RENDER, actor, audit_view, db_of, flash_param, guard, page
 from protocol.clinical import risk
 from protocol.ids import now_ms
 from protocol.logmask import mask_id_numbers
 from protocol.mch.records import PrenatalVisit, case_from_json
-from webui import svg
 
 ROLES = (INTEGRATION, ADMIN)
 EVENT_PERIOD_S = 5.0
@@ -42,13 +39,6 @@ async def load_queues(tx: Tx, now: int) -> list[queues.Queue]:
     """Inbound sync, HIS outbound (shown by control id), MCH uploads."""
     his = hl7.label_vitals(await queues.outbox_queue(tx, "his", now))
     return [await queues.sync_queue(tx, now), his, await queues.outbox_queue(tx, "mch", now)]
-
-
-def charts(q: queues.Queue, t: Any) -> dict[str, str]:
-    """The queue's two SVG charts: counts by state, messages per hour."""
-    return {"states": svg.bar_chart([(t(f"state.{k}"), float(v)) for k, v in q.counts.items()],
-                                    title=t(f"queue.{q.key}") + " · " + t("chart.states"), height=150),
-            "rates": svg.line_chart(q.rates, title=t(f"queue.{q.key}") + " · " + t("chart.rate"), height=150)}
 
 
 async def headline(tx: Tx) -> dict[str, str]:
@@ -142,16 +132,13 @@ async def overview(request: Request) -> Response:
         unmatched = await hl7.unmatched_count(tx)
         refused = await refused_records(tx)
         raised = await risk_raised(tx, now - RISK_WINDOW_MS)
+        drawn = await charts.build(db_of(request), tx, now, qs, lambda key: t(key, lang))
     mllp = await hl7.mllp_log(db_of(request), limit=30)
     acks = await hl7.ack_counts(db_of(request), now - queues.DAY_MS)
 
-    def tr(key: str) -> str:
-        return t(key, lang)
-
     return page(request, "dashboard.html", {
         "now": now, "hubs": hubs, "hub_total": hub_total, "queues": qs,
-        "charts": {q.key: charts(q, tr) for q in qs}, "topics": topics,
-        "mllp": mllp, "ack_chart": svg.bar_chart(acks, title="ACK", height=150) if acks else "",
+        "charts": drawn, "topics": topics, "mllp": mllp, "acks": acks,
         "numbers": numbers, "unmatched": unmatched, "refused": refused, "risk_raised": raised,
         "replayed": request.query_params.get("replayed"),
         "error": request.query_params.get("error")}, nav="dashboard")
@@ -167,12 +154,8 @@ async def replay(request: Request) -> Response:
             raise CloudError(f"{ident!r} is not a message id")
         await outbox.replay(db_of(request), int(ident), actor=actor(request))
     except CloudError as exc:
-        return RedirectResponse(f"{PREFIX}/dashboard?error={_q(str(exc))}#dead", 303)
-    return RedirectResponse(f"{PREFIX}/dashboard?replayed={_q(ident)}#dead", 303)
-
-
-def _q(text: str) -> str:
-    return quote(mask_id_numbers(text[:200]), safe="")
+        return RedirectResponse(f"{PREFIX}/dashboard?error={flash_param(str(exc))}#dead", 303)
+    return RedirectResponse(f"{PREFIX}/dashboard?replayed={flash_param(ident)}#dead", 303)
 
 
 @guard(*ROLES)
@@ -191,36 +174,10 @@ async def find(request: Request) -> Response:
     async with db_of(request).transaction() as tx:
         found = await search.search(tx, request.app.state.cloud.ingestor.at_rest, q)
     if found.kind == "patient":
-        await audit_view(request, "search.patient", subject_id=found.patient["id"] if found.patient else None,
+        await audit_view(request, "search.patient", subject_id=found.patient.subject_id if found.patient else None,
                          detail={"found": found.patient is not None})
     return page(request, "search.html", {"found": found, "q": found.query}, nav="dashboard",
                 patient_data=found.kind == "patient")
-
-
-@guard(*ROLES)
-async def unmatched(request: Request) -> Response:
-    """GET /ui/dashboard/unmatched: the work list of results and studies without a patient."""
-    rows = await hl7.unmatched(db_of(request))
-    await audit_view(request, "unmatched", detail={"rows": len(rows)})
-    return page(request, "unmatched.html", {"rows": rows, "ok": request.query_params.get("ok", ""),
-                                            "error": request.query_params.get("error", "")},
-                nav="dashboard", patient_data=True)
-
-
-@guard(*ROLES)
-async def resolve(request: Request) -> Response:
-    """POST /ui/dashboard/unmatched/{item_id}/resolve: national_id."""
-    form = await request.form()
-    back = f"{PREFIX}/dashboard/unmatched"
-    item = request.path_params["item_id"]
-    try:
-        if not item.isdigit():
-            raise CloudError(f"{item!r} is not a work-list item")
-        await hl7.resolve(db_of(request), request.app.state.cloud.ingestor.at_rest, int(item),
-                          str(form.get("national_id", "")), actor=actor(request))
-    except CloudError as exc:
-        return RedirectResponse(f"{back}?error={_q(str(exc))}", 303)
-    return RedirectResponse(f"{back}?ok={_q(item)}", 303)
 
 
 @guard(*ROLES)
@@ -251,7 +208,5 @@ def routes() -> list[Route]:
         Route("/dashboard", overview),
         Route("/dashboard/replay", replay, methods=["POST"]),
         Route("/dashboard/search", find, methods=["GET", "POST"]),
-        Route("/dashboard/unmatched", unmatched),
-        Route("/dashboard/unmatched/{item_id}/resolve", resolve, methods=["POST"]),
         Route("/dashboard/events", events),
     ]

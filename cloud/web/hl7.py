@@ -13,7 +13,6 @@ import re
 from typing import Any
 
 from cloud import integration_queries as iq
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database, Tx
 from cloud.integration.vitals import TOPIC as VITALS_TOPIC
 from cloud.integration.vitals import control_id
@@ -59,16 +58,6 @@ def label_vitals(queue: Queue) -> Queue:
     return queue
 
 
-async def unmatched(db: Database, limit: int = 200) -> list[dict[str, Any]]:
-    """The work list (oldest first): kind, reference, MRN, whether an ID number came, summary."""
-    return [dataclasses.asdict(i) for i in await iq.unmatched(db, limit=limit)]
-
-
 async def unmatched_count(tx: Tx) -> int:
     """How many results and studies wait for their patient."""
     return int(await tx.fetchval("SELECT COUNT(*) FROM unmatched WHERE status = 'waiting'") or 0)
-
-
-async def resolve(db: Database, at_rest: AtRest, item_id: int, national_id: str, *, actor: str) -> int:
-    """Attach a waiting item to the patient with this ID number (audited); returns the subject id."""
-    return await iq.resolve_unmatched(db, at_rest, item_id, actor=actor, national_id=national_id)

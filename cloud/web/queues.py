@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloud.db.engine import Tx
+from protocol.clinical.patient import CHINA
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -31,7 +32,7 @@ class Queue:
 
     key: str  #: sync | his | mch
     counts: dict[str, int]  #: state -> messages
-    rates: list[tuple[str, float]]  #: (hour label, messages in that hour), oldest first
+    rates: list[tuple[str, float]]  #: (hour label, messages in that hour), oldest first, China time
     oldest: list[dict[str, Any]] = field(default_factory=list)  #: id, label, age_s, attempts
     dead: list[dict[str, Any]] = field(default_factory=list)  #: id, label, reason, attempts, at_ms
     replayable: bool = False  #: dead letters can be put back in the queue
@@ -47,15 +48,27 @@ def queue_of(topic: str) -> str:
 
 
 def hour_label(hour: int) -> str:
-    """``HH:00`` (local time) of an hour number since the epoch."""
-    return dt.datetime.fromtimestamp(hour * 3600).strftime("%H:00")
+    """``MM-DD HH:00`` in China time (UTC+8, what every clinic reads) of an hour number since the epoch."""
+    return dt.datetime.fromtimestamp(hour * 3600, CHINA).strftime("%m-%d %H:00")
 
 
 def hourly(rows: list[Any], now: int, hours: int = 24) -> list[tuple[str, float]]:
-    """Fill ``(hour, n)`` rows into one point per hour of the last ``hours`` (zeros where none)."""
+    """Fill ``(hour, n)`` rows into one point per hour of the last ``hours``, oldest first (zeros where none)."""
     last = now // HOUR_MS
     got = {int(r["h"]): float(r["n"]) for r in rows}
     return [(hour_label(h), got.get(h, 0.0)) for h in range(last - hours + 1, last + 1)]
+
+
+def increases(rows: list[Any]) -> list[dict[str, float]]:
+    """Per-hour increase of a sampled running total from rows of (h, lo, hi), hours ascending: this hour's
+    highest sample minus the previous hour's (the first hour sampled: its highest minus its lowest, so a
+    cloud sampled for less than two hours still shows what it stored); never below 0."""
+    out, prev = [], None
+    for r in rows:
+        base = r["lo"] if prev is None else prev
+        out.append({"h": r["h"], "n": max(0, r["hi"] - base)})
+        prev = r["hi"]
+    return out
 
 
 async def hubs(tx: Tx, now: int, limit: int = 100_000) -> list[dict[str, Any]]:
@@ -80,15 +93,10 @@ async def hubs(tx: Tx, now: int, limit: int = 100_000) -> list[dict[str, Any]]:
 
 async def _samples_hourly(tx: Tx, metric: str, now: int) -> list[tuple[str, float]]:
     """Increase per hour of a sampled running total (dashboard_samples)."""
-    rows = await tx.fetch("SELECT minute / 60 AS h, MAX(value) AS v FROM dashboard_samples "
+    rows = await tx.fetch("SELECT minute / 60 AS h, MIN(value) AS lo, MAX(value) AS hi FROM dashboard_samples "
                           "WHERE metric = $1 AND minute >= $2 GROUP BY minute / 60 ORDER BY h",
                           metric, (now - DAY_MS - HOUR_MS) // 60_000)
-    diffs, prev = [], None
-    for r in rows:
-        if prev is not None:
-            diffs.append({"h": r["h"], "n": max(0, r["v"] - prev)})
-        prev = r["v"]
-    return hourly(diffs, now)
+    return hourly(increases(rows), now)
 
 
 async def sync_queue(tx: Tx, now: int) -> Queue:

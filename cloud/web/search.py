@@ -2,8 +2,9 @@
 
 What the text looks like decides where to look (all parameterised SQL):
 
-* a valid national ID number -> the patient (by blind index; shown masked) and her
-  visits and results — a view of patient data, audited by the caller;
+* a valid national ID number -> the patient (by blind index; name and number masked, sex and
+  birth date from the number) and her visits and results (display name, flag, reference
+  range) — a view of patient data, audited by the caller;
 * ``HUB:SEQ`` or ``HUB/SEQ`` -> the batch/record with that sequence number on that hub:
   whether it was acknowledged, the reading, and the hub's batch events;
 * anything else -> hubs and sites with that id, outbox messages by key (exact or prefix),
@@ -16,8 +17,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Tx
+from cloud.integration import worklist
+from cloud.records.crypto_at_rest import AtRest
 from cloud.web import hl7
 from protocol import idnum
 
@@ -35,9 +37,9 @@ class Found:
     hl7_in: list[dict[str, Any]] = field(default_factory=list)
     batch: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
-    patient: dict[str, Any] | None = None
+    patient: worklist.PersonView | None = None  #: masked; sex and birth date from her ID number
     visits: list[dict[str, Any]] = field(default_factory=list)
-    results: list[dict[str, Any]] = field(default_factory=list)
+    results: list[worklist.ResultLine] = field(default_factory=list)  #: with display name, flag, range
 
     @property
     def empty(self) -> bool:
@@ -52,19 +54,20 @@ def _like_prefix(text: str) -> str:
 
 async def _patient(tx: Tx, at_rest: AtRest, found: Found, number: str) -> None:
     found.kind = "patient"
-    row = await tx.fetchrow("SELECT id, sex, birth_date, merged_into FROM subjects WHERE blind_index = $1",
-                            at_rest.blind_index(number))
+    row = await tx.fetchrow("SELECT id, merged_into FROM subjects WHERE blind_index = $1", at_rest.blind_index(number))
     if row is None:
         return
     sid = row["merged_into"] or row["id"]
-    found.patient = {"id": sid, "masked": idnum.mask(idnum.normalise(number)), "sex": row["sex"],
-                     "birth_year": (row["birth_date"] or "")[:4]}
+    her = await tx.fetchrow("SELECT id, name_enc, national_id_enc, sex, birth_date FROM subjects WHERE id = $1", sid)
+    if her is None:
+        return
+    found.patient = worklist.person(at_rest, dict(her))
     found.visits = [dict(r) for r in await tx.fetch(
         "SELECT hub_id, session_id, station_id, opened_ms, closed_ms FROM sessions WHERE subject_id IN "
         "(SELECT id FROM subjects WHERE id = $1 OR merged_into = $2) ORDER BY opened_ms DESC LIMIT 50", sid, sid)]
-    found.results = [dict(r) for r in await tx.fetch(
-        "SELECT source, kind, code, value, unit, observed_ms FROM results WHERE subject_id = $1 "
-        "ORDER BY observed_ms DESC LIMIT 50", sid)]
+    found.results = worklist.result_lines(await tx.fetch(
+        "SELECT code, value, unit, payload, observed_ms FROM results WHERE subject_id = $1 "
+        "ORDER BY observed_ms DESC LIMIT 50", sid))
 
 
 async def _batch(tx: Tx, found: Found, hub_id: str, seq: int) -> None:

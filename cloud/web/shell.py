@@ -13,6 +13,7 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from cloud import audit
 from cloud.db.engine import Database
 from cloud.web.store import DbLoginThrottle, DbSessionStore
+from protocol.logmask import mask_id_numbers
 from webui.render import Renderer
 from webui.security import Endpoint, require, session_of
 
@@ -49,7 +51,7 @@ def age(seconds: int | None, t: Callable[..., str]) -> str:
     return t("age.s", n=seconds)
 
 
-RENDER.env.filters.update(when=when, age=age)
+RENDER.env.filters.update(when=when, age=age, masked=mask_id_numbers)  # masked: ID numbers in free text
 
 
 def guard(*roles: str) -> Callable[[Endpoint], Endpoint]:
@@ -92,6 +94,11 @@ def page(request: Request, template: str, context: dict[str, Any] | None = None,
     """Render a cloud page (the shared layout, navigation, watermark when ``patient_data``)."""
     ctx = {"prefix": PREFIX, "nav": nav, **(context or {})}
     return RENDER.page(request, template, ctx, status_code=status_code, patient_data=patient_data)
+
+
+def flash_param(text: str) -> str:
+    """``text`` for an ``?ok=``/``?error=`` redirect: short, ID numbers masked, URL-quoted."""
+    return quote(mask_id_numbers(text[:200]), safe="")
 
 
 class BindDatabase:

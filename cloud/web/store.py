@@ -99,9 +99,13 @@ class DbLoginThrottle(_Bound):
     """
 
     def __init__(self, max_failures: int = 5, window_s: float = 900.0, lock_s: float = 900.0,
-                 max_lock_s: float = 86_400.0) -> None:
+                 max_lock_s: float = 86_400.0, name_failures: int | None = None) -> None:
         self.max_failures, self.window_ms, self.lock_ms = max_failures, int(window_s * 1000), int(lock_s * 1000)
         self.max_lock_ms = int(max_lock_s * 1000)
+        self.name_failures = name_failures or max_failures  #: the limit of ``user:NAME`` keys
+
+    def _limit(self, key: str) -> int:
+        return self.name_failures if key.startswith("user:") else self.max_failures
 
     async def locked(self, *keys: str) -> float:
         """Seconds until every key may try again (0: go ahead)."""
@@ -122,7 +126,7 @@ class DbLoginThrottle(_Bound):
                                  now - self.window_ms)
                 await tx.execute("INSERT INTO web_login_failures (key, at_ms) VALUES ($1, $2)", k, now)
                 if await tx.fetchval("SELECT COUNT(*) FROM web_login_failures WHERE key = $1", k) \
-                        >= self.max_failures:
+                        >= self._limit(k):
                     last = await tx.fetchrow("SELECT until_ms, locks FROM web_login_locks WHERE key = $1", k)
                     n = int(last["locks"]) if last is not None and now - int(last["until_ms"]) < self.max_lock_ms \
                         else 0

@@ -17,6 +17,7 @@ from edge.store.deadletters import keep_refused, listing, open_count
 from edge.store.ledger import decode_body, subject_aad
 from edge.store.schema import connect
 from protocol import codes
+from protocol.clinical import temperature
 from protocol.ids import reading_uid
 from protocol.model import Reading, Record
 
@@ -113,7 +114,7 @@ class Reader:
                         strict=True))
 
     def session_readings(self, session_id: str, opened_at: int) -> list[dict[str, Any]]:
-        """The readings of an open session in seq order: device, time, observations (with flags).
+        """The readings of an open session in seq order: device, time, observations (with flags), status.
 
         Only readings taken since ``opened_at`` (the time index keeps this cheap on a full store).
         """
@@ -124,7 +125,20 @@ class Reader:
             rec = decode_body(body)
             obs = [{"code": o.code, "value": o.value, "unit": o.unit, "flag": o.flag}
                    for o in getattr(rec, "observations", ())]
-            out.append({"at": at, "device_id": device, "observations": obs})
+            out.append({"at": at, "device_id": device, "observations": obs,
+                        "status": list(getattr(rec, "status", ()))})
+        return out
+
+    def session_readings_since(self, since_ms: int) -> dict[str, list[dict[str, Any]]]:
+        """Readings bound to a session and taken since ``since_ms``, by session id, in seq order
+        (the status page's values of today's visits; one scan of the time index)."""
+        rows = self._all("SELECT session_id, at, device_id, body FROM records WHERE at >= ? AND type = 0 "
+                         "AND session_id IS NOT NULL ORDER BY seq", (since_ms,))
+        out: dict[str, list[dict[str, Any]]] = {}
+        for session_id, at, device, body in rows:
+            obs = [{"code": o.code, "value": o.value, "unit": o.unit, "flag": o.flag}
+                   for o in getattr(decode_body(body), "observations", ())]
+            out.setdefault(session_id, []).append({"at": at, "device_id": device, "observations": obs})
         return out
 
     def last_readings(self) -> dict[str, dict[str, Any]]:
@@ -139,20 +153,26 @@ class Reader:
         return out
 
     def urgent_since(self, since_ms: int, limit: int = 50) -> list[dict[str, Any]]:
-        """Readings since ``since_ms`` whose blood pressure was judged critically high (HH: the severe
-        range in pregnancy at any week, adult grade 3): the status page's alarm, newest first."""
+        """Readings since ``since_ms`` that need a nurse now, newest first: the status page's alarm.
+
+        ``kind`` ``bp``: blood pressure judged critically high (HH: the severe range in pregnancy at
+        any week, adult grade 3); ``infant_fever``: a fever in a baby under 3 months (NICE NG143 red,
+        :mod:`protocol.clinical.temperature`), from the session's age.
+        """
         rows = self._all(
-            "SELECT r.at, r.station_id, r.body, s.pregnant_weeks, j.name_masked FROM records r "
+            "SELECT r.at, r.station_id, r.body, s.pregnant_weeks, j.name_masked, s.age_days FROM records r "
             "LEFT JOIN sessions s ON s.session_id = r.session_id LEFT JOIN subjects j ON j.id = s.subject_id "
             "WHERE r.type = 0 AND r.at >= ? ORDER BY r.seq DESC", (since_ms,))
+        infant_days = temperature.infant_rule().urgent_under_days
         out: list[dict[str, Any]] = []
-        for at, station, body, weeks, name in rows:
+        for at, station, body, weeks, name, age_days in rows:
             obs = {o.code: o for o in getattr(decode_body(body), "observations", ())}
-            sys_, dia = obs.get(codes.SYSTOLIC), obs.get(codes.DIASTOLIC)
-            if sys_ is None or dia is None or "HH" not in (sys_.flag, dia.flag):
-                continue
-            out.append({"at": at, "station_id": station, "name_masked": name or "", "pregnant_weeks": weeks,
-                        "value": f"{sys_.value:.0f}/{dia.value:.0f}"})
+            sys_, dia, temp = obs.get(codes.SYSTOLIC), obs.get(codes.DIASTOLIC), obs.get(codes.TEMPERATURE)
+            entry = {"at": at, "station_id": station, "name_masked": name or "", "pregnant_weeks": weeks}
+            if sys_ is not None and dia is not None and "HH" in (sys_.flag, dia.flag):
+                out.append({**entry, "kind": "bp", "value": f"{sys_.value:.0f}/{dia.value:.0f}"})
+            elif temp is not None and temp.flag == "HH" and age_days is not None and age_days < infant_days:
+                out.append({**entry, "kind": "infant_fever", "value": f"{temp.value:.1f}"})
             if len(out) >= limit:
                 break
         return out
@@ -171,9 +191,10 @@ class Reader:
         with self._lock:
             return open_count(self.conn)
 
-    def audit(self, limit: int = 50) -> list[dict[str, Any]]:
-        """Latest audit events."""
-        rows = self._all("SELECT at, kind, actor, detail FROM audit ORDER BY id DESC LIMIT ?", (limit,))
+    def audit(self, limit: int = 50, skip_kind: str | None = None) -> list[dict[str, Any]]:
+        """Latest audit events (``skip_kind``: leave out one kind, e.g. ``view`` for a log of changes)."""
+        rows = self._all("SELECT at, kind, actor, detail FROM audit WHERE kind IS NOT ? ORDER BY id DESC LIMIT ?",
+                         (skip_kind, limit))
         return [dict(zip(("at", "kind", "actor", "detail"), r, strict=True)) for r in rows]
 
 

@@ -30,16 +30,14 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from edge.hub_view import HubView
 from edge.staff_secrets import secret_problem
-from edge.store import reader as q
-from protocol.ids import now_ms
 from provisioning.auth import verify_password
 from provisioning.errors import AuthError
 from webui.security import ANONYMOUS, LoginThrottle, session_of, sign_in, sign_out
 from webui.sessions import Session
 
 if TYPE_CHECKING:
-    from edge.daemon import Hub
     from webui.render import Renderer
 
 STAFF = "staff"
@@ -92,7 +90,7 @@ class ConsoleToken:
 class StaffLogin:
     """``GET/POST /login`` and ``POST /logout``."""
 
-    def __init__(self, hub: Hub, renderer: Renderer, throttle: LoginThrottle | None = None) -> None:
+    def __init__(self, hub: HubView, renderer: Renderer, throttle: LoginThrottle | None = None) -> None:
         self.hub, self.renderer = hub, renderer
         self.throttle = throttle or LoginThrottle()
 
@@ -150,4 +148,4 @@ class StaffLogin:
         return RedirectResponse("/login", 303)
 
     async def _audit(self, kind: str, actor: str, detail: str) -> None:
-        await self.hub.writer.call(q.audit(kind, actor[:64] or "-", detail, now_ms()))
+        await self.hub.audit(kind, actor[:64] or "-", detail)

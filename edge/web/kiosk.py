@@ -8,7 +8,11 @@ cuff pressure the BP driver reports while inflating:
     measuring   live cuff pressure                      a live value in the last 3 s
     results     each result with its plain meaning      some of the station's devices reported
     summary     all results, the overall meaning,       every measuring device of the station
-                a "finish" button                        reported; closes after [web] kiosk_summary_s
+                a QR code of them, a "finish" button     reported; closes after [web] kiosk_summary_s
+
+Every phase shows the station's step list (:mod:`edge.web.steps`: card, then each measuring
+device in hub.toml's order) with the next step highlighted and named ("下一步：请测血压"). The
+summary's QR code (:mod:`edge.web.summary_qr`) holds only the text the summary shows.
 
 The page itself carries no patient data: the state arrives as rendered HTML over
 Server-Sent Events (``/kiosk/<station>/events``). When the session closes the stream
@@ -28,21 +32,21 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 
 from drivers.base import Measurement
+from edge.hub_view import HubView
 from edge.sessions import local_day, patient_of
-from edge.web import results
+from edge.web import results, steps, summary_qr
 from protocol import codes
 from webui.security import session_of
 
 if TYPE_CHECKING:
-    from edge.daemon import Hub
     from webui.render import Renderer
 
 log = logging.getLogger("edge.kiosk")
-CARD_DRIVERS = frozenset({"idcard"})  #: devices that identify rather than measure
 LIVE_FRESH_S = 3.0
 KEEPALIVE_S = 15.0
 
@@ -50,7 +54,7 @@ KEEPALIVE_S = 15.0
 class Kiosk:
     """State and change notification for every station's kiosk."""
 
-    def __init__(self, hub: Hub, renderer: Renderer) -> None:
+    def __init__(self, hub: HubView, renderer: Renderer) -> None:
         self.hub, self.renderer = hub, renderer
         self.cuff: dict[str, tuple[float, float]] = {}  #: station -> (mm[Hg], wall-clock seconds)
         self._events: dict[str, asyncio.Event] = {}
@@ -88,34 +92,43 @@ class Kiosk:
     async def state(self, station_id: str) -> dict[str, Any]:
         """What the kiosk of ``station_id`` shows now (``session`` is internal, never rendered)."""
         reader = self.hub.reader
+        station = self.stations().get(station_id)
+        devices = station.devices if station else ()
         session = await asyncio.to_thread(reader.current_session, station_id)
         if session is None:
             self.cuff.pop(station_id, None)
-            return {"phase": "idle"}
+            return {"phase": "idle", "steps": steps.steps(devices, False, ())}
         readings = await asyncio.to_thread(reader.session_readings, session["session_id"], session["opened_at"])
         who = patient_of(session["opened_at"], session["age_days"], session["sex"], session["pregnant_weeks"])
-        rows = results.rows(readings, self.hub.sessions.bp, who, local_day(int(time.time() * 1000)))
+        today = local_day(int(time.time() * 1000))
+        rows = results.rows(readings, self.hub.bp_thresholds, who, today)
         cuff = None
         if station_id in self.cuff:
             value, at = self.cuff[station_id]
             after_last_reading = at > (readings[-1]["at"] / 1000 if readings else 0.0)
             if after_last_reading and time.time() - at < LIVE_FRESH_S:
                 cuff = round(value)
-        station = self.stations().get(station_id)
-        measuring = {d.id for d in station.devices if d.driver not in CARD_DRIVERS} if station else set()
-        reported = {r["device_id"] for r in readings}
-        phase = ("measuring" if cuff is not None else "summary" if measuring and measuring <= reported
+        station_steps = steps.steps(devices, True, readings, measuring="bp" if cuff is not None else None)
+        all_done = any(s.name != "card" for s in station_steps) and steps.next_step(station_steps) is None
+        phase = ("measuring" if cuff is not None else "summary" if all_done
                  else "results" if rows else "identified")
         return {"phase": phase, "session": session["session_id"], "name": session["name_masked"] or "",
-                "cuff": cuff, "rows": rows, "overall": results.worst(rows)}
+                "cuff": cuff, "rows": rows, "overall": results.worst(rows), "steps": station_steps,
+                "next": steps.next_step(station_steps), "day": today}
 
     def fragment(self, state: dict[str, Any], station_id: str, lang: str, csrf_token: str) -> str:
-        """The kiosk's main area for ``state`` (escaped HTML)."""
-        t = self.renderer.catalog.t
-        view = {k: v for k, v in state.items() if k != "session"}
+        """The kiosk's main area for ``state`` (escaped HTML; the summary's QR code is built here)."""
+        def t(key: str, **kw: Any) -> str:
+            return self.renderer.catalog.t(key, lang, **kw)
+
+        view = {k: v for k, v in state.items() if k not in ("session", "day")}
+        station = self.stations().get(station_id)
+        station_name = (station.name if station else "") or station_id
+        if state["phase"] == "summary":
+            text = summary_qr.payload(state["rows"], state["overall"], station_name, state["day"], t)
+            view["qr"] = Markup(summary_qr.svg(text))  # noqa: S704 - segno's own SVG: paths only, no text
         return self.renderer.env.get_template("kiosk_state.html").render(
-            **view, t=lambda key, **kw: t(key, lang, **kw), station=station_id, csrf_token=csrf_token,
-            summary_s=int(self.hub.cfg.web.kiosk_summary_s))
+            **view, t=t, station=station_id, csrf_token=csrf_token, summary_s=int(self.hub.cfg.web.kiosk_summary_s))
 
     # --- auto-finish -------------------------------------------------------------------
     async def run(self) -> None:
@@ -158,8 +171,10 @@ class Kiosk:
         if station_id not in self.stations():
             return PlainTextResponse("未知的测量台 / unknown station", 404)
         lang = self.renderer.language(request)
+        station = self.stations()[station_id]
         return self.renderer.page(request, "kiosk.html", {
-            "station": self.stations()[station_id], "events": f"/kiosk/{station_id}/events?lang={lang}"})
+            "station": station, "steps": steps.steps(station.devices, False, ()),
+            "events": f"/kiosk/{station_id}/events?lang={lang}"})
 
     async def events(self, request: Request) -> Response:
         """Server-Sent Events: ``state`` events with the rendered main area."""

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from protocol import codes
+from protocol.clinical import temperature
 from protocol.clinical.interpret import Interpretation, interpret
 from protocol.clinical.patient import Patient
 from protocol.flags import GUIDELINE_2018, BpThresholds
@@ -34,7 +35,8 @@ from protocol.model import Observation
 SHOWN = (codes.SYSTOLIC, codes.PULSE, codes.TEMPERATURE, codes.HEIGHT, codes.WEIGHT, codes.BMI)
 #: classes whose flag alone would say "watch" but that need the nurse the same day
 _NURSE = {"bp.grade_2", "bp.grade_3", "pregnancy.pregnancy_hypertension", "pregnancy.hypertension_before_20",
-          "pregnancy.pregnancy_severe", "temperature.low", "temperature.very_high"}
+          "pregnancy.pregnancy_severe", "temperature.low", "temperature.very_high", "temperature.infant_fever",
+          "temperature.recheck"}
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,47 @@ class Row:
     meaning: str
 
 
-def _fmt(value: float, digits: int) -> str:
+@dataclass(frozen=True)
+class Shown:
+    """One shown value before judging: ``label`` a catalog key, ``unit`` UCUM, ``sources`` the stored
+    observations it shows (systolic and diastolic for a blood pressure)."""
+
+    code: str
+    label: str
+    value: str
+    unit: str
+    sources: tuple[Mapping[str, Any], ...]
+
+
+def latest_values(readings: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """The latest stored observation of each code (a later value of a kind replaces an earlier one)."""
+    latest: dict[str, Mapping[str, Any]] = {}
+    for reading in readings:
+        for o in reading["observations"]:
+            latest[o["code"]] = o
+    return latest
+
+
+def shown(latest: Mapping[str, Mapping[str, Any]]) -> list[Shown]:
+    """What people are shown of ``latest``, in :data:`SHOWN` order; systolic and diastolic as one
+    blood pressure (the kiosk and the status page both show values this way)."""
+    out = []
+    for code in SHOWN:
+        o = latest.get(code)
+        if o is None:
+            continue
+        if code == codes.SYSTOLIC:
+            dia = latest.get(codes.DIASTOLIC)
+            if dia is None:
+                continue
+            out.append(Shown(code, "obs.bp", f"{fmt(o['value'], 0)}/{fmt(dia['value'], 0)}", "mm[Hg]", (o, dia)))
+        else:
+            out.append(Shown(code, f"obs.{code}", fmt(o["value"], 0 if code == codes.PULSE else 1), o["unit"], (o,)))
+    return out
+
+
+def fmt(value: float, digits: int) -> str:
+    """``value`` with ``digits`` decimals (0: a whole number)."""
     return f"{value:.{digits}f}" if digits else f"{round(value):d}"
 
 
@@ -64,26 +106,18 @@ def level(j: Interpretation) -> str:
 def rows(readings: Iterable[Mapping[str, Any]], bp: BpThresholds = GUIDELINE_2018,
          patient: Patient | None = None, on: dt.date | None = None) -> list[Row]:
     """The rows for a session's readings; a later value of the same kind replaces an earlier one."""
-    latest: dict[str, dict[str, Any]] = {}
-    for reading in readings:
-        for o in reading["observations"]:
-            latest[o["code"]] = o
+    readings = list(readings)
+    latest = latest_values(readings)
+    site = next((temperature.site_of(r.get("status")) for r in reversed(readings)  # where the temperature shown
+                 if any(o["code"] == codes.TEMPERATURE for o in r["observations"])), "unknown")  # was taken
     judged = interpret(tuple(Observation(code=o["code"], value=float(o["value"]), unit=o["unit"])
-                             for o in latest.values()), patient, on, bp)
+                             for o in latest.values()), patient, on, bp, site)
     out = []
-    for code in SHOWN:
-        o = latest.get(code)
-        if o is None:
-            continue
-        if code == codes.SYSTOLIC:
-            dia = latest.get(codes.DIASTOLIC)
-            if dia is None:
-                continue
-            value, unit, label = f"{_fmt(o['value'], 0)}/{_fmt(dia['value'], 0)}", "mm[Hg]", "obs.bp"
-            flags = {o.get("flag"), dia.get("flag"), *(judged[c].flag for c in (code, codes.DIASTOLIC) if c in judged)}
-        else:
-            value = _fmt(o["value"], 0 if code == codes.PULSE else 1)
-            unit, label, flags = o["unit"], f"obs.{code}", {o.get("flag")}
+    for line in shown(latest):
+        code = line.code
+        flags = {o.get("flag") for o in line.sources} | {judged[o["code"]].flag for o in line.sources
+                                                        if o["code"] in judged}
+        label, value, unit = line.label, line.value, line.unit
         j = judged.get(code)
         if "A" in flags or (j is not None and j.flag == "A"):
             out.append(Row(label, value, unit, "nurse", "meaning.again"))

@@ -1,16 +1,27 @@
-"""Hub status page ``/`` for clinic staff (signed in), with live updates over SSE.
+"""Hub status page ``/`` for clinic staff (signed in), updated live without reloading.
 
-Shows every device with its state and last reading; the sync queue (depth, oldest
-unsynced age, last sync, last error); whether the cloud and the MQTT broker can be
-reached; free disk; today's sessions (masked); unbound readings with a form to bind each
-one to a session; records the cloud refused (an alarm, with forms to resend each one,
-optionally without some values, or dismiss it); and a form to open a session by hand (staff entry) for a patient
-whose card could not be read. Binding goes through the ledger (a ``ReadingBound`` record
-that syncs like any other) and is audited with the staff member's name; every view of
-the page is audited too, and the page carries a watermark with the viewer's name.
+Top to bottom, what needs action first:
 
-``/events`` sends small named values (``data-live`` elements) and a ``reload`` message
-when the lists change; it carries no patient data.
+1. **needs action** (``status_needs.html``): today's critically high blood pressures,
+   records the cloud refused (resend, optionally without some values, or dismiss), readings
+   not bound to a patient (each with a short list of its station's visits nearest in time to
+   bind it to: :func:`edge.web.visits.bind_choices`), devices configured but not connected,
+   and sync stuck (:func:`edge.web.visits.sync_stuck`);
+2. **today's visits** with their values and flags, a search box, and "end visit" on the
+   open ones;
+3. the form to open a visit by hand (staff entry) for a patient whose card could not be read;
+4. the sync queue, reachability of the cloud and the MQTT broker, free disk, the devices;
+5. the recent actions (binds, staff entries, ended visits ...; views are audited but not listed).
+
+Stations are shown by their names (``[[stations]] name``). Binding goes through the ledger (a
+``ReadingBound`` record that syncs like any other); binding, opening and ending a visit are
+audited with the staff member's name, and so is every view of patient data: the page once per
+load, the live lists (``GET /lists``) each time they show a visit the viewer had not yet been
+shown. The page carries a watermark with the viewer's name.
+
+``/events`` (SSE) sends small named values (``data-live`` elements, no patient data) and a
+``refresh`` message when records were stored; ``webui/static/live.js`` then fetches ``/lists``
+into the element whose ``data-refresh`` names it, unless staff are filling in a form there.
 """
 
 from __future__ import annotations
@@ -18,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -28,17 +38,17 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from edge.errors import EdgeError
-from edge.status import snapshot, start_of_today_ms
-from edge.store import reader as q
+from edge.hub_view import HubView
+from edge.status import start_of_today_ms
+from edge.web import visits as v
 from protocol import idnum
 from protocol.clinical.pregnancy import check_weeks
-from protocol.errors import ClinicalError
+from protocol.errors import ClinicalError, IdNumberError
 from protocol.ids import now_ms
 from protocol.model import Subject
 from webui.security import session_of
 
 if TYPE_CHECKING:
-    from edge.daemon import Hub
     from webui.render import Renderer
 
 PROBE_EVERY_S = 15.0
@@ -88,18 +98,21 @@ class Reachability:
 
 
 class StatusPage:
-    """The page, its live stream and its two forms."""
+    """The page, its live lists and stream, and its forms."""
 
-    def __init__(self, hub: Hub, renderer: Renderer, stopping: asyncio.Event | None = None) -> None:
+    def __init__(self, hub: HubView, renderer: Renderer, stopping: asyncio.Event | None = None) -> None:
         self.hub, self.renderer = hub, renderer
         self.reach = Reachability()
         self.stopping = stopping or asyncio.Event()  #: set when the hub stops: streams end
-        self._figures: tuple[float, dict[str, Any], int | None, list[int]] | None = None
+        self._figures: tuple[float, dict[str, Any], int | None, str] | None = None
+
+    def station_names(self) -> dict[str, str]:
+        """Station id -> the name people use (``一诊室``); the id when the station has no name."""
+        return {s.id: s.name or s.id for s in self.hub.cfg.stations}
 
     def broker(self) -> bool | None:
         """MQTT broker connected (None: no [mqtt])."""
-        channel = getattr(self.hub, "channel", None)
-        return None if channel is None else bool(channel.connected)
+        return self.hub.broker_connected()
 
     async def live_values(self, lang: str) -> dict[str, str]:
         """The values the page updates live, as text in ``lang`` (no patient data)."""
@@ -111,67 +124,122 @@ class StatusPage:
         def mark(ok: bool | None, yes: str, no: str) -> str:
             return t("status.not_configured") if ok is None else f"✔ {t(yes)}" if ok else f"✘ {t(no)}"
 
-        st, oldest, counts = await self._store_figures()
+        st, oldest, changes = await self._store_figures()
         sync = hub.sync
+        down = self._down()
+        oldest_age, last_error, stuck = self._sync_health(st, oldest)
         out = {
             "queue_depth": str(st["next_seq"] - 1 - st["acked_through"]),
-            "oldest_age": age((now_ms() - oldest) / 1000 if oldest else None),
+            "oldest_age": age(oldest_age),
             "last_sync": when(sync.last_success_ms if sync and sync.last_success_ms else st["last_ack_ms"]),
-            "last_error": (sync.last_error if sync else None) or st["last_error"] or "-",
+            "last_error": last_error or "-",
             "sync_state": t(f"status.sync.{sync.state if sync else 'disabled'}"),
-            "disk": f"{hub.writer.guard.free >> 20} MB",
+            "disk": f"{hub.store_health().disk_free_bytes >> 20} MB",
             "cloud": mark(await self.reach.probe(hub.cfg.sync.url), "status.reachable", "status.unreachable"),
             "broker": mark(self.broker(), "console.connected", "console.disconnected"),
-            "counts": json.dumps(counts),
+            #: moves when the needs-action or visits sections would change: the page fetches /lists
+            "changes": f"{changes}/{stuck}/{','.join(down)}",
         }
         cfg = hub.config_status()
         out["config"] = ("" if cfg["state"] == "local" else
                          f"{t('console.config_' + cfg['state'])} · {t('console.config_applied')} {cfg['applied']}"
                          f" / {t('console.config_desired')} {cfg['desired']}"
                          + (f" · {cfg['error']}" if cfg["error"] else ""))
-        down = [h.device_id for h in hub.supervisor.health.values() if not h.connected]
         out["devices_down"] = f"{t('console.devices_down')}: {', '.join(down)}" if down else ""
-        for h in hub.supervisor.health.values():
+        for h in hub.device_health():
             out[f"dev-{h.device_id}-state"] = mark(h.connected, "console.connected", "console.disconnected")
             out[f"dev-{h.device_id}-last"] = when(h.last_reading_ms)
         return out
 
-    async def _store_figures(self) -> tuple[dict[str, Any], int | None, list[int]]:
-        """Sync state, oldest unsynced time and (unbound, sessions today, open dead letters) counts from hub.db,
-        read at most once per ``LIVE_EVERY_S`` for all open pages (the counts scan the records)."""
+    def _sync_health(self, st: dict[str, Any], oldest: int | None) -> tuple[float | None, str, bool]:
+        """Age of the oldest unsynced record (s), the last sync error, and whether sync is stuck."""
+        sync = self.hub.sync
+        oldest_age = (now_ms() - oldest) / 1000 if oldest else None
+        last_error = (sync.last_error if sync else None) or st["last_error"] or ""
+        return oldest_age, last_error, sync is not None and v.sync_stuck(oldest_age, last_error, sync.state)
+
+    def _down(self) -> list[str]:
+        """Devices configured but not connected, as ``device (station name)``."""
+        names = self.station_names()
+        return [f"{h.device_id} ({names.get(h.station_id, h.station_id)})"
+                for h in self.hub.device_health() if not h.connected]
+
+    async def _store_figures(self) -> tuple[dict[str, Any], int | None, str]:
+        """Sync state, oldest unsynced time and a change marker of the store (next seq, open dead
+        letters: it moves whenever a record is stored or a refusal dealt with), read at most once per
+        ``LIVE_EVERY_S`` for all open pages."""
         if self._figures is None or time.monotonic() - self._figures[0] >= LIVE_EVERY_S:
             reader = self.hub.reader
 
-            def read() -> tuple[dict[str, Any], int | None, list[int]]:
-                return (reader.state(), reader.oldest_unsynced_at(),
-                        [reader.count_unbound(), len(reader.sessions_since(start_of_today_ms())),
-                         reader.count_dead_letters()])  # a new refusal reloads open pages: the alarm shows
+            def read() -> tuple[dict[str, Any], int | None, str]:
+                st = reader.state()
+                return st, reader.oldest_unsynced_at(), f"{st['next_seq']}/{reader.count_dead_letters()}"
 
             self._figures = (time.monotonic(), *await asyncio.to_thread(read))
         return self._figures[1], self._figures[2], self._figures[3]
 
+    def _lists(self) -> dict[str, Any]:
+        """Everything the needs-action and visits sections show (read from hub.db; run in a thread)."""
+        reader, today = self.hub.reader, start_of_today_ms()
+        oldest_age, last_error, stuck = self._sync_health(reader.state(), reader.oldest_unsynced_at())
+        today_visits = v.visits(reader.sessions_since(today), reader.session_readings_since(today))
+        unbound = reader.unbound(50)
+        return {
+            "visits": today_visits,
+            "unbound": [{**r, "values": v.values([r]), "choices": v.bind_choices(r, today_visits)} for r in unbound],
+            "unbound_count": reader.count_unbound(),
+            "urgent": reader.urgent_since(today),
+            "dead_letters": reader.dead_letters(open_only=True, limit=50),
+            "dead_letters_open": reader.count_dead_letters(),
+            "devices_down": self._down(),
+            "sync_stuck": stuck, "oldest_age": age(oldest_age), "last_error": last_error,
+            "stations": self.station_names(), "when": when,
+        }
+
+    async def _audit_shown(self, request: Request, shown: list[v.Visit], what: str) -> None:
+        """Audit a view of patient data: always for the page, for the live lists only when they show
+        a visit this viewer had not been shown yet (no entry per refresh)."""
+        data = session_of(request).data
+        seen = set(filter(None, data.get("visits_shown", "").split(",")))
+        ids = {x.session_id for x in shown}
+        if what == "lists" and ids <= seen:
+            return
+        data["visits_shown"] = ",".join(sorted(ids | seen)[-500:])
+        await self.hub.audit("view", session_of(request).user, f"status {what}: {len(shown)} visits today")
+
     async def page(self, request: Request) -> Response:
         """``GET /``."""
         hub = self.hub
-        snap = await asyncio.to_thread(snapshot, hub)
+        lists = await asyncio.to_thread(self._lists)
+        state = await asyncio.to_thread(hub.reader.state)
+        snap = {"hub_id": state["hub_id"], "version": hub.version, "disk_low": hub.store_health().disk_low,
+                "quarantine": hub.quarantine.describe() if hub.quarantine else None}
         last = await asyncio.to_thread(hub.reader.last_readings)
+        actions = await asyncio.to_thread(hub.reader.audit, 10, "view")
         self._figures = None  # a page shows fresh figures (and its stream starts from them)
         lang = self.renderer.language(request)
         live = await self.live_values(lang)
-        user = session_of(request).user
-        await hub.writer.call(q.audit("view", user, f"status page: {len(snap['sessions_today'])} sessions today, "
-                                                    f"{snap['unbound_count']} unbound readings", now_ms()))
+        await self._audit_shown(request, lists["visits"], "page")
         devices = []
-        for d in snap["devices"]:
+        for d in (h.to_dict() for h in hub.device_health()):
             reading = last.get(d["device_id"])
             values = ", ".join(f"{o['value']:g} {self.renderer.catalog.t('unit.' + o['unit'], lang)}"
                                for o in reading["observations"]) if reading else ""
             devices.append({**d, "last_values": values, "last_at": when(reading["at"] if reading else None)})
         return self.renderer.page(request, "status.html", {
-            "snap": snap, "live": live, "devices": devices, "when": when,
-            "stations": hub.cfg.stations, "flash": session_of(request).data.pop("flash", ""),
+            **lists, "snap": snap, "live": live, "devices": devices, "actions": actions,
+            "station_list": hub.cfg.stations, "flash": session_of(request).data.pop("flash", ""),
             "error": session_of(request).data.pop("error", ""),
+            "error_key": session_of(request).data.pop("error_key", ""),
         }, patient_data=True)
+
+    async def lists(self, request: Request) -> Response:
+        """``GET /lists``: the needs-action and visits sections alone (what live.js swaps in)."""
+        lists = await asyncio.to_thread(self._lists)
+        await self._audit_shown(request, lists["visits"], "lists")
+        response = self.renderer.page(request, "status_lists.html", lists)
+        response.headers["cache-control"] = "no-store"
+        return response
 
     async def events(self, request: Request) -> Response:
         """``GET /events``: live values as named SSE events."""
@@ -182,14 +250,16 @@ class StatusPage:
         yield "retry: 2000\n\n"
         sent: dict[str, str] = {}
         changed = asyncio.Event()
-        self.hub.writer.listeners.append(changed.set)
+        self.hub.commit_listeners.append(changed.set)
         try:
             while not self.stopping.is_set():
                 values = await self.live_values(lang)
                 for name, value in values.items():
                     if sent.get(name) != value:
-                        if name == "counts" and "counts" in sent:
-                            yield "data: reload\n\n"
+                        if name == "changes":
+                            if "changes" in sent:
+                                yield "data: refresh\n\n"  # records stored: the page fetches /lists
+                            continue
                         yield f"event: {name}\ndata: {value}\n\n"
                 sent = values
                 changed.clear()
@@ -198,7 +268,7 @@ class StatusPage:
                 await asyncio.sleep(0.5)  # at most two updates a second under load
         finally:
             with contextlib.suppress(ValueError):
-                self.hub.writer.listeners.remove(changed.set)
+                self.hub.commit_listeners.remove(changed.set)
 
     async def bind(self, request: Request) -> Response:
         """``POST /readings/bind``: form fields ``uid``, ``session_id``."""
@@ -209,6 +279,19 @@ class StatusPage:
         except ValueError as exc:
             return _back(request, error=str(exc))
         return _back(request, flash=f"bound:{seq}")
+
+    async def close_visit(self, request: Request) -> Response:
+        """``POST /sessions/close``: end the open visit ``session_id`` at ``station_id`` (reason ``staff``)."""
+        form = await request.form()
+        station, session_id = str(form.get("station_id", "")), str(form.get("session_id", ""))
+        current = await asyncio.to_thread(self.hub.reader.current_session, station)
+        if current is None or current["session_id"] != session_id:
+            return _back(request, error=f"no open visit {session_id!r} at {station!r}",
+                         error_key="status.error.not_open")
+        await self.hub.close_session(station, "staff")
+        await self.hub.audit("close", session_of(request).user,
+                             f"visit ended at {station} for {current['name_masked'] or '-'} ({session_id})")
+        return _back(request, flash="closed")
 
     async def open_session(self, request: Request) -> Response:
         """``POST /sessions/open``: staff entry (station, name, national id, pregnancy weeks)."""
@@ -222,14 +305,15 @@ class StatusPage:
             weeks_text = str(form.get("pregnant_weeks", "")).strip()
             weeks = check_weeks(int(weeks_text)) if weeks_text else None
         except ClinicalError as exc:  # in the reader's language (the raw text is English)
-            return _back(request, error=self.renderer.catalog.t(exc.key, self.renderer.language(request)))
+            return _back(request, error=str(exc), error_key=exc.key)
+        except IdNumberError as exc:
+            return _back(request, error=str(exc), error_key="status.error.id_number")
         except (EdgeError, ValueError) as exc:
             return _back(request, error=str(exc))
         subject = Subject(national_id=nid_ok, name=str(form.get("name", ""))[:64].strip(), source="staff")
         await self.hub.identify(station, subject, weeks)
-        await self.hub.writer.call(q.audit("staff_entry", session_of(request).user,
-                                           f"session opened at {station} for {idnum.mask(nid_ok) if nid_ok else '-'}",
-                                           now_ms()))
+        await self.hub.audit("staff_entry", session_of(request).user,
+                             f"session opened at {station} for {idnum.mask(nid_ok) if nid_ok else '-'}")
         return _back(request, flash="opened")
 
     async def resend_dead_letter(self, request: Request) -> Response:
@@ -256,11 +340,13 @@ class StatusPage:
         return _back(request, flash="dismissed")
 
 
-def _back(request: Request, flash: str = "", error: str = "") -> Response:
-    """Back to the page with a one-time message kept in the session (nothing reflected from the URL)."""
+def _back(request: Request, flash: str = "", error: str = "", error_key: str = "") -> Response:
+    """Back to the page with a one-time message kept in the session (nothing reflected from the URL):
+    ``error`` is the raw detail (behind 详情), ``error_key`` the catalog key of what it means."""
     data = session_of(request).data
     if flash:
         data["flash"] = flash
     if error:
         data["error"] = error[:300]
+        data["error_key"] = error_key
     return RedirectResponse("/", 303)

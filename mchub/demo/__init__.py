@@ -2,7 +2,8 @@
 
 Modules: :mod:`~mchub.demo.run` (the orchestrator and its phases), ``cloudside`` and
 ``hubside`` (the child processes), ``setup`` (site and hub registration), ``devices``
-(serial device simulators on ptys), ``script`` and ``scenario`` (scripted patients
+(serial device simulators on ptys, the Bluetooth BP monitor), ``blebridge`` (the hub plugin
+that runs the real BLE driver against it), ``script`` and ``scenario`` (scripted patients
 walking through the stations), ``peers`` (HIS, PACS, MCH platform), ``cloudstats``,
 ``reconcile``, ``progress`` and ``display`` (what the user sees).
 """
@@ -16,9 +17,10 @@ DESCRIPTION = """\
 运行整个系统的演示 / run the whole system on this machine.
 
 Starts a cloud (`mchub cloud serve`, SQLite by default), creates a site, registers two
-hubs (`mchub edge run`) with two stations each — an ID-card reader, a height/weight
-station and a BP monitor per station, simulated byte for byte on pseudo-terminals — and
-sends scripted patients through them: adults, pregnant women and children, some with
+hubs (`mchub edge run`) with two stations each, 一诊室 and 二诊室 — an ID-card reader,
+a height/weight station and a BP monitor per station, simulated byte for byte (serial
+devices on pseudo-terminals; 一诊室's BP monitor is a Bluetooth one whose cuff pressure the
+kiosk shows live) — and sends scripted patients through them: adults, pregnant women and children, some with
 abnormal values. One hub loses its network for a while and syncs its backlog when it
 comes back. The HIS, PACS and MCH-platform simulators run beside the cloud where this
 build has the parts that talk to them. A progress block shows patients measured,

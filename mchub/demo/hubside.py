@@ -66,6 +66,7 @@ class DemoHub:
         self.config.write_text(
             "# written by `mchub demo`\n"
             '[hub]\nidentity_dir = "identity"\ndata_dir = "data"\nlanguage = "zh-CN"\n'
+            'plugins = ["mchub.demo.blebridge"]  # the Bluetooth BP monitors of the first stations\n'
             "simulated = true  # every device here is a simulator: each reading is flagged simulated\n\n"
             f'[sync]\nurl = "{self.cloud_url}"\nlinger_ms = 200\ntimeout_s = 5\nmax_backoff_s = 2\n'
             f'retention_days = 30\n{mqtt}\n'

@@ -6,7 +6,6 @@ from version numbers. The demo's own settings for a part live here too.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import importlib.util
 from pathlib import Path
@@ -19,12 +18,12 @@ def hub_pages() -> bool:
     """The hub serves the kiosk and the staff status page (``[[web.users]]`` in hub.toml)."""
     config = importlib.import_module("edge.config")
     web = getattr(config, "WebConfig", None)
-    return web is not None and "users" in {f.name for f in dataclasses.fields(web)}
+    return web is not None and "users" in getattr(web, "__struct_fields__", ())
 
 
 def cloud_pages() -> bool:
     """The cloud serves the dashboard and the admin console (``[web]`` in cloud.toml, ``cloud.web``)."""
-    sections = getattr(importlib.import_module("cloud.config"), "_SECTIONS", {})
+    sections = getattr(importlib.import_module("cloud.config"), "SECTIONS", ())
     return "web" in sections and importlib.util.find_spec("cloud.web") is not None
 
 

@@ -26,8 +26,8 @@ log = logging.getLogger("mchub.demo")
 NOT_YET = "尚未提供 not yet available in this build"
 
 
-def _cloud_sections() -> dict[str, Any]:
-    sections: dict[str, Any] = getattr(importlib.import_module("cloud.config"), "_SECTIONS", {})
+def _cloud_sections() -> tuple[str, ...]:
+    sections: tuple[str, ...] = getattr(importlib.import_module("cloud.config"), "SECTIONS", ())
     return sections
 
 

@@ -51,6 +51,7 @@ from mchub.procs import ProcessGroup
 
 log = logging.getLogger("mchub.demo")
 HUBS = {"hub-A": ("room-1", "room-2"), "hub-B": ("room-1", "room-2")}
+STATION_NAMES = ("一诊室", "二诊室")  #: what the kiosk and the status page call room-1, room-2
 FLAKY_HUB = "hub-B"
 DRAIN_S = 90.0  #: how long the wind-down waits for the hubs to sync everything
 
@@ -153,7 +154,8 @@ async def setup(demo: Demo, http: aiohttp.ClientSession) -> None:
     mqtt = _mqtt(opts)
     for i, (label, stations) in enumerate(HUBS.items()):
         hub_dir = demo.workdir / label
-        rigs = [build_rig(s, hub_dir / "tty", seed=opts.seed * 100 + 10 * i + j, faults=opts.faults)
+        rigs = [build_rig(s, hub_dir / "tty", seed=opts.seed * 100 + 10 * i + j, faults=opts.faults,
+                          name=STATION_NAMES[j], ble_bp=j == 0)  # the first station: a Bluetooth monitor
                 for j, s in enumerate(stations)]
         proxy = await FaultProxy(target_port=cloud.port).start()
         hub = DemoHub(label, hub_dir, rigs, proxy, mqtt)

@@ -23,7 +23,7 @@ from firmware_sim.idcard_sim import CardVisit
 from firmware_sim.patients import Patient
 from firmware_sim.station_sim import Visit
 from mchub.demo.cloudside import DemoError
-from mchub.demo.devices import POLL_S, SimDevice, StationRig, wait_for
+from mchub.demo.devices import POLL_S, BleBpMonitor, SimDevice, StationRig, wait_for
 from mchub.demo.hubside import DemoHub
 from mchub.demo.script import Scripted
 
@@ -48,7 +48,7 @@ class Tally:
         return sum(self.patients.values())
 
 
-def _grown(dev: SimDevice, before: int) -> Callable[[], bool]:
+def _grown(dev: SimDevice | BleBpMonitor, before: int) -> Callable[[], bool]:
     return lambda: len(dev.delivered) > before
 
 
@@ -56,6 +56,7 @@ async def visit(http: aiohttp.ClientSession, hub: DemoHub, rig: StationRig, who:
     """One patient through one station."""
     p = who.patient
     card, hw, bp = (rig.devices[k] for k in ("idcard", "station", "bp"))
+    assert isinstance(card, SimDevice) and isinstance(hw, SimDevice)
     where = f"{hub.label}/{rig.station_id}"
     if p.group == "pregnant":
         await hub.post(http, "/api/sessions", {"station_id": rig.station_id, "name": p.name,
@@ -69,6 +70,13 @@ async def visit(http: aiohttp.ClientSession, hub: DemoHub, rig: StationRig, who:
             return
         await asyncio.sleep(0.5)  # the hub opens the session before she reaches the scale
     for dev in (hw, bp):
+        if isinstance(dev, BleBpMonitor):  # inflates (the kiosk shows the cuff), then measures
+            try:
+                await asyncio.wait_for(dev.measure(p), DEVICE_WAIT_S)
+            except (TimeoutError, ConnectionError, OSError):
+                tally.stuck.append(f"{where}: {dev.device_id} did not deliver")
+                return
+            continue
         before = len(dev.delivered)
         dev.feed.push(Visit(p, stay=3, gap=2))  # type: ignore[arg-type]
         if not await wait_for(_grown(dev, before), DEVICE_WAIT_S):

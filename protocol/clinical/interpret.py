@@ -4,15 +4,15 @@ Used by the hub (record flags, kiosk wording) and the cloud; every threshold com
 table cited in its module (docs/clinical.md lists them all):
 
 * adult or unknown age: BP by protocol.flags (2018 or 2022 guideline), Chinese adult BMI
-  classes, pulse 60-100, temperature by the clinic triage rule (>= 37.3);
+  classes, pulse 60-100, temperature by the site it was taken at (protocol.clinical.temperature);
 * pregnant: the pregnancy BP classes (severe range urgent at any week), BMI not judged,
   weight gain against WS/T 801-2022 when the pre-pregnancy weight is known;
 * child (< 18): weight for size as WHO z-scores (2006 under five, 2007 from five); blood
   pressure by sex, age and height from 3 to 17 years (the 2017 Chinese reference; under 3, or
-  with no height measured, the value only); pulse as a value only; temperature by the clinic
-  triage rule.
+  with no height measured, the value only); heart rate against the 1st-99th centile of her age
+  (Fleming 2011); temperature by site, and a fever under 3 months is urgent (NICE NG143).
 
-Where no paediatric table is loaded (a child's pulse; BP under 3 years or without a height),
+Where no paediatric table applies (BP under 3 years or without a height; an unknown age),
 the value is shown without a judgement: a wrong adult flag frightens parents and teaches staff
 to ignore flags.
 """
@@ -25,15 +25,14 @@ from dataclasses import dataclass
 import msgspec
 
 from protocol import codes
-from protocol.clinical import child_bp, growth, pregnancy
+from protocol.clinical import child_bp, growth, heart_rate, pregnancy, temperature
 from protocol.clinical.patient import Group, Patient
-from protocol.flags import GUIDELINE_2018, BpThresholds, classify_bmi, classify_bp, plausible, temperature_flag
+from protocol.flags import GUIDELINE_2018, BpThresholds, classify_bmi, classify_bp, plausible
 from protocol.model import Flag, Observation
 
 SOURCE_ADULT_BP = "中国高血压防治指南 (2018 revision; thresholds configurable)"
 SOURCE_ADULT_BMI = "WS/T 428-2013 成人体重判定"
 SOURCE_PULSE = "adult resting pulse 60-100 /min (clinic convention)"
-SOURCE_TEMP = "clinic triage point: >= 37.3 Cel is fever"
 NO_CHILD_REFERENCE = "no paediatric reference loaded: value shown without a judgement"
 _WORD: dict[str, str] = {"N": "normal", "H": "high", "HH": "very_high", "L": "low", "LL": "very_low",
                          "A": "implausible"}
@@ -53,8 +52,12 @@ class Interpretation:
 
 
 def interpret(observations: tuple[Observation, ...], patient: Patient | None = None, on: dt.date | None = None,
-              bp: BpThresholds = GUIDELINE_2018) -> dict[str, Interpretation]:
-    """Judge every observation we have a rule for, keyed by LOINC code (others are left out)."""
+              bp: BpThresholds = GUIDELINE_2018, temperature_site: str = "unknown") -> dict[str, Interpretation]:
+    """Judge every observation we have a rule for, keyed by LOINC code (others are left out).
+
+    ``temperature_site`` is where a temperature was taken (:data:`protocol.clinical.temperature.SITES`;
+    :func:`protocol.clinical.temperature.site_of` reads it from a reading's device status).
+    """
     p = patient or Patient()
     day = on or dt.date.today()
     group = p.group(day)
@@ -119,7 +122,10 @@ def interpret(observations: tuple[Observation, ...], patient: Patient | None = N
 
     pulse = by_code.get(codes.PULSE)
     if pulse is not None:
-        if group is Group.CHILD:
+        hr = heart_rate.classify(age, pulse.value) if group is Group.CHILD and age is not None else None
+        if hr is not None:
+            put(codes.PULSE, hr.flag, "pulse." + hr.word, hr.low, hr.high, hr.source)
+        elif group is Group.CHILD:
             put(codes.PULSE, None, "child.no_reference", None, None, NO_CHILD_REFERENCE)
         else:
             pflag: Flag = "H" if pulse.value > 100 else "L" if pulse.value < 60 else "N"
@@ -127,19 +133,20 @@ def interpret(observations: tuple[Observation, ...], patient: Patient | None = N
 
     temp = by_code.get(codes.TEMPERATURE)
     if temp is not None:
-        tflag = temperature_flag(temp.value)
-        put(codes.TEMPERATURE, tflag, "temperature." + _WORD[tflag], 35.0, 37.2, SOURCE_TEMP)
+        t = temperature.classify(temp.value, temperature_site, age if group is Group.CHILD else None)
+        put(codes.TEMPERATURE, t.flag, "temperature." + t.word, t.low, t.high, t.source, t.urgent)
     return out
 
 
 def flag_observations(observations: tuple[Observation, ...], patient: Patient | None = None,
-                      on: dt.date | None = None, bp: BpThresholds = GUIDELINE_2018) -> tuple[Observation, ...]:
+                      on: dt.date | None = None, bp: BpThresholds = GUIDELINE_2018,
+                      temperature_site: str = "unknown") -> tuple[Observation, ...]:
     """The observations with ``flag`` set by :func:`interpret` for this patient.
 
     A value with a rule gets that rule's flag (None where the rule gives no judgement, e.g. a
     child's pulse); a value without a rule keeps the flag its device sent.
     """
-    judged = interpret(observations, patient, on, bp)
+    judged = interpret(observations, patient, on, bp, temperature_site)
     out = []
     for o in observations:
         j = judged.get(o.code)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cloud.config import CloudConfig
-from cloud.keystore import CloudKeys
+from cloud.intake.keystore import CloudKeys
 from tests.cloud.support import make_cloud
 
 

@@ -10,10 +10,10 @@ from typing import Any
 
 from cloud import users
 from cloud.config import CloudConfig
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
-from cloud.keystore import CloudKeys
+from cloud.intake.keystore import CloudKeys
+from cloud.records.crypto_at_rest import AtRest
 from provisioning import totp
 from provisioning.ca import FleetCA
 from provisioning.client import HttpClient

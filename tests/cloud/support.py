@@ -17,7 +17,7 @@ from cloud.app import build_app
 from cloud.config import CloudConfig, load
 from cloud.db.engine import Database
 from cloud.fleet.service import Fleet
-from cloud.keystore import CloudKeys, init_keys
+from cloud.intake.keystore import CloudKeys, init_keys
 from firmware_sim.fleet import CloudKeys as PublicKeys
 from firmware_sim.fleet import VirtualHub
 from protocol.keys import SuiteId

@@ -17,7 +17,7 @@ def mchub(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_register_a_hub_without_provisioning_and_import_its_export(tmp_path: Path) -> None:
-    from cloud.keystore import load_keys
+    from cloud.intake.keystore import load_keys
 
     r = mchub("init", cwd=tmp_path)
     assert r.returncode == 0, r.stderr

@@ -28,6 +28,16 @@ def test_the_example_parses_and_relative_paths_resolve_next_to_the_file() -> Non
     ("[database]\nurl = \"mysql://x\"", "[database] url", "postgresql://"),
     ("[logging]\nlevel = \"LOUD\"", "[logging] level", "DEBUG, INFO"),
     ("[server\nport = 1", "syntax", "TOML"),
+    # one declaration per key (msgspec Structs, issue 19): every section answers in the same words
+    ("server = 3", "server", "[server] on its own line"),
+    ("[provisioning]\nhub_cert_days = 400", "[provisioning] hub_cert_days", "above 0 and at most 397"),
+    ("[audit]\nseal_interval_s = 0", "[audit] seal_interval_s", "above 0 and at most 3600"),
+    ("[keys]\ndir = 3", "[keys] dir", 'dir = "keys"'),
+    ("[web]\nsecure_cookie = 1", "[web] secure_cookie", "secure_cookie = true"),
+    ("[outbox]\nbase_delay_s = 10.0\nmax_delay_s = 5.0", "[outbox] max_delay_s", "at least as long"),
+    ('[provisioning]\nmqtt_reload_command = ["systemctl", 1]', "[provisioning] mqtt_reload_command",
+     'mqtt_reload_command = ["systemctl", "reload", "mosquitto"]'),
+    ("[mqtt]\nenable = true", "[mqtt] enable", "did you mean 'enabled'"),
 ])
 def test_errors_name_file_key_and_fix(text: str, where: str, fix: str) -> None:
     with pytest.raises(ConfigError) as err:
@@ -62,3 +72,10 @@ def test_http_defaults_and_the_metrics_token_file(tmp_path: Path) -> None:
     assert cfg.metrics_token() == "t0ken"
     with pytest.raises(ConfigError, match=r"\[http\] metrics_token_file"):
         parse('[http]\nmetrics_token_file = "absent.token"\n', tmp_path / "cloud.toml").metrics_token()
+
+
+def test_paths_resolve_next_to_the_file_and_an_empty_one_is_unset(tmp_path: Path) -> None:
+    cfg = parse('[admin]\ntoken_file = ""\n[provisioning]\nca_dir = "ca"\npassphrase_file = "/etc/ca.pass"\n',
+                tmp_path / "cloud.toml")
+    assert cfg.admin_token_file is None and cfg.admin_token() is None
+    assert (cfg.provisioning.ca_dir, cfg.provisioning.passphrase_file) == (tmp_path / "ca", Path("/etc/ca.pass"))

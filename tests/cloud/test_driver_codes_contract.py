@@ -7,7 +7,7 @@ code a driver passes to ``Observation``, ``to_canonical`` or ``observation``: a 
 constant, a module constant or a literal; drivers that take codes from their configuration,
 Modbus and MQTT, accept only :data:`protocol.codes.CODES`), not from a list kept here; then
 every code, in every unit a driver converts from, with every flag, goes through the same
-path as a batch (encode, decode, :func:`cloud.validate.check_columns`).
+path as a batch (encode, decode, :func:`cloud.intake.validate.check_columns`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import get_args
 import pytest
 
 import drivers
-from cloud.validate import check_columns
+from cloud.intake.validate import check_columns
 from protocol import codes
 from protocol.batch import decode_columns, encode_records
 from protocol.model import Flag, Observation, Reading

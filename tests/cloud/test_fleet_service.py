@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
+from cloud.fleet.registry import lookup_signer
 from cloud.fleet.service import Fleet, load_authority
-from cloud.registry import lookup_signer
 from protocol.keys import signing_key_id
 from provisioning import hubauth
 from provisioning.ca import FleetCA, fingerprint

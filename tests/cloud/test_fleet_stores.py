@@ -10,8 +10,8 @@ import pytest
 
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
+from cloud.fleet.registry import lookup_signer
 from cloud.fleet.stores import sql_stores
-from cloud.registry import lookup_signer
 from protocol.keys import key_id
 from provisioning.errors import Conflict
 from provisioning.stores import HubKey, HubRecord, SiteRecord, Stores

@@ -1,4 +1,4 @@
-"""Hand-carried export files (cloud/importer.py, docs/protocol.md §7) against online sync over
+"""Hand-carried export files (cloud/intake/importer.py, docs/protocol.md §7) against online sync over
 real HTTP, on SQLite and PostgreSQL: either order stores every reading exactly once, and a
 tampered or damaged file is refused with a reason and an audit entry."""
 
@@ -13,8 +13,8 @@ import pytest
 from cloud.config import CloudConfig
 from cloud.db.engine import Database
 from cloud.errors import ImportFileError
-from cloud.importer import import_file
-from cloud.ingest import Ingestor
+from cloud.intake.importer import import_file
+from cloud.intake.ingest import Ingestor
 from firmware_sim.fleet import VirtualHub
 from protocol.envelope import parse_header
 from protocol.export import write_export

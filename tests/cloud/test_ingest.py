@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 
 from cloud.db.engine import Database
-from cloud.importer import import_file
-from cloud.ingest import Ingestor, Limits
+from cloud.intake.importer import import_file
+from cloud.intake.ingest import Ingestor, Limits
 from protocol.ack import AckStatus, verify_ack
 from protocol.export import write_export
 from tests.cloud.support import ensure_site, hub, register_hub, serving
@@ -340,7 +340,7 @@ def test_the_openapi_document_describes_every_route(sqlite_cloud) -> None:
 
 
 def test_the_openapi_document_lists_every_refusal_reason_and_status() -> None:
-    from cloud.ingest import _STATUS
+    from cloud.intake.ingest import _STATUS
     from cloud.openapi import document
 
     batches = document()["paths"]["/api/v1/batches"]["post"]["responses"]

@@ -8,7 +8,7 @@ inside the window leaves the ones behind it unstored (409) until the hub resends
 from __future__ import annotations
 
 from cloud.db.engine import Database
-from cloud.ingest import Ingestor
+from cloud.intake.ingest import Ingestor
 from protocol.ack import AckStatus, verify_ack
 from tests.cloud.support import ensure_site, hub, register_hub
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cloud.crypto_at_rest import AtRest, AtRestError
 from cloud.errors import KeyStoreError
-from cloud.keystore import init_keys, load_keys
+from cloud.intake.keystore import init_keys, load_keys
+from cloud.records.crypto_at_rest import AtRest, AtRestError
 from protocol.keys import RecipientPrivate, SuiteId
 
 NID = "11010519491231002X"

@@ -8,10 +8,10 @@ import aiohttp
 import msgspec
 import pytest
 
-from cloud import patients
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database
 from cloud.errors import PatientIndexError
+from cloud.records import patients
+from cloud.records.crypto_at_rest import AtRest
 from firmware_sim.fleet import random_national_id
 from protocol.ids import now_ms
 from protocol.model import SessionOpened, Subject

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import aiohttp
 
-from cloud import audit_chain
 from cloud.audit import OTHER_SOURCES, RefusalTally
+from cloud.audit import chain as audit_chain
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
 from tests.cloud.support import make_cloud, serving

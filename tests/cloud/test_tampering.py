@@ -15,8 +15,8 @@ import aiohttp
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from starlette.routing import Route
 
-from cloud import audit_chain
 from cloud.app import build_app
+from cloud.audit import chain as audit_chain
 from cloud.db.engine import Database
 from protocol.envelope import SIGNATURE_LEN, parse_header, seal
 from protocol.keys import RecipientPrivate, SuiteId

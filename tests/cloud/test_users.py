@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from cloud import users
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
+from cloud.records.crypto_at_rest import AtRest
 from provisioning import totp
 from provisioning.errors import Forbidden
 
@@ -55,16 +55,16 @@ async def test_login_needs_both_factors_and_a_code_is_used_once(db: Database) ->
     ok = await users.attempt_login(db, AT_REST, "alice", PASSWORD, code(secret, NOW), source="10.0.0.7", now_ms=NOW)
     assert ok.ok and ok.reason == "ok" and ok.user is not None and ok.user.last_login_ms == NOW
     replay = await users.attempt_login(db, AT_REST, "alice", PASSWORD, code(secret, NOW), now_ms=NOW + 1000)
-    assert replay.reason == "bad_credentials" and replay.user is None
+    assert replay.reason == "code_reused" and replay.user is None  # said precisely: the password was right
     wrong_pw = await users.attempt_login(db, AT_REST, "alice", "Wrong-Horse-99", code(secret, NOW + 30_000),
                                          now_ms=NOW + 30_000)
     unknown = await users.attempt_login(db, AT_REST, "mallory", PASSWORD, "000000", now_ms=NOW)
-    assert wrong_pw.message == unknown.message == replay.message  # never says which factor or whether the user exists
+    assert wrong_pw.message == unknown.message  # a wrong password never says whether the user exists
     assert await users.verify_login(db, "alice", PASSWORD, code(secret, NOW + 60_000), at_rest=AT_REST) is None  # clock
     assert await audit(db, "alice") == [
         ("user.add", "ok", None), ("admin.login_failed", "refused", "no_second_factor"), ("user.totp", "ok", None),
-        ("admin.login", "ok", None), ("admin.login_failed", "refused", "bad_credentials"),
-        ("admin.login_failed", "refused", "bad_credentials"), ("admin.login_failed", "refused", "bad_credentials"),
+        ("admin.login", "ok", None), ("admin.login_failed", "refused", "code_reused"),
+        ("admin.login_failed", "refused", "bad_credentials"), ("admin.login_failed", "refused", "bad_code"),
     ]
     assert await audit(db, "mallory") == [("admin.login_failed", "refused", "unknown_user")]
 
@@ -73,7 +73,7 @@ async def test_five_failures_lock_the_account_and_a_new_password_unlocks_it(db: 
     await users.create_user(db, "bob", PASSWORD, roles=["integration"], actor="alice")
     secret, _ = await users.enable_totp(db, AT_REST, "bob", actor="alice")
     outcomes = [await users.attempt_login(db, AT_REST, "bob", PASSWORD, "000000", now_ms=NOW + i) for i in range(5)]
-    assert [o.reason for o in outcomes] == ["bad_credentials"] * 4 + ["locked"]
+    assert [o.reason for o in outcomes] == ["bad_code"] * 4 + ["locked"]
     locked_until = outcomes[-1].locked_until_ms
     assert locked_until == NOW + 4 + 15 * 60_000
     right = await users.attempt_login(db, AT_REST, "bob", PASSWORD, code(secret, NOW + 60_000), now_ms=NOW + 60_000)
@@ -142,3 +142,79 @@ def test_first_admin_from_the_command_line(tmp_path: Path) -> None:
     assert r.returncode == 2 and "already exists" in r.stderr
     assert mchub("user", "totp", "bob").returncode == 0
     assert mchub("user", "disable", "bob").returncode == 0
+
+
+async def test_each_sign_in_refusal_is_named_only_as_far_as_the_caller_proved_who_they_are(db: Database) -> None:
+    """docs/dashboard.md "Sign-in messages": one case per reason."""
+    await users.create_user(db, "fay", PASSWORD, roles=["integration"], actor="x", now_ms=NOW)
+    secret, _ = await users.enable_totp(db, AT_REST, "fay", actor="x")
+
+    async def login(name: str, password: str, one_time: str, at: int, **kw: int) -> users.LoginOutcome:
+        return await users.attempt_login(db, AT_REST, name, password, one_time, now_ms=at, **kw)
+
+    # wrong password and unknown name: the same answer, whatever the code
+    unknown = await login("nobody", PASSWORD, code(secret, NOW), NOW)
+    wrong_pw = await login("fay", "Wrong-Horse-99", code(secret, NOW), NOW)
+    assert (unknown.reason, wrong_pw.reason) == ("bad_credentials", "bad_credentials")
+    assert unknown.message == wrong_pw.message and "用户名或密码错误" in unknown.message
+    # the right password, a wrong code; the right password, a used code
+    assert (await login("fay", PASSWORD, "000000", NOW)).reason == "bad_code"
+    assert (await login("fay", PASSWORD, "12345", NOW)).reason == "bad_code"  # malformed
+    assert (await login("fay", PASSWORD, code(secret, NOW), NOW)).ok
+    reused = await login("fay", PASSWORD, code(secret, NOW), NOW + 5_000)
+    assert reused.reason == "code_reused" and "wait for the next one" in reused.message
+    # password older than the limit: refused after both factors, the code is spent, the login not recorded
+    t = NOW + 30_000
+    expired = await login("fay", PASSWORD, code(secret, t), t, password_max_age_ms=10_000)
+    assert expired.reason == "password_expired" and expired.user is None
+    assert (await login("fay", PASSWORD, code(secret, t), t)).reason == "code_reused"
+    t += 30_000
+    assert (await login("fay", PASSWORD, code(secret, t), t, password_max_age_ms=86_400_000)).ok
+    # disabled: said only to someone with the password
+    await users.set_active(db, "fay", False, actor="x")
+    t += 30_000
+    assert (await login("fay", PASSWORD, code(secret, t), t)).reason == "disabled"
+    assert (await login("fay", "Wrong-Horse-99", code(secret, t), t)).reason == "bad_credentials"
+    await users.set_active(db, "fay", True, actor="x")
+    # locked: said before anything is checked (the web adds the same lock for unknown names)
+    outcomes = [await login("fay", "Wrong-Horse-99", "000000", t + i) for i in range(5)]
+    assert outcomes[-1].reason == "locked" and outcomes[-1].locked_until_ms
+    assert (await login("fay", PASSWORD, code(secret, t + 30_000), t + 30_000)).reason == "locked"
+    reasons = [r for action, _, r in await audit(db, "fay") if action == "admin.login_failed"]
+    assert {"bad_credentials", "bad_code", "code_reused", "password_expired", "disabled", "locked"} <= set(reasons)
+
+
+async def test_a_new_secret_waits_for_its_first_code(db: Database) -> None:
+    await users.create_user(db, "gus", PASSWORD, roles=["admin"], actor="x")
+    secret, uri = await users.start_totp(db, AT_REST, "gus", actor="web:root", now_ms=NOW)
+    assert uri.startswith("otpauth://totp/mchub%3Agus?secret=" + secret)
+    gus = await users.get_user(db, "gus")
+    assert gus is not None and gus.totp_pending and not gus.totp_enabled
+    assert await users.pending_totp(db, AT_REST, "gus") == (secret, uri)
+    pending = await users.attempt_login(db, AT_REST, "gus", PASSWORD, code(secret, NOW), now_ms=NOW)
+    assert pending.reason == "no_second_factor"  # not active before it is confirmed
+    with pytest.raises(users.UserError) as wrong:
+        await users.confirm_totp(db, AT_REST, "gus", "000000", actor="web:root", now_ms=NOW)
+    assert wrong.value.reason == "bad_code"
+    await users.confirm_totp(db, AT_REST, "gus", code(secret, NOW), actor="web:root", now_ms=NOW)
+    gus = await users.get_user(db, "gus")
+    assert gus is not None and gus.totp_enabled and not gus.totp_pending
+    assert await users.pending_totp(db, AT_REST, "gus") is None
+    # the confirming code is spent; the next one signs in
+    assert (await users.attempt_login(db, AT_REST, "gus", PASSWORD, code(secret, NOW), now_ms=NOW)).reason \
+        == "code_reused"
+    assert (await users.attempt_login(db, AT_REST, "gus", PASSWORD, code(secret, NOW + 30_000),
+                                      now_ms=NOW + 30_000)).ok
+    # a new QR code: the old secret works until the new one is confirmed
+    newer, _ = await users.start_totp(db, AT_REST, "gus", actor="web:root", now_ms=NOW + 60_000)
+    assert (await users.attempt_login(db, AT_REST, "gus", PASSWORD, code(secret, NOW + 60_000),
+                                      now_ms=NOW + 60_000)).ok
+    await users.confirm_totp(db, AT_REST, "gus", code(newer, NOW + 90_000), actor="web:root", now_ms=NOW + 90_000)
+    assert (await users.attempt_login(db, AT_REST, "gus", PASSWORD, code(secret, NOW + 120_000),
+                                      now_ms=NOW + 120_000)).reason == "bad_code"
+    with pytest.raises(users.UserError) as none_waiting:
+        await users.confirm_totp(db, AT_REST, "gus", "123456", actor="web:root")
+    assert none_waiting.value.reason == "no_pending"
+    assert [(a, o, r) for a, o, r in await audit(db, "gus") if a.startswith("user.totp")] == [
+        ("user.totp.start", "ok", None), ("user.totp", "refused", "bad_code"), ("user.totp", "ok", None),
+        ("user.totp.start", "ok", None), ("user.totp", "ok", None)]

@@ -67,6 +67,18 @@ pairing_pin = "000000"
     ('[web]\nmax_connections_per_ip = 0\n', "web.max_connections_per_ip", "between 1 and 10000"),
     ('[web]\nheader_timeout_s = 0.1\n', "web.header_timeout_s", "between 1 and 300"),
     ('[web]\nforwarded_allow_ips = 127\n', "web.forwarded_allow_ips", "forwarded_allow_ips = \"127.0.0.1\""),
+    # one declaration per key (msgspec Structs, issue 19): every section answers in the same words
+    ('[storage]\nmin_free_mb = -1\n', "storage.min_free_mb", "between 0 and 1000000"),
+    ('[mqtt]\nport = 1884\n', "mqtt.host", 'add `host = "mqtt.example.cn"`'),
+    ('[[web.users]]\nname = "n"\nrole = "admin"\n', "web.users[0].role", "use one of: staff"),
+    ('stations = 3\n', "stations", 'write it like `stations = [{id = "room-1"}]`'),
+    ('[hub]\nplugins = ["a", 3]\n', "hub.plugins[1]", 'plugins = ["my_site.drivers"]'),
+    ('[thresholds]\nbp_guideline = 2018\n', "thresholds.bp_guideline", "write it like"),
+    ('[[stations]]\nid = "a"\nsession_window_s = 1\n', "stations[0].session_window_s", "between 5 and 86400"),
+    ('[[stations]]\nid = "a"\n[[stations.devices]]\nid = "x"\ndriver = "ble-bp"\nport = "/dev/ttyUSB0"\n',
+     "stations[0].devices[0].port", 'address = "/dev/ttyUSB0"'),
+    ('[sync]\nlinger_ms = 1.5\n', "sync.linger_ms", "write it like `linger_ms = 0`"),
+    ('hub = 1\n', "hub", "write it like `hub = {}`"),
 ])
 def test_errors_name_file_key_and_fix(tmp_path: Path, text: str, key: str, fix: str) -> None:
     with pytest.raises(ConfigError) as err:

@@ -4,7 +4,7 @@ A hub runs, in this test's event loop, one device of each transport, each on the
 thing: an ID-card reader polling a simulated SAM reader on a pseudo-terminal (the device
 whose lost cancellation killed the other drivers in the field), an A5 height/weight
 station pushing frames on a second pseudo-terminal, the real BLE driver against a
-simulated BP monitor (:mod:`tests.support.blebridge`), a Modbus TCP station and an MQTT
+simulated BP monitor (:mod:`mchub.demo.blebridge`), a Modbus TCP station and an MQTT
 device through the test's Mosquitto. While they stream numbered readings, the test
 pushes 50 configuration changes as fast as the hub takes them: a thermometer added and
 removed again (the incident), now and then a changed setting on a device that is being
@@ -178,7 +178,7 @@ async def test_fifty_rapid_config_changes_leave_unchanged_devices_alone_and_lose
     ports = (card_end.device, scale.device, ble.port, mb_port, mosquitto.port)
     dead_socks, DEAD_PORTS[:] = refusing_ports(3)
     cfg_path = make_hub_dir(tmp_path / "hub", refcloud,
-                            extra='plugins = ["tests.support.blebridge", "tests.support.hubdriver"]',
+                            extra='plugins = ["mchub.demo.blebridge", "tests.support.hubdriver"]',
                             stations=stations(*ports, change=0))
     head = cfg_path.read_text().split("[[stations]]")[0]
     hub: Hub | None = None

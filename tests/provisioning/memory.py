@@ -75,6 +75,7 @@ class MemoryDevices:
     def __init__(self) -> None:
         self.rows: dict[tuple[str, str], DeviceRecord] = {}
         self.versions: dict[str, int] = {}
+        self.names: dict[tuple[str, int], str] = {}
 
     async def add(self, device: DeviceRecord) -> int:
         if (device.hub_id, device.device_id) in self.rows:
@@ -94,6 +95,9 @@ class MemoryDevices:
 
     async def config_version(self, hub_id: str) -> int:
         return self.versions.get(hub_id, 0)
+
+    async def station_names(self, hub_id: str) -> dict[int, str]:
+        return {s: n for (h, s), n in self.names.items() if h == hub_id}
 
 
 class MemoryAudit:

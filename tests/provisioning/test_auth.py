@@ -18,7 +18,7 @@ from provisioning.auth import (
     session_digest,
     verify_password,
 )
-from provisioning.errors import AccountLocked, AuthError, Forbidden
+from provisioning.errors import AccountLocked, AuthError, CodeReused, Forbidden, WrongCode
 
 # RFC 6238 Appendix B: seeds are ASCII "1234567890" repeated to 20/32/64 bytes; T0 = 0, X = 30, 8 digits.
 SEEDS = {
@@ -124,12 +124,15 @@ def test_login_needs_both_factors_and_records_the_step() -> None:
     user = _user()
     ok = login(user, "Correct-Horse-9", _code(T), now_ms=NOW)
     assert ok is not None and ok.ok and ok.user.last_totp_step == totp.step_at(T)
-    for password, code in (("wrong", _code(T)), ("Correct-Horse-9", "000000")):
+    # a wrong password is one plain error; after the right password the error names the code problem
+    for password, code, error in (("wrong", _code(T), AuthError), ("Correct-Horse-9", "000000", WrongCode)):
         bad = login(user, password, code, now_ms=NOW)
-        assert bad is not None and not bad.ok and "wrong username, password or code" in str(bad.error)
+        assert bad is not None and not bad.ok and type(bad.error) is error
         assert bad.user.failures == 1
+    assert "wrong username or password" in str(login(user, "wrong", "000000", now_ms=NOW).error)  # type: ignore[union-attr]
     replay = login(ok.user, "Correct-Horse-9", _code(T), now_ms=NOW + 5000)
-    assert replay is not None and not replay.ok
+    assert replay is not None and not replay.ok and isinstance(replay.error, CodeReused)
+    assert replay.user.failures == 1  # a replay counts like any failure
     assert login(None, "x", "y", now_ms=NOW) is None
 
 

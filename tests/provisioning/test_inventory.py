@@ -96,9 +96,10 @@ async def test_device_add_bumps_the_version_and_reaches_the_hub(cloud: Cloud) ->
 
     hub = await cloud.stores.hubs.get(hub_id)
     assert hub is not None
+    cloud.stores.devices.names[(hub_id, 1)] = "一诊室"  # named on the cloud's devices page
     signed = await cloud.authority.config_for(cloud.stores, hub, now_ms=NOW)  # what apply-config carries
     incoming = verify_config(signed, cloud.signing_key.public_key(), hub_id)
-    assert incoming.version == 3 and [s.station for s in incoming.stations] == [1, 2]
+    assert incoming.version == 3 and [(s.station, s.name) for s in incoming.stations] == [(1, "一诊室"), (2, "")]
     assert should_apply(running, incoming)
     diff = diff_devices(running, incoming)
     assert [d.id for d in diff.start] == ["s1-ble-bp", "s1-ble-bp-2", "s2-serial-station"] and not diff.stop

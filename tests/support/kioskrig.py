@@ -4,7 +4,7 @@
   on a pseudo-terminal: :meth:`StationRig.place_card` puts a card on it;
 * a height/weight station (:class:`firmware_sim.station_sim.StationSim`, A5 dialect, push)
   on a pseudo-terminal: :meth:`StationRig.step_on` makes it send one measurement;
-* a Bluetooth BP monitor (:mod:`tests.support.blebridge` inside the hub):
+* a Bluetooth BP monitor (:mod:`mchub.demo.blebridge` inside the hub):
   :meth:`StationRig.inflate` sends intermediate cuff pressures, :meth:`StationRig.bp` the result.
 
 The simulators run in their own thread and event loop, so a synchronous (Playwright) test

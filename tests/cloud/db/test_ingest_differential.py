@@ -1,4 +1,4 @@
-"""SQLite ingest (Python, cloud/sync_store.py) and PostgreSQL ingest (cloud/db/pg_ingest.py)
+"""SQLite ingest (Python, cloud/intake/sync_store.py) and PostgreSQL ingest (cloud/db/pg_ingest.py)
 agree: the same sealed batches, byte for byte — bulk, duplicates, overlaps, a gap, a second
 stream reusing a hub's (epoch, seq) with other content, a restored hub's new epoch, a forged
 batch — get the same answers and leave the same rows (issue 19, finding 7).
@@ -20,11 +20,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
-from cloud.ingest import Ingestor
-from cloud.keystore import CloudKeys, init_keys
+from cloud.intake.ingest import Ingestor
+from cloud.intake.keystore import CloudKeys, init_keys
+from cloud.records.crypto_at_rest import AtRest
 from firmware_sim.fleet import VirtualHub, random_national_id
 from tests.cloud.support import ensure_site, public_keys, register_hub
 

@@ -11,7 +11,7 @@ import pytest
 from cloud.db.engine import Database, epoch_to_db
 from cloud.db.migrations import PartitionCache, migrate
 from cloud.db.pg_ingest import STAGE_FROM, _ObsJson
-from cloud.ingest import Ingestor
+from cloud.intake.ingest import Ingestor
 from firmware_sim.fleet import VirtualHub
 from protocol.ids import reading_uid
 from protocol.model import Observation

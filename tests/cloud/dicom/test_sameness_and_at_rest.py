@@ -11,10 +11,10 @@ import pydicom
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
 
-from cloud.crypto_at_rest import AtRest
 from cloud.dicom.errors import DuplicateConflict
 from cloud.dicom.objects import SEALED_MAGIC, ObjectStore
 from cloud.dicom.sameness import same_instance
+from cloud.records.crypto_at_rest import AtRest
 from tests.cloud.dicom.bundled import FIXTURES
 
 CT = FIXTURES / "CT_small.dcm"

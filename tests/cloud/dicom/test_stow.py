@@ -134,8 +134,8 @@ async def test_a_large_body_is_spooled_to_disk_not_held_in_memory(
     import os
     import tracemalloc
 
-    from cloud.crypto_at_rest import AtRest
     from cloud.dicom.stow import stow_app
+    from cloud.records.crypto_at_rest import AtRest
 
     if sealed:
         store.bind_sealer(AtRest(os.urandom(32), os.urandom(32)))

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
 from cloud.db.orm import start_orm, stop_orm
 from cloud.integration.inbound import Hl7Processor
 from cloud.mllp.db_store import Hl7Store
 from cloud.mllp.store import InboundMeta
+from cloud.records.crypto_at_rest import AtRest
 from protocol.hl7.codemap import CodeMap
 from protocol.hl7.message import parse_header
 

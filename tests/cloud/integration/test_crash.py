@@ -22,11 +22,11 @@ import pytest
 
 from cloud import integration_queries as queries
 from cloud.config import CloudConfig
-from cloud.crypto_at_rest import AtRest
 from cloud.integration.service import ROLE_ENV
 from cloud.mllp.client import MllpSender
 from cloud.mllp.db_store import COLUMN
 from cloud.mllp.errors import SendError
+from cloud.records.crypto_at_rest import AtRest
 from firmware_sim.his import Faults, HisReceiver, lab_message
 from tests.cloud.integration.test_e2e import VISITOR, cloud_with, integration_toml, processed, query, sql, until
 from tests.cloud.support import ensure_site, hub, register_hub, serving

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from cloud import integration_queries as queries
-from cloud import patients
 from cloud.db.engine import Database
 from cloud.errors import PatientIndexError
+from cloud.message_browser import Rules, reprocess
+from cloud.records import patients
 from firmware_sim.his import adt_message, lab_message
 from tests.cloud.integration.conftest import NID, Env, with_national_id, without_national_id
 
@@ -90,7 +91,7 @@ async def test_processing_is_idempotent_and_failures_are_kept_with_the_reason(en
     uid = (await queries.inbound_log(env.db))[0].uid
     assert await queries.inbound_raw(env.db, env.at_rest, uid, actor="web:bob") == lab_message(7)
     assert (await env.q("SELECT actor FROM audit_log WHERE action = 'hl7.view'"))[0]["actor"] == "web:bob"
-    await queries.reprocess_inbound(env.db, uid, actor="test")
+    await reprocess(env.db, env.at_rest, uid, actor="test", rules=Rules())
     while await env.processor.run_once():
         pass
     assert len(await env.q("SELECT id FROM results")) == 4  # processed twice, stored once
@@ -111,8 +112,8 @@ async def test_an_a40_whose_processing_fails_leaves_no_merge_behind(env: Env, mo
     await env.receive(adt_message(7, "A01"), adt_message(8, "A04"))
     real_apply = Hl7Processor._apply
 
-    async def apply_then_lose_the_database(self, tx, m, p):  # type: ignore[no-untyped-def]
-        await real_apply(self, tx, m, p)
+    async def apply_then_lose_the_database(self, *args):  # type: ignore[no-untyped-def]
+        await real_apply(self, *args)
         raise DatabaseError("the connection was lost before COMMIT")  # fault injected after every write
 
     monkeypatch.setattr(Hl7Processor, "_apply", apply_then_lose_the_database)
@@ -127,3 +128,23 @@ async def test_an_a40_whose_processing_fails_leaves_no_merge_behind(env: Env, mo
         pass
     assert len(await env.q("SELECT id FROM subject_merges")) == 1
     assert await env.q("SELECT uid FROM hl7_inbound WHERE processed_ms IS NULL") == []
+
+
+async def test_one_group_sees_what_its_earlier_messages_did(env: Env) -> None:
+    """Many messages in one processing transaction give the same rows as one message per transaction:
+    a result before the ADT that names her waits and is resolved by it, a result after it matches
+    at once, and a subject created by one message's national ID is found by the next one's MRN."""
+    later = lab_message(11).replace(b"LIS00000011", b"LIS00000111")
+    await env.receive(without_national_id(lab_message(10)), with_national_id(adt_message(10, "A04")),
+                      without_national_id(lab_message(10).replace(b"LIS00000010", b"LIS00000110")),
+                      lab_message(11), without_national_id(later))
+    subject = await in_tx(env.db, patients.find_by_national_id, env.at_rest, NID)
+    rows = await env.q("SELECT origin, subject_id FROM results ORDER BY id")
+    assert len(rows) == 4 * 4 and {r["subject_id"] for r in rows} == {subject}  # 4 results (the ADT has none)
+    origins = [r["origin"] for r in rows]
+    assert origins == sorted(origins) and len(set(origins)) == 4  # written in arrival order (uid: uuid7)
+    assert await queries.unmatched(env.db) == []
+    resolved = await queries.unmatched(env.db, status="resolved")
+    assert [i.resolved_by for i in resolved] == ["hl7:ADT^A04"]
+    ids = await env.q("SELECT value, subject_id FROM subject_identifiers ORDER BY value")
+    assert [(r["value"], r["subject_id"]) for r in ids] == [("M000010", subject), ("M000011", subject)]

@@ -14,10 +14,10 @@ from pathlib import Path
 import aiohttp
 import msgspec
 
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database
 from cloud.integration.vitals import build_report
 from cloud.outbox import Message
+from cloud.records.crypto_at_rest import AtRest
 from protocol.model import SIMULATED, Reading
 from tests.cloud.support import ensure_site, hub, make_cloud, register_hub, serving
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
 from cloud.mllp.db_store import Hl7Store
 from cloud.mllp.server import ListenerConfig, MllpListener
+from cloud.records.crypto_at_rest import AtRest
 from protocol.hl7.ack import Ack, parse_ack
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "hl7"  #: third-party messages, see SOURCES.md

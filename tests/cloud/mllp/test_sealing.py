@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from cloud.crypto_at_rest import AtRestError
 from cloud.db.engine import Database
 from cloud.mllp.db_store import Hl7Store
 from cloud.mllp.server import ListenerConfig, MllpListener
+from cloud.records.crypto_at_rest import AtRestError
 from firmware_sim.his import lab_message, send_messages
 from tests.cloud.mllp.conftest import acks, at_rest, rows
 

@@ -127,3 +127,74 @@ async def _hl7(tx: Any, now: int) -> None:
                          "$7, $8, $9)", f"u{i}", now - i * 60_000, cid, mtype, status, ack, reason, b"MSH|...", now)
     await tx.execute("INSERT INTO unmatched (kind, ref, mrn_authority, mrn, summary, created_ms) "
                      "VALUES ('hl7', 'u0', 'HIS', 'MRN0042', 'LAB0001/1 2345-7 glucose 5.4 mmol/L', $1)", now)
+
+
+#: a blood count for 王秀英 (born 1949-12-31) under an MRN the cloud has never seen: it waits on the work list
+LAB_WITHOUT_ID = (
+    "MSH|^~\\&|LIS|妇幼保健院|MCHUB|CLOUD|20261206093000+0800||ORU^R01^ORU_R01|LIS00000901|P|2.5.1||||||UNICODE UTF-8\r"
+    "PID|1||M900001^^^HOSP^MR||王秀英||19491231|F\r"
+    "OBR|1|ORD901|FIL901|CBC^血常规^L|||20261206080000+0800\r"
+    "OBX|1|NM|718-7^Hb^LN||9.8|g/dL|11.5-15.0||||F\r"
+    "OBX|2|NM|6690-2^WBC^LN||6.1|10*9/L|3.5-9.5|N|||F\r").encode()
+
+
+async def seed_worklist(cloud: Cloud) -> dict[str, int]:
+    """Known subjects born 1949-12-31 — 王秀英 with her ID number (stored sex unknown: the number says
+    female), 王秀云 (a woman, no ID number), 王秀英 a man — and 李娜 born another day; then
+    :data:`LAB_WITHOUT_ID` received and processed as the HL7 listener and processor would.
+    Returns the subject ids by name and the waiting item's id (``item``)."""
+    from cloud.intake.sync_store import upsert_subject
+    from cloud.integration.inbound import Hl7Processor
+    from cloud.mllp.db_store import Hl7Store
+    from cloud.mllp.store import InboundMeta
+    from protocol.ids import now_ms
+    from protocol.model import Subject
+
+    db, at_rest = cloud.state.db, cloud.state.ingestor.at_rest
+    people = {"her": Subject(national_id=NID, name="王秀英", sex="0", birth_date="1949-12-31"),
+              "similar": Subject(name="王秀云", sex="2", birth_date="1949-12-31"),
+              "man": Subject(name="王秀英", sex="1", birth_date="1949-12-31"),
+              "other_day": Subject(name="李娜", sex="2", birth_date="1985-01-01")}
+    ids: dict[str, int] = {}
+    async with db.transaction() as tx:
+        for key, s in people.items():
+            ids[key] = await upsert_subject(tx, s, at_rest, now_ms())
+        await tx.execute("UPDATE subjects SET sex = '0' WHERE id = $1", ids["her"])  # as an HL7-only record leaves it
+    store = Hl7Store(db, at_rest)
+    try:
+        await store.store(LAB_WITHOUT_ID, InboundMeta(received_at=now_ms(), peer="10.0.0.5", status="accepted",
+                                                      ack_code="AA", sender="LIS|妇幼保健院", control_id="LIS00000901",
+                                                      message_type="ORU^R01"))
+        await Hl7Processor(db, store, at_rest).run_once()
+    finally:
+        await store.close()
+    ids["item"] = (await cloud.sql("SELECT id FROM unmatched WHERE mrn = 'M900001'"))[0]["id"]
+    return ids
+
+
+async def seed_history(cloud: Cloud, now: int) -> None:
+    """A day of traffic for the dashboard's charts: the per-minute samples the sampler writes (records
+    stored, batches, messages queued, dead letters, lags, HL7 frames received and answered with an
+    error), and refused batches now and then."""
+    import math
+
+    from cloud import audit
+
+    minute0 = now // 60_000 - 1440
+    rows: list[tuple[int, str, int]] = []
+    records = batches = 0
+    for m in range(1441):
+        busy = max(0.0, math.sin((m / 1440 - 0.3) * math.pi * 2))  # a working day's curve
+        records += int(40 * busy) + 2
+        batches += int(4 * busy) + 1
+        rows += [(minute0 + m, "sync.records", records), (minute0 + m, "sync.batches", batches),
+                 (minute0 + m, "outbox.created.his", int(6 * busy)), (minute0 + m, "outbox.created.mch", m % 7 // 6),
+                 (minute0 + m, "outbox.dead", 1 + m // 400), (minute0 + m, "sync.lag_s", int(600 * busy) + 30),
+                 (minute0 + m, "outbox.lag_s", 45 + (m % 180) * 3),
+                 (minute0 + m, "hl7.received", int(3 * busy) + (m % 4 == 0)), (minute0 + m, "hl7.errors", m % 97 == 0)]
+    async with cloud.state.db.transaction() as tx:
+        await tx.executemany("INSERT INTO dashboard_samples (minute, metric, value) VALUES ($1, $2, $3) "
+                             "ON CONFLICT (minute, metric) DO NOTHING", rows)
+        for h in (2, 5, 6, 13):
+            await audit.write(tx, actor="ingest", action="batch.refused", outcome="refused", hub_id="H2",
+                              reason="signature", at_ms=now - h * 3_600_000 - 600_000)

@@ -2,21 +2,29 @@
 
 An integration engineer signs in (password + TOTP), watches a number change live over
 Server-Sent Events, replays a dead letter and looks a patient up (masked); an admin
-mints an enrollment token that a real hub enrolls with, then revokes that hub. Every
-page is saved in zh-CN and English under docs/screenshots/cloud-*.png (1280x800).
+mints an enrollment token that a real hub enrolls with, then revokes that hub; an admin
+enrols a new user whose phone reads the one-time-code QR code off the screen (decoded
+here with zxing-cpp, as a phone's camera would), the new user signs in with a code, and
+the admin removes a device after confirming it with a reason. Every page is saved in
+zh-CN and English under docs/screenshots/cloud-*.png (1280x800); the dashboard and the work
+list by test_browser_worklist.py, with a day of traffic behind the charts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import io
 import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
+import zxingcpp
+from PIL import Image
 from playwright.sync_api import expect
 
 from cloud.mch import assembler
@@ -59,11 +67,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, ProvCl
         yield f"http://127.0.0.1:{port}", prov, secrets
 
 
-def sign_in(page: Any, url: str, user: str, secret: str) -> None:
+def sign_in(page: Any, url: str, user: str, secret: str, offset_steps: int = 0) -> None:
+    """Sign in; a second sign-in of the same user within 30 s takes the next code (``offset_steps=1``)."""
     page.goto(f"{url}/ui/login")
     page.fill("input[name=user]", user)
     page.fill("input[name=password]", PASSWORD)
-    page.fill("input[name=totp]", code(secret))
+    page.fill("input[name=totp]", code(secret, offset_steps))
     page.click("button[type=submit].primary")
     page.wait_for_url("**/ui/**")
 
@@ -103,7 +112,6 @@ def test_integration_engineer_watches_replays_and_searches(browser: Any, live: A
     page.wait_for_url("**/ui/dashboard?replayed=*")
     assert page.locator(".flash.ok").is_visible()
     assert page.locator("tr.dead-letter", has_text="mch.upload/case-7").count() == 0
-    shots(page, url, "/ui/dashboard", "dashboard")
 
     page.fill("form.search input[name=q]", NID)
     page.click("form.search button")
@@ -114,7 +122,6 @@ def test_integration_engineer_watches_replays_and_searches(browser: Any, live: A
     assert page.locator(".watermark").count() == 1
     screenshot(page, "cloud-search-patient-zh-CN")
     shots(page, url, "/ui/dashboard/search?q=MSG0003", "search-message")
-    shots(page, url, "/ui/dashboard/unmatched", "unmatched")
     shots(page, url, "/ui/registers?name=workload", "registers")
     assert "S1" in page.locator("main").inner_text() or "城关" in page.locator("main").inner_text()
     page.context.close()
@@ -150,7 +157,82 @@ def test_admin_enrolls_a_hub_with_a_one_time_token_and_revokes_it(browser: Any, 
     with pytest.raises(ProvisioningError):
         hubside.fetch_config(state)  # the revoked hub is refused
     shots(page, url, "/ui/admin", "admin")
-    shots(page, url, "/ui/admin/users", "users")
-    shots(page, url, "/ui/admin/devices", "devices")
     shots(page, url, f"/ui/admin/audit?hub={hub_id}", "audit")
+    page.context.close()
+
+
+def scan_qr(page: Any, selector: str) -> str:
+    """What a phone reads from the QR code on screen: the element's pixels, decoded."""
+    png = page.locator(selector).screenshot()
+    found = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
+    assert len(found) == 1 and found[0].format == zxingcpp.BarcodeFormat.QRCode, found
+    return str(found[0].text)
+
+
+def test_admin_enrols_a_user_by_qr_code_and_removes_a_device_with_a_reason(browser: Any, live: Any) -> None:  # noqa: F811
+    url, prov, secrets = live
+    page = new_page(browser, "zh-CN")
+    sign_in(page, url, "root", secrets["root"], offset_steps=1)  # root signed in a moment ago
+    page.goto(f"{url}/ui/admin/users")
+    assert page.locator("nav a.on").inner_text() == "用户"
+    page.fill("input[name=username]", "wang")
+    page.fill("input[name=display_name]", "王护士长")
+    page.fill("input[name=password]", PASSWORD)
+    page.check("fieldset input[value=integration]")
+    page.click("form.grid button.primary")
+    screenshot(page, "cloud-users-enrol-zh-CN")
+
+    uri = scan_qr(page, "#totp-qr svg")  # the phone scans the code
+    parts = urllib.parse.urlsplit(uri)
+    query = urllib.parse.parse_qs(parts.query)
+    assert parts.scheme == "otpauth" and parts.netloc == "totp" and urllib.parse.unquote(parts.path) == "/mchub:wang"
+    secret = query["secret"][0]
+    assert query["issuer"] == ["mchub"] and query["digits"] == ["6"] and query["period"] == ["30"]
+    assert not page.locator("#totp-secret").is_visible()  # the text secret waits behind the disclosure
+    page.click("details.manual summary")
+    assert page.text_content("#totp-secret") == secret
+    assert "待确认" in page.locator("#user-wang").inner_text()
+
+    # the new user confirms the first code the app shows (the previous step's, so the current one is unused)
+    page.fill("#totp-confirm input[name=code]", code(secret, -1))
+    page.click("#totp-confirm button")
+    page.wait_for_url("**/ui/admin/users?ok=wang")
+    assert "已启用" in page.locator("#user-wang").inner_text()
+    assert secret not in page.content()  # shown once
+    shots(page, url, "/ui/admin/users", "users")
+
+    newcomer = new_page(browser, "zh-CN")
+    sign_in(newcomer, url, "wang", secret)
+    assert newcomer.url.endswith("/ui/dashboard")
+    newcomer.context.close()
+
+    # a device on a named station, then its removal: confirmation and a reason, kept in the audit log
+    page.goto(f"{url}/ui/admin/devices?lang=zh-CN")
+    assert page.locator("nav a.on").inner_text() == "设备"
+    form = page.locator("#add-device")
+    form.locator("select[name=hub_id]").select_option("H1")
+    form.locator("input[name=station]").fill("一诊室")
+    form.locator("input[name=kind]").fill("ble-bp")
+    form.locator("input[name=address]").fill("AA:BB:CC:DD:EE:42")
+    form.locator("input[name=label]").fill("血压计")
+    form.locator("button.primary").click()
+    page.wait_for_url("**/ui/admin/devices?ok=*")
+    row = page.locator("tr.device", has_text="AA:BB:CC:DD:EE:42")
+    assert "一诊室" in row.inner_text() and "已配置但未连接" in row.inner_text()
+    assert page.locator("tr.device.not_configured").count() >= 1  # what H1 reported is still listed
+    shots(page, url, "/ui/admin/devices", "devices")
+    page.goto(f"{url}/ui/admin/devices?lang=zh-CN")
+    row = page.locator("tr.device", has_text="AA:BB:CC:DD:EE:42")
+    row.locator("a.danger").click()
+    dialog = page.locator("#confirm-remove")
+    assert "一诊室" in dialog.inner_text()
+    screenshot(page, "cloud-devices-remove-zh-CN")
+    dialog.locator("input[name=reason]").fill("送修")
+    dialog.locator("button.danger").click()
+    page.wait_for_url("**/ui/admin/devices?ok=*")
+    assert page.locator("tr.device", has_text="AA:BB:CC:DD:EE:42").count() == 0
+    db = sqlite3.connect(prov.cfg.database.url.removeprefix("sqlite:///"))
+    removed = db.execute("SELECT actor, reason FROM audit_log WHERE action = 'device.remove'").fetchall()
+    db.close()
+    assert removed == [("web:root", "送修")]
     page.context.close()

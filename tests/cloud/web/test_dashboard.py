@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,13 +11,22 @@ import aiohttp
 import pytest
 
 from cloud import users
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database
+from cloud.records.crypto_at_rest import AtRest
 from cloud.web import dashboard, queues, sampler
 from cloud.web.dashboard import headline
+from protocol.clinical.patient import CHINA
 from protocol.ids import now_ms
 from tests.cloud.support import make_cloud, serving
 from tests.cloud.web.support import NID, PASSWORD, WEB, code, csrf_from, running, seed, sign_in
+
+
+def chart_data(html: str) -> list[dict[str, Any]]:
+    """The charts' data block of a dashboard page."""
+    start = html.index('<script type="application/json" id="chart-data">')
+    block = html[html.index(">", start) + 1:html.index("</script>", start)]
+    data: list[dict[str, Any]] = json.loads(block)
+    return data
 
 
 @pytest.fixture
@@ -35,7 +46,10 @@ async def _seeded(cfg: Any, keys: Any):  # type: ignore[no-untyped-def]
 
 
 async def test_overview_shows_hubs_queues_charts_dead_letters_and_the_mllp_log(seeded: Any) -> None:
-    _, c, _ = seeded
+    cloud, c, _ = seeded
+    now = now_ms()
+    for minute in range(-4, 2):  # the sampler's minutes around the four frames seeded (now .. now - 3 min)
+        await sampler.sample(cloud.state.db, now + minute * 60_000)
     r = await c.get("/ui/dashboard")
     assert r.status_code == 200
     html = r.text
@@ -43,7 +57,18 @@ async def test_overview_shows_hubs_queues_charts_dead_letters_and_the_mllp_log(s
     assert "240" in html  # H2's backlog
     for title in ("入站同步", "HIS 出站", "妇幼平台上传"):
         assert title in html
-    assert html.count("<svg") >= 7  # two charts per queue + the ACK chart
+    charts = chart_data(html)  # drawn by ECharts in the browser (test_browser_worklist.py)
+    assert [c["id"] for c in charts] == ["traffic", "errors", "lag"]
+    assert html.count('class="echart" data-chart=') == 3 and "<svg" not in html
+    labels = charts[0]["labels"]
+    hours = [dt.datetime.fromtimestamp(now / 1000, CHINA) - dt.timedelta(hours=h) for h in range(23, -1, -1)]
+    assert labels == [h.strftime("%m-%d %H:00") for h in hours]  # oldest -> newest, China time, 24 h
+    hl7_in = dict(zip(labels, charts[0]["series"][1]["data"], strict=True))
+    assert hl7_in[labels[-1]] + hl7_in[labels[-2]] == 4  # the four frames seeded a few minutes ago, as sampled
+    errors = {s["name"]: s["data"] for s in charts[1]["series"]}
+    assert errors["HL7 接收出错"][:-2] == [None] * 22  # no frames, no point (not 0 %)
+    assert sum(e or 0 for e in errors["HL7 接收出错"][-2:]) > 0  # MSG0003 was answered AE, one frame was garbage
+    assert "MCHV0000000000" in html and ">AE<" in html and "尚未处理" in html  # ACK counts, states in Chinese
     assert "筛查日期晚于上报日期" in html  # the receiver's reason of the dead letter
     assert "mch.upload/case-7" in html and "PID-3 missing" in html and ">AE<" in html
     assert "MCHV0000000000" in html and "AR: PID-3 unknown patient" in html  # HIS dead letter by control id
@@ -130,7 +155,7 @@ async def test_unmatched_work_list_is_audited_and_an_item_is_matched_by_id_numbe
     bad = await c.post(f"/ui/dashboard/unmatched/{item}/resolve", data={"national_id": "123", "csrf_token": token})
     assert "error=" in bad.headers["location"]
     ok = await c.post(f"/ui/dashboard/unmatched/{item}/resolve", data={"national_id": NID, "csrf_token": token})
-    assert ok.headers["location"].endswith(f"ok={item}")
+    assert ok.headers["location"].endswith(f"matched={item}#mine")
     row = (await cloud.sql("SELECT status, subject_id, resolved_by FROM unmatched"))[0]
     assert row["status"] == "resolved" and row["subject_id"] is not None and row["resolved_by"] == "web:ops"
     assert await cloud.sql("SELECT 1 FROM audit_log WHERE action = 'unmatched.resolve' AND actor = 'web:ops'")

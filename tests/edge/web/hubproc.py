@@ -47,7 +47,7 @@ def write_hub(base: Path, rig: StationRig, port: int, web_extra: str = "") -> Pa
     write_secret_file(base / "staff" / "nurse.pin", hash_password(PIN, log_n=12))  # 0600, as in production
     cfg = base / "hub.toml"
     cfg.write_text(
-        '[hub]\nidentity_dir = "identity"\ndata_dir = "data"\nplugins = ["tests.support.blebridge"]\n'
+        '[hub]\nidentity_dir = "identity"\ndata_dir = "data"\nplugins = ["mchub.demo.blebridge"]\n'
         f'[web]\nbind = "127.0.0.1"\nport = {port}\nsecure_cookie = false\nkiosk_summary_s = 60\n{web_extra}'
         '[[web.users]]\nname = "nurse"\nsecret_file = "staff/nurse.pin"\n'
         '[storage]\nmin_free_mb = 0\n' + rig.hub_toml_station("room-1", "血压身高体重 1"),

@@ -15,7 +15,10 @@ def test_kiosk_session_then_staff_bind_on_the_status_page(browser: Any, tmp_path
     with running_hub(tmp_path / "hub") as hub:
         kiosk = new_page(browser, "zh-CN")
         kiosk_walk(kiosk, hub, patient(0), "zh-CN")
-        kiosk_walk(kiosk, hub, patient(1), "en")  # the next patient, in English, on the same screen
+        kiosk.context.close()
+        small = new_page(browser, "en", 1024, 600)  # the next patient, in English, on a 10-inch screen
+        kiosk_walk(small, hub, patient(1), "en")
+        small.context.close()
         status_walk(new_page(browser, "zh-CN"), hub, "zh-CN")
         audit = (hub.data_dir / "hub.db").exists()
     assert audit

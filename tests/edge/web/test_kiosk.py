@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 from typing import Any
 
 import aiohttp
+import msgspec
 
 from drivers.base import Measurement
 from edge.store.ledger import IdentifyIn, ReadingIn
@@ -68,7 +70,7 @@ def test_a_child_is_told_what_a_child_is_told() -> None:
     got = {r.label: (r.level, r.meaning) for r in rows([{"observations": obs}], patient=child, on=dt.date(2026, 12, 6))}
     assert got[f"obs.{codes.BMI}"] == ("ok", "meaning.growth.normal")
     assert got[f"obs.{codes.WEIGHT}"] == ("ok", "meaning.growth.normal")
-    assert got[f"obs.{codes.PULSE}"] == ("info", "meaning.child.no_reference")
+    assert got[f"obs.{codes.PULSE}"] == ("ok", "meaning.pulse.normal")  # Fleming 2011 centiles for her age
     assert worst(rows([{"observations": obs}], patient=child, on=dt.date(2026, 12, 6))) == "ok"
 
 
@@ -83,7 +85,7 @@ def test_every_meaning_has_words_in_both_languages() -> None:
                | {f"gain.{c.value}" for c in pregnancy.GainClass} | {"child.no_reference", "pregnancy.bmi_not_judged"}
                | {f"child_bp.{c.key}" for c in ChildBp}
                | {f"pulse.{w}" for w in ("normal", "high", "low")}
-               | {f"temperature.{w}" for w in ("normal", "high", "very_high", "low")})
+               | {f"temperature.{w}" for w in ("normal", "high", "very_high", "low", "recheck", "infant_fever")})
     cat = catalog(EDGE_LOCALES)
     for lang in ("zh-CN", "en"):
         missing = {k for k in klasses if f"meaning.{k}" not in cat.messages[lang]}
@@ -97,6 +99,8 @@ async def test_kiosk_phases_from_card_to_close(web_hub: tuple[Any, Any]) -> None
     await hub.writer.submit(IdentifyIn("room-1", PATIENT))
     st = await kiosk.state("room-1")
     assert st["phase"] == "identified" and st["name"] == "王*"
+    assert [(x.device_id, x.state) for x in st["steps"]] == [("bp-1", "next")] and st["next"].device_id == "bp-1"
+    assert 'aria-current="step"' in kiosk.fragment(st, "room-1", "zh-CN", "tok")
     assert (await kiosk.state("room-2"))["phase"] == "idle"  # only its own station's session
     hub._live("room-1", cuff(143))
     st = await kiosk.state("room-1")
@@ -108,13 +112,37 @@ async def test_kiosk_phases_from_card_to_close(web_hub: tuple[Any, Any]) -> None
     assert st["phase"] == "summary" and st["overall"] == "watch"  # bp-1 was the station's only measuring device
     html = kiosk.fragment(st, "room-1", "en", "tok")
     assert "145/85" in html and "slightly high: tell your doctor" in html and 'action="/kiosk/room-1/finish"' in html
+    assert [(x.name, x.state) for x in st["steps"]] == [("bp", "done")] and st["next"] is None
+    assert "<svg" in html and "data-qr" in html  # the summary as a QR code
     assert await kiosk.finish("room-1")
-    assert (await kiosk.state("room-1")) == {"phase": "idle"}
+    st = await kiosk.state("room-1")
+    assert st["phase"] == "idle" and "session" not in st and "rows" not in st
+
+
+async def test_the_qr_code_holds_only_what_the_summary_shows(web_hub: tuple[Any, Any]) -> None:
+    """The code is the summary's text (date, station name, overall meaning, each result with its meaning)
+    and nothing else: no name, masked or not, no ID number, no visit or hub id."""
+    from edge.web import summary_qr
+
+    hub, _ = web_hub
+    kiosk = hub.kiosk
+    session_id = await hub.writer.submit(IdentifyIn("room-1", PATIENT))
+    await hub.writer.submit(ReadingIn("room-1", "bp-1", bp(145, 85, 70)))
+    st = await kiosk.state("room-1")
+    assert st["phase"] == "summary"
+    cat = catalog(EDGE_LOCALES)
+    text = summary_qr.payload(st["rows"], st["overall"], "血压 1", st["day"], lambda key: cat.t(key, "zh-CN"))
+    assert text.splitlines() == [f"测量结果 {st['day'].isoformat()} 血压 1", "有结果略偏离正常，请告诉医生",
+                                 "血压 145/85 mmHg 略高，请告诉医生", "脉搏 70 次/分 正常"]
+    for secret in (NID, NID[-4:], "王芳", "王*", session_id, hub.reader.state()["hub_id"]):
+        assert secret not in text, secret
+    html = kiosk.fragment(st, "room-1", "zh-CN", "tok")
+    assert summary_qr.svg(text) in html  # the page's code is exactly this text
 
 
 async def test_summary_closes_the_session_by_itself(web_hub: tuple[Any, Any]) -> None:
     hub, _ = web_hub
-    object.__setattr__(hub.cfg.web, "kiosk_summary_s", 0.2)
+    hub.cfg = dataclasses.replace(hub.cfg, web=msgspec.structs.replace(hub.cfg.web, kiosk_summary_s=0.2))
     runner = asyncio.create_task(hub.kiosk.run())
     try:
         await hub.writer.submit(IdentifyIn("room-1", PATIENT))

@@ -33,22 +33,31 @@ def kiosk_walk(page: Any, hub: RunningHub, p: Patient, lang: str = "zh-CN", shoo
     assert ("Please place your ID card" if en else "请将身份证放在读卡器上") in page.inner_text("#kiosk")
     shoot(page, "idle")
 
+    assert _steps(page) == [("card", "next"), ("height_weight", "todo"), ("bp", "todo")]
+
     hub.rig.place_card(p)
     page.wait_for_selector('#kiosk [data-phase="identified"]')
     text = page.inner_text("#kiosk")
     assert idnum.mask_name(p.name) in text and p.name not in text
     assert p.national_id not in page.content() and idnum.mask(p.national_id) not in page.content()
+    assert _steps(page) == [("card", "done"), ("height_weight", "next"), ("bp", "todo")]
+    assert ("Next: Height and weight" if en else "下一步：请测身高体重") in page.inner_text(".kiosk-next")
     shoot(page, "identified")
 
     hub.rig.inflate([40, 80, 120, 150, 172])
     page.wait_for_selector('#kiosk [data-phase="measuring"] .kiosk-cuff-value')
     page.wait_for_function("document.querySelector('.kiosk-cuff-value').textContent.trim() === '172'")
+    assert _steps(page) == [("card", "done"), ("height_weight", "todo"), ("bp", "next")]  # what she does now
     shoot(page, "measuring")
 
     hub.rig.bp(p.systolic, p.diastolic, p.pulse)
     page.wait_for_selector('#kiosk [data-phase="results"]')
     bp_row = page.inner_text('[data-result="obs.bp"]')
     assert f"{p.systolic}/{p.diastolic}" in bp_row
+    assert _steps(page) == [("card", "done"), ("height_weight", "next"), ("bp", "done")]  # she did BP first
+    assert page.locator('[aria-current="step"] .what').inner_text().strip() == (
+        "Height and weight" if en else "测身高体重")
+    _fits_the_screen(page)
     shoot(page, "results")
 
     hub.rig.step_on(p)
@@ -56,6 +65,9 @@ def kiosk_walk(page: Any, hub: RunningHub, p: Patient, lang: str = "zh-CN", shoo
     for label in ("obs.bp", "obs.8867-4", "obs.8302-2", "obs.29463-7", "obs.39156-5"):
         assert page.locator(f'[data-result="{label}"]').count() == 1, label
     assert page.locator(".kiosk-overall").count() == 1
+    assert _steps(page) == [("card", "done"), ("height_weight", "done"), ("bp", "done")]
+    assert page.locator("[data-qr] svg path").count() == 1  # the summary as a QR code
+    _fits_the_screen(page)
     shoot(page, "summary")
 
     page.click("button.kiosk-button")  # "完成 / Finish": closes the session, then the page reloads clean
@@ -66,13 +78,31 @@ def kiosk_walk(page: Any, hub: RunningHub, p: Patient, lang: str = "zh-CN", shoo
         assert trace not in rendered and trace not in source, trace
 
 
+def _steps(page: Any) -> list[tuple[str, str]]:
+    """The kiosk's step list as (step, done/next/todo)."""
+    return [(li.get_attribute("data-step"), li.get_attribute("data-state"))
+            for li in page.locator("#kiosk .kiosk-steps li").all()]
+
+
+def _fits_the_screen(page: Any) -> None:
+    """Results are at least 28 px, and the card fills the screen (no empty bottom third) without scrolling."""
+    sizes = page.eval_on_selector_all(".kiosk-results th, .kiosk-results td",
+                                      "els => els.map(e => parseFloat(getComputedStyle(e).fontSize))")
+    assert sizes and min(sizes) >= 28, sizes
+    box = page.eval_on_selector(".kiosk-card", "e => e.getBoundingClientRect().bottom")
+    height, scroll = page.evaluate("[innerHeight, document.documentElement.scrollHeight]")
+    assert box >= 0.9 * height and scroll <= height + 1, (box, height, scroll)
+
+
 def _get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as r:
         return str(r.read().decode())
 
 
 def status_walk(page: Any, hub: RunningHub, lang: str = "zh-CN", shoot: Shoot = _none) -> None:
-    """Sign in (a wrong PIN first), see devices and today's sessions, bind an unbound reading."""
+    """Sign in (a wrong PIN first); what needs action comes first; a reading taken while nobody was
+    identified appears without a page reload and the nurse binds it to one of the station's visits;
+    she registers a patient by hand, finds the visit with the search box and ends it."""
     en = lang == "en"
     hub.rig.bp(128, 82, 70)  # nobody identified: stored unbound
     page.goto(f"{hub.url}/?lang={lang}")
@@ -86,18 +116,47 @@ def status_walk(page: Any, hub: RunningHub, lang: str = "zh-CN", shoot: Shoot = 
     page.fill('input[name="password"]', PIN)
     page.click("button[type=submit]")
     page.wait_for_selector("#status")
+    assert ("Hub status" if en else "网关状态") in page.title()
     for device in ("card-1", "scale-1", "bp-1"):
         assert page.locator(f'tr[data-device="{device}"]').count() == 1
     page.wait_for_selector('tr[data-device="bp-1"] td.devstate.state-ok')
     page.wait_for_selector("tr[data-unbound]")
+    tops = page.evaluate("['needs-action', 'visits', 'devices'].map(id => document.getElementById(id)"
+                         ".getBoundingClientRect().top)")
+    assert tops == sorted(tops), tops  # needs action first
     assert page.locator(".watermark").count() == 1 and "nurse" in page.inner_text(".watermark")
     assert "**********" in page.inner_text("table.sessions")  # the ID number only masked
-    shoot(page, "status")
+    assert "room-1" not in page.inner_text("main")  # stations by name
+    assert page.locator("tr[data-visit] .value").count() > 0  # today's visits with their values
+
+    page.evaluate("window.notReloaded = true")
     before = page.locator("tr[data-unbound]").count()
-    page.locator("tr[data-unbound] form.bind button").first.click()
+    hub.rig.bp(131, 84, 72)  # another one: the list grows live
+    page.locator("tr[data-unbound]").nth(before).wait_for()  # the page's CSP allows no wait_for_function
+    assert page.evaluate("window.notReloaded === true")
+    shoot(page, "status")
+
+    row = page.locator("tr[data-unbound]").first
+    options = row.locator("select option").all_inner_texts()
+    assert 0 < len(options) <= 5, options  # the station's visits nearest in time, not the whole day
+    row.locator("form.bind button").click()
     page.wait_for_selector(".flash")
-    assert page.locator("tr[data-unbound]").count() == before - 1
+    assert page.locator("tr[data-unbound]").count() == before
     shoot(page, "status-bound")
+
+    page.select_option('form.entry select[name="station_id"]', "room-1")
+    page.fill('form.entry input[name="name"]', "周晓梅")
+    page.click("form.entry button[type=submit]")
+    page.wait_for_selector(".flash")
+    total = page.locator("tr[data-visit]").count()
+    page.fill("#visit-search", "周*")  # filters as she types
+    visible = page.locator("tr[data-visit]:not([hidden])")
+    assert 0 < visible.count() < total and all("周*" in text for text in visible.all_inner_texts())
+    visible.locator("form.end-visit button").click()  # the one still open
+    page.wait_for_selector(".flash")
+    assert ("Visit ended" if en else "已结束就诊") in page.inner_text(".flash")
+    assert page.locator("form.end-visit").count() == 0  # no open visit left
+    assert ("ended a visit" if en else "结束就诊") in page.inner_text("#actions")
 
 
 def sign_in(page: Any, hub: RunningHub, lang: str = "zh-CN") -> None:
@@ -137,8 +196,9 @@ def group_results_walk(page: Any, hub: RunningHub, p: Patient, lang: str = "zh-C
     page.wait_for_selector('#kiosk [data-phase="summary"]')
     text = page.inner_text("#kiosk")
     if p.group == "child":
-        assert ("for children the doctor judges this by age" if en else "儿童数值由医生结合年龄判断") in text
+        # pulse 105 at 4 years is inside Fleming's 1st-99th centile, BMI 16.1 normal for WHO: no adult words
         assert ("slightly fast" if en else "略快") not in text
+        assert ("underweight" if en else "偏瘦") not in text
     if p.pregnant_weeks is not None and (p.systolic >= 160 or p.diastolic >= 110):
         assert ("very high: please see the nurse now" if en else "很高，请马上找护士") in text
     shoot(page, f"summary-{p.group}")

@@ -109,7 +109,8 @@ def test_reference_ranges_follow_the_person_measured() -> None:
     child = reference_ranges_for(Patient(birth_date=dt.date(2022, 11, 1), sex="M"), obs, day)
     low, high = (float(x) for x in child[codes.BMI].split("-"))
     assert 12.5 < low < 14.0 and 17.5 < high < 19.5  # WHO 2006 BMI-for-age, 4 years, -2 to +2 SD
-    assert child[codes.SYSTOLIC] == child[codes.PULSE] == ""
+    assert child[codes.SYSTOLIC] == ""  # no height: no BP class, no range
+    assert child[codes.PULSE] == "65.0-131.0"  # Fleming 2011, 4-6 years, 1st-99th centile
     assert child[codes.TEMPERATURE] == REFERENCE_RANGES[codes.TEMPERATURE]
     pregnant = reference_ranges_for(Patient(birth_date=dt.date(1995, 1, 1), sex="F", pregnant_weeks=24), obs, day)
     assert pregnant[codes.BMI] == "" and pregnant[codes.SYSTOLIC] == REFERENCE_RANGES[codes.SYSTOLIC]

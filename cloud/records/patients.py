@@ -1,6 +1,6 @@
 """The patient index: one subject per person, matched by the blind index of the national ID.
 
-* Ingest upserts subjects by blind index (:func:`cloud.sync_store.upsert_subject`), so
+* Ingest upserts subjects by blind index (:func:`cloud.intake.sync_store.upsert_subject`), so
   sessions from every hub and source for the same ID number land on one subject.
 * People seen without an ID number (QR code, staff entry, HIS MRN) get their own subject;
   staff :func:`merge` it into the right one later. A merge rewrites nothing: it sets
@@ -18,9 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cloud import audit
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Tx
 from cloud.errors import PatientIndexError
+from cloud.records.crypto_at_rest import AtRest
 from protocol.errors import IdNumberError
 from protocol.ids import now_ms
 

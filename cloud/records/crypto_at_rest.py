@@ -8,6 +8,8 @@ numbers match without the database ever holding one in the clear.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 
 from cryptography.exceptions import InvalidTag
@@ -59,3 +61,11 @@ class AtRest:
     def blind_index(self, national_id: str) -> str:
         """HMAC blind index of a (valid) national ID number."""
         return idnum.blind_index(self._bi_key, national_id)
+
+    def name_index(self, name: str) -> str:
+        """Keyed HMAC of a person's full name (spaces and ``^`` dropped, case folded): equal names match.
+
+        Domain-separated from :meth:`blind_index` (the prefix holds a byte no ID number has).
+        """
+        folded = "".join(name.replace("^", " ").split()).casefold()
+        return hmac.new(self._bi_key, b"name\x1f" + folded.encode("utf-8"), hashlib.sha256).hexdigest()

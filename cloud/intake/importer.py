@@ -1,6 +1,6 @@
 """``mchub cloud import FILE``: hand-carried export files (protocol.export, docs/protocol.md §7).
 
-Each batch goes through :meth:`cloud.ingest.Ingestor.handle` exactly as if the hub had
+Each batch goes through :meth:`cloud.intake.ingest.Ingestor.handle` exactly as if the hub had
 POSTed it: same checks, same transaction, same audit. Batches are imported in file order;
 a gap (an earlier file is missing) is reported and the rest of the file still tried.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cloud.errors import ImportFileError
-from cloud.ingest import Ingestor
+from cloud.intake.ingest import Ingestor
 from protocol.envelope import MAGIC as BATCH_MAGIC
 from protocol.export import ExportFormatError, read_export
 

@@ -24,9 +24,9 @@ from typing import Any
 import msgspec
 
 from cloud import audit, outbox
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Tx, epoch_to_db
-from cloud.validate import Refusal
+from cloud.intake.validate import Refusal
+from cloud.records.crypto_at_rest import AtRest
 from protocol import idnum
 from protocol.envelope import BatchHeader
 from protocol.model import Reading, ReadingBound, Record, SessionClosed, SessionOpened
@@ -234,7 +234,7 @@ async def store_batch(tx: Tx, header: BatchHeader, records: list[Record], at_res
     return StoreResult(Outcome.STORED, header.last_seq, count, len(readings), seen)
 
 
-# --- records refused one by one (cloud/validate.py, docs/protocol.md §3.1) ---------------
+# --- records refused one by one (cloud/intake/validate.py, docs/protocol.md §3.1) ---------------
 
 async def record_refusals(tx: Tx, header: BatchHeader, refusals: Sequence[Refusal], result: StoreResult, now: int,
                           actor: str) -> None:

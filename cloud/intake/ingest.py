@@ -6,12 +6,12 @@ call :meth:`Ingestor.handle` with the batch bytes and send back the :class:`Answ
 Every refusal is counted (``mchub_rejects_total{reason}``). A refusal of a batch whose
 signature verified (``wrong_recipient``, ``tampered_ciphertext``, ``invalid_record``), and every refusal of
 ``mchub cloud import``, is written to the audit log with the hub id; the HTTP refusals of
-unproven senders are counted by :mod:`cloud.refusal_audit` as aggregated rows instead,
+unproven senders are counted by :mod:`cloud.audit.refusals` as aggregated rows instead,
 so a flood cannot grow the audit log without bound. The HTTP endpoint takes an ingest
 slot (:meth:`Ingestor.admitted`) before reading the body and checks the header and the
 hub it names (:meth:`Ingestor.check_header`) before reading the rest. A hub's batches sent
-ahead on parallel connections are stored in seq order (:mod:`cloud.sync_order`). A record that does not
-validate is refused on its own (cloud/validate.py): the rest of the batch is stored, the record
+ahead on parallel connections are stored in seq order (:mod:`cloud.intake.sync_order`). A record that does not
+validate is refused on its own (cloud/intake/validate.py): the rest of the batch is stored, the record
 is kept in ``refused_records`` and the ack names it (docs/protocol.md §3.1). Duplicates and replays are answered
 200 with ack status 1, counted and audited inside the store transaction.
 """
@@ -30,15 +30,14 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from cloud import audit, metrics
-from cloud.crypto_at_rest import AtRest
 from cloud.db.engine import Database
 from cloud.db.migrations import PartitionCache
 from cloud.db.pg_ingest import SignerRefused, store_batch_pg
 from cloud.errors import DatabaseError, DatabaseUnavailable
-from cloud.keystore import CloudKeys
-from cloud.registry import lookup_signer
-from cloud.sync_order import SeqOrder
-from cloud.sync_store import (
+from cloud.fleet.registry import lookup_signer
+from cloud.intake.keystore import CloudKeys
+from cloud.intake.sync_order import SeqOrder
+from cloud.intake.sync_store import (
     Outcome,
     StoreResult,
     may_hold_refusals,
@@ -46,7 +45,8 @@ from cloud.sync_store import (
     refused_between,
     store_batch,
 )
-from cloud.validate import InvalidRecord, Refusal, check_columns
+from cloud.intake.validate import InvalidRecord, Refusal, check_columns
+from cloud.records.crypto_at_rest import AtRest
 from protocol.ack import Ack, AckStatus, batch_digest, sign_ack
 from protocol.batch import Columns
 from protocol.envelope import BatchHeader, open_columns, parse_header
@@ -64,7 +64,7 @@ _STATUS = {"malformed": 400, "unsupported_version": 400, "unknown_suite": 400, "
            "unavailable": 503, "internal": 500}
 #: refusals raised once the batch's signature verified (inside open_columns): audited one
 #: entry each (a known hub's fault), like any refusal after the signature (e.g. revoked
-#: since its key was cached); every other HTTP refusal is counted by cloud.refusal_audit
+#: since its key was cached); every other HTTP refusal is counted by cloud.audit.refusals
 AUTHENTICATED_REFUSALS = frozenset({"wrong_recipient", "tampered_ciphertext", "invalid_record"})
 for _reason in _STATUS:  # every reason on /metrics from the start, at 0, so dashboards and alerts see it
     metrics.REJECTS.labels(_reason)
@@ -101,7 +101,7 @@ def _signer_refused(reason: str, header: BatchHeader) -> _Refused:
 
 
 #: the batches announced by their header during the current admission (:meth:`Ingestor.admitted`):
-#: in progress for :mod:`cloud.sync_order` until the answer is made, while the rest of the body is read
+#: in progress for :mod:`cloud.intake.sync_order` until the answer is made, while the rest of the body is read
 _ADMISSION: contextvars.ContextVar[contextlib.ExitStack | None] = contextvars.ContextVar("mchub_admission",
                                                                                          default=None)
 

@@ -56,7 +56,7 @@ class RefusalTally:
     One per worker process (or listener). :meth:`note` is cheap and synchronous (call it
     for every refusal); :meth:`run` flushes every ``window_s`` and once more when
     stopped. Each row is an ordinary ``audit_log`` entry (so the hash chain of
-    :mod:`cloud.audit_chain` seals it like any other): ``action`` ``refusal.tally``,
+    :mod:`cloud.audit.chain` seals it like any other): ``action`` ``refusal.tally``,
     ``outcome`` ``refused``, ``actor`` the source address, ``target`` the route,
     ``reason`` the reason code, ``detail`` ``{source, route, reason, status, count,
     first_ms, last_ms, window_s}``, ``hub_id`` the hub a refused batch claimed (if any).

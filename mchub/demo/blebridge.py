@@ -1,12 +1,16 @@
-"""A simulated Bluetooth blood-pressure monitor inside a hub process, played from the test (hub plugin).
+"""A simulated Bluetooth blood-pressure monitor inside a hub process, played from outside (hub plugin).
 
-``[hub] plugins = ["tests.support.blebridge"]``, then a device ``driver = "sim-ble-bp"``
+``[hub] plugins = ["mchub.demo.blebridge"]``, then a device ``driver = "sim-ble-bp"``
 with ``control_port = N``: the hub runs the real BLE driver (:class:`drivers.ble.manager.BleDriver`
 with the real bleak adapter and codecs) against a :mod:`firmware_sim.ble` peripheral in
 the hub's own process — BlueZ is not needed. Once the hub subscribes, the peripheral
-connects to ``127.0.0.1:N`` where the test sends lines ``<characteristic hex> <frame hex>``
+connects to ``127.0.0.1:N`` where the player (``mchub demo``'s :class:`mchub.demo.devices.BleBpMonitor`,
+or a test's :class:`tests.support.kioskrig.StationRig`) sends lines ``<characteristic hex> <frame hex>``
 (``2a36`` intermediate cuff pressure, ``2a35`` measurement; frames encoded with
 :mod:`firmware_sim.ble.encode`) and indicates each frame to the hub, answering ``ok``.
+
+It lives in ``mchub.demo`` (not ``firmware_sim``, which never imports a driver; not ``edge``, which
+ships no synthetic driver): only a demo's or a test's hub.toml names it.
 """
 
 from __future__ import annotations

@@ -1,0 +1,136 @@
+"""Patient matching for a group of HL7 messages in one transaction, with few round trips.
+
+:class:`Lookups` answers the questions of :mod:`cloud.integration.matching` (``find``,
+``learn_mrn``, the unmatched work list) for every message of a processing group:
+
+* :meth:`Lookups.load` reads, in two statements, the subjects of every national ID and
+  the identifiers of every MRN the group names (merged subjects followed to the survivor);
+* the messages are then applied one after the other, in arrival order; what a message
+  creates (a subject, a learned MRN) is remembered at once, so a later message of the same
+  patient in the group sees it exactly as it would have seen it in the database;
+* writes that nothing in the group reads back (new MRN mappings, work-list items) wait in
+  memory and go out together in :meth:`flush`, which the caller runs before anything that
+  reads those tables (an ADT resolving the work list) and before COMMIT.
+
+Same rules as ``matching`` (national ID first, creating the subject; else the MRN, exact
+authority first, else unambiguous under any authority); only the number of round trips
+differs. SQLite (one local file) reads key by key; PostgreSQL reads arrays.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from cloud.db.engine import Tx
+from cloud.intake.sync_store import upsert_subject
+from cloud.integration.matching import INSERT_IDENTIFIER, INSERT_UNMATCHED, Who, survivor, unmatched_row
+from cloud.records.crypto_at_rest import AtRest
+from protocol.ids import now_ms
+
+log = logging.getLogger("mchub.cloud.integration")
+
+_SUBJECTS_PG = "SELECT blind_index, id, merged_into FROM subjects WHERE blind_index = ANY($1::text[])"
+_SUBJECTS_ONE = "SELECT blind_index, id, merged_into FROM subjects WHERE blind_index = $1"
+_IDENTIFIERS = ("SELECT i.authority, i.value, i.subject_id, s.merged_into FROM subject_identifiers i "
+                "JOIN subjects s ON s.id = i.subject_id WHERE ")
+_IDENTIFIERS_PG = _IDENTIFIERS + "i.value = ANY($1::text[])"
+_IDENTIFIERS_ONE = _IDENTIFIERS + "i.value = $1"
+
+
+class Lookups:
+    """Who is who for one group of messages inside one transaction (see the module docstring)."""
+
+    def __init__(self, tx: Tx, at_rest: AtRest) -> None:
+        self.tx = tx
+        self.at_rest = at_rest
+        self._subjects: dict[str, int | None] = {}  #: blind index -> survivor (None: no such subject)
+        self._identifiers: dict[str, list[tuple[str, int]]] = {}  #: MRN value -> [(authority, survivor)]
+        self._new_identifiers: list[tuple[Any, ...]] = []
+        self._unmatched: list[tuple[Any, ...]] = []
+
+    @classmethod
+    async def load(cls, tx: Tx, at_rest: AtRest, people: Iterable[Who]) -> Lookups:
+        """Read what the database knows about every national ID and MRN of ``people``."""
+        self, people = cls(tx, at_rest), list(people)
+        indexes = sorted({at_rest.blind_index(w.national_id) for w in people if w.national_id} - {""})
+        values = sorted({w.mrn for w in people if w.mrn})
+        if tx.dialect == "postgres":
+            subjects = await tx.fetch(_SUBJECTS_PG, indexes) if indexes else []
+            identifiers = await tx.fetch(_IDENTIFIERS_PG, values) if values else []
+        else:
+            subjects = [r for i in indexes for r in await tx.fetch(_SUBJECTS_ONE, i)]
+            identifiers = [r for v in values for r in await tx.fetch(_IDENTIFIERS_ONE, v)]
+        self._subjects = dict.fromkeys(indexes)
+        for r in subjects:
+            self._subjects[r["blind_index"]] = await self._survivor(int(r["id"]), r["merged_into"])
+        self._identifiers = {v: [] for v in values}
+        for r in identifiers:
+            sid = await self._survivor(int(r["subject_id"]), r["merged_into"])
+            self._identifiers[r["value"]].append((r["authority"], sid))
+        return self
+
+    async def _survivor(self, sid: int, merged_into: int | None) -> int:
+        return sid if merged_into is None else await survivor(self.tx, int(merged_into))
+
+    async def find(self, who: Who) -> int | None:
+        """As :func:`matching.find`: national ID first (creating the subject), else the MRN."""
+        if who.national_id:
+            bi = self.at_rest.blind_index(who.national_id)
+            if bi not in self._subjects:  # not loaded: a person named outside load()
+                self._subjects[bi] = await self._read_subject(bi)
+            sid = self._subjects[bi]
+            if sid is None:  # known to the hospital before any hub: create her as ingest would
+                sid = await survivor(self.tx, await upsert_subject(self.tx, who.subject(), self.at_rest, now_ms()))
+                self._subjects[bi] = sid
+            return sid
+        return await self.by_mrn(who.mrn_authority, who.mrn)
+
+    async def _read_subject(self, bi: str) -> int | None:
+        r = await self.tx.fetchrow(_SUBJECTS_ONE, bi)
+        return None if r is None else await self._survivor(int(r["id"]), r["merged_into"])
+
+    async def _entries(self, value: str) -> list[tuple[str, int]]:
+        if value not in self._identifiers:  # not loaded
+            rows = await self.tx.fetch(_IDENTIFIERS_ONE, value)
+            self._identifiers[value] = [(r["authority"], await self._survivor(int(r["subject_id"]), r["merged_into"]))
+                                        for r in rows]
+        return self._identifiers[value]
+
+    async def by_mrn(self, authority: str, value: str) -> int | None:
+        """As :func:`matching.by_mrn`: exact authority first, else the value under any authority if unambiguous."""
+        if not value:
+            return None
+        entries = await self._entries(value)
+        exact = [sid for a, sid in entries if a == authority]
+        if exact:
+            return exact[0]
+        survivors = {sid for _, sid in entries}
+        return survivors.pop() if len(survivors) == 1 else None
+
+    async def learn_mrn(self, subject_id: int, authority: str, value: str, source: str) -> None:
+        """As :func:`matching.learn_mrn`; the row is written by :meth:`flush`."""
+        if not value:
+            return
+        entries = await self._entries(value)
+        have = next((sid for a, sid in entries if a == authority), None)
+        if have is None:
+            entries.append((authority, subject_id))
+            self._new_identifiers.append((authority, value, subject_id, source, now_ms()))
+        elif have != subject_id:
+            log.warning("MRN of authority %r already belongs to subject %s, not %s; kept (merge them if the same "
+                        "person)", authority, have, subject_id)
+
+    def add_unmatched(self, kind: str, ref: str, who: Who, summary: str) -> None:
+        """As :func:`matching.add_unmatched`; the row is written by :meth:`flush`."""
+        self._unmatched.append(unmatched_row(kind, ref, who, self.at_rest, summary))
+
+    async def flush(self) -> None:
+        """Write the learned MRNs and work-list items kept in memory."""
+        if self._new_identifiers:
+            await self.tx.executemany(INSERT_IDENTIFIER, self._new_identifiers)
+            self._new_identifiers = []
+        if self._unmatched:
+            await self.tx.executemany(INSERT_UNMATCHED, self._unmatched)
+            self._unmatched = []

@@ -25,6 +25,15 @@ from tests.support.system import CloudProc, HubRig, cloud_numbers, cloud_sql, ex
 
 TOTAL = 2000
 SYNC_STEPS = ("after_seal", "during_upload", "after_response", "after_ack_stored")
+STARTED = "status page on http://"  #: the hub's last start-up log line: everything is running
+
+
+def _wait_started(rig: HubRig, proc: subprocess.Popen[bytes], before: int, timeout: float = 60) -> None:
+    """Wait for this start's last start-up log line (``before``: how many the log held before it)."""
+    deadline = time.monotonic() + timeout
+    while rig.log_tail(10**9).count(STARTED) <= before:
+        assert proc.poll() is None and time.monotonic() < deadline, f"hub did not start: {rig.log_tail()}"
+        time.sleep(0.1)
 
 
 @pytest.mark.slow
@@ -60,8 +69,11 @@ def test_a_backlog_drained_with_batches_in_flight_survives_kills_of_hub_and_clou
             time.sleep(rng.uniform(0.2, 0.8))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
+        started_before = rig.log_tail(10**9).count(STARTED)
         proc = rig.start()
         try:
+            # the drain may be complete already: the hub stopped below must be up, not half-started
+            _wait_started(rig, proc, started_before)
             last = rig.wait_synced()
         finally:
             assert rig.stop(proc) == 0

@@ -108,6 +108,8 @@ class SyncConfig(_Section, frozen=True):
     #: None: keep everything locally (hand-carry with `mchub edge export`)
     url: Annotated[str, Meta(examples=["https://cloud.example.cn"])] | None = None
     batch_max_records: Annotated[int, Meta(ge=1, le=100_000)] = 5000
+    #: a backlog is sent this many batches ahead, acknowledged in order (docs/protocol.md §2.1)
+    batches_in_flight: Annotated[int, Meta(ge=1, le=16)] = 4
     linger_ms: Annotated[int, Meta(ge=0, le=60_000)] = 200
     timeout_s: Annotated[float, Meta(ge=1, le=600)] = 30.0
     retention_days: Annotated[float, Meta(ge=0, le=3650)] = 30.0

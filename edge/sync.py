@@ -8,8 +8,10 @@ record ends up in the cloud exactly once.
 
 Batching: when records are waiting the client sends at once up to ``batch_max_records``
 per batch; after an idle spell it lingers ``linger_ms`` so a burst shares a batch (a new
-reading reaches the cloud well within a second). A backlog drains batch after batch with
-no pause: while one batch is in flight the next is read and sealed in a thread.
+reading reaches the cloud well within a second). A backlog drains with ``batches_in_flight``
+batches on the wire at once, each on its own connection, the next read and sealed in a
+thread meanwhile; acks are stored strictly in seq order (the cloud stores a hub's batches
+in seq order too and answers 409 to one whose predecessor it does not hold: docs/protocol.md §2).
 Failures back off exponentially with jitter; 503 obeys ``Retry-After``.
 """
 
@@ -20,6 +22,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -42,6 +45,32 @@ BATCH_TYPE = "application/vnd.mchub.batch"
 DEDUP_WINDOW_MS = 7 * 86_400_000  #: how long a device's resend is recognised, at least
 #: ... and for at least this many records, whatever the clock says (a jump forward must not forget them)
 DEDUP_MIN_SEQS = 50_000
+#: faults on this hub (not the cloud's answer): the data is kept and the round retried
+LOCAL_FAULTS = (OSError, ValueError, RuntimeError, EdgeError)
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """The cloud's answer to one POST (``error``: it never came)."""
+
+    status: int
+    body: bytes
+    retry_after: str | None
+    version: str
+    error: str | None = None
+
+
+@dataclass
+class _InFlight:
+    """One sealed batch of a round, posted or (``answer`` None) found missing from the store."""
+
+    first: int
+    last: int
+    count: int
+    sealed: bytes
+    head: bool  #: posted with every record before it acknowledged
+    answer: asyncio.Future[_Reply] | None
+    status: int = 0  #: the HTTP status once answered
 
 
 class SyncClient:
@@ -69,8 +98,7 @@ class SyncClient:
         self.last_error: str | None = None
         self.sent_records = 0
         self.sent_bytes = 0
-        #: the next batch, sealed while the current one is in flight: (first seq, task)
-        self._ahead: tuple[int, asyncio.Future[tuple[int, bytes]]] | None = None
+        self._mark = 0  #: the stored mark during a round of :meth:`_send`
         #: called with the cloud's configuration version for this hub (enrolled hubs fetch a newer one)
         self.on_config_version: Callable[[int], None] | None = None
         #: extra headers sent with every batch: the configuration push report (docs/edge.md)
@@ -122,8 +150,8 @@ class SyncClient:
                     lingered = True
                     continue
                 try:
-                    delay = await self._send_one(http, st)
-                except (OSError, ValueError, RuntimeError, EdgeError) as exc:  # a local fault: keep the data, retry
+                    delay = await self._send(http, st)
+                except LOCAL_FAULTS as exc:  # a local fault: keep the data, retry
                     log.exception("sync step failed")
                     delay = self._fail(f"sync failed on this hub: {type(exc).__name__}: {exc}")
                 if delay is None:
@@ -131,40 +159,92 @@ class SyncClient:
                 lingered = True
                 await self._idle(delay)
 
-    async def _send_one(self, http: aiohttp.ClientSession, st: dict[str, Any]) -> float | None:
-        """Send the next batch; returns a delay to wait before the next attempt, or None to go on."""
+    async def _send(self, http: aiohttp.ClientSession, st: dict[str, Any]) -> float | None:
+        """Send from the mark on, ``batches_in_flight`` batches at a time, and store their acks in
+        seq order; returns a delay to wait before the next attempt, or None to go on at once.
+
+        A producer reads and seals batch after batch in a thread and posts each on its own
+        connection while a window slot is free; this coroutine takes the answers strictly in
+        order. The first answer that is not an ack ends the round: the batches behind it are
+        abandoned (the cloud stores a batch only after its predecessor, so none of them can
+        be stored past a missing one) and the next round resends from the stored mark.
+        """
+        window: asyncio.Queue[_InFlight] = asyncio.Queue()
+        slots = asyncio.Semaphore(self.cfg.batches_in_flight)
+        self._mark = st["acked_through"]
+        producer = asyncio.ensure_future(self._produce(http, st, window, slots))
+        producer.add_done_callback(lambda t: t.cancelled() or t.exception())  # an abandoned one fails quietly
+        try:
+            while True:
+                get = asyncio.ensure_future(window.get())
+                await asyncio.wait({get, producer}, return_when=asyncio.FIRST_COMPLETED)
+                if not get.done():  # the producer ended (or failed) with nothing more queued
+                    get.cancel()
+                    if window.empty():
+                        producer.result()  # a local fault surfaces here
+                        return None
+                    continue
+                item = get.result()
+                if item.answer is None:
+                    return self._fail(f"record {item.first} is no longer stored on this hub; run `mchub edge "
+                                      "status` and contact support (the cloud is missing records this hub "
+                                      "pruned)", block=True)
+                delay = await self._answered(item, await item.answer, st)
+                if delay is not None or item.status != 200:
+                    return delay
+                slots.release()
+        finally:
+            producer.cancel()
+            while not window.empty():
+                if (left := window.get_nowait().answer) is not None:
+                    left.cancel()
+
+    async def _produce(self, http: aiohttp.ClientSession, st: dict[str, Any], window: asyncio.Queue[_InFlight],
+                       slots: asyncio.Semaphore) -> None:
+        """Seal batches from the mark on and post each as a window slot frees (see :meth:`_send`)."""
         first = st["acked_through"] + 1
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None and ahead[0] == first:
-            count, sealed = await ahead[1]
-        else:
-            if ahead is not None:
-                ahead[1].cancel()
-            count, sealed = await asyncio.to_thread(self._read_and_seal, st, first, self.batch_max)
-        if not count:
-            return self._fail(f"record {first} is no longer stored on this hub; run `mchub edge status` "
-                              "and contact support (the cloud is missing records this hub pruned)", block=True)
-        crashpoint("after_seal")
-        if count == self.batch_max and st["next_seq"] - first > count:  # a backlog: seal the next batch meanwhile
-            nxt = first + count
-            task = asyncio.ensure_future(asyncio.to_thread(self._read_and_seal, st, nxt, count))
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # a discarded one may fail quietly
-            self._ahead = (nxt, task)
-        self.state = "sending"
+        while first < st["next_seq"]:
+            limit = self.batch_max
+            count, last, sealed = await asyncio.to_thread(self._read_and_seal, st, first, limit)
+            if not count:
+                window.put_nowait(_InFlight(first, first, 0, b"", False, None))
+                return
+            crashpoint("after_seal")
+            await slots.acquire()
+            head = first <= self._mark + 1  #: nothing before it unacknowledged: its 409 speaks for the cloud
+            self.state = "sending"
+            window.put_nowait(_InFlight(first, last, count, sealed, head,
+                                        asyncio.ensure_future(self._post(http, sealed))))
+            if count < limit:  # the last records there are: the next round picks up newer ones
+                return
+            first = last + 1
+
+    async def _post(self, http: aiohttp.ClientSession, sealed: bytes) -> _Reply:
+        """POST one sealed batch; a transport failure is a reply with ``error`` set."""
         try:
             headers = {"Content-Type": BATCH_TYPE, **(self.report() if self.report is not None else {})}
             async with http.post(self.url, data=sealed, headers=headers) as resp:
-                body = await resp.read()
-                status, retry_after = resp.status, resp.headers.get("Retry-After")
-                version = resp.headers.get("X-Mchub-Config-Version", "")
+                return _Reply(resp.status, await resp.read(), resp.headers.get("Retry-After"),
+                              resp.headers.get("X-Mchub-Config-Version", ""))
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            return self._fail(f"cloud unreachable: {type(exc).__name__}: {exc}")
-        if status == 200 and version.isdigit() and self.on_config_version is not None:
-            self.on_config_version(int(version))
+            return _Reply(0, b"", None, "", f"cloud unreachable: {type(exc).__name__}: {exc}")
+
+    async def _answered(self, item: _InFlight, reply: _Reply, st: dict[str, Any]) -> float | None:
+        """Act on the answer to one batch, in seq order; a delay, or None to go on."""
+        item.status = reply.status
+        if reply.error is not None:
+            return self._fail(reply.error)
+        status, body, count = reply.status, reply.body, item.count
+        if status == 200 and reply.version.isdigit() and self.on_config_version is not None:
+            self.on_config_version(int(reply.version))
         if status == 200:
-            return await self._accepted(body, sealed, st, count)
+            return await self._accepted(body, item, st)
         if status == 409:
-            return await self._gap(body, sealed, st)
+            if not item.head:  # sent before its predecessor's ack: the cloud had not stored that one yet
+                log.debug("batch from %d answered 409 behind batches in flight; resending from the mark",
+                          item.first)
+                return None
+            return await self._gap(body, item.sealed)
         if status == 413:
             self.batch_max = max(1, count // 2)
             log.warning("cloud says the batch is too large; sending %d records per batch", self.batch_max)
@@ -180,55 +260,58 @@ class SyncClient:
             return self._fail(f"cloud refused this hub (403 {reason}): it is revoked or unknown. Readings are kept; "
                               "ask the administrator to enroll the hub again", block=True)
         if status == 503:
-            wait = backoff.not_before(_retry_after(retry_after))
+            wait = backoff.not_before(_retry_after(reply.retry_after))
             self.last_error = f"cloud busy (503 {reason}); retrying in {wait:.0f} s"
             self.state = "backoff"
             return wait
         return self._fail(f"cloud answered {status} {reason}; the batch is kept and retried")
 
-    def _read_and_seal(self, st: dict[str, Any], first: int, limit: int) -> tuple[int, bytes]:
-        """Read up to ``limit`` records from ``first`` and seal them (runs in a thread: tens of ms)."""
+    def _read_and_seal(self, st: dict[str, Any], first: int, limit: int) -> tuple[int, int, bytes]:
+        """(count, last seq, sealed batch) of up to ``limit`` records from ``first`` (in a thread: tens of ms)."""
         records = self.reader.records(first, limit)
         if not records or records[0].seq != first:
-            return 0, b""
+            return 0, first, b""
         signer = self.identity.previous if self._use_previous_key and self.identity.previous else self.identity.signer
-        return len(records), seal(records, hub_id=st["hub_id"], epoch=st["epoch"], signer=signer,
-                                  recipient=self.identity.recipient)
+        return len(records), records[-1].seq, seal(records, hub_id=st["hub_id"], epoch=st["epoch"], signer=signer,
+                                                   recipient=self.identity.recipient)
 
-    async def _accepted(self, body: bytes, sealed: bytes, st: dict[str, Any], count: int) -> float | None:
+    async def _accepted(self, body: bytes, item: _InFlight, st: dict[str, Any]) -> float | None:
+        """Store the ack of ``item`` as far as ``item`` goes: a cloud ahead of the hub (batches sent
+        behind it and stored before a crash) answers each of those with its own ack and refusals."""
         try:
-            ack = verify_ack(body, self.identity.cloud_signing, sealed)
+            ack = verify_ack(body, self.identity.cloud_signing, item.sealed)
         except AckError as exc:
             return self._fail(f"cloud answer is not a valid ack: {exc}")
         if ack.hub_id != st["hub_id"] or ack.epoch != st["epoch"] or ack.status is AckStatus.GAP:
             return self._fail("cloud ack names another hub, epoch or status")
         crashpoint("after_response")
-        mark = await self.writer.call(q.store_ack(ack.acked_through_seq, body, now_ms(), ack.refused))
+        through = min(ack.acked_through_seq, item.last)
+        mark = self._mark = await self.writer.call(q.store_ack(through, body, now_ms(), ack.refused))
         if ack.refused:
             log.warning("the cloud refused %d record(s) of this batch; they are in the dead-letter list: %s",
                         len(ack.refused), ", ".join(f"seq {seq} ({why})" for seq, why in ack.refused[:10]))
         crashpoint("after_ack_stored")
-        self._success(count, len(sealed))
+        self._success(item.count, len(item.sealed))
         if self.batch_max < self.cfg.batch_max_records:
             self.batch_max = min(self.cfg.batch_max_records, self.batch_max * 2)
         log.debug("ack through %d", mark)
         await self._maybe_prune()
         return None
 
-    async def _gap(self, body: bytes, sealed: bytes, st: dict[str, Any]) -> float | None:
+    async def _gap(self, body: bytes, sealed: bytes) -> float | None:
         try:
             ack = verify_ack(body, self.identity.cloud_signing, sealed)
         except AckError as exc:
             return self._fail(f"cloud 409 answer is not a valid ack: {exc}")
         expected = ack.acked_through_seq
-        if expected >= st["acked_through"]:
+        if expected >= self._mark:
             await self.writer.call(q.store_ack(expected, body, now_ms()))
             return None
         kept = await asyncio.to_thread(self.reader.first_kept_seq)
         if kept is None or kept > expected + 1:
             return self._fail(f"the cloud holds records only through {expected} but this hub already pruned "
                               f"from {expected + 1}; restore the cloud or import an export", block=True)
-        detail = f"cloud holds records only through {expected} (hub had ack through {st['acked_through']}); resending"
+        detail = f"cloud holds records only through {expected} (hub had ack through {self._mark}); resending"
         log.warning("%s", detail)
         await self.writer.call(q.lower_mark(expected, detail, now_ms()))
         return None

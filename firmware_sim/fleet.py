@@ -64,6 +64,7 @@ class SyncStats:
     batches: int = 0
     records: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
+    #: per batch, from its first try to its answer: Retry-After waits and reconnects included, as a hub sees it
     latencies_ms: list[float] = field(default_factory=list)
 
 
@@ -132,8 +133,9 @@ class VirtualHub:
     async def sync(self, http: aiohttp.ClientSession, url: str, limit: int = 5000) -> int:
         """Upload until everything pending is acknowledged; returns the last HTTP status."""
         status = 200
+        started: float | None = None  #: when this batch was first tried: a sample includes every wait until its answer
         while (batch := self.seal_from(self.acked + 1, limit)) is not None:
-            started = time.perf_counter()
+            started = started or time.perf_counter()
             try:
                 async with http.post(f"{url}/api/v1/batches", data=batch,
                                      headers={"Content-Type": BATCH_TYPE}) as resp:
@@ -143,8 +145,10 @@ class VirtualHub:
                 self.stats.statuses[0] = self.stats.statuses.get(0, 0) + 1  # a real hub retries, so do we
                 await asyncio.sleep(self.rng.uniform(0.2, 1.0))
                 continue
-            self.stats.latencies_ms.append((time.perf_counter() - started) * 1000)
             self.stats.statuses[status] = self.stats.statuses.get(status, 0) + 1
+            if status != 503:  # 503: the Retry-After wait below belongs to this batch's sample
+                self.stats.latencies_ms.append((time.perf_counter() - started) * 1000)
+                started = None
             if status in (200, 409):
                 ack = verify_ack(body, self.cloud.signing, batch)
                 if status == 200:

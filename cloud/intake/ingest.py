@@ -9,7 +9,8 @@ signature verified (``wrong_recipient``, ``tampered_ciphertext``, ``invalid_reco
 unproven senders are counted by :mod:`cloud.audit.refusals` as aggregated rows instead,
 so a flood cannot grow the audit log without bound. The HTTP endpoint takes an ingest
 slot (:meth:`Ingestor.admitted`) before reading the body and checks the header and the
-hub it names (:meth:`Ingestor.check_header`) before reading the rest. A record that does not
+hub it names (:meth:`Ingestor.check_header`) before reading the rest. A hub's batches sent
+ahead on parallel connections are stored in seq order (:mod:`cloud.intake.sync_order`). A record that does not
 validate is refused on its own (cloud/intake/validate.py): the rest of the batch is stored, the record
 is kept in ``refused_records`` and the ack names it (docs/protocol.md §3.1). Duplicates and replays are answered
 200 with ack status 1, counted and audited inside the store transaction.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -34,6 +36,7 @@ from cloud.db.pg_ingest import SignerRefused, store_batch_pg
 from cloud.errors import DatabaseError, DatabaseUnavailable
 from cloud.fleet.registry import lookup_signer
 from cloud.intake.keystore import CloudKeys
+from cloud.intake.sync_order import SeqOrder
 from cloud.intake.sync_store import (
     Outcome,
     StoreResult,
@@ -97,6 +100,11 @@ def _signer_refused(reason: str, header: BatchHeader) -> _Refused:
                             "re-enroll or rotate the key")
 
 
+#: the batches announced by their header during the current admission (:meth:`Ingestor.admitted`):
+#: in progress for :mod:`cloud.intake.sync_order` until the answer is made, while the rest of the body is read
+_ADMISSION: contextvars.ContextVar[contextlib.ExitStack | None] = contextvars.ContextVar("mchub_admission",
+                                                                                         default=None)
+
 #: verified hub keys a worker remembers (PostgreSQL; each batch's transaction re-checks the
 #: hub and the key, so a revocation takes effect at once); ~200 bytes each
 KEY_CACHE_SIZE = 100_000
@@ -123,6 +131,7 @@ class Ingestor:
         self._slots = asyncio.Semaphore(self.limits.max_inflight)
         self._waiting = 0
         self._partitions = PartitionCache()
+        self._order = SeqOrder()  #: a hub's pipelined batches wait for the earlier ones here, not a 409
         self._seen: set[tuple[str, str, str]] = set()  #: stations and devices known to be stored
         self._keys: dict[tuple[str, bytes], Ed25519PublicKey] = {}  #: (hub, key id) -> verified key
         self._refusal_log = LogLimit(60.0)  #: unproven refusals: a line per reason a minute (the tally counts all)
@@ -159,8 +168,12 @@ class Ingestor:
             self._waiting -= 1
             metrics.WAITING.dec()
         try:
-            with metrics.INFLIGHT.track_inprogress():
-                yield True
+            with metrics.INFLIGHT.track_inprogress(), contextlib.ExitStack() as held:
+                token = _ADMISSION.set(held)
+                try:
+                    yield True
+                finally:
+                    _ADMISSION.reset(token)
         finally:
             self._slots.release()
 
@@ -190,6 +203,8 @@ class Ingestor:
                                             f"{self.limits.max_batch_bytes}; split it")
             header = parse_header(prefix, self.limits.max_batch_bytes, total_len=total_len)
             await self._signer(header)
+            if (held := _ADMISSION.get()) is not None:  # in progress from now: its successors wait for it
+                held.enter_context(self._order.in_progress(header.hub_id, header.epoch, header.first_seq))
         except (_Refused, EnvelopeError) as exc:
             return await self._refuse(exc.reason, str(exc), header, source, peer)
         except DatabaseUnavailable as exc:
@@ -210,17 +225,19 @@ class Ingestor:
                 raise _Refused("too_large", f"batch of {len(data)} bytes exceeds the limit of "
                                             f"{self.limits.max_batch_bytes}; split it")
             header = parse_header(data, self.limits.max_batch_bytes)
-            cols, refusals = check_columns(await self._open(data, header))
-            verified = True  # the hub's signature holds: later refusals are a known hub's, audited one by one
-            await self._partitions.ensure(self.db, cols.at)
-            actor = f"hub:{header.hub_id}" if source == "http" else f"{source}:{header.hub_id}"
-            if self.db.dialect == "postgres":  # one round trip: the transaction runs inside the server
-                result = await self._store_pg(header, cols, actor, refusals)
-            else:
-                async with self.db.transaction() as tx:
-                    now = now_ms()
-                    result = await store_batch(tx, header, cols.records(), self.at_rest, now, actor, self._seen)
-                    await record_refusals(tx, header, refusals, result, now, actor)
+            with self._order.in_progress(header.hub_id, header.epoch, header.first_seq):
+                cols, refusals = check_columns(await self._open(data, header))
+                verified = True  # the hub's signature holds: later refusals are a known hub's, audited one by one
+                await self._partitions.ensure(self.db, cols.at)
+                actor = f"hub:{header.hub_id}" if source == "http" else f"{source}:{header.hub_id}"
+                await self._order.after_earlier(header.hub_id, header.epoch, header.first_seq)
+                if self.db.dialect == "postgres":  # one round trip: the transaction runs inside the server
+                    result = await self._store_pg(header, cols, actor, refusals)
+                else:
+                    async with self.db.transaction() as tx:
+                        now = now_ms()
+                        result = await store_batch(tx, header, cols.records(), self.at_rest, now, actor, self._seen)
+                        await record_refusals(tx, header, refusals, result, now, actor)
             refused = await refused_between(self.db, header) if may_hold_refusals(header, refusals, result) else ()
         except (_Refused, EnvelopeError, InvalidRecord) as exc:
             return await self._refuse(exc.reason, str(exc), header, source, peer, verified)

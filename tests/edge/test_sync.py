@@ -104,3 +104,29 @@ async def test_backlog_drains_in_many_batches_while_the_next_is_sealed_ahead(tmp
         await hub.stop()
     assert cloud_numbers(refcloud) == list(range(1, 1001))
     assert refcloud.requests >= 20
+
+
+async def test_a_batch_refused_inside_the_window_is_resent_and_the_batches_behind_it_follow_once(
+        tmp_path: Path, refcloud: RefCloud) -> None:
+    from tests.edge.conftest import make_hub_dir
+
+    cfg = make_hub_dir(tmp_path / "hub", refcloud, stations='[[stations]]\nid = "room-1"\n',
+                       sync="batch_max_records = 50\nbatches_in_flight = 4\n")
+    refcloud.down = True
+    hub = await started(cfg)
+    try:
+        for start in range(0, 1000, 250):
+            await add_readings(hub, range(start + 1, start + 251))
+        # the 2nd, 5th and 9th batch of the backlog meet a refusal, a busy cloud and a lost answer
+        refcloud.batch_faults.update({51: "400", 201: "503", 401: "drop"})
+        refcloud.down = False
+        assert hub.sync is not None
+        hub.sync.sync_now()
+        await wait_until(lambda: synced(hub), seconds=60)
+        audit = hub.reader.audit()
+    finally:
+        await hub.stop()
+    assert cloud_numbers(refcloud) == list(range(1, 1001))
+    assert not refcloud.batch_faults
+    assert 409 in refcloud.statuses  # batches behind a refused one were answered 409 and resent...
+    assert not any(a["kind"] == "cloud_behind" for a in audit)  # ...without the hub lowering its mark

@@ -41,3 +41,43 @@ def test_mchub_sim_fleet_against_a_cloud_worker(pg_dsn: str, tmp_path: Path) -> 
                             "--duration", "1"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "5 hubs" in r.stdout and "HTTP {200:" in r.stdout and "p99" in r.stdout
+
+
+async def test_a_503_answer_counts_its_retry_after_wait_in_the_batch_latency(tmp_path: Path) -> None:
+    """A hub's latency sample runs from a batch's first try to its answer (bench_ingest's fleet phase)."""
+    import aiohttp
+    from aiohttp import web
+
+    from cloud.intake.keystore import init_keys
+    from protocol.ack import Ack, AckStatus, batch_digest, sign_ack
+    from protocol.envelope import parse_header
+
+    keys = init_keys(tmp_path / "k")
+    h = hub(keys, "F2")
+    h.add_visit()
+    answers = ["503", "ack"]
+
+    async def batches(request: web.Request) -> web.Response:
+        data = await request.read()
+        if answers.pop(0) == "503":
+            return web.json_response({"reason": "overloaded", "message": "busy"}, status=503,
+                                     headers={"Retry-After": "0.5"})
+        head = parse_header(data)
+        ack = Ack(AckStatus.STORED, head.hub_id, head.epoch, head.last_seq, head.first_seq, head.last_seq,
+                  batch_digest(data), 0)
+        return web.Response(body=sign_ack(ack, keys.signing), content_type="application/vnd.mchub.ack")
+
+    app = web.Application()
+    app.router.add_post("/api/v1/batches", batches)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession() as http:
+            assert await h.sync(http, f"http://127.0.0.1:{port}") == 200
+    finally:
+        await runner.cleanup()
+    assert h.stats.statuses == {503: 1, 200: 1}
+    assert len(h.stats.latencies_ms) == 1 and h.stats.latencies_ms[0] >= 500  # one sample, the wait inside it

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import sqlite3
 import threading
 from pathlib import Path
@@ -50,6 +51,9 @@ class RefCloud:
         self.revoked: set[str] = set()
         self.faults: collections.deque[str] = collections.deque()
         self.down = False  #: while True every request is dropped (cloud unreachable)
+        #: first seq of a batch -> the fault (as in ``faults``) its first arrival meets
+        self.batch_faults: dict[int, str] = {}
+        self.statuses: list[int] = []  #: HTTP status of every answered request, in order
         self.requests = 0
         self.body_bytes = 0
         self.db = sqlite3.connect(db, check_same_thread=False, isolation_level=None)
@@ -101,6 +105,16 @@ class RefCloud:
         data = await request.read()
         self.requests += 1
         self.body_bytes += len(data)
+        with contextlib.suppress(EnvelopeError):
+            fault = self.batch_faults.pop(parse_header(data).first_seq, fault)
+        response = self._answer(request, data, fault)
+        self.statuses.append(response.status)
+        return response
+
+    def _answer(self, request: web.Request, data: bytes, fault: str | None) -> web.StreamResponse:
+        if fault == "drop":  # a batch fault: the connection breaks before an answer
+            request.transport.abort()  # type: ignore[union-attr]
+            return web.Response()
         if fault == "503":
             return web.json_response({"reason": "overloaded", "message": "test"}, status=503,
                                      headers={"Retry-After": "0"})

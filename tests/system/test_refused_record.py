@@ -107,7 +107,8 @@ def test_a_hub_killed_before_it_stores_the_refusal_gets_it_again_and_keeps_it_on
     try:
         proc = rig.start(MCHUB_CRASH_AT="after_response", MCHUB_CRASH_AFTER="1")
         assert proc.wait(60) == -signal.SIGKILL, rig.log_tail()
-        assert cloud_sql(cloud.db_url, "SELECT seq FROM refused_records") == [(1,)]  # the cloud kept it...
+        # the cloud kept it (and, with batches in flight, perhaps those of batches sent behind it)...
+        assert (1,) in cloud_sql(cloud.db_url, "SELECT seq FROM refused_records")
         assert hub_rows(rig, "SELECT COUNT(*) FROM dead_letters") in ([(0,)], [])  # ...the hub never heard
         proc = rig.start()
         try:

@@ -22,9 +22,10 @@ from bench.hub_rig import HubRig, vm_kb
 
 WARMUP_READINGS = 300
 MEASURED_READINGS = 900
-#: growth over the measured phase: catches a leak of ~2 kB a reading or ~5 kB a web request (the hub
-#: before issue 21 grew ~1.7 kB a reading with its page caches filling and trims a minute apart)
-MAX_GROWTH_MB = 2.0
+#: growth over the measured phase: catches a leak of ~3 kB a reading or ~8 kB a web request. The hub
+#: before issue 21 grew ~1.7 kB a reading (page caches filling, trims a minute apart); today's hub
+#: measured 1.2 MB here on a loaded 2-core machine, so the margin stays wide enough never to flake
+MAX_GROWTH_MB = 3.0
 #: a start importing what a hub does not need (sqlite_utils and numpy: +13 MB); measured 72-78 MB on a
 #: loaded 2-core machine, against the 60 MB target of docs/edge.md that is not met yet
 MAX_PEAK_MB = 85.0

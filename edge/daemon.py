@@ -208,7 +208,9 @@ class Hub:
         server = _Server(uvicorn.Config(build_app(self), host=self.cfg.web_bind, port=self.cfg.web_port,
                                         log_level="warning", access_log=False, lifespan="off",
                                         timeout_graceful_shutdown=3, http=guarded,
-                                        backlog=128,  # asyncio accepts up to this many at once: fds stay bounded
+                                        # asyncio accepts up to `backlog` connections in one go before the guard
+                                        # can close the excess: 64 keeps a flood's burst well inside the fd limit
+                                        backlog=64,
                                         proxy_headers=bool(w.forwarded_allow_ips),
                                         forwarded_allow_ips=w.forwarded_allow_ips or None))
         self._web = server

@@ -268,7 +268,7 @@ class SyncClient:
 
     def _read_and_seal(self, st: dict[str, Any], first: int, limit: int) -> tuple[int, int, bytes]:
         """(count, last seq, sealed batch) of up to ``limit`` records from ``first`` (in a thread: tens of ms)."""
-        records = self.reader.records(first, limit)
+        records = self.reader.records(first, limit, with_uid=False)  # the batch does not carry uids
         if not records or records[0].seq != first:
             return 0, first, b""
         signer = self.identity.previous if self._use_previous_key and self.identity.previous else self.identity.signer

@@ -107,6 +107,11 @@ def test_find_a_refused_message_read_its_err_fix_the_cause_and_reprocess_it(brow
         for lang in ("en", "zh-CN"):
             page.goto(f"{detail}?lang={lang}")
             screenshot(page, f"cloud-message-detail-{lang}")
+        page.set_viewport_size({"width": 1024, "height": 600})  # a ward PC's small screen
+        for name, where in (("cloud-messages", f"{url}/ui/dashboard/messages"), ("cloud-message-detail", detail)):
+            page.goto(f"{where}?lang=zh-CN")
+            screenshot(page, f"{name}-zh-CN-1024x600")
+        page.set_viewport_size({"width": 1280, "height": 800})
     assert results(cfg) == 4  # the accepted message's results only
 
     # the cause: cloud.toml did not allow the new analyser; fixed, the cloud restarted

@@ -104,6 +104,11 @@ def test_an_engineer_matches_a_result_by_click_and_undoes_it(browser: Any, live:
     for lang in ("en", "zh-CN"):
         page.goto(f"{url}/ui/dashboard/unmatched?lang={lang}")
         screenshot(page, f"cloud-unmatched-{lang}")
+    page.set_viewport_size({"width": 1024, "height": 600})  # a ward PC's small screen
+    for name, where in (("cloud-dashboard", "dashboard"), ("cloud-unmatched", "dashboard/unmatched")):
+        page.goto(f"{url}/ui/{where}?lang=zh-CN")
+        screenshot(page, f"{name}-zh-CN-1024x600")
+    page.set_viewport_size({"width": 1280, "height": 800})
     row = page.locator(f"#item-{item}")
     assert "血红蛋白" in row.inner_text() and "偏低 ↓" in row.inner_text() and "王**" in row.inner_text()
     first = row.locator("ol.candidates li").first

@@ -69,6 +69,8 @@ def problem_text(p: SettingProblem) -> str:
         return "missing"
     if p.kind == "choice":
         return f"{p.value!r} is not allowed"
+    if p.kind == "range" and p.expected == "str":  # a length bound: every text option is one
+        return f"{p.value!r} is not a non-empty text"
     if p.kind in ("type", "range"):
         return f"{p.value!r} is not {allowed(p)}"
     return f"{p.value!r} is not valid"

@@ -198,10 +198,9 @@ def _count(path: str, reason: str) -> None:
 def body_caps(cfg: config_mod.CloudConfig) -> list[Cap]:
     """Per-route body caps (docs/reliability.md): batches as configured, enrolment and the
     provisioning API 64 kB, STOW-RS ``[dicom] max_body_mb``; others ``[http] max_body_bytes``."""
-    stow_mb = cfg.dicom.table.get("max_body_mb", 512)
     return [Cap("/api/v1/batches", cfg.server.max_batch_bytes, length_required=True),
             Cap("/api/v1/", fleet_api.MAX_BODY),
-            Cap("/dicomweb/", (stow_mb if isinstance(stow_mb, int) else 512) << 20)]
+            Cap("/dicomweb/", cfg.dicom.max_body_bytes)]
 
 
 def build_app(cfg: config_mod.CloudConfig) -> Starlette:

@@ -30,17 +30,16 @@ from cloud.config_checks import Section, config_error, resolve
 from cloud.config_checks import err as _err
 from cloud.config_example import EXAMPLE
 from cloud.config_integration import (
-    DicomSection,
-    DicomTable,
     HisConfig,
     MllpConfig,
     integration,
     mllp_networks,
 )
+from cloud.dicom.config import DicomConfig
 from cloud.errors import ConfigError
 from protocol.settings import SettingError, decode
 
-__all__ = ["EXAMPLE", "CloudConfig", "DicomSection", "HisConfig", "MllpConfig", "load", "mllp_networks", "parse"]
+__all__ = ["EXAMPLE", "CloudConfig", "DicomConfig", "HisConfig", "MllpConfig", "load", "mllp_networks", "parse"]
 
 Positive = Annotated[int, Meta(gt=0)]
 PositiveFloat = Annotated[float, Meta(gt=0)]
@@ -201,7 +200,7 @@ class _CloudFile(Section, frozen=True):
     logging: LoggingConfig = LoggingConfig()
     mllp: MllpConfig = MllpConfig()
     his: HisConfig = HisConfig()
-    dicom: DicomTable = DicomTable()
+    dicom: DicomConfig = DicomConfig()
     mch: MchConfig = MchConfig()
     audit: AuditConfig = AuditConfig()
     fleet: FleetConfig = FleetConfig()
@@ -228,7 +227,7 @@ class CloudConfig:
     web: WebConfig = field(default_factory=WebConfig)
     mllp: MllpConfig = field(default_factory=MllpConfig)
     his: HisConfig = field(default_factory=HisConfig)
-    dicom: DicomSection = field(default_factory=DicomSection)
+    dicom: DicomConfig = field(default_factory=DicomConfig)
     mch: MchConfig = field(default_factory=MchConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     fleet: FleetConfig = field(default_factory=FleetConfig)

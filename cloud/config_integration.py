@@ -1,4 +1,5 @@
-"""cloud.toml's hospital sections: [mllp], [his] and [dicom] (docs/hl7.md, docs/dicom.md).
+"""cloud.toml's hospital sections: [mllp], [his] and [dicom] (docs/hl7.md, docs/dicom.md; [dicom]
+is declared in cloud/dicom/config.py, the DICOM service's own configuration).
 
 Each key is declared once, in its section's Struct (type, default, bounds); the checks
 below are the rules that span keys or need a file or a validator of their own.
@@ -16,6 +17,7 @@ from msgspec import Meta
 from cloud.config_checks import Section, resolve
 from cloud.config_checks import err as _err
 from cloud.config_checks import positive as _positive
+from cloud.dicom.config import DicomConfig, DicomConfigError
 from cloud.errors import ConfigError
 from protocol.errors import ProtocolError
 from protocol.hl7.codemap import CodeMap
@@ -61,28 +63,6 @@ class HisConfig(Section, frozen=True):
     mrn_authority: str = ""
 
 
-class DicomTable(Section, frozen=True):
-    """[dicom] as written: the keys and their types. Defaults and the rules are
-    cloud.dicom.service.DicomConfig's, applied to :attr:`DicomSection.table` when enabled."""
-
-    enabled: bool = False
-    object_dir: str | None = None
-    scp_enabled: bool | None = None
-    scp_host: str | None = None
-    scp_port: int | None = None
-    ae_title: str | None = None
-    allowed_calling_aets: dict[str, Any] | list[Any] | None = None
-    max_body_mb: int | None = None
-    national_id_issuers: list[Any] | None = None
-
-
-class DicomSection(msgspec.Struct, frozen=True):
-    """[dicom]: ``table`` is checked by cloud.dicom.service.DicomConfig when enabled (paths resolved)."""
-
-    enabled: bool = False
-    table: dict[str, Any] = msgspec.field(default_factory=dict)
-
-
 def mllp_networks(m: MllpConfig) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     """``allowed_senders`` as networks (checked by :func:`parse` already)."""
     return tuple(ipaddress.ip_network(a, strict=False) for a in m.allowed_senders)
@@ -117,8 +97,8 @@ def _mllp_senders(path: Path, m: MllpConfig) -> None:
                    "accept any address, e.g. behind a firewall that already restricts it)")
 
 
-def integration(path: Path, mllp: MllpConfig, his: HisConfig, dicom: DicomTable
-                ) -> tuple[MllpConfig, HisConfig, DicomSection]:
+def integration(path: Path, mllp: MllpConfig, his: HisConfig, dicom: DicomConfig
+                ) -> tuple[MllpConfig, HisConfig, DicomConfig]:
     """[mllp], [his] and [dicom] as decoded, checked across keys; the code map and [dicom] through their own
     validators; paths resolved next to the file."""
     base = path.parent
@@ -138,14 +118,10 @@ def integration(path: Path, mllp: MllpConfig, his: HisConfig, dicom: DicomTable
     h = msgspec.structs.replace(his, tls_ca=resolve(base, his.tls_ca))
     if h.enabled and h.tls_ca is not None and not h.tls_ca.is_file():
         raise _err(path, "[his] tls_ca", f"{h.tls_ca} does not exist", "give the path of the HIS's PEM CA file")
-    table = {k: v for k, v in msgspec.structs.asdict(dicom).items() if v is not None and k != "enabled"}
-    if "object_dir" in table:
-        table["object_dir"] = str(resolve(base, Path(table["object_dir"])))
-    if dicom.enabled:
-        from cloud.dicom.service import DicomConfig, DicomConfigError  # pydicom: only when DICOM is on
-
+    d = msgspec.structs.replace(dicom, object_dir=resolve(base, dicom.object_dir))
+    if d.enabled:
         try:
-            DicomConfig.from_mapping(table, str(path))
+            d = d.checked(str(path))
         except DicomConfigError as exc:  # already names file, key and fix
-            raise ConfigError(str(exc).replace(". Fix:", ".\n  Fix:")) from exc
-    return m, h, DicomSection(dicom.enabled, table)
+            raise ConfigError(str(exc)) from exc
+    return m, h, d

@@ -26,6 +26,7 @@ import os
 import ssl
 from collections.abc import Awaitable, Callable
 
+import msgspec
 from starlette.routing import BaseRoute
 
 from cloud import outbox
@@ -75,13 +76,11 @@ class Integration:
         self.dicom_auth = SenderAuth(self.dicom_refusals)
         self.dicom = None
         if cfg.dicom.enabled:
-            from cloud.dicom.service import DicomConfig, DicomService  # pydicom only when DICOM is on
+            from cloud.dicom.service import DicomService  # pydicom only when DICOM is on
 
-            dicom_cfg = DicomConfig.from_mapping(cfg.dicom.table, str(cfg.path))
+            dicom_cfg = cfg.dicom  # checked by cloud.config.load
             if not self.owner:
-                import dataclasses
-
-                dicom_cfg = dataclasses.replace(dicom_cfg, scp_enabled=False)
+                dicom_cfg = msgspec.structs.replace(dicom_cfg, scp_enabled=False)
             self.dicom = DicomService(dicom_cfg, self.link, authorise=self.dicom_auth,
                                       on_refused=self.dicom_refusals)
         self.listener: MllpListener | None = None

@@ -10,62 +10,50 @@
     scan_timeout = 20              # seconds per scan
     backoff_initial = 1            # seconds before the first reconnect attempt
     backoff_max = 60               # cap of the exponential backoff
+
+Each key is declared once, in :class:`BleConfig` (:mod:`protocol.settings`); errors read
+``device 'bp-1': key 'racp': "yes" is not true or false; fix: write racp = true``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
 
 from drivers.errors import ConfigError
+from drivers.options import device_options
 
-_ADDRESS = re.compile(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f-]{36}$")
+_ADDRESS = r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f-]{36}$"
+_SECONDS = Meta(ge=0, examples=[20], description="write a number of seconds >= 0")
 
 
-@dataclass(frozen=True)
-class BleConfig:
+def _error(device_id: str, key: str, problem: str, fix: str) -> ConfigError:
+    return ConfigError(f"device {device_id!r}: key {key!r}: {problem}; fix: {fix}")
+
+
+class BleConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Validated settings of one BLE device."""
 
-    address: str | None = None
+    address: Annotated[str, Meta(pattern=_ADDRESS, examples=["C4:7C:8D:6A:10:2B"], description=(
+        'write the Bluetooth address as "AA:BB:CC:DD:EE:FF" or remove the key'))] | None = None
     racp: bool = True
     racp_delete: bool = True
     pair: bool = False
-    scan_timeout: float = 20.0
-    backoff_initial: float = 1.0
-    backoff_max: float = 60.0
-    max_attempts: int | None = None  #: consecutive failed attempts before giving up (None: never)
+    scan_timeout: Annotated[float, _SECONDS] = 20.0
+    backoff_initial: Annotated[float, Meta(gt=0, examples=[1], description="write a number of seconds > 0")] = 1.0
+    backoff_max: Annotated[float, _SECONDS] = 60.0
+    #: consecutive failed attempts before giving up (None: never)
+    max_attempts: Annotated[int, Meta(ge=1, examples=[5], description=(
+        "write a whole number >= 1, or leave the key out to retry forever"))] | None = None
 
     @classmethod
     def from_mapping(cls, device_id: str, table: Mapping[str, Any]) -> BleConfig:
-        """Validate ``table``; ConfigError names the device, the key and the fix."""
-
-        def fail(key: str, fix: str) -> ConfigError:
-            return ConfigError(f"device {device_id!r}: key {key!r}: {fix}")
-
-        address = table.get("address")
-        if address is not None and (not isinstance(address, str) or not _ADDRESS.match(address)):
-            raise fail("address", 'write the Bluetooth address as "AA:BB:CC:DD:EE:FF" or remove the key')
-        flags = {}
-        for key in ("racp", "racp_delete", "pair"):
-            value = table.get(key, getattr(cls, key))
-            if not isinstance(value, bool):
-                raise fail(key, "must be true or false")
-            flags[key] = value
-        numbers = {}
-        for key in ("scan_timeout", "backoff_initial", "backoff_max"):
-            value = table.get(key, getattr(cls, key))
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise fail(key, "must be a number of seconds >= 0")
-            numbers[key] = float(value)
-        if numbers["backoff_initial"] <= 0:
-            raise fail("backoff_initial", "must be a number of seconds > 0")
-        if numbers["backoff_max"] < numbers["backoff_initial"]:
-            raise fail("backoff_max", "must be at least backoff_initial")
-        attempts = table.get("max_attempts")
-        if attempts is not None and (isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1):
-            raise fail("max_attempts", "must be a whole number >= 1, or be left out to retry forever")
-        return cls(address=address, racp=flags["racp"], racp_delete=flags["racp_delete"], pair=flags["pair"],
-                   scan_timeout=numbers["scan_timeout"], backoff_initial=numbers["backoff_initial"],
-                   backoff_max=numbers["backoff_max"], max_attempts=attempts)
+        """Decode ``table``; ConfigError names the device, the key and the fix."""
+        config = device_options(device_id, table, cls, _error)
+        if config.backoff_max < config.backoff_initial:
+            raise _error(device_id, "backoff_max", f"{config.backoff_max:g} is below backoff_initial "
+                         f"({config.backoff_initial:g})", "make backoff_max at least backoff_initial")
+        return config

@@ -29,14 +29,18 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
 
 from drivers.base import Sink
-from drivers.errors import ConfigError, FrameError
+from drivers.errors import FrameError
 from drivers.idcard import frame, status
 from drivers.idcard.card import decode_read_data
 from drivers.instances import reuse
 from drivers.links import Link, link_spec, open_link
+from drivers.options import device_options
 from protocol.idnum import mask
 
 log = logging.getLogger("mchub.drivers.idcard")
@@ -51,11 +55,20 @@ _EXPECT: dict[tuple[int, int], tuple[int, Callable[[int], bool]]] = {
 }
 
 
-def _number(config: Mapping[str, Any], key: str, default: float, device_id: str) -> float:
-    value = config.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ConfigError(f"device {device_id!r}: {key} must be a non-negative number (got {value!r})")
-    return float(value)
+_SECONDS = Meta(ge=0, le=3600)
+
+
+class IdCardOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """The keys of an ID-card reader's table besides where it is (:func:`~drivers.links.link_spec`)."""
+
+    baudrate: Annotated[int, Meta(ge=1, examples=[115200])] = 115200
+    poll_interval: Annotated[float, _SECONDS, Meta(examples=[0.3])] = 0.3  #: seconds between "find card" polls
+    timeout: Annotated[float, _SECONDS, Meta(examples=[1.0])] = 1.0  #: seconds for an answer
+    #: the same card again within this many seconds is one read
+    dedupe_seconds: Annotated[float, _SECONDS, Meta(examples=[5.0])] = 5.0
+    #: polls without a card before it counts as removed (0 is taken as 1)
+    removal_misses: Annotated[int, Meta(ge=0, le=1000, examples=[2])] = 2
+    fingerprint: bool = False  #: read the fingerprint block too
 
 
 class IdCardReader:
@@ -66,13 +79,14 @@ class IdCardReader:
                  link_factory: Callable[[str, int], Any] = open_link) -> None:
         self.device_id = device_id
         self.port = link_spec(device_id, config)
-        self.baudrate = int(_number(config, "baudrate", 115200, device_id))
-        self.poll_interval = _number(config, "poll_interval", 0.3, device_id)
-        self.timeout = _number(config, "timeout", 1.0, device_id)
+        o = device_options(device_id, config, IdCardOptions)
+        self.baudrate = o.baudrate
+        self.poll_interval = o.poll_interval
+        self.timeout = o.timeout
         self.idle_flush = min(0.1, self.timeout / 4)
-        self.dedupe_seconds = _number(config, "dedupe_seconds", 5.0, device_id)
-        self.removal_misses = max(1, int(_number(config, "removal_misses", 2, device_id)))
-        self.read_command = frame.READ_ALL if config.get("fingerprint") else frame.READ_TEXT_PHOTO
+        self.dedupe_seconds = o.dedupe_seconds
+        self.removal_misses = max(1, o.removal_misses)
+        self.read_command = frame.READ_ALL if o.fingerprint else frame.READ_TEXT_PHOTO
         self._clock = clock
         self._link_factory = link_factory
         self._decoder = frame.ResponseDecoder()

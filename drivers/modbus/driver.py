@@ -30,15 +30,17 @@ import asyncio
 import logging
 import struct
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import Meta
 
 from drivers.base import Sink
-from drivers.errors import ConfigError, FrameError, TransportError
+from drivers.errors import FrameError, TransportError
 from drivers.modbus.codec import Deduplicator, Frame, decode
-from drivers.modbus.regmap import RegisterMap, get_choice, get_int, get_number, parse_register_map
+from drivers.modbus.regmap import RegisterMap, parse_register_map
 from drivers.modbus.transport import RegisterLink, rtu_link, tcp_link
+from drivers.options import device_options, option_error
 from protocol.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -140,60 +142,63 @@ def _same(a: FrameError, b: FrameError) -> bool:
     return type(a) is type(b) and a.raw == b.raw and str(a) == str(b)
 
 
-def _common(device_id: str, config: Mapping[str, Any]) -> tuple[RegisterMap, dict[str, Any]]:
-    where = f"device {device_id!r}"
-    regmap = parse_register_map(config, where)
-    options = {
-        "unit_id": get_int(config, "unit_id", where, 0, 247, 1),
-        "timeout": get_number(config, "timeout", where, 1.0),
-        "poll_interval": max(0.05, get_number(config, "poll_interval", where, 0.5)),
-        "reconnect_max": get_number(config, "reconnect_max", where, 30.0),
-    }
-    return regmap, options
+_SECONDS = Meta(gt=0, le=3600)
+
+
+class ModbusOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """The connection keys of a Modbus station's table, each declared once (the register map's
+    keys, in the same table, are :func:`~drivers.modbus.regmap.parse_register_map`'s)."""
+
+    unit_id: Annotated[int, Meta(ge=0, le=247, examples=[1])] = 1
+    timeout: Annotated[float, _SECONDS, Meta(examples=[1.0])] = 1.0  #: seconds per request
+    #: seconds between polls (at least 0.05: a faster poll is slowed to that)
+    poll_interval: Annotated[float, _SECONDS, Meta(examples=[0.5])] = 0.5
+    reconnect_max: Annotated[float, _SECONDS, Meta(examples=[30.0])] = 30.0  #: cap of the reconnect backoff
+
+
+class ModbusTcpOptions(ModbusOptions, frozen=True, kw_only=True):
+    """``kind = "modbus-tcp"``."""
+
+    host: Annotated[str, Meta(min_length=1, examples=["10.0.0.5"], description='add host = "<station IP address>"')]
+    port: Annotated[int, Meta(ge=1, le=65535, examples=[502])] = 502
+
+
+class ModbusRtuOptions(ModbusOptions, frozen=True, kw_only=True):
+    """``kind = "modbus-rtu"``; ``port``, when set, is the unit id (the cloud inventory's form)."""
+
+    address: Annotated[str, Meta(min_length=1, examples=["/dev/ttyUSB0"], description=(
+        'add address = "/dev/ttyUSB0" (the RS-485 adapter)'))]
+    port: Annotated[int, Meta(ge=0, le=247, description=(
+        "remove it, write the serial path as address and the unit id as unit_id"))] | None = None
+    baudrate: Annotated[int, Meta(ge=300, le=921600, examples=[9600])] = 9600
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Annotated[int, Meta(ge=1, le=2, examples=[1])] = 1
 
 
 def modbus_tcp(device_id: str, config: Mapping[str, Any]) -> ModbusDriver:
-    """``kind = "modbus-tcp"``: keys ``host``, ``port`` (502), ``unit_id`` (1), ``poll_interval``,
-    ``timeout``, ``reconnect_max`` (seconds) and the register map (see :mod:`drivers.modbus.regmap`)."""
-    regmap, o = _common(device_id, config)
-    host = config.get("host")
-    if not isinstance(host, str) or not host:
-        raise parse_error(device_id, "host", "missing; fix: add host = \"<station IP address>\"")
-    port = get_int(config, "port", f"device {device_id!r}", 1, 65535, 502)
-    return ModbusDriver(device_id, regmap, lambda: tcp_link(host, port, o["unit_id"], o["timeout"]),
-                        poll_interval=o["poll_interval"], backoff=Backoff(maximum=o["reconnect_max"]))
+    """``kind = "modbus-tcp"``: the keys of :class:`ModbusTcpOptions` and the register map
+    (see :mod:`drivers.modbus.regmap`)."""
+    o = device_options(device_id, config, ModbusTcpOptions)
+    regmap = parse_register_map(config, f"device {device_id!r}")
+    return ModbusDriver(device_id, regmap, lambda: tcp_link(o.host, o.port, o.unit_id, o.timeout),
+                        poll_interval=max(0.05, o.poll_interval), backoff=Backoff(maximum=o.reconnect_max))
 
 
 def modbus_rtu(device_id: str, config: Mapping[str, Any]) -> ModbusDriver:
-    """``kind = "modbus-rtu"``: keys ``address`` (the serial device path, like every serial driver),
-    ``baudrate`` (9600), ``parity`` (N/E/O), ``stopbits`` (1/2), ``unit_id`` (1) and the keys of
-    :func:`modbus_tcp` except host and port. A device pushed from the cloud's inventory carries
-    the unit id as an integer ``port`` (provisioning/inventory.py); that is read as ``unit_id``."""
-    where = f"device {device_id!r}"
-    device = config.get("address")
-    if not isinstance(device, str) or not device:
-        hint = " (the serial path goes in address, not port)" if isinstance(config.get("port"), str) else ""
-        raise parse_error(device_id, "address", f"missing{hint}; fix: add address = \"/dev/ttyUSB0\" "
-                                                "(the RS-485 adapter)")
-    port = config.get("port")
-    if port is not None:
-        if isinstance(port, bool) or not isinstance(port, int):
-            raise parse_error(device_id, "port", f"{port!r} is not a Modbus unit id; fix: remove it, write the "
-                                                 "serial path as address and the unit id as unit_id")
-        if "unit_id" in config and config["unit_id"] != port:
-            raise parse_error(device_id, "port", f"{port} differs from unit_id {config['unit_id']!r}; fix: keep "
-                                                 "only unit_id")
-        config = {**config, "unit_id": port}
-    regmap, o = _common(device_id, config)
-    baudrate = get_int(config, "baudrate", where, 300, 921600, 9600)
-    parity = get_choice(config, "parity", where, ("N", "E", "O"), "N")
-    stopbits = get_int(config, "stopbits", where, 1, 2, 1)
+    """``kind = "modbus-rtu"``: the keys of :class:`ModbusRtuOptions` (``address`` is the serial
+    device path, like every serial driver) and the register map. A device pushed from the
+    cloud's inventory carries the unit id as an integer ``port`` (provisioning/inventory.py);
+    that is read as ``unit_id``."""
+    if "address" not in config and isinstance(config.get("port"), str):
+        raise option_error(device_id, "address", "missing (the serial path goes in address, not port)",
+                           'add address = "/dev/ttyUSB0" (the RS-485 adapter)')
+    o = device_options(device_id, config, ModbusRtuOptions)
+    if o.port is not None:
+        if "unit_id" in config and o.unit_id != o.port:
+            raise option_error(device_id, "port", f"{o.port} differs from unit_id {o.unit_id!r}", "keep only unit_id")
+        o = msgspec.structs.replace(o, unit_id=o.port)
+    regmap = parse_register_map(config, f"device {device_id!r}")
     return ModbusDriver(
         device_id, regmap,
-        lambda: rtu_link(device, o["unit_id"], o["timeout"], baudrate=baudrate, parity=parity, stopbits=stopbits),
-        poll_interval=o["poll_interval"], backoff=Backoff(maximum=o["reconnect_max"]))
-
-
-def parse_error(device_id: str, key: str, message: str) -> ConfigError:
-    """A ConfigError for ``key`` of device ``device_id``."""
-    return ConfigError(f"device {device_id!r}.{key}: {message}")
+        lambda: rtu_link(o.address, o.unit_id, o.timeout, baudrate=o.baudrate, parity=o.parity, stopbits=o.stopbits),
+        poll_interval=max(0.05, o.poll_interval), backoff=Backoff(maximum=o.reconnect_max))

@@ -14,12 +14,16 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
 
 from drivers.base import Sink
-from drivers.errors import ConfigError, FrameError, TransportError
+from drivers.errors import FrameError, TransportError
 from drivers.mqtt.codec import DeviceMessage, SchemaError, decode_message
 from drivers.mqtt.topic import check_filter, match
+from drivers.options import device_options, option_error
 from protocol.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -131,32 +135,30 @@ def _payload(payload: Any) -> bytes:
     return b"" if payload is None else str(payload).encode()
 
 
+_TEXT = Meta(min_length=1)
+
+
+class MqttOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """The keys of an MQTT device's table, each declared once."""
+
+    host: Annotated[str, _TEXT, Meta(examples=["127.0.0.1"])] = "127.0.0.1"
+    port: Annotated[int, Meta(ge=1, le=65535, examples=[1883])] = 1883
+    #: a topic filter; ``{device_id}`` is replaced by ``device``
+    topic: Annotated[str, _TEXT, Meta(examples=[DEFAULT_TOPIC])] = DEFAULT_TOPIC
+    #: the id the device uses in its messages (default: the hub's device id)
+    device: Annotated[str, _TEXT, Meta(examples=["bp-3"])] | None = None
+    client_id: Annotated[str, _TEXT, Meta(examples=["mchub-bp-3"])] | None = None
+    keepalive: Annotated[int, Meta(ge=5, le=3600, examples=[30])] = 30
+    reconnect_max: Annotated[float, Meta(gt=0, examples=[30], description=(
+        "write a positive number of seconds, e.g. reconnect_max = 30"))] = 30.0
+
+
 def mqtt_device(device_id: str, config: Mapping[str, Any]) -> MqttDriver:
-    """``driver = "mqtt"``: keys ``host`` (127.0.0.1), ``port`` (1883), ``topic``
-    (``clinic/{device_id}/measurement``), ``device`` (the id the device uses; default the
-    hub's device id), ``client_id``, ``keepalive`` (seconds), ``reconnect_max`` (seconds)."""
-    where = f"device {device_id!r}"
-
-    def text(key: str, default: str | None) -> str | None:
-        value = config.get(key, default)
-        if value is not None and (not isinstance(value, str) or not value):
-            raise ConfigError(f"{where}.{key}: {value!r} is not a text; fix: write {key} = \"...\"")
-        return value
-
-    def integer(key: str, default: int, low: int, high: int) -> int:
-        value = config.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ConfigError(f"{where}.{key}: {value!r} is not an integer in {low}..{high}; fix: write {key} = <n>")
-        return value
-
-    reconnect_max = config.get("reconnect_max", 30)
-    if isinstance(reconnect_max, bool) or not isinstance(reconnect_max, int | float) or reconnect_max <= 0:
-        raise ConfigError(f"{where}.reconnect_max: {reconnect_max!r} is not a positive number of seconds")
+    """``driver = "mqtt"``: the keys of :class:`MqttOptions`."""
+    o = device_options(device_id, config, MqttOptions)
     try:
-        return MqttDriver(device_id, host=text("host", "127.0.0.1") or "127.0.0.1",
-                          port=integer("port", 1883, 1, 65535), topic=text("topic", DEFAULT_TOPIC) or DEFAULT_TOPIC,
-                          device=text("device", None), client_id=text("client_id", None),
-                          keepalive=integer("keepalive", 30, 5, 3600), backoff=Backoff(maximum=float(reconnect_max)))
+        return MqttDriver(device_id, host=o.host, port=o.port, topic=o.topic, device=o.device, client_id=o.client_id,
+                          keepalive=o.keepalive, backoff=Backoff(maximum=o.reconnect_max))
     except ValueError as exc:
-        raise ConfigError(f"{where}.topic: {exc}; fix: use a topic filter like \"clinic/{{device_id}}/measurement\"") \
-            from None
+        raise option_error(device_id, "topic", str(exc),
+                           'use a topic filter like "clinic/{device_id}/measurement"') from None

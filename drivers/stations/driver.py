@@ -28,25 +28,34 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+from msgspec import Meta
 
 from drivers.base import Measurement, Sink
 from drivers.errors import ConfigError, FrameError
 from drivers.instances import reuse
 from drivers.links import Link, link_spec, open_link
+from drivers.options import device_options
 from drivers.stations.common import Item, Signal
 from drivers.stations.dialects import dialect
 
 log = logging.getLogger("mchub.drivers.stations")
 
 
-def _seconds(config: Mapping[str, Any], key: str, default: float, device_id: str) -> float:
-    value = config.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ConfigError(f"device {device_id!r}: {key} must be a positive number of seconds (got {value!r})")
-    return float(value)
+_SECONDS = Meta(gt=0, le=3600)
+
+
+class StationOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """The keys of a serial station's table besides where it is (:func:`~drivers.links.link_spec`) and
+    its dialect's own keys (:mod:`drivers.stations.dialects`); ``mode`` is checked against the dialect."""
+
+    dialect: Annotated[str, Meta(examples=["a5"])] | None = None
+    mode: Annotated[str, Meta(examples=["poll"])] | None = None  #: "push" or "poll"; default: the dialect's
+    baudrate: Annotated[int, Meta(ge=1, examples=[9600])] | None = None  #: default: the dialect's
+    poll_interval: Annotated[float, _SECONDS, Meta(examples=[1.0])] = 1.0  #: seconds between requests (poll mode)
+    idle_flush: Annotated[float, _SECONDS, Meta(examples=[0.3])] = 0.3  #: seconds of silence that end a frame
 
 
 class SerialStation:
@@ -57,14 +66,15 @@ class SerialStation:
                  link_factory: Callable[[str, int], Any] = open_link) -> None:
         self.device_id = device_id
         self.port = link_spec(device_id, config)
-        self.dialect = dialect(config.get("dialect", default_dialect), device_id)
-        self.mode = str(config.get("mode", self.dialect.default_mode))
+        o = device_options(device_id, config, StationOptions)
+        self.dialect = dialect(o.dialect or default_dialect, device_id)
+        self.mode = o.mode or self.dialect.default_mode
         if self.mode not in self.dialect.modes:
             raise ConfigError(f"device {device_id!r}: dialect {self.dialect.name} supports mode "
                               f"{' or '.join(self.dialect.modes)}, not {self.mode!r}")
-        self.baudrate = int(config.get("baudrate", self.dialect.baudrate))
-        self.poll_interval = _seconds(config, "poll_interval", 1.0, device_id)
-        self.idle_flush = _seconds(config, "idle_flush", 0.3, device_id)
+        self.baudrate = o.baudrate or self.dialect.baudrate
+        self.poll_interval = o.poll_interval
+        self.idle_flush = o.idle_flush
         self.request = self.dialect.poll_request(config)
         self.decoder = self.dialect.decoder(config)
         self._clock = clock

@@ -30,7 +30,7 @@ def test_there_are_examples_to_check() -> None:
 def test_each_dicom_toml_example_loads(example: str, tmp_path: Path) -> None:
     cfg = parse(example, tmp_path / "cloud.toml")
     assert cfg.dicom.enabled
-    dicom = DicomConfig.from_mapping(cfg.dicom.table, str(tmp_path / "cloud.toml"))
+    dicom = cfg.dicom
     assert dicom.object_dir == tmp_path / "dicom"
     assert all(dicom.allowed_calling_aets.values())  # every AE title bound to addresses
 

@@ -33,10 +33,22 @@ def test_config_errors_name_file_key_and_fix(table: dict, key: str) -> None:
     assert message.startswith(f"/etc/mchub/cloud.toml: [dicom] {key}:") and "Fix:" in message
 
 
+@pytest.mark.parametrize(("table", "message"), [
+    ({"object_dir": "/x", "scp_enabled": False, "scp_port": "11112"},
+     "/etc/mchub/cloud.toml: [dicom] scp_port: '11112' is a str, expected int.\n  Fix: use 11112 (or any 1-65535)"),
+    ({"object_dir": "/x", "scp_enabled": False, "max_body_mb": -5},
+     "/etc/mchub/cloud.toml: [dicom] max_body_mb: -5 is out of range.\n  Fix: max_body_mb = 512"),
+])
+def test_a_wrong_type_or_range_is_worded_like_the_rest_of_cloud_toml(table: dict, message: str) -> None:
+    with pytest.raises(DicomConfigError) as info:
+        DicomConfig.from_mapping(table, "/etc/mchub/cloud.toml")
+    assert str(info.value) == message
+
+
 def test_config_defaults_and_issuers(tmp_path: Path) -> None:
     cfg = DicomConfig.from_mapping({"object_dir": str(tmp_path), "scp_enabled": False,
                                     "national_id_issuers": ["sfz"]})
-    assert cfg.scp_port == 11112 and cfg.ae_title == "MCHUB" and cfg.national_id_issuers == {"SFZ"}
+    assert cfg.scp_port == 11112 and cfg.ae_title == "MCHUB" and cfg.issuers == {"SFZ"}
 
 
 async def test_service_serves_both_transports(tmp_path: Path) -> None:

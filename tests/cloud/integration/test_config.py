@@ -15,8 +15,8 @@ P = Path("/etc/mchub/cloud.toml")
 def test_the_example_has_the_integration_off() -> None:
     cfg = parse(EXAMPLE, P)
     assert not cfg.mllp.enabled and not cfg.his.enabled and not cfg.dicom.enabled
-    assert cfg.mllp.port == 2575 and cfg.dicom.table["scp_port"] == 11112
-    assert cfg.dicom.table["object_dir"] == "/etc/mchub/dicom"
+    assert cfg.mllp.port == 2575 and cfg.dicom.scp_port == 11112
+    assert cfg.dicom.object_dir == Path("/etc/mchub/dicom")
 
 
 def test_code_map_and_tls_paths(tmp_path: Path) -> None:

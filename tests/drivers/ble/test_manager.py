@@ -197,6 +197,19 @@ def test_configuration_errors_name_the_key_and_the_fix(table: dict[str, object],
         BleConfig.from_mapping("bp-1", table)
 
 
+@pytest.mark.parametrize(("table", "message"), [
+    ({"scan_timeout": "20s"}, "device 'bp-1': key 'scan_timeout': '20s' is not a number >= 0; "
+                              "fix: write a number of seconds >= 0"),
+    ({"max_attempts": 0}, "device 'bp-1': key 'max_attempts': 0 is not an integer >= 1; fix: write a whole number"),
+    ({"backoff_initial": 0}, "device 'bp-1': key 'backoff_initial': 0 is not a number > 0; fix: "),
+    ({"backoff_initial": 5, "backoff_max": 2}, "device 'bp-1': key 'backoff_max': 2 is below backoff_initial (5)"),
+])
+def test_a_wrong_type_or_range_says_what_the_key_takes(table: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        BleConfig.from_mapping("bp-1", table)
+    assert str(err.value).startswith(message), err.value
+
+
 def test_driver_kinds_build_drivers() -> None:
     assert sorted(DRIVERS) == ["ble-body-composition", "ble-bp", "ble-thermometer", "ble-weight"]
     driver = DRIVERS["ble-bp"]("bp-1", {"address": "C4:7C:8D:6A:10:2B"})

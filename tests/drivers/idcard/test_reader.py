@@ -88,6 +88,18 @@ async def test_error_status_is_typed_and_nothing_is_reported(tmp_path: Path) -> 
     assert sink.events == [] and sink.errors == []
 
 
+@pytest.mark.parametrize(("config", "message"), [
+    ({"address": "/dev/x", "baudrate": "fast"}, "device 'reader-1'.baudrate: 'fast' is not an integer >= 1; "
+                                                "fix: write baudrate = 115200"),
+    ({"address": "/dev/x", "poll_interval": 7200}, "device 'reader-1'.poll_interval: 7200 is not a number in "
+                                                   "0..3600; fix: write poll_interval = 0.3"),
+])
+def test_a_wrong_type_or_range_says_what_the_key_takes(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        IdCardReader("reader-1", config)
+    assert str(err.value) == message
+
+
 @pytest.mark.parametrize(("config", "key"), [
     ({}, "address"), ({"address": "/dev/x", "poll_interval": -1}, "poll_interval"),
     ({"port": "/dev/x", "timeout": "fast"}, "timeout"), ({"address": "/dev/x", "dedupe_seconds": True}, "dedupe"),

@@ -93,6 +93,25 @@ def test_factory_errors_name_device_and_key(factory: object, config: dict[str, o
         factory("hw-1", {**EXAMPLE_CONFIG, **config})  # type: ignore[operator]
 
 
+@pytest.mark.parametrize(("factory", "config", "message"), [
+    (modbus_tcp, {"host": "10.0.0.5", "port": "502"},
+     "device 'hw-1'.port: '502' is not an integer in 1..65535; fix: write port = 502"),
+    (modbus_tcp, {"host": "10.0.0.5", "unit_id": 300},
+     "device 'hw-1'.unit_id: 300 is not an integer in 0..247; fix: write unit_id = 1"),
+    (modbus_rtu, {"address": "/dev/ttyUSB0", "baudrate": 50},
+     "device 'hw-1'.baudrate: 50 is not an integer in 300..921600; fix: write baudrate = 9600"),
+    (modbus_rtu, {"address": "/dev/ttyUSB0", "timeout": "1s"},
+     "device 'hw-1'.timeout: '1s' is not a number > 0 and <= 3600; fix: write timeout = 1.0"),
+    (modbus_rtu, {"address": "/dev/ttyUSB0", "parity": "X"}, "device 'hw-1'.parity: 'X' is not allowed; "
+                                                             "fix: use one of N, E, O"),
+])
+def test_a_wrong_type_or_range_says_what_the_key_takes(factory: object, config: dict[str, object],
+                                                      message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        factory("hw-1", {**EXAMPLE_CONFIG, **config})  # type: ignore[operator]
+    assert str(err.value) == message
+
+
 def test_an_rtu_station_in_hub_toml_is_accepted_by_the_hub(tmp_path: Path) -> None:
     """The serial path is ``address`` (hub.toml's ``port`` is a number): the hub once refused every RTU station."""
     from edge import config

@@ -50,6 +50,18 @@ def test_driver_configuration_errors_name_the_key(config: dict[str, Any], key: s
         mqtt_device("bp-3", config)
 
 
+@pytest.mark.parametrize(("config", "message"), [
+    ({"port": "1883"}, "device 'bp-3'.port: '1883' is not an integer in 1..65535; fix: write port = 1883"),
+    ({"keepalive": 1}, "device 'bp-3'.keepalive: 1 is not an integer in 5..3600; fix: write keepalive = 30"),
+    ({"host": ""}, "device 'bp-3'.host: '' is not a non-empty text; fix: write host = \"127.0.0.1\""),
+    ({"reconnect_max": 0}, "device 'bp-3'.reconnect_max: 0 is not a number > 0; fix: write a positive number"),
+])
+def test_a_wrong_type_or_range_says_what_the_key_takes(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        mqtt_device("bp-3", config)
+    assert str(err.value).startswith(message), err.value
+
+
 def test_the_topic_defaults_to_the_device_id() -> None:
     driver = mqtt_device("bp-3", {})
     assert driver.topic == "clinic/bp-3/measurement" and driver.client_id == "mchub-bp-3"

@@ -42,6 +42,18 @@ def test_configuration_errors_say_what_to_fix(config: dict[str, Any], message: s
         registry.driver_kinds()["serial-station"]("st-1", config)
 
 
+@pytest.mark.parametrize(("config", "message"), [
+    ({"port": "/dev/x", "dialect": "a5", "baudrate": "9600"},
+     "device 'st-1'.baudrate: '9600' is not an integer >= 1; fix: write baudrate = 9600"),
+    ({"port": "/dev/x", "dialect": "a5", "idle_flush": -1},
+     "device 'st-1'.idle_flush: -1 is not a number > 0 and <= 3600; fix: write idle_flush = 0.3"),
+])
+def test_a_wrong_type_or_range_says_what_the_key_takes(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        registry.driver_kinds()["serial-station"]("st-1", config)
+    assert str(err.value) == message
+
+
 def test_factories_and_defaults() -> None:
     bp = registry.driver_kinds()["serial-bp"]("bp-1", {"port": "/dev/ttyUSB1"})
     assert isinstance(bp, SerialStation) and (bp.dialect.name, bp.mode, bp.request) == ("accutorr", "poll", b"P")

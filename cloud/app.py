@@ -3,8 +3,9 @@
 ``build_app(config)`` is used by tests and by ``mchub cloud serve``; uvicorn's worker
 processes call :func:`app_from_env`, which reads the config path from
 ``MCHUB_CLOUD_CONFIG``. On start a worker opens the database, applies pending migrations
-(serialised by an advisory lock), starts tortoise, loads the key directory and, when
-``[mqtt] enabled``, the hub presence listener.
+(serialised by an advisory lock), loads the key directory and, when ``[mqtt] enabled``,
+the hub presence listener. The worker's one database pool (:class:`cloud.db.engine.Database`)
+serves every request and task: there is no other database layer.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from tortoise.exceptions import OperationalError as OrmOperationalError
 
 from cloud import admin_api, logs, metrics, outbox, web
 from cloud import config as config_mod
@@ -32,7 +32,6 @@ from cloud.audit import chain as audit_chain
 from cloud.audit.refusals import RefusalAudit
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
-from cloud.db.orm import start_orm, stop_orm
 from cloud.errors import CloudError, DatabaseUnavailable
 from cloud.fleet import api as fleet_api
 from cloud.fleet import presence
@@ -169,7 +168,6 @@ async def start_state(cfg: config_mod.CloudConfig) -> CloudState:
     keys = load_keys(cfg.keys_dir)
     db = await Database.connect(cfg.database.url, cfg.database.pool_size)
     await migrate(db)
-    await start_orm(cfg.database.url)
     s = cfg.server
     ing = Ingestor(db, keys, Limits(s.max_batch_bytes, s.max_inflight, s.max_queue, s.retry_after_s))
     return CloudState(cfg, db, keys, ing, cfg.admin_token(), cfg.metrics_token())
@@ -177,12 +175,8 @@ async def start_state(cfg: config_mod.CloudConfig) -> CloudState:
 
 async def _busy(request: Request, exc: Exception) -> Response:
     """A database that stayed locked or unreachable past its wait (SQLite busy timeout, a lost
-    PostgreSQL pool): 503 with Retry-After, never 500. Other ORM errors stay 500 (a bug)."""
-    text = str(exc)
-    if isinstance(exc, OrmOperationalError) and "locked" not in text and "busy" not in text:
-        log.error("database error in %s %s: %s", request.method, request.url.path, text)
-        return JSONResponse({"reason": "internal", "message": "the server could not complete this request"}, 500)
-    log.warning("database busy in %s %s: %s", request.method, request.url.path, text)
+    PostgreSQL pool): 503 with Retry-After, never 500."""
+    log.warning("database busy in %s %s: %s", request.method, request.url.path, exc)
     retry = str(request.app.state.cloud.config.server.retry_after_s)
     request.state.refusal = "unavailable"
     return JSONResponse({"reason": "unavailable", "message": "the database is busy; retry after the given seconds"},
@@ -250,7 +244,6 @@ def build_app(cfg: config_mod.CloudConfig) -> Starlette:
             await asyncio.gather(*tasks, return_exceptions=True)
             await tally.flush(state.db)  # a clean stop loses no refusal count
             await hospital.stop()
-            await stop_orm()
             await state.db.close()
 
     routes = [
@@ -268,7 +261,7 @@ def build_app(cfg: config_mod.CloudConfig) -> Starlette:
     middleware = [Middleware(RefusalAudit, tally=tally),
                   Middleware(BodyLimit, caps=body_caps(cfg), default=cfg.http.max_body_bytes, on_refusal=_count)]
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
-                     exception_handlers={DatabaseUnavailable: _busy, OrmOperationalError: _busy})
+                     exception_handlers={DatabaseUnavailable: _busy})
 
 
 def app_from_env() -> Starlette:

@@ -1,6 +1,6 @@
 """Errors raised by ``cloud``. Every one derives from :class:`CloudError`.
 
-Library errors (asyncpg, sqlite3, tortoise, aiomqtt, tomllib) are wrapped at the
+Library errors (asyncpg, sqlite3, aiomqtt, tomllib) are wrapped at the
 boundary with ``raise ... from``. Messages are written for a technician and never
 contain a national ID number or a name.
 """

@@ -47,7 +47,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup(level: str = "INFO", json: bool = True) -> None:
-    """Route every logger (ours, uvicorn's, tortoise's) to stderr in the chosen format."""
+    """Route every logger (ours and uvicorn's) to stderr in the chosen format."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json else
                          logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
@@ -62,4 +62,5 @@ def setup(level: str = "INFO", json: bool = True) -> None:
     access = logging.getLogger("uvicorn.access")  # off: no handler, and nothing reaches the root's
     access.handlers[:] = []
     access.propagate = False
-    logging.getLogger("tortoise").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # the SQLite driver logs every call with its arguments at DEBUG: never, even when we debug
+    logging.getLogger("aiosqlite").setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -255,6 +255,11 @@ def sqlite_error(exc: sqlite3.Error) -> DatabaseError:
     return DatabaseError(f"SQLite error: {text}")
 
 
+BUSY_TIMEOUT_MS = 30_000
+"""How long an SQLite transaction waits for the write lock that another process (``mchub
+cloud`` maintenance, a second worker) holds before it is :class:`DatabaseUnavailable`."""
+
+
 class _SqliteDatabase(Database):
     """One connection; transactions are serialised (BEGIN IMMEDIATE) by an asyncio lock."""
 
@@ -268,11 +273,11 @@ class _SqliteDatabase(Database):
     @classmethod
     async def open(cls, path: str, url: str) -> _SqliteDatabase:
         try:
-            con = await aiosqlite.connect(path, isolation_level=None, timeout=30)
+            con = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
         except sqlite3.Error as exc:
             raise DatabaseUnavailable(f"cannot open SQLite database {path}: {exc}") from exc
         con.row_factory = sqlite3.Row
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=30000"):
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", f"busy_timeout={BUSY_TIMEOUT_MS}"):
             await con.execute(f"PRAGMA {pragma}")
         return cls(con, url)
 

@@ -160,14 +160,12 @@ async def run_owner(cfg: CloudConfig, ready: Callable[[Integration], None] | Non
     import signal
 
     from cloud.db.migrations import migrate
-    from cloud.db.orm import start_orm, stop_orm
     from cloud.intake.keystore import load_keys
 
     keys = load_keys(cfg.keys_dir)
     db = await Database.connect(cfg.database.url, min(cfg.database.pool_size, 8))
     try:
         await migrate(db)
-        await start_orm(cfg.database.url)
         hospital = Integration(cfg, owner=True)
         await hospital.start(db, keys)
         stop = asyncio.Event()
@@ -180,7 +178,6 @@ async def run_owner(cfg: CloudConfig, ready: Callable[[Integration], None] | Non
             ready(hospital)
         await stop.wait()
         await hospital.stop()
-        await stop_orm()
     finally:
         await db.close()
     return 0

@@ -142,12 +142,10 @@ async def test_overload_is_503_with_retry_after(sqlite_cloud) -> None:
     h = hub(keys, "H004")
     db = await Database.connect(cfg.database.url)
     from cloud.db.migrations import migrate
-    from cloud.db.orm import orm
 
     await migrate(db)
-    async with orm(cfg.database.url):
-        await ensure_site(cfg, "S1")
-        await register_hub(cfg, "H004", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+    await ensure_site(cfg, "S1")
+    await register_hub(cfg, "H004", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
     ing = Ingestor(db, keys, Limits(max_inflight=1, max_queue=1, retry_after_s=7))
     h.add_visit()
     batch = h.seal_from(1)
@@ -169,12 +167,10 @@ async def test_a_hand_carried_export_imports_through_the_same_path(sqlite_cloud,
     h = hub(keys, "H005")
     db = await Database.connect(cfg.database.url)
     from cloud.db.migrations import migrate
-    from cloud.db.orm import orm
 
     await migrate(db)
-    async with orm(cfg.database.url):
-        await ensure_site(cfg, "S1")
-        await register_hub(cfg, "H005", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
+    await ensure_site(cfg, "S1")
+    await register_hub(cfg, "H005", site_id="S1", public_key=bytes.fromhex(h.public_key_hex))
     h.add_visit()
     h.add_visit()
     path = tmp_path / "H005.mchx"

@@ -77,9 +77,9 @@ async def test_a_lock_held_past_the_busy_timeout_is_503_with_retry_after(tmp_pat
     Retry-After (the caller retries), and succeeds once the lock is gone."""
     import sqlite3
 
-    from cloud.db import tortoise_sqlite
+    from cloud.db import engine
 
-    monkeypatch.setattr(tortoise_sqlite, "BUSY_TIMEOUT_MS", 300)  # [the wait] shortened for the test
+    monkeypatch.setattr(engine, "BUSY_TIMEOUT_MS", 300)  # [the wait] shortened for the test
     cfg, _ = make_cloud(tmp_path / "cloud", f"sqlite:///{tmp_path / 'cloud' / 'cloud.db'}")
     body = {"hubs": [{"hub_id": "LOCKED1", "site_id": "S1", "public_key": _key_hex()}]}
     async with serving(cfg) as url, aiohttp.ClientSession() as http:

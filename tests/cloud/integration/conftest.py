@@ -1,4 +1,4 @@
-"""A migrated cloud database (SQLite and PostgreSQL) with tortoise started, and HL7 helpers."""
+"""A migrated cloud database (SQLite and PostgreSQL) and HL7 helpers."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import pytest
 
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
-from cloud.db.orm import start_orm, stop_orm
 from cloud.integration.inbound import Hl7Processor
 from cloud.mllp.db_store import Hl7Store
 from cloud.mllp.store import InboundMeta
@@ -56,12 +55,10 @@ async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[E
         request.getfixturevalue("pg_dsn"))
     db = await Database.connect(url, 4)
     await migrate(db)
-    await start_orm(url)
     keys = AtRest(os.urandom(32), os.urandom(32))
     store = Hl7Store(db, keys)
     yield Env(db, keys, store, Hl7Processor(db, store, keys, CODES))
     await store.close()
-    await stop_orm()
     await db.close()
 
 

@@ -78,7 +78,7 @@ async def _with_db(cfg: Any, fn: Callable[[Any], Any]) -> int:
 
 
 async def _add(cfg: Any, args: argparse.Namespace) -> int:
-    from cloud import users
+    from cloud import user_totp, users
 
     at_rest = _at_rest(cfg)
     password = _password(args)
@@ -88,7 +88,7 @@ async def _add(cfg: Any, args: argparse.Namespace) -> int:
                                        display_name=args.display_name)
         print(f"用户已创建 / user {user.username} created with role(s) {', '.join(sorted(user.roles))}")
         if not args.no_totp:
-            _show_totp(*await users.enable_totp(db, at_rest, user.username, actor=_actor()))
+            _show_totp(*await user_totp.enable_totp(db, at_rest, user.username, actor=_actor()))
         return 0
 
     return await _with_db(cfg, go)
@@ -133,12 +133,12 @@ async def _passwd(cfg: Any, args: argparse.Namespace) -> int:
 
 
 async def _totp(cfg: Any, args: argparse.Namespace) -> int:
-    from cloud import users
+    from cloud import user_totp
 
     at_rest = _at_rest(cfg)
 
     async def go(db: Any) -> int:
-        _show_totp(*await users.enable_totp(db, at_rest, args.username, actor=_actor()))
+        _show_totp(*await user_totp.enable_totp(db, at_rest, args.username, actor=_actor()))
         return 0
 
     return await _with_db(cfg, go)

@@ -6,8 +6,8 @@ module; it stores everything in the cloud database (``users``, ``user_roles``,
 
 * **Passwords**: scrypt (:mod:`provisioning.auth`), policy of 12+ characters from three
   classes; the parameters travel with the hash and are raised on the next login.
-* **Second factor**: RFC 6238 TOTP (:mod:`provisioning.totp`). The secret is sealed at
-  rest with the cloud's at-rest key (:class:`cloud.records.crypto_at_rest.AtRest`, column
+* **Second factor**: RFC 6238 TOTP (:mod:`provisioning.totp`; enrolment: :mod:`cloud.user_totp`). The
+  secret is sealed at rest with the cloud's at-rest key (:class:`cloud.records.crypto_at_rest.AtRest`, column
   ``users.totp_secret``); a used code cannot be replayed. A user without TOTP cannot log
   in at all (``mchub cloud user totp NAME`` enrols one).
 * **Lockout**: :class:`provisioning.auth.LockoutPolicy` (5 failures lock 15 min,
@@ -17,12 +17,12 @@ module; it stores everything in the cloud database (``users``, ``user_roles``,
 * **Roles**: ``admin``, ``integration``, ``clinic_staff``, ``auditor`` (the ``roles``
   table); permissions per role in :data:`provisioning.auth.ROLE_PERMISSIONS`, checked
   with :meth:`User.can` / :func:`require`.
-* **Sessions**: :func:`create_session` returns a bearer token once; the database keeps
+* **Sessions** (:mod:`cloud.user_sessions`): ``create_session`` returns a bearer token once; the database keeps
   only its SHA-256 (:func:`provisioning.auth.session_digest`); 8 hours.
 * **Session versions** (migration 12): every session, bearer or web page, records the
   user's ``session_version`` when it starts and is refused once the version moves on.
   A role change, password reset, new TOTP secret, disable/enable and logout bump it, so each
-  ends every open session of that user at its next request (:func:`session_user`, :func:`session_version`).
+  ends every open session of that user at its next request (:mod:`cloud.user_sessions`).
 
 Typical use from a page::
 
@@ -30,7 +30,7 @@ Typical use from a page::
                                         source=request.client.host)
     if outcome.user is None:
         show(outcome.message)             # zh-CN / English, never which factor
-    token, expires_ms = await users.create_session(db, outcome.user, source=...)
+    token, expires_ms = await user_sessions.create_session(db, outcome.user, source=...)
 """
 
 from __future__ import annotations
@@ -224,83 +224,6 @@ async def set_password(db: Database, username: str, password: str, *, actor: str
         await audit.write(tx, actor=actor, action="user.password", outcome="ok", target=username, at_ms=now)
 
 
-async def enable_totp(db: Database, at_rest: AtRest, username: str, *, actor: str,
-                      now_ms: int | None = None) -> tuple[str, str]:
-    """Give the user a new TOTP secret (replacing any old one); returns ``(secret, otpauth URI)``.
-
-    Show both once (the URI as a QR code); only the sealed secret is stored.
-    """
-    secret = totp.new_secret()
-    now = _now_ms() if now_ms is None else now_ms
-    async with db.transaction() as tx:
-        row = await _need(tx, username, lock=True)
-        await tx.execute("UPDATE users SET totp_secret_enc = $1, totp_pending_enc = NULL, last_totp_step = NULL "
-                         "WHERE id = $2",
-                         at_rest.seal(secret, TOTP_COLUMN), int(row["id"]))
-        await _bump(tx, int(row["id"]))  # a new second factor (a lost phone?) ends the open sessions
-        await audit.write(tx, actor=actor, action="user.totp", outcome="ok", target=username, at_ms=now)
-    return secret, totp.provisioning_uri(secret, username)
-
-
-async def start_totp(db: Database, at_rest: AtRest, username: str, *, actor: str,
-                     now_ms: int | None = None) -> tuple[str, str]:
-    """Enrolment on the console: a new secret that waits for its first code; returns ``(secret, otpauth URI)``.
-
-    The secret is kept sealed in ``users.totp_pending_enc`` (migration 18) and does nothing
-    until :func:`confirm_totp` sees a right code from the user's app; until then the old
-    secret (if any) still signs the user in, so a mistyped scan never locks anyone out.
-    """
-    secret = totp.new_secret()
-    now = _now_ms() if now_ms is None else now_ms
-    async with db.transaction() as tx:
-        row = await _need(tx, username, lock=True)
-        await tx.execute("UPDATE users SET totp_pending_enc = $1 WHERE id = $2", at_rest.seal(secret, TOTP_COLUMN),
-                         int(row["id"]))
-        await audit.write(tx, actor=actor, action="user.totp.start", outcome="ok", target=username, at_ms=now)
-    return secret, totp.provisioning_uri(secret, username)
-
-
-async def pending_totp(db: Database, at_rest: AtRest, username: str) -> tuple[str, str] | None:
-    """The secret and URI still waiting for their first code (shown again after a wrong one), or None."""
-    async with db.transaction() as tx:
-        row = await _need(tx, username)
-    if row["totp_pending_enc"] is None:
-        return None
-    secret = at_rest.open(bytes(row["totp_pending_enc"]), TOTP_COLUMN)
-    return secret, totp.provisioning_uri(secret, username)
-
-
-async def confirm_totp(db: Database, at_rest: AtRest, username: str, code: str, *, actor: str,
-                       now_ms: int | None = None) -> None:
-    """Make the waiting secret the user's one-time-code secret once ``code`` from the app is right.
-
-    The confirming code counts as used (it cannot sign in afterwards). Ends the user's open
-    sessions, as any new second factor does. Raises :class:`UserError` (reason ``bad_code``
-    or ``no_pending``); a wrong code is audited (``user.totp`` refused).
-    """
-    now = _now_ms() if now_ms is None else now_ms
-    async with db.transaction() as tx:
-        row = await _need(tx, username, lock=True)
-        if row["totp_pending_enc"] is None:
-            raise UserError(f"{username!r} has no new one-time-code secret waiting; show a new QR code first",
-                            "no_pending")
-        secret = at_rest.open(bytes(row["totp_pending_enc"]), TOTP_COLUMN)
-        try:
-            step = totp.verify(secret, code, unix_s=now / 1000)
-        except AuthError as exc:
-            failure = exc
-        else:
-            await tx.execute("UPDATE users SET totp_secret_enc = totp_pending_enc, totp_pending_enc = NULL, "
-                             "last_totp_step = $1 WHERE id = $2", step, int(row["id"]))
-            await _bump(tx, int(row["id"]))
-            await audit.write(tx, actor=actor, action="user.totp", outcome="ok", target=username, at_ms=now)
-            return
-    async with db.transaction() as tx:
-        await audit.write(tx, actor=actor, action="user.totp", outcome="refused", target=username, at_ms=now,
-                          reason=getattr(failure, "reason", "bad_code"))
-    raise UserError(f"the first one-time code for {username!r} is wrong: {failure}", "bad_code") from failure
-
-
 async def set_roles(db: Database, username: str, roles: Iterable[str], *, actor: str) -> None:
     """Replace the user's roles."""
     chosen = _check_roles(roles)
@@ -463,69 +386,6 @@ async def verify_login(db: Database, username: str, password: str, totp_code: st
                        source: str = "") -> User | None:
     """The user when password and one-time code are right, else None (see :func:`attempt_login` for why)."""
     return (await attempt_login(db, at_rest, username, password, totp_code, source=source)).user
-
-
-async def create_session(db: Database, user: User, *, source: str = "", now_ms: int | None = None,
-                         lifetime_ms: int = auth.SESSION_MS) -> tuple[str, int]:
-    """A new bearer token for ``user`` (shown once) and its expiry; the database keeps its digest."""
-    now = _now_ms() if now_ms is None else now_ms
-    token = auth.new_session_token()
-    async with db.transaction() as tx:
-        await tx.execute("INSERT INTO admin_sessions (token_digest, user_id, created_ms, expires_ms, source, "
-                         "user_version) VALUES ($1, $2, $3, $4, $5, $6)", auth.session_digest(token), user.id, now,
-                         now + lifetime_ms, source[:128], user.session_version)
-    return token, now + lifetime_ms
-
-
-async def session_user(db: Database, token: str, *, now_ms: int | None = None) -> User | None:
-    """The active user holding this session token, or None (unknown, expired, ended, user disabled)."""
-    if not token.startswith("mchs_"):
-        return None
-    now = _now_ms() if now_ms is None else now_ms
-    async with db.transaction() as tx:
-        row = await tx.fetchrow(
-            "SELECT u.id, u.username, u.display_name, u.totp_secret_enc, u.totp_pending_enc, u.active, u.created_ms, "
-            "u.locked_until_ms, u.last_login_ms, u.session_version "
-            "FROM admin_sessions s JOIN users u ON u.id = s.user_id "
-            "WHERE s.token_digest = $1 AND s.ended_ms IS NULL AND s.expires_ms > $2 "
-            "AND s.user_version = u.session_version", auth.session_digest(token), now)
-        if row is None or not row["active"]:
-            return None
-        return _user(row, await _roles(tx, int(row["id"])))
-
-
-async def end_session(db: Database, token: str, *, now_ms: int | None = None) -> None:
-    """Log out: the token stops working at once (audited)."""
-    now = _now_ms() if now_ms is None else now_ms
-    async with db.transaction() as tx:
-        row = await tx.fetchrow("SELECT u.id, u.username FROM admin_sessions s JOIN users u ON u.id = s.user_id "
-                                "WHERE s.token_digest = $1 AND s.ended_ms IS NULL", auth.session_digest(token))
-        if row is None:
-            return
-        await tx.execute("UPDATE admin_sessions SET ended_ms = $1 WHERE token_digest = $2", now,
-                         auth.session_digest(token))
-        await _bump(tx, int(row["id"]))
-        await audit.write(tx, actor=row["username"], action="admin.logout", outcome="ok", target=row["username"],
-                          at_ms=now)
-
-
-async def session_version(db: Database, username: str) -> int | None:
-    """The user's current session version, or None when the account is unknown or disabled."""
-    row = await db.fetchrow("SELECT session_version, active FROM users WHERE username = $1", username)
-    return int(row["session_version"]) if row is not None and row["active"] else None
-
-
-async def logout(db: Database, username: str, *, source: str = "", now_ms: int | None = None) -> None:
-    """Sign a user out everywhere: every web page and bearer session of theirs ends (audited)."""
-    now = _now_ms() if now_ms is None else now_ms
-    async with db.transaction() as tx:
-        row = await _row(tx, username, lock=True)
-        if row is None:
-            return
-        await _end_all_sessions(tx, int(row["id"]), now)
-        await _bump(tx, int(row["id"]))
-        await audit.write(tx, actor=username, action="admin.logout", outcome="ok", target=username,
-                          detail={"source": source}, at_ms=now)
 
 
 async def _bump(tx: Tx, user_id: int) -> None:

@@ -85,7 +85,7 @@ def _path_hook(kind: type, value: Any) -> Any:
         if not isinstance(value, str):
             raise TypeError(f"Expected `str`, got `{type(value).__name__}`")
         return Path(value)
-    raise NotImplementedError(kind)
+    raise TypeError(f"no conversion to {kind.__name__}")  # msgspec reports it as this key's error
 
 
 def _drop_unset_paths(table: Mapping[str, Any], kind: type[msgspec.Struct]) -> Any:

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cloud import users
+from cloud import user_sessions, users
 from cloud.errors import CloudError, DatabaseUnavailable
 from cloud.fleet.service import Fleet
 from cloud.records.crypto_at_rest import AtRest
@@ -117,7 +117,7 @@ def _guard(permission: str | None, fn: Callable[[Request, users.User | None], Aw
             user = None
             if permission is not None:
                 token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-                user = await users.session_user(fleet_of(request).db, token)
+                user = await user_sessions.session_user(fleet_of(request).db, token)
                 if user is None:
                     raise AuthError("未登录或会话已过期 / not signed in or session expired; "
                                     "run `mchub provision login`")
@@ -164,7 +164,7 @@ async def login(request: Request, _: users.User | None) -> Response:
         if outcome.reason == "locked":
             return _refuse(429, "locked", outcome.message, locked_until_ms=outcome.locked_until_ms)
         return _refuse(401, "unauthorized", outcome.message)
-    token, expires = await users.create_session(fleet.db, outcome.user,
+    token, expires = await user_sessions.create_session(fleet.db, outcome.user,
                                                 source=request.client.host if request.client else "")
     return _json({"token": token, "expires_ms": expires, "username": outcome.user.username,
                   "role": outcome.user.role, "roles": sorted(outcome.user.roles)})
@@ -172,7 +172,8 @@ async def login(request: Request, _: users.User | None) -> Response:
 
 async def logout(request: Request, _: users.User | None) -> Response:
     """POST /api/v1/admin/logout."""
-    await users.end_session(fleet_of(request).db, request.headers.get("authorization", "").removeprefix("Bearer "))
+    token = request.headers.get("authorization", "").removeprefix("Bearer ")
+    await user_sessions.end_session(fleet_of(request).db, token)
     return Response(status_code=204)
 
 

@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from cloud import users
+from cloud import user_totp, users
 from cloud.errors import CloudError
 from cloud.fleet.api import fleet_of
 from cloud.web import admin_ops
@@ -208,7 +208,7 @@ async def add_user(request: Request) -> Response:
         await users.create_user(db_of(request), name, str(form.get("password", "")),
                                 roles=[str(r) for r in form.getlist("roles")], actor=actor(request),
                                 display_name=str(form.get("display_name", "")).strip())
-        secret, uri = await users.start_totp(db_of(request), request.app.state.cloud.ingestor.at_rest, name,
+        secret, uri = await user_totp.start_totp(db_of(request), request.app.state.cloud.ingestor.at_rest, name,
                                              actor=actor(request))
     except Refused as exc:
         return _back(f"{HOME}/users", error=_refusal(request, exc))
@@ -220,7 +220,7 @@ async def new_totp(request: Request) -> Response:
     """POST /ui/admin/users/{name}/totp: a new QR code; the old secret works until the new one is confirmed."""
     name = request.path_params["name"]
     try:
-        secret, uri = await users.start_totp(db_of(request), request.app.state.cloud.ingestor.at_rest, name,
+        secret, uri = await user_totp.start_totp(db_of(request), request.app.state.cloud.ingestor.at_rest, name,
                                              actor=actor(request))
     except Refused as exc:
         return _back(f"{HOME}/users", error=_refusal(request, exc))
@@ -234,10 +234,10 @@ async def confirm_totp(request: Request) -> Response:
     form = await request.form()
     at_rest = request.app.state.cloud.ingestor.at_rest
     try:
-        await users.confirm_totp(db_of(request), at_rest, name, str(form.get("code", "")), actor=actor(request))
+        await user_totp.confirm_totp(db_of(request), at_rest, name, str(form.get("code", "")), actor=actor(request))
     except Refused as exc:
         wrong_code = isinstance(exc, users.UserError) and exc.reason == "bad_code"
-        waiting = await users.pending_totp(db_of(request), at_rest, name) if wrong_code else None
+        waiting = await user_totp.pending_totp(db_of(request), at_rest, name) if wrong_code else None
         if waiting is None:
             return _back(f"{HOME}/users", error=_refusal(request, exc))
         return await _enrolment(request, name, *waiting, error=_refusal(request, exc))

@@ -18,7 +18,7 @@ import hashlib
 
 import msgspec
 
-from cloud import users
+from cloud import user_sessions
 from cloud.db.engine import Database
 from cloud.errors import CloudError
 from protocol.ids import now_ms
@@ -68,7 +68,7 @@ class DbSessionStore(_Bound):
 
     async def user_version(self, user_name: str) -> int | None:
         """The user's current session version (None: unknown or disabled account)."""
-        return await users.session_version(self._db(), user_name)
+        return await user_sessions.session_version(self._db(), user_name)
 
     async def put(self, session: Session) -> None:
         """Create or update (one statement)."""

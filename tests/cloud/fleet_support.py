@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cloud import users
+from cloud import user_totp, users
 from cloud.config import CloudConfig
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
@@ -53,7 +53,7 @@ async def add_user(cloud: ProvCloud, username: str, *roles: str) -> None:
     try:
         await migrate(db)
         await users.create_user(db, username, PASSWORD, roles=roles, actor="test")
-        secret, _ = await users.enable_totp(db, AtRest(cloud.keys.at_rest, cloud.keys.blind_index), username,
+        secret, _ = await user_totp.enable_totp(db, AtRest(cloud.keys.at_rest, cloud.keys.blind_index), username,
                                             actor="test")
     finally:
         await db.close()

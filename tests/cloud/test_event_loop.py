@@ -25,7 +25,7 @@ import httpx
 import pytest
 from openpyxl import load_workbook
 
-from cloud import users
+from cloud import user_totp, users
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
 from cloud.mch import assembler
@@ -82,7 +82,7 @@ async def _seed(db: Database, keys_at_rest: AtRest) -> str:
             "SELECT r.case_id || '-' || g, r.version, r.payload, r.errors, r.missing, r.status, r.created_ms "
             "FROM mch_records r, generate_series(2, $1) g WHERE r.case_id = ANY($2::text[])", CASES, real)
     await users.create_user(db, "ops", PASSWORD, roles=["integration"], actor="test")
-    secret, _ = await users.enable_totp(db, keys_at_rest, "ops", actor="test")
+    secret, _ = await user_totp.enable_totp(db, keys_at_rest, "ops", actor="test")
     return secret
 
 
@@ -162,7 +162,7 @@ async def test_a_failed_login_holds_no_transaction_while_hashing(sqlite_cloud) -
     try:
         await migrate(db)
         await users.create_user(db, "ops", PASSWORD, roles=["integration"], actor="test")
-        await users.enable_totp(db, at_rest, "ops", actor="test")
+        await user_totp.enable_totp(db, at_rest, "ops", actor="test")
         started = time.perf_counter()
         await users.attempt_login(db, at_rest, "ops", "wrong password", "000000")
         one_login = time.perf_counter() - started  # about one scrypt

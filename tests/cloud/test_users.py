@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud import users
+from cloud import user_sessions, user_totp, users
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
 from cloud.records.crypto_at_rest import AtRest
@@ -46,7 +46,7 @@ async def test_login_needs_both_factors_and_a_code_is_used_once(db: Database) ->
     assert alice.role == "admin" and not alice.totp_enabled and alice.can("hub:revoke")
     refused = await users.attempt_login(db, AT_REST, "alice", PASSWORD, "123456", now_ms=NOW)
     assert refused.reason == "no_second_factor" and "mchub cloud user totp" in refused.message
-    secret, uri = await users.enable_totp(db, AT_REST, "alice", actor="cli:root")
+    secret, uri = await user_totp.enable_totp(db, AT_REST, "alice", actor="cli:root")
     assert uri.startswith("otpauth://totp/mchub%3Aalice?secret=" + secret)
     async with db.transaction() as tx:  # sealed at rest
         sealed = bytes(await tx.fetchval("SELECT totp_secret_enc FROM users WHERE username = 'alice'"))
@@ -71,7 +71,7 @@ async def test_login_needs_both_factors_and_a_code_is_used_once(db: Database) ->
 
 async def test_five_failures_lock_the_account_and_a_new_password_unlocks_it(db: Database) -> None:
     await users.create_user(db, "bob", PASSWORD, roles=["integration"], actor="alice")
-    secret, _ = await users.enable_totp(db, AT_REST, "bob", actor="alice")
+    secret, _ = await user_totp.enable_totp(db, AT_REST, "bob", actor="alice")
     outcomes = [await users.attempt_login(db, AT_REST, "bob", PASSWORD, "000000", now_ms=NOW + i) for i in range(5)]
     assert [o.reason for o in outcomes] == ["bad_code"] * 4 + ["locked"]
     locked_until = outcomes[-1].locked_until_ms
@@ -90,21 +90,21 @@ async def test_sessions_end_on_logout_expiry_password_change_and_disable(db: Dat
     await users.create_user(db, "carol", PASSWORD, roles=["auditor", "clinic_staff"], actor="alice")
     carol = await users.get_user(db, "carol")
     assert carol is not None and carol.role == "clinic_staff" and carol.can("audit:read")
-    token, expires = await users.create_session(db, carol, source="10.0.0.8", now_ms=NOW)
+    token, expires = await user_sessions.create_session(db, carol, source="10.0.0.8", now_ms=NOW)
     assert expires == NOW + 8 * 3_600_000
     async with db.transaction() as tx:
         assert await tx.fetchval("SELECT COUNT(*) FROM admin_sessions WHERE token_digest = $1", token) == 0
-    assert (await users.session_user(db, token, now_ms=NOW + 1)) == carol
-    assert await users.session_user(db, token, now_ms=expires) is None
-    assert await users.session_user(db, "mchs_forged", now_ms=NOW) is None
-    await users.end_session(db, token)
-    assert await users.session_user(db, token, now_ms=NOW + 1) is None
-    second, _ = await users.create_session(db, carol, now_ms=NOW)
+    assert (await user_sessions.session_user(db, token, now_ms=NOW + 1)) == carol
+    assert await user_sessions.session_user(db, token, now_ms=expires) is None
+    assert await user_sessions.session_user(db, "mchs_forged", now_ms=NOW) is None
+    await user_sessions.end_session(db, token)
+    assert await user_sessions.session_user(db, token, now_ms=NOW + 1) is None
+    second, _ = await user_sessions.create_session(db, carol, now_ms=NOW)
     await users.set_password(db, "carol", "Another-Horse-10", actor="alice")
-    assert await users.session_user(db, second, now_ms=NOW + 1) is None
-    third, _ = await users.create_session(db, carol, now_ms=NOW)
+    assert await user_sessions.session_user(db, second, now_ms=NOW + 1) is None
+    third, _ = await user_sessions.create_session(db, carol, now_ms=NOW)
     await users.set_active(db, "carol", False, actor="alice")
-    assert await users.session_user(db, third, now_ms=NOW + 1) is None
+    assert await user_sessions.session_user(db, third, now_ms=NOW + 1) is None
     await users.set_roles(db, "carol", ["admin"], actor="alice")
     assert [(u.username, u.roles, u.active) for u in await users.list_users(db)] == [("carol", {"admin"}, False)]
 
@@ -147,7 +147,7 @@ def test_first_admin_from_the_command_line(tmp_path: Path) -> None:
 async def test_each_sign_in_refusal_is_named_only_as_far_as_the_caller_proved_who_they_are(db: Database) -> None:
     """docs/dashboard.md "Sign-in messages": one case per reason."""
     await users.create_user(db, "fay", PASSWORD, roles=["integration"], actor="x", now_ms=NOW)
-    secret, _ = await users.enable_totp(db, AT_REST, "fay", actor="x")
+    secret, _ = await user_totp.enable_totp(db, AT_REST, "fay", actor="x")
 
     async def login(name: str, password: str, one_time: str, at: int, **kw: int) -> users.LoginOutcome:
         return await users.attempt_login(db, AT_REST, name, password, one_time, now_ms=at, **kw)
@@ -186,34 +186,34 @@ async def test_each_sign_in_refusal_is_named_only_as_far_as_the_caller_proved_wh
 
 async def test_a_new_secret_waits_for_its_first_code(db: Database) -> None:
     await users.create_user(db, "gus", PASSWORD, roles=["admin"], actor="x")
-    secret, uri = await users.start_totp(db, AT_REST, "gus", actor="web:root", now_ms=NOW)
+    secret, uri = await user_totp.start_totp(db, AT_REST, "gus", actor="web:root", now_ms=NOW)
     assert uri.startswith("otpauth://totp/mchub%3Agus?secret=" + secret)
     gus = await users.get_user(db, "gus")
     assert gus is not None and gus.totp_pending and not gus.totp_enabled
-    assert await users.pending_totp(db, AT_REST, "gus") == (secret, uri)
+    assert await user_totp.pending_totp(db, AT_REST, "gus") == (secret, uri)
     pending = await users.attempt_login(db, AT_REST, "gus", PASSWORD, code(secret, NOW), now_ms=NOW)
     assert pending.reason == "no_second_factor"  # not active before it is confirmed
     with pytest.raises(users.UserError) as wrong:
-        await users.confirm_totp(db, AT_REST, "gus", "000000", actor="web:root", now_ms=NOW)
+        await user_totp.confirm_totp(db, AT_REST, "gus", "000000", actor="web:root", now_ms=NOW)
     assert wrong.value.reason == "bad_code"
-    await users.confirm_totp(db, AT_REST, "gus", code(secret, NOW), actor="web:root", now_ms=NOW)
+    await user_totp.confirm_totp(db, AT_REST, "gus", code(secret, NOW), actor="web:root", now_ms=NOW)
     gus = await users.get_user(db, "gus")
     assert gus is not None and gus.totp_enabled and not gus.totp_pending
-    assert await users.pending_totp(db, AT_REST, "gus") is None
+    assert await user_totp.pending_totp(db, AT_REST, "gus") is None
     # the confirming code is spent; the next one signs in
     assert (await users.attempt_login(db, AT_REST, "gus", PASSWORD, code(secret, NOW), now_ms=NOW)).reason \
         == "code_reused"
     assert (await users.attempt_login(db, AT_REST, "gus", PASSWORD, code(secret, NOW + 30_000),
                                       now_ms=NOW + 30_000)).ok
     # a new QR code: the old secret works until the new one is confirmed
-    newer, _ = await users.start_totp(db, AT_REST, "gus", actor="web:root", now_ms=NOW + 60_000)
+    newer, _ = await user_totp.start_totp(db, AT_REST, "gus", actor="web:root", now_ms=NOW + 60_000)
     assert (await users.attempt_login(db, AT_REST, "gus", PASSWORD, code(secret, NOW + 60_000),
                                       now_ms=NOW + 60_000)).ok
-    await users.confirm_totp(db, AT_REST, "gus", code(newer, NOW + 90_000), actor="web:root", now_ms=NOW + 90_000)
+    await user_totp.confirm_totp(db, AT_REST, "gus", code(newer, NOW + 90_000), actor="web:root", now_ms=NOW + 90_000)
     assert (await users.attempt_login(db, AT_REST, "gus", PASSWORD, code(secret, NOW + 120_000),
                                       now_ms=NOW + 120_000)).reason == "bad_code"
     with pytest.raises(users.UserError) as none_waiting:
-        await users.confirm_totp(db, AT_REST, "gus", "123456", actor="web:root")
+        await user_totp.confirm_totp(db, AT_REST, "gus", "123456", actor="web:root")
     assert none_waiting.value.reason == "no_pending"
     assert [(a, o, r) for a, o, r in await audit(db, "gus") if a.startswith("user.totp")] == [
         ("user.totp.start", "ok", None), ("user.totp", "refused", "bad_code"), ("user.totp", "ok", None),

@@ -24,7 +24,7 @@ import pytest
 import requests
 from dicomweb_client.api import DICOMwebClient
 
-from cloud import users
+from cloud import user_totp, users
 from cloud.config import CloudConfig
 from cloud.db.engine import Database
 from cloud.dicom.objects import SEALED_MAGIC, ObjectStore
@@ -228,7 +228,7 @@ async def test_the_admin_console_creates_and_revokes_a_sender_and_the_revoked_on
     db = await Database.connect(cloud.cfg.database.url, 1)
     try:
         await users.create_user(db, "root", PASSWORD, roles=["admin"], actor="test")
-        secret, _ = await users.enable_totp(db, AtRest(cloud.keys.at_rest, cloud.keys.blind_index), "root",
+        secret, _ = await user_totp.enable_totp(db, AtRest(cloud.keys.at_rest, cloud.keys.blind_index), "root",
                                             actor="test")
     finally:
         await db.close()

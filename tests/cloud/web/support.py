@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 
-from cloud import users
+from cloud import user_totp, users
 from cloud.app import CloudState, build_app
 from cloud.config import CloudConfig
 from provisioning import totp
@@ -35,7 +35,7 @@ class Cloud:
     async def user(self, name: str, *roles: str) -> str:
         """Create an account with a second factor; returns its TOTP secret."""
         await users.create_user(self.state.db, name, PASSWORD, roles=roles, actor="test")
-        secret, _ = await users.enable_totp(self.state.db, self.state.ingestor.at_rest, name, actor="test")
+        secret, _ = await user_totp.enable_totp(self.state.db, self.state.ingestor.at_rest, name, actor="test")
         return secret
 
     async def sql(self, query: str, *args: Any) -> list[Any]:

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from cloud import users
+from cloud import user_totp, users
 from cloud.db.engine import Database
 from cloud.records.crypto_at_rest import AtRest
 from cloud.web import dashboard, queues, sampler
@@ -191,7 +191,7 @@ async def test_live_events_stream_over_real_http(tmp_path: Path, monkeypatch: py
         db = await Database.connect(cfg.database.url)
         try:
             await users.create_user(db, "ops", PASSWORD, roles=["integration"], actor="test")
-            secret, _ = await users.enable_totp(db, AtRest(keys.at_rest, keys.blind_index), "ops", actor="test")
+            secret, _ = await user_totp.enable_totp(db, AtRest(keys.at_rest, keys.blind_index), "ops", actor="test")
         finally:
             await db.close()
         async with http.get(f"{url}/ui/login") as r:

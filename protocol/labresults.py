@@ -13,6 +13,8 @@ one, else derived from the reference range it sent (``low-high``, ``<x``, ``>x``
 ((11.5, 15.0), (None, 5.6), None)
 >>> flag("9.8", "11.5-15.0"), flag("128", "115-150"), flag("7", "115-150", sent=("H",))
 ('L', 'N', 'H')
+>>> unit_symbol("10*9/L"), unit_symbol("umol/L"), unit_symbol("g/L")
+('×10⁹/L', 'µmol/L', 'g/L')
 """
 
 from __future__ import annotations
@@ -105,3 +107,17 @@ def flag(value: str, reference_range: str, sent: tuple[str, ...] = ()) -> str | 
     if high is not None and number > high:
         return "H"
     return "N"
+
+
+#: UCUM unit codes as people read them (the wire, the database and exports keep UCUM)
+UNIT_SYMBOLS: dict[str, str] = {
+    "10*9/L": "×10⁹/L", "10*12/L": "×10¹²/L", "10*3/uL": "×10³/µL", "10*6/uL": "×10⁶/µL",
+    "10^9/L": "×10⁹/L", "10^12/L": "×10¹²/L", "umol/L": "µmol/L", "ug/L": "µg/L", "ug/mL": "µg/mL",
+    "uL": "µL", "fL": "fL", "[IU]/L": "IU/L", "m[IU]/L": "mIU/L", "u[IU]/mL": "µIU/mL",
+    "mm[Hg]": "mmHg", "Cel": "°C", "kg/m2": "kg/m²", "/min": "/min", "%": "%",
+}
+
+
+def unit_symbol(ucum: str) -> str:
+    """The symbol people read for a UCUM unit code; an unknown unit is shown as sent."""
+    return UNIT_SYMBOLS.get(ucum, ucum)

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from cloud import audit
 from cloud.db.engine import Database
 from cloud.web.store import DbLoginThrottle, DbSessionStore
+from protocol import labresults
 from protocol.logmask import mask_id_numbers
 from webui.render import Renderer
 from webui.security import Endpoint, require, session_of
@@ -51,7 +52,8 @@ def age(seconds: int | None, t: Callable[..., str]) -> str:
     return t("age.s", n=seconds)
 
 
-RENDER.env.filters.update(when=when, age=age, masked=mask_id_numbers)  # masked: ID numbers in free text
+RENDER.env.filters.update(when=when, age=age, masked=mask_id_numbers,  # masked: ID numbers in free text
+                          unit=labresults.unit_symbol)  # unit: UCUM as people read it
 
 
 def guard(*roles: str) -> Callable[[Endpoint], Endpoint]:

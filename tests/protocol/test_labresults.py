@@ -27,3 +27,11 @@ def test_the_senders_flag_wins_else_the_range_decides() -> None:
     assert flag("12", "11.5-15.0", ("HH",)) == "HH" and flag("12", "", (" ", "l")) == "L"
     assert flag("6.0", "<5.6") == "H" and flag("50", ">=60") == "L"
     assert flag("阴性", "阴性") is None and flag("7", "") is None  # nothing to judge by
+
+
+def test_units_are_shown_as_people_read_them() -> None:
+    """UCUM stays on the wire and in exports; screens show ×10⁹/L, µmol/L, mmHg."""
+    from protocol.labresults import unit_symbol
+
+    assert unit_symbol("10*9/L") == "×10⁹/L" and unit_symbol("umol/L") == "µmol/L"
+    assert unit_symbol("mm[Hg]") == "mmHg" and unit_symbol("g/dL") == "g/dL"  # a plain unit is shown as sent

@@ -6,7 +6,7 @@ module; it stores everything in the cloud database (``users``, ``user_roles``,
 
 * **Passwords**: scrypt (:mod:`provisioning.auth`), policy of 12+ characters from three
   classes; the parameters travel with the hash and are raised on the next login.
-* **Second factor**: RFC 6238 TOTP (:mod:`provisioning.totp`; enrolment: :mod:`cloud.users.totp`). The
+* **Second factor**: RFC 6238 TOTP (:mod:`provisioning.totp`; enrolment: :mod:`cloud.users.totp_enrolment`). The
   secret is sealed at rest with the cloud's at-rest key (:class:`cloud.records.crypto_at_rest.AtRest`, column
   ``users.totp_secret``); a used code cannot be replayed. A user without TOTP cannot log
   in at all (``mchub cloud user totp NAME`` enrols one).

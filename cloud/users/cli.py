@@ -79,7 +79,7 @@ async def _with_db(cfg: Any, fn: Callable[[Any], Any]) -> int:
 
 async def _add(cfg: Any, args: argparse.Namespace) -> int:
     from cloud import users
-    from cloud.users import totp as user_totp
+    from cloud.users import totp_enrolment as user_totp
 
     at_rest = _at_rest(cfg)
     password = _password(args)
@@ -134,7 +134,7 @@ async def _passwd(cfg: Any, args: argparse.Namespace) -> int:
 
 
 async def _totp(cfg: Any, args: argparse.Namespace) -> int:
-    from cloud.users import totp as user_totp
+    from cloud.users import totp_enrolment as user_totp
 
     at_rest = _at_rest(cfg)
 

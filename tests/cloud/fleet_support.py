@@ -14,7 +14,7 @@ from cloud.db.engine import Database
 from cloud.db.migrations import migrate
 from cloud.intake.keystore import CloudKeys
 from cloud.records.crypto_at_rest import AtRest
-from cloud.users import totp as user_totp
+from cloud.users import totp_enrolment as user_totp
 from provisioning import totp
 from provisioning.ca import FleetCA
 from provisioning.client import HttpClient

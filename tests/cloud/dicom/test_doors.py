@@ -31,7 +31,7 @@ from cloud.dicom.objects import SEALED_MAGIC, ObjectStore
 from cloud.dicom.part10 import split_part10
 from cloud.intake.keystore import CloudKeys
 from cloud.records.crypto_at_rest import AtRest
-from cloud.users import totp as user_totp
+from cloud.users import totp_enrolment as user_totp
 from firmware_sim import pacs_data
 from tests.cloud.dicom.bundled import FIXTURES
 from tests.cloud.support import make_cloud, serving

@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from cloud import users
 from cloud.config import CloudConfig
 from cloud.server.app import CloudState, build_app
-from cloud.users import totp as user_totp
+from cloud.users import totp_enrolment as user_totp
 from provisioning import totp
 
 PASSWORD = "Correct-Horse-9!"

@@ -13,7 +13,7 @@ import pytest
 from cloud import users
 from cloud.db.engine import Database
 from cloud.records.crypto_at_rest import AtRest
-from cloud.users import totp as user_totp
+from cloud.users import totp_enrolment as user_totp
 from cloud.web import dashboard, queues, sampler
 from cloud.web.dashboard import headline
 from protocol.clinical.patient import CHINA

@@ -136,7 +136,7 @@ async def measure(cfg: CloudConfig) -> dict[str, float]:
 async def _message_browser(cloud: Any, c: Any) -> dict[str, float]:
     """The message browser's pages and, as their baseline, the same searches without the page."""
     try:
-        from cloud import message_browser as mb
+        from cloud.integration import message_browser as mb
     except ImportError:  # the code before the message browser (a comparison run)
         return {}
     at_rest = cloud.state.ingestor.at_rest

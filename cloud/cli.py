@@ -85,7 +85,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 async def _migrate(cfg: Any, args: argparse.Namespace) -> int:
-    from cloud.serve import migrate_database
+    from cloud.server.serve import migrate_database
 
     done = await migrate_database(cfg)
     print("\n".join(f"applied {m}" for m in done) or "database is up to date")
@@ -94,7 +94,7 @@ async def _migrate(cfg: Any, args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from cloud.errors import CloudError
-    from cloud.serve import serve
+    from cloud.server.serve import serve
 
     try:
         return serve(_cfg(args), args.workers, args.host, args.port, integrate=not args.no_integrate)
@@ -104,8 +104,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _integrate(cfg: Any, args: argparse.Namespace) -> int:
-    from cloud import logs
     from cloud.integration.service import run_owner
+    from cloud.server import logs
 
     logs.setup(cfg.logging.level, cfg.logging.json)
     return await run_owner(cfg)
@@ -117,7 +117,7 @@ async def _with_fleet(cfg: Any, fn: Callable[[Any], Awaitable[int]]) -> int:
     from cloud.errors import RegistryError
     from cloud.fleet.service import Fleet
     from cloud.intake.keystore import load_keys
-    from cloud.serve import migrate_database
+    from cloud.server.serve import migrate_database
     from provisioning.errors import ProvisioningError
 
     await migrate_database(cfg)
@@ -215,7 +215,7 @@ async def _import(cfg: Any, args: argparse.Namespace) -> int:
     from cloud.intake.importer import import_file
     from cloud.intake.ingest import Ingestor
     from cloud.intake.keystore import load_keys
-    from cloud.serve import migrate_database
+    from cloud.server.serve import migrate_database
 
     await migrate_database(cfg)
     db = await Database.connect(cfg.database.url, 2)
@@ -238,7 +238,7 @@ async def _import(cfg: Any, args: argparse.Namespace) -> int:
 
 
 async def _command(cfg: Any, args: argparse.Namespace) -> int:
-    from cloud.mqtt import MqttError
+    from cloud.fleet.mqtt import MqttError
 
     async def go(fleet: Any) -> int:
         body = await fleet.send_command(_actor(), args.hub, args.name, dict(a.split("=", 1) for a in args.arg))
@@ -254,7 +254,7 @@ async def _command(cfg: Any, args: argparse.Namespace) -> int:
 async def _outbox(cfg: Any, args: argparse.Namespace) -> int:
     from cloud import outbox
     from cloud.db.engine import Database
-    from cloud.serve import migrate_database
+    from cloud.server.serve import migrate_database
 
     await migrate_database(cfg)  # a fresh database has no outbox table yet
     db = await Database.connect(cfg.database.url, 2)
@@ -283,7 +283,7 @@ async def _outbox(cfg: Any, args: argparse.Namespace) -> int:
 async def _audit(cfg: Any, args: argparse.Namespace) -> int:
     from cloud.audit import chain as audit_chain
     from cloud.db.engine import Database
-    from cloud.serve import migrate_database
+    from cloud.server.serve import migrate_database
 
     await migrate_database(cfg)
     db = await Database.connect(cfg.database.url, 2)
@@ -361,7 +361,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p = add("audit", "审计日志 / audit log: verify the hash chain (exit 1 if altered), seal, prune", _run(_audit))
     p.add_argument("action", choices=["verify", "seal", "prune"])
     p.add_argument("--days", type=int, help="prune: retention in days (default: [audit] retention_days)")
-    from cloud import user_cli
+    from cloud.users import cli as user_cli
 
     user_cli.register(sub, add, _run)
     from cloud.integration import dicom_sender_cli

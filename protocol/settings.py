@@ -5,7 +5,7 @@ with its type, its default and its bounds (``Annotated[int, Meta(ge=0, le=65535)
 optionally an example (``Meta(examples=[...])``) and a fix text (``Meta(description=...)``).
 :func:`decode` turns a parsed TOML table into that Struct, or raises :class:`SettingError`
 whose :class:`SettingProblem` says where (the key path), what kind of problem, and what the
-declaration allows, so each config loader (``edge/config.py``, ``cloud/config.py``) can word
+declaration allows, so each config loader (``edge/config.py``, ``cloud/config/__init__.py``) can word
 the message its users already get: file, key and fix. Cross-key rules (a maximum at least
 the minimum, a URL's scheme) stay in the loaders, after decoding.
 

@@ -143,3 +143,9 @@ def test_the_hubs_web_layer_sees_the_hub_only_through_its_view() -> None:
                 for needle in ("hub.writer", "hub.supervisor", "hub.sync.cfg", "hub.sessions", "hub.channel")
                 if needle in path.read_text(encoding="utf-8")]
     assert not reaching, "the web layer reaches into the hub's parts:\n" + "\n".join(reaching)
+
+
+def test_the_cloud_folder_has_no_loose_modules_beyond_its_doors() -> None:
+    """Issue 19: cloud/ had 20 loose modules; each now lives in the package of the job it serves (docs/cloud.md)."""
+    loose = sorted(p.stem for p in (ROOT / "cloud").glob("*.py"))
+    assert loose == ["__init__", "cli", "errors", "outbox"], f"group new cloud modules by their job: {loose}"

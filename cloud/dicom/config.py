@@ -29,8 +29,8 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from cloud.config_checks import Section, config_error
-from cloud.config_checks import err as _err
+from cloud.config.checks import Section, config_error
+from cloud.config.checks import err as _err
 from cloud.dicom.errors import DicomError
 from protocol.settings import SettingError, decode
 

@@ -25,10 +25,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cloud import user_sessions, users
+from cloud import users
 from cloud.errors import CloudError, DatabaseUnavailable
 from cloud.fleet.service import Fleet
 from cloud.records.crypto_at_rest import AtRest
+from cloud.users import sessions as user_sessions
 from provisioning.enrollment import EnrollRequest
 from provisioning.errors import AuthError, ProvisioningError
 from provisioning.rotation import RotateRequest

@@ -2,7 +2,7 @@
 
 ``hubs.online`` is what the dashboard, the hub list and ``/metrics`` show. It turns on
 with every accepted batch (:func:`on_batch`, which also moves ``last_seen_ms``), every
-telemetry or status message (:mod:`cloud.mqtt`), and turns off when none of them was seen
+telemetry or status message (:mod:`cloud.fleet.mqtt`), and turns off when none of them was seen
 for ``[fleet] presence_window_s`` (:func:`sweep`, run by every worker; idempotent), or at
 once when the broker publishes the hub's last will and the hub has not synced within the
 window (telemetry-based presence ends with the MQTT session; a syncing hub stays online).

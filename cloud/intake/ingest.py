@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from cloud import audit, metrics
+from cloud import audit
 from cloud.db.engine import Database
 from cloud.db.migrations import PartitionCache
 from cloud.db.pg_ingest import SignerRefused, store_batch_pg
@@ -47,6 +47,7 @@ from cloud.intake.sync_store import (
 )
 from cloud.intake.validate import InvalidRecord, Refusal, check_columns
 from cloud.records.crypto_at_rest import AtRest
+from cloud.server import metrics
 from protocol.ack import Ack, AckStatus, batch_digest, sign_ack
 from protocol.batch import Columns
 from protocol.envelope import BatchHeader, open_columns, parse_header

@@ -10,5 +10,5 @@ Modules:
     vitals     outbound: a closed session -> ORU^R01 over MLLP from the transactional outbox
     service    starts/stops the MLLP listener, the processor, the HIS dispatcher and the DICOM SCP
     api        ``/integration/v1``: unmatched work list, resolve, replay (admin bearer token)
-The dashboard reads through :mod:`cloud.integration_queries`.
+The dashboard reads through :mod:`cloud.integration.queries`.
 """

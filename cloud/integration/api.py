@@ -10,7 +10,7 @@
 | ``POST /integration/v1/outbound/{id}/replay`` | queue a dead letter again (same control id) |
 
 Every change is audited with actor ``integration-api``. The dashboard's pages call
-:mod:`cloud.integration_queries` directly with their own sessions and roles.
+:mod:`cloud.integration.queries` directly with their own sessions and roles.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cloud import integration_queries as q
-from cloud.admin_api import _authorised, _refuse
 from cloud.errors import CloudError
-from cloud.message_browser import Rules, reprocess
+from cloud.fleet.admin_api import _authorised, _refuse
+from cloud.integration import queries as q
+from cloud.integration.message_browser import Rules, reprocess
 from cloud.records.crypto_at_rest import AtRest
 
 ACTOR = "integration-api"

@@ -18,7 +18,7 @@ from typing import Any
 
 async def _add(cfg: Any, args: argparse.Namespace) -> int:
     from cloud.integration.dicom_senders import add_sender
-    from cloud.user_cli import _actor, _with_db
+    from cloud.users.cli import _actor, _with_db
 
     async def go(db: Any) -> int:
         sender, token = await add_sender(db, args.name, actor=_actor(), note=args.note)
@@ -33,7 +33,7 @@ async def _add(cfg: Any, args: argparse.Namespace) -> int:
 
 async def _list(cfg: Any, args: argparse.Namespace) -> int:
     from cloud.integration.dicom_senders import list_senders
-    from cloud.user_cli import _when, _with_db
+    from cloud.users.cli import _when, _with_db
 
     async def go(db: Any) -> int:
         rows = await list_senders(db)
@@ -51,7 +51,7 @@ async def _list(cfg: Any, args: argparse.Namespace) -> int:
 
 async def _revoke(cfg: Any, args: argparse.Namespace) -> int:
     from cloud.integration.dicom_senders import revoke_sender
-    from cloud.user_cli import _actor, _with_db
+    from cloud.users.cli import _actor, _with_db
 
     async def go(db: Any) -> int:
         await revoke_sender(db, args.name, actor=_actor())

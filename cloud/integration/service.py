@@ -8,7 +8,7 @@ Two roles, because a TCP port can be owned by one process only:
   DICOM C-STORE SCP (``[dicom]``), processes stored HL7 messages into the cloud tables and
   runs the ``his.vitals`` dispatcher (``[his]``). With ``[server] workers = 1`` that is the
   worker itself; with more, ``mchub cloud serve`` starts ``mchub cloud integrate`` as one
-  extra process next to the uvicorn workers (``cloud/serve.py``), and
+  extra process next to the uvicorn workers (``cloud/server/serve.py``), and
   ``mchub cloud serve --no-integrate`` leaves it to an ``integrate`` process run elsewhere.
   The outbox claims with ``FOR UPDATE SKIP LOCKED``, so even two owners by mistake would
   not send a message twice at once — but the second could not bind the ports.

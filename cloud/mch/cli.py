@@ -32,7 +32,7 @@ Handler = Callable[[Any, argparse.Namespace], Awaitable[int]]
 
 async def _db(cfg: Any) -> Any:
     from cloud.db.engine import Database
-    from cloud.serve import migrate_database
+    from cloud.server.serve import migrate_database
 
     await migrate_database(cfg)
     return await Database.connect(cfg.database.url, 2)

@@ -153,7 +153,7 @@ async def case_rows(db: Database, start: dt.date, end: dt.date, *, site: str = "
                     at_rest: AtRest | None = None) -> list[RegisterRow]:
     """Latest record of every case screened in [start, end] (at ``site``), names decrypted and masked.
 
-    Plain data, so the register can be built in :mod:`cloud.offload`'s process (see
+    Plain data, so the register can be built in :mod:`cloud.server.offload`'s process (see
     :func:`pack_rows`); the decryption (fast, C) runs here in slices, yielding between them.
     """
     async with db.transaction() as tx:
@@ -190,7 +190,7 @@ _SLICE = 500
 
 
 async def pack_rows(rows: list[RegisterRow]) -> bytes:
-    """The rows as one compressed blob for :func:`cloud.offload.run`.
+    """The rows as one compressed blob for :func:`cloud.server.offload.run`.
 
     Handing 10,000 rows to the spare process as Python objects pickles ~10 MB in one call
     that holds the GIL (a stall of the event loop); here they are encoded in slices,
@@ -219,14 +219,14 @@ def _build(name: str, rows: list[RegisterRow], start: dt.date, end: dt.date) -> 
 
 
 def build_register(name: str, packed: bytes, start: dt.date, end: dt.date) -> registers.Table:
-    """One register from :func:`pack_rows` (pure: run it with :func:`cloud.offload.run` in the cloud)."""
+    """One register from :func:`pack_rows` (pure: run it with :func:`cloud.server.offload.run` in the cloud)."""
     return _build(name, unpack_rows(packed), start, end)
 
 
 def register_file(name: str, packed: bytes, start: dt.date, end: dt.date, fmt: str, lang: str,
                   institution: str = "") -> tuple[bytes, int, str]:
     """The register as an XLSX or CSV file, its number of rows and its file name (institution and
-    period in it; pure: for :func:`cloud.offload.run`)."""
+    period in it; pure: for :func:`cloud.server.offload.run`)."""
     table = build_register(name, packed, start, end)
     body = (registers.to_xlsx([table], lang, institution=institution, start=start, end=end) if fmt == "xlsx"
             else registers.to_csv(table, lang))

@@ -278,7 +278,7 @@ def to_xlsx(tables: Iterable[Table], lang: str = "zh", *, institution: str = "",
 
     Written in openpyxl's ``write_only`` mode (rows streamed, no cell objects kept): a
     10,000-row register stays small in memory. Pure-Python CPU work all the same (seconds):
-    the cloud runs it through :func:`cloud.offload.run`, never on its event loop.
+    the cloud runs it through :func:`cloud.server.offload.run`, never on its event loop.
     """
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell

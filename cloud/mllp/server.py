@@ -48,7 +48,7 @@ LOOPBACK: tuple[IPNetwork, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddres
 
 def app_allowed(header: Header | None, apps: frozenset[str]) -> bool:
     """Whether MSH-3 (or MSH-3|MSH-4) is one of the ``allowed_apps`` (the listener's rule, also used
-    when a refused message is checked again: cloud.message_browser)."""
+    when a refused message is checked again: cloud.integration.message_browser)."""
     if header is None:
         return False
     return header.sending_app in apps or header.sender in apps

@@ -1,6 +1,6 @@
 """The cloud's web pages: integration dashboard, admin console, MCH registers (issue 9).
 
-``routes(cfg)`` returns what :func:`cloud.app.build_app` adds to its route list: the
+``routes(cfg)`` returns what :func:`cloud.server.app.build_app` adds to its route list: the
 shared static files and a ``/ui`` mount with its own security middleware (database
 sessions shared by every worker, CSRF, idle timeout, security headers); ``/`` redirects
 there. ``run_sampler`` is the background task that records the queue totals the rate charts

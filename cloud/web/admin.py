@@ -33,9 +33,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from cloud import user_totp, users
+from cloud import users
 from cloud.errors import CloudError
 from cloud.fleet.api import fleet_of
+from cloud.users import totp_enrolment as user_totp
 from cloud.web import admin_ops
 from cloud.web.qr import qr_svg
 from cloud.web.shell import ADMIN, AUDITOR, PREFIX, RENDER, actor, db_of, guard, page

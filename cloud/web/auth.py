@@ -19,7 +19,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from cloud import user_sessions, users
+from cloud import users
+from cloud.users import sessions as user_sessions
 from cloud.web.shell import ADMIN, AUDITOR, INTEGRATION, LOGIN, PREFIX, RENDER, db_of, guard, page
 from cloud.web.store import DbLoginThrottle
 from protocol.ids import now_ms
@@ -76,7 +77,7 @@ async def login(request: Request) -> Response:
 
 async def logout(request: Request) -> Response:
     """POST /ui/logout (CSRF-checked like every form): signs the user out everywhere (every
-    page and bearer session of theirs ends: :func:`cloud.user_sessions.logout`)."""
+    page and bearer session of theirs ends: :func:`cloud.users.sessions.logout`)."""
     session = request.scope["state"]["session"]
     if session.user:
         await user_sessions.logout(db_of(request), session.user, source=_client(request))

@@ -1,6 +1,6 @@
 """Hospital-side panels of the dashboard: MLLP inbound log, HIS control ids, the work list.
 
-The data and its rules belong to the hospital integration (:mod:`cloud.integration_queries`:
+The data and its rules belong to the hospital integration (:mod:`cloud.integration.queries`:
 every MLLP frame in ``hl7_inbound`` with its ACK code, vitals for the HIS as outbox
 messages of topic ``his.vitals`` with control id ``MCHV<id>``, results and studies waiting
 for their patient in ``unmatched``); this module only shapes them for the pages.
@@ -12,8 +12,8 @@ import dataclasses
 import re
 from typing import Any
 
-from cloud import integration_queries as iq
 from cloud.db.engine import Database, Tx
+from cloud.integration import queries as iq
 from cloud.integration.vitals import TOPIC as VITALS_TOPIC
 from cloud.integration.vitals import control_id
 from cloud.web.queues import Queue

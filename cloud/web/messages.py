@@ -9,7 +9,7 @@
     POST /ui/dashboard/messages/send-again       reprocess (HL7 in) or replay (HL7 out, MCH) the checked
                                                  messages (form ``source``, ``ref`` repeated; CSRF, audited)
 
-The queries are :mod:`cloud.message_browser`; a search by ID number or name is audited as a
+The queries are :mod:`cloud.integration.message_browser`; a search by ID number or name is audited as a
 view of patient data (``view.messages``). See docs/dashboard.md "Message browser".
 """
 
@@ -25,8 +25,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from cloud import message_browser as mb
 from cloud.errors import CloudError
+from cloud.integration import message_browser as mb
 from cloud.web.dashboard import ROLES
 from cloud.web.shell import PREFIX, RENDER, actor, audit_view, db_of, guard, page
 from protocol.logmask import mask_id_numbers

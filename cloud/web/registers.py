@@ -23,10 +23,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cloud import offload
 from cloud.mch import registers as reg
 from cloud.mch.queries import REGISTERS, build_register, case_rows, institution, pack_rows, register_file
 from cloud.mch.sources import CHINA
+from cloud.server import offload
 from cloud.web.shell import ADMIN, INTEGRATION, RENDER, audit_view, db_of, guard, page
 
 ROLES = (ADMIN, INTEGRATION)

@@ -18,9 +18,9 @@ import hashlib
 
 import msgspec
 
-from cloud import user_sessions
 from cloud.db.engine import Database
 from cloud.errors import CloudError
+from cloud.users import sessions as user_sessions
 from protocol.ids import now_ms
 from webui.security import ANONYMOUS, lock_duration
 from webui.sessions import Session

@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from cloud import integration_queries as iq
 from cloud.errors import PatientIndexError
+from cloud.integration import queries as iq
 from cloud.integration import worklist
 from cloud.records.crypto_at_rest import AtRest
 from cloud.web.shell import ADMIN, INTEGRATION, PREFIX, RENDER, actor, audit_view, db_of, flash_param, guard, page

@@ -13,11 +13,11 @@ from pathlib import Path
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from cloud.app import build_app
 from cloud.config import CloudConfig, load
 from cloud.db.engine import Database
 from cloud.fleet.service import Fleet
 from cloud.intake.keystore import CloudKeys, init_keys
+from cloud.server.app import build_app
 from firmware_sim.fleet import CloudKeys as PublicKeys
 from firmware_sim.fleet import VirtualHub
 from protocol.keys import SuiteId

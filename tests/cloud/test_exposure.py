@@ -23,8 +23,8 @@ from pathlib import Path
 import aiohttp
 from starlette.routing import Route
 
-from cloud.app import build_app
-from cloud.openapi import document
+from cloud.server.app import build_app
+from cloud.server.openapi import document
 from tests.cloud.support import make_cloud, worker_process
 from tests.support.services import free_port
 

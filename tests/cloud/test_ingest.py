@@ -321,8 +321,8 @@ async def test_a_large_batch_on_the_copy_path_refuses_one_record_alone(pg_cloud)
 
 
 def test_the_openapi_document_describes_every_route(sqlite_cloud) -> None:
-    from cloud.app import build_app
-    from cloud.openapi import document
+    from cloud.server.app import build_app
+    from cloud.server.openapi import document
 
     cfg, _ = sqlite_cloud
     doc = document()
@@ -337,7 +337,7 @@ def test_the_openapi_document_describes_every_route(sqlite_cloud) -> None:
 
 def test_the_openapi_document_lists_every_refusal_reason_and_status() -> None:
     from cloud.intake.ingest import _STATUS
-    from cloud.openapi import document
+    from cloud.server.openapi import document
 
     batches = document()["paths"]["/api/v1/batches"]["post"]["responses"]
     assert set(document()["components"]["schemas"]["Refusal"]["properties"]["reason"]["enum"]) == set(_STATUS)

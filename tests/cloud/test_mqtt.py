@@ -12,7 +12,7 @@ import pytest
 
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
-from cloud.mqtt import publish_command, run_listener
+from cloud.fleet.mqtt import publish_command, run_listener
 from protocol.commands import HubStatus, Telemetry, topic, verify_command
 from protocol.ids import now_ms
 from tests.cloud.support import ensure_site, fleet_on, hub, register_hub

@@ -15,9 +15,9 @@ import aiohttp
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from starlette.routing import Route
 
-from cloud.app import build_app
 from cloud.audit import chain as audit_chain
 from cloud.db.engine import Database
+from cloud.server.app import build_app
 from protocol.envelope import SIGNATURE_LEN, parse_header, seal
 from protocol.keys import RecipientPrivate, SuiteId
 from tests.cloud.support import ensure_site, hub, register_hub, serving

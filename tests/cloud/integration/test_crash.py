@@ -20,8 +20,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from cloud import integration_queries as queries
 from cloud.config import CloudConfig
+from cloud.integration import queries
 from cloud.integration.service import ROLE_ENV
 from cloud.mllp.client import MllpSender
 from cloud.mllp.db_store import COLUMN

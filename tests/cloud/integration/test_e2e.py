@@ -13,10 +13,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from cloud import integration_queries as queries
 from cloud.config import CloudConfig
 from cloud.db.engine import Database
 from cloud.intake.keystore import CloudKeys
+from cloud.integration import queries
 from firmware_sim import pacs, pacs_data
 from firmware_sim.his import Faults, HisReceiver, adt_message, fields, fixture_messages, lab_message, send_messages
 from protocol.hl7.ack import parse_ack

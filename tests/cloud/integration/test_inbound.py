@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from cloud import integration_queries as queries
 from cloud.db.engine import Database
 from cloud.errors import PatientIndexError
-from cloud.message_browser import Rules, reprocess
+from cloud.integration import queries
+from cloud.integration.message_browser import Rules, reprocess
 from cloud.records import patients
 from firmware_sim.his import adt_message, lab_message
 from tests.cloud.integration.conftest import NID, Env, with_national_id, without_national_id

@@ -1,4 +1,4 @@
-"""The message browser's queries (cloud.message_browser) on SQLite and PostgreSQL: filters, paging,
+"""The message browser's queries (cloud.integration.message_browser) on SQLite and PostgreSQL: filters, paging,
 the detail with its stored ACK, reprocessing that never produces a result twice, replay."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import datetime as dt
 
 import pytest
 
-from cloud import message_browser as mb
 from cloud import outbox
 from cloud.config import OutboxConfig
+from cloud.integration import message_browser as mb
 from cloud.mllp.store import InboundMeta, Status
 from firmware_sim.his import MALFORMED, adt_message, lab_message
 from protocol.hl7.ack import build_ack

@@ -10,9 +10,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from cloud import user_totp, users
+from cloud import users
 from cloud.db.engine import Database
 from cloud.records.crypto_at_rest import AtRest
+from cloud.users import totp_enrolment as user_totp
 from cloud.web import dashboard, queues, sampler
 from cloud.web.dashboard import headline
 from protocol.clinical.patient import CHINA
@@ -259,7 +260,7 @@ async def test_records_refused_one_by_one_are_listed_per_hub(seeded: Any) -> Non
     html = (await c.get("/ui/dashboard")).text
     assert 'class="refused-hub"><td>H2</td><td>1</td>' in html
     assert '<td class="">-</td>' in html  # no telemetry from H2 yet: unknown whether staff dealt with it
-    async with cloud.state.db.transaction() as tx:  # what cloud/mqtt.py stores from the hub's telemetry
+    async with cloud.state.db.transaction() as tx:  # what cloud/fleet/mqtt.py stores from the hub's telemetry
         await tx.execute("UPDATE hubs SET telemetry = $1 WHERE hub_id = 'H2'",
                          '{"at_ms": 1, "queue_depth": 0, "dead_letters_open": 1, "version": "x"}')
     html = (await c.get("/ui/dashboard")).text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from cloud import message_browser as mb
+from cloud.integration import message_browser as mb
 from cloud.web.messages import REASONS
 from cloud.web.registers import REGISTERS
 from cloud.web.shell import HERE, RENDER, ROLES

@@ -14,9 +14,9 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from cloud.config_checks import Section, resolve
-from cloud.config_checks import err as _err
-from cloud.config_checks import positive as _positive
+from cloud.config.checks import Section, resolve
+from cloud.config.checks import err as _err
+from cloud.config.checks import positive as _positive
 from cloud.dicom.config import DicomConfig, DicomConfigError
 from cloud.errors import ConfigError
 from protocol.errors import ProtocolError

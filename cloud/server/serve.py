@@ -22,18 +22,18 @@ from typing import Any
 
 import uvicorn
 
-from cloud import logs
 from cloud.config import CloudConfig
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
 from cloud.intake.keystore import load_keys
 from cloud.integration.service import ROLE_ENV
+from cloud.server import logs
 
 
 def uvicorn_options(cfg: CloudConfig) -> dict[str, Any]:
     """The doors of every worker (``[http]``, docs/deployment.md): the guarded protocol
     (connection limits, header and request deadlines; its limits are set by
-    :func:`cloud.app.build_app` in each worker) and the proxies trusted for X-Forwarded-For."""
+    :func:`cloud.server.app.build_app` in each worker) and the proxies trusted for X-Forwarded-For."""
     return {"http": "webui.conn_guard:GuardedH11Protocol", "proxy_headers": True,
             "forwarded_allow_ips": cfg.http.forwarded_allow_ips, "timeout_keep_alive": 5}
 
@@ -62,7 +62,7 @@ def serve(cfg: CloudConfig, workers: int | None = None, host: str | None = None,
     if n > 1 and integrate:
         owner = subprocess.Popen([sys.executable, "-m", "mchub", "cloud", "integrate", "--config", str(cfg.path)])
     try:
-        uvicorn.run("cloud.app:app_from_env", factory=True, host=host or cfg.server.host,
+        uvicorn.run("cloud.server.app:app_from_env", factory=True, host=host or cfg.server.host,
                     port=port or cfg.server.port, workers=n, log_config=None, access_log=False,
                     timeout_graceful_shutdown=10, **uvicorn_options(cfg))
     finally:

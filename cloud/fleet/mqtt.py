@@ -24,10 +24,10 @@ import aiomqtt
 import msgspec
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from cloud import metrics
 from cloud.db.engine import Database
 from cloud.errors import CloudError
 from cloud.fleet.presence import down_from_telemetry
+from cloud.server import metrics
 from protocol.backoff import Backoff
 from protocol.commands import CommandBody, CommandName, HubStatus, Telemetry, sign_command, topic
 from protocol.ids import now_ms, uuid7

@@ -66,7 +66,7 @@ def _show_totp(secret: str, uri: str) -> None:
 
 async def _with_db(cfg: Any, fn: Callable[[Any], Any]) -> int:
     from cloud.db.engine import Database
-    from cloud.serve import migrate_database
+    from cloud.server.serve import migrate_database
 
     await migrate_database(cfg)
     db = await Database.connect(cfg.database.url, 2)
@@ -78,7 +78,8 @@ async def _with_db(cfg: Any, fn: Callable[[Any], Any]) -> int:
 
 
 async def _add(cfg: Any, args: argparse.Namespace) -> int:
-    from cloud import user_totp, users
+    from cloud import users
+    from cloud.users import totp_enrolment as user_totp
 
     at_rest = _at_rest(cfg)
     password = _password(args)
@@ -133,7 +134,7 @@ async def _passwd(cfg: Any, args: argparse.Namespace) -> int:
 
 
 async def _totp(cfg: Any, args: argparse.Namespace) -> int:
-    from cloud import user_totp
+    from cloud.users import totp_enrolment as user_totp
 
     at_rest = _at_rest(cfg)
 

@@ -25,20 +25,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cloud import admin_api, logs, metrics, outbox, web
 from cloud import config as config_mod
+from cloud import outbox, web
 from cloud.audit import RefusalTally
 from cloud.audit import chain as audit_chain
 from cloud.audit.refusals import RefusalAudit
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
 from cloud.errors import CloudError, DatabaseUnavailable
+from cloud.fleet import admin_api, presence
 from cloud.fleet import api as fleet_api
-from cloud.fleet import presence
 from cloud.intake.ingest import Answer, Ingestor, Limits
 from cloud.intake.keystore import CloudKeys, load_keys
 from cloud.integration.service import Integration
-from cloud.openapi import document
+from cloud.server import logs, metrics
+from cloud.server.openapi import document
 from protocol.envelope import HEADER_PREFIX_MAX
 from webui import conn_guard
 from webui.body_limit import BodyLimit, Cap
@@ -202,7 +203,7 @@ def build_app(cfg: config_mod.CloudConfig) -> Starlette:
     hospital = Integration(cfg)  # STOW-RS + /integration/v1 here; MLLP/SCP/dispatchers in the owner process
     tally = RefusalTally(window_s=cfg.http.refusal_window_s)
     h = cfg.http
-    conn_guard.configure(conn_guard.ConnLimits(  # used when served with cloud.serve.uvicorn_options
+    conn_guard.configure(conn_guard.ConnLimits(  # used when served with cloud.server.serve.uvicorn_options
         max_connections=h.max_connections, max_per_source=h.max_connections_per_ip,
         header_timeout_s=h.header_timeout_s, request_timeout_s=h.request_timeout_s,
         exempt=conn_guard.exempt_from(h.forwarded_allow_ips),
@@ -217,7 +218,7 @@ def build_app(cfg: config_mod.CloudConfig) -> Starlette:
         tasks: list[asyncio.Task[None]] = []
         stop = asyncio.Event()
         if cfg.mqtt.enabled:
-            from cloud.mqtt import run_listener
+            from cloud.fleet.mqtt import run_listener
 
             tasks.append(asyncio.create_task(run_listener(state.db, cfg.mqtt.host, cfg.mqtt.port, stop,
                                                              int(cfg.fleet.presence_window_s * 1000))))

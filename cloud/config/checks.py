@@ -1,6 +1,6 @@
 """How cloud.toml problems are worded: file, ``[section] key``, problem and fix.
 
-The sections themselves are msgspec Structs (cloud/config.py, cloud/config_integration.py),
+The sections themselves are msgspec Structs (cloud/config/__init__.py, cloud/config/integration.py),
 each key declared once with its type, default and bounds; :func:`protocol.settings.decode`
 checks a file against them and :func:`config_error` words what it found.
 """

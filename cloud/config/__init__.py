@@ -7,7 +7,7 @@ Every error names the file, the ``[section] key`` and how to fix it, e.g.::
 
 Each key is declared once, in its section's msgspec Struct (type, default, bounds; see
 docs/decisions.md "Configuration validation"); :func:`protocol.settings.decode` checks the
-file against them and :func:`cloud.config_checks.config_error` words what is wrong.
+file against them and :func:`cloud.config.checks.config_error` words what is wrong.
 Relative paths are relative to the directory of the configuration file. A minimal
 file for the embedded default (SQLite, one worker) is just::
 
@@ -26,10 +26,10 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from cloud.config_checks import Section, config_error, resolve
-from cloud.config_checks import err as _err
-from cloud.config_example import EXAMPLE
-from cloud.config_integration import (
+from cloud.config.checks import Section, config_error, resolve
+from cloud.config.checks import err as _err
+from cloud.config.example import EXAMPLE
+from cloud.config.integration import (
     HisConfig,
     MllpConfig,
     integration,

@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 
 from cloud import audit, outbox
-from cloud.config_integration import MllpConfig
+from cloud.config.integration import MllpConfig
 from cloud.db.engine import Database, Tx
 from cloud.errors import CloudError
 from cloud.integration.vitals import TOPIC as VITALS_TOPIC

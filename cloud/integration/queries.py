@@ -4,7 +4,7 @@ Every function takes the cloud :class:`~cloud.db.engine.Database` and returns pl
 dataclasses; nothing here returns a national ID, and a raw message (sealed at rest) only
 through :func:`inbound_raw`, which is audited.
 Writes (resolve, replay) are audited with the given ``actor``; reprocessing a message is
-:func:`cloud.message_browser.reprocess`.
+:func:`cloud.integration.message_browser.reprocess`.
 
     rows = await inbound_log(db, limit=50)                 # HL7 messages with ACK codes
     raw = await inbound_raw(db, at_rest, rows[0].uid, actor="web:alice")   # audited: holds patient data

@@ -6,7 +6,7 @@ module; it stores everything in the cloud database (``users``, ``user_roles``,
 
 * **Passwords**: scrypt (:mod:`provisioning.auth`), policy of 12+ characters from three
   classes; the parameters travel with the hash and are raised on the next login.
-* **Second factor**: RFC 6238 TOTP (:mod:`provisioning.totp`; enrolment: :mod:`cloud.user_totp`). The
+* **Second factor**: RFC 6238 TOTP (:mod:`provisioning.totp`; enrolment: :mod:`cloud.users.totp_enrolment`). The
   secret is sealed at rest with the cloud's at-rest key (:class:`cloud.records.crypto_at_rest.AtRest`, column
   ``users.totp_secret``); a used code cannot be replayed. A user without TOTP cannot log
   in at all (``mchub cloud user totp NAME`` enrols one).
@@ -17,12 +17,12 @@ module; it stores everything in the cloud database (``users``, ``user_roles``,
 * **Roles**: ``admin``, ``integration``, ``clinic_staff``, ``auditor`` (the ``roles``
   table); permissions per role in :data:`provisioning.auth.ROLE_PERMISSIONS`, checked
   with :meth:`User.can` / :func:`require`.
-* **Sessions** (:mod:`cloud.user_sessions`): ``create_session`` returns a bearer token once; the database keeps
+* **Sessions** (:mod:`cloud.users.sessions`): ``create_session`` returns a bearer token once; the database keeps
   only its SHA-256 (:func:`provisioning.auth.session_digest`); 8 hours.
 * **Session versions** (migration 12): every session, bearer or web page, records the
   user's ``session_version`` when it starts and is refused once the version moves on.
   A role change, password reset, new TOTP secret, disable/enable and logout bump it, so each
-  ends every open session of that user at its next request (:mod:`cloud.user_sessions`).
+  ends every open session of that user at its next request (:mod:`cloud.users.sessions`).
 
 Typical use from a page::
 
@@ -47,8 +47,8 @@ import msgspec
 from cloud import audit
 from cloud.db.engine import Database, Row, Tx
 from cloud.errors import CloudError
-from cloud.password_hashing import hashing, verify_dummy
 from cloud.records.crypto_at_rest import AtRest, AtRestError
+from cloud.users.password_hashing import hashing, verify_dummy
 from protocol.ids import now_ms as _now_ms
 from provisioning import auth, totp
 from provisioning.errors import AuthError, CodeReused, WrongCode

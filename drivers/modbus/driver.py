@@ -189,9 +189,6 @@ def modbus_rtu(device_id: str, config: Mapping[str, Any]) -> ModbusDriver:
     device path, like every serial driver) and the register map. A device pushed from the
     cloud's inventory carries the unit id as an integer ``port`` (provisioning/inventory.py);
     that is read as ``unit_id``."""
-    if "address" not in config and isinstance(config.get("port"), str):
-        raise option_error(device_id, "address", "missing (the serial path goes in address, not port)",
-                           'add address = "/dev/ttyUSB0" (the RS-485 adapter)')
     o = device_options(device_id, config, ModbusRtuOptions)
     if o.port is not None:
         if "unit_id" in config and o.unit_id != o.port:

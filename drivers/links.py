@@ -3,7 +3,7 @@
 Thin adapters with one small interface, :class:`Link`, so a driver never cares whether
 its station hangs off ``/dev/ttyUSB0`` or a serial-to-Ethernet converter::
 
-    link = open_link("/dev/ttyUSB0", baudrate=9600)   # or "tcp://10.0.0.7:4001"
+    link = await open_link(link_spec("st-1", {"address": "/dev/ttyUSB0"}), baudrate=9600)
     await link.write(b"...")
     data = await link.read(0.2)   # b"" when nothing arrived in time
 
@@ -19,9 +19,13 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
-from drivers.errors import ConfigError, TransportError
+import msgspec
+from msgspec import Meta
+
+from drivers.errors import TransportError
+from drivers.options import device_options, option_error
 
 
 class Link(Protocol):
@@ -149,38 +153,38 @@ class TcpLink:
         self._writer.close()
 
 
-def link_spec(device_id: str, config: Mapping[str, Any]) -> str:
-    """Where a device is, from its configuration table, as a path or ``tcp://host:port``.
+class LinkOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a serial device is, from its device table: ``address`` is the serial port, or with
+    ``transport = "tcp"`` the host of a TCP serial server listening on ``port``."""
 
-    Accepted forms (the first is the hub.toml convention)::
+    address: Annotated[str, Meta(min_length=1, examples=["/dev/ttyUSB0"], description=(
+        'add address = "/dev/ttyUSB0" (the serial port; with transport = "tcp" the serial server\'s host)'))]
+    transport: Literal["serial", "tcp"] = "serial"
+    #: the TCP port of a serial server (``transport = "tcp"``; ignored for a serial port)
+    port: Annotated[int, Meta(ge=1, le=65535, description=(
+        'write port = 4001 (the TCP port of a serial server); a serial port goes in address'))] | None = None
 
-        address = "/dev/serial/by-id/usb-FTDI_..."              # transport = "serial" (default)
+    def __str__(self) -> str:
+        return f"tcp://{self.address}:{self.port}" if self.transport == "tcp" else self.address
+
+
+def link_spec(device_id: str, config: Mapping[str, Any]) -> LinkOptions:
+    """Where a device is (:class:`LinkOptions`), decoded from its configuration table::
+
+        address = "/dev/serial/by-id/usb-FTDI_..."              # a serial port (transport = "serial")
         transport = "tcp", address = "10.0.0.7", port = 4001   # a TCP serial server
-        port = "/dev/ttyUSB0"   or   port = "tcp://10.0.0.7:4001"
     """
-    transport = config.get("transport") or "serial"
-    address, port = config.get("address"), config.get("port")
-    if transport not in ("serial", "tcp"):
-        raise ConfigError(f"device {device_id!r}: transport must be \"serial\" or \"tcp\" (got {transport!r})")
-    if transport == "tcp":
-        if isinstance(port, str) and port.startswith("tcp://"):
-            return port
-        if not isinstance(address, str) or not address or isinstance(port, bool) or not isinstance(port, int):
-            raise ConfigError(f"device {device_id!r}: a TCP serial server needs address = \"10.0.0.7\" and "
-                              "port = 4001")
-        return f"tcp://{address}:{port}"
-    for value in (address, port):
-        if isinstance(value, str) and value:
-            return value
-    raise ConfigError(f"device {device_id!r}: set address to the serial port, "
-                      "e.g. address = \"/dev/ttyUSB0\" (or transport = \"tcp\" with address and port)")
+    link = device_options(device_id, config, LinkOptions)
+    if link.transport == "tcp" and link.port is None:
+        raise option_error(device_id, "port", "missing (a TCP serial server needs its port)", "add port = 4001")
+    if link.transport == "serial" and link.address.startswith("tcp://"):
+        raise option_error(device_id, "address", f"{link.address!r} is not a serial port",
+                           'for a TCP serial server write transport = "tcp", address = "HOST", port = PORT')
+    return link
 
 
-async def open_link(port: str, baudrate: int) -> Link:
-    """Open ``port``: a device path, or ``tcp://host:port`` for a serial server."""
-    if port.startswith("tcp://"):
-        host, _, num = port[len("tcp://"):].rpartition(":")
-        if not host or not num.isdigit():
-            raise ConfigError(f"port {port!r}: write tcp://HOST:PORT, e.g. tcp://127.0.0.1:7001")
-        return await TcpLink.connect(host, int(num))
-    return SerialLink(port, baudrate)
+async def open_link(where: LinkOptions, baudrate: int) -> Link:
+    """Open the serial port, or connect to the TCP serial server, ``where`` names."""
+    if where.transport == "tcp" and where.port is not None:
+        return await TcpLink.connect(where.address, where.port)
+    return SerialLink(where.address, baudrate)

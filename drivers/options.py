@@ -7,9 +7,11 @@ and ignored) and turns a problem into a :class:`~drivers.errors.ConfigError` nam
 device, the key and the fix::
 
     device 'bp-3'.port: 0 is not an integer in 1..65535; fix: write port = 1883
+    device 'hw-1'.registers[0].colour: unknown key; fix: remove it or use one of address, code, ...
 
-Cross-key rules (a maximum at least the minimum) stay in the driver, after decoding; they
-word their errors with :func:`option_error`.
+Nested tables (a Modbus register map's ``[ready]`` and ``[[registers]]``) are Structs too,
+named by their path. Cross-key rules (a maximum at least the minimum, registers that
+overlap) stay in the driver, after decoding; they word their errors with :func:`option_error`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from drivers.errors import ConfigError
-from protocol.settings import SettingError, SettingProblem, decode, number_text, toml_value
+from protocol.settings import SettingError, SettingProblem, decode, dotted, number_text, toml_value
 
 S = TypeVar("S", bound=msgspec.Struct)
 
@@ -46,7 +48,7 @@ def device_options(device_id: str, table: Mapping[str, Any], kind: type[S],
         return decode(table, kind)
     except SettingError as exc:
         p = exc.problem
-        raise error(device_id, ".".join(map(str, p.key)), problem_text(p), fix_text(p)) from None
+        raise error(device_id, dotted(p.key), problem_text(p), fix_text(p)) from None
 
 
 def allowed(p: SettingProblem) -> str:
@@ -67,10 +69,14 @@ def problem_text(p: SettingProblem) -> str:
     """What is wrong with the value: "0 is not an integer in 1..65535"."""
     if p.kind == "missing":
         return "missing"
+    if p.kind == "unknown":
+        return "unknown key"
     if p.kind == "choice":
         return f"{p.value!r} is not allowed"
     if p.kind == "range" and p.expected == "str":  # a length bound: every text option is one
         return f"{p.value!r} is not a non-empty text"
+    if p.kind == "range" and p.expected == "list":  # a length bound: every list option is one
+        return "empty"
     if p.kind in ("type", "range"):
         return f"{p.value!r} is not {allowed(p)}"
     return f"{p.value!r} is not valid"
@@ -82,6 +88,8 @@ def fix_text(p: SettingProblem) -> str:
         return p.fix
     if p.kind == "choice":
         return "use one of " + ", ".join(map(str, p.choices))
+    if p.kind == "unknown":
+        return "remove it or use one of " + ", ".join(sorted(p.known))
     example = p.example if p.example is not None else p.default
     if example is None:
         example = p.low if p.low is not None else "..."

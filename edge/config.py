@@ -59,7 +59,7 @@ from msgspec import Meta
 from drivers.errors import ConfigError as DriverConfigError
 from edge.errors import ConfigError
 from edge.plugins import known_drivers
-from protocol.settings import SettingError, SettingProblem, decode, number_text, toml_value
+from protocol.settings import SettingError, SettingProblem, decode, dotted, number_text, toml_value
 
 Language = Literal["zh-CN", "en"]
 Guideline = Literal["2018", "2022"]
@@ -235,10 +235,6 @@ class HubConfig:
         return [d for s in self.stations for d in s.devices]
 
 
-def _dotted(key: tuple[str | int, ...]) -> str:
-    return "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in key).lstrip(".") or "(top level)"
-
-
 def _example(p: SettingProblem) -> str:
     if p.example is not None:
         return toml_value(p.example)
@@ -249,7 +245,7 @@ def _example(p: SettingProblem) -> str:
 
 def _config_error(file: str, p: SettingProblem) -> ConfigError:
     """The message a hub.toml user gets for ``p``: file, key, problem and fix."""
-    key, name = _dotted(p.key), p.name
+    key, name = dotted(p.key), p.name
     if p.kind == "unknown":
         known = ", ".join(sorted(p.known)) or "none"
         return ConfigError(file, key, "is not a known setting", f"remove it or check the spelling (known: {known})")

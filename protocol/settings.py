@@ -240,6 +240,11 @@ def _bounds(t: mi.Type) -> dict[str, Any]:
     return out
 
 
+def dotted(key: Key) -> str:
+    """A key path as a person writes it: ``stations[0].devices[1].port``."""
+    return "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in key).lstrip(".") or "(top level)"
+
+
 def toml_value(value: Any) -> str:
     """``value`` written as TOML (for "write it like ``key = ...``" hints)."""
     if isinstance(value, bool):

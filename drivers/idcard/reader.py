@@ -28,7 +28,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
 import msgspec
@@ -39,7 +39,7 @@ from drivers.errors import FrameError
 from drivers.idcard import frame, status
 from drivers.idcard.card import decode_read_data
 from drivers.instances import reuse
-from drivers.links import Link, link_spec, open_link
+from drivers.links import Link, LinkOptions, link_spec, open_link
 from drivers.options import device_options
 from protocol.idnum import mask
 
@@ -76,9 +76,9 @@ class IdCardReader:
 
     def __init__(self, device_id: str, config: Mapping[str, Any],
                  clock: Callable[[], float] = time.monotonic,
-                 link_factory: Callable[[str, int], Any] = open_link) -> None:
+                 link_factory: Callable[[LinkOptions, int], Awaitable[Link]] = open_link) -> None:
         self.device_id = device_id
-        self.port = link_spec(device_id, config)
+        self.link = link_spec(device_id, config)
         o = device_options(device_id, config, IdCardOptions)
         self.baudrate = o.baudrate
         self.poll_interval = o.poll_interval
@@ -98,7 +98,7 @@ class IdCardReader:
 
     async def run(self, sink: Sink) -> None:
         """Poll the reader until cancelled; raise TransportError when the link fails."""
-        link: Link = await self._link_factory(self.port, self.baudrate)
+        link = await self._link_factory(self.link, self.baudrate)
         self._decoder.reset()
         self._pending.clear()
         sink.state(True, link.description)

@@ -108,8 +108,8 @@ def decode(regmap: RegisterMap, words: Sequence[int]) -> Frame:
         for field in regmap.fields:
             value = _value(regmap, words, field, raw)
             try:
-                observations.append(to_canonical(field.code, value, field.unit))
-            except UnitError as exc:  # parse_register_map checked this; kept for maps built by hand
+                observations.append(to_canonical(field.code, value, field.reported_unit))
+            except UnitError as exc:  # parse_register_map checked this
                 raise InvalidValue(str(exc), raw) from exc
     except InvalidValue as exc:
         return Frame(True, sequence, None, raw, exc)

@@ -147,7 +147,7 @@ _SECONDS = Meta(gt=0, le=3600)
 
 class ModbusOptions(msgspec.Struct, frozen=True, kw_only=True):
     """The connection keys of a Modbus station's table, each declared once (the register map's
-    keys, in the same table, are :func:`~drivers.modbus.regmap.parse_register_map`'s)."""
+    keys, in the same table, are :class:`~drivers.modbus.regmap.RegisterMap`'s)."""
 
     unit_id: Annotated[int, Meta(ge=0, le=247, examples=[1])] = 1
     timeout: Annotated[float, _SECONDS, Meta(examples=[1.0])] = 1.0  #: seconds per request
@@ -179,7 +179,7 @@ def modbus_tcp(device_id: str, config: Mapping[str, Any]) -> ModbusDriver:
     """``kind = "modbus-tcp"``: the keys of :class:`ModbusTcpOptions` and the register map
     (see :mod:`drivers.modbus.regmap`)."""
     o = device_options(device_id, config, ModbusTcpOptions)
-    regmap = parse_register_map(config, f"device {device_id!r}")
+    regmap = parse_register_map(config, device_id)
     return ModbusDriver(device_id, regmap, lambda: tcp_link(o.host, o.port, o.unit_id, o.timeout),
                         poll_interval=max(0.05, o.poll_interval), backoff=Backoff(maximum=o.reconnect_max))
 
@@ -189,15 +189,12 @@ def modbus_rtu(device_id: str, config: Mapping[str, Any]) -> ModbusDriver:
     device path, like every serial driver) and the register map. A device pushed from the
     cloud's inventory carries the unit id as an integer ``port`` (provisioning/inventory.py);
     that is read as ``unit_id``."""
-    if "address" not in config and isinstance(config.get("port"), str):
-        raise option_error(device_id, "address", "missing (the serial path goes in address, not port)",
-                           'add address = "/dev/ttyUSB0" (the RS-485 adapter)')
     o = device_options(device_id, config, ModbusRtuOptions)
     if o.port is not None:
         if "unit_id" in config and o.unit_id != o.port:
             raise option_error(device_id, "port", f"{o.port} differs from unit_id {o.unit_id!r}", "keep only unit_id")
         o = msgspec.structs.replace(o, unit_id=o.port)
-    regmap = parse_register_map(config, f"device {device_id!r}")
+    regmap = parse_register_map(config, device_id)
     return ModbusDriver(
         device_id, regmap,
         lambda: rtu_link(o.address, o.unit_id, o.timeout, baudrate=o.baudrate, parity=o.parity, stopbits=o.stopbits),

@@ -20,21 +20,28 @@ is configuration. A ``[[station.device]]`` table of ``kind = "modbus-tcp"`` (or
     type = "u16"                 # u16 i16 u32 i32 f32
     word_order = "big"           # 32-bit types: "big" = high word first, or "little"
     scale = 0.1                  # value = raw * scale + offset
-    unit = "cm"
+    unit = "cm"                  # default: the code's unit
     code = "8302-2"              # LOINC (see protocol.codes)
 
-:func:`parse_register_map` validates everything up front and raises
-:class:`~drivers.errors.ConfigError` naming the key and the fix.
+Each key is declared once, below, as a field of a frozen msgspec Struct (type, default,
+bounds, fix text); :func:`parse_register_map` decodes the device table into
+:class:`RegisterMap` with :func:`drivers.options.device_options` and then checks the rules
+across keys (a known code and a unit convertible to its unit, the acknowledgement a
+sequence needs, registers that overlap, one read of at most 125 registers). Every problem
+is a :class:`~drivers.errors.ConfigError` naming the key and the fix:
+``device 'hw-1'.registers[0].address: -1 is not an integer in 0..65535; fix: write address = 3 (...)``.
 """
 
 from __future__ import annotations
 
-import math
+import functools
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
-from drivers.errors import ConfigError
+import msgspec
+from msgspec import Meta
+
+from drivers.options import device_options, option_error
 from protocol.codes import CODES
 from protocol.errors import UnitError
 from protocol.model import ReadingKind
@@ -50,32 +57,20 @@ WIDTH: dict[str, int] = {"u16": 1, "i16": 1, "u32": 2, "i32": 2, "f32": 2}
 #: Modbus allows at most 125 registers in one read (function 03/04)
 MAX_SPAN = 125
 
-
-@dataclass(frozen=True, slots=True)
-class Field:
-    """One numeric register (or register pair) holding an observation."""
-
-    address: int
-    type: RegisterType
-    code: str  #: LOINC
-    unit: str  #: the unit the station reports in (converted to canonical on decode)
-    scale: float = 1.0
-    offset: float = 0.0
-    word_order: WordOrder = "big"
-
-    @property
-    def width(self) -> int:
-        """Number of 16-bit registers the field occupies."""
-        return WIDTH[self.type]
+_ADDRESS_FIX = "write address = {} (register numbers count from 0, up to 65535)"
+Address = Annotated[int, Meta(ge=0, le=0xFFFF)]
 
 
-@dataclass(frozen=True, slots=True)
-class Counter:
-    """A register that is not an observation: the ready flag or the sequence counter."""
+class _Table(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A nested table of the map: a misspelt key is refused, not ignored."""
 
-    address: int
-    type: RegisterType = "u16"
-    word_order: WordOrder = "big"
+
+class Counter(_Table, frozen=True, kw_only=True):
+    """``[sequence]`` (and the address part of ``[ready]``): a register that is not an observation."""
+
+    address: Annotated[Address, Meta(description=_ADDRESS_FIX.format(1))]
+    type: Literal["u16", "u32"] = "u16"
+    word_order: WordOrder = "big"  #: for u32: "big" = high word first
 
     @property
     def width(self) -> int:
@@ -83,151 +78,165 @@ class Counter:
         return WIDTH[self.type]
 
 
-@dataclass(frozen=True, slots=True)
-class RegisterMap:
-    """A validated register map. ``start``/``count`` is the one block the driver reads."""
+class Ready(Counter, frozen=True, kw_only=True):
+    """``[ready]``: the 'measurement ready' register and how the hub acknowledges a stored measurement."""
 
-    fields: tuple[Field, ...]
-    ready: Counter
-    ack: AckMode
-    ack_address: int
-    sequence: Counter | None = None
+    address: Annotated[Address, Meta(description=_ADDRESS_FIX.format(0))]
+    ack: AckMode = "clear"  #: "clear": write 0 here | "echo": write the sequence to ack_address | "none"
+    #: where "echo" writes the sequence value (required then, ignored otherwise)
+    ack_address: Annotated[Address, Meta(examples=[2])] | None = None
+
+
+class Field(_Table, frozen=True, kw_only=True):
+    """One ``[[registers]]`` entry: a numeric register (or register pair) holding an observation."""
+
+    address: Annotated[Address, Meta(description=_ADDRESS_FIX.format(3))]
+    code: Annotated[str, Meta(description="use one of " + ", ".join(sorted(CODES)))]  #: LOINC
+    type: RegisterType = "u16"
+    word_order: WordOrder = "big"  #: 32-bit types: "big" = high word first
+    #: value = raw * scale + offset
+    scale: Annotated[float, Meta(ge=-1e6, le=1e6, examples=[0.1])] = 1.0
+    offset: Annotated[float, Meta(ge=-1e9, le=1e9, examples=[0.0])] = 0.0
+    #: the unit the station reports in (converted to canonical on decode); None: the code's unit
+    unit: Annotated[str, Meta(examples=["cm"])] | None = None
+    name: str | None = None  #: a label for people reading the configuration
+
+    @property
+    def width(self) -> int:
+        """Number of 16-bit registers the field occupies."""
+        return WIDTH[self.type]
+
+    @property
+    def reported_unit(self) -> str:
+        """``unit``, or the canonical unit of ``code``."""
+        return self.unit if self.unit is not None else CODES[self.code].unit
+
+
+class RegisterMap(msgspec.Struct, frozen=True, kw_only=True, dict=True):
+    """The map's keys of a device table (the connection keys, in the same table, are the
+    driver's; the hub's ``id``/``driver`` are ignored). ``start``/``count`` is the one block
+    the driver reads."""
+
+    registers: Annotated[
+        tuple[Field, ...],
+        Meta(min_length=1, description=("add at least one [[registers]] entry with address, type, unit and code")),
+    ]
+    ready: Annotated[Ready, Meta(description="add [ready] with the address of the 'measurement ready' register")]
+    sequence: Counter | None = None  #: a counter the station bumps per measurement
     table: Table = "holding"
-    kind: ReadingKind = "generic"
+    reading_kind: ReadingKind = "generic"
 
-    #: first register address of the block that covers every configured register
-    start: int = field(init=False)
-    #: number of registers in that block (computed once: decode runs on every poll)
-    count: int = field(init=False)
+    @property
+    def fields(self) -> tuple[Field, ...]:
+        """The observation registers."""
+        return self.registers
 
-    def __post_init__(self) -> None:
-        spans = [(f.address, f.width) for f in self.fields] + [(self.ready.address, self.ready.width)]
-        if self.sequence is not None:
-            spans.append((self.sequence.address, self.sequence.width))
+    @property
+    def kind(self) -> ReadingKind:
+        """The kind of the measurements read."""
+        return self.reading_kind
+
+    @property
+    def ack(self) -> AckMode:
+        """How a stored measurement is acknowledged."""
+        return self.ready.ack
+
+    @property
+    def ack_address(self) -> int:
+        """Where the acknowledgement is written: ``ack_address`` for "echo", else the ready register."""
+        r = self.ready
+        return r.ack_address if r.ack == "echo" and r.ack_address is not None else r.address
+
+    @functools.cached_property
+    def _block(self) -> tuple[int, int]:  # computed once: decode runs on every poll
+        spans = [(c.address, c.width) for c in (*self.registers, self.ready, self.sequence) if c is not None]
         start = min(a for a, _ in spans)
-        object.__setattr__(self, "start", start)
-        object.__setattr__(self, "count", max(a + w for a, w in spans) - start)
+        return start, max(a + w for a, w in spans) - start
+
+    @property
+    def start(self) -> int:
+        """First register address of the block that covers every configured register."""
+        return self._block[0]
+
+    @property
+    def count(self) -> int:
+        """Number of registers in that block."""
+        return self._block[1]
 
 
-def _err(where: str, message: str) -> ConfigError:
-    return ConfigError(f"{where}: {message}")
-
-
-def get_int(table: Mapping[str, Any], key: str, where: str, low: int, high: int, default: int | None = None) -> int:
-    """``table[key]`` as an integer in ``low..high`` (or ``default``); ConfigError naming ``where.key``."""
-    value = table.get(key, default)
-    if value is None:
-        raise _err(f"{where}.{key}", f"missing; fix: add {key} = <integer {low}..{high}>")
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _err(f"{where}.{key}", f"{value!r} is not an integer in {low}..{high}; fix: write {key} = <integer>"
-                                     + (" (register numbers count from 0)" if "address" in key else ""))
-    return value
-
-
-def get_choice(table: Mapping[str, Any], key: str, where: str, allowed: tuple[str, ...], default: str) -> str:
-    """``table[key]`` if it is one of ``allowed`` (or ``default``); ConfigError listing the choices."""
-    value = table.get(key, default)
-    if value not in allowed:
-        raise _err(f"{where}.{key}", f"{value!r} is not allowed; fix: use one of {', '.join(allowed)}")
-    return str(value)
-
-
-def get_number(table: Mapping[str, Any], key: str, where: str, default: float) -> float:
-    """``table[key]`` as a finite float (or ``default``); ConfigError naming ``where.key``."""
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _err(f"{where}.{key}", f"{value!r} is not a number; fix: write e.g. {key} = 0.1")
-    return float(value)
-
-
-def _table(config: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any] | None:
-    value = config.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise _err(f"{where}.{key}", f"expected a table; fix: write [{where}.{key}] with address = ...")
-    return value
-
-
-def _counter(table: Mapping[str, Any], where: str) -> Counter:
-    address = get_int(table, "address", where, 0, 0xFFFF)
-    kind = get_choice(table, "type", where, ("u16", "u32"), "u16")
-    order = get_choice(table, "word_order", where, get_args(WordOrder), "big")
-    return Counter(address, kind, order)  # type: ignore[arg-type]
-
-
-def _field(entry: Any, where: str) -> Field:
-    if not isinstance(entry, Mapping):
-        raise _err(where, "expected a table; fix: write [[registers]] entries with address, type, unit, code")
-    known = {"address", "type", "word_order", "scale", "offset", "unit", "code", "name"}
-    for key in entry:
-        if key not in known:
-            raise _err(f"{where}.{key}", f"unknown key; fix: remove it or use one of {', '.join(sorted(known))}")
-    address = get_int(entry, "address", where, 0, 0xFFFF)
-    kind = get_choice(entry, "type", where, get_args(RegisterType), "u16")
-    order = get_choice(entry, "word_order", where, get_args(WordOrder), "big")
-    code = entry.get("code")
-    if code not in CODES:
-        raise _err(f"{where}.code", f"{code!r} is not a known LOINC code; fix: use one of {', '.join(sorted(CODES))}")
-    unit = entry.get("unit", CODES[code].unit)
-    if not isinstance(unit, str):
-        raise _err(f"{where}.unit", f"{unit!r} is not a unit; fix: write e.g. unit = \"{CODES[code].unit}\"")
-    try:
-        to_canonical(code, 1.0, unit)
-    except UnitError as exc:
-        raise _err(f"{where}.unit", f"{exc}; fix: use {CODES[code].unit!r} or a unit convertible to it") from None
-    return Field(address, kind, code, unit, get_number(entry, "scale", where, 1.0),  # type: ignore[arg-type]
-                 get_number(entry, "offset", where, 0.0), order)  # type: ignore[arg-type]
-
-
-def parse_register_map(config: Mapping[str, Any], where: str = "device") -> RegisterMap:
-    """Validate a device's configuration table and build its :class:`RegisterMap`.
-
-    ``where`` prefixes every error message (the hub passes e.g. ``hub.toml: station[0].device[1]``).
-    """
-    entries = config.get("registers")
-    if not isinstance(entries, list) or not entries:
-        raise _err(f"{where}.registers", "missing or empty; fix: add at least one [[registers]] entry "
-                                          "with address, type, unit and code")
-    fields = tuple(_field(e, f"{where}.registers[{i}]") for i, e in enumerate(entries))
-    ready_table = _table(config, "ready", where)
-    if ready_table is None:
-        raise _err(f"{where}.ready", "missing; fix: add [ready] with the address of the 'measurement ready' register")
-    ready = _counter(ready_table, f"{where}.ready")
-    seq_table = _table(config, "sequence", where)
-    sequence = None if seq_table is None else _counter(seq_table, f"{where}.sequence")
-    ack = get_choice(ready_table, "ack", f"{where}.ready", get_args(AckMode), "clear")
-    ack_address = ready.address
-    if ack == "echo":
-        if sequence is None:
-            raise _err(f"{where}.ready.ack", "'echo' writes the sequence value back, but no [sequence] is configured; "
-                                             "fix: add [sequence] or use ack = \"clear\"")
-        ack_address = get_int(ready_table, "ack_address", f"{where}.ready", 0, 0xFFFF)
-    if ack == "none" and sequence is None:
-        raise _err(f"{where}.ready.ack", "'none' needs a [sequence] register, or the same measurement would be "
-                                         "emitted on every poll; fix: add [sequence] or use ack = \"clear\"")
-    table = get_choice(config, "table", where, get_args(Table), "holding")
-    if table == "input" and ack != "none":
-        raise _err(f"{where}.ready.ack", "input registers cannot be written; fix: use ack = \"none\" "
-                                         "with a [sequence] register, or table = \"holding\"")
-    kind = get_choice(config, "reading_kind", where, get_args(ReadingKind), "generic")
-    regmap = RegisterMap(fields, ready, ack, ack_address, sequence, table, kind)  # type: ignore[arg-type]
-    _check_layout(regmap, where)
+def parse_register_map(config: Mapping[str, Any], device_id: str = "modbus") -> RegisterMap:
+    """Decode a device's configuration table into its :class:`RegisterMap` and check the
+    rules across keys; :class:`~drivers.errors.ConfigError` names ``device 'id'.key`` and the fix."""
+    regmap = device_options(device_id, config, RegisterMap)
+    for i, f in enumerate(regmap.registers):
+        _check_field(device_id, f"registers[{i}]", f)
+    ready, ack = regmap.ready, regmap.ready.ack
+    if ack == "echo" and regmap.sequence is None:
+        raise option_error(
+            device_id,
+            "ready.ack",
+            "'echo' writes the sequence value back, but no [sequence] is configured",
+            'add [sequence] or use ack = "clear"',
+        )
+    if ack == "echo" and ready.ack_address is None:
+        raise option_error(
+            device_id,
+            "ready.ack_address",
+            'missing (ack = "echo" writes the sequence there)',
+            "add ack_address = 2 (the register the station reads the echo from)",
+        )
+    if ack == "none" and regmap.sequence is None:
+        raise option_error(
+            device_id,
+            "ready.ack",
+            "'none' needs a [sequence] register, or the same measurement would be emitted on every poll",
+            'add [sequence] or use ack = "clear"',
+        )
+    if regmap.table == "input" and ack != "none":
+        raise option_error(
+            device_id,
+            "ready.ack",
+            "input registers cannot be written",
+            'use ack = "none" with a [sequence] register, or table = "holding"',
+        )
+    _check_layout(device_id, regmap)
     return regmap
 
 
-def _check_layout(regmap: RegisterMap, where: str) -> None:
+def _check_field(device_id: str, key: str, f: Field) -> None:
+    if f.code not in CODES:
+        raise option_error(
+            device_id, f"{key}.code", f"{f.code!r} is not a known LOINC code", "use one of " + ", ".join(sorted(CODES))
+        )
+    try:
+        to_canonical(f.code, 1.0, f.reported_unit)
+    except UnitError as exc:
+        raise option_error(
+            device_id, f"{key}.unit", str(exc), f"use {CODES[f.code].unit!r} or a unit convertible to it"
+        ) from None
+
+
+def _check_layout(device_id: str, regmap: RegisterMap) -> None:
     used: dict[int, str] = {}
     named: list[tuple[str, int, int]] = [("ready", regmap.ready.address, regmap.ready.width)]
     if regmap.sequence is not None:
         named.append(("sequence", regmap.sequence.address, regmap.sequence.width))
-    named += [(f"registers[{i}]", f.address, f.width) for i, f in enumerate(regmap.fields)]
+    named += [(f"registers[{i}]", f.address, f.width) for i, f in enumerate(regmap.registers)]
     for name, address, width in named:
         for reg in range(address, address + width):
             if reg in used:
-                raise _err(f"{where}.{name}.address", f"register {reg} is also used by {used[reg]}; "
-                                                      "fix: give each value its own registers")
+                raise option_error(
+                    device_id,
+                    f"{name}.address",
+                    f"register {reg} is also used by {used[reg]}",
+                    "give each value its own registers",
+                )
             used[reg] = name
     if regmap.count > MAX_SPAN:
-        raise _err(f"{where}.registers", f"the registers span {regmap.count} addresses from {regmap.start}; "
-                                         f"one Modbus read covers at most {MAX_SPAN}; fix: move them closer together")
+        raise option_error(
+            device_id,
+            "registers",
+            f"the registers span {regmap.count} addresses from "
+            f"{regmap.start}; one Modbus read covers at most {MAX_SPAN}",
+            "move them closer together",
+        )

@@ -26,7 +26,10 @@ Not confirmed by any public source, chosen here and configurable (:class:`A5Dial
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
 
 from drivers.base import Event
 from drivers.errors import BadChecksum, FrameError, InvalidValue, OverlongFrame, TruncatedFrame
@@ -41,15 +44,24 @@ MAX_LEN = 16
 FAILED = 0xFFFF
 
 
-@dataclass(frozen=True, slots=True)
-class A5Dialect:
-    """Function codes and device id of one module (configuration keys of the same names)."""
+def _byte(key: str, example: int) -> Meta:
+    return Meta(ge=0, le=255, description=f'write {key} = 0x{example:02X} (a byte 0..255; the text "0x{example:02X}" '
+                                          "works too)")
 
-    device_id: int = 3
-    fn_height: int = 0x35
-    fn_weight: int = 0x36
-    fn_both: int = 0x37
-    fn_link: int = 0x3C
+
+class A5Dialect(msgspec.Struct, frozen=True, kw_only=True):
+    """Function codes and device id of one module: the configuration keys of the same names,
+    each a byte (decoded by :mod:`drivers.stations.dialects`, which also takes ``"0x37"`` texts)."""
+
+    device_id: Annotated[int, _byte("device_id", 3)] = 3
+    fn_height: Annotated[int, _byte("fn_height", 0x35)] = 0x35
+    fn_weight: Annotated[int, _byte("fn_weight", 0x36)] = 0x36
+    fn_both: Annotated[int, _byte("fn_both", 0x37)] = 0x37
+    fn_link: Annotated[int, _byte("fn_link", 0x3C)] = 0x3C
+
+
+#: the module as shipped (no keys configured)
+DEFAULT = A5Dialect()
 
 
 def checksum(data: bytes) -> int:
@@ -68,7 +80,7 @@ def _u16(data: bytes, i: int) -> int:
     return int.from_bytes(data[i:i + 2], "big")
 
 
-def decode_frame(frame: bytes, dialect: A5Dialect = A5Dialect()) -> Item | None:
+def decode_frame(frame: bytes, dialect: A5Dialect = DEFAULT) -> Item | None:
     """Decode exactly one frame: a Measurement, a Signal, or None for a frame to ignore."""
     if not frame.startswith(PREAMBLE):
         raise FrameError("A5 frame does not start with A5 5A", frame[:16])
@@ -109,7 +121,7 @@ def decode_frame(frame: bytes, dialect: A5Dialect = A5Dialect()) -> Item | None:
 class A5Decoder:
     """Stream decoder with resync on ``A5 5A``; bad frames are rescanned after their preamble."""
 
-    def __init__(self, dialect: A5Dialect = A5Dialect()) -> None:
+    def __init__(self, dialect: A5Dialect = DEFAULT) -> None:
         self.dialect = dialect
         self._buf = bytearray()
 

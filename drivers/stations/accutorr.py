@@ -24,9 +24,6 @@ session opened after it was taken.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import msgspec
 
 from drivers.base import Measurement
@@ -85,7 +82,7 @@ def parse_line(line: bytes) -> tuple[Measurement, int] | Signal | None:
 class AccutorrDecoder(LineDecoder):
     """Stream decoder that reports each NIBP measurement once although every poll repeats it."""
 
-    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+    def __init__(self) -> None:
         super().__init__(self._parse, max_len=128, standalone=b">")
         self._last: tuple[tuple[float, ...], int] | None = None
 
@@ -101,6 +98,6 @@ class AccutorrDecoder(LineDecoder):
         return m
 
 
-def decoder(config: Mapping[str, Any] | None = None) -> AccutorrDecoder:
-    """Stream decoder for the Accutorr-style dialect."""
-    return AccutorrDecoder(config)
+def decoder() -> AccutorrDecoder:
+    """Stream decoder for the Accutorr-style dialect (it has no configuration keys)."""
+    return AccutorrDecoder()

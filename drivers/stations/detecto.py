@@ -13,12 +13,13 @@ A BMI of ``--`` or empty is left out. The date is month/day/year (``date_order =
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any
+
+import msgspec
 
 from drivers.errors import FrameError, InvalidValue, OverlongFrame, TruncatedFrame
 from drivers.stations.common import Item, LineDecoder, Signal, measurement, number, observation
-from drivers.stations.tanita import parse_date, parse_time
+from drivers.stations.tanita import DateOrder, parse_date, parse_time
 from protocol import codes
 from protocol.model import Observation
 
@@ -42,11 +43,17 @@ def parse_height(text: str) -> Observation | None:
     raise InvalidValue(f"height {t[:16]!r} is neither ft'in\" nor cm")
 
 
+class DetectoOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """The ``detecto`` keys of a station's device table."""
+
+    date_order: DateOrder = "mdy"
+
+
 class DetectoParser:
     """Parse one line."""
 
-    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
-        self.date_order = str((config or {}).get("date_order", "mdy"))
+    def __init__(self, options: DetectoOptions | None = None) -> None:
+        self.date_order = (options or DetectoOptions()).date_order
 
     def __call__(self, line: bytes) -> Item | None:
         """A Measurement, Signal("empty"), or a raised FrameError."""
@@ -79,6 +86,6 @@ class DetectoParser:
         return measurement(kind, obs, line, device_time=device_time)
 
 
-def decoder(config: Mapping[str, Any] | None = None) -> LineDecoder:
+def decoder(options: DetectoOptions | None = None) -> LineDecoder:
     """Stream decoder for the Detecto-style dialect."""
-    return LineDecoder(DetectoParser(config), max_len=128)
+    return LineDecoder(DetectoParser(options), max_len=128)

@@ -9,18 +9,32 @@
 
 The poll request of the line dialects is not documented publicly: ``poll_request``
 (text, ``\\r``/``\\n``/``\\x05`` escapes allowed) overrides it.
+
+Each dialect's keys are declared once, as a msgspec Struct next to its codec
+(:class:`~drivers.stations.a5.A5Dialect`, :class:`~drivers.stations.tanita.TanitaOptions`,
+:class:`~drivers.stations.detecto.DetectoOptions`; :class:`LineRequest` here) and decoded from
+the device table by :func:`drivers.options.device_options`, so a problem names the device,
+the key and the fix: ``device 'st-1'.fn_both: 'zz' is not an integer in 0..255; fix: ...``.
 """
 
 from __future__ import annotations
 
 import codecs
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
-from drivers.errors import ConfigError
+import msgspec
+from msgspec import Meta
+
+from drivers.options import device_options, option_error
 from drivers.stations import a5, accutorr, detecto, tanita
 from drivers.stations.common import Item
+
+#: an A5 byte written as text ("0x37"): what ``mchub cloud device add --option fn_both=0x37`` sends
+_HEX = re.compile(r"0[xX][0-9a-fA-F]{1,2}")
+_REQUEST_FIX = 'write poll_request = "W\\r" (text; \\r, \\n and \\xNN escapes)'
 
 
 class StationDecoder(Protocol):
@@ -39,63 +53,85 @@ class StationDecoder(Protocol):
         ...
 
 
+#: a dialect's keys decoded from a device table: its stream decoder and its poll request
+Setup = Callable[[str, Mapping[str, Any]], tuple[StationDecoder, bytes]]
+
+
 @dataclass(frozen=True)
 class Dialect:
     """How to talk to one family of stations."""
 
     name: str
     description: str
-    decoder: Callable[[Mapping[str, Any]], StationDecoder]
-    poll_request: Callable[[Mapping[str, Any]], bytes]
+    setup: Setup  #: ``setup(device_id, table)``; ConfigError naming the key and the fix
     modes: tuple[str, ...] = ("push", "poll")
     default_mode: str = "push"
     baudrate: int = 9600
     self_deduplicating: bool = False  #: the decoder itself drops repeats of a polled measurement
 
 
-def a5_dialect(config: Mapping[str, Any]) -> a5.A5Dialect:
-    """Function codes and device id from configuration (integers or hex strings like "0x37")."""
-    values: dict[str, int] = {}
-    for key in ("device_id", "fn_height", "fn_weight", "fn_both", "fn_link"):
-        if key in config:
-            raw = config[key]
-            try:
-                values[key] = int(raw, 0) if isinstance(raw, str) else int(raw)
-            except (TypeError, ValueError):
-                raise ConfigError(f"a5: {key} must be a byte value such as 0x37 (got {raw!r})") from None
-            if not 0 <= values[key] <= 255:
-                raise ConfigError(f"a5: {key} must be between 0 and 255")
-    return a5.A5Dialect(**values)
+class LineRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """``poll_request`` of the line dialects: what the hub sends to ask; None: the dialect's default."""
+
+    poll_request: Annotated[str, Meta(min_length=1, description=_REQUEST_FIX)] | None = None
 
 
-def _text_request(default: bytes) -> Callable[[Mapping[str, Any]], bytes]:
-    def request(config: Mapping[str, Any]) -> bytes:
-        raw = config.get("poll_request")
-        if raw is None:
-            return default
-        return codecs.decode(str(raw), "unicode_escape").encode("latin-1")
+def _a5(device_id: str, config: Mapping[str, Any]) -> tuple[StationDecoder, bytes]:
+    """A byte key may be an integer (TOML ``0x37``) or the text ``"0x37"``."""
+    table = {
+        k: int(v, 16) if k in a5.A5Dialect.__struct_fields__ and isinstance(v, str) and _HEX.fullmatch(v) else v
+        for k, v in config.items()
+    }
+    d = device_options(device_id, table, a5.A5Dialect)
+    return a5.A5Decoder(d), a5.request(d, d.fn_both)
 
-    return request
+
+def _request(device_id: str, config: Mapping[str, Any], default: bytes) -> bytes:
+    raw = device_options(device_id, config, LineRequest).poll_request
+    if raw is None:
+        return default
+    try:
+        return codecs.decode(raw, "unicode_escape").encode("latin-1")
+    except UnicodeError as exc:
+        raise option_error(device_id, "poll_request", f"{raw!r} is not a request ({exc})", _REQUEST_FIX) from None
+
+
+def _tanita(device_id: str, config: Mapping[str, Any]) -> tuple[StationDecoder, bytes]:
+    return tanita.decoder(device_options(device_id, config, tanita.TanitaOptions)), _request(device_id, config, b"\x05")
+
+
+def _detecto(device_id: str, config: Mapping[str, Any]) -> tuple[StationDecoder, bytes]:
+    return detecto.decoder(device_options(device_id, config, detecto.DetectoOptions)), _request(
+        device_id, config, b"\x05"
+    )
+
+
+def _accutorr(device_id: str, config: Mapping[str, Any]) -> tuple[StationDecoder, bytes]:
+    return accutorr.decoder(), _request(device_id, config, accutorr.POLL)
 
 
 DIALECTS: dict[str, Dialect] = {
     d.name: d
     for d in (
-        Dialect("a5", "A5 5A binary height/weight module",
-                lambda c: a5.A5Decoder(a5_dialect(c)),
-                lambda c: a5.request(a5_dialect(c), a5_dialect(c).fn_both)),
-        Dialect("tanita-csv", "Tanita-style comma-separated key/value line", tanita.decoder,
-                _text_request(b"\x05")),
-        Dialect("detecto", "Detecto-style Time,Date,BMI,Height,Weight line", detecto.decoder,
-                _text_request(b"\x05")),
-        Dialect("accutorr", "Accutorr-style blood-pressure monitor (P: line)", accutorr.decoder,
-                _text_request(accutorr.POLL), modes=("poll",), default_mode="poll", self_deduplicating=True),
+        Dialect("a5", "A5 5A binary height/weight module", _a5),
+        Dialect("tanita-csv", "Tanita-style comma-separated key/value line", _tanita),
+        Dialect("detecto", "Detecto-style Time,Date,BMI,Height,Weight line", _detecto),
+        Dialect(
+            "accutorr",
+            "Accutorr-style blood-pressure monitor (P: line)",
+            _accutorr,
+            modes=("poll",),
+            default_mode="poll",
+            self_deduplicating=True,
+        ),
     )
 }
 
 
-def dialect(name: object, device_id: str) -> Dialect:
+def dialect(name: str | None, device_id: str) -> Dialect:
     """Look a dialect up by name; ConfigError listing the choices."""
-    if not isinstance(name, str) or name not in DIALECTS:
-        raise ConfigError(f"device {device_id!r}: dialect must be one of {', '.join(DIALECTS)} (got {name!r})")
+    if name is None:
+        raise option_error(device_id, "dialect", "missing", f'add dialect = "a5" (one of {", ".join(DIALECTS)})')
+    if name not in DIALECTS:
+        raise option_error(device_id, "dialect", f"{name!r} is not a dialect", f"use one of {', '.join(DIALECTS)}")
     return DIALECTS[name]

@@ -27,17 +27,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
 from drivers.base import Measurement, Sink
-from drivers.errors import ConfigError, FrameError
+from drivers.errors import FrameError
 from drivers.instances import reuse
-from drivers.links import Link, link_spec, open_link
-from drivers.options import device_options
+from drivers.links import Link, LinkOptions, link_spec, open_link
+from drivers.options import device_options, option_error
 from drivers.stations.common import Item, Signal
 from drivers.stations.dialects import dialect
 
@@ -51,8 +51,8 @@ class StationOptions(msgspec.Struct, frozen=True, kw_only=True):
     """The keys of a serial station's table besides where it is (:func:`~drivers.links.link_spec`) and
     its dialect's own keys (:mod:`drivers.stations.dialects`); ``mode`` is checked against the dialect."""
 
-    dialect: Annotated[str, Meta(examples=["a5"])] | None = None
-    mode: Annotated[str, Meta(examples=["poll"])] | None = None  #: "push" or "poll"; default: the dialect's
+    dialect: Annotated[str, Meta(examples=["a5"])] | None = None  #: default: the driver kind's (serial-bp: accutorr)
+    mode: Literal["push", "poll"] | None = None  #: default: the dialect's
     baudrate: Annotated[int, Meta(ge=1, examples=[9600])] | None = None  #: default: the dialect's
     poll_interval: Annotated[float, _SECONDS, Meta(examples=[1.0])] = 1.0  #: seconds between requests (poll mode)
     idle_flush: Annotated[float, _SECONDS, Meta(examples=[0.3])] = 0.3  #: seconds of silence that end a frame
@@ -63,20 +63,19 @@ class SerialStation:
 
     def __init__(self, device_id: str, config: Mapping[str, Any], default_dialect: str | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 link_factory: Callable[[str, int], Any] = open_link) -> None:
+                 link_factory: Callable[[LinkOptions, int], Awaitable[Link]] = open_link) -> None:
         self.device_id = device_id
-        self.port = link_spec(device_id, config)
+        self.link = link_spec(device_id, config)
         o = device_options(device_id, config, StationOptions)
         self.dialect = dialect(o.dialect or default_dialect, device_id)
         self.mode = o.mode or self.dialect.default_mode
         if self.mode not in self.dialect.modes:
-            raise ConfigError(f"device {device_id!r}: dialect {self.dialect.name} supports mode "
-                              f"{' or '.join(self.dialect.modes)}, not {self.mode!r}")
+            raise option_error(device_id, "mode", f"{self.mode!r} is not supported by dialect {self.dialect.name}",
+                               "use mode = " + " or ".join(f'"{m}"' for m in self.dialect.modes))
         self.baudrate = o.baudrate or self.dialect.baudrate
         self.poll_interval = o.poll_interval
         self.idle_flush = o.idle_flush
-        self.request = self.dialect.poll_request(config)
-        self.decoder = self.dialect.decoder(config)
+        self.decoder, self.request = self.dialect.setup(device_id, config)
         self._clock = clock
         self._link_factory = link_factory
         self._last_key: tuple[tuple[str, float], ...] | None = None
@@ -84,7 +83,7 @@ class SerialStation:
 
     async def run(self, sink: Sink) -> None:
         """Read (and in poll mode, ask) until cancelled; TransportError when the link fails."""
-        link: Link = await self._link_factory(self.port, self.baudrate)
+        link = await self._link_factory(self.link, self.baudrate)
         self.decoder.reset()
         sink.state(True, f"{self.dialect.name} ({self.mode}) on {link.description}")
         log.info("%s: %s station, %s mode, on %s", self.device_id, self.dialect.name, self.mode, link.description)

@@ -21,16 +21,40 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from drivers.errors import BadChecksum, ConfigError, FrameError, InvalidValue, TruncatedFrame
+import msgspec
+from msgspec import Meta
+
+from drivers.errors import BadChecksum, FrameError, InvalidValue, TruncatedFrame
 from drivers.framing import xor
 from drivers.stations.common import Item, LineDecoder, Signal, measurement, number, observation
 from protocol import codes
 
 _KEY = re.compile(r"[A-Za-z][A-Za-z0-9]")
-DEFAULT_KEYS = {"weight": "Wk", "height": "Hm", "bmi": "MI", "fat": "FW", "date": "DT", "time": "Ti"}
+#: how a date field is ordered: day/month/year, month/day/year, year/month/day
+DateOrder = Literal["dmy", "mdy", "ymd"]
+Key = Annotated[str, Meta(pattern=f"^{_KEY.pattern}$", description=(
+    'write the field\'s key as it appears in the line: two characters, a letter first (e.g. "Wk")'))]
+
+
+class TanitaKeys(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``keys = { weight = "Wk", ... }``: the line's key for each value."""
+
+    weight: Key = "Wk"  #: kg, required in every line
+    height: Key = "Hm"  #: cm
+    bmi: Key = "MI"
+    fat: Key = "FW"  #: body fat %
+    date: Key = "DT"
+    time: Key = "Ti"
+
+
+class TanitaOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """The ``tanita-csv`` keys of a station's device table."""
+
+    checksum: Literal["xor", "ignore"] = "xor"  #: "ignore": the device computes CS differently
+    date_order: DateOrder = "dmy"
+    keys: TanitaKeys = msgspec.field(default_factory=TanitaKeys)
 
 
 def parse_date(text: str, order: str) -> str:
@@ -62,13 +86,9 @@ def parse_time(text: str) -> str:
 class TanitaParser:
     """Parse one line of the key/value dialect."""
 
-    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
-        config = config or {}
-        self.keys = {**DEFAULT_KEYS, **dict(config.get("keys", {}))}
-        self.checksum = str(config.get("checksum", "xor"))
-        self.date_order = str(config.get("date_order", "dmy"))
-        if self.checksum not in ("xor", "ignore") or sorted(self.date_order) != ["d", "m", "y"]:
-            raise ConfigError("tanita-csv: checksum is \"xor\" or \"ignore\"; date_order one of dmy, mdy, ymd")
+    def __init__(self, options: TanitaOptions | None = None) -> None:
+        o = options or TanitaOptions()
+        self.keys, self.checksum, self.date_order = o.keys, o.checksum, o.date_order
 
     def __call__(self, line: bytes) -> Item | None:
         """A Measurement, Signal("empty"), or a raised FrameError."""
@@ -89,31 +109,31 @@ class TanitaParser:
             expected = xor(line[: cut + 1])
             if fields["CS"].upper() != f"{expected:02X}":
                 raise BadChecksum("Tanita CS checksum does not match", line)
-        if self.keys["weight"] not in fields:
+        if self.keys.weight not in fields:
             raise TruncatedFrame("Tanita line has no weight field", line)
-        weight = number(fields[self.keys["weight"]], "weight")
+        weight = number(fields[self.keys.weight], "weight")
         if weight == 0:
             return Signal("empty")
         if weight < 0:
             raise InvalidValue("Tanita weight is negative", line)
         obs = [observation(codes.WEIGHT, weight, "kg")]
         kind: Any = "weight"
-        if (h := fields.get(self.keys["height"])) is not None and number(h, "height") > 0:
+        if (h := fields.get(self.keys.height)) is not None and number(h, "height") > 0:
             obs.insert(0, observation(codes.HEIGHT, number(h, "height"), "cm"))
             kind = "height_weight"
-        if (b := fields.get(self.keys["bmi"])) is not None and number(b, "bmi") > 0:
+        if (b := fields.get(self.keys.bmi)) is not None and number(b, "bmi") > 0:
             obs.append(observation(codes.BMI, number(b, "bmi"), "kg/m2"))
-        if (f := fields.get(self.keys["fat"])) is not None:
+        if (f := fields.get(self.keys.fat)) is not None:
             obs.append(observation(codes.BODY_FAT, number(f, "fat"), "%"))
             kind = "body_composition"
         device_time = None
-        if (d := fields.get(self.keys["date"])) is not None:
+        if (d := fields.get(self.keys.date)) is not None:
             device_time = parse_date(d, self.date_order)
-            if (t := fields.get(self.keys["time"])) is not None:
+            if (t := fields.get(self.keys.time)) is not None:
                 device_time += "T" + parse_time(t)
         return measurement(kind, obs, line, device_time=device_time)
 
 
-def decoder(config: Mapping[str, Any] | None = None) -> LineDecoder:
+def decoder(options: TanitaOptions | None = None) -> LineDecoder:
     """Stream decoder for the Tanita-style dialect."""
-    return LineDecoder(TanitaParser(config), max_len=512)
+    return LineDecoder(TanitaParser(options), max_len=512)

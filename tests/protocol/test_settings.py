@@ -10,7 +10,7 @@ import pytest
 from msgspec import Meta
 
 from protocol.errors import ProtocolError
-from protocol.settings import SettingError, SettingProblem, decode, number_text, toml_value
+from protocol.settings import SettingError, SettingProblem, decode, dotted, number_text, toml_value
 
 
 class Item(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -59,3 +59,9 @@ def test_values_are_written_back_as_toml() -> None:
     assert [toml_value(v) for v in (True, 3, 1.5, "a\"b", ["x", 1], {"id": "r"})] == \
         ["true", "3", "1.5", '"a\\"b"', '["x", 1]', '{id = "r"}']
     assert (number_text(1_000_000), number_text(0.1), number_text(5.0)) == ("1000000", "0.1", "5")
+
+
+def test_a_key_path_is_written_as_a_person_reads_it() -> None:
+    assert dotted(("stations", 0, "devices", 1, "port")) == "stations[0].devices[1].port"
+    assert dotted(problem({"items": [{"name": "a", "weight": 0}]}).key) == "items[0].weight"
+    assert dotted(()) == "(top level)"

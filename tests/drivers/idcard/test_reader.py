@@ -51,7 +51,7 @@ async def test_same_card_twice_within_the_window_is_one_event(tmp_path: Path, wi
     p = make_patient(random.Random(4), "adult", today=dt.date(2025, 3, 1))
     sim = IdCardReaderSim(iter([CardVisit(p, gap=1, stay=1), CardVisit(p, gap=2, stay=1)]), FaultPlan())
     link = PtyEndpoint(str(tmp_path / "tty"))
-    driver = IdCardReader("r", {"port": link.device, "poll_interval": 0.01, "timeout": 0.3,
+    driver = IdCardReader("r", {"address": link.device, "poll_interval": 0.01, "timeout": 0.3,
                                 "dedupe_seconds": window})
     sink = await run_until(driver, sim, link, lambda s: sim.finished)
     assert len(sim.delivered) == 2  # the reader read it twice...
@@ -82,7 +82,7 @@ class AngryReader:
 async def test_error_status_is_typed_and_nothing_is_reported(tmp_path: Path) -> None:
     sim = AngryReader()
     link = PtyEndpoint(str(tmp_path / "tty"))
-    driver = IdCardReader("r", {"port": link.device, "poll_interval": 0.01, "timeout": 0.3})
+    driver = IdCardReader("r", {"address": link.device, "poll_interval": 0.01, "timeout": 0.3})
     sink = await run_until(driver, sim, link, lambda s: sim.answers >= 9)
     assert isinstance(driver.last_status, status.CardAuthenticationFailed)
     assert sink.events == [] and sink.errors == []
@@ -102,7 +102,7 @@ def test_a_wrong_type_or_range_says_what_the_key_takes(config: dict[str, Any], m
 
 @pytest.mark.parametrize(("config", "key"), [
     ({}, "address"), ({"address": "/dev/x", "poll_interval": -1}, "poll_interval"),
-    ({"port": "/dev/x", "timeout": "fast"}, "timeout"), ({"address": "/dev/x", "dedupe_seconds": True}, "dedupe"),
+    ({"address": "/dev/x", "timeout": "fast"}, "timeout"), ({"address": "/dev/x", "dedupe_seconds": True}, "dedupe"),
     ({"address": "h", "transport": "tcp"}, "port = 4001"), ({"address": "/dev/x", "transport": "usb"}, "transport"),
 ])
 def test_configuration_errors_name_the_key(config: dict[str, Any], key: str) -> None:

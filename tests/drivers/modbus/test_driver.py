@@ -84,7 +84,7 @@ def test_factories_read_hub_toml_tables() -> None:
     (modbus_tcp, {"host": "10.0.0.5", "port": 70000}, "port"),
     (modbus_tcp, {"host": "10.0.0.5", "unit_id": 300}, "unit_id"),
     (modbus_rtu, {}, "address"),
-    (modbus_rtu, {"port": "/dev/ttyUSB0"}, "address"),  # the old documented form: named, with the fix
+    (modbus_rtu, {"port": "/dev/ttyUSB0"}, "port"),  # the old documented form: named, with the fix
     (modbus_rtu, {"address": "/dev/ttyUSB0", "parity": "X"}, "parity"),
     (modbus_rtu, {"address": "/dev/ttyUSB0", "port": 3, "unit_id": 4}, "port"),
 ])
@@ -102,6 +102,9 @@ def test_factory_errors_name_device_and_key(factory: object, config: dict[str, o
      "device 'hw-1'.baudrate: 50 is not an integer in 300..921600; fix: write baudrate = 9600"),
     (modbus_rtu, {"address": "/dev/ttyUSB0", "timeout": "1s"},
      "device 'hw-1'.timeout: '1s' is not a number > 0 and <= 3600; fix: write timeout = 1.0"),
+    (modbus_rtu, {"port": "/dev/ttyUSB0"},
+     "device 'hw-1'.port: '/dev/ttyUSB0' is not an integer in 0..247; "
+     "fix: remove it, write the serial path as address and the unit id as unit_id"),
     (modbus_rtu, {"address": "/dev/ttyUSB0", "parity": "X"}, "device 'hw-1'.parity: 'X' is not allowed; "
                                                              "fix: use one of N, E, O"),
 ])

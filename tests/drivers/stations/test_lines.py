@@ -89,7 +89,7 @@ def test_detecto_manual_example_in_imperial_units() -> None:
 
 
 def test_detecto_variants() -> None:
-    p = detecto.DetectoParser({"date_order": "dmy"})
+    p = detecto.DetectoParser(detecto.DetectoOptions(date_order="dmy"))
     m = p(b"07:05,31/12/24,--,172.5cm,70.2kg")
     assert values(m) == {"8302-2": 172.5, "29463-7": 70.2} and m.device_time == "2024-12-31T07:05:00"  # type: ignore[union-attr]
     m = p(b"07:05,31/12/24,,--,70.2kg")
@@ -134,8 +134,8 @@ def test_tanita_special_values_and_errors() -> None:
         parse(b"{0,16,Hm,158.0")
     with pytest.raises(FrameError):
         parse(b"{0,16,~0,1")
-    assert isinstance(tanita.TanitaParser({"checksum": "ignore"})(tanita_line().replace(b"CS,", b"CS,0")),
-                      Measurement)
+    ignore = tanita.TanitaParser(tanita.TanitaOptions(checksum="ignore"))
+    assert isinstance(ignore(tanita_line().replace(b"CS,", b"CS,0")), Measurement)
 
 
 def test_line_splitter_bounds_and_flush() -> None:

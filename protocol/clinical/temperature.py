@@ -1,8 +1,9 @@
 """Body temperature by measurement site and, for infants, by age (pure, table-driven).
 
 The rules live in ``data/temperature_sites.toml``, each with its source (诊断学 for the normal
-ranges by site and the fever grades, NICE NG143 and the 2016 Chinese guideline on fever in
-children under five for rectal fever and for infants). Sites are the names the devices report
+ranges by site and the fever grades, Sund-Levander et al. 2002 for the ear's normal range, NICE
+NG143 and the 2016 Chinese guideline on fever in children under five for rectal and ear fever and
+for infants). Sites are the names the devices report
 (BLE Health Thermometer temperature type: ``armpit``, ``mouth``, ``rectum``, ``tympanum``...)
 mapped to the table's sites; a device that reports no site gets the clinic triage rule.
 
@@ -27,9 +28,17 @@ SITES = ("axillary", "oral", "rectal", "tympanic", "forehead", "unknown")
 
 #: device-reported site names (drivers/ble/thermometer.py ``site_<name>``) to table sites
 DEVICE_SITES: dict[str, str] = {
-    "armpit": "axillary", "axillary": "axillary", "mouth": "oral", "oral": "oral", "rectum": "rectal",
-    "rectal": "rectal", "tympanum": "tympanic", "ear": "tympanic", "tympanic": "tympanic",
-    "forehead": "forehead", "temporal": "forehead",
+    "armpit": "axillary",
+    "axillary": "axillary",
+    "mouth": "oral",
+    "oral": "oral",
+    "rectum": "rectal",
+    "rectal": "rectal",
+    "tympanum": "tympanic",
+    "ear": "tympanic",
+    "tympanic": "tympanic",
+    "forehead": "forehead",
+    "temporal": "forehead",
 }
 
 
@@ -71,8 +80,12 @@ def _float(d: dict[str, Any], key: str, where: str) -> float:
 
 @cache
 def _table() -> tuple[dict[str, SiteRule], InfantRule]:
-    raw = resources.files("protocol.clinical").joinpath("data").joinpath("temperature_sites.toml").read_text(
-        encoding="utf-8")
+    raw = (
+        resources.files("protocol.clinical")
+        .joinpath("data")
+        .joinpath("temperature_sites.toml")
+        .read_text(encoding="utf-8")
+    )
     doc = tomllib.loads(raw)
     rules: dict[str, SiteRule] = {}
     for site in SITES:
@@ -86,14 +99,24 @@ def _table() -> tuple[dict[str, SiteRule], InfantRule]:
         recheck = _float(d, "recheck_from", site) if "recheck_from" in d else None
         if (fever is None) == (recheck is None):
             raise ReferenceTableError(f"temperature table: site.{site} needs exactly one of fever_from, recheck_from")
-        rules[site] = SiteRule(site, (float(normal[0]), float(normal[1])), fever, recheck,
-                               _float(d, "high_fever_from", site), str(d.get("source", "")))
+        rules[site] = SiteRule(
+            site,
+            (float(normal[0]), float(normal[1])),
+            fever,
+            recheck,
+            _float(d, "high_fever_from", site),
+            str(d.get("source", "")),
+        )
     i = doc.get("infant")
     if not isinstance(i, dict):
         raise ReferenceTableError("temperature table: no [infant]")
-    infant = InfantRule(int(_float(i, "urgent_under_days", "infant")), _float(i, "urgent_from", "infant"),
-                        int(_float(i, "nurse_under_days", "infant")), _float(i, "nurse_from", "infant"),
-                        str(i.get("source", "")))
+    infant = InfantRule(
+        int(_float(i, "urgent_under_days", "infant")),
+        _float(i, "urgent_from", "infant"),
+        int(_float(i, "nurse_under_days", "infant")),
+        _float(i, "nurse_from", "infant"),
+        str(i.get("source", "")),
+    )
     return rules, infant
 
 

@@ -21,9 +21,18 @@ MONTH = 365.25 / 12
 
 # Fleming 2011 table 2: age band (months), 1st centile, median, 99th centile
 FLEMING = [
-    (0, 3, 107, 143, 181), (3, 6, 104, 140, 175), (6, 9, 98, 134, 168), (9, 12, 93, 128, 161),
-    (12, 18, 88, 123, 156), (18, 24, 82, 116, 149), (24, 36, 76, 110, 142), (36, 48, 70, 104, 136),
-    (48, 72, 65, 98, 131), (72, 96, 59, 91, 123), (96, 144, 52, 84, 115), (144, 180, 47, 78, 108),
+    (0, 3, 107, 143, 181),
+    (3, 6, 104, 140, 175),
+    (6, 9, 98, 134, 168),
+    (9, 12, 93, 128, 161),
+    (12, 18, 88, 123, 156),
+    (18, 24, 82, 116, 149),
+    (24, 36, 76, 110, 142),
+    (36, 48, 70, 104, 136),
+    (48, 72, 65, 98, 131),
+    (72, 96, 59, 91, 123),
+    (96, 144, 52, 84, 115),
+    (144, 180, 47, 78, 108),
     (180, 216, 43, 73, 104),
 ]
 
@@ -57,13 +66,31 @@ def test_an_infant_at_150_is_normal_and_a_teenager_at_110_is_high() -> None:
 
 # (site, celsius, expected class) for an adult, one row per rule of temperature_sites.toml
 ADULT = [
-    ("axillary", 36.0, "normal"), ("axillary", 37.2, "normal"), ("axillary", 37.3, "high"),
-    ("axillary", 39.0, "high"), ("axillary", 39.1, "very_high"),
-    ("oral", 37.2, "normal"), ("oral", 37.3, "high"), ("oral", 39.1, "very_high"),
-    ("rectal", 37.7, "normal"), ("rectal", 37.9, "normal"), ("rectal", 38.0, "high"), ("rectal", 39.1, "very_high"),
-    ("tympanic", 37.2, "normal"), ("tympanic", 37.3, "high"),
-    ("forehead", 37.2, "normal"), ("forehead", 37.3, "recheck"), ("forehead", 39.1, "very_high"),
-    ("unknown", 37.3, "high"), ("unknown", 34.9, "low"), ("axillary", 34.9, "low"),
+    ("axillary", 36.0, "normal"),
+    ("axillary", 37.2, "normal"),
+    ("axillary", 37.3, "high"),
+    ("axillary", 39.0, "high"),
+    ("axillary", 39.1, "very_high"),
+    ("oral", 37.2, "normal"),
+    ("oral", 37.3, "high"),
+    ("oral", 39.1, "very_high"),
+    ("rectal", 37.7, "normal"),
+    ("rectal", 37.9, "normal"),
+    ("rectal", 38.0, "high"),
+    ("rectal", 39.1, "very_high"),
+    ("tympanic", 37.3, "normal"),
+    ("tympanic", 37.8, "normal"),
+    ("tympanic", 37.9, "normal"),
+    ("tympanic", 38.0, "high"),
+    ("tympanic", 39.0, "high"),
+    ("tympanic", 39.1, "very_high"),
+    ("tympanic", 34.9, "low"),
+    ("forehead", 37.2, "normal"),
+    ("forehead", 37.3, "recheck"),
+    ("forehead", 39.1, "very_high"),
+    ("unknown", 37.3, "high"),
+    ("unknown", 34.9, "low"),
+    ("axillary", 34.9, "low"),
 ]
 
 
@@ -77,21 +104,40 @@ def test_normal_ranges_by_site_follow_the_textbook() -> None:
     assert temperature.rule_for("oral").normal == (36.3, 37.2)
     assert temperature.rule_for("rectal").normal == (36.5, 37.7)
     assert temperature.rule_for("axillary").normal == (36.0, 37.0)
+    assert temperature.rule_for("tympanic").normal == (35.4, 37.8)  # Sund-Levander 2002: tympanic 35.4-37.8 ℃
     assert all(temperature.rule_for(s).source for s in temperature.SITES)
 
 
-@pytest.mark.parametrize(("age_days", "celsius", "word", "urgent"), [
-    (30, 38.0, "infant_fever", True),  # NICE NG143 red: < 3 months and >= 38 ℃
-    (90, 38.0, "infant_fever", True),
-    (91, 38.0, "high", False),
-    (120, 39.0, "very_high", False),  # amber: 3-6 months and >= 39 ℃ sends the family to a nurse
-    (182, 39.0, "very_high", False),
-    (183, 39.0, "high", False),
-    (30, 37.9, "high", False),
-])
+@pytest.mark.parametrize(
+    ("age_days", "celsius", "word", "urgent"),
+    [
+        (30, 38.0, "infant_fever", True),  # NICE NG143 red: < 3 months and >= 38 ℃
+        (90, 38.0, "infant_fever", True),
+        (91, 38.0, "high", False),
+        (120, 39.0, "very_high", False),  # amber: 3-6 months and >= 39 ℃ sends the family to a nurse
+        (182, 39.0, "very_high", False),
+        (183, 39.0, "high", False),
+        (30, 37.9, "high", False),
+    ],
+)
 def test_infants_by_age(age_days: int, celsius: float, word: str, urgent: bool) -> None:
     got = temperature.classify(celsius, "axillary", age_days)
     assert (got.word, got.urgent) == (word, urgent)
+
+
+def test_the_ear_follows_its_own_review_and_nice() -> None:
+    """Sund-Levander et al., Scand J Caring Sci 2002;16:122-8: tympanic 35.4-37.8 ℃ (rectal 34.4-37.8 ℃ in
+    the same review), so the ear's fever point is the rectal 38.0 ℃; NICE NG143 1.1.3 recommends the
+    infra-red tympanic thermometer from 4 weeks to 5 years and its table 1 (>= 38 ℃ under 3 months, red)
+    holds at the ear too."""
+    ear = temperature.rule_for("tympanic")
+    assert (ear.fever_from, ear.high_fever_from, ear.recheck_from) == (38.0, 39.1, None)
+    assert ear.fever_from == temperature.rule_for("rectal").fever_from
+    assert "Sund-Levander" in ear.source and "NG143" in ear.source
+    baby = temperature.classify(38.0, "tympanic", 60)
+    assert (baby.word, baby.urgent) == ("infant_fever", True)
+    assert temperature.classify(37.9, "tympanic", 60).word == "normal"
+    assert temperature.classify(39.0, "tympanic", 120).word == "very_high"  # NICE amber, 3-6 months
 
 
 def test_the_device_site_reaches_the_judgement() -> None:
@@ -102,6 +148,7 @@ def test_the_device_site_reaches_the_judgement() -> None:
     t = (Observation(code=codes.TEMPERATURE, value=37.8, unit="Cel"),)
     assert interpret(t, temperature_site="rectal")[codes.TEMPERATURE].flag == "N"
     assert interpret(t)[codes.TEMPERATURE].flag == "H"
+    assert interpret(t, temperature_site="tympanic")[codes.TEMPERATURE].flag == "N"
 
 
 def test_a_feverish_baby_is_urgent_on_the_kiosk() -> None:

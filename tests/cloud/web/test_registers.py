@@ -52,16 +52,21 @@ async def test_registers_on_screen_and_as_files(tmp_path: Path) -> None:
             csv = await c.get("/ui/registers/download", params={"name": "workload", "fmt": "csv", **PERIOD})
             assert csv.headers["content-type"].startswith("text/csv") and csv.content.startswith(b"\xef\xbb\xbf")
             assert 'filename="workload_all_20251101-20251130.csv"' in csv.headers["content-disposition"]
-            assert "filename*=UTF-8''Screening_workload_statistics_all_institutions_2025-11-01_to_2025-11-30.csv" in \
-                csv.headers["content-disposition"]  # this client switched to English above
-            xlsx = await c.get("/ui/registers/download",
-                               params={"name": "breast-followup", "fmt": "xlsx", "site": 'S1"\r\nX: y', **PERIOD,
-                                       "lang": "zh-CN"})  # the page before switched to English
+            assert (
+                "filename*=UTF-8''Screening_workload_statistics_all_institutions_2025-11-01_to_2025-11-30.csv"
+                in csv.headers["content-disposition"]
+            )  # this client switched to English above
+            xlsx = await c.get(
+                "/ui/registers/download",
+                params={"name": "breast-followup", "fmt": "xlsx", "site": 'S1"\r\nX: y', **PERIOD, "lang": "zh-CN"},
+            )  # the page before switched to English
             assert "\r" not in xlsx.headers["content-disposition"]  # the site cannot inject a header
             sheet = load_workbook(io.BytesIO(xlsx.content)).active
             assert sheet is not None and sheet["A1"].value == "乳腺癌筛查异常/可疑病例随访登记表"
-            assert ("filename*=UTF-8''" + quote("乳腺癌筛查异常_可疑病例随访登记表_S1_X_y_2025-11-01至2025-11-30.xlsx")
-                    in xlsx.headers["content-disposition"])
+            assert (
+                "filename*=UTF-8''" + quote("乳腺癌筛查异常_可疑病例随访登记表_S1_X_y_2025-11-01至2025-11-30.xlsx")
+                in xlsx.headers["content-disposition"]
+            )
             # the end date is included: a one-day period on the visit's day shows it, on the page and in the file
             day = {"start": "2025-11-01", "end": "2025-11-01", "lang": "zh-CN"}
             shown = (await c.get("/ui/registers", params={"name": "workload", **day})).text
@@ -73,7 +78,53 @@ async def test_registers_on_screen_and_as_files(tmp_path: Path) -> None:
             assert book.active["A2"].value == "机构：全部机构　统计期间：2025-11-01 至 2025-11-01（含首尾两日）"
             unknown = await c.get("/ui/registers", params={"name": "births", **PERIOD})
             assert unknown.status_code == 200  # falls back to the first register
-        actions = [r["action"] for r in await cloud.sql("SELECT action FROM audit_log WHERE actor = 'web:ops' "
-                                                         "AND action LIKE $1 ORDER BY id", "view.register%")]
-        assert actions == ["view.register", "view.register", "view.register.download",
-                           "view.register.download", "view.register", "view.register.download", "view.register"]
+        actions = [
+            r["action"]
+            for r in await cloud.sql(
+                "SELECT action FROM audit_log WHERE actor = 'web:ops' AND action LIKE $1 ORDER BY id", "view.register%"
+            )
+        ]
+        assert actions == [
+            "view.register",
+            "view.register",
+            "view.register.download",
+            "view.register.download",
+            "view.register",
+            "view.register.download",
+            "view.register",
+        ]
+
+
+async def test_high_risk_pregnancy_register_on_screen_and_as_files(tmp_path: Path) -> None:
+    """A 45-year-old at 24 weeks is orange (国卫办妇幼发〔2017〕35号 附件2, 橙色 1.1 年龄≥40岁): the
+    high-risk register lists her with the row that graded her and the follow-up due date, on the page
+    and in the CSV and XLSX files; a green woman is not listed."""
+    cfg, _ = make_cloud(tmp_path / "cloud", f"sqlite:///{tmp_path / 'cloud' / 'cloud.db'}", extra_toml=WEB)
+    vitals = [
+        {"code": "29463-7", "value": 62.0, "unit": "kg"},
+        {"code": "8302-2", "value": 160.0, "unit": "cm"},
+        {"code": "8480-6", "value": 118, "unit": "mm[Hg]"},
+        {"code": "8462-4", "value": 74, "unit": "mm[Hg]"},
+    ]
+    async with running(cfg) as cloud:
+        db = cloud.state.db
+        older, younger = await add_subject(db, birth_date="1980-05-01"), await add_subject(db, birth_date="1998-05-01")
+        await add_visit(db, older, "s-old", T0, [vitals], pregnant_weeks=24)
+        await add_visit(db, younger, "s-young", T0, [vitals], pregnant_weeks=24)
+        await assembler.sweep(db, assembler.Context(reference_profile(), today=lambda: dt.date(2026, 11, 20)))
+        secret = await cloud.user("ops", "integration")
+        async with cloud.client() as c:
+            await sign_in(c, "ops", secret)
+            page = await c.get("/ui/registers", params={"name": "high-risk-pregnancy", **PERIOD, "lang": "zh-CN"})
+            assert page.status_code == 200 and "高危孕产妇" in page.text
+            assert "橙色" in page.text and "年龄≥40岁" in page.text and page.text.count("<tr>") == 2  # header + her
+            csv = await c.get("/ui/registers/download", params={"name": "high-risk-pregnancy", "fmt": "csv", **PERIOD})
+            text = csv.content.decode("utf-8-sig")
+            assert text.startswith("机构,病例号,姓名,检查日期,孕周,风险分级") and len(text.strip().splitlines()) == 2
+            assert "橙色" in text and "年龄≥40岁" in text and "2025-11-04" in text  # due three days after the visit
+            xlsx = await c.get(
+                "/ui/registers/download", params={"name": "high-risk-pregnancy", "fmt": "xlsx", **PERIOD}
+            )
+            sheet = load_workbook(io.BytesIO(xlsx.content)).active
+            assert sheet is not None and sheet.max_row == 4  # title, period, header, her
+            assert any(cell.value == "橙色" for cell in sheet[4])

@@ -139,3 +139,16 @@ def test_status_names_stations_and_speaks_chinese_then_english(tmp_path: Path, r
     assert any("room-2" in line for line in visits)  # no name configured: its id
     assert "待同步记录 / records waiting to sync: 2" in out and "今日就诊 / today's sessions: 2" in out
     assert "网关未运行" in out and "hub not running" in out
+
+
+def test_dead_letter_refusals_say_what_to_run_next(hub_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.support.commands import commands_in, parse_error
+
+    assert main(["edge", "dead-letters", "resend", "--config", str(hub_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "缺少记录序号" in err and "needs the record's seq" in err
+    named = commands_in(err)
+    assert [a[:3] for a in named] == [["edge", "dead-letters", "list"]] and parse_error(named[0]) is None
+    assert main(["edge", "dead-letters", "dismiss", "7", "--config", str(hub_dir)]) == 2  # the hub is not running
+    err = capsys.readouterr().err
+    assert "网关没有响应" in err and "sudo systemctl start mchub-edge" in err

@@ -69,6 +69,10 @@ def mchub(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
         (("cloud", "outbox", "list"), "出站队列为空", "nothing queued"),
         (("cloud", "user", "list"), "还没有账户", "no accounts yet"),
         (("cloud", "dicom-sender", "list"), "没有 DICOM 发送方", "no DICOM senders yet"),
+        # listings not named list
+        (("cloud", "mch", "cases"), "没有符合条件的个案", "0 case(s) match"),
+        (("cloud", "mch", "queue"), "没有 / none", "none"),
+        (("cloud", "mch", "followups"), "没有未完成的随访任务", "0 open task(s)"),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, tuple) else "",
 )

@@ -276,10 +276,12 @@ def _dead_letters(args: argparse.Namespace) -> int:
             for d in rows:
                 where = names.get(d["station_id"], d["station_id"] or "-")
                 values = ", ".join(f"{o['code']} {o['value']:g} {o['unit']}" for o in d["observations"])
-                done = (f"  -> resent as seq {d['resent_seq']}" if d["resent_seq"] else
-                        f"  -> dismissed by {d['resolved_by']}" if d["resolved_at"] else "")
+                done = (f"  -> 已重发 / resent as seq {d['resent_seq']}" if d["resent_seq"] else
+                        f"  -> 已忽略 / dismissed by {d['resolved_by']}" if d["resolved_at"] else "")
+                meaning = " / ".join(dict.fromkeys(catalog(LOCALES).t("deadletter.reason." + d["reason"], lang)
+                                                   for lang in ("zh-CN", "en")))
                 print(f"seq {d['seq']:<8} {d['type']:<15} {where:<12} {d['device_id'] or '-':<12} "
-                      f"{d['reason']}: {catalog(LOCALES).t('deadletter.reason.' + d['reason'], cfg.language)}"
+                      f"{d['reason']}: {meaning}"
                       f"{'  [' + values + ']' if values else ''}{done}")
             return 0
         if args.seq is None:
@@ -288,10 +290,10 @@ def _dead_letters(args: argparse.Namespace) -> int:
         if args.action == "resend":
             out = _console_call(cfg, "POST", f"/api/dead-letters/{args.seq}/resend",
                                 {"drop_codes": args.drop, "by": args.by})
-            print(f"refused record {args.seq} resent as seq {out['seq']}")
+            print(f"已重发为新读数 / refused record {args.seq} resent as seq {out['seq']}")
         else:
             _console_call(cfg, "POST", f"/api/dead-letters/{args.seq}/dismiss", {"by": args.by})
-            print(f"refused record {args.seq} dismissed (kept on the hub, not sent again)")
+            print(f"已忽略 / refused record {args.seq} dismissed (kept on the hub, not sent again)")
     except OSError as exc:
         return _fail(Exception(f"网关没有响应 / the hub does not answer ({exc}); resend and dismiss need the running "
                                f"hub: sudo systemctl start mchub-edge, then run this again"))

@@ -105,7 +105,8 @@ class Kiosk:
         cuff = None
         if station_id in self.cuff:
             value, at = self.cuff[station_id]
-            after_last_reading = at > (readings[-1]["at"] / 1000 if readings else 0.0)
+            # a reading stored in the same millisecond as the last cuff value ends the measuring
+            after_last_reading = int(at * 1000) > (readings[-1]["at"] if readings else 0)
             if after_last_reading and time.time() - at < LIVE_FRESH_S:
                 cuff = round(value)
         station_steps = steps.steps(devices, True, readings, measuring="bp" if cuff is not None else None)

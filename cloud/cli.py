@@ -322,11 +322,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     add("init", "创建配置与密钥 / create cloud.toml (if missing) and the key directory; print public keys", _init)
     add("migrate", "升级数据库结构 / apply pending database migrations", _run(_migrate))
     p = add("serve", "启动云服务 / run the HTTPS API workers", _serve)
-    p.add_argument("--workers", type=int, help="worker processes (default: [server] workers)")
-    p.add_argument("--host", help="listen address (default: [server] host)")
-    p.add_argument("--port", type=int, help="listen port (default: [server] port)")
+    p.add_argument("--workers", type=int, help="工作进程数 / worker processes (default: [server] workers)")
+    p.add_argument("--host", help="监听地址 / listen address (default: [server] host)")
+    p.add_argument("--port", type=int, help="监听端口 / listen port (default: [server] port)")
     p.add_argument("--no-integrate", action="store_true",
-                   help="do not run the MLLP listener, DICOM SCP and HIS sender here (run `integrate` elsewhere)")
+                   help="不在此进程运行 MLLP 监听、DICOM SCP 和 HIS 发送 / "
+                        "do not run the MLLP listener, DICOM SCP and HIS sender here (run `integrate` elsewhere)")
     add("integrate", "医院接口 / run the hospital integration alone: MLLP listener, DICOM C-STORE SCP, HL7 "
         "processing, vitals to the HIS ([mllp], [dicom], [his]); one such process per deployment", _run(_integrate))
     help_ = "机构 / sites (without provisioning)"
@@ -357,10 +358,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     p = add("outbox", "出站队列 / outbound queues: list depths and dead letters, or replay dead letters",
             _run(_outbox))
     p.add_argument("action", choices=["list", "replay"])
-    p.add_argument("ids", nargs="*", type=int, metavar="ID", help="dead-letter ids to replay")
+    p.add_argument("ids", nargs="*", type=int, metavar="ID", help="要重放的死信编号 / dead-letter ids to replay")
     p = add("audit", "审计日志 / audit log: verify the hash chain (exit 1 if altered), seal, prune", _run(_audit))
     p.add_argument("action", choices=["verify", "seal", "prune"])
-    p.add_argument("--days", type=int, help="prune: retention in days (default: [audit] retention_days)")
+    p.add_argument("--days", type=int, help="清理：保留天数 / "
+                                            "prune: retention in days (default: [audit] retention_days)")
     from cloud.users import cli as user_cli
 
     user_cli.register(sub, add, _run)
@@ -372,6 +374,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--hub", required=True)
     p.add_argument("name", choices=["sync-now", "reload-config", "rotate-key", "ping", "apply-config",
                                     "resend-dead-letter", "dismiss-dead-letter"],
-                   help="resend-dead-letter / dismiss-dead-letter: --arg seq=N [--arg drop=CODE,CODE] [--arg by=NAME] "
+                   help="指令名 / "
+                        "resend-dead-letter / dismiss-dead-letter: --arg seq=N [--arg drop=CODE,CODE] [--arg by=NAME] "
                         "(a record the cloud refused, see the dashboard)")
     p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE")

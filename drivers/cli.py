@@ -34,11 +34,13 @@ exit status: 0 decoded, 1 invalid frame or hex (reason on stderr), 2 unknown cod
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``decode`` arguments."""
     parser.epilog = EPILOG
-    parser.add_argument("codec", nargs="?", help="codec name (see --list)")
-    parser.add_argument("hex", nargs="*", help="the frame as hex; spaces and colons allowed")
-    parser.add_argument("--list", action="store_true", help="list the codecs")
+    parser.add_argument("codec", nargs="?", help="解码器名称 / codec name (see --list)")
+    parser.add_argument("hex", nargs="*", help="十六进制数据帧（可含空格和冒号） / "
+                                               "the frame as hex; spaces and colons allowed")
+    parser.add_argument("--list", action="store_true", help="列出解码器 / list the codecs")
     parser.add_argument("--show-pii", action="store_true",
-                        help="show ID numbers, names and addresses unmasked (ID-card frames)")
+                        help="不遮蔽身份证号、姓名和地址（身份证数据帧） / "
+                             "show ID numbers, names and addresses unmasked (ID-card frames)")
     parser.set_defaults(func=_run)
 
 

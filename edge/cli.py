@@ -212,8 +212,14 @@ def _status(args: argparse.Namespace) -> int:
             reader.close()
     except EdgeError as exc:
         return _fail(exc)
-    print(json.dumps(snap, indent=2, ensure_ascii=False) if args.json else render(snap, cfg.language))
+    print(json.dumps(snap, indent=2, ensure_ascii=False) if args.json else render(snap, cfg.language,
+                                                                                 station_names(cfg)))
     return 0
+
+
+def station_names(cfg: Any) -> dict[str, str]:
+    """Station id -> the name people use (``一诊室``); the id where the station has no name."""
+    return {s.id: s.name or s.id for s in cfg.stations}
 
 
 def _console_call(cfg: Any, method: str, path: str, doc: dict[str, Any] | None = None) -> Any:
@@ -256,7 +262,8 @@ def _dead_letters(args: argparse.Namespace) -> int:
                 rows = _console_call(cfg, "GET", "/api/dead-letters" + ("?all=1" if args.all else ""))
             except OSError:  # the hub is stopped: read hub.db
                 if not cfg.db_path.exists():
-                    return _fail(Exception(f"{cfg.db_path} does not exist yet: the hub has never run"))
+                    return _fail(Exception(f"网关尚未运行过 / {cfg.db_path} does not exist yet: the hub has never "
+                                           f"run; start it: sudo systemctl start mchub-edge"))
                 reader = Reader(cfg.db_path, identity.load(cfg.identity_dir).decrypt, readonly=True)
                 rows = reader.dead_letters(open_only=not args.all)
                 reader.close()
@@ -264,26 +271,32 @@ def _dead_letters(args: argparse.Namespace) -> int:
                 print(json.dumps(rows, indent=2, ensure_ascii=False))
                 return 0
             if not rows:
-                print("no refused records" if cfg.language == "en" else "没有被拒收的记录")
+                print("没有被拒收的记录 / no refused records")
+            names = station_names(cfg)
             for d in rows:
+                where = names.get(d["station_id"], d["station_id"] or "-")
                 values = ", ".join(f"{o['code']} {o['value']:g} {o['unit']}" for o in d["observations"])
-                done = (f"  -> resent as seq {d['resent_seq']}" if d["resent_seq"] else
-                        f"  -> dismissed by {d['resolved_by']}" if d["resolved_at"] else "")
-                print(f"seq {d['seq']:<8} {d['type']:<15} {d['station_id'] or '-':<12} {d['device_id'] or '-':<12} "
-                      f"{d['reason']}: {catalog(LOCALES).t('deadletter.reason.' + d['reason'], cfg.language)}"
+                done = (f"  -> 已重发 / resent as seq {d['resent_seq']}" if d["resent_seq"] else
+                        f"  -> 已忽略 / dismissed by {d['resolved_by']}" if d["resolved_at"] else "")
+                meaning = " / ".join(dict.fromkeys(catalog(LOCALES).t("deadletter.reason." + d["reason"], lang)
+                                                   for lang in ("zh-CN", "en")))
+                print(f"seq {d['seq']:<8} {d['type']:<15} {where:<12} {d['device_id'] or '-':<12} "
+                      f"{d['reason']}: {meaning}"
                       f"{'  [' + values + ']' if values else ''}{done}")
             return 0
         if args.seq is None:
-            return _fail(Exception(f"dead-letters {args.action} needs the record's seq (see `dead-letters list`)"))
+            return _fail(Exception(f"缺少记录序号 / dead-letters {args.action} needs the record's seq: find it with "
+                                   f"mchub edge dead-letters list --config {args.config}"))
         if args.action == "resend":
             out = _console_call(cfg, "POST", f"/api/dead-letters/{args.seq}/resend",
                                 {"drop_codes": args.drop, "by": args.by})
-            print(f"refused record {args.seq} resent as seq {out['seq']}")
+            print(f"已重发为新读数 / refused record {args.seq} resent as seq {out['seq']}")
         else:
             _console_call(cfg, "POST", f"/api/dead-letters/{args.seq}/dismiss", {"by": args.by})
-            print(f"refused record {args.seq} dismissed (kept on the hub, not sent again)")
+            print(f"已忽略 / refused record {args.seq} dismissed (kept on the hub, not sent again)")
     except OSError as exc:
-        return _fail(Exception(f"the hub does not answer ({exc}); resend and dismiss need the running hub"))
+        return _fail(Exception(f"网关没有响应 / the hub does not answer ({exc}); resend and dismiss need the running "
+                               f"hub: sudo systemctl start mchub-edge, then run this again"))
     except (EdgeError, ValueError) as exc:
         return _fail(exc)
     return 0

@@ -237,56 +237,83 @@ async def _json(request: Any) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
-def render(snap: dict[str, Any], language: str = "zh-CN") -> str:
-    """The status as text for a technician at the console."""
+def render(snap: dict[str, Any], language: str = "zh-CN", stations: dict[str, str] | None = None) -> str:
+    """The status as text for a technician at the console: labels in Chinese then English
+    (``待同步记录 / records waiting to sync``) like the CLI's other messages, English alone on a hub
+    configured ``language = "en"``; stations by their names (``[[stations]] name``, the id where a
+    station has none)."""
     from edge.web import LOCALES
     from webui.i18n import catalog
 
-    def t(key: str) -> str:
-        return catalog(LOCALES).t(f"console.{key}", language)
+    cat = catalog(LOCALES)
+    names = stations or {}
+
+    def t(key: str, **kw: Any) -> str:
+        en = cat.t(key, "en", **kw)
+        zh = cat.t(key, "zh-CN", **kw)
+        return en if language == "en" or zh == en else f"{zh} / {en}"
+
+    def station(station_id: str | None) -> str:
+        return names.get(station_id, station_id) if station_id else "-"
 
     def when(ms: int | None) -> str:
         return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000)) if ms else "-"
 
-    lines = [f"{t('hub')}: {snap['hub_id']}  epoch {snap['epoch']}  {snap.get('version', '')}".rstrip()]
-    lines.append(f"{t('queue')}: {snap['queue_depth']}  ({t('acked_through')} {snap['acked_through']}, "
-                 f"{t('next_seq')} {snap['next_seq']})")
+    lines = [f"{t('console.hub')}: {snap['hub_id']}  epoch {snap['epoch']}  {snap.get('version', '')}".rstrip()]
+    lines.append(f"{t('console.queue')}: {snap['queue_depth']}  ({t('console.acked_through')} "
+                 f"{snap['acked_through']}, {t('console.next_seq')} {snap['next_seq']})")
     age = snap["oldest_unsynced_age_s"]
-    lines.append(f"{t('oldest')}: {when(snap['oldest_unsynced_ms'])}" + (f" ({age:.0f} s)" if age is not None else ""))
+    lines.append(f"{t('console.oldest')}: {when(snap['oldest_unsynced_ms'])}"
+                 + (f" ({age:.0f} s)" if age is not None else ""))
     sync = snap.get("sync", {})
     last_ok = when(sync.get("last_success_ms") or snap["last_ack_ms"])
-    lines.append(f"{t('sync')}: {sync.get('state', '-')}  {t('last_ok')} {last_ok}")
+    state = str(sync.get("state", ""))
+    state = "disabled" if state.startswith("disabled") else state
+    shown = t(f"status.sync.{state}") if state and f"status.sync.{state}" in cat.messages["en"] else state or "-"
+    lines.append(f"{t('console.sync')}: {shown}  {t('console.last_ok')} {last_ok}")
     err = sync.get("last_error") or snap["last_error"]
     if err:
-        lines.append(f"{t('last_error')}: {err}")
+        lines.append(f"{t('console.last_error')}: {err}")
     if snap.get("quarantine"):
         lines.append(f"!! {snap['quarantine']}")
     if snap.get("store", {}).get("disk_low"):
-        lines.append(f"!! {t('disk_low')}")
+        lines.append(f"!! {t('console.disk_low')}")
     if "disk_free_bytes" in snap:
-        lines.append(f"{t('disk')}: {snap['disk_free_bytes'] >> 20} MB")
+        lines.append(f"{t('console.disk')}: {snap['disk_free_bytes'] >> 20} MB")
     cfg = snap.get("config")
     if cfg and cfg["state"] != "local":
-        lines.append(f"{t('config')}: {t('config_' + cfg['state'])}  {t('config_applied')} {cfg['applied']}  "
-                     f"{t('config_desired')} {cfg['desired']}" + (f"  ({cfg['error']})" if cfg["error"] else ""))
+        lines.append(f"{t('console.config')}: {t('console.config_' + cfg['state'])}  "
+                     f"{t('console.config_applied')} {cfg['applied']}  "
+                     f"{t('console.config_desired')} {cfg['desired']}"
+                     + (f"  ({cfg['error']})" if cfg["error"] else ""))
     if snap.get("devices_down"):
-        lines.append(f"!! {t('devices_down')}: {', '.join(snap['devices_down'])}")
+        lines.append(f"!! {t('console.devices_down')}: {', '.join(snap['devices_down'])}")
     devices = snap.get("devices")
-    lines.append(f"{t('devices')}:" + ("" if devices else f" {t('not_running' if devices is None else 'none')}"))
+    lines.append(f"{t('console.devices')}:"
+                 + ("" if devices else f" {t('console.not_running' if devices is None else 'console.none')}"))
     for d in devices or []:
-        state = t("connected") if d["connected"] else t("disconnected")
-        lines.append(f"  {d['device_id']:<16} {d['station_id']:<12} {d['driver']:<12} {state}  "
-                     f"{t('last_reading')} {when(d['last_reading_ms'])}  {t('errors')} {d['frame_errors']}"
+        state = t("console.connected") if d["connected"] else t("console.disconnected")
+        lines.append(f"  {pad(d['device_id'], 16)} {pad(station(d['station_id']), 12)} {pad(d['driver'], 12)} "
+                     f"{state}  {t('console.last_reading')} {when(d['last_reading_ms'])}  "
+                     f"{t('console.errors')} {d['frame_errors']}"
                      + (f"  ({d['last_error']})" if d["last_error"] else ""))
-    lines.append(f"{t('sessions_today')}: {len(snap['sessions_today'])}")
+    lines.append(f"{t('console.sessions_today')}: {len(snap['sessions_today'])}")
     for s in snap["sessions_today"][:10]:
-        lines.append(f"  {when(s['opened_at'])} {s['station_id']:<12} {s['name_masked'] or '-'} "
-                     f"{s['id_masked'] or ''}  {s['readings']} {t('readings')}  {s['close_reason'] or t('open')}")
-    lines.append(f"{t('unbound')}: {snap['unbound_count']}")
+        closed = t(f"status.closed.{s['close_reason']}") if s["close_reason"] else t("console.open")
+        lines.append(f"  {when(s['opened_at'])} {pad(station(s['station_id']), 12)} {s['name_masked'] or '-'} "
+                     f"{s['id_masked'] or ''}  {s['readings']} {t('console.readings')}  {closed}")
+    lines.append(f"{t('console.unbound')}: {snap['unbound_count']}")
     if snap.get("dead_letters_open"):
-        lines.append(f"!! {t('dead_letters').format(n=snap['dead_letters_open'])}")
+        lines.append(f"!! {t('console.dead_letters', n=snap['dead_letters_open'])}")
         for d in snap.get("dead_letters", [])[:10]:
-            lines.append(f"  seq {d['seq']:<8} {when(d['at'])} {d['station_id'] or '-':<12} "
-                         f"{d['device_id'] or '-':<12} {d['reason']}: "
-                         f"{catalog(LOCALES).t('deadletter.reason.' + d['reason'], language)}")
+            lines.append(f"  seq {d['seq']:<8} {when(d['at'])} {pad(station(d['station_id']), 12)} "
+                         f"{pad(d['device_id'] or '-', 12)} {d['reason']}: {t('deadletter.reason.' + d['reason'])}")
     return "\n".join(lines)
+
+
+def pad(text: str, width: int) -> str:
+    """``text`` left-aligned in ``width`` terminal columns (a Chinese character takes two)."""
+    import unicodedata
+
+    used = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return text + " " * max(width - used, 0)

@@ -14,12 +14,16 @@ def register(fleet: argparse.ArgumentParser) -> None:
     """Add the fleet options to its sub-parser."""
     fleet.description = DESCRIPTION
     fleet.add_argument("--url", action="append", required=True,
-                       help="cloud base URL, e.g. http://127.0.0.1:8443 (repeat for several workers)")
-    fleet.add_argument("--admin-token-file", required=True, help="file holding the cloud's admin bearer token")
-    fleet.add_argument("--hubs", type=int, default=10, help="number of virtual hubs (default 10)")
-    fleet.add_argument("--interval", type=float, default=10.0, help="seconds between syncs of one hub (default 10)")
-    fleet.add_argument("--duration", type=float, default=60.0, help="seconds to run (default 60)")
-    fleet.add_argument("--visits", type=int, default=1, help="visits per hub per sync (default 1)")
+                       help="云端地址（可重复） / "
+                            "cloud base URL, e.g. http://127.0.0.1:8443 (repeat for several workers)")
+    fleet.add_argument("--admin-token-file", required=True, help="保存云端管理令牌的文件 / "
+                                                                 "file holding the cloud's admin bearer token")
+    fleet.add_argument("--hubs", type=int, default=10, help="虚拟网关数量 / number of virtual hubs (default 10)")
+    fleet.add_argument("--interval", type=float, default=10.0, help="每个网关两次同步之间的秒数 / "
+                                                                    "seconds between syncs of one hub (default 10)")
+    fleet.add_argument("--duration", type=float, default=60.0, help="运行秒数 / seconds to run (default 60)")
+    fleet.add_argument("--visits", type=int, default=1, help="每次同步每个网关的就诊数 / "
+                                                             "visits per hub per sync (default 1)")
     fleet.set_defaults(func=_fleet)
 
 

@@ -178,13 +178,18 @@ def register(cmd: argparse.ArgumentParser) -> None:
                        "and the cloud to watch the hub ride out latency, a bandwidth cap, resets, a black hole or a "
                        "half-open path.\n"
                        "  mchub sim netfault --target 127.0.0.1:8443 --listen 9443 --latency 0.3 --bandwidth 20000")
-    cmd.add_argument("--target", required=True, help="HOST:PORT to relay to")
-    cmd.add_argument("--listen", type=int, default=0, help="loopback port to listen on (default: any free port)")
-    cmd.add_argument("--latency", type=float, default=0.0, help="seconds added to every chunk")
-    cmd.add_argument("--bandwidth", type=float, help="bytes per second, each direction")
-    cmd.add_argument("--reset-after", type=int, help="reset each connection after this many bytes upstream")
-    cmd.add_argument("--black-hole", action="store_true", help="accept and read, never forward or answer")
-    cmd.add_argument("--half-open", action="store_true", help="forward requests, silently drop the answers")
+    cmd.add_argument("--target", required=True, help="转发目标 / HOST:PORT to relay to")
+    cmd.add_argument("--listen", type=int, default=0, help="本机监听端口 / "
+                                                           "loopback port to listen on (default: any free port)")
+    cmd.add_argument("--latency", type=float, default=0.0, help="每段数据增加的延迟（秒） / "
+                                                                "seconds added to every chunk")
+    cmd.add_argument("--bandwidth", type=float, help="每个方向的带宽（字节/秒） / bytes per second, each direction")
+    cmd.add_argument("--reset-after", type=int, help="上行达到此字节数后重置连接 / "
+                                                     "reset each connection after this many bytes upstream")
+    cmd.add_argument("--black-hole", action="store_true", help="只接收不转发也不应答 / "
+                                                               "accept and read, never forward or answer")
+    cmd.add_argument("--half-open", action="store_true", help="转发请求但丢弃应答 / "
+                                                              "forward requests, silently drop the answers")
     cmd.set_defaults(func=_main)
 
 

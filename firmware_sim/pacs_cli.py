@@ -30,20 +30,23 @@ def register(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="pacs_command", metavar="ACTION", required=True)
     help_ = "生成合成检查 / write a synthetic US + MG + SR study as .dcm files"
     make = sub.add_parser("make", help=help_, description=help_)
-    make.add_argument("out", type=Path, help="directory to write into (created if missing)")
+    make.add_argument("out", type=Path, help="输出目录（不存在则创建） / directory to write into (created if missing)")
     make.add_argument("--charset", default="GB18030", choices=["GB18030", "ISO_IR 192"],
-                      help="Specific Character Set for the Chinese name (default GB18030)")
+                      help="中文姓名的字符集 / Specific Character Set for the Chinese name (default GB18030)")
     make.add_argument("--name", default="王^秀英", help="patient name as family^given (default 王^秀英)")
-    make.add_argument("--birads", default="4A", help="BI-RADS category in the SR: 0-6, 4A, 4B, 4C (default 4A)")
-    make.add_argument("--coded", action="store_true", help="also code the assessment (SNOMED CT, 0-5 only)")
+    make.add_argument("--birads", default="4A", help="结构化报告中的 BI-RADS 分类 / "
+                                                     "BI-RADS category in the SR: 0-6, 4A, 4B, 4C (default 4A)")
+    make.add_argument("--coded", action="store_true", help="同时给出评估编码 / "
+                                                           "also code the assessment (SNOMED CT, 0-5 only)")
     make.set_defaults(func=_make)
     help_ = "用 STOW-RS 发送 / POST files to a DICOMweb STOW-RS service"
     stow = sub.add_parser("stow", help=help_, description=help_)
-    stow.add_argument("base_url", help="service root, e.g. http://127.0.0.1:8443/dicomweb")
-    stow.add_argument("files", nargs="+", type=Path, help="DICOM Part 10 files")
-    stow.add_argument("--study", help="POST to /studies/{STUDY} instead of /studies")
-    stow.add_argument("--sender", help="sender name of the credential (HTTP Basic user)")
-    stow.add_argument("--token-file", type=Path, help="file holding the sender's token (first line)")
+    stow.add_argument("base_url", help="服务根地址 / service root, e.g. http://127.0.0.1:8443/dicomweb")
+    stow.add_argument("files", nargs="+", type=Path, help="DICOM 文件 / DICOM Part 10 files")
+    stow.add_argument("--study", help="发送到指定检查 / POST to /studies/{STUDY} instead of /studies")
+    stow.add_argument("--sender", help="发送方名称 / sender name of the credential (HTTP Basic user)")
+    stow.add_argument("--token-file", type=Path, help="保存发送方令牌的文件（第一行） / "
+                                                      "file holding the sender's token (first line)")
     stow.set_defaults(func=_stow)
     for name, help_ in (("cstore", "用 C-STORE 发送 / send files as a C-STORE SCU"),
                         ("echo", "C-ECHO 连通性测试 / verify the association")):
@@ -51,9 +54,9 @@ def register(parser: argparse.ArgumentParser) -> None:
         p.add_argument("host")
         p.add_argument("port", type=int)
         if name == "cstore":
-            p.add_argument("files", nargs="+", type=Path, help="DICOM Part 10 files")
-        p.add_argument("--calling-aet", default="SIMPACS", help="our AE title (default SIMPACS)")
-        p.add_argument("--called-aet", default="MCHUB", help="the SCP's AE title (default MCHUB)")
+            p.add_argument("files", nargs="+", type=Path, help="DICOM 文件 / DICOM Part 10 files")
+        p.add_argument("--calling-aet", default="SIMPACS", help="本方 AE 名称 / our AE title (default SIMPACS)")
+        p.add_argument("--called-aet", default="MCHUB", help="对方 SCP 的 AE 名称 / the SCP's AE title (default MCHUB)")
         p.set_defaults(func=_cstore if name == "cstore" else _echo)
 
 

@@ -34,22 +34,28 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.epilog = EPILOG
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--pty", action="store_true", help="serve on a new pseudo-terminal (default)")
-    where.add_argument("--tcp", type=int, metavar="PORT", help="serve as a TCP serial server on PORT (0: any)")
-    p.add_argument("--host", default="127.0.0.1", help="address for --tcp (default 127.0.0.1)")
-    p.add_argument("--link", metavar="PATH", help="also publish the pty as this symlink (kept across disconnects)")
+    where.add_argument("--pty", action="store_true", help="在新的伪终端上提供服务（默认） / "
+                                                          "serve on a new pseudo-terminal (default)")
+    where.add_argument("--tcp", type=int, metavar="PORT", help="作为 TCP 串口服务器监听端口 / "
+                                                               "serve as a TCP serial server on PORT (0: any)")
+    p.add_argument("--host", default="127.0.0.1", help="--tcp 的监听地址 / address for --tcp (default 127.0.0.1)")
+    p.add_argument("--link", metavar="PATH", help="同时以此符号链接发布伪终端 / "
+                                                  "also publish the pty as this symlink (kept across disconnects)")
     p.add_argument("--patients", default="adult=6,child=2,pregnant=2", metavar="MIX",
-                   help="patient groups and weights, e.g. adult=3,child=1,pregnant=1")
-    p.add_argument("--count", type=int, default=0, help="stop after this many patients (0: run forever)")
-    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed replays the same patients")
-    p.add_argument("--rate", type=float, default=6.0, help="patients per minute (default 6)")
-    p.add_argument("--faults", default="", metavar="SPEC", help="fault rates, e.g. garbage=0.1,slow")
+                   help="患者人群及比例 / patient groups and weights, e.g. adult=3,child=1,pregnant=1")
+    p.add_argument("--count", type=int, default=0, help="模拟多少位患者后停止（0：一直运行） / "
+                                                        "stop after this many patients (0: run forever)")
+    p.add_argument("--seed", type=int, default=0, help="随机种子：相同种子重放相同患者 / "
+                                                       "random seed: the same seed replays the same patients")
+    p.add_argument("--rate", type=float, default=6.0, help="每分钟患者数 / patients per minute (default 6)")
+    p.add_argument("--faults", default="", metavar="SPEC", help="故障比例 / fault rates, e.g. garbage=0.1,slow")
 
 
 def register_idcard(p: argparse.ArgumentParser) -> None:
     """``mchub sim idcard``."""
     _common(p)
-    p.add_argument("--fingerprint", action="store_true", help="answer 30 10 with a fingerprint block")
+    p.add_argument("--fingerprint", action="store_true", help="应答 30 10 时附带指纹数据 / "
+                                                              "answer 30 10 with a fingerprint block")
     p.set_defaults(func=lambda a: _run(a, "idcard"))
 
 
@@ -57,16 +63,16 @@ def register_station(p: argparse.ArgumentParser) -> None:
     """``mchub sim station``."""
     _common(p)
     p.add_argument("--dialect", default="a5", choices=["a5", "tanita-csv", "detecto"],
-                   help="wire format (hub.toml: dialect = ...)")
+                   help="通信格式 / wire format (hub.toml: dialect = ...)")
     p.add_argument("--mode", default="push", choices=["push", "poll"],
-                   help="push: send when a measurement completes; poll: answer the hub's requests")
+                   help="推送或轮询 / push: send when a measurement completes; poll: answer the hub's requests")
     p.set_defaults(func=lambda a: _run(a, "station"))
 
 
 def register_bp(p: argparse.ArgumentParser) -> None:
     """``mchub sim bp``."""
     _common(p)
-    p.add_argument("--dialect", default="accutorr", choices=["accutorr"], help="wire format")
+    p.add_argument("--dialect", default="accutorr", choices=["accutorr"], help="通信格式 / wire format")
     p.set_defaults(func=lambda a: _run(a, "bp"), mode="poll")
 
 

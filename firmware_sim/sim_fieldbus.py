@@ -111,13 +111,15 @@ def register_sims(subparsers: Any) -> None:
         epilog="example: mchub sim modbus --port 5020 --count 5 --faults busy,drop\n"
                "         mchub sim modbus --rtu        (prints the /dev/pts/N path to configure)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=5020, help="TCP port (default 5020)")
-    p.add_argument("--rtu", action="store_true", help="serve Modbus RTU on a new pseudo-terminal instead of TCP")
-    p.add_argument("--unit", type=int, default=1, help="Modbus unit id (default 1)")
-    p.add_argument("--count", type=int, default=10, help="measurements to publish (default 10)")
+    p.add_argument("--host", default="127.0.0.1", help="监听地址 / address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=5020, help="TCP 端口 / TCP port (default 5020)")
+    p.add_argument("--rtu", action="store_true", help="在新的伪终端上提供 Modbus RTU（而非 TCP） / "
+                                                      "serve Modbus RTU on a new pseudo-terminal instead of TCP")
+    p.add_argument("--unit", type=int, default=1, help="Modbus 从站地址 / Modbus unit id (default 1)")
+    p.add_argument("--count", type=int, default=10, help="发布的测量次数 / measurements to publish (default 10)")
     p.add_argument("--faults", default="", type=lambda t: _faults(t, MODBUS_FAULTS),
-                   help=f"comma-separated faults between measurements: {', '.join(MODBUS_FAULTS)}")
+                   help="测量之间插入的故障（逗号分隔）/ "
+                        f"comma-separated faults between measurements: {', '.join(MODBUS_FAULTS)}")
     p.set_defaults(func=_run_modbus)
 
     q = subparsers.add_parser(
@@ -125,14 +127,17 @@ def register_sims(subparsers: Any) -> None:
         description="MQTT 测量设备 / Publish JSON measurements (docs/fieldbus.md §2) at QoS 1, with optional faults.",
         epilog="example: mchub sim mqtt --port 1883 --device bp-3 --count 5 --faults malformed,duplicate",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    q.add_argument("--host", default="127.0.0.1", help="broker host (default 127.0.0.1)")
-    q.add_argument("--port", type=int, default=1883, help="broker port (default 1883)")
-    q.add_argument("--topic", default="clinic/{device_id}/measurement", help="topic ({device_id} is filled in)")
-    q.add_argument("--device", default="bp-3", help="the device id in topic and payload (default bp-3)")
-    q.add_argument("--count", type=int, default=10, help="measurements to publish (default 10)")
-    q.add_argument("--interval", type=float, default=1.0, help="seconds between messages (default 1)")
+    q.add_argument("--host", default="127.0.0.1", help="代理主机 / broker host (default 127.0.0.1)")
+    q.add_argument("--port", type=int, default=1883, help="代理端口 / broker port (default 1883)")
+    q.add_argument("--topic", default="clinic/{device_id}/measurement", help="主题 / topic ({device_id} is filled in)")
+    q.add_argument("--device", default="bp-3", help="主题和消息中的设备编号 / "
+                                                    "the device id in topic and payload (default bp-3)")
+    q.add_argument("--count", type=int, default=10, help="发布的测量次数 / measurements to publish (default 10)")
+    q.add_argument("--interval", type=float, default=1.0, help="两条消息之间的秒数 / "
+                                                               "seconds between messages (default 1)")
     q.add_argument("--faults", default="", type=lambda t: _faults(t, MQTT_FAULTS),
-                   help=f"comma-separated faults between measurements: {', '.join(MQTT_FAULTS)}")
+                   help="测量之间插入的故障（逗号分隔）/ "
+                        f"comma-separated faults between measurements: {', '.join(MQTT_FAULTS)}")
     q.set_defaults(func=_run_mqtt)
 
 

@@ -79,9 +79,12 @@ REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the bench options."""
-    parser.add_argument("names", nargs="*", help="benchmarks to run (default: all); e.g. envelope")
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
-    parser.add_argument("--list", action="store_true", help="list the benchmarks (and what each needs)")
+    parser.add_argument("names", nargs="*", help="要运行的基准测试（默认：全部） / "
+                                                 "benchmarks to run (default: all); e.g. envelope")
+    parser.add_argument("--json", action="store_true", help="输出 JSON 而不是表格 / "
+                                                            "print machine-readable JSON instead of a table")
+    parser.add_argument("--list", action="store_true", help="列出基准测试（及各自所需） / "
+                                                            "list the benchmarks (and what each needs)")
     parser.set_defaults(func=_run)
 
 

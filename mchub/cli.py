@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"mchub {__version__}")
+    parser.add_argument("--version", action="version", version=f"mchub {__version__}",
+                        help="显示版本号并退出 / show the version and exit")
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="日志级别 / how much to log on stderr (default: INFO)",
@@ -62,7 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
                              formatter_class=argparse.RawDescriptionHelpFormatter)
         register: Callable[[argparse.ArgumentParser], None] = importlib.import_module(module).register
         register(cmd)
+    _bilingual_help_flag(parser)
     return parser
+
+
+def _bilingual_help_flag(parser: argparse.ArgumentParser) -> None:
+    """``-h/--help`` of every command says what it does in both languages (argparse's own text is English)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            action.help = "显示帮助并退出 / show this help and exit"
+        elif isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _bilingual_help_flag(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

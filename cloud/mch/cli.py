@@ -217,9 +217,10 @@ def register(sub: Any, add: Callable[..., Any], run: Callable[[Handler], Callabl
     mch = p.add_subparsers(dest="mch_command", metavar="ACTION")
     p = add("backfill", "补建个案 / build cases from historical data since a date (resumable; uploads follow)",
             run(_with_db(_backfill)), mch)
-    p.add_argument("--since", type=_date, required=True, help="first day, YYYY-MM-DD")
-    p.add_argument("--restart", action="store_true", help="start over instead of resuming after the last subject")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--since", type=_date, required=True, help="起始日期 / first day, YYYY-MM-DD")
+    p.add_argument("--restart", action="store_true", help="从头开始，而不是从上次中断处继续 / "
+                                                          "start over instead of resuming after the last subject")
+    p.add_argument("--quiet", action="store_true", help="不显示进度条 / no progress bar")
     p = add("cases", "个案列表 / list cases with state and what is missing", run(_with_db(_cases)), mch)
     p.add_argument("--state", default="", choices=["", "incomplete", "invalid", "ready", "uploaded", "refused"])
     p.add_argument("--type", default="", choices=["", "cervical", "breast", "growth", "prenatal"])
@@ -231,13 +232,14 @@ def register(sub: Any, add: Callable[..., Any], run: Callable[[Handler], Callabl
     p = add("correct", "更正个案 / correct fields of a case (audited); a changed record becomes a new version",
             run(_with_db(_correct)), mch)
     p.add_argument("case")
-    p.add_argument("changes", nargs="+", metavar="FIELD=VALUE", help="e.g. colposcopy=not_done age_years=45")
-    p.add_argument("--reason", required=True, help="why (kept in the audit log)")
+    p.add_argument("changes", nargs="+", metavar="FIELD=VALUE", help="要更正的字段 / "
+                                                                     "e.g. colposcopy=not_done age_years=45")
+    p.add_argument("--reason", required=True, help="原因（记入审计日志） / why (kept in the audit log)")
     add("upload", "上传 / upload what is due now to [mch] platform_url", run(_with_db(_upload)), mch)
     add("queue", "上传队列 / upload queue by state and dead letters with the platform's reason",
         run(_with_db(_queue)), mch)
     p = add("followups", "随访任务 / open follow-up tasks", run(_with_db(_followups)), mch)
-    p.add_argument("--overdue", action="store_true", help="only tasks past their due date")
+    p.add_argument("--overdue", action="store_true", help="只列出已逾期的任务 / only tasks past their due date")
     p.add_argument("--site", default="")
     p = add("register", "登记表 / write a register or statistics table as CSV or XLSX", run(_with_db(_register)), mch)
     p.add_argument("name", help="登记表名称 / register name: breast-followup, workload, ... (every register of "
@@ -245,8 +247,8 @@ def register(sub: Any, add: Callable[..., Any], run: Callable[[Handler], Callabl
     p.add_argument("--from", dest="start", type=_date, required=True, help="首日 / first day, YYYY-MM-DD")
     p.add_argument("--to", dest="end", type=_date, required=True,
                    help="末日（含）/ last day, YYYY-MM-DD, included")
-    p.add_argument("--site", default="", help="one site id (default: all sites)")
-    p.add_argument("--format", choices=["csv", "xlsx"], help="default: from --out, else csv")
-    p.add_argument("--lang", choices=["zh", "en"], default="zh", help="column titles (default zh)")
+    p.add_argument("--site", default="", help="机构编号（默认：全部机构） / one site id (default: all sites)")
+    p.add_argument("--format", choices=["csv", "xlsx"], help="文件格式 / default: from --out, else csv")
+    p.add_argument("--lang", choices=["zh", "en"], default="zh", help="列标题语言 / column titles (default zh)")
     p.add_argument("--out", help="输出文件 / output file (default: <register>_<institution>_<from>至<to>.xlsx|csv "
                                  "in this directory)")

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from cloud.records.crypto_at_rest import AtRest
 
 
-ROLE_HELP = ("admin: everything; integration: queues, dead letters, read fleet; clinic_staff: read sites, hubs, "
+ROLE_HELP = ("角色 / admin: everything; integration: queues, dead letters, read fleet; clinic_staff: read sites, hubs, "
              "devices; auditor: read the audit log and the fleet")
 
 
@@ -175,13 +175,14 @@ def register(sub: Any, add: Callable[..., Any], run: Callable[..., Any]) -> None
     user = sub.add_parser("user", help="管理员账户 / admin accounts: add, list, passwd, totp, roles, disable, enable",
                           description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = user.add_subparsers(dest="user_command", metavar="ACTION")
-    pw_help = "read the password from this file (first line) instead of asking"
+    pw_help = "从此文件（第一行）读取口令，不再询问 / read the password from this file (first line) instead of asking"
     p = add("add", "添加账户 / create an account and print its one-time-code secret", run(_add), actions)
-    p.add_argument("username", help="2-64 of a-z 0-9 . _ -")
+    p.add_argument("username", help="用户名 / user name: 2-64 of a-z 0-9 . _ -")
     p.add_argument("--role", action="append", required=True, choices=roles, help=ROLE_HELP)
     p.add_argument("--display-name", default="")
     p.add_argument("--password-file", help=pw_help)
-    p.add_argument("--no-totp", action="store_true", help="do not enrol a one-time-code app now (cannot log in yet)")
+    p.add_argument("--no-totp", action="store_true", help="暂不绑定动态码应用（暂时无法登录） / "
+                                                          "do not enrol a one-time-code app now (cannot log in yet)")
     add("list", "账户列表 / every account with roles, TOTP and last login", run(_list), actions)
     p = add("passwd", "重设口令 / set a new password (ends the user's sessions, clears a lock)", run(_passwd), actions)
     p.add_argument("username")

@@ -105,7 +105,8 @@ class Kiosk:
         cuff = None
         if station_id in self.cuff:
             value, at = self.cuff[station_id]
-            after_last_reading = at > (readings[-1]["at"] / 1000 if readings else 0.0)
+            # a reading stored in the same millisecond as the last cuff value ends the measuring
+            after_last_reading = int(at * 1000) > (readings[-1]["at"] if readings else 0)
             if after_last_reading and time.time() - at < LIVE_FRESH_S:
                 cuff = round(value)
         station_steps = steps.steps(devices, True, readings, measuring="bp" if cuff is not None else None)
@@ -168,9 +169,9 @@ class Kiosk:
     async def page(self, request: Request) -> Response:
         """The kiosk page: layout only; the state arrives over SSE."""
         station_id = request.path_params["station"]
-        if station_id not in self.stations():
-            return PlainTextResponse("未知的测量台 / unknown station", 404)
         lang = self.renderer.language(request)
+        if station_id not in self.stations():
+            return PlainTextResponse(self.renderer.catalog.t("kiosk.unknown_station", lang), 404)
         station = self.stations()[station_id]
         return self.renderer.page(request, "kiosk.html", {
             "station": station, "steps": steps.steps(station.devices, False, ()),
@@ -180,7 +181,8 @@ class Kiosk:
         """Server-Sent Events: ``state`` events with the rendered main area."""
         station_id = request.path_params["station"]
         if station_id not in self.stations():
-            return PlainTextResponse("unknown station", 404)
+            return PlainTextResponse(self.renderer.catalog.t("kiosk.unknown_station", self.renderer.language(request)),
+                                     404)
         lang = self.renderer.language(request)
         csrf = session_of(request).csrf
         return StreamingResponse(self._stream(station_id, lang, csrf), media_type="text/event-stream",
@@ -209,6 +211,7 @@ class Kiosk:
         """The patient pressed "finish" (CSRF-checked by the middleware)."""
         station_id = request.path_params["station"]
         if station_id not in self.stations():
-            return PlainTextResponse("unknown station", 404)
+            return PlainTextResponse(self.renderer.catalog.t("kiosk.unknown_station", self.renderer.language(request)),
+                                     404)
         await self.finish(station_id)
         return RedirectResponse(f"/kiosk/{station_id}", 303)

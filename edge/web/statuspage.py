@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     from webui.render import Renderer
 
 PROBE_EVERY_S = 15.0
+#: who the activity log names when no staff member acted (shown in the reader's language: ``actor.<name>``)
+SYSTEM_ACTORS = frozenset({"cloud", "hub", "technician", "console"})
 LIVE_EVERY_S = 2.0
 
 
@@ -63,13 +65,15 @@ def when(ms: int | None) -> str:
     return t.strftime("%H:%M:%S" if t.date() == dt.date.today() else "%Y-%m-%d %H:%M")
 
 
-def age(seconds: float | None) -> str:
-    """``3 min`` / ``2 h`` / ``-``."""
+def age(seconds: float | None, t: Callable[..., str]) -> str:
+    """``45 秒`` / ``3 分钟`` / ``2.0 小时`` (``t`` translates into the reader's language), ``-`` for none."""
     if seconds is None:
         return "-"
     if seconds < 120:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+        return t("status.age.s", n=f"{seconds:.0f}")
+    if seconds < 7200:
+        return t("status.age.min", n=f"{seconds / 60:.0f}")
+    return t("status.age.h", n=f"{seconds / 3600:.1f}")
 
 
 class Reachability:
@@ -118,8 +122,8 @@ class StatusPage:
         """The values the page updates live, as text in ``lang`` (no patient data)."""
         hub = self.hub
 
-        def t(key: str) -> str:
-            return self.renderer.catalog.t(key, lang)
+        def t(key: str, **values: object) -> str:
+            return self.renderer.catalog.t(key, lang, **values)
 
         def mark(ok: bool | None, yes: str, no: str) -> str:
             return t("status.not_configured") if ok is None else f"✔ {t(yes)}" if ok else f"✘ {t(no)}"
@@ -130,7 +134,7 @@ class StatusPage:
         oldest_age, last_error, stuck = self._sync_health(st, oldest)
         out = {
             "queue_depth": str(st["next_seq"] - 1 - st["acked_through"]),
-            "oldest_age": age(oldest_age),
+            "oldest_age": age(oldest_age, t),
             "last_sync": when(sync.last_success_ms if sync and sync.last_success_ms else st["last_ack_ms"]),
             "last_error": last_error or "-",
             "sync_state": t(f"status.sync.{sync.state if sync else 'disabled'}"),
@@ -192,8 +196,8 @@ class StatusPage:
             "dead_letters": reader.dead_letters(open_only=True, limit=50),
             "dead_letters_open": reader.count_dead_letters(),
             "devices_down": self._down(),
-            "sync_stuck": stuck, "oldest_age": age(oldest_age), "last_error": last_error,
-            "stations": self.station_names(), "when": when,
+            "sync_stuck": stuck, "oldest_age_s": oldest_age, "last_error": last_error,
+            "stations": self.station_names(), "when": when, "age": age,
         }
 
     async def _audit_shown(self, request: Request, shown: list[v.Visit], what: str) -> None:
@@ -228,7 +232,8 @@ class StatusPage:
             devices.append({**d, "last_values": values, "last_at": when(reading["at"] if reading else None)})
         return self.renderer.page(request, "status.html", {
             **lists, "snap": snap, "live": live, "devices": devices, "actions": actions,
-            "station_list": hub.cfg.stations, "flash": session_of(request).data.pop("flash", ""),
+            "station_list": hub.cfg.stations, "system_actors": SYSTEM_ACTORS,
+            "flash": session_of(request).data.pop("flash", ""),
             "error": session_of(request).data.pop("error", ""),
             "error_key": session_of(request).data.pop("error_key", ""),
         }, patient_data=True)

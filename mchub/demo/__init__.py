@@ -54,30 +54,42 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--duration", type=float, default=None, metavar="SECONDS",
-                        help="stop after this many seconds of patients and print the summary "
+                        help="运行多少秒后停止并打印汇总 / "
+                             "stop after this many seconds of patients and print the summary "
                              "(default: run until Ctrl-C)")
     parser.add_argument("--workdir", type=Path, default=None, metavar="DIR",
-                        help="an empty directory for configs, databases and logs (default: a new temporary "
+                        help="存放配置、数据库和日志的空目录 / "
+                             "an empty directory for configs, databases and logs (default: a new temporary "
                              "directory, removed after a clean run)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory after a clean run")
-    parser.add_argument("--seed", type=int, default=1, help="random seed: the same seed sends the same patients")
+    parser.add_argument("--keep", action="store_true", help="正常结束后保留临时目录 / "
+                                                            "keep the temporary directory after a clean run")
+    parser.add_argument("--seed", type=int, default=1, help="随机种子：相同种子产生相同患者 / "
+                                                            "random seed: the same seed sends the same patients")
     parser.add_argument("--pace", type=float, default=3.0, metavar="SECONDS",
-                        help="mean pause between two patients at a station (default 3)")
+                        help="同一测量台两位患者之间的平均间隔（秒） / "
+                             "mean pause between two patients at a station (default 3)")
     parser.add_argument("--offline-at", type=float, default=None, metavar="SECONDS",
-                        help="when hub-B loses its network (default: at 25%% of --duration, or after 20 s)")
+                        help="网关 B 何时断网 / "
+                             "when hub-B loses its network (default: at 25%% of --duration, or after 20 s)")
     parser.add_argument("--offline-for", type=float, default=None, metavar="SECONDS",
-                        help="how long it stays offline (default: 30%% of --duration, or 30 s every 3 minutes)")
+                        help="断网持续多久 / "
+                             "how long it stays offline (default: 30%% of --duration, or 30 s every 3 minutes)")
     parser.add_argument("--faults", default="", metavar="SPEC",
-                        help="device faults, as for `mchub sim`: e.g. garbage=0.05,truncate=0.02 (default none)")
+                        help="设备故障 / "
+                             "device faults, as for `mchub sim`: e.g. garbage=0.05,truncate=0.02 (default none)")
     parser.add_argument("--postgres", nargs="?", const="postgresql://127.0.0.1:5432/mchub_demo", default=None,
-                        metavar="DSN", help="keep the cloud's data in this PostgreSQL instead of SQLite "
+                        metavar="DSN", help="云端数据存入此 PostgreSQL（而非 SQLite）/ "
+                        "keep the cloud's data in this PostgreSQL instead of SQLite "
                                             "(default DSN: postgresql://127.0.0.1:5432/mchub_demo)")
     parser.add_argument("--mqtt", nargs="?", const="127.0.0.1:1883", default=None, metavar="HOST:PORT",
-                        help="use this MQTT broker for hub presence and commands (default: no broker)")
+                        help="使用此 MQTT 代理传递网关在线状态和指令 / "
+                             "use this MQTT broker for hub presence and commands (default: no broker)")
     parser.add_argument("--summary-json", type=Path, default=None, metavar="FILE",
-                        help="also write the final summary as JSON to FILE (for scripts and CI)")
+                        help="同时把最终汇总以 JSON 写入文件 / "
+                             "also write the final summary as JSON to FILE (for scripts and CI)")
     parser.add_argument("--plain", action="store_true",
-                        help="print progress lines instead of redrawing a block (automatic when not a terminal)")
+                        help="逐行打印进度 / "
+                             "print progress lines instead of redrawing a block (automatic when not a terminal)")
     parser.set_defaults(func=_run)
 
 

@@ -109,3 +109,46 @@ def test_hash_password_prints_a_hash_for_hub_toml(monkeypatch: pytest.MonkeyPatc
     assert stored.startswith("scrypt$") and verify_password("246810", stored) and "246810" not in stored
     monkeypatch.setattr("sys.stdin", io.StringIO("2468\n"))  # the old demo PIN: 4 digits are refused
     assert main(["edge", "hash-password"]) == 2 and "at least 6" in capsys.readouterr().err
+
+
+def test_status_names_stations_and_speaks_chinese_then_english(tmp_path: Path, refcloud: RefCloud,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """The console names stations as the kiosk and the status page do (the id only where a station has
+    no name), with labels in Chinese then English like the CLI's other messages."""
+    from edge.store.ledger import IdentifyIn
+    from protocol.model import Subject
+    from tests.edge.conftest import make_hub_dir
+
+    refcloud.down = True
+    cfg = make_hub_dir(tmp_path / "hub", refcloud, stations='[[stations]]\nid = "room-1"\nname = "一诊室"\n'
+                                                            '[[stations]]\nid = "room-2"\n')
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace('language = "en"', 'language = "zh-CN"'),
+                   encoding="utf-8")
+
+    async def record() -> None:
+        hub = await started(cfg)
+        await hub.writer.submit(IdentifyIn("room-1", Subject(national_id=None, name="王芳", source="staff")))
+        await hub.writer.submit(IdentifyIn("room-2", Subject(national_id=None, name="李四", source="staff")))
+        await hub.stop()
+
+    asyncio.run(record())
+    assert main(["edge", "status", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    visits = [line for line in out.splitlines() if "王*" in line or "李*" in line]
+    assert len(visits) == 2 and "一诊室" in visits[0] + visits[1] and "room-1" not in out
+    assert any("room-2" in line for line in visits)  # no name configured: its id
+    assert "待同步记录 / records waiting to sync: 2" in out and "今日就诊 / today's sessions: 2" in out
+    assert "网关未运行" in out and "hub not running" in out
+
+
+def test_dead_letter_refusals_say_what_to_run_next(hub_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.support.commands import commands_in, parse_error
+
+    assert main(["edge", "dead-letters", "resend", "--config", str(hub_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "缺少记录序号" in err and "needs the record's seq" in err
+    named = commands_in(err)
+    assert [a[:3] for a in named] == [["edge", "dead-letters", "list"]] and parse_error(named[0]) is None
+    assert main(["edge", "dead-letters", "dismiss", "7", "--config", str(hub_dir)]) == 2  # the hub is not running
+    err = capsys.readouterr().err
+    assert "网关没有响应" in err and "sudo systemctl start mchub-edge" in err

@@ -62,6 +62,7 @@ async def test_status_staff_entry_and_bind(hub_dir: Path, refcloud: RefCloud,
     console = capsys.readouterr().out
     assert "records waiting to sync: 0" in console and "hub not running" not in console  # live, from the API
     text = render(snap, "zh-CN")
-    assert "待同步记录" in text and "今日就诊: 1" in text and "11010519491231002X" not in text
+    assert "待同步记录 / records waiting to sync" in text and "今日就诊 / today's sessions: 1" in text
+    assert "11010519491231002X" not in text
     types = [r[2] for r in refcloud.records("clinic-1")]
     assert types == ["Reading"] * 3 + ["SessionOpened", "ReadingBound", "SessionClosed"]

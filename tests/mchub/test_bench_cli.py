@@ -86,3 +86,17 @@ def test_a_benchmark_needing_the_dev_extra_is_skipped_with_exit_0(tmp_path: Path
     assert "dev" in report["skipped"]["dashboard"]["note"] and report["results"] == {}
     table = without_dev_extra(tmp_path, "-m", "mchub", "bench", "dashboard")
     assert table.returncode == 0 and "已跳过 skipped" in table.stdout and "dev extra" in table.stdout
+
+
+@pytest.mark.slow
+def test_the_status_page_benchmark_runs_with_the_first_install_only(tmp_path: Path) -> None:
+    """``mchub bench hub_status --json`` on the README's first install (no dev extra) measures the deployed
+    hub's status page against its raw sqlite3 reads and exits 0."""
+    result = without_dev_extra(tmp_path, "-m", "mchub", "bench", "hub_status", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert not report["skipped"]
+    figures = report["results"]["hub_status"]
+    assert len(figures) == 2
+    for f in figures.values():
+        assert f["unit"] == "ms" and f["min"] <= f["median"] <= f["max"] and f["baseline"] > 0 and f["ratio"] > 1

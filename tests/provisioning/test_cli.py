@@ -166,3 +166,18 @@ def test_unenrolled_hub_state_says_what_to_run(tmp_path: Path) -> None:
 
     with pytest.raises(ProvisioningError, match="mchub edge enroll"):
         hubside.load_state(tmp_path)
+
+
+def test_empty_lists_say_so(peer: tuple[PeerServer, PeerState], cli: Cli, tmp_path: Path) -> None:
+    """A listing with nothing in it says so in both languages and names the command that adds one."""
+    server, _ = peer
+    _login(cli, server.url, tmp_path)
+    code, out, _ = cli("site", "list")
+    assert code == 0 and "还没有机构 / no sites yet" in out and "mchub provision site add" in out
+    code, out, _ = cli("hub", "list")
+    assert code == 0 and "还没有登记的网关 / no hubs enrolled yet" in out and "mchub provision token create" in out
+    assert cli("site", "add", "dongcheng", "--name", "东城社区卫生服务中心")[0] == 0
+    code, out, _ = cli("token", "create", "--site", "dongcheng", "--expires", "2h")
+    hubside.enroll(server.url, out.split("--token ")[1].split()[0], tmp_path / "hub", hub_serial="PI-0001")
+    code, out, _ = cli("device", "list", "--hub", "dongcheng-h01")
+    assert code == 0 and "此网关没有设备 / no devices on this hub" in out

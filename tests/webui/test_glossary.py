@@ -20,7 +20,7 @@ from webui.i18n import catalog
 REFUSED = {"集线器": "网关", "工位": "测量台", "站点": "机构", "登记册": "登记表"}
 #: English allowed in zh-CN text (docs/glossary.md, "English words allowed")
 ALLOWED = {
-    "mchub", "Excel", "Chromium", "mmHg", "kg", "cm", "kJ", "PIN", "ID", "URL", "API", "HL7", "DICOM", "MLLP",
+    "mchub", "Excel", "Chromium", "mmHg", "kg", "cm", "kJ", "MB", "PIN", "ID", "URL", "API", "HL7", "DICOM", "MLLP",
     "HIS", "LIS",
     "PACS", "MCH", "HPV", "VIA", "VILI", "CIN", "TOTP", "CSV", "XLSX", "JSON", "MQTT", "BLE", "dongcheng", "X",
     "English",  # the language switch names the other language in that language

@@ -32,7 +32,7 @@ from drivers.options import device_options, option_error
 from drivers.stations import a5, accutorr, detecto, tanita
 from drivers.stations.common import Item
 
-#: an A5 byte written as text ("0x37"): what ``mchub cloud device add --option fn_both=0x37`` sends
+#: an A5 byte written as text ("0x37"): what ``mchub provision device add --option fn_both=0x37`` sends
 _HEX = re.compile(r"0[xX][0-9a-fA-F]{1,2}")
 _REQUEST_FIX = 'write poll_request = "W\\r" (text; \\r, \\n and \\xNN escapes)'
 

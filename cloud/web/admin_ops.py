@@ -107,20 +107,20 @@ class DevicePage:
 _INVENTORY = {
     False: "SELECT x.hub_id, x.station, x.device_id, x.kind, x.transport, x.address, x.port, x.label, d.first_seen_ms "
            "FROM device_inventory x LEFT JOIN devices d ON d.hub_id = x.hub_id AND d.device_id = x.device_id "
-           "WHERE x.hub_id > $1 OR (x.hub_id = $2 AND x.device_id > $3) ORDER BY x.hub_id, x.device_id LIMIT $4",
+           "WHERE (x.hub_id, x.device_id) > ($1, $2) ORDER BY x.hub_id, x.device_id LIMIT $3",
     True: "SELECT x.hub_id, x.station, x.device_id, x.kind, x.transport, x.address, x.port, x.label, d.first_seen_ms "
           "FROM device_inventory x LEFT JOIN devices d ON d.hub_id = x.hub_id AND d.device_id = x.device_id "
-          "WHERE x.hub_id < $1 OR (x.hub_id = $2 AND x.device_id < $3) "
-          "ORDER BY x.hub_id DESC, x.device_id DESC LIMIT $4",
+          "WHERE (x.hub_id, x.device_id) < ($1, $2) "
+          "ORDER BY x.hub_id DESC, x.device_id DESC LIMIT $3",
 }
 _REPORTED = {
     False: "SELECT x.hub_id, x.device_id, x.station_id, x.first_seen_ms FROM devices x LEFT JOIN device_inventory i "
            "ON i.hub_id = x.hub_id AND i.device_id = x.device_id WHERE i.device_id IS NULL "
-           "AND (x.hub_id > $1 OR (x.hub_id = $2 AND x.device_id > $3)) ORDER BY x.hub_id, x.device_id LIMIT $4",
+           "AND ((x.hub_id, x.device_id) > ($1, $2)) ORDER BY x.hub_id, x.device_id LIMIT $3",
     True: "SELECT x.hub_id, x.device_id, x.station_id, x.first_seen_ms FROM devices x LEFT JOIN device_inventory i "
           "ON i.hub_id = x.hub_id AND i.device_id = x.device_id WHERE i.device_id IS NULL "
-          "AND (x.hub_id < $1 OR (x.hub_id = $2 AND x.device_id < $3)) "
-          "ORDER BY x.hub_id DESC, x.device_id DESC LIMIT $4",
+          "AND ((x.hub_id, x.device_id) < ($1, $2)) "
+          "ORDER BY x.hub_id DESC, x.device_id DESC LIMIT $3",
 }
 
 
@@ -161,11 +161,11 @@ async def devices(tx: Tx, *, after: Key | None = None, before: Key | None = None
 
     # the page: limit + 1 rows from each source, from the key on
     candidates: list[dict[str, Any]] = []
-    for r in await tx.fetch(_INVENTORY[back], key[0], key[0], key[1], limit + 1):
+    for r in await tx.fetch(_INVENTORY[back], key[0], key[1], limit + 1):
         k = (r["hub_id"], r["device_id"])
         candidates.append({**dict(r), "station_id": str(r["station"]),
                            "state": state_of(k, r["first_seen_ms"] is not None)})
-    for r in await tx.fetch(_REPORTED[back], key[0], key[0], key[1], limit + 1):
+    for r in await tx.fetch(_REPORTED[back], key[0], key[1], limit + 1):
         candidates.append(_unconfigured(r["hub_id"], r["device_id"], r["station_id"], r["first_seen_ms"]))
     candidates += [_unconfigured(h, d, "", None) for h, d in told_only
                    if ((h, d) < key if back else (h, d) > key)]

@@ -18,7 +18,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from starlette.requests import Request
@@ -30,10 +30,14 @@ from cloud.errors import CloudError, DatabaseUnavailable
 from cloud.fleet.service import Fleet
 from cloud.records.crypto_at_rest import AtRest
 from cloud.users import sessions as user_sessions
+from protocol.ids import now_ms
 from provisioning.enrollment import EnrollRequest
 from provisioning.errors import AuthError, ProvisioningError
 from provisioning.rotation import RotateRequest
 from provisioning.stores import TokenRecord
+
+if TYPE_CHECKING:
+    from cloud.web.store import DbLoginThrottle
 
 log = logging.getLogger("mchub.cloud.fleet.api")
 Handler = Callable[[Request], Awaitable[Response]]
@@ -151,20 +155,56 @@ def _actor(user: users.User | None) -> str:
 # --- admin authentication --------------------------------------------------------------------
 
 
+def _name_throttle(request: Request) -> DbLoginThrottle:
+    """The per-name lock the sign-in page uses too (``user:NAME`` keys in ``web_login_locks``): a name,
+    known or not, locks after ``[web] max_failures`` failures, so the lock tells nothing."""
+    fleet = fleet_of(request)
+    throttle = _THROTTLES.get(fleet)
+    if throttle is None:
+        from cloud.web.store import DbLoginThrottle  # here: cloud.web imports this module
+
+        w = request.app.state.cloud.config.web
+        throttle = _THROTTLES[fleet] = DbLoginThrottle(w.max_failures, lock_s=w.lock_s)
+        throttle.bind(fleet.db)
+    return throttle
+
+
+_THROTTLES: weakref.WeakKeyDictionary[Fleet, DbLoginThrottle] = weakref.WeakKeyDictionary()
+
+
+def _locked(wait_ms: int) -> Response:
+    """The answer to a locked name: the same for an account and an unknown name."""
+    return _refuse(429, "locked", users.LOGIN_MESSAGES["locked"], locked_until_ms=now_ms() + wait_ms)
+
+
 async def login(request: Request, _: users.User | None) -> Response:
-    """POST /api/v1/admin/login {"username", "password", "code"}."""
+    """POST /api/v1/admin/login {"username", "password", "code"}.
+
+    An unknown name and a known one get the same answers (status, body, lockout): the name's
+    lock (shared with the sign-in page) is checked first, and the reason beyond "wrong username
+    or password" / "locked" is given only after the right password (docs/admin-api.md).
+    """
     _limit(request, "login")
     doc = await _doc(request)
     fleet = fleet_of(request)
     state = request.app.state.cloud
+    name = str(doc["username"])
+    throttle, key = _name_throttle(request), f"user:{name.lower()[:64]}"
+    if (wait := await throttle.locked(key)) > 0:
+        return _locked(int(wait * 1000))
     outcome = await users.attempt_login(fleet.db, AtRest(state.keys.at_rest, state.keys.blind_index),
-                                        str(doc["username"]), str(doc["password"]), str(doc["code"]),
+                                        name, str(doc["password"]), str(doc["code"]),
                                         source=request.client.host if request.client else "",
                                         password_max_age_ms=state.config.web.password_max_age_days * 86_400_000)
     if outcome.user is None:
-        if outcome.reason == "locked":
-            return _refuse(429, "locked", outcome.message, locked_until_ms=outcome.locked_until_ms)
+        await throttle.failure(key)
+        # the attempt that locks says so, for an account and an unknown name alike
+        wait_ms = max((outcome.locked_until_ms or 0) - now_ms() if outcome.reason == "locked" else 0,
+                      int(await throttle.locked(key) * 1000))
+        if wait_ms > 0:
+            return _locked(wait_ms)
         return _refuse(401, "unauthorized", outcome.message)
+    await throttle.success(key)
     token, expires = await user_sessions.create_session(fleet.db, outcome.user,
                                                 source=request.client.host if request.client else "")
     return _json({"token": token, "expires_ms": expires, "username": outcome.user.username,

@@ -204,15 +204,18 @@ def _device(r: Row) -> DeviceRecord:
                         options=msgspec.json.decode(r["options"], type=_Options), label=r["label"])
 
 
+async def bump_config_version(tx: Tx, hub_id: str) -> int:
+    """The hub's configuration changed (a device, a station's name): its next version number."""
+    version = await tx.fetchval(
+        "INSERT INTO hub_config_versions (hub_id, version) VALUES ($1, 1) ON CONFLICT (hub_id) "
+        "DO UPDATE SET version = hub_config_versions.version + 1 RETURNING version", hub_id)
+    return int(version)
+
+
 class SqlDevices(_On):
     """``DeviceStore`` on ``device_inventory`` and ``hub_config_versions``."""
 
-    @staticmethod
-    async def _bump(tx: Tx, hub_id: str) -> int:
-        version = await tx.fetchval(
-            "INSERT INTO hub_config_versions (hub_id, version) VALUES ($1, 1) ON CONFLICT (hub_id) "
-            "DO UPDATE SET version = hub_config_versions.version + 1 RETURNING version", hub_id)
-        return int(version)
+    _bump = staticmethod(bump_config_version)
 
     async def add(self, device: DeviceRecord) -> int:
         async with self.tx() as tx:

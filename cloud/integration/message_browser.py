@@ -34,6 +34,7 @@ from cloud.db.engine import Database, Tx
 from cloud.errors import CloudError
 from cloud.integration.vitals import TOPIC as VITALS_TOPIC
 from cloud.integration.vitals import control_id as vitals_control_id
+from cloud.integration.worklist import ResultLine, result_lines
 from cloud.mch.store import UPLOAD_TOPIC
 from cloud.mllp.db_store import ACK_COLUMN, COLUMN
 from cloud.mllp.server import app_allowed
@@ -307,7 +308,7 @@ class Hl7Detail:
     ack_lines: list[str]  #: the answer sent back ([] when none was due or it predates migration 16)
     ack_tree: Tree | None
     patient: dict[str, Any] | None  #: masked ID number and name, sex, birth year, subject id
-    results: list[dict[str, Any]]
+    results: list[ResultLine]  #: as people read them (names from protocol.labresults)
     unmatched: dict[str, Any] | None  #: its work-list item, when its patient was not known
 
 
@@ -319,12 +320,11 @@ async def hl7_detail(db: Database, at_rest: AtRest, uid: str, *, actor: str) -> 
                               "FROM hl7_inbound WHERE uid = $1", uid)
         if r is None:
             raise BrowserError(f"no HL7 message {uid}")
-        results = [dict(x) for x in await tx.fetch(
-            "SELECT subject_id, kind, code, value, unit, observed_ms FROM results WHERE origin = $1 ORDER BY id",
-            f"hl7:{uid}")]
+        rows = await tx.fetch("SELECT subject_id, kind, code, value, unit, observed_ms, payload FROM results "
+                              "WHERE origin = $1 ORDER BY id", f"hl7:{uid}")
         item = await tx.fetchrow("SELECT id, status, mrn, summary FROM unmatched WHERE kind = 'hl7' AND ref = $1",
                                  uid)
-        subject = next((x["subject_id"] for x in results if x["subject_id"] is not None), None)
+        subject = next((x["subject_id"] for x in rows if x["subject_id"] is not None), None)
         patient = await _patient(tx, at_rest, subject) if subject is not None else None
         await audit.write(tx, actor=actor, action="hl7.view", outcome="ok", subject_id=subject, detail={"uid": uid})
     sealed = bool(r["sealed"])
@@ -336,7 +336,7 @@ async def hl7_detail(db: Database, at_rest: AtRest, uid: str, *, actor: str) -> 
               _hl7_state(r["status"], r["processed_ms"], r["process_error"]), r["process_error"] or r["reason"],
               r["ack_code"])
     return Hl7Detail(row, r["duplicates"], segment_lines(raw), _tree(raw), segment_lines(ack) if ack else [],
-                     _tree(ack) if ack else None, patient, results, dict(item) if item else None)
+                     _tree(ack) if ack else None, patient, result_lines(rows), dict(item) if item else None)
 
 
 def _tree(raw: bytes) -> Tree | None:

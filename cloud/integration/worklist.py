@@ -59,6 +59,11 @@ class ResultLine:
         return self.name_zh if lang == "zh-CN" else self.name_en
 
     @property
+    def known(self) -> bool:
+        """The tables name the code (else the name is the sender's OBX-3.2 text, shown as sent)."""
+        return labresults.known(self.code)
+
+    @property
     def abnormal(self) -> bool:
         """Outside its range (or flagged so by the sender)."""
         return self.flag in labresults.ABNORMAL

@@ -250,7 +250,7 @@ async def set_active(db: Database, username: str, active: bool, *, actor: str, n
                           target=username, at_ms=now)
 
 
-_MESSAGES: dict[str, str] = {  #: for the API and the CLI; the pages use the catalog (``login.<reason>``)
+LOGIN_MESSAGES: dict[str, str] = {  #: for the API and the CLI; the pages use the catalog (``login.<reason>``)
     "locked": "账户已锁定，请稍后再试或联系其他管理员 / account locked after repeated failures; try later or ask "
               "another admin",
     "no_second_factor": "此账户尚未启用动态码：请管理员显示二维码并确认首个动态码 / this account has no confirmed "
@@ -266,7 +266,7 @@ _MESSAGES: dict[str, str] = {  #: for the API and the CLI; the pages use the cat
 
 def _refused(reason: Reason, locked_until_ms: int | None = None) -> LoginOutcome:
     """A refusal. Only ``bad_credentials`` and ``locked`` reach someone without the right password."""
-    message = _MESSAGES.get(reason, "用户名或密码错误 / wrong username or password")
+    message = LOGIN_MESSAGES.get(reason, "用户名或密码错误 / wrong username or password")
     return LoginOutcome(None, reason, message, locked_until_ms if reason == "locked" else None)
 
 

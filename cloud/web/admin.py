@@ -5,8 +5,10 @@
     POST /ui/admin/tokens                  mint an enrollment token (its text is shown once)
     POST /ui/admin/hubs/{hub_id}/revoke    revoke a hub (reason required)
     POST /ui/admin/hubs/{hub_id}/rotate    ask a hub to rotate its key
-    GET  /ui/admin/devices                 inventory and what hubs report, merged; ?remove_hub=&remove_device= asks
-                                           to confirm a removal
+    GET  /ui/admin/devices                 inventory and what hubs report, merged, 50 a page by key
+                                           (?after_hub=&after_device= / ?before_hub=&before_device=);
+                                           ?remove_hub=&remove_device= asks to confirm a removal
+    POST /ui/admin/stations/{hub}/{station}/rename  rename a station (unique on the hub, audited, pushed)
     POST /ui/admin/devices                 register a device (hub, station by name, kind, address)
     POST /ui/admin/devices/{hub}/{dev}/remove  unregister it (reason required, audited)
     GET  /ui/admin/users                   accounts and roles
@@ -27,7 +29,8 @@ behind 详情 (:func:`_refusal`).
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from typing import Any
+from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -53,8 +56,9 @@ HOME = f"{PREFIX}/admin"
 def _back(path: str, *, ok: str = "", error: tuple[str, str] = ("", "")) -> Response:
     """Redirect to ``path`` with a flash: ``ok`` names what changed; ``error`` is (text, detail) of a refusal."""
     text, detail = error
-    q = (f"?ok={quote(ok[:200], safe='')}" if ok else
-         f"?error={quote(text[:300], safe='')}&detail={quote(detail[:300], safe='')}" if text else "")
+    sep = "&" if "?" in path else "?"
+    q = (f"{sep}ok={quote(ok[:200], safe='')}" if ok else
+         f"{sep}error={quote(text[:300], safe='')}&detail={quote(detail[:300], safe='')}" if text else "")
     return RedirectResponse(f"{path}{q}", 303)
 
 
@@ -133,21 +137,45 @@ async def rotate(request: Request) -> Response:
     return _back(HOME, ok=f"{hub_id} {RENDER.catalog.t('admin.rotate_sent' if sent else 'admin.rotate_later', lang)}")
 
 
+def _key(q: Any, side: str) -> admin_ops.Key | None:
+    """A page key from ``?{side}_hub=&{side}_device=`` (None when absent)."""
+    hub, dev = q.get(f"{side}_hub"), q.get(f"{side}_device")
+    return (hub[:64], dev[:128]) if hub and dev else None
+
+
 @guard(ADMIN)
 async def devices(request: Request) -> Response:
-    """GET /ui/admin/devices[?remove_hub=H&remove_device=D]: the merged list; with a device named, its removal
-    form (reason required) is shown first."""
+    """GET /ui/admin/devices[?after_hub=&after_device= | ?before_hub=&before_device=][&remove_hub=H&remove_device=D]:
+    one page (50) of the merged list by key; with a device named, its removal form (reason required) is shown
+    first."""
     q = request.query_params
     async with db_of(request).transaction() as tx:
-        rows = await admin_ops.devices(tx)
+        found = await admin_ops.devices(tx, after=_key(q, "after"), before=_key(q, "before"))
         hubs = [h["hub_id"] for h in await admin_ops.hubs(tx, now_ms()) if h["status"] == "active"]
         stations = await admin_ops.stations(tx)
-    removing = next((d for d in rows if d["state"] != "not_configured" and d["hub_id"] == q.get("remove_hub")
-                     and d["device_id"] == q.get("remove_device")), None)
-    counts = {state: sum(d["state"] == state for d in rows) for state in ("reporting", "not_connected",
-                                                                        "not_configured")}
-    return page(request, "devices.html", {"devices": rows, "hubs": hubs, "stations": stations, "counts": counts,
-                                          "removing": removing, **_flash(request)}, nav="devices")
+        removing = await admin_ops.device(tx, q["remove_hub"], q["remove_device"]) \
+            if q.get("remove_hub") and q.get("remove_device") else None
+    paging = {k: q[k] for k in ("after_hub", "after_device", "before_hub", "before_device") if q.get(k)}
+    here = f"{HOME}/devices" + (f"?{urlencode(paging)}" if paging else "")  # a rename comes back to this page
+    return page(request, "devices.html", {"devices": found.rows, "found": found, "hubs": hubs, "stations": stations,
+                                          "counts": found.counts, "removing": removing, "here": here,
+                                          **_flash(request)}, nav="devices")
+
+
+@guard(ADMIN)
+async def rename_station(request: Request) -> Response:
+    """POST /ui/admin/stations/{hub_id}/{station_id}/rename: name (unique on the hub; audited, pushed to the hub)."""
+    p = request.path_params
+    form = await request.form()
+    back = str(form.get("back", ""))
+    back = back if back.startswith(f"{HOME}/devices") and not any(c in back for c in "\r\n\\#") \
+        and "//" not in back and "ok=" not in back and "error=" not in back else f"{HOME}/devices"
+    try:
+        await admin_ops.rename_station(fleet_of(request), p["hub_id"], p["station_id"], str(form.get("name", "")),
+                                       actor=actor(request), now=now_ms())
+    except Refused as exc:
+        return _back(back, error=_refusal(request, exc))
+    return _back(back, ok=" ".join(str(form.get("name", "")).split()))
 
 
 @guard(ADMIN)
@@ -335,6 +363,7 @@ def routes() -> list[Route]:
         Route("/admin/devices", devices),
         Route("/admin/devices", add_device, methods=["POST"]),
         Route("/admin/devices/{hub_id}/{device_id}/remove", remove_device, methods=["POST"]),
+        Route("/admin/stations/{hub_id}/{station_id}/rename", rename_station, methods=["POST"]),
         Route("/admin/users", user_list),
         Route("/admin/users", add_user, methods=["POST"]),
         Route("/admin/users/{name}/roles", set_roles, methods=["POST"]),

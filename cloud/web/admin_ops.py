@@ -8,6 +8,7 @@ roles, second factor), which validate and audit them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgspec
@@ -16,6 +17,7 @@ from cloud import audit
 from cloud.db.engine import Database, Tx
 from cloud.errors import CloudError
 from cloud.fleet.service import Fleet
+from cloud.fleet.stores import bump_config_version
 from provisioning.errors import ReasonRequired
 from provisioning.inventory import MAX_STATIONS
 
@@ -23,11 +25,12 @@ MAX_STATION_NAME = 40
 
 
 class DeviceRefused(CloudError):
-    """A device-page change was refused (station name, hub); ``reason`` picks the catalog text."""
+    """A device-page change was refused (station name, hub); ``reason`` picks the catalog text, ``params``
+    fill it."""
 
-    def __init__(self, message: str, reason: str) -> None:
+    def __init__(self, message: str, reason: str, **params: str) -> None:
         super().__init__(message)
-        self.reason = reason
+        self.reason, self.params = reason, params
 
 
 async def sites(tx: Tx) -> list[dict[str, Any]]:
@@ -82,43 +85,122 @@ def _telemetry_devices(raw: str | None) -> dict[str, str]:
         return {}
 
 
-async def devices(tx: Tx) -> list[dict[str, Any]]:
-    """Every device a hub has, from both sides: the cloud inventory and what the hub reports.
+#: devices on one page of the devices page
+PAGE = 50
+#: a device's place in the list: (hub_id, device_id), the primary key of both device tables
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class DevicePage:
+    """One page of the merged device list, in (hub, device) order, and the counts of the whole list."""
+
+    rows: list[dict[str, Any]]
+    counts: dict[str, int]  #: per DeviceState, over every device
+    total: int
+    next_key: Key | None  #: the last row's key when more follow (the next page starts after it)
+    prev_key: Key | None  #: the first row's key when more precede (the previous page ends before it)
+
+
+#: one page of each source by key: after a key going forward (False), before it going back (True); no OFFSET,
+#: so a page costs the same wherever it is and a device added meanwhile does not shift the others
+_INVENTORY = {
+    False: "SELECT x.hub_id, x.station, x.device_id, x.kind, x.transport, x.address, x.port, x.label, d.first_seen_ms "
+           "FROM device_inventory x LEFT JOIN devices d ON d.hub_id = x.hub_id AND d.device_id = x.device_id "
+           "WHERE (x.hub_id, x.device_id) > ($1, $2) ORDER BY x.hub_id, x.device_id LIMIT $3",
+    True: "SELECT x.hub_id, x.station, x.device_id, x.kind, x.transport, x.address, x.port, x.label, d.first_seen_ms "
+          "FROM device_inventory x LEFT JOIN devices d ON d.hub_id = x.hub_id AND d.device_id = x.device_id "
+          "WHERE (x.hub_id, x.device_id) < ($1, $2) "
+          "ORDER BY x.hub_id DESC, x.device_id DESC LIMIT $3",
+}
+_REPORTED = {
+    False: "SELECT x.hub_id, x.device_id, x.station_id, x.first_seen_ms FROM devices x LEFT JOIN device_inventory i "
+           "ON i.hub_id = x.hub_id AND i.device_id = x.device_id WHERE i.device_id IS NULL "
+           "AND ((x.hub_id, x.device_id) > ($1, $2)) ORDER BY x.hub_id, x.device_id LIMIT $3",
+    True: "SELECT x.hub_id, x.device_id, x.station_id, x.first_seen_ms FROM devices x LEFT JOIN device_inventory i "
+          "ON i.hub_id = x.hub_id AND i.device_id = x.device_id WHERE i.device_id IS NULL "
+          "AND ((x.hub_id, x.device_id) < ($1, $2)) "
+          "ORDER BY x.hub_id DESC, x.device_id DESC LIMIT $3",
+}
+
+
+async def devices(tx: Tx, *, after: Key | None = None, before: Key | None = None, limit: int = PAGE) -> DevicePage:
+    """One page of every device a hub has, from both sides: the cloud inventory and what the hub reports.
 
     What a hub reports: the devices its readings came from (``devices``), the device states
     of its last telemetry (``hubs.telemetry``) and the configured devices it says are down
     (``hubs.devices_down``, migration 15). Each row gets a :data:`DeviceState` and its
     station's name (``stations.name``; cloud station N is the hub's station id "N").
+
+    Paging is by key (``after`` the last row shown, or ``before`` the first): each source
+    is read from the key on, ``limit + 1`` rows, and merged. The counts read the keys only.
     """
+    back = before is not None
+    key = before if back else (after or ("", ""))
     hubs_ = {r["hub_id"]: r for r in await tx.fetch("SELECT hub_id, status, telemetry, devices_down FROM hubs")}
-    names = {(r["hub_id"], r["station_id"]): r["name"] for r in await tx.fetch(
-        "SELECT hub_id, station_id, name FROM stations")}
-    seen = {(r["hub_id"], r["device_id"]): r for r in await tx.fetch(
-        "SELECT hub_id, device_id, station_id, first_seen_ms FROM devices")}
     told = {(h, d): state for h, r in hubs_.items() for d, state in _telemetry_devices(r["telemetry"]).items()}
     down = {(h, d) for h, r in hubs_.items() for d in (r["devices_down"] or "").split(",") if d}
     revoked = {h for h, r in hubs_.items() if r["status"] == "revoked"}
-    rows: list[dict[str, Any]] = []
-    configured: set[tuple[str, str]] = set()
-    for r in await tx.fetch("SELECT hub_id, station, device_id, kind, transport, address, port, label "
-                            "FROM device_inventory"):
-        key = (r["hub_id"], r["device_id"])
-        configured.add(key)
-        heard = key in seen or told.get(key) == "connected"
-        state: DeviceState = "reporting" if heard and key not in down else "not_connected"
-        rows.append({**dict(r), "station_id": str(r["station"]), "state": state,
-                     "first_seen_ms": seen[key]["first_seen_ms"] if key in seen else None})
-    for key in sorted((set(seen) | set(told)) - configured):
-        hub_id, device_id = key
-        if key not in seen and hub_id in revoked:  # a revoked hub's last telemetry is history
-            continue
-        station_id = seen[key]["station_id"] if key in seen else ""
-        rows.append({"hub_id": hub_id, "station": None, "station_id": station_id, "device_id": device_id,
-                     "kind": "", "transport": "", "address": "", "port": None, "label": "",
-                     "state": "not_configured", "first_seen_ms": seen[key]["first_seen_ms"] if key in seen else None})
+
+    # the counts, over every device (keys only)
+    configured = {(r["hub_id"], r["device_id"]): bool(r["seen"]) for r in await tx.fetch(
+        "SELECT i.hub_id, i.device_id, d.device_id IS NOT NULL AS seen FROM device_inventory i "
+        "LEFT JOIN devices d ON d.hub_id = i.hub_id AND d.device_id = i.device_id")}
+    seen_only = {(r["hub_id"], r["device_id"]) for r in await tx.fetch(
+        "SELECT x.hub_id, x.device_id FROM devices x LEFT JOIN device_inventory i ON i.hub_id = x.hub_id "
+        "AND i.device_id = x.device_id WHERE i.device_id IS NULL")}
+    told_only = {k for k in told if k not in configured and k not in seen_only and k[0] not in revoked}
+
+    def state_of(k: Key, seen: bool) -> DeviceState:
+        heard = seen or told.get(k) == "connected"
+        return "reporting" if heard and k not in down else "not_connected"
+
+    counts = {"reporting": 0, "not_connected": 0, "not_configured": len(seen_only) + len(told_only)}
+    for k, seen in configured.items():
+        counts[state_of(k, seen)] += 1
+
+    # the page: limit + 1 rows from each source, from the key on
+    candidates: list[dict[str, Any]] = []
+    for r in await tx.fetch(_INVENTORY[back], key[0], key[1], limit + 1):
+        k = (r["hub_id"], r["device_id"])
+        candidates.append({**dict(r), "station_id": str(r["station"]),
+                           "state": state_of(k, r["first_seen_ms"] is not None)})
+    for r in await tx.fetch(_REPORTED[back], key[0], key[1], limit + 1):
+        candidates.append(_unconfigured(r["hub_id"], r["device_id"], r["station_id"], r["first_seen_ms"]))
+    candidates += [_unconfigured(h, d, "", None) for h, d in told_only
+                   if ((h, d) < key if back else (h, d) > key)]
+    candidates.sort(key=lambda x: (x["hub_id"], x["device_id"]), reverse=back)
+    more = len(candidates) > limit
+    rows = candidates[:limit]
+    if back:
+        rows.reverse()
+    names = {(r["hub_id"], r["station_id"]): r["name"] for r in await tx.fetch(
+        "SELECT hub_id, station_id, name FROM stations")} if rows else {}
     for row in rows:
         row["station_name"] = names.get((row["hub_id"], row["station_id"]), "")
-    return sorted(rows, key=lambda x: (x["hub_id"], x["station_id"], x["device_id"]))
+        row["hub_active"] = row["hub_id"] in hubs_ and row["hub_id"] not in revoked
+    first, last = ((rows[0]["hub_id"], rows[0]["device_id"]), (rows[-1]["hub_id"], rows[-1]["device_id"])) \
+        if rows else (None, None)
+    next_key = last if (more and not back) or (back and rows) else None
+    prev_key = first if (more and back) or (not back and after is not None and rows) else None
+    return DevicePage(rows, counts, sum(counts.values()), next_key, prev_key)
+
+
+def _unconfigured(hub_id: str, device_id: str, station_id: str, first_seen_ms: int | None) -> dict[str, Any]:
+    """A device a hub reported that the cloud inventory does not have (configured in the hub's own hub.toml)."""
+    return {"hub_id": hub_id, "station": None, "station_id": station_id, "device_id": device_id, "kind": "",
+            "transport": "", "address": "", "port": None, "label": "", "state": "not_configured",
+            "first_seen_ms": first_seen_ms}
+
+
+async def device(tx: Tx, hub_id: str, device_id: str) -> dict[str, Any] | None:
+    """One device of the cloud inventory with its station's name (the removal asks about it), or None."""
+    r = await tx.fetchrow("SELECT i.hub_id, i.device_id, i.station, i.address, s.name AS station_name "
+                          "FROM device_inventory i LEFT JOIN stations s ON s.hub_id = i.hub_id "
+                          "AND s.station_id = CAST(i.station AS TEXT) WHERE i.hub_id = $1 AND i.device_id = $2",
+                          hub_id, device_id)
+    return None if r is None else {**dict(r), "station_id": str(r["station"]),
+                                   "station_name": r["station_name"] or ""}
 
 
 async def stations(tx: Tx) -> list[dict[str, Any]]:
@@ -134,10 +216,7 @@ async def station_number(db: Database, hub_id: str, name: str, *, actor: str, no
     Digits alone name an existing unnamed station by its number (one the hub's readings came
     from). A new station is recorded in ``stations`` with its name (audited ``station.add``).
     """
-    name = " ".join(name.split())
-    if not 1 <= len(name) <= MAX_STATION_NAME:
-        raise DeviceRefused(f"a station needs a name of 1-{MAX_STATION_NAME} characters (e.g. 一诊室)",
-                            "station_name")
+    name = _station_name(name)
     async with db.transaction() as tx:
         hub = await tx.fetchrow("SELECT status FROM hubs WHERE hub_id = $1", hub_id)
         if hub is None or hub["status"] != "active":
@@ -160,6 +239,50 @@ async def station_number(db: Database, hub_id: str, name: str, *, actor: str, no
         await audit.write(tx, actor=actor, action="station.add", outcome="ok", hub_id=hub_id, target=hub_id,
                           at_ms=now, detail={"station": str(number), "name": name})
     return number
+
+
+def _station_name(name: str) -> str:
+    name = " ".join(name.split())
+    if not 1 <= len(name) <= MAX_STATION_NAME:
+        raise DeviceRefused(f"a station needs a name of 1-{MAX_STATION_NAME} characters (e.g. 一诊室)",
+                            "station_name")
+    return name
+
+
+async def rename_station(fleet: Fleet, hub_id: str, station_id: str, name: str, *, actor: str, now: int) -> bool:
+    """Rename a cloud-numbered station of an active hub; the name is unique per hub (migration 18's index).
+
+    The hub gets it the way it gets every station name: in its configuration (the version is
+    bumped and the configuration pushed, :meth:`Fleet.push_config`; a hub offline picks it up at
+    its next sync). Audited ``station.rename`` with the old and the new name. Returns whether
+    the configuration was pushed now.
+    """
+    name = _station_name(name)
+    async with fleet.db.transaction() as tx:
+        hub = await tx.fetchrow("SELECT status FROM hubs WHERE hub_id = $1", hub_id)
+        if hub is None or hub["status"] != "active":
+            raise DeviceRefused(f"no active hub {hub_id!r}", "unknown_hub")
+        if not station_id.isdigit():
+            raise DeviceRefused(f"station {station_id!r} is set up in the hub's hub.toml; rename it there",
+                                "station_local")
+        old = await tx.fetchval("SELECT name FROM stations WHERE hub_id = $1 AND station_id = $2", hub_id, station_id)
+        taken = await tx.fetchval("SELECT station_id FROM stations WHERE hub_id = $1 AND name = $2 "
+                                  "AND station_id <> $3", hub_id, name, station_id)
+        if taken is not None:
+            raise DeviceRefused(f"hub {hub_id} already has a station called {name!r} (station {taken}); "
+                                "choose another name", "station_name_taken", name=name, hub=hub_id, other=str(taken))
+        if old == name:
+            return False
+        if old is None:
+            await tx.execute("INSERT INTO stations (hub_id, station_id, name, first_seen_ms) VALUES ($1, $2, $3, $4)",
+                             hub_id, station_id, name, now)
+        else:
+            await tx.execute("UPDATE stations SET name = $1 WHERE hub_id = $2 AND station_id = $3",
+                             name, hub_id, station_id)
+        await bump_config_version(tx, hub_id)
+        await audit.write(tx, actor=actor, action="station.rename", outcome="ok", hub_id=hub_id, target=hub_id,
+                          at_ms=now, detail={"station": station_id, "old": old or "", "name": name})
+    return await fleet.push_config(hub_id)
 
 
 async def audit_log(tx: Tx, *, actor: str = "", action: str = "", hub_id: str = "", before_id: int | None = None,

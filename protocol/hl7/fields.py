@@ -1,9 +1,10 @@
 """HL7 v2.5.1 field names of the segments mchub receives and sends, and the field tree of a message.
 
 Pure data and pure functions (no I/O): the dashboard's message browser draws the tree, a
-test or a log line may name a field (``field_name("PID", 3)`` -> ``"Patient Identifier List"``).
-Names are the standard's (HL7 v2.5.1 chapter 2, 3, 4, 5, 7, 8 segment definitions), kept in
-English as integration engineers and the HIS vendors' documents know them.
+test or a log line may name a field (``field_name("PID", 3)`` -> ``"Patient Identifier List"``,
+``field_name("PID", 5, "zh-CN")`` -> ``"患者姓名"``). Names are the standard's (HL7 v2.5.1
+chapter 2, 3, 4, 5, 7, 8 segment definitions) in English as integration engineers and the HIS
+vendors' documents know them, and in zh-CN (:mod:`protocol.hl7.field_names_zh`, same shape).
 
     tree = field_tree(raw)         # [SegmentNode(name="MSH", fields=[FieldNode(...), ...]), ...]
 """
@@ -15,6 +16,7 @@ import msgspec
 from protocol.hl7.encoding import unescape
 from protocol.hl7.er7 import split_message
 from protocol.hl7.errors import ParseError
+from protocol.hl7.field_names_zh import FIELD_NAMES_ZH
 
 #: segment -> names of fields 1..n (index 0 is field 1)
 FIELD_NAMES: dict[str, tuple[str, ...]] = {
@@ -114,13 +116,15 @@ class ComponentNode(msgspec.Struct, frozen=True):
 
 
 class FieldNode(msgspec.Struct, frozen=True):
-    """One valued field: ``PID-3``, its standard name, raw value, and its components per repetition."""
+    """One valued field: ``PID-3``, its standard name (English, zh-CN), raw value, and its components per
+    repetition."""
 
     segment: str
     position: int
     name: str
     raw: str
     repetitions: tuple[tuple[ComponentNode, ...], ...]
+    name_zh: str = ""
 
     @property
     def label(self) -> str:
@@ -143,9 +147,9 @@ class Tree(msgspec.Struct, frozen=True):
     cut: bool = False
 
 
-def field_name(segment: str, position: int) -> str:
-    """The standard name of field ``position`` (1-based) of ``segment``; '' when unknown."""
-    names = FIELD_NAMES.get(segment, ())
+def field_name(segment: str, position: int, lang: str = "en") -> str:
+    """The standard name of field ``position`` (1-based) of ``segment`` in English or zh-CN; '' when unknown."""
+    names = (FIELD_NAMES_ZH if lang == "zh-CN" else FIELD_NAMES).get(segment, ())
     return names[position - 1] if 0 < position <= len(names) else ""
 
 
@@ -170,7 +174,8 @@ def field_tree(raw: bytes, *, max_segments: int = MAX_TREE_SEGMENTS) -> Tree:
                 reps = tuple(tuple(ComponentNode(i, unescape(c, d, seg.codec))
                                    for i, c in enumerate(rep.split(d.component), 1))
                              for rep in value.split(d.repetition))
-            fields.append(FieldNode(seg.name, n, field_name(seg.name, n), value, reps))
+            fields.append(FieldNode(seg.name, n, field_name(seg.name, n), value, reps,
+                                    field_name(seg.name, n, "zh-CN")))
         nodes.append(SegmentNode(seg.index + 1, seg.name, tuple(fields)))
     return Tree(tuple(nodes), cut=len(segments) > max_segments)
 

@@ -3,7 +3,9 @@
 Every message of the hub's and the cloud's catalogs (the shared webui catalog included) is
 rendered in zh-CN as the pages get it; a value fails when it holds a word the glossary
 refuses (集线器 for the hub, 工位/站点 for station and site, …) or an English word outside the
-allow-list of brand names, standards, units, commands and example ids.
+allow-list of brand names, standards, units, commands and example ids. Whole pages rendered
+in zh-CN (the message detail, work list, message list, devices page) go through the same
+checker in tests/cloud/web/test_pages_zh.py.
 """
 
 from __future__ import annotations

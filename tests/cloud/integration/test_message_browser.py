@@ -105,7 +105,8 @@ async def test_detail_shows_raw_tree_ack_err_patient_and_results_audited(env: En
     assert d.tree is not None and [s.name for s in d.tree.segments][:3] == ["MSH", "PID", "OBR"]
     assert d.ack_lines[1].startswith("MSA|AA|LIS00000007")
     assert d.patient is not None and d.patient["masked"] == "1101**********002X" and d.patient["name"] == "王**"
-    assert len(d.results) == 4 and {r["code"] for r in d.results} >= {"718-7", "22637-3"}
+    assert len(d.results) == 4 and {r.code for r in d.results} >= {"718-7", "22637-3"}
+    assert [r.name("zh-CN") for r in d.results] == ["HPV 16 型", "宫颈细胞学", "血红蛋白", "病理诊断"]
     e = await mb.hl7_detail(env.db, env.at_rest, refused, actor="web:alice")
     assert e.row.state == "error" and e.ack_tree is not None
     err = next(s for s in e.ack_tree.segments if s.name == "ERR")

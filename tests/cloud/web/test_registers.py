@@ -128,3 +128,36 @@ async def test_high_risk_pregnancy_register_on_screen_and_as_files(tmp_path: Pat
             sheet = load_workbook(io.BytesIO(xlsx.content)).active
             assert sheet is not None and sheet.max_row == 4  # title, period, header, her
             assert any(cell.value == "橙色" for cell in sheet[4])
+
+
+async def test_a_sites_file_names_it_and_its_period_both_days_included(tmp_path: Path) -> None:
+    """The XLSX of one institution: zh-CN sheet name, its name and the period on top, the same in the file
+    name; a case screened on the last day is in, one the day after is not."""
+    from tests.cloud.support import ensure_site
+
+    cfg, _ = make_cloud(tmp_path / "cloud", f"sqlite:///{tmp_path / 'cloud' / 'cloud.db'}", extra_toml=WEB)
+    async with running(cfg) as cloud:
+        db = cloud.state.db
+        await ensure_site(db, "S1", "城关镇卫生院")
+        on_end, after_end = await add_subject(db), await add_subject(db)
+        await add_visit(db, on_end, "s-end", T0 + 9 * DAY, [], site_id="S1")  # 2025-11-10
+        await add_visit(db, after_end, "s-after", T0 + 10 * DAY, [], site_id="S1")  # 2025-11-11
+        for who, at in ((on_end, T0 + 9 * DAY), (after_end, T0 + 10 * DAY)):
+            await add_result(db, who, "hl7", "hpv", "30167-1", "阴性", at)
+        await assembler.sweep(db, assembler.Context(reference_profile(), today=lambda: dt.date(2026, 11, 20)))
+        secret = await cloud.user("ops", "integration")
+        period = {"name": "workload", "site": "S1", "start": "2025-11-01", "end": "2025-11-10", "lang": "zh-CN"}
+        async with cloud.client() as c:
+            await sign_in(c, "ops", secret)
+            r = await c.get("/ui/registers/download", params={**period, "fmt": "xlsx"})
+            book = load_workbook(io.BytesIO(r.content))
+            assert book.sheetnames == ["筛查工作量统计表"]
+            sheet = book.active
+            assert sheet is not None and sheet["A1"].value == "筛查工作量统计表"
+            assert sheet["A2"].value == "机构：城关镇卫生院 (S1)　统计期间：2025-11-01 至 2025-11-10（含首尾两日）"
+            rows = [[cell.value for cell in row] for row in sheet.iter_rows(min_row=3)]
+            assert rows[0][:3] == ["机构", "宫颈癌筛查人数", "HPV检测"]  # zh-CN headers
+            assert rows[1:] == [["城关镇卫生院", 1, 1, 0, 0, 0, 0, 0, 0, 0]]  # the last day's case, not the next day's
+            assert ("filename*=UTF-8''" + quote("筛查工作量统计表_城关镇卫生院_(S1)_2025-11-01至2025-11-10.xlsx")
+                    in r.headers["content-disposition"])
+            assert 'filename="workload_S1_20251101-20251110.xlsx"' in r.headers["content-disposition"]

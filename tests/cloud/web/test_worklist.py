@@ -39,7 +39,8 @@ async def test_each_row_says_whom_the_result_names_what_it_says_and_who_she_may_
     html = (await c.get("/ui/dashboard/unmatched")).text
     row = _item_html(html, ids["item"])
     assert "王**" in row and "1949-12-31" in row and "女" in row and "王秀英" not in row  # masked name
-    assert "血红蛋白" in row and "9.8 g/dL" in row and "偏低 ↓" in row and "参考范围 11.5-15.0" in row
+    assert "血红蛋白" in row and '9.8 <span class="unit" translate="no">g/dL</span>' in row
+    assert "偏低 ↓" in row and "参考范围 11.5-15.0" in row
     assert "白细胞计数" in row and "正常" in row and "hl7 718-7" not in row
     offered = [int(s) for s in re.findall(r'name="subject_id" value="(\d+)"', row)]
     assert offered == [ids["her"], ids["similar"]]  # same birth date and sex, likeliest first; not the man

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+from protocol.hl7.field_names_zh import FIELD_NAMES_ZH
 from protocol.hl7.fields import FIELD_NAMES, field_name, field_tree, segment_lines
 from tests.protocol.hl7.conftest import FILES, load
 
@@ -27,6 +30,22 @@ def test_names_come_from_the_standard() -> None:
     assert len(FIELD_NAMES["OBX"]) == 19 and len(FIELD_NAMES["MSH"]) == 21 and len(FIELD_NAMES["PID"]) == 39
 
 
+def test_every_field_name_has_a_zh_cn_name_in_the_same_place() -> None:
+    assert FIELD_NAMES_ZH.keys() == FIELD_NAMES.keys()
+    for seg, names in FIELD_NAMES.items():
+        zh = FIELD_NAMES_ZH[seg]
+        assert len(zh) == len(names), seg  # one shifted name would name every later field wrong
+        for n, (en, cn) in enumerate(zip(names, zh, strict=True), 1):
+            assert re.search(r"[\u4e00-\u9fff]", cn), (f"{seg}-{n}", en, cn)
+            # no English left but the codes the glossary allows (ID, HL7)
+            assert not re.search(r"[A-Za-z]{2,}", re.sub(r"ID|HL7", "", cn)), (f"{seg}-{n}", cn)
+    assert (field_name("PID", 5, "zh-CN"), field_name("OBX", 5, "zh-CN"), field_name("MSH", 10, "zh-CN")) == \
+        ("患者姓名", "观察值", "消息控制ID")
+    assert (field_name("PID", 3, "zh-CN"), field_name("OBX", 3, "zh-CN"), field_name("ERR", 3, "zh-CN")) == \
+        ("患者标识符列表", "观察标识符", "HL7错误代码")
+    assert field_name("ZZZ", 1, "zh-CN") == "" and field_name("PID", 99, "zh-CN") == ""
+
+
 def test_tree_has_segments_fields_repetitions_and_components() -> None:
     tree = field_tree(MSG)
     assert [s.name for s in tree.segments] == ["MSH", "PID", "OBR", "OBX", "NTE"] and not tree.cut
@@ -34,7 +53,7 @@ def test_tree_has_segments_fields_repetitions_and_components() -> None:
     assert msh.fields[0].label == "MSH-1" and msh.fields[0].raw == "|"
     assert next(f for f in msh.fields if f.position == 10).raw == "C42"
     pid3 = next(f for f in tree.segments[1].fields if f.position == 3)
-    assert pid3.name == "Patient Identifier List" and len(pid3.repetitions) == 2
+    assert pid3.name == "Patient Identifier List" and pid3.name_zh == "患者标识符列表" and len(pid3.repetitions) == 2
     assert [c.value for c in pid3.repetitions[1]][-1] == "NNCHN"
     name = next(f for f in tree.segments[1].fields if f.position == 5)
     assert [c.value for c in name.repetitions[0]] == ["张", "三"]

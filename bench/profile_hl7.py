@@ -30,7 +30,7 @@ from bench.common import machine
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
 from cloud.intake.keystore import init_keys
-from cloud.integration.inbound import Hl7Processor
+from cloud.integration.inbound import BATCH, Hl7Processor
 from cloud.mllp.db_store import Hl7Store
 from cloud.mllp.store import InboundMeta
 from cloud.records.crypto_at_rest import AtRest
@@ -75,7 +75,7 @@ async def run(args: argparse.Namespace, pg: PostgresServer, base: Path) -> None:
     if prof is not None:
         prof.enable()
     done = 0
-    while n := await processor.run_once():
+    while n := await processor.run_once(BATCH * 5):  # as Hl7Processor.run does
         done += n
     if prof is not None:
         prof.disable()

@@ -75,6 +75,7 @@ _DONE = ("UPDATE hl7_inbound SET processed_ms = $1, process_error = NULL, patien
 _DONE_PG = ("UPDATE hl7_inbound AS h SET processed_ms = $1, process_error = NULL, patient_index = d.pi, "
             "name_index = d.ni FROM unnest($2::text[], $3::text[], $4::text[]) AS d(uid, pi, ni) WHERE h.uid = d.uid")
 BATCH = 200  #: messages per processing transaction
+GATHER_BELOW = 50  #: a round that found fewer messages waits ``gather_s`` before the next (Hl7Processor.run)
 YIELD_EVERY = 16  #: messages parsed between two turns of the event loop (about 4 ms of CPU)
 
 
@@ -275,11 +276,12 @@ class Hl7Processor:
     async def run(self, stop: asyncio.Event, gather_s: float = 0.2, limit: int = BATCH * 5) -> None:
         """Process until ``stop`` is set; a database outage is waited out.
 
-        While a backlog lasts, groups follow each other at once. Once it is worked off, the
-        processor waits ``gather_s`` before looking again, so messages arriving one by one
-        (a HIS sending lock-step) are processed in groups rather than one transaction (and
-        one fsync) each, competing with the listener: results trail the ACK by at most about
-        ``gather_s`` plus one group's work.
+        While messages arrive faster than ``GATHER_BELOW`` per round, rounds follow each other
+        at once (each round's groups hold what arrived during the previous one: a burst is
+        worked off as it comes). Otherwise the processor waits ``gather_s`` before looking
+        again, so messages arriving one by one (a HIS sending lock-step) are processed in
+        groups rather than one transaction (and one fsync) each, competing with the listener:
+        results trail the ACK by at most about ``gather_s`` plus one group's work.
         """
         while not stop.is_set():
             try:
@@ -287,7 +289,7 @@ class Hl7Processor:
             except DatabaseError as exc:
                 log.warning("HL7 processing paused, database unavailable: %s", exc)
                 busy = 0
-            if busy < limit:
+            if busy < GATHER_BELOW:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), gather_s)
 

@@ -18,7 +18,9 @@ Per shape: ingest (first frame sent to last ACK; every ACK checked AA/CA), proce
 (the processor, concurrent with the listener in the same server process: messages over
 the span from the first to the last ``processed_ms`` of the round), into results (first
 frame sent until the last result row is committed) and the **results lag** (from the last
-ACK until the last result row is committed, from the database's ``processed_ms``).
+ACK until the last result row is committed, from the database's ``processed_ms``); the
+messages not processed yet at the last ACK over that lag are the processor's rate with the
+listener idle.
 Baselines in the same round: ingest — the same frames' bytes stored by a plain asyncpg
 ``INSERT`` per message, one commit each, over as many database connections as the shape
 has MLLP connections; processing — python-hl7's ``hl7.parse`` of the same messages (CPU
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import multiprocessing as mp
 import os
 import statistics
@@ -177,13 +180,15 @@ async def product_round(con: asyncpg.Connection, port: int, server_pid: int, msg
         await asyncio.sleep(0.02)
     cpu, syncs = _tree_cpu_s(server_pid) - cpu0, await _wal_flushes(con) - syncs0
     r = await con.fetchrow("SELECT count(*) AS stored, count(process_error) AS failed, min(processed_ms) AS first, "
-                           "max(processed_ms) AS last FROM hl7_inbound WHERE id > $1 AND status = 'accepted'", first_id)
+                           "max(processed_ms) AS last, count(*) FILTER (WHERE processed_ms > $2) AS behind "
+                           "FROM hl7_inbound WHERE id > $1 AND status = 'accepted'", first_id, int(last_ack * 1000))
     if bad or r["stored"] != len(msgs) or r["failed"]:
         raise SystemExit(f"FAILED: {bad} negative ACKs, {r['stored']} of {len(msgs)} stored, {r['failed']} not "
                          "processed")
     lag = max(r["last"] / 1000 - last_ack, 0.0)
     return {"ingest": len(msgs) / seconds, "processing": len(msgs) / max((r["last"] - r["first"]) / 1000, 1e-3),
-            "results": len(msgs) / (seconds + lag), "lag": lag, "cpu": cpu / len(msgs) * 1e6,
+            "results": len(msgs) / (seconds + lag), "lag": lag, "behind": r["behind"],
+            "drain": r["behind"] / lag if r["behind"] > 50 else float("nan"), "cpu": cpu / len(msgs) * 1e6,
             "fsyncs": syncs / len(msgs), "first id": first_id}
 
 
@@ -312,6 +317,9 @@ def run(messages_n: int = 2000, rounds: int = 3) -> dict[str, object]:
         out[f"mllp {shape.name}: baseline python-hl7 parse"] = figure(f["baseline parse"], "msgs/s")
         out[f"mllp {shape.name}: into results"] = figure(f["results"], "msgs/s", f["baseline"])
         out[f"mllp {shape.name}: results lag after last ACK"] = figure(f["lag"], "s", digits=2)
+        out[f"mllp {shape.name}: messages not processed at the last ACK"] = figure(f["behind"], "msgs", digits=0)
+        if not any(math.isnan(d) for d in f["drain"]):  # only when a backlog was left (> 50 messages)
+            out[f"mllp {shape.name}: processing, listener idle (that backlog)"] = figure(f["drain"], "msgs/s")
         out[f"mllp {shape.name}: load average (1 min)"] = figure(f["load"], "", digits=1)
         out[f"mllp {shape.name}: WAL fsyncs (ingest + processing)"] = figure(f["fsyncs"], "per msg",
                                                                               f["baseline fsyncs"], digits=3)

@@ -6,7 +6,10 @@ rules, for a whole group at once through :mod:`cloud.integration.lookups`), writ
 message means and marks the row processed. Up to ``BATCH`` messages share one transaction,
 its commit and a handful of statements (claim, patient lookups, result rows, work list,
 marks), applied in arrival order so a later message of the same patient sees what an
-earlier one did. A crash anywhere before COMMIT leaves the rows unprocessed and they are
+earlier one did. Everything that needs no database (parsing, result rows, keyed HMACs:
+:meth:`Hl7Processor.read`) is done before the transaction, for the next group while the
+previous one is in the database. On PostgreSQL this runs in a process of its own
+(:mod:`cloud.integration.hl7_process`). A crash anywhere before COMMIT leaves the rows unprocessed and they are
 done again; result rows are keyed ``hl7:<message uid>:<n>`` (unique), so nothing is
 written twice.
 

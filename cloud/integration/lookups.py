@@ -9,8 +9,10 @@
   creates (a subject, a learned MRN) is remembered at once, so a later message of the same
   patient in the group sees it exactly as it would have seen it in the database;
 * writes that nothing in the group reads back (new MRN mappings, work-list items) wait in
-  memory and go out together in :meth:`flush`, which the caller runs before anything that
-  reads those tables (an ADT resolving the work list) and before COMMIT.
+  memory and go out together in :meth:`flush`, which the caller runs before COMMIT and
+  before an ADT that resolves a work-list item still in memory (:meth:`names_waiting`);
+  an ADT naming nobody waiting in the group lets them wait, so a group's writes stay a
+  handful of statements however many ADT it holds.
 
 Same rules as ``matching`` (national ID first, creating the subject; else the MRN, exact
 authority first, else unambiguous under any authority); only the number of round trips

@@ -320,7 +320,7 @@ def run(messages_n: int = 2000, rounds: int = 3) -> dict[str, object]:
         out[f"mllp {shape.name}: messages not processed at the last ACK"] = figure(f["behind"], "msgs", digits=0)
         if not any(math.isnan(d) for d in f["drain"]):  # only when a backlog was left (> 50 messages)
             out[f"mllp {shape.name}: processing, listener idle (that backlog)"] = figure(f["drain"], "msgs/s")
-        out[f"mllp {shape.name}: load average (1 min)"] = figure(f["load"], "", digits=1)
+        out[f"mllp {shape.name}: load average (1 min)"] = figure(f["load"], "load", digits=1)
         out[f"mllp {shape.name}: WAL fsyncs (ingest + processing)"] = figure(f["fsyncs"], "per msg",
                                                                               f["baseline fsyncs"], digits=3)
         out[f"mllp {shape.name}: server CPU"] = figure(f["cpu"], "µs/msg")
@@ -330,7 +330,7 @@ def run(messages_n: int = 2000, rounds: int = 3) -> dict[str, object]:
     for name, values in raw["commit"].items():
         out[f"commit latency, one connection ({name} of 200)"] = figure(values, "ms", digits=2)
     lock_step = statistics.median(raw["commit"]["median"])
-    out["lock-step bound: 1 / median commit latency"] = round(1000 / lock_step)
+    out["lock-step bound (1 / median commit latency) msgs/s"] = round(1000 / lock_step)
     sample = messages(20, "S")
     out["avg message bytes"] = round(statistics.mean(len(m) for m in sample))
     return out

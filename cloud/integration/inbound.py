@@ -6,7 +6,10 @@ rules, for a whole group at once through :mod:`cloud.integration.lookups`), writ
 message means and marks the row processed. Up to ``BATCH`` messages share one transaction,
 its commit and a handful of statements (claim, patient lookups, result rows, work list,
 marks), applied in arrival order so a later message of the same patient sees what an
-earlier one did. A crash anywhere before COMMIT leaves the rows unprocessed and they are
+earlier one did. Everything that needs no database (parsing, result rows, keyed HMACs:
+:meth:`Hl7Processor.read`) is done before the transaction, for the next group while the
+previous one is in the database. On PostgreSQL this runs in a process of its own
+(:mod:`cloud.integration.hl7_process`). A crash anywhere before COMMIT leaves the rows unprocessed and they are
 done again; result rows are keyed ``hl7:<message uid>:<n>`` (unique), so nothing is
 written twice.
 
@@ -30,8 +33,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -74,6 +78,7 @@ _DONE = ("UPDATE hl7_inbound SET processed_ms = $1, process_error = NULL, patien
 _DONE_PG = ("UPDATE hl7_inbound AS h SET processed_ms = $1, process_error = NULL, patient_index = d.pi, "
             "name_index = d.ni FROM unnest($2::text[], $3::text[], $4::text[]) AS d(uid, pi, ni) WHERE h.uid = d.uid")
 BATCH = 200  #: messages per processing transaction
+GATHER_BELOW = 50  #: a round that found fewer messages waits ``gather_s`` before the next (Hl7Processor.run)
 YIELD_EVERY = 16  #: messages parsed between two turns of the event loop (about 4 ms of CPU)
 
 
@@ -84,6 +89,7 @@ def who_of(p: Processed) -> Who:
                birth_date=k.birth_date)
 
 
+@functools.lru_cache(maxsize=4096)  # a message's results mostly share one time
 def _ms(iso: str | None) -> int | None:
     if not iso:
         return None
@@ -91,6 +97,16 @@ def _ms(iso: str | None) -> int | None:
         return int(dt.datetime.fromisoformat(iso).timestamp() * 1000)
     except ValueError:
         return None
+
+
+class _Item(NamedTuple):
+    """One message as read outside the transaction: everything but what the database decides (the subject)."""
+
+    message: StoredMessage
+    processed: Processed | Hl7Error
+    rows: tuple[tuple[Any, ...], ...] = ()  #: result rows without their subject id (``_INSERT_RESULT`` $2..)
+    patient_index: str | None = None  #: keyed HMACs of whom it names (the message browser's search)
+    name_index: str | None = None
 
 
 def _people(p: Processed) -> list[Who]:
@@ -137,37 +153,73 @@ class Hl7Processor:
         self.codes = codes or CodeMap()
         self.processed = 0
 
+    def read(self, m: StoredMessage) -> _Item:
+        """Parse and interpret one message and build its result rows: CPU only, no database.
+
+        Done outside the transaction (and while the previous group commits), so a group's
+        transaction holds only the lookups and the writes."""
+        try:
+            p = process_message(m.raw, self.codes)
+        except Hl7Error as exc:
+            return _Item(m, exc)
+        rows: tuple[tuple[Any, ...], ...] = ()
+        if p.message_type.split("^", 1)[0] in RESULT_TYPES:
+            now, origin = now_ms(), f"hl7:{m.id}"
+            rows = tuple(
+                (f"{origin}:{n}", r.category, (r.loinc or f"{r.system or 'L'}:{r.code}")[:64], r.value, r.units,
+                 _ms(r.observed_at), msgspec.json.encode({"result": r, "control_id": p.control_id,
+                                                          "message_type": p.message_type}).decode(), now, origin)
+                for n, r in enumerate(p.results, 1))
+        who = p.patient
+        return _Item(m, p, rows, self.at_rest.blind_index(who.national_id) if who.national_id else None,
+                     self.at_rest.name_index(who.name) if who.name else None)
+
     async def run_once(self, limit: int = BATCH * 2, batch: int = BATCH) -> int:
         """Process up to ``limit`` pending messages; returns how many.
 
         Messages are applied ``batch`` at a time in ONE transaction (one commit, one fsync, a
         handful of statements for the whole group: see :mod:`cloud.integration.lookups`); an
-        A40 goes alone (its merge runs first). If anything but a database outage fails inside
-        a group, the group rolls back and its messages are processed one by one, so only the
-        bad one is marked failed.
+        A40 goes alone (its merge runs first). Groups are applied one after the other, in
+        arrival order; the next group is read (parsed, its rows built) while the previous one
+        is in the database. If anything but a database outage fails inside a group, the group
+        rolls back and its messages are processed one by one, so only the bad one is marked failed.
         """
         pending = await self.store.fetch_pending(limit)
-        group: list[tuple[StoredMessage, Processed | Hl7Error]] = []
-        for n, m in enumerate(pending, 1):
-            if n % YIELD_EVERY == 0:  # the listener shares this event loop: its ACKs do not wait for a whole group
-                await asyncio.sleep(0)
-            try:
-                item: Processed | Hl7Error = process_message(m.raw, self.codes)
-            except Hl7Error as exc:
-                item = exc
-            if isinstance(item, Processed) and item.message_type == "ADT^A40":
-                await self._apply_group(group)
-                group = []
-                await self.process(m)
-                continue
-            group.append((m, item))
-            if len(group) >= batch:
-                await self._apply_group(group)
-                group = []
-        await self._apply_group(group)
+        group: list[_Item] = []
+        inflight: asyncio.Task[None] | None = None  # the group in the database now
+
+        async def hand_over(items: list[_Item]) -> None:
+            nonlocal inflight
+            if inflight is not None:  # groups apply in arrival order: the previous one first
+                task, inflight = inflight, None
+                await task
+            if items:
+                inflight = asyncio.create_task(self._apply_group(items))
+
+        try:
+            for n, m in enumerate(pending, 1):
+                if n % YIELD_EVERY == 0:  # the listener shares this event loop: its ACKs do not wait for a group
+                    await asyncio.sleep(0)
+                item = self.read(m)
+                if isinstance(item.processed, Processed) and item.processed.message_type == "ADT^A40":
+                    await hand_over(group)
+                    await hand_over([])
+                    group = []
+                    await self._apply_group([item])
+                    continue
+                group.append(item)
+                if len(group) >= batch:
+                    await hand_over(group)
+                    group = []
+            await hand_over(group)
+            await hand_over([])
+        finally:
+            if inflight is not None:  # leaving early (an outage): never leave a group running unobserved
+                with contextlib.suppress(Exception):
+                    await inflight
         return len(pending)
 
-    async def _apply_group(self, group: list[tuple[StoredMessage, Processed | Hl7Error]]) -> None:
+    async def _apply_group(self, group: list[_Item]) -> None:
         if not group:
             return
         try:
@@ -175,53 +227,64 @@ class Hl7Processor:
         except DatabaseError:
             raise
         except Exception:  # one bad message must not take the others down: again, one by one
-            log.warning("HL7 batch of %d failed; processing its messages one by one", len(group), exc_info=True)
-            for m, _ in group:
-                await self.process(m)
+            if len(group) > 1:
+                log.warning("HL7 batch of %d failed; processing its messages one by one", len(group), exc_info=True)
+            for item in group:
+                await self._alone(item)
 
-    async def _commit_group(self, group: list[tuple[StoredMessage, Processed | Hl7Error]]) -> None:
+    async def _alone(self, item: _Item) -> None:
+        try:
+            await self._commit_group([item])
+        except DatabaseError:
+            raise
+        except Exception as exc:  # a bug must not block the queue: keep the message, say why
+            log.exception("HL7 message %s: processing failed", item.message.id)
+            await self.store.mark_processed(item.message.id, f"internal: {type(exc).__name__}: {exc}"[:500])
+
+    async def _commit_group(self, group: list[_Item]) -> None:
         """Claim, match, write and mark a group of messages in one transaction, in arrival order."""
         async with self.db.transaction() as tx:
-            claimed = await _claim(tx, [m.id for m, _ in group])
-            todo = [(m, item) for m, item in group if m.id in claimed]
-            for _, item in todo:  # an A40 is alone in its group (run_once, process): its merge comes first
-                if isinstance(item, Processed) and item.message_type == "ADT^A40":
-                    await self._merge(tx, item)
-            lookups = await Lookups.load(tx, self.at_rest, (w for _, i in todo if isinstance(i, Processed)
-                                                             for w in _people(i)))
+            claimed = await _claim(tx, [i.message.id for i in group])
+            todo = [i for i in group if i.message.id in claimed]
+            for item in todo:  # an A40 is alone in its group (run_once, process): its merge comes first
+                if isinstance(item.processed, Processed) and item.processed.message_type == "ADT^A40":
+                    await self._merge(tx, item.processed)
+            lookups = await Lookups.load(tx, self.at_rest, (w for i in todo if isinstance(i.processed, Processed)
+                                                             for w in _people(i.processed)))
             rows: list[tuple[Any, ...]] = []
             done: list[tuple[str, str | None, str | None]] = []
-            for m, item in todo:
-                if isinstance(item, Hl7Error):
-                    log.warning("HL7 message %s cannot be processed: %s", m.id, item)
-                    await tx.execute(_MARK, now_ms(), f"{item.reason}: {item}", m.id)
+            for item in todo:
+                m, p = item.message, item.processed
+                if isinstance(p, Hl7Error):
+                    log.warning("HL7 message %s cannot be processed: %s", m.id, p)
+                    await tx.execute(_MARK, now_ms(), f"{p.reason}: {p}", m.id)
                     continue
-                await self._apply(tx, lookups, rows, m, item)
-                who = item.patient
-                done.append((m.id, self.at_rest.blind_index(who.national_id) if who.national_id else None,
-                             self.at_rest.name_index(who.name) if who.name else None))
+                await self._apply(tx, lookups, rows, item, p)
+                done.append((m.id, item.patient_index, item.name_index))
             await _write(tx, lookups, rows)
             await _mark_done(tx, done)
         self.processed += len(done)
 
-    async def _apply(self, tx: Tx, lookups: Lookups, rows: list[tuple[Any, ...]], m: StoredMessage,
+    async def _apply(self, tx: Tx, lookups: Lookups, rows: list[tuple[Any, ...]], item: _Item,
                      p: Processed) -> None:
         if p.message_type.split("^", 1)[0] in RESULT_TYPES:
-            await self._results(lookups, rows, m, p)
+            await self._results(lookups, rows, item, p)
         else:
-            await _write(tx, lookups, rows)  # the work list and results an ADT resolves are in the database
+            if lookups.names_waiting(_people(p)):  # it resolves items of this group: they go to the database first
+                await _write(tx, lookups, rows)
             await self._adt(tx, lookups, p)
         for w in p.warnings:
-            log.info("HL7 message %s (%s): %s", m.id, p.control_id, w)
+            log.info("HL7 message %s (%s): %s", item.message.id, p.control_id, w)
 
-    async def run(self, stop: asyncio.Event, gather_s: float = 0.2, limit: int = BATCH * 2) -> None:
+    async def run(self, stop: asyncio.Event, gather_s: float = 0.2, limit: int = BATCH * 5) -> None:
         """Process until ``stop`` is set; a database outage is waited out.
 
-        While a backlog lasts, groups follow each other at once. Once it is worked off, the
-        processor waits ``gather_s`` before looking again, so messages arriving one by one
-        (a HIS sending lock-step) are processed in groups rather than one transaction (and
-        one fsync) each, competing with the listener: results trail the ACK by at most about
-        ``gather_s`` plus one group's work.
+        While messages arrive faster than ``GATHER_BELOW`` per round, rounds follow each other
+        at once (each round's groups hold what arrived during the previous one: a burst is
+        worked off as it comes). Otherwise the processor waits ``gather_s`` before looking
+        again, so messages arriving one by one (a HIS sending lock-step) are processed in
+        groups rather than one transaction (and one fsync) each, competing with the listener:
+        results trail the ACK by at most about ``gather_s`` plus one group's work.
         """
         while not stop.is_set():
             try:
@@ -229,40 +292,28 @@ class Hl7Processor:
             except DatabaseError as exc:
                 log.warning("HL7 processing paused, database unavailable: %s", exc)
                 busy = 0
-            if busy < limit:
+            if busy < GATHER_BELOW:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), gather_s)
 
     async def process(self, m: StoredMessage) -> None:
         """Process one stored message in its own transaction (see the module docstring)."""
-        try:
-            p = process_message(m.raw, self.codes)
-        except Hl7Error as exc:
+        item = self.read(m)
+        if isinstance(item.processed, Hl7Error):
+            exc = item.processed
             log.warning("HL7 message %s cannot be processed: %s", m.id, exc)
             await self.store.mark_processed(m.id, f"{exc.reason}: {exc}")
             return
-        try:
-            await self._commit_group([(m, p)])
-        except DatabaseError:
-            raise
-        except Exception as exc:  # a bug must not block the queue: keep the message, say why
-            log.exception("HL7 message %s: processing failed", m.id)
-            await self.store.mark_processed(m.id, f"internal: {type(exc).__name__}: {exc}"[:500])
+        await self._alone(item)
 
-    async def _results(self, lookups: Lookups, rows: list[tuple[Any, ...]], m: StoredMessage,
-                       p: Processed) -> None:
+    async def _results(self, lookups: Lookups, rows: list[tuple[Any, ...]], item: _Item, p: Processed) -> None:
         who = who_of(p)
         sid = await lookups.find(who)
         if sid is not None and who.national_id and who.mrn:
             await lookups.learn_mrn(sid, who.mrn_authority, who.mrn, "hl7:ORU")
-        now, origin = now_ms(), f"hl7:{m.id}"
-        for n, r in enumerate(p.results, 1):
-            code = r.loinc or f"{r.system or 'L'}:{r.code}"
-            payload = msgspec.json.encode({"result": msgspec.to_builtins(r), "control_id": p.control_id,
-                                           "message_type": p.message_type}).decode()
-            rows.append((sid, f"{origin}:{n}", r.category, code[:64], r.value, r.units, _ms(r.observed_at), payload,
-                         now, origin))
+        rows.extend((sid, *r) for r in item.rows)
         if sid is None:
+            m = item.message
             lookups.add_unmatched("hl7", m.id, who, f"{p.message_type} {p.control_id}: {len(p.results)} result(s)")
             log.info("HL7 message %s (%s): patient not known yet, on the unmatched list", m.id, p.control_id)
 
@@ -275,7 +326,6 @@ class Hl7Processor:
         await lookups.learn_mrn(sid, who.mrn_authority, who.mrn, actor)
         for prior in p.merge_prior:  # A40: the old MRN now names the survivor too
             await lookups.learn_mrn(sid, prior.authority, prior.id, actor)
-        await lookups.flush()
         resolved = await matching.resolve_waiting(tx, sid, self.at_rest, who, actor=actor)
         for prior in p.merge_prior:
             resolved += await matching.resolve_waiting(tx, sid, self.at_rest,

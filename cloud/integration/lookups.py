@@ -9,8 +9,10 @@
   creates (a subject, a learned MRN) is remembered at once, so a later message of the same
   patient in the group sees it exactly as it would have seen it in the database;
 * writes that nothing in the group reads back (new MRN mappings, work-list items) wait in
-  memory and go out together in :meth:`flush`, which the caller runs before anything that
-  reads those tables (an ADT resolving the work list) and before COMMIT.
+  memory and go out together in :meth:`flush`, which the caller runs before COMMIT and
+  before an ADT that resolves a work-list item still in memory (:meth:`names_waiting`);
+  an ADT naming nobody waiting in the group lets them wait, so a group's writes stay a
+  handful of statements however many ADT it holds.
 
 Same rules as ``matching`` (national ID first, creating the subject; else the MRN, exact
 authority first, else unambiguous under any authority); only the number of round trips
@@ -49,6 +51,7 @@ class Lookups:
         self._identifiers: dict[str, list[tuple[str, int]]] = {}  #: MRN value -> [(authority, survivor)]
         self._new_identifiers: list[tuple[Any, ...]] = []
         self._unmatched: list[tuple[Any, ...]] = []
+        self._unmatched_keys: set[str] = set()  #: MRNs and blind indexes of the items in ``_unmatched``
 
     @classmethod
     async def load(cls, tx: Tx, at_rest: AtRest, people: Iterable[Who]) -> Lookups:
@@ -124,7 +127,19 @@ class Lookups:
 
     def add_unmatched(self, kind: str, ref: str, who: Who, summary: str) -> None:
         """As :func:`matching.add_unmatched`; the row is written by :meth:`flush`."""
-        self._unmatched.append(unmatched_row(kind, ref, who, self.at_rest, summary))
+        row = unmatched_row(kind, ref, who, self.at_rest, summary)
+        self._unmatched.append(row)
+        self._unmatched_keys.update(k for k in (who.mrn, row[4]) if k)
+
+    def names_waiting(self, people: Iterable[Who]) -> bool:
+        """Whether a work-list item still in memory may name one of ``people`` (same MRN or national ID).
+
+        An ADT resolves waiting items in the database: only then must they (and their result
+        rows) be written before it; otherwise the group's writes keep going out together."""
+        keys = self._unmatched_keys
+        return bool(keys) and any(
+            (w.mrn and w.mrn in keys) or (w.national_id and self.at_rest.blind_index(w.national_id) in keys)
+            for w in people)
 
     async def flush(self) -> None:
         """Write the learned MRNs and work-list items kept in memory."""
@@ -134,3 +149,4 @@ class Lookups:
         if self._unmatched:
             await self.tx.executemany(INSERT_UNMATCHED, self._unmatched)
             self._unmatched = []
+            self._unmatched_keys = set()

@@ -5,7 +5,8 @@ Two roles, because a TCP port can be owned by one process only:
 * every HTTP worker serves STOW-RS (``POST /dicomweb/studies``) and the integration API
   (``/integration/v1``) — both stateless, any worker can answer;
 * exactly ONE process is the **owner**: it binds the MLLP listener (``[mllp]``) and the
-  DICOM C-STORE SCP (``[dicom]``), processes stored HL7 messages into the cloud tables and
+  DICOM C-STORE SCP (``[dicom]``), processes stored HL7 messages into the cloud tables (on
+  PostgreSQL in a child process of its own: :mod:`cloud.integration.hl7_process`) and
   runs the ``his.vitals`` dispatcher (``[his]``). With ``[server] workers = 1`` that is the
   worker itself; with more, ``mchub cloud serve`` starts ``mchub cloud integrate`` as one
   extra process next to the uvicorn workers (``cloud/server/serve.py``), and
@@ -36,6 +37,7 @@ from cloud.intake.keystore import CloudKeys
 from cloud.integration import api
 from cloud.integration.dicom_link import DicomLink
 from cloud.integration.dicom_senders import DicomRefusals, SenderAuth
+from cloud.integration.hl7_process import ProcessorChild
 from cloud.integration.inbound import Hl7Processor
 from cloud.integration.vitals import TOPIC, VitalsSender
 from cloud.mllp.db_store import Hl7Store
@@ -85,7 +87,8 @@ class Integration:
                                       on_refused=self.dicom_refusals)
         self.listener: MllpListener | None = None
         self.store: Hl7Store | None = None
-        self.processor: Hl7Processor | None = None
+        self.processor: Hl7Processor | None = None  #: SQLite; on PostgreSQL the processor is ``hl7_child``
+        self.hl7_child: ProcessorChild | None = None
         self.vitals: VitalsSender | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -122,10 +125,15 @@ class Integration:
                 allowed_apps=frozenset(m.allowed_apps), max_connections=m.max_connections,
                 max_per_source=m.max_connections_per_source, refusals=Refusals(audit_sink(db))))
             await self.listener.start()
-            self.processor = Hl7Processor(db, self.store, at_rest,
-                                          CodeMap.from_config(m.code_map, str(cfg.path), "[mllp] code_map"))
-            self._tasks.append(asyncio.create_task(
-                _supervise("HL7 processor", lambda: self.processor.run(self._stop), self._stop)))  # type: ignore[union-attr]
+            if db.dialect == "postgres":  # its own process: the listener keeps this one's CPU (hl7_process)
+                self.hl7_child = child = ProcessorChild(cfg.path)
+                self._tasks.append(asyncio.create_task(_supervise("HL7 processor process",
+                                                                  lambda: child.run(self._stop), self._stop)))
+            else:  # SQLite: one process writes the file
+                self.processor = Hl7Processor(db, self.store, at_rest,
+                                              CodeMap.from_config(m.code_map, str(cfg.path), "[mllp] code_map"))
+                self._tasks.append(asyncio.create_task(
+                    _supervise("HL7 processor", lambda: self.processor.run(self._stop), self._stop)))  # type: ignore[union-attr]
         if cfg.his.enabled:
             self.vitals = sender = VitalsSender(db, at_rest, cfg.his, cfg.fleet.training_rig)
             self._tasks.append(asyncio.create_task(_supervise("HIS vitals dispatcher", lambda: outbox.run_dispatcher(
@@ -146,6 +154,8 @@ class Integration:
             await self.listener.close()
         if self.store is not None:
             await self.store.close()
+        if self.hl7_child is not None:
+            await self.hl7_child.close()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

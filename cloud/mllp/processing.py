@@ -10,6 +10,7 @@ identifiers (MRN, validated national ID). ADT^A40 carries the identifiers merged
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Literal
 
@@ -103,6 +104,7 @@ def patient_keys(p: Patient, warnings: list[str]) -> PatientKeys:
                        name=(p.family_name + p.given_name).strip(), birth_date=p.birth_date, sex=p.sex)
 
 
+@functools.lru_cache(maxsize=4096)  # a lab sends few distinct codes: the keyword search once per code
 def category(loinc: str | None, code: Coded) -> Category:
     """Screening category from the LOINC table, else from keywords in the code's text."""
     if loinc is not None and loinc in CATEGORY_BY_LOINC:
@@ -111,6 +113,7 @@ def category(loinc: str | None, code: Coded) -> Category:
     return next((cat for cat, pattern in _KEYWORDS if pattern.search(text)), "lab")
 
 
+@functools.lru_cache(maxsize=4096)  # most values repeat (negative, NILM, ...)
 def interpret(cat: Category, value: str) -> str | None:
     """HPV -> positive/negative; cytology -> TBS category (NILM, ASC-US, ...); else None."""
     if cat == "hpv":
@@ -126,6 +129,12 @@ def interpret(cat: Category, value: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)  # a message's OBX mostly share OBR-7 or one OBX-14
+def _iso(dtm: str) -> str | None:
+    t = parse_dtm(dtm)
+    return t.isoformat() if t is not None else None
+
+
 def _result(order: Coded, obx: Obx, order_time: str, codes: CodeMap, warnings: list[str]) -> LabResult:
     loinc = codes.loinc(obx.code)
     if loinc is None:
@@ -134,8 +143,7 @@ def _result(order: Coded, obx: Obx, order_time: str, codes: CodeMap, warnings: l
     value = "; ".join(obx.values)
     when = None
     try:
-        t = parse_dtm(obx.observed_at or order_time)
-        when = t.isoformat() if t is not None else None
+        when = _iso(obx.observed_at or order_time)
     except Hl7Error as exc:
         warnings.append(f"OBX {obx.set_id}: observation time ignored: {exc}")
     coded_value = obx.coded[0] if obx.coded else None

@@ -4,7 +4,9 @@
   unacknowledged ones are resent by the HIS (same MSH-10) and detected as duplicates;
 * between claim and complete: the HIS has the vitals message but the ACK never reached the
   cloud; after the restart the lease expires, the same bytes (same control id) go again and
-  the HIS's duplicate detection keeps it exactly once.
+  the HIS's duplicate detection keeps it exactly once;
+* the HL7 processor process (cloud/integration/hl7_process.py) goes with its owner, even
+  one killed by SIGKILL, and a processor killed on its own is started again.
 """
 
 from __future__ import annotations
@@ -42,6 +44,19 @@ def owner(cfg: CloudConfig, log: Path) -> subprocess.Popen[bytes]:
                                 stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": os.getcwd()})
     wait_for_port(cfg.mllp.port, timeout=60, proc=proc)
     return proc
+
+
+def processor_pids(cfg: CloudConfig) -> set[int]:
+    """The HL7 processor processes started for this configuration (from /proc)."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"cloud.integration.hl7_process" in cmd and str(cfg.path).encode() in cmd:
+            pids.add(int(entry.name))
+    return pids
 
 
 def kill(proc: subprocess.Popen[bytes]) -> None:
@@ -108,6 +123,39 @@ async def test_sigkill_between_store_and_ack_loses_and_duplicates_nothing(
     assert sorted(stored) == sorted(acked)  # every acknowledged message stored, each once (resends are duplicates)
     results = await sql(cfg, "SELECT COUNT(*) AS n, COUNT(DISTINCT source_key) AS k FROM results")
     assert (results[0]["n"], results[0]["k"]) == (80 * 4, 80 * 4)  # and processed once
+
+
+async def test_the_hl7_processor_process_goes_with_its_owner_and_comes_back_when_killed(
+        tmp_path: Path, pg_dsn: str) -> None:
+    cfg, _ = cloud_with(tmp_path, pg_dsn, integration_toml(free_port(), free_port()).replace(
+        "[his]\nenabled = true", "[his]\nenabled = false"))
+    proc = owner(cfg, tmp_path / "owner.log")
+    try:
+        async def one() -> set[int]:
+            pids = processor_pids(cfg)
+            return pids if len(pids) == 1 else set()
+
+        [first] = await until(one)
+        os.kill(first, signal.SIGKILL)  # the owner starts another (after RESTART_S)
+
+        async def replaced() -> set[int]:
+            pids = processor_pids(cfg)
+            return pids if pids and first not in pids else set()
+
+        assert len(await until(replaced)) == 1
+        s = MllpSender("127.0.0.1", cfg.mllp.port, ack_timeout=5)
+        await s.send(lab_message(1))
+        await s.close()
+        await until(lambda: processed(cfg))  # the new one processes
+        kill(proc)  # SIGKILL: no chance to stop it, its standard input closes
+
+        async def gone() -> bool:
+            return not processor_pids(cfg)
+
+        await until(gone)
+    finally:
+        if proc.poll() is None:
+            stop(proc)
 
 
 async def test_sigkill_between_claim_and_complete_delivers_exactly_once(

@@ -148,3 +148,17 @@ async def test_one_group_sees_what_its_earlier_messages_did(env: Env) -> None:
     assert [i.resolved_by for i in resolved] == ["hl7:ADT^A04"]
     ids = await env.q("SELECT value, subject_id FROM subject_identifiers ORDER BY value")
     assert [(r["value"], r["subject_id"]) for r in ids] == [("M000010", subject), ("M000011", subject)]
+
+
+async def test_an_adt_naming_nobody_waiting_does_not_split_the_group_and_a_later_one_still_resolves(
+        env: Env) -> None:
+    """An ADT that names no waiting item of its group lets the group's writes wait (one statement for
+    them all); the work list and results stay in step, so a later ADT of the group resolves its item."""
+    await env.receive(without_national_id(lab_message(20)), adt_message(21, "A04"),
+                      without_national_id(lab_message(22)), with_national_id(adt_message(20, "A04")))
+    subject = await in_tx(env.db, patients.find_by_national_id, env.at_rest, NID)
+    resolved = await queries.unmatched(env.db, status="resolved")
+    assert [(i.mrn, i.subject_id, i.resolved_by) for i in resolved] == [("M000020", subject, "hl7:ADT^A04")]
+    assert [i.mrn for i in await queries.unmatched(env.db)] == ["M000022"]
+    rows = await env.q("SELECT origin, subject_id FROM results ORDER BY id")
+    assert len(rows) == 8 and [r["subject_id"] for r in rows] == [subject] * 4 + [None] * 4

@@ -82,13 +82,13 @@ class ProcessorChild:
 
 
 async def _main(config: Path) -> int:
-    from cloud import logs
     from cloud.config import load
     from cloud.db.engine import Database
     from cloud.intake.keystore import load_keys
     from cloud.integration.inbound import Hl7Processor
     from cloud.mllp.db_store import Hl7Store
     from cloud.records.crypto_at_rest import AtRest
+    from cloud.server import logs
     from protocol.hl7.codemap import CodeMap
 
     cfg = load(config)

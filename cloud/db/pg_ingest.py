@@ -25,6 +25,7 @@ from asyncpg.pgproto.pgproto import UUID
 
 from cloud.db.engine import Database, epoch_to_db
 from cloud.errors import CloudError, UniqueViolation
+from cloud.fleet.presence import Report
 from cloud.intake.sync_store import Outcome, StoreResult, lock_mark, record_refusals, seal_subject
 from cloud.intake.validate import Refusal
 from cloud.records.crypto_at_rest import AtRest
@@ -170,7 +171,18 @@ BEGIN
     END IF;
 END $$ LANGUAGE plpgsql;
 """  # noqa: S608 - built from the constant FUNCTION above
-_CALL = "SELECT * FROM mchub_ingest_checked(" + ", ".join(f"${i}" for i in range(1, 45)) + ")"  # noqa: S608
+_INGEST = "SELECT * FROM mchub_ingest_checked(" + ", ".join(f"${i}" for i in range(1, 45)) + ")"  # noqa: S608
+#: the store call, and in the same statement (so the same transaction and commit) what an
+#: accepted batch tells about its hub (cloud.fleet.presence.SEEN, when $47 is true) and the
+#: hub's configuration version for the ack's X-Mchub-Config-Version: before, these were a
+#: second transaction per batch (BEGIN, SELECT, UPDATE, COMMIT: four round trips and a
+#: second WAL flush after the ack's). ``r`` is read before the hub row is locked (the
+#: EXISTS needs it), so the locks are taken in the order sync_state, hubs, as before.
+_CALL = (f"WITH r AS ({_INGEST}), seen AS (UPDATE hubs SET online = TRUE, last_seen_ms = $6, "  # noqa: S608
+         "config_applied = COALESCE($45, config_applied), devices_down = COALESCE($46, devices_down) "
+         "WHERE hub_id = $2 AND status = 'active' AND $47 "
+         "AND EXISTS (SELECT 1 FROM r WHERE r.res_outcome IN ('stored', 'duplicate'))) "
+         "SELECT r.*, (SELECT v.version FROM hub_config_versions v WHERE v.hub_id = $2) AS res_config FROM r")
 #: readings per batch from which the rows travel by COPY instead of as arrays
 STAGE_FROM = 200
 _STAGE = ("CREATE TEMP TABLE IF NOT EXISTS mchub_incoming (seq BIGINT, at_ms BIGINT, uid UUID, device_id TEXT, "
@@ -263,12 +275,17 @@ def _result(row: Any) -> StoreResult:
     if row["res_outcome"] in {"unknown_hub", "revoked", "unknown_key"}:
         raise SignerRefused(row["res_outcome"])
     return StoreResult(Outcome(row["res_outcome"]), int(row["res_mark"]), int(row["res_records"]),
-                       int(row["res_readings"]))
+                       int(row["res_readings"]), config_version=int(row["res_config"] or 0))
 
 
 async def store_batch_pg(db: Database, header: BatchHeader, cols: Columns, at_rest: AtRest, now: int,
-                         actor: str, refusals: Sequence[Refusal] = ()) -> StoreResult:
+                         actor: str, refusals: Sequence[Refusal] = (), seen: Report | None = None) -> StoreResult:
     """Store one opened, validated batch in one transaction; raises SignerRefused.
+
+    With ``seen`` (a batch that came over HTTP), an accepted batch (stored or duplicate)
+    also marks its hub online and keeps its configuration report
+    (:func:`cloud.fleet.presence.on_batch`) in the same statement; the result carries the
+    hub's configuration version either way.
 
     Small batches (the usual sync every few seconds) are one statement, one round trip:
     ``mchub_ingest_checked`` with the readings as arrays. From :data:`STAGE_FROM` readings on,
@@ -286,28 +303,31 @@ async def store_batch_pg(db: Database, header: BatchHeader, cols: Columns, at_re
     key = header.signer_key_id.hex()
     head = (key, header.hub_id, epoch_to_db(header.epoch), header.first_seq, header.last_seq, now, actor,
             str(header.epoch))
+    tail = (seen.applied, seen.down, True) if seen is not None else (None, None, False)
     if len(cols.readings) < STAGE_FROM:
         if not refusals:
-            return _result(await db.fetchrow(_CALL, *head, *_arrays(cols, reading_rows(cols), at_rest, staged=False)))
+            return _result(await db.fetchrow(_CALL, *head, *_arrays(cols, reading_rows(cols), at_rest, staged=False),
+                                             *tail))
         async with db.transaction() as tx:
             result = _result(await tx.fetchrow(_CALL, *head, *_arrays(cols, reading_rows(cols), at_rest,
-                                                                      staged=False)))
+                                                                      staged=False), *tail))
             await record_refusals(tx, header, refusals, result, now, actor)
             return result
     try:
-        return await _copy_direct(db, header, cols, at_rest, now, head, refusals, actor)
+        return await _copy_direct(db, header, cols, at_rest, now, head, refusals, actor, tail)
     except UniqueViolation:
         pass
     async with db.transaction() as tx:
         await tx.execute(_STAGE)
         await tx.raw.copy_records_to_table("mchub_incoming", records=reading_rows(cols), columns=_STAGE_COLUMNS)
-        result = _result(await tx.fetchrow(_CALL, *head, *_arrays(cols, [], at_rest, staged=True)))
+        result = _result(await tx.fetchrow(_CALL, *head, *_arrays(cols, [], at_rest, staged=True), *tail))
         await record_refusals(tx, header, refusals, result, now, actor)
         return result
 
 
 async def _copy_direct(db: Database, header: BatchHeader, cols: Columns, at_rest: AtRest, now: int,
-                       head: tuple[Any, ...], refusals: Sequence[Refusal], actor: str) -> StoreResult:
+                       head: tuple[Any, ...], refusals: Sequence[Refusal], actor: str,
+                       tail: tuple[Any, ...]) -> StoreResult:
     async with db.transaction() as tx:
         hub, epoch = header.hub_id, epoch_to_db(header.epoch)
         mark = await lock_mark(tx, hub, epoch)
@@ -317,6 +337,7 @@ async def _copy_direct(db: Database, header: BatchHeader, cols: Columns, at_rest
             if rows:
                 await tx.raw.copy_records_to_table("readings", records=rows, columns=_READINGS_COLUMNS)
             copied = len(rows)
-        result = _result(await tx.fetchrow(_CALL, *head, *_arrays(cols, [], at_rest, staged=False)))
+        result = _result(await tx.fetchrow(_CALL, *head, *_arrays(cols, [], at_rest, staged=False), *tail))
         await record_refusals(tx, header, refusals, result, now, actor)
-        return StoreResult(result.outcome, result.acked_through, result.new_records, result.new_readings + copied)
+        return StoreResult(result.outcome, result.acked_through, result.new_records, result.new_readings + copied,
+                           config_version=result.config_version)

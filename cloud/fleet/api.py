@@ -349,28 +349,6 @@ def routes() -> list[Route]:
     ]
 
 
-async def batch_headers(request: Request, batch: bytes, status: int) -> dict[str, str]:
-    """``X-Mchub-Config-Version`` for an accepted batch, so the hub fetches a newer configuration.
-
-    In the same transaction the batch makes its hub online and seen now, and keeps what the
-    hub reports about its configuration push (:func:`cloud.fleet.presence.on_batch`).
-    """
-    if status != 200:
-        return {}
-    from cloud.fleet import presence
-    from protocol import envelope
-    from protocol.errors import ProtocolError
-
-    try:
-        hub_id = envelope.parse_header(batch).hub_id
-        async with fleet_of(request).db.transaction() as tx:
-            row = await tx.fetchrow("SELECT version FROM hub_config_versions WHERE hub_id = $1", hub_id)
-            await presence.on_batch(tx, hub_id, request.headers)
-    except (ProtocolError, CloudError):
-        return {}
-    return {"X-Mchub-Config-Version": str(row["version"] if row else 0)}
-
-
 def openapi_paths() -> dict[str, dict[str, Any]]:
     """The OpenAPI ``paths`` entries of :func:`routes` (summaries from the handlers' docstrings)."""
     refusal = {"description": "refused; JSON {reason, message}"}

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from cloud.db.engine import Database, Tx
 from cloud.errors import CloudError
@@ -51,15 +52,34 @@ def down_from_telemetry(devices: Mapping[str, str]) -> str:
     return ",".join(ids[:MAX_DOWN])
 
 
-async def on_batch(tx: Tx, hub_id: str, headers: Mapping[str, str], at_ms: int | None = None) -> None:
-    """An accepted batch: the hub is online, seen now; keep its configuration report (in the caller's transaction)."""
-    applied_text = headers.get(APPLIED_HEADER, "")
-    applied = int(applied_text) if applied_text.isdigit() and len(applied_text) < 10 else None
-    down = down_list(headers.get(DOWN_HEADER))
-    await tx.execute(
-        "UPDATE hubs SET online = TRUE, last_seen_ms = $1, "
-        "config_applied = COALESCE($2, config_applied), devices_down = COALESCE($3, devices_down) "
-        "WHERE hub_id = $4 AND status = 'active'", at_ms or now_ms(), applied, down, hub_id)
+@dataclass(frozen=True)
+class Report:
+    """What a batch's headers say about the hub's configuration push, checked (None: absent or malformed)."""
+
+    applied: int | None = None  #: ``X-Mchub-Config-Applied``
+    down: str | None = None  #: ``X-Mchub-Devices-Down``, see :func:`down_list`
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> Report:
+        """The report carried by a batch's HTTP headers."""
+        applied = headers.get(APPLIED_HEADER, "")
+        return cls(int(applied) if applied.isdigit() and len(applied) < 10 else None,
+                   down_list(headers.get(DOWN_HEADER)))
+
+
+#: an accepted batch: the hub is online, seen now, with its configuration report. The
+#: ingest runs it in the batch's own store transaction (PostgreSQL: the same statement,
+#: cloud/db/pg_ingest.py, which repeats this SET), so an ack costs one commit, not two
+SEEN = ("UPDATE hubs SET online = TRUE, last_seen_ms = $1, config_applied = COALESCE($2, config_applied), "
+        "devices_down = COALESCE($3, devices_down) WHERE hub_id = $4 AND status = 'active'")
+CONFIG_VERSION = "SELECT version FROM hub_config_versions WHERE hub_id = $1"
+
+
+async def on_batch(tx: Tx, hub_id: str, report: Report, at_ms: int | None = None) -> int:
+    """An accepted batch (in the caller's transaction): the hub is online, seen now, its
+    configuration report kept; returns the hub's current configuration version (0: none)."""
+    await tx.execute(SEEN, at_ms or now_ms(), report.applied, report.down, hub_id)
+    return int(await tx.fetchval(CONFIG_VERSION, hub_id) or 0)
 
 
 async def sweep(db: Database, window_s: float, at_ms: int | None = None) -> int:

@@ -13,7 +13,9 @@ hub it names (:meth:`Ingestor.check_header`) before reading the rest. A hub's ba
 ahead on parallel connections are stored in seq order (:mod:`cloud.intake.sync_order`). A record that does not
 validate is refused on its own (cloud/intake/validate.py): the rest of the batch is stored, the record
 is kept in ``refused_records`` and the ack names it (docs/protocol.md §3.1). Duplicates and replays are answered
-200 with ack status 1, counted and audited inside the store transaction.
+200 with ack status 1, counted and audited inside the store transaction. An accepted batch
+that came over HTTP also marks its hub online, keeps its configuration report and reads
+its configuration version in that same transaction (one commit per ack).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import contextvars
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -34,6 +36,8 @@ from cloud.db.engine import Database
 from cloud.db.migrations import PartitionCache
 from cloud.db.pg_ingest import SignerRefused, store_batch_pg
 from cloud.errors import DatabaseError, DatabaseUnavailable
+from cloud.fleet import presence
+from cloud.fleet.presence import Report
 from cloud.fleet.registry import lookup_signer
 from cloud.intake.keystore import CloudKeys
 from cloud.intake.sync_order import SeqOrder
@@ -84,6 +88,7 @@ class Answer:
     refused: int = 0  #: records of the batch refused one by one (named in the ack)
     audited: bool = False  #: the refusal has its own audit entry (else the HTTP tally counts it)
     hub_id: str | None = None  #: for refusals: the hub the batch's header named, when it could be read
+    config_version: int | None = None  #: 200 to a batch with a presence report: the hub's configuration version
 
 
 class _Refused(Exception):
@@ -185,10 +190,14 @@ class Ingestor:
                 return self.overloaded()
             return await self.handle_admitted(data, source=source, peer=peer)
 
-    async def handle_admitted(self, data: bytes, *, source: str = "http", peer: str = "") -> Answer:
-        """:meth:`handle` inside :meth:`admitted`."""
+    async def handle_admitted(self, data: bytes, *, source: str = "http", peer: str = "",
+                              seen: Report | None = None) -> Answer:
+        """:meth:`handle` inside :meth:`admitted`. With ``seen`` (the HTTP endpoint: what the
+        batch's headers report), an accepted batch also marks its hub online in its store
+        transaction (:func:`cloud.fleet.presence.on_batch`) and the answer carries the hub's
+        configuration version."""
         started = time.perf_counter()
-        answer = await self._handle(data, source, peer)
+        answer = await self._handle(data, source, peer, seen)
         metrics.LATENCY.observe(time.perf_counter() - started)
         return answer
 
@@ -218,7 +227,7 @@ class Ingestor:
             return self.refusal("internal", "the server could not check the batch; it will be retried")
         return None
 
-    async def _handle(self, data: bytes, source: str, peer: str) -> Answer:
+    async def _handle(self, data: bytes, source: str, peer: str, seen: Report | None) -> Answer:
         header: BatchHeader | None = None
         verified = False
         try:
@@ -233,12 +242,15 @@ class Ingestor:
                 actor = f"hub:{header.hub_id}" if source == "http" else f"{source}:{header.hub_id}"
                 await self._order.after_earlier(header.hub_id, header.epoch, header.first_seq)
                 if self.db.dialect == "postgres":  # one round trip: the transaction runs inside the server
-                    result = await self._store_pg(header, cols, actor, refusals)
+                    result = await self._store_pg(header, cols, actor, refusals, seen)
                 else:
                     async with self.db.transaction() as tx:
                         now = now_ms()
                         result = await store_batch(tx, header, cols.records(), self.at_rest, now, actor, self._seen)
                         await record_refusals(tx, header, refusals, result, now, actor)
+                        if seen is not None and result.outcome is not Outcome.GAP:
+                            result = replace(result, config_version=await presence.on_batch(tx, header.hub_id,
+                                                                                            seen, now))
             refused = await refused_between(self.db, header) if may_hold_refusals(header, refusals, result) else ()
         except (_Refused, EnvelopeError, InvalidRecord) as exc:
             return await self._refuse(exc.reason, str(exc), header, source, peer, verified)
@@ -264,7 +276,8 @@ class Ingestor:
                         ", ".join(f"{seq}:{why}" for seq, why in refused[:20]),
                         extra={"fields": {"event": "record.refused", "hub_id": header.hub_id, "count": len(refused)}})
         return Answer(200, self._ack(status, header, data, result.acked_through, refused), ACK_TYPE,
-                      new_readings=result.new_readings, refused=len(refused))
+                      new_readings=result.new_readings, refused=len(refused),
+                      config_version=result.config_version if seen is not None else None)
 
     async def _open(self, data: bytes, header: BatchHeader) -> Columns:
         _, cols = open_columns(data, signer=await self._signer(header), recipients=self.keys.recipients,
@@ -290,9 +303,9 @@ class Ingestor:
         return signer.public_key
 
     async def _store_pg(self, header: BatchHeader, cols: Columns, actor: str,
-                        refusals: list[Refusal]) -> StoreResult:
+                        refusals: list[Refusal], seen: Report | None) -> StoreResult:
         try:
-            return await store_batch_pg(self.db, header, cols, self.at_rest, now_ms(), actor, refusals)
+            return await store_batch_pg(self.db, header, cols, self.at_rest, now_ms(), actor, refusals, seen)
         except SignerRefused as exc:  # revoked or expired since the key was cached
             self._keys.pop((header.hub_id, header.signer_key_id), None)
             raise _signer_refused(exc.reason, header) from None

@@ -52,6 +52,7 @@ class StoreResult:
     new_readings: int = 0
     first_seen: frozenset[tuple[str, str, str]] = frozenset()  #: ("station"|"device", hub, id) inserted
     refused: tuple[tuple[int, str], ...] = ()  #: (seq, reason) of the batch's records refused one by one
+    config_version: int = 0  #: the hub's configuration version, read in the same transaction (when asked)
 
 
 _PG_READINGS = """

@@ -46,6 +46,9 @@ from webui.body_limit import BodyLimit, Cap
 from webui.log_limit import quiet_accept_errors
 
 log = logging.getLogger("mchub.cloud.app")
+#: on a 200 batch answer: the hub's configuration version, so the hub fetches a newer one
+#: (read in the batch's own store transaction, cloud/intake/ingest.py)
+CONFIG_VERSION_HEADER = "X-Mchub-Config-Version"
 
 
 @dataclass
@@ -60,7 +63,7 @@ class CloudState:
     metrics_token: str | None = None
 
 
-async def _receive_batch(request: Request, ing: Ingestor, peer: str) -> tuple[Answer, bytes]:
+async def _receive_batch(request: Request, ing: Ingestor, peer: str) -> Answer:
     """Read a batch inside an ingest slot: its header first (refused before the rest is read
     when it is malformed or names no valid hub and key), then the rest, within the declared length."""
     declared = request.headers.get("content-length", "0")
@@ -71,16 +74,16 @@ async def _receive_batch(request: Request, ing: Ingestor, peer: str) -> tuple[An
     async for chunk in request.stream():
         body += chunk
         if len(body) > total:
-            return ing.refusal("malformed", f"body longer than its Content-Length of {total} bytes"), b""
+            return ing.refusal("malformed", f"body longer than its Content-Length of {total} bytes")
         if not checked and len(body) >= prefix_len:
             if (refused := await ing.check_header(bytes(body[:prefix_len]), total, peer=peer)) is not None:
-                return refused, b""
+                return refused
             checked = True
     data = bytes(body)
     if not checked or len(data) != total:
         return await ing.check_header(data, len(data), peer=peer) or ing.refusal(
-            "malformed", f"body of {len(data)} bytes, but Content-Length said {total}"), b""
-    return await ing.handle_admitted(data, peer=peer), data
+            "malformed", f"body of {len(data)} bytes, but Content-Length said {total}")
+    return await ing.handle_admitted(data, peer=peer, seen=presence.Report.from_headers(request.headers))
 
 
 async def post_batch(request: Request) -> Response:
@@ -89,9 +92,9 @@ async def post_batch(request: Request) -> Response:
     ing = state.ingestor
     peer = request.client.host if request.client else ""
     async with ing.admitted() as admitted:
-        answer, data = await _receive_batch(request, ing, peer) if admitted else (ing.overloaded(), b"")
-    if answer.status == 200:
-        answer.headers.update(await fleet_api.batch_headers(request, data, answer.status))
+        answer = await _receive_batch(request, ing, peer) if admitted else ing.overloaded()
+    if answer.status == 200 and answer.config_version is not None:  # the hub fetches a newer configuration
+        answer.headers[CONFIG_VERSION_HEADER] = str(answer.config_version)
     request.state.refusal = answer.reason
     request.state.refusal_audited = answer.audited
     request.state.refusal_hub = answer.hub_id

@@ -74,6 +74,7 @@ async def test_a_syncing_hub_is_online_without_mqtt_and_reports_its_configuratio
                 async with aiohttp.ClientSession() as http, \
                         http.post(f"{url}/api/v1/batches", data=hub.seal_from(first), headers=report) as resp:
                     assert resp.status == 200
+                    assert resp.headers["X-Mchub-Config-Version"] == "0"  # read in the batch's own transaction
                 hub.acked = first + 5
                 row = await _row(db, hub_id)
                 assert row["online"] is True and row["config_applied"] == 0
@@ -89,6 +90,10 @@ async def test_a_syncing_hub_is_online_without_mqtt_and_reports_its_configuratio
             async with db.transaction() as tx:
                 listed = {h["hub_id"]: h for h in await admin_ops.hubs(tx, now_ms())}
             assert listed[hub_id]["config_desired"] == 1 and listed[hub_id]["config_pending"] is True
+            async with aiohttp.ClientSession() as http, \
+                    http.post(f"{url}/api/v1/batches", data=hub.seal_from(7)) as resp:  # a duplicate: 200 too
+                assert resp.status == 200
+                assert resp.headers["X-Mchub-Config-Version"] == "1"  # the hub learns of the new configuration
 
             async with aiohttp.ClientSession() as http, http.post(
                     f"{url}/api/v1/batches", data=b"x" * 64,

@@ -62,7 +62,7 @@ async def test_every_device_once_forward_and_back_with_the_counts_of_all(cloud: 
 
 
 async def test_a_station_is_renamed_into_the_hubs_configuration_and_a_clash_is_refused(cloud: Any) -> None:
-    fleet = cloud.server.app.state.fleet
+    fleet = cloud.app.state.fleet
     stores = sql_stores(cloud.state.db)
     version = await stores.devices.config_version("H2")
     await admin_ops.rename_station(fleet, "H2", "1", "  产科 一诊室 ", actor="web:root", now=10)

@@ -23,7 +23,7 @@ REFUSED = {"集线器": "网关", "工位": "测量台", "站点": "机构", "�
 #: English allowed in zh-CN text (docs/glossary.md, "English words allowed")
 ALLOWED = {
     "mchub", "Excel", "Chromium", "mmHg", "kg", "cm", "kJ", "MB", "PIN", "ID", "URL", "API", "HL7", "DICOM", "MLLP",
-    "HIS", "LIS",
+    "HIS", "LIS", "ACK",
     "PACS", "MCH", "HPV", "VIA", "VILI", "CIN", "TOTP", "CSV", "XLSX", "JSON", "MQTT", "BLE", "dongcheng", "X",
     "English",  # the language switch names the other language in that language
     "DICOMweb", "HTTP", "Basic", "Bearer", "Authorization",  # protocol and HTTP header names (STOW-RS senders)

@@ -107,6 +107,8 @@ def test_integration_engineer_watches_replays_and_searches(browser: Any, live: A
     expect(page.locator("[data-live=outbox-dead]")).to_have_text("3", timeout=20_000)
 
     row = page.locator("tr.dead-letter", has_text="mch.upload/case-7")
+    assert "接收方拒收或无法送达" in row.inner_text()  # the reason in the reader's words, the receiver's behind 详情
+    row.locator("summary").click()
     assert "筛查日期晚于上报日期" in row.inner_text()
     row.locator("button").click()
     page.wait_for_url("**/ui/dashboard?replayed=*")

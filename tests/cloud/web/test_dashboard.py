@@ -258,7 +258,7 @@ async def test_records_refused_one_by_one_are_listed_per_hub(seeded: Any) -> Non
     answer = await cloud.state.ingestor.handle(h2.seal_from(1), peer="127.0.0.1")
     assert answer.status == 200
     html = (await c.get("/ui/dashboard")).text
-    assert 'class="refused-hub"><td>H2</td><td>1</td>' in html
+    assert 'class="refused-hub"><td translate="no">H2</td><td>1</td>' in html
     assert '<td class="">-</td>' in html  # no telemetry from H2 yet: unknown whether staff dealt with it
     async with cloud.state.db.transaction() as tx:  # what cloud/fleet/mqtt.py stores from the hub's telemetry
         await tx.execute("UPDATE hubs SET telemetry = $1 WHERE hub_id = 'H2'",

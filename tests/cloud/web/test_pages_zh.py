@@ -119,3 +119,31 @@ async def test_message_detail_work_list_and_devices_pages_have_no_untranslated_e
         pages["devices"] = (await c.get("/ui/admin/devices?lang=zh-CN")).text
     problems = {name: english_on(html) for name, html in pages.items()}
     assert not any(problems.values()), problems
+
+
+async def test_every_other_page_has_no_untranslated_english(cloud: Any) -> None:
+    """Issue 20's acceptance: every page in zh-CN, not only the new ones — the sign-in page, the dashboard,
+    a search, each register, and every page of the admin console."""
+    from cloud.mch.queries import REGISTERS
+
+    pages: dict[str, str] = {}
+    async with cloud.client() as c:
+        pages["sign-in"] = (await c.get("/ui/login?lang=zh-CN")).text
+    ops, admin = await cloud.user("ops", "integration"), await cloud.user("root", "admin")
+    async with cloud.client() as c:
+        await sign_in(c, "ops", ops)
+        pages["dashboard"] = (await c.get("/ui/dashboard?lang=zh-CN")).text
+        for name in REGISTERS:
+            r = await c.get("/ui/registers", params={"name": name, "start": "2026-12-01", "end": "2026-12-07",
+                                                     "lang": "zh-CN"})
+            assert r.status_code == 200, (name, r.status_code)
+            pages[f"register {name}"] = r.text
+    async with cloud.client() as c:
+        await sign_in(c, "root", admin)
+        for path in ("/ui/admin", "/ui/admin/users", "/ui/admin/audit", "/ui/admin/dicom-senders", "/ui/admin/devices"):
+            r = await c.get(path, params={"lang": "zh-CN"})
+            assert r.status_code == 200, (path, r.status_code)
+            pages[path] = r.text
+    assert all("<main" in html for html in pages.values()), [k for k, v in pages.items() if "<main" not in v]
+    problems = {name: words for name, html in pages.items() if (words := english_on(html))}
+    assert not problems, problems

@@ -15,7 +15,7 @@ import msgspec
 
 from cloud import audit
 from cloud.db.engine import Database, Tx
-from cloud.errors import CloudError
+from cloud.errors import CloudError, UniqueViolation
 from cloud.fleet.service import Fleet
 from cloud.fleet.stores import bump_config_version
 from provisioning.errors import ReasonRequired
@@ -258,6 +258,17 @@ async def rename_station(fleet: Fleet, hub_id: str, station_id: str, name: str, 
     the configuration was pushed now.
     """
     name = _station_name(name)
+    try:
+        return await _rename_station(fleet, hub_id, station_id, name, actor=actor, now=now)
+    except UniqueViolation:  # another admin took the name between our check and our write
+        row = await fleet.db.fetchrow("SELECT station_id FROM stations WHERE hub_id = $1 AND name = $2", hub_id, name)
+        other = row["station_id"] if row is not None else "?"
+        raise DeviceRefused(f"hub {hub_id} already has a station called {name!r} (station {other}); "
+                            "choose another name", "station_name_taken", name=name, hub=hub_id,
+                            other=str(other)) from None
+
+
+async def _rename_station(fleet: Fleet, hub_id: str, station_id: str, name: str, *, actor: str, now: int) -> bool:
     async with fleet.db.transaction() as tx:
         hub = await tx.fetchrow("SELECT status FROM hubs WHERE hub_id = $1", hub_id)
         if hub is None or hub["status"] != "active":

@@ -79,3 +79,22 @@ async def test_a_station_is_renamed_into_the_hubs_configuration_and_a_clash_is_r
         assert getattr(refused.value, "reason", "") == reason
     rows = await cloud.sql("SELECT detail FROM audit_log WHERE action = 'station.rename'")
     assert len(rows) == 1 and "一诊室" in rows[0]["detail"]
+
+
+async def test_two_admins_giving_two_stations_one_name_at_once_get_one_rename_and_one_clear_refusal(cloud: Any) -> None:
+    """On PostgreSQL both transactions may pass the name check before either writes; the unique index
+    stops the second, and it is answered as a clash, never as a server error."""
+    import asyncio
+
+    fleet = cloud.app.state.fleet
+    for attempt in range(5):
+        name = f"同名诊室{attempt}"
+        outcomes = await asyncio.gather(
+            admin_ops.rename_station(fleet, "H2", "1", name, actor="web:a", now=20 + attempt),
+            admin_ops.rename_station(fleet, "H2", "2", name, actor="web:b", now=20 + attempt),
+            return_exceptions=True)
+        refused = [o for o in outcomes if isinstance(o, BaseException)]
+        assert len(refused) == 1, outcomes
+        assert isinstance(refused[0], admin_ops.DeviceRefused) and refused[0].reason == "station_name_taken"
+        await admin_ops.rename_station(fleet, "H2", "1", "一诊室", actor="web:a", now=30)
+        await admin_ops.rename_station(fleet, "H2", "2", "二诊室", actor="web:a", now=30)

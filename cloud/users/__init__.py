@@ -163,16 +163,21 @@ async def _need(tx: Tx, username: str, *, lock: bool = False) -> Row:
     return row
 
 
+async def _policy_hash(password: str, username: str) -> str:
+    """The password checked against the policy, then hashed (off the event loop, before any transaction)."""
+    try:
+        auth.check_password_policy(password, username)
+    except AuthError as exc:
+        raise UserError(str(exc), "weak_password") from exc
+    return await hashing(auth.hash_password, password)
+
+
 async def create_user(db: Database, username: str, password: str, *, roles: Iterable[str], actor: str,
                       display_name: str = "", now_ms: int | None = None) -> User:
     """Create an account (no second factor yet: call :func:`enable_totp` before it can log in)."""
     _check_username(username)
     chosen = _check_roles(roles)
-    try:
-        auth.check_password_policy(password, username)
-    except AuthError as exc:
-        raise UserError(str(exc), "weak_password") from exc
-    hashed = await hashing(auth.hash_password, password)
+    hashed = await _policy_hash(password, username)
     now = _now_ms() if now_ms is None else now_ms
     async with db.transaction() as tx:
         if await _row(tx, username) is not None:
@@ -209,11 +214,7 @@ async def list_users(db: Database) -> list[User]:
 async def set_password(db: Database, username: str, password: str, *, actor: str,
                        now_ms: int | None = None) -> None:
     """Replace the password (policy checked), clear a lock and end the user's sessions."""
-    try:
-        auth.check_password_policy(password, username)
-    except AuthError as exc:
-        raise UserError(str(exc), "weak_password") from exc
-    hashed = await hashing(auth.hash_password, password)
+    hashed = await _policy_hash(password, username)
     now = _now_ms() if now_ms is None else now_ms
     async with db.transaction() as tx:
         row = await _need(tx, username, lock=True)

@@ -16,6 +16,7 @@ from tests.edge.conftest import make_hub_dir
 from tests.edge.hubkit import started
 from tests.support.refcloud import RefCloud
 from tests.support.services import MosquittoServer
+from tests.support.waiting import until
 
 
 def command(cloud: RefCloud, name: str, key=None, cid: str | None = None,  # type: ignore[no-untyped-def]
@@ -42,10 +43,7 @@ async def test_status_telemetry_and_signed_idempotent_commands(tmp_path: Path, r
 
             reader = asyncio.create_task(collect())
             ping_id = uuid7()
-            for _ in range(200):
-                if got["telemetry"]:
-                    break
-                await asyncio.sleep(0.05)
+            await until(lambda: got["telemetry"], "the hub's first telemetry")
             await cloud.publish(topic("clinic-1", "commands"), command(refcloud, "ping", cid=ping_id), qos=1)
             await cloud.publish(topic("clinic-1", "commands"), command(refcloud, "ping", cid=ping_id), qos=1)
             from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -53,10 +51,7 @@ async def test_status_telemetry_and_signed_idempotent_commands(tmp_path: Path, r
             forged = command(refcloud, "rotate-key", key=ed25519.Ed25519PrivateKey.generate())
             await cloud.publish(topic("clinic-1", "commands"), forged, qos=1)
             await cloud.publish(topic("clinic-1", "commands"), command(refcloud, "sync-now"), qos=1)
-            for _ in range(200):
-                if len(got["replies"]) >= 3:
-                    break
-                await asyncio.sleep(0.05)
+            await until(lambda: len(got["replies"]) >= 3, "three command replies")
             reader.cancel()
     finally:
         await hub.stop()

@@ -16,7 +16,7 @@ from cloud.mqtt import publish_command, run_listener
 from protocol.commands import HubStatus, Telemetry, topic, verify_command
 from protocol.ids import now_ms
 from tests.cloud.support import ensure_site, fleet_on, hub, register_hub
-from tests.support.waiting import until
+from tests.support.waiting import HANG_S, until
 
 pytestmark = pytest.mark.mqtt
 
@@ -68,7 +68,7 @@ async def test_commands_are_signed_by_the_cloud_and_verify_on_the_hub(sqlite_clo
     async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="hub-HC") as client:
         await client.subscribe(topic("HC", "commands"), qos=1)
         sent = await publish_command("127.0.0.1", mosquitto.port, keys.signing, "HC", "sync-now")
-        message = await asyncio.wait_for(anext(aiter(client.messages)), 10)
+        message = await asyncio.wait_for(anext(aiter(client.messages)), HANG_S)
     body = verify_command(message.payload, keys.signing.public_key(), "HC", now_ms())  # type: ignore[arg-type]
     assert body == sent and body.name == "sync-now"
 

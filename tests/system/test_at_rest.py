@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from mchub.demo.script import scripted_patients
+from tests.support.waiting import HANG_S
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -99,8 +100,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
         for path in (f"/ui/dashboard/search?q={nid}", f"/api/v1/admin/hubs?national_id={nid}",
                      f"/ui/login?next=/ui/dashboard/search%3Fq%3D{nid}"):
             get(cloud[0] + path)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not run.wal_seen:  # walk while the databases are open
+        deadline = time.monotonic() + HANG_S
+        while time.monotonic() < deadline and not run.wal_seen and proc.poll() is None:  # while the databases are open
             walk(run.work, run.modes)
             run.wal_seen = [p for p in run.modes if p.name.endswith("-wal")]
             time.sleep(0.5)

@@ -39,15 +39,11 @@ from tests.support.system import (
     mchub,
     reconcile,
 )
+from tests.support.waiting import HANG_S, wait_until
 
 
-def wait_for(what: str, pred: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+def wait_for(what: str, pred: Callable[[], bool], timeout: float = HANG_S) -> None:
+    wait_until(pred, what, timeout, interval=0.1)
 
 
 def settled(device: LineDevice, seconds: float = 1.5) -> bool:
@@ -141,7 +137,8 @@ def test_full_disk_holds_input_loudly_survives_a_power_cut_and_recovers(tmp_path
 def test_damaged_database_is_quarantined_exported_and_imported_without_loss_or_duplicates(tmp_path: Path) -> None:
     cloud = CloudProc(tmp_path / "cloud", f"sqlite:///{tmp_path / 'cloud' / 'cloud.db'}").start()
     proxy = ThreadedProxy(cloud.port).start()
-    device = LineDevice(total=1000, window=64, card_every=97, rate=400).start()
+    # measures until finish(): readings keep coming while the cloud is cut off, however slowly the hub synced before
+    device = LineDevice(total=None, window=64, card_every=97, rate=400).start()
     rig = HubRig(tmp_path / "hub", cloud, device, sync_url=proxy.url)
     try:
         proc = rig.start()
@@ -159,6 +156,7 @@ def test_damaged_database_is_quarantined_exported_and_imported_without_loss_or_d
         proxy.set(Mode())
         proc = rig.start()
         wait_for("the quarantine", lambda: (rig.base / "data" / "quarantine").exists())
+        device.finish()
         last = rig.wait_synced()
         assert rig.stop(proc) == 0
         # the technician's recovery (the hub's log says how): export the readable rest, import it in the cloud

@@ -32,7 +32,7 @@ from tests.support.system import (
     expected_readings,
     reconcile,
 )
-from tests.support.waiting import HANG_S, wait_until
+from tests.support.waiting import wait_until
 
 #: what shows that a phase's fault met the hub's traffic: (stats before, stats now) -> bool
 Met = Callable[[Stats, Stats], bool]
@@ -69,7 +69,7 @@ def test_latency_bandwidth_resets_black_hole_half_open_lose_and_duplicate_nothin
             assert proc.poll() is None, f"hub died during {name}: {rig.log_tail()}"
         proxy.set(Mode())
         device.finish()
-        last = rig.wait_synced(timeout=HANG_S)
+        last = rig.wait_synced()
         assert rig.stop(proc) == 0
     finally:
         if proc.poll() is None:

@@ -83,7 +83,7 @@ def test_cloud_kill_postgres_crash_and_broker_outage_lose_and_duplicate_nothing(
             wait_for("presence to recover", lambda: presence()[0] and presence()[1] > back,
                      timeout=HANG_S if BROKER_DOWN_S < 30 else 180)  # reconnect backoff grows to 60 s
             device.finish()
-            last = rig.wait_synced(timeout=HANG_S)
+            last = rig.wait_synced()
         finally:
             code = rig.stop(proc)
         assert code == 0, rig.log_tail()

@@ -16,7 +16,7 @@ from tests.edge.conftest import make_hub_dir
 from tests.edge.hubkit import started
 from tests.support.refcloud import RefCloud
 from tests.support.services import MosquittoServer
-from tests.support.waiting import until
+from tests.support.waiting import HANG_S, until
 
 
 def command(cloud: RefCloud, name: str, key=None, cid: str | None = None,  # type: ignore[no-untyped-def]
@@ -82,7 +82,7 @@ async def test_last_will_marks_a_killed_hub_offline_and_commands_rotate_and_relo
         async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="test-cloud-2") as cloud:
             await cloud.subscribe(topic("clinic-2", "status"), qos=1)
             await cloud.subscribe(topic("clinic-2", "replies"), qos=1)
-            async with asyncio.timeout(30):
+            async with asyncio.timeout(HANG_S):
                 async for m in cloud.messages:
                     if str(m.topic).endswith("/status"):
                         statuses.append(msgspec.json.decode(bytes(m.payload), type=HubStatus))  # type: ignore[arg-type]

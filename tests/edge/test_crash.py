@@ -88,7 +88,7 @@ def test_sigkill_at_every_step_loses_and_duplicates_nothing(tmp_path: Path, refc
                 pytest.fail(f"hub did not finish syncing: next {nxt}, acked {acked}")
         finally:
             proc.send_signal(signal.SIGTERM)
-            assert proc.wait(30) == 0
+            assert proc.wait(HANG_S) == 0
     finally:
         device.stop()
     assert len(crashes) == ROUNDS * len(STEPS)

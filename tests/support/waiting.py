@@ -34,14 +34,15 @@ async def until(check: Callable[[], Any], what: str, seconds: float = HANG_S, in
         await asyncio.sleep(interval)
 
 
-def wait_until(check: Callable[[], Any], what: str, seconds: float = HANG_S, interval: float = 0.05) -> Any:
-    """Blocking :func:`until` for tests that drive processes from plain code."""
+def wait_until(check: Callable[[], Any], what: str, seconds: float = HANG_S, interval: float = 0.05,
+               detail: Callable[[], str] = lambda: "") -> Any:
+    """Blocking :func:`until` for tests that drive processes from plain code; ``detail()`` goes into the failure."""
     deadline = time.monotonic() + seconds
     while True:
         got = check()
         if got:
             return got
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached in {seconds:.0f} s (last value {got!r})")
+            raise AssertionError(f"{what}: not reached in {seconds:.0f} s (last value {got!r}) {detail()}")
         time.sleep(interval)
 

@@ -42,8 +42,9 @@ from tests.support.system import (
 from tests.support.waiting import HANG_S, wait_until
 
 
-def wait_for(what: str, pred: Callable[[], bool], timeout: float = HANG_S) -> None:
-    wait_until(pred, what, timeout, interval=0.1)
+def wait_for(what: str, pred: Callable[[], bool], timeout: float = HANG_S, rig: HubRig | None = None) -> None:
+    wait_until(pred, what, timeout, interval=0.1,
+               detail=lambda: "" if rig is None else f"device acked {len(rig.device.acked)}; hub log: {rig.log_tail()}")
 
 
 def settled(device: LineDevice, seconds: float = 1.5) -> bool:
@@ -93,9 +94,10 @@ def test_full_disk_holds_input_loudly_survives_a_power_cut_and_recovers(tmp_path
             rig.cfg.write_text(rig.cfg.read_text().replace("min_free_mb = 0", "min_free_mb = 1"))
             # 1. the guard trips: readings are held, loudly, while the hub stays up
             procs.append(rig.start())
-            wait_for("the disk alarm", lambda: "DISK NEARLY FULL" in rig.log_tail(100_000))
+            wait_for("the disk alarm", lambda: "DISK NEARLY FULL" in rig.log_tail(100_000), rig=rig)
             wait_for("the device to be held", lambda: settled(device))
             held_at = len(device.acked)
+            print(f"phase 1: the guard held the device at {held_at} readings")
             assert 0 < held_at < device.total and procs[-1].poll() is None
             assert integrity(rig.db) == "ok"
             # 2. no guard: the disk really fills; then the power goes
@@ -104,7 +106,7 @@ def test_full_disk_holds_input_loudly_survives_a_power_cut_and_recovers(tmp_path
             rig.cfg.write_text(rig.cfg.read_text().replace("min_free_mb = 1", "min_free_mb = 0"))
             (disk / "ballast2").write_bytes(b"\0" * max(0, shutil.disk_usage(disk).free - (64 << 10)))
             procs.append(rig.start())
-            wait_for("SQLite to hit the full disk", lambda: "database write failed" in rig.log_tail(100_000))
+            wait_for("SQLite to hit the full disk", lambda: "database write failed" in rig.log_tail(100_000), rig=rig)
             assert procs[-1].poll() is None, "the hub died on a full disk"
             full_at = len(device.acked)
             procs[-1].kill()  # power cut while the disk is full

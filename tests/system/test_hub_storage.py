@@ -116,6 +116,7 @@ def test_full_disk_holds_input_loudly_survives_a_power_cut_and_recovers(tmp_path
             # the kill left a write-ahead log whose size depends on how far checkpoints got (on a loaded
             # machine, far behind): fold it in first, so that the 64 kB left below are headroom for new
             # writes and not eaten by rebuilding the log's index when the hub opens the database
+            print(f"phase 2: after the power cut {({p.name: p.stat().st_size for p in disk.iterdir() if p.is_file()})}")
             checkpoint(rig.db)
             rig.cfg.write_text(rig.cfg.read_text().replace("min_free_mb = 1", "min_free_mb = 0"))
             (disk / "ballast2").write_bytes(b"\0" * max(0, shutil.disk_usage(disk).free - (64 << 10)))

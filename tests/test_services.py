@@ -8,6 +8,7 @@ import aiomqtt
 import asyncpg
 
 from tests.support.services import MosquittoServer
+from tests.support.waiting import HANG_S
 
 
 async def test_postgres_accepts_queries(pg_dsn: str) -> None:
@@ -22,7 +23,7 @@ async def test_mosquitto_round_trip(mosquitto: MosquittoServer) -> None:
     async with aiomqtt.Client("127.0.0.1", mosquitto.port) as sub, aiomqtt.Client("127.0.0.1", mosquitto.port) as pub:
         await sub.subscribe("mchub/test")
         await pub.publish("mchub/test", b"hello", qos=1)
-        message = await asyncio.wait_for(anext(aiter(sub.messages)), 5)
+        message = await asyncio.wait_for(anext(aiter(sub.messages)), HANG_S)
         assert message.payload == b"hello"
 
 

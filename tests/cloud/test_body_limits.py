@@ -16,6 +16,7 @@ import aiohttp
 from protocol.envelope import SIGNATURE_LEN, seal
 from tests.cloud.support import hub, make_cloud, worker_process
 from tests.support.services import free_port
+from tests.support.waiting import HANG_S
 
 MB = 1 << 20
 BATCH = {"Content-Type": "application/vnd.mchub.batch"}
@@ -49,7 +50,7 @@ async def _raw(port: int, head: bytes) -> bytes:
     try:
         writer.write(head)
         await writer.drain()
-        return await asyncio.wait_for(reader.read(4096), 10.0)
+        return await asyncio.wait_for(reader.read(4096), HANG_S)
     finally:
         writer.close()
 

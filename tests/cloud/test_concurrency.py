@@ -22,6 +22,7 @@ from protocol.ack import verify_ack
 from protocol.model import Reading, SessionClosed
 from tests.cloud.support import TOKEN, hub, worker_process
 from tests.support.services import free_port
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.postgres
 BATCH = {"Content-Type": "application/vnd.mchub.batch"}
@@ -84,13 +85,11 @@ async def _kill_mid_transaction(http: aiohttp.ClientSession, url: str, proc, dsn
     batch = h.seal_from(1)
     assert batch is not None
     request = asyncio.create_task(_post(http, url, batch))
-    for _ in range(500):  # until the worker's transaction waits on our lock
-        waiting = await con.fetchval("SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'mchub-cloud' "
-                                     "AND wait_event_type = 'Lock'")
-        if waiting:
-            break
-        await asyncio.sleep(0.02)
-    assert waiting, "the worker never reached the outbox insert"
+    async def waiting() -> int:  # until the worker's transaction waits on our lock
+        return int(await con.fetchval("SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'mchub-cloud' "
+                                      "AND wait_event_type = 'Lock'"))
+
+    await until(waiting, "the worker to reach the outbox insert")
     stored_so_far = await con.fetchval("SELECT COUNT(*) FROM readings WHERE hub_id = $1", h.hub_id)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

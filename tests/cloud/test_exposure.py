@@ -7,6 +7,11 @@
   header changes nothing;
 * the workers run the guarded protocol (6): a slowloris flood from one address is cut at
   the per-address limit and the header deadline while another address is served.
+
+No wall-clock bound (issue 21): "served during the flood" is an ordering (answered while the
+8 dripping connections within the limit were still held), and "cut at the header deadline" is
+causal (the audit tally gives each closed connection's reason; a deadline that the dripping
+bytes moved would never close them, and the wait for that fails only as a hang).
 """
 
 from __future__ import annotations
@@ -27,15 +32,18 @@ from cloud.server.app import build_app
 from cloud.server.openapi import document
 from tests.cloud.support import make_cloud, worker_process
 from tests.support.services import free_port
+from tests.support.waiting import HANG_S, until
 
 ROOT = Path(__file__).resolve().parents[2]
+ATTEMPTS = 200  #: far past any budget: only a forged header that counted could reach it
+HEADER_S = 10  #: the held connections outlive the other address's request by this much: an ordering margin
 HTTP = ('[http]\nforwarded_allow_ips = "127.0.0.2"\nmetrics_token_file = "metrics.token"\n'
-        "max_connections_per_ip = 8\nheader_timeout_s = 2\n")
+        f"max_connections_per_ip = 8\nheader_timeout_s = {HEADER_S}\n")
 
 
 def _session(source: str) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(source, 0)),
-                                 timeout=aiohttp.ClientTimeout(total=20))
+                                 timeout=aiohttp.ClientTimeout(total=HANG_S))
 
 
 async def _login(http: aiohttp.ClientSession, url: str, forwarded: str, user: str) -> int:
@@ -45,13 +53,17 @@ async def _login(http: aiohttp.ClientSession, url: str, forwarded: str, user: st
 
 
 async def _until_refused(attempt: Callable[[int], Awaitable[int]]) -> int:
-    """Failed sign-ins (a new user name each) until the address is refused (429); how many were 401."""
-    for i in range(40):
+    """Failed sign-ins (a new user name each) until the address is refused (429); how many were 401.
+
+    How many depends on the clock as well (the per-address limit is a sliding minute, and a
+    sign-in costs a password hash: on a loaded machine early attempts leave the minute before the
+    last), so callers compare "refused at all", never the count."""
+    for i in range(ATTEMPTS):
         status = await attempt(i)
         if status == 429:
             return i
         assert status == 401, status
-    raise AssertionError("40 failed sign-ins from one address were never throttled")
+    raise AssertionError(f"{ATTEMPTS} failed sign-ins from one address were never throttled")
 
 
 async def test_metrics_token_forwarded_for_and_connection_limits_of_a_served_cloud(tmp_path: Path) -> None:
@@ -74,7 +86,10 @@ async def test_metrics_token_forwarded_for_and_connection_limits_of_a_served_clo
             assert await _login(proxy, url, "203.0.113.2", "b0") == 401  # another client behind the same proxy
         # ... from an untrusted address a forged X-Forwarded-For is ignored: the budget is the address's
         async with _session("127.0.0.3") as direct:
-            assert await _until_refused(lambda i: _login(direct, url, f"198.51.100.{i}", f"c{i}")) == spent
+            # refused at all: with the forged header honoured each attempt would be a new client, never refused
+            # (not "== spent": both counts move with the clock, see _until_refused)
+            forged = await _until_refused(lambda i: _login(direct, url, f"198.51.100.{i}", f"c{i}"))
+            print(f"sign-in budget: {spent} through the trusted proxy, {forged} with a forged header")
         # 6: 60 dripping half-sent requests from 127.0.0.4; 127.0.0.5 is served
         stop = asyncio.Event()
         closed: list[float] = []
@@ -98,18 +113,20 @@ async def test_metrics_token_forwarded_for_and_connection_limits_of_a_served_clo
             writer.close()
 
         flood = [asyncio.create_task(drip()) for _ in range(60)]
+        await until(lambda: len(closed) >= 52, "the 52 connections over the per-address limit refused")
         async with _session("127.0.0.5") as other:
             t0 = time.monotonic()
             async with other.get(f"{url}/healthz") as r:
                 assert r.status == 200
             served_in = time.monotonic() - t0
-        for _ in range(300):
-            if len(closed) == len(flood):
-                break
-            await asyncio.sleep(0.05)
+            held_when_served = len(flood) - len(closed)
+        await until(lambda: len(closed) == len(flood), "every dripping connection cut by the server")
         stop.set()
         await asyncio.gather(*flood)
-    assert served_in < 5.0 and -1.0 not in closed and max(closed) < 2 + 3, (served_in, sorted(closed)[-5:])
+    print(f"127.0.0.5 served in {served_in:.2f} s with {held_when_served} dripping connections held; "
+          f"held at most {max(closed):.1f} s (header_timeout_s = {HEADER_S})")
+    assert held_when_served == 8  # served while the flood held its 8 connections, not after they were cut
+    assert -1.0 not in closed, sorted(closed)[-5:]  # none outlived the flood: the drip did not move the deadline
     log = (tmp_path / "cloud.log").read_text(errors="replace")
     assert "Traceback" not in log
     # 5: refused connections are audited in bounded space too (the worker flushed its tally when stopped)

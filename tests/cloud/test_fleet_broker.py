@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import aiomqtt
@@ -15,6 +14,7 @@ from cloud.fleet.service import Fleet, load_authority
 from provisioning.enrollment import build_request
 from tests.cloud.fleet_support import make_prov_cloud
 from tests.provisioning.test_hubs import AuthMosquitto
+from tests.support.waiting import until
 
 
 async def can_login(port: int, username: str, password: str) -> bool:
@@ -26,11 +26,10 @@ async def can_login(port: int, username: str, password: str) -> bool:
 
 
 async def eventually(port: int, username: str, password: str, want: bool) -> None:
-    for _ in range(100):  # the broker reloads asynchronously after SIGHUP; bounded poll
-        if await can_login(port, username, password) is want:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"login of {username} never became {want}")
+    async def reached() -> bool:  # the broker reloads asynchronously after SIGHUP
+        return await can_login(port, username, password) is want
+
+    await until(reached, f"login of {username} becoming {want}", interval=0.1)
 
 
 @pytest.mark.mqtt

@@ -14,6 +14,7 @@ from cloud.intake.ingest import Ingestor, Limits
 from protocol.ack import AckStatus, verify_ack
 from protocol.export import write_export
 from tests.cloud.support import ensure_site, hub, register_hub, serving
+from tests.support.waiting import until
 
 BATCH = {"Content-Type": "application/vnd.mchub.batch"}
 
@@ -130,11 +131,7 @@ async def test_oversize_is_413_and_garbage_is_400_malformed_with_an_audit_entry(
 
 
 async def _until(condition) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(1000):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition never became true")
+    await until(condition, "the condition", interval=0.01)
 
 
 async def test_overload_is_503_with_retry_after(sqlite_cloud) -> None:

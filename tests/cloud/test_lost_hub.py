@@ -30,6 +30,7 @@ from provisioning.errors import ClientError
 from tests.cloud.fleet_support import add_user, call, login, make_prov_cloud
 from tests.cloud.support import TOKEN, serving
 from tests.support.services import MosquittoServer, _service_user, free_port, wait_for_port
+from tests.support.waiting import HANG_S, until
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.mqtt
@@ -70,11 +71,10 @@ async def can_login(port: int, username: str, password: str) -> bool:
 
 
 async def login_becomes(port: int, username: str, password: str, want: bool) -> None:
-    for _ in range(150):  # the broker re-reads its password file asynchronously after SIGHUP; bounded poll
-        if await can_login(port, username, password) is want:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the MQTT login of {username} never became {want}")
+    async def reached() -> bool:  # the broker re-reads its password file asynchronously after SIGHUP
+        return await can_login(port, username, password) is want
+
+    await until(reached, f"the MQTT login of {username} becoming {want}", interval=0.1)
 
 
 def mchub_cloud(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -96,7 +96,7 @@ async def post(url: str, batch: bytes) -> tuple[int, str]:
         return resp.status, str((await resp.json(content_type=None)).get("reason", ""))
 
 
-async def next_command(client: aiomqtt.Client, timeout_s: float = 30) -> bytes:
+async def next_command(client: aiomqtt.Client, timeout_s: float = HANG_S) -> bytes:
     async with asyncio.timeout(timeout_s):
         async for message in client.messages:
             return bytes(message.payload)  # type: ignore[arg-type]

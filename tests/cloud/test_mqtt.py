@@ -16,6 +16,7 @@ from cloud.fleet.mqtt import publish_command, run_listener
 from protocol.commands import HubStatus, Telemetry, topic, verify_command
 from protocol.ids import now_ms
 from tests.cloud.support import ensure_site, fleet_on, hub, register_hub
+from tests.support.waiting import HANG_S, until
 
 pytestmark = pytest.mark.mqtt
 
@@ -26,11 +27,10 @@ async def _hub_row(db: Database) -> tuple:  # type: ignore[type-arg]
 
 
 async def _until(db: Database, want: tuple) -> None:  # type: ignore[type-arg]
-    for _ in range(300):
-        if await _hub_row(db) == want:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"hub row is {await _hub_row(db)}, wanted {want}")
+    async def reached() -> bool:
+        return await _hub_row(db) == want
+
+    await until(reached, f"hub row {want}")
 
 
 async def test_status_telemetry_and_last_will_update_the_registry(sqlite_cloud, mosquitto) -> None:
@@ -68,7 +68,7 @@ async def test_commands_are_signed_by_the_cloud_and_verify_on_the_hub(sqlite_clo
     async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="hub-HC") as client:
         await client.subscribe(topic("HC", "commands"), qos=1)
         sent = await publish_command("127.0.0.1", mosquitto.port, keys.signing, "HC", "sync-now")
-        message = await asyncio.wait_for(anext(aiter(client.messages)), 10)
+        message = await asyncio.wait_for(anext(aiter(client.messages)), HANG_S)
     body = verify_command(message.payload, keys.signing.public_key(), "HC", now_ms())  # type: ignore[arg-type]
     assert body == sent and body.name == "sync-now"
 
@@ -85,10 +85,9 @@ async def test_a_served_worker_runs_the_presence_listener(tmp_path, mosquitto) -
         async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="hub-HS") as client:
             await client.publish(topic("HS", "status"), msgspec.json.encode(HubStatus(online=True, version="9")),
                                  qos=1, retain=True)
-        for _ in range(300):
+        async def online() -> bool:
             async with fleet_on(cfg) as fleet:
                 (info,) = await fleet.hub_infos()
-            if info.online:
-                break
-            await asyncio.sleep(0.02)
-        assert info.online
+            return info.online
+
+        await until(online, "the hub shown online")

@@ -13,6 +13,7 @@ from cloud.config import OutboxConfig
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
 from cloud.errors import OutboxError
+from tests.support.waiting import HANG_S
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -92,7 +93,7 @@ async def test_permanent_refusal_dead_letters_at_once_and_the_dispatcher_deliver
 
     stop = asyncio.Event()
     task = asyncio.create_task(outbox.run_dispatcher(db, "his", deliver, cfg, stop, idle_s=0.01))
-    await asyncio.wait_for(two_delivered.wait(), 30)
+    await asyncio.wait_for(two_delivered.wait(), HANG_S)
     stop.set()
     await task
     async with db.transaction() as tx:

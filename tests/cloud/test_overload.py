@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from tests.cloud.support import ensure_site, hub, make_cloud, register_hub, serving
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.postgres
 BATCH = {"Content-Type": "application/vnd.mchub.batch"}
@@ -34,11 +35,10 @@ async def _metrics(http: aiohttp.ClientSession, url: str) -> str:
 
 
 async def _until_shown(http: aiohttp.ClientSession, url: str, line: str) -> None:
-    for _ in range(1000):
-        if line in await _metrics(http, url):
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"/metrics never showed {line!r}")
+    async def shown() -> bool:
+        return line in await _metrics(http, url)
+
+    await until(shown, f"/metrics showing {line!r}")
 
 
 async def test_overload_is_503_with_retry_after_and_hubs_catch_up_exactly_once(tmp_path, pg_dsn: str) -> None:

@@ -6,7 +6,6 @@ was. Unauthenticated calls to every non-public route are refused without side ef
 
 from __future__ import annotations
 
-import asyncio
 import json
 import struct
 from typing import Any
@@ -21,6 +20,7 @@ from cloud.server.app import build_app
 from protocol.envelope import SIGNATURE_LEN, parse_header, seal
 from protocol.keys import RecipientPrivate, SuiteId
 from tests.cloud.support import ensure_site, hub, register_hub, serving
+from tests.support.waiting import until
 
 BATCH = {"Content-Type": "application/vnd.mchub.batch"}
 TABLES = ("readings", "sessions", "subjects", "stations", "devices", "reading_bindings", "results", "outbox",
@@ -115,11 +115,10 @@ async def test_forged_replayed_reordered_truncated_and_cross_hub_batches_change_
                 assert await snapshot(db) == before, f"{name}: a refused batch changed the database"
                 assert await last_audit(db) == (own if entry == tally else entry), name
             want = {"bad_signature": 2, "malformed": 4, "unknown_key": 1}
-            for _ in range(500):  # [http] refusal_window_s = 0.2 (any_cloud): flushed within a second
-                if await tallied(db) == want:
-                    break
-                await asyncio.sleep(0.02)
-            assert await tallied(db) == want
+            async def flushed() -> bool:  # [http] refusal_window_s = 0.2 (any_cloud): flushed after the window
+                return await tallied(db) == want
+
+            await until(flushed, f"the refusal tally {want}")
             assert (await post(http, url, second))[0] == 200  # in order, the same batches are fine
             assert (await post(http, url, third))[0] == 200
             after = await snapshot(db)

@@ -12,6 +12,7 @@ from edge.daemon import Hub
 from edge.store.ledger import ReadingIn
 from protocol import codes
 from protocol.model import Observation
+from tests.support.waiting import HANG_S, until
 
 
 def bp(n: int, device_time: bool = True) -> Measurement:
@@ -21,13 +22,9 @@ def bp(n: int, device_time: bool = True) -> Measurement:
                                      Observation(code=codes.DIASTOLIC, value=60.0 + n % 40, unit="mm[Hg]")))
 
 
-async def wait_until(pred: Callable[[], bool], seconds: float = 20.0) -> None:
-    """Poll ``pred`` until true; fail after ``seconds``."""
-    for _ in range(int(seconds / 0.02)):
-        if pred():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached in time")
+async def wait_until(pred: Callable[[], bool], seconds: float = HANG_S) -> None:
+    """Poll ``pred`` until true; fail after ``seconds`` (a hang, not a slow machine)."""
+    await until(pred, "condition", seconds)
 
 
 async def started(cfg_path: Path, clock: Callable[[], int] | None = None, web: bool = False) -> Hub:

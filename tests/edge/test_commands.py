@@ -16,6 +16,7 @@ from tests.edge.conftest import make_hub_dir
 from tests.edge.hubkit import started
 from tests.support.refcloud import RefCloud
 from tests.support.services import MosquittoServer
+from tests.support.waiting import HANG_S, until
 
 
 def command(cloud: RefCloud, name: str, key=None, cid: str | None = None,  # type: ignore[no-untyped-def]
@@ -42,10 +43,7 @@ async def test_status_telemetry_and_signed_idempotent_commands(tmp_path: Path, r
 
             reader = asyncio.create_task(collect())
             ping_id = uuid7()
-            for _ in range(200):
-                if got["telemetry"]:
-                    break
-                await asyncio.sleep(0.05)
+            await until(lambda: got["telemetry"], "the hub's first telemetry")
             await cloud.publish(topic("clinic-1", "commands"), command(refcloud, "ping", cid=ping_id), qos=1)
             await cloud.publish(topic("clinic-1", "commands"), command(refcloud, "ping", cid=ping_id), qos=1)
             from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -53,10 +51,7 @@ async def test_status_telemetry_and_signed_idempotent_commands(tmp_path: Path, r
             forged = command(refcloud, "rotate-key", key=ed25519.Ed25519PrivateKey.generate())
             await cloud.publish(topic("clinic-1", "commands"), forged, qos=1)
             await cloud.publish(topic("clinic-1", "commands"), command(refcloud, "sync-now"), qos=1)
-            for _ in range(200):
-                if len(got["replies"]) >= 3:
-                    break
-                await asyncio.sleep(0.05)
+            await until(lambda: len(got["replies"]) >= 3, "three command replies")
             reader.cancel()
     finally:
         await hub.stop()
@@ -87,7 +82,7 @@ async def test_last_will_marks_a_killed_hub_offline_and_commands_rotate_and_relo
         async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="test-cloud-2") as cloud:
             await cloud.subscribe(topic("clinic-2", "status"), qos=1)
             await cloud.subscribe(topic("clinic-2", "replies"), qos=1)
-            async with asyncio.timeout(30):
+            async with asyncio.timeout(HANG_S):
                 async for m in cloud.messages:
                     if str(m.topic).endswith("/status"):
                         statuses.append(msgspec.json.decode(bytes(m.payload), type=HubStatus))  # type: ignore[arg-type]

@@ -25,6 +25,7 @@ from tests.edge.conftest import make_hub_dir
 from tests.edge.test_hub_e2e import device_config
 from tests.support.linedevice import LineDevice
 from tests.support.refcloud import RefCloud
+from tests.support.waiting import HANG_S
 
 ROOT = Path(__file__).resolve().parents[2]
 TOTAL = 2000
@@ -60,7 +61,7 @@ def test_sigkill_at_every_step_loses_and_duplicates_nothing(tmp_path: Path, refc
         for step in STEPS * ROUNDS:
             proc = start_hub(cfg, log, MCHUB_CRASH_AT=step, MCHUB_CRASH_AFTER=str(rng.randint(1, 4)))
             try:
-                code = proc.wait(timeout=30)
+                code = proc.wait(timeout=HANG_S)  # a hub that never reaches its crash point: a hang
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
@@ -75,9 +76,9 @@ def test_sigkill_at_every_step_loses_and_duplicates_nothing(tmp_path: Path, refc
             proc.wait()
         proc = start_hub(cfg, log)
         try:
-            assert device.done.wait(60), f"device still waits for {TOTAL - len(device.acked)} acks"
+            assert device.done.wait(HANG_S), f"device still waits for {TOTAL - len(device.acked)} acks"
             db = tmp_path / "hub" / "data" / "hub.db"
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + HANG_S
             while time.monotonic() < deadline:
                 nxt, acked = hub_state(db)
                 if acked == nxt - 1:
@@ -87,7 +88,7 @@ def test_sigkill_at_every_step_loses_and_duplicates_nothing(tmp_path: Path, refc
                 pytest.fail(f"hub did not finish syncing: next {nxt}, acked {acked}")
         finally:
             proc.send_signal(signal.SIGTERM)
-            assert proc.wait(30) == 0
+            assert proc.wait(HANG_S) == 0
     finally:
         device.stop()
     assert len(crashes) == ROUNDS * len(STEPS)

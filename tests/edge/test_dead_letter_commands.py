@@ -17,6 +17,7 @@ from tests.edge.conftest import make_hub_dir
 from tests.edge.hubkit import add_readings, started
 from tests.support.refcloud import RefCloud
 from tests.support.services import MosquittoServer
+from tests.support.waiting import HANG_S
 
 HUB = "clinic-dl"  #: its own hub id: the broker keeps each hub's retained status for the other tests
 
@@ -40,13 +41,12 @@ async def test_the_cloud_resends_a_refused_reading_without_a_value_and_dismisses
         assert (await hub.telemetry()).dead_letters_open == 2  # what the cloud dashboard shows per hub
         replies: list[CommandReply] = []
         async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="test-cloud-dl") as cloud:
-            await cloud.subscribe(topic(HUB, "replies"), qos=1)
-            await asyncio.sleep(0.2)
+            await cloud.subscribe(topic(HUB, "replies"), qos=1)  # acknowledged by the broker: no sleep needed
             for payload in (command(refcloud, "resend-dead-letter", seq=str(seqs[0]), drop="8867-4", by="ops"),
                             command(refcloud, "dismiss-dead-letter", seq=str(seqs[1]), by="ops"),
                             command(refcloud, "resend-dead-letter", seq=str(seqs[1]))):
                 await cloud.publish(topic(HUB, "commands"), payload, qos=1)
-            async with asyncio.timeout(30):
+            async with asyncio.timeout(HANG_S):
                 async for m in cloud.messages:
                     replies.append(msgspec.json.decode(bytes(m.payload), type=CommandReply))  # type: ignore[arg-type]
                     if len(replies) == 3:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from edge.daemon import Hub
 from tests.edge.conftest import make_hub_dir
 from tests.support.linedevice import LineDevice
 from tests.support.refcloud import RefCloud
+from tests.support.waiting import HANG_S, until
 
 
 def device_config(port: int) -> str:
@@ -19,12 +19,8 @@ def device_config(port: int) -> str:
             f'address = "127.0.0.1"\nport = {port}\n')
 
 
-async def wait_until(pred, seconds: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(seconds / 0.02)):
-        if pred():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached in time")
+async def wait_until(pred, seconds: float = HANG_S) -> None:  # type: ignore[no-untyped-def]
+    await until(pred, "condition", seconds)
 
 
 async def test_readings_and_sessions_reach_the_cloud_once(tmp_path: Path, refcloud: RefCloud) -> None:

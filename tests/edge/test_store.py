@@ -17,6 +17,7 @@ from edge.store.writer import DiskGuard, GroupWriter
 from protocol.model import Reading, SessionOpened, Subject
 from tests.edge.hubkit import bp
 from tests.support.refcloud import RefCloud
+from tests.support.waiting import HANG_S, until
 
 NID = "11010519491231002X"
 
@@ -81,11 +82,11 @@ async def test_disk_nearly_full_holds_readings_until_space_returns(tmp_path: Pat
     writer.guard.check(force=True)
     writer.start()
     pending = asyncio.ensure_future(writer.submit(ReadingIn("room-1", "d", bp(1))))
-    await asyncio.sleep(0.3)
-    assert not pending.done() and writer.held  # back-pressure, not a drop
+    await until(lambda: writer.held, "the writer holding readings")
+    assert not pending.done()  # back-pressure, not a drop
     assert await writer.call(lambda c: 42) == 42  # acks and pruning still run
     free[0] = 10_000
-    assert await asyncio.wait_for(pending, 5) == 1
+    assert await asyncio.wait_for(pending, HANG_S) == 1
     await writer.stop()
 
 

@@ -14,6 +14,7 @@ from edge.config import DeviceConfig
 from edge.store.ledger import Item, ReadingIn
 from edge.supervisor import DeviceHealth, DeviceSink, Supervisor
 from tests.edge.hubkit import bp, wait_until
+from tests.support.waiting import HANG_S
 
 
 class FlakyDriver:
@@ -130,10 +131,10 @@ async def test_a_driver_that_swallows_a_cancel_cannot_hang_a_change_or_the_stop(
     sup = Supervisor([card, bp1], kinds, _nowhere, lambda d, e: None)
     sup.start()
     await wait_until(lambda: sup.health["card-1"].connected)
-    changes = await asyncio.wait_for(sup.apply([bp1], kinds), 5)  # a guard against a hang, not a timing check
+    changes = await asyncio.wait_for(sup.apply([bp1], kinds), HANG_S)  # a guard against a hang, not a timing check
     assert changes.stopped == ("card-1",) and sup.health["bp-1"].connected
     sup2 = Supervisor([card], kinds, _nowhere, lambda d, e: None)
     sup2.start()
     await wait_until(lambda: sup2.health["card-1"].connected)
-    await asyncio.wait_for(sup2.stop(), 5)
+    await asyncio.wait_for(sup2.stop(), HANG_S)
     await sup.stop()

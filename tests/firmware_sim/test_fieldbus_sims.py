@@ -16,6 +16,7 @@ from firmware_sim.mqtt_device import MqttDevice, Publish, WrongSchema
 from firmware_sim.sim_fieldbus import modbus_script, mqtt_script
 from mchub.cli import build_parser
 from tests.support.pty import PtyPair
+from tests.support.waiting import HANG_S
 
 
 @pytest.mark.parametrize(("body", "crc"), [
@@ -58,7 +59,7 @@ async def test_rtu_slave_skips_garbage_and_bad_crc_then_answers(pty_pair: PtyPai
                 with contextlib.suppress(BlockingIOError):
                     answer += os.read(fd, 64)
 
-        await asyncio.wait_for(read_answer(), 30)
+        await asyncio.wait_for(read_answer(), HANG_S)
     finally:
         os.close(fd)
         await slave.stop()

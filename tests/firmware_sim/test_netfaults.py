@@ -8,6 +8,7 @@ import contextlib
 import pytest
 
 from firmware_sim.netfaults import FaultProxy, Mode
+from tests.support.waiting import HANG_S
 
 
 @contextlib.asynccontextmanager
@@ -26,7 +27,7 @@ async def echo_server():  # type: ignore[no-untyped-def]
         server.close()
 
 
-async def roundtrip(port: int, payload: bytes, limit: float = 2.0) -> bytes:
+async def roundtrip(port: int, payload: bytes, limit: float = HANG_S) -> bytes:
     r, w = await asyncio.open_connection("127.0.0.1", port)
     try:
         w.write(payload)

@@ -20,7 +20,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(360)
 def test_bounded_demo_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     summary = tmp_path / "summary.json"
     work = tmp_path / "work"
@@ -87,7 +86,6 @@ def test_help_explains_the_demo() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(240)
 def test_ctrl_c_winds_down_with_a_summary_and_stops_every_child(tmp_path: Path) -> None:
     work = tmp_path / "work"
     proc = subprocess.Popen(

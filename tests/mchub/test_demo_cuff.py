@@ -18,6 +18,7 @@ from firmware_sim.patients import patients
 from mchub.demo.devices import BleBpMonitor, SimDevice, build_rig
 from mchub.procs import ProcessGroup, free_port, tcp_ready
 from tests.support.refcloud import RefCloud
+from tests.support.waiting import HANG_S
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,14 +54,14 @@ async def test_the_demos_bluetooth_monitor_shows_the_cuff_rising_on_the_kiosk(tm
                         if phases[-1]["phase"] == phase:
                             return
 
-            await asyncio.wait_for(read_until("idle"), 30)
+            await asyncio.wait_for(read_until("idle"), HANG_S)
             p = next(patients(seed=3, mix="adult=1"))
             card.feed.push(CardVisit(p, gap=1, stay=2))  # type: ignore[arg-type]
-            await asyncio.wait_for(read_until("identified"), 30)
+            await asyncio.wait_for(read_until("identified"), HANG_S)
             measuring = asyncio.create_task(read_until("measuring"))
-            await asyncio.wait_for(bp.measure(p), 60)
-            await asyncio.wait_for(measuring, 30)
-            await asyncio.wait_for(read_until("results"), 30)
+            await asyncio.wait_for(bp.measure(p), HANG_S)
+            await asyncio.wait_for(measuring, HANG_S)
+            await asyncio.wait_for(read_until("results"), HANG_S)
             async with http.get(f"http://127.0.0.1:{port}/kiosk/room-1") as r:
                 assert "一诊室" in await r.text()  # the station by the name people use
     finally:

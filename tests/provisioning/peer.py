@@ -33,6 +33,7 @@ from provisioning.enrollment import EnrollRequest, process_enrollment
 from provisioning.errors import AuthError, ProvisioningError
 from provisioning.rotation import RotateRequest, process_rotation
 from provisioning.stores import AuditEntry, Stores
+from tests.support.waiting import HANG_S
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -214,7 +215,7 @@ class PeerServer:
 
     def __enter__(self) -> PeerServer:
         self.thread.start()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + HANG_S
         while not self.server.started:
             if time.monotonic() > deadline or not self.thread.is_alive():
                 raise RuntimeError("test peer did not start")

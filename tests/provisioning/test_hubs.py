@@ -27,6 +27,7 @@ from provisioning.hubs import (
 )
 from tests.provisioning.conftest import HOUR, NOW, Cloud
 from tests.support.services import MosquittoServer, _service_user, free_port, wait_for_port
+from tests.support.waiting import until
 
 
 async def test_revocation_refuses_everything_after_and_keeps_the_record(cloud: Cloud) -> None:
@@ -141,7 +142,6 @@ def test_password_file_refuses_a_username_that_would_break_it() -> None:
 @pytest.mark.mqtt
 async def test_revocation_reaches_the_broker_on_reload(cloud: Cloud, tmp_path: Path) -> None:
     """Revoke -> rebuild the password file from the hub table -> SIGHUP: the hub's next connection is refused."""
-    import asyncio
     import signal
 
     response = await cloud.enroll(ed25519.Ed25519PrivateKey.generate(), await cloud.token())
@@ -157,16 +157,14 @@ async def test_revocation_reaches_the_broker_on_reload(cloud: Cloud, tmp_path: P
         (server.base / "passwords").write_text(text)
         assert server.proc is not None
         server.proc.send_signal(signal.SIGHUP)
-        refused = False
-        for _ in range(50):  # the reload is asynchronous; poll (bounded) until the broker applied it
+        async def refused() -> bool:  # the reload is asynchronous; poll until the broker applied it
             try:
                 async with aiomqtt.Client("127.0.0.1", server.port, username=creds.username,
                                           password=creds.password, timeout=10):
-                    pass
+                    return False
             except aiomqtt.MqttError:
-                refused = True
-                break
-            await asyncio.sleep(0.1)
-        assert refused
+                return True
+
+        await until(refused, "the revoked hub's login refused", interval=0.1)
     finally:
         server.destroy()

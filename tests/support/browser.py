@@ -27,6 +27,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.waiting import HANG_S
+
 CHROMIUM = Path(os.environ.get("MCHUB_CHROMIUM", "/usr/bin/chromium"))
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -42,8 +44,9 @@ def browser() -> Iterator[Any]:
     """One headless Chromium for the tests of one module (see the module docstring)."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=HANG_S * 1000)  # expect() has its own default (5 s), not the context's
     with sync_playwright() as pw:
         instance = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
         try:
@@ -53,10 +56,11 @@ def browser() -> Iterator[Any]:
 
 
 def new_page(browser: Any, lang: str = "zh-CN", width: int = 1280, height: int = 800,
-             timeout_ms: float = 20_000) -> Any:
+             timeout_ms: float = HANG_S * 1000) -> Any:
     """A page in a fresh browser context (own cookies) with the given language and viewport.
 
-    ``timeout_ms`` bounds every wait (a hang becomes a failure); nothing is asserted on time.
+    ``timeout_ms`` bounds every wait (a hang becomes a failure, a loaded machine does not); nothing
+    is asserted on time.
     """
     context = browser.new_context(viewport={"width": width, "height": height}, locale=lang,
                                   extra_http_headers={"Accept-Language": lang})

@@ -10,9 +10,10 @@ import pytest
 
 from drivers.base import Event, Measurement
 from drivers.errors import FrameError
+from tests.support.waiting import HANG_S
 
 #: a guard against a hung test, never a performance assertion
-GUARD = 30.0
+GUARD = HANG_S
 
 
 class HubCrash(Exception):

@@ -25,6 +25,7 @@ from firmware_sim.idcard_sim import CardVisit, IdCardReaderSim
 from firmware_sim.patients import Patient
 from firmware_sim.serial_host import PtyEndpoint, serve
 from firmware_sim.station_sim import StationSim, Visit
+from tests.support.waiting import HANG_S
 
 
 class GatedCardReader(IdCardReaderSim):
@@ -145,7 +146,7 @@ class StationRig:
         self._send_bp("2a35", BloodPressure(systolic, diastolic, mean, pulse=pulse).encode())
 
     def _send_bp(self, char: str, frame: bytes) -> None:
-        if not self._bp_connected.wait(30):
+        if not self._bp_connected.wait(HANG_S):
             raise AssertionError("the hub's BLE driver never subscribed to the simulated BP monitor")
 
         async def send() -> None:

@@ -3,6 +3,11 @@
 It sends readings 1..total (a card line every ``card_every`` readings), keeps at most
 ``window`` unacknowledged on the wire, and after a reconnect resends everything not yet
 acknowledged — the way a real device with memory behaves when the hub restarts.
+
+A test whose scenario has phases (outages, faults) needs readings flowing through every
+phase however slowly a loaded machine gets through them: it starts the device with
+``total=None`` (measure until told) and calls :meth:`LineDevice.finish` after the last phase,
+instead of guessing how many readings the phases take.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ def reading_line(n: int) -> bytes:
 class LineDevice:
     """Simulated device; ``acked`` holds the numbers the hub has confirmed."""
 
-    def __init__(self, total: int, window: int = 64, card_every: int = 0, rate: float = 0.0,
+    def __init__(self, total: int | None, window: int = 64, card_every: int = 0, rate: float = 0.0,
                  bad: frozenset[int] = frozenset()) -> None:
-        self.total, self.window, self.card_every, self.rate = total, window, card_every, rate
+        self.total = total if total is not None else 1 << 62  #: until :meth:`finish`
+        self.window, self.card_every, self.rate = window, card_every, rate
+        self.sent = 0  #: the highest number sent so far
         self.bad = bad  #: numbers sent as a reading with a value the cloud refuses (code ``mchub-no-such-code``)
         self.acked: set[int] = set()
         self.connections = 0
@@ -35,6 +42,16 @@ class LineDevice:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(10)
         return self
+
+    def finish(self) -> int:
+        """Send nothing past what was already sent (the end of an open-ended run); returns the total."""
+        async def cap() -> int:
+            self.total = max(self.sent, 1)
+            if len(self.acked) >= self.total:
+                self.done.set()
+            return self.total
+
+        return asyncio.run_coroutine_threadsafe(cap(), self._loop).result(10)
 
     def stop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -63,12 +80,14 @@ class LineDevice:
                 self.acked.add(n)
                 inflight.discard(n)
                 room.set()
-                if len(self.acked) == self.total:
+                if len(self.acked) >= self.total:
                     self.done.set()
 
         rx = asyncio.create_task(receive())
         try:
-            for n in range(1, self.total + 1):
+            n = 0
+            while n < self.total:  # read each time: :meth:`finish` may lower it
+                n += 1
                 if n in self.acked:
                     continue
                 while len(inflight) >= self.window:
@@ -76,7 +95,10 @@ class LineDevice:
                     await asyncio.wait([asyncio.ensure_future(room.wait()), rx], return_when=asyncio.FIRST_COMPLETED)
                     if rx.done():
                         return
+                if n > self.total:  # finished while waiting for room
+                    break
                 inflight.add(n)
+                self.sent = max(self.sent, n)
                 writer.write(self.line(n))
                 await writer.drain()
                 if self.rate:

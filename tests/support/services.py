@@ -26,8 +26,8 @@ class ServiceError(RuntimeError):
     """A throwaway server could not be started; the message says what to install or check."""
 
 
-def wait_for_port(port: int, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> None:
-    """Wait until something accepts connections on 127.0.0.1:port."""
+def wait_for_port(port: int, timeout: float = 120.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Wait until something accepts connections on 127.0.0.1:port (the budget only catches a hung start)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -103,7 +103,7 @@ class PostgresServer:
         if not self.durable:
             opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(find_pg_bin("pg_ctl"), "-D", str(self.data), "-o", opts, "-l", str(self.base / "log"),
-                  "-w", "-t", "60", "start")
+                  "-w", "-t", "120", "start")
         return self
 
     def stop(self, mode: str = "fast") -> None:

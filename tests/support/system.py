@@ -35,6 +35,7 @@ from firmware_sim.netfaults import FaultProxy, Mode
 from protocol.keys import ed25519_raw
 from tests.support.linedevice import LineDevice
 from tests.support.services import free_port, wait_for_port
+from tests.support.waiting import HANG_S
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -170,7 +171,7 @@ class HubRig:
             return 1, -1
         return (int(row[0]), int(row[1])) if row else (1, -1)
 
-    def wait_synced(self, timeout: float = 90) -> int:
+    def wait_synced(self, timeout: float = HANG_S) -> int:
         """Wait until the device got every ack and the cloud acknowledged every record; returns the last seq."""
         if not self.device.done.wait(timeout):
             raise AssertionError(f"device still waits for {self.device.total - len(self.device.acked)} acks; "
@@ -189,7 +190,7 @@ class HubRig:
         """SIGTERM and wait; returns the exit code."""
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-        return proc.wait(30)
+        return proc.wait(HANG_S)
 
     def log_tail(self, n: int = 2000) -> str:
         return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""

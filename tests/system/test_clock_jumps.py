@@ -25,6 +25,7 @@ from edge.store.ledger import ReadingIn
 from tests.support.hubdriver import parse
 from tests.support.linedevice import LineDevice, reading_line
 from tests.support.system import CloudProc, HubRig, cloud_numbers, cloud_sql, expected_readings, reconcile
+from tests.support.waiting import HANG_S
 
 HOUR = 3_600_000
 
@@ -59,7 +60,7 @@ class SteadyClock:
         self.extra += ms
 
 
-async def until(pred, seconds: float = 60) -> None:  # type: ignore[no-untyped-def]
+async def until(pred, seconds: float = HANG_S) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + seconds
     while not pred():
         assert time.monotonic() < deadline, "condition not reached in time"
@@ -79,6 +80,9 @@ async def test_clock_jumps_keep_order_sessions_sync_and_dedup(tmp_path: Path) ->
     hub = Hub(config.load(rig.cfg), clock=wall, tick_s=0.2, monotonic=steady)
     await hub.start(web=False)
     try:
+        # the first reading is stored while the clock says 1970 (the device measures for at least 6 s from
+        # here: the jumps below fall within its readings however slowly the hub got this far)
+        await until(lambda: hub.reader.state()["next_seq"] > 1)
         for jump in ("ntp", -5 * HOUR, +5 * HOUR, +3 * HOUR, -8 * HOUR):
             await asyncio.sleep(1.0)
             wall.set(time.time_ns() // 1_000_000) if jump == "ntp" else wall.shift(int(jump))
@@ -93,7 +97,7 @@ async def test_clock_jumps_keep_order_sessions_sync_and_dedup(tmp_path: Path) ->
         await asyncio.sleep(0.5)
         assert hub.sessions.open  # the jump alone closes nothing
         steady.advance(6_000)
-        await until(lambda: not hub.sessions.open, seconds=15)
+        await until(lambda: not hub.sessions.open)
         await until(lambda: hub.reader.state()["acked_through"] == hub.reader.state()["next_seq"] - 1)
     finally:
         await hub.stop()

@@ -26,6 +26,7 @@ from edge.crashpoints import STEPS
 from tests.support.linedevice import LineDevice
 from tests.support.services import PostgresServer
 from tests.support.system import CloudProc, HubRig, cloud_numbers, cloud_sql, expected_readings, reconcile
+from tests.support.waiting import HANG_S
 
 TOTAL = 1500
 ITERATIONS = int(os.environ.get("MCHUB_KILL_ITERATIONS", "4"))
@@ -44,7 +45,7 @@ def test_every_reading_reaches_postgresql_exactly_once_through_crashes(tmp_path:
         for i, step in enumerate(STEPS):
             proc = rig.start(MCHUB_CRASH_AT=step, MCHUB_CRASH_AFTER=str(rng.randint(1, 3)))
             try:
-                code = proc.wait(timeout=60)
+                code = proc.wait(timeout=HANG_S)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 pytest.fail(f"hub never reached crash point {step}: {rig.log_tail()}")

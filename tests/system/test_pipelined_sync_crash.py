@@ -22,13 +22,14 @@ import pytest
 from tests.support.linedevice import LineDevice
 from tests.support.services import PostgresServer
 from tests.support.system import CloudProc, HubRig, cloud_numbers, cloud_sql, expected_readings, reconcile
+from tests.support.waiting import HANG_S
 
 TOTAL = 2000
 SYNC_STEPS = ("after_seal", "during_upload", "after_response", "after_ack_stored")
 STARTED = "status page on http://"  #: the hub's last start-up log line: everything is running
 
 
-def _wait_started(rig: HubRig, proc: subprocess.Popen[bytes], before: int, timeout: float = 60) -> None:
+def _wait_started(rig: HubRig, proc: subprocess.Popen[bytes], before: int, timeout: float = HANG_S) -> None:
     """Wait for this start's last start-up log line (``before``: how many the log held before it)."""
     deadline = time.monotonic() + timeout
     while rig.log_tail(10**9).count(STARTED) <= before:
@@ -47,7 +48,7 @@ def test_a_backlog_drained_with_batches_in_flight_survives_kills_of_hub_and_clou
         cloud.kill()  # the backlog builds up while the cloud is away
         proc = rig.start()
         try:
-            assert device.done.wait(90), f"the hub did not store the device's readings: {rig.log_tail()}"
+            assert device.done.wait(HANG_S), f"the hub did not store the device's readings: {rig.log_tail()}"
         finally:
             assert rig.stop(proc) == 0
         assert rig.state() == (TOTAL + 1, 0)
@@ -55,7 +56,7 @@ def test_a_backlog_drained_with_batches_in_flight_survives_kills_of_hub_and_clou
         for i, step in enumerate(SYNC_STEPS * 2):
             proc = rig.start(MCHUB_CRASH_AT=step, MCHUB_CRASH_AFTER=str(rng.randint(2, 9)))
             try:
-                code = proc.wait(timeout=60)
+                code = proc.wait(timeout=HANG_S)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 pytest.fail(f"hub never reached crash point {step}: {rig.log_tail()}")

@@ -36,6 +36,7 @@ from provisioning import hubside, totp
 from provisioning.errors import ClientError
 from tests.edge.test_crash import hub_state
 from tests.support.services import MosquittoServer, free_port, wait_for_port
+from tests.support.waiting import HANG_S
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "Correct-Horse-9"
@@ -181,7 +182,7 @@ def test_enroll_sync_push_rotate_revoke_with_real_processes(tmp_path: Path, pg_d
         revoked_at = int(time.time() * 1000)
         mchub("provision", "hub", "revoke", HUB, "--reason", "设备丢失 / lost", *session, cwd=tmp_path)
         wait_until("the hub told (revoke command) or refused", lambda: "the cloud revoked this hub" in
-                   (tmp_path / "hub.log").read_text(errors="replace") or refusals(pg_dsn), timeout=30)
+                   (tmp_path / "hub.log").read_text(errors="replace") or refusals(pg_dsn), timeout=HANG_S)
         kept = readings(pg_dsn)
         time.sleep(3)  # the hub keeps producing readings but does not hammer the cloud: it waits for sync-now
         assert readings(pg_dsn) == kept  # nothing accepted after the revocation

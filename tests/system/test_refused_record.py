@@ -24,6 +24,7 @@ from edge.web.auth import read_console_token
 from tests.support.linedevice import LineDevice
 from tests.support.services import free_port
 from tests.support.system import CloudProc, HubRig, cloud_numbers, cloud_sql, expected_readings, mchub, reconcile
+from tests.support.waiting import HANG_S
 
 TOTAL = 60
 BAD = 20
@@ -37,7 +38,7 @@ def hub_rows(rig: HubRig, sql: str) -> list[tuple[object, ...]]:
         conn.close()
 
 
-def wait_for(check: object, what: str, timeout: float = 60) -> None:
+def wait_for(check: object, what: str, timeout: float = HANG_S) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():  # type: ignore[operator]
@@ -54,7 +55,7 @@ def test_a_refused_record_goes_to_the_dead_letter_list_and_every_reading_behind_
     rig.cfg.write_text(rig.cfg.read_text().replace("port = 0\n", f"port = {web_port}\n", 1))
     proc = rig.start()
     try:
-        last = rig.wait_synced(timeout=90)  # before the fix: the hub never got past the bad batch
+        last = rig.wait_synced()  # before the fix: the hub never got past the bad batch
         assert last == TOTAL
         report = reconcile([n for n in expected_readings(device) if n != BAD],
                            cloud_numbers(cloud.db_url, rig.hub_id))
@@ -112,7 +113,7 @@ def test_a_hub_killed_before_it_stores_the_refusal_gets_it_again_and_keeps_it_on
         assert hub_rows(rig, "SELECT COUNT(*) FROM dead_letters") in ([(0,)], [])  # ...the hub never heard
         proc = rig.start()
         try:
-            rig.wait_synced(timeout=90)
+            rig.wait_synced()
         finally:
             rig.stop(proc)
         report = reconcile([n for n in expected_readings(device) if n not in bad],

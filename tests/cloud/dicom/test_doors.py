@@ -37,6 +37,7 @@ from tests.cloud.dicom.bundled import FIXTURES
 from tests.cloud.support import make_cloud, serving
 from tests.cloud.web.support import PASSWORD, WEB, csrf_from, sign_in
 from tests.support.services import free_port
+from tests.support.waiting import HANG_S
 
 ROOT = Path(__file__).resolve().parents[3]
 IMPLICIT, EXPLICIT = "1.2.840.10008.1.2", "1.2.840.10008.1.2.1"
@@ -85,7 +86,7 @@ async def cloud(tmp_path: Path) -> AsyncIterator[Cloud]:
         yield Cloud(cfg, keys, url, scp_port)
 
 
-async def until(check: Callable[[], Awaitable[Any]], limit_s: float = 30.0) -> Any:
+async def until(check: Callable[[], Awaitable[Any]], limit_s: float = HANG_S) -> Any:
     """Wait for ``check`` to return something truthy (bounded)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit_s

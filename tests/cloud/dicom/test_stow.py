@@ -9,6 +9,7 @@ from cloud.dicom.objects import ObjectStore
 from firmware_sim import pacs, pacs_data
 from tests.cloud.dicom.bundled import TEST_FILES
 from tests.cloud.dicom.conftest import Recorder, serve
+from tests.support.waiting import HANG_S
 
 NID = pacs_data.national_id()
 
@@ -179,7 +180,7 @@ async def test_a_client_that_goes_away_mid_body_leaves_no_spool_file(stow_url: s
                  + b"--b\r\n\r\n" + b"x" * 3_000_000)
     await writer.drain()
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
+    deadline = loop.time() + HANG_S
     while not list(store.tmp.iterdir()):  # the server is spooling
         assert loop.time() < deadline, "the body was never spooled"
         await asyncio.sleep(0.02)

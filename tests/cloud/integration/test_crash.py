@@ -33,6 +33,7 @@ from firmware_sim.his import Faults, HisReceiver, lab_message
 from tests.cloud.integration.test_e2e import VISITOR, cloud_with, integration_toml, processed, query, sql, until
 from tests.cloud.support import ensure_site, hub, register_hub, serving
 from tests.support.services import free_port, wait_for_port
+from tests.support.waiting import HANG_S
 
 pytestmark = pytest.mark.postgres
 
@@ -66,7 +67,7 @@ def kill(proc: subprocess.Popen[bytes]) -> None:
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
-    proc.wait(30)
+    proc.wait(HANG_S)
 
 
 def mrn(message: bytes) -> str:

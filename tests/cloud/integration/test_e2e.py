@@ -24,6 +24,7 @@ from tests.cloud.integration.conftest import with_national_id, without_national_
 from tests.cloud.mllp.conftest import FIXTURES
 from tests.cloud.support import TOKEN, dicom_sender, ensure_site, hub, make_cloud, register_hub, serving
 from tests.support.services import free_port
+from tests.support.waiting import HANG_S
 
 VISITOR = pacs_data.national_id("330102", "19900307", "021")  # the woman who visits the hub
 
@@ -42,7 +43,7 @@ def cloud_with(tmp_path: Path, url: str, toml: str) -> tuple[CloudConfig, CloudK
     return make_cloud(tmp_path / "cloud", url, toml)
 
 
-async def until(check: Callable[[], Awaitable[Any]], limit_s: float = 60.0) -> Any:
+async def until(check: Callable[[], Awaitable[Any]], limit_s: float = HANG_S) -> Any:
     """Poll ``check`` until it returns something truthy."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit_s

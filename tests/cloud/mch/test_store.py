@@ -14,6 +14,7 @@ from cloud.mch.errors import MchError
 from cloud.mch.profiles import reference_profile
 from protocol.mch.records import BreastCase, CervicalCase
 from tests.cloud.mch.conftest import add_subject
+from tests.support.waiting import until
 
 TODAY = dt.date(2026, 11, 20)
 
@@ -104,10 +105,7 @@ async def test_follow_up_notices_go_through_the_notifier(db: Database, caplog: p
     task = asyncio.create_task(outbox.run_dispatcher(db, followups.FOLLOWUP_TOPIC, followups.deliverer(notifier),
                                                      OutboxConfig(), stop, idle_s=0.05))
     caplog.set_level("INFO", "mchub.cloud.mch.followup")
-    for _ in range(100):
-        if notifier.sent:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: notifier.sent, "the follow-up notification")
     stop.set()
     await task
     assert [(n["case_id"], n["kind"], n["due"]) for n in notifier.sent] == [("BR-3", "breast_biopsy", "2026-12-01")]

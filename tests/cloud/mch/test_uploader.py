@@ -23,6 +23,7 @@ from protocol.mch.records import CervicalCase
 from tests.cloud.mch.conftest import add_subject
 from tests.cloud.support import make_cloud
 from tests.support.asgi import serve
+from tests.support.waiting import until
 
 TODAY = dt.date(2026, 11, 20)
 
@@ -50,14 +51,13 @@ async def queue(db: Database, n: int, **fields: Any) -> list[str]:
 
 async def settle(db: Database, cfg: CloudConfig) -> None:
     """Drain until nothing is pending (retries become due after their backoff)."""
-    for _ in range(400):
+    async def settled() -> bool:
         await uploader.drain(db, cfg, reference_profile(), say=lambda _: None)
         async with db.transaction() as tx:
             pending = await tx.fetchval("SELECT COUNT(*) FROM outbox WHERE topic = 'mch.upload' AND status = 'pending'")
-        if not pending:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("uploads did not settle")
+        return not pending
+
+    await until(settled, "uploads to settle", interval=0.05)
 
 
 async def statuses(db: Database) -> dict[str, str]:

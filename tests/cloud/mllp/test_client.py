@@ -26,7 +26,7 @@ def vitals(i: int) -> bytes:
 async def test_sender_errors_are_typed() -> None:
     his = HisReceiver(Faults(error=1.0))
     port = await his.start()
-    async with MllpSender("127.0.0.1", port, ack_timeout=2) as sender:
+    async with MllpSender("127.0.0.1", port) as sender:
         with pytest.raises(NegativeAck) as err:
             await sender.send(vitals(1))
     assert err.value.code == "AE" and not err.value.retryable and "not registered" in err.value.reason
@@ -36,7 +36,7 @@ async def test_sender_errors_are_typed() -> None:
             await sender.send(vitals(1))
     silent = HisReceiver(Faults(drop_before=1.0))
     port = await silent.start()
-    async with MllpSender("127.0.0.1", port, ack_timeout=1, attempts=2, retry_delay=0) as sender:
+    async with MllpSender("127.0.0.1", port, attempts=2, retry_delay=0) as sender:
         with pytest.raises(AckTimeout):
             await sender.send(vitals(1))
     assert silent.accepted == {} and len(silent.receipts) == 2
@@ -46,7 +46,7 @@ async def test_sender_errors_are_typed() -> None:
 async def test_a_lost_ack_is_answered_by_resending_the_same_control_id() -> None:
     his = HisReceiver(Faults(drop_after=1.0))  # records the message, then hangs up without an ACK
     port = await his.start()
-    async with MllpSender("127.0.0.1", port, ack_timeout=2, attempts=2, retry_delay=0) as sender:
+    async with MllpSender("127.0.0.1", port, attempts=2, retry_delay=0) as sender:
         ack = await sender.send(vitals(1))
         assert sender.sent_frames == 2
     assert ack.code == "AA" and his.receipts == ["MCHV000000000001"] * 2 and list(his.accepted) == ["MCHV000000000001"]

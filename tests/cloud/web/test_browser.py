@@ -104,7 +104,7 @@ def test_integration_engineer_watches_replays_and_searches(browser: Any, live: A
                    ("mch.upload/case-8",))
     db.close()
     # (a locator assertion, not wait_for_function: the page CSP forbids eval)
-    expect(page.locator("[data-live=outbox-dead]")).to_have_text("3", timeout=20_000)
+    expect(page.locator("[data-live=outbox-dead]")).to_have_text("3")
 
     row = page.locator("tr.dead-letter", has_text="mch.upload/case-7")
     assert "接收方拒收或无法送达" in row.inner_text()  # the reason in the reader's words, the receiver's behind 详情

@@ -24,6 +24,7 @@ from firmware_sim.his import lab_message
 from tests.cloud.support import free_port, make_cloud, worker_process
 from tests.cloud.web.support import PASSWORD, WEB, code, running
 from tests.support.browser import browser, needs_chromium, new_page, screenshot  # noqa: F401
+from tests.support.waiting import HANG_S
 
 pytestmark = [needs_chromium, pytest.mark.slow]
 MASKED = "1101**********002X"  #: the national ID of firmware_sim.his.lab_message, masked
@@ -123,7 +124,7 @@ def test_find_a_refused_message_read_its_err_fix_the_cause_and_reprocess_it(brow
         page.click("button.send-again")
         page.wait_for_url("**done=1**")
         assert page.locator(".flash.ok").is_visible()
-        deadline = time.monotonic() + 30  # the processor picks it up within its idle period
+        deadline = time.monotonic() + HANG_S  # the processor picks it up within its idle period
         while "已处理" not in page.inner_text("dl.facts") and time.monotonic() < deadline:
             page.wait_for_timeout(300)
             page.reload()
@@ -137,7 +138,7 @@ def test_find_a_refused_message_read_its_err_fix_the_cause_and_reprocess_it(brow
         page.locator("table.messages tbody tr", has_text="LIS00000002").locator("input[type=checkbox]").check()
         page.click("button.send-again")
         page.wait_for_url("**done=1**")
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + HANG_S
         while "已处理" not in page.locator("table.messages tbody tr", has_text="LIS00000002").inner_text() \
                 and time.monotonic() < deadline:
             page.wait_for_timeout(300)

@@ -14,6 +14,7 @@ from drivers.ble.manager import BleDriver
 from drivers.ble.profiles import PROFILES
 from drivers.errors import FrameError
 from firmware_sim.ble.peripheral import Air
+from tests.support.waiting import HANG_S
 
 
 class RecordingSink:
@@ -69,7 +70,7 @@ async def run_until(driver: BleDriver, sink: RecordingSink, condition: Callable[
     """
     task = asyncio.create_task(driver.run(sink))
     try:
-        await asyncio.wait_for(sink.wait_for(condition), 20)
+        await asyncio.wait_for(sink.wait_for(condition), HANG_S)
         for _ in range(200):  # let any late duplicate or stray frame arrive before checking
             await asyncio.sleep(0)
     finally:

@@ -16,6 +16,7 @@ from drivers.errors import ConfigError, TransportError
 from firmware_sim.ble import encode
 from firmware_sim.ble.peripheral import RACP, Air, Disconnect, Indicate, Pause, Peripheral, Store
 from tests.drivers.ble.harness import RecordingSink, run_until, sim_driver
+from tests.support.waiting import HANG_S
 
 
 def reading(i: int) -> bytes:
@@ -126,7 +127,7 @@ async def test_records_are_not_deleted_before_the_hub_stored_them() -> None:
         await asyncio.sleep(0)
     assert device.racp_requests == [bytes([1, 1])] and len(device.stored) == 3
     gate.set()
-    await asyncio.wait_for(sink.wait_for(lambda: len(sink.measurements) == 3), 20)
+    await asyncio.wait_for(sink.wait_for(lambda: len(sink.measurements) == 3), HANG_S)
     await _until(lambda: not device.stored)
     assert device.racp_requests == [bytes([1, 1]), bytes([2, 1])]
     task.cancel()
@@ -157,7 +158,7 @@ async def test_store_failure_loses_nothing() -> None:
 
     broken = BrokenStore()
     with pytest.raises(OSError, match="No space"):
-        await asyncio.wait_for(sim_driver(air, "ble-thermometer", max_attempts=1).run(broken), 20)
+        await asyncio.wait_for(sim_driver(air, "ble-thermometer", max_attempts=1).run(broken), HANG_S)
     assert device.stored == records  # nothing deleted
     sink = RecordingSink()
     restarted = sim_driver(air, "ble-thermometer")

@@ -21,6 +21,7 @@ from firmware_sim.idcard_sim import CardVisit, IdCardReaderSim, answer
 from firmware_sim.patients import make_patient
 from firmware_sim.serial_host import PtyEndpoint, serve
 from tests.conformance.serial_scenarios import RecordingSink
+from tests.support.waiting import HANG_S
 
 
 async def run_until(driver: IdCardReader, sim: Any, link: PtyEndpoint, done: Callable[[RecordingSink], bool]
@@ -30,7 +31,7 @@ async def run_until(driver: IdCardReader, sim: Any, link: PtyEndpoint, done: Cal
     server = asyncio.create_task(serve(sim, link, FaultPlan(), stop))
     runner = asyncio.create_task(driver.run(sink))
     try:
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(HANG_S):
             while not done(sink):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(sink.changed.wait(), 0.05)

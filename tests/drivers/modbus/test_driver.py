@@ -22,6 +22,7 @@ from firmware_sim.modbus import ModbusTcpStation
 from protocol.backoff import Backoff
 from tests.support.fieldbus import RecordingSink, until
 from tests.support.services import free_port
+from tests.support.waiting import HANG_S
 
 
 async def run_until_done(station: ms.Station, driver_for: object) -> RecordingSink:
@@ -64,7 +65,7 @@ async def test_the_driver_gives_up_after_max_failures_when_configured() -> None:
                           backoff=Backoff(initial=0.01, maximum=0.01), max_failures=3)
     sink = RecordingSink()
     with pytest.raises(TransportError, match="cannot connect"):
-        await asyncio.wait_for(driver.run(sink), 30)
+        await asyncio.wait_for(driver.run(sink), HANG_S)
     assert sink.states == [False, False, False]
 
 

@@ -12,13 +12,14 @@ from drivers.mqtt.driver import MqttDriver
 from protocol.backoff import Backoff
 from tests.support.fieldbus import RecordingSink
 from tests.support.services import free_port
+from tests.support.waiting import HANG_S
 
 
 async def test_no_broker_is_a_transport_error_after_max_failures() -> None:
     driver = MqttDriver("bp-3", port=free_port(), backoff=Backoff(initial=0.01, maximum=0.01), max_failures=2)
     sink = RecordingSink()
     with pytest.raises(TransportError, match=r"mqtt 127\.0\.0\.1:\d+"):
-        await asyncio.wait_for(driver.run(sink), 30)
+        await asyncio.wait_for(driver.run(sink), HANG_S)
     assert sink.states == [False, False]
 
 

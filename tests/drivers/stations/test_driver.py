@@ -22,6 +22,7 @@ from firmware_sim.patients import make_patient
 from firmware_sim.serial_host import TcpEndpoint, serve
 from firmware_sim.station_sim import StationSim, Visit
 from tests.conformance.serial_scenarios import RecordingSink
+from tests.support.waiting import HANG_S
 
 
 def reading(weight: float) -> Measurement:
@@ -127,7 +128,7 @@ async def test_station_behind_a_tcp_serial_server() -> None:
     sink = RecordingSink()
     runner = asyncio.create_task(station.run(sink))
     try:
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(HANG_S):
             while len(sink.events) < 3:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(sink.changed.wait(), 0.05)

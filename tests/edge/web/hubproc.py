@@ -24,6 +24,7 @@ from mchub.procs import free_port
 from provisioning.auth import hash_password
 from tests.support.kioskrig import StationRig
 from tests.support.refcloud import RefCloud
+from tests.support.waiting import HANG_S
 
 ROOT = Path(__file__).resolve().parents[3]
 PIN = "246810"
@@ -71,7 +72,7 @@ def running_hub(base: Path, web_extra: str = "", nofile: int | None = None) -> I
                                     resource.RLIMIT_NOFILE, (nofile, nofile)))
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + HANG_S  # a hung start, not a slow one (a loaded machine imports slowly)
         while True:
             if proc.poll() is not None:
                 raise AssertionError(f"hub exited {proc.returncode}: {log.read_text()[-3000:]}")
@@ -79,7 +80,7 @@ def running_hub(base: Path, web_extra: str = "", nofile: int | None = None) -> I
                 urllib.request.urlopen(f"{url}/login", timeout=2).close()
                 break
             if time.monotonic() > deadline:
-                raise AssertionError(f"hub did not answer in 60 s: {log.read_text()[-3000:]}")
+                raise AssertionError(f"hub did not answer in {HANG_S:.0f} s: {log.read_text()[-3000:]}")
             time.sleep(0.1)
         yield RunningHub(url, base / "data", log, rig)
     finally:

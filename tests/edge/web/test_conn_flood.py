@@ -2,7 +2,12 @@
 address (400 half-sent requests that keep dripping bytes, more than the hub's open-file
 limit allows) does not stop the staff and kiosk pages or the console API for a second
 client address; the dripping connections are closed at their header deadline although they
-keep sending; the hub's log stays small, without a traceback."""
+keep sending; the hub's log stays small, without a traceback.
+
+No wall-clock bound (issue 21): "served during the flood" is an ordering (the staff pages
+answered while dripping connections were still held open by the hub), and "closed at the header
+deadline" is causal (the whole-request deadline is an hour, so only the header deadline can have
+closed a connection that kept dripping; a deadline that the bytes moved would never close it)."""
 
 from __future__ import annotations
 
@@ -14,9 +19,11 @@ from pathlib import Path
 import aiohttp
 
 from tests.edge.web.hubproc import running_hub
+from tests.support.waiting import HANG_S, until
 
 FLOOD = 400
-WEB = "max_connections = 100\nmax_connections_per_ip = 16\nheader_timeout_s = 2\nrequest_timeout_s = 10\n"
+HEADER_S = 10  #: the held connections outlive the staff requests by this much: an ordering margin, not a bound
+WEB = f"max_connections = 100\nmax_connections_per_ip = 16\nheader_timeout_s = {HEADER_S}\nrequest_timeout_s = 3600\n"
 
 
 async def _drip(host: str, port: int, stop: asyncio.Event, closed: list[float]) -> None:
@@ -50,20 +57,19 @@ async def test_a_slowloris_flood_from_one_address_leaves_staff_and_kiosk_pages_s
         stop = asyncio.Event()
         closed: list[float] = []
         flood = [asyncio.create_task(_drip("127.0.0.1", port, stop, closed)) for _ in range(FLOOD)]
-        await asyncio.sleep(0.5)  # the flood is on (not a timing assertion: everything below waits on answers)
+        await until(lambda: closed, "the first dripping connection refused (the address's limit is full)")
         answers: dict[str, tuple[int, float]] = {}
         connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
-        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=15)) as http:
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=HANG_S)) as http:
             for path, headers in (("/login", {}), ("/kiosk/room-1", {}),
                                   ("/api/status", {"Authorization": f"Bearer {token}"}), ("/login", {})):
                 t0 = time.monotonic()
                 async with http.get(f"{hub.url}{path}", headers=headers) as r:
                     await r.read()
                     answers[path] = (r.status, time.monotonic() - t0)
-        for _ in range(200):  # every dripping connection is closed by the server within its header deadline
-            if len(closed) == FLOOD:
-                break
-            await asyncio.sleep(0.05)
+        held_when_served = FLOOD - len(closed)
+        # every dripping connection is closed by the server (refused, or at its header deadline)
+        await until(lambda: len(closed) == FLOOD, "every dripping connection closed by the hub")
         stop.set()
         await asyncio.gather(*flood)
         log_growth = hub.log.stat().st_size - log_before
@@ -71,11 +77,11 @@ async def test_a_slowloris_flood_from_one_address_leaves_staff_and_kiosk_pages_s
     slowest = max(t for _, t in answers.values())
     print(f"{FLOOD} dripping connections from 127.0.0.1: staff/kiosk/console answers from 127.0.0.2 "
           f"{ {p: s for p, (s, _) in answers.items()} }, slowest {slowest:.2f} s; hub log +{log_growth} bytes; "
-          f"dripping connections held at most {max(closed):.1f} s")
+          f"dripping connections held at most {max(closed):.1f} s (header_timeout_s = {HEADER_S}), "
+          f"{held_when_served} still held when the last page answered")
     assert all(status == 200 for status, _ in answers.values()), answers
-    assert slowest < 5.0
+    assert held_when_served > 0  # the pages were served while the flood held its connections, not after
     assert len(closed) == FLOOD and -1.0 not in closed, sorted(closed)[-20:]  # none outlived the flood
-    assert max(closed) < 2 + 3  # header_timeout_s = 2, not moved by the bytes dripping in
     tail = log_text[-3000:]
     assert log_growth < 20_000 and "Traceback" not in log_text and "Too many open files" not in log_text, tail
 
@@ -90,14 +96,11 @@ async def test_running_out_of_file_descriptors_is_one_log_line_per_minute(tmp_pa
         stop = asyncio.Event()
         closed: list[float] = []
         flood = [asyncio.create_task(_drip("127.0.0.1", port, stop, closed)) for _ in range(FLOOD)]
-        for _ in range(400):  # until the server has closed (or never accepted) every dripping connection
-            if len(closed) == FLOOD:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: len(closed) == FLOOD, "every dripping connection closed or refused by the hub")
         stop.set()
         await asyncio.gather(*flood)
         connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
-        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=15)) as http, \
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=HANG_S)) as http, \
                 http.get(f"{hub.url}/login") as r:
             assert r.status == 200
         log_text = hub.log.read_text(errors="replace")

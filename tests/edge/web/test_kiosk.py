@@ -22,6 +22,7 @@ from protocol.model import Observation, Subject
 from tests.edge.hubkit import wait_until
 from tests.edge.web.conftest import csrf_from
 from tests.support.asgi import serve
+from tests.support.waiting import HANG_S
 from webui.i18n import catalog
 
 NID = "11010519491231002X"
@@ -187,7 +188,7 @@ async def test_page_source_and_event_stream_hold_nothing_after_close(web_hub: tu
         assert hub.reader.current_session("room-1") is not None
         async with http.post(f"{url}/kiosk/room-1/finish", data={"csrf_token": token}, allow_redirects=False) as r:
             assert r.status == 303
-        await asyncio.wait_for(reader, 20)
+        await asyncio.wait_for(reader, HANG_S)
         assert hub.reader.sessions_since(0)[0]["close_reason"] == "finished"
         assert [e["phase"] for e in events] == ["idle", "identified", "summary", "idle"]
         assert all(NID not in e["html"] for e in events) and "王*" in events[1]["html"]

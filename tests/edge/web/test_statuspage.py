@@ -8,6 +8,7 @@ from edge.store.ledger import IdentifyIn
 from protocol.model import Subject
 from tests.edge.hubkit import add_readings, wait_until
 from tests.edge.web.conftest import PIN, client, csrf_from, sign_in
+from tests.support.waiting import HANG_S
 
 NID = "11010519491231002X"
 
@@ -103,7 +104,7 @@ async def test_live_stream_sends_values_and_a_refresh_when_records_are_stored(we
             reader = asyncio.create_task(read())
             await wait_until(lambda: "event: queue_depth" in seen)
             await add_readings(hub, range(1, 3))  # a new unbound reading changes the lists
-            await asyncio.wait_for(reader, 20)
+            await asyncio.wait_for(reader, HANG_S)
         async with http.get(f"{url}/lists?lang=en") as r:
             lists = await r.text()
     assert r.headers["cache-control"] == "no-store" and "<html" not in lists

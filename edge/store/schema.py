@@ -321,9 +321,16 @@ class Quarantine:
 
 
 def _check(path: Path) -> str | None:
-    """None when the database passes PRAGMA quick_check, else the problem."""
+    """None when the database passes PRAGMA quick_check, else the problem.
+
+    Read-only: a read-write connection folds the write-ahead log into hub.db when it closes. After
+    a power cut on a nearly full disk that fold ran out of room part-way, left hub.db grown by what
+    it had written, and the hub then had no room left to open its own database ("database or disk
+    is full" at start, so it could not even sync what it held). Read-only it checks and leaves the
+    log as it is; the hub's own connection reads it, and a full disk then meets the writer, which
+    holds input loudly (docs/reliability.md)."""
     try:
-        conn = sqlite3.connect(path, isolation_level=None)
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
         try:
             rows = conn.execute("PRAGMA quick_check").fetchall()
         finally:

@@ -16,6 +16,7 @@ stops there (the cloud's ingest path); :func:`decode_records` builds full record
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
@@ -91,8 +92,23 @@ class _Bound(msgspec.Struct, array_like=True, frozen=True, tag=3, gc=False):
 _Wire = WireReading | _Opened | _Closed | _Bound
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(list[_Wire])
-_compressor = zstandard.ZstdCompressor(level=3)
-_decompressor = zstandard.ZstdDecompressor()
+_zstd = threading.local()  # one (de)compressor per thread: a zstandard object must not be used by two threads at
+# once (the hub seals several batches in flight, each in a worker thread; two sharing one compressor failed with
+# "cannot compress: Src size is incorrect" and stopped the hub's sync)
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    c: zstandard.ZstdCompressor | None = getattr(_zstd, "c", None)
+    if c is None:
+        c = _zstd.c = zstandard.ZstdCompressor(level=3)
+    return c
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    d: zstandard.ZstdDecompressor | None = getattr(_zstd, "d", None)
+    if d is None:
+        d = _zstd.d = zstandard.ZstdDecompressor()
+    return d
 
 
 def _to_wire(r: Record, dt: int) -> _Wire:
@@ -116,7 +132,7 @@ def encode_records(records: Sequence[Record]) -> bytes:
     for r in records:
         wire.append(_to_wire(r, r.at - prev))
         prev = r.at
-    return _compressor.compress(_encoder.encode(wire))
+    return _compressor().compress(_encoder.encode(wire))
 
 
 def _decode_wire(body: bytes, max_size: int) -> list[_Wire]:
@@ -129,7 +145,7 @@ def _decode_wire(body: bytes, max_size: int) -> list[_Wire]:
     if size > max_size:
         raise BodyTooLarge(f"decompressed body of {size} bytes exceeds the limit of {max_size}")
     try:
-        return _decoder.decode(_decompressor.decompress(body))
+        return _decoder.decode(_decompressor().decompress(body))
     except (zstandard.ZstdError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         # msgspec's msgpack decoder raises UnicodeDecodeError for invalid UTF-8 in a string
         raise BadBody(f"body does not decode: {exc}") from exc

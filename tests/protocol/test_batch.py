@@ -71,3 +71,30 @@ def test_columns_hold_the_same_records(records: list) -> None:
     assert cols.uids() == [r.uid for r in records if isinstance(r, Reading)]
     assert cols.uid_ints() == [int(r.uid.replace("-", ""), 16) for r in records if isinstance(r, Reading)]
     assert [r.seq for r in cols.others] == [r.seq for r in records if not isinstance(r, Reading)]
+
+
+def test_batches_sealed_in_several_threads_at_once_are_each_right() -> None:
+    """The hub seals up to ``batches_in_flight`` batches at the same time, each in a worker thread. A
+    zstandard compressor shared between them failed ("cannot compress: Src size is incorrect") and stopped
+    the hub's sync at load; every thread's bodies must decode to exactly its records."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from protocol.ids import reading_uid
+    from protocol.model import Observation, Reading
+
+    def batch(n: int) -> list[Reading]:
+        return [Reading(hub_id="H1", epoch=1, seq=n * 1000 + i, at=1_700_000_000_000 + i, device_id=f"d{n}",
+                        station_id="s1", kind="blood_pressure", raw=os.urandom(200 + 37 * n),
+                        uid=reading_uid("H1", 1, n * 1000 + i, 1_700_000_000_000 + i),
+                        observations=(Observation(code="8480-6", value=120.0 + i, unit="mm[Hg]"),))
+                for i in range(50 + n)]
+
+    batches = [batch(n) for n in range(8)]
+
+    def seal_many(n: int) -> bool:
+        return all(decode_records(encode_records(batches[n]), hub_id="H1", epoch=1, first_seq=n * 1000) == batches[n]
+                   for _ in range(200))
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(seal_many, range(8)))

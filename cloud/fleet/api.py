@@ -25,10 +25,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cloud import users
 from cloud.errors import CloudError, DatabaseUnavailable
 from cloud.fleet.service import Fleet
 from cloud.records.crypto_at_rest import AtRest
+from cloud.users import accounts as users
 from cloud.users import sessions as user_sessions
 from protocol.ids import now_ms
 from provisioning.enrollment import EnrollRequest

@@ -78,7 +78,7 @@ async def _with_db(cfg: Any, fn: Callable[[Any], Any]) -> int:
 
 
 async def _add(cfg: Any, args: argparse.Namespace) -> int:
-    from cloud import users
+    from cloud.users import accounts as users
     from cloud.users import totp_enrolment as user_totp
 
     at_rest = _at_rest(cfg)
@@ -96,7 +96,7 @@ async def _add(cfg: Any, args: argparse.Namespace) -> int:
 
 
 async def _list(cfg: Any, args: argparse.Namespace) -> int:
-    from cloud import users
+    from cloud.users import accounts as users
 
     async def go(db: Any) -> int:
         rows = await users.list_users(db)
@@ -121,7 +121,7 @@ def _when(ms: int) -> str:
 
 
 async def _passwd(cfg: Any, args: argparse.Namespace) -> int:
-    from cloud import users
+    from cloud.users import accounts as users
 
     password = _password(args)
 
@@ -146,7 +146,7 @@ async def _totp(cfg: Any, args: argparse.Namespace) -> int:
 
 
 async def _roles(cfg: Any, args: argparse.Namespace) -> int:
-    from cloud import users
+    from cloud.users import accounts as users
 
     async def go(db: Any) -> int:
         await users.set_roles(db, args.username, args.role, actor=_actor())
@@ -157,7 +157,7 @@ async def _roles(cfg: Any, args: argparse.Namespace) -> int:
 
 
 async def _active(cfg: Any, args: argparse.Namespace) -> int:
-    from cloud import users
+    from cloud.users import accounts as users
 
     async def go(db: Any) -> int:
         await users.set_active(db, args.username, args.user_command == "enable", actor=_actor())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from cloud import audit
 from cloud.db.engine import Database
-from cloud.users import User, _bump, _end_all_sessions, _roles, _row, _user
+from cloud.users.accounts import User, _bump, _end_all_sessions, _roles, _row, _user
 from protocol.ids import now_ms as _now_ms
 from provisioning import auth
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from cloud import audit
 from cloud.db.engine import Database
 from cloud.records.crypto_at_rest import AtRest
-from cloud.users import TOTP_COLUMN, UserError, _bump, _need
+from cloud.users.accounts import TOTP_COLUMN, UserError, _bump, _need
 from protocol.ids import now_ms as _now_ms
 from provisioning import totp
 from provisioning.errors import AuthError

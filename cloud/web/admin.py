@@ -36,9 +36,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from cloud import users
 from cloud.errors import CloudError
 from cloud.fleet.api import fleet_of
+from cloud.users import accounts as users
 from cloud.users import totp_enrolment as user_totp
 from cloud.web import admin_ops
 from cloud.web.qr import qr_svg

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from cloud import users
+from cloud.users import accounts as users
 from cloud.users import sessions as user_sessions
 from cloud.web.shell import ADMIN, AUDITOR, INTEGRATION, LOGIN, PREFIX, RENDER, db_of, guard, page
 from cloud.web.store import DbLoginThrottle

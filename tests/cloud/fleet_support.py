@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cloud import users
 from cloud.config import CloudConfig
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
 from cloud.intake.keystore import CloudKeys
 from cloud.records.crypto_at_rest import AtRest
+from cloud.users import accounts as users
 from cloud.users import totp_enrolment as user_totp
 from provisioning import totp
 from provisioning.ca import FleetCA

@@ -25,12 +25,12 @@ import httpx
 import pytest
 from openpyxl import load_workbook
 
-from cloud import users
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
 from cloud.mch import assembler
 from cloud.mch.profiles import reference_profile
 from cloud.records.crypto_at_rest import AtRest
+from cloud.users import accounts as users
 from cloud.users import totp_enrolment as user_totp
 from firmware_sim.fleet import percentile
 from tests.cloud.mch.conftest import add_result, add_subject, add_visit

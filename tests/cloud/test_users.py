@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from cloud import users
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
 from cloud.records.crypto_at_rest import AtRest
+from cloud.users import accounts as users
 from cloud.users import sessions as user_sessions
 from cloud.users import totp_enrolment as user_totp
 from provisioning import totp

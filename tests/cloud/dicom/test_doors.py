@@ -24,13 +24,13 @@ import pytest
 import requests
 from dicomweb_client.api import DICOMwebClient
 
-from cloud import users
 from cloud.config import CloudConfig
 from cloud.db.engine import Database
 from cloud.dicom.objects import SEALED_MAGIC, ObjectStore
 from cloud.dicom.part10 import split_part10
 from cloud.intake.keystore import CloudKeys
 from cloud.records.crypto_at_rest import AtRest
+from cloud.users import accounts as users
 from cloud.users import totp_enrolment as user_totp
 from firmware_sim import pacs_data
 from tests.cloud.dicom.bundled import FIXTURES

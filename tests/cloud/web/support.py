@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 
-from cloud import users
 from cloud.config import CloudConfig
 from cloud.server.app import CloudState, build_app
+from cloud.users import accounts as users
 from cloud.users import totp_enrolment as user_totp
 from provisioning import totp
 

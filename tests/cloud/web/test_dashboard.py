@@ -10,9 +10,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from cloud import users
 from cloud.db.engine import Database
 from cloud.records.crypto_at_rest import AtRest
+from cloud.users import accounts as users
 from cloud.users import totp_enrolment as user_totp
 from cloud.web import dashboard, queues, sampler
 from cloud.web.dashboard import headline

@@ -27,7 +27,7 @@ from edge.crashpoints import crashpoint
 from edge.sessions import OpenSession, SessionManager
 from edge.store import repeats
 from edge.store.bodies import encode_body
-from edge.store.schema import resend_key
+from edge.store.schema import first_seq_since, resend_key
 from protocol import idnum
 from protocol.ids import reading_uid
 from protocol.model import Reading, ReadingBound, Record, SessionClosed, SessionOpened, Subject
@@ -278,7 +278,9 @@ class Ledger:
         at = uid_time_ms(uid)
         if at is None:
             return None
-        for seq, session in self.conn.execute("SELECT seq, session_id FROM records WHERE at = ? AND type = 0", (at,)):
+        c = self.conn
+        for seq, session in c.execute("SELECT seq, session_id FROM records WHERE seq >= ? AND seq < ? AND at = ? "
+                                      "AND type = 0", (first_seq_since(c, at), first_seq_since(c, at + 1), at)):
             if reading_uid(self.hub_id, self.epoch, seq, at) == uid:
                 return seq, session
         return None

@@ -182,7 +182,8 @@ class StatusPage:
         """Everything the needs-action and visits sections show (read from hub.db; run in a thread)."""
         reader, today = self.hub.reader, start_of_today_ms()
         oldest_age, last_error, stuck = self._sync_health(reader.state(), reader.oldest_unsynced_at())
-        today_visits = v.visits(reader.sessions_since(today), reader.session_readings_since(today))
+        sessions = reader.sessions_since(today)
+        today_visits = v.visits(sessions, reader.session_readings_since(today, (s["session_id"] for s in sessions)))
         unbound = reader.unbound(50)
         return {
             "visits": today_visits,

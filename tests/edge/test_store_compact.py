@@ -136,3 +136,18 @@ async def test_pruning_forgets_old_sessions_and_returns_freed_pages_to_the_file_
     conn.close()
     assert (kept, subjects) == (1, 1)  # the open session stays, the closed one's masked subject went with it
     assert free <= 8 and db.stat().st_size < full / 2
+
+
+def test_records_since_a_time_are_found_by_seq_without_a_time_index(tmp_path: Path) -> None:
+    conn, _ = open_db(tmp_path / "hub.db", "hub-1")
+    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'idx_records_at'").fetchone()[0] == 0
+    assert schema.first_seq_since(conn, 0) == 1  # empty: the next seq
+    times = [100, 100, 200, 300, 300, 300, 400, 50, 60, 500]  # the clock set back after seq 7
+    for seq, at in enumerate(times, start=10):  # seqs 1..9 already pruned
+        conn.execute("INSERT INTO records (seq, type, at, body) VALUES (?, 0, ?, x'90')", (seq, at))
+    first = {at: schema.first_seq_since(conn, at) for at in (0, 100, 101, 300, 400, 450, 501)}
+    assert first[0] == 10 and first[100] == 10 and first[101] == 12 and first[501] == 20
+    for at in (0, 100, 101, 300):  # here the bisection stays before the step back: exact
+        assert all(t < at for t in times[:first[at] - 10]) and all(t >= at for t in times[first[at] - 10:7])
+    assert first[400] <= 19 and first[450] <= 19  # it may miss 400 (seq 16), never what followed the step (500)
+    conn.close()

@@ -45,6 +45,22 @@ def test_a_stored_reading_decodes_to_exactly_the_reading_stored(reading: Reading
     assert msgspec.msgpack.encode(back) == msgspec.msgpack.encode(reading)  # -0.0, 1e6 and friends bit for bit
 
 
+_device_times = (st.none() | st.text(max_size=24) | st.datetimes().map(lambda d: d.isoformat(timespec="seconds"))
+                 | st.datetimes().map(lambda d: d.isoformat()) | st.datetimes().map(lambda d: d.isoformat(sep=" ")))
+
+
+@given(_device_times)
+@settings(max_examples=400)
+def test_a_device_time_comes_back_exactly_and_the_usual_form_is_stored_as_a_number(device_time: str | None) -> None:
+    m = bp(1)
+    reading = Reading(at=1_765_000_000_000, device_id="bp-1", station_id="room-1", kind=m.kind,
+                      observations=m.observations, device_time=device_time, raw=m.raw)
+    body = encode_body(reading)
+    assert decode_body(body, reading.at, "room-1", "bp-1") == reading
+    usual = msgspec.structs.replace(reading, device_time="2026-11-22T09:30:00")  # what the drivers give
+    assert len(encode_body(usual)) <= len(encode_body(msgspec.structs.replace(reading, device_time=None))) + 5
+
+
 def test_a_height_weight_reading_is_stored_in_a_fraction_of_its_old_size() -> None:
     m = bp(12)
     reading = Reading(at=1_765_000_000_000, device_id="bp-1", station_id="room-1", kind=m.kind,

@@ -15,6 +15,7 @@ device (:mod:`edge.store.repeats`), in the same transaction that stores readings
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import sqlite3
 import time
@@ -231,14 +232,13 @@ class Ledger:
         return results
 
     def _known_keys(self, keys: list[int | None]) -> dict[int, int]:
-        """Which of these resend keys are already stored (one query per 500 keys)."""
+        """Which of these resend keys are already stored (one query, the keys as one JSON array: a
+        statement per group size filled the connection's statement cache, up to 128 of them, issue 21)."""
         wanted = [k for k in keys if k is not None]
-        found: dict[int, int] = {}
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i:i + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(self.conn.execute(f"SELECT key, seq FROM seen WHERE key IN ({marks})", chunk))  # noqa: S608
-        return found
+        if not wanted:
+            return {}
+        return dict(self.conn.execute("SELECT key, seq FROM seen WHERE key IN (SELECT value FROM json_each(?))",
+                                      (json.dumps(wanted),)))
 
     def _add(self, recs: list[Record], rows: list[tuple[Any, ...]]) -> int:
         seq = 0

@@ -255,13 +255,16 @@ class StatusPage:
         try:
             while not self.stopping.is_set():
                 values = await self.live_values(lang)
+                events = []
                 for name, value in values.items():
                     if sent.get(name) != value:
                         if name == "changes":
                             if "changes" in sent:
-                                yield "data: refresh\n\n"  # records stored: the page fetches /lists
+                                events.append("data: refresh\n\n")  # records stored: the page fetches /lists
                             continue
-                        yield f"event: {name}\ndata: {value}\n\n"
+                        events.append(f"event: {name}\ndata: {value}\n\n")
+                if events:  # one write a tick: after a tab closed, one write finds out (not one per device)
+                    yield "".join(events)
                 sent = values
                 changed.clear()
                 with contextlib.suppress(TimeoutError):

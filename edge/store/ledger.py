@@ -279,10 +279,12 @@ class Ledger:
         if at is None:
             return None
         c = self.conn
-        for seq, session in c.execute("SELECT seq, session_id FROM records WHERE seq >= ? AND seq < ? AND at = ? "
-                                      "AND type = 0", (first_seq_since(c, at), first_seq_since(c, at + 1), at)):
-            if reading_uid(self.hub_id, self.epoch, seq, at) == uid:
-                return seq, session
+        where = ("seq >= ? AND seq < ? AND ", (first_seq_since(c, at), first_seq_since(c, at + 1)))
+        for bound, args in (where, ("", ())):  # then a scan: a reading stored after the wall clock was set back
+            for seq, session in c.execute(f"SELECT seq, session_id FROM records WHERE {bound}at = ? AND type = 0",  # noqa: S608
+                                          (*args, at)):
+                if reading_uid(self.hub_id, self.epoch, seq, at) == uid:
+                    return seq, session
         return None
 
     def _bind(self, item: BindIn, rows: list[tuple[Any, ...]], now: int) -> Any:

@@ -26,6 +26,7 @@ from edge.store.ledger import IdentifyIn, Ledger, ReadingIn
 from edge.store.reader import Reader, prune_chunk, prune_seen
 from edge.store.schema import open_db
 from edge.store.writer import DiskGuard, GroupWriter
+from protocol.ids import reading_uid
 from protocol.model import Reading, Subject
 from tests.edge.hubkit import bp
 from tests.protocol.strategies import _readings
@@ -166,4 +167,15 @@ def test_records_since_a_time_are_found_by_seq_without_a_time_index(tmp_path: Pa
     for at in (0, 100, 101, 300):  # here the bisection stays before the step back: exact
         assert all(t < at for t in times[:first[at] - 10]) and all(t >= at for t in times[first[at] - 10:7])
     assert first[400] <= 19 and first[450] <= 19  # it may miss 400 (seq 16), never what followed the step (500)
+    conn.close()
+
+
+def test_a_reading_stored_after_the_clock_was_set_back_is_still_found_by_its_uid(tmp_path: Path) -> None:
+    conn, _ = open_db(tmp_path / "hub.db", "hub-1")
+    for seq, at in enumerate([1_765_000_000_000, 1_765_000_100_000, 1_764_999_000_000, 1_765_000_200_000], start=1):
+        conn.execute("INSERT INTO records (seq, type, at, body) VALUES (?, 0, ?, x'90')", (seq, at))
+    conn.execute("UPDATE sync_state SET next_seq = 5")
+    ledger = Ledger(conn, SessionManager({}), lambda b, _aad: b)
+    for seq, at in ((2, 1_765_000_100_000), (3, 1_764_999_000_000)):  # in time order, and out of it
+        assert ledger.find_reading(reading_uid(ledger.hub_id, ledger.epoch, seq, at)) == (seq, None)
     conn.close()

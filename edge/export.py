@@ -16,6 +16,7 @@ from pathlib import Path
 
 from edge.identity import Identity
 from edge.store.reader import Reader
+from edge.store.schema import first_seq_since
 from protocol import export as export_format
 from protocol.envelope import seal
 
@@ -80,5 +81,5 @@ def seq_since(reader: Reader, since: str) -> int:
         raise ValueError(f"--since {since!r}: give a seq number or a date like 2025-03-01 "
                          "or 2025-03-01T08:00") from None
     ms = int(when.timestamp() * 1000)
-    rows = reader._all("SELECT min(seq) FROM records WHERE at >= ?", (ms,))
-    return int(rows[0][0]) if rows[0][0] is not None else reader.state()["next_seq"]
+    with reader._lock:
+        return first_seq_since(reader.conn, ms)

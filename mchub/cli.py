@@ -43,7 +43,10 @@ Run `mchub COMMAND --help` for the options of one command. Docs: docs/README.md
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; ``only``: import and register that one command's options (the others
+    are listed in ``--help`` all the same), so ``mchub edge run`` does not hold the cloud's, the
+    provisioning authority's and the simulators' modules for as long as the hub runs."""
     parser = argparse.ArgumentParser(
         prog="mchub",
         description="mchub — 诊所测量网关（网关、云端、开通、模拟器）/ clinic measurement gateway (hub, cloud, "
@@ -61,8 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_) in COMMANDS.items():
         cmd = sub.add_parser(name, help=help_, description=help_,
                              formatter_class=argparse.RawDescriptionHelpFormatter)
-        register: Callable[[argparse.ArgumentParser], None] = importlib.import_module(module).register
-        register(cmd)
+        if only is None or name == only:
+            register: Callable[[argparse.ArgumentParser], None] = importlib.import_module(module).register
+            register(cmd)
     _bilingual_help_flag(parser)
     return parser
 
@@ -83,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     (0600 / 0700: databases, WAL files, logs, configs, backups; issue 17 finding 9)."""
     if argv is None:
         os.umask(0o077)
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(next((w for w in words if w in COMMANDS), None))  # options before it are not commands
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, args.log_level),

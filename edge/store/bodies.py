@@ -10,7 +10,9 @@ An observation is an array ``[code, value, flag, unit, original_value, original_
 trailing nils left out. A code of :data:`CODES` is stored as its index there, a kind of
 :data:`KINDS` likewise; the unit is nil when it is the code's canonical unit; a value that
 is a whole number of the code's smallest step (``10**-decimals``) is stored as that integer
-(170.5 cm -> 1705). Anything else is stored as given, so every reading round-trips exactly.
+(170.5 cm -> 1705). A device time of the form ``YYYY-MM-DDTHH:MM:SS`` (what the drivers give)
+is stored as its seconds since :data:`DEVICE_EPOCH` (5 bytes instead of 20). Anything else is
+stored as given, so every reading round-trips exactly.
 The two tables are part of the file format: append to them, never reorder or change a row.
 
 The other records (a few per visit) keep msgspec's msgpack map form; a session opening is
@@ -21,6 +23,7 @@ migration converts them (:func:`compact`).
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import msgspec
@@ -38,6 +41,9 @@ CODES: tuple[tuple[str, str, int], ...] = (
 #: reading kinds by stored index; append only
 KINDS: tuple[ReadingKind, ...] = ("blood_pressure", "cuff_pressure", "temperature", "weight", "body_composition",
                                   "height_weight", "height", "generic")
+#: a device time stored as an integer counts seconds from here (part of the file format)
+DEVICE_EPOCH = dt.datetime(2000, 1, 1)
+_LAST_SECOND = (dt.datetime.max - DEVICE_EPOCH) // dt.timedelta(seconds=1)
 _CODE_INDEX = {code: i for i, (code, _unit, _decimals) in enumerate(CODES)}
 _KIND_INDEX = {kind: i for i, kind in enumerate(KINDS)}
 
@@ -52,7 +58,7 @@ class StoredReading(msgspec.Struct, array_like=True, omit_defaults=True, frozen=
 
     kind: int | str
     observations: tuple[StoredObservation, ...]
-    device_time: str | None = None
+    device_time: str | int | None = None  #: an int: seconds since DEVICE_EPOCH (see the module docstring)
     #: it was stored bound to the row's ``session_id`` (a reading bound later by staff stays
     #: False: its binding travels as its own ``ReadingBound`` record)
     bound: bool = False
@@ -97,11 +103,31 @@ def _unpack(s: StoredObservation) -> Observation:
                        original_unit=original_unit, flag=flag)  # type: ignore[arg-type]
 
 
+def _pack_time(text: str | None) -> str | int | None:
+    """A device time as seconds since :data:`DEVICE_EPOCH` when that gives back exactly ``text``."""
+    if text is None or len(text) != 19:
+        return text
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    seconds = (when - DEVICE_EPOCH) // dt.timedelta(seconds=1) if when.tzinfo is None else -1
+    return seconds if 0 <= seconds <= _LAST_SECOND and _unpack_time(seconds) == text else text
+
+
+def _unpack_time(stored: str | int | None) -> str | None:
+    if isinstance(stored, int):
+        if not 0 <= stored <= _LAST_SECOND:
+            raise msgspec.ValidationError(f"stored device time {stored} is out of range")
+        return (DEVICE_EPOCH + dt.timedelta(seconds=stored)).isoformat()
+    return stored
+
+
 def encode_body(record: Record) -> bytes:
     """Stored form of a record."""
     if isinstance(record, Reading):
         return _encode(StoredReading(_KIND_INDEX.get(record.kind, record.kind),
-                                     tuple(_pack(o) for o in record.observations), record.device_time,
+                                     tuple(_pack(o) for o in record.observations), _pack_time(record.device_time),
                                      record.session_id is not None, record.status, record.raw))
     return _encode(record)
 
@@ -123,7 +149,7 @@ def decode_body(body: bytes, at: int = 0, station_id: str | None = None, device_
         raise msgspec.ValidationError(f"stored reading: no kind number {s.kind}")
     kind = KINDS[s.kind] if isinstance(s.kind, int) else s.kind
     return Reading(at=at, device_id=device_id or "", station_id=station_id or "", kind=kind,  # type: ignore[arg-type]
-                   observations=tuple(_unpack(o) for o in s.observations), device_time=s.device_time,
+                   observations=tuple(_unpack(o) for o in s.observations), device_time=_unpack_time(s.device_time),
                    session_id=session_id if s.bound else None, status=s.status, raw=s.raw)
 
 

@@ -15,6 +15,7 @@ device (:mod:`edge.store.repeats`), in the same transaction that stores readings
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import sqlite3
 import time
@@ -27,7 +28,7 @@ from edge.crashpoints import crashpoint
 from edge.sessions import OpenSession, SessionManager
 from edge.store import repeats
 from edge.store.bodies import encode_body
-from edge.store.schema import resend_key
+from edge.store.schema import first_seq_since, resend_key
 from protocol import idnum
 from protocol.ids import reading_uid
 from protocol.model import Reading, ReadingBound, Record, SessionClosed, SessionOpened, Subject
@@ -231,14 +232,13 @@ class Ledger:
         return results
 
     def _known_keys(self, keys: list[int | None]) -> dict[int, int]:
-        """Which of these resend keys are already stored (one query per 500 keys)."""
+        """Which of these resend keys are already stored (one query, the keys as one JSON array: a
+        statement per group size filled the connection's statement cache, up to 128 of them, issue 21)."""
         wanted = [k for k in keys if k is not None]
-        found: dict[int, int] = {}
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i:i + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(self.conn.execute(f"SELECT key, seq FROM seen WHERE key IN ({marks})", chunk))  # noqa: S608
-        return found
+        if not wanted:
+            return {}
+        return dict(self.conn.execute("SELECT key, seq FROM seen WHERE key IN (SELECT value FROM json_each(?))",
+                                      (json.dumps(wanted),)))
 
     def _add(self, recs: list[Record], rows: list[tuple[Any, ...]]) -> int:
         seq = 0
@@ -278,9 +278,13 @@ class Ledger:
         at = uid_time_ms(uid)
         if at is None:
             return None
-        for seq, session in self.conn.execute("SELECT seq, session_id FROM records WHERE at = ? AND type = 0", (at,)):
-            if reading_uid(self.hub_id, self.epoch, seq, at) == uid:
-                return seq, session
+        c = self.conn
+        where = ("seq >= ? AND seq < ? AND ", (first_seq_since(c, at), first_seq_since(c, at + 1)))
+        for bound, args in (where, ("", ())):  # then a scan: a reading stored after the wall clock was set back
+            for seq, session in c.execute(f"SELECT seq, session_id FROM records WHERE {bound}at = ? AND type = 0",  # noqa: S608
+                                          (*args, at)):
+                if reading_uid(self.hub_id, self.epoch, seq, at) == uid:
+                    return seq, session
         return None
 
     def _bind(self, item: BindIn, rows: list[tuple[Any, ...]], now: int) -> Any:

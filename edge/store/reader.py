@@ -7,16 +7,17 @@ Also the write helpers that run on the writer thread through :meth:`GroupWriter.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from edge.store.bodies import decode_body
 from edge.store.deadletters import keep_refused, listing, open_count
 from edge.store.ledger import subject_aad
-from edge.store.schema import connect
+from edge.store.schema import connect, first_seq_since
 from protocol import codes
 from protocol.clinical import temperature
 from protocol.ids import reading_uid
@@ -42,6 +43,11 @@ class Reader:
     def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return self.conn.execute(sql, args).fetchall()
+
+    def _since(self, sql: str, at_ms: int, *args: Any) -> list[tuple[Any, ...]]:
+        """``sql`` whose first two parameters are ``seq >= ? AND at >= ?``, for the records since ``at_ms``."""
+        with self._lock:
+            return self.conn.execute(sql, (first_seq_since(self.conn, at_ms), at_ms, *args)).fetchall()
 
     def state(self) -> dict[str, Any]:
         """The sync_state row as a dict."""
@@ -94,9 +100,10 @@ class Reader:
             "ORDER BY s.opened_at DESC LIMIT ?", (since_ms, limit))
         # one range scan of the time index for all the counts (a count per session scanned every record
         # per session); a reading staff bound later may be older than its session, by up to BOUND_BACK_MS
-        counts = dict(self._all("SELECT session_id, count(*) FROM records WHERE at >= ? AND type = 0 "
-                                "AND session_id IS NOT NULL GROUP BY session_id",
-                                (min((r[2] for r in rows), default=since_ms) - BOUND_BACK_MS,)))
+        counts = dict(self._since("SELECT session_id, count(*) FROM records WHERE seq >= ? AND at >= ? AND type = 0 "
+                                  "AND session_id IN (SELECT value FROM json_each(?)) GROUP BY session_id",
+                                  min((r[2] for r in rows), default=since_ms) - BOUND_BACK_MS,
+                                  json.dumps([r[0] for r in rows])))
         keys = ("session_id", "station_id", "opened_at", "closed_at", "close_reason", "source", "pregnant_weeks",
                 "id_masked", "name_masked", "readings")
         return [dict(zip(keys, (*r, counts.get(r[0], 0)), strict=True)) for r in rows]
@@ -132,8 +139,8 @@ class Reader:
 
         Only readings taken since ``opened_at`` (the time index keeps this cheap on a full store).
         """
-        rows = self._all("SELECT at, device_id, body FROM records WHERE at >= ? AND type = 0 AND session_id = ? "
-                         "ORDER BY seq", (opened_at, session_id))
+        rows = self._since("SELECT at, device_id, body FROM records WHERE seq >= ? AND at >= ? AND type = 0 "
+                           "AND session_id = ? ORDER BY seq", opened_at, session_id)
         out = []
         for at, device, body in rows:
             rec = decode_body(body)
@@ -143,11 +150,16 @@ class Reader:
                         "status": list(getattr(rec, "status", ()))})
         return out
 
-    def session_readings_since(self, since_ms: int) -> dict[str, list[dict[str, Any]]]:
-        """Readings bound to a session and taken since ``since_ms``, by session id, in seq order
-        (the status page's values of today's visits; one scan of the time index)."""
-        rows = self._all("SELECT session_id, at, device_id, body FROM records WHERE at >= ? AND type = 0 "
-                         "AND session_id IS NOT NULL ORDER BY seq", (since_ms,))
+    def session_readings_since(self, since_ms: int, session_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """Readings of the sessions ``session_ids`` taken since ``since_ms``, by session id, in seq order
+        (the status page's values of the visits it shows; one scan of the time index).
+
+        Only the shown sessions' readings are decoded: all of a day's readings at once made every page
+        load of a busy hub larger than the last, and the heap kept each new high-water mark (issue 21).
+        """
+        rows = self._since("SELECT session_id, at, device_id, body FROM records WHERE seq >= ? AND at >= ? "
+                           "AND type = 0 AND session_id IN (SELECT value FROM json_each(?)) ORDER BY seq",
+                           since_ms, json.dumps(list(session_ids)))
         out: dict[str, list[dict[str, Any]]] = {}
         for session_id, at, device, body in rows:
             obs = [{"code": o.code, "value": o.value, "unit": o.unit, "flag": o.flag}
@@ -179,7 +191,8 @@ class Reader:
             for at, station, body, weeks, name, age_days in self.conn.execute(
                     "SELECT r.at, r.station_id, r.body, s.pregnant_weeks, j.name_masked, s.age_days FROM records r "
                     "LEFT JOIN sessions s ON s.session_id = r.session_id LEFT JOIN subjects j ON j.id = s.subject_id "
-                    "WHERE r.type = 0 AND r.at >= ? ORDER BY r.seq DESC", (since_ms,)):
+                    "WHERE r.seq >= ? AND r.at >= ? AND r.type = 0 ORDER BY r.seq DESC",
+                    (first_seq_since(self.conn, since_ms), since_ms)):
                 obs = {o.code: o for o in getattr(decode_body(body), "observations", ())}
                 sys_, dia, temp = obs.get(codes.SYSTOLIC), obs.get(codes.DIASTOLIC), obs.get(codes.TEMPERATURE)
                 entry = {"at": at, "station_id": station, "name_masked": name or "", "pregnant_weeks": weeks}
@@ -249,9 +262,9 @@ def record_error(message: str, at_ms: int) -> Callable[[sqlite3.Connection], Non
 def prune_chunk(before_ms: int, limit: int) -> Callable[[sqlite3.Connection], int]:
     """Delete up to ``limit`` acknowledged records older than ``before_ms``; returns how many."""
     def run(c: sqlite3.Connection) -> int:
-        cur = c.execute("DELETE FROM records WHERE seq IN (SELECT seq FROM records WHERE "
-                        "seq <= (SELECT acked_through FROM sync_state) AND at < ? ORDER BY seq LIMIT ?)",
-                        (before_ms, limit))
+        cur = c.execute("DELETE FROM records WHERE seq IN (SELECT seq FROM records WHERE seq < ? "
+                        "AND seq <= (SELECT acked_through FROM sync_state) AND at < ? ORDER BY seq LIMIT ?)",
+                        (first_seq_since(c, before_ms), before_ms, limit))
         return cur.rowcount
     return run
 
@@ -272,7 +285,8 @@ def prune_seen(before_ms: int, keep_seqs: int = 0,
         c.execute("BEGIN IMMEDIATE")
         keys = c.execute("DELETE FROM seen WHERE at < ? AND seq < (SELECT next_seq FROM sync_state) - ?",
                          (before_ms, keep_seqs)).rowcount
-        old = "FROM sessions WHERE closed_at < ? AND closed_at < coalesce((SELECT min(at) FROM records), ?)"
+        old = ("FROM sessions WHERE closed_at < ? AND closed_at < "
+               "coalesce((SELECT at FROM records ORDER BY seq LIMIT 1), ?)")
         c.execute(f"DELETE FROM subjects WHERE id IN (SELECT subject_id {old})", (before_ms, before_ms))  # noqa: S608
         c.execute(f"DELETE {old}", (before_ms, before_ms))
         c.execute("COMMIT")

@@ -186,7 +186,8 @@ class StatusPage:
         """Everything the needs-action and visits sections show (read from hub.db; run in a thread)."""
         reader, today = self.hub.reader, start_of_today_ms()
         oldest_age, last_error, stuck = self._sync_health(reader.state(), reader.oldest_unsynced_at())
-        today_visits = v.visits(reader.sessions_since(today), reader.session_readings_since(today))
+        sessions = reader.sessions_since(today)
+        today_visits = v.visits(sessions, reader.session_readings_since(today, (s["session_id"] for s in sessions)))
         unbound = reader.unbound(50)
         return {
             "visits": today_visits,
@@ -259,13 +260,16 @@ class StatusPage:
         try:
             while not self.stopping.is_set():
                 values = await self.live_values(lang)
+                events = []
                 for name, value in values.items():
                     if sent.get(name) != value:
                         if name == "changes":
                             if "changes" in sent:
-                                yield "data: refresh\n\n"  # records stored: the page fetches /lists
+                                events.append("data: refresh\n\n")  # records stored: the page fetches /lists
                             continue
-                        yield f"event: {name}\ndata: {value}\n\n"
+                        events.append(f"event: {name}\ndata: {value}\n\n")
+                if events:  # one write a tick: after a tab closed, one write finds out (not one per device)
+                    yield "".join(events)
                 sent = values
                 changed.clear()
                 with contextlib.suppress(TimeoutError):

@@ -25,6 +25,8 @@ def test_install_into_a_test_root_gives_a_working_hub_only_environment(tmp_path:
     installed = {p.name.split("-")[0].lower() for p in site.iterdir()}
     assert {"bleak", "serial", "aiomqtt"} <= installed
     assert not {"asyncpg", "aiosqlite", "pydicom", "pytest"} & installed  # a hub carries no cloud or dev code
+    # compiled at install: the service cannot write __pycache__, and compiling at every start costs memory
+    assert list((site / "edge" / "__pycache__").glob("daemon.*.pyc")) and list(site.glob("aiohttp/__pycache__/*.pyc"))
     config = tmp_path / "etc/mchub/hub.toml"
     assert config.exists()
     before = config.read_text()

@@ -8,6 +8,7 @@ the median of the phase's first fifth with that of its last fifth. Phases end on
 stored readings and web requests, not on the clock, so a loaded machine only makes the
 test slower. The margins are wide (the 1-hour soak measures the slope itself): this fails
 on a leak per reading or per request, and on a start that imports what a hub does not need.
+The hub runs from compiled modules, as installed (``bench.hub_rig.PYC_DIR``).
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ from bench.hub_rig import HubRig, vm_kb
 
 WARMUP_READINGS = 300
 MEASURED_READINGS = 900
-#: growth over the measured phase: catches a leak of ~3 kB a reading or ~8 kB a web request. The hub
-#: before issue 21 grew ~1.7 kB a reading (page caches filling, trims a minute apart); today's hub
-#: measured 1.2 MB here on a loaded 2-core machine, so the margin stays wide enough never to flake
-MAX_GROWTH_MB = 3.0
-#: a start importing what a hub does not need (sqlite_utils and numpy: +13 MB); measured 72-78 MB on a
-#: loaded 2-core machine, against the 60 MB target of docs/edge.md that is not met yet
-MAX_PEAK_MB = 85.0
+#: growth over the measured phase: catches a leak of ~1.7 kB a reading or ~5 kB a web request. The hub
+#: before issue 21 grew ~1.7 kB a reading (page caches filling, trims a minute apart) and measured
+#: 1.2 MB here; with the status page reading only the visits it shows and one statement per lookup it
+#: measured +0.55 MB (load average 15-17 on 2 cores), so the margin stays wide enough never to flake
+MAX_GROWTH_MB = 1.5
+#: a start importing what a hub does not need (sqlite_utils and numpy: +13 MB; every CLI's modules:
+#: +1 MB) or compiling them from source; measured 71.0 MB (was 72-78 MB), against the 60 MB target of
+#: docs/edge.md that is not met yet
+MAX_PEAK_MB = 76.0
 
 
 def _readings(rig: HubRig) -> int:
@@ -68,6 +71,7 @@ def test_the_hub_process_levels_off_with_every_driver_kind_sync_and_web_polled()
         errors = rig.poller.errors if rig.poller is not None else 0
     fifth = max(len(samples) // 5, 1)
     growth = statistics.median(samples[-fifth:]) - statistics.median(samples[:fifth])
+    print(f"hub RSS growth {growth:+.2f} MB over {len(samples)} s, peak {peak:.1f} MB")
     assert errors == 0
     assert growth < MAX_GROWTH_MB, f"the hub grew {growth:.1f} MB over {MEASURED_READINGS} readings: {samples}"
     assert peak < MAX_PEAK_MB, f"peak RSS {peak:.1f} MB"

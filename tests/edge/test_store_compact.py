@@ -26,6 +26,7 @@ from edge.store.ledger import IdentifyIn, Ledger, ReadingIn
 from edge.store.reader import Reader, prune_chunk, prune_seen
 from edge.store.schema import open_db
 from edge.store.writer import DiskGuard, GroupWriter
+from protocol.ids import reading_uid
 from protocol.model import Reading, Subject
 from tests.edge.hubkit import bp
 from tests.protocol.strategies import _readings
@@ -43,6 +44,22 @@ def test_a_stored_reading_decodes_to_exactly_the_reading_stored(reading: Reading
     back = decode_body(body, reading.at, reading.station_id, reading.device_id, column)
     assert back == reading
     assert msgspec.msgpack.encode(back) == msgspec.msgpack.encode(reading)  # -0.0, 1e6 and friends bit for bit
+
+
+_device_times = (st.none() | st.text(max_size=24) | st.datetimes().map(lambda d: d.isoformat(timespec="seconds"))
+                 | st.datetimes().map(lambda d: d.isoformat()) | st.datetimes().map(lambda d: d.isoformat(sep=" ")))
+
+
+@given(_device_times)
+@settings(max_examples=400)
+def test_a_device_time_comes_back_exactly_and_the_usual_form_is_stored_as_a_number(device_time: str | None) -> None:
+    m = bp(1)
+    reading = Reading(at=1_765_000_000_000, device_id="bp-1", station_id="room-1", kind=m.kind,
+                      observations=m.observations, device_time=device_time, raw=m.raw)
+    body = encode_body(reading)
+    assert decode_body(body, reading.at, "room-1", "bp-1") == reading
+    usual = msgspec.structs.replace(reading, device_time="2026-11-22T09:30:00")  # what the drivers give
+    assert len(encode_body(usual)) <= len(encode_body(msgspec.structs.replace(reading, device_time=None))) + 5
 
 
 def test_a_height_weight_reading_is_stored_in_a_fraction_of_its_old_size() -> None:
@@ -136,3 +153,29 @@ async def test_pruning_forgets_old_sessions_and_returns_freed_pages_to_the_file_
     conn.close()
     assert (kept, subjects) == (1, 1)  # the open session stays, the closed one's masked subject went with it
     assert free <= 8 and db.stat().st_size < full / 2
+
+
+def test_records_since_a_time_are_found_by_seq_without_a_time_index(tmp_path: Path) -> None:
+    conn, _ = open_db(tmp_path / "hub.db", "hub-1")
+    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'idx_records_at'").fetchone()[0] == 0
+    assert schema.first_seq_since(conn, 0) == 1  # empty: the next seq
+    times = [100, 100, 200, 300, 300, 300, 400, 50, 60, 500]  # the clock set back after seq 7
+    for seq, at in enumerate(times, start=10):  # seqs 1..9 already pruned
+        conn.execute("INSERT INTO records (seq, type, at, body) VALUES (?, 0, ?, x'90')", (seq, at))
+    first = {at: schema.first_seq_since(conn, at) for at in (0, 100, 101, 300, 400, 450, 501)}
+    assert first[0] == 10 and first[100] == 10 and first[101] == 12 and first[501] == 20
+    for at in (0, 100, 101, 300):  # here the bisection stays before the step back: exact
+        assert all(t < at for t in times[:first[at] - 10]) and all(t >= at for t in times[first[at] - 10:7])
+    assert first[400] <= 19 and first[450] <= 19  # it may miss 400 (seq 16), never what followed the step (500)
+    conn.close()
+
+
+def test_a_reading_stored_after_the_clock_was_set_back_is_still_found_by_its_uid(tmp_path: Path) -> None:
+    conn, _ = open_db(tmp_path / "hub.db", "hub-1")
+    for seq, at in enumerate([1_765_000_000_000, 1_765_000_100_000, 1_764_999_000_000, 1_765_000_200_000], start=1):
+        conn.execute("INSERT INTO records (seq, type, at, body) VALUES (?, 0, ?, x'90')", (seq, at))
+    conn.execute("UPDATE sync_state SET next_seq = 5")
+    ledger = Ledger(conn, SessionManager({}), lambda b, _aad: b)
+    for seq, at in ((2, 1_765_000_100_000), (3, 1_764_999_000_000)):  # in time order, and out of it
+        assert ledger.find_reading(reading_uid(ledger.hub_id, ledger.epoch, seq, at)) == (seq, None)
+    conn.close()

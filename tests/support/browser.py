@@ -72,5 +72,14 @@ def screenshot(page: Any, name: str) -> Path:
     """Save ``docs/screenshots/<name>.png`` (the documentation links these)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=False)
+    from playwright.sync_api import Error as PlaywrightError
+
+    for attempt in range(3):  # a documentation picture, not an assertion: on a machine at load 15+, Chromium
+        try:  # once answered "Unable to capture screenshot" (Page.captureScreenshot) while the page was fine
+            page.screenshot(path=str(path), full_page=False)
+            return path
+        except PlaywrightError as exc:
+            if "Unable to capture screenshot" not in str(exc) or attempt == 2:
+                raise
+            page.wait_for_timeout(500)
     return path

@@ -96,8 +96,11 @@ async def test_clock_jumps_keep_order_sessions_sync_and_dedup(tmp_path: Path) ->
         wall.shift(-5 * HOUR)
         await asyncio.sleep(0.5)
         assert hub.sessions.open  # the jump alone closes nothing
+        stored = hub.reader.state()["next_seq"]
         steady.advance(6_000)
-        await until(lambda: not hub.sessions.open)
+        # wait for the close's commit (next_seq moves on it; the open list empties inside the writer's
+        # transaction, before the commit: waiting on that alone let the hub stop before the close was synced)
+        await until(lambda: not hub.sessions.open and hub.reader.state()["next_seq"] > stored)
         await until(lambda: hub.reader.state()["acked_through"] == hub.reader.state()["next_seq"] - 1)
     finally:
         await hub.stop()

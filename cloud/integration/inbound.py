@@ -79,6 +79,7 @@ _DONE_PG = ("UPDATE hl7_inbound AS h SET processed_ms = $1, process_error = NULL
             "name_index = d.ni FROM unnest($2::text[], $3::text[], $4::text[]) AS d(uid, pi, ni) WHERE h.uid = d.uid")
 BATCH = 200  #: messages per processing transaction
 GATHER_BELOW = 50  #: a round that found fewer messages waits ``gather_s`` before the next (Hl7Processor.run)
+GATHER_POLL_S = 0.05  #: during that wait, how often to look whether ``GATHER_BELOW`` messages are waiting
 YIELD_EVERY = 16  #: messages parsed between two turns of the event loop (about 4 ms of CPU)
 
 
@@ -284,17 +285,28 @@ class Hl7Processor:
         worked off as it comes). Otherwise the processor waits ``gather_s`` before looking
         again, so messages arriving one by one (a HIS sending lock-step) are processed in
         groups rather than one transaction (and one fsync) each, competing with the listener:
-        results trail the ACK by at most about ``gather_s`` plus one group's work.
+        results trail the ACK by at most about ``gather_s`` plus one group's work. The wait
+        ends early once ``GATHER_BELOW`` messages are waiting (looked at every
+        ``GATHER_POLL_S``): a burst starting during it is not left a whole ``gather_s`` behind.
         """
         while not stop.is_set():
             try:
                 busy = await self.run_once(limit)
+                if busy < GATHER_BELOW:
+                    await self._gather(stop, gather_s)
             except DatabaseError as exc:
                 log.warning("HL7 processing paused, database unavailable: %s", exc)
-                busy = 0
-            if busy < GATHER_BELOW:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), gather_s)
+
+    async def _gather(self, stop: asyncio.Event, gather_s: float) -> None:
+        """Wait up to ``gather_s`` for messages to gather, less once ``GATHER_BELOW`` are waiting."""
+        deadline = asyncio.get_running_loop().time() + gather_s
+        while (left := deadline - asyncio.get_running_loop().time()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), min(GATHER_POLL_S, left))
+            if stop.is_set() or await self.store.pending_at_least(GATHER_BELOW):
+                return
 
     async def process(self, m: StoredMessage) -> None:
         """Process one stored message in its own transaction (see the module docstring)."""
@@ -326,10 +338,10 @@ class Hl7Processor:
         await lookups.learn_mrn(sid, who.mrn_authority, who.mrn, actor)
         for prior in p.merge_prior:  # A40: the old MRN now names the survivor too
             await lookups.learn_mrn(sid, prior.authority, prior.id, actor)
-        resolved = await matching.resolve_waiting(tx, sid, self.at_rest, who, actor=actor)
-        for prior in p.merge_prior:
-            resolved += await matching.resolve_waiting(tx, sid, self.at_rest,
-                                                       Who(mrn=prior.id, mrn_authority=prior.authority), actor=actor)
+        resolved = 0
+        for named in (who, *(Who(mrn=i.id, mrn_authority=i.authority) for i in p.merge_prior)):
+            if lookups.may_be_waiting(named):  # read for the whole group (Lookups.load): no query per ADT
+                resolved += await matching.resolve_waiting(tx, sid, self.at_rest, named, actor=actor)
         if resolved:
             log.info("%s %s resolved %d waiting item(s)", p.message_type, p.control_id, resolved)
 

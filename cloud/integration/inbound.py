@@ -55,21 +55,27 @@ from protocol.hl7.message import RESULT_TYPES
 from protocol.ids import now_ms
 
 log = logging.getLogger("mchub.cloud.integration.inbound")
+#: a result row as written (``_Item.rows`` hold them from ``source`` on; the subject comes in the transaction)
+RESULT_COLUMNS = ("subject_id", "source", "source_key", "kind", "code", "value", "unit", "observed_ms", "payload",
+                  "created_ms", "origin")
 _INSERT_RESULT = (
     "INSERT INTO results (subject_id, source, source_key, kind, code, value, unit, observed_ms, payload, "
-    "created_ms, origin) VALUES ($1, 'hl7', $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (source_key) DO NOTHING")
+    "created_ms, origin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (source_key) DO NOTHING")
 _INSERT_RESULTS_PG = """
 INSERT INTO results (subject_id, source, source_key, kind, code, value, unit, observed_ms, payload, created_ms, origin)
-SELECT r.subject_id, 'hl7', r.source_key, r.kind, r.code, r.value, r.unit, r.observed_ms, r.payload, r.created_ms,
+SELECT r.subject_id, r.source, r.source_key, r.kind, r.code, r.value, r.unit, r.observed_ms, r.payload, r.created_ms,
        r.origin
-FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[],
-            $9::bigint[], $10::text[]) WITH ORDINALITY
-     AS r(subject_id, source_key, kind, code, value, unit, observed_ms, payload, created_ms, origin, n)
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[],
+            $9::text[], $10::bigint[], $11::text[]) WITH ORDINALITY
+     AS r(subject_id, source, source_key, kind, code, value, unit, observed_ms, payload, created_ms, origin, n)
 ORDER BY r.n
 ON CONFLICT (source_key) DO NOTHING"""
-_CLAIM_PG = ("SELECT uid FROM hl7_inbound WHERE uid = ANY($1::text[]) AND processed_ms IS NULL ORDER BY id "
-             "FOR UPDATE")
-_CLAIM_ONE = "SELECT uid FROM hl7_inbound WHERE uid = $1 AND processed_ms IS NULL"
+#: the claim also says which messages have result rows already (processed before, queued again from the
+#: message browser): only then can a row conflict, and only then is the group written with ON CONFLICT
+_CLAIM_PG = ("SELECT h.uid, EXISTS (SELECT 1 FROM results r WHERE r.origin = 'hl7:' || h.uid) AS again "
+             "FROM hl7_inbound h WHERE h.uid = ANY($1::text[]) AND h.processed_ms IS NULL ORDER BY h.id "
+             "FOR UPDATE OF h")
+_CLAIM_ONE = "SELECT uid, 1 AS again FROM hl7_inbound WHERE uid = $1 AND processed_ms IS NULL"
 _MARK = "UPDATE hl7_inbound SET processed_ms = $1, process_error = $2 WHERE uid = $3"
 #: a processed message's mark, with whom it named as keyed HMACs only (the message browser finds it by
 #: ID number or name: migration 16)
@@ -105,7 +111,7 @@ class _Item(NamedTuple):
 
     message: StoredMessage
     processed: Processed | Hl7Error
-    rows: tuple[tuple[Any, ...], ...] = ()  #: result rows without their subject id (``_INSERT_RESULT`` $2..)
+    rows: tuple[tuple[Any, ...], ...] = ()  #: result rows without their subject id (``RESULT_COLUMNS`` [1:])
     patient_index: str | None = None  #: keyed HMACs of whom it names (the message browser's search)
     name_index: str | None = None
 
@@ -115,18 +121,25 @@ def _people(p: Processed) -> list[Who]:
     return [who_of(p), *(Who(mrn=i.id, mrn_authority=i.authority) for i in p.merge_prior)]
 
 
-async def _claim(tx: Tx, uids: list[str]) -> set[str]:
-    """Lock the rows of ``uids`` not processed yet (two owners by mistake never process one twice)."""
+async def _claim(tx: Tx, uids: list[str]) -> dict[str, bool]:
+    """Lock the rows of ``uids`` not processed yet (two owners by mistake never process one twice):
+    uid -> whether the message may have result rows already (``_CLAIM_PG``; always on SQLite)."""
     if tx.dialect == "postgres":
         rows = await tx.fetch(_CLAIM_PG, uids)
     else:
         rows = [r for u in uids for r in await tx.fetch(_CLAIM_ONE, u)]
-    return {r["uid"] for r in rows}
+    return {r["uid"]: bool(r["again"]) for r in rows}
 
 
-async def _write(tx: Tx, lookups: Lookups, rows: list[tuple[Any, ...]]) -> None:
-    """The result rows and the matching writes gathered so far, in arrival order."""
-    if rows and tx.dialect == "postgres":  # one statement for the whole group, in arrival order
+async def _write(tx: Tx, lookups: Lookups, rows: list[tuple[Any, ...]], fresh: bool) -> None:
+    """The result rows and the matching writes gathered so far, in arrival order.
+
+    ``fresh``: none of the group's messages has result rows yet (they are locked by the claim,
+    and only their own processing writes rows under their origin), so nothing can conflict and
+    PostgreSQL takes them by ``COPY``; else one ``INSERT ... ON CONFLICT DO NOTHING``."""
+    if rows and tx.dialect == "postgres" and fresh:
+        await tx.copy_rows("results", RESULT_COLUMNS, rows)
+    elif rows and tx.dialect == "postgres":  # one statement for the whole group, in arrival order
         await tx.execute(_INSERT_RESULTS_PG, *(list(column) for column in zip(*rows, strict=True)))
     elif rows:
         await tx.executemany(_INSERT_RESULT, rows)
@@ -167,7 +180,7 @@ class Hl7Processor:
         if p.message_type.split("^", 1)[0] in RESULT_TYPES:
             now, origin = now_ms(), f"hl7:{m.id}"
             rows = tuple(
-                (f"{origin}:{n}", r.category, (r.loinc or f"{r.system or 'L'}:{r.code}")[:64], r.value, r.units,
+                ("hl7", f"{origin}:{n}", r.category, (r.loinc or f"{r.system or 'L'}:{r.code}")[:64], r.value, r.units,
                  _ms(r.observed_at), msgspec.json.encode({"result": r, "control_id": p.control_id,
                                                           "message_type": p.message_type}).decode(), now, origin)
                 for n, r in enumerate(p.results, 1))
@@ -247,6 +260,7 @@ class Hl7Processor:
         async with self.db.transaction() as tx:
             claimed = await _claim(tx, [i.message.id for i in group])
             todo = [i for i in group if i.message.id in claimed]
+            fresh = not any(claimed.values())
             for item in todo:  # an A40 is alone in its group (run_once, process): its merge comes first
                 if isinstance(item.processed, Processed) and item.processed.message_type == "ADT^A40":
                     await self._merge(tx, item.processed)
@@ -260,19 +274,19 @@ class Hl7Processor:
                     log.warning("HL7 message %s cannot be processed: %s", m.id, p)
                     await tx.execute(_MARK, now_ms(), f"{p.reason}: {p}", m.id)
                     continue
-                await self._apply(tx, lookups, rows, item, p)
+                await self._apply(tx, lookups, rows, item, p, fresh)
                 done.append((m.id, item.patient_index, item.name_index))
-            await _write(tx, lookups, rows)
+            await _write(tx, lookups, rows, fresh)
             await _mark_done(tx, done)
         self.processed += len(done)
 
     async def _apply(self, tx: Tx, lookups: Lookups, rows: list[tuple[Any, ...]], item: _Item,
-                     p: Processed) -> None:
+                     p: Processed, fresh: bool) -> None:
         if p.message_type.split("^", 1)[0] in RESULT_TYPES:
             await self._results(lookups, rows, item, p)
         else:
             if lookups.names_waiting(_people(p)):  # it resolves items of this group: they go to the database first
-                await _write(tx, lookups, rows)
+                await _write(tx, lookups, rows, fresh)
             await self._adt(tx, lookups, p)
         for w in p.warnings:
             log.info("HL7 message %s (%s): %s", item.message.id, p.control_id, w)

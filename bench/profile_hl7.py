@@ -30,6 +30,7 @@ from bench.common import machine
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
 from cloud.intake.keystore import init_keys
+from cloud.integration.hl7_process import tune_gc
 from cloud.integration.inbound import BATCH, Hl7Processor
 from cloud.mllp.db_store import Hl7Store
 from cloud.mllp.store import InboundMeta
@@ -68,6 +69,7 @@ async def run(args: argparse.Namespace, pg: PostgresServer, base: Path) -> None:
     while await processor.run_once():  # warm-up: caches, prepared statements
         pass
     await _store(store, messages(args.messages, "P"))
+    tune_gc()  # as the processor's own process runs
     await db.fetch("SELECT pg_stat_statements_reset()")
     pg_pid = _postmaster_pid(pg)
     prof = cProfile.Profile() if args.top else None

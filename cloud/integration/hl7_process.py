@@ -7,7 +7,10 @@ GIL): under a burst the processor falls behind what the listener acknowledges. S
 integration owner runs the processor as a child process on PostgreSQL
 (:class:`ProcessorChild`): it takes the stored messages from the database exactly as the
 in-process one did (claims with ``FOR UPDATE``, every message in the same transaction as its
-mark), so a crash of either process repeats work and never duplicates it. SQLite has a
+mark), so a crash of either process repeats work and never duplicates it. Reading the
+messages (parsing, result rows: most of its CPU) it leaves to reader processes of its own
+(:mod:`cloud.integration.read_workers`), which read the next groups while it applies the
+current one. SQLite has a
 single writer and one process (``[server] workers``), so there the processor stays in the
 owner process.
 
@@ -98,6 +101,7 @@ async def _main(config: Path) -> int:
     from cloud.db.engine import Database
     from cloud.intake.keystore import load_keys
     from cloud.integration.inbound import Hl7Processor
+    from cloud.integration.read_workers import ReadWorkers
     from cloud.mllp.db_store import Hl7Store
     from cloud.records.crypto_at_rest import AtRest
     from cloud.server import logs
@@ -122,8 +126,9 @@ async def _main(config: Path) -> int:
 
     watch = asyncio.ensure_future(owner_gone())
     tune_gc()
-    processor = Hl7Processor(db, store, at_rest, CodeMap.from_config(cfg.mllp.code_map, str(cfg.path),
-                                                                     "[mllp] code_map"))
+    codes = CodeMap.from_config(cfg.mllp.code_map, str(cfg.path), "[mllp] code_map")
+    readers = ReadWorkers(codes, keys.at_rest, keys.blind_index)
+    processor = Hl7Processor(db, store, at_rest, codes, readers)
     try:
         while not stop.is_set():
             try:
@@ -134,6 +139,7 @@ async def _main(config: Path) -> int:
                     await asyncio.wait_for(stop.wait(), RESTART_S)
     finally:
         watch.cancel()
+        readers.close()
         await store.close()
         await db.close()
     return 0

@@ -7,11 +7,12 @@ message means and marks the row processed. Up to ``BATCH`` messages share one tr
 its commit and a handful of statements (claim, patient lookups, result rows, work list,
 marks), applied in arrival order so a later message of the same patient sees what an
 earlier one did. Everything that needs no database (parsing, result rows, keyed HMACs:
-:meth:`Hl7Processor.read`) is done before the transaction, for the next group while the
-previous one is in the database. On PostgreSQL this runs in a process of its own
-(:mod:`cloud.integration.hl7_process`). A crash anywhere before COMMIT leaves the rows unprocessed and they are
-done again; result rows are keyed ``hl7:<message uid>:<n>`` (unique), so nothing is
-written twice.
+:mod:`cloud.integration.hl7_read`) is done before the transaction, for the next groups while
+the previous one is in the database: in reader processes when the processor has them
+(:mod:`cloud.integration.read_workers`), else in between. On PostgreSQL this runs in a
+process of its own (:mod:`cloud.integration.hl7_process`), with reader processes. A crash
+anywhere before COMMIT leaves the rows unprocessed and they are done again; result rows are
+keyed ``hl7:<message uid>:<n>`` (unique), so nothing is written twice.
 
 * ORU^R01 and OUL^R22/R24: one ``results`` row per result OBX (``kind`` = hpv / cytology / pathology / lab,
   ``code`` = LOINC, directly or through ``[mllp] code_map``, else ``system:local``), the
@@ -32,20 +33,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
-import functools
 import logging
-from typing import Any, NamedTuple
-
-import msgspec
+from collections.abc import AsyncGenerator
+from typing import Any
 
 from cloud.db.engine import Database, Tx
 from cloud.errors import DatabaseError, PatientIndexError
 from cloud.integration import matching
+from cloud.integration.hl7_read import RESULT_COLUMNS, Item, read_message
 from cloud.integration.lookups import Lookups
 from cloud.integration.matching import Who
+from cloud.integration.read_workers import ReadWorkers
 from cloud.mllp.db_store import Hl7Store
-from cloud.mllp.processing import Processed, process_message
+from cloud.mllp.processing import Processed
 from cloud.mllp.store import StoredMessage
 from cloud.records import patients
 from cloud.records.crypto_at_rest import AtRest
@@ -55,9 +55,6 @@ from protocol.hl7.message import RESULT_TYPES
 from protocol.ids import now_ms
 
 log = logging.getLogger("mchub.cloud.integration.inbound")
-#: a result row as written (``_Item.rows`` hold them from ``source`` on; the subject comes in the transaction)
-RESULT_COLUMNS = ("subject_id", "source", "source_key", "kind", "code", "value", "unit", "observed_ms", "payload",
-                  "created_ms", "origin")
 _INSERT_RESULT = (
     "INSERT INTO results (subject_id, source, source_key, kind, code, value, unit, observed_ms, payload, "
     "created_ms, origin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (source_key) DO NOTHING")
@@ -94,26 +91,6 @@ def who_of(p: Processed) -> Who:
     k = p.patient
     return Who(national_id=k.national_id, mrn=k.mrn or "", mrn_authority=k.mrn_authority, name=k.name, sex=k.sex,
                birth_date=k.birth_date)
-
-
-@functools.lru_cache(maxsize=4096)  # a message's results mostly share one time
-def _ms(iso: str | None) -> int | None:
-    if not iso:
-        return None
-    try:
-        return int(dt.datetime.fromisoformat(iso).timestamp() * 1000)
-    except ValueError:
-        return None
-
-
-class _Item(NamedTuple):
-    """One message as read outside the transaction: everything but what the database decides (the subject)."""
-
-    message: StoredMessage
-    processed: Processed | Hl7Error
-    rows: tuple[tuple[Any, ...], ...] = ()  #: result rows without their subject id (``RESULT_COLUMNS`` [1:])
-    patient_index: str | None = None  #: keyed HMACs of whom it names (the message browser's search)
-    name_index: str | None = None
 
 
 def _people(p: Processed) -> list[Who]:
@@ -160,33 +137,39 @@ async def _mark_done(tx: Tx, done: list[tuple[str, str | None, str | None]]) -> 
 class Hl7Processor:
     """Processes ``hl7_inbound`` into the cloud tables (run by the integration owner process)."""
 
-    def __init__(self, db: Database, store: Hl7Store, at_rest: AtRest, codes: CodeMap | None = None) -> None:
+    def __init__(self, db: Database, store: Hl7Store, at_rest: AtRest, codes: CodeMap | None = None,
+                 readers: ReadWorkers | None = None) -> None:
         self.db = db
         self.store = store
         self.at_rest = at_rest
         self.codes = codes or CodeMap()
+        self.readers = readers  #: reader processes (cloud.integration.read_workers); None: read here
         self.processed = 0
 
-    def read(self, m: StoredMessage) -> _Item:
+    def read(self, m: StoredMessage) -> Item:
         """Parse and interpret one message and build its result rows: CPU only, no database.
 
         Done outside the transaction (and while the previous group commits), so a group's
         transaction holds only the lookups and the writes."""
+        return read_message(m, self.codes, self.at_rest)
+
+    async def _read_all(self, pending: list[StoredMessage], batch: int) -> AsyncGenerator[Item, None]:
+        """``pending`` read, in order: by the reader processes when there are some (all batches
+        handed to them at once, so they read ahead of the groups being applied), else here."""
+        if self.readers is None:
+            for n, m in enumerate(pending, 1):
+                if n % YIELD_EVERY == 0:  # the listener may share this event loop: its ACKs do not wait for a group
+                    await asyncio.sleep(0)
+                yield self.read(m)
+            return
+        reads = [self.readers.submit(pending[i:i + batch]) for i in range(0, len(pending), batch)]
         try:
-            p = process_message(m.raw, self.codes)
-        except Hl7Error as exc:
-            return _Item(m, exc)
-        rows: tuple[tuple[Any, ...], ...] = ()
-        if p.message_type.split("^", 1)[0] in RESULT_TYPES:
-            now, origin = now_ms(), f"hl7:{m.id}"
-            rows = tuple(
-                ("hl7", f"{origin}:{n}", r.category, (r.loinc or f"{r.system or 'L'}:{r.code}")[:64], r.value, r.units,
-                 _ms(r.observed_at), msgspec.json.encode({"result": r, "control_id": p.control_id,
-                                                          "message_type": p.message_type}).decode(), now, origin)
-                for n, r in enumerate(p.results, 1))
-        who = p.patient
-        return _Item(m, p, rows, self.at_rest.blind_index(who.national_id) if who.national_id else None,
-                     self.at_rest.name_index(who.name) if who.name else None)
+            for read in reads:
+                for item in await read:
+                    yield item
+        finally:
+            for read in reads:
+                read.cancel()
 
     async def run_once(self, limit: int = BATCH * 2, batch: int = BATCH) -> int:
         """Process up to ``limit`` pending messages; returns how many.
@@ -199,10 +182,10 @@ class Hl7Processor:
         rolls back and its messages are processed one by one, so only the bad one is marked failed.
         """
         pending = await self.store.fetch_pending(limit)
-        group: list[_Item] = []
+        group: list[Item] = []
         inflight: asyncio.Task[None] | None = None  # the group in the database now
 
-        async def hand_over(items: list[_Item]) -> None:
+        async def hand_over(items: list[Item]) -> None:
             nonlocal inflight
             if inflight is not None:  # groups apply in arrival order: the previous one first
                 task, inflight = inflight, None
@@ -210,11 +193,9 @@ class Hl7Processor:
             if items:
                 inflight = asyncio.create_task(self._apply_group(items))
 
+        items = self._read_all(pending, batch)
         try:
-            for n, m in enumerate(pending, 1):
-                if n % YIELD_EVERY == 0:  # the listener shares this event loop: its ACKs do not wait for a group
-                    await asyncio.sleep(0)
-                item = self.read(m)
+            async for item in items:
                 if isinstance(item.processed, Processed) and item.processed.message_type == "ADT^A40":
                     await hand_over(group)
                     await hand_over([])
@@ -228,12 +209,13 @@ class Hl7Processor:
             await hand_over(group)
             await hand_over([])
         finally:
+            await items.aclose()
             if inflight is not None:  # leaving early (an outage): never leave a group running unobserved
                 with contextlib.suppress(Exception):
                     await inflight
         return len(pending)
 
-    async def _apply_group(self, group: list[_Item]) -> None:
+    async def _apply_group(self, group: list[Item]) -> None:
         if not group:
             return
         try:
@@ -246,7 +228,7 @@ class Hl7Processor:
             for item in group:
                 await self._alone(item)
 
-    async def _alone(self, item: _Item) -> None:
+    async def _alone(self, item: Item) -> None:
         try:
             await self._commit_group([item])
         except DatabaseError:
@@ -255,7 +237,7 @@ class Hl7Processor:
             log.exception("HL7 message %s: processing failed", item.message.id)
             await self.store.mark_processed(item.message.id, f"internal: {type(exc).__name__}: {exc}"[:500])
 
-    async def _commit_group(self, group: list[_Item]) -> None:
+    async def _commit_group(self, group: list[Item]) -> None:
         """Claim, match, write and mark a group of messages in one transaction, in arrival order."""
         async with self.db.transaction() as tx:
             claimed = await _claim(tx, [i.message.id for i in group])
@@ -280,7 +262,7 @@ class Hl7Processor:
             await _mark_done(tx, done)
         self.processed += len(done)
 
-    async def _apply(self, tx: Tx, lookups: Lookups, rows: list[tuple[Any, ...]], item: _Item,
+    async def _apply(self, tx: Tx, lookups: Lookups, rows: list[tuple[Any, ...]], item: Item,
                      p: Processed, fresh: bool) -> None:
         if p.message_type.split("^", 1)[0] in RESULT_TYPES:
             await self._results(lookups, rows, item, p)
@@ -332,7 +314,7 @@ class Hl7Processor:
             return
         await self._alone(item)
 
-    async def _results(self, lookups: Lookups, rows: list[tuple[Any, ...]], item: _Item, p: Processed) -> None:
+    async def _results(self, lookups: Lookups, rows: list[tuple[Any, ...]], item: Item, p: Processed) -> None:
         who = who_of(p)
         sid = await lookups.find(who)
         if sid is not None and who.national_id and who.mrn:
@@ -340,7 +322,7 @@ class Hl7Processor:
         rows.extend((sid, *r) for r in item.rows)
         if sid is None:
             m = item.message
-            lookups.add_unmatched("hl7", m.id, who, f"{p.message_type} {p.control_id}: {len(p.results)} result(s)")
+            lookups.add_unmatched("hl7", m.id, who, f"{p.message_type} {p.control_id}: {len(item.rows)} result(s)")
             log.info("HL7 message %s (%s): patient not known yet, on the unmatched list", m.id, p.control_id)
 
     async def _adt(self, tx: Tx, lookups: Lookups, p: Processed) -> None:

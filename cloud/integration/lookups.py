@@ -12,7 +12,11 @@
   memory and go out together in :meth:`flush`, which the caller runs before COMMIT and
   before an ADT that resolves a work-list item still in memory (:meth:`names_waiting`);
   an ADT naming nobody waiting in the group lets them wait, so a group's writes stay a
-  handful of statements however many ADT it holds.
+  handful of statements however many ADT it holds;
+* which MRNs and national IDs have work-list items waiting is read once for the group too
+  (:meth:`may_be_waiting`): an ADT looks for items to resolve only when one may name it,
+  instead of one query per ADT (``unmatched`` has no index on ``blind_index``, so each of
+  those scanned the table).
 
 Same rules as ``matching`` (national ID first, creating the subject; else the MRN, exact
 authority first, else unambiguous under any authority); only the number of round trips
@@ -39,6 +43,9 @@ _IDENTIFIERS = ("SELECT i.authority, i.value, i.subject_id, s.merged_into FROM s
                 "JOIN subjects s ON s.id = i.subject_id WHERE ")
 _IDENTIFIERS_PG = _IDENTIFIERS + "i.value = ANY($1::text[])"
 _IDENTIFIERS_ONE = _IDENTIFIERS + "i.value = $1"
+_WAITING = "SELECT mrn, blind_index FROM unmatched WHERE status = 'waiting' AND "
+_WAITING_PG = _WAITING + "((mrn = ANY($1::text[]) AND mrn <> '') OR blind_index = ANY($2::text[]))"
+_WAITING_ONE = _WAITING + "((mrn = $1 AND mrn <> '') OR blind_index = $2)"
 
 
 class Lookups:
@@ -52,6 +59,8 @@ class Lookups:
         self._new_identifiers: list[tuple[Any, ...]] = []
         self._unmatched: list[tuple[Any, ...]] = []
         self._unmatched_keys: set[str] = set()  #: MRNs and blind indexes of the items in ``_unmatched``
+        #: MRNs and blind indexes of work-list items waiting in the database (read by load, added to by flush)
+        self._waiting_keys: set[str] = set()
 
     @classmethod
     async def load(cls, tx: Tx, at_rest: AtRest, people: Iterable[Who]) -> Lookups:
@@ -62,9 +71,13 @@ class Lookups:
         if tx.dialect == "postgres":
             subjects = await tx.fetch(_SUBJECTS_PG, indexes) if indexes else []
             identifiers = await tx.fetch(_IDENTIFIERS_PG, values) if values else []
+            waiting = await tx.fetch(_WAITING_PG, values, indexes) if values or indexes else []
         else:
             subjects = [r for i in indexes for r in await tx.fetch(_SUBJECTS_ONE, i)]
             identifiers = [r for v in values for r in await tx.fetch(_IDENTIFIERS_ONE, v)]
+            waiting = [r for v in values for r in await tx.fetch(_WAITING_ONE, v, "")]
+            waiting += [r for i in indexes for r in await tx.fetch(_WAITING_ONE, "", i)]
+        self._waiting_keys = {k for r in waiting for k in (r["mrn"], r["blind_index"]) if k}
         self._subjects = dict.fromkeys(indexes)
         for r in subjects:
             self._subjects[r["blind_index"]] = await self._survivor(int(r["id"]), r["merged_into"])
@@ -141,6 +154,16 @@ class Lookups:
             (w.mrn and w.mrn in keys) or (w.national_id and self.at_rest.blind_index(w.national_id) in keys)
             for w in people)
 
+    def may_be_waiting(self, who: Who) -> bool:
+        """Whether a work-list item waiting in the database may name ``who`` (same MRN or national ID).
+
+        Only then does an ADT look for items to resolve (:func:`matching.resolve_waiting`,
+        which decides on the MRN's authority); the items of this group still in memory are
+        :meth:`names_waiting`'s, and become these once :meth:`flush` writes them."""
+        keys = self._waiting_keys
+        return bool(keys) and bool(
+            (who.mrn and who.mrn in keys) or (who.national_id and self.at_rest.blind_index(who.national_id) in keys))
+
     async def flush(self) -> None:
         """Write the learned MRNs and work-list items kept in memory."""
         if self._new_identifiers:
@@ -149,4 +172,5 @@ class Lookups:
         if self._unmatched:
             await self.tx.executemany(INSERT_UNMATCHED, self._unmatched)
             self._unmatched = []
+            self._waiting_keys |= self._unmatched_keys
             self._unmatched_keys = set()

@@ -53,6 +53,8 @@ _LEGACY = ("SELECT id, raw, sealed, control_key FROM hl7_inbound WHERE id > $1 A
            "ORDER BY id LIMIT $2")
 _PENDING = ("SELECT id, uid, raw, sealed, received_ms, control_id, message_type FROM hl7_inbound "
             "WHERE status = 'accepted' AND processed_ms IS NULL ORDER BY id LIMIT $1")
+_PENDING_AT_LEAST = ("SELECT count(*) AS n FROM (SELECT 1 FROM hl7_inbound WHERE status = 'accepted' "
+                     "AND processed_ms IS NULL LIMIT $1) AS p")
 
 
 class _Row(NamedTuple):
@@ -189,6 +191,11 @@ class Hl7Store:
             rows = await tx.fetch(_PENDING, limit)
         return [StoredMessage(r["uid"], self.open(bytes(r["raw"]), bool(r["sealed"])), r["received_ms"],
                               r["control_id"], r["message_type"]) for r in rows]
+
+    async def pending_at_least(self, n: int) -> bool:
+        """Whether at least ``n`` accepted messages wait to be processed (reads at most ``n`` index entries)."""
+        row = await self.db.fetchrow(_PENDING_AT_LEAST, n)
+        return row is not None and int(row["n"]) >= n
 
     async def mark_processed(self, message_id: str, error: str | None = None) -> None:
         """Record that a message was processed (``error``: why its results could not be used)."""

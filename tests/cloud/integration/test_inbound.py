@@ -150,6 +150,21 @@ async def test_one_group_sees_what_its_earlier_messages_did(env: Env) -> None:
     assert [(r["value"], r["subject_id"]) for r in ids] == [("M000010", subject), ("M000011", subject)]
 
 
+async def test_items_waiting_from_earlier_groups_are_resolved_by_the_mrn_merged_away(env: Env) -> None:
+    """Which items wait is read once per group: an A40 in a later group still resolves the item
+    waiting under the MRN it merges away (MRG-1), and an item under another MRN keeps waiting."""
+    await env.receive(without_national_id(lab_message(30)))  # M000030: nobody knows her yet
+    await env.receive(without_national_id(lab_message(32)))
+    await env.receive(adt_message(31, "A04"))
+    await env.receive(adt_message(31, "A40").replace(b"ADT00000031", b"ADT00000310"))  # M000030 -> M000031
+    subject = (await env.q("SELECT subject_id FROM subject_identifiers WHERE value = 'M000031'"))[0]["subject_id"]
+    resolved = await queries.unmatched(env.db, status="resolved")
+    assert [(i.mrn, i.subject_id, i.resolved_by) for i in resolved] == [("M000030", subject, "hl7:ADT^A40")]
+    assert [i.mrn for i in await queries.unmatched(env.db)] == ["M000032"]
+    rows = await env.q("SELECT origin, subject_id FROM results ORDER BY id")
+    assert [r["subject_id"] for r in rows] == [subject] * 4 + [None] * 4
+
+
 async def test_an_adt_naming_nobody_waiting_does_not_split_the_group_and_a_later_one_still_resolves(
         env: Env) -> None:
     """An ADT that names no waiting item of its group lets the group's writes wait (one statement for

@@ -175,6 +175,10 @@ class _HubTable(_Section, frozen=True):
 class _StorageTable(_Section, frozen=True):
     min_free_mb: Annotated[int, Meta(ge=0, le=1_000_000)] = 200
     group_max: Annotated[int, Meta(ge=1, le=100_000)] = 4000
+    #: days the hub keeps its audit log (who viewed or changed what); at least 180, the six months
+    #: China's Cybersecurity Law (art. 21) asks network logs to be kept
+    audit_retention_days: Annotated[int, Meta(ge=180, le=3650, description=(
+        "choose a whole number of days between 180 (six months, the least the law asks) and 3650"))] = 365
 
 
 class _ThresholdsTable(_Section, frozen=True):
@@ -211,6 +215,7 @@ class HubConfig:
     min_free_mb: int = _STORAGE.min_free_mb
     bp_guideline: str = _THRESHOLDS.bp_guideline
     group_max: int = _STORAGE.group_max
+    audit_retention_days: int = _STORAGE.audit_retention_days
     #: things that work but should change (each names file, key and fix); logged at start
     warnings: tuple[str, ...] = ()
     simulated: bool = _HUB.simulated  #: ``[hub] simulated = true``
@@ -307,6 +312,7 @@ def load(path: str | Path, driver_kinds: Callable[[tuple[str, ...]], Mapping[str
     return HubConfig(path=path, identity_dir=_path(base, h.identity_dir), data_dir=_path(base, h.data_dir),
                      language=h.language, plugins=h.plugins, stations=stations, sync=sync, mqtt=doc.mqtt, web=web,
                      min_free_mb=st.min_free_mb, bp_guideline=doc.thresholds.bp_guideline, group_max=st.group_max,
+                     audit_retention_days=st.audit_retention_days,
                      warnings=tuple(warnings), simulated=h.simulated)
 
 

@@ -175,10 +175,10 @@ class _HubTable(_Section, frozen=True):
 class _StorageTable(_Section, frozen=True):
     min_free_mb: Annotated[int, Meta(ge=0, le=1_000_000)] = 200
     group_max: Annotated[int, Meta(ge=1, le=100_000)] = 4000
-    #: days the hub keeps its audit log (who viewed or changed what); at least 180, the six months
-    #: China's Cybersecurity Law (art. 21) asks network logs to be kept
-    audit_retention_days: Annotated[int, Meta(ge=180, le=3650, description=(
-        "choose a whole number of days between 180 (six months, the least the law asks) and 3650"))] = 365
+    #: days the hub keeps its audit log (who viewed or changed what); like the cloud's ``[audit]
+    #: retention_days``: 400 by default, at least 183 (audit logs must be kept at least six months)
+    audit_retention_days: Annotated[int, Meta(ge=183, le=3650, description=(
+        "use 183 or more (audit logs must be kept at least six months), at most 3650"))] = 400
 
 
 class _ThresholdsTable(_Section, frozen=True):

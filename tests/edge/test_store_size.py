@@ -115,16 +115,16 @@ async def test_audit_rows_older_than_the_retention_are_pruned_at_start(hub_dir: 
     now = 1_796_000_000_000
     conn, _ = open_db(hub_dir.parent / "data" / "hub.db", "clinic-1", now)
     conn.executemany("INSERT INTO audit (at, kind, actor, detail) VALUES (?, 'view', 'nurse', 'status page')",
-                     [(now - days * DAY_MS, ) for days in (400, 366, 364, 1) for _ in range(3000)])
+                     [(now - days * DAY_MS, ) for days in (500, 401, 399, 1) for _ in range(3000)])
     conn.close()
     hub = await started(hub_dir, clock=lambda: now)
     try:
-        assert hub.cfg.audit_retention_days == 365
+        assert hub.cfg.audit_retention_days == 400  # the default, as the cloud's [audit] retention_days
         await wait_until(lambda: len(hub.reader.audit(10_000)) == 6000)
         ages = {(now - a["at"]) // DAY_MS for a in hub.reader.audit(10_000)}
     finally:
         await hub.stop()
-    assert ages == {364, 1}
+    assert ages == {399, 1}
 
 
 async def test_pruning_the_audit_log_goes_in_chunks_and_hands_pages_back(tmp_path: Path) -> None:

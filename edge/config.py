@@ -175,6 +175,10 @@ class _HubTable(_Section, frozen=True):
 class _StorageTable(_Section, frozen=True):
     min_free_mb: Annotated[int, Meta(ge=0, le=1_000_000)] = 200
     group_max: Annotated[int, Meta(ge=1, le=100_000)] = 4000
+    #: days the hub keeps its audit log (who viewed or changed what); like the cloud's ``[audit]
+    #: retention_days``: 400 by default, at least 183 (audit logs must be kept at least six months)
+    audit_retention_days: Annotated[int, Meta(ge=183, le=3650, description=(
+        "use 183 or more (audit logs must be kept at least six months), at most 3650"))] = 400
 
 
 class _ThresholdsTable(_Section, frozen=True):
@@ -211,6 +215,7 @@ class HubConfig:
     min_free_mb: int = _STORAGE.min_free_mb
     bp_guideline: str = _THRESHOLDS.bp_guideline
     group_max: int = _STORAGE.group_max
+    audit_retention_days: int = _STORAGE.audit_retention_days
     #: things that work but should change (each names file, key and fix); logged at start
     warnings: tuple[str, ...] = ()
     simulated: bool = _HUB.simulated  #: ``[hub] simulated = true``
@@ -307,6 +312,7 @@ def load(path: str | Path, driver_kinds: Callable[[tuple[str, ...]], Mapping[str
     return HubConfig(path=path, identity_dir=_path(base, h.identity_dir), data_dir=_path(base, h.data_dir),
                      language=h.language, plugins=h.plugins, stations=stations, sync=sync, mqtt=doc.mqtt, web=web,
                      min_free_mb=st.min_free_mb, bp_guideline=doc.thresholds.bp_guideline, group_max=st.group_max,
+                     audit_retention_days=st.audit_retention_days,
                      warnings=tuple(warnings), simulated=h.simulated)
 
 

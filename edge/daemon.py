@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
@@ -39,6 +40,8 @@ from protocol.model import Subject
 from provisioning.inventory import HubConfig as Inventory
 
 log = logging.getLogger("edge.hub")
+#: how often audit rows past their retention are deleted
+AUDIT_PRUNE_EVERY_S = 3600.0
 
 
 def _version() -> str:
@@ -112,6 +115,7 @@ class Hub:
         self.supervisor.start()
         self._spawn(self._ticker(), "sessions")
         self._spawn(memory.trimmer(), "memory")
+        self._spawn(self._prune_audit(), "audit")
         if self.enrollment is not None:
             self._spawn(self.enrollment.run(), "rotation")
         if cfg.mqtt is not None:
@@ -229,6 +233,22 @@ class Hub:
         while True:
             await asyncio.sleep(self.tick_s)
             await self.writer.submit(TickIn())
+
+    async def _prune_audit(self) -> None:
+        """Forget audit rows older than ``[storage] audit_retention_days`` at start and then hourly (the
+        setting is read at every pass, so a reload applies), whether or not the hub syncs."""
+        while True:
+            before = (self.clock or now_ms)() - self.cfg.audit_retention_days * 86_400_000
+            total = 0
+            try:
+                while (n := await self.writer.call(q.prune_audit(before))) == q.AUDIT_PRUNE_CHUNK:
+                    total += n
+                total += n
+            except sqlite3.Error as exc:  # a full disk, say: the rows wait for the next pass
+                log.warning("audit rows past their retention not pruned yet (%s); next try in an hour", exc)
+            if total:
+                log.info("pruned %d audit rows older than %d days", total, self.cfg.audit_retention_days)
+            await asyncio.sleep(AUDIT_PRUNE_EVERY_S)
 
     def _frame_error(self, device_id: str, error: FrameError) -> None:
         task = asyncio.create_task(self.writer.call(q.frame_error(device_id, error.reason, str(error),

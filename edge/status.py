@@ -15,7 +15,7 @@ JSON API (Starlette, served by uvicorn inside the hub on ``[web] bind:port``)::
 
 Every call needs a signed-in staff session (cookie from ``/login``; unsafe methods also
 the ``X-CSRF-Token`` header) or the hub's console token (``Authorization: Bearer``, what
-``mchub edge status`` uses); views of patient data are audited (a poller once per five
+``mchub edge status`` uses); views of patient data are audited (a poller once per ten
 minutes). ID numbers and names are only ever shown masked. The pages are in :mod:`edge.web`.
 """
 
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 
 #: a repeated view of the same data by the same actor is audited at most this often
-VIEW_AUDIT_EVERY_S = 300.0
+VIEW_AUDIT_EVERY_S = 600.0
 
 
 def start_of_today_ms() -> int:

@@ -15,10 +15,14 @@ is stored as its seconds since :data:`DEVICE_EPOCH` (5 bytes instead of 20). Any
 stored as given, so every reading round-trips exactly.
 The two tables are part of the file format: append to them, never reorder or change a row.
 
-The other records (a few per visit) keep msgspec's msgpack map form; a session opening is
-then encrypted by the ledger. The two forms tell themselves apart by their first byte (a
-msgpack array against a map), so a row written before schema v6 still decodes; the v6
-migration converts them (:func:`compact`).
+The other records (a few per visit) keep msgspec's msgpack map form, without the fields that
+hold their defaults (hub id, epoch and seq are always empty when stored: the store fills them
+in) nor ``at``, which the row holds; a closing or a binding leaves ``session_id`` to the row as
+well (119 -> 38 B for a closing). A session opening keeps its session and station inside: the
+ledger encrypts it, and its sealed copy in the dead-letter list has no session column. A map
+written whole before still decodes.
+The two forms tell themselves apart by their first byte (a msgpack array against a map), so a
+row written before schema v6 still decodes; the v6 migration converts them (:func:`compact`).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import math
 
 import msgspec
 
-from protocol.model import Observation, Reading, ReadingKind, Record
+from protocol.model import Observation, Reading, ReadingKind, Record, SessionOpened
 
 #: (code, canonical unit, decimals) by stored index; append only (see the module docstring)
 CODES: tuple[tuple[str, str, int], ...] = (
@@ -49,6 +53,7 @@ _KIND_INDEX = {kind: i for i, kind in enumerate(KINDS)}
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_record = msgspec.msgpack.Decoder(Record).decode
+_decode_map = msgspec.msgpack.Decoder(dict[str, object]).decode
 
 StoredObservation = tuple[int | float | str | None, ...]
 
@@ -129,7 +134,20 @@ def encode_body(record: Record) -> bytes:
         return _encode(StoredReading(_KIND_INDEX.get(record.kind, record.kind),
                                      tuple(_pack(o) for o in record.observations), _pack_time(record.device_time),
                                      record.session_id is not None, record.status, record.raw))
-    return _encode(record)
+    row = ("at",) if isinstance(record, SessionOpened) else ("at", "session_id")
+    defaults = {f.encode_name: f.default for f in msgspec.structs.fields(record)}
+    return _encode({k: v for k, v in msgspec.to_builtins(record).items()
+                    if k not in row and (k not in defaults or defaults[k] != v)})
+
+
+def _record(body: bytes, at: int, session_id: str | None) -> Record:
+    """A visit's record from its stored map, the fields left out filled from the row."""
+    fields = _decode_map(body)
+    fields.setdefault("at", at)
+    if session_id is not None:
+        fields.setdefault("session_id", session_id)
+    record: Record = msgspec.convert(fields, Record)
+    return record
 
 
 def is_compact(body: bytes) -> bool:
@@ -142,8 +160,7 @@ def decode_body(body: bytes, at: int = 0, station_id: str | None = None, device_
     """Inverse of :func:`encode_body`, given the row's columns (a screen reading only the
     observations may leave them out)."""
     if not is_compact(body):
-        record: Record = _decode_record(body)
-        return record
+        return _record(body, at, session_id)
     s = _decode_reading(body)
     if isinstance(s.kind, int) and not 0 <= s.kind < len(KINDS):
         raise msgspec.ValidationError(f"stored reading: no kind number {s.kind}")
@@ -164,5 +181,5 @@ def compact(body: bytes) -> bytes:
 def self_contained(body: bytes, at: int, station_id: str | None, device_id: str | None,
                    session_id: str | None) -> bytes:
     """The record of a row in the map form that needs no row (a dead letter outlives its row)."""
-    return _encode(decode_body(body, at, station_id, device_id, session_id)) if is_compact(body) else body
+    return _encode(decode_body(body, at, station_id, device_id, session_id))
 

@@ -290,11 +290,35 @@ def prune_seen(before_ms: int, keep_seqs: int = 0,
         c.execute(f"DELETE FROM subjects WHERE id IN (SELECT subject_id {old})", (before_ms, before_ms))  # noqa: S608
         c.execute(f"DELETE {old}", (before_ms, before_ms))
         c.execute("COMMIT")
-        free = int(c.execute("PRAGMA freelist_count").fetchone()[0])
-        if free > keep_free_pages:
-            # executescript steps the pragma to its end (execute() frees one page per step)
-            c.executescript(f"PRAGMA incremental_vacuum({free - keep_free_pages});")
+        give_back(c, keep_free_pages)
         return keys
+    return run
+
+
+def give_back(c: sqlite3.Connection, keep_free_pages: int = KEEP_FREE_PAGES) -> None:
+    """Hand hub.db's free pages beyond ``keep_free_pages`` back to the file system (outside a transaction)."""
+    free = int(c.execute("PRAGMA freelist_count").fetchone()[0])
+    if free > keep_free_pages:
+        # executescript steps the pragma to its end (execute() frees one page per step)
+        c.executescript(f"PRAGMA incremental_vacuum({free - keep_free_pages});")
+
+
+#: audit rows deleted per transaction: a first pass over years of rows is many short writes, not one long lock
+AUDIT_PRUNE_CHUNK = 5000
+
+
+def prune_audit(before_ms: int, limit: int = AUDIT_PRUNE_CHUNK) -> Callable[[sqlite3.Connection], int]:
+    """Delete up to ``limit`` of the oldest audit rows written before ``before_ms``; returns how many.
+
+    The hub's audit table is a plain log, not hash-chained (:mod:`protocol.audit`: only the cloud's log is),
+    so dropping its oldest rows leaves no chain to re-anchor. Free pages are handed back when a pass deleted
+    fewer than ``limit`` (its last chunk)."""
+    def run(c: sqlite3.Connection) -> int:
+        n = c.execute("DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ? ORDER BY id LIMIT ?)",
+                      (before_ms, limit)).rowcount
+        if n < limit:
+            give_back(c)
+        return n
     return run
 
 

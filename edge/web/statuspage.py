@@ -15,9 +15,10 @@ Top to bottom, what needs action first:
 
 Stations are shown by their names (``[[stations]] name``). Binding goes through the ledger (a
 ``ReadingBound`` record that syncs like any other); binding, opening and ending a visit are
-audited with the staff member's name, and so is every view of patient data: the page once per
-load, the live lists (``GET /lists``) each time they show a visit the viewer had not yet been
-shown. The page carries a watermark with the viewer's name.
+audited with the staff member's name, and so is every view of patient data: the page or its
+live lists (``GET /lists``) each time they show a visit the viewer had not yet been shown in
+this sign-in, and the page at least once per ``VIEW_AUDIT_EVERY_S`` (10 minutes) while it is
+reloaded. The page carries a watermark with the viewer's name.
 
 ``/events`` (SSE) sends small named values (``data-live`` elements, no patient data) and a
 ``refresh`` message when records were stored; ``webui/static/live.js`` then fetches ``/lists``
@@ -39,7 +40,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from edge.errors import EdgeError
 from edge.hub_view import HubView
-from edge.status import start_of_today_ms
+from edge.status import VIEW_AUDIT_EVERY_S, start_of_today_ms
 from edge.web import visits as v
 from protocol import idnum
 from protocol.clinical.pregnancy import check_weeks
@@ -202,14 +203,17 @@ class StatusPage:
         }
 
     async def _audit_shown(self, request: Request, shown: list[v.Visit], what: str) -> None:
-        """Audit a view of patient data: always for the page, for the live lists only when they show
-        a visit this viewer had not been shown yet (no entry per refresh)."""
+        """Audit a view of patient data (the page or its live lists) when it shows a visit this sign-in
+        had not been shown yet, else once per ``VIEW_AUDIT_EVERY_S`` for the page: no entry per reload
+        or refresh of the same data (one per load was ~7 rows a minute for one open tab, issue 21)."""
         data = session_of(request).data
         seen = set(filter(None, data.get("visits_shown", "").split(",")))
         ids = {x.session_id for x in shown}
-        if what == "lists" and ids <= seen:
+        now = time.monotonic()
+        if ids <= seen and (what == "lists" or now - float(data.get("view_audited", "-inf")) < VIEW_AUDIT_EVERY_S):
             return
         data["visits_shown"] = ",".join(sorted(ids | seen)[-500:])
+        data["view_audited"] = repr(now)
         await self.hub.audit("view", session_of(request).user, f"status {what}: {len(shown)} visits today")
 
     async def page(self, request: Request) -> Response:

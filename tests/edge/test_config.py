@@ -69,6 +69,7 @@ pairing_pin = "000000"
     ('[web]\nforwarded_allow_ips = 127\n', "web.forwarded_allow_ips", "forwarded_allow_ips = \"127.0.0.1\""),
     # one declaration per key (msgspec Structs, issue 19): every section answers in the same words
     ('[storage]\nmin_free_mb = -1\n', "storage.min_free_mb", "between 0 and 1000000"),
+    ('[storage]\naudit_retention_days = 30\n', "storage.audit_retention_days", "183 or more"),
     ('[mqtt]\nport = 1884\n', "mqtt.host", 'add `host = "mqtt.example.cn"`'),
     ('[[web.users]]\nname = "n"\nrole = "admin"\n', "web.users[0].role", "use one of: staff"),
     ('stations = 3\n', "stations", 'write it like `stations = [{id = "room-1"}]`'),

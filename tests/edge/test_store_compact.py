@@ -21,15 +21,15 @@ from hypothesis import strategies as st
 
 from edge.sessions import SessionManager
 from edge.store import schema
-from edge.store.bodies import decode_body, encode_body, is_compact
+from edge.store.bodies import decode_body, encode_body, is_compact, self_contained
 from edge.store.ledger import IdentifyIn, Ledger, ReadingIn
 from edge.store.reader import Reader, prune_chunk, prune_seen
 from edge.store.schema import open_db
 from edge.store.writer import DiskGuard, GroupWriter
 from protocol.ids import reading_uid
-from protocol.model import Reading, Subject
+from protocol.model import Reading, Record, Subject
 from tests.edge.hubkit import bp
-from tests.protocol.strategies import _readings
+from tests.protocol.strategies import _readings, _record
 
 OLD_VERSION = 4  #: the last schema before the compact rows
 _old_encode = msgspec.msgpack.Encoder().encode  # how bodies were stored before v6
@@ -44,6 +44,21 @@ def test_a_stored_reading_decodes_to_exactly_the_reading_stored(reading: Reading
     back = decode_body(body, reading.at, reading.station_id, reading.device_id, column)
     assert back == reading
     assert msgspec.msgpack.encode(back) == msgspec.msgpack.encode(reading)  # -0.0, 1e6 and friends bit for bit
+
+
+@given(_record(1_765_000_000_000))
+@settings(max_examples=300)
+def test_a_visits_record_comes_back_from_its_row_and_stands_alone_in_the_dead_letter_list(record: Record) -> None:
+    """Issue 21: a visit's records keep only what their row does not hold (a closing: 119 -> 38 B)."""
+    if isinstance(record, Reading):
+        return
+    body = encode_body(record)
+    station = getattr(record, "station_id", None)
+    assert decode_body(body, record.at, station, None, record.session_id) == record
+    whole = msgspec.msgpack.encode(record)
+    assert self_contained(body, record.at, station, None, record.session_id) == whole  # a dead letter outlives its row
+    assert decode_body(whole, record.at, station, None, record.session_id) == record  # written before: still read
+    assert len(body) < len(whole) - 20
 
 
 _device_times = (st.none() | st.text(max_size=24) | st.datetimes().map(lambda d: d.isoformat(timespec="seconds"))

@@ -30,7 +30,7 @@ MEASURED_READINGS = 900
 MAX_GROWTH_MB = 1.2
 #: a start importing what a hub does not need (sqlite_utils and numpy: +13 MB; aiohttp: +9.5 MB; every
 #: CLI's modules: +1 MB), compiling them from source, or running without -OO as the service does
-#: (docstrings: +2.8 MB); measured 60.3 MB (was 71.0 MB; the target of docs/edge.md is 60 MB)
+#: (docstrings: +1.6 MB); measured 60.3 MB (was 71.0 MB; the target of docs/edge.md is 60 MB)
 MAX_PEAK_MB = 63.0
 
 

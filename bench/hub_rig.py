@@ -75,14 +75,20 @@ raise SystemExit(main(sys.argv[1:]))
 PYC_DIR = Path(os.environ.get("MCHUB_BENCH_DIR", "/var/tmp")) / "mchub-rig-pycache"
 #: what the hub imports, so one short process compiles it all before the hub starts
 HUB_IMPORTS = ("import edge.daemon, edge.sync, edge.commands, edge.web.app, webui.conn_guard, uvicorn.main, "
-               "uvicorn.lifespan.on, uvicorn.loops.asyncio, aiomqtt, bench.ble_sim; "
-               "import drivers.registry as r; r.driver_kinds()")
+               "uvicorn.lifespan.on, uvicorn.loops.asyncio, aiomqtt, bench.ble_sim, mchub.cli, segno, serial, "
+               "pymodbus.client, drivers.ble.manager, drivers.ble.bleak_transport, importlib; "
+               "import drivers.registry as r; [importlib.import_module(m) for m in set(r.KIND_MODULES.values())]")
+
+
+#: the installed service's interpreter settings (deploy/edge/mchub-edge.service: -OO)
+SERVICE_ENV = {"PYTHONOPTIMIZE": "2"}
 
 
 def bytecode_env() -> dict[str, str]:
-    """The environment of a process that reads and writes compiled modules in :data:`PYC_DIR`."""
+    """The environment of a process that reads and writes compiled modules in :data:`PYC_DIR`, run as the
+    installed service runs (:data:`SERVICE_ENV`)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    return {**env, "PYTHONPYCACHEPREFIX": str(PYC_DIR), "PYTHONPATH": str(ROOT)}
+    return {**env, **SERVICE_ENV, "PYTHONPYCACHEPREFIX": str(PYC_DIR), "PYTHONPATH": str(ROOT)}
 
 
 def compile_hub() -> None:
@@ -173,7 +179,7 @@ class HubRig:
     poll: bool = True  #: poll the web pages (off: to tell the web's share of memory from the rest)
     sync: bool = True  #: sync to the reference receiver (off: the same, for sync)
     env: dict[str, str] = field(default_factory=dict)  #: extra environment of the hub process
-    bytecode: bool = True  #: run the hub from compiled modules, as installed (:data:`PYC_DIR`)
+    bytecode: bool = True  #: run the hub from compiled modules with -OO, as installed (:data:`PYC_DIR`)
     d: Path = field(default_factory=lambda: disk_dir("mchub-hub-rig-"))
     procs: list[subprocess.Popen[Any]] = field(default_factory=list)
     hub: subprocess.Popen[bytes] | None = None

@@ -48,9 +48,32 @@ def codecs() -> dict[str, CodecInfo]:
     return out
 
 
+#: each driver kind's device-family module (``DRIVERS`` of that module; a test keeps the two equal)
+KIND_MODULES: dict[str, str] = {
+    "ble-body-composition": "drivers.ble", "ble-bp": "drivers.ble", "ble-thermometer": "drivers.ble",
+    "ble-weight": "drivers.ble", "modbus-rtu": "drivers.modbus", "modbus-tcp": "drivers.modbus",
+    "mqtt": "drivers.mqtt", "idcard": "drivers.idcard", "serial-bp": "drivers.stations",
+    "serial-station": "drivers.stations",
+}
+
+
+@dataclass(frozen=True)
+class _Lazy:
+    """A driver kind's factory that imports its device family on first use: a hub imports only the drivers
+    its configuration names (every family's codecs and drivers held ~1 MB, issue 21)."""
+
+    kind: str
+
+    def __call__(self, device_id: str, table: Mapping[str, Any]) -> Driver:
+        factory: DriverFactory = importlib.import_module(KIND_MODULES[self.kind]).DRIVERS[self.kind]
+        return factory(device_id, table)
+
+
+#: one factory object per kind, so a reload sees an unchanged kind as the same factory (edge/supervisor.py)
+_LAZY: dict[str, DriverFactory] = {kind: _Lazy(kind) for kind in KIND_MODULES}
+
+
 def driver_kinds() -> dict[str, DriverFactory]:
-    """Every registered driver kind (``kind = "ble-bp"`` in configuration) by name."""
-    out: dict[str, DriverFactory] = {}
-    for name in _MODULES:
-        out.update(getattr(importlib.import_module(name), "DRIVERS", {}))
-    return out
+    """Every shipped driver kind (``kind = "ble-bp"`` in configuration) by name; nothing is imported
+    before a factory is called."""
+    return dict(_LAZY)

@@ -25,11 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
 from edge.config import SyncConfig
 from edge.crashpoints import crashpoint
 from edge.errors import EdgeError
+from edge.http_post import HttpError, Poster
 from edge.identity import Identity
 from edge.store import reader as q
 from edge.store.reader import Reader
@@ -131,10 +130,8 @@ class SyncClient:
 
     async def run(self) -> None:
         """Send until cancelled."""
-        trace = aiohttp.TraceConfig()
-        trace.on_request_chunk_sent.append(_upload_crashpoint)
-        timeout = aiohttp.ClientTimeout(total=self.cfg.timeout_s)
-        async with aiohttp.ClientSession(timeout=timeout, trace_configs=[trace]) as http:
+        http = Poster(self.url, self.cfg.timeout_s, keep=self.cfg.batches_in_flight)
+        try:
             lingered = True
             while True:
                 st = await asyncio.to_thread(self.reader.state)
@@ -158,8 +155,10 @@ class SyncClient:
                     continue
                 lingered = True
                 await self._idle(delay)
+        finally:
+            await http.close()
 
-    async def _send(self, http: aiohttp.ClientSession, st: dict[str, Any]) -> float | None:
+    async def _send(self, http: Poster, st: dict[str, Any]) -> float | None:
         """Send from the mark on, ``batches_in_flight`` batches at a time, and store their acks in
         seq order; returns a delay to wait before the next attempt, or None to go on at once.
 
@@ -199,7 +198,7 @@ class SyncClient:
                 if (left := window.get_nowait().answer) is not None:
                     left.cancel()
 
-    async def _produce(self, http: aiohttp.ClientSession, st: dict[str, Any], window: asyncio.Queue[_InFlight],
+    async def _produce(self, http: Poster, st: dict[str, Any], window: asyncio.Queue[_InFlight],
                        slots: asyncio.Semaphore) -> None:
         """Seal batches from the mark on and post each as a window slot frees (see :meth:`_send`)."""
         first = st["acked_through"] + 1
@@ -219,14 +218,14 @@ class SyncClient:
                 return
             first = last + 1
 
-    async def _post(self, http: aiohttp.ClientSession, sealed: bytes) -> _Reply:
+    async def _post(self, http: Poster, sealed: bytes) -> _Reply:
         """POST one sealed batch; a transport failure is a reply with ``error`` set."""
         try:
             headers = {"Content-Type": BATCH_TYPE, **(self.report() if self.report is not None else {})}
-            async with http.post(self.url, data=sealed, headers=headers) as resp:
-                return _Reply(resp.status, await resp.read(), resp.headers.get("Retry-After"),
-                              resp.headers.get("X-Mchub-Config-Version", ""))
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            answer = await http.post(sealed, headers, sent=_upload_crashpoint)
+            return _Reply(answer.status, answer.body, answer.headers.get("retry-after"),
+                          answer.headers.get("x-mchub-config-version", ""))
+        except (HttpError, TimeoutError, OSError) as exc:
             return _Reply(0, b"", None, "", f"cloud unreachable: {type(exc).__name__}: {exc}")
 
     async def _answered(self, item: _InFlight, reply: _Reply, st: dict[str, Any]) -> float | None:
@@ -355,7 +354,7 @@ class SyncClient:
             log.info("pruned %d synced records older than the retention period", total)
 
 
-async def _upload_crashpoint(*_: Any) -> None:
+def _upload_crashpoint() -> None:
     crashpoint("during_upload")
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 from cryptography import x509
@@ -31,13 +32,15 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from protocol.ids import now_ms as _now_ms
 from provisioning.bundle import CloudKeys, SignedBundle, verify_bundle
 from provisioning.ca import HubIdentity, load_certificate, verify_hub_certificate
-from provisioning.client import HttpClient
 from provisioning.enrollment import EnrollResponse, MqttCredentials, accept_response, build_request
 from provisioning.errors import CertificateExpired, ProvisioningError
 from provisioning.hubauth import sign_request
 from provisioning.inventory import HubConfig, SignedConfig, verify_config
 from provisioning.keyfiles import check_private_mode, load_private_key, save_private_key, write_private_file
 from provisioning.rotation import RotateResponse, accept_rotation, build_rotation, should_rotate
+
+if TYPE_CHECKING:
+    from provisioning.client import HttpClient
 
 HUB_PEM = "hub.pem"
 NEXT_KEY = "hub.next.key.pem"
@@ -69,6 +72,14 @@ class HubState:
         not_before = int(self.certificate.not_valid_before_utc.timestamp() * 1000)
         not_after = int(self.certificate.not_valid_after_utc.timestamp() * 1000)
         return not self.expired and should_rotate(not_before, not_after, now_ms, commanded=commanded)
+
+
+def _client(url: str, cafile: str | None) -> HttpClient:
+    """The enrollment client, imported when the hub first talks to the enrollment API: urllib.request with
+    http.client and email behind it held ~1 MB of a running hub that never does (issue 21)."""
+    from provisioning.client import HttpClient
+
+    return HttpClient(url, cafile=cafile)
 
 
 def _write(directory: Path, name: str, data: bytes) -> None:
@@ -117,7 +128,7 @@ def enroll(
     else:
         key = _pending_key(state_dir)  # survives a crash before hub.pem exists: the re-run reuses it
     request = build_request(key, token, hub_serial, site_id=site_id, software=software)
-    response = HttpClient(cloud_url, cafile=cafile).typed("POST", "/api/v1/enroll", EnrollResponse, request)
+    response = _client(cloud_url, cafile).typed("POST", "/api/v1/enroll", EnrollResponse, request)
     got = accept_response(response, key, token, ca_fingerprint=ca_fingerprint)
     _write(state_dir, "ca.cert.pem", response.ca_certificate_pem.encode())
     _write(state_dir, "bundle.json", msgspec.json.encode(response.bundle))
@@ -173,7 +184,7 @@ def rotate(state_dir: Path, *, cafile: str | None = None, now_ms: int | None = N
         (state_dir / NEXT_KEY).unlink()
         new_key = _pending_key(state_dir)
     request = build_rotation(identity.hub_id, old_key, new_key)
-    client = HttpClient(identity.cloud_url, cafile=cafile)
+    client = _client(identity.cloud_url, cafile)
     response = client.typed("POST", "/api/v1/rotate", RotateResponse, request)
     ca_pem = (state_dir / "ca.cert.pem").read_text()
     hub = accept_rotation(response, new_key, ca_pem, hub_id=identity.hub_id, now_ms=now)
@@ -196,7 +207,7 @@ def fetch_config(
     now = _now_ms() if now_ms is None else now_ms
     path = "/api/v1/hub/config"
     headers = sign_request(state.key, hub_id=state.identity.hub_id, method="GET", path=path, body=b"", now_ms=now)
-    answer = HttpClient(state.identity.cloud_url, cafile=cafile).request("GET", path, headers=headers)
+    answer = _client(state.identity.cloud_url, cafile).request("GET", path, headers=headers)
     try:
         signed = msgspec.convert(answer["config"], SignedConfig)
     except (msgspec.ValidationError, KeyError, TypeError) as exc:

@@ -7,7 +7,7 @@
 # What it does: installs python3-venv if missing; copies this tree to $PREFIX/opt/mchub/app;
 # builds $PREFIX/opt/mchub/venv with only the `edge` extra, exactly as pinned in uv.lock, its modules
 # compiled (the service cannot write __pycache__ under ProtectSystem=strict: without this every start
-# compiles every module again, slower and ~5 MB larger);
+# compiles every module again, slower and ~5 MB larger), also as the service runs them (-OO);
 # creates the `mchub` service user (groups dialout + bluetooth for serial and BLE devices);
 # creates /etc/mchub/hub.toml from the example when absent (never overwrites it) and
 # /var/lib/mchub (0700); installs and enables mchub-edge.service. Re-running upgrades in place.
@@ -39,6 +39,8 @@ say "installing uv $UV_VERSION and the edge environment (from uv.lock)"
 [ -x "$TOOLS/bin/uv" ] || { python3 -m venv "$TOOLS" && "$TOOLS/bin/pip" install -q "uv==$UV_VERSION"; }
 (cd "$APP" && UV_PROJECT_ENVIRONMENT="$VENV" UV_PYTHON="$(command -v python3)" UV_PYTHON_DOWNLOADS=never \
   "$TOOLS/bin/uv" sync --frozen --quiet --no-dev --extra edge --no-editable --compile-bytecode)
+# ... and compiled for the service's PYTHONOPTIMIZE=2 (mchub-edge.service: docstrings and asserts stripped)
+"$VENV/bin/python" -OO -m compileall -q -j 0 "$VENV/lib" >/dev/null
 
 mkdir -p "$ETC" "$STATE"
 chmod 0700 "$STATE"

@@ -11,8 +11,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable
 
-import segno
-
 from edge.web.results import Row
 
 
@@ -27,5 +25,7 @@ def payload(rows: Iterable[Row], overall: str, station_name: str, day: dt.date, 
 
 def svg(text: str) -> str:
     """An inline SVG QR code of ``text`` (error correction M, scales to its box: no fixed size)."""
+    import segno  # only a kiosk showing a summary needs it (~0.7 MB, issue 21)
+
     return str(segno.make(text, error="m").svg_inline(scale=1, border=2, omitsize=True, dark="#1f2a30",
                                                       title=None))

@@ -27,6 +27,8 @@ def test_install_into_a_test_root_gives_a_working_hub_only_environment(tmp_path:
     assert not {"asyncpg", "aiosqlite", "pydicom", "pytest"} & installed  # a hub carries no cloud or dev code
     # compiled at install: the service cannot write __pycache__, and compiling at every start costs memory
     assert list((site / "edge" / "__pycache__").glob("daemon.*.pyc")) and list(site.glob("aiohttp/__pycache__/*.pyc"))
+    assert list((site / "edge" / "__pycache__").glob("daemon.*.opt-2.pyc"))  # the service runs with -OO
+    assert list(site.glob("starlette/__pycache__/*.opt-2.pyc"))
     config = tmp_path / "etc/mchub/hub.toml"
     assert config.exists()
     before = config.read_text()

@@ -37,8 +37,15 @@ class Reader:
         self._lock = threading.Lock()
 
     def close(self) -> None:
-        """Close the connection."""
-        self.conn.close()
+        """Close the connection, after the read in progress (if any) ends.
+
+        A read started with ``asyncio.to_thread`` goes on in its thread when the awaiting task is
+        cancelled (as the hub's stop cancels its tasks); closing the connection under it crashed the
+        process (SIGSEGV in sqlite3, seen once in a CI run). A read that comes after the close raises
+        ``sqlite3.ProgrammingError`` instead.
+        """
+        with self._lock:
+            self.conn.close()
 
     def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:

@@ -176,3 +176,30 @@ async def test_the_patient_context_survives_a_restart(tmp_path: Path) -> None:
     assert s.sex == "M" and s.age_days is not None and 365 < s.age_days < 5 * 366
     [r] = sessions.reading("room-1", "bp-1", bp(1), now=s.last_at + 1)
     assert {o.code: o.flag for o in r.observations}[codes.SYSTOLIC] is None  # type: ignore[union-attr]
+
+
+async def test_closing_the_reader_waits_for_a_read_still_running_in_its_thread(tmp_path: Path) -> None:
+    # the hub's stop cancels tasks whose reads go on in to_thread's threads; closing the connection under such a
+    # read crashed the process once (SIGSEGV in sqlite3, a CI run). A slow read is under way when close is called.
+    writer, reader, _ = make(tmp_path)
+    slow = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000) "
+            "SELECT count(*) FROM c")
+    order: list[str] = []
+
+    def read() -> list[tuple[int, ...]]:
+        rows = reader._all(slow)
+        order.append("read")
+        return rows
+
+    def close() -> None:
+        reader.close()
+        order.append("closed")
+
+    reading = asyncio.create_task(asyncio.to_thread(read))
+    await until(reader._lock.locked, "the slow read under way")
+    await asyncio.to_thread(close)
+    assert await reading == [(2_000_000,)]
+    assert order == ["read", "closed"]  # the close waited for the read (before: it went on under it)
+    with pytest.raises(sqlite3.ProgrammingError):  # a read after the close is an error, not a crash
+        reader.state()
+    await writer.stop()

@@ -176,9 +176,14 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         cfg = _load(args)
-        asyncio.run(Hub(cfg).run())
+        hub = Hub(cfg)
+        asyncio.run(hub.run())
     except EdgeError as exc:
         return _fail(exc)
+    if hub.failure is not None:  # not a requested stop: exit non-zero so the service manager logs a failure
+        print(f"错误 / error: 网关因内部故障停止，服务管理器会重新启动它 / the hub stopped on a fault "
+              f"({hub.failure}); the service manager restarts it", file=sys.stderr)
+        return 1
     return 0
 
 

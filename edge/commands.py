@@ -69,6 +69,11 @@ class CommandChannel:
                 log.warning("MQTT broker %s:%d unavailable (%s); retrying in %.0f s", self.cfg.host, self.cfg.port,
                             exc, wait)
                 await asyncio.sleep(wait)
+            except Exception:  # aiomqtt lets some socket errors through unwrapped: never a reason to stop the hub
+                self.connected = False
+                wait = backoff.next()
+                log.exception("MQTT session with %s:%d failed; retrying in %.0f s", self.cfg.host, self.cfg.port, wait)
+                await asyncio.sleep(wait)
 
     async def _session(self, client: aiomqtt.Client) -> None:
         await client.subscribe(topic(self.hub_id, "commands"), qos=1)  # first: "online" means commands are heard

@@ -83,6 +83,8 @@ class Hub:
         self.staff_login: Any = None  #: edge.web.auth.StaffLogin once the web server runs (its throttle)
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = asyncio.Event()
+        #: why the hub stopped on its own (a task failed); None after a requested stop
+        self.failure: str | None = None
         self._web: Any = None
         self._small: set[asyncio.Task[Any]] = set()
         self._reload_lock = asyncio.Lock()  #: one configuration change at a time (SIGHUP, command, cloud)
@@ -196,7 +198,8 @@ class Hub:
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.error("hub task %s failed: %r; stopping the hub (the service manager restarts it)",
-                      task.get_name(), task.exception())
+                      task.get_name(), task.exception(), exc_info=task.exception())
+            self.failure = self.failure or f"hub task {task.get_name()} failed: {task.exception()!r}"
             self._stopping.set()
 
     async def _start_web(self) -> None:

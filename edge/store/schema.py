@@ -239,19 +239,32 @@ def first_seq_since(conn: sqlite3.Connection, at_ms: int) -> int:
     the order has a step in it; callers therefore keep their own ``at`` condition, and may then miss
     records written before the step that are newer than ``at_ms`` (a screen's list of today; pruning
     keeps such records one pass longer), never include an older one.
+
+    The lookups run in one read transaction (unless the caller's is open): on their own, pruning could
+    delete every record past ``min(seq)`` between two of them, and a lookup found nothing (a CI run's hub
+    stopped on exactly that, its kiosk reading a session while sync pruned).
     """
-    lo, hi = conn.execute("SELECT min(seq), max(seq) FROM records").fetchone()
-    if lo is None:
-        return int(conn.execute("SELECT coalesce((SELECT next_seq FROM sync_state WHERE id = 1), 1)").fetchone()[0])
-    hi += 1
-    while lo < hi:
-        mid = (lo + hi) // 2
-        seq, at = conn.execute("SELECT seq, at FROM records WHERE seq >= ? ORDER BY seq LIMIT 1", (mid,)).fetchone()
-        if at >= at_ms:
-            hi = mid
-        else:
-            lo = seq + 1
-    return int(lo)
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN")
+    try:
+        lo, hi = conn.execute("SELECT min(seq), max(seq) FROM records").fetchone()
+        if lo is None:
+            return int(conn.execute("SELECT coalesce((SELECT next_seq FROM sync_state WHERE id = 1), 1)")
+                       .fetchone()[0])
+        hi += 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            seq, at = conn.execute("SELECT seq, at FROM records WHERE seq >= ? ORDER BY seq LIMIT 1",
+                                   (mid,)).fetchone()
+            if at >= at_ms:
+                hi = mid
+            else:
+                lo = seq + 1
+        return int(lo)
+    finally:
+        if own:
+            conn.execute("COMMIT")
 
 
 def migrate(conn: sqlite3.Connection) -> int:

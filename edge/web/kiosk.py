@@ -134,11 +134,18 @@ class Kiosk:
     # --- auto-finish -------------------------------------------------------------------
     async def run(self) -> None:
         """Close a session that has shown its summary for ``kiosk_summary_s`` (patient finished)."""
+        last_error = ""
         while not self.stopping.is_set():
             await self._dirty.wait()
             self._dirty.clear()
             for station_id in self.stations():
-                st = await self.state(station_id)
+                try:
+                    st = await self.state(station_id)
+                except Exception as exc:  # a screen's fault must not stop the hub that stores readings
+                    if repr(exc) != last_error:  # once per distinct fault, not at every commit
+                        log.exception("kiosk of station %s: its state could not be read", station_id)
+                    last_error = repr(exc)
+                    continue
                 pending = self._closing.get(station_id)
                 if st["phase"] == "summary" and (pending is None or pending[0] != st["session"]):
                     task = asyncio.create_task(self._finish_later(station_id, st["session"]))

@@ -104,3 +104,27 @@ async def test_last_will_marks_a_killed_hub_offline_and_commands_rotate_and_relo
     assert replies[0].ok and replies[0].detail.startswith("ed25519:")  # the new key, for the cloud to register
     assert (tmp_path / "hub" / "identity" / "hub_ed25519.prev").exists()
     assert replies[1].ok and "reloaded" in replies[1].detail
+
+
+async def test_an_error_aiomqtt_does_not_wrap_does_not_end_the_channel(caplog: pytest.LogCaptureFixture) -> None:
+    # paho raises ValueError for an empty host inside aiomqtt's connect, which wraps only OSError: the
+    # channel must log it and retry like a lost broker (its task ending stops the whole hub)
+    from edge.commands import CommandChannel
+    from edge.config import MqttConfig
+
+    async def telemetry() -> Telemetry:
+        raise AssertionError("never connected, never asked")
+
+    async def call(fn: object) -> None:
+        raise AssertionError("never connected, never asked")
+
+    channel = CommandChannel(MqttConfig(host=""), "clinic-1", "test", None, telemetry, {}, call)
+    task = asyncio.create_task(channel.run())
+    try:
+        await until(lambda: task.done() or "MQTT session with :1883 failed" in caplog.text, "the failure logged")
+        assert not task.done(), task.exception()
+        assert not channel.connected
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task

@@ -194,3 +194,26 @@ def test_a_reading_stored_after_the_clock_was_set_back_is_still_found_by_its_uid
     for seq, at in ((2, 1_765_000_100_000), (3, 1_764_999_000_000)):  # in time order, and out of it
         assert ledger.find_reading(reading_uid(ledger.hub_id, ledger.epoch, seq, at)) == (seq, None)
     conn.close()
+
+
+def test_finding_a_time_is_not_upset_by_pruning_between_its_lookups(tmp_path: Path) -> None:
+    # the bisection's lookups share one snapshot: sync pruning every record between two of them (another
+    # connection, as in the hub) made a lookup find nothing, and the kiosk task failed with a TypeError
+    db = tmp_path / "hub.db"
+    conn, _ = open_db(db, "hub-1")
+    for seq in range(1, 101):
+        conn.execute("INSERT INTO records (seq, type, at, body) VALUES (?, 0, ?, x'90')", (seq, 1000 + seq))
+    reader = schema.connect(db, readonly=True)
+    pruned: list[int] = []
+
+    def prune_once(statement: str) -> None:
+        if statement.startswith("SELECT seq, at FROM records") and not pruned:
+            pruned.append(conn.execute("DELETE FROM records").rowcount)
+
+    reader.set_trace_callback(prune_once)
+    try:
+        assert schema.first_seq_since(reader, 1050) == 50  # what the snapshot held
+        assert pruned == [100] and not reader.in_transaction
+    finally:
+        reader.close()
+        conn.close()

@@ -77,7 +77,7 @@ def test_cloud_kill_postgres_crash_and_broker_outage_lose_and_duplicate_nothing(
             # the hub keeps storing and syncing without its broker (while the broker is still down)
             wait_for("readings stored and acknowledged without the broker",
                      lambda: rig.state()[0] > stored and rig.state()[1] > acked)
-            assert proc.poll() is None
+            assert proc.poll() is None, rig.log_tail(8000)
             back = int(time.time() * 1000)
             broker.start()
             wait_for("presence to recover", lambda: presence()[0] and presence()[1] > back,

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -47,6 +48,26 @@ async def migrate_database(cfg: CloudConfig) -> list[str]:
         await db.close()
 
 
+METRICS_PREFIX = "mchub-cloud-metrics-"
+
+
+def metrics_dir() -> str:
+    """A new ``PROMETHEUS_MULTIPROC_DIR`` named for this process; first removes those a killed server
+    left (its pid is gone). Under systemd ``PrivateTmp`` clears them anyway; a demo, a test run or a
+    server started by hand and SIGKILLed left one per start in /tmp."""
+    for old in Path(tempfile.gettempdir()).glob(f"{METRICS_PREFIX}*"):
+        pid = old.name[len(METRICS_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(old, ignore_errors=True)
+        except PermissionError:  # another user's running server
+            pass
+    return tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}-")
+
+
 def serve(cfg: CloudConfig, workers: int | None = None, host: str | None = None, port: int | None = None,
           integrate: bool = True) -> int:
     """Run the server until interrupted; returns an exit code."""
@@ -54,7 +75,7 @@ def serve(cfg: CloudConfig, workers: int | None = None, host: str | None = None,
     load_keys(cfg.keys_dir)  # fail here, once, with a clear message, not in every worker
     asyncio.run(migrate_database(cfg))
     n = workers or cfg.server.workers
-    prom_dir = tempfile.mkdtemp(prefix="mchub-cloud-metrics-")
+    prom_dir = metrics_dir()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = prom_dir
     os.environ["MCHUB_CLOUD_CONFIG"] = str(cfg.path)
     os.environ[ROLE_ENV] = "worker" if n == 1 and integrate else "external"

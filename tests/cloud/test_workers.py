@@ -58,3 +58,26 @@ async def test_database_outage_is_503_with_retry_after_then_recovers(tmp_path: P
                 assert r.status == 200
     finally:
         pg.destroy()
+
+
+def test_a_killed_servers_metrics_directory_is_removed_at_the_next_start(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from cloud.server.serve import METRICS_PREFIX, metrics_dir
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    dead = tmp_path / f"{METRICS_PREFIX}{gone.stdout.strip()}-abc"
+    live = tmp_path / f"{METRICS_PREFIX}{os.getpid()}-def"  # a server still running
+    other = tmp_path / f"{METRICS_PREFIX}q1w2e3"  # not named by pid: not ours to judge
+    for d in (dead, live, other):
+        d.mkdir()
+        (d / "counter_1.db").write_bytes(b"\0" * 16)
+    made = Path(metrics_dir())
+    assert not dead.exists() and live.exists() and other.exists()
+    assert made.parent == tmp_path and made.name.startswith(f"{METRICS_PREFIX}{os.getpid()}-")

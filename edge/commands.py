@@ -63,16 +63,15 @@ class CommandChannel:
                     self.connected = True
                     backoff.reset()
                     await self._session(client)
-            except aiomqtt.MqttError as exc:
+            except Exception as exc:  # never a reason to stop the hub
                 self.connected = False
                 wait = backoff.next()
-                log.warning("MQTT broker %s:%d unavailable (%s); retrying in %.0f s", self.cfg.host, self.cfg.port,
-                            exc, wait)
-                await asyncio.sleep(wait)
-            except Exception:  # aiomqtt lets some socket errors through unwrapped: never a reason to stop the hub
-                self.connected = False
-                wait = backoff.next()
-                log.exception("MQTT session with %s:%d failed; retrying in %.0f s", self.cfg.host, self.cfg.port, wait)
+                if isinstance(exc, aiomqtt.MqttError):
+                    log.warning("MQTT broker %s:%d unavailable (%s); retrying in %.0f s", self.cfg.host,
+                                self.cfg.port, exc, wait)
+                else:  # aiomqtt lets some errors through unwrapped (paho's ValueError): log where it came from
+                    log.exception("MQTT session with %s:%d failed; retrying in %.0f s", self.cfg.host,
+                                  self.cfg.port, wait)
                 await asyncio.sleep(wait)
 
     async def _session(self, client: aiomqtt.Client) -> None:

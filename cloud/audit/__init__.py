@@ -95,7 +95,10 @@ class RefusalTally:
         return sum(c.count for c in self._counts.values())
 
     async def flush(self, db: Database) -> int:
-        """Write one row per key counted since the last flush; returns the number of rows."""
+        """Write one row per key counted since the last flush; returns the number of rows.
+
+        Counts that could not be written (a database error, or the flush cancelled by a stop
+        while it wrote) are kept for the next flush, merged with what came since (still bounded)."""
         counts, self._counts = self._counts, {}
         if not counts:
             return 0
@@ -107,14 +110,20 @@ class RefusalTally:
                                 detail={"source": source, "route": route, "reason": reason, "status": c.status,
                                         "count": c.count, "first_ms": c.first_ms, "last_ms": c.last_ms,
                                         "window_s": self.window_s})
-        except DatabaseError as exc:  # keep the counts for the next window (merged, still bounded)
+        except DatabaseError as exc:
             log.warning("could not write %d refusal tally rows: %s; retrying next window", len(counts), exc)
-            for key, c in counts.items():
-                mine = self._counts.setdefault(key, _Count(c.status, 0, c.first_ms, c.last_ms))
-                mine.count += c.count
-                mine.first_ms = min(mine.first_ms, c.first_ms)
+            self._keep(counts)
             return 0
+        except BaseException:  # cancelled mid-write: the transaction rolled back; the final flush writes them
+            self._keep(counts)
+            raise
         return len(counts)
+
+    def _keep(self, counts: dict[tuple[str, str, str, str], _Count]) -> None:
+        for key, c in counts.items():
+            mine = self._counts.setdefault(key, _Count(c.status, 0, c.first_ms, c.last_ms))
+            mine.count += c.count
+            mine.first_ms = min(mine.first_ms, c.first_ms)
 
     async def run(self, db: Database, stop: asyncio.Event) -> None:
         """Flush every ``window_s`` until ``stop`` is set (then call :meth:`flush` once more

@@ -227,7 +227,7 @@ def build_app(cfg: config_mod.CloudConfig) -> Starlette:
                                                              int(cfg.fleet.presence_window_s * 1000))))
         tasks.append(asyncio.create_task(web.run_sampler(state.db, stop)))
         tasks.append(asyncio.create_task(presence.run_sweeper(state.db, cfg.fleet.presence_window_s, stop)))
-        tasks.append(asyncio.create_task(tally.run(state.db, stop)))
+        tallying = asyncio.create_task(tally.run(state.db, stop))
         app.state.refusals = tally
         await hospital.start(state.db, state.keys)
         app.state.integration = hospital
@@ -245,8 +245,8 @@ def build_app(cfg: config_mod.CloudConfig) -> Starlette:
             stop.set()
             for t in tasks:
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await tally.flush(state.db)  # a clean stop loses no refusal count
+            await asyncio.gather(tallying, *tasks, return_exceptions=True)  # the tally ends with a flush, not cancelled
+            await tally.flush(state.db)  # what a failed last flush kept, and any refusal since: a clean stop loses none
             await hospital.stop()
             await state.db.close()
 

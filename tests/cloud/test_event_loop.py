@@ -13,11 +13,14 @@ A second test checks that a failed login holds no database transaction while scr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import io
+import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -44,36 +47,51 @@ HUBS, DURATION_S, INTERVAL_S = 200, 10.0, 10.0
 PERIOD = {"start": "2025-11-01", "end": "2025-11-30"}
 
 
-def _runqueue_wait_s() -> float:
-    """Seconds this thread has spent runnable but waiting for a CPU (Linux schedstat field 2): the time the
-    OS gave to other programs. Read from the loop's own thread."""
-    with open("/proc/thread-self/schedstat", encoding="ascii") as f:
-        return int(f.read().split()[1]) / 1e9
+def _schedstats() -> dict[str, tuple[float, float]]:
+    """Seconds each thread of this process has spent on a CPU and runnable but waiting for one (Linux schedstat
+    fields 1 and 2; the wait is the time the OS gave to other programs), by thread id."""
+    stats = {}
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError):  # a thread that ended between the listing and the read
+            with open(f"/proc/self/task/{tid}/schedstat", encoding="ascii") as f:
+                ran, waited = f.read().split()[:2]
+            stats[tid] = (int(ran) / 1e9, int(waited) / 1e9)
+    return stats
 
 
 class LagMeter:
     """Samples the lateness of every due tick of a fixed 5 ms schedule.
 
-    Two figures per tick: the raw lateness, and the lateness the process itself caused: the raw one minus the
-    time the loop's thread waited for a CPU since the previous tick (Linux schedstat). A machine shared with
-    other jobs delays every thread, blocked or not; what the product must prove is that its own work (an
-    export, a password hash, a thread holding the GIL, a file written inline) never holds the loop, and that
-    shows in the second figure whatever else runs beside the test.
+    Two figures per tick: the raw lateness, and the lateness the process itself caused: the raw one less the
+    longest time any of its threads waited for a CPU since the previous tick (Linux schedstat). A machine shared
+    with other jobs delays every thread, blocked or not: the loop's own thread, and a thread that holds the GIL
+    while the OS runs something else, which keeps the loop waiting just as long. What the product must prove is
+    that its own work (an export, a password hash, a thread holding the GIL, a file written inline) never holds
+    the loop, and that shows in the second figure whatever else runs beside the test.
     """
 
     def __init__(self, interval_s: float = 0.005) -> None:
         self.interval_s = interval_s
         self.samples: list[float] = []
         self.own: list[float] = []
+        #: the longest stall, in ms: its lateness, the loop thread's CPU time and wait for a CPU, and the
+        #: longest wait for a CPU of another thread
+        self.worst = (0.0, 0.0, 0.0, 0.0)
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         start, k = loop.time(), 1
-        waited = _runqueue_wait_s()
+        me, before = str(threading.get_native_id()), _schedstats()
         while not stop.is_set():
             await asyncio.sleep(max(0.0, start + k * self.interval_s - loop.time()))
-            now, waited_now = loop.time(), _runqueue_wait_s()
-            queued, waited = waited_now - waited, waited_now
+            now, after = loop.time(), _schedstats()
+            waits = {tid: waited - before.get(tid, (0.0, 0.0))[1] for tid, (_, waited) in after.items()}
+            queued = max(waits.values(), default=0.0)
+            if now - (start + k * self.interval_s) > self.worst[0] / 1000:
+                self.worst = tuple(1000 * x for x in (  # type: ignore[assignment]
+                    now - (start + k * self.interval_s), after[me][0] - before[me][0], waits[me],
+                    max((w for tid, w in waits.items() if tid != me), default=0.0)))
+            before = after
             while start + k * self.interval_s <= now:
                 late = now - (start + k * self.interval_s)
                 self.samples.append(late)
@@ -166,16 +184,20 @@ async def test_loop_lag_stays_low_while_exports_logins_and_a_fleet_run(pg_dsn: s
         print(f"\nloop lag over {len(meter.samples)} ticks: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.0f} ms; "
               f"caused by this process (less the time the OS ran other programs): p99 {own_p99:.1f} ms, "
               f"max {own_worst:.0f} ms; {len(exported)} XLSX exports of {CASES} rows, {len(logins)} failed logins; "
-              f"fleet: {out.strip()}")
+              f"fleet: {out.strip()}; the longest stall: %.0f ms late, the loop ran %.0f ms and waited %.0f ms for a "
+              "CPU, another thread waited %.0f ms" % meter.worst)
         sheet = load_workbook(io.BytesIO(exported[0]), read_only=True).active
         assert sheet is not None and sum(1 for _ in sheet.iter_rows()) == CASES + 3  # title, scope, header, cases
         assert len(exported) >= 1 and len(logins) >= 5
-        # the target is p99 <= 50 ms (docs/reliability.md: 6.3 ms measured at load 7 on 2 cores). The gate is on
-        # the lag the cloud caused: on a shared machine the raw figure also counts the time the OS gave other jobs
-        # (731 ms raw at load 7 with the loop never blocked). Under a CI machine's heaviest load the cloud's own
-        # figure still grows with the requests queued ahead of a tick (110.9 ms once at load 15-20), so the gate
-        # is 250 ms: it proves the loop is never blocked (the export put back on the loop gave 855 ms; before the
-        # fix, 3,200 ms), while the 50 ms target is measured, not asserted: a timed assertion is no benchmark.
+        # the target is p99 <= 50 ms (docs/reliability.md: 6.3 ms measured at load 7 on 2 cores), measured, not
+        # asserted: a timed assertion is no benchmark. The gate is on the lag the cloud caused: on a shared
+        # machine the raw figure also counts the time the OS gave other jobs (731 ms raw at load 7 with the loop
+        # never blocked). Less only the loop thread's own waits for a CPU, it also counted the waits of a thread
+        # the OS had set aside while it held the GIL (at load 6: a 93 ms stall with the loop's thread neither
+        # running nor queued, another thread queued 167 ms), and once failed CI at 337 ms. Under a CI machine's
+        # heaviest load the cloud's own figure still grows with the requests queued ahead of a tick (110.9 ms once
+        # at load 15-20), so the gate is 250 ms: it proves the loop is never blocked (the export run on the loop:
+        # 2,487 ms; in a thread, holding the GIL: 603 ms; before the fix, 3,200 ms).
         assert own_p99 <= 250.0, f"event loop lag caused by the cloud: p99 {own_p99:.1f} ms (max {own_worst:.0f} ms)"
     finally:
         await db.close()

@@ -16,6 +16,7 @@ from cloud.audit import chain as audit_chain
 from cloud.db.engine import Database
 from cloud.db.migrations import migrate
 from tests.cloud.support import make_cloud, serving
+from tests.support.waiting import until
 
 BATCH = {"Content-Type": "application/vnd.mchub.batch"}
 
@@ -92,5 +93,27 @@ async def test_the_tally_is_bounded_per_window_and_keeps_counts_across_a_failed_
         assert await tally.flush(db) == 0 and tally.pending() == 1  # ... and the count waits for the next window
         await db.fetch("ALTER TABLE audit_log_away RENAME TO audit_log")
         assert await tally.flush(db) == 1 and tally.pending() == 0
+    finally:
+        await db.close()
+
+
+async def test_a_flush_cancelled_while_it_writes_keeps_its_counts(tmp_path: Path) -> None:
+    """A stop that cancels the window's flush mid-write (its transaction rolls back) loses no count: the
+    final flush writes it. Before the fix the counts taken out for the write were gone."""
+    db = await Database.connect(f"sqlite:///{tmp_path / 'c.db'}", 2)
+    try:
+        await migrate(db)
+        tally = RefusalTally(window_s=60)
+        for _ in range(52):
+            tally.note("127.0.0.4", "(connection)", "limit", 503)
+        async with db.transaction():  # the write waits for the connection ...
+            flushing = asyncio.create_task(tally.flush(db))
+            await until(lambda: tally.pending() == 0, "the flush took the counts out")  # ... after it took them
+            flushing.cancel()
+            await asyncio.gather(flushing, return_exceptions=True)
+        assert tally.pending() == 52
+        assert await tally.flush(db) == 1
+        rows = await db.fetch("SELECT detail FROM audit_log WHERE action = 'refusal.tally'")
+        assert [json.loads(r["detail"])["count"] for r in rows] == [52]
     finally:
         await db.close()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from edge.identity import Identity
 from edge.store.reader import Reader
-from edge.store.schema import first_seq_since
+from edge.store.seqtime import first_seq_since
 from protocol import export as export_format
 from protocol.envelope import seal
 

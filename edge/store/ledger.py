@@ -28,7 +28,8 @@ from edge.crashpoints import crashpoint
 from edge.sessions import OpenSession, SessionManager
 from edge.store import repeats
 from edge.store.bodies import encode_body
-from edge.store.schema import first_seq_since, resend_key
+from edge.store.schema import resend_key
+from edge.store.seqtime import first_seq_since
 from protocol import idnum
 from protocol.ids import reading_uid
 from protocol.model import Reading, ReadingBound, Record, SessionClosed, SessionOpened, Subject

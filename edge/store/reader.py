@@ -17,7 +17,8 @@ from typing import Any
 from edge.store.bodies import decode_body
 from edge.store.deadletters import keep_refused, listing, open_count
 from edge.store.ledger import subject_aad
-from edge.store.schema import connect, first_seq_since
+from edge.store.schema import connect
+from edge.store.seqtime import first_seq_since
 from protocol import codes
 from protocol.clinical import temperature
 from protocol.ids import reading_uid

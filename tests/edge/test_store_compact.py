@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.sessions import SessionManager
-from edge.store import schema
+from edge.store import schema, seqtime
 from edge.store.bodies import decode_body, encode_body, is_compact, self_contained
 from edge.store.ledger import IdentifyIn, Ledger, ReadingIn
 from edge.store.reader import Reader, prune_chunk, prune_seen
@@ -173,11 +173,11 @@ async def test_pruning_forgets_old_sessions_and_returns_freed_pages_to_the_file_
 def test_records_since_a_time_are_found_by_seq_without_a_time_index(tmp_path: Path) -> None:
     conn, _ = open_db(tmp_path / "hub.db", "hub-1")
     assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'idx_records_at'").fetchone()[0] == 0
-    assert schema.first_seq_since(conn, 0) == 1  # empty: the next seq
+    assert seqtime.first_seq_since(conn, 0) == 1  # empty: the next seq
     times = [100, 100, 200, 300, 300, 300, 400, 50, 60, 500]  # the clock set back after seq 7
     for seq, at in enumerate(times, start=10):  # seqs 1..9 already pruned
         conn.execute("INSERT INTO records (seq, type, at, body) VALUES (?, 0, ?, x'90')", (seq, at))
-    first = {at: schema.first_seq_since(conn, at) for at in (0, 100, 101, 300, 400, 450, 501)}
+    first = {at: seqtime.first_seq_since(conn, at) for at in (0, 100, 101, 300, 400, 450, 501)}
     assert first[0] == 10 and first[100] == 10 and first[101] == 12 and first[501] == 20
     for at in (0, 100, 101, 300):  # here the bisection stays before the step back: exact
         assert all(t < at for t in times[:first[at] - 10]) and all(t >= at for t in times[first[at] - 10:7])
@@ -212,7 +212,7 @@ def test_finding_a_time_is_not_upset_by_pruning_between_its_lookups(tmp_path: Pa
 
     reader.set_trace_callback(prune_once)
     try:
-        assert schema.first_seq_since(reader, 1050) == 50  # what the snapshot held
+        assert seqtime.first_seq_since(reader, 1050) == 50  # what the snapshot held
         assert pruned == [100] and not reader.in_transaction
     finally:
         reader.close()

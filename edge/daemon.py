@@ -203,13 +203,14 @@ class Hub:
             self._stopping.set()
 
     async def _start_web(self) -> None:
-        import uvicorn
+        from webui import embedded_uvicorn
 
+        Config, Server = embedded_uvicorn.load()  # first: uvicorn without its command line (2.9 MB)
         from edge.web.app import build_app
         from webui import conn_guard
         from webui.log_limit import quiet_accept_errors
 
-        class _Server(uvicorn.Server):
+        class _Server(Server):
             @contextlib.contextmanager
             def capture_signals(self) -> Any:  # the hub handles signals itself
                 yield
@@ -220,7 +221,7 @@ class Hub:
             header_timeout_s=w.header_timeout_s, request_timeout_s=w.request_timeout_s,
             exempt=conn_guard.exempt_from(w.forwarded_allow_ips)))
         quiet_accept_errors(asyncio.get_running_loop())
-        server = _Server(uvicorn.Config(build_app(self), host=self.cfg.web_bind, port=self.cfg.web_port,
+        server = _Server(Config(build_app(self), host=self.cfg.web_bind, port=self.cfg.web_port,
                                         log_level="warning", access_log=False, lifespan="off",
                                         timeout_graceful_shutdown=3, http=guarded,
                                         # asyncio accepts up to `backlog` connections in one go before the guard

@@ -92,16 +92,16 @@ class _Bound(msgspec.Struct, array_like=True, frozen=True, tag=3, gc=False):
 _Wire = WireReading | _Opened | _Closed | _Bound
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(list[_Wire])
-_zstd = threading.local()  # one (de)compressor per thread: a zstandard object must not be used by two threads at
+_zstd = threading.local()  # one decompressor per thread: a zstandard object must not be used by two threads at
 # once (the hub seals several batches in flight, each in a worker thread; two sharing one compressor failed with
 # "cannot compress: Src size is incorrect" and stopped the hub's sync)
 
 
 def _compressor() -> zstandard.ZstdCompressor:
-    c: zstandard.ZstdCompressor | None = getattr(_zstd, "c", None)
-    if c is None:
-        c = _zstd.c = zstandard.ZstdCompressor(level=3)
-    return c
+    """A new compressor for each body: one kept for good holds its working buffers at the size of the largest
+    body it ever compressed, in every thread that sealed one (the hub's resident memory kept 2.6 MB more after
+    a few 400 kB batches; a new one per batch costs ~0.1 ms against the batch's own milliseconds)."""
+    return zstandard.ZstdCompressor(level=3)
 
 
 def _decompressor() -> zstandard.ZstdDecompressor:

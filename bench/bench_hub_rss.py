@@ -28,7 +28,7 @@ import time
 from typing import Any
 
 from bench.common import figure, machine, show
-from bench.hub_rig import KINDS, HubRig, vm_kb
+from bench.hub_rig import KINDS, HubRig, stop_rigs_on_sigterm, vm_kb
 
 
 def slope_per_hour(times: list[float], values: list[float]) -> float:
@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = p.parse_args(argv)
     seconds = args.minutes * 60 if args.minutes else args.seconds
+    stop_rigs_on_sigterm()
     print(machine(), flush=True)
     figures = run(seconds, args.warmup, args.sample, quiet=args.json, rounds=args.rounds)
     if args.json:

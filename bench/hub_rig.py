@@ -27,6 +27,7 @@ import http.cookiejar
 import os
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -353,6 +354,12 @@ class HubRig:
         self.destroy()
 
 
+def stop_rigs_on_sigterm() -> None:
+    """Make SIGTERM (``kill``, a CI timeout) unwind the process like Ctrl-C, so every rig's ``finally`` stops its
+    hub, simulators and broker; left to the default action the process died and they ran on as orphans."""
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the rig for a while, printing RSS and what was stored (``--trace``: keep tracemalloc snapshots)."""
     p = argparse.ArgumentParser(prog="hub_rig", description=__doc__,
@@ -362,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trace-every", type=float, default=30.0)
     p.add_argument("--keep", action="store_true", help="keep the rig's directory (logs, hub.db)")
     args = p.parse_args(argv)
+    stop_rigs_on_sigterm()
     rig = HubRig(trace_dir=args.trace, trace_every=args.trace_every)
     try:
         rig.start()

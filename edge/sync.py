@@ -211,7 +211,8 @@ class SyncClient:
             crashpoint("after_seal")
             await slots.acquire()
             head = first <= self._mark + 1  #: nothing before it unacknowledged: its 409 speaks for the cloud
-            self.state = "sending"
+            if not self._failures:  # a retry after an error stays "backoff" (等待重试) until a batch gets through:
+                self.state = "sending"  # "正在同步" in between told a nurse the cloud was back when it was not
             window.put_nowait(_InFlight(first, last, count, sealed, head,
                                         asyncio.ensure_future(self._post(http, sealed))))
             if count < limit:  # the last records there are: the next round picks up newer ones

@@ -51,3 +51,24 @@ async def test_a_week_offline_then_everything_arrives_once_in_order(hub_dir: Pat
     assert all(d.get("session_id") for d in docs if d["type"] == "reading")
     kinds = [d["type"] for d in docs]
     assert kinds.count("session_opened") == kinds.count("session_closed") == 140
+
+
+async def test_a_retry_after_an_error_shows_waiting_to_retry_until_a_batch_gets_through(
+        hub_dir: Path, refcloud: RefCloud) -> None:
+    """The status page's sync state (等待重试 / 正在同步) as each request reaches the cloud: the first attempt is
+    "sending"; every retry while the cloud is down, and the one that gets through, is "backoff" (a CI run's
+    page showed 正在同步 with the cloud down: the retry had set it)."""
+    refcloud.down = True
+    hub = await started(hub_dir)
+    seen: list[str] = []
+    refcloud.on_request = lambda: seen.append(hub.sync.state if hub.sync else "-")
+    try:
+        await hub.writer.submit(IdentifyIn("room-1", Subject(national_id="11010519491231002X", name="王芳")))
+        await hub.writer.submit(ReadingIn("room-1", "dev-1", bp(1)))
+        await wait_until(lambda: len(seen) >= 3, seconds=60)  # the first attempt and two retries
+        refcloud.down = False  # the next retry gets through (no sync_now: that starts afresh, as "sending")
+        await wait_until(lambda: synced(hub), seconds=60)
+        assert hub.sync is not None and hub.sync.state in ("ok", "idle")
+    finally:
+        await hub.stop()
+    assert seen[0] == "sending" and set(seen[1:]) == {"backoff"}, seen

@@ -23,6 +23,7 @@ import collections
 import contextlib
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -51,6 +52,8 @@ class RefCloud:
         self.revoked: set[str] = set()
         self.faults: collections.deque[str] = collections.deque()
         self.down = False  #: while True every request is dropped (cloud unreachable)
+        #: called (in the peer's thread) as each request arrives, before it is answered or dropped
+        self.on_request: Callable[[], None] | None = None
         #: first seq of a batch -> the fault (as in ``faults``) its first arrival meets
         self.batch_faults: dict[int, str] = {}
         self.statuses: list[int] = []  #: HTTP status of every answered request, in order
@@ -98,6 +101,8 @@ class RefCloud:
         self.db.close()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if self.on_request is not None:
+            self.on_request()
         fault = self.faults.popleft() if self.faults else None
         if self.down or fault in ("drop", "down"):
             request.transport.abort()  # type: ignore[union-attr]

@@ -205,7 +205,7 @@ class Hub:
     async def _start_web(self) -> None:
         from webui import embedded_uvicorn
 
-        Config, Server = embedded_uvicorn.load()  # first: uvicorn without its command line (2.9 MB)
+        Config, Server = embedded_uvicorn.load()  # first: uvicorn without its command line (1.3 MB)
         from edge.web.app import build_app
         from webui import conn_guard
         from webui.log_limit import quiet_accept_errors

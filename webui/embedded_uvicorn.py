@@ -1,10 +1,11 @@
 """uvicorn's server for a process that serves in its own event loop (the hub), without uvicorn's command line.
 
 ``import uvicorn`` runs the package's ``__init__``, which imports ``uvicorn.main``: click, the
-multiprocessing supervisors and the reloader, none of which an embedded server calls. On the hub
-they were 27 modules and 2.9 MB of resident memory kept for as long as it runs (issue 21: at most
-60 MB with every driver kind). :func:`load` makes ``uvicorn`` a plain package whose submodules
-import as usual, then imports only the server, its configuration and the HTTP protocol::
+multiprocessing supervisors and the reloader, none of which an embedded server calls: 27 modules
+and 2.9 MB of resident memory in a bare interpreter, 1.3 MB on the soak rig's hub (which needs part
+of them anyway), kept for as long as it runs (issue 21: at most 60 MB with every driver kind).
+:func:`load` makes ``uvicorn`` a plain package whose submodules import as usual, then imports only the
+server, its configuration and the HTTP protocol::
 
     Config, Server = embedded_uvicorn.load()   # before anything else imports uvicorn
     from webui import conn_guard               # uvicorn.protocols.http.h11_impl, also without click

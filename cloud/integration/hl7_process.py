@@ -32,6 +32,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cloud.server.gc_freeze import freeze_startup
+
 log = logging.getLogger("mchub.cloud.integration")
 RESTART_S = 5.0  #: wait before starting a child that exited unexpectedly again
 #: allocations between two young-generation collections of the cyclic garbage collector here (Python's
@@ -92,7 +94,7 @@ class ProcessorChild:
 
 def tune_gc() -> None:
     """The garbage collector as the processor process runs it (``GC_YOUNG``); call once set up."""
-    gc.freeze()  # what startup loaded stays: later collections need not walk it again
+    freeze_startup()
     gc.set_threshold(GC_YOUNG, 50, 100)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import hmac
 import ipaddress
 import logging
@@ -40,6 +39,7 @@ from cloud.intake.ingest import Answer, Ingestor, Limits
 from cloud.intake.keystore import CloudKeys, load_keys
 from cloud.integration.service import Integration
 from cloud.server import logs, metrics
+from cloud.server.gc_freeze import freeze_startup
 from cloud.server.openapi import document
 from protocol.envelope import HEADER_PREFIX_MAX
 from webui import conn_guard
@@ -239,11 +239,7 @@ def build_app(cfg: config_mod.CloudConfig) -> Starlette:
         a = cfg.audit
         tasks.append(asyncio.create_task(audit_chain.run(state.db, a.seal_interval_s, a.retention_days,
                                                          a.prune_interval_s, stop)))
-        # what startup loaded (modules, the app, its caches) stays for the worker's life: frozen, the collector's
-        # full passes no longer walk it. Each walked ~125,000 objects for ~150 ms of the event loop's time (400 ms
-        # on a loaded CI machine, tests/cloud/test_event_loop.py), on whichever request tipped it over.
-        gc.collect()
-        gc.freeze()
+        freeze_startup()
         log.info("cloud worker ready (database %s, pid %d)", state.db.dialect, os.getpid())
         try:
             yield

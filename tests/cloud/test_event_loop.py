@@ -196,7 +196,7 @@ async def test_loop_lag_stays_low_while_exports_logins_and_a_fleet_run(pg_dsn: s
         # set aside while it held the GIL (at load 6: a 93 ms stall with the loop neither running nor queued).
         # Two CI failures (337 and 308 ms) were the cloud's own: a full garbage collection walking everything
         # startup loaded ran on the loop (409 ms of its CPU time at that load, ~150 ms quiet); the worker now
-        # freezes that (cloud/server/app.py). Under a CI machine's heaviest load the cloud's own figure still
+        # freezes that (cloud/server/gc_freeze.py). Under a CI machine's heaviest load the cloud's own figure still
         # grows with the requests queued ahead of a tick (110.9 ms once at load 15-20), so the gate is 250 ms:
         # it proves the loop is never blocked (the export run on the loop: 2,487 ms; in a thread, holding the
         # GIL: 603 ms; before the fix, 3,200 ms).

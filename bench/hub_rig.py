@@ -76,7 +76,7 @@ raise SystemExit(main(sys.argv[1:]))
 PYC_DIR = Path(os.environ.get("MCHUB_BENCH_DIR", "/var/tmp")) / "mchub-rig-pycache"
 #: what the hub imports, so one short process compiles it all before the hub starts
 HUB_IMPORTS = ("import edge.daemon, edge.sync, edge.commands, edge.web.app, webui.conn_guard, uvicorn.main, "
-               "uvicorn.lifespan.on, uvicorn.loops.asyncio, aiomqtt, bench.ble_sim, mchub.cli, segno, serial, "
+               "uvicorn.lifespan.on, uvicorn.loops.asyncio, bench.ble_sim, mchub.cli, segno, serial, "
                "pymodbus.client, drivers.ble.manager, drivers.ble.bleak_transport, importlib; "
                "import drivers.registry as r; [importlib.import_module(m) for m in set(r.KIND_MODULES.values())]")
 

@@ -1,4 +1,4 @@
-"""Command channel and heartbeat over MQTT (aiomqtt), per protocol/commands.py.
+"""Command channel and heartbeat over MQTT (:mod:`drivers.mqtt.client`), per protocol/commands.py.
 
 * retained ``status`` = ``{"online": true, ...}`` on connect; the broker publishes the
   last-will ``{"online": false}`` (retained) when the hub vanishes;
@@ -21,9 +21,9 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiomqtt
 import msgspec
 
+from drivers.mqtt.client import MqttClient, MqttError, Will
 from edge.config import MqttConfig
 from edge.store import reader as q
 from protocol.backoff import Backoff
@@ -53,39 +53,38 @@ class CommandChannel:
     async def run(self) -> None:
         """Stay connected until cancelled."""
         backoff = Backoff(1.0, 60.0)
-        will = aiomqtt.Will(topic(self.hub_id, "status"), msgspec.json.encode(HubStatus(online=False)), qos=1,
-                            retain=True)
+        will = Will(topic(self.hub_id, "status"), msgspec.json.encode(HubStatus(online=False)), qos=1, retain=True)
         while True:
             try:
-                async with aiomqtt.Client(self.cfg.host, self.cfg.port, identifier=f"mchub-hub-{self.hub_id}",
-                                          username=self.cfg.username, password=self.cfg.password,
-                                          will=will, keepalive=30) as client:
+                async with MqttClient(self.cfg.host, self.cfg.port, client_id=f"mchub-hub-{self.hub_id}",
+                                      username=self.cfg.username, password=self.cfg.password,
+                                      will=will, keepalive=30) as client:
                     self.connected = True
                     backoff.reset()
                     await self._session(client)
             except Exception as exc:  # never a reason to stop the hub
                 self.connected = False
                 wait = backoff.next()
-                if isinstance(exc, aiomqtt.MqttError):
+                if isinstance(exc, MqttError):
                     log.warning("MQTT broker %s:%d unavailable (%s); retrying in %.0f s", self.cfg.host,
                                 self.cfg.port, exc, wait)
-                else:  # aiomqtt lets some errors through unwrapped (paho's ValueError): log where it came from
+                else:  # a fault of the hub's own, not the broker's: log where it came from
                     log.exception("MQTT session with %s:%d failed; retrying in %.0f s", self.cfg.host,
                                   self.cfg.port, wait)
                 await asyncio.sleep(wait)
 
-    async def _session(self, client: aiomqtt.Client) -> None:
+    async def _session(self, client: MqttClient) -> None:
         await client.subscribe(topic(self.hub_id, "commands"), qos=1)  # first: "online" means commands are heard
         status = HubStatus(online=True, version=self.version, since_ms=self.since_ms)
         await client.publish(topic(self.hub_id, "status"), msgspec.json.encode(status), qos=1, retain=True)
         beat = asyncio.create_task(self._heartbeat(client))
         try:
-            async for message in client.messages:
-                reply = await self.handle(bytes(message.payload))
+            async for message in client.messages():
+                reply = await self.handle(message.payload)
                 if reply is not None:
                     await client.publish(topic(self.hub_id, "replies"), msgspec.json.encode(reply), qos=1)
         except asyncio.CancelledError:  # a clean stop: say so (the will covers only a lost connection)
-            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+            with contextlib.suppress(MqttError, TimeoutError):
                 async with asyncio.timeout(2):
                     await client.publish(topic(self.hub_id, "status"),
                                          msgspec.json.encode(HubStatus(online=False)), qos=1, retain=True)
@@ -93,12 +92,12 @@ class CommandChannel:
         finally:
             beat.cancel()
 
-    async def _heartbeat(self, client: aiomqtt.Client) -> None:
+    async def _heartbeat(self, client: MqttClient) -> None:
         while True:
             try:
                 t = await self.telemetry()
                 await client.publish(topic(self.hub_id, "telemetry"), msgspec.json.encode(t), qos=0)
-            except aiomqtt.MqttError:
+            except MqttError:
                 return
             except Exception:
                 log.exception("telemetry failed")

@@ -2,7 +2,7 @@
 
 ``mchub edge enroll --cloud URL --token T --config hub.toml`` writes the state of
 :mod:`provisioning.hubside` (``hub.pem``, ``ca.cert.pem``, ``bundle.json``,
-``config.json``, ``mqtt.json``, ``identity.json``) into hub.toml's ``identity_dir`` and
+``config.json``, ``mqtt.json``, ``identity.json``, ``verified.json``) into hub.toml's ``identity_dir`` and
 adds the hub's own ``data.key``; nothing is copied by hand. From then on:
 
 * :func:`edge.identity.load` gives the daemon its :class:`edge.identity.Identity`: the enrolled Ed25519

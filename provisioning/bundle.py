@@ -18,16 +18,19 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import msgspec
-from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from protocol.errors import UnknownSuite
 from protocol.keys import RecipientPublic, SuiteId, ed25519_raw, load_ed25519_public
-from provisioning.ca import FleetCA, fingerprint
 from provisioning.errors import BundleError
+from provisioning.verified import FleetCaKey
+
+if TYPE_CHECKING:
+    from provisioning.ca import FleetCA
 
 BUNDLE_VERSION = 1
 
@@ -73,6 +76,8 @@ class CloudKeys:
 
 def sign_bundle(ca: FleetCA, keys: CloudKeys, *, now_ms: int) -> SignedBundle:
     """Have the CA sign the cloud's current public keys."""
+    from provisioning.ca import fingerprint  # X.509: not imported by a hub that only verifies (issue 21)
+
     if not keys.recipients:
         raise BundleError("a CA bundle needs at least one HPKE recipient key")
     body = BundleBody(
@@ -86,11 +91,12 @@ def sign_bundle(ca: FleetCA, keys: CloudKeys, *, now_ms: int) -> SignedBundle:
     return SignedBundle(base64.b64encode(raw).decode(), base64.b64encode(ca.sign(raw)).decode())
 
 
-def verify_bundle(bundle: SignedBundle, ca_cert: x509.Certificate) -> CloudKeys:
+def verify_bundle(bundle: SignedBundle, ca: FleetCaKey) -> CloudKeys:
     """Check the CA's signature and decode the keys; raises :class:`BundleError`."""
-    ca_key = ca_cert.public_key()
-    if not isinstance(ca_key, ed25519.Ed25519PublicKey):
-        raise BundleError("the fleet CA certificate does not hold an Ed25519 key")
+    try:
+        ca_key = ed25519.Ed25519PublicKey.from_public_bytes(ca.public_raw)
+    except ValueError as exc:
+        raise BundleError("the fleet CA's key is not an Ed25519 key") from exc
     try:
         raw = base64.b64decode(bundle.body, validate=True)
         ca_key.verify(base64.b64decode(bundle.sig, validate=True), raw)
@@ -98,7 +104,7 @@ def verify_bundle(bundle: SignedBundle, ca_cert: x509.Certificate) -> CloudKeys:
         raise BundleError("the CA bundle's signature does not verify with the fleet CA: do not use these keys") from exc
     try:
         body = msgspec.json.decode(raw, type=BundleBody)
-        if body.ca_fingerprint != fingerprint(ca_cert):
+        if body.ca_fingerprint != ca.fingerprint:
             raise BundleError("the CA bundle names another fleet CA")
         recipients = tuple(RecipientPublic(SuiteId.from_label(r.suite), r.key) for r in body.recipients)
         for r in recipients:

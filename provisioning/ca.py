@@ -45,6 +45,7 @@ from provisioning.errors import (
     WrongPassphrase,
 )
 from provisioning.keyfiles import write_private_file
+from provisioning.verified import FleetCaKey
 
 KEY_FILE = "ca.key.pem"
 CERT_FILE = "ca.cert.pem"
@@ -67,6 +68,14 @@ def _ms(when: dt.datetime) -> int:
 def fingerprint(cert: x509.Certificate) -> str:
     """SHA-256 of the certificate's DER, hex (what ``ca show`` prints and hubs may pin)."""
     return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def fleet_ca_key(ca_cert: x509.Certificate) -> FleetCaKey:
+    """The fleet CA's public key and fingerprint (what a key bundle is checked against)."""
+    key = ca_cert.public_key()
+    if not isinstance(key, ed25519.Ed25519PublicKey):
+        raise UntrustedCertificate("the fleet CA certificate does not hold an Ed25519 key")
+    return FleetCaKey(key.public_bytes_raw(), fingerprint(ca_cert))
 
 
 def load_certificate(pem: str | bytes) -> x509.Certificate:

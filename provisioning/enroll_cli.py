@@ -98,7 +98,7 @@ def run_enroll(args: argparse.Namespace) -> int:
                                ca_fingerprint=args.ca_fingerprint, cafile=args.cacert, software=_software())
     except (ProvisioningError, OSError) as exc:
         return _fail(exc)
-    expires = state.certificate.not_valid_after_utc.astimezone().strftime("%Y-%m-%d %H:%M")
+    expires = dt.datetime.fromtimestamp(state.verified.not_after_ms / 1000).astimezone().strftime("%Y-%m-%d %H:%M")
     devices = sum(len(s.devices) for s in state.config.stations)
     print(f"{_t('注册成功', 'enrolled')}: {state.identity.hub_id} ({_t('机构', 'site')} {state.identity.site_id}, "
           f"{state.config.site_name})")

@@ -43,6 +43,7 @@ from provisioning.ca import (
     HubIdentity,
     certificate_pem,
     fingerprint,
+    fleet_ca_key,
     key_fingerprint,
     load_certificate,
     verify_hub_certificate,
@@ -59,6 +60,7 @@ from provisioning.errors import (
 )
 from provisioning.hubs import current_keys
 from provisioning.inventory import HubConfig, SignedConfig, verify_config
+from provisioning.mqtt import MqttCredentials
 from provisioning.stores import AuditEntry, HubKey, HubRecord, Stores
 from provisioning.tokens import ParsedToken, check_token, parse_token
 
@@ -76,15 +78,6 @@ class EnrollRequest(msgspec.Struct, frozen=True, kw_only=True):
     proof: bytes
     site_id: str | None = None  #: when the installer says which site this is; must match the token
     software: str = ""
-
-
-class MqttCredentials(msgspec.Struct, frozen=True, kw_only=True):
-    """How the hub logs in to the broker (the password is shown to the hub only)."""
-
-    url: str
-    username: str
-    password: str
-    topic_prefix: str
 
 
 class EnrollResponse(msgspec.Struct, frozen=True, kw_only=True):
@@ -288,6 +281,6 @@ def accept_response(
     identity = verify_hub_certificate(cert, ca_cert, now_ms=now)
     if identity.public_raw != key.public_key().public_bytes_raw() or identity.hub_id != response.hub_id:
         raise ResponseError("the issued certificate is not for this hub's key; nothing was saved")
-    cloud = verify_bundle(response.bundle, ca_cert)
+    cloud = verify_bundle(response.bundle, fleet_ca_key(ca_cert))
     config = verify_config(response.config, cloud.signing_key, response.hub_id)
     return Enrollment(identity, cert, ca_cert, cloud, config, response.mqtt, response)

@@ -12,6 +12,11 @@
 | ``config.json`` | the cloud-signed device configuration (:mod:`provisioning.inventory`) |
 | ``mqtt.json`` | broker URL, username, password |
 | ``identity.json`` | hub id, site id, cloud URL |
+| ``verified.json`` | what ``hub.pem`` and ``ca.cert.pem`` were verified to say (:mod:`provisioning.verified`) |
+
+A running hub does not import X.509 (1.1 MB it would keep for months, issue 21): enrollment,
+rotation and :func:`load_state` verify the certificates with it only when ``verified.json`` does
+not match them, and the X.509 modules are imported inside those functions, not here.
 
 Enrollment is safe to re-run: the key in ``hub.pem`` (or a key left by an interrupted
 first run in ``hub.next.key.pem``) is reused, so the cloud recognises the re-run.
@@ -25,21 +30,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from protocol.ids import now_ms as _now_ms
 from provisioning.bundle import CloudKeys, SignedBundle, verify_bundle
-from provisioning.ca import HubIdentity, load_certificate, verify_hub_certificate
-from provisioning.enrollment import EnrollResponse, MqttCredentials, accept_response, build_request
 from provisioning.errors import CertificateExpired, ProvisioningError
 from provisioning.hubauth import sign_request
 from provisioning.inventory import HubConfig, SignedConfig, verify_config
 from provisioning.keyfiles import check_private_mode, load_private_key, save_private_key, write_private_file
-from provisioning.rotation import RotateResponse, accept_rotation, build_rotation, should_rotate
+from provisioning.mqtt import MqttCredentials
+from provisioning.verified import VERIFIED, Verified, digest, read_verified, should_rotate
 
 if TYPE_CHECKING:
+    from provisioning.ca import HubIdentity
     from provisioning.client import HttpClient
 
 HUB_PEM = "hub.pem"
@@ -60,8 +64,7 @@ class HubState:
 
     identity: Identity
     key: ed25519.Ed25519PrivateKey
-    certificate: x509.Certificate
-    ca_certificate: x509.Certificate
+    verified: Verified  #: the certificates' validity and the fleet CA's key
     cloud: CloudKeys
     config: HubConfig
     mqtt: MqttCredentials
@@ -69,9 +72,8 @@ class HubState:
 
     def rotation_due(self, now_ms: int, *, commanded: bool = False) -> bool:
         """True when the hub should call :func:`rotate` now (last third of the certificate's life, or told to)."""
-        not_before = int(self.certificate.not_valid_before_utc.timestamp() * 1000)
-        not_after = int(self.certificate.not_valid_after_utc.timestamp() * 1000)
-        return not self.expired and should_rotate(not_before, not_after, now_ms, commanded=commanded)
+        v = self.verified
+        return not self.expired and should_rotate(v.not_before_ms, v.not_after_ms, now_ms, commanded=commanded)
 
 
 def _client(url: str, cafile: str | None) -> HttpClient:
@@ -99,14 +101,38 @@ def _pending_key(state_dir: Path) -> ed25519.Ed25519PrivateKey:
     return load_private_key(path)
 
 
-def _load_hub_pem(state_dir: Path) -> tuple[ed25519.Ed25519PrivateKey, x509.Certificate]:
+def _load_hub_pem(state_dir: Path) -> tuple[ed25519.Ed25519PrivateKey, bytes]:
+    """The hub's private key and the whole file (key, then certificate)."""
     path = state_dir / HUB_PEM
     check_private_mode(path)
     data = path.read_bytes()
     key = serialization.load_pem_private_key(data, password=None)
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         raise ProvisioningError(f"{path} does not hold an Ed25519 key")
-    return key, x509.load_pem_x509_certificate(data)
+    return key, data
+
+
+def _verify_certificates(state_dir: Path, hub_pem: bytes, ca_pem: bytes, *, now_ms: int) -> tuple[Verified, bool]:
+    """Verify ``hub.pem`` against ``ca.cert.pem`` with X.509, keep what they say in ``verified.json``.
+
+    Returns the facts and whether the hub certificate has expired. Another CA, a bad signature
+    or a malformed file raise :class:`~provisioning.errors.CertificateError`.
+    """
+    from provisioning.ca import fleet_ca_key, load_certificate, verify_hub_certificate  # X.509: see the module doc
+
+    cert, ca_cert = load_certificate(hub_pem), load_certificate(ca_pem)
+    not_after_ms = int(cert.not_valid_after_utc.timestamp() * 1000)
+    expired = False
+    try:
+        verify_hub_certificate(cert, ca_cert, now_ms=now_ms)
+    except CertificateExpired:
+        expired = True
+        verify_hub_certificate(cert, ca_cert, now_ms=not_after_ms)
+    verified = Verified(hub_pem_sha256=digest(hub_pem), ca_pem_sha256=digest(ca_pem),
+                        not_before_ms=int(cert.not_valid_before_utc.timestamp() * 1000), not_after_ms=not_after_ms,
+                        ca=fleet_ca_key(ca_cert))
+    _write(state_dir, VERIFIED, msgspec.json.encode(verified))
+    return verified, expired
 
 
 def enroll(
@@ -121,6 +147,8 @@ def enroll(
     software: str = "",
 ) -> HubState:
     """Enroll this hub: key generated here, request sent, answer verified, state written."""
+    from provisioning.enrollment import EnrollResponse, accept_response, build_request  # X.509: see the module doc
+
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(state_dir, 0o700)
     if (state_dir / HUB_PEM).exists():
@@ -135,10 +163,12 @@ def enroll(
     _write(state_dir, "config.json", msgspec.json.encode(response.config))
     _write(state_dir, "mqtt.json", msgspec.json.encode(response.mqtt))
     _write(state_dir, "identity.json", msgspec.json.encode(Identity(response.hub_id, response.site_id, cloud_url)))
-    _write(state_dir, HUB_PEM, _key_pem(key) + response.certificate_pem.encode())
+    hub_pem = _key_pem(key) + response.certificate_pem.encode()
+    _write(state_dir, HUB_PEM, hub_pem)
     (state_dir / NEXT_KEY).unlink(missing_ok=True)
-    return HubState(Identity(response.hub_id, response.site_id, cloud_url), key, got.certificate,
-                    got.ca_certificate, got.cloud, got.config, got.mqtt)
+    verified, _ = _verify_certificates(state_dir, hub_pem, response.ca_certificate_pem.encode(), now_ms=_now_ms())
+    return HubState(Identity(response.hub_id, response.site_id, cloud_url), key, verified, got.cloud, got.config,
+                    got.mqtt)
 
 
 def load_state(state_dir: Path, *, now_ms: int | None = None) -> HubState:
@@ -147,12 +177,15 @@ def load_state(state_dir: Path, *, now_ms: int | None = None) -> HubState:
     An expired certificate does not stop the hub: it still collects and stores readings
     (``expired`` is set; the status page says to re-enroll), and syncs again after a new
     enrollment. A certificate from another CA, or a bad signature, is an error.
+
+    The certificates are verified with X.509 only when ``verified.json`` does not match them
+    (the first start after an upgrade, or after the files changed); otherwise its facts are used.
     """
     now = _now_ms() if now_ms is None else now_ms
     try:
         identity = msgspec.json.decode((state_dir / "identity.json").read_bytes(), type=Identity)
-        key, cert = _load_hub_pem(state_dir)
-        ca_cert = load_certificate((state_dir / "ca.cert.pem").read_bytes())
+        key, hub_pem = _load_hub_pem(state_dir)
+        ca_pem = (state_dir / "ca.cert.pem").read_bytes()
         bundle = msgspec.json.decode((state_dir / "bundle.json").read_bytes(), type=SignedBundle)
         signed_config = msgspec.json.decode((state_dir / "config.json").read_bytes(), type=SignedConfig)
         mqtt = msgspec.json.decode((state_dir / "mqtt.json").read_bytes(), type=MqttCredentials)
@@ -163,19 +196,21 @@ def load_state(state_dir: Path, *, now_ms: int | None = None) -> HubState:
         ) from exc
     except (OSError, ValueError) as exc:
         raise ProvisioningError(f"hub state in {state_dir} is damaged: {exc}; re-enroll with a new token") from exc
-    expired = False
-    try:
-        verify_hub_certificate(cert, ca_cert, now_ms=now)
-    except CertificateExpired:
-        expired = True
-        verify_hub_certificate(cert, ca_cert, now_ms=int(cert.not_valid_after_utc.timestamp() * 1000))
-    cloud = verify_bundle(bundle, ca_cert)
+    verified = read_verified(state_dir, hub_pem, ca_pem)
+    if verified is None:
+        verified, expired = _verify_certificates(state_dir, hub_pem, ca_pem, now_ms=now)
+    else:
+        expired = not verified.not_before_ms <= now <= verified.not_after_ms
+    cloud = verify_bundle(bundle, verified.ca)
     config = verify_config(signed_config, cloud.signing_key, identity.hub_id)
-    return HubState(identity, key, cert, ca_cert, cloud, config, mqtt, expired)
+    return HubState(identity, key, verified, cloud, config, mqtt, expired)
 
 
 def rotate(state_dir: Path, *, cafile: str | None = None, now_ms: int | None = None) -> HubIdentity:
     """Rotate the hub key: new key here, request signed by the old one, swap both files in one rename."""
+    from provisioning.ca import fleet_ca_key, load_certificate  # X.509: see the module doc
+    from provisioning.rotation import RotateResponse, accept_rotation, build_rotation
+
     now = _now_ms() if now_ms is None else now_ms
     identity = msgspec.json.decode((state_dir / "identity.json").read_bytes(), type=Identity)
     old_key, _ = _load_hub_pem(state_dir)
@@ -186,14 +221,16 @@ def rotate(state_dir: Path, *, cafile: str | None = None, now_ms: int | None = N
     request = build_rotation(identity.hub_id, old_key, new_key)
     client = _client(identity.cloud_url, cafile)
     response = client.typed("POST", "/api/v1/rotate", RotateResponse, request)
-    ca_pem = (state_dir / "ca.cert.pem").read_text()
-    hub = accept_rotation(response, new_key, ca_pem, hub_id=identity.hub_id, now_ms=now)
-    cloud = verify_bundle(response.bundle, load_certificate(ca_pem))
+    ca_pem = (state_dir / "ca.cert.pem").read_bytes()
+    hub = accept_rotation(response, new_key, ca_pem.decode(), hub_id=identity.hub_id, now_ms=now)
+    cloud = verify_bundle(response.bundle, fleet_ca_key(load_certificate(ca_pem)))
     verify_config(response.config, cloud.signing_key, identity.hub_id)
     _write(state_dir, "bundle.json", msgspec.json.encode(response.bundle))
     _write(state_dir, "config.json", msgspec.json.encode(response.config))
-    _write(state_dir, HUB_PEM, _key_pem(new_key) + response.certificate_pem.encode())
+    hub_pem = _key_pem(new_key) + response.certificate_pem.encode()
+    _write(state_dir, HUB_PEM, hub_pem)
     (state_dir / NEXT_KEY).unlink(missing_ok=True)
+    _verify_certificates(state_dir, hub_pem, ca_pem, now_ms=now)  # a crash before this: the next start verifies
     return hub
 
 

@@ -19,9 +19,20 @@ import hmac
 import secrets
 from collections.abc import Iterable
 
+import msgspec
+
 from provisioning.errors import ProvisioningError
 
 ITERATIONS = 101
+
+
+class MqttCredentials(msgspec.Struct, frozen=True, kw_only=True):
+    """How the hub logs in to the broker (the password is shown to the hub only)."""
+
+    url: str
+    username: str
+    password: str
+    topic_prefix: str
 
 
 def new_password() -> str:

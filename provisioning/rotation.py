@@ -1,6 +1,6 @@
 """Hub key rotation with an overlap window, so no batch is refused during the switch.
 
-Hub side: :func:`should_rotate` says when (a third of the certificate's life left, or the
+Hub side: :func:`provisioning.verified.should_rotate` says when (a third of the certificate's life left, or the
 cloud sent the ``rotate-key`` command); :func:`build_rotation` makes the request — a CSR
 for a NEW key generated on the hub, signed by the new key (possession) AND by the
 current key (continuity: only the holder of the enrolled key can move the hub to a new
@@ -34,7 +34,6 @@ from provisioning.inventory import SignedConfig
 from provisioning.stores import AuditEntry, Stores
 
 ROTATE_VERSION = 1
-DEFAULT_THRESHOLD = 1 / 3
 
 
 class RotateRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,12 +56,6 @@ class RotateResponse(msgspec.Struct, frozen=True, kw_only=True):
     old_key_retire_ms: int
     bundle: SignedBundle
     config: SignedConfig
-
-
-def should_rotate(not_before_ms: int, not_after_ms: int, now_ms: int, *, commanded: bool = False,
-                  threshold: float = DEFAULT_THRESHOLD) -> bool:
-    """True when commanded, or when less than ``threshold`` of the certificate's life remains."""
-    return commanded or (not_after_ms - now_ms) < threshold * (not_after_ms - not_before_ms)
 
 
 def rotation_message(hub_id: str, old_key_id: str, csr_der: bytes) -> bytes:

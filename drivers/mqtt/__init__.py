@@ -2,7 +2,8 @@
 
 * :mod:`drivers.mqtt.codec` — strict JSON message schema -> :class:`~drivers.base.Measurement` (pure)
 * :mod:`drivers.mqtt.topic` — topic filter validation and matching (pure)
-* :mod:`drivers.mqtt.driver` — aiomqtt subscriber: QoS 1, persistent session, ack after storing
+* :mod:`drivers.mqtt.client` — the hub's asyncio MQTT 3.1.1 client (codec: :mod:`protocol.mqtt_packets`)
+* :mod:`drivers.mqtt.driver` — the subscriber: QoS 1, persistent session, ack after storing
 """
 
 from __future__ import annotations

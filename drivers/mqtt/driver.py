@@ -21,6 +21,7 @@ from msgspec import Meta
 
 from drivers.base import Sink
 from drivers.errors import FrameError, TransportError
+from drivers.mqtt.client import MqttClient, MqttError
 from drivers.mqtt.codec import DeviceMessage, SchemaError, decode_message
 from drivers.mqtt.topic import check_filter, match
 from drivers.options import device_options, option_error
@@ -58,14 +59,10 @@ class MqttDriver:
 
     async def run(self, sink: Sink) -> None:
         """Connect, subscribe, handle messages; reconnect with backoff when the broker link drops."""
-        import aiomqtt
-
         failures = 0
         while True:
-            client = aiomqtt.Client(self.host, self.port, identifier=self.client_id, clean_session=False,
-                                    keepalive=self.keepalive, timeout=10)
-            # aiomqtt has no manual-ack switch; the paho client it wraps does (PUBACK after storing)
-            client._client.manual_ack_set(True)
+            client = MqttClient(self.host, self.port, client_id=self.client_id, clean_session=False,
+                                keepalive=self.keepalive, timeout=10, auto_ack=False)  # PUBACK after storing
             try:
                 async with client:
                     await client.subscribe(self.topic, qos=1)
@@ -74,11 +71,10 @@ class MqttDriver:
                     sink.state(True, where)
                     self.backoff.reset()
                     failures = 0
-                    async for message in client.messages:
-                        await self._handle(sink, str(message.topic), _payload(message.payload))
-                        if message.qos > 0:
-                            client._client.ack(message.mid, message.qos)
-            except aiomqtt.MqttError as exc:
+                    async for message in client.messages():
+                        await self._handle(sink, message.topic, message.payload)
+                        await client.ack(message)
+            except MqttError as exc:
                 failures += 1
                 error = TransportError(f"mqtt {self.host}:{self.port}: {exc}")
                 log.warning("%s: broker link lost: %s", self.device_id, exc)
@@ -125,14 +121,6 @@ class MqttDriver:
             raise SchemaError(f"message on {topic!r} says device_id {msg.device_id!r}, expected {self.device!r}",
                               payload)
         return msg
-
-
-def _payload(payload: Any) -> bytes:
-    if isinstance(payload, bytes | bytearray):
-        return bytes(payload)
-    if isinstance(payload, str):
-        return payload.encode()
-    return b"" if payload is None else str(payload).encode()
 
 
 _TEXT = Meta(min_length=1)

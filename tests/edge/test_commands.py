@@ -10,6 +10,8 @@ import aiomqtt
 import msgspec
 import pytest
 
+from edge.commands import CommandChannel
+from edge.config import MqttConfig
 from protocol.commands import CommandBody, CommandReply, HubStatus, Telemetry, sign_command, topic
 from protocol.ids import now_ms, uuid7
 from tests.edge.conftest import make_hub_dir
@@ -106,25 +108,45 @@ async def test_last_will_marks_a_killed_hub_offline_and_commands_rotate_and_relo
     assert replies[1].ok and "reloaded" in replies[1].detail
 
 
-async def test_an_error_aiomqtt_does_not_wrap_does_not_end_the_channel(caplog: pytest.LogCaptureFixture) -> None:
-    # paho raises ValueError for an empty host inside aiomqtt's connect, which wraps only OSError: the
-    # channel must log it and retry like a lost broker (its task ending stops the whole hub)
-    from edge.commands import CommandChannel
-    from edge.config import MqttConfig
-
-    async def telemetry() -> Telemetry:
-        raise AssertionError("never connected, never asked")
-
-    async def call(fn: object) -> None:
-        raise AssertionError("never connected, never asked")
-
-    channel = CommandChannel(MqttConfig(host=""), "clinic-1", "test", None, telemetry, {}, call)
+async def test_a_broker_that_cannot_be_found_is_retried_not_fatal(caplog: pytest.LogCaptureFixture) -> None:
+    # an empty host (a config mistake): the channel logs it and retries like a lost broker; its task
+    # ending would stop the whole hub
+    channel = CommandChannel(MqttConfig(host=""), "clinic-1", "test", None, _never, {}, _never)
     task = asyncio.create_task(channel.run())
     try:
-        await until(lambda: task.done() or "MQTT session with :1883 failed" in caplog.text, "the failure logged")
+        await until(lambda: task.done() or "MQTT broker :1883 unavailable" in caplog.text, "the failure logged")
         assert not task.done(), task.exception()
         assert not channel.connected
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+@pytest.mark.mqtt
+async def test_a_fault_inside_a_session_is_logged_and_the_channel_reconnects(
+        caplog: pytest.LogCaptureFixture, mosquitto: MosquittoServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    sessions: list[bool] = []
+
+    async def faulty(self: CommandChannel, client: object) -> None:
+        sessions.append(self.connected)
+        raise RuntimeError("a fault of the hub's own")
+
+    monkeypatch.setattr(CommandChannel, "_session", faulty)
+    channel = CommandChannel(MqttConfig(host="127.0.0.1", port=mosquitto.port), "clinic-1", "test", None, _never,
+                             {}, _never)
+    task = asyncio.create_task(channel.run())
+    try:
+        await until(lambda: task.done() or len(sessions) >= 2, "a second session after the fault")
+        assert not task.done(), task.exception()
+        assert sessions == [True, True][:len(sessions)]
+        assert f"MQTT session with 127.0.0.1:{mosquitto.port} failed" in caplog.text
+        assert "a fault of the hub's own" in caplog.text
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def _never(*args: object) -> Telemetry:
+    raise AssertionError("never asked")

@@ -6,6 +6,8 @@ provisioning part of ingest — resolve the signer, refuse revoked hubs, open th
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,10 +15,12 @@ import pytest
 from protocol import envelope
 from protocol.keys import SuiteId
 from protocol.model import Observation, Reading
-from provisioning import admin, hubside
+from provisioning import admin, enrollment, hubside, rotation
+from provisioning.ca import FleetCA, certificate_pem
 from provisioning.client import HttpClient
-from provisioning.errors import ClientError
+from provisioning.errors import ClientError, UntrustedCertificate
 from provisioning.hubs import revoke_hub
+from provisioning.verified import VERIFIED
 from tests.provisioning.conftest import run_sync as _run
 from tests.provisioning.peer import PeerServer, PeerState
 
@@ -65,16 +69,16 @@ def test_enrollment_interrupted_after_the_cloud_answered(peer: tuple[PeerServer,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     server, state = peer
     token = _token(state)
-    real = hubside.accept_response
+    real = enrollment.accept_response
 
     def power_cut(*args: object, **kwargs: object) -> None:
         raise OSError("power cut")
 
-    monkeypatch.setattr(hubside, "accept_response", power_cut)
+    monkeypatch.setattr(enrollment, "accept_response", power_cut)
     with pytest.raises(OSError):
         hubside.enroll(server.url, token, tmp_path, hub_serial="PI-0001")
     assert (tmp_path / hubside.NEXT_KEY).exists() and not (tmp_path / hubside.HUB_PEM).exists()
-    monkeypatch.setattr(hubside, "accept_response", real)
+    monkeypatch.setattr(enrollment, "accept_response", real)
     hub = hubside.enroll(server.url, token, tmp_path, hub_serial="PI-0001")  # same key: not "token used"
     assert hub.identity.hub_id == "dongcheng-h01"
     assert not (tmp_path / hubside.NEXT_KEY).exists()
@@ -85,16 +89,16 @@ def test_rotation_interrupted_after_the_cloud_answered(peer: tuple[PeerServer, P
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     server, state = peer
     hub = hubside.enroll(server.url, _token(state), tmp_path, hub_serial="PI-0001")
-    real = hubside.accept_rotation
+    real = rotation.accept_rotation
 
     def power_cut(*args: object, **kwargs: object) -> None:
         raise OSError("power cut")
 
-    monkeypatch.setattr(hubside, "accept_rotation", power_cut)
+    monkeypatch.setattr(rotation, "accept_rotation", power_cut)
     with pytest.raises(OSError):
         hubside.rotate(tmp_path)
     assert hubside.load_state(tmp_path).key.public_key() == hub.key.public_key()  # still the old key
-    monkeypatch.setattr(hubside, "accept_rotation", real)
+    monkeypatch.setattr(rotation, "accept_rotation", real)
     hubside.rotate(tmp_path)
     record = _run(state.stores.hubs.get(hub.identity.hub_id))
     assert record is not None and len(record.keys) == 2  # the re-sent request got the same certificate
@@ -111,11 +115,59 @@ def test_an_expired_hub_still_loads_and_knows_when_to_rotate(peer: tuple[PeerSer
                                                               tmp_path: Path) -> None:
     server, state = peer
     hub = hubside.enroll(server.url, _token(state), tmp_path, hub_serial="PI-0001")
-    issued = int(hub.certificate.not_valid_before_utc.timestamp() * 1000) + 3_600_000
+    issued = hub.verified.not_before_ms + 3_600_000
     day = 86_400_000
     assert not hub.rotation_due(issued + day)
     assert hub.rotation_due(issued + day, commanded=True)
     assert hub.rotation_due(issued + 21 * day)
     late = hubside.load_state(tmp_path, now_ms=issued + 31 * day)  # offline for a month: still runs
     assert late.expired and not late.rotation_due(issued + 31 * day)
+    assert not hubside.load_state(tmp_path).expired
+
+
+def _load_in_a_new_process(state_dir: Path) -> list[str]:
+    """Load the state as the hub daemon's start does, in a fresh interpreter: hub id, and whether X.509 was imported."""
+    code = ("import sys; from pathlib import Path; from provisioning import hubside; "
+            f"s = hubside.load_state(Path({str(state_dir)!r})); "
+            "print(s.identity.hub_id, 'cryptography.x509' in sys.modules)")
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=root).stdout.split()
+
+
+def test_a_running_hub_reads_what_its_certificates_say_without_x509(peer: tuple[PeerServer, PeerState],
+                                                                     tmp_path: Path) -> None:
+    """verified.json spares the daemon cryptography's X.509 modules, ~1 MB for months (issue 21)."""
+    server, state = peer
+    hub = hubside.enroll(server.url, _token(state), tmp_path, hub_serial="PI-0001")
+    assert (tmp_path / VERIFIED).stat().st_mode & 0o777 == 0o600
+    assert _load_in_a_new_process(tmp_path) == [hub.identity.hub_id, "False"]
+
+    kept = (tmp_path / VERIFIED).read_bytes()
+    hubside.rotate(tmp_path)  # a new certificate: rotation keeps what it says
+    assert (tmp_path / VERIFIED).read_bytes() != kept
+    assert _load_in_a_new_process(tmp_path) == [hub.identity.hub_id, "False"]
+
+    (tmp_path / VERIFIED).unlink()  # a hub upgraded from before verified.json: one start verifies and keeps it
+    assert _load_in_a_new_process(tmp_path) == [hub.identity.hub_id, "True"]
+    assert _load_in_a_new_process(tmp_path) == [hub.identity.hub_id, "False"]
+    assert hubside.load_state(tmp_path).verified == hubside.load_state(tmp_path).verified
+
+
+def test_a_replaced_ca_certificate_is_verified_again_not_taken_from_verified_json(peer: tuple[PeerServer, PeerState],
+                                                                                 tmp_path: Path) -> None:
+    server, state = peer
+    hubside.enroll(server.url, _token(state), tmp_path, hub_serial="PI-0001")
+    rogue = FleetCA.create("rogue", now_ms=state.clock())
+    (tmp_path / "ca.cert.pem").write_text(certificate_pem(rogue.cert))
+    with pytest.raises(UntrustedCertificate, match="not issued by this fleet CA"):
+        hubside.load_state(tmp_path)
+
+
+def test_an_expired_hub_without_verified_json_still_loads(peer: tuple[PeerServer, PeerState], tmp_path: Path) -> None:
+    server, state = peer
+    hub = hubside.enroll(server.url, _token(state), tmp_path, hub_serial="PI-0001")
+    (tmp_path / VERIFIED).unlink()
+    late = hubside.load_state(tmp_path, now_ms=hub.verified.not_after_ms + 1)
+    assert late.expired and late.verified == hub.verified
     assert not hubside.load_state(tmp_path).expired

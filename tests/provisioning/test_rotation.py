@@ -18,8 +18,8 @@ from provisioning.rotation import (
     build_rotation,
     process_rotation,
     rotation_message,
-    should_rotate,
 )
+from provisioning.verified import should_rotate
 from tests.provisioning.conftest import DAY, HOUR, NOW, Cloud
 
 

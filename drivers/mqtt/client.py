@@ -180,6 +180,9 @@ class MqttClient:
             error = MqttError(f"the MQTT broker {self.where} closed the connection")
         except (OSError, MqttPacketError) as exc:
             error = MqttError(f"the connection to the MQTT broker {self.where} broke: {exc}")
+        except Exception as exc:  # a fault of this client's: end the connection, never leave readers waiting
+            log.exception("MQTT %s: reading the connection failed", self.where)
+            error = MqttError(f"the connection to the MQTT broker {self.where} failed: {type(exc).__name__}: {exc}")
         self._end(error)
 
     def _route(self, packet: object) -> None:

@@ -24,6 +24,7 @@ first run in ``hub.next.key.pem``) is reused, so the cloud recognises the re-run
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,8 @@ from provisioning.verified import VERIFIED, Verified, digest, read_verified, sho
 if TYPE_CHECKING:
     from provisioning.ca import HubIdentity
     from provisioning.client import HttpClient
+
+log = logging.getLogger(__name__)
 
 HUB_PEM = "hub.pem"
 NEXT_KEY = "hub.next.key.pem"
@@ -131,7 +134,11 @@ def _verify_certificates(state_dir: Path, hub_pem: bytes, ca_pem: bytes, *, now_
     verified = Verified(hub_pem_sha256=digest(hub_pem), ca_pem_sha256=digest(ca_pem),
                         not_before_ms=int(cert.not_valid_before_utc.timestamp() * 1000), not_after_ms=not_after_ms,
                         ca=fleet_ca_key(ca_cert))
-    _write(state_dir, VERIFIED, msgspec.json.encode(verified))
+    try:
+        _write(state_dir, VERIFIED, msgspec.json.encode(verified))
+    except OSError as exc:  # e.g. a read-only look at the state by another user: the facts still hold
+        log.warning("could not keep %s (%s); the next start verifies the certificates again",
+                    state_dir / VERIFIED, exc)
     return verified, expired
 
 

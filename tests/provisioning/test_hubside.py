@@ -171,3 +171,13 @@ def test_an_expired_hub_without_verified_json_still_loads(peer: tuple[PeerServer
     late = hubside.load_state(tmp_path, now_ms=hub.verified.not_after_ms + 1)
     assert late.expired and late.verified == hub.verified
     assert not hubside.load_state(tmp_path).expired
+
+
+def test_a_state_directory_where_verified_json_cannot_be_written_still_loads(
+        peer: tuple[PeerServer, PeerState], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    server, state = peer
+    hub = hubside.enroll(server.url, _token(state), tmp_path, hub_serial="PI-0001")
+    (tmp_path / VERIFIED).unlink()
+    (tmp_path / VERIFIED).mkdir()  # unwritable as a file, even for root
+    assert hubside.load_state(tmp_path).verified == hub.verified
+    assert "could not keep" in caplog.text and "verifies the certificates again" in caplog.text
